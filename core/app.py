@@ -1,0 +1,88 @@
+"""The running Perezvon: settings, plugins, database, Redis and the intake.
+
+One object per process, built explicitly (no module-level singletons); the
+web app, the worker and the CLI all start and stop it the same way.
+"""
+from __future__ import annotations
+
+import logging
+
+from arq.connections import ArqRedis
+
+from core import db
+from core.callbacks import CallbackEngine
+from core.intake import LeadIntake, SiteDirectory
+from core.plugins import PluginHost
+from core.redis import EmbeddedRedis, arq_pool
+from core.settings import Settings
+
+log = logging.getLogger("perezvon")
+
+
+class Perezvon:
+    def __init__(self, settings: Settings, host: PluginHost | None = None) -> None:
+        self.settings = settings
+        self.host = host or PluginHost.from_file(settings.plugins_path)
+        self.db_config = db.tortoise_config(settings.database_url, self.host.model_modules())
+        self.embedded_redis: EmbeddedRedis | None = None
+        self.redis: ArqRedis | None = None
+        self.intake: LeadIntake | None = None
+        self.engine: CallbackEngine | None = None
+        self.started = False
+
+    @property
+    def redis_url(self) -> str:
+        if self.settings.redis_url:
+            return self.settings.redis_url
+        if self.embedded_redis is None:
+            self.embedded_redis = EmbeddedRedis(self.settings.data_dir)
+        return self.embedded_redis.url
+
+    async def start(self, *, migrate: bool = False) -> None:
+        if self.started:
+            return
+        try:
+            if not self.settings.redis_url:
+                self.redis_url  # noqa: B018 - creates the embedded server object
+                self.embedded_redis.start()
+            self.redis = await arq_pool(self.redis_url)
+            if migrate:
+                await db.migrate(self.db_config)
+            await db.connect(self.db_config)
+            self.intake = LeadIntake(
+                redis=self.redis, registry=self.host.registry,
+                sites=SiteDirectory(self.settings.connection_cache_seconds),
+                leads_per_ip_per_minute=self.settings.leads_per_ip_per_minute,
+                duplicate_window_seconds=self.settings.duplicate_window_seconds,
+            )
+        except BaseException:
+            await self.stop()
+            raise
+        self.started = True
+
+    async def start_engine(self) -> CallbackEngine:
+        """The worker side: connect the telephony backend and the callback engine."""
+        backend = self.host.telephony_backend()
+        await backend.start()
+        self.engine = CallbackEngine(backend=backend, registry=self.host.registry, redis=self.redis)
+        self.engine.start()
+        return self.engine
+
+    async def stop_engine(self) -> None:
+        if self.engine is not None:
+            await self.engine.stop()
+            await self.engine.backend.stop()
+            self.engine = None
+
+    async def stop(self) -> None:
+        await self.stop_engine()
+        if self.intake is not None:
+            await self.intake.close()
+            self.intake = None
+        if self.redis is not None:
+            await self.redis.close(close_connection_pool=True)
+            self.redis = None
+        await db.close()
+        if self.embedded_redis is not None:
+            self.embedded_redis.stop()
+        self.started = False

@@ -1,0 +1,25 @@
+"""The core's own contributions, registered through the same hooks as any plugin.
+
+It cannot be switched off: the ``api`` lead source (leads posted by any
+client) and the jobs that drive callbacks live here.
+"""
+from __future__ import annotations
+
+from hookspecs import hookimpl
+from core import jobs
+from core.registry import LeadSource
+
+NAME = "core"
+
+
+@hookimpl
+def perezvon_register_lead_sources(registry):
+    registry.add_lead_source(LeadSource(key="api", title="API", calltouch_code=16))
+
+
+@hookimpl
+def perezvon_jobs(registry):
+    registry.add("place_attempt", jobs.place_attempt)
+    registry.add("deliver", jobs.deliver)
+    registry.add("notify", jobs.notify)
+    registry.add("sweep", jobs.sweep)

@@ -1,0 +1,293 @@
+"""The callback engine: runs attempts through the active telephony backend.
+
+One arq job places one attempt (``core.place_attempt(call_id, number)``).
+The job first *claims* the attempt with a conditional update, so a job that
+runs twice (re-queued by the sweep, retried by arq) does nothing the second
+time. After the attempt the redial matrix decides: another attempt at a time
+inside working hours, or the call's final status, tags, integration pushes
+and notifications.
+
+A worker marks the calls it is dialling as alive in Redis every few seconds;
+the sweep resolves calls that are "dialling" with no live worker (killed
+mid-call) as interrupted and sends them through the redial matrix, and
+re-queues calls whose next attempt is due but whose job went missing.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from tortoise.transactions import in_transaction
+
+from core import redial, schedule
+from core.models import (Attempt, Call, CallState, Connection, DisplayStatus, IntegrationEnablement, Lead,
+                         NotificationRecipient, OperatorNumber)
+from core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job
+from core.registry import AttemptOutcome, AttemptPlan, AttemptProgress, LegStatus, TelephonyBackend
+from core.statuses import classify
+
+if TYPE_CHECKING:
+    from arq.connections import ArqRedis
+
+    from core.registry import Registry
+
+log = logging.getLogger("perezvon.callbacks")
+
+ALIVE_TTL = 30  # seconds a worker's "I am dialling this call" mark lives without renewal
+ALIVE_EVERY = 5
+#: each worker's heartbeat (backend health, calls in flight) for /healthz
+WORKERS_KEY = "pv:workers"
+WORKER_STALE_SECONDS = 20
+#: a call dialling this long with no live worker is resolved as interrupted
+ORPHAN_GRACE = dt.timedelta(seconds=ALIVE_TTL)
+INTERRUPTED = "attempt interrupted: the worker stopped during the call"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _alive_key(call_id: str) -> str:
+    return f"pv:alive:{call_id}"
+
+
+def hours_of(connection: Connection, calendar: list | None = None) -> schedule.Hours:
+    return schedule.Hours(
+        timezone=connection.timezone, weekly=connection.schedule,
+        overrides={d.date: (None if d.kind == "holiday" else (d.opens, d.closes)) for d in calendar or []},
+    )
+
+
+class _Progress(AttemptProgress):
+    def __init__(self, attempt: Attempt) -> None:
+        self.attempt = attempt
+
+    async def leg_dialled(self, leg: str) -> None:
+        if self.attempt.dialled_at is None:
+            self.attempt.dialled_at = utcnow()
+            await Attempt.filter(id=self.attempt.id).update(dialled_at=self.attempt.dialled_at)
+
+
+class CallbackEngine:
+    def __init__(self, *, backend: TelephonyBackend, registry: Registry, redis: ArqRedis) -> None:
+        self.backend = backend
+        self.registry = registry
+        self.redis = redis
+        self.queue = JobQueue(redis)
+        self.in_flight: set[str] = set()
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self._alive_task: asyncio.Task | None = None
+
+    # --- keeping the "alive" marks fresh -------------------------------------------
+
+    def start(self) -> None:
+        self._alive_task = asyncio.create_task(self._keep_alive(), name="perezvon-alive")
+
+    async def stop(self) -> None:
+        if self._alive_task:
+            self._alive_task.cancel()
+            await asyncio.gather(self._alive_task, return_exceptions=True)
+        try:
+            await self.redis.hdel(WORKERS_KEY, self.worker_id)
+        except Exception:  # stale entries are ignored by /healthz anyway
+            pass
+
+    async def _keep_alive(self) -> None:
+        while True:
+            try:
+                health = await self.backend.health()
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.hset(WORKERS_KEY, self.worker_id, json.dumps({
+                        "worker": self.worker_id, "at": time.time(), "backend": self.backend.key,
+                        "telephony": health or "ok", "in_flight": len(self.in_flight)}))
+                    for call_id in list(self.in_flight):
+                        pipe.set(_alive_key(call_id), "1", ex=ALIVE_TTL)
+                    await pipe.execute()
+            except Exception as exc:  # Redis blip: the marks are renewed next round
+                log.warning("could not renew in-flight marks: %s", exc)
+            await asyncio.sleep(ALIVE_EVERY)
+
+    async def _mark_alive(self, call_id: str) -> None:
+        self.in_flight.add(call_id)
+        try:
+            await self.redis.set(_alive_key(call_id), "1", ex=ALIVE_TTL)
+        except Exception as exc:
+            log.warning("could not mark call %s in flight: %s", call_id, exc)
+
+    async def _unmark(self, call_id: str) -> None:
+        self.in_flight.discard(call_id)
+        try:
+            await self.redis.delete(_alive_key(call_id))
+        except Exception:  # it expires by itself
+            pass
+
+    # --- one attempt ------------------------------------------------------------------
+
+    async def place_attempt(self, call_id: str, number: int) -> str:
+        claimed = await Call.filter(id=call_id, state=CallState.SCHEDULED, attempts_made=number - 1).update(
+            state=CallState.DIALLING, attempts_made=number, next_attempt_at=None)
+        if not claimed:
+            return "skipped: already placed or no longer due"
+        call = await Call.get(id=call_id).prefetch_related("lead", "connection")
+        connection, lead = call.connection, call.lead
+        direction = call.next_direction or call.first_direction
+        operator = await self._operator_for(connection, lead, number)
+        attempt = await Attempt.create(
+            call_id=call.id, number=number, direction=direction, backend=self.backend.key,
+            operator_number=operator.phone if operator else "", started_at=utcnow(),
+        )
+        await self._mark_alive(call_id)
+        try:
+            if number == 1:
+                await self._tag_unique(call, lead, connection)
+            if operator is None:
+                outcome = AttemptOutcome(None, None, note="no operator number is set for this site")
+            else:
+                outcome = await self._run_backend(call, lead, connection, attempt, operator)
+        except asyncio.CancelledError:
+            # worker shutting down: record it now rather than leave the call "dialling"
+            await asyncio.shield(self.finish_attempt(call, attempt, AttemptOutcome(
+                LegStatus.SERVER_ERROR, None, note=INTERRUPTED)))
+            await self._unmark(call_id)
+            raise
+        await self.finish_attempt(call, attempt, outcome)
+        await self._unmark(call_id)
+        return f"attempt {number}: {attempt.display_status}"
+
+    async def _run_backend(self, call: Call, lead: Lead, connection: Connection, attempt: Attempt,
+                           operator: OperatorNumber) -> AttemptOutcome:
+        plan = AttemptPlan(
+            call_id=str(call.id), attempt_number=attempt.number, direction=attempt.direction,
+            operator_number=operator.phone, operator_extension=operator.extension,
+            client_number=lead.phone, telephony=dict(connection.telephony or {}),
+            voice=(connection.telephony or {}).get("voice", "female"),
+        )
+        try:
+            return await self.backend.place_attempt(plan, _Progress(attempt))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a backend bug or a lost PBX link: a clear status, then the matrix
+            log.exception("telephony backend %s failed on call %s", self.backend.key, call.id)
+            return AttemptOutcome(LegStatus.SERVER_ERROR, None, note=f"telephony backend error: {exc}")
+
+    async def _operator_for(self, connection: Connection, lead: Lead, number: int) -> OperatorNumber | None:
+        """The office's own numbers first, else the connection's; redials rotate through them."""
+        numbers: list[OperatorNumber] = []
+        if lead.office_id:
+            numbers = await OperatorNumber.filter(connection_id=connection.id, office_id=lead.office_id).all()
+        if not numbers:
+            numbers = await OperatorNumber.filter(connection_id=connection.id, office_id=None).all()
+        if not numbers:
+            numbers = await OperatorNumber.filter(connection_id=connection.id).all()
+        return numbers[(number - 1) % len(numbers)] if numbers else None
+
+    async def _tag_unique(self, call: Call, lead: Lead, connection: Connection) -> None:
+        since = lead.created_at - dt.timedelta(days=connection.unique_window_days)
+        earlier = await Lead.filter(connection_id=connection.id, phone=lead.phone,
+                                    created_at__gte=since, created_at__lt=lead.created_at).exists()
+        call.is_unique = not earlier
+        await Call.filter(id=call.id).update(is_unique=call.is_unique)
+
+    # --- after an attempt --------------------------------------------------------------
+
+    async def finish_attempt(self, call: Call, attempt: Attempt, outcome: AttemptOutcome) -> None:
+        connection: Connection = call.connection
+        now = utcnow()
+        display, reason = classify(outcome.operator_status, outcome.client_status, attempt.direction)
+        if outcome.note and outcome.operator_status in (None, LegStatus.SERVER_ERROR):
+            reason = outcome.note
+        attempt.ended_at = now
+        attempt.operator_status = outcome.operator_status
+        attempt.client_status = outcome.client_status
+        attempt.duration_seconds = outcome.conversation_seconds
+        attempt.display_status = display
+        attempt.reason = reason
+        attempt.recording = str(outcome.recording or "")
+
+        step = None
+        if attempt.operator_number:  # no operator number: redialling cannot help
+            step = redial.next_step(connection.redial_matrix, chain_started=call.first_direction,
+                                    next_number=attempt.number + 1, operator=outcome.operator_status,
+                                    client=outcome.client_status)
+        jobs: list[Job] = []
+        async with in_transaction():
+            if step is not None:
+                due = schedule.redial_at(hours_of(connection, await connection.calendar.all()),
+                                         now + dt.timedelta(seconds=step.period_seconds))
+                changed = await Call.filter(id=call.id, state=CallState.DIALLING, attempts_made=attempt.number).update(
+                    state=CallState.SCHEDULED, next_attempt_at=due, next_direction=step.direction,
+                    reason=reason, operator_number=attempt.operator_number)
+                jobs.append(attempt_job(str(call.id), attempt.number + 1, due))
+            else:
+                successful = display == DisplayStatus.SUCCESSFUL
+                changed = await Call.filter(id=call.id, state=CallState.DIALLING, attempts_made=attempt.number).update(
+                    state=CallState.FINISHED, display_status=display, reason=reason, next_attempt_at=None,
+                    next_direction=None, duration_seconds=outcome.conversation_seconds if successful else 0,
+                    is_target=successful and outcome.conversation_seconds >= connection.target_call_seconds,
+                    recording=attempt.recording, finished_at=now, operator_number=attempt.operator_number)
+                jobs += await self._after_final(call, successful)
+            if not changed:  # someone else (the sweep, a second worker) resolved it first
+                log.info("call %s attempt %s was already resolved", call.id, attempt.number)
+                return
+            await attempt.save()
+        try:
+            await self.queue.enqueue(jobs)
+        except Exception as exc:  # the sweep re-queues due attempts; events are retried below
+            log.warning("call %s: follow-up jobs not queued (%s)", call.id, exc)
+
+    async def _after_final(self, call: Call, successful: bool) -> list[Job]:
+        keys = await IntegrationEnablement.filter(connection_id=call.connection_id, is_on=True).values_list(
+            "integration_key", flat=True)
+        jobs = [delivery_job(key, "call_finished", str(call.id)) for key in keys if key in self.registry.integrations]
+        kind = "call_succeeded" if successful else "call_failed"
+        if await NotificationRecipient.filter(connection_id=call.connection_id).exists():
+            jobs += [notify_job(key, kind, str(call.id)) for key in self.registry.notifiers]
+        return jobs
+
+    # --- durability -----------------------------------------------------------------
+
+    async def sweep(self, now: dt.datetime | None = None) -> dict[str, int]:
+        """Re-queue due attempts whose job is missing; resolve calls orphaned mid-attempt."""
+        now = now or utcnow()
+        due = await Call.filter(state=CallState.SCHEDULED, next_attempt_at__lte=now).limit(5000).values_list(
+            "id", "attempts_made", "next_attempt_at")
+        requeued = await self.queue.enqueue([attempt_job(str(cid), made + 1, at) for cid, made, at in due])
+
+        dialling = await Call.filter(state=CallState.DIALLING).limit(5000).values_list("id", "attempts_made")
+        orphans = 0
+        candidates = [(str(cid), made) for cid, made in dialling if str(cid) not in self.in_flight]
+        if candidates:
+            marks = await self.redis.mget([_alive_key(cid) for cid, _ in candidates])
+            for (cid, made), mark in zip(candidates, marks):
+                if mark is None and await self._resolve_orphan(cid, made, now):
+                    orphans += 1
+        if requeued or orphans:
+            log.info("sweep: %d attempts re-queued, %d interrupted calls resolved", requeued, orphans)
+        return {"requeued": requeued, "orphans": orphans}
+
+    async def _resolve_orphan(self, call_id: str, number: int, now: dt.datetime) -> bool:
+        attempt = await Attempt.get_or_none(call_id=call_id, number=number)
+        if attempt is None or attempt.ended_at is not None or now - attempt.started_at < ORPHAN_GRACE:
+            return False
+        call = await Call.get(id=call_id).prefetch_related("connection")
+        await self.finish_attempt(call, attempt, AttemptOutcome(LegStatus.SERVER_ERROR, None, note=INTERRUPTED))
+        return True
+
+
+def as_event_data(obj: Any) -> dict[str, Any]:
+    """A model's fields as plain JSON-able values, for integrations and webhooks."""
+    out: dict[str, Any] = {}
+    for name in obj._meta.db_fields:
+        value = getattr(obj, name)
+        if isinstance(value, (dt.datetime, dt.date)):
+            value = value.isoformat()
+        elif value is not None and not isinstance(value, (int, float, str, bool, list, dict)):
+            value = str(value)
+        out[name] = value
+    return out

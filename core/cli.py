@@ -1,0 +1,274 @@
+"""The ``perezvon`` command (ARCHITECTURE "Contracts")."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import json
+import logging
+import os
+import signal
+import sys
+
+from core.registry import PluginError
+from core.settings import Settings
+
+log = logging.getLogger("perezvon")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        data_dir=getattr(args, "data_dir", None), database_url=getattr(args, "database_url", None),
+        redis_url=getattr(args, "redis_url", None), plugins_path=getattr(args, "plugins", None),
+        public_url=getattr(args, "public_url", None),
+    )
+
+
+def _app(args: argparse.Namespace):
+    from core.app import Perezvon
+
+    return Perezvon(_settings(args))
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+def _uvicorn_server(asgi_app, host: str, port: int):
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        # we own SIGINT/SIGTERM: one handler stops web, worker, SMTP and Redis in order
+        @contextlib.contextmanager
+        def capture_signals(self):
+            yield
+
+    return Server(uvicorn.Config(asgi_app, host=host, port=port, lifespan="on", log_level="warning",
+                                 proxy_headers=True, access_log=False))
+
+
+async def _run_until_stopped(tasks: list[asyncio.Task], stop: asyncio.Event) -> None:
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    for task in done:
+        if task is not stopper and task.exception():
+            raise task.exception()
+
+
+async def cmd_serve(args: argparse.Namespace) -> int:
+    from core.registry import ServerContext
+    from core.worker import build_worker
+    from web.app import create_app
+
+    app = _app(args)
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    await app.start(migrate=True)
+    servers, worker, web_task, worker_task = [], None, None, None
+    try:
+        context = ServerContext(intake=app.intake, host=args.host, ports={"web": args.port, "smtp": args.smtp_port})
+        servers = app.host.servers(context)
+        for server in servers:
+            await server.start()
+        web = _uvicorn_server(create_app(app, manage_lifecycle=False), args.host, args.port)
+        worker = build_worker(app, handle_signals=False)
+        web_task = asyncio.create_task(web.serve(), name="web")
+        worker_task = asyncio.create_task(worker.async_run(), name="worker")
+        while not web.started and not web_task.done():
+            await asyncio.sleep(0.05)
+        print(f"Perezvon is running: {app.settings.public_url}  (web on {args.host}:{args.port}"
+              + "".join(f", {s.describe()}" for s in servers) + "). Ctrl-C stops it.", flush=True)
+        await _run_until_stopped([web_task, worker_task], stop)
+    finally:
+        if web_task is not None:
+            web.should_exit = True
+            await asyncio.gather(web_task, return_exceptions=True)
+        if worker is not None:
+            await worker.close()
+            worker_task.cancel()
+            await asyncio.gather(worker_task, return_exceptions=True)
+        for server in reversed(servers):
+            await server.stop()
+        await app.stop()
+        print("Perezvon stopped.", flush=True)
+    return 0
+
+
+async def cmd_web(args: argparse.Namespace) -> int:
+    from web.app import create_app
+
+    app = _app(args)
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    web = _uvicorn_server(create_app(app, manage_lifecycle=True), args.host, args.port)
+    task = asyncio.create_task(web.serve())
+    await _run_until_stopped([task], stop)
+    web.should_exit = True
+    await asyncio.gather(task, return_exceptions=True)
+    return 0
+
+
+async def cmd_worker(args: argparse.Namespace) -> int:
+    from core.worker import build_worker
+
+    app = _app(args)
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    await app.start()
+    try:
+        worker = build_worker(app, handle_signals=False)
+        task = asyncio.create_task(worker.async_run())
+        print("Perezvon worker is running. Ctrl-C stops it.", flush=True)
+        await _run_until_stopped([task], stop)
+        await worker.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    finally:
+        await app.stop()
+    return 0
+
+
+async def cmd_migrate(args: argparse.Namespace) -> int:
+    from core import db
+
+    app = _app(args)
+    await db.migrate(app.db_config)
+    await db.close()
+    print("Database schema is up to date.")
+    return 0
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    from core.demo import seed_demo
+
+    app = _app(args)
+    await app.start(migrate=True)
+    try:
+        demo = await seed_demo(app)
+    finally:
+        await app.stop()
+    if args.json:
+        print(json.dumps(demo, ensure_ascii=False))
+    else:
+        print("Демо готово / the demo is ready\n"
+              f"  admin:      {demo['admin_url']}\n"
+              f"  login:      {demo['staff_phone']}  password: {demo['staff_password']}\n"
+              f"  site token: {demo['site_token']}\n"
+              f"  snippet:    {demo['site_snippet']}\n"
+              f"  try a lead: curl -s -X POST {demo['lead_url']} -H 'Content-Type: application/json' "
+              f"-d '{{\"token\": \"{demo['site_token']}\", \"phone\": \"+7 912 345-67-89\", \"consent\": true}}'\n"
+              "Start it with: perezvon serve")
+    return 0
+
+
+async def cmd_plugins(args: argparse.Namespace) -> int:
+    from core.plugins import PluginHost
+
+    host = PluginHost.from_file(_settings(args).plugins_path)
+    rows = [{"name": i.name, "kinds": i.kinds, "version": i.version, "origin": i.origin, "enabled": i.enabled,
+             "hooks": i.hooks} for i in host.infos.values()]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    header = ("NAME", "KINDS", "VERSION", "ORIGIN", "ENABLED")
+    table = [header] + [(r["name"], ", ".join(r["kinds"]) or "-", r["version"], r["origin"],
+                         "yes" if r["enabled"] else "no") for r in rows]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+async def cmd_createuser(args: argparse.Namespace) -> int:
+    from core.auth import create_user
+
+    password = args.password or os.environ.get("PEREZVON_PASSWORD")
+    if password is None and sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Password (again): "):
+            print("perezvon: error: the passwords differ", file=sys.stderr)
+            return 2
+    app = _app(args)
+    from core import db
+
+    await db.connect(app.db_config)
+    try:
+        user = await create_user(phone=args.phone, password=password, email=args.email, first_name=args.first_name,
+                                 last_name=args.last_name, position=args.position, is_staff=args.staff)
+    except ValueError as exc:
+        print(f"perezvon: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await db.close()
+    kind = "staff user" if user.is_staff else "user"
+    state = "" if password else " (no password yet: it is set through the activation link)"
+    print(f"Created {kind} {user.phone} (id {user.id}){state}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="perezvon", description="Perezvon: website visitors become phone calls.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="PEREZVON_DATA_DIR (default ./var)")
+    common.add_argument("--database-url", help="PEREZVON_DATABASE_URL (default sqlite in the data dir)")
+    common.add_argument("--redis-url", help="PEREZVON_REDIS_URL (default: an embedded Redis)")
+    common.add_argument("--plugins", help="PEREZVON_PLUGINS (default ./plugins.toml)")
+    common.add_argument("--public-url", help="PEREZVON_PUBLIC_URL (default http://127.0.0.1:8000)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", parents=[common], help="web, worker, lead-source servers and Redis in one process")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--smtp-port", type=int, default=2525)
+    p.set_defaults(handler=cmd_serve)
+
+    p = sub.add_parser("web", parents=[common], help="the web app alone")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(handler=cmd_web)
+
+    sub.add_parser("worker", parents=[common], help="the worker alone").set_defaults(handler=cmd_worker)
+    sub.add_parser("migrate", parents=[common], help="create or upgrade the database schema").set_defaults(
+        handler=cmd_migrate)
+
+    p = sub.add_parser("demo", parents=[common], help="seed a demo company, site and staff user")
+    p.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    p.set_defaults(handler=cmd_demo)
+
+    p = sub.add_parser("plugins", parents=[common], help="list plugins")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_plugins)
+
+    p = sub.add_parser("createuser", parents=[common], help="create a user")
+    p.add_argument("--phone", required=True, help="the login phone")
+    p.add_argument("--email")
+    p.add_argument("--first-name", default="")
+    p.add_argument("--last-name", default="")
+    p.add_argument("--position", default="")
+    p.add_argument("--staff", action="store_true", help="a staff user (administers everything)")
+    p.add_argument("--password", help="else PEREZVON_PASSWORD, else asked for on a terminal")
+    p.set_defaults(handler=cmd_createuser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("PEREZVON_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("arq.worker", "tortoise", "aiosqlite", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return asyncio.run(args.handler(args))
+    except PluginError as exc:
+        print(f"perezvon: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Database set-up: the Tortoise config, connecting, and schema migrations."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.migrations.api import migrate as run_migrations
+
+log = logging.getLogger("perezvon.db")
+
+CORE_APP = "perezvon"
+
+
+def tortoise_config(database_url: str, plugin_models: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """The Tortoise config: the core app plus one app per plugin that owns models."""
+    connection = expand_db_url(database_url)
+    if connection["engine"].endswith("sqlite"):
+        Path(connection["credentials"]["file_path"]).parent.mkdir(parents=True, exist_ok=True)
+        # web and worker processes share the file: wait for the writer lock instead of
+        # failing, and fsync every commit (the intake commits in groups, so this is cheap)
+        connection["credentials"].setdefault("busy_timeout", 10000)
+        connection["credentials"].setdefault("synchronous", "FULL")
+    apps: dict[str, Any] = {
+        CORE_APP: {"models": ["core.models"], "migrations": "core.migrations", "default_connection": "default"},
+    }
+    for plugin, modules in (plugin_models or {}).items():
+        apps[plugin] = {
+            "models": modules,
+            "migrations": modules[0].rsplit(".", 1)[0] + ".migrations",
+            "default_connection": "default",
+        }
+    return {"connections": {"default": connection}, "apps": apps, "use_tz": True, "timezone": "UTC"}
+
+
+async def connect(config: dict[str, Any]) -> None:
+    await Tortoise.init(config=config)
+
+
+async def migrate(config: dict[str, Any]) -> None:
+    """Create or upgrade the schema of every app to its latest migration."""
+    await run_migrations(config=config)
+
+
+async def close() -> None:
+    await Tortoise.close_connections()

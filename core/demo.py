@@ -1,0 +1,60 @@
+"""``perezvon demo``: an idempotent demo company, site and staff user."""
+from __future__ import annotations
+
+import os
+import secrets
+from typing import Any
+
+from core.app import Perezvon
+from core.auth import hash_password
+from core.models import AppEnablement, Connection, OperatorNumber, Project, User
+
+DEMO_PHONE = "+79990000001"
+DEMO_DOMAIN = "localhost"
+ROUND_THE_CLOCK = {str(day): ["00:00", "24:00"] for day in range(1, 8)}
+
+
+def _demo_password(app: Perezvon) -> str:
+    """Generated once and kept in the data dir (0600), so every run prints the same one."""
+    path = app.settings.data_dir / "demo_password"
+    if path.exists():
+        return path.read_text().strip()
+    password = secrets.token_urlsafe(12)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(password)
+    return password
+
+
+async def seed_demo(app: Perezvon) -> dict[str, Any]:
+    password = _demo_password(app)
+    user = await User.get_or_none(phone=DEMO_PHONE)
+    if user is None:
+        user = await User.create(phone=DEMO_PHONE, email="demo@example.com", first_name="Демо",
+                                 last_name="Администратор", position="Администратор", is_staff=True,
+                                 password_hash=hash_password(password))
+    project, _ = await Project.get_or_create(name="Демо-компания", defaults=dict(
+        legal_entity="ООО «Демо»", payment_type="postpaid", industry="Автомобили", city="Москва",
+        manager_name="Ирина Петрова", manager_phone="+74950000000", manager_email="manager@example.com"))
+    connection = await Connection.get_or_none(domain=DEMO_DOMAIN)
+    if connection is None:
+        connection = await Connection.create(
+            project=project, domain=DEMO_DOMAIN, extra_domains=["127.0.0.1"], name="Демо-сайт",
+            specialization="Продажа автомобилей", schedule=ROUND_THE_CLOCK)
+    if not await OperatorNumber.exists(connection_id=connection.id):
+        await OperatorNumber.create(connection=connection, phone="+74951234567")
+    for key, application in app.host.registry.applications.items():
+        await AppEnablement.get_or_create(connection=connection, app_key=key,
+                                          defaults={"settings": application.default_settings()})
+    public = app.settings.public_url
+    return {
+        "staff_phone": user.phone,
+        "staff_password": password,
+        "project_id": project.id,
+        "connection_id": connection.id,
+        "site_token": connection.token,
+        "admin_url": f"{public}/",
+        "lead_url": f"{public}/api/v1/leads",
+        "site_snippet": f'<script async src="{public}/inject?token={connection.token}"></script>',
+    }

@@ -1,0 +1,61 @@
+"""Translations: Russian first, English second (Babel catalogs under core/locales).
+
+Message ids in the source are English. The active locale lives in a context
+variable, set per request from ``Accept-Language`` (Russian when nothing
+matches), so the same code serves both languages.
+"""
+from __future__ import annotations
+
+import contextvars
+import functools
+from pathlib import Path
+from typing import Any
+
+from babel import Locale
+from babel.messages.pofile import read_po
+
+LOCALES = ("ru", "en")
+DEFAULT_LOCALE = "ru"
+_LOCALE_DIR = Path(__file__).with_name("locales")
+
+current_locale: contextvars.ContextVar[str] = contextvars.ContextVar("perezvon_locale", default=DEFAULT_LOCALE)
+
+
+@functools.cache
+def _catalog(locale: str) -> dict[str, str]:
+    """msgid -> translation, read from the .po file (no compile step needed)."""
+    path = _LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po"
+    if not path.exists():
+        return {}
+    with open(path, "rb") as fh:
+        catalog = read_po(fh, locale=locale)
+    return {m.id: m.string for m in catalog if m.id and isinstance(m.id, str) and m.string}
+
+
+def gettext(message: str, locale: str | None = None) -> str:
+    return _catalog(locale or current_locale.get()).get(message, message)
+
+
+_ = gettext
+
+
+def negotiate(accept_language: str | None) -> str:
+    if not accept_language:
+        return DEFAULT_LOCALE
+    preferred = []
+    for part in accept_language.split(","):
+        tag = part.split(";")[0].strip().replace("-", "_")
+        if tag and tag != "*":
+            preferred.append(tag)
+    return str(Locale.negotiate(preferred, LOCALES, sep="_") or DEFAULT_LOCALE)
+
+
+def translate_errors(errors: Any, locale: str | None = None) -> Any:
+    """Translate every message of a marshmallow-style errors dict."""
+    if isinstance(errors, dict):
+        return {key: translate_errors(value, locale) for key, value in errors.items()}
+    if isinstance(errors, list):
+        return [translate_errors(item, locale) for item in errors]
+    if isinstance(errors, str):
+        return gettext(errors, locale)
+    return errors

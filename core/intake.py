@@ -1,0 +1,360 @@
+"""Lead intake: validate, guard, persist Lead + Call, queue the first attempt.
+
+Every lead source ends here (the HTTP API, the site-forms mail server, a
+third-party plugin). A lead is durable once :meth:`LeadIntake.submit`
+returns: its rows are committed before its job is queued, and the worker's
+sweep re-queues any call whose job went missing.
+
+Leads are committed in groups: concurrent submissions wait a moment for the
+single writer task, which guards the whole group in Redis with one script
+(rate limit per client IP, the same phone on the same connection within the
+duplicate window returns the existing lead), writes all of it in one
+transaction and queues all of it in one round trip. Each caller still gets
+its own answer, and only after its rows are on disk.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from marshmallow import ValidationError
+from tortoise.transactions import in_transaction
+
+from core import channels
+from core.models import AppEnablement, CalendarDay, Call, Connection, Department, IntegrationEnablement, Lead, Office
+from core.queue import Job, JobQueue, attempt_job, delivery_job
+from core.schedule import Hours, ScheduleError, first_attempt_at
+from core.schemas import LeadSchema, TelephonySettingsSchema
+
+if TYPE_CHECKING:
+    from arq.connections import ArqRedis
+
+    from core.registry import Registry
+
+log = logging.getLogger("perezvon.intake")
+
+MAX_BATCH = 500
+
+_GUARD = """
+local limit, rate_ttl, dup_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {}
+for i = 1, #KEYS / 2 do
+  local rate_key, dup_key = KEYS[2 * i - 1], KEYS[2 * i]
+  local existing = redis.call('GET', dup_key)
+  if existing then
+    out[i] = existing
+  else
+    local n = redis.call('INCR', rate_key)
+    if n == 1 then redis.call('EXPIRE', rate_key, rate_ttl) end
+    if limit > 0 and n > limit then
+      out[i] = '!rate'
+    else
+      redis.call('SET', dup_key, ARGV[3 + i], 'EX', dup_ttl)
+      out[i] = '!new'
+    end
+  end
+end
+return out
+"""
+
+
+class IntakeError(Exception):
+    """A lead refused with an HTTP-style status and ``{field: [messages]}``."""
+
+    def __init__(self, status: int, errors: dict[str, list[str]]):
+        super().__init__(f"{status}: {errors}")
+        self.status = status
+        self.errors = errors
+
+
+@dataclasses.dataclass(frozen=True)
+class Accepted:
+    lead_id: str
+    call_id: str
+    scheduled_at: str
+    duplicate: bool = False
+
+    def encode(self) -> str:
+        return f"{self.lead_id}|{self.call_id}|{self.scheduled_at}"
+
+    @classmethod
+    def decode(cls, value: bytes | str) -> Accepted:
+        text = value.decode() if isinstance(value, bytes) else value
+        lead_id, call_id, scheduled_at = text.split("|")
+        return cls(lead_id, call_id, scheduled_at, duplicate=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Site:
+    """What the intake needs to know about a connection, cached briefly."""
+
+    id: int
+    token: str
+    is_on: bool
+    domains: tuple[str, ...]
+    hours: Hours
+    offices: frozenset[int]
+    offices_required: bool
+    departments: frozenset[int]
+    departments_required: bool
+    first_direction: str
+    first_call_delay: int
+    apps: frozenset[str]
+    integrations: tuple[str, ...]
+
+    def allows_origin(self, origin: str | None) -> bool:
+        """No Origin (a server-side client) is allowed; a browser's must be one of our domains."""
+        if origin is None:
+            return True
+        host = (urlsplit(origin).hostname or "").lower()
+        return any(host == d or host.endswith("." + d) for d in self.domains)
+
+
+async def load_site(connection: Connection) -> Site:
+    offices = await Office.filter(connection_id=connection.id, is_active=True).values_list("id", flat=True)
+    departments = await Department.filter(connection_id=connection.id, is_active=True).values_list("id", flat=True)
+    calendar = await CalendarDay.filter(connection_id=connection.id).all()
+    apps = await AppEnablement.filter(connection_id=connection.id, is_on=True).values_list("app_key", flat=True)
+    integrations = await IntegrationEnablement.filter(
+        connection_id=connection.id, is_on=True).values_list("integration_key", flat=True)
+    telephony = TelephonySettingsSchema().load(connection.telephony or {})
+    return Site(
+        id=connection.id,
+        token=connection.token,
+        is_on=connection.is_on,
+        domains=tuple(d.lower() for d in connection.domains()),
+        hours=Hours(
+            timezone=connection.timezone,
+            weekly=connection.schedule,
+            overrides={d.date: (None if d.kind == "holiday" else (d.opens, d.closes)) for d in calendar},
+        ),
+        offices=frozenset(offices),
+        offices_required=connection.offices_enabled and connection.offices_required,
+        departments=frozenset(departments),
+        departments_required=connection.departments_enabled and connection.departments_required,
+        first_direction=telephony["first_direction"],
+        first_call_delay=telephony["first_call_delay_seconds"],
+        apps=frozenset(apps),
+        integrations=tuple(sorted(integrations)),
+    )
+
+
+class SiteDirectory:
+    """Token -> :class:`Site`, cached for a few seconds so a lead costs no lookup."""
+
+    def __init__(self, ttl_seconds: float) -> None:
+        self.ttl = ttl_seconds
+        self._cache: dict[str, tuple[float, Site | None]] = {}
+        self._loading: dict[str, asyncio.Future] = {}
+
+    async def by_token(self, token: str) -> Site | None:
+        hit = self._cache.get(token)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        if token in self._loading:  # one query however many leads wait for it
+            return await asyncio.shield(self._loading[token])
+        future = asyncio.get_running_loop().create_future()
+        self._loading[token] = future
+        try:
+            connection = await Connection.get_or_none(token=token)
+            site = await load_site(connection) if connection else None
+            if len(self._cache) > 10000:
+                self._cache.clear()
+            self._cache[token] = (time.monotonic() + self.ttl, site)
+            future.set_result(site)
+            return site
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            del self._loading[token]
+
+    def forget(self, token: str) -> None:
+        self._cache.pop(token, None)
+
+
+@dataclasses.dataclass
+class _Pending:
+    lead: Lead
+    call: Call
+    accepted: Accepted
+    jobs: list[Job]
+    rate_key: str
+    dup_key: str
+    future: asyncio.Future
+
+
+class LeadIntake:
+    def __init__(self, *, redis: ArqRedis, registry: Registry, sites: SiteDirectory,
+                 leads_per_ip_per_minute: int, duplicate_window_seconds: int) -> None:
+        self.redis = redis
+        self.registry = registry
+        self.sites = sites
+        self.queue = JobQueue(redis)
+        self.limit = leads_per_ip_per_minute
+        self.duplicate_window = duplicate_window_seconds
+        self._guard = redis.register_script(_GUARD)
+        self._schema = LeadSchema()
+        self._pending: list[_Pending] = []
+        self._wakeup = asyncio.Event()
+        self._writer: asyncio.Task | None = None
+
+    # --- the per-lead part: validate and prepare -------------------------------------
+
+    async def submit(self, payload: Any, *, client_ip: str = "", origin: str | None = None,
+                     now: dt.datetime | None = None) -> Accepted:
+        """Validate and store one lead; raises :class:`IntakeError` when refused."""
+        if not isinstance(payload, dict):
+            raise IntakeError(400, {"_schema": ["Send a JSON object."]})
+        try:
+            data = self._schema.load(payload)
+        except ValidationError as exc:
+            raise IntakeError(422, exc.messages) from None
+        site = await self.sites.by_token(data["token"])
+        if site is None:
+            raise IntakeError(403, {"token": ["Unknown site token."]})
+        if not site.is_on:
+            raise IntakeError(403, {"token": ["Callbacks are switched off for this site."]})
+        if not site.allows_origin(origin):
+            raise IntakeError(403, {"origin": ["This site token cannot be used from this site."]})
+        if data["source"] not in self.registry.lead_sources:
+            raise IntakeError(422, {"source": ["Unknown lead source."]})
+        errors: dict[str, list[str]] = {}
+        for field, allowed, required in (("office_id", site.offices, site.offices_required),
+                                         ("department_id", site.departments, site.departments_required)):
+            value = data[field]
+            if value is None and required:
+                errors[field] = ["Choose one."]
+            elif value is not None and value not in allowed:
+                errors[field] = ["Not one of this site's choices."]
+        if errors:
+            raise IntakeError(422, errors)
+
+        now = now or dt.datetime.now(dt.UTC)
+        try:
+            scheduled_at = first_attempt_at(site.hours, now, delay_seconds=site.first_call_delay,
+                                            preferred_at=data["preferred_at"])
+        except ScheduleError as exc:
+            log.error("connection %s: %s", site.id, exc)
+            raise IntakeError(503, {"_schema": ["This site's working hours are not set up."]}) from None
+        return await self._commit(self._prepare(data, site, now, scheduled_at, client_ip))
+
+    def _prepare(self, data: dict, site: Site, now: dt.datetime, scheduled_at: dt.datetime,
+                 client_ip: str) -> _Pending:
+        utm = data["utm"]
+        lead = Lead(
+            id=uuid.uuid4(), connection_id=site.id, source=data["source"], phone=data["phone"], name=data["name"],
+            office_id=data["office_id"], department_id=data["department_id"], preferred_at=data["preferred_at"],
+            page_url=data["page_url"], referrer=data["referrer"],
+            utm_source=utm["source"], utm_medium=utm["medium"], utm_campaign=utm["campaign"],
+            utm_content=utm["content"], utm_term=utm["term"],
+            channel=data["channel"] or channels.detect(page_url=data["page_url"], referrer=data["referrer"],
+                                                       utm_medium=utm["medium"], own_domains=list(site.domains)),
+            visitor_id=data["visitor_id"], visit=data["visit"], displayed_phone=data["displayed_phone"],
+            extra=data["extra"], client_ip=client_ip, created_at=now,
+        )
+        call = Call(
+            id=uuid.uuid4(), lead_id=lead.id, connection_id=site.id, created_at=now,
+            first_direction=site.first_direction, next_direction=site.first_direction,
+            next_attempt_at=scheduled_at,
+        )
+        accepted = Accepted(str(lead.id), str(call.id), scheduled_at.isoformat().replace("+00:00", "Z"))
+        jobs = [attempt_job(str(call.id), 1, scheduled_at)]
+        jobs += [delivery_job(key, "lead_created", str(call.id)) for key in site.integrations
+                 if key in self.registry.integrations]
+        window = int(now.timestamp()) // 60
+        return _Pending(
+            lead=lead, call=call, accepted=accepted, jobs=jobs,
+            rate_key=f"pv:rate:{client_ip}:{window}",
+            dup_key=f"pv:dup:{site.id}:{lead.phone}",
+            future=asyncio.get_running_loop().create_future(),
+        )
+
+    # --- the group part: one writer commits everyone waiting ---------------------------
+
+    async def _commit(self, pending: _Pending) -> Accepted:
+        self._pending.append(pending)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_loop(), name="perezvon-intake-writer")
+        self._wakeup.set()
+        return await pending.future
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                try:
+                    await self._write(batch)
+                except BaseException as exc:  # never leave a caller waiting
+                    for item in batch:
+                        _settle(item.future, error=exc)
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+
+    async def _guard_batch(self, batch: list[_Pending]) -> list[str]:
+        keys = [k for item in batch for k in (item.rate_key, item.dup_key)]
+        args = [self.limit, 120, self.duplicate_window] + [item.accepted.encode() for item in batch]
+        try:
+            return [v.decode() if isinstance(v, bytes) else v for v in await self._guard(keys=keys, args=args)]
+        except Exception as exc:  # Redis down: accept without limits rather than lose leads
+            log.warning("rate limit and duplicate check skipped, Redis did not answer: %s", exc)
+            return ["!new"] * len(batch)
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        verdicts = await self._guard_batch(batch)
+        fresh: list[_Pending] = []
+        for item, verdict in zip(batch, verdicts):
+            if verdict == "!new":
+                fresh.append(item)
+            elif verdict == "!rate":
+                _settle(item.future, error=IntakeError(429, {"_schema": ["Too many requests, try again later."]}))
+            else:
+                _settle(item.future, Accepted.decode(verdict))
+        if not fresh:
+            return
+        try:
+            async with in_transaction():
+                await Lead.bulk_create([item.lead for item in fresh])
+                await Call.bulk_create([item.call for item in fresh])
+        except Exception:
+            log.exception("could not store %d leads", len(fresh))
+            try:
+                await self.redis.delete(*[item.dup_key for item in fresh])
+            except Exception:  # the duplicate keys expire by themselves
+                pass
+            for item in fresh:
+                _settle(item.future, error=IntakeError(503, {"_schema": ["The lead could not be stored, try again."]}))
+            return
+        try:
+            await self.queue.enqueue([job for item in fresh for job in item.jobs])
+        except Exception as exc:  # committed is durable: the worker's sweep queues it later
+            log.warning("%d leads stored but not queued (%s); the sweep will queue them", len(fresh), exc)
+        for item in fresh:
+            _settle(item.future, item.accepted)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            try:
+                await self._writer
+            except (asyncio.CancelledError, Exception):
+                pass
+
+
+def _settle(future: asyncio.Future, result: Any = None, error: BaseException | None = None) -> None:
+    """Answer a waiting caller unless it went away (client disconnected)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

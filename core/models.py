@@ -1,0 +1,381 @@
+"""The data model of SPEC S1 (tortoise-orm; SQLite by default, PostgreSQL at scale).
+
+Leads, calls and attempts have UUID keys made by the application, so the
+intake can write a whole batch in one transaction without reading ids back,
+and a call id in a public URL cannot be guessed.
+"""
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+def new_site_token() -> str:
+    """An unguessable site token (192 bits) for the site script and lead API."""
+    return secrets.token_urlsafe(24)
+
+
+class GrantLevel:
+    VIEW = "view"
+    EDIT = "edit"
+    FULL = "full"
+    ORDER = (VIEW, EDIT, FULL)
+
+
+class Channel:
+    """Traffic channels of SPEC S1/S4.2."""
+
+    DIRECT = "direct"
+    ORGANIC = "organic"
+    ADS = "ads"
+    REFERRAL = "referral"
+    SOCIAL = "social"
+    ALL = (DIRECT, ORGANIC, ADS, REFERRAL, SOCIAL)
+
+
+class CallState:
+    """Where a call is in its life; the display status says how it went."""
+
+    SCHEDULED = "scheduled"  # next attempt waits for next_attempt_at
+    DIALLING = "dialling"  # an attempt is in progress
+    NOTIFIED = "notified"  # webhook delay over 59 s: an e-mail instead of a call (S3.2)
+    FINISHED = "finished"
+    ACTIVE = (SCHEDULED, DIALLING)
+
+
+class DisplayStatus:
+    """The statuses the Calls table shows (SPEC S3.3)."""
+
+    PENDING = "pending"
+    SUCCESSFUL = "successful"
+    LOST = "lost"
+    UNSUCCESSFUL = "unsuccessful"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class User(Model):
+    id = fields.IntField(primary_key=True)
+    phone = fields.CharField(max_length=20, unique=True, description="login, E.164")
+    email = fields.CharField(max_length=254, null=True)
+    first_name = fields.CharField(max_length=100, default="")
+    last_name = fields.CharField(max_length=100, default="")
+    position = fields.CharField(max_length=100, default="")
+    password_hash = fields.CharField(max_length=255, null=True, description="argon2 hash, empty until the user is activated")
+    is_staff = fields.BooleanField(default=False)
+    is_active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    last_login_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "users"
+
+    def __str__(self) -> str:
+        return f"{self.first_name} {self.last_name} <{self.phone}>".strip()
+
+
+class ActivationToken(Model):
+    """A one-time link to set a password (SPEC S1, S7). Only its hash is stored."""
+
+    id = fields.IntField(primary_key=True)
+    user = fields.ForeignKeyField("perezvon.User", related_name="activation_tokens", on_delete=fields.CASCADE)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "activation_tokens"
+
+
+class Project(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=200)
+    legal_entity = fields.CharField(max_length=300, default="")
+    payment_type = fields.CharField(max_length=10, default="prepaid", description="prepaid | postpaid")
+    industry = fields.CharField(max_length=200, default="")
+    line_of_business = fields.CharField(max_length=200, default="")
+    city = fields.CharField(max_length=100, default="")
+    manager_name = fields.CharField(max_length=200, default="")
+    manager_phone = fields.CharField(max_length=20, default="")
+    manager_email = fields.CharField(max_length=254, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "projects"
+
+
+def default_schedule() -> dict:
+    """Mon-Sun 09:00-20:00 (SPEC S2.1); keys are ISO weekdays 1..7, null = day off."""
+    return {str(day): ["09:00", "20:00"] for day in range(1, 8)}
+
+
+class Connection(Model):
+    """One site (one domain) of a project, with its settings (SPEC S2)."""
+
+    id = fields.IntField(primary_key=True)
+    project = fields.ForeignKeyField("perezvon.Project", related_name="connections", on_delete=fields.CASCADE)
+    kind = fields.CharField(max_length=20, default="site")
+    domain = fields.CharField(max_length=253, unique=True)
+    extra_domains = fields.JSONField(default=list)
+    name = fields.CharField(max_length=200, default="")
+    specialization = fields.CharField(max_length=200, default="")
+    timezone = fields.CharField(max_length=64, default="Europe/Moscow")
+    is_on = fields.BooleanField(default=True)
+    token = fields.CharField(max_length=64, unique=True, default=new_site_token)
+    # S2.1 general
+    timer_seconds = fields.IntField(default=36)
+    offhours_spread_seconds = fields.IntField(default=300)
+    target_call_seconds = fields.IntField(default=120)
+    unique_window_days = fields.IntField(default=30)
+    session_minutes = fields.IntField(default=45)
+    session_gap_minutes = fields.IntField(default=15)
+    schedule = fields.JSONField(default=default_schedule)
+    convenient_time = fields.CharField(max_length=5, default="10:00")
+    # S2.2 offices and departments lists
+    offices_enabled = fields.BooleanField(default=False)
+    offices_required = fields.BooleanField(default=False)
+    offices_title = fields.CharField(max_length=100, default="")
+    departments_enabled = fields.BooleanField(default=False)
+    departments_required = fields.BooleanField(default=False)
+    departments_title = fields.CharField(max_length=100, default="")
+    # S3.2 telephony, S3.4 redial matrix, S4.3 announcements: validated by core schemas
+    telephony = fields.JSONField(default=dict)
+    redial_matrix = fields.JSONField(default=dict)
+    announcements = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "connections"
+
+    def domains(self) -> list[str]:
+        return [self.domain, *self.extra_domains]
+
+
+class CalendarDay(Model):
+    """A per-date override of the weekly schedule (SPEC S2.1)."""
+
+    id = fields.IntField(primary_key=True)
+    connection = fields.ForeignKeyField("perezvon.Connection", related_name="calendar", on_delete=fields.CASCADE)
+    date = fields.DateField()
+    kind = fields.CharField(max_length=10, description="short | holiday | workday")
+    opens = fields.CharField(max_length=5, null=True)
+    closes = fields.CharField(max_length=5, null=True)
+
+    class Meta:
+        table = "calendar_days"
+        unique_together = (("connection", "date"),)
+
+
+class AccessGrant(Model):
+    """User x (project or connection) x level (SPEC S1). A project grant covers its connections."""
+
+    id = fields.IntField(primary_key=True)
+    user = fields.ForeignKeyField("perezvon.User", related_name="grants", on_delete=fields.CASCADE)
+    project = fields.ForeignKeyField("perezvon.Project", related_name="grants", null=True, on_delete=fields.CASCADE)
+    connection = fields.ForeignKeyField("perezvon.Connection", related_name="grants", null=True,
+                                        on_delete=fields.CASCADE)
+    level = fields.CharField(max_length=4, description="view | edit | full")
+
+    class Meta:
+        table = "access_grants"
+
+
+class Office(Model):
+    id = fields.IntField(primary_key=True)
+    connection = fields.ForeignKeyField("perezvon.Connection", related_name="offices", on_delete=fields.CASCADE)
+    name = fields.CharField(max_length=200)
+    address = fields.CharField(max_length=300, default="")
+    alt_name = fields.CharField(max_length=200, default="", description="matches the office named in site-form e-mails")
+    latitude = fields.FloatField(null=True)
+    longitude = fields.FloatField(null=True)
+    phone_selector = fields.CharField(max_length=300, default="", description="CSS selector of the site's phone")
+    is_active = fields.BooleanField(default=True)
+    sort_order = fields.IntField(default=0)
+
+    class Meta:
+        table = "offices"
+        ordering = ["sort_order", "id"]
+
+
+class Department(Model):
+    id = fields.IntField(primary_key=True)
+    connection = fields.ForeignKeyField("perezvon.Connection", related_name="departments", on_delete=fields.CASCADE)
+    name = fields.CharField(max_length=200)
+    is_active = fields.BooleanField(default=True)
+    sort_order = fields.IntField(default=0)
+
+    class Meta:
+        table = "departments"
+        ordering = ["sort_order", "id"]
+
+
+class OperatorNumber(Model):
+    """Where callbacks are routed: connection-wide (no office) or an office's own."""
+
+    id = fields.IntField(primary_key=True)
+    connection = fields.ForeignKeyField("perezvon.Connection", related_name="operator_numbers",
+                                        on_delete=fields.CASCADE)
+    office = fields.ForeignKeyField("perezvon.Office", related_name="operator_numbers", null=True,
+                                    on_delete=fields.CASCADE)
+    phone = fields.CharField(max_length=20, description="E.164")
+    extension = fields.CharField(max_length=20, default="")
+    sort_order = fields.IntField(default=0)
+
+    class Meta:
+        table = "operator_numbers"
+        ordering = ["sort_order", "id"]
+
+
+class AppEnablement(Model):
+    id = fields.IntField(primary_key=True)
+    connection = fields.ForeignKeyField("perezvon.Connection", related_name="apps", on_delete=fields.CASCADE)
+    app_key = fields.CharField(max_length=64)
+    is_on = fields.BooleanField(default=True)
+    settings = fields.JSONField(default=dict)
+
+    class Meta:
+        table = "app_enablements"
+        unique_together = (("connection", "app_key"),)
+
+
+class IntegrationEnablement(Model):
+    id = fields.IntField(primary_key=True)
+    connection = fields.ForeignKeyField("perezvon.Connection", related_name="integrations", on_delete=fields.CASCADE)
+    integration_key = fields.CharField(max_length=64)
+    is_on = fields.BooleanField(default=True)
+    settings = fields.JSONField(default=dict)
+
+    class Meta:
+        table = "integration_enablements"
+        unique_together = (("connection", "integration_key"),)
+
+
+class NotificationRecipient(Model):
+    """Who is e-mailed about calls (SPEC S2.3), optionally only for one office/department."""
+
+    id = fields.IntField(primary_key=True)
+    connection = fields.ForeignKeyField("perezvon.Connection", related_name="recipients", on_delete=fields.CASCADE)
+    email = fields.CharField(max_length=254)
+    office = fields.ForeignKeyField("perezvon.Office", related_name="recipients", null=True, on_delete=fields.CASCADE)
+    department = fields.ForeignKeyField("perezvon.Department", related_name="recipients", null=True,
+                                        on_delete=fields.CASCADE)
+    on_success = fields.BooleanField(default=True)
+    on_failure = fields.BooleanField(default=True)
+
+    class Meta:
+        table = "notification_recipients"
+
+
+class Lead(Model):
+    id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
+    connection = fields.ForeignKeyField("perezvon.Connection", related_name="leads", on_delete=fields.CASCADE)
+    source = fields.CharField(max_length=64, description="lead source key: widget, leadgen, siteforms, api")
+    phone = fields.CharField(max_length=20, description="E.164")
+    name = fields.CharField(max_length=200, default="")
+    office = fields.ForeignKeyField("perezvon.Office", related_name="leads", null=True, on_delete=fields.SET_NULL)
+    department = fields.ForeignKeyField("perezvon.Department", related_name="leads", null=True,
+                                        on_delete=fields.SET_NULL)
+    preferred_at = fields.DatetimeField(null=True)
+    page_url = fields.CharField(max_length=2048, default="")
+    referrer = fields.CharField(max_length=2048, default="")
+    utm_source = fields.CharField(max_length=256, default="")
+    utm_medium = fields.CharField(max_length=256, default="")
+    utm_campaign = fields.CharField(max_length=256, default="")
+    utm_content = fields.CharField(max_length=256, default="")
+    utm_term = fields.CharField(max_length=256, default="")
+    channel = fields.CharField(max_length=10, default=Channel.DIRECT)
+    visitor_id = fields.CharField(max_length=64, default="")
+    visit = fields.JSONField(default=dict, description="pages, seconds on site, trigger, rule name")
+    displayed_phone = fields.CharField(max_length=40, default="", description="number shown on the site")
+    extra = fields.JSONField(default=dict, description="source-specific data (e.g. the raw form fields)")
+    client_ip = fields.CharField(max_length=45, default="")
+    created_at = fields.DatetimeField(index=True)
+
+    class Meta:
+        table = "leads"
+        indexes = (("connection_id", "phone", "created_at"),)
+
+
+class Call(Model):
+    """The callback for one lead and its attempt chain (SPEC S1, S3.6)."""
+
+    id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
+    lead = fields.OneToOneField("perezvon.Lead", related_name="call", on_delete=fields.CASCADE)
+    connection = fields.ForeignKeyField("perezvon.Connection", related_name="calls", on_delete=fields.CASCADE)
+    created_at = fields.DatetimeField()
+    state = fields.CharField(max_length=10, default=CallState.SCHEDULED)
+    display_status = fields.CharField(max_length=12, default=DisplayStatus.PENDING)
+    reason = fields.CharField(max_length=300, default="")
+    first_direction = fields.CharField(max_length=14, default="operator_first")
+    attempts_made = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField(null=True)
+    next_direction = fields.CharField(max_length=14, null=True)
+    operator_number = fields.CharField(max_length=20, default="")
+    duration_seconds = fields.IntField(default=0, description="talk time of the successful attempt")
+    is_unique = fields.BooleanField(null=True)
+    is_target = fields.BooleanField(null=True)
+    recording = fields.CharField(max_length=500, default="")
+    finished_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "calls"
+        indexes = (("connection_id", "created_at"), ("state", "next_attempt_at"))
+
+
+class Attempt(Model):
+    """One dial attempt of a call: the status pair and the reason (SPEC S3.3)."""
+
+    id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
+    call = fields.ForeignKeyField("perezvon.Call", related_name="attempts", on_delete=fields.CASCADE)
+    number = fields.IntField(description="1 = first call, 2..5 = redials")
+    direction = fields.CharField(max_length=14)
+    operator_number = fields.CharField(max_length=20, default="")
+    backend = fields.CharField(max_length=64, default="")
+    started_at = fields.DatetimeField()
+    dialled_at = fields.DatetimeField(null=True, description="when the backend began the first leg")
+    ended_at = fields.DatetimeField(null=True)
+    operator_status = fields.IntField(null=True)
+    client_status = fields.IntField(null=True)
+    duration_seconds = fields.IntField(default=0)
+    display_status = fields.CharField(max_length=12, default=DisplayStatus.PENDING)
+    reason = fields.CharField(max_length=300, default="")
+    recording = fields.CharField(max_length=500, default="")
+
+    class Meta:
+        table = "attempts"
+        unique_together = (("call", "number"),)
+        ordering = ["number"]
+
+
+class CallTag(Model):
+    """A tag a user put on a call by hand (automatic tags are fields of Call)."""
+
+    id = fields.IntField(primary_key=True)
+    call = fields.ForeignKeyField("perezvon.Call", related_name="tags", on_delete=fields.CASCADE)
+    name = fields.CharField(max_length=64)
+    created_by = fields.ForeignKeyField("perezvon.User", related_name="tags", null=True, on_delete=fields.SET_NULL)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "call_tags"
+        unique_together = (("call", "name"),)
+
+
+class Delivery(Model):
+    """One try of pushing an event to an integration (shown per call in the admin)."""
+
+    id = fields.IntField(primary_key=True)
+    call = fields.ForeignKeyField("perezvon.Call", related_name="deliveries", on_delete=fields.CASCADE)
+    integration_key = fields.CharField(max_length=64)
+    event = fields.CharField(max_length=32)
+    try_number = fields.IntField(default=1)
+    ok = fields.BooleanField()
+    status = fields.IntField(null=True)
+    response = fields.CharField(max_length=500, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "deliveries"

@@ -1,0 +1,78 @@
+"""What happens after an attempt: the redial matrix (SPEC S3.4).
+
+A matrix maps the redial number (2..5) and the previous attempt's status
+pair to a rule: ``{"period": seconds, "direction": ...}`` or ``"abort"``.
+Pairs are written ``"OP-CLIENT"`` with ``*`` for any status and ``-`` for a
+leg that was not dialled, e.g. ``"486-*"`` or ``"200-480"``. The most specific
+matching pair wins. A connection's own matrix (``Connection.redial_matrix``,
+edited in the admin) is consulted first, per chain type; the built-in default
+below answers the rest. 201 (cancelled by DTMF) always aborts, and so does a
+successful call.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from core.registry import Direction, LegStatus
+
+MAX_ATTEMPTS = 5  # the first call and up to four redials
+ABORT = "abort"
+
+#: used for any pair the connection's matrix does not list
+DEFAULT_MATRIX: dict[str, Any] = {
+    "404-*": ABORT,  # the operator number does not exist: redialling cannot help
+    "*-404": ABORT,  # nor can it for a client number that does not exist
+    "*-*": {"period": 120, "direction": Direction.OPERATOR_FIRST},
+    "202-*": {"period": 60, "direction": Direction.OPERATOR_FIRST},
+    "200-203": {"period": 600, "direction": Direction.OPERATOR_FIRST},
+    "486-*": {"period": 60, "direction": Direction.OPERATOR_FIRST},
+    "200-486": {"period": 180, "direction": Direction.OPERATOR_FIRST},
+    "200-204": {"period": 60, "direction": Direction.OPERATOR_FIRST},
+    "204-*": {"period": 60, "direction": Direction.OPERATOR_FIRST},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class NextStep:
+    period_seconds: int
+    direction: str
+
+
+def _code(status: int | None) -> str:
+    return "-" if status is None else str(status)
+
+
+def _specificity(pattern: str) -> int:
+    return sum(part != "*" for part in pattern.split("-", 1))
+
+
+def _matches(pattern: str, op: str, client: str) -> bool:
+    want_op, _, want_client = pattern.partition("-")
+    return want_op in ("*", op) and want_client in ("*", client)
+
+
+def _lookup(table: dict[str, Any], op: str, client: str) -> Any:
+    found = [p for p in table if _matches(p, op, client)]
+    if not found:
+        return None
+    return table[max(found, key=_specificity)]
+
+
+def next_step(matrix: dict[str, Any], *, chain_started: str, next_number: int,
+              operator: int | None, client: int | None) -> NextStep | None:
+    """The rule for attempt ``next_number`` after a ``(operator, client)`` result, or None to stop."""
+    if next_number > MAX_ATTEMPTS:
+        return None
+    if operator == LegStatus.OK and client == LegStatus.OK:
+        return None
+    if LegStatus.CANCELLED_BY_DTMF in (operator, client):
+        return None
+    op, cl = _code(operator), _code(client)
+    per_chain = (matrix or {}).get(chain_started, {})
+    rule = _lookup(per_chain.get(str(next_number), {}), op, cl)
+    if rule is None:
+        rule = _lookup(DEFAULT_MATRIX, op, cl)
+    if rule is None or rule == ABORT:
+        return None
+    return NextStep(period_seconds=int(rule["period"]), direction=rule.get("direction", chain_started))

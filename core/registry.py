@@ -1,0 +1,296 @@
+"""The objects plugins register, and the registry that holds them.
+
+Pluggy discovers plugins and calls their registration hooks; everything that
+does work at run time is one of the async objects below. The core talks to
+them only through these base classes, never to a concrete plugin.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from marshmallow import Schema
+
+if TYPE_CHECKING:
+    from core.intake import LeadIntake
+    from core.models import Connection
+
+
+class PluginError(Exception):
+    """A plugin cannot be loaded or configured. The message names the plugin."""
+
+
+# --- lead sources -----------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class LeadSource:
+    """Where a lead came from (the ``source`` of every lead)."""
+
+    key: str
+    title: str
+    #: Calltouch DTMF auto-tag of SPEC S4.2 (widget 11 ... other 16)
+    calltouch_code: int = 16
+
+
+class Server:
+    """A long-running server a lead-source plugin runs next to the web app."""
+
+    name: str = "server"
+
+    async def start(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    async def stop(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """One line for the start-up banner, e.g. ``smtp on 127.0.0.1:2525``."""
+        return self.name
+
+
+@dataclasses.dataclass
+class ServerContext:
+    intake: LeadIntake
+    host: str
+    ports: dict[str, int]
+
+
+# --- applications -------------------------------------------------------------
+
+class Application:
+    """A site application (widget, lead generator, ...), enabled per connection."""
+
+    key: ClassVar[str]
+    title: ClassVar[str]
+    description: ClassVar[str] = ""
+    lead_source: ClassVar[str]
+    settings_schema: ClassVar[type[Schema]]
+    client_script: ClassVar[Path | None] = None
+
+    def default_settings(self) -> dict[str, Any]:
+        return self.settings_schema().load({})
+
+    def client_config(self, connection: Connection, settings: dict[str, Any]) -> dict[str, Any]:
+        """The per-connection JSON the app's client code receives."""
+        return settings
+
+
+# --- telephony ---------------------------------------------------------------
+
+class Direction:
+    OPERATOR_FIRST = "operator_first"
+    CLIENT_FIRST = "client_first"
+    ALL = (OPERATOR_FIRST, CLIENT_FIRST)
+
+
+class LegStatus:
+    """SIP final codes used for legs, plus the internal codes of SPEC S3.3."""
+
+    OK = 200
+    CANCELLED_BY_DTMF = 201
+    OPERATOR_NO_KEY = 202
+    VOICEMAIL = 203
+    PARTY_LEFT = 204
+    NOT_FOUND = 404
+    TIMEOUT = 408
+    UNAVAILABLE = 480
+    TERMINATED = 487
+    BUSY = 486
+    SERVER_ERROR = 500
+    UNAVAILABLE_SERVICE = 503
+    DECLINED = 603
+
+
+@dataclasses.dataclass(frozen=True)
+class AttemptPlan:
+    """Everything a backend needs to place one attempt; nothing it must look up."""
+
+    call_id: str
+    attempt_number: int
+    direction: str
+    operator_number: str
+    operator_extension: str
+    client_number: str
+    #: caller ids chosen by the substitution rules ("" = platform number)
+    caller_id_to_operator: str = ""
+    caller_id_to_client: str = ""
+    announcement: str = ""
+    voice: str = "female"
+    #: SPEC S3.2 telephony settings of the connection (timings, DTMF keys, ...)
+    telephony: dict[str, Any] = dataclasses.field(default_factory=dict)
+    record: bool = True
+
+
+@dataclasses.dataclass
+class AttemptOutcome:
+    """How one attempt ended: the status pair of SPEC S3.3 and the talk time."""
+
+    operator_status: int | None
+    client_status: int | None
+    conversation_seconds: int = 0
+    recording: Path | None = None
+    #: a free-text note from the backend (e.g. "AMI link lost"), for the log
+    note: str = ""
+
+
+class AttemptProgress:
+    """Callbacks a backend makes while an attempt runs (the core stores them)."""
+
+    async def leg_dialled(self, leg: str) -> None:  # pragma: no cover - interface
+        """Called when the backend starts dialling ``"operator"`` or ``"client"``."""
+
+
+class TelephonyBackend:
+    key: ClassVar[str]
+    title: ClassVar[str]
+
+    async def start(self) -> None:
+        """Connect (log in to the PBX, ...). Called once in the worker."""
+
+    async def stop(self) -> None:
+        """Disconnect; called on worker shutdown."""
+
+    async def health(self) -> str | None:
+        """``None`` when healthy, else a short reason shown in ``/healthz``."""
+        return None
+
+    async def place_attempt(self, plan: AttemptPlan, progress: AttemptProgress) -> AttemptOutcome:
+        raise NotImplementedError  # pragma: no cover - interface
+
+
+class SpeechEngine:
+    key: ClassVar[str]
+    title: ClassVar[str]
+    priority: ClassVar[int] = 0
+
+    async def synthesize(self, text: str, voice: str) -> Path:
+        raise NotImplementedError  # pragma: no cover - interface
+
+
+# --- integrations --------------------------------------------------------------
+
+class DeliveryError(Exception):
+    """An integration push failed. ``retry`` says whether trying again can help."""
+
+    def __init__(self, message: str, *, retry: bool, status: int | None = None, response: str = ""):
+        super().__init__(message)
+        self.retry = retry
+        self.status = status
+        self.response = response
+
+
+@dataclasses.dataclass(frozen=True)
+class CallEvent:
+    """What an integration handler receives: plain data, no ORM objects."""
+
+    event: str  # "lead_created" | "call_finished"
+    connection_id: int
+    settings: dict[str, Any]
+    lead: dict[str, Any]
+    call: dict[str, Any]
+    attempts: list[dict[str, Any]]
+
+
+class Integration:
+    key: ClassVar[str]
+    title: ClassVar[str]
+    settings_schema: ClassVar[type[Schema]]
+
+    def client_events(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """Client-side goals the site script reaches for this connection."""
+        return {}
+
+    async def on_lead_created(self, event: CallEvent) -> str | None:
+        """Push a new lead; return a short response excerpt to store."""
+        return None
+
+    async def on_call_finished(self, event: CallEvent) -> str | None:
+        """Push a call's final result; return a short response excerpt to store."""
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Notification:
+    kind: str
+    recipients: tuple[str, ...]
+    subject_id: str
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
+    created_at: dt.datetime = dataclasses.field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+class Notifier:
+    key: ClassVar[str]
+
+    async def send(self, notification: Notification) -> None:
+        raise NotImplementedError  # pragma: no cover - interface
+
+
+# --- jobs ---------------------------------------------------------------------------
+
+class JobRegistry:
+    """Collects one plugin's arq jobs under ``"<plugin>.<name>"``."""
+
+    def __init__(self, plugin: str, jobs: dict[str, Any]) -> None:
+        self.plugin = plugin
+        self.jobs = jobs
+
+    def add(self, name: str, function: Any) -> str:
+        full = f"{self.plugin}.{name}"
+        if full in self.jobs:
+            raise PluginError(f"plugin {self.plugin!r}: job {full!r} is registered twice")
+        self.jobs[full] = function
+        return full
+
+
+# --- the registry ----------------------------------------------------------------
+
+class Registry:
+    """What the enabled plugins registered, keyed and checked for duplicates.
+
+    The plugin host sets :attr:`current_plugin` before it calls each plugin's
+    registration hooks, so every entry knows which plugin it came from.
+    """
+
+    def __init__(self) -> None:
+        self.current_plugin: str = "?"
+        self.lead_sources: dict[str, LeadSource] = {}
+        self.applications: dict[str, Application] = {}
+        self.telephony: dict[str, TelephonyBackend] = {}
+        self.speech: dict[str, SpeechEngine] = {}
+        self.integrations: dict[str, Integration] = {}
+        self.notifiers: dict[str, Notifier] = {}
+        self.owner: dict[tuple[str, str], str] = {}
+
+    def _add(self, kind: str, table: dict[str, Any], key: str, obj: Any) -> None:
+        if not key or not isinstance(key, str):
+            raise PluginError(f"plugin {self.current_plugin!r}: a {kind} needs a string key")
+        if key in table:
+            raise PluginError(
+                f"plugin {self.current_plugin!r}: {kind} {key!r} is already registered "
+                f"by plugin {self.owner[(kind, key)]!r}"
+            )
+        table[key] = obj
+        self.owner[(kind, key)] = self.current_plugin
+
+    def add_lead_source(self, source: LeadSource) -> None:
+        self._add("lead source", self.lead_sources, source.key, source)
+
+    def add_application(self, app: Application) -> None:
+        self._add("application", self.applications, app.key, app)
+
+    def add_telephony(self, backend: TelephonyBackend) -> None:
+        self._add("telephony backend", self.telephony, backend.key, backend)
+
+    def add_speech(self, engine: SpeechEngine) -> None:
+        self._add("speech engine", self.speech, engine.key, engine)
+
+    def add_integration(self, integration: Integration) -> None:
+        self._add("integration", self.integrations, integration.key, integration)
+
+    def add_notifier(self, notifier: Notifier) -> None:
+        self._add("notifier", self.notifiers, notifier.key, notifier)
+
+    def kinds_of(self, plugin: str) -> list[str]:
+        return sorted({kind for (kind, _), owner in self.owner.items() if owner == plugin})

@@ -1,0 +1,98 @@
+"""Input schemas of the core (marshmallow). Error messages are English ids,
+translated when the response is written (:func:`core.i18n.translate_errors`)."""
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates
+
+from core.models import Channel
+from core.phones import InvalidPhone, normalise
+from core.registry import Direction
+
+MUST_CONSENT = "Consent to the processing of personal data is required."
+
+
+class PhoneField(fields.String):
+    """A phone number, normalised to E.164 (default region RU)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return normalise(text)
+        except InvalidPhone as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class UtmSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    source = fields.String(load_default="", validate=validate.Length(max=256))
+    medium = fields.String(load_default="", validate=validate.Length(max=256))
+    campaign = fields.String(load_default="", validate=validate.Length(max=256))
+    content = fields.String(load_default="", validate=validate.Length(max=256))
+    term = fields.String(load_default="", validate=validate.Length(max=256))
+
+
+class VisitSchema(Schema):
+    """How the visitor behaved before leaving the lead (sent by the site script)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    pages = fields.Integer(load_default=None, validate=validate.Range(min=0, max=100000))
+    seconds_on_site = fields.Integer(load_default=None, validate=validate.Range(min=0, max=10**7))
+    trigger = fields.String(load_default="", validate=validate.Length(max=64))
+    rule = fields.String(load_default="", validate=validate.Length(max=200), metadata={
+        "description": "name of the app rule that matched by URL or UTM (spoken to the operator)"})
+
+
+class LeadSchema(Schema):
+    """``POST /api/v1/leads``: one lead from the site script or any client."""
+
+    class Meta:
+        unknown = EXCLUDE  # clients may send more than we keep; we never fail on it
+
+    token = fields.String(required=True, validate=validate.Length(min=1, max=64),
+                          metadata={"description": "the connection's site token"})
+    phone = PhoneField(required=True, metadata={"description": "any common format; stored as E.164"})
+    consent = fields.Boolean(required=True, metadata={"description": "personal-data consent (152-FZ); must be true"})
+    source = fields.String(load_default="api", validate=validate.Length(max=64),
+                           metadata={"description": "lead source key: widget, leadgen, ... (api when absent)"})
+    name = fields.String(load_default="", validate=validate.Length(max=200))
+    office_id = fields.Integer(load_default=None, allow_none=True)
+    department_id = fields.Integer(load_default=None, allow_none=True)
+    preferred_at = fields.AwareDateTime(load_default=None, allow_none=True,
+                                        metadata={"description": "the time the visitor chose, ISO 8601 with offset"})
+    page_url = fields.String(load_default="", validate=validate.Length(max=2048))
+    referrer = fields.String(load_default="", validate=validate.Length(max=2048))
+    utm = fields.Nested(UtmSchema, load_default=lambda: UtmSchema().load({}))
+    channel = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(Channel.ALL))
+    visitor_id = fields.String(load_default="", validate=validate.Length(max=64))
+    visit = fields.Nested(VisitSchema, load_default=lambda: VisitSchema().load({}))
+    displayed_phone = fields.String(load_default="", validate=validate.Length(max=40))
+    extra = fields.Dict(keys=fields.String(validate=validate.Length(max=64)), load_default=dict,
+                        metadata={"description": "source-specific data kept with the lead"})
+
+    @validates("consent")
+    def _consent_given(self, value: bool, **_) -> None:
+        if value is not True:
+            raise ValidationError(MUST_CONSENT)
+
+    @post_load
+    def _fill_visit(self, data, **_):
+        data["visit"] = {k: v for k, v in data["visit"].items() if v not in (None, "")}
+        return data
+
+
+class TelephonySettingsSchema(Schema):
+    """The part of a connection's S3.2 settings the core's scheduler reads.
+
+    The telephony issue extends it with DTMF commands, caller-id rules and IVR
+    timings; unknown keys are kept for the backend.
+    """
+
+    class Meta:
+        unknown = EXCLUDE
+
+    first_direction = fields.String(load_default=Direction.OPERATOR_FIRST, validate=validate.OneOf(Direction.ALL))
+    first_call_delay_seconds = fields.Integer(load_default=0, validate=validate.Range(min=0, max=86400))

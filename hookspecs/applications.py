@@ -1,0 +1,32 @@
+"""Applications: what the site script shows visitors (SPEC S4.1, S4.2).
+
+An application (widget, lead generator, mobile panel, ...) is switched on per
+connection and carries per-connection settings validated by its own schema.
+It contributes client-side code loaded by the site script and the
+per-connection config that code needs.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hookspecs.markers import hookspec
+
+if TYPE_CHECKING:
+    from core.registry import Registry
+
+
+@hookspec
+def perezvon_register_applications(registry: Registry, settings: dict[str, Any]) -> None:
+    """Declare the site applications this plugin provides.
+
+    When: once at start-up, for each enabled plugin.
+    Arguments: ``registry`` -- call ``registry.add_application(app)`` with an
+    instance of a :class:`core.registry.Application` subclass: ``key``,
+    ``title``, ``description``, ``lead_source`` (the key of the lead source its
+    leads carry), ``settings_schema`` (marshmallow schema of the
+    per-connection settings; its ``load({})`` gives the defaults),
+    ``client_script`` (path of the JavaScript the site script loads) and
+    ``client_config(connection, settings)`` (the JSON the client code gets).
+    ``settings`` -- this plugin's deployment settings.
+    Returns: nothing. Duplicate keys stop start-up.
+    """

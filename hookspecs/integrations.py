@@ -1,0 +1,56 @@
+"""Integrations: where leads and call results are reported (SPEC S5, S8).
+
+An integration (Yandex Metrika, Google Analytics, Calltouch, CoMagic, a signed
+webhook, ...) is switched on per connection with settings validated by its own
+schema. Server-side pushes run as one arq job per delivery, retried with
+back-off, so a failing integration never delays a callback nor another
+integration. Client-side goals are contributed to the site script.
+
+Notifiers (e-mail, SMS, Telegram) are declared here too: they are how the core
+tells people about calls (SPEC S2.3, S3.2).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hookspecs.markers import hookspec
+
+if TYPE_CHECKING:
+    from core.registry import Registry
+
+
+@hookspec
+def perezvon_register_integrations(registry: Registry, settings: dict[str, Any]) -> None:
+    """Declare the integrations this plugin provides.
+
+    When: once at start-up, for each enabled plugin.
+    Arguments: ``registry`` -- call ``registry.add_integration(integration)``
+    with an instance of a :class:`core.registry.Integration` subclass:
+    ``key``, ``title``, ``settings_schema`` (per-connection; fields with
+    ``metadata={"secret": True}`` are masked as ``****`` and never sent back
+    to a browser), ``client_events(settings)`` (goal ids the site script
+    reaches, SPEC S5), and the async event handlers ``on_lead_created(event)``
+    and ``on_call_finished(event)`` run in the worker, one arq job each.
+    A handler raises :class:`core.registry.DeliveryError` with
+    ``retry=True`` for network errors and 5xx (retried with back-off) and
+    ``retry=False`` for 4xx; each try is stored as a delivery record.
+    ``settings`` -- this plugin's deployment settings.
+    Returns: nothing. Duplicate keys stop start-up.
+    """
+
+
+@hookspec
+def perezvon_register_notifiers(registry: Registry, settings: dict[str, Any]) -> None:
+    """Declare notification channels (e-mail, SMS, ...).
+
+    When: once at start-up, for each enabled plugin.
+    Arguments: ``registry`` -- call ``registry.add_notifier(notifier)`` with a
+    :class:`core.registry.Notifier`: ``key`` and
+    ``async send(notification)``; the core sends every
+    :class:`core.registry.Notification` (``kind`` one of
+    ``"call_succeeded"``, ``"call_failed"``, ``"lead_delayed"``,
+    ``"activation"``, ``"site_snippet"``; recipients; the call or user it is
+    about) to every registered notifier, each as its own retried job.
+    ``settings`` -- this plugin's deployment settings.
+    Returns: nothing.
+    """

@@ -1,0 +1,66 @@
+"""Hooks any plugin may implement, whatever its family."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hookspecs.markers import hookspec
+
+if TYPE_CHECKING:
+    from marshmallow import Schema
+    from starlette.routing import BaseRoute
+
+    from core.registry import JobRegistry
+
+
+@hookspec(firstresult=True)
+def perezvon_settings_schema() -> type[Schema] | None:
+    """The marshmallow schema of this plugin's deployment settings.
+
+    When: once at start-up, for each enabled plugin, before any other hook.
+    Arguments: none.
+    Returns: a ``marshmallow.Schema`` subclass. The plugin's section of
+    ``plugins.toml`` (less the ``enabled`` key) is loaded through it; the
+    loaded dict is passed as ``settings`` to every other hook of the plugin.
+    A validation error stops start-up with one message naming the plugin and
+    the field. Fields with ``metadata={"secret": True}`` are masked wherever
+    settings are shown. Return ``None`` (or don't implement) for no settings.
+    firstresult: yes -- it is called for one plugin at a time.
+    """
+
+
+@hookspec
+def perezvon_routes(settings: dict[str, Any]) -> list[BaseRoute] | None:
+    """Starlette routes this plugin serves.
+
+    When: once while the web app is built.
+    Arguments: ``settings`` -- this plugin's validated deployment settings.
+    Returns: a list of Starlette routes. They are mounted under
+    ``/p/<plugin name>/`` so two plugins can never collide, and the core
+    refuses a plugin whose routes cannot be mounted with a clear error.
+    """
+
+
+@hookspec
+def perezvon_jobs(registry: JobRegistry, settings: dict[str, Any]) -> None:
+    """Background jobs (arq functions) this plugin runs in the worker.
+
+    When: once while the worker is built (and while the web app is built, so
+    the web process may enqueue them).
+    Arguments: ``registry`` -- call ``registry.add(name, coroutine_function)``
+    with ``async def job(ctx, ...)``; the job is registered as
+    ``"<plugin name>.<name>"``. ``settings`` -- this plugin's settings.
+    Returns: nothing.
+    """
+
+
+@hookspec
+def perezvon_models() -> list[str] | None:
+    """Tortoise model modules this plugin owns.
+
+    When: once, when the database is initialised.
+    Arguments: none.
+    Returns: a list of importable module paths (e.g.
+    ``["my_plugin.models"]``). They form one Tortoise app labelled with the
+    plugin's name; its migrations live in the sibling ``migrations`` package
+    of the first module and run with ``perezvon migrate``.
+    """

@@ -1,0 +1,49 @@
+"""Telephony backends: placing callback attempts (SPEC S3).
+
+Exactly one backend is active per deployment (``[perezvon] telephony`` in
+``plugins.toml`` picks it when several are registered). A backend places one
+attempt at a time per call: dial the legs in the planned direction, play the
+announcement, collect DTMF, bridge, record, and report each leg's final
+status as a SIP-style code or one of the internal codes 201-204 (SPEC S3.3).
+Scheduling, redials, tags and notifications stay in the core.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hookspecs.markers import hookspec
+
+if TYPE_CHECKING:
+    from core.registry import Registry
+
+
+@hookspec
+def perezvon_register_telephony(registry: Registry, settings: dict[str, Any]) -> None:
+    """Declare the telephony backends this plugin provides.
+
+    When: once at start-up, for each enabled plugin.
+    Arguments: ``registry`` -- call ``registry.add_telephony(backend)`` with an
+    instance of a :class:`core.registry.TelephonyBackend` subclass. The core
+    calls ``await backend.start()`` in the worker before the first attempt,
+    ``await backend.place_attempt(plan, progress)`` for each attempt (returns
+    an :class:`core.registry.AttemptOutcome`), ``await backend.health()`` for
+    ``/healthz`` and ``await backend.stop()`` on shutdown.
+    ``settings`` -- this plugin's settings (e.g. AMI host and credentials,
+    the dial-string template).
+    Returns: nothing.
+    """
+
+
+@hookspec
+def perezvon_register_speech(registry: Registry, settings: dict[str, Any]) -> None:
+    """Declare text-to-speech engines for announcements (SPEC S4.3).
+
+    When: once at start-up, for each enabled plugin.
+    Arguments: ``registry`` -- call ``registry.add_speech(engine)`` with a
+    :class:`core.registry.SpeechEngine` (``key``, ``title``, ``priority`` and
+    ``async synthesize(text, voice) -> Path`` returning an audio file;
+    ``voice`` is ``"male"`` or ``"female"``). The engine with the highest
+    priority is used, so a better voice can replace the built-in one.
+    ``settings`` -- this plugin's settings.
+    Returns: nothing.
+    """

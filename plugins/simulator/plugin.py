@@ -1,0 +1,14 @@
+"""The simulator telephony backend: hook implementations only."""
+from hookspecs import hookimpl
+from plugins.simulator.backend import SimulatedTelephony
+from plugins.simulator.schemas import SimulatorSettings
+
+
+@hookimpl
+def perezvon_settings_schema():
+    return SimulatorSettings
+
+
+@hookimpl
+def perezvon_register_telephony(registry, settings):
+    registry.add_telephony(SimulatedTelephony(settings))

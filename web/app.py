@@ -1,0 +1,81 @@
+"""The Starlette app: public API, plugin routes and pages."""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Mount, Route
+
+from core.app import Perezvon
+from core.i18n import current_locale, gettext, negotiate
+from core import version
+from web.api.health import healthz
+from web.api.leads import call_state, create_lead, preflight
+from web.openapi import build_spec
+
+TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
+                        autoescape=select_autoescape(["html"]))
+
+
+class LocaleMiddleware:
+    """Sets the request's language (Russian unless Accept-Language prefers English)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"accept-language"), None)
+            token = current_locale.set(negotiate(header))
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                current_locale.reset(token)
+        else:
+            await self.app(scope, receive, send)
+
+
+async def index(request: Request) -> HTMLResponse:
+    html = TEMPLATES.get_template("index.html").render(locale=current_locale.get(), _=gettext)
+    return HTMLResponse(html)
+
+
+def create_app(perezvon: Perezvon, *, manage_lifecycle: bool = True) -> Starlette:
+    """The ASGI app. With ``manage_lifecycle`` it starts and stops ``perezvon``
+    itself (``perezvon web``); ``perezvon serve`` starts it once for all parts."""
+    spec = build_spec(version(), perezvon.settings.public_url)
+
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(spec)
+
+    routes = [
+        Route("/", index),
+        Route("/api/v1/leads", create_lead, methods=["POST"]),
+        Route("/api/v1/leads", preflight, methods=["OPTIONS"]),
+        Route("/api/v1/calls/{call_id}/state", call_state, methods=["GET"]),
+        Route("/api/v1/calls/{call_id}/state", preflight, methods=["OPTIONS"]),
+        Route("/healthz", healthz),
+        Route("/openapi.json", openapi),
+    ]
+    for plugin, plugin_routes in perezvon.host.routes():
+        if plugin_routes:
+            routes.append(Mount(f"/p/{plugin}", routes=plugin_routes, name=f"plugin-{plugin}"))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        if manage_lifecycle:
+            await perezvon.start()
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                await perezvon.stop()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.perezvon = perezvon
+    app.add_middleware(LocaleMiddleware)
+    return app
