@@ -80,7 +80,7 @@ class Perezvon:
             await self.intake.close()
             self.intake = None
         if self.redis is not None:
-            await self.redis.close(close_connection_pool=True)
+            await self.redis.aclose(close_connection_pool=True)
             self.redis = None
         await db.close()
         if self.embedded_redis is not None:

@@ -292,7 +292,7 @@ class Lead(Model):
     displayed_phone = fields.CharField(max_length=40, default="", description="number shown on the site")
     extra = fields.JSONField(default=dict, description="source-specific data (e.g. the raw form fields)")
     client_ip = fields.CharField(max_length=45, default="")
-    created_at = fields.DatetimeField(index=True)
+    created_at = fields.DatetimeField(db_index=True)
 
     class Meta:
         table = "leads"

@@ -162,7 +162,13 @@ class PluginHost:
             except Exception as exc:  # any import-time failure names the plugin
                 raise PluginError(f"plugin {ep.name!r} failed to import ({ep.value}): "
                                   f"{type(exc).__name__}: {exc}") from exc
-            self.pm.register(plugin, name=ep.name)
+            self._register(ep.name, plugin)
+
+    def _register(self, name: str, plugin: object) -> None:
+        try:
+            self.pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:  # e.g. an argument its hook spec does not have
+            raise PluginError(f"plugin {name!r}: {exc}") from None
 
     def register(self, name: str, plugin: object, version: str = "?") -> None:
         """Register a plugin object directly (tests, embedding). Enabled unless
@@ -172,7 +178,7 @@ class PluginHost:
         module = getattr(plugin, "__name__", type(plugin).__name__)
         self.infos[name] = PluginInfo(name, module, version, "registered", enabled)
         if enabled:
-            self.pm.register(plugin, name=name)
+            self._register(name, plugin)
 
     def _only(self, hook_name: str, plugin_name: str):
         """A hook caller that reaches one plugin only (so it gets its own settings)."""
@@ -189,7 +195,7 @@ class PluginHost:
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
-            raise PluginError(f"plugin {exc.plugin_name!r}: {exc}") from None
+            raise PluginError(f"plugin {self.pm.get_name(exc.plugin)!r}: {exc}") from None
         for name in self.enabled_names():
             info = self.infos[name]
             info.settings = self._validated_settings(name)

@@ -1,0 +1,174 @@
+"""Pytest fixtures for Perezvon and its plugins (loaded as the pytest plugin ``perezvon``).
+
+Third-party plugin authors test the same way the core does:
+
+* ``perezvon_app`` -- a started :class:`core.app.Perezvon` on a fresh database
+  (SQLite in a temp dir, or a new PostgreSQL database when
+  ``PEREZVON_TEST_DATABASE_URL`` names a server) and Redis (an embedded one,
+  or the database number in ``PEREZVON_TEST_REDIS_URL``, flushed first);
+* ``perezvon_client`` -- an httpx client talking to the ASGI app;
+* ``perezvon_site`` -- a fresh project + connection (round the clock, one operator number);
+* ``perezvon_run_jobs`` -- runs the arq worker in burst mode until no job is due.
+
+The plugins file is ``PEREZVON_TEST_PLUGINS`` (default ``tests/plugins.toml``
+in the working directory, else the project's ``plugins.toml``).
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+ROUND_THE_CLOCK = {str(day): ["00:00", "24:00"] for day in range(1, 8)}
+_redis_numbers = itertools.count(1)
+_databases_made: list[str] = []
+
+
+def _is_postgres(url: str | None) -> bool:
+    return bool(url) and url.split("://")[0] in ("postgres", "postgresql", "asyncpg")
+
+
+async def fresh_database_url(tmp_dir: Path) -> str:
+    """A new, empty database: a SQLite file, or a new PostgreSQL database on the configured server."""
+    base = os.environ.get("PEREZVON_TEST_DATABASE_URL")
+    if not _is_postgres(base):
+        return f"sqlite://{tmp_dir / f'perezvon-{uuid.uuid4().hex[:8]}.sqlite3'}"
+    import asyncpg
+
+    name = f"perezvon_t_{uuid.uuid4().hex[:12]}"
+    parts = urlsplit(base)
+    admin = await asyncpg.connect(urlunsplit(("postgresql", *parts[1:])))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    _databases_made.append(urlunsplit(("postgresql", parts.netloc, "/" + name, "", "")))
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, "", ""))
+
+
+async def drop_databases() -> None:
+    if not _databases_made:
+        return
+    import asyncpg
+
+    base = os.environ["PEREZVON_TEST_DATABASE_URL"]
+    parts = urlsplit(base)
+    admin = await asyncpg.connect(urlunsplit(("postgresql", *parts[1:])))
+    try:
+        while _databases_made:
+            name = urlsplit(_databases_made.pop()).path.lstrip("/")
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def fresh_redis_url() -> str | None:
+    """A flushed Redis database number on the configured server, or None (embedded)."""
+    base = os.environ.get("PEREZVON_TEST_REDIS_URL")
+    if not base:
+        return None
+    parts = urlsplit(base)
+    first = int(parts.path.lstrip("/") or 0)
+    number = first + next(_redis_numbers) - 1
+    if number > 15:
+        raise RuntimeError("out of Redis database numbers for isolated test runs")
+    url = urlunsplit((parts.scheme, parts.netloc, f"/{number}", "", ""))
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(url)
+    await client.flushdb()
+    await client.aclose()
+    return url
+
+
+def test_plugins_path() -> Path:
+    configured = os.environ.get("PEREZVON_TEST_PLUGINS")
+    if configured:
+        return Path(configured)
+    for candidate in (Path("tests/plugins.toml"), Path("plugins.toml")):
+        if candidate.exists():
+            return candidate.resolve()
+    raise RuntimeError("no plugins.toml for the tests: set PEREZVON_TEST_PLUGINS")
+
+
+@pytest.fixture(scope="session")
+async def perezvon_app(tmp_path_factory):
+    from core.app import Perezvon
+    from core.settings import Settings
+
+    data_dir = tmp_path_factory.mktemp("perezvon")
+    settings = Settings.from_env(
+        env={}, data_dir=data_dir, database_url=await fresh_database_url(data_dir),
+        redis_url=await fresh_redis_url(), plugins_path=test_plugins_path(),
+        leads_per_ip_per_minute=100000, connection_cache_seconds=0.0,
+    )
+    app = Perezvon(settings)
+    await app.start(migrate=True)
+    yield app
+    await app.stop()
+    await drop_databases()
+
+
+@pytest.fixture
+async def perezvon_client(perezvon_app):
+    import httpx
+
+    from web.app import create_app
+
+    transport = httpx.ASGITransport(app=create_app(perezvon_app, manage_lifecycle=False))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+async def perezvon_site(perezvon_app):
+    """A fresh connection of its own for each test (unique domain, round the clock)."""
+    from core.models import Connection, OperatorNumber, Project
+
+    project = await Project.create(name="Test company", legal_entity="ООО «Тест»")
+    domain = f"site-{uuid.uuid4().hex[:10]}.example"
+    connection = await Connection.create(project=project, domain=domain, name="Test site",
+                                         extra_domains=[f"shop.{domain}"], schedule=ROUND_THE_CLOCK)
+    await OperatorNumber.create(connection=connection, phone="+74951234567")
+    return connection
+
+
+@pytest.fixture
+def perezvon_run_jobs(perezvon_app):
+    """``await run_jobs()`` runs the worker until no job is due and none is running.
+
+    (arq's own burst mode also waits for jobs deferred into the future, such as
+    a redial in three minutes, so it cannot be used here.)
+    """
+    from arq.constants import default_queue_name
+
+    from core.worker import build_worker
+
+    async def run(timeout: float = 30.0) -> int:
+        worker = build_worker(perezvon_app, handle_signals=False)
+        task = asyncio.create_task(worker.async_run())
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        try:
+            while quiet < 3:  # three quiet looks in a row: nothing due, nothing running
+                await asyncio.sleep(0.03)
+                if task.done():
+                    task.result()
+                due = await perezvon_app.redis.zcount(default_queue_name, "-inf", int(time.time() * 1000))
+                running = any(not t.done() for t in worker.tasks.values())
+                quiet = quiet + 1 if not due and not running else 0
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"jobs still due or running after {timeout} s")
+        finally:
+            await worker.close()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        return worker.jobs_complete + worker.jobs_failed
+
+    return run

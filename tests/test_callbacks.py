@@ -1,0 +1,229 @@
+"""The worker: attempts through the simulator, the chain, tags, durability, integrations."""
+import datetime as dt
+
+import pytest
+
+from core.callbacks import INTERRUPTED, CallbackEngine
+from core.models import Attempt, Call, CallState, Delivery, IntegrationEnablement, Lead, OperatorNumber
+from core.registry import DeliveryError, Integration
+from core.schemas import Schema
+
+EVERY_REDIAL_AT_ONCE = {"operator_first": {str(n): {"*-*": {"period": 0, "direction": "operator_first"}}
+                                           for n in range(2, 6)}}
+
+
+async def post_lead(client, site, phone, **extra):
+    response = await client.post("/api/v1/leads", json={"token": site.token, "phone": phone, "consent": True, **extra})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def test_a_lead_is_called_back_and_tagged(perezvon_client, perezvon_site, perezvon_run_jobs, new_phone):
+    created = await post_lead(perezvon_client, perezvon_site, new_phone())
+    await perezvon_run_jobs()
+    call = await Call.get(id=created["call_id"])
+    assert (call.state, call.display_status) == (CallState.FINISHED, "successful")
+    assert call.attempts_made == 1 and call.duration_seconds == 130
+    assert call.is_unique is True and call.is_target is True  # 130 s >= 120 s target
+    attempt = await Attempt.get(call_id=call.id)
+    assert (attempt.operator_status, attempt.client_status) == (200, 200)
+    assert attempt.direction == "operator_first" and attempt.backend == "simulator"
+    assert attempt.operator_number == "+74951234567"
+    assert attempt.reason == "the callback took place"
+    assert attempt.started_at <= attempt.dialled_at <= attempt.ended_at
+    state = (await perezvon_client.get(f"/api/v1/calls/{call.id}/state", params={"token": perezvon_site.token})).json()
+    assert state == {"status": "successful", "phase": "finished", "attempts": 1, "next_attempt_at": None,
+                     "finished": True, "tags": {"unique": True, "target": True}}
+
+
+async def test_a_phone_seen_within_the_window_is_a_repeat(perezvon_client, perezvon_site, perezvon_run_jobs,
+                                                          new_phone):
+    phone = new_phone()
+    await Lead.create(connection=perezvon_site, source="api", phone=phone,
+                      created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=10))
+    created = await post_lead(perezvon_client, perezvon_site, phone)
+    await perezvon_run_jobs()
+    assert (await Call.get(id=created["call_id"])).is_unique is False
+
+
+async def test_a_busy_client_is_redialled_by_the_matrix_then_given_up(perezvon_client, perezvon_site,
+                                                                      perezvon_run_jobs, new_phone):
+    perezvon_site.redial_matrix = EVERY_REDIAL_AT_ONCE
+    await perezvon_site.save()
+    created = await post_lead(perezvon_client, perezvon_site, new_phone("0486"))
+    await perezvon_run_jobs()
+    call = await Call.get(id=created["call_id"])
+    attempts = await Attempt.filter(call_id=call.id).order_by("number")
+    assert [a.number for a in attempts] == [1, 2, 3, 4, 5]  # the first call and four redials
+    assert all((a.operator_status, a.client_status) == (200, 486) for a in attempts)
+    assert (call.state, call.display_status, call.is_target) == (CallState.FINISHED, "unsuccessful", False)
+    assert call.reason == "the subscriber could not be reached in time: busy"
+
+
+async def test_the_default_matrix_waits_before_a_redial(perezvon_client, perezvon_site, perezvon_run_jobs, new_phone):
+    created = await post_lead(perezvon_client, perezvon_site, new_phone("0486"))
+    await perezvon_run_jobs()
+    call = await Call.get(id=created["call_id"])
+    assert call.state == CallState.SCHEDULED and call.attempts_made == 1
+    wait = (call.next_attempt_at - dt.datetime.now(dt.UTC)).total_seconds()
+    assert 170 < wait <= 180  # "200-486": 180 s
+    assert call.next_direction == "operator_first"
+
+
+async def test_cancel_by_dtmf_always_aborts(perezvon_client, perezvon_site, perezvon_run_jobs, new_phone):
+    perezvon_site.redial_matrix = EVERY_REDIAL_AT_ONCE
+    await perezvon_site.save()
+    created = await post_lead(perezvon_client, perezvon_site, new_phone("0201"))
+    await perezvon_run_jobs()
+    call = await Call.get(id=created["call_id"])
+    assert (call.state, call.display_status, call.attempts_made) == (CallState.FINISHED, "cancelled", 1)
+
+
+async def test_a_site_without_operator_number_fails_clearly(perezvon_client, perezvon_site, perezvon_run_jobs,
+                                                            new_phone):
+    await OperatorNumber.filter(connection_id=perezvon_site.id).delete()
+    created = await post_lead(perezvon_client, perezvon_site, new_phone())
+    await perezvon_run_jobs()
+    call = await Call.get(id=created["call_id"])
+    assert (call.state, call.display_status) == (CallState.FINISHED, "failed")
+    assert call.reason == "no operator number is set for this site"
+
+
+async def test_a_backend_error_becomes_a_status_and_a_redial(perezvon_app, perezvon_client, perezvon_site,
+                                                             perezvon_run_jobs, new_phone, monkeypatch):
+    backend = perezvon_app.host.telephony_backend()
+
+    async def broken(plan, progress):
+        raise ConnectionError("PBX link lost")
+
+    monkeypatch.setattr(backend, "place_attempt", broken)
+    created = await post_lead(perezvon_client, perezvon_site, new_phone())
+    await perezvon_run_jobs()
+    attempt = await Attempt.get(call_id=created["call_id"], number=1)
+    assert attempt.operator_status == 500 and attempt.display_status == "failed"
+    assert "PBX link lost" in attempt.reason
+    call = await Call.get(id=created["call_id"])
+    assert call.state == CallState.SCHEDULED  # the matrix gives it another try
+
+
+async def test_an_attempt_is_placed_once_however_often_its_job_runs(perezvon_app, perezvon_client, perezvon_site,
+                                                                     new_phone):
+    created = await post_lead(perezvon_client, perezvon_site, new_phone())
+    engine = CallbackEngine(backend=perezvon_app.host.telephony_backend(), registry=perezvon_app.host.registry,
+                            redis=perezvon_app.redis)
+    first = await engine.place_attempt(created["call_id"], 1)
+    second = await engine.place_attempt(created["call_id"], 1)
+    assert first.startswith("attempt 1") and second.startswith("skipped")
+    assert await Attempt.filter(call_id=created["call_id"]).count() == 1
+
+
+async def test_the_sweep_requeues_a_call_whose_job_was_lost(perezvon_app, perezvon_client, perezvon_site,
+                                                            perezvon_run_jobs, new_phone):
+    created = await post_lead(perezvon_client, perezvon_site, new_phone())
+    job_id = f"attempt:{created['call_id']}:1"
+    # what a Redis restart does to a queued job
+    await perezvon_app.redis.delete(f"arq:job:{job_id}")
+    await perezvon_app.redis.zrem("arq:queue", job_id)
+    engine = CallbackEngine(backend=perezvon_app.host.telephony_backend(), registry=perezvon_app.host.registry,
+                            redis=perezvon_app.redis)
+    swept = await engine.sweep()
+    assert swept["requeued"] >= 1
+    assert await perezvon_app.redis.zscore("arq:queue", job_id) is not None
+    await perezvon_run_jobs()
+    assert (await Call.get(id=created["call_id"])).display_status == "successful"
+
+
+async def test_the_sweep_resolves_a_call_left_dialling_by_a_killed_worker(perezvon_app, perezvon_client,
+                                                                          perezvon_site, new_phone):
+    created = await post_lead(perezvon_client, perezvon_site, new_phone())
+    call_id = created["call_id"]
+    # a worker claimed the attempt and died: no "alive" mark is renewed
+    await Call.filter(id=call_id).update(state=CallState.DIALLING, attempts_made=1)
+    await Attempt.create(call_id=call_id, number=1, direction="operator_first", operator_number="+74951234567",
+                         started_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=2))
+    engine = CallbackEngine(backend=perezvon_app.host.telephony_backend(), registry=perezvon_app.host.registry,
+                            redis=perezvon_app.redis)
+    swept = await engine.sweep()
+    assert swept["orphans"] >= 1
+    attempt = await Attempt.get(call_id=call_id, number=1)
+    assert attempt.ended_at is not None and attempt.reason == INTERRUPTED and attempt.operator_status == 500
+    call = await Call.get(id=call_id)
+    assert call.state == CallState.SCHEDULED and call.next_attempt_at is not None  # redialled by the matrix
+    again = await engine.sweep()  # a second sweep finds nothing more to do for it
+    assert await Attempt.filter(call_id=call_id).count() == 1 and again["orphans"] == 0
+
+
+async def test_a_live_call_is_not_taken_for_an_orphan(perezvon_app, perezvon_client, perezvon_site, new_phone):
+    created = await post_lead(perezvon_client, perezvon_site, new_phone())
+    call_id = created["call_id"]
+    await Call.filter(id=call_id).update(state=CallState.DIALLING, attempts_made=1)
+    await Attempt.create(call_id=call_id, number=1, direction="operator_first",
+                         started_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=2))
+    await perezvon_app.redis.set(f"pv:alive:{call_id}", "1", ex=30)  # another worker is on it
+    engine = CallbackEngine(backend=perezvon_app.host.telephony_backend(), registry=perezvon_app.host.registry,
+                            redis=perezvon_app.redis)
+    await engine.sweep()
+    assert (await Call.get(id=call_id)).state == CallState.DIALLING
+
+
+class RecordingIntegration(Integration):
+    key = "recorder"
+    title = "Records events"
+    settings_schema = Schema
+
+    def __init__(self, fail: DeliveryError | None = None):
+        self.events = []
+        self.fail = fail
+
+    async def on_lead_created(self, event):
+        if self.fail:
+            raise self.fail
+        self.events.append((event.event, event.lead["phone"]))
+        return "ok 1"
+
+    async def on_call_finished(self, event):
+        self.events.append((event.event, event.call["display_status"]))
+        return "ok 2"
+
+
+@pytest.fixture
+def integration(perezvon_app):
+    registry = perezvon_app.host.registry
+    made = []
+
+    def install(obj):
+        registry.current_plugin = "tests"
+        registry.add_integration(obj)
+        made.append(obj.key)
+        return obj
+
+    yield install
+    for key in made:
+        registry.integrations.pop(key)
+        registry.owner.pop(("integration", key))
+
+
+async def test_integrations_get_lead_and_result_once_each(perezvon_client, perezvon_site, perezvon_run_jobs,
+                                                          new_phone, integration):
+    recorder = integration(RecordingIntegration())
+    await IntegrationEnablement.create(connection=perezvon_site, integration_key="recorder")
+    phone = new_phone()
+    created = await post_lead(perezvon_client, perezvon_site, phone)
+    await perezvon_run_jobs()
+    assert sorted(recorder.events) == [("call_finished", "successful"), ("lead_created", phone)]
+    deliveries = await Delivery.filter(call_id=created["call_id"]).order_by("event")
+    assert [(d.event, d.ok, d.response) for d in deliveries] == [("call_finished", True, "ok 2"),
+                                                                 ("lead_created", True, "ok 1")]
+
+
+async def test_a_4xx_integration_failure_is_stored_not_retried_and_never_delays_the_call(
+        perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, integration):
+    integration(RecordingIntegration(fail=DeliveryError("bad counter id", retry=False, status=400,
+                                                        response='{"error": "bad counter"}')))
+    await IntegrationEnablement.create(connection=perezvon_site, integration_key="recorder")
+    created = await post_lead(perezvon_client, perezvon_site, new_phone())
+    await perezvon_run_jobs()
+    assert (await Call.get(id=created["call_id"])).display_status == "successful"
+    failed = await Delivery.get(call_id=created["call_id"], event="lead_created")
+    assert (failed.ok, failed.status, failed.try_number) == (False, 400, 1)
+    assert failed.response == '{"error": "bad counter"}'

@@ -1,0 +1,218 @@
+"""POST /api/v1/leads and the public call state: the intake contract."""
+import asyncio
+import datetime as dt
+
+from core.models import Call, CallState, Department, Lead, Office
+
+
+def lead(site, phone, **extra):
+    return {"token": site.token, "phone": phone, "consent": True, **extra}
+
+
+async def test_a_lead_becomes_a_stored_lead_and_a_scheduled_call(perezvon_client, perezvon_site, new_phone):
+    phone = new_phone()
+    national = f"8 ({phone[2:5]}) {phone[5:8]}-{phone[8:10]}-{phone[10:]}"
+    response = await perezvon_client.post("/api/v1/leads", json=lead(
+        perezvon_site, national, name="Анна", page_url="https://x.example/cars?utm_source=yandex",
+        utm={"source": "yandex", "medium": "cpc", "campaign": "spring"}, visitor_id="v1",
+        visit={"pages": 4, "seconds_on_site": 95, "trigger": "exit"}, displayed_phone="+7 495 111-22-33"))
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert set(body) >= {"lead_id", "call_id", "scheduled_at"}
+    stored = await Lead.get(id=body["lead_id"])
+    assert stored.phone == phone  # normalised to E.164
+    assert stored.name == "Анна" and stored.utm_campaign == "spring" and stored.channel == "ads"
+    assert stored.visit == {"pages": 4, "seconds_on_site": 95, "trigger": "exit"}
+    assert stored.displayed_phone == "+7 495 111-22-33" and stored.source == "api"
+    call = await Call.get(id=body["call_id"])
+    assert call.lead_id == stored.id and call.state == CallState.SCHEDULED
+    scheduled = dt.datetime.fromisoformat(body["scheduled_at"].replace("Z", "+00:00"))
+    assert abs((scheduled - dt.datetime.now(dt.UTC)).total_seconds()) < 5
+
+
+async def test_the_same_phone_within_a_minute_returns_the_existing_lead(perezvon_client, perezvon_site, new_phone):
+    phone = new_phone()
+    first = await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, phone))
+    again = await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, phone.replace("+7", "8")))
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["call_id"] == first.json()["call_id"] and again.json()["duplicate"] is True
+    assert await Lead.filter(connection_id=perezvon_site.id, phone=phone).count() == 1
+
+
+async def test_concurrent_duplicates_make_one_call(perezvon_client, perezvon_site, new_phone):
+    phone = new_phone()
+    answers = await asyncio.gather(*[perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, phone))
+                                     for _ in range(10)])
+    assert sorted(a.status_code for a in answers) == [200] * 9 + [201]
+    assert len({a.json()["call_id"] for a in answers}) == 1
+    assert await Call.filter(lead__phone=phone).count() == 1
+
+
+async def test_many_concurrent_leads_are_all_stored(perezvon_client, perezvon_site, new_phone):
+    answers = await asyncio.gather(*[perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, new_phone()))
+                                     for _ in range(200)])
+    assert [a.status_code for a in answers] == [201] * 200
+    assert await Lead.filter(connection_id=perezvon_site.id).count() == 200
+    assert await Call.filter(connection_id=perezvon_site.id).count() == 200
+
+
+async def test_invalid_fields_are_reported_per_field_in_russian_by_default(perezvon_client, perezvon_site):
+    response = await perezvon_client.post("/api/v1/leads", json={"token": perezvon_site.token, "phone": "12"})
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert errors["phone"] == ["Неверный номер телефона."]
+    assert errors["consent"] == ["Обязательное поле."]
+
+
+async def test_english_messages_on_request(perezvon_client, perezvon_site):
+    response = await perezvon_client.post("/api/v1/leads", headers={"Accept-Language": "en-GB,en;q=0.9"},
+                                          json={"token": perezvon_site.token, "phone": "12", "consent": True})
+    assert response.status_code == 422
+    assert response.json()["errors"] == {"phone": ["Not a valid phone number."]}
+
+
+async def test_consent_must_be_given(perezvon_client, perezvon_site, new_phone):
+    response = await perezvon_client.post("/api/v1/leads", headers={"Accept-Language": "en"},
+                                          json={"token": perezvon_site.token, "phone": new_phone(), "consent": False})
+    assert response.status_code == 422
+    assert response.json()["errors"] == {"consent": ["Consent to the processing of personal data is required."]}
+
+
+async def test_unknown_token_and_switched_off_site_are_refused(perezvon_client, perezvon_site, new_phone):
+    unknown = await perezvon_client.post("/api/v1/leads", json={"token": "nope", "phone": new_phone(),
+                                                                "consent": True})
+    assert unknown.status_code == 403 and "token" in unknown.json()["errors"]
+    perezvon_site.is_on = False
+    await perezvon_site.save()
+    off = await perezvon_client.post("/api/v1/leads", headers={"Accept-Language": "en"},
+                                     json=lead(perezvon_site, new_phone()))
+    assert off.status_code == 403
+    assert off.json()["errors"] == {"token": ["Callbacks are switched off for this site."]}
+
+
+async def test_a_foreign_origin_is_refused_and_own_domains_are_allowed(perezvon_client, perezvon_site, new_phone):
+    foreign = await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, new_phone()),
+                                         headers={"Origin": "https://evil.example"})
+    assert foreign.status_code == 403 and "origin" in foreign.json()["errors"]
+    for origin in (f"https://{perezvon_site.domain}", f"https://www.{perezvon_site.domain}",
+                   f"http://shop.{perezvon_site.domain}:8080"):
+        ok = await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, new_phone()),
+                                        headers={"Origin": origin})
+        assert ok.status_code == 201, origin
+        assert ok.headers["access-control-allow-origin"] == origin
+    lookalike = await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, new_phone()),
+                                           headers={"Origin": f"https://evil{perezvon_site.domain}"})
+    assert lookalike.status_code == 403
+
+
+async def test_cors_preflight(perezvon_client, perezvon_site):
+    response = await perezvon_client.options("/api/v1/leads", headers={
+        "Origin": f"https://{perezvon_site.domain}", "Access-Control-Request-Method": "POST"})
+    assert response.status_code == 204
+    assert "POST" in response.headers["access-control-allow-methods"]
+
+
+async def test_required_office_and_department(perezvon_client, perezvon_site, new_phone):
+    office = await Office.create(connection=perezvon_site, name="Центр")
+    closed = await Office.create(connection=perezvon_site, name="Закрыт", is_active=False)
+    department = await Department.create(connection=perezvon_site, name="Продажи")
+    perezvon_site.offices_enabled = perezvon_site.offices_required = True
+    perezvon_site.departments_enabled = perezvon_site.departments_required = True
+    await perezvon_site.save()
+    missing = await perezvon_client.post("/api/v1/leads", headers={"Accept-Language": "en"},
+                                         json=lead(perezvon_site, new_phone()))
+    assert missing.status_code == 422
+    assert missing.json()["errors"] == {"office_id": ["Choose one."], "department_id": ["Choose one."]}
+    inactive = await perezvon_client.post("/api/v1/leads", json=lead(
+        perezvon_site, new_phone(), office_id=closed.id, department_id=department.id))
+    assert inactive.status_code == 422 and list(inactive.json()["errors"]) == ["office_id"]
+    chosen = await perezvon_client.post("/api/v1/leads", json=lead(
+        perezvon_site, new_phone(), office_id=office.id, department_id=department.id))
+    assert chosen.status_code == 201
+    stored = await Lead.get(id=chosen.json()["lead_id"])
+    assert (stored.office_id, stored.department_id) == (office.id, department.id)
+
+
+async def test_bodies_over_64_kib_are_refused(perezvon_client, perezvon_site, new_phone):
+    big = lead(perezvon_site, new_phone(), name="", extra={"blob": "x" * (65 * 1024)})
+    response = await perezvon_client.post("/api/v1/leads", json=big)
+    assert response.status_code == 413 and "_schema" in response.json()["errors"]
+    assert not await Lead.filter(phone=big["phone"]).exists()
+
+
+async def test_malformed_and_non_object_bodies(perezvon_client):
+    assert (await perezvon_client.post("/api/v1/leads", content=b"{not json")).status_code == 400
+    assert (await perezvon_client.post("/api/v1/leads", content=b"\xff\xfe")).status_code == 400
+    listed = await perezvon_client.post("/api/v1/leads", json=[1, 2])
+    assert listed.status_code == 400 and "_schema" in listed.json()["errors"]
+
+
+async def test_unknown_lead_source_is_refused(perezvon_client, perezvon_site, new_phone):
+    response = await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, new_phone(), source="nope"))
+    assert response.status_code == 422 and list(response.json()["errors"]) == ["source"]
+
+
+async def test_rate_limit_per_client_ip(perezvon_app, perezvon_client, perezvon_site, new_phone):
+    intake = perezvon_app.intake
+    saved, intake.limit = intake.limit, 3
+    try:
+        import httpx
+        from web.app import create_app
+
+        asgi = create_app(perezvon_app, manage_lifecycle=False)
+
+        async def post_from(ip: str) -> int:
+            transport = httpx.ASGITransport(app=asgi, client=(ip, 5000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                return (await client.post("/api/v1/leads", json=lead(perezvon_site, new_phone()))).status_code
+
+        assert [await post_from("203.0.113.77") for _ in range(5)] == [201, 201, 201, 429, 429]
+        assert await post_from("203.0.113.78") == 201  # another client is not affected
+    finally:
+        intake.limit = saved
+
+
+async def test_preferred_time_in_the_future_is_honoured(perezvon_client, perezvon_site, new_phone):
+    when = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)).replace(microsecond=0)
+    response = await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, new_phone(),
+                                                                     preferred_at=when.isoformat()))
+    assert response.status_code == 201
+    assert response.json()["scheduled_at"] == when.isoformat().replace("+00:00", "Z")
+
+
+async def test_off_hours_lead_waits_for_the_next_opening(perezvon_client, perezvon_site, new_phone):
+    # open one hour a day, at an hour that is certainly not now (Moscow time)
+    now_msk = dt.datetime.now(dt.UTC).astimezone(__import__("zoneinfo").ZoneInfo("Europe/Moscow"))
+    hour = (now_msk.hour + 12) % 24
+    perezvon_site.schedule = {str(d): [f"{hour:02d}:00", f"{hour + 1:02d}:00" if hour < 23 else "24:00"]
+                              for d in range(1, 8)}
+    await perezvon_site.save()
+    response = await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, new_phone()))
+    assert response.status_code == 201
+    scheduled = dt.datetime.fromisoformat(response.json()["scheduled_at"].replace("Z", "+00:00"))
+    local = scheduled.astimezone(now_msk.tzinfo)
+    assert (local.hour, local.minute) == (hour, 0) and scheduled > dt.datetime.now(dt.UTC)
+
+
+async def test_public_call_state_shows_nothing_personal(perezvon_client, perezvon_site, new_phone):
+    phone = new_phone()
+    created = (await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, phone, name="Иван"))).json()
+    state = await perezvon_client.get(f"/api/v1/calls/{created['call_id']}/state", params={"token": perezvon_site.token})
+    assert state.status_code == 200
+    body = state.json()
+    assert body["status"] == "pending" and body["attempts"] == 0 and body["phase"] == "waiting"
+    assert phone not in state.text and "Иван" not in state.text
+    wrong = await perezvon_client.get(f"/api/v1/calls/{created['call_id']}/state", params={"token": "other"})
+    assert wrong.status_code == 404
+    garbage = await perezvon_client.get("/api/v1/calls/not-a-uuid/state", params={"token": perezvon_site.token})
+    assert garbage.status_code == 404
+
+
+async def test_health_and_openapi(perezvon_client):
+    health = await perezvon_client.get("/healthz")
+    assert health.status_code == 200
+    assert health.json()["database"] == "ok" and health.json()["redis"] == "ok"
+    spec = (await perezvon_client.get("/openapi.json")).json()
+    assert spec["openapi"].startswith("3.")
+    assert "post" in spec["paths"]["/api/v1/leads"]
+    assert {"token", "phone", "consent"} <= set(spec["components"]["schemas"]["Lead"]["required"])
