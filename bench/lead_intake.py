@@ -89,8 +89,11 @@ def percentile(values: list[float], p: float) -> float | None:
     return ordered[rank - 1]
 
 
-def ms(seconds: float | None) -> str:
-    return "n/a" if seconds is None else f"{seconds * 1000:.1f} ms"
+def stats_ms(values: list[float]) -> dict[str, float | None]:
+    """p50, p99, min and max of durations given in seconds, in milliseconds."""
+    found = {"p50": percentile(values, 50), "p99": percentile(values, 99),
+             "min": min(values, default=None), "max": max(values, default=None)}
+    return {k: (None if v is None else round(v * 1000, 2)) for k, v in found.items()}
 
 
 def free_port() -> int:
@@ -291,9 +294,7 @@ async def throughput_phase(factory: LeadFactory, tally: Tally, *, port: int, con
         "elapsed_seconds": round(elapsed, 3),
         "accepted": accepted,
         "accepted_per_second": round(accepted / elapsed, 1) if elapsed > 0 else None,
-        "latency_ms": {k: (None if v is None else round(v * 1000, 2)) for k, v in {
-            "p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
-            "max": max(latencies, default=None)}.items()},
+        "latency_ms": stats_ms(latencies),
         "statuses": {str(k): v for k, v in sorted(window.items(), key=str)},
         "cpu": {
             "web_process_percent_of_one_core": web_cpu,
@@ -301,6 +302,8 @@ async def throughput_phase(factory: LeadFactory, tally: Tally, *, port: int, con
             "machine_busy_percent": machine_busy,
             "machine_stolen_percent": stolen,
             "cores": os.cpu_count(),
+            # steadier than leads/s when the box is shared: what one lead costs the web process
+            "web_cpu_ms_per_accepted_lead": round(web_cpu * 10 * elapsed / accepted, 3) if accepted else None,
         },
     }
 
@@ -347,20 +350,15 @@ def dial_report(received: dict[str, float], attempts: dict[str, tuple]) -> dict:
             to_dial.append(parse_db_time(dialled) - got_201)
             start_to_dial.append(parse_db_time(dialled) - parse_db_time(started))
 
-    def stats(values: list[float]) -> dict:
-        return {k: (None if v is None else round(v * 1000, 2)) for k, v in {
-            "p50": percentile(values, 50), "p99": percentile(values, 99),
-            "min": min(values, default=None), "max": max(values, default=None)}.items()}
-
     return {
         "n": len(to_dial),
         "accepted": len(received),
         "never_dialled": len(received) - len(to_dial),
         "negative": sum(1 for v in to_dial if v < 0),
-        "received_to_dialled_ms": stats(to_dial),
+        "received_to_dialled_ms": stats_ms(to_dial),
         # where the time goes: the worker picking the job up vs the attempt's own set-up
-        "received_to_attempt_started_ms": stats(to_start),
-        "attempt_started_to_dialled_ms": stats(start_to_dial),
+        "received_to_attempt_started_ms": stats_ms(to_start),
+        "attempt_started_to_dialled_ms": stats_ms(start_to_dial),
     }
 
 
@@ -433,9 +431,8 @@ class PostgresStore:
         return count, {str(row[0]) for row in rows}
 
     async def first_attempts(self, call_ids: list[str]) -> dict[str, tuple]:
-        rows = await self._fetch(
-            "SELECT call_id, started_at, dialled_at, ended_at FROM attempts WHERE number = 1 AND call_id = ANY($1::uuid[])",
-            call_ids)
+        rows = await self._fetch("SELECT call_id, started_at, dialled_at, ended_at FROM attempts "
+                                 "WHERE number = 1 AND call_id = ANY($1::uuid[])", call_ids)
         return {str(row[0]): (row[1], row[2], row[3]) for row in rows}
 
 
@@ -607,13 +604,91 @@ async def wait_settled(store, call_ids: list[str]) -> dict[str, tuple]:
     return attempts
 
 
+def start_web(servers: Servers, launcher: str, result: dict) -> None:
+    """Start the web process and wait for /healthz; with ``auto``, fall back to the shim if needed."""
+    servers.start_web()
+    try:
+        servers.wait_healthy()
+    except BrokenWeb as exc:
+        if launcher != "auto":
+            raise
+        print(f"{servers.db}: `perezvon web` cannot reach its database ({exc}); "
+              "falling back to bench/_web.py (same app, Perezvon started before uvicorn)", flush=True)
+        result["perezvon_web_broken"] = str(exc)
+        servers.stop("web")
+        servers.launcher = "shim"
+        servers.start_web()
+        servers.wait_healthy()
+    result["web_launcher"] = "perezvon web" if servers.launcher == "perezvon" else "bench/_web.py"
+
+
+async def measure_dial(servers: Servers, store, factory: LeadFactory, tally: Tally,
+                       args: argparse.Namespace) -> dict:
+    """Phase 2 (run first): the worker faces only these calls, not the throughput phase's backlog."""
+    servers.start("worker", [str(VENV_BIN / "perezvon"), "worker"])
+    servers.wait_healthy(want_worker=True)
+    warm = await dial_phase_send(factory, tally, port=servers.port, rate=5, seconds=1)  # cold caches
+    await wait_settled(store, list(warm))
+    print(f"{servers.db}: dial phase, {args.dial_rate:g} leads/s for {args.dial_seconds:g} s, worker running",
+          flush=True)
+    load_average = os.getloadavg()[0]
+    worker_pid = servers.procs["worker"].pid
+    spy = start_profiler(servers.db, "worker", worker_pid, args.dial_seconds) if args.py_spy else None
+    cpu = CpuMeter(servers.procs["web"].pid, worker_pid)
+    worker_cpu_before = process_cpu_seconds(worker_pid)
+    received = await dial_phase_send(factory, tally, port=servers.port, rate=args.dial_rate,
+                                     seconds=args.dial_seconds)
+    web, worker, client, busy, stolen = cpu.read()  # the sending window only: settling is idle waiting
+    attempts = await wait_settled(store, list(received))
+    # the calls' whole first attempts (and the idle polling while they settle), per lead
+    worker_cpu = process_cpu_seconds(worker_pid) - worker_cpu_before
+    if spy is not None:
+        spy.wait(timeout=60)
+    servers.stop("worker")
+    report = dial_report(received, attempts)
+    report.update(rate_per_second=args.dial_rate, load_average_before=load_average, cpu={
+        "web_process_percent_of_one_core": web, "worker_process_percent_of_one_core": worker,
+        "load_generator_percent_of_one_core": client, "machine_busy_percent": busy,
+        "machine_stolen_percent": stolen,
+        "worker_cpu_ms_per_lead": round(1000 * worker_cpu / len(received), 2) if received else None})
+    return report
+
+
+async def measure_throughput(servers: Servers, factory: LeadFactory, tally: Tally,
+                             args: argparse.Namespace) -> dict:
+    """Phase 1: the web process alone (the worker is stopped by now)."""
+    print(f"{servers.db}: throughput phase, {args.concurrency} connections, "
+          f"{args.warmup:g} s warm-up + {args.seconds:g} s", flush=True)
+    load_average = os.getloadavg()[0]
+    web_pid = servers.procs["web"].pid
+    spies: list = []
+    if args.py_spy:  # the measured window only: py-spy starts when the warm-up ends
+        asyncio.get_running_loop().call_later(
+            args.warmup, lambda: spies.append(start_profiler(servers.db, "web", web_pid, args.seconds)))
+    report = await throughput_phase(factory, tally, port=servers.port, concurrency=args.concurrency,
+                                    warmup=args.warmup, seconds=args.seconds, server_pid=web_pid)
+    for spy in filter(None, spies):
+        spy.wait(timeout=60)
+    report["load_average_before"] = load_average
+    return report
+
+
+async def lost_check(store, connection_id: int, tally: Tally) -> dict:
+    """Rows in `leads` for the bench connection against every 201 of every phase, count and ids."""
+    count, stored = await store.lead_ids(connection_id)
+    return {
+        "answers_201": tally.answers_201, "rows": count, "lost": tally.answers_201 - count,
+        "ids_answered_not_stored": len(tally.accepted_ids - stored),
+        "ids_stored_not_answered": len(stored - tally.accepted_ids),
+    }
+
+
 async def run(db: str, args: argparse.Namespace) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix=f"perezvon-bench-{db}-"))
     store = SqliteStore(data_dir) if db == "sqlite" else PostgresStore()
-    launcher = "perezvon" if args.launcher in ("auto", "perezvon") else "shim"
-    servers = Servers(db, store.url, args.redis_url, data_dir, launcher)
-    for log in RESULTS.glob(f"lead_intake-{db}-*.log"):
-        log.unlink()
+    servers = Servers(db, store.url, args.redis_url, data_dir, "shim" if args.launcher == "shim" else "perezvon")
+    for old in RESULTS.glob(f"lead_intake-{db}-*"):
+        old.unlink()
     flush_redis(args.redis_url)
     await store.create()
     result: dict = {"db": db, "database_url": store.url, "redis_url": args.redis_url}
@@ -621,68 +696,14 @@ async def run(db: str, args: argparse.Namespace) -> dict:
         demo = servers.demo()
         factory = LeadFactory(demo["site_token"], servers.port)
         tally = Tally()
-
-        servers.start_web()
-        try:
-            servers.wait_healthy()
-        except BrokenWeb as exc:
-            if args.launcher != "auto":
-                raise
-            print(f"{db}: `perezvon web` cannot reach its database ({exc}); "
-                  "falling back to bench/_web.py (same app, Perezvon started before uvicorn)", flush=True)
-            result["perezvon_web_broken"] = str(exc)
-            servers.stop("web")
-            servers.launcher = "shim"
-            servers.start_web()
-            servers.wait_healthy()
-        result["web_launcher"] = "perezvon web" if servers.launcher == "perezvon" else "bench/_web.py"
-
-        # phase 2 first: a worker facing only these calls, not the throughput phase's backlog
-        servers.start("worker", [str(VENV_BIN / "perezvon"), "worker"])
-        servers.wait_healthy(want_worker=True)
-        warm = await dial_phase_send(factory, tally, port=servers.port, rate=5, seconds=1)  # cold caches
-        await wait_settled(store, list(warm))
-        print(f"{db}: dial phase, {args.dial_rate:g} leads/s for {args.dial_seconds:g} s, worker running", flush=True)
-        result["load_average_before_dial"] = os.getloadavg()
-        cpu = CpuMeter(servers.procs["web"].pid, servers.procs["worker"].pid)
-        spies = [start_profiler(db, "worker", servers.procs["worker"].pid, args.dial_seconds)] if args.py_spy else []
-        received = await dial_phase_send(factory, tally, port=servers.port, rate=args.dial_rate,
-                                         seconds=args.dial_seconds)
-        dial_cpu = cpu.read()  # the sending window only: settling is idle waiting
-        attempts = await wait_settled(store, list(received))
-        for spy in filter(None, spies):
-            spy.wait(timeout=60)
-        result["dial"] = dial_report(received, attempts)
-        result["dial"]["rate_per_second"] = args.dial_rate
-        result["dial"]["cpu"] = {"web_process_percent_of_one_core": dial_cpu[0],
-                                 "worker_process_percent_of_one_core": dial_cpu[1],
-                                 "load_generator_percent_of_one_core": dial_cpu[2],
-                                 "machine_busy_percent": dial_cpu[3],
-                                 "machine_stolen_percent": dial_cpu[4]}
-        servers.stop("worker")
-        result["load_average_before_throughput"] = os.getloadavg()
-
-        print(f"{db}: throughput phase, {args.concurrency} connections, "
-              f"{args.warmup:g} s warm-up + {args.seconds:g} s", flush=True)
-        if args.py_spy:  # the window only: py-spy starts after the warm-up
-            asyncio.get_running_loop().call_later(args.warmup, lambda: spies.append(start_profiler(
-                db, "web", servers.procs["web"].pid, args.seconds)))
-        result["throughput"] = await throughput_phase(
-            factory, tally, port=servers.port, concurrency=args.concurrency, warmup=args.warmup,
-            seconds=args.seconds, server_pid=servers.procs["web"].pid)
-        for spy in filter(None, spies):
-            spy.wait(timeout=60)
+        start_web(servers, args.launcher, result)
+        result["dial"] = await measure_dial(servers, store, factory, tally, args)
+        result["throughput"] = await measure_throughput(servers, factory, tally, args)
         if args.py_spy:
             result["profiles"] = {role: profile_summary(RESULTS / f"lead_intake-{db}-{role}.pyspy.txt")
                                   for role in ("web", "worker")}
-
-        # every commit was answered before the 201, but read after the writers are idle anyway
-        count, stored = await store.lead_ids(demo["connection_id"])
-        result["lost_check"] = {
-            "answers_201": tally.answers_201, "rows": count, "lost": tally.answers_201 - count,
-            "ids_answered_not_stored": len(tally.accepted_ids - stored),
-            "ids_stored_not_answered": len(stored - tally.accepted_ids),
-        }
+        # every 201 was sent after its commit; reading after the load is over changes nothing
+        result["lost_check"] = await lost_check(store, demo["connection_id"], tally)
         result["all_statuses"] = {str(k): v for k, v in sorted(tally.statuses.items())}
         result["transport_errors"] = dict(tally.errors)
         result["non_201_samples"] = {str(k): v for k, v in tally.samples.items()}
@@ -722,13 +743,15 @@ def summary(result: dict) -> list[str]:
         f"{db}:   CPU during the window: web {t['cpu']['web_process_percent_of_one_core']}% of a core, "
         f"load generator {t['cpu']['load_generator_percent_of_one_core']}%, "
         f"machine {t['cpu']['machine_busy_percent']}% busy + {t['cpu']['machine_stolen_percent']}% stolen "
-        f"by the hypervisor ({t['cpu']['cores']} cores); {t['concurrency']} connections",
+        f"by the hypervisor ({t['cpu']['cores']} cores); {t['concurrency']} connections; "
+        f"web CPU per accepted lead {t['cpu']['web_cpu_ms_per_accepted_lead']} ms",
         f"{db}:   CPU during the dial phase: web {d['cpu']['web_process_percent_of_one_core']}%, "
         f"worker {d['cpu']['worker_process_percent_of_one_core']}% of a core, "
-        f"machine {d['cpu']['machine_busy_percent']}% busy + {d['cpu']['machine_stolen_percent']}% stolen",
-        f"{db}:   server: {result['web_launcher']}; rate limit {result['rate_limit']}; load average before "
-        f"the phases: dial {result['load_average_before_dial'][0]:.2f}, "
-        f"throughput {result['load_average_before_throughput'][0]:.2f} (others share this box)",
+        f"machine {d['cpu']['machine_busy_percent']}% busy + {d['cpu']['machine_stolen_percent']}% stolen; "
+        f"worker CPU per lead {d['cpu']['worker_cpu_ms_per_lead']} ms",
+        f"{db}:   server: {result['web_launcher']}; rate limit {result['rate_limit']}; 1-minute load average "
+        f"before the phases: dial {d['load_average_before']:.2f}, throughput {t['load_average_before']:.2f} "
+        "(other work on this box skews the figures)",
     ]
     if lost["ids_answered_not_stored"] or lost["ids_stored_not_answered"]:
         lines.append(f"{db}:   ids answered 201 but not stored: {lost['ids_answered_not_stored']}, "
@@ -776,22 +799,26 @@ def main() -> int:
     except ImportError:
         pass
 
-    failed = False
-    blocks = []
+    lost, broken, blocks = False, False, []
     for db in (("sqlite", "postgres") if args.db == "both" else (args.db,)):
-        result = asyncio.run(run(db, args))
+        try:
+            result = asyncio.run(run(db, args))
+        except Exception as exc:  # one database failing must not hide the other's figures
+            broken = True
+            blocks.append([f"{db}: FAILED: {type(exc).__name__}: {exc}"])
+            print(blocks[-1][0], flush=True)
+            continue
         (RESULTS / f"lead_intake-{db}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-        block = summary(result)
-        blocks.append(block)
-        print("\n".join(block), flush=True)
-        if result["lost_check"]["lost"] != 0 or result["lost_check"]["ids_answered_not_stored"]:
-            failed = True
+        blocks.append(summary(result))
+        print("\n".join(blocks[-1]), flush=True)
+        check = result["lost_check"]
+        lost = lost or check["lost"] != 0 or check["ids_answered_not_stored"] or check["ids_stored_not_answered"]
     print("\n=== summary ===")
     for block in blocks:
         print("\n".join(block[:2]))
-    if failed:
+    if lost:
         print("LEADS LOST: the leads table and the 201 answers differ (see above)")
-    return 1 if failed else 0
+    return 1 if lost else 2 if broken else 0
 
 
 if __name__ == "__main__":

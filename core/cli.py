@@ -199,7 +199,7 @@ async def cmd_createuser(args: argparse.Namespace) -> int:
     try:
         user = await create_user(phone=args.phone, password=password, email=args.email, first_name=args.first_name,
                                  last_name=args.last_name, position=args.position, is_staff=args.staff)
-    except ValueError as exc:
+    except ValueError as exc:  # InvalidPhone is one too
         print(f"perezvon: error: {exc}", file=sys.stderr)
         return 2
     finally:

@@ -7,7 +7,9 @@ from typing import Any
 
 from core.app import Perezvon
 from core.auth import hash_password
-from core.models import AppEnablement, Connection, OperatorNumber, Project, User
+from marshmallow import ValidationError
+
+from core.models import AppEnablement, Connection, IntegrationEnablement, OperatorNumber, Project, User
 
 DEMO_PHONE = "+79990000001"
 DEMO_DOMAIN = "localhost"
@@ -47,6 +49,14 @@ async def seed_demo(app: Perezvon) -> dict[str, Any]:
     for key, application in app.host.registry.applications.items():
         await AppEnablement.get_or_create(connection=connection, app_key=key,
                                           defaults={"settings": application.default_settings()})
+    # integrations that need no account details (a counter id, a key) are switched on too
+    for key, integration in app.host.registry.integrations.items():
+        try:
+            defaults = integration.settings_schema().load({})
+        except ValidationError:
+            continue
+        await IntegrationEnablement.get_or_create(connection=connection, integration_key=key,
+                                                  defaults={"settings": defaults})
     public = app.settings.public_url
     return {
         "staff_phone": user.phone,

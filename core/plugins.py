@@ -74,6 +74,10 @@ def read_plugins_toml(path: Path) -> dict[str, Any]:
         raise PluginError(f"plugins file {path} is not valid TOML: {exc}") from None
 
 
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
 def _flatten_errors(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
     """marshmallow's nested error dict as ("field.sub", "message") pairs."""
     if isinstance(messages, dict):
@@ -168,7 +172,7 @@ class PluginHost:
         try:
             self.pm.register(plugin, name=name)
         except pluggy.PluginValidationError as exc:  # e.g. an argument its hook spec does not have
-            raise PluginError(f"plugin {name!r}: {exc}") from None
+            raise PluginError(f"plugin {name!r}: {_one_line(exc)}") from None
 
     def register(self, name: str, plugin: object, version: str = "?") -> None:
         """Register a plugin object directly (tests, embedding). Enabled unless
@@ -195,7 +199,7 @@ class PluginHost:
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
-            raise PluginError(f"plugin {self.pm.get_name(exc.plugin)!r}: {exc}") from None
+            raise PluginError(f"plugin {self.pm.get_name(exc.plugin)!r}: {_one_line(exc)}") from None
         for name in self.enabled_names():
             info = self.infos[name]
             info.settings = self._validated_settings(name)

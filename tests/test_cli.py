@@ -1,0 +1,168 @@
+"""The ``perezvon`` command as a user runs it: real processes, real HTTP, real signals."""
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+PERZVON = [sys.executable, "-m", "core.cli"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_servers_under(path: Path) -> list[int]:
+    """PIDs of redis-server processes whose config lives under ``path``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+            status = (proc / "status").read_text()
+        except OSError:
+            continue
+        if "redis-server" in cmdline and str(path) in cmdline and "State:\tZ" not in status:
+            found.append(int(proc.name))
+    return found
+
+
+def demo_env(tmp_path: Path) -> dict:
+    env = {**os.environ, "PEREZVON_DATA_DIR": str(tmp_path / "var"), "PEREZVON_LOG_LEVEL": "WARNING"}
+    env.setdefault("PEREZVON_PLUGINS", str(ROOT / "tests" / "plugins.toml"))
+    for name in ("PEREZVON_DATABASE_URL", "PEREZVON_REDIS_URL"):  # the embedded default, as on a fresh machine
+        env.pop(name, None)
+    return env
+
+
+@contextlib.contextmanager
+def running_server(env: dict, cwd: Path):
+    """``perezvon serve`` on free ports, seeded with ``perezvon demo --json``; stopped with Ctrl-C (SIGINT)."""
+    port = free_port()
+    env = {**env, "PEREZVON_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    server = subprocess.Popen([*PERZVON, "serve", "--port", str(port), "--smtp-port", str(free_port())],
+                              env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(timeout=5) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                assert server.poll() is None, server.stdout.read()
+                try:
+                    if client.get(f"{base_url}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "serve did not become healthy"
+                time.sleep(0.1)
+            seeded = subprocess.run([*PERZVON, "demo", "--json"], env=env, cwd=cwd, capture_output=True,
+                                    text=True, timeout=120)
+            assert seeded.returncode == 0, seeded.stderr
+            yield base_url, json.loads(seeded.stdout), client
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+            pytest.fail("serve did not stop on Ctrl-C within 20 s")
+    output = server.stdout.read()
+    assert server.returncode == 0, output
+    assert "Perezvon stopped." in output
+    assert "Traceback" not in output, output
+    data_dir = Path(env["PEREZVON_DATA_DIR"]).resolve()
+    assert redis_servers_under(data_dir) == [], "the embedded Redis was left running"
+
+
+def test_serve_takes_a_lead_calls_back_and_stops_cleanly(tmp_path):
+    env = demo_env(tmp_path)
+    with running_server(env, tmp_path) as (base_url, demo, client):
+        assert set(demo) >= {"staff_phone", "staff_password", "project_id", "connection_id", "site_token",
+                             "admin_url"}
+        assert demo["admin_url"] == f"{base_url}/"
+        health = client.get(f"{base_url}/healthz").json()
+        assert health["ok"] is True and health["workers"] and health["telephony"] == "ok"
+        created = client.post(f"{base_url}/api/v1/leads", headers={"Origin": "http://localhost:3000"},
+                              json={"token": demo["site_token"], "phone": "8 916 555-12-34", "consent": True})
+        assert created.status_code == 201, created.text
+        state_url = f"{base_url}/api/v1/calls/{created.json()['call_id']}/state"
+        deadline = time.monotonic() + 20
+        while (state := client.get(state_url, params={"token": demo["site_token"]}).json())["finished"] is False:
+            assert time.monotonic() < deadline, state
+            time.sleep(0.1)
+        assert state["status"] == "successful" and state["tags"] == {"unique": True, "target": True}
+
+
+def test_sigterm_also_stops_serve_and_its_redis(tmp_path):
+    env = demo_env(tmp_path)
+    port = free_port()
+    server = subprocess.Popen([*PERZVON, "serve", "--port", str(port), "--smtp-port", str(free_port())],
+                              env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not redis_servers_under(tmp_path):
+        assert server.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1)
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(timeout=20) == 0
+    assert redis_servers_under(tmp_path) == []
+
+
+def test_a_killed_serve_leaves_no_redis_behind(tmp_path):
+    env = demo_env(tmp_path)
+    server = subprocess.Popen([*PERZVON, "serve", "--port", str(free_port()), "--smtp-port", str(free_port())],
+                              env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not redis_servers_under(tmp_path):
+        assert server.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    server.kill()  # SIGKILL: no clean-up code runs; the child dies with its parent
+    server.wait()
+    deadline = time.monotonic() + 10
+    while redis_servers_under(tmp_path):
+        assert time.monotonic() < deadline, "redis-server outlived a SIGKILLed parent"
+        time.sleep(0.05)
+
+
+def test_demo_is_idempotent_and_prints_json(tmp_path):
+    env = demo_env(tmp_path)
+    runs = [subprocess.run([*PERZVON, "demo", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                           timeout=120) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
+    first, second = (json.loads(r.stdout) for r in runs)
+    assert first == second
+    assert len(first["site_token"]) >= 32 and first["staff_phone"].startswith("+7")
+    assert redis_servers_under(tmp_path) == []
+
+
+def test_createuser_and_migrate(tmp_path):
+    env = demo_env(tmp_path)
+    migrated = subprocess.run([*PERZVON, "migrate"], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert migrated.returncode == 0 and "up to date" in migrated.stdout
+    made = subprocess.run([*PERZVON, "createuser", "--phone", "8 (916) 000-11-22", "--email", "op@example.com",
+                           "--first-name", "Олег", "--staff", "--password", "correct horse"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    assert "Created staff user +79160001122" in made.stdout
+    again = subprocess.run([*PERZVON, "createuser", "--phone", "+79160001122", "--password", "correct horse"],
+                           env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    short = subprocess.run([*PERZVON, "createuser", "--phone", "+79160001123", "--password", "short"],
+                           env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert short.returncode == 2 and "at least 8 characters" in short.stderr
+    bad = subprocess.run([*PERZVON, "createuser", "--phone", "12", "--password", "long enough"],
+                         env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode == 2 and "phone" in bad.stderr.lower()
