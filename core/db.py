@@ -36,7 +36,9 @@ def tortoise_config(database_url: str, plugin_models: dict[str, list[str]] | Non
 
 
 async def connect(config: dict[str, Any]) -> None:
-    await Tortoise.init(config=config)
+    # Tortoise keeps its state in a context variable; uvicorn runs the lifespan in a
+    # task of its own, so request handlers would not see it without the global fallback.
+    await Tortoise.init(config=config, _enable_global_fallback=True)
 
 
 async def migrate(config: dict[str, Any]) -> None:

@@ -166,3 +166,50 @@ def test_createuser_and_migrate(tmp_path):
     bad = subprocess.run([*PERZVON, "createuser", "--phone", "12", "--password", "long enough"],
                          env=env, cwd=tmp_path, capture_output=True, text=True)
     assert bad.returncode == 2 and "phone" in bad.stderr.lower()
+
+
+def test_web_and_worker_run_apart(tmp_path):
+    """``perezvon web`` and ``perezvon worker`` as separate processes, as on several machines."""
+    env = demo_env(tmp_path)
+    port = free_port()
+    env["PEREZVON_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+    assert subprocess.run([*PERZVON, "migrate"], env=env, cwd=tmp_path, capture_output=True).returncode == 0
+    demo = json.loads(subprocess.run([*PERZVON, "demo", "--json"], env=env, cwd=tmp_path, capture_output=True,
+                                     text=True, check=True).stdout)
+    web = subprocess.Popen([*PERZVON, "web", "--port", str(port)], env=env, cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    worker = None
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(timeout=5) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                assert web.poll() is None, web.stdout.read()
+                try:
+                    if client.get(f"{base_url}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            created = client.post(f"{base_url}/api/v1/leads",
+                                  json={"token": demo["site_token"], "phone": "+79165550000", "consent": True})
+            assert created.status_code == 201, created.text
+            state_url = f"{base_url}/api/v1/calls/{created.json()['call_id']}/state"
+            assert client.get(state_url, params={"token": demo["site_token"]}).json()["phase"] == "waiting"
+            # the lead waits, durable, until a worker comes up
+            worker = subprocess.Popen([*PERZVON, "worker"], env=env, cwd=tmp_path,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            deadline = time.monotonic() + 30
+            while not (state := client.get(state_url, params={"token": demo["site_token"]}).json())["finished"]:
+                assert worker.poll() is None, worker.stdout.read()
+                assert time.monotonic() < deadline, state
+                time.sleep(0.1)
+            assert state["status"] == "successful"
+            assert client.get(f"{base_url}/healthz").json()["workers"]
+    finally:
+        for process in (worker, web):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                assert process.wait(timeout=20) == 0, process.stdout.read()
+    assert redis_servers_under(tmp_path) == []
