@@ -38,7 +38,11 @@ Every phone is distinct (+7916 and a counter), so no answer is a duplicate.
     .venv/bin/python bench/lead_intake.py [--db sqlite|postgres|both] [--seconds N] [--concurrency N]
 
 Numbers go to stdout and to bench/results/lead_intake-<db>.json; the server
-logs are kept next to them (lead_intake-<db>-web.log, -worker.log).
+logs are kept next to them (lead_intake-<db>-web.log, -worker.log), and with
+``--py-spy`` collapsed-stack profiles of the worker (dial phase) and of the web
+process (throughput window), summarised in the output. CPU use of each process
+and of the box (including time stolen by the hypervisor) is reported because
+on a shared 2-core VM the figures move with whatever else runs there.
 """
 from __future__ import annotations
 
@@ -103,7 +107,7 @@ def free_port() -> int:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc (the server is not our child's child, psutil not needed)."""
+    """utime + stime of a process, read from /proc (Linux; no psutil needed)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -169,6 +173,8 @@ class LeadFactory:
 
     def next_request(self) -> bytes:
         n = self.count
+        if n >= 10**7:  # +7916 and seven digits: past this, phones would repeat (duplicates, not leads)
+            raise RuntimeError("out of distinct phone numbers")
         self.count += 1
         ip = n // IPS_EVERY
         client_ip = f"10.{(ip >> 16) & 255}.{(ip >> 8) & 255}.{ip & 255}"
@@ -442,10 +448,9 @@ class PostgresStore:
 class Servers:
     """The Perezvon processes of one run, their environment and their logs."""
 
-    def __init__(self, db: str, database_url: str, redis_url: str, data_dir: Path, launcher: str) -> None:
+    def __init__(self, db: str, database_url: str, redis_url: str, data_dir: Path) -> None:
         self.db = db
         self.port = free_port()
-        self.launcher = launcher  # "perezvon" (the real `perezvon web`) or "shim" (bench/_web.py)
         self.env = {**os.environ, "PEREZVON_DATA_DIR": str(data_dir), "PEREZVON_DATABASE_URL": database_url,
                     "PEREZVON_REDIS_URL": redis_url, "PEREZVON_PLUGINS": str(ROOT / "plugins.toml"),
                     "PEREZVON_PUBLIC_URL": f"http://{HOST}:{self.port}"}
@@ -475,11 +480,7 @@ class Servers:
         return proc
 
     def start_web(self) -> subprocess.Popen:
-        if self.launcher == "shim":
-            argv = [str(VENV_BIN / "python"), str(ROOT / "bench" / "_web.py")]
-        else:
-            argv = [str(VENV_BIN / "perezvon"), "web"]
-        return self.start("web", argv + ["--host", HOST, "--port", str(self.port)])
+        return self.start("web", [str(VENV_BIN / "perezvon"), "web", "--host", HOST, "--port", str(self.port)])
 
     def health(self) -> tuple[int | None, dict]:
         try:
@@ -501,8 +502,6 @@ class Servers:
             status, report = self.health()
             if status == 200 and (not want_worker or report.get("workers")):
                 return report
-            if status == 503 and "TortoiseContext" in str(report.get("database")):
-                raise BrokenWeb(str(report["database"]))  # fails the same way forever: no point waiting
             time.sleep(0.2)
         raise RuntimeError(f"no healthy /healthz within {START_TIMEOUT:.0f} s (last: {report}); "
                            f"see {self.logs.get('web')}")
@@ -524,10 +523,6 @@ class Servers:
     def stop_all(self) -> None:
         for role in ("worker", "web"):
             self.stop(role)
-
-
-class BrokenWeb(RuntimeError):
-    """`perezvon web` starts but cannot reach its database (see bench/_web.py)."""
 
 
 def scan_log(path: Path) -> dict:
@@ -604,24 +599,6 @@ async def wait_settled(store, call_ids: list[str]) -> dict[str, tuple]:
     return attempts
 
 
-def start_web(servers: Servers, launcher: str, result: dict) -> None:
-    """Start the web process and wait for /healthz; with ``auto``, fall back to the shim if needed."""
-    servers.start_web()
-    try:
-        servers.wait_healthy()
-    except BrokenWeb as exc:
-        if launcher != "auto":
-            raise
-        print(f"{servers.db}: `perezvon web` cannot reach its database ({exc}); "
-              "falling back to bench/_web.py (same app, Perezvon started before uvicorn)", flush=True)
-        result["perezvon_web_broken"] = str(exc)
-        servers.stop("web")
-        servers.launcher = "shim"
-        servers.start_web()
-        servers.wait_healthy()
-    result["web_launcher"] = "perezvon web" if servers.launcher == "perezvon" else "bench/_web.py"
-
-
 async def measure_dial(servers: Servers, store, factory: LeadFactory, tally: Tally,
                        args: argparse.Namespace) -> dict:
     """Phase 2 (run first): the worker faces only these calls, not the throughput phase's backlog."""
@@ -686,7 +663,7 @@ async def lost_check(store, connection_id: int, tally: Tally) -> dict:
 async def run(db: str, args: argparse.Namespace) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix=f"perezvon-bench-{db}-"))
     store = SqliteStore(data_dir) if db == "sqlite" else PostgresStore()
-    servers = Servers(db, store.url, args.redis_url, data_dir, "shim" if args.launcher == "shim" else "perezvon")
+    servers = Servers(db, store.url, args.redis_url, data_dir)
     for old in RESULTS.glob(f"lead_intake-{db}-*"):
         old.unlink()
     flush_redis(args.redis_url)
@@ -696,7 +673,8 @@ async def run(db: str, args: argparse.Namespace) -> dict:
         demo = servers.demo()
         factory = LeadFactory(demo["site_token"], servers.port)
         tally = Tally()
-        start_web(servers, args.launcher, result)
+        servers.start_web()
+        servers.wait_healthy()
         result["dial"] = await measure_dial(servers, store, factory, tally, args)
         result["throughput"] = await measure_throughput(servers, factory, tally, args)
         if args.py_spy:
@@ -749,7 +727,7 @@ def summary(result: dict) -> list[str]:
         f"worker {d['cpu']['worker_process_percent_of_one_core']}% of a core, "
         f"machine {d['cpu']['machine_busy_percent']}% busy + {d['cpu']['machine_stolen_percent']}% stolen; "
         f"worker CPU per lead {d['cpu']['worker_cpu_ms_per_lead']} ms",
-        f"{db}:   server: {result['web_launcher']}; rate limit {result['rate_limit']}; 1-minute load average "
+        f"{db}:   rate limit {result['rate_limit']}; 1-minute load average "
         f"before the phases: dial {d['load_average_before']:.2f}, throughput {t['load_average_before']:.2f} "
         "(other work on this box skews the figures)",
     ]
@@ -781,9 +759,6 @@ def main() -> int:
     parser.add_argument("--dial-seconds", type=float, default=10.0, help="length of the dial phase (default 10)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14",
                         help="a Redis database for the bench alone: it is FLUSHDB'd before and after")
-    parser.add_argument("--launcher", choices=("auto", "perezvon", "shim"), default="auto",
-                        help="the web process: `perezvon web`, bench/_web.py, or the former falling back "
-                             "to the latter when it cannot reach its database (default auto)")
     parser.add_argument("--py-spy", action="store_true",
                         help="profile the worker (dial phase) and the web process (throughput window) with py-spy")
     args = parser.parse_args()

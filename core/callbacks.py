@@ -1,9 +1,9 @@
 """The callback engine: runs attempts through the active telephony backend.
 
-One arq job places one attempt (``core.place_attempt(call_id, number)``).
+One arq job starts one attempt (``core.place_attempt(call_id, number)``).
 The job first *claims* the attempt with a conditional update, so a job that
 runs twice (re-queued by the sweep, retried by arq) does nothing the second
-time. After the attempt the redial matrix decides: another attempt at a time
+time; the call then runs as a task of the engine while the job ends. After the attempt the redial matrix decides: another attempt at a time
 inside working hours, or the call's final status, tags, integration pushes
 and notifications.
 
@@ -83,13 +83,21 @@ class CallbackEngine:
         self.in_flight: set[str] = set()
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self._alive_task: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
 
     # --- keeping the "alive" marks fresh -------------------------------------------
 
     def start(self) -> None:
         self._alive_task = asyncio.create_task(self._keep_alive(), name="perezvon-alive")
 
-    async def stop(self) -> None:
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Let the attempts in progress end (up to ``grace_seconds``), then interrupt
+        the rest: each is recorded and goes through the redial matrix."""
+        if not await self.drain(grace_seconds):
+            log.warning("interrupting %d attempts in progress", len(self._tasks))
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._alive_task:
             self._alive_task.cancel()
             await asyncio.gather(self._alive_task, return_exceptions=True)
@@ -130,35 +138,54 @@ class CallbackEngine:
     # --- one attempt ------------------------------------------------------------------
 
     async def place_attempt(self, call_id: str, number: int) -> str:
-        claimed = await Call.filter(id=call_id, state=CallState.SCHEDULED, attempts_made=number - 1).update(
-            state=CallState.DIALLING, attempts_made=number, next_attempt_at=None)
-        if not claimed:
-            return "skipped: already placed or no longer due"
-        call = await Call.get(id=call_id).prefetch_related("lead", "connection")
-        connection, lead = call.connection, call.lead
-        direction = call.next_direction or call.first_direction
-        operator = await self._operator_for(connection, lead, number)
-        attempt = await Attempt.create(
-            call_id=call.id, number=number, direction=direction, backend=self.backend.key,
-            operator_number=operator.phone if operator else "", started_at=utcnow(),
-        )
+        """Claim attempt ``number`` of a call and start it; returns at once.
+
+        The attempt itself runs as a task of this engine, not inside the arq
+        job: a call lasts minutes, and arq re-checks every running job on every
+        poll, so holding jobs for whole calls would slow the pick-up of new
+        leads as calls pile up.
+        """
+        async with in_transaction():
+            claimed = await Call.filter(id=call_id, state=CallState.SCHEDULED, attempts_made=number - 1).update(
+                state=CallState.DIALLING, attempts_made=number, next_attempt_at=None)
+            if not claimed:
+                return "skipped: already placed or no longer due"
+            call = await Call.get(id=call_id).prefetch_related("lead", "connection")
+            operator = await self._operator_for(call.connection, call.lead, number)
+            attempt = await Attempt.create(
+                call_id=call.id, number=number, direction=call.next_direction or call.first_direction,
+                backend=self.backend.key, operator_number=operator.phone if operator else "", started_at=utcnow(),
+            )
         await self._mark_alive(call_id)
+        task = asyncio.create_task(self._run_attempt(call, attempt, operator), name=f"attempt:{call_id}:{number}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return f"attempt {number} started"
+
+    async def _run_attempt(self, call: Call, attempt: Attempt, operator: OperatorNumber | None) -> None:
         try:
-            if number == 1:
-                await self._tag_unique(call, lead, connection)
             if operator is None:
                 outcome = AttemptOutcome(None, None, note="no operator number is set for this site")
             else:
-                outcome = await self._run_backend(call, lead, connection, attempt, operator)
+                outcome = await self._run_backend(call, call.lead, call.connection, attempt, operator)
+            if attempt.number == 1:
+                await self._tag_unique(call, call.lead, call.connection)
+            await self.finish_attempt(call, attempt, outcome)
         except asyncio.CancelledError:
-            # worker shutting down: record it now rather than leave the call "dialling"
+            # the worker is stopping: record it now rather than leave the call "dialling"
             await asyncio.shield(self.finish_attempt(call, attempt, AttemptOutcome(
                 LegStatus.SERVER_ERROR, None, note=INTERRUPTED)))
-            await self._unmark(call_id)
             raise
-        await self.finish_attempt(call, attempt, outcome)
-        await self._unmark(call_id)
-        return f"attempt {number}: {attempt.display_status}"
+        except Exception:  # e.g. the database went away: the sweep resolves the call later
+            log.exception("call %s attempt %s could not be completed", call.id, attempt.number)
+        finally:
+            await self._unmark(str(call.id))
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Wait for the attempts in progress; True when none is left."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+        return not self._tasks
 
     async def _run_backend(self, call: Call, lead: Lead, connection: Connection, attempt: Attempt,
                            operator: OperatorNumber) -> AttemptOutcome:

@@ -161,7 +161,8 @@ def perezvon_run_jobs(perezvon_app):
                 if task.done():
                     task.result()
                 due = await perezvon_app.redis.zcount(default_queue_name, "-inf", int(time.time() * 1000))
-                running = any(not t.done() for t in worker.tasks.values())
+                running = any(not t.done() for t in worker.tasks.values()) or bool(
+                    perezvon_app.engine and perezvon_app.engine.in_flight)
                 quiet = quiet + 1 if not due and not running else 0
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"jobs still due or running after {timeout} s")

@@ -1,4 +1,5 @@
 """The worker: attempts through the simulator, the chain, tags, durability, integrations."""
+import asyncio
 import datetime as dt
 
 import pytest
@@ -113,8 +114,10 @@ async def test_an_attempt_is_placed_once_however_often_its_job_runs(perezvon_app
                             redis=perezvon_app.redis)
     first = await engine.place_attempt(created["call_id"], 1)
     second = await engine.place_attempt(created["call_id"], 1)
-    assert first.startswith("attempt 1") and second.startswith("skipped")
+    assert first == "attempt 1 started" and second.startswith("skipped")
+    assert await engine.drain(10)
     assert await Attempt.filter(call_id=created["call_id"]).count() == 1
+    assert (await Call.get(id=created["call_id"])).display_status == "successful"
 
 
 async def test_the_sweep_requeues_a_call_whose_job_was_lost(perezvon_app, perezvon_client, perezvon_site,
@@ -227,3 +230,26 @@ async def test_a_4xx_integration_failure_is_stored_not_retried_and_never_delays_
     failed = await Delivery.get(call_id=created["call_id"], event="lead_created")
     assert (failed.ok, failed.status, failed.try_number) == (False, 400, 1)
     assert failed.response == '{"error": "bad counter"}'
+
+
+async def test_stopping_the_engine_records_calls_in_progress(perezvon_app, perezvon_client, perezvon_site, new_phone,
+                                                            monkeypatch):
+    backend = perezvon_app.host.telephony_backend()
+
+    async def endless(plan, progress):
+        await progress.leg_dialled("operator")
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(backend, "place_attempt", endless)
+    created = await post_lead(perezvon_client, perezvon_site, new_phone())
+    engine = CallbackEngine(backend=backend, registry=perezvon_app.host.registry, redis=perezvon_app.redis)
+    assert await engine.place_attempt(created["call_id"], 1) == "attempt 1 started"
+    for _ in range(100):
+        if (await Attempt.get(call_id=created["call_id"])).dialled_at:
+            break
+        await asyncio.sleep(0.01)
+    await engine.stop(grace_seconds=0.1)
+    attempt = await Attempt.get(call_id=created["call_id"])
+    assert attempt.reason == INTERRUPTED and attempt.ended_at is not None
+    assert (await Call.get(id=created["call_id"])).state == CallState.SCHEDULED  # the matrix redials it
+    assert await perezvon_app.redis.get(f"pv:alive:{created['call_id']}") is None
