@@ -58,10 +58,15 @@ class Hours:
         return start.astimezone(UTC), end.astimezone(UTC)
 
     def is_open(self, when: dt.datetime) -> bool:
+        # every lead asks this: remember the last open window found (the object is frozen)
+        last = self.__dict__.get("_last_window")
+        if last and last[0] <= when < last[1]:
+            return True
         local_day = when.astimezone(self.zone).date()
         for day in (local_day - dt.timedelta(days=1), local_day):
             span = self.window(day)
             if span and span[0] <= when < span[1]:
+                object.__setattr__(self, "_last_window", span)
                 return True
         return False
 

@@ -46,6 +46,9 @@ class VisitSchema(Schema):
         "description": "name of the app rule that matched by URL or UTM (spoken to the operator)"})
 
 
+_NO_UTM = {"source": "", "medium": "", "campaign": "", "content": "", "term": ""}
+
+
 class LeadSchema(Schema):
     """``POST /api/v1/leads``: one lead from the site script or any client."""
 
@@ -65,10 +68,10 @@ class LeadSchema(Schema):
                                         metadata={"description": "the time the visitor chose, ISO 8601 with offset"})
     page_url = fields.String(load_default="", validate=validate.Length(max=2048))
     referrer = fields.String(load_default="", validate=validate.Length(max=2048))
-    utm = fields.Nested(UtmSchema, load_default=lambda: UtmSchema().load({}))
+    utm = fields.Nested(UtmSchema, load_default=lambda: dict(_NO_UTM))
     channel = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(Channel.ALL))
     visitor_id = fields.String(load_default="", validate=validate.Length(max=64))
-    visit = fields.Nested(VisitSchema, load_default=lambda: VisitSchema().load({}))
+    visit = fields.Nested(VisitSchema, load_default=dict)
     displayed_phone = fields.String(load_default="", validate=validate.Length(max=40))
     extra = fields.Dict(keys=fields.String(validate=validate.Length(max=64)), load_default=dict,
                         metadata={"description": "source-specific data kept with the lead"})

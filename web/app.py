@@ -11,7 +11,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Mount, Route
 
 from core.app import Perezvon
-from core.i18n import current_locale, gettext, negotiate
+from core.i18n import gettext, negotiate
 from core import version
 from web.api.health import healthz
 from web.api.leads import call_state, create_lead, preflight
@@ -21,26 +21,10 @@ TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).with_name("templa
                         autoescape=select_autoescape(["html"]))
 
 
-class LocaleMiddleware:
-    """Sets the request's language (Russian unless Accept-Language prefers English)."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"accept-language"), None)
-            token = current_locale.set(negotiate(header))
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                current_locale.reset(token)
-        else:
-            await self.app(scope, receive, send)
-
-
 async def index(request: Request) -> HTMLResponse:
-    html = TEMPLATES.get_template("index.html").render(locale=current_locale.get(), _=gettext)
+    locale = negotiate(request.headers.get("accept-language"))
+    html = TEMPLATES.get_template("index.html").render(
+        locale=locale, _=lambda message: gettext(message, locale))
     return HTMLResponse(html)
 
 
@@ -77,5 +61,4 @@ def create_app(perezvon: Perezvon, *, manage_lifecycle: bool = True) -> Starlett
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.perezvon = perezvon
-    app.add_middleware(LocaleMiddleware)
     return app

@@ -7,7 +7,7 @@ import uuid
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from core.i18n import current_locale, translate_errors
+from core.i18n import negotiate, translate_errors
 from core.intake import IntakeError
 from core.models import Call, CallState
 
@@ -23,7 +23,8 @@ def _cors(request: Request) -> dict[str, str]:
 
 
 def error(request: Request, status: int, errors: dict) -> JSONResponse:
-    return JSONResponse({"errors": translate_errors(errors, current_locale.get())}, status_code=status,
+    locale = negotiate(request.headers.get("accept-language"))  # Russian unless English is preferred
+    return JSONResponse({"errors": translate_errors(errors, locale)}, status_code=status,
                         headers=_cors(request))
 
 
