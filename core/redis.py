@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
-import os
 import signal
 import subprocess
 import time
@@ -116,11 +115,3 @@ async def ping(redis: ArqRedis) -> bool:
         return bool(await asyncio.wait_for(redis.ping(), 2))
     except Exception:  # any failure means "not answering" for health checks
         return False
-
-
-def owned_pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

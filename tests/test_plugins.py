@@ -1,6 +1,7 @@
 """The plugin host: discovery, plugins.toml, settings errors, and a real third-party package."""
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -146,13 +147,41 @@ from marshmallow import Schema, fields
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from core.registry import Integration
+from core.registry import Integration, Server
 from hookspecs import hookimpl
 
 
 class HelloSettings(Schema):
     greeting = fields.String(required=True)
     events_file = fields.String(required=True)
+    echo_port = fields.Integer(load_default=None)
+
+
+class EchoServer(Server):
+    """A long-running server next to the web app: answers each line with the greeting."""
+    name = "hello-echo"
+
+    def __init__(self, host, port, greeting):
+        self.host, self.port, self.greeting = host, port, greeting
+        self.server = None
+
+    async def start(self):
+        import asyncio
+
+        async def handle(reader, writer):
+            line = await reader.readline()
+            writer.write(f"{self.greeting}, {line.decode().strip()}\n".encode())
+            await writer.drain()
+            writer.close()
+
+        self.server = await asyncio.start_server(handle, self.host, self.port)
+
+    async def stop(self):
+        self.server.close()
+        await self.server.wait_closed()
+
+    def describe(self):
+        return f"hello echo on {self.host}:{self.port}"
 
 
 class Recorder(Integration):
@@ -187,6 +216,13 @@ def perezvon_register_integrations(registry, settings):
 
 
 @hookimpl
+def perezvon_servers(context, settings):
+    if settings["echo_port"]:
+        return [EchoServer(context.host, settings["echo_port"], settings["greeting"])]
+    return []
+
+
+@hookimpl
 def perezvon_routes(settings):
     async def ping(request):
         return JSONResponse({"greeting": settings["greeting"]})
@@ -213,7 +249,10 @@ def run_cli(args, env, cwd, **kw):
 
 
 def test_a_pip_installed_plugin_is_discovered_enabled_and_called(hello_package, tmp_path):
+    from tests.test_cli import free_port, running_server  # noqa: PLC0415 - shared helpers
+
     events = tmp_path / "events.jsonl"
+    echo_port = free_port()
     toml = write_toml(tmp_path, f"""
         [plugins.simulator]
         enabled = true
@@ -223,6 +262,7 @@ def test_a_pip_installed_plugin_is_discovered_enabled_and_called(hello_package, 
         enabled = true
         greeting = "Привет"
         events_file = "{events}"
+        echo_port = {echo_port}
     """)
     env = {**os.environ, "PEREZVON_PLUGINS": str(toml), "PEREZVON_DATA_DIR": str(tmp_path / "var"),
            "PEREZVON_LOG_LEVEL": "WARNING"}
@@ -238,11 +278,12 @@ def test_a_pip_installed_plugin_is_discovered_enabled_and_called(hello_package, 
     table = run_cli(["plugins"], env, tmp_path).stdout
     assert "hello" in table and "entry point" in table and "simulator" in table
 
-    # the plugin's hooks run inside a real server: its route, and its integration on a lead
-    from tests.test_cli import running_server  # noqa: PLC0415 - shared helper
-
+    # the plugin's hooks run inside a real server: its route, its own server, its integration on a lead
     with running_server(env, tmp_path) as (base_url, demo, client):
         assert client.get(f"{base_url}/p/hello/ping").json() == {"greeting": "Привет"}
+        with socket.create_connection(("127.0.0.1", echo_port), timeout=5) as conn:
+            conn.sendall("Вера\n".encode())
+            assert conn.makefile(encoding="utf-8").readline() == "Привет, Вера\n"
         lead = client.post(f"{base_url}/api/v1/leads",
                            json={"token": demo["site_token"], "phone": "+79161234567", "consent": True})
         assert lead.status_code == 201
@@ -251,6 +292,8 @@ def test_a_pip_installed_plugin_is_discovered_enabled_and_called(hello_package, 
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and (not events.exists() or len(events.read_text().splitlines()) < 2):
             time.sleep(0.1)
+    with pytest.raises(OSError):  # serve stopped the plugin's server with everything else
+        socket.create_connection(("127.0.0.1", echo_port), timeout=2)
     recorded = [json.loads(line) for line in events.read_text().splitlines()]
     assert {"event": "lead_created", "phone": "+79161234567", "status": "pending"} in recorded
     assert {"event": "call_finished", "phone": "+79161234567", "status": "successful"} in recorded
