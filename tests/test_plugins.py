@@ -170,7 +170,7 @@ class EchoServer(Server):
 
         async def handle(reader, writer):
             line = await reader.readline()
-            writer.write(f"{self.greeting}, {line.decode().strip()}\n".encode())
+            writer.write(f"{self.greeting}, {line.decode().strip()}\\n".encode())
             await writer.drain()
             writer.close()
 
