@@ -174,7 +174,6 @@ async def cmd_demo(args: argparse.Namespace) -> int:
               f"  admin:      {demo['admin_url']}\n"
               f"  login:      {demo['staff_phone']}  password: {demo['staff_password']}\n"
               f"  site token: {demo['site_token']}\n"
-              f"  snippet:    {demo['site_snippet']}\n"
               f"  try a lead: curl -s -X POST {demo['lead_url']} -H 'Content-Type: application/json' "
               f"-d '{{\"token\": \"{demo['site_token']}\", \"phone\": \"+7 912 345-67-89\", \"consent\": true}}'\n"
               "Start it with: perezvon serve")

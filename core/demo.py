@@ -66,5 +66,4 @@ async def seed_demo(app: Perezvon) -> dict[str, Any]:
         "site_token": connection.token,
         "admin_url": f"{public}/",
         "lead_url": f"{public}/api/v1/leads",
-        "site_snippet": f'<script async src="{public}/inject?token={connection.token}"></script>',
     }
