@@ -22,7 +22,7 @@ log = logging.getLogger("perezvon")
 class Perezvon:
     def __init__(self, settings: Settings, host: PluginHost | None = None) -> None:
         self.settings = settings
-        self.host = host or PluginHost.from_file(settings.plugins_path)
+        self.host = host or PluginHost.from_file(settings.plugins_path, core_settings=settings)
         self.db_config = db.tortoise_config(settings.database_url, self.host.model_modules())
         self.embedded_redis: EmbeddedRedis | None = None
         self.redis: ArqRedis | None = None

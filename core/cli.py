@@ -109,6 +109,35 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_smtp(args: argparse.Namespace) -> int:
+    """The SMTP servers of the enabled lead-source plugins, alone (no web, no worker)."""
+    from core.registry import ServerContext
+
+    app = _app(args)
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    await app.start()
+    servers = []
+    try:
+        context = ServerContext(intake=app.intake, host=args.host, ports={"smtp": args.smtp_port})
+        servers = [s for s in app.host.servers(context) if s.protocol == "smtp"]
+        if not servers:
+            print("perezvon: error: no enabled plugin serves SMTP (enable siteforms in plugins.toml)",
+                  file=sys.stderr)
+            return 2
+        for server in servers:
+            await server.start()
+        _settle_heap()
+        print("Perezvon SMTP intake is running: " + ", ".join(s.describe() for s in servers)
+              + ". Ctrl-C stops it.", flush=True)
+        await stop.wait()
+    finally:
+        for server in reversed(servers):
+            await server.stop()
+        await app.stop()
+    return 0
+
+
 async def cmd_web(args: argparse.Namespace) -> int:
     from web.app import create_app
 
@@ -183,7 +212,8 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 async def cmd_plugins(args: argparse.Namespace) -> int:
     from core.plugins import PluginHost
 
-    host = PluginHost.from_file(_settings(args).plugins_path)
+    settings = _settings(args)
+    host = PluginHost.from_file(settings.plugins_path, core_settings=settings)
     rows = [{"name": i.name, "kinds": i.kinds, "version": i.version, "origin": i.origin, "enabled": i.enabled,
              "hooks": i.hooks} for i in host.infos.values()]
     if args.json:
@@ -254,6 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(handler=cmd_web)
+
+    p = sub.add_parser("smtp", parents=[common], help="the SMTP intake alone (site forms by e-mail)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--smtp-port", type=int, default=2525)
+    p.set_defaults(handler=cmd_smtp)
 
     sub.add_parser("worker", parents=[common], help="the worker alone").set_defaults(handler=cmd_worker)
     sub.add_parser("migrate", parents=[common], help="create or upgrade the database schema").set_defaults(

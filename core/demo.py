@@ -58,6 +58,9 @@ async def seed_demo(app: Perezvon) -> dict[str, Any]:
         await IntegrationEnablement.get_or_create(connection=connection, integration_key=key,
                                                   defaults={"settings": defaults})
     public = app.settings.public_url
+    extras: dict[str, Any] = {}
+    for step in app.host.demo_steps():  # e.g. the site-forms plugin's technical e-mail address
+        extras.update(await step(connection) or {})
     return {
         "staff_phone": user.phone,
         "staff_password": password,
@@ -66,4 +69,5 @@ async def seed_demo(app: Perezvon) -> dict[str, Any]:
         "site_token": connection.token,
         "admin_url": f"{public}/",
         "lead_url": f"{public}/api/v1/leads",
+        **extras,
     }

@@ -42,21 +42,27 @@ log = logging.getLogger("perezvon.intake")
 
 MAX_BATCH = 500
 
+# KEYS: per lead its rate key and duplicate key. ARGV: rate ttl, duplicate ttl, then per
+# lead its limit (0 = not limited) and the value to remember it by.
 _GUARD = """
-local limit, rate_ttl, dup_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local rate_ttl, dup_ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out = {}
 for i = 1, #KEYS / 2 do
   local rate_key, dup_key = KEYS[2 * i - 1], KEYS[2 * i]
+  local limit, value = tonumber(ARGV[1 + 2 * i]), ARGV[2 + 2 * i]
   local existing = redis.call('GET', dup_key)
   if existing then
     out[i] = existing
   else
-    local n = redis.call('INCR', rate_key)
-    if n == 1 then redis.call('EXPIRE', rate_key, rate_ttl) end
+    local n = 0
+    if limit > 0 then
+      n = redis.call('INCR', rate_key)
+      if n == 1 then redis.call('EXPIRE', rate_key, rate_ttl) end
+    end
     if limit > 0 and n > limit then
       out[i] = '!rate'
     else
-      redis.call('SET', dup_key, ARGV[3 + i], 'EX', dup_ttl)
+      redis.call('SET', dup_key, value, 'EX', dup_ttl)
       out[i] = '!new'
     end
   end
@@ -221,6 +227,7 @@ class _Pending:
     accepted: Accepted
     jobs: list[Job]
     rate_key: str
+    rate_limited: bool
     dup_key: str
     future: asyncio.Future
 
@@ -244,9 +251,15 @@ class LeadIntake:
 
     # --- the per-lead part: validate and prepare -------------------------------------
 
-    async def submit(self, payload: Any, *, client_ip: str = "", origin: str | None = None,
+    async def submit(self, payload: Any, *, client_ip: str | None, origin: str | None = None,
                      now: dt.datetime | None = None) -> Accepted:
-        """Validate and store one lead; raises :class:`IntakeError` when refused."""
+        """Validate and store one lead; raises :class:`IntakeError` when refused.
+
+        ``client_ip`` is the visitor's address, limited per minute; ``None``
+        for a trusted server-side source (the site's own mail server sends
+        every form of the site from one address) -- not rate-limited.
+        ``origin`` is the browser's Origin header, ``None`` for non-browsers.
+        """
         if not isinstance(payload, dict):
             raise IntakeError(400, {"_schema": ["Send a JSON object."]})
         try:
@@ -283,7 +296,7 @@ class LeadIntake:
         return await self._commit(self._prepare(data, site, now, scheduled_at, client_ip))
 
     def _prepare(self, data: dict, site: Site, now: dt.datetime, scheduled_at: dt.datetime,
-                 client_ip: str) -> _Pending:
+                 client_ip: str | None) -> _Pending:
         utm = data["utm"]
         lead = dict(
             id=uuid.uuid4(), connection_id=site.id, source=data["source"], phone=data["phone"], name=data["name"],
@@ -294,7 +307,7 @@ class LeadIntake:
             channel=data["channel"] or channels.detect(page_url=data["page_url"], referrer=data["referrer"],
                                                        utm_medium=utm["medium"], own_domains=list(site.domains)),
             visitor_id=data["visitor_id"], visit=data["visit"], displayed_phone=data["displayed_phone"],
-            extra=data["extra"], client_ip=client_ip, created_at=now,
+            extra=data["extra"], client_ip=client_ip or "", created_at=now,
         )
         call = dict(
             id=uuid.uuid4(), lead_id=lead["id"], connection_id=site.id, created_at=now,
@@ -309,7 +322,7 @@ class LeadIntake:
         window = int(now.timestamp()) // 60
         return _Pending(
             lead=lead, call=call, accepted=accepted, jobs=jobs,
-            rate_key=f"pv:rate:{client_ip}:{window}",
+            rate_key=f"pv:rate:{client_ip}:{window}", rate_limited=client_ip is not None,
             dup_key=f"pv:dup:{site.id}:{lead['phone']}",
             future=asyncio.get_running_loop().create_future(),
         )
@@ -339,7 +352,9 @@ class LeadIntake:
 
     async def _guard_batch(self, batch: list[_Pending]) -> list[str]:
         keys = [k for item in batch for k in (item.rate_key, item.dup_key)]
-        args = [self.limit, 120, self.duplicate_window] + [item.accepted.encode() for item in batch]
+        args: list[Any] = [120, self.duplicate_window]
+        for item in batch:
+            args += [self.limit if item.rate_limited else 0, item.accepted.encode()]
         try:
             return [v.decode() if isinstance(v, bytes) else v for v in await self._guard(keys=keys, args=args)]
         except Exception as exc:  # Redis down: accept without limits rather than lose leads

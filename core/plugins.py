@@ -32,6 +32,7 @@ from marshmallow import Schema, ValidationError
 import core
 import hookspecs
 from core.registry import JobRegistry, PluginError, Registry, Server, ServerContext, TelephonyBackend
+from core.settings import Settings
 
 log = logging.getLogger("perezvon.plugins")
 
@@ -97,8 +98,9 @@ class PluginHost:
     never through ``pm.hook`` with loose keyword arguments.
     """
 
-    def __init__(self, config: dict[str, Any] | None = None) -> None:
+    def __init__(self, config: dict[str, Any] | None = None, core_settings: Settings | None = None) -> None:
         self.config = config or {}
+        self.core_settings = core_settings
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         for module in hookspecs.SPEC_MODULES:
             self.pm.add_hookspecs(module)
@@ -116,8 +118,9 @@ class PluginHost:
     # --- loading ----------------------------------------------------------------
 
     @classmethod
-    def from_file(cls, path: Path, extra: list[tuple[str, object]] = ()) -> PluginHost:
-        host = cls(read_plugins_toml(path))
+    def from_file(cls, path: Path, extra: list[tuple[str, object]] = (),
+                  core_settings: Settings | None = None) -> PluginHost:
+        host = cls(read_plugins_toml(path), core_settings)
         host.load_entry_points()
         for name, plugin in extra:
             host.register(name, plugin)
@@ -206,7 +209,8 @@ class PluginHost:
             info.hooks = sorted(self._hooks_of(name))
             self.registry.current_plugin = name
             for hook in REGISTRATION_HOOKS:
-                self._only(hook, name)(registry=self.registry, settings=info.settings)
+                self._only(hook, name)(registry=self.registry, settings=info.settings,
+                                       core_settings=self.core_settings)
         self.registry.current_plugin = "?"
         for info in self.infos.values():
             info.kinds = self.registry.kinds_of(info.name) if info.enabled else []
@@ -248,6 +252,8 @@ class PluginHost:
             call_kwargs = dict(kwargs)
             if "settings" in hook.spec.argnames:
                 call_kwargs["settings"] = self.infos[name].settings
+            if "core_settings" in hook.spec.argnames:
+                call_kwargs["core_settings"] = self.core_settings
             results = hook(**call_kwargs)
             yield name, results
 
@@ -277,6 +283,9 @@ class PluginHost:
             for result in results:
                 found.extend(result or [])
         return found
+
+    def demo_steps(self) -> list[Any]:
+        return [step for _, results in self.each("perezvon_demo_steps") for r in results for step in (r or [])]
 
     def telephony_backend(self) -> TelephonyBackend:
         backends = self.registry.telephony

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from marshmallow import Schema
@@ -38,6 +39,8 @@ class Server:
     """A long-running server a lead-source plugin runs next to the web app."""
 
     name: str = "server"
+    #: the protocol it speaks; ``perezvon smtp`` runs the servers whose protocol is "smtp"
+    protocol: str = ""
 
     async def start(self) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -55,6 +58,10 @@ class ServerContext:
     intake: LeadIntake
     host: str
     ports: dict[str, int]
+
+
+#: an ``async def step(connection) -> dict`` a plugin adds to ``perezvon demo``
+DemoStep = Callable[["Connection"], Awaitable[dict[str, Any]]]
 
 
 # --- applications -------------------------------------------------------------

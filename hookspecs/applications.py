@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 from hookspecs.markers import hookspec
 
 if TYPE_CHECKING:
+    from core.settings import Settings
     from core.registry import Registry
 
 
 @hookspec
-def perezvon_register_applications(registry: Registry, settings: dict[str, Any]) -> None:
+def perezvon_register_applications(registry: Registry, settings: dict[str, Any], core_settings: Settings) -> None:
     """Declare the site applications this plugin provides.
 
     When: once at start-up, for each enabled plugin.
@@ -27,6 +28,7 @@ def perezvon_register_applications(registry: Registry, settings: dict[str, Any])
     per-connection settings; its ``load({})`` gives the defaults),
     ``client_script`` (path of the JavaScript the site script loads) and
     ``client_config(connection, settings)`` (the JSON the client code gets).
-    ``settings`` -- this plugin's deployment settings.
+    ``core_settings`` -- the deployment's :class:`core.settings.Settings`
+    (data dir, public URL, secret key). ``settings`` -- this plugin's deployment settings.
     Returns: nothing. Duplicate keys stop start-up.
     """

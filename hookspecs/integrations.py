@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 from hookspecs.markers import hookspec
 
 if TYPE_CHECKING:
+    from core.settings import Settings
     from core.registry import Registry
 
 
 @hookspec
-def perezvon_register_integrations(registry: Registry, settings: dict[str, Any]) -> None:
+def perezvon_register_integrations(registry: Registry, settings: dict[str, Any], core_settings: Settings) -> None:
     """Declare the integrations this plugin provides.
 
     When: once at start-up, for each enabled plugin.
@@ -34,13 +35,14 @@ def perezvon_register_integrations(registry: Registry, settings: dict[str, Any])
     A handler raises :class:`core.registry.DeliveryError` with
     ``retry=True`` for network errors and 5xx (retried with back-off) and
     ``retry=False`` for 4xx; each try is stored as a delivery record.
-    ``settings`` -- this plugin's deployment settings.
+    ``core_settings`` -- the deployment's :class:`core.settings.Settings`
+    (data dir, public URL, secret key). ``settings`` -- this plugin's deployment settings.
     Returns: nothing. Duplicate keys stop start-up.
     """
 
 
 @hookspec
-def perezvon_register_notifiers(registry: Registry, settings: dict[str, Any]) -> None:
+def perezvon_register_notifiers(registry: Registry, settings: dict[str, Any], core_settings: Settings) -> None:
     """Declare notification channels (e-mail, SMS, ...).
 
     When: once at start-up, for each enabled plugin.
@@ -51,6 +53,7 @@ def perezvon_register_notifiers(registry: Registry, settings: dict[str, Any]) ->
     ``"call_succeeded"``, ``"call_failed"``, ``"lead_delayed"``,
     ``"activation"``, ``"site_snippet"``; recipients; the call or user it is
     about) to every registered notifier, each as its own retried job.
-    ``settings`` -- this plugin's deployment settings.
+    ``core_settings`` -- the deployment's :class:`core.settings.Settings`
+    (data dir, public URL, secret key). ``settings`` -- this plugin's deployment settings.
     Returns: nothing.
     """

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 from hookspecs.markers import hookspec
 
 if TYPE_CHECKING:
+    from core.settings import Settings
     from core.registry import Registry, ServerContext, Server
 
 
 @hookspec
-def perezvon_register_lead_sources(registry: Registry, settings: dict[str, Any]) -> None:
+def perezvon_register_lead_sources(registry: Registry, settings: dict[str, Any], core_settings: Settings) -> None:
     """Declare the lead sources this plugin provides.
 
     When: once at start-up, for each enabled plugin.
@@ -30,7 +31,8 @@ def perezvon_register_lead_sources(registry: Registry, settings: dict[str, Any])
 
 
 @hookspec
-def perezvon_servers(context: ServerContext, settings: dict[str, Any]) -> list[Server] | None:
+def perezvon_servers(context: ServerContext, settings: dict[str, Any],
+                     core_settings: Settings) -> list[Server] | None:
     """Long-running servers this plugin runs next to the web app.
 
     When: once when ``perezvon serve`` starts (and when the plugin's own
@@ -38,7 +40,8 @@ def perezvon_servers(context: ServerContext, settings: dict[str, Any]) -> list[S
     Arguments: ``context`` -- a :class:`core.registry.ServerContext` with the
     lead intake, the host to bind and the ports asked for on the command line
     (``context.ports["smtp"]`` for ``--smtp-port``). ``settings`` -- this
-    plugin's settings.
+    plugin's settings. ``core_settings`` -- the deployment's
+    :class:`core.settings.Settings` (data dir, public URL, secret key).
     Returns: a list of :class:`core.registry.Server` objects; the core awaits
     ``start()`` on each before it reports ready and ``stop()`` on shutdown
     (Ctrl-C, SIGTERM or an error elsewhere).

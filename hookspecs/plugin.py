@@ -9,7 +9,8 @@ if TYPE_CHECKING:
     from marshmallow import Schema
     from starlette.routing import BaseRoute
 
-    from core.registry import JobRegistry
+    from core.registry import DemoStep, JobRegistry
+    from core.settings import Settings
 
 
 @hookspec(firstresult=True)
@@ -63,4 +64,19 @@ def perezvon_models() -> list[str] | None:
     ``["my_plugin.models"]``). They form one Tortoise app labelled with the
     plugin's name; its migrations live in the sibling ``migrations`` package
     of the first module and run with ``perezvon migrate``.
+    """
+
+
+@hookspec
+def perezvon_demo_steps(settings: dict[str, Any], core_settings: Settings) -> list[DemoStep] | None:
+    """What this plugin adds to ``perezvon demo``.
+
+    When: each time ``perezvon demo`` seeds the demo (it must stay idempotent).
+    Arguments: ``settings`` -- this plugin's settings; ``core_settings`` --
+    the deployment's :class:`core.settings.Settings`.
+    Returns: a list of ``async def step(connection) -> dict`` functions (see
+    :data:`core.registry.DemoStep`). The core awaits each with the demo
+    connection after its own seeding; the keys of the returned dicts are added
+    to the demo's output (``perezvon demo --json``), e.g. the connection's
+    technical e-mail address.
     """

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 from hookspecs.markers import hookspec
 
 if TYPE_CHECKING:
+    from core.settings import Settings
     from core.registry import Registry
 
 
 @hookspec
-def perezvon_register_telephony(registry: Registry, settings: dict[str, Any]) -> None:
+def perezvon_register_telephony(registry: Registry, settings: dict[str, Any], core_settings: Settings) -> None:
     """Declare the telephony backends this plugin provides.
 
     When: once at start-up, for each enabled plugin.
@@ -28,14 +29,15 @@ def perezvon_register_telephony(registry: Registry, settings: dict[str, Any]) ->
     ``await backend.place_attempt(plan, progress)`` for each attempt (returns
     an :class:`core.registry.AttemptOutcome`), ``await backend.health()`` for
     ``/healthz`` and ``await backend.stop()`` on shutdown.
-    ``settings`` -- this plugin's settings (e.g. AMI host and credentials,
+    ``core_settings`` -- the deployment's :class:`core.settings.Settings`
+    (data dir, public URL, secret key). ``settings`` -- this plugin's settings (e.g. AMI host and credentials,
     the dial-string template).
     Returns: nothing.
     """
 
 
 @hookspec
-def perezvon_register_speech(registry: Registry, settings: dict[str, Any]) -> None:
+def perezvon_register_speech(registry: Registry, settings: dict[str, Any], core_settings: Settings) -> None:
     """Declare text-to-speech engines for announcements (SPEC S4.3).
 
     When: once at start-up, for each enabled plugin.
@@ -44,6 +46,7 @@ def perezvon_register_speech(registry: Registry, settings: dict[str, Any]) -> No
     ``async synthesize(text, voice) -> Path`` returning an audio file;
     ``voice`` is ``"male"`` or ``"female"``). The engine with the highest
     priority is used, so a better voice can replace the built-in one.
-    ``settings`` -- this plugin's settings.
+    ``core_settings`` -- the deployment's :class:`core.settings.Settings`
+    (data dir, public URL, secret key). ``settings`` -- this plugin's settings.
     Returns: nothing.
     """
