@@ -1,12 +1,11 @@
 """Translations: Russian first, English second (Babel catalogs under core/locales).
 
-Message ids in the source are English. The active locale lives in a context
-variable, set per request from ``Accept-Language`` (Russian when nothing
-matches), so the same code serves both languages.
+Message ids in the source are English. Where a message is written for a
+person, the language is chosen from ``Accept-Language`` (:func:`negotiate`;
+Russian when nothing matches) and passed to :func:`gettext`.
 """
 from __future__ import annotations
 
-import contextvars
 import functools
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,6 @@ from babel.messages.pofile import read_po
 LOCALES = ("ru", "en")
 DEFAULT_LOCALE = "ru"
 _LOCALE_DIR = Path(__file__).with_name("locales")
-
-current_locale: contextvars.ContextVar[str] = contextvars.ContextVar("perezvon_locale", default=DEFAULT_LOCALE)
 
 
 @functools.cache
@@ -32,8 +29,8 @@ def _catalog(locale: str) -> dict[str, str]:
     return {m.id: m.string for m in catalog if m.id and isinstance(m.id, str) and m.string}
 
 
-def gettext(message: str, locale: str | None = None) -> str:
-    return _catalog(locale or current_locale.get()).get(message, message)
+def gettext(message: str, locale: str = DEFAULT_LOCALE) -> str:
+    return _catalog(locale).get(message, message)
 
 
 _ = gettext
@@ -50,7 +47,7 @@ def negotiate(accept_language: str | None) -> str:
     return str(Locale.negotiate(preferred, LOCALES, sep="_") or DEFAULT_LOCALE)
 
 
-def translate_errors(errors: Any, locale: str | None = None) -> Any:
+def translate_errors(errors: Any, locale: str = DEFAULT_LOCALE) -> Any:
     """Translate every message of a marshmallow-style errors dict."""
     if isinstance(errors, dict):
         return {key: translate_errors(value, locale) for key, value in errors.items()}
