@@ -248,6 +248,7 @@ class LeadIntake:
         self._pending: list[_Pending] = []
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task | None = None
+        self._enqueueing: set[asyncio.Task] = set()
 
     # --- the per-lead part: validate and prepare -------------------------------------
 
@@ -386,14 +387,22 @@ class LeadIntake:
             for item in fresh:
                 _settle(item.future, error=IntakeError(503, {"_schema": ["The lead could not be stored, try again."]}))
             return
-        try:
-            await self.queue.enqueue([job for item in fresh for job in item.jobs])
-        except Exception as exc:  # committed is durable: the worker's sweep queues it later
-            log.warning("%d leads stored but not queued (%s); the sweep will queue them", len(fresh), exc)
+        # committed is durable: answer now, and queue the jobs while the next group is written
         for item in fresh:
             _settle(item.future, item.accepted)
+        task = asyncio.create_task(self._enqueue([job for item in fresh for job in item.jobs]))
+        self._enqueueing.add(task)
+        task.add_done_callback(self._enqueueing.discard)
+
+    async def _enqueue(self, jobs: list[Job]) -> None:
+        try:
+            await self.queue.enqueue(jobs)
+        except Exception as exc:  # the worker's sweep queues due calls it finds unqueued
+            log.warning("%d jobs of stored leads not queued (%s); the sweep will queue them", len(jobs), exc)
 
     async def close(self) -> None:
+        if self._enqueueing:  # let queued-up jobs reach Redis before the pool closes
+            await asyncio.wait(set(self._enqueueing), timeout=5)
         if self._writer is not None:
             self._writer.cancel()
             try:

@@ -124,6 +124,10 @@ async def test_the_sweep_requeues_a_call_whose_job_was_lost(perezvon_app, perezv
                                                             perezvon_run_jobs, new_phone):
     created = await post_lead(perezvon_client, perezvon_site, new_phone())
     job_id = f"attempt:{created['call_id']}:1"
+    for _ in range(100):  # the intake queues jobs just after it answers
+        if await perezvon_app.redis.zscore("arq:queue", job_id) is not None:
+            break
+        await asyncio.sleep(0.01)
     # what a Redis restart does to a queued job
     await perezvon_app.redis.delete(f"arq:job:{job_id}")
     await perezvon_app.redis.zrem("arq:queue", job_id)
