@@ -245,8 +245,11 @@ class CallbackEngine:
         jobs: list[Job] = []
         async with in_transaction():
             if step is not None:
-                due = schedule.redial_at(hours_of(connection, await connection.calendar.all()),
-                                         now + dt.timedelta(seconds=step.period_seconds))
+                due = now + dt.timedelta(seconds=step.period_seconds)
+                try:
+                    due = schedule.redial_at(hours_of(connection, await connection.calendar.all()), due)
+                except schedule.ScheduleError as exc:  # broken hours: redial on the matrix's time
+                    log.error("connection %s: %s", connection.id, exc)
                 changed = await Call.filter(id=call.id, state=CallState.DIALLING, attempts_made=attempt.number).update(
                     state=CallState.SCHEDULED, next_attempt_at=due, next_direction=step.direction,
                     reason=reason, operator_number=attempt.operator_number)

@@ -291,9 +291,9 @@ class LeadIntake:
         try:
             scheduled_at = first_attempt_at(site.hours, now, delay_seconds=site.first_call_delay,
                                             preferred_at=data["preferred_at"])
-        except ScheduleError as exc:
-            log.error("connection %s: %s", site.id, exc)
-            raise IntakeError(503, {"_schema": ["This site's working hours are not set up."]}) from None
+        except ScheduleError as exc:  # broken settings must not cost the visitor their callback
+            log.error("connection %s: %s; calling the lead without working hours", site.id, exc)
+            scheduled_at = now + dt.timedelta(seconds=site.first_call_delay)
         return await self._commit(self._prepare(data, site, now, scheduled_at, client_ip))
 
     def _prepare(self, data: dict, site: Site, now: dt.datetime, scheduled_at: dt.datetime,
