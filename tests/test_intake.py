@@ -225,3 +225,37 @@ async def test_a_site_without_working_days_still_gets_its_lead_called(perezvon_c
     assert response.status_code == 201  # the settings error is logged; the visitor's lead is not lost
     scheduled = dt.datetime.fromisoformat(response.json()["scheduled_at"].replace("Z", "+00:00"))
     assert abs((scheduled - dt.datetime.now(dt.UTC)).total_seconds()) < 5
+
+
+async def test_a_failed_write_answers_503_and_the_retry_is_accepted(perezvon_app, perezvon_client, perezvon_site,
+                                                                     new_phone, monkeypatch):
+    from core.intake import RowInserter
+
+    phone = new_phone()
+    real_execute = RowInserter.execute
+
+    async def database_down(self, rows):
+        raise ConnectionError("database went away")
+
+    monkeypatch.setattr(RowInserter, "execute", database_down)
+    failed = await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, phone))
+    assert failed.status_code == 503 and "_schema" in failed.json()["errors"]
+    monkeypatch.setattr(RowInserter, "execute", real_execute)
+    retried = await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, phone))
+    assert retried.status_code == 201  # not answered as a "duplicate" of the lead that was never stored
+    assert await Lead.filter(connection_id=perezvon_site.id, phone=phone).count() == 1
+
+
+async def test_without_redis_leads_are_still_accepted(perezvon_app, perezvon_client, perezvon_site, new_phone,
+                                                      monkeypatch):
+    intake = perezvon_app.intake
+
+    async def redis_down(*args, **kwargs):
+        raise ConnectionError("Redis is restarting")
+
+    monkeypatch.setattr(intake, "_guard", redis_down)
+    monkeypatch.setattr(intake.queue, "_script", redis_down)
+    response = await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, new_phone()))
+    assert response.status_code == 201  # stored; the worker's sweep queues its call later
+    call = await Call.get(id=response.json()["call_id"])
+    assert call.state == CallState.SCHEDULED and call.next_attempt_at is not None
