@@ -28,8 +28,9 @@ from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from core import channels
-from core.models import AppEnablement, CalendarDay, Call, Connection, Department, IntegrationEnablement, Lead, Office
-from core.queue import Job, JobQueue, attempt_job, delivery_job
+from core.models import (AppEnablement, CalendarDay, Call, CallState, Connection, Department, DisplayStatus,
+                         IntegrationEnablement, Lead, Office)
+from core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job
 from core.schedule import Hours, ScheduleError, first_attempt_at
 from core.schemas import LeadSchema, TelephonySettingsSchema
 
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("perezvon.intake")
 
 MAX_BATCH = 500
+#: a longer delay before the first call means "e-mail the lead instead of calling" (SPEC S3.2)
+MAX_CALL_DELAY_SECONDS = 59
+NOTIFIED_REASON = "the delay before the call is over 59 s: the lead was e-mailed instead"
 
 # KEYS: per lead its rate key and duplicate key. ARGV: rate ttl, duplicate ttl, then per
 # lead its limit (0 = not limited) and the value to remember it by.
@@ -112,6 +116,7 @@ class Site:
     departments_required: bool
     first_direction: str
     first_call_delay: int
+    offhours_spread: int
     apps: frozenset[str]
     integrations: tuple[str, ...]
 
@@ -147,6 +152,7 @@ async def load_site(connection: Connection) -> Site:
         departments_required=connection.departments_enabled and connection.departments_required,
         first_direction=telephony["first_direction"],
         first_call_delay=telephony["first_call_delay_seconds"],
+        offhours_spread=connection.offhours_spread_seconds,
         apps=frozenset(apps),
         integrations=tuple(sorted(integrations)),
     )
@@ -294,7 +300,27 @@ class LeadIntake:
         except ScheduleError as exc:  # broken settings must not cost the visitor their callback
             log.error("connection %s: %s; calling the lead without working hours", site.id, exc)
             scheduled_at = now + dt.timedelta(seconds=site.first_call_delay)
+        if scheduled_at > now + dt.timedelta(seconds=site.first_call_delay) and site.offhours_spread:
+            scheduled_at = await self._spread(site, scheduled_at)
         return await self._commit(self._prepare(data, site, now, scheduled_at, client_ip))
+
+    async def _spread(self, site: Site, opening: dt.datetime) -> dt.datetime:
+        """Leads waiting for the same opening (or preferred time) are called one every
+        ``offhours_spread`` seconds, so the call centre is not flooded at 9:00."""
+        key = f"pv:spread:{site.id}:{int(opening.timestamp())}"
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.expireat(key, int(opening.timestamp()) + 86400)
+                slot, _ = await pipe.execute()
+        except Exception as exc:  # without Redis the leads are still called, just not spread
+            log.warning("off-hours spread skipped, Redis did not answer: %s", exc)
+            return opening
+        spread_at = opening + dt.timedelta(seconds=(slot - 1) * site.offhours_spread)
+        try:
+            return site.hours.next_opening(spread_at)
+        except ScheduleError:
+            return spread_at
 
     def _prepare(self, data: dict, site: Site, now: dt.datetime, scheduled_at: dt.datetime,
                  client_ip: str | None) -> _Pending:
@@ -317,7 +343,12 @@ class LeadIntake:
         )
         call_id = str(call["id"])
         accepted = Accepted(str(lead["id"]), call_id, scheduled_at.isoformat().replace("+00:00", "Z"))
-        jobs = [attempt_job(call_id, 1, scheduled_at)]
+        if site.first_call_delay > MAX_CALL_DELAY_SECONDS:
+            call.update(state=CallState.NOTIFIED, display_status=DisplayStatus.NOTIFIED, reason=NOTIFIED_REASON,
+                        next_attempt_at=None, next_direction=None, finished_at=now)
+            jobs = [notify_job(key, "lead_delayed", call_id) for key in self.registry.notifiers]
+        else:
+            jobs = [attempt_job(call_id, 1, scheduled_at)]
         jobs += [delivery_job(key, "lead_created", call_id) for key in site.integrations
                  if key in self.registry.integrations]
         window = int(now.timestamp()) // 60

@@ -75,7 +75,8 @@ async def notify(ctx: dict[str, Any], notifier_key: str, kind: str, subject_id: 
     call = await Call.get_or_none(id=subject_id).prefetch_related("lead", "attempts", "connection")
     if notifier is None or call is None:
         return "skipped"
-    wanted = {"on_success": True} if kind == "call_succeeded" else {"on_failure": True}
+    # a lead e-mailed instead of called goes to everyone; call results to those who want them
+    wanted = {"call_succeeded": {"on_success": True}, "call_failed": {"on_failure": True}}.get(kind, {})
     recipients = await NotificationRecipient.filter(connection_id=call.connection_id, **wanted).all()
     lead = call.lead
     emails = tuple(sorted({r.email for r in recipients

@@ -55,6 +55,8 @@ class DisplayStatus:
     UNSUCCESSFUL = "unsuccessful"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    #: the site's delay before a call is over 59 s: people were e-mailed, nobody was called (S3.2)
+    NOTIFIED = "notified"
 
 
 class User(Model):

@@ -99,3 +99,59 @@ class TelephonySettingsSchema(Schema):
 
     first_direction = fields.String(load_default=Direction.OPERATOR_FIRST, validate=validate.OneOf(Direction.ALL))
     first_call_delay_seconds = fields.Integer(load_default=0, validate=validate.Range(min=0, max=86400))
+
+
+NO_WORKING_DAY = "The schedule has no working day: set at least one."
+
+
+def _valid_time(text: str, *, allow_midnight_end: bool = False) -> bool:
+    try:
+        hours, minutes = (int(part) for part in text.split(":"))
+    except (AttributeError, ValueError):
+        return False
+    if allow_midnight_end and (hours, minutes) == (24, 0):
+        return True
+    return 0 <= hours < 24 and 0 <= minutes < 60 and len(text) == 5
+
+
+class WorkingHoursSchema(Schema):
+    """A connection's time zone, weekly schedule and convenient time (SPEC S2.1).
+
+    ``schedule`` maps ISO weekdays "1" (Monday) .. "7" to ``["HH:MM", "HH:MM"]``
+    or ``null`` for a day off; "24:00" closes at midnight.
+    """
+
+    timezone = fields.String(load_default="Europe/Moscow")
+    schedule = fields.Dict(keys=fields.String(validate=validate.OneOf([str(d) for d in range(1, 8)])),
+                           values=fields.List(fields.String(), allow_none=True), required=True)
+    convenient_time = fields.String(load_default="10:00")
+
+    @validates("timezone")
+    def _known_zone(self, value: str, **_) -> None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError("Unknown time zone.") from None
+
+    @validates("convenient_time")
+    def _time_of_day(self, value: str, **_) -> None:
+        if not _valid_time(value):
+            raise ValidationError("Not a time of day (HH:MM).")
+
+    @validates("schedule")
+    def _hours(self, value: dict, **_) -> None:
+        errors: dict[str, list[str]] = {}
+        for day, span in value.items():
+            if span is None:
+                continue
+            if (len(span) != 2 or not _valid_time(span[0])
+                    or not _valid_time(span[1], allow_midnight_end=True)):
+                errors[day] = ["Give opening and closing as HH:MM."]
+            elif span[1] <= span[0] and span[1] != "24:00":
+                errors[day] = ["Closing must be after opening."]
+        if errors:
+            raise ValidationError(errors)
+        if not any(value.get(str(day)) for day in range(1, 8)):
+            raise ValidationError(NO_WORKING_DAY)

@@ -259,3 +259,56 @@ async def test_without_redis_leads_are_still_accepted(perezvon_app, perezvon_cli
     assert response.status_code == 201  # stored; the worker's sweep queues its call later
     call = await Call.get(id=response.json()["call_id"])
     assert call.state == CallState.SCHEDULED and call.next_attempt_at is not None
+
+
+async def test_off_hours_leads_are_spread_from_the_opening(perezvon_client, perezvon_site, new_phone):
+    from zoneinfo import ZoneInfo
+
+    now_msk = dt.datetime.now(dt.UTC).astimezone(ZoneInfo("Europe/Moscow"))
+    hour = (now_msk.hour + 12) % 24  # certainly closed now
+    perezvon_site.schedule = {str(d): [f"{hour:02d}:00", f"{hour + 1:02d}:00" if hour < 23 else "24:00"]
+                              for d in range(1, 8)}
+    perezvon_site.offhours_spread_seconds = 300
+    await perezvon_site.save()
+    times = []
+    for _ in range(3):
+        response = await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, new_phone()))
+        assert response.status_code == 201
+        times.append(dt.datetime.fromisoformat(response.json()["scheduled_at"].replace("Z", "+00:00")))
+    assert [(t - times[0]).total_seconds() for t in times] == [0, 300, 600]
+    assert times[0].astimezone(now_msk.tzinfo).hour == hour
+
+
+async def test_a_delay_over_59_seconds_emails_the_lead_instead_of_calling(
+        perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone):
+    from core.models import Attempt, NotificationRecipient
+    from core.registry import Notifier
+
+    class Inbox(Notifier):
+        key = "inbox"
+
+        def __init__(self):
+            self.sent = []
+
+        async def send(self, notification):
+            self.sent.append(notification)
+
+    inbox = Inbox()
+    registry = perezvon_app.host.registry
+    registry.current_plugin = "tests"
+    registry.add_notifier(inbox)
+    try:
+        perezvon_site.telephony = {"first_call_delay_seconds": 60}
+        await perezvon_site.save()
+        await NotificationRecipient.create(connection=perezvon_site, email="sales@example.com", on_success=False)
+        response = await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, new_phone(), name="Олег"))
+        assert response.status_code == 201
+        await perezvon_run_jobs()
+        call = await Call.get(id=response.json()["call_id"])
+        assert (call.state, call.display_status) == ("notified", "notified")
+        assert not await Attempt.filter(call_id=call.id).exists()  # nobody was called
+        assert [(n.kind, n.recipients) for n in inbox.sent] == [("lead_delayed", ("sales@example.com",))]
+        assert inbox.sent[0].data["lead"]["name"] == "Олег"
+    finally:
+        registry.notifiers.pop("inbox")
+        registry.owner.pop(("notifier", "inbox"))

@@ -136,3 +136,25 @@ def test_phones_are_normalised(raw, e164):
 def test_bad_phones_are_refused(raw):
     with pytest.raises(InvalidPhone):
         normalise(raw)
+
+
+def test_working_hours_settings_are_validated():
+    from marshmallow import ValidationError
+
+    from core.schemas import NO_WORKING_DAY, WorkingHoursSchema
+
+    ok = WorkingHoursSchema().load({"timezone": "Asia/Yekaterinburg",
+                                    "schedule": {"1": ["09:00", "18:00"], "6": None, "7": ["10:00", "24:00"]}})
+    assert ok["schedule"]["7"] == ["10:00", "24:00"] and ok["convenient_time"] == "10:00"
+    with pytest.raises(ValidationError) as none_open:
+        WorkingHoursSchema().load({"schedule": {str(d): None for d in range(1, 8)}})
+    assert none_open.value.messages == {"schedule": [NO_WORKING_DAY]}
+    with pytest.raises(ValidationError) as bad:
+        WorkingHoursSchema().load({"timezone": "Mars/Olympus", "convenient_time": "25:00",
+                                   "schedule": {"1": ["18:00", "09:00"], "2": ["9", "18:00"], "8": None}})
+    messages = bad.value.messages
+    assert messages["timezone"] == ["Unknown time zone."]
+    assert messages["convenient_time"] == ["Not a time of day (HH:MM)."]
+    assert messages["schedule"]["1"] == ["Closing must be after opening."]
+    assert messages["schedule"]["2"] == ["Give opening and closing as HH:MM."]
+    assert "8" in messages["schedule"]
