@@ -25,11 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from tortoise.transactions import in_transaction
 
-from core import redial, schedule
+from core import announcements, redial, scenario, schedule
 from core.models import (Attempt, Call, CallState, Connection, DisplayStatus, IntegrationEnablement, Lead,
                          NotificationRecipient, OperatorNumber)
 from core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job
-from core.registry import AttemptOutcome, AttemptPlan, AttemptProgress, LegStatus, TelephonyBackend
+from core.phones import InvalidPhone, normalise
+from core.registry import AttemptOutcome, AttemptPlan, AttemptProgress, Direction, LegStatus, TelephonyBackend
+from core.schemas import AnnouncementSettingsSchema, TelephonySettingsSchema
 from core.statuses import classify
 
 if TYPE_CHECKING:
@@ -189,13 +191,8 @@ class CallbackEngine:
 
     async def _run_backend(self, call: Call, lead: Lead, connection: Connection, attempt: Attempt,
                            operator: OperatorNumber) -> AttemptOutcome:
-        plan = AttemptPlan(
-            call_id=str(call.id), attempt_number=attempt.number, direction=attempt.direction,
-            operator_number=operator.phone, operator_extension=operator.extension,
-            client_number=lead.phone, telephony=dict(connection.telephony or {}),
-            voice=(connection.telephony or {}).get("voice", "female"),
-        )
         try:
+            plan = await build_plan(call, lead, connection, attempt, operator)
             return await self.backend.place_attempt(plan, _Progress(attempt))
         except asyncio.CancelledError:
             raise
@@ -308,6 +305,40 @@ class CallbackEngine:
         call = await Call.get(id=call_id).prefetch_related("connection")
         await self.finish_attempt(call, attempt, AttemptOutcome(LegStatus.SERVER_ERROR, None, note=INTERRUPTED))
         return True
+
+
+async def build_plan(call: Call, lead: Lead, connection: Connection, attempt: Attempt,
+                     operator: OperatorNumber) -> AttemptPlan:
+    """The attempt as the backend must play it: settings, caller ids and what the robot says."""
+    telephony = TelephonySettingsSchema().load(connection.telephony or {})
+    spoken = AnnouncementSettingsSchema().load(connection.announcements or {})
+    office = await lead.office if lead.office_id else None
+    department = await lead.department if lead.department_id else None
+    facts = announcements.LeadFacts(
+        site=connection.name or connection.domain, office=office.name if office else "",
+        department=department.name if department else "", client_name=lead.name,
+        rule=(lead.visit or {}).get("rule", ""))
+    if attempt.direction == Direction.CLIENT_FIRST:
+        command, action = telephony["connect"], "соединиться с клиентом"
+    else:
+        command, action = telephony["call_client"], "позвонить клиенту"
+    prompt = announcements.key_prompt(command["key"], action) if command["on"] else ""
+    to_operator, to_client = scenario.choose_caller_ids(
+        telephony, client=lead.phone, operator=operator.phone, displayed_on_site=_e164_or_blank(lead.displayed_phone))
+    return AttemptPlan(
+        call_id=str(call.id), attempt_number=attempt.number, direction=attempt.direction,
+        operator_number=operator.phone, operator_extension=operator.extension, client_number=lead.phone,
+        caller_id_to_operator=to_operator, caller_id_to_client=to_client,
+        operator_text=announcements.for_operator(facts, spoken, key_prompt=prompt),
+        client_text=announcements.for_client(facts, spoken), telephony=telephony,
+    )
+
+
+def _e164_or_blank(displayed: str) -> str:
+    try:
+        return normalise(displayed) if displayed else ""
+    except InvalidPhone:
+        return ""
 
 
 def as_event_data(obj: Any) -> dict[str, Any]:

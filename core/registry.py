@@ -112,7 +112,11 @@ class LegStatus:
 
 @dataclasses.dataclass(frozen=True)
 class AttemptPlan:
-    """Everything a backend needs to place one attempt; nothing it must look up."""
+    """Everything a backend needs to place one attempt; nothing it must look up.
+
+    Backends that implement :class:`core.scenario.CallControl` pass the plan
+    to :func:`core.scenario.run`, which plays SPEC S3.1 with it.
+    """
 
     call_id: str
     attempt_number: int
@@ -120,14 +124,18 @@ class AttemptPlan:
     operator_number: str
     operator_extension: str
     client_number: str
-    #: caller ids chosen by the substitution rules ("" = platform number)
+    #: caller ids chosen by the substitution rules ("" = the platform's own number)
     caller_id_to_operator: str = ""
     caller_id_to_client: str = ""
-    announcement: str = ""
-    voice: str = "female"
-    #: SPEC S3.2 telephony settings of the connection (timings, DTMF keys, ...)
+    #: what the robot says (SPEC S4.3), already in speakable Russian
+    operator_text: str = ""
+    client_text: str = ""
+    #: the connection's SPEC S3.2 settings, loaded by core.schemas.TelephonySettingsSchema
     telephony: dict[str, Any] = dataclasses.field(default_factory=dict)
-    record: bool = True
+
+    @property
+    def voice(self) -> str:
+        return self.telephony.get("voice", "female")
 
 
 @dataclasses.dataclass

@@ -22,6 +22,15 @@ class PhoneField(fields.String):
             raise ValidationError(str(exc)) from None
 
 
+class OptionalPhoneField(PhoneField):
+    """A phone number or nothing (an empty string)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return ""
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class UtmSchema(Schema):
     class Meta:
         unknown = EXCLUDE
@@ -87,18 +96,67 @@ class LeadSchema(Schema):
         return data
 
 
-class TelephonySettingsSchema(Schema):
-    """The part of a connection's S3.2 settings the core's scheduler reads.
+class DtmfCommandSchema(Schema):
+    on = fields.Boolean(required=True)
+    key = fields.String(required=True, validate=validate.Regexp(r"^[0-9*#]$", error="One key: 0-9, * or #."))
 
-    The telephony issue extends it with DTMF commands, caller-id rules and IVR
-    timings; unknown keys are kept for the backend.
-    """
+
+def _command(on: bool, key: str):
+    return fields.Nested(DtmfCommandSchema, load_default=lambda: {"on": on, "key": key})
+
+
+class TelephonySettingsSchema(Schema):
+    """A connection's telephony settings (SPEC S3.2), with the seed's defaults."""
 
     class Meta:
         unknown = EXCLUDE
 
     first_direction = fields.String(load_default=Direction.OPERATOR_FIRST, validate=validate.OneOf(Direction.ALL))
-    first_call_delay_seconds = fields.Integer(load_default=0, validate=validate.Range(min=0, max=86400))
+    first_call_delay_seconds = fields.Integer(load_default=0, validate=validate.Range(min=0, max=86400),
+                                              metadata={"help": "over 59 s: e-mail the lead instead of calling"})
+    extension_delay_seconds = fields.Float(load_default=2, validate=validate.Range(min=0, max=60))
+    operator_ivr_delay_seconds = fields.Float(load_default=1, validate=validate.Range(min=0, max=60))
+    operator_speak_seconds = fields.Float(load_default=15, validate=validate.Range(min=1, max=120),
+                                          metadata={"help": "how long to wait for the operator's key"})
+    interrupt_operator_call = fields.Boolean(load_default=True,
+                                             metadata={"help": "no key in time: end with 202 (else call the client)"})
+    client_ivr_delay_seconds = fields.Float(load_default=1, validate=validate.Range(min=0, max=60))
+    dtmf_wait_seconds = fields.Float(load_default=5, validate=validate.Range(min=1, max=60))
+    ring_timeout_seconds = fields.Float(load_default=30, validate=validate.Range(min=5, max=120))
+    # DTMF commands
+    call_client = _command(True, "1")
+    connect = _command(True, "1")
+    cancel_client = _command(True, "2")
+    cancel_operator = _command(False, "9")
+    repeat_info = _command(True, "0")
+    # voicemail, voice, caller-id substitution
+    detect_voicemail = fields.Boolean(load_default=True)
+    voice = fields.String(load_default="female", validate=validate.OneOf(["female", "male"]))
+    show_client_number_to_operator = fields.Boolean(load_default=True)
+    never_substitute_to_operator = fields.Boolean(load_default=False,
+                                                  metadata={"help": "a carrier that forbids substitution"})
+    show_operator_number_to_client = fields.Boolean(load_default=True)
+    show_tracking_number_to_client = fields.Boolean(load_default=False)
+    custom_operator_number = OptionalPhoneField(load_default="", allow_none=True,
+                                        metadata={"help": "shown to the client instead of the operator's"})
+    record = fields.Boolean(load_default=True)
+
+
+class AnnouncementSettingsSchema(Schema):
+    """What the robot says (SPEC S4.3): each switch adds one part."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    site_to_operator = fields.Boolean(load_default=True)
+    site_to_client = fields.Boolean(load_default=True)
+    office_to_operator = fields.Boolean(load_default=True)
+    department_to_operator = fields.Boolean(load_default=True)
+    name_to_operator = fields.Boolean(load_default=True)
+    name_to_client = fields.Boolean(load_default=False)
+    rule_to_operator = fields.Boolean(load_default=True)
+    extra_to_operator = fields.String(load_default="", validate=validate.Length(max=500))
+    extra_to_client = fields.String(load_default="", validate=validate.Length(max=500))
 
 
 NO_WORKING_DAY = "The schedule has no working day: set at least one."

@@ -1,0 +1,66 @@
+"""What the robot says to the operator and to the client (SPEC S4.3).
+
+Each switch of the connection's announcement settings adds one part; extra
+text is spoken last. The texts are Russian -- they are spoken to Russian
+call centres and their clients; a speech engine reads them (phone numbers and
+names are made speakable by the engine's plugin).
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+_UNSAFE = re.compile(r"[^\w\s.,!?:;«»\"'()+\-–—]", re.UNICODE)
+
+
+def speakable(text: str, limit: int = 120) -> str:
+    """Visitor-supplied text as something safe to say: no control characters or markup, bounded."""
+    cleaned = _UNSAFE.sub(" ", text or "")
+    return " ".join(cleaned.split())[:limit]
+
+
+@dataclasses.dataclass(frozen=True)
+class LeadFacts:
+    site: str
+    office: str = ""
+    department: str = ""
+    client_name: str = ""
+    rule: str = ""
+
+
+def for_operator(facts: LeadFacts, settings: dict, *, key_prompt: str = "") -> str:
+    parts = ["Обратный звонок"]
+    if settings["site_to_operator"] and facts.site:
+        parts.append(f"с сайта {speakable(facts.site)}")
+    sentences = [" ".join(parts) + "."]
+    if settings["office_to_operator"] and facts.office:
+        sentences.append(f"Офис: {speakable(facts.office)}.")
+    if settings["department_to_operator"] and facts.department:
+        sentences.append(f"Отдел: {speakable(facts.department)}.")
+    if settings["name_to_operator"] and facts.client_name:
+        sentences.append(f"Клиент: {speakable(facts.client_name)}.")
+    if settings["rule_to_operator"] and facts.rule:
+        sentences.append(f"Правило: {speakable(facts.rule)}.")
+    if settings["extra_to_operator"]:
+        sentences.append(speakable(settings["extra_to_operator"], 500))
+    if key_prompt:
+        sentences.append(key_prompt)
+    return " ".join(sentences)
+
+
+def for_client(facts: LeadFacts, settings: dict) -> str:
+    greeting = "Здравствуйте"
+    if settings["name_to_client"] and facts.client_name:
+        greeting += f", {speakable(facts.client_name)}"
+    sentences = [greeting + "!"]
+    if settings["site_to_client"] and facts.site:
+        sentences.append(f"Вы заказали обратный звонок на сайте {speakable(facts.site)}.")
+    sentences.append("Пожалуйста, оставайтесь на линии, соединяем с оператором.")
+    if settings["extra_to_client"]:
+        sentences.append(speakable(settings["extra_to_client"], 500))
+    return " ".join(sentences)
+
+
+def key_prompt(key: str, action: str) -> str:
+    """"Нажмите 1, чтобы позвонить клиенту." -- spoken after the lead's details."""
+    return f"Нажмите {key}, чтобы {action}."
