@@ -12,6 +12,7 @@ successful call.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from core.registry import Direction, LegStatus
@@ -76,3 +77,63 @@ def next_step(matrix: dict[str, Any], *, chain_started: str, next_number: int,
     if rule is None or rule == ABORT:
         return None
     return NextStep(period_seconds=int(rule["period"]), direction=rule.get("direction", chain_started))
+
+
+_PAIR = re.compile(r"^(\*|-|\d{3})-(\*|-|\d{3})$")
+
+
+class MatrixError(ValueError):
+    """A connection's redial matrix is not well formed; ``errors`` is ``{path: [messages]}``."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+def validate_matrix(matrix: Any) -> dict[str, Any]:
+    """Check a connection's redial matrix (as the admin saves it) and return it unchanged.
+
+    Shape: ``{chain: {redial number: {pair: rule}}}`` with chain ``operator_first``
+    or ``client_first``, redial number "2".."5", pair like ``"486-*"`` and rule
+    ``"abort"`` or ``{"period": seconds, "direction": ...}``.
+    """
+    errors: dict[str, list[str]] = {}
+    if not isinstance(matrix, dict):
+        raise MatrixError({"_schema": ["The redial matrix must be an object."]})
+    for chain, redials in matrix.items():
+        if chain not in Direction.ALL:
+            errors[chain] = ["Unknown chain: use operator_first or client_first."]
+            continue
+        if not isinstance(redials, dict):
+            errors[chain] = ["Must be an object of redials."]
+            continue
+        for number, rules in redials.items():
+            where = f"{chain}.{number}"
+            if number not in {str(n) for n in range(2, MAX_ATTEMPTS + 1)}:
+                errors[where] = [f"Redials are numbered 2 to {MAX_ATTEMPTS}."]
+                continue
+            if not isinstance(rules, dict):
+                errors[where] = ["Must be an object of status pairs."]
+                continue
+            for pair, rule in rules.items():
+                problem = _rule_problem(pair, rule)
+                if problem:
+                    errors[f"{where}.{pair}"] = [problem]
+    if errors:
+        raise MatrixError(errors)
+    return matrix
+
+
+def _rule_problem(pair: str, rule: Any) -> str | None:
+    if not _PAIR.match(pair):
+        return "A status pair looks like 486-* or 200-480."
+    if rule == ABORT:
+        return None
+    if not isinstance(rule, dict) or set(rule) - {"period", "direction"} or "period" not in rule:
+        return 'A rule is "abort" or {"period": seconds, "direction": ...}.'
+    period = rule["period"]
+    if not isinstance(period, int) or isinstance(period, bool) or not 0 <= period <= 7 * 86400:
+        return "The period is whole seconds, up to a week."
+    if rule.get("direction", Direction.OPERATOR_FIRST) not in Direction.ALL:
+        return "The direction is operator_first or client_first."
+    return None

@@ -158,3 +158,21 @@ def test_working_hours_settings_are_validated():
     assert messages["schedule"]["1"] == ["Closing must be after opening."]
     assert messages["schedule"]["2"] == ["Give opening and closing as HH:MM."]
     assert "8" in messages["schedule"]
+
+
+def test_a_redial_matrix_is_validated_before_it_is_saved():
+    good = {"operator_first": {"2": {"486-*": {"period": 60, "direction": "client_first"}, "*-*": "abort"}},
+            "client_first": {"5": {"--480": {"period": 30}}}}
+    assert redial.validate_matrix(good) is good
+    with pytest.raises(redial.MatrixError) as bad:
+        redial.validate_matrix({"sideways": {}, "operator_first": {"6": {}, "2": {
+            "486": "abort", "200-480": {"period": -1}, "200-486": {"period": 10, "direction": "up"},
+            "*-*": "later"}}})
+    assert bad.value.errors == {
+        "sideways": ["Unknown chain: use operator_first or client_first."],
+        "operator_first.6": ["Redials are numbered 2 to 5."],
+        "operator_first.2.486": ["A status pair looks like 486-* or 200-480."],
+        "operator_first.2.200-480": ["The period is whole seconds, up to a week."],
+        "operator_first.2.200-486": ["The direction is operator_first or client_first."],
+        "operator_first.2.*-*": ['A rule is "abort" or {"period": seconds, "direction": ...}.'],
+    }
