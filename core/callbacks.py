@@ -344,7 +344,9 @@ def _e164_or_blank(displayed: str) -> str:
 def as_event_data(obj: Any) -> dict[str, Any]:
     """A model's fields as plain JSON-able values, for integrations and webhooks."""
     out: dict[str, Any] = {}
-    for name in obj._meta.db_fields:
+    # db_fields leaves out foreign keys: add their ids (office_id, connection_id ...)
+    names = sorted(obj._meta.db_fields) + sorted(f"{fk}_id" for fk in obj._meta.fk_fields)
+    for name in names:
         value = getattr(obj, name)
         if isinstance(value, (dt.datetime, dt.date)):
             value = value.isoformat()

@@ -187,6 +187,10 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: the demo keys the text output lays out itself; plugins' extras are listed after them
+_DEMO_SHOWN = {"staff_phone", "staff_password", "admin_url", "site_token", "lead_url", "project_id", "connection_id"}
+
+
 async def cmd_demo(args: argparse.Namespace) -> int:
     from core.demo import seed_demo
 
@@ -205,7 +209,8 @@ async def cmd_demo(args: argparse.Namespace) -> int:
               f"  site token: {demo['site_token']}\n"
               f"  try a lead: curl -s -X POST {demo['lead_url']} -H 'Content-Type: application/json' "
               f"-d '{{\"token\": \"{demo['site_token']}\", \"phone\": \"+7 912 345-67-89\", \"consent\": true}}'\n"
-              "Start it with: perezvon serve")
+              + "".join(f"  {key}: {value}\n" for key, value in demo.items() if key not in _DEMO_SHOWN)
+              + "Start it with: perezvon serve")
     return 0
 
 

@@ -83,13 +83,23 @@ async def notify(ctx: dict[str, Any], notifier_key: str, kind: str, subject_id: 
                            if (r.office_id in (None, lead.office_id)) and (r.department_id in (None, lead.department_id))}))
     if not emails:
         return "skipped: no recipients"
+    office = await lead.office if lead.office_id else None
+    department = await lead.department if lead.department_id else None
     notification = Notification(kind=kind, recipients=emails, subject_id=subject_id, data={
         "connection": as_event_data(call.connection), "lead": as_event_data(lead), "call": as_event_data(call),
         "attempts": [as_event_data(a) for a in call.attempts],
+        "office": {"id": office.id, "name": office.name} if office else None,
+        "department": {"id": department.id, "name": department.name} if department else None,
     })
     job_try = ctx.get("job_try", 1)
     try:
         await notifier.send(notification)
+    except DeliveryError as exc:
+        if exc.retry and job_try < MAX_DELIVERY_TRIES:
+            log.warning("notifier %s failed (try %d), will retry: %s", notifier_key, job_try, exc)
+            raise Retry(defer=backoff_seconds(job_try)) from exc
+        log.error("notifier %s failed for good: %s", notifier_key, exc)
+        return f"failed: {exc}"
     except Exception as exc:
         log.warning("notifier %s failed (try %d): %s", notifier_key, job_try, exc)
         if job_try < MAX_DELIVERY_TRIES:

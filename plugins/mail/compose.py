@@ -1,0 +1,480 @@
+"""From a :class:`~core.registry.Notification` to an e-mail message.
+
+Everything a visitor typed (a name, a page URL, UTM tags) reaches these
+messages. It is made safe here, once, before any template sees it: control
+characters and line breaks become spaces (so no value can start a new header
+or fake a line of the body), long values are cut, and only ``http(s)`` URLs
+become links. The HTML templates escape everything on top of that (Jinja2
+autoescape).
+
+The templates are under ``templates/mail/``; their English message ids are
+translated with the plugin's own catalog (``locales/<lang>/LC_MESSAGES``).
+Statuses and reasons of calls are the core's message ids and are translated
+with :func:`core.i18n.gettext`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import gettext as gettext_module
+import io
+import re
+import secrets
+import unicodedata
+from collections.abc import Mapping
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from babel.dates import format_datetime as babel_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from core import i18n
+from core.registry import DeliveryError, Notification
+
+LOCALE_DIR = Path(__file__).with_name("locales")
+#: the core's default time zone of a connection; used where a message has no site to take one from
+DEFAULT_TIMEZONE = "Europe/Moscow"
+
+CALL_SUCCEEDED = "call_succeeded"
+CALL_FAILED = "call_failed"
+LEAD_DELAYED = "lead_delayed"
+ACTIVATION = "activation"
+SITE_SNIPPET = "site_snippet"
+#: kinds about a visitor's lead: they carry its details, the site's time zone and a link to the call
+ABOUT_LEADS = (CALL_SUCCEEDED, CALL_FAILED, LEAD_DELAYED)
+#: kinds sent at most once per subject (a call): the Message-ID is stable, so a re-run job
+#: produces the same message, and the outbox keeps one file
+ONCE_PER_SUBJECT = (CALL_SUCCEEDED, CALL_FAILED, LEAD_DELAYED)
+#: the keys of ``Notification.data`` each kind cannot do without (docs/mail.md has the whole contract)
+REQUIRED_DATA = {
+    CALL_SUCCEEDED: ("connection", "lead", "call", "attempts"),
+    CALL_FAILED: ("connection", "lead", "call", "attempts"),
+    LEAD_DELAYED: ("connection", "lead"),
+    ACTIVATION: ("user", "link", "expires_at"),
+    SITE_SNIPPET: ("connection", "snippet"),
+}
+
+# Lengths at which visitor-supplied text is cut, by where it is shown.
+SUBJECT_LIMIT = 160
+NAME_IN_SUBJECT = 40
+SITE_IN_SUBJECT = 60
+NAME_LIMIT = 200
+URL_TEXT_LIMIT = 300
+URL_LIMIT = 2048
+VALUE_LIMIT = 300
+SNIPPET_LIMIT = 10_000
+
+#: bidirectional-override characters: harmless to drop, and they can make an
+#: address or a URL read differently from what it is
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def N_(message: str) -> str:
+    """Marks a message id for extraction; it is translated where it is shown."""
+    return message
+
+
+CHANNEL_LABELS = {
+    "direct": N_("direct visit"),
+    "organic": N_("search engines"),
+    "ads": N_("advertising"),
+    "referral": N_("links from other sites"),
+    "social": N_("social networks"),
+}
+DIRECTION_LABELS = {
+    "operator_first": N_("operator first"),
+    "client_first": N_("client first"),
+}
+UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
+
+
+class NotificationDataError(DeliveryError):
+    """The notification lacks what its kind needs: a bug in whoever queued it, so no retry helps."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry=False)
+
+
+# --- making visitor text safe ------------------------------------------------------
+
+def _is_unsafe(char: str) -> bool:
+    # Cc: the C0/C1 controls. CR, LF, VT, FF, FS..RS and NEL are line breaks to the
+    # e-mail header policy, which refuses them, as it does Zl/Zp (U+2028, U+2029);
+    # the other controls have no place in a name either.
+    return unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI_CONTROLS
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut to ``limit`` characters with an ellipsis, at a word boundary when one is near."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit * 0.7:
+        cut = cut[:space]
+    return cut.rstrip(" ,.;:-") + "…"
+
+
+def one_line(value: Any, limit: int = VALUE_LIMIT) -> str:
+    """One line of printable text: line breaks and control characters become spaces."""
+    if value is None:
+        return ""
+    text = "".join(" " if _is_unsafe(ch) else ch for ch in str(value))
+    return truncate(" ".join(text.split()), limit)
+
+
+def multi_line(value: Any, limit: int) -> str:
+    """Text that may keep its line breaks (a code snippet), with other controls removed."""
+    lines = str(value or "").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    cleaned = "\n".join("".join(ch for ch in line if ch == "\t" or not _is_unsafe(ch)).rstrip() for line in lines)
+    return truncate(cleaned.strip("\n"), limit)
+
+
+@dataclasses.dataclass(frozen=True)
+class Link:
+    """A URL shown as text; ``href`` is set only for http(s), so no ``javascript:`` link is ever made."""
+
+    text: str
+    href: str = ""
+
+
+def link(value: Any) -> Link | None:
+    url = one_line(value, URL_LIMIT)
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        safe = parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+    except ValueError:
+        safe = False
+    return Link(text=truncate(url, URL_TEXT_LIMIT), href=url if safe else "")
+
+
+def format_phone(e164: Any) -> str:
+    """``+79123456789`` -> ``+7 912 345-67-89``; anything unparsable is shown as it came."""
+    text = one_line(e164, 40)
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        return text
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def zone(name: Any) -> ZoneInfo:
+    try:
+        return ZoneInfo(str(name or DEFAULT_TIMEZONE))
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif value:
+        try:
+            moment = dt.datetime.fromisoformat(str(value))
+        except ValueError:
+            return None
+    else:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)  # the core stores UTC
+
+
+# --- translations and templates -------------------------------------------------------
+
+@functools.cache
+def translations(locale: str) -> gettext_module.NullTranslations:
+    """The plugin's catalog for ``locale``, compiled in memory from its .po file."""
+    path = LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po"
+    if not path.exists():  # English: the message ids are the English text
+        return gettext_module.NullTranslations()
+    with open(path, "rb") as fh:
+        catalog = read_po(fh, locale=locale)
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return Translations(compiled)
+
+
+@functools.cache
+def environment(locale: str) -> Environment:
+    env = Environment(
+        loader=PackageLoader("plugins.mail", "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        extensions=["jinja2.ext.i18n"],
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.install_gettext_translations(translations(locale), newstyle=True)
+    return env
+
+
+@dataclasses.dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+class Composer:
+    """Renders notifications (in the deployment's language unless one asks for another) and builds
+    the messages that carry them."""
+
+    def __init__(self, *, language: str, public_url: str, from_address: str, reply_to: str = "",
+                 lead_sources: Mapping[str, Any] | None = None) -> None:
+        self.language = language
+        self.public_url = public_url.rstrip("/")
+        self.from_address = from_address
+        self.reply_to = reply_to
+        #: the registry's lead sources (filled by every plugin at start-up), for the source's title
+        self.lead_sources = lead_sources if lead_sources is not None else {}
+
+    # --- the message ----------------------------------------------------------------------
+
+    def locale_for(self, notification: Notification) -> str:
+        """The deployment's language, unless the notification asks for one (e.g. a user's own)."""
+        wanted = notification.data.get("locale")
+        return wanted if wanted in i18n.LOCALES else self.language
+
+    def message(self, notification: Notification, recipients: list[str]) -> EmailMessage:
+        rendered = self.render(notification)
+        message = EmailMessage(policy=SMTP)
+        message["Subject"] = rendered.subject
+        message["From"] = self.from_address
+        message["To"] = ", ".join(recipients)
+        if self.reply_to:
+            message["Reply-To"] = self.reply_to
+        message["Date"] = format_datetime(notification.created_at.astimezone(dt.UTC))
+        message["Message-ID"] = self.message_id(notification)
+        # RFC 3834: no out-of-office or other automatic replies to a robot
+        message["Auto-Submitted"] = "auto-generated"
+        message["X-Auto-Response-Suppress"] = "All"
+        message["X-Perezvon-Kind"] = notification.kind
+        message["X-Perezvon-Subject-Id"] = one_line(notification.subject_id, 100)
+        message.set_content(rendered.text, charset="utf-8")
+        message.add_alternative(rendered.html, subtype="html", charset="utf-8")
+        message["Content-Language"] = self.locale_for(notification)  # after: set_content drops Content-* headers
+        return message
+
+    def message_id(self, notification: Notification) -> str:
+        domain = Address(addr_spec=self.envelope_sender).domain or "localhost"
+        subject = file_safe(notification.subject_id)
+        if notification.kind in ONCE_PER_SUBJECT:
+            return f"<{notification.kind}.{subject}@{domain}>"
+        stamp = notification.created_at.strftime("%Y%m%d%H%M%S")
+        return f"<{notification.kind}.{subject}.{stamp}.{secrets.token_hex(4)}@{domain}>"
+
+    @property
+    def envelope_sender(self) -> str:
+        message = EmailMessage(policy=SMTP)
+        message["From"] = self.from_address
+        return message["From"].addresses[0].addr_spec
+
+    # --- rendering ------------------------------------------------------------------------
+
+    def render(self, notification: Notification) -> Rendered:
+        kind, data = notification.kind, notification.data
+        if kind not in REQUIRED_DATA:
+            raise NotificationDataError(f"unknown notification kind {kind!r}")
+        missing = [key for key in REQUIRED_DATA[kind] if data.get(key) is None]
+        if missing:
+            raise NotificationDataError(f"a {kind} notification needs {', '.join(missing)} in its data")
+        locale = self.locale_for(notification)
+        build = {CALL_SUCCEEDED: self._call_context, CALL_FAILED: self._call_context,
+                 LEAD_DELAYED: self._lead_delayed_context, ACTIVATION: self._activation_context,
+                 SITE_SNIPPET: self._site_snippet_context}[kind]
+        context = build(data, locale)
+        about_leads = kind in ABOUT_LEADS
+        context.update(lang=locale, about_leads=about_leads, timezone_note=about_leads)
+        env = environment(locale)
+        name = f"mail/{notification.kind}"
+        subject = env.get_template(f"{name}.subject.txt").render(context)
+        return Rendered(
+            subject=one_line(subject, SUBJECT_LIMIT),
+            text=env.get_template(f"{name}.txt").render(context),
+            html=env.get_template(f"{name}.html").render(context),
+        )
+
+    def _call_context(self, data: Mapping[str, Any], locale: str) -> dict[str, Any]:
+        connection, lead, call = data["connection"], data["lead"], data["call"]
+        tz = zone(connection.get("timezone"))
+        chain = sorted(data["attempts"], key=lambda attempt: attempt.get("number") or 0)
+        return {
+            **self._site_context(connection, tz, parse_time(lead.get("created_at"))),
+            "lead": self._lead_view(lead, data, tz, locale),
+            "call": self._call_view(call, tz, locale),
+            "attempts": [self._attempt_view(attempt, tz, locale) for attempt in chain],
+            "call_url": self._call_url(call.get("id")),
+        }
+
+    def _lead_delayed_context(self, data: Mapping[str, Any], locale: str) -> dict[str, Any]:
+        connection, lead = data["connection"], data["lead"]
+        call = data.get("call") or {}
+        tz = zone(connection.get("timezone"))
+        delay = data.get("delay_seconds")
+        return {
+            **self._site_context(connection, tz, parse_time(lead.get("created_at"))),
+            "lead": self._lead_view(lead, data, tz, locale),
+            "delay_seconds": int(delay) if isinstance(delay, (int, float)) else None,
+            "call_url": self._call_url(call.get("id")),
+        }
+
+    def _activation_context(self, data: Mapping[str, Any], locale: str) -> dict[str, Any]:
+        user = data["user"]
+        activation = link(data["link"])
+        if activation is None or not activation.href:
+            raise NotificationDataError("an activation link must be an http(s) URL")
+        expires = parse_time(data["expires_at"])
+        if expires is None:
+            raise NotificationDataError("activation 'expires_at' must be an ISO 8601 time")
+        tz = zone(data.get("timezone"))
+        return {
+            "user": {"first_name": one_line(user.get("first_name"), 100), "phone": format_phone(user.get("phone")),
+                     "email": one_line(user.get("email"), 254)},
+            "link": activation,
+            "expires_at": self._time(expires, tz, locale),
+            "timezone": _zone_label(tz, expires),
+        }
+
+    def _site_snippet_context(self, data: Mapping[str, Any], locale: str) -> dict[str, Any]:
+        connection, snippet = data["connection"], data["snippet"]
+        user = data.get("user") or {}
+        return {
+            **self._site_context(connection, zone(connection.get("timezone")), None),
+            "snippet": multi_line(snippet, SNIPPET_LIMIT),
+            "instructions": link(data.get("instructions_url")),
+            "user": {"first_name": one_line(user.get("first_name"), 100)},
+        }
+
+    # --- pieces -------------------------------------------------------------------------------
+
+    def _site_context(self, connection: Mapping[str, Any], tz: ZoneInfo,
+                      moment: dt.datetime | None) -> dict[str, Any]:
+        domain = one_line(connection.get("domain"), 253)
+        name = one_line(connection.get("name"), 200)
+        return {
+            "site": {"name": name or domain, "domain": domain,
+                     "label": f"{name} ({domain})" if name and name != domain else domain,
+                     "short_name": truncate(name or domain, SITE_IN_SUBJECT)},
+            "timezone": _zone_label(tz, moment),
+        }
+
+    def _lead_view(self, lead: Mapping[str, Any], data: Mapping[str, Any], tz: ZoneInfo,
+                   locale: str) -> dict[str, Any]:
+        tr = translations(locale)
+        name = one_line(lead.get("name"), NAME_LIMIT)
+        phone = format_phone(lead.get("phone"))
+        short_name = truncate(name, NAME_IN_SUBJECT)
+        source = self.lead_sources.get(lead.get("source"))
+        source_title = getattr(source, "title", None) or lead.get("source")
+        channel = lead.get("channel")
+        return {
+            "name": name,
+            "phone": phone,
+            "phone_href": "tel:" + re.sub(r"[^0-9+]", "", str(lead.get("phone") or "")),
+            # "who" in a subject: the phone first, so a long name can never hide it
+            "who": f"{phone}, {short_name}" if short_name else phone,
+            "office": one_line((data.get("office") or {}).get("name"), 200),
+            "department": one_line((data.get("department") or {}).get("name"), 200),
+            "created_at": self._time(parse_time(lead.get("created_at")), tz, locale),
+            "preferred_at": self._time(parse_time(lead.get("preferred_at")), tz, locale),
+            "page": link(lead.get("page_url")),
+            "referrer": link(lead.get("referrer")),
+            "utm": [(field, one_line(lead.get(field), VALUE_LIMIT)) for field in UTM_FIELDS if lead.get(field)],
+            "channel": tr.gettext(CHANNEL_LABELS[channel]) if channel in CHANNEL_LABELS else one_line(channel, 40),
+            "source": i18n.gettext(one_line(source_title, 100), locale) if source_title else "",
+            "displayed_phone": one_line(lead.get("displayed_phone"), 40),
+        }
+
+    def _call_view(self, call: Mapping[str, Any], tz: ZoneInfo, locale: str) -> dict[str, Any]:
+        tr = translations(locale)
+        tags = []
+        if call.get("is_unique") is not None:
+            tags.append(tr.gettext("unique") if call["is_unique"] else tr.gettext("repeat"))
+        if call.get("is_target") is not None:
+            tags.append(tr.gettext("target") if call["is_target"] else tr.gettext("non-target"))
+        return {
+            "successful": call.get("display_status") == "successful",
+            "status": first_upper(i18n.gettext(one_line(call.get("display_status"), 40), locale)),
+            "reason": first_upper(i18n.gettext(one_line(call.get("reason")), locale)),
+            "talk_seconds": int(call.get("duration_seconds") or 0),
+            "talk_time": self._duration(call.get("duration_seconds") or 0, locale),
+            "attempts_made": int(call.get("attempts_made") or 0),
+            "operator_number": format_phone(call.get("operator_number")) if call.get("operator_number") else "",
+            "finished_at": self._time(parse_time(call.get("finished_at")), tz, locale),
+            "tags": tags,
+        }
+
+    def _attempt_view(self, attempt: Mapping[str, Any], tz: ZoneInfo, locale: str) -> dict[str, Any]:
+        tr = translations(locale)
+        direction = attempt.get("direction")
+        return {
+            "number": int(attempt.get("number") or 0),
+            "started_at": self._time(parse_time(attempt.get("started_at")), tz, locale),
+            "direction": tr.gettext(DIRECTION_LABELS[direction]) if direction in DIRECTION_LABELS
+            else one_line(direction, 40),
+            "operator_status": _leg(attempt.get("operator_status")),
+            "client_status": _leg(attempt.get("client_status")),
+            "talk_seconds": int(attempt.get("duration_seconds") or 0),
+            "talk_time": self._duration(attempt.get("duration_seconds") or 0, locale),
+            "status": first_upper(i18n.gettext(one_line(attempt.get("display_status"), 40), locale)),
+            "reason": i18n.gettext(one_line(attempt.get("reason")), locale),
+            "operator_number": format_phone(attempt.get("operator_number")) if attempt.get("operator_number") else "",
+        }
+
+    def _call_url(self, call_id: Any) -> str:
+        # the admin's page of a call; this URL is the contract the admin UI implements
+        return f"{self.public_url}/calls/{file_safe(call_id)}" if call_id else ""
+
+    @staticmethod
+    def _time(moment: dt.datetime | None, tz: ZoneInfo, locale: str) -> str:
+        if moment is None:
+            return ""
+        return babel_datetime(moment.astimezone(tz), "d MMM y, HH:mm:ss", locale=locale)
+
+    @staticmethod
+    def _duration(seconds: Any, locale: str) -> str:
+        tr = translations(locale)
+        total = max(int(seconds), 0)
+        hours, rest = divmod(total, 3600)
+        minutes, secs = divmod(rest, 60)
+        parts = []
+        if hours:
+            parts.append(tr.gettext("%(hours)d h") % {"hours": hours})
+        if hours or minutes:
+            parts.append(tr.gettext("%(minutes)d min") % {"minutes": minutes})
+        parts.append(tr.gettext("%(seconds)d s") % {"seconds": secs})
+        return " ".join(parts)
+
+
+def first_upper(text: str) -> str:
+    """The core's statuses and reasons are lower-case ids; shown on their own they start a sentence."""
+    return text[:1].upper() + text[1:]
+
+
+def _leg(status: Any) -> str:
+    return str(status) if isinstance(status, int) else "—"  # a leg that was never dialled
+
+
+def _zone_label(tz: ZoneInfo, moment: dt.datetime | None) -> str:
+    """``Europe/Moscow, UTC+03:00``: the offset in force at the moment the message is about."""
+    offset = (moment or dt.datetime.now(dt.UTC)).astimezone(tz).strftime("%z")
+    return f"{tz.key}, UTC{offset[:3]}:{offset[3:]}"
+
+
+def file_safe(value: Any, limit: int = 64) -> str:
+    """An id as it may appear in a file name or a Message-ID."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(value))[:limit] or "_"
