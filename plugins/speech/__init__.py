@@ -1,0 +1,1 @@
+"""Announcements spoken in Russian by a locally installed eSpeak NG (SPEC S4.3)."""

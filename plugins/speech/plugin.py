@@ -1,0 +1,14 @@
+"""The speech plugin: announcements spoken by eSpeak NG. Hook implementations only."""
+from hookspecs import hookimpl
+from plugins.speech.engine import EspeakEngine
+from plugins.speech.schemas import SpeechSettings
+
+
+@hookimpl
+def perezvon_settings_schema():
+    return SpeechSettings
+
+
+@hookimpl
+def perezvon_register_speech(registry, settings, core_settings):
+    registry.add_speech(EspeakEngine.from_settings(settings, core_settings))
