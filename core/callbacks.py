@@ -341,12 +341,17 @@ def _e164_or_blank(displayed: str) -> str:
         return ""
 
 
+def event_field_names(model: type) -> list[str]:
+    """The fields an event carries: the model's columns, foreign keys as their ids."""
+    meta = model._meta
+    return sorted(name for name in meta.fields_db_projection if name not in meta.fk_fields) + sorted(
+        f"{fk}_id" for fk in meta.fk_fields)
+
+
 def as_event_data(obj: Any) -> dict[str, Any]:
     """A model's fields as plain JSON-able values, for integrations and webhooks."""
     out: dict[str, Any] = {}
-    # db_fields leaves out foreign keys: add their ids (office_id, connection_id ...)
-    names = sorted(obj._meta.db_fields) + sorted(f"{fk}_id" for fk in obj._meta.fk_fields)
-    for name in names:
+    for name in event_field_names(type(obj)):
         value = getattr(obj, name)
         if isinstance(value, (dt.datetime, dt.date)):
             value = value.isoformat()

@@ -1,0 +1,36 @@
+"""The site-forms plugin: hook implementations only."""
+from hookspecs import hookimpl
+from plugins.siteforms.addresses import demo_step
+from plugins.siteforms.app import LEAD_SOURCE, SiteForms
+from plugins.siteforms.schemas import SiteFormsSettings
+from plugins.siteforms.server import SiteFormsSmtpServer
+
+
+@hookimpl
+def perezvon_settings_schema():
+    return SiteFormsSettings
+
+
+@hookimpl
+def perezvon_register_lead_sources(registry):
+    registry.add_lead_source(LEAD_SOURCE)
+
+
+@hookimpl
+def perezvon_register_applications(registry):
+    registry.add_application(SiteForms())
+
+
+@hookimpl
+def perezvon_models():
+    return ["plugins.siteforms.models"]
+
+
+@hookimpl
+def perezvon_servers(context, settings, core_settings):
+    return [SiteFormsSmtpServer(context, settings, core_settings)]
+
+
+@hookimpl
+def perezvon_demo_steps(settings):
+    return [demo_step(settings["domain"])]
