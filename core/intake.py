@@ -28,6 +28,7 @@ from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from core import channels
+from core.batching import Batcher, settle
 from core.models import (AppEnablement, CalendarDay, Call, CallState, Connection, Department, DisplayStatus,
                          IntegrationEnablement, Lead, Office)
 from core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job
@@ -251,9 +252,7 @@ class LeadIntake:
         self._insert_leads = RowInserter(Lead)
         self._insert_calls = RowInserter(Call)
         self._schema = LeadSchema()
-        self._pending: list[_Pending] = []
-        self._wakeup = asyncio.Event()
-        self._writer: asyncio.Task | None = None
+        self._writer = Batcher(self._write, name="perezvon-intake-writer", max_batch=MAX_BATCH)
         self._enqueueing: set[asyncio.Task] = set()
 
     # --- the per-lead part: validate and prepare -------------------------------------
@@ -362,25 +361,7 @@ class LeadIntake:
     # --- the group part: one writer commits everyone waiting ---------------------------
 
     async def _commit(self, pending: _Pending) -> Accepted:
-        self._pending.append(pending)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_loop(), name="perezvon-intake-writer")
-        self._wakeup.set()
-        return await pending.future
-
-    async def _write_loop(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                try:
-                    await self._write(batch)
-                except BaseException as exc:  # never leave a caller waiting
-                    for item in batch:
-                        _settle(item.future, error=exc)
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
+        return await self._writer.submit(pending)
 
     async def _guard_batch(self, batch: list[_Pending]) -> list[str]:
         keys = [k for item in batch for k in (item.rate_key, item.dup_key)]
@@ -400,9 +381,9 @@ class LeadIntake:
             if verdict == "!new":
                 fresh.append(item)
             elif verdict == "!rate":
-                _settle(item.future, error=IntakeError(429, {"_schema": ["Too many requests, try again later."]}))
+                settle(item.future, error=IntakeError(429, {"_schema": ["Too many requests, try again later."]}))
             else:
-                _settle(item.future, Accepted.decode(verdict))
+                settle(item.future, Accepted.decode(verdict))
         if not fresh:
             return
         try:
@@ -416,11 +397,11 @@ class LeadIntake:
             except Exception:  # the duplicate keys expire by themselves
                 pass
             for item in fresh:
-                _settle(item.future, error=IntakeError(503, {"_schema": ["The lead could not be stored, try again."]}))
+                settle(item.future, error=IntakeError(503, {"_schema": ["The lead could not be stored, try again."]}))
             return
         # committed is durable: answer now, and queue the jobs while the next group is written
         for item in fresh:
-            _settle(item.future, item.accepted)
+            settle(item.future, item.accepted)
         task = asyncio.create_task(self._enqueue([job for item in fresh for job in item.jobs]))
         self._enqueueing.add(task)
         task.add_done_callback(self._enqueueing.discard)
@@ -434,19 +415,4 @@ class LeadIntake:
     async def close(self) -> None:
         if self._enqueueing:  # let queued-up jobs reach Redis before the pool closes
             await asyncio.wait(set(self._enqueueing), timeout=5)
-        if self._writer is not None:
-            self._writer.cancel()
-            try:
-                await self._writer
-            except (asyncio.CancelledError, Exception):
-                pass
-
-
-def _settle(future: asyncio.Future, result: Any = None, error: BaseException | None = None) -> None:
-    """Answer a waiting caller unless it went away (client disconnected)."""
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+        await self._writer.close()

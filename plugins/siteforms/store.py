@@ -23,6 +23,7 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from core.batching import Batcher, settle
 from core.intake import RowInserter
 from plugins.siteforms.models import InboundMessage, MessageStatus, RawMessage
 
@@ -53,46 +54,27 @@ class MessageStore:
     def __init__(self) -> None:
         self._messages = RowInserter(InboundMessage)
         self._raws = RowInserter(RawMessage)
-        self._pending: list[_Pending] = []
-        self._wakeup = asyncio.Event()
-        self._writer: asyncio.Task | None = None
-        self._lookups: list[_Lookup] = []
-        self._lookup_wakeup = asyncio.Event()
-        self._looker: asyncio.Task | None = None
+        self._writer = Batcher(self._write, name="siteforms-message-writer", max_batch=MAX_BATCH,
+                               failed=lambda exc: StoreUnavailable(str(exc)))
+        self._looker = Batcher(self._look_up, name="siteforms-copy-lookup", max_batch=MAX_BATCH,
+                               failed=lambda exc: StoreUnavailable(str(exc)))
 
     async def first_copy(self, address_id: int, key: str) -> dict[str, Any] | None:
         """``{"id", "lead_id", "call_id"}`` of the stored copy of a message, or None.
 
         Raises :class:`StoreUnavailable` when the database does not answer.
         """
-        lookup = _Lookup(address_id, key, asyncio.get_running_loop().create_future())
-        self._lookups.append(lookup)
-        if self._looker is None or self._looker.done():
-            self._looker = asyncio.create_task(self._lookup_loop(), name="siteforms-copy-lookup")
-        self._lookup_wakeup.set()
-        return await lookup.future
+        return await self._looker.submit(_Lookup(address_id, key, asyncio.get_running_loop().create_future()))
 
-    async def _lookup_loop(self) -> None:
-        while True:
-            await self._lookup_wakeup.wait()
-            self._lookup_wakeup.clear()
-            while self._lookups:
-                batch, self._lookups = self._lookups[:MAX_BATCH], self._lookups[MAX_BATCH:]
-                try:
-                    # both columns of the unique index, so it serves the query; pairs are matched below
-                    rows = await InboundMessage.filter(
-                        address_id__in={item.address_id for item in batch},
-                        dedupe_key__in={item.key for item in batch},
-                    ).values("id", "lead_id", "call_id", "address_id", "dedupe_key")
-                except BaseException as exc:
-                    for item in batch:
-                        _settle(item.future, error=StoreUnavailable(str(exc)))
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                    continue
-                found = {(row["address_id"], row["dedupe_key"]): row for row in rows}
-                for item in batch:
-                    _settle(item.future, found.get((item.address_id, item.key)))
+    async def _look_up(self, batch: list[_Lookup]) -> None:
+        # both columns of the unique index, so it serves the query; pairs are matched below
+        rows = await InboundMessage.filter(
+            address_id__in={item.address_id for item in batch},
+            dedupe_key__in={item.key for item in batch},
+        ).values("id", "lead_id", "call_id", "address_id", "dedupe_key")
+        found = {(row["address_id"], row["dedupe_key"]): row for row in rows}
+        for item in batch:
+            settle(item.future, found.get((item.address_id, item.key)))
 
     async def save(self, row: dict[str, Any], raw: bytes) -> dict[str, Any]:
         """Commit one :class:`InboundMessage` row (``*_id`` keys) with its raw bytes.
@@ -101,26 +83,7 @@ class MessageStore:
         same dedupe key was committed first, it is stored as that copy's
         duplicate. Raises :class:`StoreUnavailable` when nothing was stored.
         """
-        pending = _Pending(dict(row), raw, asyncio.get_running_loop().create_future())
-        self._pending.append(pending)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_loop(), name="siteforms-message-writer")
-        self._wakeup.set()
-        return await pending.future
-
-    async def _write_loop(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                try:
-                    await self._write(batch)
-                except BaseException as exc:  # never leave a session waiting
-                    for item in batch:
-                        _settle(item.future, error=StoreUnavailable(str(exc)))
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
+        return await self._writer.submit(_Pending(dict(row), raw, asyncio.get_running_loop().create_future()))
 
     async def _insert(self, items: list[_Pending]) -> None:
         async with in_transaction():
@@ -138,10 +101,10 @@ class MessageStore:
         except Exception as exc:
             log.error("could not store %d received messages: %s", len(batch), exc)
             for item in batch:
-                _settle(item.future, error=StoreUnavailable(str(exc)))
+                settle(item.future, error=StoreUnavailable(str(exc)))
             return
         for item in batch:
-            _settle(item.future, item.row)
+            settle(item.future, item.row)
 
     async def _write_alone(self, item: _Pending) -> None:
         try:
@@ -156,28 +119,14 @@ class MessageStore:
                 await self._insert([item])
         except Exception as exc:
             log.error("could not store received message %s: %s", item.row["id"], exc)
-            _settle(item.future, error=StoreUnavailable(str(exc)))
+            settle(item.future, error=StoreUnavailable(str(exc)))
             return
-        _settle(item.future, item.row)
+        settle(item.future, item.row)
 
     async def close(self) -> None:
-        for task in (self._writer, self._looker):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        for item in [*self._pending, *self._lookups]:
-            _settle(item.future, error=StoreUnavailable("the server is stopping"))
-        self._pending.clear()
-        self._lookups.clear()
-
-
-def _settle(future: asyncio.Future, result: Any = None, error: BaseException | None = None) -> None:
-    if future.done():  # the session went away
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+        stopping = StoreUnavailable("the server is stopping")
+        await self._writer.close(stopping)
+        await self._looker.close(stopping)
 
 
 async def purge_expired_raw(retention_days: int, now: dt.datetime | None = None) -> int:
