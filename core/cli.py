@@ -17,6 +17,9 @@ from core.settings import Settings
 
 log = logging.getLogger("perezvon")
 
+#: calls in progress get 10 s to end (core.callbacks); the rest of shutdown is quick
+SHUTDOWN_SECONDS = 15
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
@@ -95,16 +98,26 @@ async def cmd_serve(args: argparse.Namespace) -> int:
               + "".join(f", {s.describe()}" for s in servers) + "). Ctrl-C stops it.", flush=True)
         await _run_until_stopped([web_task, worker_task], stop)
     finally:
-        if web_task is not None:
-            web.should_exit = True
-            await asyncio.gather(web_task, return_exceptions=True)
-        if worker is not None:
-            await worker.close()
-            worker_task.cancel()
-            await asyncio.gather(worker_task, return_exceptions=True)
-        for server in reversed(servers):
-            await server.stop()
-        await app.stop()
+        async def shut_down() -> None:
+            if web_task is not None:
+                web.should_exit = True
+                await asyncio.gather(web_task, return_exceptions=True)
+            if worker is not None:
+                await worker.close()
+                worker_task.cancel()
+                await asyncio.gather(worker_task, return_exceptions=True)
+            for server in reversed(servers):
+                await server.stop()
+            await app.stop()
+
+        try:
+            await asyncio.wait_for(shut_down(), SHUTDOWN_SECONDS)
+        except asyncio.TimeoutError:  # never hang on Ctrl-C: stop what we own and say so
+            log.error("shutdown did not finish in %s s; stopping the embedded Redis and exiting", SHUTDOWN_SECONDS)
+            if app.embedded_redis is not None:
+                app.embedded_redis.stop()
+            print("Perezvon stopped (forced).", flush=True)
+            return 1
         print("Perezvon stopped.", flush=True)
     return 0
 

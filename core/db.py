@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from tortoise import Tortoise
+from tortoise import Tortoise, connections
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as run_migrations
 
@@ -39,6 +39,9 @@ async def connect(config: dict[str, Any]) -> None:
     # Tortoise keeps its state in a context variable; uvicorn runs the lifespan in a
     # task of its own, so request handlers would not see it without the global fallback.
     await Tortoise.init(config=config, _enable_global_fallback=True)
+    # open the connection now: Tortoise opens it lazily under a lock, and a query cancelled
+    # during that first open (a shutdown, a client gone) leaves the lock held for good
+    await connections.get("default").execute_query("SELECT 1")
 
 
 async def migrate(config: dict[str, Any]) -> None:
