@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import email
+import email.policy
 import datetime as dt
 import json
 import os
@@ -770,6 +772,15 @@ def test_serve_takes_a_form_email_and_calls_the_visitor_back(tmp_path):
                 assert time.monotonic() < deadline, state
                 time.sleep(0.1)
         assert state["status"] == "successful"
+        # ... and after the call, the notification e-mail (no relay here: the mail plugin's outbox)
+        outbox = Path(demo["outbox"])
+        deadline = time.monotonic() + 30
+        while not (sent := sorted(outbox.glob(f"*call_succeeded-{call_id}.eml"))):
+            assert time.monotonic() < deadline, "no notification e-mail after the call"
+            time.sleep(0.1)
+        notice = email.message_from_bytes(sent[0].read_bytes(), policy=email.policy.default)
+        assert notice["To"] == "demo@example.com"
+        assert "+7 985 407-26-93" in notice.get_body(preferencelist=("plain",)).get_content()
     finally:
         output = stop(server)
     assert "Perezvon stopped." in output
