@@ -47,6 +47,9 @@ async def connect(config: dict[str, Any]) -> None:
 async def migrate(config: dict[str, Any]) -> None:
     """Create or upgrade the schema of every app to its latest migration."""
     await run_migrations(config=config)
+    # the migration opened its own connections: close them, or their aiosqlite threads
+    # (not daemon threads) would keep the process alive after everything else stopped
+    await Tortoise.close_connections()
 
 
 async def close() -> None:

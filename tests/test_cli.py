@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -53,12 +54,16 @@ def running_server(env: dict, cwd: Path):
     env = {**env, "PEREZVON_PUBLIC_URL": f"http://127.0.0.1:{port}"}
     server = subprocess.Popen([*PERZVON, "serve", "--port", str(port), "--smtp-port", str(free_port())],
                               env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # read its output all along: a full pipe would block the server and look like a hang
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(server.stdout), daemon=True)
+    reader.start()
     base_url = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(timeout=5) as client:
             deadline = time.monotonic() + 60
             while True:
-                assert server.poll() is None, server.stdout.read()
+                assert server.poll() is None, "".join(lines)
                 try:
                     if client.get(f"{base_url}/healthz").status_code == 200:
                         break
@@ -78,8 +83,10 @@ def running_server(env: dict, cwd: Path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-            pytest.fail("serve did not stop on Ctrl-C within 20 s")
-    output = server.stdout.read()
+            reader.join(5)
+            pytest.fail("serve did not stop on Ctrl-C within 20 s; it printed:\n" + "".join(lines))
+    reader.join(5)
+    output = "".join(lines)
     assert server.returncode == 0, output
     assert "Perezvon stopped." in output
     assert "Traceback" not in output, output
