@@ -20,7 +20,7 @@ class Progress(AttemptProgress):
 
 
 def backend(*rules, **settings):
-    return SimulatedTelephony(SimulatorSettings().load({"speed": 1000, "ring_seconds": 5, "talk_seconds": 90,
+    return SimulatedTelephony(SimulatorSettings().load({"speed": 200, "ring_seconds": 5, "talk_seconds": 90,
                                                         "rules": list(rules), **settings}))
 
 
