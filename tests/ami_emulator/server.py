@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import facts as F
+from .agi import AsyncAgi
 from .scenarios import AmdEvent, Behaviour, Dtmf, UserEventSpec
 
 log = logging.getLogger(__name__)
@@ -296,6 +297,12 @@ class Channel:
     requested_hangup: asyncio.Event = field(default_factory=asyncio.Event)
     requested_cause: int = 0
     tasks: set[asyncio.Task] = field(default_factory=set)
+    # the dialplan (agi.py): the PBX task owns the hangup while it runs
+    pbx: asyncio.Task | None = None
+    agi: Any = None                      # the AsyncAGI datastore (agi.AgiQueue) once AGI ran
+    bridge: Any = None
+    dtmf_listeners: list[Callable[[str, str], None]] = field(default_factory=list)
+    recordings: list[dict[str, Any]] = field(default_factory=list)
 
     def fields(self, prefix: str = "") -> list[tuple[str, str]]:
         """ast_manager_build_channel_state_string_prefix() (main/manager_channels.c)."""
@@ -508,6 +515,11 @@ class AmiEmulator:
                         fails in ast_request() as Asterisk's does.
     dialplan         -- {context: [extension patterns]} for "Extension does not exist."
                         checks; ``None`` accepts every context/extension.
+    async_agi_contexts -- contexts that run the Perezvon dialplan (NoOp, AGI(agi:async),
+                        Hangup()) on an answered originated channel (agi.py).
+    sounds_dir       -- Asterisk's <datadir>/sounds: where STREAM FILE / Playback look for
+                        relative file names.
+    monitor_dir      -- Asterisk's monitor directory: where MixMonitor puts relative names.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, username: str = "perezvon",
@@ -521,7 +533,9 @@ class AmiEmulator:
                  auth_fail_delay: float = 1.0, originate_response_first: bool = False,
                  bye_cause: int = F.CAUSE_NORMAL_CLEARING, system_name: str | None = None,
                  timestamp_events: bool = False, hangup_tech_cause: bool | None = None,
-                 timeout_cause: int | None = None):
+                 timeout_cause: int | None = None, async_agi_contexts: Iterable[str] = (),
+                 sounds_dir: str = "/var/lib/asterisk/sounds",
+                 monitor_dir: str = "/var/spool/asterisk/monitor"):
         if reason_model not in ("pjsip", "chan_sip"):
             raise ValueError("reason_model is 'pjsip' or 'chan_sip'")
         if speed <= 0:
@@ -562,6 +576,7 @@ class AmiEmulator:
             timeout_cause = F.CAUSE_NO_ANSWER if fixed else F.CAUSE_NOT_DEFINED
         self.timeout_cause = timeout_cause
         self.technologies = {"pjsip", "local"} | ({"sip"} if major < 21 else set())
+        self.agi = AsyncAgi(self, async_agi_contexts, sounds_dir, monitor_dir)
 
         # what tests look at
         self.received_actions: list[ActionRecord] = []
@@ -934,6 +949,7 @@ class AmiEmulator:
         "userevent": ("_act_userevent", F.USER),
         "coreshowchannels": ("_act_coreshowchannels", F.SYSTEM | F.REPORTING),
         "playdtmf": ("_act_playdtmf", F.CALL),  # apps/app_senddtmf.c
+        "agi": ("_act_agi", F.AGI),  # res/res_agi.c
     }
 
     def _set_eventmask(self, s: _Session, text: str) -> int:
@@ -1222,6 +1238,7 @@ class AmiEmulator:
             fields.append(("TechCause", str(chan.tech_cause)))
         self._emit(F.CALL, "Hangup", fields)
         self.channels.pop(chan.uniqueid, None)
+        self.agi.finish_recordings(chan)
         self.hungup_channels.append(chan)
         current = asyncio.current_task()
         for task in list(chan.tasks):
@@ -1365,7 +1382,8 @@ class AmiEmulator:
             jobs.append(self._at(chan, item.at, self._dtmf, chan, item))
         for spec in behaviour.user_events:
             jobs.append(self._at(chan, spec.at, self._user_event_spec, chan, spec))
-        if behaviour.amd is not None:
+        in_dialplan = self.agi.wants(chan)
+        if behaviour.amd is not None and not in_dialplan:   # AGI: only EXEC AMD runs AMD()
             jobs.append(self._at(chan, behaviour.amd_after, self._amd, chan, behaviour))
         if behaviour.script is not None:
             jobs.append(behaviour.script(CallHandle(self, chan)))
@@ -1373,7 +1391,11 @@ class AmiEmulator:
             jobs.append(self._at(chan, behaviour.hangup_after, self._bye, chan))
         for job in jobs:
             chan.tasks.add(self._spawn(job))
+        if in_dialplan:
+            self.agi.start(chan)
         await chan.requested_hangup.wait()
+        if chan.pbx is not None and not chan.pbx.done():
+            return  # the dialplan ends Async AGI and hangs the channel up itself
         if not chan.hungup:  # an AMI Hangup on the answered channel
             chan.hangup_cause = chan.requested_cause
             self._destroy(chan)
@@ -1395,6 +1417,10 @@ class AmiEmulator:
             return
         chan.hangup_cause = cause
         self._hangup_request_event(chan)
+        if chan.pbx is not None and not chan.pbx.done():
+            chan.requested_cause = cause
+            chan.requested_hangup.set()  # the dialplan sees the hangup and ends
+            return
         self._destroy(chan)
 
     async def _dtmf(self, chan: Channel, item: Dtmf) -> None:
@@ -1405,6 +1431,8 @@ class AmiEmulator:
             return
         self._emit(F.DTMF, "DTMFEnd", chan.fields() + [
             ("Digit", item.digit), ("DurationMs", str(item.duration_ms)), ("Direction", item.direction)])
+        for listener in list(chan.dtmf_listeners):  # a playing file may stop on this digit
+            listener(item.digit, item.direction)
 
     def _user_event(self, chan: Channel | None, name: str, headers: Mapping[str, str]) -> None:
         fields = chan.fields() if chan is not None else []
@@ -1555,4 +1583,17 @@ class AmiEmulator:
             item = Dtmf(0, digit[0], duration_ms or 100, direction)  # 100: AST_DEFAULT_EMULATE_DTMF_DURATION
             chan.tasks.add(self._spawn(self._dtmf(chan, item)))
         self._ack(s, m, "DTMF successfully queued")
+        return True
+
+    async def _act_agi(self, s: _Session, m: _Message) -> bool:
+        """action_add_agi_cmd() (res/res_agi.c)."""
+        name, command, command_id = m.get("Channel"), m.get("Command"), m.get("CommandID")
+        if not name or not command:
+            self._error(s, m, "Both, Channel and Command are *required*")
+            return True
+        error = self.agi.add_command(name, command, command_id)
+        if error is not None:
+            self._error(s, m, error)
+            return True
+        self._ack(s, m, "Added AGI command to queue")
         return True
