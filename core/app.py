@@ -64,7 +64,8 @@ class Perezvon:
         """The worker side: connect the telephony backend and the callback engine."""
         backend = self.host.telephony_backend()
         await backend.start()
-        self.engine = CallbackEngine(backend=backend, registry=self.host.registry, redis=self.redis)
+        self.engine = CallbackEngine(backend=backend, registry=self.host.registry, redis=self.redis,
+                                     settings=self.settings)
         self.engine.start()
         return self.engine
 

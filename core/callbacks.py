@@ -29,6 +29,7 @@ from core import announcements, redial, scenario, schedule
 from core.models import (Attempt, Call, CallState, Connection, DisplayStatus, IntegrationEnablement, Lead,
                          NotificationRecipient, OperatorNumber)
 from core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job
+from core.recordings import expire_recordings
 from core.phones import InvalidPhone, normalise
 from core.registry import AttemptOutcome, AttemptPlan, AttemptProgress, Direction, LegStatus, TelephonyBackend
 from core.schemas import AnnouncementSettingsSchema, TelephonySettingsSchema
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from arq.connections import ArqRedis
 
     from core.registry import Registry
+    from core.settings import Settings
 
 log = logging.getLogger("perezvon.callbacks")
 
@@ -49,6 +51,8 @@ WORKER_STALE_SECONDS = 20
 #: a call dialling this long with no live worker is resolved as interrupted
 ORPHAN_GRACE = dt.timedelta(seconds=ALIVE_TTL)
 INTERRUPTED = "attempt interrupted: the worker stopped during the call"
+#: recordings past their retention are looked for at most this often (the sweep runs every few seconds)
+RECORDINGS_CHECK_SECONDS = 3600
 
 
 def utcnow() -> dt.datetime:
@@ -77,8 +81,11 @@ class _Progress(AttemptProgress):
 
 
 class CallbackEngine:
-    def __init__(self, *, backend: TelephonyBackend, registry: Registry, redis: ArqRedis) -> None:
+    def __init__(self, *, backend: TelephonyBackend, registry: Registry, redis: ArqRedis,
+                 settings: Settings | None = None) -> None:
         self.backend = backend
+        self.settings = settings
+        self._recordings_checked_at = 0.0
         self.registry = registry
         self.redis = redis
         self.queue = JobQueue(redis)
@@ -296,7 +303,12 @@ class CallbackEngine:
                     orphans += 1
         if requeued or orphans:
             log.info("sweep: %d attempts re-queued, %d interrupted calls resolved", requeued, orphans)
-        return {"requeued": requeued, "orphans": orphans}
+        expired = 0
+        clock = time.monotonic()
+        if self.settings is not None and clock - self._recordings_checked_at >= RECORDINGS_CHECK_SECONDS:
+            self._recordings_checked_at = clock
+            expired = await expire_recordings(self.settings.data_dir, self.settings.recording_retention_days, now)
+        return {"requeued": requeued, "orphans": orphans, "recordings_expired": expired}
 
     async def _resolve_orphan(self, call_id: str, number: int, now: dt.datetime) -> bool:
         attempt = await Attempt.get_or_none(call_id=call_id, number=number)

@@ -36,6 +36,8 @@ class Settings:
     sweep_seconds: float = 5.0
     #: how long a connection's settings are cached by the intake
     connection_cache_seconds: float = 5.0
+    #: call recordings are deleted this many days after the call (0 keeps them)
+    recording_retention_days: int = 92
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
@@ -54,6 +56,7 @@ class Settings:
             "duplicate_window_seconds": int(env.get("PEREZVON_DUPLICATE_WINDOW_SECONDS", 60)),
             "sweep_seconds": float(env.get("PEREZVON_SWEEP_SECONDS", 5)),
             "connection_cache_seconds": float(env.get("PEREZVON_CONNECTION_CACHE_SECONDS", 5)),
+            "recording_retention_days": int(env.get("PEREZVON_RECORDING_RETENTION_DAYS", 92)),
         }
         numbers.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(
