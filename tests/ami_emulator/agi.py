@@ -454,17 +454,22 @@ class AsyncAgi:
         relative name lives under ``sounds_dir`` (build_filename())."""
         if not name:
             return None
-        base = name if name.startswith("/") else os.path.join(self.sounds_dir, name)
-        head, tail = os.path.split(base)
-        candidates = []
+        absolute = name.startswith("/")
+
+        def with_lang(lang: str | None) -> str:
+            if lang is None:
+                return name if absolute else os.path.join(self.sounds_dir, name)
+            if not absolute:   # new layout: <sounds>/<lang>/<file>
+                return os.path.join(self.sounds_dir, lang, name)
+            head, tail = os.path.split(name)   # old layout: the language before the basename
+            return os.path.join(head, lang, tail)
+
         langs = [language] if language else []
         while langs and "_" in langs[-1]:
             langs.append(langs[-1].rsplit("_", 1)[0])
-        for lang in langs:
-            candidates.append(os.path.join(head, lang, tail))
-        candidates.append(base)
-        if language not in ("", "en") and (not langs or langs[-1] != "en"):
-            candidates.append(os.path.join(head, "en", tail))
+        candidates = [with_lang(lang) for lang in langs] + [with_lang(None)]
+        if language != "en" and (not langs or langs[-1] != "en"):
+            candidates.append(with_lang("en"))
         for candidate in candidates:
             for ext in SOUND_EXTENSIONS:
                 if os.path.isfile(candidate + ext):
