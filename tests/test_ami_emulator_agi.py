@@ -556,3 +556,36 @@ async def test_mixmonitor_b_records_only_while_bridged(emu, manager, tmp_path):
     with wave.open(str(tmp_path / "b.wav")) as wav:
         seconds = wav.getnframes() / 8000
     assert 0.8 < seconds < 4.0            # ~1 s bridged; the 4 s outside the bridge are not in it
+
+
+async def test_hangup_of_another_channel_and_exec_hangup(emu, manager):
+    op, cl = await two_legs(manager, emu, "05")
+    await agi(manager, op, f"HANGUP {cl}")
+    await agi(manager, op, "HANGUP PJSIP/nobody-1")
+    await agi(manager, op, "HANGUP a b")
+    got = await results(manager, "op-05", 3)
+    assert got[:2] == ["200 result=1\n", "200 result=-1\n"] and got[2].startswith("520-")
+    assert (await hung_up(manager, "cl-05")).cause == "0"
+    assert "op-05" in emu.channels
+    await agi(manager, op, "EXEC Hangup 17")
+    hangup = await hung_up(manager, "op-05")
+    assert (await results(manager, "op-05", 4))[3] == "200 result=-1\n"
+    assert hangup.cause == "17"
+
+
+async def test_application_originate_does_not_run_the_dialplan(tmp_path):
+    emu = AmiEmulator(username=USER, secret=SECRET, speed=SPEED, async_agi_contexts=("default",))
+    emu.set_behaviour("79160000020", Behaviour.answers(0.1, hangup_after=0.5))
+    await emu.start()
+    mgr = make_manager(emu)
+    try:
+        await mgr.connect()
+        await asyncio.wait_for(mgr.authenticated_future, 5)
+        _, result = await mgr.send_action({"Action": "Originate", "Channel": "PJSIP/79160000020@trunk",
+                                           "Application": "Playback", "Data": "x", "Async": "true"})
+        assert result.response == "Success"
+        await wait_until(lambda: emu.events_named("Hangup"))
+        assert not emu.events_named("AsyncAGIStart")
+    finally:
+        mgr.close()
+        await emu.stop()

@@ -238,7 +238,9 @@ class AsyncAgi:
 
     # ------------------------------------------------------------------ the dialplan --
     def wants(self, chan: Channel) -> bool:
-        return chan.context in self.contexts
+        """An answered Originate to Context/Exten/Priority (not to an Application) whose
+        context runs the Perezvon dialplan."""
+        return chan.context in self.contexts and not chan.application
 
     def start(self, chan: Channel, priority: int = 1) -> None:
         """__ast_pbx_run() on the answered channel, from ``priority``."""
