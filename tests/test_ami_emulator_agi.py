@@ -589,3 +589,18 @@ async def test_application_originate_does_not_run_the_dialplan(tmp_path):
     finally:
         mgr.close()
         await emu.stop()
+
+
+async def test_mixmonitor_formats_follow_the_extension(emu, manager, tmp_path):
+    channel = await leg(manager, emu, "79160000021", "leg-21", Behaviour.answers(0.1, hangup_after=2.0))
+    for name in ("noext", "op.ulaw", "op.xyz"):
+        await agi(manager, channel, f"EXEC MixMonitor {tmp_path}/f/{name}")
+    await agi(manager, channel, "EXEC MixMonitor")                       # no file name: -1
+    got = await results(manager, "leg-21", 4)
+    assert got == ["200 result=0\n"] * 3 + ["200 result=-1\n"]
+    await hung_up(manager, "leg-21")
+    await wait_until(lambda: (tmp_path / "f" / "noext.raw").exists())
+    assert (tmp_path / "f" / "noext.raw").stat().st_size % 2 == 0
+    assert set((tmp_path / "f" / "op.ulaw").read_bytes()) == {0xFF}      # ulaw silence
+    assert not (tmp_path / "f" / "op.xyz").exists()                     # no such format module
+    assert [r["path"] for r in emu.agi.recordings] == [f"{tmp_path}/f/{n}" for n in ("noext", "op.ulaw", "op.xyz")]

@@ -708,17 +708,29 @@ class AsyncAgi:
             base = os.path.basename(path)
             if "." not in base:   # mixmonitor_thread(): no extension -> format "raw"
                 path += ".raw"
-            frames = int(round(rec["seconds"] * 8000))
+            ext = path.rsplit(".", 1)[1]
+            rate = 16000 if ext == "wav16" else 8000
+            frames = int(round(rec["seconds"] * rate))
+            # mixmonitor_save_prep() -> ast_writefile(name, ext): the extension picks the
+            # format module; one Asterisk does not have means no file ("Cannot open").
+            raw_silence = {"raw": b"\0\0", "sln": b"\0\0", "ulaw": b"\xff", "ul": b"\xff",
+                           "pcm": b"\xff", "alaw": b"\xd5", "al": b"\xd5"}
             try:
-                if path.lower().endswith(".wav"):
+                if ext in ("wav", "WAV", "wav16"):
                     with wave.open(path, "wb") as wav:
                         wav.setnchannels(1)
                         wav.setsampwidth(2)
-                        wav.setframerate(8000)
+                        wav.setframerate(rate)
                         wav.writeframes(b"\0\0" * frames)
-                else:
+                elif ext in raw_silence:
                     with open(path, "wb") as raw:
-                        raw.write(b"\0\0" * frames)
+                        raw.write(raw_silence[ext] * frames)
+                elif ext == "gsm":
+                    with open(path, "wb") as raw:
+                        raw.write(b"\0" * (33 * (frames // 160)))
+                else:
+                    log.warning("AMI emulator: MixMonitor: no format for %s (Asterisk: Cannot open)", path)
+                    continue
                 rec["file"] = path
             except OSError as exc:
                 log.warning("AMI emulator: MixMonitor cannot write %s: %s", path, exc)
