@@ -33,7 +33,6 @@ import random
 import time
 import uuid
 import wave
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 

@@ -2,8 +2,9 @@
 
 It is written from Asterisk's own source (main/manager.c, main/dial.c, main/pbx.c,
 main/channel.c, main/manager_channels.c, channels/chan_pjsip.c, res/res_pjsip.c,
-branch ``releases/20``/``releases/22``) and says no where Asterisk says no.  What it
-emulates, what it does not, and the source of every behaviour: docs/ami-emulator.md.
+branch ``releases/20``/``releases/22``) and says no where Asterisk says no.  Async AGI and
+the Perezvon dialplan (res/res_agi.c and the applications it runs) live in agi.py.  What
+it emulates, what it does not, and the source of every behaviour: docs/ami-emulator.md.
 
 Usage::
 
