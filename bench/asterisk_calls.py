@@ -1,0 +1,214 @@
+"""Asterisk backend benchmark: many callbacks in flight through ONE worker, against the AMI emulator.
+
+What it measures (issue 3's figures):
+
+1. **In flight** -- ``--calls`` leads (default 500) are posted at ``--rate`` per second to
+   ``perezvon web``; one ``perezvon worker`` places them through the ``asterisk`` plugin
+   against ``tests/ami_emulator`` (this process, real TCP). Every call is a full
+   operator-first callback: the operator answers, hears the announcement (real eSpeak NG
+   audio, played out by the emulator at ``--speed`` times real time), presses 1, the
+   client is rung, AMD says human, MixMonitor records, Bridge joins them, and the client
+   hangs up after ``--talk`` nominal seconds. Reported: the most calls in flight at once
+   (bridged pairs + legs being set up, counted from the emulator's live channels) and how
+   many calls reached a final status in the database; any call left without one, or any
+   lead without a call, fails the run.
+2. **Lead accepted -> first Originate** -- for each 201 the client notes ``time.monotonic()``
+   when the answer arrived; the emulator notes the monotonic time each ``Originate``
+   arrived on its socket (same clock: one machine). p50/p99/max of the difference.
+3. **Memory per in-flight callback** -- the worker's RSS (``/proc/<pid>/status``) sampled
+   every 0.2 s: ``(RSS at the peak of calls in flight - RSS before the leads, after one
+   warm-up call) / calls in flight at that moment``.
+
+    .venv/bin/python bench/asterisk_calls.py [--calls 500] [--rate 100] [--speed 10] [--talk 300]
+
+Uses SQLite in a temp dir and the Redis server at 127.0.0.1:6379 (database 12, flushed).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests")]
+from ami_emulator import AmiEmulator, Behaviour, Dtmf  # noqa: E402
+from lead_intake import CpuMeter, free_port, stats_ms  # noqa: E402
+
+VENV_BIN = ROOT / ".venv" / "bin"
+REDIS_URL = "redis://127.0.0.1:6379/12"
+SECRET = "bench-secret"
+OPERATOR = "74951234567"
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def plugins_toml(port: int) -> str:
+    return f"""
+[perezvon]
+telephony = "asterisk"
+
+[plugins.asterisk]
+enabled = true
+host = "127.0.0.1"
+port = {port}
+username = "perezvon"
+secret = "{SECRET}"
+
+[plugins.speech]
+enabled = true
+"""
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--rate", type=float, default=100.0, help="leads per second")
+    parser.add_argument("--speed", type=float, default=10.0, help="emulated time runs this much faster")
+    parser.add_argument("--talk", type=float, default=300.0, help="nominal seconds each conversation lasts")
+    args = parser.parse_args()
+
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    data_dir = Path(tempfile.mkdtemp(prefix="pv-bench-asterisk-"))
+    emu = AmiEmulator(username="perezvon", secret=SECRET, speed=args.speed, async_agi_contexts={"perezvon-leg"},
+                      default_behaviour=Behaviour.human(2.0, hangup_after=args.talk, amd_after=1.5))
+    # the operator answers, and presses 1 once the announcement is over (it lasts ~6 s)
+    emu.set_behaviour(OPERATOR, Behaviour.answers(1.0, dtmf=[Dtmf(25.0, "1")], hangup_after=args.talk + 200))
+    await emu.start()
+    (data_dir / "plugins.toml").write_text(plugins_toml(emu.port))
+    web_port = free_port()
+    env = {**os.environ, "PEREZVON_DATA_DIR": str(data_dir), "PEREZVON_REDIS_URL": REDIS_URL,
+           "PEREZVON_PLUGINS": str(data_dir / "plugins.toml"), "PEREZVON_LOG_LEVEL": "WARNING",
+           "PEREZVON_LEADS_PER_IP_PER_MINUTE": "1000000", "PEREZVON_PUBLIC_URL": f"http://127.0.0.1:{web_port}"}
+    env.pop("PEREZVON_DATABASE_URL", None)
+    demo = json.loads(subprocess.run([str(VENV_BIN / "perezvon"), "demo", "--json"], env=env, cwd=ROOT,
+                                     capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+    db = sqlite3.connect(data_dir / "perezvon.sqlite3", timeout=30)
+    # one operator number for the bench connection, whatever the demo made
+    db.execute("UPDATE operator_numbers SET phone = ?, extension = '' WHERE connection_id = ?",
+               ("+" + OPERATOR, demo["connection_id"]))
+    db.commit()
+    logs = data_dir / "logs"
+    logs.mkdir()
+    procs = {
+        role: subprocess.Popen([str(VENV_BIN / "perezvon"), *argv], env=env, cwd=ROOT,
+                               stdout=open(logs / f"{role}.log", "wb"), stderr=subprocess.STDOUT)
+        for role, argv in (("web", ["web", "--port", str(web_port)]), ("worker", ["worker"]))
+    }
+    worker_pid = procs["worker"].pid
+    base = f"http://127.0.0.1:{web_port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=30,
+                                     limits=httpx.Limits(max_connections=64)) as client:
+            for _ in range(300):
+                try:
+                    if (await client.get("/healthz")).json().get("telephony") == "ok":
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.2)
+            else:
+                raise SystemExit("the worker never reported the Asterisk link up")
+
+            async def post(i: int) -> tuple[str, float]:
+                response = await client.post("/api/v1/leads", headers={"Origin": "http://localhost:3000"}, json={
+                    "token": demo["site_token"], "phone": f"+7916{i:07d}", "consent": True})
+                received = time.monotonic()
+                assert response.status_code == 201, response.text
+                return response.json()["call_id"], received
+
+            # warm-up: one whole call, so code paths, caches and the announcement exist before measuring
+            warm_id, _ = await post(9_999_999)
+            while db.execute("SELECT state FROM calls WHERE id = ?", (warm_id,)).fetchone()[0] != "finished":
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(1.0)
+            baseline_kib = rss_kib(worker_pid)
+            originate_before = len(emu.actions("Originate"))
+
+            peak = {"in_flight": 0, "rss_kib": baseline_kib}
+            sampling = True
+
+            async def sample() -> None:
+                while sampling:
+                    in_flight = len({c.uniqueid.rsplit("-", 1)[0] for c in emu.channels.values()})
+                    if in_flight > peak["in_flight"]:
+                        peak.update(in_flight=in_flight, rss_kib=rss_kib(worker_pid))
+                    await asyncio.sleep(0.2)
+
+            sampler = asyncio.create_task(sample())
+            meter = CpuMeter(worker_pid, procs["web"].pid)
+            started = time.monotonic()
+            tasks = []
+            for i in range(args.calls):
+                tasks.append(asyncio.create_task(post(i)))
+                await asyncio.sleep(max(0.0, started + (i + 1) / args.rate - time.monotonic()))
+            accepted = dict(await asyncio.gather(*tasks))
+            deadline = time.monotonic() + args.talk / args.speed + 120
+            while True:
+                left = db.execute(
+                    f"SELECT count(*) FROM calls WHERE state NOT IN ('finished', 'scheduled', 'notified') "
+                    f"AND id IN ({','.join('?' * len(accepted))})", list(accepted)).fetchone()[0]
+                if not left or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.5)
+            sampling = False
+            await sampler
+            worker_cpu, web_cpu, own_cpu, box_busy, box_stolen = meter.read()
+
+        rows = db.execute(f"SELECT id, state, display_status FROM calls WHERE id IN "
+                          f"({','.join('?' * len(accepted))})", list(accepted)).fetchall()
+        statuses: dict[str, int] = {}
+        for _, state, status in rows:
+            statuses[f"{state}/{status}"] = statuses.get(f"{state}/{status}", 0) + 1
+        first_originate: dict[str, float] = {}
+        for action in emu.actions("Originate")[originate_before:]:
+            key = str(action.get_ci("ChannelId", "")).split("-")[2]
+            first_originate.setdefault(key, action.at)
+        to_originate = [first_originate[cid.replace("-", "")[:20]] - at for cid, at in accepted.items()
+                        if cid.replace("-", "")[:20] in first_originate]
+        result = {
+            "calls": args.calls, "accepted": len(accepted), "speed": args.speed, "talk_nominal_s": args.talk,
+            "peak_in_flight": peak["in_flight"],
+            "final_statuses": statuses,
+            "not_final": sum(n for k, n in statuses.items() if not k.startswith("finished")),
+            "lead_to_first_originate_ms": stats_ms(to_originate),
+            "never_originated": len(accepted) - len(to_originate),
+            "worker_rss_baseline_mib": round(baseline_kib / 1024, 1),
+            "worker_rss_at_peak_mib": round(peak["rss_kib"] / 1024, 1),
+            "kib_per_call_in_flight": round((peak["rss_kib"] - baseline_kib) / max(1, peak["in_flight"]), 1),
+            "cpu_percent": {"worker": worker_cpu, "web": web_cpu, "bench+emulator": own_cpu,
+                            "box_busy": box_busy, "box_stolen": box_stolen},
+        }
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        if result["not_final"] or result["never_originated"] or len(rows) != len(accepted):
+            raise SystemExit("some calls did not reach a final status")
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        await emu.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,546 @@
+"""The Asterisk backend against the AMI emulator: every row of SPEC S3.3, both directions,
+every DTMF command, recordings, and the link's faults (drop, silence, refused login,
+lost Originate answer, missing dialplan).
+
+The emulator (tests/ami_emulator, docs/ami-emulator.md) speaks AMI over a real TCP
+socket and runs the shipped ``perezvon-leg`` context's Async AGI; the announcements
+are real eSpeak NG audio whose length the emulator plays out.
+"""
+from __future__ import annotations
+
+import asyncio
+import types
+import uuid
+import wave
+from pathlib import Path
+
+import pytest
+from ami_emulator import AmiEmulator, Behaviour, Dtmf
+
+from core.registry import AttemptPlan, AttemptProgress, Direction, LegStatus, Registry
+from core.schemas import TelephonySettingsSchema
+from plugins.asterisk.backend import AsteriskTelephony
+from plugins.asterisk.schemas import AsteriskSettings
+from plugins.speech.engine import EspeakEngine
+
+SPEED = 20          # emulated phones and Asterisk run 20x faster than life
+SECRET = "s3cret-for-tests"
+OPERATOR = "+74951234567"
+CLIENT = "+79161234567"
+#: what the scenario waits for, in real seconds: short, so the suite stays quick
+FAST = {"extension_delay_seconds": 0, "operator_ivr_delay_seconds": 0, "client_ivr_delay_seconds": 0,
+        "operator_speak_seconds": 3, "dtmf_wait_seconds": 2, "ring_timeout_seconds": 5}
+HOSTILE_NAME = 'Иван"; Hangup(); \nAction: Originate <script>'
+
+
+class Progress(AttemptProgress):
+    def __init__(self) -> None:
+        self.dialled: list[str] = []
+
+    async def leg_dialled(self, leg: str) -> None:
+        self.dialled.append(leg)
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    registry = Registry()
+    registry.add_speech(EspeakEngine(tmp_path_factory.mktemp("speech-cache")))
+    return registry
+
+
+@pytest.fixture
+async def emulator():
+    emu = AmiEmulator(username="perezvon", secret=SECRET, speed=SPEED, async_agi_contexts={"perezvon-leg"})
+    await emu.start()
+    yield emu
+    await emu.stop()
+
+
+def make_backend(emu: AmiEmulator, registry: Registry, tmp_path: Path, **overrides) -> AsteriskTelephony:
+    settings = AsteriskSettings().load({
+        "host": "127.0.0.1", "port": emu.port, "username": "perezvon", "secret": SECRET,
+        "ping_interval_seconds": 0.2, "ping_timeout_seconds": 0.3, "reconnect_min_seconds": 0.05,
+        "reconnect_max_seconds": 0.4, "connect_wait_seconds": 3, "answer_wait_seconds": 2, **overrides})
+    return AsteriskTelephony(settings, types.SimpleNamespace(data_dir=tmp_path), registry)
+
+
+@pytest.fixture
+async def backend(emulator, speech, tmp_path):
+    telephony = make_backend(emulator, speech, tmp_path)
+    await telephony.start()
+    await telephony.link.wait_up(5)
+    yield telephony
+    await telephony.stop()
+
+
+def plan(direction: str = Direction.OPERATOR_FIRST, *, extension: str = "", **telephony) -> AttemptPlan:
+    return AttemptPlan(
+        call_id=str(uuid.uuid4()), attempt_number=1, direction=direction, operator_number=OPERATOR,
+        operator_extension=extension, client_number=CLIENT,
+        caller_id_to_operator=CLIENT, caller_id_to_client="",
+        operator_text=f"Заявка с сайта пример точка ру. Клиент {HOSTILE_NAME}. Нажмите 1, чтобы позвонить клиенту.",
+        client_text="Здравствуйте! Оставайтесь на линии, соединяем с оператором.",
+        telephony=TelephonySettingsSchema().load({**FAST, "first_direction": direction, **telephony}))
+
+
+def operator_presses(*digits: str, start: float = 40.0, hangup_after: float | None = 400.0) -> Behaviour:
+    """An operator who answers and presses ``digits`` well after the announcement has played."""
+    return Behaviour.answers(1.0, hangup_after=hangup_after,
+                             dtmf=[Dtmf(start + 12 * i, d) for i, d in enumerate(digits)])
+
+
+def agi_commands(emu: AmiEmulator, leg: str) -> list[str]:
+    channel = next((c.name for c in emu.hungup_channels + list(emu.channels.values())
+                    if c.uniqueid.endswith(leg)), None)
+    return [a.get_ci("Command") for a in emu.actions("AGI") if a.get_ci("Channel") == channel]
+
+
+async def run(backend: AsteriskTelephony, attempt: AttemptPlan, progress: Progress | None = None):
+    return await asyncio.wait_for(backend.place_attempt(attempt, progress or Progress()), 60)
+
+
+# --------------------------------------------------------------------------- operator first
+async def test_a_callback_rings_the_operator_announces_then_joins_the_client(emulator, backend):
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1"))
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=60))
+    progress = Progress()
+    outcome = await run(backend, plan(), progress)
+
+    assert (outcome.operator_status, outcome.client_status) == (200, 200)
+    assert progress.dialled == ["operator", "client"]
+    assert 1 <= outcome.conversation_seconds <= 6  # 60 s nominal at 20x, plus AMD
+    originates = emulator.actions("Originate")
+    assert [o.get_ci("Channel") for o in originates] == ["PJSIP/74951234567@trunk", "PJSIP/79161234567@trunk"]
+    assert {o.get_ci("Context") for o in originates} == {"perezvon-leg"}
+    assert [o.get_ci("Async") for o in originates] == ["true", "true"]
+    assert originates[0].get_ci("CallerID") == "79161234567"  # the operator sees the client's number
+    assert originates[0].get_ci("ChannelId").endswith("o") and originates[1].get_ci("ChannelId").endswith("c")
+    operator_commands = agi_commands(emulator, "o")
+    assert operator_commands[0].startswith("STREAM FILE ") and operator_commands[0].endswith(' ""')
+    assert any(c.startswith("EXEC MixMonitor ") for c in operator_commands)
+    client_name = next(c.name for c in emulator.hungup_channels if c.uniqueid.endswith("c"))
+    assert f"EXEC Bridge {client_name},x" in operator_commands
+    assert "EXEC AMD" in agi_commands(emulator, "c")
+    # the recording is in the platform's storage, a real WAV of about the talk time
+    assert outcome.recording is not None and outcome.recording.is_relative_to(backend.data_dir / "recordings")
+    with wave.open(str(outcome.recording)) as recording:
+        seconds = recording.getnframes() / recording.getframerate()
+    assert 40 <= seconds <= 70  # nominal seconds, as the emulated Asterisk wrote them
+    assert not emulator.channels  # nothing left up
+
+
+async def test_the_announcement_is_real_audio_played_to_its_end(emulator, backend):
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("2"))  # cancels: only the announcement matters
+    await run(backend, plan())
+    stream = next(c for c in agi_commands(emulator, "o") if c.startswith("STREAM FILE"))
+    path = Path(stream.split()[2] + ".wav")
+    assert path.parent == backend.sounds_dir
+    with wave.open(str(path)) as audio:
+        assert (audio.getframerate(), audio.getnchannels(), audio.getsampwidth()) == (8000, 1, 2)
+        assert 3 < audio.getnframes() / 8000 < 30  # a sentence of Russian speech
+    execs = [e for e in emulator.events_named("AsyncAGIExec") if "STREAM" not in e.get("Result", "")]
+    assert any("endpos%3D" in e.get("Result", "") for e in execs)  # played to the end, not refused
+
+
+@pytest.mark.parametrize(("behaviour", "status"), [
+    (Behaviour.busy(), 486), (Behaviour.unavailable(), 480), (Behaviour.declines(1.0), 603),
+    (Behaviour.unallocated(), 404), (Behaviour.no_answer(), 480), (Behaviour.congestion(), 503),
+])
+async def test_an_operator_leg_that_fails_gives_its_sip_status(emulator, backend, behaviour, status):
+    emulator.set_behaviour(OPERATOR[1:], behaviour)
+    outcome = await run(backend, plan())
+    assert (outcome.operator_status, outcome.client_status) == (status, None)
+    assert len(emulator.actions("Originate")) == 1  # the client is never rung
+
+
+@pytest.mark.parametrize(("behaviour", "status"), [
+    (Behaviour.busy(), 486), (Behaviour.unavailable(), 480), (Behaviour.declines(1.0), 603),
+    (Behaviour.unallocated(), 404), (Behaviour.no_answer(), 480),
+])
+async def test_a_client_leg_that_fails_gives_its_sip_status(emulator, backend, behaviour, status):
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1"))
+    emulator.set_behaviour(CLIENT[1:], behaviour)
+    outcome = await run(backend, plan())
+    assert (outcome.operator_status, outcome.client_status) == (200, status)
+    assert not emulator.channels
+
+
+async def test_older_asterisk_without_techcause_maps_the_q850_cause(speech, tmp_path):
+    emu = AmiEmulator(username="perezvon", secret=SECRET, speed=SPEED, asterisk_version=(20, 5, 0),
+                      async_agi_contexts={"perezvon-leg"})
+    await emu.start()
+    telephony = make_backend(emu, speech, tmp_path)
+    await telephony.start()
+    try:
+        for behaviour, status in ((Behaviour.busy(), 486), (Behaviour.declines(1.0), 603),
+                                  (Behaviour.no_answer(), 480), (Behaviour.unallocated(), 404)):
+            emu.set_behaviour(OPERATOR[1:], behaviour)
+            outcome = await run(telephony, plan())
+            assert outcome.operator_status == status, behaviour
+        assert all("TechCause" not in e for e in emu.events_named("Hangup"))
+    finally:
+        await telephony.stop()
+        await emu.stop()
+
+
+async def test_cancel_client_key_ends_with_201(emulator, backend):
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("2"))
+    outcome = await run(backend, plan())
+    assert (outcome.operator_status, outcome.client_status) == (201, None)
+    assert len(emulator.actions("Originate")) == 1
+
+
+async def test_repeat_info_plays_the_announcement_again(emulator, backend):
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("0", "1", start=30))
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=10))
+    outcome = await run(backend, plan(operator_speak_seconds=5))
+    assert (outcome.operator_status, outcome.client_status) == (200, 200)
+    streams = [c for c in agi_commands(emulator, "o") if c.startswith("STREAM FILE")]
+    assert len(streams) == 2 and streams[0] == streams[1]
+
+
+async def test_no_key_in_the_speak_time_gives_202_when_interrupting(emulator, backend):
+    emulator.set_behaviour(OPERATOR[1:], operator_presses())
+    outcome = await run(backend, plan(operator_speak_seconds=1))
+    assert (outcome.operator_status, outcome.client_status) == (202, None)
+
+
+async def test_no_key_without_interrupt_goes_on_to_the_client(emulator, backend):
+    emulator.set_behaviour(OPERATOR[1:], operator_presses())
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=5))
+    outcome = await run(backend, plan(operator_speak_seconds=1, interrupt_operator_call=False))
+    assert (outcome.operator_status, outcome.client_status) == (200, 200)
+
+
+async def test_the_extension_is_sent_as_dtmf_to_the_operator(emulator, backend):
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("2"))
+    await run(backend, plan(extension="123#"))
+    assert agi_commands(emulator, "o")[0] == "EXEC SendDTMF 123#"
+    sent = [e["Digit"] for e in emulator.events_named("DTMFEnd") if e["Direction"] == "Sent"]
+    assert sent == ["1", "2", "3", "#"]
+
+
+async def test_a_client_voicemail_gives_203(emulator, backend):
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1"))
+    emulator.set_behaviour(CLIENT[1:], Behaviour.answering_machine(1.0))
+    outcome = await run(backend, plan())
+    assert (outcome.operator_status, outcome.client_status) == (200, 203)
+    assert not any(c.startswith("EXEC Bridge") for c in agi_commands(emulator, "o"))
+
+
+async def test_voicemail_detection_off_joins_whoever_answered(emulator, backend):
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1"))
+    emulator.set_behaviour(CLIENT[1:], Behaviour.answering_machine(1.0, hangup_after=10))
+    outcome = await run(backend, plan(detect_voicemail=False))
+    assert (outcome.operator_status, outcome.client_status) == (200, 200)
+    assert "EXEC AMD" not in agi_commands(emulator, "c")
+
+
+async def test_the_operator_hanging_up_while_the_client_rings_gives_204(emulator, backend):
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1", hangup_after=60))
+    emulator.set_behaviour(CLIENT[1:], Behaviour.no_answer())
+    outcome = await run(backend, plan(ring_timeout_seconds=30))
+    assert (outcome.operator_status, outcome.client_status) == (204, 487)
+    assert not emulator.channels  # the ringing client leg was cancelled
+
+
+async def test_the_operator_hanging_up_during_the_announcement_gives_204(emulator, backend):
+    emulator.set_behaviour(OPERATOR[1:], Behaviour.answers(1.0, hangup_after=1.5))
+    outcome = await run(backend, plan())
+    assert (outcome.operator_status, outcome.client_status) == (204, None)
+
+
+async def test_the_client_hanging_up_ends_the_conversation(emulator, backend):
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1"))
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=30))
+    outcome = await run(backend, plan(record=False))
+    assert (outcome.operator_status, outcome.client_status) == (200, 200)
+    assert outcome.recording is None
+    assert not any(c.startswith("EXEC MixMonitor") for c in agi_commands(emulator, "o"))
+    assert not emulator.channels
+
+
+# --------------------------------------------------------------------------- client first
+async def test_client_first_rings_the_client_then_the_operator(emulator, backend):
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=400))
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1", start=30, hangup_after=60))
+    progress = Progress()
+    outcome = await run(backend, plan(Direction.CLIENT_FIRST), progress)
+    assert (outcome.operator_status, outcome.client_status) == (200, 200)
+    assert progress.dialled == ["client", "operator"]
+    assert agi_commands(emulator, "c")[0] == "EXEC AMD"
+    assert any(c.startswith("STREAM FILE") for c in agi_commands(emulator, "c"))  # "stay on the line"
+    assert not emulator.channels
+
+
+async def test_client_first_cancel_operator_key_gives_201(emulator, backend):
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=400, dtmf=[Dtmf(40, "9")]))
+    outcome = await run(backend, plan(Direction.CLIENT_FIRST, cancel_operator={"on": True, "key": "9"},
+                                      dtmf_wait_seconds=5))
+    assert (outcome.operator_status, outcome.client_status) == (None, 201)
+    assert len(emulator.actions("Originate")) == 1
+
+
+async def test_client_first_client_leaving_while_the_operator_rings_gives_204(emulator, backend):
+    # the client's announcement ends ~8 s (nominal) after the answer; the operator rings from then on
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=20))
+    emulator.set_behaviour(OPERATOR[1:], Behaviour.no_answer())
+    outcome = await run(backend, plan(Direction.CLIENT_FIRST, ring_timeout_seconds=30))
+    assert (outcome.operator_status, outcome.client_status) == (487, 204)
+
+
+@pytest.mark.parametrize(("behaviour", "status"), [(Behaviour.busy(), 486), (Behaviour.no_answer(), 480),
+                                                   (Behaviour.answering_machine(1.0), 203)])
+async def test_client_first_client_failures(emulator, backend, behaviour, status):
+    emulator.set_behaviour(CLIENT[1:], behaviour)
+    outcome = await run(backend, plan(Direction.CLIENT_FIRST))
+    assert (outcome.operator_status, outcome.client_status) == (None, status)
+
+
+async def test_client_first_operator_busy(emulator, backend):
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=400))
+    emulator.set_behaviour(OPERATOR[1:], Behaviour.busy())
+    outcome = await run(backend, plan(Direction.CLIENT_FIRST))
+    assert (outcome.operator_status, outcome.client_status) == (486, 200)
+    assert not emulator.channels  # the waiting client is not left on the line
+
+
+# --------------------------------------------------------------------------- safety
+async def test_no_visitor_text_reaches_asterisk(emulator, backend):
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1"))
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=5))
+    await run(backend, plan())
+    sent = "\n".join("\n".join(a.lines) for a in emulator.received_actions)
+    for fragment in ("Иван", "Hangup()", "<script>", "сайта"):
+        assert fragment not in sent
+    assert emulator.events_named("UserEvent") == []
+
+
+async def test_a_number_that_is_not_e164_is_never_dialled(emulator, backend):
+    attempt = plan()
+    attempt = AttemptPlan(**{**attempt.__dict__, "operator_number": "+7495,Hangup"})
+    outcome = await run(backend, attempt)
+    assert outcome.operator_status == LegStatus.SERVER_ERROR and "not a dialable" in outcome.note
+    assert emulator.actions("Originate") == []
+
+
+# --------------------------------------------------------------------------- faults
+async def test_a_link_drop_mid_call_ends_the_attempt_clearly_and_cleans_up_after_reconnect(emulator, backend):
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1"))
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=4000))
+    task = asyncio.create_task(run(backend, plan()))
+    while not any(a.get_ci("Command", "").startswith("EXEC Bridge") for a in emulator.actions("AGI")):
+        await asyncio.sleep(0.02)  # the two are talking
+    emulator.drop_link()
+    outcome = await task
+    assert outcome.operator_status == LegStatus.SERVER_ERROR and "lost" in outcome.note
+    await backend.link.wait_up(5)
+    for _ in range(100):  # the abandoned legs are hung up once the link is back
+        if not emulator.channels:
+            break
+        await asyncio.sleep(0.05)
+    assert not emulator.channels
+    assert len(emulator.actions("Originate")) == 2
+
+
+async def test_an_originate_whose_answer_was_lost_is_never_sent_twice(emulator, backend):
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1"))
+    emulator.drop_link_before_response("Originate")
+    outcome = await run(backend, plan())
+    assert outcome.operator_status == LegStatus.SERVER_ERROR
+    await backend.link.wait_up(5)
+    await asyncio.sleep(0.5)  # time for panoramisk to re-send, if it were going to
+    assert len(emulator.actions("Originate")) == 1
+    for _ in range(100):
+        if not emulator.channels:
+            break
+        await asyncio.sleep(0.05)
+    assert not emulator.channels  # the call that did start was hung up after the reconnect
+
+
+async def test_a_silent_link_is_detected_and_reconnected(emulator, backend):
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1"))
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=4000))
+    task = asyncio.create_task(run(backend, plan()))
+    while len(emulator.channels) < 2:
+        await asyncio.sleep(0.02)
+    emulator.go_silent()
+    outcome = await task  # ends within ping interval + timeout, not when the call would
+    assert outcome.operator_status == LegStatus.SERVER_ERROR and "silent" in outcome.note
+    assert "silent" in (await backend.health())
+    emulator.resume()
+    await backend.link.wait_up(5)
+    assert await backend.health() is None
+
+
+async def test_asterisk_restarting_mid_call_ends_the_attempt(emulator, backend):
+    emulator.set_behaviour(OPERATOR[1:], operator_presses())
+    task = asyncio.create_task(run(backend, plan(operator_speak_seconds=30)))
+    while not emulator.channels:
+        await asyncio.sleep(0.02)
+    emulator.shutdown(restart=True, down_for=0.3)
+    outcome = await task
+    assert outcome.operator_status == LegStatus.SERVER_ERROR and "lost" in outcome.note
+    await backend.link.wait_up(5)
+
+
+async def test_wrong_credentials_show_in_health_and_the_attempt(emulator, speech, tmp_path):
+    telephony = make_backend(emulator, speech, tmp_path, secret="wrong", connect_wait_seconds=1)
+    await telephony.start()
+    try:
+        outcome = await run(telephony, plan())
+        assert outcome.operator_status == LegStatus.UNAVAILABLE_SERVICE
+        assert "refused the AMI login of 'perezvon'" in outcome.note
+        assert "check username and secret" in await telephony.health()
+        assert emulator.actions("Originate") == []
+    finally:
+        await telephony.stop()
+
+
+async def test_an_unreachable_asterisk_shows_in_health_and_backs_off(speech, tmp_path):
+    emu = AmiEmulator(username="perezvon", secret=SECRET, speed=SPEED, async_agi_contexts={"perezvon-leg"})
+    await emu.start()
+    port = emu.port
+    await emu.stop()  # nothing listens there now
+    telephony = make_backend(emu, speech, tmp_path, connect_wait_seconds=0.5, reconnect_min_seconds=0.05,
+                             reconnect_max_seconds=0.2)
+    await telephony.start()
+    try:
+        outcome = await run(telephony, plan())
+        assert outcome.operator_status == LegStatus.UNAVAILABLE_SERVICE and "unreachable" in outcome.note
+        assert f"127.0.0.1:{port} is unreachable" in await telephony.health()
+        # it keeps trying: once Asterisk is there, the link comes up by itself
+        emu2 = AmiEmulator(port=port, username="perezvon", secret=SECRET, speed=SPEED,
+                           async_agi_contexts={"perezvon-leg"})
+        await emu2.start()
+        try:
+            await telephony.link.wait_up(5)
+            assert await telephony.health() is None
+        finally:
+            await telephony.stop()
+            await emu2.stop()
+    finally:
+        await telephony.stop()
+
+
+async def test_a_missing_dialplan_is_named_in_the_reason(speech, tmp_path):
+    emu = AmiEmulator(username="perezvon", secret=SECRET, speed=SPEED, dialplan={"default": ["s"]})
+    await emu.start()
+    telephony = make_backend(emu, speech, tmp_path)
+    await telephony.start()
+    try:
+        outcome = await run(telephony, plan())
+        assert outcome.operator_status == LegStatus.SERVER_ERROR
+        assert "Extension does not exist" in outcome.note and "dialplan" in outcome.note
+    finally:
+        await telephony.stop()
+        await emu.stop()
+
+
+async def test_a_context_without_async_agi_is_a_clear_fault(speech, tmp_path):
+    emu = AmiEmulator(username="perezvon", secret=SECRET, speed=SPEED)  # answers, but no AGI(agi:async)
+    emu.set_behaviour(OPERATOR[1:], operator_presses("1"))
+    await emu.start()
+    telephony = make_backend(emu, speech, tmp_path, answer_wait_seconds=0.5)
+    await telephony.start()
+    try:
+        outcome = await run(telephony, plan())
+        assert outcome.operator_status == LegStatus.SERVER_ERROR and "Async AGI" in outcome.note
+        assert not emu.channels  # the leg that answered was hung up
+    finally:
+        await telephony.stop()
+        await emu.stop()
+
+
+async def test_sounds_asterisk_cannot_see_are_a_clear_fault(emulator, speech, tmp_path):
+    telephony = make_backend(emulator, speech, tmp_path, asterisk_sounds_dir="/nonexistent/sounds")
+    await telephony.start()
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1"))
+    try:
+        await telephony.link.wait_up(5)
+        outcome = await run(telephony, plan())
+        assert outcome.operator_status == LegStatus.SERVER_ERROR and "could not play" in outcome.note
+    finally:
+        await telephony.stop()
+
+
+def test_settings_refuse_a_dial_string_that_could_inject():
+    errors = AsteriskSettings().validate({"username": "u", "secret": "s", "dial_string": "PJSIP/{number}@t,,Hangup"})
+    assert "dial_string" in errors
+    assert AsteriskSettings().validate({"username": "u", "secret": "s"}) == {}
+    assert "secret" in AsteriskSettings().validate({"username": "u"})
+
+
+# --------------------------------------------------------------------------- the whole product
+class EmulatorThread:
+    """The emulator on its own event loop, for tests that drive `perezvon serve` synchronously."""
+
+    def __init__(self, **kwargs) -> None:
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.emu = self.call(lambda: AmiEmulator(**kwargs))
+
+    def call(self, fn):
+        async def run():
+            return fn()
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
+
+    def __enter__(self) -> AmiEmulator:
+        asyncio.run_coroutine_threadsafe(self.emu.start(), self.loop).result(10)
+        return self.emu
+
+    def __exit__(self, *exc) -> None:
+        asyncio.run_coroutine_threadsafe(self.emu.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def test_serve_calls_a_lead_back_through_asterisk_and_keeps_the_recording(tmp_path):
+    import time
+
+    from test_cli import demo_env, running_server
+
+    with EmulatorThread(username="perezvon", secret=SECRET, speed=SPEED, async_agi_contexts={"perezvon-leg"},
+                        default_behaviour=Behaviour.human(1.0, hangup_after=40)) as emu:
+        emu.set_behaviour("74951234567", operator_presses("1"))
+        (tmp_path / "plugins.toml").write_text(f"""
+[perezvon]
+telephony = "asterisk"
+
+[plugins.asterisk]
+enabled = true
+port = {emu.port}
+username = "perezvon"
+secret = "{SECRET}"
+
+[plugins.speech]
+enabled = true
+""")
+        env = {**demo_env(tmp_path), "PEREZVON_PLUGINS": str(tmp_path / "plugins.toml")}
+        with running_server(env, tmp_path) as (base_url, demo, client):
+            deadline = time.monotonic() + 30
+            while client.get(f"{base_url}/healthz").json()["telephony"] != "ok":
+                assert time.monotonic() < deadline, client.get(f"{base_url}/healthz").json()
+                time.sleep(0.1)
+            created = client.post(f"{base_url}/api/v1/leads", headers={"Origin": "http://localhost:3000"},
+                                  json={"token": demo["site_token"], "phone": "+7 916 555-12-34", "consent": True,
+                                        "name": HOSTILE_NAME})
+            assert created.status_code == 201, created.text
+            state_url = f"{base_url}/api/v1/calls/{created.json()['call_id']}/state"
+            deadline = time.monotonic() + 40
+            while not (state := client.get(state_url, params={"token": demo["site_token"]}).json())["finished"]:
+                assert time.monotonic() < deadline, state
+                time.sleep(0.2)
+            assert state["status"] == "successful"
+        assert [o.get_ci("Channel") for o in emu.actions("Originate")] == [
+            "PJSIP/74951234567@trunk", "PJSIP/79165551234@trunk"]
+        import sqlite3
+
+        db = sqlite3.connect(tmp_path / "var" / "perezvon.sqlite3")
+        (recording, backend, statuses), = db.execute(
+            "SELECT recording, backend, operator_status || '-' || client_status FROM attempts").fetchall()
+        assert backend == "asterisk" and statuses == "200-200"
+        assert Path(recording).is_file() and "/recordings/" in recording
