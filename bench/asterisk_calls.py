@@ -57,6 +57,62 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+class Store:
+    """The bench's own look into the database: SQLite file or a fresh PostgreSQL database."""
+
+    def __init__(self, kind: str, data_dir: Path) -> None:
+        self.kind, self.data_dir = kind, data_dir
+        self.url = ""
+        self.name = f"perezvon_bench_{os.getpid()}"
+
+    @classmethod
+    async def open(cls, kind: str, data_dir: Path) -> Store:
+        store = cls(kind, data_dir)
+        if kind == "postgres":
+            import asyncpg
+
+            admin = await asyncpg.connect("postgresql://postgres@127.0.0.1/postgres")
+            await admin.execute(f'CREATE DATABASE "{store.name}"')
+            await admin.close()
+            store.url = f"postgres://postgres@127.0.0.1/{store.name}"
+        return store
+
+    async def fetch(self, sql: str, *params) -> list[tuple]:
+        if self.kind == "sqlite":
+            with sqlite3.connect(self.data_dir / "perezvon.sqlite3", timeout=30) as db:
+                return db.execute(sql, params).fetchall()
+        import asyncpg
+
+        numbered = sql
+        for i in range(1, len(params) + 1):
+            numbered = numbered.replace("?", f"${i}", 1)
+        conn = await asyncpg.connect(self.url.replace("postgres://", "postgresql://"))
+        try:
+            return [tuple(row) for row in await conn.fetch(numbered, *params)]
+        finally:
+            await conn.close()
+
+    async def execute(self, sql: str, *params) -> None:
+        await self.fetch(sql, *params)
+
+    async def calls(self, ids: list[str]) -> list[tuple]:
+        if self.kind == "sqlite":
+            return await self.fetch(f"SELECT id, state, display_status FROM calls WHERE id IN "
+                                    f"({','.join('?' * len(ids))})", *ids)
+        import uuid
+
+        return [(str(a), b, c) for a, b, c in await self.fetch(
+            "SELECT id, state, display_status FROM calls WHERE id = ANY(?::uuid[])", [uuid.UUID(i) for i in ids])]
+
+    async def close(self) -> None:
+        if self.kind == "postgres":
+            import asyncpg
+
+            admin = await asyncpg.connect("postgresql://postgres@127.0.0.1/postgres")
+            await admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            await admin.close()
+
+
 def plugins_toml(port: int) -> str:
     return f"""
 [perezvon]
@@ -80,6 +136,8 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="leads per second")
     parser.add_argument("--speed", type=float, default=10.0, help="emulated time runs this much faster")
     parser.add_argument("--talk", type=float, default=300.0, help="nominal seconds each conversation lasts")
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite",
+                        help="postgres: a fresh database on 127.0.0.1 (dropped at the end)")
     args = parser.parse_args()
 
     import redis
@@ -97,13 +155,14 @@ async def main() -> None:
            "PEREZVON_PLUGINS": str(data_dir / "plugins.toml"), "PEREZVON_LOG_LEVEL": "WARNING",
            "PEREZVON_LEADS_PER_IP_PER_MINUTE": "1000000", "PEREZVON_PUBLIC_URL": f"http://127.0.0.1:{web_port}"}
     env.pop("PEREZVON_DATABASE_URL", None)
+    store = await Store.open(args.db, data_dir)
+    if store.url:
+        env["PEREZVON_DATABASE_URL"] = store.url
     demo = json.loads(subprocess.run([str(VENV_BIN / "perezvon"), "demo", "--json"], env=env, cwd=ROOT,
                                      capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
-    db = sqlite3.connect(data_dir / "perezvon.sqlite3", timeout=30)
     # one operator number for the bench connection, whatever the demo made
-    db.execute("UPDATE operator_numbers SET phone = ?, extension = '' WHERE connection_id = ?",
-               ("+" + OPERATOR, demo["connection_id"]))
-    db.commit()
+    await store.execute("UPDATE operator_numbers SET phone = ?, extension = '' WHERE connection_id = ?",
+                        "+" + OPERATOR, demo["connection_id"])
     logs = data_dir / "logs"
     logs.mkdir()
     procs = {
@@ -135,7 +194,7 @@ async def main() -> None:
 
             # warm-up: one whole call, so code paths, caches and the announcement exist before measuring
             warm_id, _ = await post(9_999_999)
-            while db.execute("SELECT state FROM calls WHERE id = ?", (warm_id,)).fetchone()[0] != "finished":
+            while (await store.calls([warm_id]))[0][1] != "finished":
                 await asyncio.sleep(0.2)
             await asyncio.sleep(1.0)
             baseline_kib = rss_kib(worker_pid)
@@ -161,9 +220,8 @@ async def main() -> None:
             accepted = dict(await asyncio.gather(*tasks))
             deadline = time.monotonic() + args.talk / args.speed + 120
             while True:
-                left = db.execute(
-                    f"SELECT count(*) FROM calls WHERE state NOT IN ('finished', 'scheduled', 'notified') "
-                    f"AND id IN ({','.join('?' * len(accepted))})", list(accepted)).fetchone()[0]
+                left = sum(1 for _, state, _ in await store.calls(list(accepted))
+                           if state not in ("finished", "scheduled", "notified"))
                 if not left or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.5)
@@ -171,8 +229,7 @@ async def main() -> None:
             await sampler
             worker_cpu, web_cpu, own_cpu, box_busy, box_stolen = meter.read()
 
-        rows = db.execute(f"SELECT id, state, display_status FROM calls WHERE id IN "
-                          f"({','.join('?' * len(accepted))})", list(accepted)).fetchall()
+        rows = await store.calls(list(accepted))
         statuses: dict[str, int] = {}
         for _, state, status in rows:
             statuses[f"{state}/{status}"] = statuses.get(f"{state}/{status}", 0) + 1
@@ -183,7 +240,7 @@ async def main() -> None:
         to_originate = [first_originate[cid.replace("-", "")[:20]] - at for cid, at in accepted.items()
                         if cid.replace("-", "")[:20] in first_originate]
         result = {
-            "calls": args.calls, "accepted": len(accepted), "speed": args.speed, "talk_nominal_s": args.talk,
+            "db": args.db, "calls": args.calls, "accepted": len(accepted), "speed": args.speed, "talk_nominal_s": args.talk,
             "peak_in_flight": peak["in_flight"],
             "final_statuses": statuses,
             "not_final": sum(n for k, n in statuses.items() if not k.startswith("finished")),
@@ -207,6 +264,7 @@ async def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
         await emu.stop()
+        await store.close()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

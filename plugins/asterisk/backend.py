@@ -169,7 +169,6 @@ class AsteriskCall(CallControl):
     async def dial(self, leg_role: str, number: str, *, caller_id: str, timeout: float) -> int:
         if not _E164.match(number):
             raise TelephonyFault(f"not a dialable E.164 number: {number!r}")
-        await self.progress.leg_dialled(leg_role)
         leg = Leg(leg_role, f"{self._prefix}{'o' if leg_role == OPERATOR else 'c'}")
         self.legs[leg_role] = leg
         self.backend.track(self, leg)
@@ -191,6 +190,8 @@ class AsteriskCall(CallControl):
             raise TelephonyFault(f"Asterisk refused the Originate: {refused.message}{hint}") from None
         except LinkDown as down:
             raise TelephonyFault(str(down)) from None
+        # recorded once the Originate is on its way: the database never delays a dial
+        await self.progress.leg_dialled(leg_role)
         # the decision: OriginateResponse (Asterisk does not order it against DialEnd/Hangup)
         try:
             answered, reason = await self._race(asyncio.shield(leg.originated), watch=others,
