@@ -19,7 +19,7 @@ What it measures (issue 3's figures):
    every 0.2 s: ``(RSS at the peak of calls in flight - RSS before the leads, after one
    warm-up call) / calls in flight at that moment``.
 
-    .venv/bin/python bench/asterisk_calls.py [--calls 500] [--rate 100] [--speed 10] [--talk 300]
+    .venv/bin/python bench/asterisk_calls.py [--calls 500] [--rate 20] [--speed 10] [--talk 400] [--db sqlite|postgres]
 
 Uses SQLite in a temp dir and the Redis server at 127.0.0.1:6379 (database 12, flushed).
 """
@@ -133,9 +133,10 @@ enabled = true
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=500)
-    parser.add_argument("--rate", type=float, default=100.0, help="leads per second")
+    parser.add_argument("--rate", type=float, default=20.0, help="leads per second")
     parser.add_argument("--speed", type=float, default=10.0, help="emulated time runs this much faster")
-    parser.add_argument("--talk", type=float, default=300.0, help="nominal seconds each conversation lasts")
+    parser.add_argument("--talk", type=float, default=400.0,
+                        help="nominal seconds each conversation lasts (long enough for all calls to overlap)")
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite",
                         help="postgres: a fresh database on 127.0.0.1 (dropped at the end)")
     args = parser.parse_args()

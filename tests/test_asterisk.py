@@ -145,6 +145,7 @@ async def test_the_announcement_is_real_audio_played_to_its_end(emulator, backen
 @pytest.mark.parametrize(("behaviour", "status"), [
     (Behaviour.busy(), 486), (Behaviour.unavailable(), 480), (Behaviour.declines(1.0), 603),
     (Behaviour.unallocated(), 404), (Behaviour.no_answer(), 480), (Behaviour.congestion(), 503),
+    (Behaviour.rejects(408), 408), (Behaviour.rejects(487, ring_after=0.2), 487),
 ])
 async def test_an_operator_leg_that_fails_gives_its_sip_status(emulator, backend, behaviour, status):
     emulator.set_behaviour(OPERATOR[1:], behaviour)
@@ -173,7 +174,8 @@ async def test_older_asterisk_without_techcause_maps_the_q850_cause(speech, tmp_
     await telephony.start()
     try:
         for behaviour, status in ((Behaviour.busy(), 486), (Behaviour.declines(1.0), 603),
-                                  (Behaviour.no_answer(), 480), (Behaviour.unallocated(), 404)):
+                                  (Behaviour.no_answer(), 480), (Behaviour.unallocated(), 404),
+                                  (Behaviour.rejects(408), 408)):
             emu.set_behaviour(OPERATOR[1:], behaviour)
             outcome = await run(telephony, plan())
             assert outcome.operator_status == status, behaviour

@@ -19,7 +19,7 @@ _BY_CAUSE = {
     28: LegStatus.NOT_FOUND,           # invalid number format (484)
     17: LegStatus.BUSY,                # user busy (486, 600)
     21: LegStatus.DECLINED,            # call rejected (603)
-    18: LegStatus.UNAVAILABLE,         # no user responding (408)
+    18: LegStatus.TIMEOUT,             # no user responding (408)
     19: LegStatus.UNAVAILABLE,         # no answer (480, ring timeout)
     20: LegStatus.UNAVAILABLE,         # subscriber absent
     16: LegStatus.TERMINATED,          # normal clearing before an answer: the far end gave up
@@ -42,7 +42,9 @@ def status_for_sip(code: int) -> int:
         return LegStatus.DECLINED
     if code in (404, 410, 484, 604):
         return LegStatus.NOT_FOUND
-    if code in (408, 480):
+    if code == 408:
+        return LegStatus.TIMEOUT
+    if code == 480:
         return LegStatus.UNAVAILABLE
     if code == 487:
         return LegStatus.TERMINATED
