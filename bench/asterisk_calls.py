@@ -41,7 +41,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests")]
-from ami_emulator import AmiEmulator, Behaviour, Dtmf  # noqa: E402
+from ami_emulator import AmiEmulator, Behaviour, Dtmf  # noqa: E402  (in the emulator process)
 from lead_intake import CpuMeter, free_port, stats_ms  # noqa: E402
 
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -113,6 +113,58 @@ class Store:
             await admin.close()
 
 
+def emulator_main(conn, speed: float, talk: float) -> None:
+    """The emulated Asterisk in a process of its own, so its event loop never delays the load
+    generator's, and the arrival times it notes are not stretched by ours."""
+
+    async def serve() -> None:
+        emu = AmiEmulator(username="perezvon", secret=SECRET, speed=speed, async_agi_contexts={"perezvon-leg"},
+                          default_behaviour=Behaviour.human(2.0, hangup_after=talk, amd_after=1.5))
+        # the operator answers, and presses 1 once the announcement is over (it lasts ~6 s)
+        emu.set_behaviour(OPERATOR, Behaviour.answers(1.0, dtmf=[Dtmf(25.0, "1")], hangup_after=talk + 200))
+        await emu.start()
+        conn.send(emu.port)
+        timeline: list[tuple[float, int]] = []
+
+        async def sample() -> None:
+            while True:  # calls in flight = distinct attempts with a live channel
+                timeline.append((time.monotonic(), len({c.uniqueid.rsplit("-", 1)[0]
+                                                        for c in emu.channels.values()})))
+                await asyncio.sleep(0.1)
+
+        sampler = asyncio.create_task(sample())
+        while (command := await asyncio.to_thread(conn.recv)) != "stop":
+            if command == "originates":
+                conn.send([(str(a.get_ci("ChannelId", "")), a.at) for a in emu.actions("Originate")])
+            elif command == "timeline":
+                conn.send(timeline)
+        sampler.cancel()
+        await emu.stop()
+        conn.send("stopped")
+
+    asyncio.run(serve())
+
+
+class EmulatorProcess:
+    def __init__(self, speed: float, talk: float) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=emulator_main, args=(child, speed, talk), daemon=True)
+        self.process.start()
+        self.port = self.conn.recv()
+
+    async def ask(self, command: str):
+        self.conn.send(command)
+        return await asyncio.to_thread(self.conn.recv)
+
+    async def stop(self) -> None:
+        if self.process.is_alive():
+            await self.ask("stop")
+        self.process.join(10)
+
+
 def plugins_toml(port: int) -> str:
     return f"""
 [perezvon]
@@ -139,17 +191,14 @@ async def main() -> None:
                         help="nominal seconds each conversation lasts (long enough for all calls to overlap)")
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite",
                         help="postgres: a fresh database on 127.0.0.1 (dropped at the end)")
+    parser.add_argument("--py-spy", action="store_true", help="profile the worker (collapsed stacks in the temp dir)")
     args = parser.parse_args()
 
     import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()
     data_dir = Path(tempfile.mkdtemp(prefix="pv-bench-asterisk-"))
-    emu = AmiEmulator(username="perezvon", secret=SECRET, speed=args.speed, async_agi_contexts={"perezvon-leg"},
-                      default_behaviour=Behaviour.human(2.0, hangup_after=args.talk, amd_after=1.5))
-    # the operator answers, and presses 1 once the announcement is over (it lasts ~6 s)
-    emu.set_behaviour(OPERATOR, Behaviour.answers(1.0, dtmf=[Dtmf(25.0, "1")], hangup_after=args.talk + 200))
-    await emu.start()
+    emu = EmulatorProcess(args.speed, args.talk)
     (data_dir / "plugins.toml").write_text(plugins_toml(emu.port))
     web_port = free_port()
     env = {**os.environ, "PEREZVON_DATA_DIR": str(data_dir), "PEREZVON_REDIS_URL": REDIS_URL,
@@ -199,19 +248,22 @@ async def main() -> None:
                 await asyncio.sleep(0.2)
             await asyncio.sleep(1.0)
             baseline_kib = rss_kib(worker_pid)
-            originate_before = len(emu.actions("Originate"))
-
-            peak = {"in_flight": 0, "rss_kib": baseline_kib}
+            originate_before = len(await emu.ask("originates"))
+            rss: list[tuple[float, int]] = []
             sampling = True
 
             async def sample() -> None:
                 while sampling:
-                    in_flight = len({c.uniqueid.rsplit("-", 1)[0] for c in emu.channels.values()})
-                    if in_flight > peak["in_flight"]:
-                        peak.update(in_flight=in_flight, rss_kib=rss_kib(worker_pid))
-                    await asyncio.sleep(0.2)
+                    rss.append((time.monotonic(), rss_kib(worker_pid)))
+                    await asyncio.sleep(0.1)
 
             sampler = asyncio.create_task(sample())
+            spy = None
+            if args.py_spy:
+                profile = Path(tempfile.gettempdir()) / "asterisk_calls-worker.collapsed"
+                spy = subprocess.Popen([str(VENV_BIN / "py-spy"), "record", "--format", "raw", "--rate", "200",
+                                        "--nonblocking", "-o", str(profile), "--pid", str(worker_pid)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             meter = CpuMeter(worker_pid, procs["web"].pid)
             started = time.monotonic()
             tasks = []
@@ -228,6 +280,10 @@ async def main() -> None:
                 await asyncio.sleep(0.5)
             sampling = False
             await sampler
+            if spy is not None:
+                spy.send_signal(2)
+                spy.wait(30)
+                print(f"worker profile: {profile}", file=sys.stderr)
             worker_cpu, web_cpu, own_cpu, box_busy, box_stolen = meter.read()
 
         rows = await store.calls(list(accepted))
@@ -235,21 +291,23 @@ async def main() -> None:
         for _, state, status in rows:
             statuses[f"{state}/{status}"] = statuses.get(f"{state}/{status}", 0) + 1
         first_originate: dict[str, float] = {}
-        for action in emu.actions("Originate")[originate_before:]:
-            key = str(action.get_ci("ChannelId", "")).split("-")[2]
-            first_originate.setdefault(key, action.at)
+        for channel_id, at in (await emu.ask("originates"))[originate_before:]:
+            first_originate.setdefault(channel_id.split("-")[2], at)
+        # the peak of calls in flight, and the worker's memory at that moment (nearest sample)
+        peak_at, peak_in_flight = max(await emu.ask("timeline"), key=lambda point: point[1])
+        peak_rss = min(rss, key=lambda point: abs(point[0] - peak_at))[1]
         to_originate = [first_originate[cid.replace("-", "")[:20]] - at for cid, at in accepted.items()
                         if cid.replace("-", "")[:20] in first_originate]
         result = {
             "db": args.db, "calls": args.calls, "accepted": len(accepted), "speed": args.speed, "talk_nominal_s": args.talk,
-            "peak_in_flight": peak["in_flight"],
+            "peak_in_flight": peak_in_flight,
             "final_statuses": statuses,
             "not_final": sum(n for k, n in statuses.items() if not k.startswith("finished")),
             "lead_to_first_originate_ms": stats_ms(to_originate),
             "never_originated": len(accepted) - len(to_originate),
             "worker_rss_baseline_mib": round(baseline_kib / 1024, 1),
-            "worker_rss_at_peak_mib": round(peak["rss_kib"] / 1024, 1),
-            "kib_per_call_in_flight": round((peak["rss_kib"] - baseline_kib) / max(1, peak["in_flight"]), 1),
+            "worker_rss_at_peak_mib": round(peak_rss / 1024, 1),
+            "kib_per_call_in_flight": round((peak_rss - baseline_kib) / max(1, peak_in_flight), 1),
             "cpu_percent": {"worker": worker_cpu, "web": web_cpu, "bench+emulator": own_cpu,
                             "box_busy": box_busy, "box_stolen": box_stolen},
         }

@@ -16,7 +16,11 @@ import pytest
 
 from ami_emulator import AmiEmulator, Behaviour, User
 from ami_emulator import facts as F
-from ami_emulator.agi import parse_args, uri_encode
+from ami_emulator.agi import PEREZVON_DIALPLAN, parse_args, uri_encode
+
+# where the shipped dialplan (plugins/asterisk/conf) runs AGI(agi:async), and the Hangup() after it
+AGI_PRIORITY = str(next(p for p, (app, _) in PEREZVON_DIALPLAN.items() if app == "AGI"))
+HANGUP_PRIORITY = str(int(AGI_PRIORITY) + 1)
 
 USER, SECRET = "perezvon", "s3cret"
 SPEED = 50
@@ -162,7 +166,7 @@ async def test_async_agi_starts_after_the_answer_with_the_environment(emu, manag
     assert names.index("DialEnd") < names.index("AsyncAGIStart")
     start = stream[names.index("AsyncAGIStart")]
     assert start.privilege == "agi,all"
-    assert (start.context, start.exten, start.priority) == ("perezvon-leg", "s", "2")
+    assert (start.context, start.exten, start.priority) == ("perezvon-leg", "s", AGI_PRIORITY)
     assert start.env.startswith("agi_request%3A%20async%0Aagi_channel%3A%20PJSIP%2Ftrunk-")
     env = urllib.parse.unquote(start.env)
     assert env.endswith("\n\n")
@@ -174,7 +178,7 @@ async def test_async_agi_starts_after_the_answer_with_the_environment(emu, manag
     assert (lines["agi_language"], lines["agi_type"], lines["agi_version"]) == ("en", "PJSIP", "22.8.0")
     assert (lines["agi_callerid"], lines["agi_calleridname"], lines["agi_callingpres"]) == (
         "unknown", "unknown", "67")
-    assert (lines["agi_context"], lines["agi_extension"], lines["agi_priority"]) == ("perezvon-leg", "s", "2")
+    assert (lines["agi_context"], lines["agi_extension"], lines["agi_priority"]) == ("perezvon-leg", "s", AGI_PRIORITY)
     assert lines["agi_enhanced"] == "0.0" and lines["agi_accountcode"] == ""
     assert lines["agi_threadid"].isdigit()
     # the variables of the Originate are there for GET VARIABLE
@@ -323,7 +327,7 @@ async def test_asyncagi_break_goes_on_to_hangup(emu, manager):
     names = [e.event for e in of(manager, "leg-8")]
     assert names.index("AsyncAGIEnd") < names.index("Hangup")
     assert [e.value for e in of(manager, "leg-8", "VarSet") if e.variable == "AGISTATUS"] == ["SUCCESS"]
-    assert (hangup.cause, hangup.priority) == ("16", "3")       # Hangup() at priority 3
+    assert (hangup.cause, hangup.priority) == ("16", HANGUP_PRIORITY)  # the Hangup() line
 
 
 @pytest.mark.parametrize("how", ["bye", "ami"])
@@ -525,7 +529,7 @@ async def test_bridge_when_the_destination_hangs_up_the_caller_stays_in_agi(emu,
 
 async def test_bridge_without_x_sends_the_destination_to_its_next_priority(emu, manager):
     # bridge_exec() sets the after-bridge goto to the destination's own context, exten and
-    # priority (2, the AGI line); ast_bridge_setup_after_goto() goes to priority + 1, i.e.
+    # priority (the AGI line); ast_bridge_setup_after_goto() goes to priority + 1, i.e.
     # Hangup() -- not back into Async AGI.
     op, cl = await two_legs(manager, emu, "03")
     await agi(manager, op, f"EXEC Bridge {cl}")
@@ -534,7 +538,7 @@ async def test_bridge_without_x_sends_the_destination_to_its_next_priority(emu, 
     assert reply.message == "Added AGI command to queue"
     await manager.send_action({"Action": "Hangup", "Channel": op, "Cause": "16"})
     cl_hangup = await hung_up(manager, "cl-03")
-    assert (cl_hangup.cause, cl_hangup.priority) == ("16", "3")
+    assert (cl_hangup.cause, cl_hangup.priority) == ("16", HANGUP_PRIORITY)
     assert len(of(manager, "cl-03", "AsyncAGIStart")) == 1
     assert not of(manager, "cl-03", "AsyncAGIExec")
 

@@ -1,14 +1,10 @@
 """Async AGI for the AMI emulator: the Perezvon dialplan and the ``AGI`` manager action.
 
-The Perezvon Asterisk plugin ships exactly this dialplan::
-
-    [perezvon-leg]
-    exten => s,1,NoOp(Perezvon call leg)
-     same => n,AGI(agi:async)
-     same => n,Hangup()
-
-Every context named in ``AmiEmulator(async_agi_contexts=...)`` runs these three
-priorities on an answered originated channel.  Everything here is copied from
+The Perezvon Asterisk plugin ships its dialplan in
+``plugins/asterisk/conf/extensions_perezvon.conf`` (``NoOp``, ``Set(TIMEOUT(absolute)=...)``,
+``AGI(agi:async)``, ``Hangup()``). Every context named in
+``AmiEmulator(async_agi_contexts=...)`` runs the priorities read from that file on an
+answered originated channel.  Everything here is copied from
 Asterisk's source (branch ``releases/20``, commit 842100ea81; ``releases/22`` and
 master agree for the parts used): ``res/res_agi.c`` (``launch_asyncagi()``,
 ``setup_env()``, ``action_add_agi_cmd()``, ``agi_handle_command()``,
@@ -33,6 +29,7 @@ import random
 import time
 import uuid
 import wave
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,8 +43,42 @@ log = logging.getLogger(__name__)
 
 __all__ = ["AsyncAgi", "parse_args", "uri_encode", "PEREZVON_DIALPLAN"]
 
-# The dialplan every Async AGI context runs: priority -> (application, data).
-PEREZVON_DIALPLAN = {1: ("NoOp", "Perezvon call leg"), 2: ("AGI", "agi:async"), 3: ("Hangup", "")}
+SHIPPED_DIALPLAN = Path(__file__).resolve().parents[2] / "plugins" / "asterisk" / "conf" / "extensions_perezvon.conf"
+
+
+def load_dialplan(path: Path, exten: str = "s") -> dict[int, tuple[str, str]]:
+    """Extension ``exten`` of the one context in an extensions.conf file: priority -> (app, data).
+
+    Enough of pbx_config's syntax for the shipped file: ``exten => s,1,App(data)``,
+    ``same => n,App(data)``, ``;`` comments. Variables in the data are not substituted.
+    """
+    steps: dict[int, tuple[str, str]] = {}
+    current, priority = None, 0
+    for raw in path.read_text().splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if not line or line.startswith("["):
+            continue
+        kind, _, rest = line.partition("=>")
+        kind, rest = kind.strip(), rest.strip()
+        if kind == "exten":
+            current, number, command = (part.strip() for part in rest.split(",", 2))
+            priority = int(number)
+        elif kind == "same":
+            number, command = (part.strip() for part in rest.split(",", 1))
+            priority = priority + 1 if number == "n" else int(number)
+        else:
+            continue
+        if current != exten:
+            continue
+        app, _, data = command.partition("(")
+        steps[priority] = (app.strip(), data[:-1] if data.endswith(")") else data)
+    return steps
+
+
+# The dialplan every Async AGI context runs: priority -> (application, data) -- the file the
+# plugin ships (docs/asterisk.md), so the tests run exactly what an administrator installs.
+PEREZVON_DIALPLAN = load_dialplan(SHIPPED_DIALPLAN) if SHIPPED_DIALPLAN.exists() else {
+    1: ("NoOp", "Perezvon call leg"), 2: ("AGI", "agi:async"), 3: ("Hangup", "")}
 
 # res/res_agi.c: handler return codes and launch_asyncagi() outcomes
 RESULT_SUCCESS, RESULT_SHOWUSAGE, RESULT_FAILURE, ASYNC_AGI_BREAK = 0, 1, 2, 3
