@@ -608,3 +608,29 @@ async def test_mixmonitor_formats_follow_the_extension(emu, manager, tmp_path):
     assert set((tmp_path / "f" / "op.ulaw").read_bytes()) == {0xFF}      # ulaw silence
     assert not (tmp_path / "f" / "op.xyz").exists()                     # no such format module
     assert [r["path"] for r in emu.agi.recordings] == [f"{tmp_path}/f/{n}" for n in ("noext", "op.ulaw", "op.xyz")]
+
+
+async def test_showdialplan_lists_the_shipped_context_and_refuses_an_unknown_one():
+    emu = AmiEmulator(username="perezvon", secret="s3cret", async_agi_contexts=("perezvon-leg",),
+                      dialplan={"default": ["s", "_X."]})
+    await emu.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", emu.port)
+        await reader.readline()
+        writer.write(b"Action: Login\r\nUsername: perezvon\r\nSecret: s3cret\r\nEvents: off\r\n\r\n")
+        writer.write(b"Action: ShowDialPlan\r\nActionID: d1\r\nContext: perezvon-leg\r\n\r\n")
+        writer.write(b"Action: ShowDialPlan\r\nActionID: d2\r\nContext: nowhere\r\n\r\n")
+        text = ""
+        while "Did not find context nowhere" not in text:
+            text += (await asyncio.wait_for(reader.read(65536), 5)).decode()
+        writer.close()
+    finally:
+        await emu.stop()
+    listing = text.split("ActionID: d1", 1)[1]
+    assert "EventList: start\r\nMessage: DialPlan list will follow" in listing
+    steps = [(p, app) for p, (app, _) in sorted(PEREZVON_DIALPLAN.items())]
+    for priority, app in steps:
+        assert f"Extension: s\r\nPriority: {priority}\r\nApplication: {app}\r\n" in listing
+    assert (f"Event: ShowDialPlanComplete\r\nActionID: d1\r\nEventList: Complete\r\n"
+            f"ListItems: {len(steps)}\r\nListExtensions: 1\r\nListPriorities: {len(steps)}\r\nListContexts: 1") in text
+    assert "Response: Error\r\nActionID: d2\r\nMessage: Did not find context nowhere" in text

@@ -375,6 +375,12 @@ async def test_a_silent_link_is_detected_and_reconnected(emulator, backend):
     assert await backend.health() is None
 
 
+async def test_the_installed_dialplan_is_checked_at_login(emulator, backend):
+    assert await backend.health() is None
+    checks = emulator.actions("ShowDialPlan")
+    assert [c.get_ci("Context") for c in checks] == ["perezvon-leg"]
+
+
 async def test_asterisk_restarting_mid_call_ends_the_attempt(emulator, backend):
     emulator.set_behaviour(OPERATOR[1:], operator_presses())
     task = asyncio.create_task(run(backend, plan(operator_speak_seconds=30)))
@@ -431,6 +437,8 @@ async def test_a_missing_dialplan_is_named_in_the_reason(speech, tmp_path):
     telephony = make_backend(emu, speech, tmp_path)
     await telephony.start()
     try:
+        await telephony.link.wait_up(5)
+        assert "Did not find context perezvon-leg: install the dialplan" in await telephony.health()
         outcome = await run(telephony, plan())
         assert outcome.operator_status == LegStatus.SERVER_ERROR
         assert "Extension does not exist" in outcome.note and "dialplan" in outcome.note
@@ -446,6 +454,8 @@ async def test_a_context_without_async_agi_is_a_clear_fault(speech, tmp_path):
     telephony = make_backend(emu, speech, tmp_path, answer_wait_seconds=0.5)
     await telephony.start()
     try:
+        await telephony.link.wait_up(5)
+        assert "does not run AGI(agi:async)" in await telephony.health()
         outcome = await run(telephony, plan())
         assert outcome.operator_status == LegStatus.SERVER_ERROR and "Async AGI" in outcome.note
         assert not emu.channels  # the leg that answered was hung up

@@ -322,8 +322,11 @@ class AsteriskTelephony(TelephonyBackend):
                             reconnect_min=settings["reconnect_min_seconds"],
                             reconnect_max=settings["reconnect_max_seconds"])
         self.link.on_up(self._hang_up_orphans)
+        self.link.on_up(self._check_dialplan)
         self.link.on_down(self._link_lost)
         self.calls: set[AsteriskCall] = set()
+        #: what is wrong with Asterisk's dialplan, found at login ("" = the context is installed)
+        self.dialplan_problem = ""
         #: channels of attempts that ended while the link was down: hung up at the next login
         self.orphans: set[str] = set()
         self.speech = None
@@ -358,7 +361,9 @@ class AsteriskTelephony(TelephonyBackend):
         await self.link.stop()
 
     async def health(self) -> str | None:
-        return None if self.link.up.is_set() else f"asterisk: {self.link.error}"
+        if not self.link.up.is_set():
+            return f"asterisk: {self.link.error}"
+        return f"asterisk: {self.dialplan_problem}" if self.dialplan_problem else None
 
     def _link_lost(self, why: str) -> None:
         for call in list(self.calls):
@@ -374,6 +379,25 @@ class AsteriskTelephony(TelephonyBackend):
             except LinkDown:
                 return  # try again at the next login
             self.orphans.discard(channel_id)
+
+    async def _check_dialplan(self) -> None:
+        """At each login: is the shipped context there, and does it hand legs to Async AGI?"""
+        try:
+            steps = await self.link.list_during_login({"Action": "ShowDialPlan", "Context": self.context},
+                                                      "ShowDialPlanComplete")
+        except ActionRefused as refused:
+            self.dialplan_problem = (f"{refused.message}: install the dialplan from "
+                                     f"plugins/asterisk/conf (docs/asterisk.md)")
+        except LinkDown as down:  # not fatal: calls will tell
+            self.dialplan_problem = f"could not check the {self.context} dialplan: {down}"
+        else:
+            runs_agi = any(step.get("Application", "").lower() == "agi" and "agi:async" in step.get("AppData", "")
+                           for step in steps if step.get("Extension") == "s")
+            self.dialplan_problem = "" if runs_agi else (
+                f"the {self.context} context does not run AGI(agi:async) for extension s: "
+                f"install the dialplan from plugins/asterisk/conf (docs/asterisk.md)")
+        if self.dialplan_problem:
+            log.error("AMI: %s", self.dialplan_problem)
 
     # -------------------------------------------------------------- sounds
     async def sound(self, text: str, voice: str) -> str:

@@ -23,6 +23,7 @@ needs on top of it (docs/asterisk.md, docs/ami-emulator.md "panoramisk facts"):
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +33,7 @@ import panoramisk
 log = logging.getLogger("perezvon.asterisk")
 
 #: every action this plugin sends; none is ever re-sent after a reconnect
-ACTIONS = ("login", "ping", "originate", "agi", "hangup", "coreshowchannels", "events")
+ACTIONS = ("login", "ping", "originate", "agi", "hangup", "showdialplan")
 #: the event classes a leg needs (docs/asterisk.md: manager.conf `read`)
 EVENT_CLASSES = "system,call,dtmf,agi"
 
@@ -103,6 +104,9 @@ class AmiLink:
         self.error = "not connected yet"
         self.logins = 0
         self._listeners: dict[str, Callable[[Any], None]] = {}
+        #: list actions in progress: ActionID -> (events so far, the name of the closing event, future)
+        self._lists: dict[str, tuple[list, str, asyncio.Future]] = {}
+        self._list_ids = itertools.count(1)
         self._on_up: list[Callable[[], Any]] = []
         self._on_down: list[Callable[[str], None]] = []
         self._watchdog: asyncio.Task | None = None
@@ -178,6 +182,21 @@ class AmiLink:
         """For :meth:`on_up` callbacks: the link is logged in but not "up" for attempts yet."""
         return await self._send(action, timeout, logging_in=True)
 
+    async def list_during_login(self, action: dict[str, Any], complete: str, *, timeout: float = 5.0) -> list:
+        """A list action (``EventList: start`` ... ``<complete>``) for :meth:`on_up` callbacks: its events."""
+        action_id = f"perezvon-list-{next(self._list_ids)}"
+        collected: list = []
+        done = asyncio.get_running_loop().create_future()
+        self._lists[action_id] = (collected, complete, done)
+        try:
+            await self._send({**action, "ActionID": action_id}, timeout, logging_in=True)
+            await asyncio.wait_for(done, timeout)
+            return collected
+        except asyncio.TimeoutError:
+            raise LinkDown(f"no end to {action['Action']} in {timeout:g} s") from None
+        finally:
+            self._lists.pop(action_id, None)
+
     # ------------------------------------------------------------------ routing
     def listen(self, channel_id: str, callback: Callable[[Any], None]) -> None:
         self._listeners[channel_id] = callback
@@ -186,6 +205,14 @@ class AmiLink:
         self._listeners.pop(channel_id, None)
 
     def _dispatch(self, _manager: Any, event: Any) -> None:
+        if self._lists and (listing := self._lists.get(event.get("ActionID", ""))) is not None:
+            collected, complete, done = listing
+            if event.get("Event") == complete:
+                if not done.done():
+                    done.set_result(None)
+            else:
+                collected.append(event)
+            return
         # a leg's own events carry its Uniqueid (= our ChannelId); Dial events name it as DestUniqueid
         for key in ("Uniqueid", "DestUniqueid"):
             channel_id = event.get(key)

@@ -951,6 +951,7 @@ class AmiEmulator:
         "coreshowchannels": ("_act_coreshowchannels", F.SYSTEM | F.REPORTING),
         "playdtmf": ("_act_playdtmf", F.CALL),  # apps/app_senddtmf.c
         "agi": ("_act_agi", F.AGI),  # res/res_agi.c
+        "showdialplan": ("_act_showdialplan", F.CONFIG | F.REPORTING),  # main/pbx.c
     }
 
     def _set_eventmask(self, s: _Session, text: str) -> int:
@@ -1561,6 +1562,64 @@ class AmiEmulator:
             count += 1
         s.write(f"Event: CoreShowChannelsComplete{CRLF}{id_text}EventList: Complete{CRLF}"
                 f"ListItems: {count}{CRLF}{CRLF}")
+        return True
+
+    def _known_dialplan(self) -> dict[str, list[tuple[str, int, str, str]]]:
+        """{context: [(extension, priority, application, data)]} as far as the emulator knows it."""
+        from .agi import PEREZVON_DIALPLAN
+
+        known: dict[str, list[tuple[str, int, str, str]]] = {}
+        for context, extensions in (self.dialplan or {}).items():
+            known[context] = [(exten, 1, "NoOp", "") for exten in extensions]
+        for context in self.agi.contexts:
+            known[context] = [("s", prio, app, data) for prio, (app, data) in sorted(PEREZVON_DIALPLAN.items())]
+        return known
+
+    async def _act_showdialplan(self, s: _Session, m: _Message) -> bool:
+        """manager_show_dialplan() / manager_show_dialplan_helper(), without includes and labels.
+
+        With ``dialplan=None`` the emulator does not know the dialplan (Originate accepts any
+        context), so a context it has not been told about is shown as one ``s`` extension
+        running ``NoOp()`` rather than refused."""
+        context, exten = m.get("Context"), m.get("Extension")
+        known = self._known_dialplan()
+        if context and context not in known and self.dialplan is None:
+            known[context] = [("s", 1, "NoOp", "")]
+        id_text = f"ActionID: {m.get('ActionID')}{CRLF}" if m.get("ActionID") else ""
+        items = extensions = priorities = contexts = 0
+        found_context = found_exten = False
+        chunks: list[str] = []
+        for name, steps in known.items():
+            if context and name != context:
+                continue
+            found_context = True
+            contexts += 1
+            seen: set[str] = set()
+            for extension, priority, app, data in steps:
+                if exten and not _exten_matches(extension, exten):
+                    continue
+                found_exten = True
+                if extension not in seen:
+                    seen.add(extension)
+                    extensions += 1
+                priorities += 1
+                items += 1
+                chunks.append(f"Event: ListDialplan{CRLF}{id_text}Context: {name}{CRLF}Extension: {extension}{CRLF}"
+                              f"Priority: {priority}{CRLF}Application: {app}{CRLF}AppData: {data}{CRLF}"
+                              f"Registrar: pbx_config{CRLF}{CRLF}")
+        if context and not found_context:
+            self._error(s, m, f"Did not find context {context}")
+            return True
+        if exten and not found_exten:
+            self._error(s, m, f"Did not find extension {exten}@{context}" if context
+                        else f"Did not find extension {exten} in any context")
+            return True
+        s.write(self._response(m, "Success", "DialPlan list will follow", "start"))  # manager_dpsendack()
+        for chunk in chunks:
+            s.write(chunk)
+        s.write(f"Event: ShowDialPlanComplete{CRLF}{id_text}EventList: Complete{CRLF}ListItems: {items}{CRLF}"
+                f"ListExtensions: {extensions}{CRLF}ListPriorities: {priorities}{CRLF}ListContexts: {contexts}{CRLF}"
+                f"{CRLF}")
         return True
 
     async def _act_playdtmf(self, s: _Session, m: _Message) -> bool:
