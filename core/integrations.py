@@ -59,7 +59,7 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 def excerpt(response: httpx.Response, secrets: Iterable[str] = ()) -> str:
     """``"<status> <start of the body>"``, the way a delivery is shown in the admin."""
     body = " ".join(response.text.split())
-    return redact(f"{response.status_code} {body}"[:EXCERPT], secrets)
+    return redact(f"{response.status_code} {body}".strip()[:EXCERPT], secrets)
 
 
 class HttpPush:

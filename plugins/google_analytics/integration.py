@@ -115,4 +115,4 @@ class GoogleAnalytics(Integration):
         response = await self.http.send(
             "POST", settings["mp_url"], json=body, secrets=[settings["api_secret"]],
             params={"measurement_id": settings["measurement_id"].strip(), "api_secret": settings["api_secret"]})
-        return excerpt(response, [settings["api_secret"]]) or str(response.status_code)
+        return excerpt(response, [settings["api_secret"]])

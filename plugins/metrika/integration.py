@@ -55,7 +55,7 @@ class Metrika(Integration):
     title = "Яндекс Метрика / Yandex Metrika"
     description = (
         "В Метрике создайте цели типа «JavaScript-событие» с идентификаторами ниже; счётчик должен стоять на "
-        "сайте. / In Metrika create goals of type \"JavaScript event\" with the identifiers below; the counter "
+        "сайте.\nIn Metrika create goals of type \"JavaScript event\" with the identifiers below; the counter "
         "must be on the site.\n" + _goals_help())
     settings_schema = MetrikaSettings
     client_script: ClassVar[Path | None] = Path(__file__).with_name("static") / "metrika.js"
