@@ -31,7 +31,8 @@ from core.models import (Attempt, Call, CallState, Connection, DisplayStatus, In
 from core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job
 from core.recordings import expire_recordings
 from core.phones import InvalidPhone, normalise
-from core.registry import AttemptOutcome, AttemptPlan, AttemptProgress, Direction, LegStatus, TelephonyBackend
+from core.registry import (ATTEMPT_FINISHED, CALL_FINISHED, AttemptOutcome, AttemptPlan, AttemptProgress, Direction,
+                           LegStatus, TelephonyBackend)
 from core.schemas import AnnouncementSettingsSchema, TelephonySettingsSchema
 from core.statuses import classify
 
@@ -246,7 +247,11 @@ class CallbackEngine:
             step = redial.next_step(connection.redial_matrix, chain_started=call.first_direction,
                                     next_number=attempt.number + 1, operator=outcome.operator_status,
                                     client=outcome.client_status)
-        jobs: list[Job] = []
+        enabled = [key for key in await IntegrationEnablement.filter(
+            connection_id=call.connection_id, is_on=True).values_list("integration_key", flat=True)
+            if key in self.registry.integrations]
+        jobs: list[Job] = [delivery_job(key, ATTEMPT_FINISHED, str(call.id), attempt.number) for key in enabled
+                           if self.registry.integrations[key].handles(ATTEMPT_FINISHED)]
         async with in_transaction():
             if step is not None:
                 due = now + dt.timedelta(seconds=step.period_seconds)
@@ -265,7 +270,7 @@ class CallbackEngine:
                     next_direction=None, duration_seconds=outcome.conversation_seconds if successful else 0,
                     is_target=successful and outcome.conversation_seconds >= connection.target_call_seconds,
                     recording=attempt.recording, finished_at=now, operator_number=attempt.operator_number)
-                jobs += await self._after_final(call, successful)
+                jobs += await self._after_final(call, successful, enabled)
             if not changed:  # someone else (the sweep, a second worker) resolved it first
                 log.info("call %s attempt %s was already resolved", call.id, attempt.number)
                 return
@@ -275,10 +280,9 @@ class CallbackEngine:
         except Exception as exc:  # the sweep re-queues due attempts; events are retried below
             log.warning("call %s: follow-up jobs not queued (%s)", call.id, exc)
 
-    async def _after_final(self, call: Call, successful: bool) -> list[Job]:
-        keys = await IntegrationEnablement.filter(connection_id=call.connection_id, is_on=True).values_list(
-            "integration_key", flat=True)
-        jobs = [delivery_job(key, "call_finished", str(call.id)) for key in keys if key in self.registry.integrations]
+    async def _after_final(self, call: Call, successful: bool, enabled: list[str]) -> list[Job]:
+        jobs = [delivery_job(key, CALL_FINISHED, str(call.id)) for key in enabled
+                if self.registry.integrations[key].handles(CALL_FINISHED)]
         kind = "call_succeeded" if successful else "call_failed"
         if await NotificationRecipient.filter(connection_id=call.connection_id).exists():
             jobs += [notify_job(key, kind, str(call.id)) for key in self.registry.notifiers]

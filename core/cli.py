@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 from core.registry import PluginError
 from core.settings import Settings
@@ -282,6 +283,20 @@ def _loop_factory():
     return uvloop.new_event_loop
 
 
+async def cmd_new_plugin(args: argparse.Namespace) -> int:
+    from core.scaffold import ScaffoldError, names, scaffold
+
+    try:
+        target = scaffold(args.name, Path(args.dir))
+    except ScaffoldError as exc:
+        print(f"perezvon: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Created {target}\n  pip install -e {target}\n  then in plugins.toml:\n"
+          f"    [plugins.{args.name}]\n    enabled = true\n    endpoint = \"https://crm.example.com/api/leads\"\n"
+          f"  tests: cd {target} && python -m pytest tests   (package {names(args.name)['package']})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="perezvon", description="Perezvon: website visitors become phone calls.")
     common = argparse.ArgumentParser(add_help=False)
@@ -329,6 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--staff", action="store_true", help="a staff user (administers everything)")
     p.add_argument("--password", help="else PEREZVON_PASSWORD, else asked for on a terminal")
     p.set_defaults(handler=cmd_createuser)
+
+    p = sub.add_parser("new-plugin", help="scaffold a pip-installable integration plugin package")
+    p.add_argument("name", help="the plugin's name, e.g. my_crm")
+    p.add_argument("--dir", default=".", help="where to create perezvon-<name>/ (default: here)")
+    p.set_defaults(handler=cmd_new_plugin)
     return parser
 
 

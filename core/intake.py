@@ -349,7 +349,7 @@ class LeadIntake:
         else:
             jobs = [attempt_job(call_id, 1, scheduled_at)]
         jobs += [delivery_job(key, "lead_created", call_id) for key in site.integrations
-                 if key in self.registry.integrations]
+                 if key in self.registry.integrations and self.registry.integrations[key].handles("lead_created")]
         window = int(now.timestamp()) // 60
         return _Pending(
             lead=lead, call=call, accepted=accepted, jobs=jobs,

@@ -1,18 +1,24 @@
 """The core's arq jobs. ``ctx["perezvon"]`` is the running :class:`core.app.Perezvon`."""
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import logging
+import uuid
 from typing import Any
 
 from arq import Retry
+from marshmallow import ValidationError
 
-from core.callbacks import as_event_data
+from core.callbacks import as_event_data, utcnow
 from core.models import Call, Delivery, IntegrationEnablement, NotificationRecipient
 from core.registry import CallEvent, DeliveryError, Notification
 
 log = logging.getLogger("perezvon.jobs")
 
 MAX_DELIVERY_TRIES = 8
+#: one try of one delivery never takes longer than this (plugins time out sooner)
+DELIVERY_TIMEOUT = 60.0
 
 
 def backoff_seconds(job_try: int) -> int:
@@ -28,8 +34,18 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
     return await ctx["perezvon"].engine.sweep()
 
 
-async def deliver(ctx: dict[str, Any], integration_key: str, event: str, call_id: str) -> str:
-    """Push one event of one call to one integration; idempotent, retried with back-off."""
+def delivery_label(event: str, attempt_number: int | None) -> str:
+    """How one delivery is named in :attr:`CallEvent.previous`: the event, ":<n>" for attempts."""
+    return event if attempt_number is None else f"{event}:{attempt_number}"
+
+
+async def deliver(ctx: dict[str, Any], integration_key: str, event: str, call_id: str,
+                  attempt_number: int | None = None) -> str:
+    """Push one event of one call to one integration; idempotent, retried with back-off.
+
+    Every try is stored as a :class:`Delivery` row (time, status, response
+    excerpt, and when the next try is due), which the admin shows per call.
+    """
     app = ctx["perezvon"]
     integration = app.host.registry.integrations.get(integration_key)
     call = await Call.get_or_none(id=call_id).prefetch_related("lead", "attempts")
@@ -39,32 +55,62 @@ async def deliver(ctx: dict[str, Any], integration_key: str, event: str, call_id
         connection_id=call.connection_id, integration_key=integration_key, is_on=True)
     if enablement is None:
         return "skipped: integration switched off"
-    if await Delivery.exists(call_id=call.id, integration_key=integration_key, event=event, ok=True):
+    label = delivery_label(event, attempt_number)
+    done = await Delivery.filter(call_id=call.id, integration_key=integration_key, ok=True).values_list(
+        "event", "attempt_number", "response")
+    previous = {delivery_label(e, n): response for e, n, response in done}
+    if label in previous:
         return "skipped: already delivered"
+    attempt = None
+    if attempt_number is not None:
+        attempt = next((a for a in call.attempts if a.number == attempt_number), None)
+        if attempt is None:
+            return "skipped: attempt gone"
+    job_try = ctx.get("job_try", 1)
+
+    async def record(ok: bool, *, status: int | None = None, response: str = "",
+                     retry_in: int | None = None) -> None:
+        await Delivery.create(
+            call_id=call.id, integration_key=integration_key, event=event, attempt_number=attempt_number,
+            try_number=job_try, ok=ok, status=status, response=response[:500],
+            next_try_at=utcnow() + dt.timedelta(seconds=retry_in) if retry_in is not None else None)
+
+    try:
+        settings = integration.settings_schema().load(enablement.settings or {})
+    except ValidationError as exc:  # saved before a schema change: trying again cannot help
+        await record(False, response=f"the integration's settings are invalid: {exc.messages}")
+        return "failed: invalid settings"
     payload = CallEvent(
-        event=event, connection_id=call.connection_id,
-        settings=integration.settings_schema().load(enablement.settings or {}),
+        event=event, connection_id=call.connection_id, settings=settings,
         lead=as_event_data(call.lead), call=as_event_data(call),
         attempts=[as_event_data(a) for a in call.attempts],
+        attempt=as_event_data(attempt) if attempt is not None else None,
+        event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"perezvon:{label}:{call.id}")),
+        previous=previous,
     )
-    handler = integration.on_lead_created if event == "lead_created" else integration.on_call_finished
-    job_try = ctx.get("job_try", 1)
+    retry_in = backoff_seconds(job_try) if job_try < MAX_DELIVERY_TRIES else None
     try:
-        response = await handler(payload)
+        # a handler that hangs past its own timeouts must not hold the job for arq's 5 minutes
+        response = await asyncio.wait_for(integration.handler(event)(payload), DELIVERY_TIMEOUT)
     except DeliveryError as exc:
-        await Delivery.create(call_id=call.id, integration_key=integration_key, event=event, try_number=job_try,
-                              ok=False, status=exc.status, response=(exc.response or str(exc))[:500])
-        if exc.retry and job_try < MAX_DELIVERY_TRIES:
-            raise Retry(defer=backoff_seconds(job_try)) from exc
+        retry_in = retry_in if exc.retry else None
+        await record(False, status=exc.status, response=exc.response or str(exc), retry_in=retry_in)
+        log.warning("delivery %s %s of call %s failed (try %d): %s", integration_key, label, call_id, job_try, exc)
+        if retry_in is not None:
+            raise Retry(defer=retry_in) from exc
         return f"failed: {exc}"
-    except Exception as exc:  # an unexpected error is treated like a network error: try again
-        await Delivery.create(call_id=call.id, integration_key=integration_key, event=event, try_number=job_try,
-                              ok=False, response=f"{type(exc).__name__}: {exc}"[:500])
-        if job_try < MAX_DELIVERY_TRIES:
-            raise Retry(defer=backoff_seconds(job_try)) from exc
-        return f"failed: {exc}"
-    await Delivery.create(call_id=call.id, integration_key=integration_key, event=event, try_number=job_try,
-                          ok=True, response=(response or "")[:500])
+    except Exception as exc:  # a timeout or an unexpected error is treated like a network error: try again
+        reason = f"no answer within {DELIVERY_TIMEOUT:g} s" if isinstance(exc, TimeoutError) else (
+            f"{type(exc).__name__}: {exc}")
+        await record(False, response=reason, retry_in=retry_in)
+        log.warning("delivery %s %s of call %s failed (try %d): %s", integration_key, label, call_id, job_try,
+                    reason)
+        if retry_in is not None:
+            raise Retry(defer=retry_in) from exc
+        return f"failed: {reason}"
+    if response is None:  # nothing to send for this connection (e.g. an event it does not subscribe to)
+        return "skipped: nothing to send"
+    await record(True, response=response)
     return "delivered"
 
 

@@ -378,6 +378,8 @@ class Delivery(Model):
     status = fields.IntField(null=True)
     response = fields.CharField(max_length=500, default="")
     created_at = fields.DatetimeField(auto_now_add=True)
+    attempt_number = fields.IntField(null=True, description="the attempt an attempt_finished event is about")
+    next_try_at = fields.DatetimeField(null=True, description="when a failed try is tried again (null: not again)")
 
     class Meta:
         table = "deliveries"

@@ -47,9 +47,12 @@ def attempt_job(call_id: str, number: int, run_at: dt.datetime | None) -> Job:
     return Job("core.place_attempt", (call_id, number), f"attempt:{call_id}:{number}", run_at)
 
 
-def delivery_job(integration: str, event: str, call_id: str) -> Job:
-    """The job that pushes one event of one call to one integration."""
-    return Job("core.deliver", (integration, event, call_id), f"deliver:{integration}:{event}:{call_id}")
+def delivery_job(integration: str, event: str, call_id: str, attempt_number: int | None = None) -> Job:
+    """The job that pushes one event of one call (or of one of its attempts) to one integration."""
+    if attempt_number is None:
+        return Job("core.deliver", (integration, event, call_id), f"deliver:{integration}:{event}:{call_id}")
+    return Job("core.deliver", (integration, event, call_id, attempt_number),
+               f"deliver:{integration}:{event}:{call_id}:{attempt_number}")
 
 
 def notify_job(notifier: str, kind: str, subject_id: str) -> Job:

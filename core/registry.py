@@ -196,22 +196,39 @@ class DeliveryError(Exception):
         self.response = response
 
 
+#: the server-side events an integration can handle, in the order they happen
+LEAD_CREATED = "lead_created"
+ATTEMPT_FINISHED = "attempt_finished"
+CALL_FINISHED = "call_finished"
+EVENTS = (LEAD_CREATED, ATTEMPT_FINISHED, CALL_FINISHED)
+
+
 @dataclasses.dataclass(frozen=True)
 class CallEvent:
     """What an integration handler receives: plain data, no ORM objects."""
 
-    event: str  # "lead_created" | "call_finished"
+    event: str  # "lead_created" | "attempt_finished" | "call_finished"
     connection_id: int
-    settings: dict[str, Any]
+    #: this connection's settings of the integration; never in a repr, since they hold keys
+    settings: dict[str, Any] = dataclasses.field(repr=False)
     lead: dict[str, Any]
     call: dict[str, Any]
     attempts: list[dict[str, Any]]
+    #: the attempt an ``attempt_finished`` event is about (None for the other events)
+    attempt: dict[str, Any] | None = None
+    #: the same for every try of one delivery: receivers use it to drop duplicates
+    event_id: str = ""
+    #: what this integration's earlier successful deliveries of this call returned, by
+    #: event ("attempt_finished:2" for attempts), e.g. the id a service gave the lead
+    previous: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 class Integration:
     key: ClassVar[str]
     title: ClassVar[str]
     settings_schema: ClassVar[type[Schema]]
+    #: what to set up in the external service, shown on the settings page (Russian, then English)
+    description: ClassVar[str] = ""
 
     def client_events(self, settings: dict[str, Any]) -> dict[str, Any]:
         """Client-side goals the site script reaches for this connection."""
@@ -221,9 +238,22 @@ class Integration:
         """Push a new lead; return a short response excerpt to store."""
         return None
 
+    async def on_attempt_finished(self, event: CallEvent) -> str | None:
+        """Push the end of one dial attempt (``event.attempt``); return a short excerpt."""
+        return None
+
     async def on_call_finished(self, event: CallEvent) -> str | None:
         """Push a call's final result; return a short response excerpt to store."""
         return None
+
+    def handler(self, event: str) -> Callable[[CallEvent], Awaitable[str | None]]:
+        return getattr(self, f"on_{event}")
+
+    @classmethod
+    def handles(cls, event: str) -> bool:
+        """Whether the class overrides ``on_<event>``: only then is a job queued for it."""
+        name = f"on_{event}"
+        return getattr(cls, name, None) is not getattr(Integration, name)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,8 +30,10 @@ def perezvon_register_integrations(registry: Registry, settings: dict[str, Any],
     ``key``, ``title``, ``settings_schema`` (per-connection; fields with
     ``metadata={"secret": True}`` are masked as ``****`` and never sent back
     to a browser), ``client_events(settings)`` (goal ids the site script
-    reaches, SPEC S5), and the async event handlers ``on_lead_created(event)``
-    and ``on_call_finished(event)`` run in the worker, one arq job each.
+    reaches, SPEC S5), ``description`` (what to set up in the service), and
+    the async event handlers ``on_lead_created(event)``,
+    ``on_attempt_finished(event)`` and ``on_call_finished(event)`` run in the
+    worker, one arq job each, queued only for the handlers a class overrides.
     A handler raises :class:`core.registry.DeliveryError` with
     ``retry=True`` for network errors and 5xx (retried with back-off) and
     ``retry=False`` for 4xx; each try is stored as a delivery record.

@@ -1,0 +1,162 @@
+"""Calltouch (SPEC S5): every lead registered with its Calltouch session, then tagged with the call result.
+
+Two documented Calltouch endpoints are used (docs/integrations.md says why):
+
+* lead created -> ``POST https://api.calltouch.ru/calls-service/RestAPI/requests/{site_id}/register/``
+  (form-encoded): the lead becomes a request ("заявка") in Calltouch's request log, attributed
+  through ``sessionId`` -- the visitor's Calltouch session the client script read from the page --
+  and tagged with the app's DTMF auto-tag code (widget 11 ... other 16);
+* call finished -> ``POST https://api.calltouch.ru/lead-service/v1/api/tag/lead/add`` (JSON, headers
+  ``Access-Token`` and ``SiteId``): the same request, found by the client's phone and the time it
+  was left, gets tags with the call's result.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from core.integrations import HttpPush, excerpt, json_body
+from core.registry import CallEvent, DeliveryError, Integration, LeadSource
+
+API_URL = "https://api.calltouch.ru"
+REGISTER_PATH = "/calls-service/RestAPI/requests/{site_id}/register/"
+TAG_PATH = "/lead-service/v1/api/tag/lead/add"
+OTHER_CODE = 16
+JS_NAME = re.compile(r"[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*")
+SESSION_ID = re.compile(r"[\w\-.]{1,64}")
+#: how far back (minutes) Calltouch looks for the request to tag
+SEARCH_DEPTH_MINUTES = 1440
+
+
+class CalltouchSettings(Schema):
+    site_id = fields.String(required=True, metadata={
+        "label": "ID сайта в Calltouch / Calltouch site id",
+        "help": "Интеграции → API и Webhooks → ID личного кабинета / Integrations → API & Webhooks → account id"})
+    session_variable = fields.String(load_default="call_value", metadata={
+        "label": "Переменная с ID сессии / Page variable with the session id",
+        "help": "Имя переменной страницы, где скрипт Calltouch хранит ID сессии (по умолчанию call_value) / "
+                "The page variable where Calltouch's script keeps the session id (call_value by default)"})
+    api_token = fields.String(required=True, metadata={
+        "secret": True, "label": "API-токен / API token",
+        "help": "Интеграции → API и Webhooks → токен / Integrations → API & Webhooks → token"})
+    timezone = fields.String(load_default="Europe/Moscow", metadata={
+        "label": "Часовой пояс кабинета / Account time zone"})
+    api_url = fields.String(load_default=API_URL, validate=validate.URL(schemes={"http", "https"}, require_tld=False),
+                            metadata={"label": "Адрес API / API URL"})
+
+    @validates("site_id")
+    def _site_digits(self, value: str, **_: Any) -> None:
+        if not re.fullmatch(r"\d{1,12}", value.strip()):
+            raise ValidationError("ID сайта — только цифры, например 12345 / The site id is digits only, e.g. 12345.")
+
+    @validates("session_variable")
+    def _js_name(self, value: str, **_: Any) -> None:
+        if not JS_NAME.fullmatch(value):
+            raise ValidationError("Имя переменной JavaScript, например call_value / "
+                                  "A JavaScript variable name, e.g. call_value.")
+
+    @validates("api_token")
+    def _token(self, value: str, **_: Any) -> None:
+        if not value.strip():
+            raise ValidationError("Укажите API-токен / The API token cannot be empty.")
+
+    @validates("timezone")
+    def _zone(self, value: str, **_: Any) -> None:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError("Неизвестный часовой пояс, например Europe/Moscow / "
+                                  "Unknown time zone, e.g. Europe/Moscow.") from None
+
+
+def session_id_of(lead: Mapping[str, Any]) -> str:
+    sent = ((lead.get("extra") or {}).get("calltouch") or {}).get("session_id")
+    sent = str(sent) if isinstance(sent, (str, int)) else ""
+    return sent if SESSION_ID.fullmatch(sent) else ""
+
+
+def result_tags(call: Mapping[str, Any]) -> list[str]:
+    tags = [f"perezvon_{call.get('display_status') or 'unknown'}"]
+    if call.get("is_target"):
+        tags.append("perezvon_target")
+    return tags
+
+
+def _check_answer(answer: Any, response: Any, token: str) -> None:
+    """Calltouch may answer 200 with an error in the body: that is a failure too, not worth retrying."""
+    if isinstance(answer, dict) and (answer.get("error") or answer.get("errors") or answer.get("status") == "error"):
+        raise DeliveryError("Calltouch answered 200 with an error", retry=False, status=response.status_code,
+                            response=excerpt(response, [token]))
+
+
+class Calltouch(Integration):
+    key = "calltouch"
+    title = "Calltouch"
+    description = (
+        "Каждая заявка попадает в журнал заявок Calltouch с ID сессии посетителя и тегом perezvon_dtmf_<код> "
+        "(виджет 11, лидогенератор 12, мобильный лидогенератор 13, мобильная панель 14, формы сайта 15, прочее 16); "
+        "итог звонка добавляется тегами perezvon_<статус>. Нужны ID сайта и API-токен (Интеграции → API и Webhooks).\n"
+        "Every lead appears in Calltouch's request log with the visitor's session id and the tag "
+        "perezvon_dtmf_<code> (widget 11, lead generator 12, mobile lead generator 13, mobile panel 14, site forms "
+        "15, other 16); the call result follows as perezvon_<status> tags. Needs the site id and an API token "
+        "(Integrations → API & Webhooks).")
+    settings_schema = CalltouchSettings
+    client_script: ClassVar[Path | None] = Path(__file__).with_name("static") / "calltouch.js"
+
+    def __init__(self, lead_sources: Mapping[str, LeadSource] | None = None) -> None:
+        self.lead_sources = lead_sources if lead_sources is not None else {}
+        self.http = HttpPush()
+
+    def client_events(self, settings: dict[str, Any]) -> dict[str, Any]:
+        return {"session_variable": settings["session_variable"]}
+
+    def dtmf_code(self, source: str) -> int:
+        found = self.lead_sources.get(source)
+        return found.calltouch_code if found else OTHER_CODE
+
+    def _url(self, settings: dict[str, Any], path: str) -> str:
+        return settings["api_url"].rstrip("/") + path.format(site_id=settings["site_id"].strip())
+
+    async def on_lead_created(self, event: CallEvent) -> str:
+        settings, lead = event.settings, event.lead
+        source = self.lead_sources.get(lead.get("source", ""))
+        form = {
+            "subject": f"Перезвон: {source.title if source else lead.get('source', '')}"[:256],
+            "requestNumber": str(lead["id"]),
+            "phoneNumber": lead["phone"].lstrip("+"),
+            "fio": lead.get("name", ""),
+            "requestUrl": lead.get("page_url", ""),
+            "tags": f"perezvon,perezvon_dtmf_{self.dtmf_code(lead.get('source', ''))}",
+        }
+        session = session_id_of(lead)
+        if session:
+            form["sessionId"] = session
+        token = settings["api_token"]
+        response = await self.http.send("POST", self._url(settings, REGISTER_PATH), data=form,
+                                        headers={"Access-Token": token}, secrets=[token])
+        _check_answer(json_body(response, [token]), response, token)
+        return excerpt(response, [token])
+
+    async def on_call_finished(self, event: CallEvent) -> str:
+        settings, lead = event.settings, event.lead
+        token = settings["api_token"]
+        created = dt.datetime.fromisoformat(lead["created_at"]).astimezone(ZoneInfo(settings["timezone"]))
+        body = {"leads": [{
+            "matching": [{"type": "requestContact", "requestContactParams": {
+                "phones": [lead["phone"].lstrip("+")],
+                "date": created.strftime("%d-%m-%Y %H:%M:%S"),
+                "requestTypeToMatch": "nearestUniq",
+                "searchDepth": SEARCH_DEPTH_MINUTES,
+            }}],
+            "addTags": {"overwrite": False, "tags": [{"tag": tag} for tag in result_tags(event.call)]},
+        }]}
+        response = await self.http.send("POST", self._url(settings, TAG_PATH), json=body, secrets=[token],
+                                        headers={"Access-Token": token, "SiteId": settings["site_id"].strip()})
+        _check_answer(json_body(response, [token]), response, token)
+        return excerpt(response, [token])

@@ -1,0 +1,9 @@
+"""The Calltouch plugin: hook implementations only."""
+from hookspecs import hookimpl
+from plugins.calltouch.integration import Calltouch
+
+
+@hookimpl
+def perezvon_register_integrations(registry):
+    # the lead sources' table is passed, not copied: plugins registered later fill it too
+    registry.add_integration(Calltouch(lead_sources=registry.lead_sources))

@@ -1,0 +1,139 @@
+"""CoMagic (SPEC S5): leads and call results through CoMagic's Data API (JSON-RPC 2.0).
+
+* lead created -> ``upload.offline_messages``: the lead becomes an offline request ("заявка") of the
+  site in CoMagic's reports, tied to the visitor's CoMagic session when the client script could read
+  it (``Comagic.getSessionId()``), so it is attributed to the visit's ad campaign;
+* call finished -> ``set.tag_communications``: that request gets the tag chosen for the result.
+
+The account key is the Data API access token. It is a secret: masked as ``****`` after saving,
+never sent back to the browser, and blanked out of anything stored or logged about a delivery.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from core.integrations import HttpPush, excerpt, json_body
+from core.registry import CallEvent, DeliveryError, Integration
+
+API_URL = "https://dataapi.comagic.ru/v2.0"
+#: JSON-RPC errors worth trying again: CoMagic's internal error and its rate limit
+RETRYABLE_CODES = {-32603, -32029}
+
+
+class ComagicSettings(Schema):
+    access_token = fields.String(required=True, metadata={
+        "secret": True, "label": "Ключ доступа / Account key",
+        "help": "Постоянный ключ Data API: Аккаунт → Управление пользователями → ключ / "
+                "A permanent Data API key: Account → Users → key"})
+    site_id = fields.Integer(required=True, strict=False, validate=validate.Range(min=1), metadata={
+        "label": "ID сайта в CoMagic / CoMagic site id"})
+    successful_tag_id = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1), metadata={
+        "label": "Тег успешного звонка / Tag of a successful call", "help": "ID тега из get.tags / a get.tags id"})
+    failed_tag_id = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1), metadata={
+        "label": "Тег неуспешного звонка / Tag of a failed call", "help": "ID тега из get.tags / a get.tags id"})
+    timezone = fields.String(load_default="Europe/Moscow", metadata={
+        "label": "Часовой пояс аккаунта / Account time zone"})
+    api_url = fields.String(load_default=API_URL, validate=validate.URL(schemes={"http", "https"}, require_tld=False),
+                            metadata={"label": "Адрес Data API / Data API URL"})
+
+    @validates("access_token")
+    def _key(self, value: str, **_: Any) -> None:
+        if not value.strip():
+            raise ValidationError("Укажите ключ доступа / The account key cannot be empty.")
+        if any(ch.isspace() for ch in value.strip()) or len(value.strip()) < 16:
+            raise ValidationError("Это не похоже на ключ CoMagic / This does not look like a CoMagic key.")
+
+    @validates("timezone")
+    def _zone(self, value: str, **_: Any) -> None:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError("Неизвестный часовой пояс, например Europe/Moscow / "
+                                  "Unknown time zone, e.g. Europe/Moscow.") from None
+
+
+def session_id_of(lead: dict[str, Any]) -> int | None:
+    sent = ((lead.get("extra") or {}).get("comagic") or {}).get("session_id")
+    text = str(sent) if isinstance(sent, (str, int)) and not isinstance(sent, bool) else ""
+    return int(text) if re.fullmatch(r"\d{1,18}", text) else None
+
+
+class Comagic(Integration):
+    key = "comagic"
+    title = "CoMagic"
+    description = (
+        "Заявки уходят в CoMagic как заявки сайта (Data API upload.offline_messages), итоги звонков — тегами "
+        "(set.tag_communications). Нужны постоянный ключ Data API и ID сайта; разрешите IP сервера в «Правила и "
+        "безопасность → API». После сохранения ключ показывается как ****.\n"
+        "Leads go to CoMagic as the site's requests (Data API upload.offline_messages), call results as tags "
+        "(set.tag_communications). Needs a permanent Data API key and the site id; allow the server's IP under "
+        "\"Rules and security → API\". Once saved the key is shown as ****.")
+    settings_schema = ComagicSettings
+    client_script: ClassVar[Path | None] = Path(__file__).with_name("static") / "comagic.js"
+
+    def __init__(self) -> None:
+        self.http = HttpPush()
+
+    def __repr__(self) -> str:
+        return "Comagic()"
+
+    def client_events(self, settings: dict[str, Any]) -> dict[str, Any]:
+        return {}  # the browser gets nothing from the settings, least of all the key
+
+    async def call(self, settings: dict[str, Any], method: str, params: dict[str, Any], request_id: str) -> Any:
+        token = settings["access_token"]
+        body = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": {"access_token": token, **params}}
+        response = await self.http.send("POST", settings["api_url"], secrets=[token],
+                                        content=json.dumps(body, ensure_ascii=False).encode(),
+                                        headers={"Content-Type": "application/json; charset=UTF-8"})
+        answer = json_body(response, [token])
+        error = answer.get("error") if isinstance(answer, dict) else {"message": "not a JSON-RPC answer"}
+        if error:
+            code = error.get("code")
+            raise DeliveryError(f"CoMagic {method}: error {code}", retry=code in RETRYABLE_CODES,
+                                status=response.status_code, response=excerpt(response, [token]))
+        return answer.get("result") or {}
+
+    async def on_lead_created(self, event: CallEvent) -> str:
+        settings, lead = event.settings, event.lead
+        created = dt.datetime.fromisoformat(lead["created_at"]).astimezone(ZoneInfo(settings["timezone"]))
+        message = {
+            "date_time": created.strftime("%Y-%m-%d %H:%M:%S"),
+            "name": lead.get("name") or "",
+            "phone": lead["phone"].lstrip("+"),
+            "message": f"Перезвон: заявка на обратный звонок ({lead.get('source', '')}) {lead.get('page_url', '')}"
+                       .strip(),
+            "site_id": settings["site_id"],
+        }
+        session = session_id_of(lead)
+        if session is not None:
+            message["visitor_session_id"] = session
+        result = await self.call(settings, "upload.offline_messages", {"offline_messages": [message]},
+                                 request_id=event.event_id)
+        ids = [row.get("id") for row in result.get("data") or [] if isinstance(row, dict)]
+        return json.dumps({"offline_message_id": ids[0] if ids else None})
+
+    async def on_call_finished(self, event: CallEvent) -> str | None:
+        settings = event.settings
+        successful = event.call.get("display_status") == "successful"
+        tag_id = settings["successful_tag_id"] if successful else settings["failed_tag_id"]
+        if not tag_id:
+            return None  # no tag chosen for this result: nothing to send
+        try:
+            message_id = json.loads(event.previous.get("lead_created") or "{}").get("offline_message_id")
+        except ValueError:
+            message_id = None
+        if not message_id:
+            # the lead is still being delivered (or failed): the result waits for it, with back-off
+            raise DeliveryError("the lead is not in CoMagic yet", retry=True)
+        await self.call(settings, "set.tag_communications", {
+            "communication_id": message_id, "communication_type": "offline_message", "tag_id": tag_id},
+            request_id=event.event_id)
+        return json.dumps({"offline_message_id": message_id, "tag_id": tag_id})

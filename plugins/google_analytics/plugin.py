@@ -1,0 +1,8 @@
+"""The Google Analytics plugin: hook implementations only."""
+from hookspecs import hookimpl
+from plugins.google_analytics.integration import GoogleAnalytics
+
+
+@hookimpl
+def perezvon_register_integrations(registry):
+    registry.add_integration(GoogleAnalytics())

@@ -1,0 +1,45 @@
+/* Perezvon -> Google Analytics: an event (category PEREZVON, action = the site-script event, optional label)
+   through gtag when the page has it, else through analytics.js's ga. Before a lead is sent it adds the
+   visitor's GA client id (from the _ga cookie) to payload.extra.google_analytics, so call results sent
+   later from the server belong to the same visitor. ES2019. */
+(function () {
+  'use strict';
+  var KEY = 'google_analytics';
+  var bus = window.Perezvon;
+  if (!bus || typeof bus.on !== 'function') return;
+
+  function config() {
+    var all = bus.config && bus.config.integrations;
+    return (all && all[KEY]) || null;
+  }
+
+  function send(event) {
+    var cfg = config();
+    if (!cfg) return;
+    var action = (cfg.actions && cfg.actions[event]) || event;
+    var category = cfg.category || 'PEREZVON';
+    if (typeof window.gtag === 'function') {
+      var params = {event_category: category, send_to: cfg.measurement_id};
+      if (cfg.label) params.event_label = cfg.label;
+      window.gtag('event', action, params);
+    } else if (typeof window.ga === 'function') {
+      if (cfg.label) window.ga('send', 'event', category, action, cfg.label);
+      else window.ga('send', 'event', category, action);
+    }
+  }
+
+  function clientId() {
+    var match = document.cookie.match(/(?:^|;\s*)_ga=GA\d+\.\d+\.(\d+\.\d+)/);
+    return match ? match[1] : '';
+  }
+
+  ['widget_shown', 'widget_opened', 'widget_lead', 'leadgen_shown', 'leadgen_lead', 'offhours_lead']
+    .forEach(function (event) { bus.on(event, function () { send(event); }); });
+
+  bus.on('lead_sending', function (payload) {
+    var id = config() && clientId();
+    if (!id || !payload) return;
+    payload.extra = payload.extra || {};
+    payload.extra[KEY] = {client_id: id};
+  });
+})();

@@ -1,0 +1,426 @@
+"""Integrations against a local HTTP service: the exact requests, settings errors, faults, retries.
+
+:class:`Service` is a real HTTP/1.1 server on 127.0.0.1 that records every
+request (method, path, query, headers, body) and answers from a script, so
+each plugin is checked the way the real service would see it.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import logging
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from arq.constants import default_queue_name
+
+from core.integrations import MASK, mask_secrets, merge_secrets
+from core.models import Call, CallState, Delivery, IntegrationEnablement
+from core.registry import CallEvent
+from plugins.calltouch.integration import Calltouch
+from plugins.comagic.integration import Comagic, ComagicSettings
+
+HANG = "hang"
+
+
+@dataclasses.dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+    def form(self) -> dict[str, list[str]]:
+        return parse_qs(self.body.decode("ascii"), keep_blank_values=True, strict_parsing=True, encoding="utf-8")
+
+
+class Service:
+    """A local HTTP service. ``answers`` are used in order, then ``default``.
+
+    An answer is ``(status, body)`` or :data:`HANG` (hold the request until
+    :meth:`release`, then answer 200).
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.answers: list = []
+        self.default: tuple[int, bytes | str | dict] = (200, {})
+        self.released = asyncio.Event()
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> Service:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.release()
+        self.server.close()
+        await self.server.wait_closed()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def release(self) -> None:
+        self.released.set()
+
+    async def wait_for(self, count: int, timeout: float = 30.0) -> list[Request]:
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count:
+            assert time.monotonic() < deadline, f"{len(self.requests)} requests arrived, {count} expected"
+            await asyncio.sleep(0.02)
+        return self.requests
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    return
+                method, target, _ = line.decode("latin-1").split(" ", 2)
+                headers: dict[str, str] = {}
+                while (header := await reader.readline()) not in (b"\r\n", b""):
+                    name, value = header.decode("latin-1").split(":", 1)
+                    headers[name.strip().lower()] = value.strip()
+                body = await reader.readexactly(int(headers.get("content-length", 0)))
+                parts = urlsplit(target)
+                self.requests.append(Request(method, parts.path, parse_qs(parts.query), headers, body))
+                answer = self.answers.pop(0) if self.answers else self.default
+                if answer == HANG:
+                    await self.released.wait()
+                    answer = (200, {})
+                status, payload = answer
+                if isinstance(payload, (dict, list)):
+                    payload = json.dumps(payload)
+                data = payload.encode() if isinstance(payload, str) else payload
+                writer.write(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+                             f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def service():
+    async with Service() as running:
+        yield running
+
+
+async def post_lead(client, site, phone, **extra):
+    response = await client.post("/api/v1/leads", json={"token": site.token, "phone": phone, "consent": True, **extra})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def make_deferred_jobs_due(redis) -> int:
+    """Bring retries deferred by back-off forward to now, so a test need not wait minutes."""
+    now = int(time.time() * 1000)
+    later = await redis.zrangebyscore(default_queue_name, now, "+inf")
+    for job_id in later:
+        await redis.zadd(default_queue_name, {job_id: now})
+    return len(later)
+
+
+@contextlib.asynccontextmanager
+async def running_worker(app):
+    from core.worker import build_worker
+
+    worker = build_worker(app, handle_signals=False)
+    task = asyncio.create_task(worker.async_run())
+    try:
+        yield worker
+    finally:
+        await worker.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def wait_until(condition, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while not (result := await condition()):
+        assert time.monotonic() < deadline, "the condition was not met in time"
+        await asyncio.sleep(0.05)
+    return result
+
+
+async def enable(site, key, **settings):
+    return await IntegrationEnablement.create(connection=site, integration_key=key, settings=settings)
+
+
+def errors_of(app, key, data):
+    return app.host.registry.integrations[key].settings_schema().validate(data)
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def test_every_integration_is_registered_with_texts_for_its_settings_page(perezvon_app):
+    registry = perezvon_app.host.registry
+    for key in ("metrika", "google_analytics", "calltouch", "comagic", "webhooks"):
+        integration = registry.integrations[key]
+        assert registry.owner[("integration", key)] == key
+        ru, en = integration.description.split("\n")[:2]  # what to set up in the service: Russian, then English
+        assert any("а" <= ch <= "я" for ch in ru.lower()) and en.startswith(("Every", "Events", "In ", "Leads"))
+        for name, field in integration.settings_schema().fields.items():
+            assert field.metadata.get("label"), f"{key}.{name} has no label for the settings page"
+
+
+@pytest.mark.parametrize("key, data, field, words", [
+    ("metrika", {"counter_id": "12a45"}, "counter_id", "only digits|digits only"),
+    ("metrika", {}, "counter_id", "Missing"),
+    ("google_analytics", {"measurement_id": "GA-1"}, "measurement_id", "G-XXXXXXXXXX"),
+    ("google_analytics", {"measurement_id": "UA-12345678-1", "api_secret": "s3cret"}, "api_secret", "GA4"),
+    ("calltouch", {"site_id": "abc", "api_token": "t"}, "site_id", "digits only"),
+    ("calltouch", {"site_id": "123", "api_token": "  "}, "api_token", "cannot be empty"),
+    ("calltouch", {"site_id": "123", "api_token": "t", "session_variable": "call value"}, "session_variable",
+     "JavaScript variable"),
+    ("calltouch", {"site_id": "123", "api_token": "t", "timezone": "Mars/Base"}, "timezone", "time zone"),
+    ("comagic", {"access_token": "", "site_id": 5}, "access_token", "cannot be empty"),
+    ("comagic", {"access_token": "short", "site_id": 5}, "access_token", "does not look like"),
+    ("comagic", {"access_token": "k" * 40, "site_id": "x"}, "site_id", "integer"),
+    ("webhooks", {"url": "ftp://example.com/x", "secret": "s" * 20}, "url", "http:// or https://"),
+    ("webhooks", {"url": "https://example.com/x", "secret": "short"}, "secret", "at least 16"),
+    ("webhooks", {"url": "https://example.com/x", "secret": "s" * 20, "events": ["lead_lost"]}, "events",
+     "Must be one of"),
+])
+def test_bad_settings_get_a_clear_error_next_to_the_field(perezvon_app, key, data, field, words):
+    errors = errors_of(perezvon_app, key, data)
+    assert field in errors, errors
+    text = json.dumps(errors[field], ensure_ascii=False)
+    assert any(word in text for word in words.split("|")), text
+
+
+def test_good_settings_load_with_defaults(perezvon_app):
+    schema = perezvon_app.host.registry.integrations["calltouch"].settings_schema()
+    loaded = schema.load({"site_id": "54321", "api_token": "tok"})
+    assert loaded == {"site_id": "54321", "api_token": "tok", "session_variable": "call_value",
+                      "timezone": "Europe/Moscow", "api_url": "https://api.calltouch.ru"}
+    metrika = perezvon_app.host.registry.integrations["metrika"]
+    assert metrika.client_events(metrika.settings_schema().load({"counter_id": "12345678"})) == {
+        "counter": 12345678, "goals": {
+            "widget_shown": "perezvon_widget_shown", "widget_opened": "perezvon_widget_opened",
+            "widget_lead": "perezvon_widget_lead", "leadgen_shown": "perezvon_leadgen_shown",
+            "leadgen_lead": "perezvon_leadgen_lead", "offhours_lead": "perezvon_offhours_lead"}}
+
+
+def test_the_comagic_key_is_masked_and_a_masked_form_keeps_it():
+    key = "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6"
+    stored = ComagicSettings().load({"access_token": key, "site_id": 77})
+    shown = mask_secrets(ComagicSettings, stored)
+    assert shown["access_token"] == MASK and key not in json.dumps(shown)
+    assert shown["site_id"] == 77
+    # the form comes back with the mask: the stored key is kept; a new key replaces it
+    assert merge_secrets(ComagicSettings, {**shown, "site_id": 78}, stored)["access_token"] == key
+    assert merge_secrets(ComagicSettings, {**shown, "access_token": "n" * 32}, stored)["access_token"] == "n" * 32
+    event = CallEvent("lead_created", 1, stored, {}, {}, [])
+    assert key not in repr(event) and key not in repr(Comagic())
+    assert Comagic().client_events(stored) == {}
+
+
+def test_calltouch_dtmf_codes_follow_the_lead_source(perezvon_app):
+    calltouch = Calltouch(lead_sources=perezvon_app.host.registry.lead_sources)
+    assert calltouch.dtmf_code("api") == 16
+    assert calltouch.dtmf_code("siteforms") == 15
+    assert calltouch.dtmf_code("no-such-source") == 16
+
+
+# --- the requests, exactly as each service documents them --------------------------------------
+
+
+async def test_calltouch_registers_the_lead_then_tags_the_call_result(
+        perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, service):
+    service.default = (200, {"requestId": 987, "status": "ok"})
+    await enable(perezvon_site, "calltouch", site_id="54321", api_token="ct-token-1", api_url=service.url + "/")
+    phone = new_phone()
+    created = await post_lead(perezvon_client, perezvon_site, phone, name="Анна Петрова",
+                              page_url="https://shop.example/cars?id=5",
+                              extra={"calltouch": {"session_id": "1234567890"}})
+    await perezvon_run_jobs()
+    register, tag = await service.wait_for(2)
+
+    assert (register.method, register.path) == ("POST", "/calls-service/RestAPI/requests/54321/register/")
+    assert register.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert register.headers["access-token"] == "ct-token-1"
+    assert b"%D0%90%D0%BD%D0%BD%D0%B0" in register.body  # Cyrillic is UTF-8, percent-encoded
+    assert register.form() == {
+        "subject": ["Перезвон: API"], "requestNumber": [created["lead_id"]], "phoneNumber": [phone.lstrip("+")],
+        "fio": ["Анна Петрова"], "requestUrl": ["https://shop.example/cars?id=5"],
+        "tags": ["perezvon,perezvon_dtmf_16"], "sessionId": ["1234567890"]}
+
+    call = await Call.get(id=created["call_id"]).prefetch_related("lead")
+    assert (tag.method, tag.path) == ("POST", "/lead-service/v1/api/tag/lead/add")
+    assert tag.headers["content-type"] == "application/json"
+    assert (tag.headers["access-token"], tag.headers["siteid"]) == ("ct-token-1", "54321")
+    moscow = call.lead.created_at.astimezone(dt.timezone(dt.timedelta(hours=3)))
+    assert tag.json() == {"leads": [{
+        "matching": [{"type": "requestContact", "requestContactParams": {
+            "phones": [phone.lstrip("+")], "date": moscow.strftime("%d-%m-%Y %H:%M:%S"),
+            "requestTypeToMatch": "nearestUniq", "searchDepth": 1440}}],
+        "addTags": {"overwrite": False, "tags": [{"tag": "perezvon_successful"}, {"tag": "perezvon_target"}]}}]}
+    rows = await Delivery.filter(call_id=call.id).order_by("id")
+    assert [(d.event, d.ok, d.status is None) for d in rows] == [("lead_created", True, True),
+                                                                 ("call_finished", True, True)]
+    assert rows[0].response.startswith('200 {"requestId": 987')
+
+
+async def test_comagic_uploads_the_lead_and_tags_it_with_the_result(
+        perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, service, caplog):
+    key = "cm-key-0123456789abcdef"
+    service.answers = [(200, {"jsonrpc": "2.0", "id": "x", "result": {"data": [{"id": 777}], "metadata": {}}}),
+                       (200, {"jsonrpc": "2.0", "id": "y", "result": {"data": {"success": True}}})]
+    await enable(perezvon_site, "comagic", access_token=key, site_id=4321, successful_tag_id=11, failed_tag_id=12,
+                 api_url=service.url + "/v2.0")
+    phone = new_phone()
+    with caplog.at_level(logging.DEBUG):
+        created = await post_lead(perezvon_client, perezvon_site, phone, name="Иван",
+                                  extra={"comagic": {"session_id": "55501"}})
+        await perezvon_run_jobs()
+    upload, tagging = await service.wait_for(2)
+    call = await Call.get(id=created["call_id"]).prefetch_related("lead")
+    moscow = call.lead.created_at.astimezone(dt.timezone(dt.timedelta(hours=3)))
+
+    assert (upload.method, upload.path) == ("POST", "/v2.0")
+    assert upload.headers["content-type"] == "application/json; charset=UTF-8"
+    assert int(upload.headers["content-length"]) == len(upload.body)
+    sent = upload.json()
+    assert sent["jsonrpc"] == "2.0" and sent["method"] == "upload.offline_messages" and sent["id"]
+    assert sent["params"] == {"access_token": key, "offline_messages": [{
+        "date_time": moscow.strftime("%Y-%m-%d %H:%M:%S"), "name": "Иван", "phone": phone.lstrip("+"),
+        "message": "Перезвон: заявка на обратный звонок (api)", "site_id": 4321, "visitor_session_id": 55501}]}
+    assert "Иван".encode() in upload.body  # UTF-8, not \u-escaped
+
+    assert tagging.json()["method"] == "set.tag_communications"
+    assert tagging.json()["params"] == {"access_token": key, "communication_id": 777,
+                                        "communication_type": "offline_message", "tag_id": 11}
+    rows = await Delivery.filter(call_id=call.id).order_by("id")
+    assert [(d.event, d.ok) for d in rows] == [("lead_created", True), ("call_finished", True)]
+    assert json.loads(rows[0].response) == {"offline_message_id": 777}
+    assert all(key not in d.response for d in rows)
+    assert key not in caplog.text
+
+
+async def test_comagic_errors_in_a_200_answer_fail_the_delivery_and_never_show_the_key(
+        perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, service, caplog):
+    key = "cm-key-fedcba9876543210"
+    # the service echoes the key in its error, as some do: it must be blanked out before it is stored
+    service.default = (200, {"jsonrpc": "2.0", "id": "x", "error": {
+        "code": -32001, "message": f"access_token {key} is invalid", "data": {"mnemonic": "invalid_token"}}})
+    await enable(perezvon_site, "comagic", access_token=key, site_id=4321, api_url=service.url + "/v2.0")
+    with caplog.at_level(logging.DEBUG):
+        created = await post_lead(perezvon_client, perezvon_site, new_phone())
+        await perezvon_run_jobs()
+    assert (await Call.get(id=created["call_id"])).display_status == "successful"
+    failed = await Delivery.get(call_id=created["call_id"], event="lead_created")
+    assert (failed.ok, failed.status, failed.next_try_at) == (False, 200, None)  # not retried
+    assert "invalid_token" in failed.response and key not in failed.response and MASK in failed.response
+    assert key not in caplog.text
+    assert len(service.requests) == 1  # call_finished has no tag configured: nothing sent
+
+
+async def test_google_analytics_sends_call_results_by_the_measurement_protocol(
+        perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, service):
+    service.default = (204, b"")
+    await enable(perezvon_site, "google_analytics", measurement_id="G-ABC123XYZ", api_secret="mp-secret-1",
+                 mp_url=service.url + "/mp/collect")
+    created = await post_lead(perezvon_client, perezvon_site, new_phone(),
+                              extra={"google_analytics": {"client_id": "1234567.7654321"}})
+    await perezvon_run_jobs()
+    (collect,) = await service.wait_for(1)
+    assert (collect.method, collect.path) == ("POST", "/mp/collect")
+    assert collect.query == {"measurement_id": ["G-ABC123XYZ"], "api_secret": ["mp-secret-1"]}
+    assert collect.headers["content-type"] == "application/json"
+    body = collect.json()
+    assert body["client_id"] == "1234567.7654321"
+    (event,) = body["events"]
+    assert event["name"] == "perezvon_call_finished"
+    assert {k: event["params"][k] for k in ("event_category", "status", "successful", "duration_seconds",
+                                            "attempts", "source", "is_target")} == {
+        "event_category": "PEREZVON", "status": "successful", "successful": True, "duration_seconds": 130,
+        "attempts": 1, "source": "api", "is_target": True}
+    row = await Delivery.get(call_id=created["call_id"])
+    assert (row.event, row.ok, row.response) == ("call_finished", True, "204")
+
+
+async def test_client_only_integrations_queue_no_server_jobs(perezvon_client, perezvon_site, perezvon_run_jobs,
+                                                             new_phone):
+    await enable(perezvon_site, "metrika", counter_id="12345678")
+    await enable(perezvon_site, "google_analytics", measurement_id="UA-1234567-1")  # no API secret
+    created = await post_lead(perezvon_client, perezvon_site, new_phone())
+    await perezvon_run_jobs()
+    assert (await Call.get(id=created["call_id"])).display_status == "successful"
+    assert await Delivery.filter(call_id=created["call_id"]).count() == 0
+
+
+# --- faults -----------------------------------------------------------------------------------
+
+
+async def test_a_5xx_is_retried_with_back_off_and_every_try_is_stored(
+        perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, service):
+    service.answers = [(500, "upstream broke"), (502, "bad gateway")]
+    service.default = (200, {"ok": True})
+    await enable(perezvon_site, "webhooks", url=service.url + "/hook", secret="k" * 24, events=["lead_created"])
+    created = await post_lead(perezvon_client, perezvon_site, new_phone())
+    before = dt.datetime.now(dt.UTC)
+    await perezvon_run_jobs()
+    first = await Delivery.get(call_id=created["call_id"], event="lead_created")
+    assert (first.ok, first.status, first.try_number) == (False, 500, 1)
+    assert "upstream broke" in first.response
+    assert dt.timedelta(seconds=4) <= first.next_try_at - before <= dt.timedelta(seconds=30)  # back-off: 5 s
+    assert (await Call.get(id=created["call_id"])).display_status == "successful"  # the call did not wait
+
+    assert await make_deferred_jobs_due(perezvon_app.redis) >= 1
+    await perezvon_run_jobs()
+    assert await make_deferred_jobs_due(perezvon_app.redis) >= 1
+    await perezvon_run_jobs()
+    tries = await Delivery.filter(call_id=created["call_id"], event="lead_created").order_by("try_number")
+    assert [(d.try_number, d.ok, d.status) for d in tries] == [(1, False, 500), (2, False, 502), (3, True, None)]
+    assert tries[1].next_try_at - tries[1].created_at >= dt.timedelta(seconds=9)  # 10 s: doubled
+    assert tries[2].next_try_at is None
+    assert len(service.requests) == 3  # the same event each time: same id, same lead
+    assert len({json.dumps(r.json()["lead"]) for r in service.requests}) == 1
+    assert len({r.headers["x-perezvon-event-id"] for r in service.requests}) == 1
+
+
+async def test_a_4xx_is_stored_once_and_not_retried(perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs,
+                                                    new_phone, service):
+    service.default = (401, {"error": "invalid token"})
+    await enable(perezvon_site, "calltouch", site_id="54321", api_token="ct-bad", api_url=service.url)
+    created = await post_lead(perezvon_client, perezvon_site, new_phone())
+    await perezvon_run_jobs()
+    await make_deferred_jobs_due(perezvon_app.redis)
+    await perezvon_run_jobs()
+    rows = await Delivery.filter(call_id=created["call_id"]).order_by("id")
+    assert [(d.event, d.ok, d.status, d.next_try_at) for d in rows] == [
+        ("lead_created", False, 401, None), ("call_finished", False, 401, None)]
+    assert "invalid token" in rows[0].response
+    assert len(service.requests) == 2
+    assert (await Call.get(id=created["call_id"])).display_status == "successful"
+
+
+async def test_a_timeout_is_retried_and_a_hung_service_never_holds_up_the_callback(
+        perezvon_app, perezvon_client, perezvon_site, new_phone, service):
+    service.answers = [HANG]
+    await enable(perezvon_site, "webhooks", url=service.url + "/hook", secret="s" * 32, timeout=3,
+                 events=["lead_created"])
+    async with running_worker(perezvon_app):
+        created = await post_lead(perezvon_client, perezvon_site, new_phone())
+        await service.wait_for(1)
+        # the delivery hangs in the service, and meanwhile the call is placed and finished
+        call = await wait_until(lambda: Call.get_or_none(id=created["call_id"], state=CallState.FINISHED))
+        assert call.display_status == "successful"
+        assert await Delivery.filter(call_id=created["call_id"]).count() == 0  # still waiting for the answer
+        failed = await wait_until(lambda: Delivery.get_or_none(call_id=created["call_id"]))
+    assert (failed.ok, failed.status) == (False, None)
+    assert failed.response == "no answer within 3 s (ReadTimeout)" and failed.next_try_at is not None
+    service.release()

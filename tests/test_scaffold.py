@@ -1,0 +1,106 @@
+"""``perezvon new-plugin``: a scaffolded plugin installs with pip, passes its own tests and runs end to end."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.test_cli import running_server
+from tests.test_plugins import PERZVON, write_toml
+
+PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+
+
+@pytest.fixture(scope="module")
+def scaffolded(tmp_path_factory):
+    parent = tmp_path_factory.mktemp("scaffold")
+    made = subprocess.run([*PERZVON, "new-plugin", "acme_crm", "--dir", str(parent)], capture_output=True, text=True,
+                          timeout=60)
+    assert made.returncode == 0, made.stderr
+    package = parent / "perezvon-acme-crm"
+    assert f"Created {package}" in made.stdout
+    subprocess.run([*PIP, "install", "--no-deps", "--no-build-isolation", str(package)], check=True)
+    yield package
+    subprocess.run([*PIP, "uninstall", "-y", "perezvon-acme-crm"], check=True)
+
+
+def test_the_scaffold_is_a_complete_package(scaffolded):
+    files = sorted(p.relative_to(scaffolded).as_posix() for p in scaffolded.rglob("*") if p.is_file()
+                   and "__pycache__" not in p.parts and ".egg-info" not in p.as_posix() and "build/" not in p.as_posix())
+    assert files == ["README.md", "perezvon_acme_crm/__init__.py", "perezvon_acme_crm/integration.py",
+                     "perezvon_acme_crm/plugin.py", "pyproject.toml", "tests/test_perezvon_acme_crm.py"]
+    pyproject = (scaffolded / "pyproject.toml").read_text()
+    assert '[project.entry-points.perezvon]\nacme_crm = "perezvon_acme_crm.plugin"' in pyproject
+    assert "class AcmeCrmIntegration(Integration)" in (scaffolded / "perezvon_acme_crm/integration.py").read_text()
+
+
+def test_bad_names_and_existing_directories_are_refused(scaffolded):
+    bad = subprocess.run([*PERZVON, "new-plugin", "Acme-CRM"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "lowercase letters" in bad.stderr
+    again = subprocess.run([*PERZVON, "new-plugin", "acme_crm", "--dir", str(scaffolded.parent)],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_the_scaffolded_tests_pass(scaffolded):
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=scaffolded,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "4 passed" in run.stdout
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):  # noqa: N802 - the stdlib's name
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((self.path, json.loads(body)))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_installed_plugin_is_enabled_and_its_hooks_fire_on_a_lead(scaffolded, tmp_path):
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    toml = write_toml(tmp_path, f"""
+        [plugins.simulator]
+        enabled = true
+        speed = 2000
+
+        [plugins.acme_crm]
+        enabled = true
+        endpoint = "http://127.0.0.1:{receiver.server_port}/leads"
+    """)
+    env = {**os.environ, "PEREZVON_PLUGINS": str(toml), "PEREZVON_DATA_DIR": str(tmp_path / "var"),
+           "PEREZVON_LOG_LEVEL": "WARNING"}
+    env.pop("PEREZVON_DATABASE_URL", None), env.pop("PEREZVON_REDIS_URL", None)
+    listed = subprocess.run([*PERZVON, "plugins", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert rows["acme_crm"]["enabled"] is True and rows["acme_crm"]["kinds"] == ["integration"]
+    try:
+        with running_server(env, tmp_path) as (base_url, demo, client):
+            lead = client.post(f"{base_url}/api/v1/leads",
+                               json={"token": demo["site_token"], "phone": "+79161230077", "consent": True})
+            assert lead.status_code == 201
+            deadline = time.monotonic() + 30
+            while len(_Receiver.received) < 2:
+                assert time.monotonic() < deadline, _Receiver.received
+                time.sleep(0.1)
+    finally:
+        receiver.shutdown()
+    events = {body["event"]: (path, body) for path, body in _Receiver.received}
+    assert set(events) == {"lead_created", "call_finished"}
+    assert events["lead_created"][0] == "/leads" and events["lead_created"][1]["phone"] == "+79161230077"
+    assert events["call_finished"][1]["status"] == "successful"
