@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
 
 from core.call_filters import filtered_calls, user_tags_of
 from core.models import Attempt, Connection, Department, Office
@@ -132,7 +133,7 @@ class Exporter:
         header = []
         for title in self.titles:
             cell = WriteOnlyCell(sheet, value=title)
-            cell.font = cell.font.copy(bold=True)
+            cell.font = Font(bold=True)
             header.append(cell)
         sheet.append(header)
         done = 0
