@@ -82,5 +82,7 @@ def environment(locale: str) -> Environment:
         channel_label=lambda code: labels.CHANNEL.get(code, code),
         grant_label=lambda code: labels.GRANT.get(code, code),
         weekdays=labels.WEEKDAYS,
+        # messages that may come from the core's catalog too (schema errors, reasons)
+        tr=lambda message: translate(message, locale),
     )
     return env
