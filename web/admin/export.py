@@ -9,8 +9,10 @@ progress callback reports rows done for the progress bar.
 from __future__ import annotations
 
 import asyncio
+import functools
 import datetime as dt
 import json
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from openpyxl.styles import Font
 from core.call_filters import filtered_calls, user_tags_of
 from core.models import Attempt, Connection, Department, Office
 from web.admin.i18n import translate
-from web.admin.labels import STATUS
+from web.admin.labels import DIRECTION, STATUS
 
 BATCH = 2000
 
@@ -34,56 +36,25 @@ LEAD_FIELDS = ("id", "source", "phone", "name", "office_id", "department_id", "p
                "referrer", "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "channel",
                "visitor_id", "visit", "displayed_phone", "extra", "client_ip")
 
-#: (column title, how to get it from the row dict)
-COLUMNS: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
-    ("Date", lambda r: r["at"].date()),
-    ("Time", lambda r: r["at"].strftime("%H:%M:%S")),
-    ("Site", lambda r: r["site"]),
-    ("Connection", lambda r: r["connection"]),
-    ("Office", lambda r: r["office"]),
-    ("Department", lambda r: r["department"]),
-    ("Call type", lambda r: r["call_type"]),
-    ("App", lambda r: r["lead__source"]),
-    ("Client number", lambda r: r["lead__phone"]),
-    ("Client name", lambda r: r["lead__name"]),
-    ("Operator number", lambda r: r["operator_number"]),
-    ("Direction", lambda r: r["first_direction"]),
-    ("Duration, s", lambda r: r["duration_seconds"]),
-    ("Status", lambda r: r["status"]),
-    ("Reason", lambda r: r["reason"]),
-    ("Attempts", lambda r: r["attempts_made"]),
-    ("Unique", lambda r: _yes_no(r["is_unique"])),
-    ("Target", lambda r: _yes_no(r["is_target"])),
-    ("User tags", lambda r: ", ".join(r["tags"])),
-    ("Channel", lambda r: r["lead__channel"]),
-    ("UTM source", lambda r: r["lead__utm_source"]),
-    ("UTM medium", lambda r: r["lead__utm_medium"]),
-    ("UTM campaign", lambda r: r["lead__utm_campaign"]),
-    ("UTM content", lambda r: r["lead__utm_content"]),
-    ("UTM term", lambda r: r["lead__utm_term"]),
-    ("Page", lambda r: r["lead__page_url"]),
-    ("Referrer", lambda r: r["lead__referrer"]),
-    ("Preferred time", lambda r: r["preferred"]),
-    ("Pages viewed", lambda r: r["visit"].get("pages")),
-    ("Seconds on site", lambda r: r["visit"].get("seconds_on_site")),
-    ("Trigger", lambda r: r["visit"].get("trigger")),
-    ("Rule", lambda r: r["visit"].get("rule")),
-    ("Other visit data", lambda r: _json({k: v for k, v in r["visit"].items()
-                                          if k not in ("pages", "seconds_on_site", "trigger", "rule")})),
-    ("Visitor id", lambda r: r["lead__visitor_id"]),
-    ("Number shown on the site", lambda r: r["lead__displayed_phone"]),
-    ("Client IP", lambda r: r["lead__client_ip"]),
-    ("Attempt chain", lambda r: r["chain"]),
-    ("Finished", lambda r: r["finished"]),
-    ("Recording", lambda r: "yes" if r["recording"] else ""),
-    ("Source-specific data", lambda r: _json(r["lead__extra"])),
-    ("Call id", lambda r: str(r["id"])),
-    ("Lead id", lambda r: str(r["lead__id"])),
+#: column titles, in the order :meth:`Exporter._line` fills them
+COLUMNS = [
+    "Date", "Time", "Site", "Connection", "Office", "Department", "Call type", "App", "Client number",
+    "Client name", "Operator number", "Direction", "Duration, s", "Status", "Reason", "Attempts", "Unique",
+    "Target", "User tags", "Channel", "UTM source", "UTM medium", "UTM campaign", "UTM content", "UTM term",
+    "Page", "Referrer", "Preferred time", "Pages viewed", "Seconds on site", "Trigger", "Rule",
+    "Other visit data", "Visitor id", "Number shown on the site", "Client IP", "Attempt chain", "Finished",
+    "Recording", "Source-specific data", "Call id", "Lead id",
 ]
+VISIT_COLUMNS = ("pages", "seconds_on_site", "trigger", "rule")
 
 
-def _yes_no(value: bool | None) -> str:
-    return "" if value is None else ("yes" if value else "no")
+def _yes_no(value: bool | None) -> str | None:
+    return None if value is None else ("yes" if value else "no")
+
+
+def _naive(moment: dt.datetime | None) -> dt.datetime | None:
+    """Excel has no time zones: local wall-clock time, as shown in the admin."""
+    return moment.replace(tzinfo=None) if moment is not None else None
 
 
 def _json(value: Any) -> str:
@@ -94,13 +65,19 @@ def _json(value: Any) -> str:
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # XML forbids these; visitors can send them
+
+
 def _cell_value(value: Any) -> Any:
+    if value is None:
+        return None
     if isinstance(value, str):
-        value = "".join(ch for ch in value if ch in "\t\n\r" or ord(ch) >= 32)  # XML forbids control chars
+        if not value:
+            return None  # openpyxl writes no cell at all for None: empty fields cost nothing
+        if _CONTROL.search(value):
+            value = _CONTROL.sub("", value)
         if value.startswith(_FORMULA_START) and not value.lstrip("+").isdigit():
             return "'" + value
-    if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        return value.replace(tzinfo=None)
     return value
 
 
@@ -111,10 +88,11 @@ def _local(moment: dt.datetime | None, zone: ZoneInfo) -> dt.datetime | None:
 class Exporter:
     def __init__(self, locale: str = "ru") -> None:
         self.locale = locale
-        self.titles = [translate(title, locale) for title, _ in COLUMNS]
+        self.titles = [translate(title, locale) for title in COLUMNS]
+        self._tr = functools.lru_cache(maxsize=4096)(lambda message: translate(message, locale) if message else None)
 
     def _status(self, status: str) -> str:
-        return translate(STATUS.get(status, status), self.locale)
+        return self._tr(STATUS.get(status, status))
 
     async def write(self, filters: dict[str, Any], visible: list[int] | None, path: Path,
                     progress: Callable[[int, int], Awaitable[None]] | None = None) -> int:
@@ -138,6 +116,7 @@ class Exporter:
         sheet.append(header)
         done = 0
         cursor: tuple[dt.datetime, Any] | None = None
+        writing: asyncio.Future | None = None
         fields = [*CALL_FIELDS, *(f"lead__{name}" for name in LEAD_FIELDS)]
         from tortoise.expressions import Q
 
@@ -158,12 +137,17 @@ class Exporter:
                     "display_status", "reason"):
                 chains.setdefault(str(attempt["call_id"]), []).append(attempt)
             lines = [self._line(row, connections, zones, offices, departments, tags, chains) for row in rows]
-            await asyncio.to_thread(self._append, sheet, lines)
+            if writing is not None:
+                await writing
+            # the sheet is written in a thread while the next batch is read from the database
+            writing = asyncio.ensure_future(asyncio.to_thread(self._append, sheet, lines))
             done += len(rows)
             if progress:
                 await progress(done, total)
             if len(rows) < BATCH:
                 break
+        if writing is not None:
+            await writing
         await asyncio.to_thread(workbook.save, path)
         return done
 
@@ -173,20 +157,33 @@ class Exporter:
             sheet.append(line)
 
     def _line(self, row, connections, zones, offices, departments, tags, chains) -> list[Any]:
+        """One row of the sheet. Text that came from visitors goes through :func:`_cell_value`
+        (control characters, formulas); empty values become None, which costs no cell."""
         connection = connections.get(row["connection_id"])
-        zone = zones.get(row["connection_id"], ZoneInfo("Europe/Moscow"))
-        chain = chains.get(str(row["id"]), [])
-        row.update(
-            at=row["created_at"].astimezone(zone),
-            site=connection.domain if connection else "", connection=connection.name if connection else "",
-            office=offices.get(row["lead__office_id"], ""), department=departments.get(row["lead__department_id"], ""),
-            call_type=translate("Callback", self.locale), status=self._status(row["display_status"]),
-            reason=translate(row["reason"], self.locale) if row["reason"] else "",
-            tags=tags.get(str(row["id"]), []), visit=row["lead__visit"] or {},
-            preferred=_local(row["lead__preferred_at"], zone), finished=_local(row["finished_at"], zone),
-            chain="\n".join(self._attempt_text(a, zone) for a in chain),
-        )
-        return [_cell_value(get(row)) for _, get in COLUMNS]
+        zone = zones.get(row["connection_id"]) or ZoneInfo("Europe/Moscow")
+        call_id = str(row["id"])
+        at = row["created_at"].astimezone(zone)
+        visit = row["lead__visit"] or {}
+        text = _cell_value
+        return [
+            at.date(), at.strftime("%H:%M:%S"), connection.domain if connection else None,
+            text(connection.name) if connection else None,
+            text(offices.get(row["lead__office_id"])), text(departments.get(row["lead__department_id"])),
+            self._tr("Callback"), row["lead__source"], row["lead__phone"], text(row["lead__name"]),
+            row["operator_number"] or None, self._tr(DIRECTION.get(row["first_direction"], row["first_direction"])),
+            row["duration_seconds"], self._status(row["display_status"]), self._tr(row["reason"]),
+            row["attempts_made"], _yes_no(row["is_unique"]), _yes_no(row["is_target"]),
+            text(", ".join(tags.get(call_id, ()))), row["lead__channel"],
+            text(row["lead__utm_source"]), text(row["lead__utm_medium"]), text(row["lead__utm_campaign"]),
+            text(row["lead__utm_content"]), text(row["lead__utm_term"]), text(row["lead__page_url"]),
+            text(row["lead__referrer"]), _naive(_local(row["lead__preferred_at"], zone)),
+            text(visit.get("pages")), text(visit.get("seconds_on_site")), text(visit.get("trigger")),
+            text(visit.get("rule")), text(_json({k: v for k, v in visit.items() if k not in VISIT_COLUMNS})),
+            text(row["lead__visitor_id"]), text(row["lead__displayed_phone"]), row["lead__client_ip"] or None,
+            "\n".join(self._attempt_text(a, zone) for a in chains.get(call_id, ())) or None,
+            _naive(_local(row["finished_at"], zone)), "yes" if row["recording"] else None,
+            text(_json(row["lead__extra"])), call_id, str(row["lead__id"]),
+        ]
 
     def _attempt_text(self, attempt: dict[str, Any], zone: ZoneInfo) -> str:
         pair = "-".join("—" if s is None else str(s) for s in (attempt["operator_status"], attempt["client_status"]))
