@@ -22,8 +22,8 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
-from core.call_filters import filtered_calls, user_tags_of
-from core.models import Attempt, Connection, Department, Office
+from core.call_filters import cursor_after, filtered_calls, newest_keys, user_tags_of
+from core.models import Attempt, Call, Connection, Department, Office
 from web.admin.i18n import translate
 from web.admin.labels import DIRECTION, STATUS
 
@@ -115,20 +115,17 @@ class Exporter:
             header.append(cell)
         sheet.append(header)
         done = 0
-        cursor: tuple[dt.datetime, Any] | None = None
         writing: asyncio.Future | None = None
         fields = [*CALL_FIELDS, *(f"lead__{name}" for name in LEAD_FIELDS)]
-        from tortoise.expressions import Q
-
+        cursor: str | None = None
         while True:
-            batch_query = query
-            if cursor:
-                batch_query = batch_query.filter(Q(created_at__lt=cursor[0]) | Q(created_at=cursor[0],
-                                                                                 id__lt=cursor[1]))
-            rows = await batch_query.order_by("-created_at", "-id").limit(BATCH).values(*fields)
-            if not rows:
+            keys = await newest_keys(filters, visible, cursor=cursor, limit=BATCH)
+            if not keys:
                 break
-            cursor = (rows[-1]["created_at"], rows[-1]["id"])
+            cursor = cursor_after(keys[-1])
+            order = {str(key[1]): index for index, key in enumerate(keys)}
+            rows = await Call.filter(id__in=[key[1] for key in keys]).values(*fields)
+            rows.sort(key=lambda row: order[str(row["id"])])
             ids = [row["id"] for row in rows]
             tags = await user_tags_of(ids)
             chains: dict[str, list[str]] = {}
@@ -144,7 +141,7 @@ class Exporter:
             done += len(rows)
             if progress:
                 await progress(done, total)
-            if len(rows) < BATCH:
+            if len(keys) < BATCH:
                 break
         if writing is not None:
             await writing
