@@ -34,6 +34,7 @@ EXPECTED = {
     ("dashboard", "GET"): SIGNED_IN, ("projects_list", "GET"): SIGNED_IN, ("connections_list", "GET"): SIGNED_IN,
     ("call_detail", "GET"): VIEWERS, ("call_recording", "GET"): VIEWERS, ("call_tags", "POST"): EDITORS,
     ("project_page", "GET"): VIEWERS, ("project_save", "POST"): PROJECT_FULL,
+    ("project_grants", "POST"): PROJECT_FULL,
     ("connection_page", "GET"): VIEWERS, ("settings_tab", "GET"): VIEWERS, ("settings_tab_save", "POST"): EDITORS,
     ("plugin_toggle", "POST"): FULL, ("plugin_settings", "GET"): VIEWERS, ("plugin_settings_save", "POST"): EDITORS,
     ("download_snippet", "GET"): VIEWERS,
@@ -142,3 +143,29 @@ async def test_grants_never_reach_another_project(perezvon_app, perezvon_client,
     assert (await perezvon_client.get(f"/connections/{other.id}")).status_code == 404
     assert (await perezvon_client.get(f"/projects/{other_project.id}")).status_code == 404
     assert (await perezvon_client.get(f"/calls/{mine.id}")).status_code == 200
+
+
+async def test_full_on_a_project_manages_its_grants(perezvon_client, perezvon_site):
+    from core.models import AccessGrant, Connection
+    from test_admin_helpers import csrf_of, login
+
+    project = await Project.get(id=perezvon_site.project_id)
+    manager = await make_user(level="full", project=project)
+    colleague = await make_user()
+    other = await Connection.create(project=await Project.create(name="Elsewhere"),
+                                    domain=f"elsewhere-{perezvon_site.domain}")
+    csrf = await login(perezvon_client, manager)
+    await perezvon_client.post(f"/projects/{project.id}/grants", data={
+        "csrf_token": csrf, "action": "save", "phone": colleague.phone, "target": str(perezvon_site.id),
+        "level": "edit"})
+    grant = await AccessGrant.get(user_id=colleague.id)
+    assert (grant.connection_id, grant.level) == (perezvon_site.id, "edit")
+    # a connection of another project cannot be granted from here
+    await perezvon_client.post(f"/projects/{project.id}/grants", data={
+        "csrf_token": csrf, "action": "save", "phone": colleague.phone, "target": str(other.id), "level": "full"})
+    assert await AccessGrant.filter(user_id=colleague.id).count() == 1
+    page = await perezvon_client.get(f"/projects/{project.id}")
+    assert colleague.phone in page.text
+    await perezvon_client.post(f"/projects/{project.id}/grants", data={
+        "csrf_token": csrf_of(page.text), "action": "delete", "id": str(grant.id)})
+    assert not await AccessGrant.exists(user_id=colleague.id)

@@ -40,6 +40,7 @@ ADMIN_ROUTES: list[AdminRoute] = [
     AdminRoute("/projects/{project_id}", projects.project_page, scope="project", level=VIEW, name="project_page"),
     AdminRoute("/projects/{project_id}", projects.project_page, ("POST",), scope="project", level=FULL,
                name="project_save"),
+    AdminRoute("/projects/{project_id}/grants", projects.project_grants, ("POST",), scope="project", level=FULL),
     AdminRoute("/connections", projects.connections_list),
     AdminRoute("/connections/{connection_id}", projects.connection_page, scope="connection", level=VIEW),
     AdminRoute("/connections/{connection_id}/settings/{tab}", settings.settings_tab, scope="connection",

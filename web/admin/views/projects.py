@@ -187,3 +187,42 @@ async def plugin_settings(ctx: Ctx) -> Response:
                             on=bool(enablement and enablement.is_on), errors=errors,
                             can_edit=ctx.can_connection(ctx.connection.id, GrantLevel.EDIT),
                             can_full=ctx.can_connection(ctx.connection.id, GrantLevel.FULL))
+
+
+async def project_grants(ctx: Ctx) -> Response:
+    """Full access to a project manages who else has access to it and its connections (SPEC S1)."""
+    from core.phones import InvalidPhone, normalise
+    from core.models import User
+
+    project = ctx.project
+    form = ctx.form
+    if form.get("action") == "delete":
+        grant_id = int(form["id"]) if (form.get("id") or "").isdigit() else -1
+        grant = await AccessGrant.get_or_none(id=grant_id).prefetch_related("connection")
+        if grant is not None and (grant.project_id == project.id or
+                                  (grant.connection is not None and grant.connection.project_id == project.id)):
+            await grant.delete()
+            ctx.flash(ctx._("The grant is removed."))
+        return ctx.redirect(f"/projects/{project.id}")
+    try:
+        user = await User.get_or_none(phone=normalise(form.get("phone") or ""))
+    except InvalidPhone:
+        user = None
+    level = form.get("level")
+    target = form.get("target") or "project"
+    connection_id = None
+    if target != "project":
+        connection_id = int(target) if target.isdigit() else -1
+        if not await Connection.exists(id=connection_id, project_id=project.id):
+            connection_id = -1
+    if user is None:
+        ctx.flash(ctx._("No user has this phone. Staff create users."), "error")
+    elif level not in GrantLevel.ORDER or connection_id == -1:
+        ctx.flash(ctx._("Choose a level."), "error")
+    else:
+        await AccessGrant.filter(user_id=user.id, project_id=None if connection_id else project.id,
+                                 connection_id=connection_id).delete()
+        await AccessGrant.create(user=user, level=level, project_id=None if connection_id else project.id,
+                                 connection_id=connection_id)
+        ctx.flash(ctx._("The grant is saved."))
+    return ctx.redirect(f"/projects/{project.id}")
