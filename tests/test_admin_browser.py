@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import os
 import socket
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -24,7 +26,10 @@ from core.models import Call, Connection, Project
 from test_admin_helpers import PASSWORD, make_user
 from web.app import create_app
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "img"
+#: the screenshots in docs/img are refreshed only when asked (PEREZVON_ADMIN_SCREENSHOTS=1), so that
+#: running the tests never changes tracked files; otherwise they go to a temp dir
+SCREENSHOTS = (Path(__file__).resolve().parent.parent / "docs" / "img" if os.environ.get("PEREZVON_ADMIN_SCREENSHOTS")
+               else Path(tempfile.gettempdir()) / "perezvon-admin-screenshots")
 
 
 @pytest.fixture
@@ -58,7 +63,9 @@ async def sign_in(page, base: str, phone: str, password: str = PASSWORD) -> None
 
 async def shot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"admin-{name}.png"), full_page=False)
+    path = SCREENSHOTS / f"admin-{name}.png"
+    await page.screenshot(path=str(path), full_page=False)
+    assert path.stat().st_size > 10_000  # a real page, not a blank one
 
 
 async def wait_for(condition, timeout: float = 30.0):
