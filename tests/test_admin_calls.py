@@ -146,3 +146,17 @@ async def test_export_has_every_field_of_the_filtered_set(perezvon_client):
     perezvon_client.cookies.clear()
     await login(perezvon_client, await make_user(level="view", connection=site))
     assert (await perezvon_client.get(location + "/download")).status_code == 404
+
+
+async def test_dashboard_counts_the_filtered_calls(perezvon_client):
+    site = await _site()
+    day = dt.datetime(2026, 6, 3, 14, 30, tzinfo=MSK)  # a Wednesday, 14:00 Moscow
+    await make_call(site, phone="+79166660001", created_at=day, channel="ads", source="widget")
+    await make_call(site, phone="+79166660002", created_at=day, channel="ads", source="<img src=x>", status="lost")
+    await make_call(site, phone="+79166660003", created_at=day - dt.timedelta(days=40), channel="social")
+    await login(perezvon_client, await make_user(level="view", connection=site))
+    page = (await perezvon_client.get(f"/dashboard?connection={site.id}&date_from=2026-06-01&date_to=2026-06-30")).text
+    stats = page[page.index('class="stats"'):page.index('class="charts"')]
+    assert [int(n) for n in __import__("re").findall(r'class="num">(\d+)<', stats)] == [2, 1, 1, 0]
+    assert "<title>Ср 14:00 — 2</title>" in page or "<title>Wed 14:00 — 2</title>" in page
+    assert "<img src=x>" not in page and "&lt;img src=x&gt;" in page
