@@ -434,6 +434,11 @@ async def check_installation(connection: Connection, timeout: float = 10.0,
     Only "found or not" and the status code are reported, never the page itself.
     """
     result: dict[str, Any] = {"url": "", "found": False, "error": ""}
+    if urls is None:
+        # the domain is typed by users: never let the check reach the server's own network
+        problem = await _private_address(connection.domain)
+        if problem:
+            return {**result, "url": f"https://{connection.domain}/", "error": problem}
     for url in urls or [f"https://{connection.domain}/", f"http://{connection.domain}/"]:
         result["url"] = url
         try:
@@ -447,6 +452,23 @@ async def check_installation(connection: Connection, timeout: float = 10.0,
         result.update(status=response.status_code, found=connection.token in body, error="")
         return result
     return result
+
+
+async def _private_address(host: str) -> str:
+    """A reason not to fetch ``host`` (unresolvable, or a loopback/private/link-local address), or ""."""
+    import asyncio
+    import ipaddress
+    import socket
+
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return "the domain does not resolve"
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(sockaddr[0])
+        if not address.is_global:
+            return "the domain points to a private address"
+    return ""
 
 
 async def download_snippet(ctx: Ctx) -> Response:
