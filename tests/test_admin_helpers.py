@@ -19,7 +19,8 @@ def new_admin_phone() -> str:
 
 async def make_user(*, staff: bool = False, level: str | None = None, project: Project | None = None,
                     connection: Connection | None = None, **fields) -> User:
-    user = await User.create(phone=new_admin_phone(), email=f"u{uuid.uuid4().hex[:8]}@example.com",
+    email = fields.pop("email", f"u{uuid.uuid4().hex[:8]}@example.com")
+    user = await User.create(phone=new_admin_phone(), email=email,
                              first_name=fields.pop("first_name", "Анна"), password_hash=hash_password(PASSWORD),
                              is_staff=staff, **fields)
     if level:

@@ -205,3 +205,21 @@ async def test_a_newly_installed_plugin_gets_a_card_and_a_generated_form(perezvo
     finally:
         registry.integrations.pop("brand_new", None)
         registry.owner.pop(("integration", "brand_new"), None)
+
+
+async def test_site_code_is_e_mailed_to_a_user_of_the_connection(perezvon_app, perezvon_client):
+    project = await Project.create(name="Snippet by mail")
+    connection = await Connection.create(project=project, domain=f"mail-{uuid.uuid4().hex[:8]}.example")
+    recipient = await make_user(level="view", connection=connection, email=f"dev-{uuid.uuid4().hex[:6]}@example.com")
+    csrf = await login(perezvon_client, await make_user(level="edit", project=project))
+    page = await perezvon_client.get(f"/connections/{connection.id}/settings/code")
+    assert recipient.email in page.text
+    sent = await perezvon_client.post(f"/connections/{connection.id}/settings/code", data={
+        "csrf_token": csrf, "action": "email", "user_id": str(recipient.id)})
+    assert sent.status_code == 303
+    outbox = perezvon_app.settings.data_dir / "outbox"
+    messages = [p.read_text(errors="replace") for p in outbox.glob("*site_snippet*.eml")]
+    assert any(recipient.email in text and connection.token in text for text in messages)
+    nobody = await perezvon_client.post(f"/connections/{connection.id}/settings/code", data={
+        "csrf_token": csrf, "action": "email", "user_id": "999999"})
+    assert nobody.status_code == 400
