@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
 import random
 import resource
 import statistics

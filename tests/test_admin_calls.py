@@ -10,7 +10,7 @@ import uuid
 import openpyxl
 
 from core.models import Attempt, CallTag, Connection, Delivery, Project
-from test_admin_helpers import csrf_of, login, make_call, make_user
+from test_admin_helpers import login, make_call, make_user
 
 MSK = dt.timezone(dt.timedelta(hours=3))
 

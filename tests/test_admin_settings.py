@@ -5,7 +5,6 @@ import contextlib
 import re
 import uuid
 
-import httpx
 from marshmallow import Schema, fields, validate
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse

@@ -5,7 +5,6 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from starlette.responses import Response
 
 from core.models import AccessGrant, Connection, GrantLevel, Project, User
-from core.phones import InvalidPhone, normalise
 from core.schemas import PhoneField
 from web.admin.forms import field_views, flat_errors, load_form
 from web.admin.framework import Ctx
