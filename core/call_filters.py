@@ -196,6 +196,61 @@ async def newest_keys(filters: dict[str, Any], visible: list[int] | None, *, cur
     return found[:limit]
 
 
+async def all_keys_newest_first(filters: dict[str, Any], visible: list[int] | None, *,
+                                batch: int = 2000):
+    """Every matching ``(created_at, id)``, newest first, in lists of up to ``batch`` (for exports).
+
+    Over a few connections each is read in index order, ``batch`` keys at a
+    time, and the streams are merged as they go, so every key is read once.
+    """
+    connections = await _connections_to_scan(filters, visible)
+    if connections is None:
+        cursor = None
+        while True:
+            keys = await newest_keys(filters, visible, cursor=cursor, limit=batch)
+            if keys:
+                yield keys
+            if len(keys) < batch:
+                return
+            cursor = cursor_after(keys[-1])
+    streams = {c: {"keys": [], "cursor": None, "done": False} for c in connections}
+
+    async def refill(connection_id: int) -> None:
+        stream = streams[connection_id]
+        query = newest_first(filtered_calls({**filters, "connection": [connection_id]}, visible), stream["cursor"])
+        keys = [tuple(row) for row in await query.limit(batch).values_list("created_at", "id")]
+        stream["keys"] = keys[::-1]  # oldest first, so the newest pops from the end
+        stream["done"] = len(keys) < batch
+        if keys:
+            stream["cursor"] = cursor_after(keys[-1])
+
+    import heapq
+
+    def push(heap: list, connection_id: int) -> None:
+        created_at, call_id = streams[connection_id]["keys"][-1]
+        heapq.heappush(heap, (-created_at.timestamp(), -_uuid(call_id).int, connection_id))
+
+    heap: list = []
+    for connection_id in connections:
+        await refill(connection_id)
+        if streams[connection_id]["keys"]:
+            push(heap, connection_id)
+    out: list[tuple[dt.datetime, uuid.UUID]] = []
+    while heap:
+        connection_id = heapq.heappop(heap)[2]
+        stream = streams[connection_id]
+        out.append(stream["keys"].pop())
+        if not stream["keys"] and not stream["done"]:
+            await refill(connection_id)
+        if stream["keys"]:
+            push(heap, connection_id)
+        if len(out) == batch:
+            yield out
+            out = []
+    if out:
+        yield out
+
+
 def _uuid(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 

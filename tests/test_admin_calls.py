@@ -160,3 +160,21 @@ async def test_dashboard_counts_the_filtered_calls(perezvon_client):
     assert [int(n) for n in __import__("re").findall(r'class="num">(\d+)<', stats)] == [2, 1, 1, 0]
     assert "<title>Ср 14:00 — 2</title>" in page or "<title>Wed 14:00 — 2</title>" in page
     assert "<img src=x>" not in page and "&lt;img src=x&gt;" in page
+
+
+async def test_every_key_once_newest_first_across_connections(perezvon_app):
+    """The merge that exports use: every call once, in the one global order, whatever the batch size."""
+    from core.call_filters import all_keys_newest_first, page_of_calls, parse_filters
+
+    sites = [await _site(f"Merge {n}") for n in range(3)]
+    base = dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.UTC)
+    calls = [await make_call(sites[n % 3], phone=f"+791699900{n:02d}", created_at=base + dt.timedelta(minutes=n // 4))
+             for n in range(25)]  # groups of four share a time across connections
+    expected = sorted(((c.created_at, c.id) for c in calls), key=lambda k: (k[0], k[1].int), reverse=True)
+    filters = parse_filters({})
+    visible = [s.id for s in sites]
+    for batch in (1, 4, 7, 100):
+        got = [key async for keys in all_keys_newest_first(filters, visible, batch=batch) for key in keys]
+        assert [k[1] for k in got] == [k[1] for k in expected], batch
+    page, cursor = await page_of_calls(filters, visible, limit=10)
+    assert [c.id for c in page] == [k[1] for k in expected[:10]] and cursor

@@ -13,6 +13,11 @@ import functools
 import datetime as dt
 import json
 import re
+
+try:  # openpyxl streams through lxml when it is installed (a dependency of ours)
+    from lxml.etree import Element, SubElement
+except ImportError:  # pragma: no cover - _FastRows is then not installed
+    Element = SubElement = None
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,9 +25,10 @@ from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl import LXML
 from openpyxl.styles import Font
 
-from core.call_filters import cursor_after, filtered_calls, newest_keys, user_tags_of
+from core.call_filters import all_keys_newest_first, filtered_calls, user_tags_of
 from core.models import Attempt, Call, Connection, Department, Office
 from web.admin.i18n import translate
 from web.admin.labels import DIRECTION, STATUS
@@ -65,6 +71,7 @@ def _json(value: Any) -> str:
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # XML forbids these; visitors can send them
 
 
@@ -83,6 +90,67 @@ def _cell_value(value: Any) -> Any:
 
 def _local(moment: dt.datetime | None, zone: ZoneInfo) -> dt.datetime | None:
     return moment.astimezone(zone) if moment else None
+
+
+class _FastRows:
+    """Rows of plain values straight into openpyxl's write-only stream.
+
+    openpyxl's write-only sheet turns every value into a Cell and writes it
+    element by element (about 10 us a cell); for plain values -- text, numbers,
+    dates -- this builds each row as one lxml element and hands it to the same
+    incremental writer, which is several times faster. The workbook, its
+    styles, the zip and the streaming stay openpyxl's. It hooks two internals
+    of ``WriteOnlyWorksheet`` (``_values_to_row`` and the writer's
+    ``write_row``); when they are not there (another openpyxl), nothing is
+    installed and rows go the ordinary way.
+    """
+
+    def __init__(self, sheet) -> None:
+        from openpyxl.utils import get_column_letter
+        from openpyxl.utils.datetime import to_excel
+
+        self.to_excel = to_excel
+        self.epoch = sheet.parent.epoch
+        # the number formats openpyxl itself gives dates and times, registered in the workbook's styles
+        self.date_style = str(WriteOnlyCell(sheet, value=dt.date(2000, 1, 1)).style_id)
+        self.datetime_style = str(WriteOnlyCell(sheet, value=dt.datetime(2000, 1, 1)).style_id)
+        self.letters = [get_column_letter(index) for index in range(1, 16385)]
+
+    @classmethod
+    def install(cls, sheet) -> _FastRows | None:
+        if not LXML or getattr(sheet, "_writer", None) is None or not hasattr(sheet._writer, "write_row") \
+                or not hasattr(sheet, "_values_to_row"):
+            return None
+        rows = cls(sheet)
+        sheet._values_to_row = lambda values, row_index: values
+        sheet._writer.write_row = rows.write_row
+        return rows
+
+    def write_row(self, xf, values, row_index: int) -> None:
+        row = Element("row", r=str(row_index))
+        letters, suffix = self.letters, str(row_index)
+        for column, value in enumerate(values):
+            if value is None:
+                continue
+            ref = letters[column] + suffix
+            if isinstance(value, str):
+                cell = SubElement(row, "c", r=ref, t="inlineStr")
+                text = SubElement(SubElement(cell, "is"), "t")
+                if value != value.strip():
+                    text.set(XML_SPACE, "preserve")
+                text.text = value
+            elif isinstance(value, bool):
+                SubElement(SubElement(row, "c", r=ref, t="b"), "v").text = "1" if value else "0"
+            elif isinstance(value, (int, float)):
+                SubElement(SubElement(row, "c", r=ref, t="n"), "v").text = repr(value)
+            elif isinstance(value, (dt.datetime, dt.date)):
+                style = self.datetime_style if isinstance(value, dt.datetime) else self.date_style
+                serial = self.to_excel(value, self.epoch)
+                SubElement(SubElement(row, "c", r=ref, t="n", s=style), "v").text = repr(serial)
+            else:
+                text = SubElement(SubElement(SubElement(row, "c", r=ref, t="inlineStr"), "is"), "t")
+                text.text = str(value)
+        xf.write(row)
 
 
 class Exporter:
@@ -114,15 +182,11 @@ class Exporter:
             cell.font = Font(bold=True)
             header.append(cell)
         sheet.append(header)
+        fast_rows = _FastRows.install(sheet)
         done = 0
         writing: asyncio.Future | None = None
         fields = [*CALL_FIELDS, *(f"lead__{name}" for name in LEAD_FIELDS)]
-        cursor: str | None = None
-        while True:
-            keys = await newest_keys(filters, visible, cursor=cursor, limit=BATCH)
-            if not keys:
-                break
-            cursor = cursor_after(keys[-1])
+        async for keys in all_keys_newest_first(filters, visible, batch=BATCH):
             order = {str(key[1]): index for index, key in enumerate(keys)}
             rows = await Call.filter(id__in=[key[1] for key in keys]).values(*fields)
             rows.sort(key=lambda row: order[str(row["id"])])
@@ -141,8 +205,6 @@ class Exporter:
             done += len(rows)
             if progress:
                 await progress(done, total)
-            if len(keys) < BATCH:
-                break
         if writing is not None:
             await writing
         await asyncio.to_thread(workbook.save, path)
