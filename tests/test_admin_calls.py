@@ -138,6 +138,9 @@ async def test_export_has_every_field_of_the_filtered_set(perezvon_client):
     header, row = rows[0], dict(zip(rows[0], rows[1]))
     assert len(rows) == 2
     assert row[header[8]] == "+79165550001"  # client number
+    assert isinstance(rows[1][0], dt.datetime) and rows[1][0].date() == wanted.created_at.astimezone(
+        __import__("zoneinfo").ZoneInfo(site.timezone)).date()  # a real Excel date, not text
+    assert rows[1][12] == 150 and rows[0][0] in ("Дата", "Date")  # numbers stay numbers
     values = set(map(str, rows[1]))
     for expected in ("yandex", "spring", "4", "95", "exit", "Скидки", "VIP", "https://shop.example/cars", site.domain):
         assert expected in values, expected
