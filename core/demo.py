@@ -29,6 +29,24 @@ def _demo_password(app: Perezvon) -> str:
     return password
 
 
+async def _demo_api_key(app: Perezvon, user: User) -> str:
+    """The demo staff user's read-API key: kept in the data dir (0600) like the password, so every
+    run prints the same key; only its hash is in the database."""
+    from core.access import API_KEY_PREFIX, hash_api_key
+    from core.models import ApiKey
+
+    path = app.settings.data_dir / "demo_api_key"
+    raw = path.read_text().strip() if path.exists() else ""
+    if not raw.startswith(API_KEY_PREFIX):
+        raw = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(raw)
+    if not await ApiKey.exists(key_hash=hash_api_key(raw), revoked_at=None):
+        await ApiKey.create(user=user, name="demo", prefix=raw[:12], key_hash=hash_api_key(raw))
+    return raw
+
+
 async def seed_demo(app: Perezvon) -> dict[str, Any]:
     password = _demo_password(app)
     user = await User.get_or_none(phone=DEMO_PHONE)
@@ -69,5 +87,6 @@ async def seed_demo(app: Perezvon) -> dict[str, Any]:
         "site_token": connection.token,
         "admin_url": f"{public}/",
         "lead_url": f"{public}/api/v1/leads",
+        "api_key": await _demo_api_key(app, user),
         **extras,
     }

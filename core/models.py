@@ -383,3 +383,20 @@ class Delivery(Model):
 
     class Meta:
         table = "deliveries"
+
+
+class ApiKey(Model):
+    """A user's key for the read API (``Authorization: Bearer ...``). Only its SHA-256 is stored:
+    keys are 256 random bits, so a fast hash is as safe as a slow one and costs nothing per request."""
+
+    id = fields.IntField(primary_key=True)
+    user = fields.ForeignKeyField("perezvon.User", related_name="api_keys", on_delete=fields.CASCADE)
+    name = fields.CharField(max_length=100, default="")
+    prefix = fields.CharField(max_length=12, description="the first characters, shown so the owner can tell keys apart")
+    key_hash = fields.CharField(max_length=64, unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    last_used_at = fields.DatetimeField(null=True)
+    revoked_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "api_keys"

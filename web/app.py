@@ -13,6 +13,8 @@ from starlette.routing import Mount, Route
 from core.app import Perezvon
 from core.i18n import gettext, negotiate
 from core import version
+from web.admin.routes import admin_routes
+from web.api.calls import get_call, list_calls
 from web.api.health import healthz
 from web.api.leads import call_state, create_lead, preflight
 from web.openapi import build_spec
@@ -37,13 +39,15 @@ def create_app(perezvon: Perezvon, *, manage_lifecycle: bool = True) -> Starlett
         return JSONResponse(spec)
 
     routes = [
-        Route("/", index),
         Route("/api/v1/leads", create_lead, methods=["POST"]),
         Route("/api/v1/leads", preflight, methods=["OPTIONS"]),
         Route("/api/v1/calls/{call_id}/state", call_state, methods=["GET"]),
         Route("/api/v1/calls/{call_id}/state", preflight, methods=["OPTIONS"]),
         Route("/healthz", healthz),
         Route("/openapi.json", openapi),
+        Route("/api/v1/calls", list_calls, methods=["GET"]),
+        Route("/api/v1/calls/{call_id}", get_call, methods=["GET"]),
+        *admin_routes(perezvon),  # "/" is the admin (login required)
     ]
     for plugin, plugin_routes in perezvon.host.routes():
         if plugin_routes:

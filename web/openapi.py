@@ -5,6 +5,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from core.schemas import LeadSchema
+from web.api.calls import describe_read_api
 
 ERRORS = {"type": "object", "properties": {"errors": {
     "type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}},
@@ -56,4 +57,5 @@ def build_spec(version: str, server_url: str) -> dict:
     spec.path(path="/healthz", operations={"get": {
         "summary": "200 when the database and Redis answer",
         "responses": {"200": {"description": "healthy"}, "503": {"description": "a dependency is down"}}}})
+    describe_read_api(spec)
     return spec.to_dict()

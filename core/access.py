@@ -1,0 +1,153 @@
+"""Who may do what (SPEC S1, S7): the one grant check the admin and the read API share.
+
+A grant gives a user a level -- view, edit or full -- on a project or on one
+connection; a project grant covers every connection of the project, and the
+higher of two levels wins. Staff users may do everything. View reads; edit
+changes settings; full also switches apps and integrations on and off and
+manages users and grants.
+
+:class:`Access` is built once per request from the user's grants (two small
+queries) and then answers every question without touching the database.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import secrets
+
+from core.models import AccessGrant, ApiKey, Connection, GrantLevel, User
+
+RANK = {None: 0, GrantLevel.VIEW: 1, GrantLevel.EDIT: 2, GrantLevel.FULL: 3}
+
+
+class AccessDenied(Exception):
+    """The user lacks the level asked for (or the object is not theirs to see)."""
+
+
+def at_least(level: str | None, wanted: str) -> bool:
+    return RANK[level] >= RANK[wanted]
+
+
+def _higher(a: str | None, b: str | None) -> str | None:
+    return a if RANK[a] >= RANK[b] else b
+
+
+@dataclasses.dataclass
+class Access:
+    user: User
+    #: project id -> level granted on the project itself
+    project_levels: dict[int, str]
+    #: connection id -> effective level (own grant or its project's, the higher)
+    connection_levels: dict[int, str]
+    #: connection id -> project id, for every connection the user can see
+    connection_projects: dict[int, int]
+
+    @property
+    def is_staff(self) -> bool:
+        return self.user.is_staff
+
+    @classmethod
+    async def for_user(cls, user: User) -> Access:
+        if user.is_staff:
+            return cls(user, {}, {}, {})
+        grants = await AccessGrant.filter(user_id=user.id).values("project_id", "connection_id", "level")
+        project_levels: dict[int, str] = {}
+        own: dict[int, str] = {}
+        for grant in grants:
+            if grant["level"] not in GrantLevel.ORDER:
+                continue
+            if grant["project_id"] is not None:
+                project_levels[grant["project_id"]] = _higher(project_levels.get(grant["project_id"]), grant["level"])
+            elif grant["connection_id"] is not None:
+                own[grant["connection_id"]] = _higher(own.get(grant["connection_id"]), grant["level"])
+        rows = []
+        if project_levels or own:
+            from tortoise.expressions import Q
+
+            rows = await Connection.filter(Q(project_id__in=list(project_levels)) | Q(id__in=list(own))).values(
+                "id", "project_id")
+        connection_levels, connection_projects = {}, {}
+        for row in rows:
+            level = _higher(own.get(row["id"]), project_levels.get(row["project_id"]))
+            if level:
+                connection_levels[row["id"]] = level
+                connection_projects[row["id"]] = row["project_id"]
+        return cls(user, project_levels, connection_levels, connection_projects)
+
+    # --- levels ---------------------------------------------------------------------
+
+    def connection_level(self, connection_id: int) -> str | None:
+        if self.is_staff:
+            return GrantLevel.FULL
+        return self.connection_levels.get(connection_id)
+
+    def project_level(self, project_id: int) -> str | None:
+        """The level on the project itself; a connection grant alone lets its holder *view* the project."""
+        if self.is_staff:
+            return GrantLevel.FULL
+        level = self.project_levels.get(project_id)
+        if level is None and project_id in self.connection_projects.values():
+            return GrantLevel.VIEW
+        return level
+
+    def can_connection(self, connection_id: int, wanted: str = GrantLevel.VIEW) -> bool:
+        return at_least(self.connection_level(connection_id), wanted)
+
+    def can_project(self, project_id: int, wanted: str = GrantLevel.VIEW) -> bool:
+        return at_least(self.project_level(project_id), wanted)
+
+    def require_connection(self, connection_id: int, wanted: str = GrantLevel.VIEW) -> None:
+        if not self.can_connection(connection_id, wanted):
+            raise AccessDenied(f"{wanted} on connection {connection_id}")
+
+    def require_project(self, project_id: int, wanted: str = GrantLevel.VIEW) -> None:
+        if not self.can_project(project_id, wanted):
+            raise AccessDenied(f"{wanted} on project {project_id}")
+
+    def require_staff(self) -> None:
+        if not self.is_staff:
+            raise AccessDenied("staff only")
+
+    # --- what may be listed -----------------------------------------------------------
+
+    def visible_connection_ids(self) -> list[int] | None:
+        """Connections whose calls the user may read; ``None`` means all (staff)."""
+        if self.is_staff:
+            return None
+        return sorted(self.connection_levels)
+
+    def visible_project_ids(self) -> list[int] | None:
+        if self.is_staff:
+            return None
+        return sorted(set(self.project_levels) | set(self.connection_projects.values()))
+
+
+# --- API keys ------------------------------------------------------------------------------
+
+API_KEY_PREFIX = "pzv_"
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def create_api_key(user: User, name: str = "") -> tuple[ApiKey, str]:
+    """Make a key for ``user``; the raw key is returned once and never stored."""
+    raw = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    key = await ApiKey.create(user=user, name=name.strip()[:100], prefix=raw[:12], key_hash=hash_api_key(raw))
+    return key, raw
+
+
+async def user_for_api_key(raw: str) -> User | None:
+    """The active user owning an unrevoked key, or None."""
+    if not raw or not raw.startswith(API_KEY_PREFIX) or len(raw) > 200:
+        return None
+    key = await ApiKey.get_or_none(key_hash=hash_api_key(raw), revoked_at=None).prefetch_related("user")
+    if key is None or not key.user.is_active:
+        return None
+    now = dt.datetime.now(dt.UTC)
+    # record use at most once a minute: a busy CRM must not turn every read into a write
+    if key.last_used_at is None or now - key.last_used_at > dt.timedelta(minutes=1):
+        await ApiKey.filter(id=key.id).update(last_used_at=now)
+    return key.user

@@ -1,0 +1,224 @@
+"""Connection settings tabs and plugin cards: validated by the core's schemas, errors next to fields (S2-S4)."""
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+
+from marshmallow import Schema, fields, validate
+from starlette.applications import Starlette
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
+from core.models import (CalendarDay, Connection, Department, IntegrationEnablement, NotificationRecipient, Office,
+                         OperatorNumber, Project)
+from core.registry import Integration
+from test_admin_helpers import login, make_user
+from web.admin.views.settings import check_installation
+
+
+async def _editor(client):
+    project = await Project.create(name="Settings project")
+    connection = await Connection.create(project=project, domain=f"set-{uuid.uuid4().hex[:8]}.example")
+    csrf = await login(client, await make_user(level="edit", project=project))
+    return connection, csrf
+
+
+async def test_general_tab_saves_and_shows_errors_next_to_fields(perezvon_client):
+    connection, csrf = await _editor(perezvon_client)
+    url = f"/connections/{connection.id}/settings/general"
+    bad = await perezvon_client.post(url, data={"csrf_token": csrf, "domain": "not a domain!", "timer_seconds": "-5",
+                                                "name": "Мой сайт"})
+    assert bad.status_code == 400
+    assert re.search(r'f-domain.*?class="error"', bad.text, re.S) and 'value="Мой сайт"' in bad.text  # kept
+    ok = await perezvon_client.post(url, data={"csrf_token": csrf, "domain": "https://Shop.Example.com/path",
+                                               "extra_domains": "m.shop.example.com\nshop.example.com",
+                                               "name": "Мой сайт", "timer_seconds": "40", "is_on": "on"})
+    assert ok.status_code == 303
+    saved = await Connection.get(id=connection.id)
+    assert saved.domain == "shop.example.com" and saved.extra_domains == ["m.shop.example.com"]
+    assert saved.timer_seconds == 40 and saved.name == "Мой сайт"
+
+
+async def test_telephony_and_redial_matrix(perezvon_client):
+    connection, csrf = await _editor(perezvon_client)
+    url = f"/connections/{connection.id}/settings/telephony"
+    page = await perezvon_client.get(url)
+    assert page.status_code == 200 and "call_client.key" in page.text
+    form = {"csrf_token": csrf, "first_direction": "client_first", "operator_speak_seconds": "20",
+            "call_client.on": "on", "call_client.key": "5", "connect.key": "1", "cancel_client.key": "2",
+            "cancel_operator.key": "9", "repeat_info.key": "0", "voice": "male", "rows": "2",
+            "m0_chain": "operator_first", "m0_number": "2", "m0_pair": "486-*", "m0_action": "redial",
+            "m0_period": "90", "m0_direction": "client_first",
+            "m1_chain": "operator_first", "m1_number": "3", "m1_pair": "bad", "m1_action": "abort"}
+    bad = await perezvon_client.post(url, data=form)
+    assert bad.status_code == 400 and "operator_first.3.bad" in bad.text
+    form["m1_pair"] = "*-480"
+    ok = await perezvon_client.post(url, data=form)
+    assert ok.status_code == 303
+    saved = await Connection.get(id=connection.id)
+    assert saved.telephony["first_direction"] == "client_first" and saved.telephony["call_client"] == {"on": True,
+                                                                                                      "key": "5"}
+    assert saved.telephony["voice"] == "male" and saved.telephony["operator_speak_seconds"] == 20
+    assert saved.redial_matrix == {"operator_first": {"2": {"486-*": {"period": 90, "direction": "client_first"}},
+                                                      "3": {"*-480": "abort"}}}
+    bad_key = await perezvon_client.post(url, data={**form, "call_client.key": "55"})
+    assert bad_key.status_code == 400
+
+
+async def test_ivr_hours_and_calendar(perezvon_client):
+    connection, csrf = await _editor(perezvon_client)
+    ivr = await perezvon_client.post(f"/connections/{connection.id}/settings/ivr", data={
+        "csrf_token": csrf, "site_to_operator": "on", "extra_to_client": "Оставайтесь на линии"})
+    assert ivr.status_code == 303
+    saved = await Connection.get(id=connection.id)
+    assert saved.announcements["site_to_operator"] and not saved.announcements["name_to_operator"]
+    assert saved.announcements["extra_to_client"] == "Оставайтесь на линии"
+    url = f"/connections/{connection.id}/settings/hours"
+    closed = await perezvon_client.post(url, data={"csrf_token": csrf, "timezone": "Europe/Moscow",
+                                                   "convenient_time": "10:00"})
+    assert closed.status_code == 400  # no working day at all
+    week = {f"works_{d}": "on" for d in "12345"}
+    week.update({f"open_{d}": "08:30" for d in "12345"} | {f"close_{d}": "24:00" for d in "12345"})
+    ok = await perezvon_client.post(url, data={"csrf_token": csrf, "timezone": "Asia/Yekaterinburg",
+                                               "convenient_time": "11:00", **week})
+    assert ok.status_code == 303
+    saved = await Connection.get(id=connection.id)
+    assert saved.timezone == "Asia/Yekaterinburg" and saved.schedule["1"] == ["08:30", "24:00"]
+    assert saved.schedule["6"] is None
+    day = await perezvon_client.post(url, data={"csrf_token": csrf, "action": "add_day", "date": "2026-12-31",
+                                                "kind": "short", "opens": "09:00", "closes": "15:00"})
+    assert day.status_code == 303
+    assert await CalendarDay.exists(connection_id=connection.id, kind="short", closes="15:00")
+
+
+async def test_numbers_offices_departments_and_recipients(perezvon_client):
+    connection, csrf = await _editor(perezvon_client)
+    url = f"/connections/{connection.id}/settings/numbers"
+    bad = await perezvon_client.post(url, data={"csrf_token": csrf, "action": "add_number", "phone": "12"})
+    assert bad.status_code == 400
+    await perezvon_client.post(url, data={"csrf_token": csrf, "action": "add_number", "phone": "8 495 123-45-67",
+                                          "extension": "105"})
+    assert await OperatorNumber.exists(connection_id=connection.id, phone="+74951234567", extension="105")
+    await perezvon_client.post(url, data={"csrf_token": csrf, "action": "add_office", "office_name": "Север",
+                                          "office_alt_name": "North"})
+    office = await Office.get(connection_id=connection.id)
+    await perezvon_client.post(url, data={"csrf_token": csrf, "action": "copy_office", "id": str(office.id)})
+    await perezvon_client.post(url, data={"csrf_token": csrf, "action": "toggle_office", "id": str(office.id)})
+    offices = await Office.filter(connection_id=connection.id).order_by("id")
+    assert [o.name for o in offices][1].startswith("Север") and len(offices) == 2 and not offices[0].is_active
+    await perezvon_client.post(url, data={"csrf_token": csrf, "action": "add_department", "department_name": "Сервис"})
+    department = await Department.get(connection_id=connection.id)
+    notify = f"/connections/{connection.id}/settings/notifications"
+    bad = await perezvon_client.post(notify, data={"csrf_token": csrf, "email": "nope", "on_success": "on"})
+    assert bad.status_code == 400
+    await perezvon_client.post(notify, data={"csrf_token": csrf, "email": "boss@example.com", "on_failure": "on",
+                                             "department_id": str(department.id)})
+    recipient = await NotificationRecipient.get(connection_id=connection.id)
+    assert recipient.department_id == department.id and not recipient.on_success and recipient.on_failure
+
+
+async def test_site_code_snippet_download_and_installation_check(perezvon_client):
+    connection, csrf = await _editor(perezvon_client)
+    page = (await perezvon_client.get(f"/connections/{connection.id}/settings/code")).text
+    assert f"/inject?token={connection.token}" in page
+    download = await perezvon_client.get(f"/connections/{connection.id}/snippet")
+    assert f"inject?token={connection.token}" in download.text and "attachment" in download.headers[
+        "content-disposition"]
+    import socket
+
+    import uvicorn
+
+    installed = {"yes": True}
+
+    async def home(request):
+        body = f'<script async src="//x/inject?token={connection.token}"></script>' if installed["yes"] else ""
+        return HTMLResponse(f"<html><body>{body}</body></html>")
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/", home)]), log_level="warning"))
+    import asyncio
+
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            await asyncio.sleep(0.02)
+        found = await check_installation(connection, urls=[f"http://127.0.0.1:{port}/"])
+        assert found["found"] and found["status"] == 200
+        installed["yes"] = False
+        missing = await check_installation(connection, urls=[f"http://127.0.0.1:{port}/"])
+        assert not missing["found"]
+        connection.domain = "localhost"  # what users type is never fetched inside the server's network
+        refused = await check_installation(connection)
+        assert not refused["found"] and refused["error"] == "the domain points to a private address"
+        down = await check_installation(connection, timeout=1, urls=["http://127.0.0.1:9/"])
+        assert not down["found"] and down["error"]
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await task
+
+
+class SecretSettings(Schema):
+    counter_id = fields.String(required=True, validate=validate.Regexp(r"^\d{5,10}$", error="5 to 10 digits."),
+                               metadata={"label": {"ru": "Номер счётчика", "en": "Counter id"}})
+    account_key = fields.String(load_default="", metadata={"secret": True, "label": "Account key"})
+
+
+class NewIntegration(Integration):
+    key = "brand_new"
+    title = "Brand new integration"
+    settings_schema = SecretSettings
+
+
+async def test_a_newly_installed_plugin_gets_a_card_and_a_generated_form(perezvon_app, perezvon_client):
+    registry = perezvon_app.host.registry
+    registry.current_plugin = "brand-new-plugin"
+    registry.add_integration(NewIntegration())
+    try:
+        project = await Project.create(name="Plugins")
+        connection = await Connection.create(project=project, domain=f"plug-{uuid.uuid4().hex[:8]}.example")
+        csrf = await login(perezvon_client, await make_user(level="full", project=project))
+        card_page = (await perezvon_client.get(f"/connections/{connection.id}")).text
+        assert "Brand new integration" in card_page
+        url = f"/connections/{connection.id}/integrations/brand_new"
+        form = (await perezvon_client.get(url)).text
+        assert 'name="counter_id"' in form and 'type="password" name="account_key"' in form
+        bad = await perezvon_client.post(url, data={"csrf_token": csrf, "counter_id": "12ab",
+                                                    "account_key": "s3cret-key"})
+        assert bad.status_code == 400 and "s3cret-key" not in bad.text
+        ok = await perezvon_client.post(url, data={"csrf_token": csrf, "counter_id": "1234567",
+                                                   "account_key": "s3cret-key"})
+        assert ok.status_code == 303
+        shown = (await perezvon_client.get(url)).text
+        assert "s3cret-key" not in shown and 'placeholder="****"' in shown
+        # saving again with the secret left empty keeps it
+        await perezvon_client.post(url, data={"csrf_token": csrf, "counter_id": "7654321", "account_key": ""})
+        enablement = await IntegrationEnablement.get(connection_id=connection.id, integration_key="brand_new")
+        assert enablement.settings == {"counter_id": "7654321", "account_key": "s3cret-key"}
+        assert not enablement.is_on
+        await perezvon_client.post(url + "/toggle", data={"csrf_token": csrf, "on": "1"})
+        assert (await IntegrationEnablement.get(id=enablement.id)).is_on
+    finally:
+        registry.integrations.pop("brand_new", None)
+        registry.owner.pop(("integration", "brand_new"), None)
+
+
+async def test_site_code_is_e_mailed_to_a_user_of_the_connection(perezvon_app, perezvon_client):
+    project = await Project.create(name="Snippet by mail")
+    connection = await Connection.create(project=project, domain=f"mail-{uuid.uuid4().hex[:8]}.example")
+    recipient = await make_user(level="view", connection=connection, email=f"dev-{uuid.uuid4().hex[:6]}@example.com")
+    csrf = await login(perezvon_client, await make_user(level="edit", project=project))
+    page = await perezvon_client.get(f"/connections/{connection.id}/settings/code")
+    assert recipient.email in page.text
+    sent = await perezvon_client.post(f"/connections/{connection.id}/settings/code", data={
+        "csrf_token": csrf, "action": "email", "user_id": str(recipient.id)})
+    assert sent.status_code == 303
+    outbox = perezvon_app.settings.data_dir / "outbox"
+    messages = [p.read_text(errors="replace") for p in outbox.glob("*site_snippet*.eml")]
+    assert any(recipient.email in text and connection.token in text for text in messages)
+    nobody = await perezvon_client.post(f"/connections/{connection.id}/settings/code", data={
+        "csrf_token": csrf, "action": "email", "user_id": "999999"})
+    assert nobody.status_code == 400

@@ -1,0 +1,88 @@
+"""The admin's texts: English message ids, Russian first (``locales/ru``), English second.
+
+The language is the user's choice (a cookie set by the language switch), else
+``Accept-Language``, else Russian. Templates use ``_()``; Python code uses
+:func:`translate`. Marshmallow errors are translated through the core's
+catalog first (``core.i18n``), then the admin's.
+"""
+from __future__ import annotations
+
+import functools
+import io
+from gettext import NullTranslations
+from pathlib import Path
+from typing import Any
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from core import i18n as core_i18n
+
+LOCALE_DIR = Path(__file__).with_name("locales")
+LOCALES = core_i18n.LOCALES
+LANG_COOKIE = "pz_lang"
+
+
+@functools.cache
+def translations(locale: str) -> NullTranslations:
+    path = LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po"
+    if not path.exists():  # English: the ids are the English text
+        return NullTranslations()
+    with open(path, "rb") as fh:
+        catalog = read_po(fh, locale=locale)
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return Translations(compiled)
+
+
+def translate(message: str, locale: str, **values: Any) -> str:
+    text = translations(locale).gettext(message)
+    if text == message:
+        text = core_i18n.gettext(message, locale)
+    return text % values if values else text
+
+
+def translate_errors(errors: Any, locale: str) -> Any:
+    if isinstance(errors, dict):
+        return {key: translate_errors(value, locale) for key, value in errors.items()}
+    if isinstance(errors, list):
+        return [translate_errors(item, locale) for item in errors]
+    if isinstance(errors, str):
+        return translate(errors, locale)
+    return errors
+
+
+def pick_locale(request) -> str:
+    chosen = request.cookies.get(LANG_COOKIE)
+    if chosen in LOCALES:
+        return chosen
+    return core_i18n.negotiate(request.headers.get("accept-language"))
+
+
+@functools.cache
+def environment(locale: str) -> Environment:
+    env = Environment(
+        loader=PackageLoader("web.admin", "templates"),
+        autoescape=select_autoescape(["html"], default_for_string=True),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(translations(locale), newstyle=True)
+    env.globals["locale"] = locale
+    from web.admin import labels
+
+    env.globals.update(
+        status_label=lambda code: labels.STATUS.get(code, code),
+        auto_tag_label=lambda code: labels.AUTO_TAG.get(code, code),
+        direction_label=lambda code: labels.DIRECTION.get(code, code or ""),
+        channel_label=lambda code: labels.CHANNEL.get(code, code),
+        grant_label=lambda code: labels.GRANT.get(code, code),
+        weekdays=labels.WEEKDAYS,
+        # messages that may come from the core's catalog too (schema errors, reasons)
+        tr=lambda message: translate(message, locale),
+    )
+    return env

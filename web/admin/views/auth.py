@@ -1,0 +1,187 @@
+"""Sign in, sign out, activation links, the profile and its API keys (SPEC S7)."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+
+from starlette.responses import RedirectResponse, Response
+
+from core.access import create_api_key
+from core.auth import MIN_PASSWORD_LENGTH, hash_password, verify_password
+from core.models import ActivationToken, ApiKey, User
+from core.phones import InvalidPhone, normalise
+from core.registry import Notification
+from web.admin.framework import Ctx, safe_next
+from web.admin.i18n import LANG_COOKIE, LOCALES
+from web.admin.sessions import LoginThrottle
+
+ACTIVATION_DAYS = 3
+#: verified against when the phone is unknown, so a wrong phone costs as long as a wrong password
+_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+
+
+def client_ip(ctx: Ctx) -> str:
+    return ctx.request.client.host if ctx.request.client else "?"
+
+
+async def login(ctx: Ctx) -> Response:
+    await ctx.ensure_session()
+    next_url = safe_next(ctx.request.query_params.get("next") or (ctx.form and ctx.form.get("next")))
+    if ctx.request.method == "GET":
+        if ctx.session.user_id:
+            return ctx.redirect(next_url)
+        return await ctx.render("admin/login.html", next_url=next_url, phone="", error=None)
+    phone_text = (ctx.form.get("phone") or "").strip()
+    password = ctx.form.get("password") or ""
+    throttle = LoginThrottle(ctx.perezvon.redis)
+    try:
+        phone = normalise(phone_text)
+    except InvalidPhone:
+        phone = phone_text[:40]
+    wait = await throttle.wait_seconds(phone, client_ip(ctx))
+    if wait:
+        minutes = max(1, (wait + 59) // 60)
+        return await ctx.render("admin/login.html", status_code=429, next_url=next_url, phone=phone_text,
+                                error=ctx._("Too many failed attempts. Try again in %(minutes)s min.",
+                                            minutes=minutes))
+    user = await User.get_or_none(phone=phone)
+    ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    if not ok or user is None or not user.is_active:
+        await throttle.failed(phone, client_ip(ctx))
+        return await ctx.render("admin/login.html", status_code=400, next_url=next_url, phone=phone_text,
+                                error=ctx._("Wrong phone or password."))
+    await throttle.succeeded(phone, client_ip(ctx))
+    await User.filter(id=user.id).update(last_login_at=dt.datetime.now(dt.UTC))
+    # a new session id at the new privilege level: an id planted before login is now worthless
+    ctx.session = await ctx.store.rotate(ctx.session, {"user_id": user.id})
+    return ctx.redirect(next_url)
+
+
+async def logout(ctx: Ctx) -> Response:
+    if ctx.session is not None:
+        await ctx.store.delete(ctx.session)
+    return ctx.redirect("/login")
+
+
+def _token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+async def _valid_token(raw: str) -> ActivationToken | None:
+    token = await ActivationToken.get_or_none(token_hash=_token_hash(raw), used_at=None).prefetch_related("user")
+    if token is None or token.expires_at < dt.datetime.now(dt.UTC):
+        return None
+    return token
+
+
+async def activate(ctx: Ctx) -> Response:
+    await ctx.ensure_session()
+    raw = ctx.request.path_params["token"]
+    token = await _valid_token(raw)
+    if token is None:
+        return await ctx.error(404, "This link is not valid any more. Ask an administrator for a new one.")
+    if ctx.request.method == "GET":
+        return await ctx.render("admin/activate.html", person=token.user, errors={})
+    password = ctx.form.get("password") or ""
+    errors: dict[str, list[str]] = {}
+    if len(password) < MIN_PASSWORD_LENGTH:
+        errors["password"] = [ctx._("At least %(n)s characters.", n=MIN_PASSWORD_LENGTH)]
+    elif password != (ctx.form.get("password2") or ""):
+        errors["password2"] = [ctx._("The passwords differ.")]
+    if errors:
+        return await ctx.render("admin/activate.html", status_code=400, person=token.user, errors=errors)
+    now = dt.datetime.now(dt.UTC)
+    used = await ActivationToken.filter(id=token.id, used_at=None).update(used_at=now)
+    if not used:  # the same link opened twice at once: only one may set the password
+        return await ctx.error(404, "This link is not valid any more. Ask an administrator for a new one.")
+    await User.filter(id=token.user_id).update(password_hash=hash_password(password), is_active=True,
+                                               last_login_at=now)
+    ctx.session = await ctx.store.rotate(ctx.session, {"user_id": token.user_id})
+    return ctx.redirect("/")
+
+
+async def send_activation(ctx: Ctx, user: User) -> str | None:
+    """Make a one-time link and e-mail it through the registered notifiers (the core's path).
+
+    Returns the link when no notifier could send it, so staff can pass it on by hand.
+    """
+    raw = secrets.token_urlsafe(32)
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=ACTIVATION_DAYS)
+    await ActivationToken.create(user=user, token_hash=_token_hash(raw), expires_at=expires)
+    link = f"{ctx.perezvon.settings.public_url}/activate/{raw}"
+    if not user.email:
+        return link
+    notification = Notification(kind="activation", recipients=(user.email,), subject_id=str(user.id), data={
+        "user": {"first_name": user.first_name, "phone": user.phone, "email": user.email},
+        "link": link, "expires_at": expires.isoformat(), "locale": ctx.locale})
+    sent = await send_now(ctx.perezvon, notification)
+    return None if sent else link
+
+
+async def send_now(perezvon, notification: Notification) -> int:
+    """Send a notification that is not about a call through every registered notifier, now.
+
+    Activation links must not wait in Redis (only their hash is stored), so
+    these are sent from the request rather than queued. Returns how many sent it.
+    """
+    import logging
+
+    sent = 0
+    for key, notifier in perezvon.host.registry.notifiers.items():
+        try:
+            await notifier.send(notification)
+            sent += 1
+        except Exception as exc:  # one broken channel must not stop the others
+            logging.getLogger("perezvon.admin").warning("notifier %s could not send %s: %s", key,
+                                                        notification.kind, exc)
+    return sent
+
+
+async def profile(ctx: Ctx) -> Response:
+    errors: dict[str, list[str]] = {}
+    new_key = None
+    if ctx.request.method == "POST":
+        action = ctx.form.get("action")
+        if action == "save":
+            values = {name: (ctx.form.get(name) or "").strip() for name in ("first_name", "last_name", "position")}
+            for name, value in values.items():
+                if len(value) > 100:
+                    errors[name] = [ctx._("At most %(n)s characters.", n=100)]
+            if not errors:
+                await User.filter(id=ctx.user.id).update(**values)
+                ctx.flash(ctx._("Saved."))
+                return ctx.redirect("/profile")
+        elif action == "create_key":
+            _, new_key = await create_api_key(ctx.user, ctx.form.get("name") or "")
+        elif action == "revoke_key":
+            key_id = ctx.form.get("key_id") or ""
+            if key_id.isdigit():
+                await ApiKey.filter(id=int(key_id), user_id=ctx.user.id, revoked_at=None).update(
+                    revoked_at=dt.datetime.now(dt.UTC))
+            ctx.flash(ctx._("The key is revoked."))
+            return ctx.redirect("/profile")
+        elif action == "password":
+            current, password = ctx.form.get("current") or "", ctx.form.get("password") or ""
+            if not verify_password(ctx.user.password_hash, current):
+                errors["current"] = [ctx._("Wrong password.")]
+            elif len(password) < MIN_PASSWORD_LENGTH:
+                errors["password"] = [ctx._("At least %(n)s characters.", n=MIN_PASSWORD_LENGTH)]
+            else:
+                await User.filter(id=ctx.user.id).update(password_hash=hash_password(password))
+                ctx.session = await ctx.store.rotate(ctx.session, {"user_id": ctx.user.id})
+                ctx.flash(ctx._("The password is changed."))
+                ctx.session_dirty = True
+                return ctx.redirect("/profile")
+        await ctx.user.refresh_from_db()
+    keys = await ApiKey.filter(user_id=ctx.user.id).order_by("-created_at")
+    return await ctx.render("admin/profile.html", status_code=400 if errors else 200, errors=errors, keys=keys,
+                            new_key=new_key, form=ctx.form if errors else None)
+
+
+async def language(ctx: Ctx) -> Response:
+    code = ctx.request.path_params["code"]
+    response = RedirectResponse(safe_next(ctx.request.query_params.get("next")), status_code=303)
+    if code in LOCALES:
+        response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, path="/", samesite="lax", httponly=True)
+    return response

@@ -1,0 +1,111 @@
+"""Export runs: started from the Calls table, written in the background, progress polled, then downloaded.
+
+The run's state is in Redis (so any web process can report it) and the file in
+``<data dir>/exports``; only the user who started a run may see or download it.
+Files are deleted after a day.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from pathlib import Path
+
+from marshmallow import ValidationError
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from core.call_filters import parse_filters
+from web.admin.export import Exporter
+from web.admin.framework import Ctx
+
+log = logging.getLogger("perezvon.admin.export")
+KEEP_SECONDS = 24 * 3600
+_running: set[asyncio.Task] = set()
+
+
+def _key(export_id: str) -> str:
+    return f"pz:admin:export:{export_id}"
+
+
+def export_dir(perezvon) -> Path:
+    path = perezvon.settings.data_dir / "exports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+async def _state(ctx: Ctx) -> dict | None:
+    export_id = ctx.request.path_params["export_id"]
+    if not export_id.isalnum():
+        return None
+    raw = await ctx.perezvon.redis.get(_key(export_id))
+    state = json.loads(raw) if raw else None
+    if state is None or state["user_id"] != ctx.user.id:
+        return None
+    return state
+
+
+def _clean_old(directory: Path) -> None:
+    cutoff = time.time() - KEEP_SECONDS
+    for file in directory.glob("*.xlsx"):
+        if file.stat().st_mtime < cutoff:
+            file.unlink(missing_ok=True)
+
+
+async def export_start(ctx: Ctx) -> Response:
+    params = ctx.form
+    try:
+        filters = parse_filters(params)
+    except ValidationError:
+        ctx.flash(ctx._("Check the filters."), "error")
+        return ctx.redirect("/calls")
+    export_id = secrets.token_hex(12)
+    directory = export_dir(ctx.perezvon)
+    _clean_old(directory)
+    path = directory / f"{export_id}.xlsx"
+    redis = ctx.perezvon.redis
+    state = {"user_id": ctx.user.id, "state": "running", "done": 0, "total": None, "error": ""}
+    await redis.set(_key(export_id), json.dumps(state), ex=KEEP_SECONDS)
+
+    async def progress(done: int, total: int) -> None:
+        state.update(done=done, total=total)
+        await redis.set(_key(export_id), json.dumps(state), ex=KEEP_SECONDS)
+
+    async def run() -> None:
+        try:
+            await Exporter(ctx.locale).write(filters, ctx.access.visible_connection_ids(), path, progress)
+            state["state"] = "ready"
+        except Exception as exc:  # reported to the user's progress page; the details go to the log
+            log.exception("export %s failed", export_id)
+            state.update(state="failed", error=type(exc).__name__)
+        await redis.set(_key(export_id), json.dumps(state), ex=KEEP_SECONDS)
+
+    task = asyncio.create_task(run(), name=f"export-{export_id}")
+    _running.add(task)
+    task.add_done_callback(_running.discard)
+    return ctx.redirect(f"/exports/{export_id}")
+
+
+async def export_page(ctx: Ctx) -> Response:
+    state = await _state(ctx)
+    if state is None:
+        return await ctx.error(404, "There is no such export.")
+    return await ctx.render("admin/export.html", export_id=ctx.request.path_params["export_id"], state=state)
+
+
+async def export_status(ctx: Ctx) -> Response:
+    state = await _state(ctx)
+    if state is None:
+        return JSONResponse({"errors": {"_schema": ["There is no such export."]}}, status_code=404)
+    return JSONResponse({k: state[k] for k in ("state", "done", "total", "error")})
+
+
+async def export_download(ctx: Ctx) -> Response:
+    state = await _state(ctx)
+    export_id = ctx.request.path_params["export_id"]
+    path = export_dir(ctx.perezvon) / f"{export_id}.xlsx"
+    if state is None or state["state"] != "ready" or not path.is_file():
+        return await ctx.error(404, "There is no such export.")
+    return FileResponse(path, filename=f"perezvon-calls-{time.strftime('%Y%m%d-%H%M')}.xlsx",
+                        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")

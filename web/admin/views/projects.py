@@ -1,0 +1,228 @@
+"""Projects and connections (SPEC S6): lists, pages, and the app/integration cards.
+
+The cards come from the plugin registry: every registered application and
+integration appears with its on/off switch and a settings form generated
+from its ``settings_schema`` -- a newly installed plugin shows up here with
+no change to the admin.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from starlette.responses import Response
+from tortoise.functions import Count
+
+from core.models import (AccessGrant, AppEnablement, Call, Connection, GrantLevel, IntegrationEnablement, Project)
+from web.admin.forms import field_views, load_form, masked
+from web.admin.framework import Ctx
+
+DAYS = 7
+ZONE = ZoneInfo("Europe/Moscow")
+
+
+async def calls_per_day(connection_ids: list[int], days: int = DAYS) -> tuple[list[dt.date], dict[int, list[int]]]:
+    """Calls per connection for each of the last ``days`` days (Moscow days), today last."""
+    today = dt.datetime.now(ZONE).date()
+    dates = [today - dt.timedelta(days=n) for n in range(days - 1, -1, -1)]
+    counts = {cid: [0] * days for cid in connection_ids}
+    if not connection_ids:
+        return dates, counts
+    for index, day in enumerate(dates):
+        start = dt.datetime.combine(day, dt.time.min, ZONE)
+        rows = await Call.filter(connection_id__in=connection_ids, created_at__gte=start,
+                                 created_at__lt=start + dt.timedelta(days=1)) \
+            .annotate(n=Count("id")).group_by("connection_id").values("connection_id", "n")
+        for row in rows:
+            counts[row["connection_id"]][index] = row["n"]
+    return dates, counts
+
+
+async def projects_list(ctx: Ctx) -> Response:
+    ids = ctx.access.visible_project_ids()
+    projects = await (Project.all() if ids is None else Project.filter(id__in=ids)).order_by("name")
+    visible = ctx.access.visible_connection_ids()
+    connections = await (Connection.all() if visible is None else Connection.filter(id__in=visible)) \
+        .order_by("name", "domain")
+    dates, counts = await calls_per_day([c.id for c in connections])
+    by_project: dict[int, list[Connection]] = {}
+    for connection in connections:
+        by_project.setdefault(connection.project_id, []).append(connection)
+    return await ctx.render("admin/projects.html", projects=projects, by_project=by_project, dates=dates,
+                            counts=counts, peak=max([max(v) for v in counts.values()] + [1]))
+
+
+PROJECT_FIELDS = ("name", "legal_entity", "payment_type", "industry", "line_of_business", "city",
+                  "manager_name", "manager_phone", "manager_email")
+
+
+async def project_page(ctx: Ctx) -> Response:
+    project = ctx.project
+    errors: dict[str, list[str]] = {}
+    if ctx.request.method == "POST":
+        from web.admin.views.staff import ProjectSchema
+
+        loaded, _, errors = load_form(ProjectSchema(), ctx.form, {})
+        if loaded is not None:
+            await Project.filter(id=project.id).update(**loaded)
+            ctx.flash(ctx._("Saved."))
+            return ctx.redirect(f"/projects/{project.id}")
+    visible = ctx.access.visible_connection_ids()
+    query = Connection.filter(project_id=project.id)
+    if visible is not None:
+        query = query.filter(id__in=visible)
+    connections = await query.order_by("name", "domain")
+    apps_on = {}
+    for row in await AppEnablement.filter(connection_id__in=[c.id for c in connections], is_on=True).values(
+            "connection_id", "app_key"):
+        apps_on.setdefault(row["connection_id"], []).append(row["app_key"])
+    grants = await AccessGrant.filter(project_id=project.id).prefetch_related("user") \
+        if ctx.can_project(project.id, GrantLevel.FULL) else []
+    connection_grants = await AccessGrant.filter(connection__project_id=project.id).prefetch_related(
+        "user", "connection") if ctx.can_project(project.id, GrantLevel.FULL) else []
+    from web.admin.views.staff import ProjectSchema
+
+    return await ctx.render("admin/project.html", project=project, connections=connections, apps_on=apps_on,
+                            grants=grants, connection_grants=connection_grants,
+                            fields=field_views(ProjectSchema(), dict(ctx.form) if errors else
+                                               {f: getattr(project, f) for f in PROJECT_FIELDS}, errors, ctx.locale),
+                            can_edit=ctx.can_project(project.id, GrantLevel.FULL), status_code=400 if errors else 200)
+
+
+async def connections_list(ctx: Ctx) -> Response:
+    visible = ctx.access.visible_connection_ids()
+    connections = await (Connection.all() if visible is None else Connection.filter(id__in=visible)) \
+        .prefetch_related("project").order_by("name", "domain")
+    dates, counts = await calls_per_day([c.id for c in connections], 1)
+    apps_on = {}
+    for row in await AppEnablement.filter(connection_id__in=[c.id for c in connections], is_on=True).values(
+            "connection_id", "app_key"):
+        apps_on.setdefault(row["connection_id"], []).append(row["app_key"])
+    return await ctx.render("admin/connections.html", connections=connections, today=counts, apps_on=apps_on)
+
+
+# --- the connection page: cards ----------------------------------------------------------------
+
+KINDS = {"apps": (AppEnablement, "app_key", "applications"),
+         "integrations": (IntegrationEnablement, "integration_key", "integrations")}
+
+
+def _plugins(ctx: Ctx, kind: str) -> dict[str, Any]:
+    return getattr(ctx.perezvon.host.registry, KINDS[kind][2])
+
+
+async def connection_page(ctx: Ctx) -> Response:
+    connection = ctx.connection
+    cards: dict[str, list[dict[str, Any]]] = {}
+    for kind, (model, key_field, _) in KINDS.items():
+        enabled = {getattr(e, key_field): e for e in await model.filter(connection_id=connection.id)}
+        cards[kind] = [{
+            "key": key, "title": plugin.title, "description": getattr(plugin, "description", ""),
+            "on": bool(enabled.get(key) and enabled[key].is_on), "configured": key in enabled,
+        } for key, plugin in sorted(_plugins(ctx, kind).items(), key=lambda item: item[1].title)]
+    dates, counts = await calls_per_day([connection.id])
+    project = await Project.get(id=connection.project_id)
+    return await ctx.render("admin/connection.html", connection=connection, project=project, cards=cards,
+                            dates=dates, counts=counts[connection.id], peak=max(counts[connection.id] + [1]),
+                            can_full=ctx.can_connection(connection.id, GrantLevel.FULL),
+                            can_edit=ctx.can_connection(connection.id, GrantLevel.EDIT))
+
+
+async def plugin_toggle(ctx: Ctx) -> Response:
+    kind, key = ctx.request.path_params["kind"], ctx.request.path_params["key"]
+    if kind not in KINDS or key not in _plugins(ctx, kind):
+        return await ctx.error(404, "There is no such page.")
+    model, key_field, _ = KINDS[kind]
+    plugin = _plugins(ctx, kind)[key]
+    enablement = await model.get_or_none(connection_id=ctx.connection.id, **{key_field: key})
+    turn_on = ctx.form.get("on") == "1"
+    if enablement is None:
+        if turn_on:
+            try:
+                defaults = plugin.settings_schema().load({})
+            except Exception:  # settings with required fields: switch on after they are filled in
+                ctx.flash(ctx._("Fill in the settings first."), "error")
+                return ctx.redirect(f"/connections/{ctx.connection.id}/{kind}/{key}")
+            await model.create(connection_id=ctx.connection.id, is_on=True, settings=defaults, **{key_field: key})
+    else:
+        await model.filter(id=enablement.id).update(is_on=turn_on)
+    ctx.flash(ctx._("%(title)s is on.", title=plugin.title) if turn_on else
+              ctx._("%(title)s is off.", title=plugin.title))
+    return ctx.redirect(f"/connections/{ctx.connection.id}")
+
+
+async def plugin_settings(ctx: Ctx) -> Response:
+    kind, key = ctx.request.path_params["kind"], ctx.request.path_params["key"]
+    if kind not in KINDS or key not in _plugins(ctx, kind):
+        return await ctx.error(404, "There is no such page.")
+    model, key_field, _ = KINDS[kind]
+    plugin = _plugins(ctx, kind)[key]
+    schema = plugin.settings_schema()
+    enablement = await model.get_or_none(connection_id=ctx.connection.id, **{key_field: key})
+    stored = enablement.settings if enablement else {}
+    errors: dict[str, list[str]] = {}
+    values = masked(schema, stored)
+    if ctx.request.method == "POST":
+        if not ctx.can_connection(ctx.connection.id, GrantLevel.EDIT):
+            return await ctx.error(403, "You do not have access to this.")
+        loaded, raw, errors = load_form(schema, ctx.form, stored)
+        if loaded is not None:
+            if enablement is None:
+                await model.create(connection_id=ctx.connection.id, is_on=False, settings=loaded,
+                                   **{key_field: key})
+            else:
+                await model.filter(id=enablement.id).update(settings=loaded)
+            ctx.flash(ctx._("Saved."))
+            return ctx.redirect(f"/connections/{ctx.connection.id}/{kind}/{key}")
+        values = masked(schema, raw)
+    elif enablement is None:
+        try:
+            values = schema.load({})
+        except Exception:
+            values = {}
+    return await ctx.render("admin/plugin_settings.html", status_code=400 if errors else 200, kind=kind, key=key,
+                            plugin=plugin, connection=ctx.connection, fields=field_views(schema, values, errors,
+                                                                                         ctx.locale),
+                            on=bool(enablement and enablement.is_on), errors=errors,
+                            can_edit=ctx.can_connection(ctx.connection.id, GrantLevel.EDIT),
+                            can_full=ctx.can_connection(ctx.connection.id, GrantLevel.FULL))
+
+
+async def project_grants(ctx: Ctx) -> Response:
+    """Full access to a project manages who else has access to it and its connections (SPEC S1)."""
+    from core.phones import InvalidPhone, normalise
+    from core.models import User
+
+    project = ctx.project
+    form = ctx.form
+    if form.get("action") == "delete":
+        grant_id = int(form["id"]) if (form.get("id") or "").isdigit() else -1
+        grant = await AccessGrant.get_or_none(id=grant_id).prefetch_related("connection")
+        if grant is not None and (grant.project_id == project.id or
+                                  (grant.connection is not None and grant.connection.project_id == project.id)):
+            await grant.delete()
+            ctx.flash(ctx._("The grant is removed."))
+        return ctx.redirect(f"/projects/{project.id}")
+    try:
+        user = await User.get_or_none(phone=normalise(form.get("phone") or ""))
+    except InvalidPhone:
+        user = None
+    level = form.get("level")
+    target = form.get("target") or "project"
+    connection_id = None
+    if target != "project":
+        connection_id = int(target) if target.isdigit() else -1
+        if not await Connection.exists(id=connection_id, project_id=project.id):
+            connection_id = -1
+    if user is None:
+        ctx.flash(ctx._("No user has this phone. Staff create users."), "error")
+    elif level not in GrantLevel.ORDER or connection_id == -1:
+        ctx.flash(ctx._("Choose a level."), "error")
+    else:
+        await AccessGrant.filter(user_id=user.id, project_id=None if connection_id else project.id,
+                                 connection_id=connection_id).delete()
+        await AccessGrant.create(user=user, level=level, project_id=None if connection_id else project.id,
+                                 connection_id=connection_id)
+        ctx.flash(ctx._("The grant is saved."))
+    return ctx.redirect(f"/projects/{project.id}")
