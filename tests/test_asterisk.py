@@ -381,6 +381,23 @@ async def test_the_installed_dialplan_is_checked_at_login(emulator, backend):
     assert [c.get_ci("Context") for c in checks] == ["perezvon-leg"]
 
 
+async def test_a_pbx_that_never_answers_the_login_is_named_and_retried(emulator, speech, tmp_path):
+    emulator.go_silent()  # TCP is accepted, nothing is ever said
+    telephony = make_backend(emulator, speech, tmp_path, connect_wait_seconds=0.5)
+    await telephony.start()
+    try:
+        for _ in range(100):
+            if "did not answer the AMI login" in (await telephony.health()):
+                break
+            await asyncio.sleep(0.05)
+        assert "accepted the connection but did not answer the AMI login" in await telephony.health()
+        emulator.resume()
+        await telephony.link.wait_up(5)  # the reconnect after the abort finds it talking again
+        assert await telephony.health() is None
+    finally:
+        await telephony.stop()
+
+
 async def test_asterisk_restarting_mid_call_ends_the_attempt(emulator, backend):
     emulator.set_behaviour(OPERATOR[1:], operator_presses())
     task = asyncio.create_task(run(backend, plan(operator_speak_seconds=30)))

@@ -112,6 +112,7 @@ class AmiLink:
         self._watchdog: asyncio.Task | None = None
         self._down = asyncio.Event()  # set while the link is down: pending actions give up
         self._down.set()
+        self._connected_at = 0.0
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -122,7 +123,8 @@ class AmiLink:
             forgetable_actions=ACTIONS, reconnect_timeout=self.reconnect_min,
             # panoramisk's own pinger cannot tell a silent link; ours below can
             ping_delay=10 ** 6, ping_interval=10 ** 6,
-            on_login=self._logged_in, on_disconnect=self._disconnected, **self._credentials)
+            on_login=self._logged_in, on_disconnect=self._disconnected, on_connect=self._tcp_connected,
+            **self._credentials)
         self.manager.register_event("*", self._dispatch)
         self.manager.connect()
         self._watchdog = asyncio.create_task(self._watch(), name="ami-watchdog")
@@ -134,7 +136,7 @@ class AmiLink:
             await asyncio.gather(self._watchdog, return_exceptions=True)
         if self.manager is not None:
             self.manager.close()
-        self._lost("the worker is stopping")
+        self._lost("the worker is stopping", quiet=True)
 
     def on_up(self, callback: Callable[[], Any]) -> None:
         """``callback()`` (may be async) runs after each successful login, before the link counts as up."""
@@ -230,6 +232,9 @@ class AmiLink:
         self.error = f"Asterisk at {self.host}:{self.port} is unreachable: {exc}"
         log.warning("%s; next try in %.1f s", self.error, self._delay)
 
+    def _tcp_connected(self, _manager: Any) -> None:
+        self._connected_at = asyncio.get_running_loop().time()
+
     def _logged_in(self, _manager: Any) -> None:
         asyncio.ensure_future(self._after_login())
 
@@ -251,9 +256,9 @@ class AmiLink:
     def _disconnected(self, _manager: Any, exc: Any) -> None:
         self._lost(f"the AMI link to {self.host}:{self.port} was lost ({exc or 'closed'})")
 
-    def _lost(self, why: str) -> None:
+    def _lost(self, why: str, *, quiet: bool = False) -> None:
         if self.up.is_set():
-            log.warning("AMI: %s", why)
+            (log.info if quiet else log.warning)("AMI: %s", why)
             self.error = why
         self.up.clear()
         self._down.set()
@@ -266,23 +271,36 @@ class AmiLink:
         log.error("AMI: %s", self.error)
 
     async def _watch(self) -> None:
-        """Ping the PBX; an unanswered Ping means a silent link: drop it so the reconnect starts."""
+        """Ping the PBX; an unanswered Ping means a silent link: drop it so the reconnect starts.
+
+        A connection that never gets as far as a login answer (the PBX accepts TCP but says
+        nothing) is dropped the same way, after the same patience."""
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.ping_interval)
             manager = self.manager
-            if manager is None:
+            if manager is None or manager.protocol is None:
                 continue
             if not self.up.is_set():
+                if manager._connected and manager.authenticated_future is not None:
+                    waited = loop.time() - self._connected_at
+                    if waited > max(self.ping_timeout, self.ping_interval):
+                        self.error = (f"Asterisk at {self.host}:{self.port} accepted the connection but did not "
+                                      f"answer the AMI login in {waited:.1f} s")
+                        log.warning("AMI: %s; reconnecting", self.error)
+                        self._abort(manager)
                 continue
             try:
                 await self._send({"Action": "Ping"}, self.ping_timeout)
-            except (LinkDown, ActionRefused, asyncio.CancelledError) as exc:
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
+            except (LinkDown, ActionRefused):
                 if self.up.is_set():
                     log.warning("AMI: no answer to Ping in %.1f s: the link is silent, reconnecting",
                                 self.ping_timeout)
                     self._lost(f"Asterisk at {self.host}:{self.port} stopped answering (silent link)")
-                    protocol = manager.protocol
-                    if protocol is not None and getattr(protocol, "transport", None) is not None:
-                        protocol.transport.abort()
+                    self._abort(manager)
+
+    @staticmethod
+    def _abort(manager: _Manager) -> None:
+        transport = getattr(manager.protocol, "transport", None)
+        if transport is not None:
+            transport.abort()  # connection_lost follows, then the back-off reconnect
