@@ -120,6 +120,7 @@ async def test_a_callback_rings_the_operator_announces_then_joins_the_client(emu
     assert any(c.startswith("EXEC MixMonitor ") for c in operator_commands)
     client_name = next(c.name for c in emulator.hungup_channels if c.uniqueid.endswith("c"))
     assert f"EXEC Bridge {client_name},x" in operator_commands
+    assert operator_commands[-1] == "GET VARIABLE BRIDGERESULT"
     assert "EXEC AMD" in agi_commands(emulator, "c")
     # the recording is in the platform's storage, a real WAV of about the talk time
     assert outcome.recording is not None and outcome.recording.is_relative_to(backend.data_dir / "recordings")

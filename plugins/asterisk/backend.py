@@ -276,8 +276,12 @@ class AsteriskCall(CallControl):
         # "x" hangs the client up when the operator leaves instead of sending it back to the dialplan
         try:
             await self._agi(operator, f"EXEC Bridge {client.name},x")
-        except LegHungUp:
-            pass
+            # Bridge() returns at once when it could not join them (NONEXISTENT, FAILURE)
+            _, _, result = await self._agi(operator, "GET VARIABLE BRIDGERESULT")
+        except LegHungUp:  # the operator left: the conversation is over
+            return round(loop.time() - started)
+        if result != "SUCCESS":
+            raise TelephonyFault(f"Asterisk could not join the two legs (BRIDGERESULT={result or 'unset'})")
         return round(loop.time() - started)
 
     async def hang_up(self) -> None:
