@@ -212,6 +212,9 @@ class Integration:
     key: ClassVar[str]
     title: ClassVar[str]
     settings_schema: ClassVar[type[Schema]]
+    #: JavaScript the site script loads when the integration is on for a connection; it
+    #: subscribes with ``window.Perezvon.on(event, handler)`` (docs/site-script.md)
+    client_script: ClassVar[Path | None] = None
 
     def client_events(self, settings: dict[str, Any]) -> dict[str, Any]:
         """Client-side goals the site script reaches for this connection."""

@@ -16,6 +16,7 @@ from core import version
 from web.api.health import healthz
 from web.api.leads import call_state, create_lead, preflight
 from web.openapi import build_spec
+from web.site import SiteScript
 
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
                         autoescape=select_autoescape(["html"]))
@@ -45,6 +46,8 @@ def create_app(perezvon: Perezvon, *, manage_lifecycle: bool = True) -> Starlett
         Route("/healthz", healthz),
         Route("/openapi.json", openapi),
     ]
+    site_script = SiteScript(perezvon)  # /inject, /site/config, /site/static (SPEC S4.1)
+    routes += site_script.routes()
     for plugin, plugin_routes in perezvon.host.routes():
         if plugin_routes:
             routes.append(Mount(f"/p/{plugin}", routes=plugin_routes, name=f"plugin-{plugin}"))
@@ -61,4 +64,5 @@ def create_app(perezvon: Perezvon, *, manage_lifecycle: bool = True) -> Starlett
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.perezvon = perezvon
+    app.state.site_script = site_script
     return app
