@@ -24,7 +24,6 @@ from starlette.routing import Route
 
 PAGES = Path(__file__).with_name("pages")
 ROUND_THE_CLOCK = {str(day): ["00:00", "24:00"] for day in range(1, 8)}
-NEVER_OPEN_TODAY = None  # built per test: see closed_now()
 
 
 class PublicAt:
@@ -114,15 +113,3 @@ def make_site(perezvon_app):
         return connection
 
     return make
-
-
-async def wait_for(condition, timeout: float = 15.0, interval: float = 0.1, message: str = "condition"):
-    """Poll ``await condition()`` until it is truthy; the machine is slow and shared."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message}")
-        await asyncio.sleep(interval)

@@ -187,6 +187,7 @@
   /* Keyboard: Tab stays inside the dialog, Esc closes it, focus returns where it was. */
   function trapFocus(root, box, onEscape) {
     var before = d.activeElement;
+    while (before && before.shadowRoot && before.shadowRoot.activeElement) before = before.shadowRoot.activeElement;
     function focusables() {
       return Array.prototype.filter.call(box.querySelectorAll("button, [href], input, select, textarea, [tabindex]:not([tabindex='-1'])"),
         function (n) { return !n.disabled && n.offsetParent !== null; });
