@@ -145,3 +145,15 @@ async def test_hostile_text_is_inert(live, make_site, page):
     assert await page.locator(f"{LEADGEN} .cover h2").text_content() == hostile
     assert await page.locator(f"{LEADGEN} img").count() == 0
     assert await page.evaluate("window.__pwned") is None
+
+
+async def test_one_pop_up_at_a_time_the_widget_waits_for_the_lead_generator(live, make_site, page):
+    site = await make_site(leadgen={"generators": [generator("first", trigger={"kind": "time", "time_seconds": 1})]},
+                           widget={"thresholds": {"time_seconds": 2, "exit": False, "scroll_percent": 0}})
+    await page.goto(live.page_url(site))
+    await page.locator(LEADGEN).wait_for(timeout=20000)
+    await page.wait_for_function("performance.now() > 3000")
+    assert await page.locator("[data-perezvon=widget] .box").count() == 0  # its time came, but it waits
+    await page.keyboard.press("Escape")
+    await page.locator("[data-perezvon=widget] .box").wait_for(timeout=10000)
+    assert await page.locator(LEADGEN).count() == 0

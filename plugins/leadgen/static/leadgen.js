@@ -69,13 +69,17 @@
       current = null;
       var next = waiting.shift();
       if (next) fire(next[0], next[1]);
+      else ctx.free();
     }
 
     function fire(g, trigger) {
       if (current) { waiting.push([g, trigger]); return; }
-      if (!allowed(g) || S.inGap()) return;
-      S.markShown(PREFIX + g.id);
-      show(g, trigger);
+      ctx.whenFree(function () {
+        if (current) { waiting.push([g, trigger]); return; }
+        if (!allowed(g) || S.inGap()) { var next = waiting.shift(); return next ? fire(next[0], next[1]) : ctx.free(); }
+        S.markShown(PREFIX + g.id);
+        show(g, trigger);
+      });
     }
 
     function show(g, trigger) {

@@ -85,6 +85,7 @@
       openState.stops.forEach(function (f) { f(); });
       openState.node.remove();
       openState = null;
+      ctx.free();
     }
 
     function setVars(node, box, L) {
@@ -238,9 +239,11 @@
 
     var p = plan();
     function auto(trigger) {
-      if (openState || S.shown("widget") || S.inGap()) return;
-      S.markShown("widget");
-      open(trigger, plan());
+      ctx.whenFree(function () {
+        if (openState || S.shown("widget") || S.inGap()) return ctx.free();
+        S.markShown("widget");
+        open(trigger, plan());
+      });
     }
     /* automatic triggers: once per session, never during the delay between sessions */
     if (p.show && !S.shown("widget") && !S.inGap()) ctx.watch(p.thresholds, auto);

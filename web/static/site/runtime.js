@@ -200,9 +200,11 @@
       if (e.shiftKey && (active === f[0] || !box.contains(active))) { e.preventDefault(); f[f.length - 1].focus(); }
       else if (!e.shiftKey && (active === f[f.length - 1] || !box.contains(active))) { e.preventDefault(); f[0].focus(); }
     }
-    box.addEventListener("keydown", key);
-    setTimeout(function () { var f = focusables(); (f[1] || f[0] || box).focus(); }, 0);
-    return function release() { box.removeEventListener("keydown", key); try { if (before && before.focus) before.focus(); } catch (e) { /* gone */ } };
+    /* on the document: Esc and Tab work even before focus has moved into the dialog */
+    d.addEventListener("keydown", key, true);
+    var f0 = focusables();
+    (f0[1] || f0[0] || box).focus();
+    return function release() { d.removeEventListener("keydown", key, true); try { if (before && before.focus) before.focus(); } catch (e) { /* gone */ } };
   }
 
   /* --- phone mask: "9" is a digit; "+7 (999) 999-99-99" by default -------------------- */
@@ -398,6 +400,16 @@
   }
   function when(t) { return hours.dayLabel(t) + ", " + hours.time(t); }
 
+  /* --- one pop-up at a time: an automatic trigger waits while another app's dialog is open -- */
+  var modal = null, waiters = [];
+  function whenFree(key, fn) { if (!modal || modal === key) { modal = key; fn(); } else waiters.push([key, fn]); }
+  function free(key) {
+    if (modal !== key) return;
+    modal = null;
+    var next = waiters.shift();
+    if (next) whenFree(next[0], next[1]);
+  }
+
   /* --- apps ---------------------------------------------------------------------------- */
   function context(app) {
     var base = { app: app.key, app_title: app.title };
@@ -409,7 +421,8 @@
       submit: function (fields, detail) { return submit(app, fields, Object.assign({}, base, detail)); },
       followCall: followCall, el: el, text: text, mount: mount, trapFocus: trapFocus, maskPhone: maskPhone,
       matches: matches, bestRule: bestRule, disclaimer: disclaimer, field: field, select: select, fail: fail,
-      timeChoice: timeChoice, when: when, inPeriod: inPeriod, watch: watch, safeUrl: safeUrl, displayedPhone: displayedPhone,
+      timeChoice: timeChoice, when: when,
+      whenFree: function (fn) { whenFree(app.key, fn); }, free: function () { free(app.key); }, inPeriod: inPeriod, watch: watch, safeUrl: safeUrl, displayedPhone: displayedPhone,
       ready: function () { P.readyAt = P.readyAt || {}; P.readyAt[app.key] = perfNow(); emit("ready", base); }
     };
   }
