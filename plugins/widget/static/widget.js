@@ -5,8 +5,8 @@
   "use strict";
   var CSS = [
     ":host{all:initial}",
-    ".ov{position:fixed;inset:0;background:var(--overlay);animation:pvf .2s ease-out}",
-    ".box{position:fixed;box-sizing:border-box;top:50%;left:50%;transform:translate(-50%,-50%);max-width:calc(100vw - 16px);max-height:100vh;overflow:auto;",
+    ".ov{position:fixed;inset:0;z-index:1;background:var(--overlay);animation:pvf .2s ease-out}",
+    ".box{position:fixed;z-index:2;box-sizing:border-box;top:50%;left:50%;transform:translate(-50%,-50%);max-width:calc(100vw - 16px);max-height:100vh;overflow:auto;",
     "background:var(--bg) center/cover no-repeat;border-radius:var(--radius);padding:var(--pad);font-family:var(--font);color:var(--text);",
     "box-shadow:0 24px 64px rgba(0,0,0,.28);animation:pvi .25s ease-out;line-height:1.4;font-size:16px;text-align:left}",
     ".f-horizontal{width:800px;min-height:min(400px,100vh)}.f-square{width:600px;min-height:min(600px,100vh)}",
