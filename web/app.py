@@ -6,6 +6,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Mount, Route
@@ -16,7 +17,7 @@ from core import version
 from web.api.health import healthz
 from web.api.leads import call_state, create_lead, preflight
 from web.openapi import build_spec
-from web.site import SiteScript
+from web.site import SiteScript, SiteScriptFastPath
 
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
                         autoescape=select_autoescape(["html"]))
@@ -46,7 +47,8 @@ def create_app(perezvon: Perezvon, *, manage_lifecycle: bool = True) -> Starlett
         Route("/healthz", healthz),
         Route("/openapi.json", openapi),
     ]
-    site_script = SiteScript(perezvon)  # /inject, /site/config, /site/static (SPEC S4.1)
+    # /inject, /site/config, /site/static (SPEC S4.1): answered before routing, see web/site.py
+    site_script = SiteScript(perezvon)
     routes += site_script.routes()
     for plugin, plugin_routes in perezvon.host.routes():
         if plugin_routes:
@@ -62,7 +64,8 @@ def create_app(perezvon: Perezvon, *, manage_lifecycle: bool = True) -> Starlett
             if manage_lifecycle:
                 await perezvon.stop()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(SiteScriptFastPath, site_script=site_script)])
     app.state.perezvon = perezvon
     app.state.site_script = site_script
     return app

@@ -29,6 +29,7 @@ import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from marshmallow import ValidationError
 from starlette.requests import Request
@@ -45,11 +46,14 @@ log = logging.getLogger("perezvon.site")
 
 STATIC_DIR = Path(__file__).with_name("static") / "site"
 #: hashed files never change under their name
-IMMUTABLE = "public, max-age=31536000, immutable"
+IMMUTABLE = b"public, max-age=31536000, immutable"
 #: the loader names the runtime's hash, so it is re-checked every few minutes
-LOADER_CACHE = "public, max-age=300"
+LOADER_CACHE = b"public, max-age=300"
 #: the config: a page view within a minute costs no request; later ones a 304
 CONFIG_MAX_AGE = 60
+CONFIG_CACHE = f"public, max-age={CONFIG_MAX_AGE}".encode()
+JS = b"application/javascript; charset=utf-8"
+NO_SUCH_SITE = b'{"errors":{"token":["Unknown or switched-off site token."]}}'
 #: working-hours windows sent to the browser: yesterday .. two weeks ahead
 WINDOW_DAYS = range(-1, 15)
 NOTHING_TO_DO = b"/* Perezvon: nothing to do for this token */\n"
@@ -66,6 +70,10 @@ class Body:
     @classmethod
     def of(cls, raw: bytes) -> Body:
         return cls(raw, gzip.compress(raw, 9, mtime=0), '"' + hashlib.sha256(raw).hexdigest()[:20] + '"')
+
+    @property
+    def etag_bytes(self) -> bytes:
+        return self.etag.encode()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,33 +220,43 @@ class SiteScript:
         self._cache.pop(token, None)
 
     # --- serving ------------------------------------------------------------------------
+    # Every page view of every customer site asks for these, so they are answered by a raw
+    # ASGI handler in front of the router (SiteScriptFastPath): no Request, no routing.
 
-    async def inject(self, request: Request) -> Response:
-        loader, _ = await self.bodies(request.query_params.get("token", ""))
-        if loader is None:
-            return Response(NOTHING_TO_DO, media_type="application/javascript",
-                            headers={"Cache-Control": LOADER_CACHE})
-        return _send(request, loader, "application/javascript; charset=utf-8", LOADER_CACHE)
-
-    async def config(self, request: Request) -> Response:
-        _, config = await self.bodies(request.query_params.get("token", ""))
-        # Timing-Allow-Origin: a site's own speed tools (and our tests) may see cache hits
-        headers = {"Access-Control-Allow-Origin": "*", "Timing-Allow-Origin": "*"}
-        if config is None:
-            return Response(b'{"errors":{"token":["Unknown or switched-off site token."]}}', status_code=404,
-                            media_type="application/json", headers={**headers, "Cache-Control": "no-store"})
-        return _send(request, config, "application/json", f"public, max-age={CONFIG_MAX_AGE}", headers)
-
-    async def static(self, request: Request) -> Response:
-        filename = request.path_params["filename"]
-        name, _, rest = filename.partition(".")
-        asset = self.assets.get(name)
-        if asset is None or not rest.endswith(".js"):
-            return Response(b"/* not found */", status_code=404, media_type="application/javascript")
-        # a page holding an old loader asks for an old hash: give today's code, but do not let it stick
-        cache = IMMUTABLE if filename == asset.filename else "no-cache"
-        return _send(request, asset.body, "application/javascript; charset=utf-8", cache,
-                     {"Access-Control-Allow-Origin": "*", "Timing-Allow-Origin": "*"})
+    async def answer(self, scope: dict, send) -> bool:
+        """Serve a site-script request; False when ``scope`` is not one."""
+        path = scope["path"]
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            return False
+        if path == "/site/config":
+            _, config = await self.bodies(_token(scope))
+            extra = [(b"access-control-allow-origin", b"*"), (b"timing-allow-origin", b"*")]
+            if config is None:
+                await _respond(send, scope, 404, b"application/json", NO_SUCH_SITE,
+                               [(b"cache-control", b"no-store"), *extra])
+            else:
+                await _send_body(scope, send, config, b"application/json", CONFIG_CACHE, extra)
+            return True
+        if path == "/inject":
+            loader, _ = await self.bodies(_token(scope))
+            if loader is None:
+                await _respond(send, scope, 200, JS, NOTHING_TO_DO, [(b"cache-control", LOADER_CACHE)])
+            else:
+                await _send_body(scope, send, loader, JS, LOADER_CACHE)
+            return True
+        if path.startswith("/site/static/"):
+            filename = path[len("/site/static/"):]
+            name, _, rest = filename.partition(".")
+            asset = self.assets.get(name)
+            if asset is None or not rest.endswith(".js") or "/" in filename:
+                await _respond(send, scope, 404, JS, b"/* not found */", [])
+                return True
+            # a page holding an old loader asks for an old hash: today's code, but not for a year
+            cache = IMMUTABLE if filename == asset.filename else b"no-cache"
+            await _send_body(scope, send, asset.body, JS, cache,
+                             [(b"access-control-allow-origin", b"*"), (b"timing-allow-origin", b"*")])
+            return True
+        return False
 
     async def try_page(self, request: Request) -> Response:
         """A sample page carrying the snippet, to see the apps on a site at once (the demo uses it)."""
@@ -248,25 +266,57 @@ class SiteScript:
         return HTMLResponse(html.replace("<!--SNIPPET-->", snippet), headers={"Cache-Control": "no-store"})
 
     def routes(self) -> list[Route]:
-        return [
-            Route("/inject", self.inject, methods=["GET", "HEAD"]),
-            Route("/site/config", self.config, methods=["GET", "HEAD"]),
-            Route("/site/static/{filename}", self.static, methods=["GET", "HEAD"]),
-            Route("/site/try", self.try_page, methods=["GET"]),
-        ]
+        """The routes served through the router (the hot paths go through :meth:`answer`)."""
+        return [Route("/site/try", self.try_page, methods=["GET"])]
+
+
+class SiteScriptFastPath:
+    """ASGI middleware: the loader, the config and the static code, before any routing."""
+
+    def __init__(self, app, site_script: SiteScript) -> None:
+        self.app = app
+        self.site_script = site_script
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and await self.site_script.answer(scope, send):
+            return
+        await self.app(scope, receive, send)
 
 
 def _attr(text: str) -> str:
     return "".join(c for c in text if c.isalnum() or c in "-_")
 
 
-def _send(request: Request, body: Body, media_type: str, cache: str,
-          headers: dict[str, str] | None = None) -> Response:
-    out = {"Cache-Control": cache, "ETag": body.etag, "Vary": "Accept-Encoding", **(headers or {})}
-    if_none_match = request.headers.get("if-none-match", "")
-    if if_none_match and body.etag in [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]:
-        return Response(status_code=304, headers=out)
-    if "gzip" in request.headers.get("accept-encoding", ""):
-        out["Content-Encoding"] = "gzip"
-        return Response(body.gz, media_type=media_type, headers=out)
-    return Response(body.raw, media_type=media_type, headers=out)
+def _token(scope: dict) -> str:
+    for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
+        if key == "token":
+            return value
+    return ""
+
+
+def _header(scope: dict, name: bytes) -> bytes:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return b""
+
+
+async def _respond(send, scope: dict, status: int, media_type: bytes, body: bytes,
+                   headers: list[tuple[bytes, bytes]]) -> None:
+    head = [(b"content-type", media_type), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+
+async def _send_body(scope: dict, send, body: Body, media_type: bytes, cache: bytes,
+                     headers: list[tuple[bytes, bytes]] = ()) -> None:
+    out = [(b"cache-control", cache), (b"etag", body.etag_bytes), (b"vary", b"Accept-Encoding"), *headers]
+    if_none_match = _header(scope, b"if-none-match")
+    if if_none_match and body.etag_bytes in [t.strip().removeprefix(b"W/") for t in if_none_match.split(b",")]:
+        await send({"type": "http.response.start", "status": 304, "headers": out})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if b"gzip" in _header(scope, b"accept-encoding"):
+        await _respond(send, scope, 200, media_type, body.gz, [(b"content-encoding", b"gzip"), *out])
+    else:
+        await _respond(send, scope, 200, media_type, body.raw, out)

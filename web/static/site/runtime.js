@@ -190,7 +190,7 @@
     while (before && before.shadowRoot && before.shadowRoot.activeElement) before = before.shadowRoot.activeElement;
     function focusables() {
       return Array.prototype.filter.call(box.querySelectorAll("button, [href], input, select, textarea, [tabindex]:not([tabindex='-1'])"),
-        function (n) { return !n.disabled && n.offsetParent !== null; });
+        function (n) { return !n.disabled && n.offsetParent !== null && w.getComputedStyle(n).visibility !== "hidden"; });
     }
     function key(e) {
       if (e.key === "Escape") { e.preventDefault(); onEscape(); return; }
