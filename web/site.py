@@ -138,7 +138,9 @@ class SiteScript:
         loader = (self.loader_template
                   .replace("__BOOT__", json.dumps({
                       "t": connection.token, "b": self.public_url, "h": [d.lower() for d in connection.domains()],
-                      "r": self.assets["runtime"].path}, separators=(",", ":")))).encode()
+                      "r": self.assets["runtime"].path,
+                      # the apps' code is fetched at once, in parallel with the config and the runtime
+                      "a": [app["script"] for app in config["apps"]]}, separators=(",", ":")))).encode()
         return Body.of(loader), Body.of(json.dumps(config, ensure_ascii=False, separators=(",", ":")).encode())
 
     async def config_for(self, connection: Connection, now: dt.datetime | None = None) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-/* Perezvon site script loader: checks the domain, then fetches the config and the runtime in parallel. */
+/* Perezvon site script loader: checks the domain, then fetches the config, the runtime and the
+   apps' code in parallel; apps that arrive before the runtime wait in P.d. */
 (function (w, d) {
   "use strict";
   var c = __BOOT__, P = w.Perezvon, h = (w.location.hostname || "").toLowerCase(), ok = false, i, m, s;
@@ -14,8 +15,12 @@
   if (!P.on) P.on = function (n, f) { P.q.push([n, f]); };
   P.config = fetch(c.b + "/site/config?token=" + encodeURIComponent(c.t), { credentials: "omit" })
     .then(function (r) { return r.ok ? r.json() : null; })["catch"](function () { return null; });
-  s = d.createElement("script");
-  s.async = true;
-  s.src = c.b + c.r;
-  (d.head || d.documentElement).appendChild(s);
+  P.d = [];
+  P.define = function (k, f) { P.d.push([k, f]); };
+  for (i = -1; i < c.a.length; i++) {
+    s = d.createElement("script");
+    s.async = true;
+    s.src = c.b + (i < 0 ? c.r : c.a[i]);
+    (d.head || d.documentElement).appendChild(s);
+  }
 })(window, document);

@@ -434,6 +434,9 @@
   }
   /* app scripts call Perezvon.define(key, factory) when they load */
   P.define = function (key, factory) { factories[key] = factory; start(key); };
+  var early = P.d || [];  /* app code that ran before the runtime (the loader fetched both at once) */
+  for (var di = 0; di < early.length; di++) factories[early[di][0]] = early[di][1];
+  P.d = [];
   function script(src) { var s = el("script", { src: cfg.api + src, async: true }); (d.head || d.documentElement).appendChild(s); }
 
   (P.config || Promise.resolve(null)).then(function (config) {
@@ -450,7 +453,7 @@
     for (i = 0; i < config.apps.length; i++) {
       apps[config.apps[i].key] = config.apps[i];
       if (factories[config.apps[i].key]) start(config.apps[i].key);
-      else script(config.apps[i].script);
+      else if ((boot.a || []).indexOf(config.apps[i].script) < 0) script(config.apps[i].script);
     }
     emit("config", config);
   })["catch"](function (e) { if (w.console) console.warn("Perezvon could not start", e); });
