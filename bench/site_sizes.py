@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 
-from site_common import DemoServer, gz
+from site_common import DemoServer
 
 LOADER_BUDGET, CODE_BUDGET = 3 * 1024, 30 * 1024
 

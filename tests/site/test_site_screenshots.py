@@ -48,7 +48,7 @@ async def test_widget_formats_and_screens(live, make_site, calm_page, shots, bro
     await ready(page)
     await shots(page, "site-with-call-button")
     for fmt in FORMATS:
-        await page.evaluate(f"location.hash = ''")
+        await page.evaluate("location.hash = ''")
         await page.evaluate(f"(() => {{ const a = document.createElement('a'); a.href = '#f-{fmt}'; "
                             "document.body.appendChild(a); a.click(); a.remove(); })()")
         await page.locator(WIDGET).wait_for(timeout=10000)

@@ -1,11 +1,9 @@
 """The widget in a real browser on a locally served test site (SPEC S2.1, S4.1, S4.2)."""
 from __future__ import annotations
 
-import asyncio
-
 from core.models import Department, Lead, Office
-from sitehelpers import (LEADGEN, RECORD_EVENTS, WIDGET, closed_now_schedule, events, ready, session_state,
-                         wait_for)
+from sitehelpers import (LEADGEN, RECORD_EVENTS, WIDGET, LiveServer, closed_now_schedule, events, ready,
+                         session_state, wait_for)
 
 HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
 SHORT_HOSTILE = "<img src=x onerror=window.__pwned=3>"
@@ -382,3 +380,44 @@ async def test_a_page_view_costs_one_config_request_at_most(live, make_site, pag
     await page.goto(live.page_url(site, page="index.html?page=2"))
     await ready(page)
     assert await page.evaluate(sizes) == [0]  # the next page view takes it from the browser's cache
+
+
+async def test_an_integration_script_gets_its_events_and_adds_to_the_lead(perezvon_app, make_site, page):
+    """The contract integration plugins are written against (docs/site-script.md)."""
+    from pathlib import Path
+
+    from marshmallow import Schema, fields
+
+    from core.models import IntegrationEnablement
+    from core.registry import Integration
+
+    class Settings(Schema):
+        goal_prefix = fields.String(load_default="pv_")
+
+    class Tracker(Integration):
+        key = "tracker"
+        title = "Test tracker"
+        settings_schema = Settings
+        client_script = Path(__file__).with_name("pages") / "tracker.js"
+
+        def client_events(self, settings):
+            return {name: settings["goal_prefix"] + name for name in ("widget_shown", "widget_lead", "lead_sending")}
+
+    registry = perezvon_app.host.registry
+    registry.integrations["tracker"] = Tracker()
+    server = LiveServer(perezvon_app)  # its site script sees the integration
+    await server.start()
+    try:
+        site = await make_site(widget={"thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0}})
+        await IntegrationEnablement.create(connection=site, integration_key="tracker", settings={"goal_prefix": "g_"})
+        await page.goto(server.page_url(site))
+        await page.locator(WIDGET).wait_for(timeout=20000)
+        await page.wait_for_function("(window.__goals || []).includes('g_widget_shown')")
+        await fill_phone(page)
+        await page.locator(f"{WIDGET} button.go").click()
+        lead = (await wait_for(lambda: leads_of(site), message="the lead"))[0]
+        assert lead.extra == {"tracker": {"goals": ["g_widget_shown", "g_lead_sending"]}}
+        await page.wait_for_function("(window.__goals || []).includes('g_widget_lead')")
+    finally:
+        await server.stop()
+        del registry.integrations["tracker"]
