@@ -158,3 +158,10 @@ def test_the_code_stays_small():
         "web/static/site/runtime.js", "plugins/widget/static/widget.js", "plugins/leadgen/static/leadgen.js"))
     assert len(gzip.compress(loader, 9)) <= 3 * 1024
     assert len(gzip.compress(code, 9)) <= 30 * 1024
+
+
+def test_cyrillic_domains_are_matched_as_the_browser_spells_them():
+    from web.site import browser_domains
+
+    assert browser_domains(["Пример.РФ", "shop.example.com"]) == [
+        "пример.рф", "xn--e1afmkfd.xn--p1ai", "shop.example.com"]

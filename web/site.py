@@ -96,9 +96,20 @@ def _asset(name: str, source: Path) -> Asset:
     return Asset(name, hashlib.sha256(raw).hexdigest()[:12], Body.of(raw))
 
 
-def host_allowed(host: str, domains: list[str]) -> bool:
-    host = host.lower()
-    return any(host == d or host.endswith("." + d) for d in domains)
+def browser_domains(domains: list[str]) -> list[str]:
+    """The domains as stored and as a browser's ``location.hostname`` spells them:
+    a Cyrillic domain (пример.рф) is ``xn--e1afmkfd.xn--p1ai`` there."""
+    out: list[str] = []
+    for domain in domains:
+        domain = domain.strip().lower().rstrip(".")
+        out.append(domain)
+        try:
+            ascii_form = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            continue
+        if ascii_form != domain:
+            out.append(ascii_form)
+    return out
 
 
 class SiteScript:
@@ -137,7 +148,7 @@ class SiteScript:
         config = await self.config_for(connection)
         loader = (self.loader_template
                   .replace("__BOOT__", json.dumps({
-                      "t": connection.token, "b": self.public_url, "h": [d.lower() for d in connection.domains()],
+                      "t": connection.token, "b": self.public_url, "h": browser_domains(connection.domains()),
                       "r": self.assets["runtime"].path,
                       # the apps' code is fetched at once, in parallel with the config and the runtime
                       "a": [app["script"] for app in config["apps"]]}, separators=(",", ":")))).encode()

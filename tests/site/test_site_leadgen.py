@@ -157,3 +157,16 @@ async def test_one_pop_up_at_a_time_the_widget_waits_for_the_lead_generator(live
     await page.keyboard.press("Escape")
     await page.locator("[data-perezvon=widget] .box").wait_for(timeout=10000)
     assert await page.locator(LEADGEN).count() == 0
+
+
+async def test_exit_intent_trigger(live, make_site, page):
+    site = await make_site(leadgen={"generators": [generator("exit", trigger={"kind": "exit", "exit_after_seconds": 1})]})
+    await page.goto(live.page_url(site))
+    await ready(page, "leadgen")
+    await page.wait_for_function("performance.now() > 1500")
+
+    async def left() -> bool:
+        await page.evaluate("document.dispatchEvent(new MouseEvent('mouseout', {clientY: -2, bubbles: true}))")
+        return await page.locator(LEADGEN).count() == 1
+
+    await wait_for(left, message="the exit-intent lead generator")
