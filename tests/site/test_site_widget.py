@@ -421,3 +421,28 @@ async def test_an_integration_script_gets_its_events_and_adds_to_the_lead(perezv
     finally:
         await server.stop()
         del registry.integrations["tracker"]
+
+
+async def test_call_times_read_on_the_visitors_clock_default_to_the_sites_convenient_time(live, make_site, browser):
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC)
+    opens = (now + dt.timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
+    convenient = opens + dt.timedelta(minutes=30)
+    closes = min(opens + dt.timedelta(hours=4), opens.replace(hour=0) + dt.timedelta(days=1))
+    schedule = {str(d): None for d in range(1, 8)}
+    schedule[str(opens.isoweekday())] = [opens.strftime("%H:%M"),
+                                         "24:00" if closes.hour == 0 else closes.strftime("%H:%M")]
+    site = await make_site(widget={"offhours_thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0}},
+                           schedule=schedule, timezone="UTC", convenient_time=convenient.strftime("%H:%M"))
+    context = await browser.new_context(timezone_id="Asia/Novosibirsk")  # UTC+7, the site is on UTC
+    try:
+        page = await context.new_page()
+        await page.goto(live.page_url(site))
+        await page.locator(WIDGET).wait_for(timeout=20000)
+        chosen = page.locator(f"{WIDGET} select").nth(1)
+        assert int(await chosen.input_value()) == int(convenient.timestamp() * 1000)
+        label = await chosen.locator("option:checked").text_content()
+        assert label == (convenient + dt.timedelta(hours=7)).strftime("%H:%M")
+    finally:
+        await context.close()

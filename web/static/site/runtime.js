@@ -112,8 +112,10 @@
       for (var i = 0; i < ws.length; i++) { if (t < ws[i][1]) return Math.max(t, ws[i][0]); }
       return null;
     },
-    format: function (t, opts) {
-      try { return new Intl.DateTimeFormat(lang === "en" ? "en-GB" : "ru-RU", Object.assign({ timeZone: site.timezone }, opts)).format(new Date(t)); }
+    /* call times are instants: the visitor reads them on their own clock; the site's
+       "convenient time" is read on the site's clock (siteTime) */
+    format: function (t, opts, zone) {
+      try { return new Intl.DateTimeFormat(lang === "en" ? "en-GB" : "ru-RU", zone ? Object.assign({ timeZone: zone }, opts) : opts).format(new Date(t)); }
       catch (e) { return new Date(t).toLocaleString(); }
     },
     /* call-time choices: the next working days, every `step` minutes, from half an hour ahead */
@@ -132,7 +134,8 @@
       if (key(t) === key(now() + 864e5)) return MSG.tomorrow;
       return hours.format(t, { weekday: "short", day: "numeric", month: "long" });
     },
-    time: function (t) { return hours.format(t, { hour: "2-digit", minute: "2-digit" }); }
+    time: function (t) { return hours.format(t, { hour: "2-digit", minute: "2-digit" }); },
+    siteTime: function (t) { return hours.format(t, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" }, site.timezone); }
   };
 
   /* --- DOM helpers: text only, never HTML from settings or visitors ------------------ */
@@ -383,7 +386,7 @@
       if (initial) slots.forEach(function (s, i) { if (s.times.indexOf(initial) >= 0) di = i; });
       else {
         want = slots[0].times[0];
-        for (var i = 0; i < slots[0].times.length; i++) if (hours.time(slots[0].times[i]) >= conv) { want = slots[0].times[i]; break; }
+        for (var i = 0; i < slots[0].times.length; i++) if (hours.siteTime(slots[0].times[i]) >= conv) { want = slots[0].times[i]; break; }
       }
       day.control.value = String(di);
       fill();
