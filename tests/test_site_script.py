@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -165,3 +166,19 @@ def test_cyrillic_domains_are_matched_as_the_browser_spells_them():
 
     assert browser_domains(["Пример.РФ", "shop.example.com"]) == [
         "пример.рф", "xn--e1afmkfd.xn--p1ai", "shop.example.com"]
+
+
+async def test_the_demo_shows_a_widget_and_a_lead_generator_on_a_sample_page(perezvon_app, perezvon_client):
+    from core.demo import seed_demo
+
+    demo = await seed_demo(perezvon_app)
+    assert demo["demo_site_url"].endswith(f"/site/try?token={demo['site_token']}")
+    url = urlsplit(demo["demo_site_url"])
+    page = await perezvon_client.get(f"{url.path}?{url.query}")
+    assert page.status_code == 200 and f"/inject?token={demo['site_token']}" in page.text
+    assert 'href="#callme"' in page.text
+    config = (await perezvon_client.get(f"/site/config?token={demo['site_token']}")).json()
+    apps = {app["key"]: app["config"] for app in config["apps"]}
+    assert [h["name"] for h in apps["widget"]["hashes"]] == ["callme"]  # the page's "call me" link
+    assert [g["id"] for g in apps["leadgen"]["generators"]] == ["demo-discount"]
+    assert demo == await seed_demo(perezvon_app)  # idempotent

@@ -277,12 +277,12 @@
       var armed = now() + (extraDelay || 0) * 1000;
       var sc = function () {
         var h = Math.max(d.documentElement.scrollHeight, d.body ? d.body.scrollHeight : 0) - w.innerHeight;
-        var pct = h <= 0 ? 100 : (w.scrollY || w.pageYOffset) / h * 100;
-        if (pct >= th.scroll_percent && now() >= armed) go("scroll");
+        /* a page that cannot scroll never fires a scroll trigger */
+        if (h > 0 && (w.scrollY || w.pageYOffset) / h * 100 >= th.scroll_percent && now() >= armed) go("scroll");
       };
       w.addEventListener("scroll", sc, { passive: true });
       /* scrolled far enough before the activation delay was over: look again when it is */
-      var again = setTimeout(sc, Math.max(0, armed - now()) + 20);
+      var again = extraDelay ? setTimeout(sc, Math.max(0, armed - now()) + 20) : null;
       cleanups.push(function () { w.removeEventListener("scroll", sc); clearTimeout(again); });
     }
     return stop;
