@@ -446,3 +446,17 @@ async def test_call_times_read_on_the_visitors_clock_default_to_the_sites_conven
         assert label == (convenient + dt.timedelta(hours=7)).strftime("%H:%M")
     finally:
         await context.close()
+
+
+async def test_a_page_that_cannot_scroll_never_fires_the_scroll_trigger_and_english_pages_get_english_errors(
+        live, make_site, page):
+    site = await make_site(widget={"thresholds": {"time_seconds": 0, "exit": False, "scroll_percent": 10},
+                                   "hashes": [{"name": "callme"}]})
+    await page.goto(live.page_url(site, page="short.html"))
+    await ready(page)
+    await page.wait_for_function("performance.now() > 1500")
+    assert await page.locator(WIDGET).count() == 0
+    await page.click("text=call me")
+    await page.locator(f"{WIDGET} button.go").click()  # no phone
+    assert await page.locator(f"{WIDGET} input[type=tel] ~ .err").text_content() == "Enter the full phone number"
+    assert await page.locator(f"{WIDGET} .x").get_attribute("aria-label") == "Close"
