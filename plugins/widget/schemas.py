@@ -34,6 +34,10 @@ class LookSchema(Strict):
     field_background = Color("#f8fafc", metadata=label("Фон полей", "Field background"))
     field_border = Color("#cbd5e1", metadata=label("Рамка полей", "Field border"))
     field_text_color = Color("#0f172a", metadata=label("Текст полей", "Field text"))
+    select_background = Color(None, metadata=label("Фон списков (офис, отдел, время)", "Drop-down background",
+                                                   help="empty: as the fields"))
+    select_border = Color(None, metadata=label("Рамка списков", "Drop-down border", help="empty: as the fields"))
+    select_text_color = Color(None, metadata=label("Текст списков", "Drop-down text", help="empty: as the fields"))
     name_field = fields.String(load_default="optional", validate=validate.OneOf(NAME_FIELD),
                                metadata=label("Поле «имя»", "Name field"))
     name_placeholder = words("Ваше имя", 100, "Подсказка в поле имени", "Name placeholder")

@@ -21,7 +21,8 @@ async def fill_phone(page, digits: str = "9123456789") -> None:
 
 async def test_time_trigger_shows_the_widget_and_the_lead_lands_in_the_database(live, make_site, page):
     site = await make_site(widget={"thresholds": {"time_seconds": 1, "scroll_percent": 0, "exit": False},
-                                   "look": {"format": "horizontal"}},
+                                   "look": {"format": "horizontal", "select_background": "#fef3c7",
+                                            "button_from": "rgba(255, 0, 0, 0.5)"}},
                            offices_enabled=True, offices_title="Салон")
     await Office.create(connection=site, name="Москва", phone_selector="#site-phone")
     await page.add_init_script(RECORD_EVENTS)
@@ -34,6 +35,11 @@ async def test_time_trigger_shows_the_widget_and_the_lead_lands_in_the_database(
     assert shown[0]["trigger"] == "time" and shown[0]["format"] == "horizontal" and shown[0]["offhours"] is False
     assert shown[0]["app"] == "widget" and shown[0]["app_title"]
 
+    # each element styled on its own: the drop-down, and the button's gradient with opacity
+    assert await page.locator(f"{WIDGET} select").evaluate("n => getComputedStyle(n).backgroundColor") == \
+        "rgb(254, 243, 199)"
+    assert "rgba(255, 0, 0, 0.5)" in await page.locator(f"{WIDGET} button.go").evaluate(
+        "n => getComputedStyle(n).backgroundImage")
     await page.locator(f"{WIDGET} select").select_option(label="Москва")
     await page.locator(f"{WIDGET} input[name=name]").fill("Иван")
     await fill_phone(page)

@@ -21,6 +21,7 @@
     "p{margin:0 0 18px}",
     ".fld{display:block;margin:0 0 12px}.lbl{display:block;font-size:13px;margin:0 0 4px;opacity:.85}",
     "input[type=tel],input[type=text],select{width:100%;height:50px;padding:0 14px;font:inherit;font-size:17px;color:var(--ftext);background:var(--fbg);border:1px solid var(--fborder);border-radius:10px;outline:none}",
+    "select{background:var(--sbg,var(--fbg));border-color:var(--sborder,var(--fborder));color:var(--stext,var(--ftext))}",
     "input:focus,select:focus{border-color:var(--link);box-shadow:0 0 0 3px rgba(37,99,235,.2)}",
     "[aria-invalid=true]{border-color:#dc2626!important}",
     ".err{display:block;color:#dc2626;font-size:13px;margin-top:4px}.err:empty{display:none}",
@@ -94,7 +95,8 @@
         "--text": L.text_color, "--close": L.close_color, "--tsize": L.title_size + "px", "--tcolor": L.title_color,
         "--fbg": L.field_background, "--fborder": L.field_border, "--ftext": L.field_text_color, "--link": L.link_color,
         "--btext": L.button_text_color, "--b1": L.button_from, "--b2": L.button_to, "--h1": L.button_hover_from,
-        "--h2": L.button_hover_to, "--dis": L.disclaimer_color, "--bg": L.background
+        "--h2": L.button_hover_to, "--dis": L.disclaimer_color, "--bg": L.background,
+        "--sbg": L.select_background, "--sborder": L.select_border, "--stext": L.select_text_color
       };
       for (var k in v) if (v[k] !== undefined && v[k] !== null) node.style.setProperty(k, String(v[k]));
       var img = L.background_image && ctx.safeUrl(L.background_image);
