@@ -262,7 +262,7 @@
   }
 
   /* --- triggers: time on page, exit intent, scroll depth ------------------------------- */
-  var pageStart = now();
+  var pageStart = now() - perfNow();  /* time on the page counts from the navigation, not from this script */
   function watch(th, fire, extraDelay) {
     var done = false, cleanups = [];
     function go(name) { if (done) return; done = true; stop(); fire(name); }
