@@ -182,3 +182,13 @@ async def test_the_demo_shows_a_widget_and_a_lead_generator_on_a_sample_page(per
     assert [h["name"] for h in apps["widget"]["hashes"]] == ["callme"]  # the page's "call me" link
     assert [g["id"] for g in apps["leadgen"]["generators"]] == ["demo-discount"]
     assert demo == await seed_demo(perezvon_app)  # idempotent
+
+
+async def test_the_token_is_found_in_any_query_string(perezvon_client, perezvon_site):
+    await enable(perezvon_site, "widget")
+    for query in (f"token={perezvon_site.token}", f"v=2&token={perezvon_site.token}",
+                  f"token={perezvon_site.token}&v=2"):
+        assert (await perezvon_client.get(f"/site/config?{query}")).status_code == 200, query
+    assert (await perezvon_client.get("/site/config?token=%20")).status_code == 404
+    head = await perezvon_client.head(f"/site/config?token={perezvon_site.token}")
+    assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) > 100

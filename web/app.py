@@ -6,7 +6,6 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Mount, Route
@@ -17,7 +16,7 @@ from core import version
 from web.api.health import healthz
 from web.api.leads import call_state, create_lead, preflight
 from web.openapi import build_spec
-from web.site import SiteScript, SiteScriptFastPath
+from web.site import SiteScript
 
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
                         autoescape=select_autoescape(["html"]))
@@ -64,8 +63,8 @@ def create_app(perezvon: Perezvon, *, manage_lifecycle: bool = True) -> Starlett
             if manage_lifecycle:
                 await perezvon.stop()
 
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    middleware=[Middleware(SiteScriptFastPath, site_script=site_script)])
+    app = Starlette(routes=routes, lifespan=lifespan)
+    site_script.serve_before(app)
     app.state.perezvon = perezvon
     app.state.site_script = site_script
     return app
