@@ -33,6 +33,31 @@ def steal_ticks() -> tuple[int, int]:
     return sum(fields), (fields[7] if len(fields) > 7 else 0)
 
 
+def busy_ticks() -> int:
+    """Ticks the machine's CPUs spent on anything but idle, I/O wait and steal."""
+    user, nice, system, idle, iowait, irq, softirq, steal, *_ = (int(x) for x in open("/proc/stat").readline().split()[1:])
+    return user + nice + system + irq + softirq
+
+
+def process_ticks(*pids: int) -> int:
+    """User + system ticks of these processes (and of their reaped children)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return total
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        return [int(x) for x in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+    except OSError:
+        return []
+
+
 class DemoServer:
     """``perezvon demo`` then ``perezvon web`` on a free port, one process, its own data dir."""
 
