@@ -13,6 +13,7 @@
   P.boot = c;
   P.q = P.q || [];
   if (!P.on) P.on = function (n, f) { P.q.push([n, f]); };
+  if (!P.off) P.off = function (n, f) { P.q = P.q.filter(function (x) { return x[0] !== n || (f && x[1] !== f); }); };
   P.config = fetch(c.b + "/site/config?token=" + encodeURIComponent(c.t), { credentials: "omit" })
     .then(function (r) { return r.ok ? r.json() : null; })["catch"](function () { return null; });
   P.d = [];
