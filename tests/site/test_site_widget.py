@@ -466,3 +466,15 @@ async def test_a_page_that_cannot_scroll_never_fires_the_scroll_trigger_and_engl
     await page.locator(f"{WIDGET} button.go").click()  # no phone
     assert await page.locator(f"{WIDGET} input[type=tel] ~ .err").text_content() == "Enter the full phone number"
     assert await page.locator(f"{WIDGET} .x").get_attribute("aria-label") == "Close"
+
+
+async def test_once_per_session_holds_across_tabs(live, make_site, page):
+    site = await make_site(widget={"thresholds": {"time_seconds": 2, "exit": False, "scroll_percent": 0}})
+    await page.goto(live.page_url(site))
+    await ready(page)
+    other = await page.context.new_page()  # the same visitor, a second tab opened meanwhile
+    await other.goto(live.page_url(site, page="index.html?tab=2"))
+    await ready(other)
+    await page.locator(WIDGET).wait_for(timeout=20000)
+    await other.wait_for_function("performance.now() > 3500")
+    assert await other.locator(WIDGET).count() == 0

@@ -83,6 +83,11 @@
     S.last = t;
     save();
   }
+  /* another tab of the same session may have shown something meanwhile */
+  function sync() {
+    var other = load();
+    if (other.start === S.start && other.shown) for (var k in other.shown) if (!S.shown[k]) S.shown[k] = other.shown[k];
+  }
   var session = {
     get visitorId() { return S.vid; },
     get channel() { return S.channel; },
@@ -92,9 +97,9 @@
     secondsOnSite: function () { return Math.max(0, Math.round((now() - S.start) / 1000)); },
     /* the delay between sessions: the session is over and the next has not begun */
     inGap: function () { return now() >= S.start + sessionMs; },
-    shown: function (id) { return !!S.shown[id]; },
-    countShown: function (prefix) { var n = 0; for (var k in S.shown) if (k.indexOf(prefix) === 0) n++; return n; },
-    markShown: function (id) { S.shown[id] = now(); save(); }
+    shown: function (id) { sync(); return !!S.shown[id]; },
+    countShown: function (prefix) { sync(); var n = 0; for (var k in S.shown) if (k.indexOf(prefix) === 0) n++; return n; },
+    markShown: function (id) { sync(); S.shown[id] = now(); save(); }
   };
 
   /* --- working hours: windows [start, end) in ms, computed by the server ------------ */
