@@ -170,3 +170,15 @@ async def test_exit_intent_trigger(live, make_site, page):
         return await page.locator(LEADGEN).count() == 1
 
     await wait_for(left, message="the exit-intent lead generator")
+
+
+async def test_keyboard_opens_the_curtains_and_escape_closes(live, make_site, page):
+    site = await make_site(leadgen={"generators": [generator("keys", working={"call": {"curtain_on": "hover"}})]})
+    await page.goto(live.page_url(site))
+    await page.locator(LEADGEN).wait_for(timeout=20000)
+    await page.mouse.move(1, 1)
+    assert await page.locator(SCREEN.format("cover")).count() == 1
+    await page.keyboard.press("Tab")  # from the close button to the cover
+    await page.locator(SCREEN.format("call")).wait_for(state="attached", timeout=10000)
+    await page.keyboard.press("Escape")
+    assert await page.locator(LEADGEN).count() == 0

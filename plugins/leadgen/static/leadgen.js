@@ -95,7 +95,8 @@
       var detail = ctx.detail({ leadgen_id: g.id, trigger: trigger, format: "leadgen", rule: g.name });
       current = { node: node, stops: [], release: function () {} };
 
-      var cover = el("div", { "class": "cover" }, [ctx.text(el("h2", { id: "pvl-" + g.id + "-t" }), CO.text1), ctx.text(el("p"), CO.text2)]);
+      /* focusable, so a keyboard user opens the curtains with Tab as a mouse does by hovering */
+      var cover = el("div", { "class": "cover", tabindex: "0" }, [ctx.text(el("h2", { id: "pvl-" + g.id + "-t" }), CO.text1), ctx.text(el("p"), CO.text2)]);
       var img = CO.background_image && ctx.safeUrl(CO.background_image);
       if (img) cover.style.setProperty("background-image", "url(" + JSON.stringify(img) + ")");
       var info = el("div", { "class": "cur info", "aria-hidden": "true" }, [ctx.text(el("div"), CA.info_text)]);
@@ -173,7 +174,7 @@
       }
 
       root().appendChild(node);
-      current.release = ctx.trapFocus(root(), box, close);
+      current.release = ctx.trapFocus(root(), box, close, box.querySelector(".x"));
       ctx.emit("shown", { leadgen_id: g.id, trigger: trigger, format: "leadgen" });
     }
 

@@ -193,7 +193,7 @@
     return span;
   }
   /* Keyboard: Tab stays inside the dialog, Esc closes it, focus returns where it was. */
-  function trapFocus(root, box, onEscape) {
+  function trapFocus(root, box, onEscape, initial) {
     var before = d.activeElement;
     while (before && before.shadowRoot && before.shadowRoot.activeElement) before = before.shadowRoot.activeElement;
     function focusables() {
@@ -211,7 +211,7 @@
     /* on the document: Esc and Tab work even before focus has moved into the dialog */
     d.addEventListener("keydown", key, true);
     var f0 = focusables();
-    (f0[1] || f0[0] || box).focus();
+    (initial || f0[1] || f0[0] || box).focus();
     return function release() { d.removeEventListener("keydown", key, true); try { if (before && before.focus) before.focus(); } catch (e) { /* gone */ } };
   }
 
