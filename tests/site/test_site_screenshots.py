@@ -34,7 +34,8 @@ def shots(tmp_path):
 
 @pytest.fixture
 async def calm_page(browser):
-    context = await browser.new_context(viewport={"width": 1280, "height": 800}, reduced_motion="reduce")
+    context = await browser.new_context(viewport={"width": 1280, "height": 800}, reduced_motion="reduce",
+                                        timezone_id="Europe/Moscow", locale="ru-RU")
     yield await context.new_page()
     await context.close()
 
@@ -73,7 +74,7 @@ async def test_widget_formats_and_screens(live, make_site, calm_page, shots, bro
     await shots(page, "widget-offhours")
 
     phone_context = await browser.new_context(viewport={"width": 360, "height": 720}, is_mobile=True,
-                                              reduced_motion="reduce")
+                                              reduced_motion="reduce", timezone_id="Europe/Moscow")
     try:
         mobile = await phone_context.new_page()
         await mobile.goto(live.page_url(site, page="shop.html#f-square"))
