@@ -229,6 +229,9 @@ class Integration:
     settings_schema: ClassVar[type[Schema]]
     #: what to set up in the external service, shown on the settings page (Russian, then English)
     description: ClassVar[str] = ""
+    #: JavaScript the site script loads when the integration is on for a connection; it
+    #: subscribes with ``window.Perezvon.on(event, handler)`` (docs/site-script.md)
+    client_script: ClassVar[Path | None] = None
 
     def client_events(self, settings: dict[str, Any]) -> dict[str, Any]:
         """Client-side goals the site script reaches for this connection."""

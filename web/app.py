@@ -18,6 +18,7 @@ from web.api.calls import get_call, list_calls
 from web.api.health import healthz
 from web.api.leads import call_state, create_lead, preflight
 from web.openapi import build_spec
+from web.site import SiteScript
 
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
                         autoescape=select_autoescape(["html"]))
@@ -49,6 +50,9 @@ def create_app(perezvon: Perezvon, *, manage_lifecycle: bool = True) -> Starlett
         Route("/api/v1/calls/{call_id}", get_call, methods=["GET"]),
         *admin_routes(perezvon),  # "/" is the admin (login required)
     ]
+    # /inject, /site/config, /site/static (SPEC S4.1): answered before routing, see web/site.py
+    site_script = SiteScript(perezvon)
+    routes += site_script.routes()
     for plugin, plugin_routes in perezvon.host.routes():
         if plugin_routes:
             routes.append(Mount(f"/p/{plugin}", routes=plugin_routes, name=f"plugin-{plugin}"))
@@ -64,5 +68,7 @@ def create_app(perezvon: Perezvon, *, manage_lifecycle: bool = True) -> Starlett
                 await perezvon.stop()
 
     app = Starlette(routes=routes, lifespan=lifespan)
+    site_script.serve_before(app)
     app.state.perezvon = perezvon
+    app.state.site_script = site_script
     return app

@@ -1,0 +1,19 @@
+"""The lead-generator plugin: hook implementations only."""
+from hookspecs import hookimpl
+from plugins.leadgen.app import LEAD_SOURCE, Leadgen
+from plugins.leadgen.demo import demo_step
+
+
+@hookimpl
+def perezvon_register_lead_sources(registry):
+    registry.add_lead_source(LEAD_SOURCE)
+
+
+@hookimpl
+def perezvon_register_applications(registry):
+    registry.add_application(Leadgen())
+
+
+@hookimpl
+def perezvon_demo_steps():
+    return [demo_step]

@@ -1,0 +1,20 @@
+"""The callback widget as an application (SPEC S4.2)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.registry import Application, LeadSource
+from plugins.widget.schemas import WidgetSettings
+
+KEY = "widget"
+LEAD_SOURCE = LeadSource(key=KEY, title="Виджет обратного звонка", calltouch_code=11)
+
+
+class Widget(Application):
+    key = KEY
+    title = "Виджет обратного звонка"
+    description = ("Форма обратного звонка, которая появляется по времени, при уходе или прокрутке. "
+                   "A callback form that pops up by time, exit intent or scroll.")
+    lead_source = KEY
+    settings_schema = WidgetSettings
+    client_script = Path(__file__).with_name("static") / "widget.js"

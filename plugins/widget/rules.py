@@ -1,0 +1,91 @@
+"""Pieces of settings the widget and the lead generator share: colours, links,
+thresholds and display rules (SPEC S4.2). Each field's metadata carries a
+Russian label first and an English one (``label``, ``label_en``), which the
+admin editors render; the schema is the single source of truth."""
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+CHANNELS = ("direct", "organic", "ads", "referral", "social")
+OPERATORS = ("contains", "not_contains", "equals", "not_equals", "starts_with")
+TARGETS = ("url", "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
+FORMATS = ("horizontal", "square", "vertical", "edge")
+
+_COLOR = (r"^(#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}|#[0-9a-fA-F]{8}|"
+          r"rgba?\(\s*\d{1,3}\s*,\s*\d{1,3}\s*,\s*\d{1,3}\s*(,\s*(0|1|0?\.\d+)\s*)?\))$")
+
+# dates stay ISO strings (YYYY-MM-DD), so loaded settings are plain JSON to store and send
+_DATE = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
+_DATE_ERROR = "A date as YYYY-MM-DD."
+
+
+def label(ru: str, en: str, **more) -> dict:
+    return {"label": ru, "label_en": en, **more}
+
+
+class Color(fields.String):
+    """A colour as #hex (3, 6 or 8 digits) or rgb()/rgba() with opacity."""
+
+    def __init__(self, default: str | None = None, **kwargs):
+        super().__init__(load_default=default, allow_none=default is None,
+                         validate=validate.Regexp(_COLOR, error="A colour: #hex or rgb()/rgba()."), **kwargs)
+
+
+class WebUrl(fields.String):
+    """An http(s) address (or empty): no javascript: or data: links from settings."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if text and not (text.startswith("https://") or text.startswith("http://") or text.startswith("/")):
+            raise ValidationError("An address starting with https:// or http://.")
+        return text
+
+
+def words(default: str, max_length: int, ru: str, en: str, help: str = ""):
+    meta = label(ru, en, help=help) if help else label(ru, en)
+    return fields.String(load_default=default, validate=validate.Length(max=max_length), metadata=meta)
+
+
+def nested(schema: type[Schema], ru: str, en: str, **given):
+    """A nested part whose default is the part's own defaults (over ``given``)."""
+    return fields.Nested(schema, load_default=lambda: schema().load(given), metadata=label(ru, en))
+
+
+class Strict(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class ThresholdsSchema(Strict):
+    """When the automatic triggers fire (0 or null switches one off)."""
+
+    time_seconds = fields.Integer(load_default=40, allow_none=True, validate=validate.Range(min=0, max=3600),
+                                  metadata=label("По времени на странице, с", "By time on page, s"))
+    exit = fields.Boolean(load_default=True, metadata=label("При попытке уйти", "On exit intent"))
+    exit_after_seconds = fields.Integer(load_default=5, validate=validate.Range(min=0, max=3600),
+                                        metadata=label("Уход: не раньше чем через, с", "Exit: not before, s"))
+    scroll_percent = fields.Integer(load_default=70, allow_none=True, validate=validate.Range(min=0, max=100),
+                                    metadata=label("По прокрутке, % страницы", "By scroll, % of page"))
+
+
+class ConditionFields(Strict):
+    """A condition on the page URL or one UTM field, with weight and period."""
+
+    name = fields.String(load_default="", validate=validate.Length(max=200),
+                         metadata=label("Название (говорится оператору)", "Name (spoken to the operator)"))
+    target = fields.String(load_default="url", validate=validate.OneOf(TARGETS),
+                           metadata=label("Что проверять", "What to check"))
+    operator = fields.String(load_default="contains", validate=validate.OneOf(OPERATORS),
+                             metadata=label("Условие", "Condition"))
+    value = fields.String(load_default="", validate=validate.Length(max=500), metadata=label("Значение", "Value"))
+    weight = fields.Integer(load_default=0, validate=validate.Range(min=-1000, max=1000),
+                            metadata=label("Вес (больший побеждает)", "Weight (higher wins)"))
+    date_from = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(_DATE, error=_DATE_ERROR),
+                              metadata=label("С даты", "From"))
+    date_to = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(_DATE, error=_DATE_ERROR),
+                            metadata=label("По дату", "To"))
+
+    @validates_schema
+    def _period(self, data, **_):
+        if data.get("date_from") and data.get("date_to") and data["date_to"] < data["date_from"]:
+            raise ValidationError({"date_to": ["The period ends before it begins."]})
