@@ -52,6 +52,8 @@ WORKER_STALE_SECONDS = 20
 #: a call dialling this long with no live worker is resolved as interrupted
 ORPHAN_GRACE = dt.timedelta(seconds=ALIVE_TTL)
 INTERRUPTED = "attempt interrupted: the worker stopped during the call"
+#: how long the "leg being dialled" note lives (longer than any attempt's ringing)
+LEG_KEY_TTL = 3600
 #: recordings past their retention are looked for at most this often (the sweep runs every few seconds)
 RECORDINGS_CHECK_SECONDS = 3600
 
@@ -71,11 +73,24 @@ def hours_of(connection: Connection, calendar: list | None = None) -> schedule.H
     )
 
 
+def leg_key(call_id: str) -> str:
+    """Redis key: which leg the call's current attempt is ringing, ``"<attempt>:<leg>"`` (the visitor's
+    closing screen says "calling the operator" / "calling you" from it)."""
+    return f"pv:leg:{call_id}"
+
+
 class _Progress(AttemptProgress):
-    def __init__(self, attempt: Attempt) -> None:
+    def __init__(self, attempt: Attempt, redis: ArqRedis | None = None) -> None:
         self.attempt = attempt
+        self.redis = redis
 
     async def leg_dialled(self, leg: str) -> None:
+        if self.redis is not None:
+            try:
+                await self.redis.set(leg_key(str(self.attempt.call_id)), f"{self.attempt.number}:{leg}",
+                                     ex=LEG_KEY_TTL)
+            except Exception as exc:  # only the visitor's screen is less precise
+                log.warning("could not note the leg being dialled: %s", exc)
         if self.attempt.dialled_at is None:
             self.attempt.dialled_at = utcnow()
             await Attempt.filter(id=self.attempt.id).update(dialled_at=self.attempt.dialled_at)
@@ -201,7 +216,7 @@ class CallbackEngine:
                            operator: OperatorNumber) -> AttemptOutcome:
         try:
             plan = await build_plan(call, lead, connection, attempt, operator)
-            return await self.backend.place_attempt(plan, _Progress(attempt))
+            return await self.backend.place_attempt(plan, _Progress(attempt, self.redis))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a backend bug or a lost PBX link: a clear status, then the matrix

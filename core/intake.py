@@ -27,6 +27,7 @@ from marshmallow import ValidationError
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
+from core.domains import browser_domains
 from core import channels
 from core.batching import Batcher, settle
 from core.models import (AppEnablement, CalendarDay, Call, CallState, Connection, Department, DisplayStatus,
@@ -141,7 +142,7 @@ async def load_site(connection: Connection) -> Site:
         id=connection.id,
         token=connection.token,
         is_on=connection.is_on,
-        domains=tuple(d.lower() for d in connection.domains()),
+        domains=tuple(browser_domains(connection.domains())),  # Origin headers carry punycode
         hours=Hours(
             timezone=connection.timezone,
             weekly=connection.schedule,

@@ -33,8 +33,29 @@ async def test_a_lead_is_called_back_and_tagged(perezvon_client, perezvon_site, 
     assert attempt.reason == "the callback took place"
     assert attempt.started_at <= attempt.dialled_at <= attempt.ended_at
     state = (await perezvon_client.get(f"/api/v1/calls/{call.id}/state", params={"token": perezvon_site.token})).json()
-    assert state == {"status": "successful", "phase": "finished", "attempts": 1, "next_attempt_at": None,
+    assert state == {"status": "successful", "phase": "finished", "leg": None, "attempts": 1, "next_attempt_at": None,
                      "finished": True, "tags": {"unique": True, "target": True}}
+
+
+async def test_the_state_says_which_leg_is_being_rung(perezvon_app, perezvon_client, perezvon_site, new_phone):
+    from core.callbacks import _Progress, leg_key
+
+    created = await post_lead(perezvon_client, perezvon_site, new_phone())  # no worker runs: it stays queued
+    call_id = created["call_id"]
+    state_url = f"/api/v1/calls/{call_id}/state"
+    await Call.filter(id=call_id).update(state=CallState.DIALLING, attempts_made=2)
+    attempt = await Attempt.create(call_id=call_id, number=2, direction="operator_first", backend="simulator",
+                                   started_at=dt.datetime.now(dt.UTC))
+    progress = _Progress(attempt, perezvon_app.redis)
+    states = []
+    for leg in ("operator", "client"):
+        await progress.leg_dialled(leg)
+        states.append((await perezvon_client.get(state_url, params={"token": perezvon_site.token})).json())
+    assert [(s["phase"], s["leg"]) for s in states] == [("calling", "operator"), ("calling", "client")]
+    await perezvon_app.redis.set(leg_key(call_id), "1:client")  # a note left by the previous attempt
+    stale = (await perezvon_client.get(state_url, params={"token": perezvon_site.token})).json()
+    assert (stale["phase"], stale["leg"]) == ("calling", None)
+    await Call.filter(id=call_id).update(state=CallState.FINISHED)
 
 
 async def test_a_phone_seen_within_the_window_is_a_repeat(perezvon_client, perezvon_site, perezvon_run_jobs,

@@ -105,6 +105,15 @@ async def test_a_foreign_origin_is_refused_and_own_domains_are_allowed(perezvon_
     assert lookalike.status_code == 403
 
 
+async def test_a_cyrillic_domain_takes_leads_from_its_punycode_origin(perezvon_client, perezvon_site, new_phone):
+    perezvon_site.extra_domains = ["пример-теста.рф"]
+    await perezvon_site.save()
+    origin = "https://www." + "пример-теста.рф".encode("idna").decode()  # what the browser sends
+    response = await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, new_phone()),
+                                          headers={"Origin": origin})
+    assert response.status_code == 201, response.text
+
+
 async def test_cors_preflight(perezvon_client, perezvon_site):
     response = await perezvon_client.options("/api/v1/leads", headers={
         "Origin": f"https://{perezvon_site.domain}", "Access-Control-Request-Method": "POST"})

@@ -162,7 +162,7 @@ def test_the_code_stays_small():
 
 
 def test_cyrillic_domains_are_matched_as_the_browser_spells_them():
-    from web.site import browser_domains
+    from core.domains import browser_domains
 
     assert browser_domains(["Пример.РФ", "shop.example.com"]) == [
         "пример.рф", "xn--e1afmkfd.xn--p1ai", "shop.example.com"]

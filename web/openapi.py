@@ -49,6 +49,8 @@ def build_spec(version: str, server_url: str) -> dict:
                         "status": {"type": "string", "enum": ["pending", "successful", "lost", "unsuccessful",
                                                               "failed", "cancelled"]},
                         "phase": {"type": "string", "enum": ["waiting", "calling", "finished"]},
+                        "leg": {"type": ["string", "null"], "enum": ["operator", "client", None],
+                                "description": "while calling: the leg being rung or talked to"},
                         "attempts": {"type": "integer"},
                         "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
                         "finished": {"type": "boolean"},

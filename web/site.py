@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from core.domains import browser_domains
 from core.models import AppEnablement, CalendarDay, Connection, Department, IntegrationEnablement, Office
 from core.schedule import Hours
 
@@ -94,22 +95,6 @@ class Asset:
 def _asset(name: str, source: Path) -> Asset:
     raw = source.read_bytes()
     return Asset(name, hashlib.sha256(raw).hexdigest()[:12], Body.of(raw))
-
-
-def browser_domains(domains: list[str]) -> list[str]:
-    """The domains as stored and as a browser's ``location.hostname`` spells them:
-    a Cyrillic domain (пример.рф) is ``xn--e1afmkfd.xn--p1ai`` there."""
-    out: list[str] = []
-    for domain in domains:
-        domain = domain.strip().lower().rstrip(".")
-        out.append(domain)
-        try:
-            ascii_form = domain.encode("idna").decode("ascii")
-        except UnicodeError:
-            continue
-        if ascii_form != domain:
-            out.append(ascii_form)
-    return out
 
 
 class SiteScript:

@@ -143,6 +143,10 @@ class ClosingSchema(Strict):
     state_waiting = words("Готовим звонок…", 100, "Состояние: ожидание", "State: waiting")
     state_calling = words("Звоним оператору, затем вам — держите телефон рядом", 150, "Состояние: звоним",
                          "State: calling")
+    state_calling_operator = words("Звоним оператору — сейчас он узнает о вашей заявке", 150,
+                                   "Состояние: звоним оператору", "State: calling the operator")
+    state_calling_client = words("Звоним вам — возьмите трубку!", 150, "Состояние: звоним вам",
+                                 "State: calling you")
     state_successful = words("Разговор состоялся. Спасибо!", 100, "Состояние: успешно", "State: successful")
     state_failed = words("Не удалось дозвониться — мы попробуем ещё раз", 150, "Состояние: не удалось",
                         "State: failed")

@@ -338,7 +338,10 @@ async def test_usable_on_a_360_pixel_phone(live, make_site, browser):
         await context.close()
 
 
-async def test_live_call_state_follows_the_call(live, make_site, page, perezvon_run_jobs):
+async def test_live_call_state_follows_the_call(live, make_site, page, perezvon_app, perezvon_run_jobs):
+    from core.callbacks import leg_key
+    from core.models import Call, CallState
+
     site = await make_site(widget={"thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0}})
     await page.goto(live.page_url(site))
     await page.locator(WIDGET).wait_for(timeout=20000)
@@ -347,6 +350,14 @@ async def test_live_call_state_follows_the_call(live, make_site, page, perezvon_
     state = page.locator("[data-perezvon=widget] .state")
     await state.wait_for(timeout=20000)
     await wait_for(lambda: leads_of(site), message="the lead")
+    # while the attempt rings one leg then the other, the screen says whom (as the engine notes it)
+    call = await Call.get(lead_id=(await leads_of(site))[0].id)
+    await Call.filter(id=call.id).update(state=CallState.DIALLING, attempts_made=1)
+    for leg, text in (("operator", "Звоним оператору — сейчас он узнает о вашей заявке"),
+                      ("client", "Звоним вам — возьмите трубку!")):
+        await perezvon_app.redis.set(leg_key(str(call.id)), f"1:{leg}")
+        await wait_for(lambda: _text_is(state, text), timeout=30, message=f"calling the {leg}")
+    await Call.filter(id=call.id).update(state=CallState.SCHEDULED, attempts_made=0)
     await perezvon_run_jobs()  # the simulator places the call
     await wait_for(lambda: _text_is(state, "Разговор состоялся. Спасибо!"), timeout=30,
                    message="the call state on the closing screen")

@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse, Response
 
 from core.i18n import negotiate, translate_errors
 from core.intake import IntakeError
+from core.callbacks import leg_key
 from core.models import Call, CallState
 
 MAX_BODY = 64 * 1024
@@ -90,9 +91,15 @@ async def call_state(request: Request) -> Response:
     call = await Call.get_or_none(id=call_id, connection__token=token) if call_id and token else None
     if call is None:
         return error(request, 404, {"call_id": ["No such call for this site token."]})
+    leg = None
+    if call.state == CallState.DIALLING:
+        noted = await request.app.state.perezvon.redis.get(leg_key(str(call.id)))
+        number, _, dialled = (noted or b"").decode().partition(":")
+        leg = dialled if number == str(call.attempts_made) and dialled in ("operator", "client") else None
     return JSONResponse({
         "status": call.display_status,
         "phase": _phase(call),
+        "leg": leg,
         "attempts": call.attempts_made,
         "next_attempt_at": call.next_attempt_at.isoformat().replace("+00:00", "Z") if call.next_attempt_at else None,
         "finished": call.state not in CallState.ACTIVE,

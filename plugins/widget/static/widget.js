@@ -226,7 +226,9 @@
           state.textContent = CL.state_waiting;
           openState.stops.push(ctx.followCall(res.call_id, function (st) {
             state.textContent = st.status === "successful" ? CL.state_successful
-              : st.finished ? CL.state_failed : st.phase === "calling" ? CL.state_calling : CL.state_waiting;
+              : st.finished ? CL.state_failed : st.phase !== "calling" ? CL.state_waiting
+              : st.leg === "client" ? CL.state_calling_client : st.leg === "operator" ? CL.state_calling_operator
+              : CL.state_calling;
             node.setAttribute("data-call", st.phase);
           }));
         }
