@@ -1,7 +1,7 @@
 """The integrations' client scripts in a real browser, on a page with a stand-in site-script event bus.
 
 The stand-in implements the site runtime's contract: ``window.Perezvon.on(event, handler)``,
-``Perezvon.config.integrations[<key>]`` (what ``client_events(settings)`` returned), and events
+``Perezvon.integrations[<key>]`` (what ``client_events(settings)`` returned), and events
 emitted with ``detail``; ``lead_sending`` passes the lead payload, which handlers may extend.
 ``ym``, ``gtag``, ``ga`` and ``Comagic`` are stubs that record their calls.
 """
@@ -21,7 +21,7 @@ EVENTS = ["widget_shown", "widget_opened", "widget_lead", "leadgen_shown", "lead
 BUS = """
 window.calls = [];
 window.Perezvon = {
-  config: {integrations: %(integrations)s},
+  integrations: %(integrations)s,
   handlers: {},
   on: function (name, fn) { (this.handlers[name] = this.handlers[name] || []).push(fn); },
   emit: function (name, detail) { (this.handlers[name] || []).forEach(function (fn) { fn(detail); }); },

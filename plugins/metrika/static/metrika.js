@@ -8,7 +8,7 @@
   if (!bus || typeof bus.on !== 'function') return;
 
   function config() {
-    var all = bus.config && bus.config.integrations;
+    var all = bus.integrations;  /* the runtime sets it from the config (docs/site-script.md) */
     return (all && all[KEY]) || null;
   }
 
