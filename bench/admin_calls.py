@@ -54,7 +54,7 @@ def settings_for(args):
 
 async def seed(args) -> dict:
     from core.app import Perezvon
-    from core.models import Call, Connection, Lead, Project
+    from core.models import Attempt, Call, CallTag, Connection, Lead, Project
 
     app = Perezvon(settings_for(args))
     await app.start(migrate=True)
@@ -71,7 +71,7 @@ async def seed(args) -> dict:
         made = 0
         while made < args.calls:
             n = min(BATCH, args.calls - made)
-            leads, calls = [], []
+            leads, calls, attempts, tags = [], [], [], []
             for i in range(n):
                 connection = connections[(made + i) % CONNECTIONS]
                 when = now - dt.timedelta(seconds=rng.randrange(DAYS * 86400))
@@ -87,11 +87,20 @@ async def seed(args) -> dict:
                                   operator_number="+74951234567", duration_seconds=150 if status == "successful" else 0,
                                   is_unique=rng.random() < 0.8, is_target=status == "successful",
                                   reason="the callback took place" if status == "successful" else "busy"))
+                # every call has its attempt (the export's "Attempt chain"); one in 20 a user tag
+                attempts.append(Attempt(call_id=calls[-1].id, number=1, direction="operator_first", started_at=when,
+                                        operator_status=200, client_status=200 if status == "successful" else 486,
+                                        duration_seconds=calls[-1].duration_seconds, display_status=status,
+                                        reason=calls[-1].reason))
+                if rng.random() < 0.05:
+                    tags.append(CallTag(call_id=calls[-1].id, name=rng.choice(["VIP", "повторно", "опт"])))
             from tortoise.transactions import in_transaction
 
             async with in_transaction():
                 await Lead.bulk_create(leads)
                 await Call.bulk_create(calls)
+                await Attempt.bulk_create(attempts)
+                await CallTag.bulk_create(tags)
             made += n
             if made % 100000 == 0:
                 print(f"  seeded {made} calls ({time.perf_counter() - started:.0f} s)", flush=True)
