@@ -411,9 +411,13 @@ class Exporter:
 
     def _attempt_text(self, attempt: tuple, zone: ZoneInfo) -> str:
         _, number, started_at, operator_status, client_status, duration_seconds, display_status, reason = attempt
-        pair = "-".join("—" if s is None else str(s) for s in (operator_status, client_status))
+        pair = f"{'—' if operator_status is None else operator_status}-{'—' if client_status is None else client_status}"
         started_at = _moment(started_at)
-        started = started_at.astimezone(zone).strftime("%d.%m %H:%M:%S") if started_at else ""
-        reason = self._tr(reason) or ""
+        if started_at:
+            local = started_at.astimezone(zone)
+            started = f"{local.day:02d}.{local.month:02d} {local.hour:02d}:{local.minute:02d}:{local.second:02d}"
+        else:
+            started = ""
+        reason = self._tr(reason)
         return (f"{number}. {started} {pair} {self._status(display_status)}, "
                 f"{duration_seconds} s{': ' + reason if reason else ''}")
