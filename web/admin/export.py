@@ -1,8 +1,10 @@
 """Export of the filtered Calls table to .xlsx (SPEC S6): every field, visit behaviour included.
 
-Rows are read in keyset batches as plain values (no model objects) and
-appended to an openpyxl *write-only* workbook, which streams them to disk, so
-memory stays flat however many calls are exported. The workbook is written in
+Rows are read in keyset batches, each connection in its index order and
+merged newest first, as the driver's plain rows (no model objects, no
+tortoise conversions), and appended to an openpyxl *write-only* workbook,
+which streams them to disk, so memory stays flat however many calls are
+exported. The workbook is written in
 a thread, batch by batch, so the web process keeps answering meanwhile; a
 progress callback reports rows done for the progress bar.
 """
