@@ -110,13 +110,16 @@ class _FastRows:
 
     openpyxl's write-only sheet turns every value into a Cell and writes it
     element by element (about 10 us a cell). For plain values -- text,
-    numbers, dates -- this renders each row as one XML string, which lxml
-    parses (in C) into the row element handed to the same incremental writer:
-    about 0.3 us a cell. The workbook, its styles, the zip and the streaming
-    stay openpyxl's. It hooks two internals of ``WriteOnlyWorksheet``
-    (``_values_to_row`` and the writer's ``write_row``); when they are not
-    there (another openpyxl, or no lxml), nothing is installed and rows go the
-    ordinary, slower way.
+    numbers, dates -- this renders each row as one XML string and writes it
+    into the sheet's stream (:class:`_RawRowsWriter`) right after lxml has
+    flushed what it holds, so the row lands between ``<sheetData>`` and
+    ``</sheetData>`` as if lxml had written it; a row then costs one string
+    join instead of an lxml element per cell. The workbook, its styles, the
+    zip and the streaming stay openpyxl's. It hooks internals of openpyxl's
+    write-only sheet (``_writer``, ``_values_to_row``, the writer's
+    ``write_row`` and ``get_stream``); when they are not there (another
+    openpyxl, or no lxml), nothing is installed and rows go the ordinary,
+    slower way.
     """
 
     def __init__(self, sheet) -> None:
@@ -296,8 +299,9 @@ class Exporter:
 
     @staticmethod
     def _save(workbook, path: Path) -> None:
-        """openpyxl's own writer, with zlib's fastest level: the sheet is mostly repeated markup, which
-        level 1 still packs about 8:1, at a third of the default level's time."""
+        """openpyxl's own writer, with zlib's fastest level: the sheet (~190 MB of XML for 100,000 calls)
+        is mostly repeated markup, which level 1 still packs about 8:1 (21.6 MB; 17.4 MB at the default
+        level), in clearly less time -- zipping was ~12 % of the export at the default level."""
         from zipfile import ZIP_DEFLATED, ZipFile
 
         from openpyxl.writer.excel import ExcelWriter
