@@ -11,8 +11,11 @@ What it measures, per database (SQLite and/or PostgreSQL):
    (``GET /api/v1/calls``) and the Calls table with no filter at all.
    ``--repeat`` runs each; p50, p95 and max are reported.
 2. The .xlsx export of ``--export`` calls (default 100,000: two connections'
-   calls): wall time, rows/s, and the peak RSS of the process that ran it --
-   a fresh process, so the seeding's memory is not counted.
+   calls): wall time, rows/s, CPU time of the process (all threads; what the
+   export costs when the shared box is busy), and the peak RSS of the process
+   that ran it -- a fresh process, so the seeding's memory is not counted.
+   Every call is seeded with one attempt and one in 20 with a user tag, so the
+   attempt chain and tags columns are filled as in real data.
 
 Seeding, the page timings and the export each run in their own process
 (``--phase``); the parent starts them in order on one fresh database (a
@@ -54,7 +57,7 @@ def settings_for(args):
 
 async def seed(args) -> dict:
     from core.app import Perezvon
-    from core.models import Call, Connection, Lead, Project
+    from core.models import Attempt, Call, CallTag, Connection, Lead, Project
 
     app = Perezvon(settings_for(args))
     await app.start(migrate=True)
@@ -71,7 +74,7 @@ async def seed(args) -> dict:
         made = 0
         while made < args.calls:
             n = min(BATCH, args.calls - made)
-            leads, calls = [], []
+            leads, calls, attempts, tags = [], [], [], []
             for i in range(n):
                 connection = connections[(made + i) % CONNECTIONS]
                 when = now - dt.timedelta(seconds=rng.randrange(DAYS * 86400))
@@ -87,11 +90,20 @@ async def seed(args) -> dict:
                                   operator_number="+74951234567", duration_seconds=150 if status == "successful" else 0,
                                   is_unique=rng.random() < 0.8, is_target=status == "successful",
                                   reason="the callback took place" if status == "successful" else "busy"))
+                # every call has its attempt (the export's "Attempt chain"); one in 20 a user tag
+                attempts.append(Attempt(call_id=calls[-1].id, number=1, direction="operator_first", started_at=when,
+                                        operator_status=200, client_status=200 if status == "successful" else 486,
+                                        duration_seconds=calls[-1].duration_seconds, display_status=status,
+                                        reason=calls[-1].reason))
+                if rng.random() < 0.05:
+                    tags.append(CallTag(call_id=calls[-1].id, name=rng.choice(["VIP", "повторно", "опт"])))
             from tortoise.transactions import in_transaction
 
             async with in_transaction():
                 await Lead.bulk_create(leads)
                 await Call.bulk_create(calls)
+                await Attempt.bulk_create(attempts)
+                await CallTag.bulk_create(tags)
             made += n
             if made % 100000 == 0:
                 print(f"  seeded {made} calls ({time.perf_counter() - started:.0f} s)", flush=True)
@@ -188,11 +200,15 @@ async def export(args) -> dict:
         rows = await filtered_calls(filters, None).count()
         path = Path(args.data_dir) / "bench-export.xlsx"
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         written = await Exporter("ru").write(filters, None, path)
         seconds = time.perf_counter() - started
+        # CPU seconds of this process (all its threads): what the export costs, less the box's noise
+        cpu_seconds = time.process_time() - cpu_started
+        load = open("/proc/loadavg").read().split()[0] if Path("/proc/loadavg").exists() else None
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         result = {"rows": written, "expected_rows": rows, "seconds": round(seconds, 2),
+                  "cpu_seconds": round(cpu_seconds, 2), "load_average_1min_after": load,
                   "rows_per_second": round(written / seconds), "file_mb": round(path.stat().st_size / 2**20, 1),
                   "peak_rss_mb": round(peak), "rss_before_export_mb": round(rss_before)}
         print(f"  export: {result}", flush=True)

@@ -182,3 +182,76 @@ async def test_every_key_once_newest_first_across_connections(perezvon_app):
         assert [k[1] for k in got] == [k[1] for k in expected], batch
     page, cursor = await page_of_calls(filters, visible, limit=10)
     assert [c.id for c in page] == [k[1] for k in expected[:10]] and cursor
+
+
+async def test_export_file_every_field_and_order_across_connections(perezvon_app, tmp_path):
+    """The export's own path (raw rows, merged connections, rows written as ready XML) read back by openpyxl."""
+    from core.call_filters import parse_filters
+    from core.models import Department, Office
+    from web.admin.export import COLUMNS, Exporter
+
+    first, second = await _site("Первый & <второй>"), await _site("Другой")
+    office = await Office.create(connection=first, name="-Офис")
+    department = await Department.create(connection=first, name="Продажи")
+    base = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.UTC)
+    made = []
+    for n in range(7):  # interleaved in time across the two connections
+        site = first if n % 2 else second
+        made.append(await make_call(site, phone=f"+7916555000{n}", created_at=base + dt.timedelta(minutes=n),
+                                    name=f"Имя{n}\x07 <b>&amp;</b>"))
+    rich = await make_call(first, phone="+79165559999", created_at=base + dt.timedelta(hours=1),
+                           name="@SUM(A1)", office=office, department=department, utm_term="+79161112233", utm_content="+7 (916) x",
+                           preferred_at=dt.datetime(2026, 3, 11, 7, 30, tzinfo=dt.UTC), client_ip="10.0.0.1",
+                           visit={"pages": 2, "seconds_on_site": 40, "trigger": "exit", "rule": "=1+1", "scroll": 90},
+                           extra={"поле": "значение"}, displayed_phone="+74950000000", visitor_id="v-1")
+    rich.finished_at = base + dt.timedelta(hours=1, minutes=3)
+    rich.recording = "rec.wav"
+    await rich.save()
+    await Attempt.create(call=rich, number=1, direction="operator_first", started_at=base + dt.timedelta(hours=1),
+                         operator_status=200, client_status=486, display_status="unsuccessful", reason="busy")
+    await Attempt.create(call=rich, number=2, direction="operator_first", duration_seconds=150,
+                         started_at=base + dt.timedelta(hours=1, minutes=2), operator_status=200, client_status=200,
+                         display_status="successful")
+    await CallTag.create(call=rich, name="VIP")
+    await CallTag.create(call=rich, name="=evil()")
+
+    class Params(dict):
+        def getlist(self, key):
+            return [str(first.id), str(second.id)] if key == "connection" else []
+
+    path = tmp_path / "calls.xlsx"
+    import web.admin.export as export
+
+    export.BATCH, saved = 3, export.BATCH  # several batches and refills per connection
+    try:
+        written = await Exporter("en").write(parse_filters(Params()), None, path)
+    finally:
+        export.BATCH = saved
+    assert written == 8
+    rows = list(openpyxl.load_workbook(path, read_only=True).active.iter_rows(values_only=True))
+    assert list(rows[0]) == COLUMNS and len(rows) == 9
+    lines = [dict(zip(COLUMNS, row)) for row in rows[1:]]
+    assert [line["Call id"] for line in lines] == [str(c.id) for c in [rich, *reversed(made)]]  # newest first
+    top = lines[0]
+    moscow = dt.timezone(dt.timedelta(hours=3))
+    assert top["Date"] == dt.datetime(2026, 3, 10) and top["Time"] == "13:00:00"
+    assert top["Site"] == first.domain and top["Connection"] == "Первый & <второй>"
+    assert top["Office"] == "'-Офис" and top["Department"] == "Продажи"
+    assert top["Client name"] == "'@SUM(A1)" and top["UTM content"] == "'+7 (916) x"
+    assert top["UTM term"] == "+79161112233"  # a plain phone number is no formula
+    assert top["User tags"] == "'=evil(), VIP"
+    assert top["Pages viewed"] == 2 and top["Seconds on site"] == 40 and top["Trigger"] == "exit"
+    assert top["Rule"] == "'=1+1" and top["Other visit data"] == '{"scroll": 90}'
+    assert top["Preferred time"] == dt.datetime(2026, 3, 11, 10, 30)  # local wall-clock time, a real date
+    assert top["Finished"] == dt.datetime(2026, 3, 10, 13, 3) and top["Recording"] == "yes"
+    assert top["Client IP"] == "10.0.0.1" and top["Visitor id"] == "v-1"
+    assert top["Number shown on the site"] == "+74950000000"
+    assert top["Source-specific data"] == '{"поле": "значение"}'
+    assert top["Lead id"] == str(rich.lead_id) and top["Duration, s"] == 150 and top["Attempts"] == 0
+    chain = top["Attempt chain"].split("\n")
+    assert chain[0].startswith("1. 10.03 13:00:00 200-486 ") and chain[0].endswith(", 0 s: busy")
+    assert chain[1].startswith("2. 10.03 13:02:00 200-200 ") and chain[1].endswith(", 150 s")
+    assert lines[-1]["Client name"] == "Имя0 <b>&amp;</b>"  # control character gone, markup kept as text
+    assert lines[-1]["Site"] == second.domain and lines[-1]["Office"] is None
+    assert all(line["Time"] == (base + dt.timedelta(minutes=n)).astimezone(moscow).strftime("%H:%M:%S")
+               for n, line in zip(range(6, -1, -1), lines[1:]))
