@@ -323,6 +323,7 @@
   }
   function refresh() {
     clearTimeout(timer);
+    frame.setAttribute("data-state", "loading");
     timer = setTimeout(function () {
       var s = previewSettings();
       if (!s) return;
