@@ -66,7 +66,7 @@ async def _shown(page, screen: str, exact: bool = False) -> None:
 
 async def _picked(page, element: str) -> None:
     async def picked():
-        return await page.inner_text("#element-name") == element
+        return await page.get_attribute("#element-name", "data-element") == element
     await _poll(picked)
 
 
@@ -85,7 +85,7 @@ async def test_an_editor_styles_the_widget_on_its_preview_and_visitors_see_it(li
     editor = await make_user(level=GrantLevel.EDIT, connection=connection)
     base = live_site.base_url
     await _sign_in(page, base, editor.phone)
-    page.on("console", lambda m: print("CONSOLE", m.text))
+    await page.emulate_media(reduced_motion="reduce")  # the screenshots show the widget, not its fade-in
     await page.goto(f"{base}/connections/{connection.id}/apps/widget")
     await _shown(page, "form")
     preview = page.frame_locator("#pv-frame")
@@ -128,9 +128,8 @@ async def test_an_editor_styles_the_widget_on_its_preview_and_visitors_see_it(li
     await page.fill("#ed-rules-0-value", "/sale")
     await page.fill("#ed-rules-0-weight", "5")
     await page.select_option("#ed-rules-0-format", "horizontal")
-    SHOTS.mkdir(parents=True, exist_ok=True)
     await _shown(page, "form")
-    await page.screenshot(path=str(SHOTS / "admin-widget-editor.png"))
+    await _screenshot(page, "admin-widget-editor.png")
     await page.click("#editor-save button[type=submit]")
     await page.wait_for_load_state()
     await page.wait_for_selector(".flash, .ok, #editor-form")
@@ -158,6 +157,7 @@ async def test_the_lead_generator_editor_previews_each_screen(live_site, page):
     editor = await make_user(level=GrantLevel.EDIT, connection=connection)
     base = live_site.base_url
     await _sign_in(page, base, editor.phone)
+    await page.emulate_media(reduced_motion="reduce")
     await page.goto(f"{base}/connections/{connection.id}/apps/leadgen")
     await _shown(page, "cover")
     preview = page.frame_locator("#pv-frame")
@@ -174,12 +174,20 @@ async def test_the_lead_generator_editor_previews_each_screen(live_site, page):
     await page.select_option("#pv-hours", "working")
     await page.select_option("#pv-screen", "cover")
     await _shown(page, "cover")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SHOTS / "admin-leadgen-editor.png"))
+    await preview.locator("[data-perezvon=leadgen] .cover h2").click()
+    await _picked(page, "text1")
+    await _screenshot(page, "admin-leadgen-editor.png")
     await page.click("#editor-save button[type=submit]")
     await page.wait_for_load_state()
     stored = (await AppEnablement.get(connection_id=connection.id, app_key="leadgen")).settings
     assert stored["generators"][0]["working"]["cover"]["text1"] == "Минус 20% сегодня"
+
+
+async def _screenshot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.evaluate("() => window.scrollTo(0, document.querySelector('.editor-grid').offsetTop - 8)")
+    await page.screenshot(path=str(SHOTS / name))
+    assert (SHOTS / name).stat().st_size > 10_000
 
 
 async def _text_is(frame, selector: str, text: str) -> bool:

@@ -261,7 +261,8 @@
     var apply = $("apply-all");
     if (!picked) return;
     var spec = elementFields(picked);
-    $("element-name").textContent = picked;
+    $("element-name").textContent = T["el-" + picked] || picked;
+    $("element-name").setAttribute("data-element", picked);
     $("element-layer").textContent = spec.layer;
     spec.paths.forEach(function (p) {
       if (spec.look) {
