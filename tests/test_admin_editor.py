@@ -185,7 +185,8 @@ async def test_the_lead_generator_editor_previews_each_screen(live_site, page):
 
 async def _screenshot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.evaluate("() => window.scrollTo(0, document.querySelector('.editor-grid').offsetTop - 8)")
+    await page.evaluate("() => { window.scrollTo(0, document.querySelector('.editor-grid').offsetTop - 8);"
+                        " document.querySelector('.editor-panel').scrollTop = 0; }")
     await page.screenshot(path=str(SHOTS / name))
     assert (SHOTS / name).stat().st_size > 10_000
 

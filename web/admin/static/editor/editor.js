@@ -222,6 +222,17 @@
       host.appendChild(add);
       var g = generator(), i = +select.value || 0;
       if (!g) return;
+      var drop = d.createElement("button");
+      drop.type = "button";
+      drop.className = "secondary";
+      drop.id = "remove-generator";
+      drop.textContent = T.remove + ": " + (g.name || g.id);
+      drop.addEventListener("click", function () {
+        draft.generators.splice(i, 1);
+        $("pv-generator").value = "0";
+        sections(); picked = null; panel(); changed();
+      });
+      host.appendChild(drop);
       var G = S.generators.fields;
       host.appendChild(groupBox(g.name || g.id, "generators." + i, G, draft));
       host.appendChild(groupBox(G.trigger.label, "generators." + i + ".trigger", G.trigger.fields, draft));
@@ -334,7 +345,7 @@
         .then(function (answer) {
           showErrors(answer.errors || {});
           if (!answer.config) return;
-          pending = { type: "render", config: configFor(answer.config), screen: val("pv-screen"), offhours: val("pv-hours") === "offhours" };
+          pending = { type: "render", config: configFor(answer.config), screen: val("pv-screen"), picked: picked, offhours: val("pv-hours") === "offhours" };
           frame.setAttribute("data-state", "loading");
           frame.src = frame.getAttribute("data-src") + "?v=" + (++version);
         });

@@ -4,7 +4,7 @@
    no connection; fetch is answered here, so no lead can leave the preview. */
 (function (w, d) {
   "use strict";
-  var body = d.body, app = body.getAttribute("data-app"), started = false;
+  var body = d.body, app = body.getAttribute("data-app"), started = false, current = null;
   var FAKE_CALL = { lead_id: "preview", call_id: "00000000-0000-0000-0000-000000000000" };
   function reply(data) {
     return Promise.resolve(new Response(JSON.stringify(data), { status: 200, headers: { "Content-Type": "application/json" } }));
@@ -40,16 +40,29 @@
     }
     return null;
   }
+  function mark(node) {
+    if (marked) marked.style.removeProperty("outline");
+    marked = node;
+    marked.style.setProperty("outline", "3px dashed #f43f5e");
+    marked.style.setProperty("outline-offset", "2px");
+  }
+  /* the element picked before the preview was redrawn stays marked */
+  function remark(root, element) {
+    var table = PICK[app] || [];
+    for (var j = 0; j < table.length; j++) {
+      if (table[j][1] !== element) continue;
+      var node = root.querySelector(table[j][0]);
+      if (node) { mark(node); return; }
+    }
+  }
   function listen(root) {
+    if (current && current.picked) remark(root, current.picked);
     root.addEventListener("click", function (e) {
       var hit = picked(e);
       e.preventDefault();
       e.stopPropagation();
       if (!hit) return;
-      if (marked) marked.style.removeProperty("outline");
-      marked = hit.node;
-      marked.style.setProperty("outline", "3px dashed #f43f5e");
-      marked.style.setProperty("outline-offset", "2px");
+      mark(hit.node);
       post({ type: "pick", element: hit.element });
     }, true);
     /* hovering the cover must not slide the curtains in while the user picks elements */
@@ -131,6 +144,7 @@
   function start(msg) {
     if (started) return;
     started = true;
+    current = msg;
     var cfg = msg.config;
     cfg.hours = { windows: windows(msg.offhours) };
     var P = w.Perezvon = {
