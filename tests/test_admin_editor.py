@@ -113,7 +113,18 @@ async def test_an_editor_styles_the_widget_on_its_preview_and_visitors_see_it(li
     await _picked(page, "title")
     assert await page.is_visible("#editor-save") is False
     await page.fill("#ed-trigger_looks-exit-title", "Позвоним через минуту")
+    # a bad colour is refused by the schema while typing, next to the list of problems
+    await page.fill("#ed-trigger_looks-exit-title_color", "reddish")
+
+    async def listed():
+        return await page.is_visible("#editor-errors") and \
+            "trigger_looks.exit.title_color" in await page.inner_text("#editor-error-list")
+    await _poll(listed)
     await page.fill("#ed-trigger_looks-exit-title_color", "#b91c1c")
+
+    async def cleared():
+        return not await page.is_visible("#editor-errors")
+    await _poll(cleared)
     assert await page.is_visible("#editor-save")
     await page.click("#apply-all")
     await _poll(lambda: _text_is(preview, "[data-perezvon=widget] h2", "Позвоним через минуту"))

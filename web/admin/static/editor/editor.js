@@ -381,14 +381,13 @@
   }
   form.addEventListener("submit", function () { $("settings-json").value = JSON.stringify(draft); });
   var cancel = $("editor-cancel");
-  if (cancel) cancel.addEventListener("click", function () {
-    draft = JSON.parse(original);
-    errors = {};
-    sections(); panel(); changed();
-  });
+  /* Cancel goes back to what is stored (after a refused save the page holds the refused draft) */
+  if (cancel) cancel.addEventListener("click", function () { window.location.assign(window.location.pathname); });
   if (!data.can_edit) form.querySelectorAll("#sections, #element-fields").forEach(function (n) { n.setAttribute("inert", ""); });
 
   showErrors(errors);
+  if (Object.keys(errors).length) original = "";  /* a refused draft is still unsaved */
+  if ($("editor-save")) $("editor-save").hidden = JSON.stringify(draft) === original;
   sections();
   refresh();
 })(document);
