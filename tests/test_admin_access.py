@@ -37,6 +37,7 @@ EXPECTED = {
     ("project_grants", "POST"): PROJECT_FULL,
     ("connection_page", "GET"): VIEWERS, ("settings_tab", "GET"): VIEWERS, ("settings_tab_save", "POST"): EDITORS,
     ("plugin_toggle", "POST"): FULL, ("plugin_settings", "GET"): VIEWERS, ("plugin_settings_save", "POST"): EDITORS,
+    ("app_editor_preview", "GET"): VIEWERS, ("app_editor_draft", "POST"): VIEWERS,
     ("download_snippet", "GET"): VIEWERS,
     ("staff_users", "GET"): STAFF, ("staff_users", "POST"): STAFF, ("staff_projects", "GET"): STAFF,
     ("staff_projects", "POST"): STAFF, ("staff_connections", "GET"): STAFF, ("staff_connections", "POST"): STAFF,

@@ -11,7 +11,7 @@ from starlette.staticfiles import StaticFiles
 
 from core.models import GrantLevel
 from web.admin.framework import AdminRoute, Ctx, page
-from web.admin.views import auth, calls, dashboard, exports, projects, settings, staff
+from web.admin.views import auth, calls, dashboard, editor, exports, projects, settings, staff
 
 VIEW, EDIT, FULL = GrantLevel.VIEW, GrantLevel.EDIT, GrantLevel.FULL
 
@@ -49,9 +49,14 @@ ADMIN_ROUTES: list[AdminRoute] = [
                scope="connection", level=EDIT, name="settings_tab_save"),
     AdminRoute("/connections/{connection_id}/{kind}/{key}/toggle", projects.plugin_toggle, ("POST",),
                scope="connection", level=FULL),
-    AdminRoute("/connections/{connection_id}/{kind}/{key}", projects.plugin_settings, scope="connection",
+    AdminRoute("/connections/{connection_id}/editor/{key}/preview", editor.preview, scope="connection",
+               level=VIEW, name="app_editor_preview"),
+    AdminRoute("/connections/{connection_id}/editor/{key}/draft", editor.draft, ("POST",), scope="connection",
+               level=VIEW, name="app_editor_draft"),
+    # the widget and the lead generator get the visual editor; other plugins the generated form
+    AdminRoute("/connections/{connection_id}/{kind}/{key}", editor.plugin_settings, scope="connection",
                level=VIEW, name="plugin_settings"),
-    AdminRoute("/connections/{connection_id}/{kind}/{key}", projects.plugin_settings, ("POST",),
+    AdminRoute("/connections/{connection_id}/{kind}/{key}", editor.plugin_settings, ("POST",),
                scope="connection", level=EDIT, name="plugin_settings_save"),
     AdminRoute("/connections/{connection_id}/snippet", settings.download_snippet, scope="connection", level=VIEW),
     AdminRoute("/staff/users", staff.staff_users, ("GET", "POST"), scope="staff"),

@@ -1,0 +1,192 @@
+"""The visual editor of the widget and the lead generator (issue 7, item 4).
+
+The connection's app settings page (``/connections/<id>/apps/<key>``) of an app
+listed in :data:`EDITORS` shows this editor; every other plugin keeps the form
+generated from its schema (``?form=1`` shows that form for these two as well).
+
+* The plugin's marshmallow schema stays the single source of truth: the page
+  carries a description of it (:func:`describe`: kinds, labels, choices, limits)
+  as JSON data, and the editor script builds its inputs from that.
+* The preview is the real site script: a sandboxed iframe
+  (``.../preview``, static scripts only) loads the runtime and the app's
+  ``client_script`` and gets its config from ``.../draft``, which loads the
+  draft through the schema and runs the app's own ``client_config`` -- the same
+  code a visitor's browser gets. The preview page's CSP allows no connection at
+  all (``connect-src 'none'``) and its ``fetch`` answers leads locally, so no
+  lead can leave it.
+* Saving posts the draft as JSON; the schema validates it, errors come back by
+  field path and are shown next to their fields.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+from starlette.responses import JSONResponse, Response
+
+from core.models import AppEnablement, GrantLevel
+from web.admin.forms import flat_errors
+from web.admin.framework import Ctx
+from web.admin.i18n import translate, translate_errors
+from web.admin.views import projects
+
+#: apps with a visual editor; the value names the preview's layout in editor.js
+EDITORS = {"widget": "widget", "leadgen": "leadgen"}
+
+PREVIEW_CSP = ("default-src 'none'; script-src {origin}; style-src 'unsafe-inline'; img-src {origin} https: data:; "
+               "connect-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors 'self'")
+
+
+def _text(meta: dict, locale: str, key: str = "label") -> str:
+    ru, en = meta.get(key), meta.get(f"{key}_en")
+    if locale == "en" and en:
+        return str(en)
+    return str(ru or en or "")
+
+
+def describe(schema: Schema, locale: str) -> dict[str, Any]:
+    """The schema as the editor script needs it: {name: {kind, label, help, choices, min, max, ...}}."""
+    out: dict[str, Any] = {}
+    for name, field in schema.fields.items():
+        if field.dump_only:
+            continue
+        meta = field.metadata
+        item: dict[str, Any] = {"label": _text(meta, locale) or translate(name.replace("_", " ").capitalize(), locale),
+                                "help": _text(meta, locale, "help") if meta.get("help") else "",
+                                "nullable": bool(field.allow_none)}
+        default = field.load_default
+        if not callable(default) and default is not fields.missing_ and isinstance(default, (str, int, float, bool)):
+            item["default"] = default
+        for validator in getattr(field, "validators", []):
+            if isinstance(validator, validate.OneOf):
+                item["choices"] = [str(c) for c in validator.choices]
+            elif isinstance(validator, validate.Range):
+                item["min"], item["max"] = validator.min, validator.max
+            elif isinstance(validator, validate.Length) and validator.max is not None:
+                item["maxlength"] = validator.max
+        if isinstance(field, fields.Nested):
+            item["kind"] = "group"
+            item["fields"] = describe(field.schema, locale)
+        elif isinstance(field, fields.List) and isinstance(field.inner, fields.Nested):
+            item["kind"] = "list"
+            item["fields"] = describe(field.inner.schema, locale)
+        elif isinstance(field, fields.List):
+            item["kind"] = "multi"
+            inner = [v for v in getattr(field.inner, "validators", []) if isinstance(v, validate.OneOf)]
+            item["choices"] = [str(c) for c in inner[0].choices] if inner else []
+        elif isinstance(field, fields.Boolean):
+            item["kind"] = "checkbox"
+        elif isinstance(field, (fields.Integer, fields.Float)):
+            item["kind"] = "number"
+            item["step"] = 1 if isinstance(field, fields.Integer) else 0.1
+        elif "choices" in item:
+            item["kind"] = "select"
+        elif any(isinstance(v, validate.Regexp) and "rgba" in v.regex.pattern for v in field.validators):
+            item["kind"] = "color"
+        else:
+            item["kind"] = "textarea" if item.get("maxlength", 0) > 150 else "text"
+        out[name] = item
+    return out
+
+
+def _app(ctx: Ctx) -> tuple[str, Any] | None:
+    key = ctx.request.path_params.get("key", "")
+    app = ctx.perezvon.host.registry.applications.get(key)
+    if key not in EDITORS or app is None:
+        return None
+    return key, app
+
+
+async def plugin_settings(ctx: Ctx) -> Response:
+    """The app settings page: the visual editor for the widget and the lead generator, else the generated form."""
+    params = ctx.request.path_params
+    if params.get("kind") != "apps" or _app(ctx) is None or ctx.request.query_params.get("form"):
+        return await projects.plugin_settings(ctx)
+    if ctx.request.method == "POST" and "settings_json" not in ctx.form:
+        return await projects.plugin_settings(ctx)
+    key, app = _app(ctx)
+    schema = app.settings_schema()
+    enablement = await AppEnablement.get_or_none(connection_id=ctx.connection.id, app_key=key)
+    stored = enablement.settings if enablement else {}
+    errors: dict[str, list[str]] = {}
+    try:
+        draft = schema.load(stored or {})
+    except ValidationError:
+        draft = stored or {}
+    if ctx.request.method == "POST":
+        if not ctx.can_connection(ctx.connection.id, GrantLevel.EDIT):
+            return await ctx.error(403, "You do not have access to this.")
+        loaded, draft, errors = _load_json(schema, ctx.form.get("settings_json") or "", ctx.locale)
+        if loaded is not None:
+            if enablement is None:
+                await AppEnablement.create(connection_id=ctx.connection.id, app_key=key, is_on=False, settings=loaded)
+            else:
+                await AppEnablement.filter(id=enablement.id).update(settings=loaded)
+            site_script = getattr(ctx.request.app.state, "site_script", None)
+            if site_script is not None:  # visitors get the new config at once
+                site_script.forget(ctx.connection.token)
+            ctx.flash(ctx._("Saved."))
+            return ctx.redirect(f"/connections/{ctx.connection.id}/apps/{key}")
+    base = f"/connections/{ctx.connection.id}/editor/{key}"
+    data = {"app": EDITORS[key], "schema": describe(schema, ctx.locale), "settings": draft, "errors": errors,
+            "preview": base + "/preview", "draft": base + "/draft", "locale": ctx.locale,
+            "can_edit": ctx.can_connection(ctx.connection.id, GrantLevel.EDIT)}
+    return await ctx.render("admin/app_editor.html", status_code=400 if errors else 200, plugin=app, key=key,
+                            connection=ctx.connection, on=bool(enablement and enablement.is_on), errors=errors,
+                            editor_data=json.dumps(data, ensure_ascii=False).replace("<", "\\u003c"),
+                            can_edit=data["can_edit"])
+
+
+def _load_json(schema: Schema, text: str, locale: str) -> tuple[dict | None, Any, dict[str, list[str]]]:
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        return None, {}, {"_schema": [translate("Not valid JSON.", locale)]}
+    if not isinstance(raw, dict):
+        return None, {}, {"_schema": [translate("Not valid JSON.", locale)]}
+    try:
+        return schema.load(raw), raw, {}
+    except ValidationError as exc:
+        return None, raw, flat_errors(translate_errors(exc.messages, locale))
+
+
+async def preview(ctx: Ctx) -> Response:
+    """The preview frame: an empty page with static scripts; the editor sends it the config."""
+    found = _app(ctx)
+    if found is None:
+        return ctx.redirect(f"/connections/{ctx.connection.id}")
+    key, _app_ = found
+    site_script = ctx.request.app.state.site_script
+    origin = f"{ctx.request.url.scheme}://{ctx.request.url.netloc}"
+    response = await ctx.render("admin/editor_preview.html", runtime=site_script.assets["runtime"].path,
+                                script=site_script.app_assets[key].path, key=key)
+    response.headers["Content-Security-Policy"] = PREVIEW_CSP.format(origin=origin)
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
+
+
+async def draft(ctx: Ctx) -> Response:
+    """The draft through the schema and the app's ``client_config``: the config the preview runs."""
+    found = _app(ctx)
+    if found is None:
+        return JSONResponse({"errors": {"key": ["No editor for this app."]}}, status_code=422)
+    key, app = found
+    try:
+        raw = json.loads(await ctx.request.body() or b"{}")
+    except ValueError:
+        raw = None
+    if not isinstance(raw, dict):
+        return JSONResponse({"errors": {"_schema": [ctx._("Not valid JSON.")]}}, status_code=422)
+    try:
+        settings = app.settings_schema().load(raw.get("settings") or {})
+    except ValidationError as exc:
+        return JSONResponse({"errors": flat_errors(translate_errors(exc.messages, ctx.locale))}, status_code=422)
+    site_script = ctx.request.app.state.site_script
+    config = await site_script.config_for(ctx.connection)
+    config["api"] = ""
+    config["integrations"], config["integration_scripts"] = {}, []
+    config["apps"] = [{"key": app.key, "title": app.title, "source": app.lead_source,
+                       "script": site_script.app_assets[key].path,
+                       "config": app.client_config(ctx.connection, settings)}]
+    return JSONResponse({"config": config, "errors": {}})
