@@ -16,10 +16,11 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from arq.constants import default_queue_name, in_progress_key_prefix
+from arq.constants import in_progress_key_prefix
 
 from core.integrations import MASK, mask_secrets, merge_secrets
 from core.models import Call, CallState, Delivery, IntegrationEnablement
+from core.queue import QUEUES
 from core.registry import CallEvent
 from plugins.calltouch.integration import Calltouch
 from plugins.comagic.integration import Comagic, ComagicSettings
@@ -147,24 +148,26 @@ async def make_deferred_jobs_due(redis) -> int:
     Called between two ``perezvon_run_jobs()``, when no worker runs: an "in progress" mark
     left by the stopped worker would make arq skip the job until the mark expires."""
     now = int(time.time() * 1000)
-    later = await redis.zrangebyscore(default_queue_name, now, "+inf")
-    for job_id in later:
-        await redis.zadd(default_queue_name, {job_id: now})
-        await redis.delete(in_progress_key_prefix + job_id.decode())
-    return len(later)
+    moved = 0
+    for queue in QUEUES:  # the callbacks' queue and the deliveries' queue
+        later = await redis.zrangebyscore(queue, now, "+inf")
+        for job_id in later:
+            await redis.zadd(queue, {job_id: now})
+            await redis.delete(in_progress_key_prefix + job_id.decode())
+        moved += len(later)
+    return moved
 
 
 @contextlib.asynccontextmanager
 async def running_worker(app):
-    from core.worker import build_worker
+    from core.worker import build_workers
 
-    worker = build_worker(app, handle_signals=False)
-    task = asyncio.create_task(worker.async_run())
+    workers = build_workers(app)
+    task = asyncio.create_task(workers.async_run())
     try:
-        yield worker
+        yield workers
     finally:
-        # arq's close() re-raises the CancelledError of a job it had to stop (a hung delivery)
-        await asyncio.gather(worker.close(), return_exceptions=True)
+        await workers.close()  # cancels a job still running (a hung delivery)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
