@@ -4,13 +4,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import uuid
 from collections import defaultdict
 from typing import Any
 
 from arq import Retry
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
 from tortoise.transactions import in_transaction
 
 from core.batching import Batcher, settle
@@ -21,6 +22,8 @@ from core.registry import CallEvent, DeliveryError, Notification
 log = logging.getLogger("perezvon.jobs")
 
 MAX_DELIVERY_TRIES = 8
+#: how long a group of delivery reads or writes waits for more jobs to join it
+LINGER = 0.01
 #: one try of one delivery never takes longer than this (plugins time out sooner)
 DELIVERY_TIMEOUT = 60.0
 
@@ -41,6 +44,12 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
 def delivery_label(event: str, attempt_number: int | None) -> str:
     """How one delivery is named in :attr:`CallEvent.previous`: the event, ":<n>" for attempts."""
     return event if attempt_number is None else f"{event}:{attempt_number}"
+
+
+@functools.cache
+def settings_schema(schema: type[Schema]) -> Schema:
+    """One instance per settings schema: making a marshmallow schema copies all its fields."""
+    return schema()
 
 
 @dataclasses.dataclass
@@ -109,13 +118,17 @@ class DeliveryBatches:
     queries and, on SQLite, one synced commit per delivery; grouped like the
     intake's leads (:class:`core.batching.Batcher`) it is four reads per group
     and one commit per group of rows. Each job still waits until its own row
-    is committed before it ends, so no try goes unrecorded.
+    is committed before it ends, so no try goes unrecorded. arq starts jobs one
+    after another, so each group waits :data:`LINGER` for the jobs starting
+    right behind it: a push is not urgent, a query per job is what limits the
+    worker.
     """
 
-    def __init__(self, max_batch: int = 500) -> None:
-        self.loads: Batcher[_Load] = Batcher(self._load, name="perezvon-delivery-loads", max_batch=max_batch)
+    def __init__(self, max_batch: int = 500, linger: float = LINGER) -> None:
+        self.loads: Batcher[_Load] = Batcher(self._load, name="perezvon-delivery-loads", max_batch=max_batch,
+                                             linger=linger)
         self.records: Batcher[_Record] = Batcher(self._record, name="perezvon-delivery-records",
-                                                  max_batch=max_batch)
+                                                  max_batch=max_batch, linger=linger)
 
     @staticmethod
     async def _load(batch: list[_Load]) -> None:
@@ -188,7 +201,7 @@ async def deliver(ctx: dict[str, Any], integration_key: str, event: str, call_id
             next_try_at=now + dt.timedelta(seconds=retry_in) if retry_in is not None else None))
 
     try:
-        settings = integration.settings_schema().load(context.settings or {})
+        settings = settings_schema(integration.settings_schema).load(context.settings or {})
     except ValidationError as exc:  # saved before a schema change: trying again cannot help
         await record(False, response=f"the integration's settings are invalid: {exc.messages}")
         return "failed: invalid settings"

@@ -20,6 +20,7 @@ slots, a slow or dead integration only slows the pushes behind it.
 from __future__ import annotations
 
 import asyncio
+import signal
 from typing import Any
 
 from arq import cron
@@ -63,6 +64,23 @@ class QueueWorker(Worker):
             job_id for job_id in job_ids
             if (task := running.get(job_id.decode())) is None or task.done()])
 
+    async def close(self) -> None:
+        """arq's ``close``, except that a job cancelled by the stop does not skip the rest.
+
+        arq awaits the jobs it cancelled and re-raises the first cancellation, so its
+        ``on_shutdown`` (the engine's drain, the delivery batchers) and the pool's close
+        would not run at all.
+        """
+        self.handle_sig(signal.SIGUSR1)
+        if not self._pool:
+            return
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await self.pool.delete(self.health_check_key)
+        if self.on_shutdown:
+            await self.on_shutdown(self.ctx)
+        await self.pool.close(close_connection_pool=True)
+        self._pool = None
+
 
 class Workers:
     """The callbacks worker and the deliveries worker of one process, run and stopped together."""
@@ -86,12 +104,8 @@ class Workers:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def close(self) -> None:
-        """Stop both: jobs still running are cancelled (arq's ``close``), then each worker's shutdown runs.
-
-        arq's ``close`` re-raises the cancellation of a job it had to stop; that is
-        the expected end of such a job, not a failure of the shutdown.
-        """
-        await asyncio.gather(*(worker.close() for worker in self.all), return_exceptions=True)
+        """Stop both: jobs still running are cancelled, then each worker's shutdown runs."""
+        await asyncio.gather(*(worker.close() for worker in self.all))
 
     def busy(self) -> bool:
         """Whether any job is running in either worker."""
