@@ -450,3 +450,26 @@ async def test_a_timeout_is_retried_and_a_hung_service_never_holds_up_the_callba
     assert (failed.ok, failed.status) == (False, None)
     assert failed.response == "no answer within 3 s (ReadTimeout)" and failed.next_try_at is not None
     service.release()
+
+
+async def test_pushes_have_their_own_queue_and_slots_so_hung_ones_never_hold_up_a_dial(
+        perezvon_app, perezvon_client, perezvon_site, new_phone, service, monkeypatch):
+    from core.queue import CALLBACKS_QUEUE, DELIVERIES_QUEUE
+
+    monkeypatch.setattr("core.worker.DELIVERY_MAX_JOBS", 2)  # a small number of slots, to fill them
+    service.answers = [HANG, HANG, HANG]
+    await enable(perezvon_site, "webhooks", url=service.url + "/hook", secret="s" * 32, timeout=30,
+                 events=["lead_created"])
+    redis = perezvon_app.redis
+    async with running_worker(perezvon_app) as workers:
+        assert workers.deliveries.max_jobs == 2
+        created = [await post_lead(perezvon_client, perezvon_site, new_phone()) for _ in range(3)]
+        await service.wait_for(2)  # both delivery slots now wait on the service
+        for lead in created:
+            call = await wait_until(lambda: Call.get_or_none(id=lead["call_id"], state=CallState.FINISHED))
+            assert call.display_status == "successful"  # dialled and finished all the same
+        # the third lead's push waits for a slot on its own queue, not in front of the attempts
+        waiting = f"deliver:webhooks:lead_created:{created[2]['call_id']}"
+        assert await redis.zscore(DELIVERIES_QUEUE, waiting) is not None
+        assert await redis.zscore(CALLBACKS_QUEUE, waiting) is None
+        assert len(service.requests) == 2
