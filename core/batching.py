@@ -34,18 +34,15 @@ class Batcher(Generic[Item]):
     """Runs ``process(batch)`` for the items submitted meanwhile, at most ``max_batch`` at a time.
 
     ``process`` settles each item's future. If it raises, every item of the
-    batch still waiting gets ``failed(exc)`` as its error. With ``linger``
-    (seconds), a wake-up with fewer than ``max_batch`` items waits that long
-    for more first: for callers that arrive one by one and can wait a little.
+    batch still waiting gets ``failed(exc)`` as its error.
     """
 
     def __init__(self, process: Callable[[list[Item]], Awaitable[None]], *, name: str, max_batch: int,
-                 failed: Callable[[BaseException], BaseException] = lambda exc: exc, linger: float = 0.0) -> None:
+                 failed: Callable[[BaseException], BaseException] = lambda exc: exc) -> None:
         self.process = process
         self.name = name
         self.max_batch = max_batch
         self.failed = failed
-        self.linger = linger
         self._pending: list[Item] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -60,8 +57,6 @@ class Batcher(Generic[Item]):
     async def _run(self) -> None:
         while True:
             await self._wakeup.wait()
-            if self.linger and len(self._pending) < self.max_batch:
-                await asyncio.sleep(self.linger)
             self._wakeup.clear()
             while self._pending:
                 batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]

@@ -22,8 +22,6 @@ from core.registry import CallEvent, DeliveryError, Notification
 log = logging.getLogger("perezvon.jobs")
 
 MAX_DELIVERY_TRIES = 8
-#: how long a group of delivery reads or writes waits for more jobs to join it
-LINGER = 0.01
 #: one try of one delivery never takes longer than this (plugins time out sooner)
 DELIVERY_TIMEOUT = 60.0
 
@@ -118,17 +116,14 @@ class DeliveryBatches:
     queries and, on SQLite, one synced commit per delivery; grouped like the
     intake's leads (:class:`core.batching.Batcher`) it is four reads per group
     and one commit per group of rows. Each job still waits until its own row
-    is committed before it ends, so no try goes unrecorded. arq starts jobs one
-    after another, so each group waits :data:`LINGER` for the jobs starting
-    right behind it: a push is not urgent, a query per job is what limits the
-    worker.
+    is committed before it ends, so no try goes unrecorded. While one group's
+    queries run, the jobs starting behind it gather into the next group.
     """
 
-    def __init__(self, max_batch: int = 500, linger: float = LINGER) -> None:
-        self.loads: Batcher[_Load] = Batcher(self._load, name="perezvon-delivery-loads", max_batch=max_batch,
-                                             linger=linger)
+    def __init__(self, max_batch: int = 500) -> None:
+        self.loads: Batcher[_Load] = Batcher(self._load, name="perezvon-delivery-loads", max_batch=max_batch)
         self.records: Batcher[_Record] = Batcher(self._record, name="perezvon-delivery-records",
-                                                  max_batch=max_batch, linger=linger)
+                                                  max_batch=max_batch)
 
     @staticmethod
     async def _load(batch: list[_Load]) -> None:
