@@ -75,23 +75,23 @@ async def _run_until_stopped(tasks: list[asyncio.Task], stop: asyncio.Event) -> 
 
 async def cmd_serve(args: argparse.Namespace) -> int:
     from core.registry import ServerContext
-    from core.worker import build_worker
+    from core.worker import build_workers
     from web.app import create_app
 
     app = _app(args)
     stop = asyncio.Event()
     _stop_on_signals(stop)
     await app.start(migrate=True)
-    servers, worker, web_task, worker_task = [], None, None, None
+    servers, workers, web_task, worker_task = [], None, None, None
     try:
         context = ServerContext(intake=app.intake, host=args.host, ports={"web": args.port, "smtp": args.smtp_port})
         servers = app.host.servers(context)
         for server in servers:
             await server.start()
         web = _uvicorn_server(create_app(app, manage_lifecycle=False), args.host, args.port)
-        worker = build_worker(app, handle_signals=False)
+        workers = build_workers(app)  # callbacks and deliveries, each on its own queue
         web_task = asyncio.create_task(web.serve(), name="web")
-        worker_task = asyncio.create_task(worker.async_run(), name="worker")
+        worker_task = asyncio.create_task(workers.async_run(), name="worker")
         _settle_heap()
         while not web.started and not web_task.done():
             await asyncio.sleep(0.05)
@@ -103,8 +103,8 @@ async def cmd_serve(args: argparse.Namespace) -> int:
             if web_task is not None:
                 web.should_exit = True
                 await asyncio.gather(web_task, return_exceptions=True)
-            if worker is not None:
-                await worker.close()
+            if workers is not None:
+                await workers.close()
                 worker_task.cancel()
                 await asyncio.gather(worker_task, return_exceptions=True)
             for server in reversed(servers):
@@ -172,18 +172,18 @@ async def cmd_web(args: argparse.Namespace) -> int:
 
 
 async def cmd_worker(args: argparse.Namespace) -> int:
-    from core.worker import build_worker
+    from core.worker import build_workers
 
     app = _app(args)
     stop = asyncio.Event()
     _stop_on_signals(stop)
     await app.start()
     try:
-        worker = build_worker(app, handle_signals=False)
-        task = asyncio.create_task(worker.async_run())
+        workers = build_workers(app)  # callbacks and deliveries, each on its own queue
+        task = asyncio.create_task(workers.async_run())
         print("Perezvon worker is running. Ctrl-C stops it.", flush=True)
         await _run_until_stopped([task], stop)
-        await worker.close()
+        await workers.close()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     finally:

@@ -2,16 +2,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
+import functools
 import logging
 import uuid
+from collections import defaultdict
 from typing import Any
 
 from arq import Retry
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
+from tortoise.transactions import in_transaction
 
+from core.batching import Batcher, settle
 from core.callbacks import as_event_data, utcnow
-from core.models import Call, Delivery, IntegrationEnablement, NotificationRecipient
+from core.models import Attempt, Call, Delivery, IntegrationEnablement, NotificationRecipient
 from core.registry import CallEvent, DeliveryError, Notification
 
 log = logging.getLogger("perezvon.jobs")
@@ -39,6 +44,121 @@ def delivery_label(event: str, attempt_number: int | None) -> str:
     return event if attempt_number is None else f"{event}:{attempt_number}"
 
 
+@functools.cache
+def settings_schema(schema: type[Schema]) -> Schema:
+    """One instance per settings schema: making a marshmallow schema copies all its fields."""
+    return schema()
+
+
+@dataclasses.dataclass
+class DeliveryContext:
+    """What one delivery reads before it pushes: the call with its lead and attempts, the
+    integration's settings on the call's connection, and its earlier successful deliveries."""
+
+    call: Call
+    attempts: list[Attempt]
+    #: None when the integration is not switched on for the connection
+    settings: dict[str, Any] | None
+    #: response of each earlier successful delivery of this call to this integration, by label
+    previous: dict[str, str]
+
+
+@dataclasses.dataclass
+class _Load:
+    call_id: str
+    integration_key: str
+    future: asyncio.Future
+
+
+@dataclasses.dataclass
+class _Record:
+    row: Delivery
+    future: asyncio.Future
+
+
+async def load_contexts(wanted: list[tuple[str, str]]) -> list[DeliveryContext | None]:
+    """The contexts of many deliveries ``(call id, integration key)`` in four queries, whatever their number."""
+    call_ids = list({call_id for call_id, _ in wanted})
+    calls = {str(call.id): call for call in await Call.filter(id__in=call_ids).select_related("lead")}
+    if not calls:
+        return [None] * len(wanted)
+    attempts: dict[str, list[Attempt]] = defaultdict(list)
+    for attempt in await Attempt.filter(call_id__in=list(calls)).order_by("number"):
+        attempts[str(attempt.call_id)].append(attempt)
+    keys = list({key for _, key in wanted})
+    settings = {(connection_id, key): value for connection_id, key, value in await IntegrationEnablement.filter(
+        connection_id__in=list({call.connection_id for call in calls.values()}), integration_key__in=keys,
+        is_on=True).values_list("connection_id", "integration_key", "settings")}
+    previous: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+    for call_id, key, event, number, response in await Delivery.filter(
+            call_id__in=list(calls), integration_key__in=keys, ok=True).values_list(
+            "call_id", "integration_key", "event", "attempt_number", "response"):
+        previous[str(call_id), key][delivery_label(event, number)] = response
+    out: list[DeliveryContext | None] = []
+    for call_id, key in wanted:
+        call = calls.get(call_id)
+        out.append(None if call is None else DeliveryContext(
+            call=call, attempts=attempts[call_id], settings=settings.get((call.connection_id, key)),
+            previous=previous[call_id, key]))
+    return out
+
+
+async def store_deliveries(rows: list[Delivery]) -> None:
+    async with in_transaction():
+        await Delivery.bulk_create(rows)
+
+
+class DeliveryBatches:
+    """The reads and writes of the delivery jobs running at once, done for all of them together.
+
+    Each delivery reads its call, lead, attempts, settings and earlier
+    deliveries, and stores one row per try. Done one job at a time that is six
+    queries and, on SQLite, one synced commit per delivery; grouped like the
+    intake's leads (:class:`core.batching.Batcher`) it is four reads per group
+    and one commit per group of rows. Each job still waits until its own row
+    is committed before it ends, so no try goes unrecorded. While one group's
+    queries run, the jobs starting behind it gather into the next group.
+    """
+
+    def __init__(self, max_batch: int = 500) -> None:
+        self.loads: Batcher[_Load] = Batcher(self._load, name="perezvon-delivery-loads", max_batch=max_batch)
+        self.records: Batcher[_Record] = Batcher(self._record, name="perezvon-delivery-records",
+                                                  max_batch=max_batch)
+
+    @staticmethod
+    async def _load(batch: list[_Load]) -> None:
+        for item, context in zip(batch, await load_contexts([(i.call_id, i.integration_key) for i in batch])):
+            settle(item.future, context)
+
+    @staticmethod
+    async def _record(batch: list[_Record]) -> None:
+        await store_deliveries([item.row for item in batch])
+        for item in batch:
+            settle(item.future)
+
+    async def load(self, call_id: str, integration_key: str) -> DeliveryContext | None:
+        return await self.loads.submit(_Load(call_id, integration_key, asyncio.get_running_loop().create_future()))
+
+    async def record(self, row: Delivery) -> None:
+        await self.records.submit(_Record(row, asyncio.get_running_loop().create_future()))
+
+    async def close(self) -> None:
+        await self.loads.close()
+        await self.records.close()
+
+
+class _Unbatched:
+    """The same reads and writes for one job run on its own (a test calling :func:`deliver`)."""
+
+    @staticmethod
+    async def load(call_id: str, integration_key: str) -> DeliveryContext | None:
+        return (await load_contexts([(call_id, integration_key)]))[0]
+
+    @staticmethod
+    async def record(row: Delivery) -> None:
+        await store_deliveries([row])
+
+
 async def deliver(ctx: dict[str, Any], integration_key: str, event: str, call_id: str,
                   attempt_number: int | None = None) -> str:
     """Push one event of one call to one integration; idempotent, retried with back-off.
@@ -47,43 +167,43 @@ async def deliver(ctx: dict[str, Any], integration_key: str, event: str, call_id
     excerpt, and when the next try is due), which the admin shows per call.
     """
     app = ctx["perezvon"]
+    batches = ctx.get("deliveries") or _Unbatched
     integration = app.host.registry.integrations.get(integration_key)
-    call = await Call.get_or_none(id=call_id).prefetch_related("lead", "attempts")
-    if integration is None or call is None:
+    if integration is None:
         return "skipped: integration not installed or call gone"
-    enablement = await IntegrationEnablement.get_or_none(
-        connection_id=call.connection_id, integration_key=integration_key, is_on=True)
-    if enablement is None:
+    context = await batches.load(call_id, integration_key)
+    if context is None:
+        return "skipped: integration not installed or call gone"
+    if context.settings is None:
         return "skipped: integration switched off"
+    call, previous = context.call, context.previous
     label = delivery_label(event, attempt_number)
-    done = await Delivery.filter(call_id=call.id, integration_key=integration_key, ok=True).values_list(
-        "event", "attempt_number", "response")
-    previous = {delivery_label(e, n): response for e, n, response in done}
     if label in previous:
         return "skipped: already delivered"
     attempt = None
     if attempt_number is not None:
-        attempt = next((a for a in call.attempts if a.number == attempt_number), None)
+        attempt = next((a for a in context.attempts if a.number == attempt_number), None)
         if attempt is None:
             return "skipped: attempt gone"
     job_try = ctx.get("job_try", 1)
 
     async def record(ok: bool, *, status: int | None = None, response: str = "",
                      retry_in: int | None = None) -> None:
-        await Delivery.create(
+        now = utcnow()
+        await batches.record(Delivery(
             call_id=call.id, integration_key=integration_key, event=event, attempt_number=attempt_number,
-            try_number=job_try, ok=ok, status=status, response=response[:500],
-            next_try_at=utcnow() + dt.timedelta(seconds=retry_in) if retry_in is not None else None)
+            try_number=job_try, ok=ok, status=status, response=response[:500], created_at=now,
+            next_try_at=now + dt.timedelta(seconds=retry_in) if retry_in is not None else None))
 
     try:
-        settings = integration.settings_schema().load(enablement.settings or {})
+        settings = settings_schema(integration.settings_schema).load(context.settings or {})
     except ValidationError as exc:  # saved before a schema change: trying again cannot help
         await record(False, response=f"the integration's settings are invalid: {exc.messages}")
         return "failed: invalid settings"
     payload = CallEvent(
         event=event, connection_id=call.connection_id, settings=settings,
         lead=as_event_data(call.lead), call=as_event_data(call),
-        attempts=[as_event_data(a) for a in call.attempts],
+        attempts=[as_event_data(a) for a in context.attempts],
         attempt=as_event_data(attempt) if attempt is not None else None,
         event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"perezvon:{label}:{call.id}")),
         previous=previous,

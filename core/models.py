@@ -383,6 +383,8 @@ class Delivery(Model):
 
     class Meta:
         table = "deliveries"
+        # each delivery reads the call's earlier deliveries to this integration; the admin lists a call's
+        indexes = (("call_id", "integration_key"),)
 
 
 class ApiKey(Model):

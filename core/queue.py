@@ -6,6 +6,13 @@ does, for each job, exactly what ``enqueue_job`` does -- skip it when a job or
 result with that id exists, else store the serialized job and add it to the
 queue -- atomically and in one round trip. The stored format is arq's own
 (``arq.jobs.serialize_job``), so arq's worker runs these jobs unchanged.
+
+There are two queues (two arq sorted sets), each consumed by its own arq
+worker in every worker process (``core/worker.py``): :data:`CALLBACKS_QUEUE`
+for the attempts (and any plugin job), :data:`DELIVERIES_QUEUE` for the
+integration pushes and notifications, which wait on outside services and so
+must never stand between a lead and its first dial. A :class:`Job` names its
+queue; one enqueue may mix queues and is still one round trip.
 """
 from __future__ import annotations
 
@@ -18,20 +25,27 @@ from arq.connections import ArqRedis
 from arq.constants import default_queue_name, expires_extra_ms, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 
+#: KEYS: (queue, job key, result key) per job; ARGV: (job id, expiry ms, score, payload) per job
 _ENQUEUE_MANY = """
 local added = 0
 local n = #ARGV / 4
 for i = 1, n do
-  local job_key, result_key = KEYS[1 + 2 * i - 1], KEYS[1 + 2 * i]
+  local queue, job_key, result_key = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
   if redis.call('EXISTS', job_key) == 0 and redis.call('EXISTS', result_key) == 0 then
     local base = 4 * (i - 1)
     redis.call('PSETEX', job_key, ARGV[base + 2], ARGV[base + 4])
-    redis.call('ZADD', KEYS[1], ARGV[base + 3], ARGV[base + 1])
+    redis.call('ZADD', queue, ARGV[base + 3], ARGV[base + 1])
     added = added + 1
   end
 end
 return added
 """
+
+#: attempts (``core.place_attempt``) and plugin jobs: arq's default queue
+CALLBACKS_QUEUE = default_queue_name
+#: integration pushes and notifications (``core.deliver``, ``core.notify``)
+DELIVERIES_QUEUE = default_queue_name + ":deliveries"
+QUEUES = (CALLBACKS_QUEUE, DELIVERIES_QUEUE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +54,7 @@ class Job:
     args: tuple[Any, ...]
     job_id: str
     run_at: dt.datetime | None = None
+    queue: str = CALLBACKS_QUEUE
 
 
 def attempt_job(call_id: str, number: int, run_at: dt.datetime | None) -> Job:
@@ -50,32 +65,33 @@ def attempt_job(call_id: str, number: int, run_at: dt.datetime | None) -> Job:
 def delivery_job(integration: str, event: str, call_id: str, attempt_number: int | None = None) -> Job:
     """The job that pushes one event of one call (or of one of its attempts) to one integration."""
     if attempt_number is None:
-        return Job("core.deliver", (integration, event, call_id), f"deliver:{integration}:{event}:{call_id}")
+        return Job("core.deliver", (integration, event, call_id), f"deliver:{integration}:{event}:{call_id}",
+                   queue=DELIVERIES_QUEUE)
     return Job("core.deliver", (integration, event, call_id, attempt_number),
-               f"deliver:{integration}:{event}:{call_id}:{attempt_number}")
+               f"deliver:{integration}:{event}:{call_id}:{attempt_number}", queue=DELIVERIES_QUEUE)
 
 
 def notify_job(notifier: str, kind: str, subject_id: str) -> Job:
     """The job that sends one notification through one notifier."""
-    return Job("core.notify", (notifier, kind, subject_id), f"notify:{notifier}:{kind}:{subject_id}")
+    return Job("core.notify", (notifier, kind, subject_id), f"notify:{notifier}:{kind}:{subject_id}",
+               queue=DELIVERIES_QUEUE)
 
 
 class JobQueue:
-    def __init__(self, redis: ArqRedis, queue_name: str = default_queue_name) -> None:
+    def __init__(self, redis: ArqRedis) -> None:
         self.redis = redis
-        self.queue_name = queue_name
         self._script = redis.register_script(_ENQUEUE_MANY)
 
     async def enqueue(self, jobs: list[Job]) -> int:
-        """Enqueue jobs not already queued; returns how many were added."""
+        """Enqueue jobs not already queued, each on its own queue; returns how many were added."""
         if not jobs:
             return 0
         now_ms = int(time.time() * 1000)
-        keys: list[str] = [self.queue_name]
+        keys: list[str] = []
         argv: list[Any] = []
         for job in jobs:
             score = max(now_ms, int(job.run_at.timestamp() * 1000)) if job.run_at else now_ms
             payload = serialize_job(job.function, job.args, {}, None, now_ms)
-            keys += [job_key_prefix + job.job_id, result_key_prefix + job.job_id]
+            keys += [job.queue, job_key_prefix + job.job_id, result_key_prefix + job.job_id]
             argv += [job.job_id, score - now_ms + expires_extra_ms, score, payload]
         return int(await self._script(keys=keys, args=argv))

@@ -8,7 +8,7 @@ Third-party plugin authors test the same way the core does:
   or the database number in ``PEREZVON_TEST_REDIS_URL``, flushed first);
 * ``perezvon_client`` -- an httpx client talking to the ASGI app;
 * ``perezvon_site`` -- a fresh project + connection (round the clock, one operator number);
-* ``perezvon_run_jobs`` -- runs the arq worker in burst mode until no job is due.
+* ``perezvon_run_jobs`` -- runs the arq workers (callbacks and deliveries) until no job is due.
 
 The plugins file is ``PEREZVON_TEST_PLUGINS`` (default ``tests/plugins.toml``
 in the working directory, else the project's ``plugins.toml``).
@@ -141,18 +141,26 @@ async def perezvon_site(perezvon_app):
 
 @pytest.fixture
 def perezvon_run_jobs(perezvon_app):
-    """``await run_jobs()`` runs the worker until no job is due and none is running.
+    """``await run_jobs()`` runs the workers until no job is due and none is running.
 
+    Both of a worker process's arq workers run (``core.worker``): the callbacks
+    and the deliveries, each on its own queue, and both queues are watched.
     (arq's own burst mode also waits for jobs deferred into the future, such as
     a redial in three minutes, so it cannot be used here.)
     """
-    from arq.constants import default_queue_name
+    from core.queue import QUEUES
+    from core.worker import build_workers
 
-    from core.worker import build_worker
+    async def due_jobs() -> int:
+        now_ms = int(time.time() * 1000)
+        async with perezvon_app.redis.pipeline(transaction=False) as pipe:
+            for queue in QUEUES:
+                pipe.zcount(queue, "-inf", now_ms)
+            return sum(await pipe.execute())
 
     async def run(timeout: float = 30.0) -> int:
-        worker = build_worker(perezvon_app, handle_signals=False)
-        task = asyncio.create_task(worker.async_run())
+        workers = build_workers(perezvon_app)
+        task = asyncio.create_task(workers.async_run())
         deadline = time.monotonic() + timeout
         quiet = 0
         try:
@@ -160,16 +168,15 @@ def perezvon_run_jobs(perezvon_app):
                 await asyncio.sleep(0.03)
                 if task.done():
                     task.result()
-                due = await perezvon_app.redis.zcount(default_queue_name, "-inf", int(time.time() * 1000))
-                running = any(not t.done() for t in worker.tasks.values()) or bool(
-                    perezvon_app.engine and perezvon_app.engine.in_flight)
+                due = await due_jobs()
+                running = workers.busy() or bool(perezvon_app.engine and perezvon_app.engine.in_flight)
                 quiet = quiet + 1 if not due and not running else 0
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"jobs still due or running after {timeout} s")
         finally:
-            await worker.close()
+            await workers.close()
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        return worker.jobs_complete + worker.jobs_failed
+        return workers.jobs_complete + workers.jobs_failed
 
     return run

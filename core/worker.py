@@ -1,20 +1,47 @@
-"""The arq worker: callback attempts, integration pushes, notifications, the sweep."""
+"""The arq workers of a worker process: one for the callbacks, one for integration pushes.
+
+Every ``perezvon worker`` / ``perezvon serve`` process runs two arq workers
+on one event loop, each consuming its own queue (``core/queue.py``):
+
+* the **callbacks** worker takes ``core.place_attempt`` (and plugin jobs)
+  from :data:`~core.queue.CALLBACKS_QUEUE`, runs the sweep, and owns the
+  callback engine; it polls every 20 ms, since the lead-to-dial time is spent
+  here;
+* the **deliveries** worker takes ``core.deliver`` and ``core.notify`` from
+  :data:`~core.queue.DELIVERIES_QUEUE`, at most :data:`DELIVERY_MAX_JOBS` at
+  once.
+
+Why two: a push waits on a service that may take seconds (or time out), and
+an arq worker re-reads its queue in score order on every poll, so hundreds of
+slow pushes sitting in the same queue stood between a new lead's attempt job
+and the worker, and filled its job slots. With their own queue and bounded
+slots, a slow or dead integration only slows the pushes behind it.
+"""
 from __future__ import annotations
 
+import asyncio
+import signal
 from typing import Any
 
 from arq import cron
 from arq.worker import Worker, func
 
 from core.app import Perezvon
+from core.jobs import DeliveryBatches
+from core.queue import CALLBACKS_QUEUE, DELIVERIES_QUEUE
 from core.redis import redis_settings
 
 #: a call (ringing + talk) may last long; arq must not cancel it
 ATTEMPT_TIMEOUT = 4 * 3600
-#: the worker runs many calls at once: they mostly wait on the PBX
+#: the callbacks worker runs many calls at once: they mostly wait on the PBX
 MAX_JOBS = 1000
-#: how often an idle worker looks for due jobs (lead-to-dial latency lives here)
+#: how often an idle callbacks worker looks for due jobs (lead-to-dial latency lives here)
 POLL_DELAY = 0.02
+#: pushes and notifications in flight at once per process: enough to keep up with
+#: services that answer in seconds, few enough that a hung one cannot swamp the process
+DELIVERY_MAX_JOBS = 200
+#: a delivery a few tens of ms late is fine; polling less often leaves the loop to the callbacks
+DELIVERY_POLL_DELAY = 0.05
 
 
 def _every(seconds: float) -> set[int]:
@@ -22,8 +49,82 @@ def _every(seconds: float) -> set[int]:
     return set(range(0, 60, step))
 
 
-def build_worker(app: Perezvon, *, burst: bool = False, handle_signals: bool = True) -> Worker:
-    """An arq worker for ``app``; ``app`` must be started (``await app.start()``)."""
+class QueueWorker(Worker):
+    """arq's worker, except that it does not re-check the jobs it is running itself.
+
+    A running job stays in arq's queue until it ends, and arq checks every id
+    it reads (three Redis round trips each) before it reaches the new ones: on
+    every poll, in front of every new job. This worker skips the ids its own
+    running tasks hold; other processes' jobs are still checked as arq does.
+    """
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        running = self.tasks
+        await super().start_jobs([
+            job_id for job_id in job_ids
+            if (task := running.get(job_id.decode())) is None or task.done()])
+
+    async def close(self) -> None:
+        """arq's ``close``, except that a job cancelled by the stop does not skip the rest.
+
+        arq awaits the jobs it cancelled and re-raises the first cancellation, so its
+        ``on_shutdown`` (the engine's drain, the delivery batchers) and the pool's close
+        would not run at all.
+        """
+        self.handle_sig(signal.SIGUSR1)
+        if not self._pool:
+            return
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await self.pool.delete(self.health_check_key)
+        if self.on_shutdown:
+            await self.on_shutdown(self.ctx)
+        await self.pool.close(close_connection_pool=True)
+        self._pool = None
+
+
+class Workers:
+    """The callbacks worker and the deliveries worker of one process, run and stopped together."""
+
+    def __init__(self, callbacks: Worker, deliveries: Worker) -> None:
+        self.callbacks = callbacks
+        self.deliveries = deliveries
+        self.all = (callbacks, deliveries)
+
+    async def async_run(self) -> None:
+        """Run both until cancelled; if one of them fails, stop the other and raise its error."""
+        tasks = [asyncio.create_task(worker.async_run(), name=f"arq-worker:{worker.queue_name}")
+                 for worker in self.all]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop both: jobs still running are cancelled, then each worker's shutdown runs."""
+        await asyncio.gather(*(worker.close() for worker in self.all))
+
+    def busy(self) -> bool:
+        """Whether any job is running in either worker."""
+        return any(not task.done() for worker in self.all for task in worker.tasks.values())
+
+    @property
+    def jobs_complete(self) -> int:
+        return sum(worker.jobs_complete for worker in self.all)
+
+    @property
+    def jobs_failed(self) -> int:
+        return sum(worker.jobs_failed for worker in self.all)
+
+
+def build_workers(app: Perezvon) -> Workers:
+    """The two arq workers for ``app``; ``app`` must be started (``await app.start()``).
+
+    Signals are left to the caller (the CLI stops web, workers and Redis in order).
+    """
     jobs = app.host.job_functions()
     sweep = jobs.pop("core.sweep")
     functions = [
@@ -31,26 +132,37 @@ def build_worker(app: Perezvon, *, burst: bool = False, handle_signals: bool = T
              max_tries=3 if name == "core.place_attempt" else 10)
         for name, job in jobs.items()
     ]
+    common: dict[str, Any] = dict(
+        functions=functions,
+        redis_settings=redis_settings(app.redis_url),
+        handle_signals=False,
+        keep_result=0,  # results are in the database; a kept result would block re-queueing a job id
+        job_timeout=300,
+    )
 
-    async def on_startup(ctx: dict[str, Any]) -> None:
+    async def start_callbacks(ctx: dict[str, Any]) -> None:
         ctx["perezvon"] = app
         await app.start_engine()
 
-    async def on_shutdown(ctx: dict[str, Any]) -> None:
+    async def stop_callbacks(ctx: dict[str, Any]) -> None:
         await app.stop_engine()
 
-    return Worker(
-        functions=functions,
+    async def start_deliveries(ctx: dict[str, Any]) -> None:
+        ctx["perezvon"] = app
+        ctx["deliveries"] = DeliveryBatches()
+
+    async def stop_deliveries(ctx: dict[str, Any]) -> None:
+        if "deliveries" in ctx:
+            await ctx.pop("deliveries").close()
+
+    callbacks = QueueWorker(
+        queue_name=CALLBACKS_QUEUE,
         cron_jobs=[cron(sweep, name="core.sweep", second=_every(app.settings.sweep_seconds),
                         run_at_startup=True, unique=True, timeout=120)],
-        redis_settings=redis_settings(app.redis_url),
-        on_startup=on_startup,
-        on_shutdown=on_shutdown,
-        handle_signals=handle_signals,
-        burst=burst,
-        max_jobs=MAX_JOBS,
-        poll_delay=POLL_DELAY,
-        keep_result=0,  # results are in the database; a kept result would block re-queueing a job id
-        job_timeout=300,
-        ctx={},
-    )
+        on_startup=start_callbacks, on_shutdown=stop_callbacks,
+        max_jobs=MAX_JOBS, poll_delay=POLL_DELAY, ctx={}, **common)
+    deliveries = QueueWorker(
+        queue_name=DELIVERIES_QUEUE,
+        on_startup=start_deliveries, on_shutdown=stop_deliveries,
+        max_jobs=DELIVERY_MAX_JOBS, poll_delay=DELIVERY_POLL_DELAY, ctx={}, **common)
+    return Workers(callbacks, deliveries)

@@ -16,10 +16,11 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from arq.constants import default_queue_name, in_progress_key_prefix
+from arq.constants import in_progress_key_prefix
 
 from core.integrations import MASK, mask_secrets, merge_secrets
 from core.models import Call, CallState, Delivery, IntegrationEnablement
+from core.queue import QUEUES
 from core.registry import CallEvent
 from plugins.calltouch.integration import Calltouch
 from plugins.comagic.integration import Comagic, ComagicSettings
@@ -147,24 +148,26 @@ async def make_deferred_jobs_due(redis) -> int:
     Called between two ``perezvon_run_jobs()``, when no worker runs: an "in progress" mark
     left by the stopped worker would make arq skip the job until the mark expires."""
     now = int(time.time() * 1000)
-    later = await redis.zrangebyscore(default_queue_name, now, "+inf")
-    for job_id in later:
-        await redis.zadd(default_queue_name, {job_id: now})
-        await redis.delete(in_progress_key_prefix + job_id.decode())
-    return len(later)
+    moved = 0
+    for queue in QUEUES:  # the callbacks' queue and the deliveries' queue
+        later = await redis.zrangebyscore(queue, now, "+inf")
+        for job_id in later:
+            await redis.zadd(queue, {job_id: now})
+            await redis.delete(in_progress_key_prefix + job_id.decode())
+        moved += len(later)
+    return moved
 
 
 @contextlib.asynccontextmanager
 async def running_worker(app):
-    from core.worker import build_worker
+    from core.worker import build_workers
 
-    worker = build_worker(app, handle_signals=False)
-    task = asyncio.create_task(worker.async_run())
+    workers = build_workers(app)
+    task = asyncio.create_task(workers.async_run())
     try:
-        yield worker
+        yield workers
     finally:
-        # arq's close() re-raises the CancelledError of a job it had to stop (a hung delivery)
-        await asyncio.gather(worker.close(), return_exceptions=True)
+        await workers.close()  # cancels a job still running (a hung delivery)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
@@ -447,3 +450,26 @@ async def test_a_timeout_is_retried_and_a_hung_service_never_holds_up_the_callba
     assert (failed.ok, failed.status) == (False, None)
     assert failed.response == "no answer within 3 s (ReadTimeout)" and failed.next_try_at is not None
     service.release()
+
+
+async def test_pushes_have_their_own_queue_and_slots_so_hung_ones_never_hold_up_a_dial(
+        perezvon_app, perezvon_client, perezvon_site, new_phone, service, monkeypatch):
+    from core.queue import CALLBACKS_QUEUE, DELIVERIES_QUEUE
+
+    monkeypatch.setattr("core.worker.DELIVERY_MAX_JOBS", 2)  # a small number of slots, to fill them
+    service.answers = [HANG, HANG, HANG]
+    await enable(perezvon_site, "webhooks", url=service.url + "/hook", secret="s" * 32, timeout=30,
+                 events=["lead_created"])
+    redis = perezvon_app.redis
+    async with running_worker(perezvon_app) as workers:
+        assert workers.deliveries.max_jobs == 2
+        created = [await post_lead(perezvon_client, perezvon_site, new_phone()) for _ in range(3)]
+        await service.wait_for(2)  # both delivery slots now wait on the service
+        for lead in created:
+            call = await wait_until(lambda: Call.get_or_none(id=lead["call_id"], state=CallState.FINISHED))
+            assert call.display_status == "successful"  # dialled and finished all the same
+        # the third lead's push waits for a slot on its own queue, not in front of the attempts
+        waiting = f"deliver:webhooks:lead_created:{created[2]['call_id']}"
+        assert await redis.zscore(DELIVERIES_QUEUE, waiting) is not None
+        assert await redis.zscore(CALLBACKS_QUEUE, waiting) is None
+        assert len(service.requests) == 2
