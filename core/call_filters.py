@@ -13,13 +13,14 @@ import datetime as dt
 import re
 import uuid
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates, validates_schema
 from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
 from core.models import Call, CallTag, DisplayStatus
+from core.schemas import check_time_zone
 
 #: automatic tags (SPEC S3.6) by the name the filter uses, as conditions on the call
 AUTO_TAGS: dict[str, dict[str, Any]] = {
@@ -61,10 +62,7 @@ class CallFilterSchema(Schema):
 
     @validates("tz")
     def _zone(self, value: str, **_) -> None:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValidationError("Unknown time zone.") from None
+        check_time_zone(value)
 
     @validates_schema
     def _range(self, data: dict, **_) -> None:

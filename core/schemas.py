@@ -11,6 +11,16 @@ from core.registry import Direction
 MUST_CONSENT = "Consent to the processing of personal data is required."
 
 
+
+def check_time_zone(value: str, message: str = "Unknown time zone.") -> None:
+    """A marshmallow check shared by every schema with a time zone: an IANA name zoneinfo knows."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(message) from None
+
 class PhoneField(fields.String):
     """A phone number, normalised to E.164 (default region RU)."""
 
@@ -186,12 +196,7 @@ class WorkingHoursSchema(Schema):
 
     @validates("timezone")
     def _known_zone(self, value: str, **_) -> None:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValidationError("Unknown time zone.") from None
+        check_time_zone(value)
 
     @validates("convenient_time")
     def _time_of_day(self, value: str, **_) -> None:

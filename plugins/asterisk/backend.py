@@ -171,7 +171,7 @@ class AsteriskCall(CallControl):
             raise TelephonyFault(f"not a dialable E.164 number: {number!r}")
         leg = Leg(leg_role, f"{self._prefix}{'o' if leg_role == OPERATOR else 'c'}")
         self.legs[leg_role] = leg
-        self.backend.track(self, leg)
+        self.link.listen(leg.id, leg.on_event)
         action = {
             "Action": "Originate", "Channel": self.backend.dial_string(number),
             "Context": self.backend.context, "Exten": "s", "Priority": "1",
@@ -334,7 +334,6 @@ class AsteriskTelephony(TelephonyBackend):
         #: channels of attempts that ended while the link was down: hung up at the next login
         self.orphans: set[str] = set()
         self.speech = None
-        self.originated = 0
         self._sounds_in_progress: dict[tuple[str, str], asyncio.Future] = {}
 
     def dial_string(self, number: str) -> str:
@@ -346,10 +345,6 @@ class AsteriskTelephony(TelephonyBackend):
         else:
             formatted = digits
         return self._dial.replace("{number}", formatted)
-
-    def track(self, call: AsteriskCall, leg: Leg) -> None:
-        self.link.listen(leg.id, leg.on_event)
-        self.originated += 1
 
     # -------------------------------------------------------------- lifecycle
     async def start(self) -> None:

@@ -102,7 +102,6 @@ class AmiLink:
         self.up = asyncio.Event()
         #: why the link is not up, for /healthz and the call's reason ("" when up)
         self.error = "not connected yet"
-        self.logins = 0
         self._listeners: dict[str, Callable[[Any], None]] = {}
         #: list actions in progress: ActionID -> (events so far, the name of the closing event, future)
         self._lists: dict[str, tuple[list, str, asyncio.Future]] = {}
@@ -248,7 +247,6 @@ class AmiLink:
             log.exception("AMI: the after-login step failed")
         self._delay = self.reconnect_min
         self.error = ""
-        self.logins += 1
         self._down.clear()
         self.up.set()
         log.info("AMI: logged in to %s:%s", self.host, self.port)

@@ -17,11 +17,12 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from core.integrations import HttpPush, excerpt, json_body
+from core.schemas import check_time_zone
 from core.registry import CallEvent, DeliveryError, Integration, LeadSource
 
 API_URL = "https://api.calltouch.ru"
@@ -68,11 +69,8 @@ class CalltouchSettings(Schema):
 
     @validates("timezone")
     def _zone(self, value: str, **_: Any) -> None:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValidationError("Неизвестный часовой пояс, например Europe/Moscow / "
-                                  "Unknown time zone, e.g. Europe/Moscow.") from None
+        check_time_zone(value, "Неизвестный часовой пояс, например Europe/Moscow / "
+                               "Unknown time zone, e.g. Europe/Moscow.")
 
 
 def session_id_of(lead: Mapping[str, Any]) -> str:

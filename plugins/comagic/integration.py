@@ -15,11 +15,12 @@ import json
 import re
 from pathlib import Path
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from core.integrations import HttpPush, excerpt, json_body
+from core.schemas import check_time_zone
 from core.registry import CallEvent, DeliveryError, Integration
 
 API_URL = "https://dataapi.comagic.ru/v2.0"
@@ -52,11 +53,8 @@ class ComagicSettings(Schema):
 
     @validates("timezone")
     def _zone(self, value: str, **_: Any) -> None:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValidationError("Неизвестный часовой пояс, например Europe/Moscow / "
-                                  "Unknown time zone, e.g. Europe/Moscow.") from None
+        check_time_zone(value, "Неизвестный часовой пояс, например Europe/Moscow / "
+                               "Unknown time zone, e.g. Europe/Moscow.")
 
 
 def session_id_of(lead: dict[str, Any]) -> int | None:
