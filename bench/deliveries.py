@@ -199,10 +199,11 @@ async def main(args) -> None:
         try:
             print(f"throughput ({args.count} webhook deliveries, one worker):", await throughput(app, fast_url, args.count),
                   flush=True)
-            print("lead -> first dial, no integrations:", await lead_to_dial(app, None, args.leads, args.rate),
-                  flush=True)
-            print(f"lead -> first dial, 4 integrations + webhooks answering in {args.slow:g} s:",
-                  await lead_to_dial(app, slow_url, args.leads, args.rate), flush=True)
+            if not args.skip_dial:
+                print("lead -> first dial, no integrations:", await lead_to_dial(app, None, args.leads, args.rate),
+                      flush=True)
+                print(f"lead -> first dial, 4 integrations + webhooks answering in {args.slow:g} s:",
+                      await lead_to_dial(app, slow_url, args.leads, args.rate), flush=True)
         finally:
             await app.stop()
     for process in (fast, slow):
@@ -218,4 +219,11 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=10.0)
     parser.add_argument("--database-url", default=os.environ.get("PEREZVON_DATABASE_URL"))
     parser.add_argument("--redis-url", default=os.environ.get("PEREZVON_REDIS_URL"))
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--skip-dial", action="store_true", help="measure the throughput only")
+    parser.add_argument("--plain-asyncio", action="store_true",
+                        help="run on asyncio's own loop instead of the one `perezvon worker` uses (uvloop)")
+    args = parser.parse_args()
+    from core.cli import _loop_factory
+
+    with asyncio.Runner(loop_factory=None if args.plain_asyncio else _loop_factory()) as runner:
+        runner.run(main(args))
