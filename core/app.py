@@ -12,6 +12,7 @@ from arq.connections import ArqRedis
 from core import db
 from core.callbacks import CallbackEngine
 from core.intake import LeadIntake, SiteDirectory
+from core.integrations import close_clients
 from core.plugins import PluginHost
 from core.redis import EmbeddedRedis, arq_pool
 from core.settings import Settings
@@ -77,6 +78,7 @@ class Perezvon:
 
     async def stop(self) -> None:
         await self.stop_engine()
+        await close_clients()  # integrations' HTTP pools (a test may push without a worker)
         if self.intake is not None:
             await self.intake.close()
             self.intake = None

@@ -7,6 +7,14 @@ errors, timeouts, 429 and 5xx are retried with back-off, other 4xx are not.
 Secrets (API keys, tokens) passed to it never appear in an error it raises,
 so they never reach the deliveries table, a log line or the admin.
 
+Integrations see httpx's API (requests, :class:`httpx.Response`), but the
+bytes go through aiohttp, by the ``httpx-aiohttp`` transport (written by an
+httpx maintainer). httpx's own transport cost 1.3-2.2 ms of CPU per POST to a
+local service (its connection pool is re-scanned under a lock on every
+request, over anyio streams); through aiohttp the same POST costs about
+0.3 ms, and pushes are what a deliveries worker spends its CPU on (BENCHMARKS.md,
+"Integration deliveries").
+
 :func:`mask_secrets` and :func:`merge_secrets` implement SPEC S5's "after
 saving, the key is shown as ``****`` and never sent back to the browser":
 fields whose schema metadata says ``secret`` are masked on the way out, and a
@@ -16,10 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 from marshmallow import Schema
 
 from core.registry import DeliveryError
@@ -27,6 +38,8 @@ from core.registry import DeliveryError
 MASK = "****"
 #: how much of an answer is kept with a delivery
 EXCERPT = 300
+#: connections per integration and event loop: a worker runs at most ``core.worker.DELIVERY_MAX_JOBS`` pushes
+MAX_CONNECTIONS = 200
 
 
 def secret_fields(schema: type[Schema] | Schema) -> set[str]:
@@ -62,10 +75,23 @@ def excerpt(response: httpx.Response, secrets: Iterable[str] = ()) -> str:
     return redact(f"{response.status_code} {body}".strip()[:EXCERPT], secrets)
 
 
+#: every HttpPush with an open client, so that a stopping worker can close them all (:func:`close_clients`)
+_open_pushes: weakref.WeakSet[HttpPush] = weakref.WeakSet()
+
+
+async def close_clients() -> None:
+    """Close the connection pools of every :class:`HttpPush` made on the running event loop.
+
+    Called when a worker (or the app) stops, so that plugins need no shutdown code of their own.
+    """
+    for push in list(_open_pushes):
+        await push.close()
+
+
 class HttpPush:
     """A pooled HTTP client for one integration; answers are classified for the delivery job.
 
-    The client is bound to the event loop it was made in (httpx pools are), so
+    The client is bound to the event loop it was made in (connection pools are), so
     a new one is made when the loop changes (a new worker, a new test).
     """
 
@@ -83,14 +109,16 @@ class HttpPush:
         if self._client is None or self._loop is not loop or self._client.is_closed:
             self._client = httpx.AsyncClient(
                 timeout=self.timeout, headers={"User-Agent": self.user_agent}, follow_redirects=False,
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
+                transport=AiohttpTransport(client=_aiohttp_session))
             self._loop = loop
+            _open_pushes.add(self)
         return self._client
 
     async def close(self) -> None:
         if self._client is not None and self._loop is asyncio.get_running_loop():
             await self._client.aclose()
         self._client = None
+        _open_pushes.discard(self)
 
     async def send(self, method: str, url: str, *, secrets: Iterable[str] = (), timeout: float | None = None,
                    **kwargs: Any) -> httpx.Response:
@@ -103,10 +131,14 @@ class HttpPush:
         timeout = timeout or self.timeout
         try:
             response = await self.client().request(method, url, timeout=timeout, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise DeliveryError(f"no answer within {timeout:g} s ({type(exc).__name__})", retry=True) from None
         except httpx.HTTPError as exc:
-            raise DeliveryError(redact(f"network error: {type(exc).__name__}: {exc}", secrets), retry=True) from None
+            # the transport's own error says what happened: httpx-aiohttp names a refused
+            # connection ConnectTimeout, so the httpx class alone would call it a timeout
+            cause = exc.__cause__ or exc
+            if isinstance(cause, TimeoutError):
+                raise DeliveryError(f"no answer within {timeout:g} s ({type(exc).__name__})", retry=True) from None
+            raise DeliveryError(redact(f"network error: {type(cause).__name__}: {cause}", secrets),
+                                retry=True) from None
         status = response.status_code
         if status >= 500 or status == 429:
             raise DeliveryError(f"the service answered {status}; trying again later", retry=True, status=status,
@@ -115,6 +147,17 @@ class HttpPush:
             raise DeliveryError(f"the service refused the request ({status})", retry=False, status=status,
                                 response=excerpt(response, secrets))
         return response
+
+
+def _aiohttp_session() -> aiohttp.ClientSession:
+    """The aiohttp session under an :class:`HttpPush` client, made on the loop that will use it.
+
+    Certificates are checked against the bundle httpx uses (certifi). Pushes go direct:
+    with ``trust_env`` aiohttp would read ``~/.netrc`` in a thread on every request, which
+    was a fifth of a deliveries worker's CPU.
+    """
+    connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ssl=httpx.create_ssl_context())
+    return aiohttp.ClientSession(connector=connector, trust_env=False)
 
 
 def json_body(response: httpx.Response, secrets: Iterable[str] = ()) -> Any:

@@ -27,6 +27,7 @@ from arq import cron
 from arq.worker import Worker, func
 
 from core.app import Perezvon
+from core.integrations import close_clients
 from core.jobs import DeliveryBatches
 from core.queue import CALLBACKS_QUEUE, DELIVERIES_QUEUE
 from core.redis import redis_settings
@@ -154,6 +155,7 @@ def build_workers(app: Perezvon) -> Workers:
     async def stop_deliveries(ctx: dict[str, Any]) -> None:
         if "deliveries" in ctx:
             await ctx.pop("deliveries").close()
+        await close_clients()
 
     callbacks = QueueWorker(
         queue_name=CALLBACKS_QUEUE,

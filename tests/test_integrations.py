@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import socket
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -450,6 +451,23 @@ async def test_a_timeout_is_retried_and_a_hung_service_never_holds_up_the_callba
     assert (failed.ok, failed.status) == (False, None)
     assert failed.response == "no answer within 3 s (ReadTimeout)" and failed.next_try_at is not None
     service.release()
+
+
+async def test_a_refused_connection_is_a_network_error_retried_with_back_off(
+        perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    await enable(perezvon_site, "webhooks", url=f"http://127.0.0.1:{port}/hook", secret="s" * 32,
+                 events=["lead_created"])
+    created = await post_lead(perezvon_client, perezvon_site, new_phone())
+    await perezvon_run_jobs()
+    failed = await Delivery.get(call_id=created["call_id"])
+    assert (failed.ok, failed.status, failed.next_try_at is not None) == (False, None, True)
+    # named as what happened: not a timeout, and with the address that refused
+    assert failed.response.startswith("network error: ClientConnectorError: ")
+    assert f"127.0.0.1:{port}" in failed.response and "no answer" not in failed.response
+    assert (await Call.get(id=created["call_id"])).display_status == "successful"
 
 
 async def test_pushes_have_their_own_queue_and_slots_so_hung_ones_never_hold_up_a_dial(
