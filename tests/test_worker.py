@@ -1,0 +1,123 @@
+"""How a worker claims jobs from its queue (``core.worker.QueueWorker``), over a real Redis.
+
+The worker claims every job it has slots for in one Lua script instead of
+arq's four round trips per job. What arq guarantees must still hold: a job
+runs once even when several worker processes share a queue, a job another
+process is running or one not yet due is left alone, and the slots bound how
+many run at once.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import time
+import uuid
+
+from arq.constants import in_progress_key_prefix
+
+from core.models import Call, Delivery, IntegrationEnablement, Lead
+from core.queue import DELIVERIES_QUEUE, JobQueue, delivery_job
+from core.worker import build_workers
+from tests.test_integrations import Service
+
+
+async def finished_calls(site, count: int) -> list[Call]:
+    """Calls with nothing left to dial, so only their deliveries run."""
+    now = dt.datetime.now(dt.UTC)
+    leads = [Lead(id=uuid.uuid4(), connection_id=site.id, source="api", phone=f"+7916{i:07d}", created_at=now)
+             for i in range(count)]
+    await Lead.bulk_create(leads)
+    calls = [Call(id=uuid.uuid4(), lead_id=lead.id, connection_id=site.id, created_at=now, state="finished")
+             for lead in leads]
+    await Call.bulk_create(calls)
+    return calls
+
+
+async def run_deliveries_workers(app, how_many: int, until) -> list:
+    """``how_many`` deliveries workers, as in that many worker processes, each with its own Redis
+    connections, until ``until()`` is true; returns the workers."""
+    workers = [build_workers(app).deliveries for _ in range(how_many)]
+    tasks = [asyncio.create_task(worker.async_run()) for worker in workers]
+    try:
+        deadline = time.monotonic() + 60
+        while not await until():
+            assert time.monotonic() < deadline, "the deliveries did not finish in time"
+            for task in tasks:
+                assert not task.done(), task.exception()
+            await asyncio.sleep(0.05)
+    finally:
+        await asyncio.gather(*(worker.close() for worker in workers))
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return workers
+
+
+async def test_two_worker_processes_sharing_a_queue_run_every_job_once(perezvon_app, perezvon_site):
+    async with Service() as service:
+        await IntegrationEnablement.create(connection=perezvon_site, integration_key="webhooks", settings={
+            "url": service.url + "/hook", "secret": "s" * 32, "events": ["lead_created"]})
+        calls = await finished_calls(perezvon_site, 300)
+        jobs = [delivery_job("webhooks", "lead_created", str(call.id)) for call in calls]
+        assert await JobQueue(perezvon_app.redis).enqueue(jobs) == 300
+
+        async def all_delivered() -> bool:
+            return await Delivery.filter(call_id__in=[c.id for c in calls]).count() >= 300
+
+        workers = await run_deliveries_workers(perezvon_app, 2, all_delivered)
+        assert all(worker.jobs_complete > 0 for worker in workers)  # both took a share
+        assert sum(worker.jobs_complete for worker in workers) == 300
+        pushed = [request.json()["call"]["id"] for request in service.requests]
+        assert sorted(pushed) == sorted(str(call.id) for call in calls)  # each call pushed exactly once
+        rows = await Delivery.filter(call_id__in=[c.id for c in calls]).values_list("ok", "try_number")
+        assert rows == [(True, 1)] * 300
+        assert await perezvon_app.redis.zcard(DELIVERIES_QUEUE) == 0
+
+
+async def test_a_job_running_elsewhere_or_not_yet_due_is_left_in_the_queue(perezvon_app, perezvon_site):
+    async with Service() as service:
+        await IntegrationEnablement.create(connection=perezvon_site, integration_key="webhooks", settings={
+            "url": service.url + "/hook", "secret": "s" * 32, "events": ["lead_created"]})
+        due, running_elsewhere, later = await finished_calls(perezvon_site, 3)
+        redis = perezvon_app.redis
+        elsewhere_job = delivery_job("webhooks", "lead_created", str(running_elsewhere.id))
+        later_job = dataclasses.replace(delivery_job("webhooks", "lead_created", str(later.id)),
+                                        run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+        await JobQueue(redis).enqueue([delivery_job("webhooks", "lead_created", str(due.id)), elsewhere_job, later_job])
+        # another worker process has claimed this one (arq's mark, with arq's expiry)
+        await redis.psetex(in_progress_key_prefix + elsewhere_job.job_id, 60_000, b"1")
+
+        async def due_one_delivered() -> bool:
+            return await Delivery.filter(call_id=due.id).exists()
+
+        [worker] = await run_deliveries_workers(perezvon_app, 1, due_one_delivered)
+        await asyncio.sleep(0.3)  # several more polls: the other two must still not start
+        assert worker.jobs_complete == 1
+        assert [request.json()["call"]["id"] for request in service.requests] == [str(due.id)]
+        assert await redis.zscore(DELIVERIES_QUEUE, elsewhere_job.job_id) is not None
+        assert await redis.zscore(DELIVERIES_QUEUE, later_job.job_id) is not None
+        await redis.delete(in_progress_key_prefix + elsewhere_job.job_id)
+
+
+async def test_no_more_jobs_run_at_once_than_the_worker_has_slots(perezvon_app, perezvon_site, monkeypatch):
+    monkeypatch.setattr("core.worker.DELIVERY_MAX_JOBS", 5)
+    async with Service() as service:
+        service.answers = ["hang"] * 20
+        await IntegrationEnablement.create(connection=perezvon_site, integration_key="webhooks", settings={
+            "url": service.url + "/hook", "secret": "s" * 32, "events": ["lead_created"], "timeout": 30})
+        calls = await finished_calls(perezvon_site, 20)
+        await JobQueue(perezvon_app.redis).enqueue(
+            [delivery_job("webhooks", "lead_created", str(call.id)) for call in calls])
+        while_hung: list[int] = []
+
+        async def all_delivered_after_five_hung() -> bool:
+            if len(service.requests) >= 5 and not service.released.is_set():
+                await asyncio.sleep(0.3)  # several polls with every slot taken by a hung push
+                while_hung.append(len(service.requests))
+                service.release()
+            return await Delivery.filter(call_id__in=[c.id for c in calls]).count() >= 20
+
+        await run_deliveries_workers(perezvon_app, 1, all_delivered_after_five_hung)
+        assert while_hung == [5]  # no sixth push started while five held the slots
+        assert len(service.requests) == 20
