@@ -9,11 +9,11 @@ so they never reach the deliveries table, a log line or the admin.
 
 Integrations see httpx's API (requests, :class:`httpx.Response`), but the
 bytes go through aiohttp, by the ``httpx-aiohttp`` transport (written by an
-httpx maintainer). httpx's own transport cost 1.3-2.2 ms of CPU per POST to a
-local service (its connection pool is re-scanned under a lock on every
+httpx maintainer). httpx's own transport costs 1.1-2.2 ms of CPU per POST to
+a local service (its connection pool is scanned under a lock on every
 request, over anyio streams); through aiohttp the same POST costs about
-0.3 ms, and pushes are what a deliveries worker spends its CPU on (BENCHMARKS.md,
-"Integration deliveries").
+0.3 ms (``bench/http_push.py``), and pushes are what a deliveries worker
+spends its CPU on (BENCHMARKS.md, "Integration deliveries").
 
 :func:`mask_secrets` and :func:`merge_secrets` implement SPEC S5's "after
 saving, the key is shown as ``****`` and never sent back to the browser":
