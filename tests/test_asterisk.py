@@ -15,7 +15,7 @@ import wave
 from pathlib import Path
 
 import pytest
-from ami_emulator import AmiEmulator, Behaviour, Dtmf
+from ami_emulator import AmiEmulator, Behaviour, Dtmf, User
 
 from core.registry import AttemptPlan, AttemptProgress, Direction, LegStatus, Registry
 from core.schemas import TelephonySettingsSchema
@@ -48,9 +48,15 @@ def speech(tmp_path_factory):
     return registry
 
 
+#: the AMI user the plugin ships: the tests run with exactly its permissions
+SHIPPED_USER = User.from_manager_conf(
+    (Path(__file__).parent.parent / "plugins/asterisk/conf/manager_perezvon.conf").read_text(), SECRET)
+
+
 @pytest.fixture
 async def emulator():
-    emu = AmiEmulator(username="perezvon", secret=SECRET, speed=SPEED, async_agi_contexts={"perezvon-leg"})
+    emu = AmiEmulator(username="perezvon", secret=SECRET, speed=SPEED, async_agi_contexts={"perezvon-leg"},
+                      users={"perezvon": SHIPPED_USER})
     await emu.start()
     yield emu
     await emu.stop()

@@ -41,6 +41,14 @@ for _bit, _label in PERMISSION_LABELS:
     EVERY_PERMISSION |= _bit
 
 
+def permission_mask(text: str) -> int:
+    """get_perm() (main/manager.c): a manager.conf ``read =``/``write =`` value as its bit set."""
+    mask = 0
+    for word in text.split(","):
+        mask |= next((bit for bit, label in PERMISSION_LABELS if label == word.strip().lower()), 0)
+    return mask
+
+
 def privilege(category: int) -> str:
     """authority_to_str(): every label whose bit is in ``category``, "all" included."""
     labels = [label for bit, label in PERMISSION_LABELS if category & bit]

@@ -262,6 +262,18 @@ class User:
     write: int = F.EVERY_PERMISSION
     allow_multiple_login: bool = True
 
+    @classmethod
+    def from_manager_conf(cls, text: str, secret: str) -> User:
+        """The permissions of the (first) user section of a manager.conf file, with ``secret``."""
+        read = write = 0
+        for line in text.splitlines():
+            key, _, value = line.split(";", 1)[0].partition("=")
+            if key.strip() == "read":
+                read = F.permission_mask(value)
+            elif key.strip() == "write":
+                write = F.permission_mask(value)
+        return cls(secret, read=read, write=write)
+
 
 # --------------------------------------------------------------------------------------
 # Channels and calls
