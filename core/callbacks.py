@@ -333,6 +333,13 @@ class CallbackEngine:
         attempt = await Attempt.get_or_none(call_id=call_id, number=number)
         if attempt is None or attempt.ended_at is not None or now - attempt.started_at < ORPHAN_GRACE:
             return False
+        try:  # legs the stopped worker left on the PBX would otherwise hold the operator's line
+            ended = await self.backend.end_interrupted(call_id, number)
+        except Exception:
+            log.exception("could not end what the PBX still holds for call %s attempt %d", call_id, number)
+        else:
+            if ended:
+                log.info("call %s attempt %d: ended %d channel(s) a stopped worker left", call_id, number, ended)
         call = await Call.get(id=call_id).prefetch_related("connection")
         await self.finish_attempt(call, attempt, AttemptOutcome(LegStatus.SERVER_ERROR, None, note=INTERRUPTED))
         return True

@@ -174,6 +174,16 @@ class TelephonyBackend:
     async def place_attempt(self, plan: AttemptPlan, progress: AttemptProgress) -> AttemptOutcome:
         raise NotImplementedError  # pragma: no cover - interface
 
+    async def end_interrupted(self, call_id: str, attempt_number: int) -> int:
+        """End what the PBX still holds for an attempt whose worker stopped mid-call.
+
+        The sweep calls this, in another worker, when it resolves such an attempt as
+        interrupted, before the call is redialled. Return how many of its channels
+        were found (each is gone afterwards).
+        A backend whose calls cannot outlive their worker keeps this default.
+        """
+        return 0
+
 
 class SpeechEngine:
     key: ClassVar[str]

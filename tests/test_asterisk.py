@@ -9,6 +9,7 @@ are real eSpeak NG audio whose length the emulator plays out.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import types
 import uuid
 import wave
@@ -414,6 +415,40 @@ async def test_asterisk_restarting_mid_call_ends_the_attempt(emulator, backend):
     outcome = await task
     assert outcome.operator_status == LegStatus.SERVER_ERROR and "lost" in outcome.note
     await backend.link.wait_up(5)
+
+
+async def test_legs_left_by_a_killed_worker_are_hung_up_by_the_sweep_of_another(emulator, backend, speech, tmp_path):
+    """A killed worker cannot hang up: its legs wait in Async AGI, holding the lines. When the
+    core's sweep (in another worker) resolves that attempt as interrupted, the other worker's
+    backend finds the attempt's legs by their ids and ends them; its own calls go on."""
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1"))
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=4000))
+    killed = plan()
+    task = asyncio.create_task(run(backend, killed))
+    while not any(a.get_ci("Command", "").startswith("EXEC Bridge") for a in emulator.actions("AGI")):
+        await asyncio.sleep(0.02)  # the two are talking through the worker about to die
+    await backend.link.stop()  # like SIGKILL: the AMI session is gone, nothing is hung up
+    await asyncio.gather(task, return_exceptions=True)
+    left = {channel.uniqueid for channel in emulator.channels.values()}
+    assert len(left) == 2
+
+    other = make_backend(emulator, speech, tmp_path)
+    await other.start()
+    await other.link.wait_up(5)
+    try:
+        emulator.set_behaviour("79160000002", Behaviour.human(1.0, hangup_after=60))
+        live_call = asyncio.create_task(run(other, dataclasses.replace(plan(), client_number="+79160000002")))
+        while len(emulator.channels) < 4:  # the other worker's own call is up too
+            await asyncio.sleep(0.02)
+        assert await other.end_interrupted(killed.call_id, killed.attempt_number) == 2
+        assert await other.end_interrupted(killed.call_id, killed.attempt_number) == 0  # nothing more
+        assert not left & {channel.uniqueid for channel in emulator.channels.values()}
+        ended = [c for c in emulator.hungup_channels if c.uniqueid in left]
+        assert len(ended) == 2 and {c.hangup_cause for c in ended} == {16}
+        outcome = await live_call  # untouched: it ends the ordinary way
+        assert (outcome.operator_status, outcome.client_status) == (200, 200)
+    finally:
+        await other.stop()
 
 
 async def test_wrong_credentials_show_in_health_and_the_attempt(emulator, speech, tmp_path):

@@ -161,18 +161,31 @@ async def test_the_sweep_requeues_a_call_whose_job_was_lost(perezvon_app, perezv
     assert (await Call.get(id=created["call_id"])).display_status == "successful"
 
 
+@pytest.mark.parametrize("pbx", ["answers", "unreachable"])
 async def test_the_sweep_resolves_a_call_left_dialling_by_a_killed_worker(perezvon_app, perezvon_client,
-                                                                          perezvon_site, new_phone):
+                                                                          perezvon_site, new_phone, monkeypatch, pbx):
     created = await post_lead(perezvon_client, perezvon_site, new_phone())
     call_id = created["call_id"]
     # a worker claimed the attempt and died: no "alive" mark is renewed
     await Call.filter(id=call_id).update(state=CallState.DIALLING, attempts_made=1)
     await Attempt.create(call_id=call_id, number=1, direction="operator_first", operator_number="+74951234567",
                          started_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=2))
-    engine = CallbackEngine(backend=perezvon_app.host.telephony_backend(), registry=perezvon_app.host.registry,
-                            redis=perezvon_app.redis)
+    backend = perezvon_app.host.telephony_backend()
+    asked = []
+
+    async def end_interrupted(cid: str, number: int) -> int:
+        asked.append((cid, number))
+        if pbx == "unreachable":
+            raise ConnectionError("the PBX is down")
+        return 2
+
+    monkeypatch.setattr(backend, "end_interrupted", end_interrupted)
+    engine = CallbackEngine(backend=backend, registry=perezvon_app.host.registry, redis=perezvon_app.redis)
     swept = await engine.sweep()
     assert swept["orphans"] >= 1
+    # the backend was asked to end the legs the dead worker left (tests/test_asterisk.py does it for real);
+    # a PBX that cannot be asked does not keep the call from being resolved
+    assert (call_id, 1) in asked
     attempt = await Attempt.get(call_id=call_id, number=1)
     assert attempt.ended_at is not None and attempt.reason == INTERRUPTED and attempt.operator_status == 500
     call = await Call.get(id=call_id)

@@ -46,6 +46,11 @@ _DTMF = re.compile(r"^[0-9*#wW]{1,32}$")
 _RESULT = re.compile(r"^(\d{3})[ -](?:result=(-?\d+))?(?:\s*\(([^)]*)\))?")
 
 
+def attempt_tag(call_id: str, attempt_number: int) -> str:
+    """The part of every leg id that names the attempt: ``<first 20 hex digits of the call id>-<number>``."""
+    return f"{call_id.replace('-', '')[:20]}-{attempt_number}"
+
+
 class TelephonyFault(Exception):
     """Something outside the scenario went wrong (link lost, dialplan missing): the attempt ends with it."""
 
@@ -113,7 +118,7 @@ class AsteriskCall(CallControl):
         self.fault: asyncio.Future = asyncio.get_running_loop().create_future()
         self.recording_name = ""
         self._commands = itertools.count(1)
-        self._prefix = f"pv-{backend.token}-{plan.call_id.replace('-', '')[:20]}-{plan.attempt_number}"
+        self._prefix = f"pv-{backend.token}-{attempt_tag(plan.call_id, plan.attempt_number)}"
 
     # -------------------------------------------------------------- waiting
     async def _race(self, awaitable: Any, *, watch: tuple[str, ...] | None = None, timeout: float | None = None):
@@ -378,6 +383,36 @@ class AsteriskTelephony(TelephonyBackend):
             except LinkDown:
                 return  # try again at the next login
             self.orphans.discard(channel_id)
+
+    async def end_interrupted(self, call_id: str, attempt_number: int) -> int:
+        """Hang up the legs a stopped worker left for this attempt.
+
+        They sit in Async AGI waiting for commands that will never come, holding the
+        operator's (or the visitor's) line; the dialplan's ``TIMEOUT(absolute)`` would end
+        them only after two hours. Any worker can find them: every leg id is
+        ``pv-<worker token>-<attempt tag>`` plus ``o`` or ``c``.
+        """
+        own_legs = re.compile(rf"pv-[0-9a-f]+-{re.escape(attempt_tag(call_id, attempt_number))}[oc]")
+        try:
+            channels = await self.link.list({"Action": "CoreShowChannels"}, "CoreShowChannelsComplete")
+        except (LinkDown, ActionRefused) as exc:
+            log.warning("AMI: could not look for channels left by call %s attempt %d: %s",
+                        call_id, attempt_number, exc)
+            return 0
+        ended = 0
+        for channel in channels:
+            if not own_legs.fullmatch(channel.get("Uniqueid", "")):
+                continue
+            try:
+                await self.link.send({"Action": "Hangup", "Channel": channel.get("Channel"), "Cause": "16"})
+                log.info("AMI: hung up %s, left by a worker that stopped during call %s",
+                         channel.get("Channel"), call_id)
+            except ActionRefused:  # it ended meanwhile (hanging up one joined leg ends the other)
+                pass
+            except LinkDown:
+                break
+            ended += 1
+        return ended
 
     async def _check_dialplan(self) -> None:
         """At each login: is the shipped context there, and does it hand legs to Async AGI?"""

@@ -155,9 +155,12 @@ class AmiLink:
     # ------------------------------------------------------------------ actions
     async def send(self, action: dict[str, Any], *, timeout: float = 10.0) -> Any:
         """Send one action; return its first Response; raise ActionRefused / LinkDown."""
+        self._require_up()
+        return await self._send(action, timeout)
+
+    def _require_up(self) -> None:
         if not self.up.is_set() or self.manager is None or self.manager.protocol is None:
             raise LinkDown(self.error or "the AMI link is down")
-        return await self._send(action, timeout)
 
     async def _send(self, action: dict[str, Any], timeout: float, *, logging_in: bool = False) -> Any:
         manager = self.manager
@@ -185,12 +188,20 @@ class AmiLink:
 
     async def list_during_login(self, action: dict[str, Any], complete: str, *, timeout: float = 5.0) -> list:
         """A list action (``EventList: start`` ... ``<complete>``) for :meth:`on_up` callbacks: its events."""
+        return await self._list(action, complete, timeout, logging_in=True)
+
+    async def list(self, action: dict[str, Any], complete: str, *, timeout: float = 10.0) -> list:
+        """A list action while the link is up: the events between its Response and ``<complete>``."""
+        self._require_up()
+        return await self._list(action, complete, timeout, logging_in=False)
+
+    async def _list(self, action: dict[str, Any], complete: str, timeout: float, *, logging_in: bool) -> list:
         action_id = f"perezvon-list-{next(self._list_ids)}"
         collected: list = []
         done = asyncio.get_running_loop().create_future()
         self._lists[action_id] = (collected, complete, done)
         try:
-            await self._send({**action, "ActionID": action_id}, timeout, logging_in=True)
+            await self._send({**action, "ActionID": action_id}, timeout, logging_in=logging_in)
             await asyncio.wait_for(done, timeout)
             return collected
         except asyncio.TimeoutError:
