@@ -15,6 +15,8 @@ from starlette.responses import HTMLResponse, PlainTextResponse
 from starlette.routing import Route
 
 PAGES = Path(__file__).with_name("pages")
+#: ``shop.html`` is the demo's sample shop page itself (``/site/try``), so the screenshots show what a newcomer sees
+DEMO_SHOP = Path(__file__).resolve().parents[2] / "web" / "static" / "site" / "try.html"
 
 WIDGET = "[data-perezvon=widget] .box"
 LEADGEN = "[data-perezvon=leadgen] .box"
@@ -85,7 +87,7 @@ class PublicAt:
 def _site_app(base_url: str) -> Starlette:
     async def page(request):
         name = request.path_params["page"]
-        path = PAGES / name
+        path = DEMO_SHOP if name == "shop.html" else PAGES / name
         if "/" in name or not path.is_file():
             return PlainTextResponse("no such page", status_code=404)
         token = request.path_params["token"]
