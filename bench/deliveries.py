@@ -30,7 +30,6 @@ import datetime as dt
 import multiprocessing
 import os
 import resource
-import statistics
 import sys
 import tempfile
 import time

@@ -56,7 +56,6 @@ import re
 import resource
 import secrets
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -68,10 +67,8 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = ROOT / ".venv" / "bin"
-RESULTS = ROOT / "bench" / "results"
-HOST = "127.0.0.1"  # the only target, ever
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import HOST, RESULTS, ROOT, VENV_BIN, ServerProcesses, run_each_database  # noqa: E402
 POSTGRES_ADMIN_URL = "postgres://postgres@127.0.0.1/postgres"
 
 IPS_EVERY = 20  # requests per fake client IP: below the default 30/minute limit
@@ -445,39 +442,18 @@ class PostgresStore:
 # --- the server processes -----------------------------------------------------------------
 
 
-class Servers:
-    """The Perezvon processes of one run, their environment and their logs."""
+class Servers(ServerProcesses):
+    """``perezvon web`` and ``perezvon worker`` of one run."""
+
+    stop_order = ("worker", "web")
 
     def __init__(self, db: str, database_url: str, redis_url: str, data_dir: Path) -> None:
-        self.db = db
         self.port = free_port()
-        self.env = {**os.environ, "PEREZVON_DATA_DIR": str(data_dir), "PEREZVON_DATABASE_URL": database_url,
-                    "PEREZVON_REDIS_URL": redis_url, "PEREZVON_PLUGINS": str(ROOT / "plugins.toml"),
-                    "PEREZVON_PUBLIC_URL": f"http://{HOST}:{self.port}"}
-        self.env.pop("PEREZVON_LEADS_PER_IP_PER_MINUTE", None)  # the default limit stays on
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.logs: dict[str, Path] = {}
-        self.killed: list[str] = []
-
-    def demo(self) -> dict:
-        out = subprocess.run([str(VENV_BIN / "perezvon"), "demo", "--json"], cwd=ROOT, env=self.env,
-                             capture_output=True, text=True, timeout=120)
-        if out.returncode != 0:
-            raise RuntimeError(f"perezvon demo failed ({out.returncode}):\n{out.stderr[-3000:]}")
-        return json.loads(out.stdout.strip().splitlines()[-1])
-
-    def start(self, role: str, argv: list[str]) -> subprocess.Popen:
-        log = RESULTS / f"lead_intake-{self.db}-{role}.log"
-        self.logs[role] = log
-        handle = open(log, "ab")
-        handle.write(f"--- {dt.datetime.now().isoformat(timespec='seconds')} {' '.join(argv)}\n".encode())
-        handle.flush()
-        # own session: a Ctrl-C at the terminal reaches only us, and we stop them in order
-        proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        handle.close()
-        self.procs[role] = proc
-        return proc
+        env = {**os.environ, "PEREZVON_DATA_DIR": str(data_dir), "PEREZVON_DATABASE_URL": database_url,
+               "PEREZVON_REDIS_URL": redis_url, "PEREZVON_PLUGINS": str(ROOT / "plugins.toml"),
+               "PEREZVON_PUBLIC_URL": f"http://{HOST}:{self.port}"}
+        env.pop("PEREZVON_LEADS_PER_IP_PER_MINUTE", None)  # the default limit stays on
+        super().__init__("lead_intake", db, env)
 
     def start_web(self) -> subprocess.Popen:
         return self.start("web", [str(VENV_BIN / "perezvon"), "web", "--host", HOST, "--port", str(self.port)])
@@ -506,23 +482,6 @@ class Servers:
         raise RuntimeError(f"no healthy /healthz within {START_TIMEOUT:.0f} s (last: {report}); "
                            f"see {self.logs.get('web')}")
 
-    def stop(self, role: str) -> int | None:
-        proc = self.procs.pop(role, None)
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.killed.append(role)
-                proc.kill()
-                proc.wait(timeout=10)
-        return proc.returncode
-
-    def stop_all(self) -> None:
-        for role in ("worker", "web"):
-            self.stop(role)
 
 
 def scan_log(path: Path) -> dict:
@@ -768,34 +727,13 @@ def main() -> int:
         parser.error("keep --concurrency in 1..1000, --seconds in (0, 3600], --dial-rate in (0, 1000]")
     if "127.0.0.1" not in args.redis_url and "localhost" not in args.redis_url:
         parser.error("--redis-url must be a local Redis")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    try:
-        import uvloop  # the load generator's own CPU use matters on a 2-core box
+    return run_each_database(args, run, summary, bench="lead_intake", lost=leads_lost,
+                             lost_message="LEADS LOST: the leads table and the 201 answers differ (see above)")
 
-        uvloop.install()
-    except ImportError:
-        pass
 
-    lost, broken, blocks = False, False, []
-    for db in (("sqlite", "postgres") if args.db == "both" else (args.db,)):
-        try:
-            result = asyncio.run(run(db, args))
-        except Exception as exc:  # one database failing must not hide the other's figures
-            broken = True
-            blocks.append([f"{db}: FAILED: {type(exc).__name__}: {exc}"])
-            print(blocks[-1][0], flush=True)
-            continue
-        (RESULTS / f"lead_intake-{db}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-        blocks.append(summary(result))
-        print("\n".join(blocks[-1]), flush=True)
-        check = result["lost_check"]
-        lost = lost or check["lost"] != 0 or check["ids_answered_not_stored"] or check["ids_stored_not_answered"]
-    print("\n=== summary ===")
-    for block in blocks:
-        print("\n".join(block[:2]))
-    if lost:
-        print("LEADS LOST: the leads table and the 201 answers differ (see above)")
-    return 1 if lost else 2 if broken else 0
+def leads_lost(result: dict) -> bool:
+    check = result["lost_check"]
+    return bool(check["lost"] != 0 or check["ids_answered_not_stored"] or check["ids_stored_not_answered"])
 
 
 if __name__ == "__main__":

@@ -51,12 +51,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import datetime as dt
-import json
 import os
 import quopri
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -67,11 +64,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lead_intake as common  # noqa: E402 - the sibling benchmark's helpers
+from _harness import HOST, RESULTS, ROOT, VENV_BIN, ServerProcesses, run_each_database  # noqa: E402
 
-ROOT = common.ROOT
-VENV_BIN = common.VENV_BIN
-RESULTS = common.RESULTS
-HOST = common.HOST
 REPLY_TIMEOUT = 30.0  # seconds; a message slower than this counts as an error
 SETTLE_TIMEOUT = 60.0  # seconds to wait for the dial phase's first legs to be dialled
 START_TIMEOUT = 60.0
@@ -360,43 +354,25 @@ def dial_report(ended_at: dict[str, float], dials: dict[str, tuple]) -> dict:
 # --- the processes ----------------------------------------------------------------------------------
 
 
-class Servers:
-    """``perezvon smtp`` and ``perezvon worker`` of one run, their environment and logs."""
+class Servers(ServerProcesses):
+    """``perezvon smtp`` and ``perezvon worker`` of one run."""
+
+    stop_order = ("worker", "smtp")
 
     def __init__(self, db: str, database_url: str, redis_url: str, data_dir: Path, plugins: Path | None) -> None:
-        self.db = db
         self.smtp_port = common.free_port()
         if plugins is None:
             plugins = data_dir / "plugins.toml"
             plugins.write_text(BENCH_PLUGINS)
-        self.env = {**os.environ, "PEREZVON_DATA_DIR": str(data_dir), "PEREZVON_DATABASE_URL": database_url,
-                    "PEREZVON_REDIS_URL": redis_url, "PEREZVON_PLUGINS": str(plugins),
-                    "PEREZVON_LOG_LEVEL": "WARNING"}
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.logs: dict[str, Path] = {}
-        self.killed: list[str] = []
+        super().__init__("smtp_intake", db, {
+            **os.environ, "PEREZVON_DATA_DIR": str(data_dir), "PEREZVON_DATABASE_URL": database_url,
+            "PEREZVON_REDIS_URL": redis_url, "PEREZVON_PLUGINS": str(plugins), "PEREZVON_LOG_LEVEL": "WARNING"})
 
     def demo(self) -> dict:
-        out = subprocess.run([str(VENV_BIN / "perezvon"), "demo", "--json"], cwd=ROOT, env=self.env,
-                             capture_output=True, text=True, timeout=120)
-        if out.returncode != 0:
-            raise RuntimeError(f"perezvon demo failed ({out.returncode}):\n{out.stderr[-3000:]}")
-        demo = json.loads(out.stdout.strip().splitlines()[-1])
+        demo = super().demo()
         if "technical_email" not in demo:
             raise RuntimeError("perezvon demo printed no technical_email: is siteforms enabled in plugins.toml?")
         return demo
-
-    def start(self, role: str, argv: list[str]) -> subprocess.Popen:
-        log = RESULTS / f"smtp_intake-{self.db}-{role}.log"
-        self.logs[role] = log
-        handle = open(log, "ab")
-        handle.write(f"--- {dt.datetime.now().isoformat(timespec='seconds')} {' '.join(argv)}\n".encode())
-        handle.flush()
-        proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        handle.close()
-        self.procs[role] = proc
-        return proc
 
     def start_smtp(self) -> None:
         self.start("smtp", [str(VENV_BIN / "perezvon"), "smtp", "--host", HOST, "--smtp-port", str(self.smtp_port)])
@@ -413,21 +389,6 @@ class Servers:
                 time.sleep(0.2)
         raise RuntimeError(f"perezvon smtp did not answer within {START_TIMEOUT:.0f} s; see {self.logs['smtp']}")
 
-    def stop(self, role: str) -> None:
-        proc = self.procs.pop(role, None)
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.killed.append(role)
-            proc.kill()
-            proc.wait(timeout=10)
-
-    def stop_all(self) -> None:
-        for role in ("worker", "smtp"):
-            self.stop(role)
 
 
 def start_profiler(db: str, pid: int, seconds: float) -> subprocess.Popen | None:
@@ -579,34 +540,13 @@ def main() -> int:
         parser.error("keep --concurrency in 1..500, --seconds in (0, 3600], --dial-rate in (0, 1000]")
     if "127.0.0.1" not in args.redis_url and "localhost" not in args.redis_url:
         parser.error("--redis-url must be a local Redis")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    try:
-        import uvloop
+    return run_each_database(args, run, summary, bench="smtp_intake", lost=messages_lost,
+                             lost_message="MESSAGES LOST: 250 answers and siteforms leads differ (see above)")
 
-        uvloop.install()
-    except ImportError:
-        pass
 
-    lost, broken, blocks = False, False, []
-    for db in (("sqlite", "postgres") if args.db == "both" else (args.db,)):
-        try:
-            result = asyncio.run(run(db, args))
-        except Exception as exc:  # one database failing must not hide the other's figures
-            broken = True
-            blocks.append([f"{db}: FAILED: {type(exc).__name__}: {exc}"])
-            print(blocks[-1][0], flush=True)
-            continue
-        (RESULTS / f"smtp_intake-{db}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-        blocks.append(summary(result))
-        print("\n".join(blocks[-1]), flush=True)
-        check = result["lost_check"]
-        lost = lost or bool(check["lost"]) or bool(check["leads_never_answered_250"])
-    print("\n=== summary ===")
-    for block in blocks:
-        print("\n".join(block[:2]))
-    if lost:
-        print("MESSAGES LOST: 250 answers and siteforms leads differ (see above)")
-    return 1 if lost else 2 if broken else 0
+def messages_lost(result: dict) -> bool:
+    check = result["lost_check"]
+    return bool(check["lost"]) or bool(check["leads_never_answered_250"])
 
 
 if __name__ == "__main__":
