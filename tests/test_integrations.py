@@ -470,6 +470,32 @@ async def test_a_refused_connection_is_a_network_error_retried_with_back_off(
     assert (await Call.get(id=created["call_id"])).display_status == "successful"
 
 
+async def test_pushes_go_through_the_proxy_the_environment_names(service, monkeypatch):
+    from core.integrations import HttpPush
+    from core.registry import DeliveryError
+
+    # the local service plays an HTTP proxy: it gets the request in absolute form
+    monkeypatch.setenv("HTTP_PROXY", service.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    push = HttpPush(timeout=5)
+    try:
+        response = await push.send("POST", "http://pushes.invalid/hook", json={"event": "lead_created"})
+        assert response.status_code == 200
+        [request] = service.requests
+        assert (request.method, request.path, request.headers["host"]) == ("POST", "/hook", "pushes.invalid")
+        assert request.json() == {"event": "lead_created"}
+        await push.close()
+
+        monkeypatch.setenv("NO_PROXY", "localhost,pushes.invalid")  # this host is reached directly
+        with pytest.raises(DeliveryError) as refused:
+            await push.send("POST", "http://pushes.invalid/hook", json={})
+        assert refused.value.retry and str(refused.value).startswith("network error: ")
+        assert len(service.requests) == 1  # the proxy saw nothing more
+    finally:
+        await push.close()
+
+
 async def test_pushes_have_their_own_queue_and_slots_so_hung_ones_never_hold_up_a_dial(
         perezvon_app, perezvon_client, perezvon_site, new_phone, service, monkeypatch):
     from core.queue import CALLBACKS_QUEUE, DELIVERIES_QUEUE
