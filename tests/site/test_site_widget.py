@@ -63,6 +63,28 @@ async def test_time_trigger_shows_the_widget_and_the_lead_lands_in_the_database(
     assert (await timer.text_content()).startswith("00:3")
 
 
+async def test_a_single_page_site_counts_each_new_address_as_a_page(live, make_site, page):
+    site = await make_site(widget={"thresholds": {"time_seconds": 1, "scroll_percent": 0, "exit": False}})
+    await page.goto(live.page_url(site))
+    await page.locator(WIDGET).wait_for(timeout=20000)
+    await page.evaluate("""() => {
+        history.pushState({}, "", "?step=2");  // a new address: a page
+        history.pushState({}, "", "?step=2");  // the same address again: not one
+        location.hash = "#details";            // the hash alone: not one
+    }""")
+    await page.evaluate("history.back()")  # from the hash back to ?step=2: the same page
+    await page.wait_for_function("location.hash === ''")
+    await page.evaluate("history.go(-2)")  # past the repeated entry, back to the landing address: a page
+    await page.wait_for_function("location.search === ''")
+    stored = f"JSON.parse(localStorage.getItem('perezvon:{site.token[:10]}')).pages"
+    await page.wait_for_function(f"{stored} >= 3", timeout=5000)
+    assert await page.evaluate(stored) == 3
+    await fill_phone(page)
+    await page.locator(f"{WIDGET} button.go").click()
+    leads = await wait_for(lambda: leads_of(site), message="the lead in the database")
+    assert leads[0].visit["pages"] == 3
+
+
 async def test_exit_intent_fires_only_after_its_delay(live, make_site, page):
     site = await make_site(widget={"thresholds": {"time_seconds": 0, "scroll_percent": 0, "exit": True,
                                                   "exit_after_seconds": 2}})

@@ -83,6 +83,17 @@
     S.last = t;
     save();
   }
+  /* single-page sites change the URL without a page load: each new address counts as a page */
+  function countNavigations() {
+    var at = w.location.pathname + w.location.search, push = w.history.pushState;
+    function moved() {
+      var here = w.location.pathname + w.location.search;
+      if (here === at) return;
+      at = here; S.pages = (S.pages || 0) + 1; S.last = now(); save();
+    }
+    w.history.pushState = function () { var r = push.apply(this, arguments); moved(); return r; };
+    w.addEventListener("popstate", moved);
+  }
   /* another tab of the same session may have shown something meanwhile */
   function sync() {
     var other = load();
@@ -454,6 +465,7 @@
     sessionMs = site.session_minutes * 6e4;
     gapMs = site.session_gap_minutes * 6e4;
     startSession();
+    countNavigations();
     P.session = session;
     P.hours = hours;
     P.integrations = config.integrations || {};
