@@ -34,6 +34,20 @@ async def finished_calls(site, count: int) -> list[Call]:
     return calls
 
 
+async def queued_pushes(app, site, count: int) -> list[Call]:
+    """``count`` finished calls, each with its ``lead_created`` push to the webhooks queued."""
+    calls = await finished_calls(site, count)
+    jobs = [delivery_job("webhooks", "lead_created", str(call.id)) for call in calls]
+    assert await JobQueue(app.redis).enqueue(jobs) == count
+    return calls
+
+
+async def webhooks_to(service: Service, site) -> None:
+    """The site's ``lead_created`` events pushed to ``service`` (30 s to answer: some tests hold them)."""
+    await IntegrationEnablement.create(connection=site, integration_key="webhooks", settings={
+        "url": service.url + "/hook", "secret": "s" * 32, "events": ["lead_created"], "timeout": 30})
+
+
 async def run_deliveries_workers(app, how_many: int, until) -> list:
     """``how_many`` deliveries workers, as in that many worker processes, each with its own Redis
     connections, until ``until(workers)`` is true; returns the workers."""
@@ -60,11 +74,8 @@ async def test_two_worker_processes_sharing_a_queue_run_every_job_once(perezvon_
     monkeypatch.setattr("core.worker.DELIVERY_MAX_JOBS", 60)
     async with Service() as service:
         service.answers = ["hang"] * 120
-        await IntegrationEnablement.create(connection=perezvon_site, integration_key="webhooks", settings={
-            "url": service.url + "/hook", "secret": "s" * 32, "events": ["lead_created"], "timeout": 30})
-        calls = await finished_calls(perezvon_site, 120)
-        jobs = [delivery_job("webhooks", "lead_created", str(call.id)) for call in calls]
-        assert await JobQueue(perezvon_app.redis).enqueue(jobs) == 120
+        await webhooks_to(service, perezvon_site)
+        calls = await queued_pushes(perezvon_app, perezvon_site, 120)
 
         async def all_done(workers) -> bool:
             if len(service.requests) >= 120:
@@ -82,8 +93,7 @@ async def test_two_worker_processes_sharing_a_queue_run_every_job_once(perezvon_
 
 async def test_a_job_running_elsewhere_or_not_yet_due_is_left_in_the_queue(perezvon_app, perezvon_site):
     async with Service() as service:
-        await IntegrationEnablement.create(connection=perezvon_site, integration_key="webhooks", settings={
-            "url": service.url + "/hook", "secret": "s" * 32, "events": ["lead_created"]})
+        await webhooks_to(service, perezvon_site)
         due, running_elsewhere, later = await finished_calls(perezvon_site, 3)
         redis = perezvon_app.redis
         elsewhere_job = delivery_job("webhooks", "lead_created", str(running_elsewhere.id))
@@ -109,11 +119,8 @@ async def test_no_more_jobs_run_at_once_than_the_worker_has_slots(perezvon_app, 
     monkeypatch.setattr("core.worker.DELIVERY_MAX_JOBS", 5)
     async with Service() as service:
         service.answers = ["hang"] * 20
-        await IntegrationEnablement.create(connection=perezvon_site, integration_key="webhooks", settings={
-            "url": service.url + "/hook", "secret": "s" * 32, "events": ["lead_created"], "timeout": 30})
-        calls = await finished_calls(perezvon_site, 20)
-        await JobQueue(perezvon_app.redis).enqueue(
-            [delivery_job("webhooks", "lead_created", str(call.id)) for call in calls])
+        await webhooks_to(service, perezvon_site)
+        calls = await queued_pushes(perezvon_app, perezvon_site, 20)
         while_hung: list[int] = []
 
         async def all_delivered_after_five_hung(_workers) -> bool:
