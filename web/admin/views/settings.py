@@ -25,6 +25,8 @@ from web.admin.framework import Ctx
 from web.admin.views.auth import send_now
 
 TABS = ("general", "numbers", "notifications", "telephony", "ivr", "hours", "code")
+#: tabs whose page is nothing but their schema's generated fields share one template
+TEMPLATES = {"general": "fields", "ivr": "fields"}
 DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -90,7 +92,8 @@ async def settings_tab(ctx: Ctx) -> Response:
     if isinstance(result, Response):
         return result
     errors = result.pop("errors", {})
-    return await ctx.render(f"admin/settings_{tab}.html", status_code=400 if errors else 200, tab=tab, tabs=TABS,
+    return await ctx.render(f"admin/settings_{TEMPLATES.get(tab, tab)}.html", status_code=400 if errors else 200,
+                            tab=tab, tabs=TABS,
                             connection=connection, errors=errors, snippet=snippet_for(ctx, connection),
                             can_edit=ctx.can_connection(connection.id, GrantLevel.EDIT), **result)
 
