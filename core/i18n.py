@@ -7,11 +7,15 @@ Russian when nothing matches) and passed to :func:`gettext`.
 from __future__ import annotations
 
 import functools
+import gettext as gettext_module
+import io
 from pathlib import Path
 from typing import Any
 
 from babel import Locale
+from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.support import Translations
 
 LOCALES = ("ru", "en")
 DEFAULT_LOCALE = "ru"
@@ -27,6 +31,21 @@ def _catalog(locale: str) -> dict[str, str]:
     with open(path, "rb") as fh:
         catalog = read_po(fh, locale=locale)
     return {m.id: m.string for m in catalog if m.id and isinstance(m.id, str) and m.string}
+
+
+@functools.cache
+def compiled_translations(locale_dir: Path, locale: str) -> gettext_module.NullTranslations:
+    """The catalog ``<locale_dir>/<locale>/LC_MESSAGES/messages.po``, compiled in memory, for
+    gettext-style users (Jinja2's i18n extension); English has none: its ids are the text."""
+    path = locale_dir / locale / "LC_MESSAGES" / "messages.po"
+    if not path.exists():
+        return gettext_module.NullTranslations()
+    with open(path, "rb") as fh:
+        catalog = read_po(fh, locale=locale)
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return Translations(compiled)
 
 
 def gettext(message: str, locale: str = DEFAULT_LOCALE) -> str:

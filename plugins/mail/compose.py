@@ -18,7 +18,6 @@ import dataclasses
 import datetime as dt
 import functools
 import gettext as gettext_module
-import io
 import re
 import secrets
 import unicodedata
@@ -34,9 +33,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from babel.dates import format_datetime as babel_datetime
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.support import Translations
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from core import i18n
@@ -193,18 +189,9 @@ def parse_time(value: Any) -> dt.datetime | None:
 
 # --- translations and templates -------------------------------------------------------
 
-@functools.cache
 def translations(locale: str) -> gettext_module.NullTranslations:
     """The plugin's catalog for ``locale``, compiled in memory from its .po file."""
-    path = LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po"
-    if not path.exists():  # English: the message ids are the English text
-        return gettext_module.NullTranslations()
-    with open(path, "rb") as fh:
-        catalog = read_po(fh, locale=locale)
-    compiled = io.BytesIO()
-    write_mo(compiled, catalog)
-    compiled.seek(0)
-    return Translations(compiled)
+    return i18n.compiled_translations(LOCALE_DIR, locale)
 
 
 @functools.cache

@@ -8,14 +8,10 @@ catalog first (``core.i18n``), then the admin's.
 from __future__ import annotations
 
 import functools
-import io
 from gettext import NullTranslations
 from pathlib import Path
 from typing import Any
 
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.support import Translations
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from core import i18n as core_i18n
@@ -25,17 +21,8 @@ LOCALES = core_i18n.LOCALES
 LANG_COOKIE = "pz_lang"
 
 
-@functools.cache
 def translations(locale: str) -> NullTranslations:
-    path = LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po"
-    if not path.exists():  # English: the ids are the English text
-        return NullTranslations()
-    with open(path, "rb") as fh:
-        catalog = read_po(fh, locale=locale)
-    compiled = io.BytesIO()
-    write_mo(compiled, catalog)
-    compiled.seek(0)
-    return Translations(compiled)
+    return core_i18n.compiled_translations(LOCALE_DIR, locale)
 
 
 def translate(message: str, locale: str, **values: Any) -> str:
