@@ -49,15 +49,15 @@ BATCH = 5000
 
 
 def settings_for(args):
-    from core.settings import Settings
+    from perezvon.core.settings import Settings
 
     return Settings.from_env(env={}, data_dir=Path(args.data_dir), database_url=args.database_url,
                              redis_url=args.redis_url, plugins_path=ROOT / "plugins.toml")
 
 
 async def seed(args) -> dict:
-    from core.app import Perezvon
-    from core.models import Attempt, Call, CallTag, Connection, Lead, Project
+    from perezvon.core.app import Perezvon
+    from perezvon.core.models import Attempt, Call, CallTag, Connection, Lead, Project
 
     app = Perezvon(settings_for(args))
     await app.start(migrate=True)
@@ -131,11 +131,11 @@ def percentiles(samples: list[float]) -> dict:
 async def pages(args) -> dict:
     import httpx
 
-    from core.access import create_api_key
-    from core.app import Perezvon
-    from core.auth import hash_password
-    from core.models import Connection, User
-    from web.app import create_app
+    from perezvon.core.access import create_api_key
+    from perezvon.core.app import Perezvon
+    from perezvon.core.auth import hash_password
+    from perezvon.core.models import Connection, User
+    from perezvon.web.app import create_app
 
     app = Perezvon(settings_for(args))
     await app.start()
@@ -180,10 +180,10 @@ async def pages(args) -> dict:
 
 
 async def export(args) -> dict:
-    from core.app import Perezvon
-    from core.call_filters import filtered_calls, parse_filters
-    from core.models import Connection
-    from web.admin.export import Exporter
+    from perezvon.core.app import Perezvon
+    from perezvon.core.call_filters import filtered_calls, parse_filters
+    from perezvon.core.models import Connection
+    from perezvon.web.admin.export import Exporter
 
     app = Perezvon(settings_for(args))
     await app.start()

@@ -2,7 +2,7 @@
 
 1. Throughput: ``--count`` ``lead_created`` deliveries of the signed-webhooks
    plugin are queued at once (one call each, rows made directly) and ONE
-   worker process (this one, the production ``core.worker.build_workers``:
+   worker process (this one, the production ``perezvon.core.worker.build_workers``:
    its deliveries worker takes them) pushes them to a local HTTP receiver
    that answers 200 at once. Reported: stored
    successful deliveries per second, from the first job picked up to the last
@@ -92,8 +92,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def make_app(args, data_dir: Path):
-    from core.app import Perezvon
-    from core.settings import Settings
+    from perezvon.core.app import Perezvon
+    from perezvon.core.settings import Settings
 
     settings = Settings.from_env(
         env={}, data_dir=data_dir, database_url=args.database_url or f"sqlite://{data_dir / 'bench.sqlite3'}",
@@ -107,7 +107,7 @@ async def make_app(args, data_dir: Path):
 
 
 async def new_site(name: str):
-    from core.models import Connection, OperatorNumber, Project
+    from perezvon.core.models import Connection, OperatorNumber, Project
 
     project = await Project.create(name=name)
     connection = await Connection.create(project=project, domain=f"{name}-{uuid.uuid4().hex[:6]}.bench",
@@ -117,9 +117,9 @@ async def new_site(name: str):
 
 
 async def throughput(app, url: str, count: int) -> dict:
-    from core.models import Call, Delivery, IntegrationEnablement, Lead
-    from core.queue import JobQueue, delivery_job
-    from core.worker import build_workers
+    from perezvon.core.models import Call, Delivery, IntegrationEnablement, Lead
+    from perezvon.core.queue import JobQueue, delivery_job
+    from perezvon.core.worker import build_workers
 
     site = await new_site("throughput")
     await IntegrationEnablement.create(connection=site, integration_key="webhooks", settings={
@@ -154,9 +154,9 @@ async def throughput(app, url: str, count: int) -> dict:
 async def lead_to_dial(app, slow_url: str | None, leads: int, rate: float) -> dict:
     import httpx
 
-    from core.models import Attempt, IntegrationEnablement
-    from core.worker import build_workers
-    from web.app import create_app
+    from perezvon.core.models import Attempt, IntegrationEnablement
+    from perezvon.core.worker import build_workers
+    from perezvon.web.app import create_app
 
     site = await new_site("slow" if slow_url else "plain")
     if slow_url:
@@ -222,7 +222,7 @@ if __name__ == "__main__":
     parser.add_argument("--plain-asyncio", action="store_true",
                         help="run on asyncio's own loop instead of the one `perezvon worker` uses (uvloop)")
     args = parser.parse_args()
-    from core.cli import _loop_factory
+    from perezvon.core.cli import _loop_factory
 
     with asyncio.Runner(loop_factory=None if args.plain_asyncio else _loop_factory()) as runner:
         runner.run(main(args))

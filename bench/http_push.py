@@ -1,6 +1,6 @@
 """CPU per outgoing POST: httpx's own transport vs. ``HttpPush`` (httpx over aiohttp), in one run.
 
-Why ``core.integrations.HttpPush`` sends through ``httpx-aiohttp``: the same
+Why ``perezvon.core.integrations.HttpPush`` sends through ``httpx-aiohttp``: the same
 ``--requests`` POSTs (a 1 KB JSON body, like a webhook) go to a local
 receiver in a child process, first through a plain pooled
 ``httpx.AsyncClient``, then through ``HttpPush().client()``, with
@@ -43,7 +43,7 @@ async def measure(client, url: str, requests: int, concurrency: int) -> dict:
 async def main(args) -> None:
     import httpx
 
-    from core.integrations import HttpPush
+    from perezvon.core.integrations import HttpPush
 
     receiver, base = start_receiver(0)
     url = base + "/hook"
@@ -68,7 +68,7 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[200, 50, 10])
     args = parser.parse_args()
-    from core.cli import _loop_factory
+    from perezvon.core.cli import _loop_factory
 
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(main(args))

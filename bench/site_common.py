@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PERZVON = [sys.executable, "-m", "core.cli"]
+PERZVON = [sys.executable, "-m", "perezvon.core.cli"]
 
 
 def free_port() -> int:

@@ -16,7 +16,7 @@ import datetime as dt
 import hashlib
 import secrets
 
-from core.models import AccessGrant, ApiKey, Connection, GrantLevel, User
+from perezvon.core.models import AccessGrant, ApiKey, Connection, GrantLevel, User
 
 RANK = {None: 0, GrantLevel.VIEW: 1, GrantLevel.EDIT: 2, GrantLevel.FULL: 3}
 

@@ -9,13 +9,13 @@ import logging
 
 from arq.connections import ArqRedis
 
-from core import db
-from core.callbacks import CallbackEngine
-from core.intake import LeadIntake, SiteDirectory
-from core.integrations import close_clients
-from core.plugins import PluginHost
-from core.redis import EmbeddedRedis, arq_pool
-from core.settings import Settings
+from perezvon.core import db
+from perezvon.core.callbacks import CallbackEngine
+from perezvon.core.intake import LeadIntake, SiteDirectory
+from perezvon.core.integrations import close_clients
+from perezvon.core.plugins import PluginHost
+from perezvon.core.redis import EmbeddedRedis, arq_pool
+from perezvon.core.settings import Settings
 
 log = logging.getLogger("perezvon")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from core.models import User
-from core.phones import normalise
+from perezvon.core.models import User
+from perezvon.core.phones import normalise
 
 _hasher = PasswordHasher()
 

@@ -5,9 +5,9 @@ client) and the jobs that drive callbacks live here.
 """
 from __future__ import annotations
 
-from hookspecs import hookimpl
-from core import jobs
-from core.registry import LeadSource
+from perezvon.hookspecs import hookimpl
+from perezvon.core import jobs
+from perezvon.core.registry import LeadSource
 
 NAME = "core"
 

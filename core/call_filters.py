@@ -19,8 +19,8 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
-from core.models import Call, CallTag, DisplayStatus
-from core.schemas import check_time_zone
+from perezvon.core.models import Call, CallTag, DisplayStatus
+from perezvon.core.schemas import check_time_zone
 
 #: automatic tags (SPEC S3.6) by the name the filter uses, as conditions on the call
 AUTO_TAGS: dict[str, dict[str, Any]] = {
@@ -162,7 +162,7 @@ FANOUT_MAX = 64
 
 async def _connections_to_scan(filters: dict[str, Any], visible: list[int] | None) -> list[int] | None:
     """The connections a query covers, when there are few enough to scan one by one; else None."""
-    from core.models import Connection
+    from perezvon.core.models import Connection
 
     wanted = list(filters.get("connection") or [])
     if visible is not None:

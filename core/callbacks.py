@@ -25,22 +25,22 @@ from typing import TYPE_CHECKING, Any
 
 from tortoise.transactions import in_transaction
 
-from core import announcements, redial, scenario, schedule
-from core.models import (Attempt, Call, CallState, Connection, DisplayStatus, IntegrationEnablement, Lead,
+from perezvon.core import announcements, redial, scenario, schedule
+from perezvon.core.models import (Attempt, Call, CallState, Connection, DisplayStatus, IntegrationEnablement, Lead,
                          NotificationRecipient, OperatorNumber)
-from core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job
-from core.recordings import expire_recordings
-from core.phones import InvalidPhone, normalise
-from core.registry import (ATTEMPT_FINISHED, CALL_FINISHED, AttemptOutcome, AttemptPlan, AttemptProgress, Direction,
+from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job
+from perezvon.core.recordings import expire_recordings
+from perezvon.core.phones import InvalidPhone, normalise
+from perezvon.core.registry import (ATTEMPT_FINISHED, CALL_FINISHED, AttemptOutcome, AttemptPlan, AttemptProgress, Direction,
                            LegStatus, TelephonyBackend)
-from core.schemas import AnnouncementSettingsSchema, TelephonySettingsSchema
-from core.statuses import classify
+from perezvon.core.schemas import AnnouncementSettingsSchema, TelephonySettingsSchema
+from perezvon.core.statuses import classify
 
 if TYPE_CHECKING:
     from arq.connections import ArqRedis
 
-    from core.registry import Registry
-    from core.settings import Settings
+    from perezvon.core.registry import Registry
+    from perezvon.core.settings import Settings
 
 log = logging.getLogger("perezvon.callbacks")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from core.models import Channel
+from perezvon.core.models import Channel
 
 _PAID_MEDIUMS = {"cpc", "ppc", "cpm", "cpa", "cpv", "paid", "paidsearch", "display", "banner", "ads", "retargeting"}
 _SEARCH_HOSTS = ("google.", "yandex.", "bing.", "mail.ru", "duckduckgo.", "yahoo.", "rambler.", "ya.ru")

@@ -13,12 +13,12 @@ import signal
 import sys
 from pathlib import Path
 
-from core.registry import PluginError
-from core.settings import Settings
+from perezvon.core.registry import PluginError
+from perezvon.core.settings import Settings
 
 log = logging.getLogger("perezvon")
 
-#: calls in progress get 10 s to end (core.callbacks); the rest of shutdown is quick
+#: calls in progress get 10 s to end (perezvon.core.callbacks); the rest of shutdown is quick
 SHUTDOWN_SECONDS = 15
 
 
@@ -31,7 +31,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _app(args: argparse.Namespace):
-    from core.app import Perezvon
+    from perezvon.core.app import Perezvon
 
     return Perezvon(_settings(args))
 
@@ -74,9 +74,9 @@ async def _run_until_stopped(tasks: list[asyncio.Task], stop: asyncio.Event) -> 
 
 
 async def cmd_serve(args: argparse.Namespace) -> int:
-    from core.registry import ServerContext
-    from core.worker import build_workers
-    from web.app import create_app
+    from perezvon.core.registry import ServerContext
+    from perezvon.core.worker import build_workers
+    from perezvon.web.app import create_app
 
     app = _app(args)
     stop = asyncio.Event()
@@ -125,7 +125,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
 
 async def cmd_smtp(args: argparse.Namespace) -> int:
     """The SMTP servers of the enabled lead-source plugins, alone (no web, no worker)."""
-    from core.registry import ServerContext
+    from perezvon.core.registry import ServerContext
 
     app = _app(args)
     stop = asyncio.Event()
@@ -153,7 +153,7 @@ async def cmd_smtp(args: argparse.Namespace) -> int:
 
 
 async def cmd_web(args: argparse.Namespace) -> int:
-    from web.app import create_app
+    from perezvon.web.app import create_app
 
     app = _app(args)
     stop = asyncio.Event()
@@ -172,7 +172,7 @@ async def cmd_web(args: argparse.Namespace) -> int:
 
 
 async def cmd_worker(args: argparse.Namespace) -> int:
-    from core.worker import build_workers
+    from perezvon.core.worker import build_workers
 
     app = _app(args)
     stop = asyncio.Event()
@@ -192,7 +192,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
 
 
 async def cmd_migrate(args: argparse.Namespace) -> int:
-    from core import db
+    from perezvon.core import db
 
     app = _app(args)
     await db.migrate(app.db_config)
@@ -206,7 +206,7 @@ _DEMO_SHOWN = {"staff_phone", "staff_password", "admin_url", "site_token", "lead
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
-    from core.demo import seed_demo
+    from perezvon.core.demo import seed_demo
 
     app = _app(args)
     await app.start(migrate=True)
@@ -229,7 +229,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 
 
 async def cmd_plugins(args: argparse.Namespace) -> int:
-    from core.plugins import PluginHost
+    from perezvon.core.plugins import PluginHost
 
     settings = _settings(args)
     host = PluginHost.from_file(settings.plugins_path, core_settings=settings)
@@ -248,7 +248,7 @@ async def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 async def cmd_createuser(args: argparse.Namespace) -> int:
-    from core.auth import create_user
+    from perezvon.core.auth import create_user
 
     password = args.password or os.environ.get("PEREZVON_PASSWORD")
     if password is None and sys.stdin.isatty():
@@ -257,7 +257,7 @@ async def cmd_createuser(args: argparse.Namespace) -> int:
             print("perezvon: error: the passwords differ", file=sys.stderr)
             return 2
     app = _app(args)
-    from core import db
+    from perezvon.core import db
 
     await db.connect(app.db_config)
     try:
@@ -284,7 +284,7 @@ def _loop_factory():
 
 
 async def cmd_new_plugin(args: argparse.Namespace) -> int:
-    from core.scaffold import ScaffoldError, names, scaffold
+    from perezvon.core.scaffold import ScaffoldError, names, scaffold
 
     try:
         target = scaffold(args.name, Path(args.dir))

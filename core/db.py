@@ -24,7 +24,7 @@ def tortoise_config(database_url: str, plugin_models: dict[str, list[str]] | Non
         connection["credentials"].setdefault("busy_timeout", 10000)
         connection["credentials"].setdefault("synchronous", "FULL")
     apps: dict[str, Any] = {
-        CORE_APP: {"models": ["core.models"], "migrations": "core.migrations", "default_connection": "default"},
+        CORE_APP: {"models": ["perezvon.core.models"], "migrations": "perezvon.core.migrations", "default_connection": "default"},
     }
     for plugin, modules in (plugin_models or {}).items():
         apps[plugin] = {

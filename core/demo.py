@@ -5,11 +5,11 @@ import os
 import secrets
 from typing import Any
 
-from core.app import Perezvon
-from core.auth import hash_password
+from perezvon.core.app import Perezvon
+from perezvon.core.auth import hash_password
 from marshmallow import ValidationError
 
-from core.models import AppEnablement, Connection, IntegrationEnablement, OperatorNumber, Project, User
+from perezvon.core.models import AppEnablement, Connection, IntegrationEnablement, OperatorNumber, Project, User
 
 DEMO_PHONE = "+79990000001"
 DEMO_DOMAIN = "localhost"
@@ -32,8 +32,8 @@ def _demo_password(app: Perezvon) -> str:
 async def _demo_api_key(app: Perezvon, user: User) -> str:
     """The demo staff user's read-API key: kept in the data dir (0600) like the password, so every
     run prints the same key; only its hash is in the database."""
-    from core.access import API_KEY_PREFIX, hash_api_key
-    from core.models import ApiKey
+    from perezvon.core.access import API_KEY_PREFIX, hash_api_key
+    from perezvon.core.models import ApiKey
 
     path = app.settings.data_dir / "demo_api_key"
     raw = path.read_text().strip() if path.exists() else ""

@@ -27,19 +27,19 @@ from marshmallow import ValidationError
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from core.domains import browser_domains
-from core import channels
-from core.batching import Batcher, settle
-from core.models import (AppEnablement, CalendarDay, Call, CallState, Connection, Department, DisplayStatus,
+from perezvon.core.domains import browser_domains
+from perezvon.core import channels
+from perezvon.core.batching import Batcher, settle
+from perezvon.core.models import (AppEnablement, CalendarDay, Call, CallState, Connection, Department, DisplayStatus,
                          IntegrationEnablement, Lead, Office)
-from core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job
-from core.schedule import Hours, ScheduleError, first_attempt_at
-from core.schemas import LeadSchema, TelephonySettingsSchema
+from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job
+from perezvon.core.schedule import Hours, ScheduleError, first_attempt_at
+from perezvon.core.schemas import LeadSchema, TelephonySettingsSchema
 
 if TYPE_CHECKING:
     from arq.connections import ArqRedis
 
-    from core.registry import Registry
+    from perezvon.core.registry import Registry
 
 log = logging.getLogger("perezvon.intake")
 

@@ -2,7 +2,7 @@
 
 :class:`HttpPush` is the one way integrations talk to a service: a pooled
 httpx client with a short timeout, whose failures become
-:class:`core.registry.DeliveryError` the delivery job understands -- network
+:class:`perezvon.core.registry.DeliveryError` the delivery job understands -- network
 errors, timeouts, 429 and 5xx are retried with back-off, other 4xx are not.
 Secrets (API keys, tokens) passed to it never appear in an error it raises,
 so they never reach the deliveries table, a log line or the admin.
@@ -34,12 +34,12 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 from marshmallow import Schema
 
-from core.registry import DeliveryError
+from perezvon.core.registry import DeliveryError
 
 MASK = "****"
 #: how much of an answer is kept with a delivery
 EXCERPT = 300
-#: connections per integration and event loop: a worker runs at most ``core.worker.DELIVERY_MAX_JOBS`` pushes
+#: connections per integration and event loop: a worker runs at most ``perezvon.core.worker.DELIVERY_MAX_JOBS`` pushes
 MAX_CONNECTIONS = 200
 
 

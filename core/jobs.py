@@ -1,4 +1,4 @@
-"""The core's arq jobs. ``ctx["perezvon"]`` is the running :class:`core.app.Perezvon`."""
+"""The core's arq jobs. ``ctx["perezvon"]`` is the running :class:`perezvon.core.app.Perezvon`."""
 from __future__ import annotations
 
 import asyncio
@@ -14,10 +14,10 @@ from arq import Retry
 from marshmallow import Schema, ValidationError
 from tortoise.transactions import in_transaction
 
-from core.batching import Batcher, settle
-from core.callbacks import as_event_data, utcnow
-from core.models import Attempt, Call, Delivery, IntegrationEnablement, NotificationRecipient
-from core.registry import CallEvent, DeliveryError, Notification
+from perezvon.core.batching import Batcher, settle
+from perezvon.core.callbacks import as_event_data, utcnow
+from perezvon.core.models import Attempt, Call, Delivery, IntegrationEnablement, NotificationRecipient
+from perezvon.core.registry import CallEvent, DeliveryError, Notification
 
 log = logging.getLogger("perezvon.jobs")
 
@@ -114,7 +114,7 @@ class DeliveryBatches:
     Each delivery reads its call, lead, attempts, settings and earlier
     deliveries, and stores one row per try. Done one job at a time that is six
     queries and, on SQLite, one synced commit per delivery; grouped like the
-    intake's leads (:class:`core.batching.Batcher`) it is four reads per group
+    intake's leads (:class:`perezvon.core.batching.Batcher`) it is four reads per group
     and one commit per group of rows. Each job still waits until its own row
     is committed before it ends, so no try goes unrecorded. While one group's
     queries run, the jobs starting behind it gather into the next group.

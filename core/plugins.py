@@ -12,7 +12,7 @@ group ``perezvon`` and is switched on in ``plugins.toml``::
 
 The core imports no plugin by name. A plugin that fails to import or whose
 settings do not validate stops start-up with one message naming the plugin
-and the field (:class:`core.registry.PluginError`).
+and the field (:class:`perezvon.core.registry.PluginError`).
 """
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ from typing import Any, Iterator
 import pluggy
 from marshmallow import Schema, ValidationError
 
-import core
-import hookspecs
-from core.registry import JobRegistry, PluginError, Registry, Server, ServerContext, TelephonyBackend
-from core.settings import Settings
+from perezvon import core
+from perezvon import hookspecs
+from perezvon.core.registry import JobRegistry, PluginError, Registry, Server, ServerContext, TelephonyBackend
+from perezvon.core.settings import Settings
 
 log = logging.getLogger("perezvon.plugins")
 
@@ -107,7 +107,7 @@ class PluginHost:
         self.infos: dict[str, PluginInfo] = {}
         self.registry = Registry()
         # the core's own hooks: always on, listed like any plugin
-        from core import builtin
+        from perezvon.core import builtin
 
         self.pm.register(builtin, name=builtin.NAME)
         self.infos[builtin.NAME] = PluginInfo(builtin.NAME, builtin.__name__, core.version(), "core", True)

@@ -52,7 +52,7 @@ async def keep_recording(source: Path, data_dir: Path, call_id: str, attempt_num
 
 async def expire_recordings(data_dir: Path, retention_days: int, now: dt.datetime | None = None) -> int:
     """Delete recordings of attempts that ended more than ``retention_days`` ago; returns how many."""
-    from core.models import Attempt, Call
+    from perezvon.core.models import Attempt, Call
 
     if retention_days <= 0:  # 0 keeps them forever
         return 0

@@ -15,7 +15,7 @@ import dataclasses
 import re
 from typing import Any
 
-from core.registry import Direction, LegStatus
+from perezvon.core.registry import Direction, LegStatus
 
 MAX_ATTEMPTS = 5  # the first call and up to four redials
 ABORT = "abort"

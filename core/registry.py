@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from marshmallow import Schema
 
 if TYPE_CHECKING:
-    from core.intake import LeadIntake
-    from core.models import Connection
+    from perezvon.core.intake import LeadIntake
+    from perezvon.core.models import Connection
 
 
 class PluginError(Exception):
@@ -114,8 +114,8 @@ class LegStatus:
 class AttemptPlan:
     """Everything a backend needs to place one attempt; nothing it must look up.
 
-    Backends that implement :class:`core.scenario.CallControl` pass the plan
-    to :func:`core.scenario.run`, which plays SPEC S3.1 with it.
+    Backends that implement :class:`perezvon.core.scenario.CallControl` pass the plan
+    to :func:`perezvon.core.scenario.run`, which plays SPEC S3.1 with it.
     """
 
     call_id: str
@@ -130,7 +130,7 @@ class AttemptPlan:
     #: what the robot says (SPEC S4.3), already in speakable Russian
     operator_text: str = ""
     client_text: str = ""
-    #: the connection's SPEC S3.2 settings, loaded by core.schemas.TelephonySettingsSchema
+    #: the connection's SPEC S3.2 settings, loaded by perezvon.core.schemas.TelephonySettingsSchema
     telephony: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property

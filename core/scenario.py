@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from core.registry import AttemptOutcome, AttemptPlan, Direction, LegStatus
+from perezvon.core.registry import AttemptOutcome, AttemptPlan, Direction, LegStatus
 
 OPERATOR = "operator"
 CLIENT = "client"

@@ -1,12 +1,12 @@
 """Input schemas of the core (marshmallow). Error messages are English ids,
-translated when the response is written (:func:`core.i18n.translate_errors`)."""
+translated when the response is written (:func:`perezvon.core.i18n.translate_errors`)."""
 from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates
 
-from core.models import Channel
-from core.phones import InvalidPhone, normalise
-from core.registry import Direction
+from perezvon.core.models import Channel
+from perezvon.core.phones import InvalidPhone, normalise
+from perezvon.core.registry import Direction
 
 MUST_CONSENT = "Consent to the processing of personal data is required."
 

@@ -4,8 +4,8 @@ Reasons are English message ids, translated where they are shown.
 """
 from __future__ import annotations
 
-from core.models import DisplayStatus
-from core.registry import Direction, LegStatus
+from perezvon.core.models import DisplayStatus
+from perezvon.core.registry import Direction, LegStatus
 
 OK = LegStatus.OK
 

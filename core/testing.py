@@ -2,7 +2,7 @@
 
 Third-party plugin authors test the same way the core does:
 
-* ``perezvon_app`` -- a started :class:`core.app.Perezvon` on a fresh database
+* ``perezvon_app`` -- a started :class:`perezvon.core.app.Perezvon` on a fresh database
   (SQLite in a temp dir, or a new PostgreSQL database when
   ``PEREZVON_TEST_DATABASE_URL`` names a server) and Redis (an embedded one,
   or the database number in ``PEREZVON_TEST_REDIS_URL``, flushed first);
@@ -99,8 +99,8 @@ def test_plugins_path() -> Path:
 
 @pytest.fixture(scope="session")
 async def perezvon_app(tmp_path_factory):
-    from core.app import Perezvon
-    from core.settings import Settings
+    from perezvon.core.app import Perezvon
+    from perezvon.core.settings import Settings
 
     data_dir = tmp_path_factory.mktemp("perezvon")
     settings = Settings.from_env(
@@ -119,7 +119,7 @@ async def perezvon_app(tmp_path_factory):
 async def perezvon_client(perezvon_app):
     import httpx
 
-    from web.app import create_app
+    from perezvon.web.app import create_app
 
     transport = httpx.ASGITransport(app=create_app(perezvon_app, manage_lifecycle=False))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -129,7 +129,7 @@ async def perezvon_client(perezvon_app):
 @pytest.fixture
 async def perezvon_site(perezvon_app):
     """A fresh connection of its own for each test (unique domain, round the clock)."""
-    from core.models import Connection, OperatorNumber, Project
+    from perezvon.core.models import Connection, OperatorNumber, Project
 
     project = await Project.create(name="Test company", legal_entity="ООО «Тест»")
     domain = f"site-{uuid.uuid4().hex[:10]}.example"
@@ -143,13 +143,13 @@ async def perezvon_site(perezvon_app):
 def perezvon_run_jobs(perezvon_app):
     """``await run_jobs()`` runs the workers until no job is due and none is running.
 
-    Both of a worker process's arq workers run (``core.worker``): the callbacks
+    Both of a worker process's arq workers run (``perezvon.core.worker``): the callbacks
     and the deliveries, each on its own queue, and both queues are watched.
     (arq's own burst mode also waits for jobs deferred into the future, such as
     a redial in three minutes, so it cannot be used here.)
     """
-    from core.queue import QUEUES
-    from core.worker import build_workers
+    from perezvon.core.queue import QUEUES
+    from perezvon.core.worker import build_workers
 
     async def due_jobs() -> int:
         now_ms = int(time.time() * 1000)

@@ -4,11 +4,11 @@ Every ``perezvon worker`` / ``perezvon serve`` process runs two arq workers
 on one event loop, each consuming its own queue (``core/queue.py``):
 
 * the **callbacks** worker takes ``core.place_attempt`` (and plugin jobs)
-  from :data:`~core.queue.CALLBACKS_QUEUE`, runs the sweep, and owns the
+  from :data:`~perezvon.core.queue.CALLBACKS_QUEUE`, runs the sweep, and owns the
   callback engine; it polls every 20 ms, since the lead-to-dial time is spent
   here;
 * the **deliveries** worker takes ``core.deliver`` and ``core.notify`` from
-  :data:`~core.queue.DELIVERIES_QUEUE`, at most :data:`DELIVERY_MAX_JOBS` at
+  :data:`~perezvon.core.queue.DELIVERIES_QUEUE`, at most :data:`DELIVERY_MAX_JOBS` at
   once.
 
 Why two: a push waits on a service that may take seconds (or time out), and
@@ -28,11 +28,11 @@ from arq.constants import in_progress_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Worker, func
 
-from core.app import Perezvon
-from core.integrations import close_clients
-from core.jobs import DeliveryBatches
-from core.queue import CALLBACKS_QUEUE, DELIVERIES_QUEUE
-from core.redis import redis_settings
+from perezvon.core.app import Perezvon
+from perezvon.core.integrations import close_clients
+from perezvon.core.jobs import DeliveryBatches
+from perezvon.core.queue import CALLBACKS_QUEUE, DELIVERIES_QUEUE
+from perezvon.core.redis import redis_settings
 
 #: a call (ringing + talk) may last long; arq must not cancel it
 ATTEMPT_TIMEOUT = 4 * 3600
@@ -77,7 +77,7 @@ class QueueWorker(Worker):
       (``_CLAIM_JOBS``), where arq spends four Redis round trips on each job
       (WATCH, EXISTS, ZSCORE, MULTI/EXEC), one job after another. Jobs then
       start together, so the deliveries' shared reads and writes
-      (:class:`core.jobs.DeliveryBatches`) get whole groups rather than one
+      (:class:`perezvon.core.jobs.DeliveryBatches`) get whole groups rather than one
       or two jobs at a time.
     * It does not re-check the jobs it is running itself. A running job stays
       in arq's queue until it ends, and arq would check every id it reads, on

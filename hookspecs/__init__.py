@@ -1,8 +1,8 @@
 """The contract between the Perezvon core and its plugins.
 
-One module per plugin family -- :mod:`hookspecs.lead_sources`,
-:mod:`hookspecs.applications`, :mod:`hookspecs.telephony`,
-:mod:`hookspecs.integrations` -- plus :mod:`hookspecs.plugin` for hooks any
+One module per plugin family -- :mod:`perezvon.hookspecs.lead_sources`,
+:mod:`perezvon.hookspecs.applications`, :mod:`perezvon.hookspecs.telephony`,
+:mod:`perezvon.hookspecs.integrations` -- plus :mod:`perezvon.hookspecs.plugin` for hooks any
 plugin may implement whatever its family.
 
 Registration hooks are called once per plugin at start-up with that plugin's
@@ -10,9 +10,9 @@ validated deployment settings (its section of ``plugins.toml``), and add
 objects to a registry; those objects then do the work with async methods.
 Pluggy itself is synchronous: never make a hook implementation ``async def``.
 """
-from hookspecs.markers import PROJECT, hookimpl, hookspec
+from perezvon.hookspecs.markers import PROJECT, hookimpl, hookspec
 
-from hookspecs import applications, integrations, lead_sources, plugin, telephony
+from perezvon.hookspecs import applications, integrations, lead_sources, plugin, telephony
 
 #: every module that declares hooks, in the order the docs list them
 SPEC_MODULES = (plugin, lead_sources, applications, telephony, integrations)

@@ -3,17 +3,17 @@
 A lead source declares itself (key, title, Calltouch DTMF code), may run a
 long-running server next to the web app (the site-forms SMTP intake is one),
 and hands every lead to the core's intake function
-(:meth:`core.intake.LeadIntake.submit`) -- it never writes calls itself.
+(:meth:`perezvon.core.intake.LeadIntake.submit`) -- it never writes calls itself.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hookspecs.markers import hookspec
+from perezvon.hookspecs.markers import hookspec
 
 if TYPE_CHECKING:
-    from core.settings import Settings
-    from core.registry import Registry, ServerContext, Server
+    from perezvon.core.settings import Settings
+    from perezvon.core.registry import Registry, ServerContext, Server
 
 
 @hookspec
@@ -22,7 +22,7 @@ def perezvon_register_lead_sources(registry: Registry, settings: dict[str, Any],
 
     When: once at start-up, for each enabled plugin.
     Arguments: ``registry`` -- call ``registry.add_lead_source(LeadSource(...))``
-    (see :class:`core.registry.LeadSource`: ``key``, ``title``,
+    (see :class:`perezvon.core.registry.LeadSource`: ``key``, ``title``,
     ``calltouch_code`` -- the DTMF auto-tag of SPEC S4.2: widget 11, lead
     generator 12, mobile lead generator 13, mobile panel 14, site forms 15,
     other 16). ``settings`` -- this plugin's validated deployment settings.
@@ -37,12 +37,12 @@ def perezvon_servers(context: ServerContext, settings: dict[str, Any],
 
     When: once when ``perezvon serve`` starts (and when the plugin's own
     command, e.g. ``perezvon smtp``, starts).
-    Arguments: ``context`` -- a :class:`core.registry.ServerContext` with the
+    Arguments: ``context`` -- a :class:`perezvon.core.registry.ServerContext` with the
     lead intake, the host to bind and the ports asked for on the command line
     (``context.ports["smtp"]`` for ``--smtp-port``). ``settings`` -- this
     plugin's settings. ``core_settings`` -- the deployment's
-    :class:`core.settings.Settings` (data dir, public URL, secret key).
-    Returns: a list of :class:`core.registry.Server` objects; the core awaits
+    :class:`perezvon.core.settings.Settings` (data dir, public URL, secret key).
+    Returns: a list of :class:`perezvon.core.registry.Server` objects; the core awaits
     ``start()`` on each before it reports ready and ``stop()`` on shutdown
     (Ctrl-C, SIGTERM or an error elsewhere).
     """

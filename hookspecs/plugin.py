@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hookspecs.markers import hookspec
+from perezvon.hookspecs.markers import hookspec
 
 if TYPE_CHECKING:
     from marshmallow import Schema
     from starlette.routing import BaseRoute
 
-    from core.registry import DemoStep, JobRegistry
-    from core.settings import Settings
+    from perezvon.core.registry import DemoStep, JobRegistry
+    from perezvon.core.settings import Settings
 
 
 @hookspec(firstresult=True)
@@ -73,9 +73,9 @@ def perezvon_demo_steps(settings: dict[str, Any], core_settings: Settings) -> li
 
     When: each time ``perezvon demo`` seeds the demo (it must stay idempotent).
     Arguments: ``settings`` -- this plugin's settings; ``core_settings`` --
-    the deployment's :class:`core.settings.Settings`.
+    the deployment's :class:`perezvon.core.settings.Settings`.
     Returns: a list of ``async def step(connection) -> dict`` functions (see
-    :data:`core.registry.DemoStep`). The core awaits each with the demo
+    :data:`perezvon.core.registry.DemoStep`). The core awaits each with the demo
     connection after its own seeding; the keys of the returned dicts are added
     to the demo's output (``perezvon demo --json``), e.g. the connection's
     technical e-mail address.

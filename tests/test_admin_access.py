@@ -10,11 +10,11 @@ import httpx
 import pytest
 from marshmallow import Schema, fields
 
-from core.models import Project
-from core.registry import Integration
+from perezvon.core.models import Project
+from perezvon.core.registry import Integration
 from test_admin_helpers import PASSWORD, csrf_of, make_call, make_user
-from web.admin.routes import ADMIN_ROUTES
-from web.app import create_app
+from perezvon.web.admin.routes import ADMIN_ROUTES
+from perezvon.web.app import create_app
 
 LEVELS = ("anonymous", "no_grant", "view_connection", "edit_project", "full_project", "full_connection", "staff")
 EVERYONE = set(LEVELS)
@@ -128,7 +128,7 @@ async def test_the_route_table_for_each_level(perezvon_app, perezvon_site, level
 
 
 async def test_grants_never_reach_another_project(perezvon_app, perezvon_client, perezvon_site):
-    from core.models import Connection
+    from perezvon.core.models import Connection
 
     other_project = await Project.create(name="Other")
     other = await Connection.create(project=other_project, domain=f"other-{perezvon_site.domain}")
@@ -147,7 +147,7 @@ async def test_grants_never_reach_another_project(perezvon_app, perezvon_client,
 
 
 async def test_full_on_a_project_manages_its_grants(perezvon_client, perezvon_site):
-    from core.models import AccessGrant, Connection
+    from perezvon.core.models import AccessGrant, Connection
     from test_admin_helpers import csrf_of, login
 
     project = await Project.get(id=perezvon_site.project_id)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import re
 
-from core.models import ActivationToken, ApiKey, User
+from perezvon.core.models import ActivationToken, ApiKey, User
 from test_admin_helpers import PASSWORD, csrf_of, login, make_user
-from web.admin.sessions import PHONE_FAILURES, SESSION_COOKIE
+from perezvon.web.admin.sessions import PHONE_FAILURES, SESSION_COOKIE
 
 
 async def test_pages_need_a_login_and_come_back_after_it(perezvon_client, perezvon_app):

@@ -22,9 +22,9 @@ import openpyxl
 import pytest
 import uvicorn
 
-from core.models import Call, Connection, Project
+from perezvon.core.models import Call, Connection, Project
 from test_admin_helpers import PASSWORD, make_user
-from web.app import create_app
+from perezvon.web.app import create_app
 
 #: the screenshots in docs/img are refreshed only when asked (PEREZVON_ADMIN_SCREENSHOTS=1), so that
 #: running the tests never changes tracked files; otherwise they go to a temp dir

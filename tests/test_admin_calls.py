@@ -9,7 +9,7 @@ import uuid
 
 import openpyxl
 
-from core.models import Attempt, CallTag, Connection, Delivery, Project
+from perezvon.core.models import Attempt, CallTag, Connection, Delivery, Project
 from test_admin_helpers import login, make_call, make_user
 
 MSK = dt.timezone(dt.timedelta(hours=3))
@@ -168,7 +168,7 @@ async def test_dashboard_counts_the_filtered_calls(perezvon_client):
 
 async def test_every_key_once_newest_first_across_connections(perezvon_app):
     """The merge that exports use: every call once, in the one global order, whatever the batch size."""
-    from core.call_filters import all_keys_newest_first, page_of_calls, parse_filters
+    from perezvon.core.call_filters import all_keys_newest_first, page_of_calls, parse_filters
 
     sites = [await _site(f"Merge {n}") for n in range(3)]
     base = dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.UTC)
@@ -186,9 +186,9 @@ async def test_every_key_once_newest_first_across_connections(perezvon_app):
 
 async def test_export_file_every_field_and_order_across_connections(perezvon_app, tmp_path):
     """The export's own path (raw rows, merged connections, rows written as ready XML) read back by openpyxl."""
-    from core.call_filters import parse_filters
-    from core.models import Department, Office
-    from web.admin.export import COLUMNS, Exporter
+    from perezvon.core.call_filters import parse_filters
+    from perezvon.core.models import Department, Office
+    from perezvon.web.admin.export import COLUMNS, Exporter
 
     first, second = await _site("Первый & <второй>"), await _site("Другой")
     office = await Office.create(connection=first, name="-Офис")
@@ -220,7 +220,7 @@ async def test_export_file_every_field_and_order_across_connections(perezvon_app
             return [str(first.id), str(second.id)] if key == "connection" else []
 
     path = tmp_path / "calls.xlsx"
-    import web.admin.export as export
+    import perezvon.web.admin.export as export
 
     export.BATCH, saved = 3, export.BATCH  # several batches and refills per connection
     try:

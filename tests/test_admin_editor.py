@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.models import AppEnablement, Connection, GrantLevel, OperatorNumber, Project
+from perezvon.core.models import AppEnablement, Connection, GrantLevel, OperatorNumber, Project
 from test_admin_helpers import PASSWORD, csrf_of, login, make_user
-from web.app import create_app
+from perezvon.web.app import create_app
 
 sys.path.insert(0, str(Path(__file__).with_name("site")))
 from sitehelpers import LiveServer  # noqa: E402

@@ -6,8 +6,8 @@ import itertools
 import re
 import uuid
 
-from core.auth import hash_password
-from core.models import AccessGrant, Call, Connection, Lead, Project, User
+from perezvon.core.auth import hash_password
+from perezvon.core.models import AccessGrant, Call, Connection, Lead, Project, User
 
 PASSWORD = "correct horse battery"
 _phones = itertools.count(3000000)

@@ -5,9 +5,9 @@ from pathlib import Path
 
 from babel.messages.extract import extract_from_dir
 
-from web.admin import labels
-from web.admin.export import COLUMNS
-from web.admin.i18n import translate
+from perezvon.web.admin import labels
+from perezvon.web.admin.export import COLUMNS
+from perezvon.web.admin.i18n import translate
 
 ROOT = Path(__file__).resolve().parent.parent
 METHOD_MAP = [("web/admin/**.py", "python"), ("web/admin/templates/**.html", "jinja2")]

@@ -10,11 +10,11 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from core.models import (CalendarDay, Connection, Department, IntegrationEnablement, NotificationRecipient, Office,
+from perezvon.core.models import (CalendarDay, Connection, Department, IntegrationEnablement, NotificationRecipient, Office,
                          OperatorNumber, Project)
-from core.registry import Integration
+from perezvon.core.registry import Integration
 from test_admin_helpers import login, make_user
-from web.admin.views.settings import check_installation
+from perezvon.web.admin.views.settings import check_installation
 
 
 async def _editor(client):

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from ami_emulator import AmiEmulator, Behaviour, Dtmf, User
 
-from core.registry import AttemptPlan, AttemptProgress, Direction, LegStatus, Registry
-from core.schemas import TelephonySettingsSchema
-from plugins.asterisk.backend import AsteriskTelephony
-from plugins.asterisk.schemas import AsteriskSettings
-from plugins.speech.engine import EspeakEngine
+from perezvon.core.registry import AttemptPlan, AttemptProgress, Direction, LegStatus, Registry
+from perezvon.core.schemas import TelephonySettingsSchema
+from perezvon.plugins.asterisk.backend import AsteriskTelephony
+from perezvon.plugins.asterisk.schemas import AsteriskSettings
+from perezvon.plugins.speech.engine import EspeakEngine
 
 SPEED = 20          # emulated phones and Asterisk run 20x faster than life
 SECRET = "s3cret-for-tests"

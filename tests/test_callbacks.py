@@ -4,10 +4,10 @@ import datetime as dt
 
 import pytest
 
-from core.callbacks import INTERRUPTED, CallbackEngine
-from core.models import Attempt, Call, CallState, Delivery, IntegrationEnablement, Lead, OperatorNumber
-from core.registry import DeliveryError, Integration
-from core.schemas import Schema
+from perezvon.core.callbacks import INTERRUPTED, CallbackEngine
+from perezvon.core.models import Attempt, Call, CallState, Delivery, IntegrationEnablement, Lead, OperatorNumber
+from perezvon.core.registry import DeliveryError, Integration
+from perezvon.core.schemas import Schema
 
 EVERY_REDIAL_AT_ONCE = {"operator_first": {str(n): {"*-*": {"period": 0, "direction": "operator_first"}}
                                            for n in range(2, 6)}}
@@ -38,7 +38,7 @@ async def test_a_lead_is_called_back_and_tagged(perezvon_client, perezvon_site, 
 
 
 async def test_the_state_says_which_leg_is_being_rung(perezvon_app, perezvon_client, perezvon_site, new_phone):
-    from core.callbacks import _Progress, leg_key
+    from perezvon.core.callbacks import _Progress, leg_key
 
     created = await post_lead(perezvon_client, perezvon_site, new_phone())  # no worker runs: it stays queued
     call_id = created["call_id"]

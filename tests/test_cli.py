@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-PERZVON = [sys.executable, "-m", "core.cli"]
+PERZVON = [sys.executable, "-m", "perezvon.core.cli"]
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import hookspecs
-from hookspecs.markers import PROJECT
+from perezvon import hookspecs
+from perezvon.hookspecs.markers import PROJECT
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PLUGINS_MD = DOCS / "plugins.md"

@@ -2,7 +2,7 @@
 import asyncio
 import datetime as dt
 
-from core.models import Call, CallState, Department, Lead, Office
+from perezvon.core.models import Call, CallState, Department, Lead, Office
 
 
 def lead(site, phone, **extra):
@@ -166,7 +166,7 @@ async def test_rate_limit_per_client_ip(perezvon_app, perezvon_client, perezvon_
     saved, intake.limit = intake.limit, 3
     try:
         import httpx
-        from web.app import create_app
+        from perezvon.web.app import create_app
 
         asgi = create_app(perezvon_app, manage_lifecycle=False)
 
@@ -238,7 +238,7 @@ async def test_a_site_without_working_days_still_gets_its_lead_called(perezvon_c
 
 async def test_a_failed_write_answers_503_and_the_retry_is_accepted(perezvon_app, perezvon_client, perezvon_site,
                                                                      new_phone, monkeypatch):
-    from core.intake import RowInserter
+    from perezvon.core.intake import RowInserter
 
     phone = new_phone()
     real_execute = RowInserter.execute
@@ -290,8 +290,8 @@ async def test_off_hours_leads_are_spread_from_the_opening(perezvon_client, pere
 
 async def test_a_delay_over_59_seconds_emails_the_lead_instead_of_calling(
         perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone):
-    from core.models import Attempt, NotificationRecipient
-    from core.registry import Notifier
+    from perezvon.core.models import Attempt, NotificationRecipient
+    from perezvon.core.registry import Notifier
 
     class Inbox(Notifier):
         key = "inbox"

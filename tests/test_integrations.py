@@ -19,12 +19,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from arq.constants import in_progress_key_prefix
 
-from core.integrations import MASK, mask_secrets, merge_secrets
-from core.models import Call, CallState, Delivery, IntegrationEnablement
-from core.queue import QUEUES
-from core.registry import CallEvent
-from plugins.calltouch.integration import Calltouch
-from plugins.comagic.integration import Comagic, ComagicSettings
+from perezvon.core.integrations import MASK, mask_secrets, merge_secrets
+from perezvon.core.models import Call, CallState, Delivery, IntegrationEnablement
+from perezvon.core.queue import QUEUES
+from perezvon.core.registry import CallEvent
+from perezvon.plugins.calltouch.integration import Calltouch
+from perezvon.plugins.comagic.integration import Comagic, ComagicSettings
 
 HANG = "hang"
 
@@ -161,7 +161,7 @@ async def make_deferred_jobs_due(redis) -> int:
 
 @contextlib.asynccontextmanager
 async def running_worker(app):
-    from core.worker import build_workers
+    from perezvon.core.worker import build_workers
 
     workers = build_workers(app)
     task = asyncio.create_task(workers.async_run())
@@ -471,8 +471,8 @@ async def test_a_refused_connection_is_a_network_error_retried_with_back_off(
 
 
 async def test_pushes_go_through_the_proxy_the_environment_names(service, monkeypatch):
-    from core.integrations import HttpPush
-    from core.registry import DeliveryError
+    from perezvon.core.integrations import HttpPush
+    from perezvon.core.registry import DeliveryError
 
     # the local service plays an HTTP proxy: it gets the request in absolute form
     monkeypatch.setenv("HTTP_PROXY", service.url)
@@ -498,9 +498,9 @@ async def test_pushes_go_through_the_proxy_the_environment_names(service, monkey
 
 async def test_pushes_have_their_own_queue_and_slots_so_hung_ones_never_hold_up_a_dial(
         perezvon_app, perezvon_client, perezvon_site, new_phone, service, monkeypatch):
-    from core.queue import CALLBACKS_QUEUE, DELIVERIES_QUEUE
+    from perezvon.core.queue import CALLBACKS_QUEUE, DELIVERIES_QUEUE
 
-    monkeypatch.setattr("core.worker.DELIVERY_MAX_JOBS", 2)  # a small number of slots, to fill them
+    monkeypatch.setattr("perezvon.core.worker.DELIVERY_MAX_JOBS", 2)  # a small number of slots, to fill them
     service.answers = [HANG, HANG, HANG]
     await enable(perezvon_site, "webhooks", url=service.url + "/hook", secret="s" * 32, timeout=30,
                  events=["lead_created"])

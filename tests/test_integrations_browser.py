@@ -11,9 +11,9 @@ import json
 
 import pytest
 
-from plugins.calltouch.integration import Calltouch, CalltouchSettings
-from plugins.google_analytics.integration import GoogleAnalytics, GoogleAnalyticsSettings
-from plugins.metrika.integration import Metrika, MetrikaSettings
+from perezvon.plugins.calltouch.integration import Calltouch, CalltouchSettings
+from perezvon.plugins.google_analytics.integration import GoogleAnalytics, GoogleAnalyticsSettings
+from perezvon.plugins.metrika.integration import Metrika, MetrikaSettings
 
 SITE = "http://site.test/"
 EVENTS = ["widget_shown", "widget_opened", "widget_lead", "leadgen_shown", "leadgen_lead", "offhours_lead"]
@@ -135,7 +135,7 @@ async def test_calltouch_leaves_the_lead_alone_without_a_session(page):
 
 
 async def test_comagic_puts_its_session_id_into_the_lead(page):
-    from plugins.comagic.integration import Comagic
+    from perezvon.plugins.comagic.integration import Comagic
 
     await open_site(page, {"comagic": {}}, extra_head="window.Comagic = {getSessionId: () => 918273};",
                     scripts=[Comagic().client_script])

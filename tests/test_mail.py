@@ -11,7 +11,7 @@ import socket
 import stat
 import uuid
 
-from core.callbacks import event_field_names
+from perezvon.core.callbacks import event_field_names
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -22,14 +22,14 @@ from arq import Retry
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from core import jobs
-from core.models import Attempt, Call, Connection, Lead, NotificationRecipient, Office
-from core.plugins import PluginHost
-from core.registry import DeliveryError, Notification, PluginError
-from plugins.mail import plugin as mail_plugin
-from plugins.mail.compose import LOCALE_DIR, Composer, NotificationDataError
-from plugins.mail.demo import DEMO_RECIPIENT
-from plugins.mail.notifier import MailNotifier, Relay
+from perezvon.core import jobs
+from perezvon.core.models import Attempt, Call, Connection, Lead, NotificationRecipient, Office
+from perezvon.core.plugins import PluginHost
+from perezvon.core.registry import DeliveryError, Notification, PluginError
+from perezvon.plugins.mail import plugin as mail_plugin
+from perezvon.plugins.mail.compose import LOCALE_DIR, Composer, NotificationDataError
+from perezvon.plugins.mail.demo import DEMO_RECIPIENT
+from perezvon.plugins.mail.notifier import MailNotifier, Relay
 
 FROM = "Perezvon <robot@perezvon.example>"
 EVERY_REDIAL_AT_ONCE = {"operator_first": {str(n): {"*-*": {"period": 0, "direction": "operator_first"}}
@@ -37,7 +37,7 @@ EVERY_REDIAL_AT_ONCE = {"operator_first": {str(n): {"*-*": {"period": 0, "direct
 PLUGIN_DIR = Path(mail_plugin.__file__).parent
 
 
-# --- sample data, shaped exactly like core.callbacks.as_event_data ----------------------------------
+# --- sample data, shaped exactly like perezvon.core.callbacks.as_event_data ----------------------------------
 
 def sample_connection(**changes):
     return {"id": 7, "kind": "site", "domain": "cars.example", "extra_domains": [], "name": "Автосалон «Север»",
@@ -646,7 +646,7 @@ async def test_a_relay_that_is_down_makes_the_core_retry_with_back_off(perezvon_
 
 
 async def test_the_demo_gets_a_recipient_once_and_shows_the_outbox(perezvon_app, perezvon_site):
-    [step] = [s for s in perezvon_app.host.demo_steps() if s.__module__ == "plugins.mail.demo"]
+    [step] = [s for s in perezvon_app.host.demo_steps() if s.__module__ == "perezvon.plugins.mail.demo"]
     first = await step(perezvon_site)
     second = await step(perezvon_site)
     assert first == second == {"outbox": str(perezvon_app.settings.data_dir / "outbox")}

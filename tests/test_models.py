@@ -1,8 +1,8 @@
 """The data model: migrations match the models, tokens, passwords."""
 from tortoise.migrations.autodetector import MigrationAutodetector
 
-from core.auth import hash_password, verify_password
-from core.models import AccessGrant, Connection, Project, User, new_site_token
+from perezvon.core.auth import hash_password, verify_password
+from perezvon.core.models import AccessGrant, Connection, Project, User, new_site_token
 
 
 async def test_the_migrations_describe_the_models_exactly(perezvon_app):
@@ -54,7 +54,7 @@ async def test_grants_link_users_to_projects_or_connections(perezvon_app):
 
 
 def test_settings_never_show_secrets_in_traces_or_logs():
-    from core.settings import Settings
+    from perezvon.core.settings import Settings
 
     settings = Settings.from_env(env={}, database_url="postgres://app:topsecret@db.internal/perezvon",
                                  redis_url="redis://:hunter2@redis.internal:6379/0", secret_key="very-secret")

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from core.plugins import PluginHost
-from core.registry import PluginError, TelephonyBackend
-from hookspecs import hookimpl
+from perezvon.core.plugins import PluginHost
+from perezvon.core.registry import PluginError, TelephonyBackend
+from perezvon.hookspecs import hookimpl
 
 ROOT = Path(__file__).resolve().parent.parent
-PERZVON = [sys.executable, "-m", "core.cli"]
+PERZVON = [sys.executable, "-m", "perezvon.core.cli"]
 
 
 def write_toml(tmp_path, text):
@@ -147,8 +147,8 @@ from marshmallow import Schema, fields
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from core.registry import Integration, Server
-from hookspecs import hookimpl
+from perezvon.core.registry import Integration, Server
+from perezvon.hookspecs import hookimpl
 
 
 class HelloSettings(Schema):

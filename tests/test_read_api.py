@@ -4,8 +4,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from core.access import create_api_key
-from core.models import Attempt, Connection, Project
+from perezvon.core.access import create_api_key
+from perezvon.core.models import Attempt, Connection, Project
 from test_admin_helpers import make_call, make_user
 
 
@@ -84,7 +84,7 @@ async def test_the_api_is_in_openapi(perezvon_client):
 
 
 async def test_demo_prints_a_working_api_key(perezvon_app, perezvon_client):
-    from core.demo import seed_demo
+    from perezvon.core.demo import seed_demo
 
     first = await seed_demo(perezvon_app)
     again = await seed_demo(perezvon_app)

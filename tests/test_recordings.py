@@ -2,8 +2,8 @@
 import datetime as dt
 import wave
 
-from core.models import Attempt, Call
-from core.recordings import expire_recordings, keep_recording, recordings_root
+from perezvon.core.models import Attempt, Call
+from perezvon.core.recordings import expire_recordings, keep_recording, recordings_root
 
 
 def write_wav(path, seconds=1.0):

@@ -3,10 +3,10 @@ import datetime as dt
 
 import pytest
 
-from core import channels, redial
-from core.phones import InvalidPhone, normalise
-from core.schedule import Hours, ScheduleError, first_attempt_at
-from core.statuses import classify
+from perezvon.core import channels, redial
+from perezvon.core.phones import InvalidPhone, normalise
+from perezvon.core.schedule import Hours, ScheduleError, first_attempt_at
+from perezvon.core.statuses import classify
 
 UTC = dt.UTC
 WEEKDAYS = {str(d): ["09:00", "20:00"] for d in range(1, 6)} | {"6": None, "7": None}
@@ -141,7 +141,7 @@ def test_bad_phones_are_refused(raw):
 def test_working_hours_settings_are_validated():
     from marshmallow import ValidationError
 
-    from core.schemas import NO_WORKING_DAY, WorkingHoursSchema
+    from perezvon.core.schemas import NO_WORKING_DAY, WorkingHoursSchema
 
     ok = WorkingHoursSchema().load({"timezone": "Asia/Yekaterinburg",
                                     "schedule": {"1": ["09:00", "18:00"], "6": None, "7": ["10:00", "24:00"]}})

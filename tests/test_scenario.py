@@ -1,12 +1,12 @@
 """The callback scenario (SPEC S3.1-S3.3) played against the simulator's phones."""
 import pytest
 
-from core import announcements, scenario
-from core.registry import AttemptPlan, AttemptProgress
-from core.schemas import AnnouncementSettingsSchema, TelephonySettingsSchema
-from core.statuses import classify
-from plugins.simulator.backend import SimulatedTelephony
-from plugins.simulator.schemas import SimulatorSettings
+from perezvon.core import announcements, scenario
+from perezvon.core.registry import AttemptPlan, AttemptProgress
+from perezvon.core.schemas import AnnouncementSettingsSchema, TelephonySettingsSchema
+from perezvon.core.statuses import classify
+from perezvon.plugins.simulator.backend import SimulatedTelephony
+from perezvon.plugins.simulator.schemas import SimulatorSettings
 
 OPERATOR, CLIENT = "+74951234567", "+79161234567"
 

@@ -10,12 +10,12 @@ import httpx
 import pytest
 from marshmallow import Schema, ValidationError, fields
 
-from core.models import AppEnablement, CalendarDay, IntegrationEnablement, Office
-from core.registry import Integration
-from plugins.leadgen.schemas import LeadgenSettings
-from plugins.widget.schemas import WidgetSettings
-from web.app import create_app
-from web.site import SiteScript
+from perezvon.core.models import AppEnablement, CalendarDay, IntegrationEnablement, Office
+from perezvon.core.registry import Integration
+from perezvon.plugins.leadgen.schemas import LeadgenSettings
+from perezvon.plugins.widget.schemas import WidgetSettings
+from perezvon.web.app import create_app
+from perezvon.web.site import SiteScript
 
 
 async def enable(site, key: str, settings: dict | None = None, on: bool = True) -> None:
@@ -162,14 +162,14 @@ def test_the_code_stays_small():
 
 
 def test_cyrillic_domains_are_matched_as_the_browser_spells_them():
-    from core.domains import browser_domains
+    from perezvon.core.domains import browser_domains
 
     assert browser_domains(["Пример.РФ", "shop.example.com"]) == [
         "пример.рф", "xn--e1afmkfd.xn--p1ai", "shop.example.com"]
 
 
 async def test_the_demo_shows_a_widget_and_a_lead_generator_on_a_sample_page(perezvon_app, perezvon_client):
-    from core.demo import seed_demo
+    from perezvon.core.demo import seed_demo
 
     demo = await seed_demo(perezvon_app)
     assert demo["demo_site_url"].endswith(f"/site/try?token={demo['site_token']}")

@@ -24,26 +24,26 @@ import aiosmtplib
 import httpx
 import pytest
 
-from core.models import AppEnablement, Call, Connection, Department, Lead, Office, OperatorNumber, Project
-from core.plugins import PluginHost
-from core.registry import PluginError, ServerContext
-from core.testing import ROUND_THE_CLOCK
-from plugins.siteforms.addresses import demo_step, switch_on, technical_address
-from plugins.siteforms.app import KEY
-from plugins.siteforms.decoding import decode_header_value, decode_text, html_to_text
-from plugins.siteforms.delivery import NO_PHONE_FOUND, UNREADABLE
-from plugins.siteforms.matching import SiteProfile, match_lead
-from plugins.siteforms.models import InboundMessage, MessageStatus, RawMessage, TechnicalAddress
-from plugins.siteforms.parser import MessageTooComplex, check_structure, extract_fields, parse_message
-from plugins.siteforms.schemas import SiteFormsSettings
-from plugins.siteforms.server import SiteFormsSmtpServer
-from plugins.siteforms.store import MessageStore, purge_expired_raw
+from perezvon.core.models import AppEnablement, Call, Connection, Department, Lead, Office, OperatorNumber, Project
+from perezvon.core.plugins import PluginHost
+from perezvon.core.registry import PluginError, ServerContext
+from perezvon.core.testing import ROUND_THE_CLOCK
+from perezvon.plugins.siteforms.addresses import demo_step, switch_on, technical_address
+from perezvon.plugins.siteforms.app import KEY
+from perezvon.plugins.siteforms.decoding import decode_header_value, decode_text, html_to_text
+from perezvon.plugins.siteforms.delivery import NO_PHONE_FOUND, UNREADABLE
+from perezvon.plugins.siteforms.matching import SiteProfile, match_lead
+from perezvon.plugins.siteforms.models import InboundMessage, MessageStatus, RawMessage, TechnicalAddress
+from perezvon.plugins.siteforms.parser import MessageTooComplex, check_structure, extract_fields, parse_message
+from perezvon.plugins.siteforms.schemas import SiteFormsSettings
+from perezvon.plugins.siteforms.server import SiteFormsSmtpServer
+from perezvon.plugins.siteforms.store import MessageStore, purge_expired_raw
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "mail_corpus"
 CORPUS_SITES = json.loads((CORPUS / "sites.json").read_text(encoding="utf-8"))
 DOMAIN = CORPUS_SITES["domain"]  # the intake domain of tests/plugins.toml
-PERZVON = [sys.executable, "-m", "core.cli"]
+PERZVON = [sys.executable, "-m", "perezvon.core.cli"]
 
 
 # --- a small SMTP client that shows every reply ------------------------------------------------------
@@ -190,7 +190,7 @@ def test_the_plugin_registers_its_lead_source_application_and_settings(tmp_path)
     assert info.origin == "built-in" and info.kinds == ["application", "lead source"]
     assert info.settings["domain"] == "mx.example.org" and info.settings["max_recipients"] == 10
     assert info.settings["max_message_bytes"] == 10 * 1024 * 1024 and info.settings["raw_retention_days"] == 30
-    assert host.model_modules()["siteforms"] == ["plugins.siteforms.models"]
+    assert host.model_modules()["siteforms"] == ["perezvon.plugins.siteforms.models"]
 
 
 @pytest.mark.parametrize("setting, message", [
@@ -484,7 +484,7 @@ async def test_a_message_the_parser_chokes_on_is_kept_not_lost(smtp, forms_site,
     def parser_bug(raw):
         raise KeyError("a bug in the parser")
 
-    monkeypatch.setattr("plugins.siteforms.server.parse_message", parser_bug)
+    monkeypatch.setattr("perezvon.plugins.siteforms.server.parse_message", parser_bug)
     raw = form_email(forms_site.email, "Телефон: +7 916 000-00-00")
     assert (await send(smtp.port, [forms_site.email], raw))["data"] == (
         250, "2.0.0 OK: no phone number found, message kept")

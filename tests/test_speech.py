@@ -22,14 +22,14 @@ from types import SimpleNamespace
 import pytest
 from marshmallow import ValidationError
 
-import plugins.speech.plugin as speech_plugin
-from core.plugins import PluginHost
-from core.registry import SpeechEngine
-from hookspecs import hookimpl
-from plugins.speech import russian
-from plugins.speech.engine import EspeakEngine, SpeechError
-from plugins.speech.russian import group_words, normalize, phone_words, speakable_name, split_group, transliterate
-from plugins.speech.schemas import SpeechSettings
+import perezvon.plugins.speech.plugin as speech_plugin
+from perezvon.core.plugins import PluginHost
+from perezvon.core.registry import SpeechEngine
+from perezvon.hookspecs import hookimpl
+from perezvon.plugins.speech import russian
+from perezvon.plugins.speech.engine import EspeakEngine, SpeechError
+from perezvon.plugins.speech.russian import group_words, normalize, phone_words, speakable_name, split_group, transliterate
+from perezvon.plugins.speech.schemas import SpeechSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -463,6 +463,6 @@ def test_the_plugins_files_enable_it_with_valid_settings(toml):
 
 def test_it_is_installed_as_the_built_in_plugin_speech():
     found = {ep.name: ep for ep in importlib.metadata.entry_points(group="perezvon")}
-    assert "speech" in found, ('add speech = "plugins.speech.plugin" under [project.entry-points.perezvon] '
+    assert "speech" in found, ('add speech = "perezvon.plugins.speech.plugin" under [project.entry-points.perezvon] '
                                'in pyproject.toml and reinstall (pip install -e .)')
-    assert found["speech"].value == "plugins.speech.plugin"
+    assert found["speech"].value == "perezvon.plugins.speech.plugin"

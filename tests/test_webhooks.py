@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from core.models import Call, Delivery
-from plugins.webhooks import signing
+from perezvon.core.models import Call, Delivery
+from perezvon.plugins.webhooks import signing
 from tests.test_integrations import Service, enable, make_deferred_jobs_due, post_lead
 
 SECRET = "whsec-0123456789abcdef"

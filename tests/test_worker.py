@@ -1,4 +1,4 @@
-"""How a worker claims jobs from its queue (``core.worker.QueueWorker``), over a real Redis.
+"""How a worker claims jobs from its queue (``perezvon.core.worker.QueueWorker``), over a real Redis.
 
 The worker claims every job it has slots for in one Lua script instead of
 arq's four round trips per job. What arq guarantees must still hold: a job
@@ -16,9 +16,9 @@ import uuid
 
 from arq.constants import in_progress_key_prefix
 
-from core.models import Call, Delivery, IntegrationEnablement, Lead
-from core.queue import DELIVERIES_QUEUE, JobQueue, delivery_job
-from core.worker import build_workers
+from perezvon.core.models import Call, Delivery, IntegrationEnablement, Lead
+from perezvon.core.queue import DELIVERIES_QUEUE, JobQueue, delivery_job
+from perezvon.core.worker import build_workers
 from tests.test_integrations import Service
 
 
@@ -71,7 +71,7 @@ async def run_deliveries_workers(app, how_many: int, until) -> list:
 async def test_two_worker_processes_sharing_a_queue_run_every_job_once(perezvon_app, perezvon_site, monkeypatch):
     # 60 slots each and every push held by the service: all 120 in flight at once needs both workers
     # (which here share one process's connection pool, as two processes would not)
-    monkeypatch.setattr("core.worker.DELIVERY_MAX_JOBS", 60)
+    monkeypatch.setattr("perezvon.core.worker.DELIVERY_MAX_JOBS", 60)
     async with Service() as service:
         service.answers = ["hang"] * 120
         await webhooks_to(service, perezvon_site)
@@ -116,7 +116,7 @@ async def test_a_job_running_elsewhere_or_not_yet_due_is_left_in_the_queue(perez
 
 
 async def test_no_more_jobs_run_at_once_than_the_worker_has_slots(perezvon_app, perezvon_site, monkeypatch):
-    monkeypatch.setattr("core.worker.DELIVERY_MAX_JOBS", 5)
+    monkeypatch.setattr("perezvon.core.worker.DELIVERY_MAX_JOBS", 5)
     async with Service() as service:
         service.answers = ["hang"] * 20
         await webhooks_to(service, perezvon_site)

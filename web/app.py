@@ -10,15 +10,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Mount, Route
 
-from core.app import Perezvon
-from core.i18n import gettext, negotiate
-from core import version
-from web.admin.routes import admin_routes
-from web.api.calls import get_call, list_calls
-from web.api.health import healthz
-from web.api.leads import call_state, create_lead, preflight
-from web.openapi import build_spec
-from web.site import SiteScript
+from perezvon.core.app import Perezvon
+from perezvon.core.i18n import gettext, negotiate
+from perezvon.core import version
+from perezvon.web.admin.routes import admin_routes
+from perezvon.web.api.calls import get_call, list_calls
+from perezvon.web.api.health import healthz
+from perezvon.web.api.leads import call_state, create_lead, preflight
+from perezvon.web.openapi import build_spec
+from perezvon.web.site import SiteScript
 
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
                         autoescape=select_autoescape(["html"]))

@@ -4,8 +4,8 @@ from __future__ import annotations
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from core.schemas import LeadSchema
-from web.api.calls import describe_read_api
+from perezvon.core.schemas import LeadSchema
+from perezvon.web.api.calls import describe_read_api
 
 ERRORS = {"type": "object", "properties": {"errors": {
     "type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}},

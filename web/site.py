@@ -36,12 +36,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from core.domains import browser_domains
-from core.models import AppEnablement, CalendarDay, Connection, Department, IntegrationEnablement, Office
-from core.schedule import Hours
+from perezvon.core.domains import browser_domains
+from perezvon.core.models import AppEnablement, CalendarDay, Connection, Department, IntegrationEnablement, Office
+from perezvon.core.schedule import Hours
 
 if TYPE_CHECKING:
-    from core.app import Perezvon
+    from perezvon.core.app import Perezvon
 
 log = logging.getLogger("perezvon.site")
 

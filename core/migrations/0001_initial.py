@@ -1,7 +1,7 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
 import functools
-from core.models import default_schedule, new_site_token
+from perezvon.core.models import default_schedule, new_site_token
 from json import dumps, loads
 from tortoise.fields.base import OnDelete
 from uuid import uuid4

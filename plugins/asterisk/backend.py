@@ -11,7 +11,7 @@ to record and join the legs -- and reads what happens from the events:
 ``TechCause`` on newer versions), ``DTMFEnd``, ``AsyncAGIExec``.
 
 Why Async AGI rather than a dialplan that does the work or FastAGI: the
-scenario (:mod:`core.scenario`) is the same for every PBX and stays in
+scenario (:mod:`perezvon.core.scenario`) is the same for every PBX and stays in
 Python; nothing has to connect from Asterisk back to the workers (FastAGI
 would need a reachable port per worker and routing each call to the worker
 that placed it); one TCP connection per worker carries everything.
@@ -32,12 +32,12 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from core import scenario
-from core.recordings import keep_recording
-from core.registry import AttemptOutcome, AttemptPlan, AttemptProgress, LegStatus, Registry, TelephonyBackend
-from core.scenario import CLIENT, OPERATOR, CallControl, LegHungUp
-from plugins.asterisk.causes import status_for_failed_leg
-from plugins.asterisk.link import ActionRefused, AmiLink, LinkDown
+from perezvon.core import scenario
+from perezvon.core.recordings import keep_recording
+from perezvon.core.registry import AttemptOutcome, AttemptPlan, AttemptProgress, LegStatus, Registry, TelephonyBackend
+from perezvon.core.scenario import CLIENT, OPERATOR, CallControl, LegHungUp
+from perezvon.plugins.asterisk.causes import status_for_failed_leg
+from perezvon.plugins.asterisk.link import ActionRefused, AmiLink, LinkDown
 
 log = logging.getLogger("perezvon.asterisk")
 
@@ -107,7 +107,7 @@ class Leg:
 
 
 class AsteriskCall(CallControl):
-    """One attempt on Asterisk (a :class:`core.scenario.CallControl`)."""
+    """One attempt on Asterisk (a :class:`perezvon.core.scenario.CallControl`)."""
 
     def __init__(self, backend: AsteriskTelephony, plan: AttemptPlan, progress: AttemptProgress) -> None:
         self.backend = backend

@@ -1,7 +1,7 @@
 """The Asterisk telephony backend: hook implementations only (docs/asterisk.md)."""
-from hookspecs import hookimpl
-from plugins.asterisk.backend import AsteriskTelephony
-from plugins.asterisk.schemas import AsteriskSettings
+from perezvon.hookspecs import hookimpl
+from perezvon.plugins.asterisk.backend import AsteriskTelephony
+from perezvon.plugins.asterisk.schemas import AsteriskSettings
 
 
 @hookimpl

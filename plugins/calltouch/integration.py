@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from core.integrations import HttpPush, excerpt, json_body
-from core.schemas import check_time_zone
-from core.registry import CallEvent, DeliveryError, Integration, LeadSource
+from perezvon.core.integrations import HttpPush, excerpt, json_body
+from perezvon.core.schemas import check_time_zone
+from perezvon.core.registry import CallEvent, DeliveryError, Integration, LeadSource
 
 API_URL = "https://api.calltouch.ru"
 REGISTER_PATH = "/calls-service/RestAPI/requests/{site_id}/register/"

@@ -1,6 +1,6 @@
 """The Calltouch plugin: hook implementations only."""
-from hookspecs import hookimpl
-from plugins.calltouch.integration import Calltouch
+from perezvon.hookspecs import hookimpl
+from perezvon.plugins.calltouch.integration import Calltouch
 
 
 @hookimpl

@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from core.integrations import HttpPush, excerpt, json_body
-from core.schemas import check_time_zone
-from core.registry import CallEvent, DeliveryError, Integration
+from perezvon.core.integrations import HttpPush, excerpt, json_body
+from perezvon.core.schemas import check_time_zone
+from perezvon.core.registry import CallEvent, DeliveryError, Integration
 
 API_URL = "https://dataapi.comagic.ru/v2.0"
 #: JSON-RPC errors worth trying again: CoMagic's internal error and its rate limit

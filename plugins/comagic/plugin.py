@@ -1,6 +1,6 @@
 """The CoMagic plugin: hook implementations only."""
-from hookspecs import hookimpl
-from plugins.comagic.integration import Comagic
+from perezvon.hookspecs import hookimpl
+from perezvon.plugins.comagic.integration import Comagic
 
 
 @hookimpl

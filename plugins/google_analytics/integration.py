@@ -19,8 +19,8 @@ from typing import Any, ClassVar
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from core.integrations import HttpPush, excerpt
-from core.registry import CallEvent, Integration
+from perezvon.core.integrations import HttpPush, excerpt
+from perezvon.core.registry import CallEvent, Integration
 
 CATEGORY = "PEREZVON"
 #: site-script event -> GA event action

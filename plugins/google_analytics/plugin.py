@@ -1,6 +1,6 @@
 """The Google Analytics plugin: hook implementations only."""
-from hookspecs import hookimpl
-from plugins.google_analytics.integration import GoogleAnalytics
+from perezvon.hookspecs import hookimpl
+from perezvon.plugins.google_analytics.integration import GoogleAnalytics
 
 
 @hookimpl

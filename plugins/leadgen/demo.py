@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.models import AppEnablement
-from plugins.leadgen.schemas import LeadgenSettings
+from perezvon.core.models import AppEnablement
+from perezvon.plugins.leadgen.schemas import LeadgenSettings
 
 DEMO_GENERATOR = {"id": "demo-discount", "name": "Скидка 10% на первый заказ",
                   "trigger": {"kind": "scroll", "scroll_percent": 40, "activation_delay_seconds": 2}}

@@ -1,7 +1,7 @@
 """The lead-generator plugin: hook implementations only."""
-from hookspecs import hookimpl
-from plugins.leadgen.app import LEAD_SOURCE, Leadgen
-from plugins.leadgen.demo import demo_step
+from perezvon.hookspecs import hookimpl
+from perezvon.plugins.leadgen.app import LEAD_SOURCE, Leadgen
+from perezvon.plugins.leadgen.demo import demo_step
 
 
 @hookimpl

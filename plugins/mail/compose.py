@@ -1,4 +1,4 @@
-"""From a :class:`~core.registry.Notification` to an e-mail message.
+"""From a :class:`~perezvon.core.registry.Notification` to an e-mail message.
 
 Everything a visitor typed (a name, a page URL, UTM tags) reaches these
 messages. It is made safe here, once, before any template sees it: control
@@ -10,7 +10,7 @@ autoescape).
 The templates are under ``templates/mail/``; their English message ids are
 translated with the plugin's own catalog (``locales/<lang>/LC_MESSAGES``).
 Statuses and reasons of calls are the core's message ids and are translated
-with :func:`core.i18n.gettext`.
+with :func:`perezvon.core.i18n.gettext`.
 """
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ import phonenumbers
 from babel.dates import format_datetime as babel_datetime
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from core import i18n
-from core.registry import DeliveryError, Notification
+from perezvon.core import i18n
+from perezvon.core.registry import DeliveryError, Notification
 
 LOCALE_DIR = Path(__file__).with_name("locales")
 #: the core's default time zone of a connection; used where a message has no site to take one from
@@ -197,7 +197,7 @@ def translations(locale: str) -> gettext_module.NullTranslations:
 @functools.cache
 def environment(locale: str) -> Environment:
     env = Environment(
-        loader=PackageLoader("plugins.mail", "templates"),
+        loader=PackageLoader("perezvon.plugins.mail", "templates"),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         extensions=["jinja2.ext.i18n"],
         undefined=StrictUndefined,

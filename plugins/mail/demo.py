@@ -4,13 +4,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from core.models import NotificationRecipient
-from core.registry import DemoStep
-from plugins.mail.notifier import outbox_path
+from perezvon.core.models import NotificationRecipient
+from perezvon.core.registry import DemoStep
+from perezvon.plugins.mail.notifier import outbox_path
 
 if TYPE_CHECKING:
-    from core.models import Connection
-    from core.settings import Settings
+    from perezvon.core.models import Connection
+    from perezvon.core.settings import Settings
 
 DEMO_RECIPIENT = "demo@example.com"
 

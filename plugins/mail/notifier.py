@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
 
-from core.models import Lead
-from core.registry import DeliveryError, Notification, Notifier
-from plugins.mail.compose import ONCE_PER_SUBJECT, Composer, NotificationDataError, file_safe
+from perezvon.core.models import Lead
+from perezvon.core.registry import DeliveryError, Notification, Notifier
+from perezvon.plugins.mail.compose import ONCE_PER_SUBJECT, Composer, NotificationDataError, file_safe
 
 if TYPE_CHECKING:
-    from core.settings import Settings
+    from perezvon.core.settings import Settings
 
 log = logging.getLogger("perezvon.mail")
 

@@ -1,8 +1,8 @@
 """The mail plugin: hook implementations only."""
-from hookspecs import hookimpl
-from plugins.mail.demo import demo_step
-from plugins.mail.notifier import MailNotifier
-from plugins.mail.schemas import MailSettings
+from perezvon.hookspecs import hookimpl
+from perezvon.plugins.mail.demo import demo_step
+from perezvon.plugins.mail.notifier import MailNotifier
+from perezvon.plugins.mail.schemas import MailSettings
 
 
 @hookimpl

@@ -1,6 +1,6 @@
 """The Yandex Metrika plugin: hook implementations only."""
-from hookspecs import hookimpl
-from plugins.metrika.integration import Metrika
+from perezvon.hookspecs import hookimpl
+from perezvon.plugins.metrika.integration import Metrika
 
 
 @hookimpl

@@ -1,7 +1,7 @@
 """The simulator telephony backend: hook implementations only."""
-from hookspecs import hookimpl
-from plugins.simulator.backend import SimulatedTelephony
-from plugins.simulator.schemas import SimulatorSettings
+from perezvon.hookspecs import hookimpl
+from perezvon.plugins.simulator.backend import SimulatedTelephony
+from perezvon.plugins.simulator.schemas import SimulatorSettings
 
 
 @hookimpl

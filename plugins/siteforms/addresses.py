@@ -5,10 +5,10 @@ import secrets
 
 from tortoise.exceptions import IntegrityError
 
-from core.models import AppEnablement, Connection
-from core.registry import DemoStep
-from plugins.siteforms.app import KEY
-from plugins.siteforms.models import TechnicalAddress
+from perezvon.core.models import AppEnablement, Connection
+from perezvon.core.registry import DemoStep
+from perezvon.plugins.siteforms.app import KEY
+from perezvon.plugins.siteforms.models import TechnicalAddress
 
 
 def new_local_part() -> str:

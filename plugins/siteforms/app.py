@@ -1,8 +1,8 @@
 """Site forms as an application: switched on and off per connection like the widget (SPEC S4.2)."""
 from __future__ import annotations
 
-from core.registry import Application, LeadSource
-from plugins.siteforms.schemas import SiteFormsAppSettings
+from perezvon.core.registry import Application, LeadSource
+from perezvon.plugins.siteforms.schemas import SiteFormsAppSettings
 
 #: the key of both the lead source and the application
 KEY = "siteforms"

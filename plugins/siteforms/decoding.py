@@ -1,6 +1,6 @@
 """Bytes to text: charsets (labelled, mislabelled or not at all), RFC 2047 headers, HTML.
 
-Pure functions used by :mod:`plugins.siteforms.parser`. None of them raises
+Pure functions used by :mod:`perezvon.plugins.siteforms.parser`. None of them raises
 on bad input: a form e-mail is read as well as it can be.
 """
 from __future__ import annotations

@@ -16,20 +16,20 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from core.intake import IntakeError
-from plugins.siteforms.decoding import clean_line
-from plugins.siteforms.directory import Directory, KnownAddress
-from plugins.siteforms.matching import match_lead
-from plugins.siteforms.models import MessageStatus
-from plugins.siteforms.parser import ParsedForm
-from plugins.siteforms.store import MessageStore, StoreUnavailable
+from perezvon.core.intake import IntakeError
+from perezvon.plugins.siteforms.decoding import clean_line
+from perezvon.plugins.siteforms.directory import Directory, KnownAddress
+from perezvon.plugins.siteforms.matching import match_lead
+from perezvon.plugins.siteforms.models import MessageStatus
+from perezvon.plugins.siteforms.parser import ParsedForm
+from perezvon.plugins.siteforms.store import MessageStore, StoreUnavailable
 
 if TYPE_CHECKING:
-    from core.intake import LeadIntake
+    from perezvon.core.intake import LeadIntake
 
 log = logging.getLogger("perezvon.siteforms")
 
-#: English message ids an admin sees as a message's ``error`` (core.i18n translates them)
+#: English message ids an admin sees as a message's ``error`` (perezvon.core.i18n translates them)
 NO_PHONE_FOUND = "No phone number found in the message."
 UNREADABLE = "The message could not be read."
 

@@ -10,10 +10,10 @@ import dataclasses
 import time
 from typing import Any
 
-from core.models import AppEnablement, Connection, Department, Office, OperatorNumber
-from plugins.siteforms.app import KEY
-from plugins.siteforms.matching import SiteProfile
-from plugins.siteforms.models import TechnicalAddress
+from perezvon.core.models import AppEnablement, Connection, Department, Office, OperatorNumber
+from perezvon.plugins.siteforms.app import KEY
+from perezvon.plugins.siteforms.matching import SiteProfile
+from perezvon.plugins.siteforms.models import TechnicalAddress
 
 _MAX_CACHED = 10_000
 

@@ -5,7 +5,7 @@ import dataclasses
 import re
 from urllib.parse import parse_qsl, urlsplit
 
-from plugins.siteforms.parser import ParsedForm
+from perezvon.plugins.siteforms.parser import ParsedForm
 
 UTM_KEYS = ("source", "medium", "campaign", "content", "term")
 
@@ -40,7 +40,7 @@ class LeadDraft:
     utm: dict[str, str]
 
     def payload(self, site: SiteProfile, extra: dict) -> dict:
-        """The body :meth:`core.intake.LeadIntake.submit` takes."""
+        """The body :meth:`perezvon.core.intake.LeadIntake.submit` takes."""
         return {
             "token": site.token, "phone": self.phone, "source": "siteforms",
             # the site's own form asked for the visitor's consent before it e-mailed us

@@ -6,7 +6,7 @@ import uuid
 from tortoise import fields
 from tortoise.models import Model
 
-from core.i18n import DEFAULT_LOCALE, gettext
+from perezvon.core.i18n import DEFAULT_LOCALE, gettext
 
 
 class MessageStatus:
@@ -18,7 +18,7 @@ class MessageStatus:
     REFUSED_BY_INTAKE = "refused_by_intake"  # the intake said no (e.g. a required office); kept with the reason
     ALL = (LEAD, NO_PHONE, DUPLICATE, REFUSED_BY_INTAKE)
 
-    #: English message ids shown to admins; translated by core.i18n
+    #: English message ids shown to admins; translated by perezvon.core.i18n
     LABELS = {
         LEAD: "Lead created",
         NO_PHONE: "No phone found",

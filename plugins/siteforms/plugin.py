@@ -1,9 +1,9 @@
 """The site-forms plugin: hook implementations only."""
-from hookspecs import hookimpl
-from plugins.siteforms.addresses import demo_step
-from plugins.siteforms.app import LEAD_SOURCE, SiteForms
-from plugins.siteforms.schemas import SiteFormsSettings
-from plugins.siteforms.server import SiteFormsSmtpServer
+from perezvon.hookspecs import hookimpl
+from perezvon.plugins.siteforms.addresses import demo_step
+from perezvon.plugins.siteforms.app import LEAD_SOURCE, SiteForms
+from perezvon.plugins.siteforms.schemas import SiteFormsSettings
+from perezvon.plugins.siteforms.server import SiteFormsSmtpServer
 
 
 @hookimpl
@@ -23,7 +23,7 @@ def perezvon_register_applications(registry):
 
 @hookimpl
 def perezvon_models():
-    return ["plugins.siteforms.models"]
+    return ["perezvon.plugins.siteforms.models"]
 
 
 @hookimpl

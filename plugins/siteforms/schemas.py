@@ -48,6 +48,6 @@ class SiteFormsAppSettings(Schema):
     """Per-connection settings of the site-forms application: none yet.
 
     The technical address is not a setting: it is made once per connection
-    (:func:`plugins.siteforms.addresses.technical_address`) and never changes,
+    (:func:`perezvon.plugins.siteforms.addresses.technical_address`) and never changes,
     because the site's forms have it in their recipients.
     """

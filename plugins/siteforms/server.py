@@ -8,7 +8,7 @@
   data arrives (552), so a 100 MB message never sits in memory.
 * DATA: a MIME "bomb" is refused (554) before it is parsed; everything else
   is stored and answered 250 only once its row, raw bytes and lead are
-  committed (:mod:`plugins.siteforms.delivery`), 451 when they cannot be now.
+  committed (:mod:`perezvon.plugins.siteforms.delivery`), 451 when they cannot be now.
 * STARTTLS when ``tls_cert``/``tls_key`` are set. No AUTH: the server takes
   mail for its own addresses only, like an MX, so it needs none.
 """
@@ -24,15 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import SMTP, Envelope as SmtpEnvelope, Session
 
-from core.registry import PluginError, Server, ServerContext
-from plugins.siteforms.delivery import Envelope, MessageIntake, Outcome
-from plugins.siteforms.directory import Directory, KnownAddress
-from plugins.siteforms.models import MessageStatus
-from plugins.siteforms.parser import MessageTooComplex, ParsedForm, check_structure, parse_message
-from plugins.siteforms.store import MessageStore, purge_expired_raw
+from perezvon.core.registry import PluginError, Server, ServerContext
+from perezvon.plugins.siteforms.delivery import Envelope, MessageIntake, Outcome
+from perezvon.plugins.siteforms.directory import Directory, KnownAddress
+from perezvon.plugins.siteforms.models import MessageStatus
+from perezvon.plugins.siteforms.parser import MessageTooComplex, ParsedForm, check_structure, parse_message
+from perezvon.plugins.siteforms.store import MessageStore, purge_expired_raw
 
 if TYPE_CHECKING:
-    from core.settings import Settings
+    from perezvon.core.settings import Settings
 
 log = logging.getLogger("perezvon.siteforms")
 

@@ -23,9 +23,9 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from core.batching import Batcher, settle
-from core.intake import RowInserter
-from plugins.siteforms.models import InboundMessage, MessageStatus, RawMessage
+from perezvon.core.batching import Batcher, settle
+from perezvon.core.intake import RowInserter
+from perezvon.plugins.siteforms.models import InboundMessage, MessageStatus, RawMessage
 
 log = logging.getLogger("perezvon.siteforms")
 

@@ -2,7 +2,7 @@
 
 ``await engine.synthesize(text, voice)`` returns a WAV file Asterisk plays as it is: mono,
 16-bit signed linear, 8000 Hz (``.wav``; or 16000 Hz as ``.wav16``). The text is first made
-speakable (:func:`plugins.speech.russian.normalize`), then looked up in a cache keyed by the
+speakable (:func:`perezvon.plugins.speech.russian.normalize`), then looked up in a cache keyed by the
 engine version, the voice, speed, pitch, sample rate and that text. A miss runs::
 
     espeak-ng -v <voice> -s <speed> -p <pitch> -b 1 -w <tmp.wav> --stdin   (the text on stdin)
@@ -29,11 +29,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.registry import SpeechEngine
-from plugins.speech import russian
+from perezvon.core.registry import SpeechEngine
+from perezvon.plugins.speech import russian
 
 if TYPE_CHECKING:
-    from core.settings import Settings
+    from perezvon.core.settings import Settings
 
 log = logging.getLogger("perezvon.speech")
 

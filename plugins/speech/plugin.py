@@ -1,7 +1,7 @@
 """The speech plugin: announcements spoken by eSpeak NG. Hook implementations only."""
-from hookspecs import hookimpl
-from plugins.speech.engine import EspeakEngine
-from plugins.speech.schemas import SpeechSettings
+from perezvon.hookspecs import hookimpl
+from perezvon.plugins.speech.engine import EspeakEngine
+from perezvon.plugins.speech.schemas import SpeechSettings
 
 
 @hookimpl

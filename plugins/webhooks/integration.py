@@ -7,9 +7,9 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from core.integrations import HttpPush, excerpt
-from core.registry import EVENTS, CallEvent, Integration
-from plugins.webhooks import signing
+from perezvon.core.integrations import HttpPush, excerpt
+from perezvon.core.registry import EVENTS, CallEvent, Integration
+from perezvon.plugins.webhooks import signing
 
 MIN_SECRET = 16
 

@@ -1,6 +1,6 @@
 """The webhooks plugin: hook implementations only."""
-from hookspecs import hookimpl
-from plugins.webhooks.integration import Webhooks
+from perezvon.hookspecs import hookimpl
+from perezvon.plugins.webhooks.integration import Webhooks
 
 
 @hookimpl

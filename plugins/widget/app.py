@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.registry import Application, LeadSource
-from plugins.widget.schemas import WidgetSettings
+from perezvon.core.registry import Application, LeadSource
+from perezvon.plugins.widget.schemas import WidgetSettings
 
 KEY = "widget"
 LEAD_SOURCE = LeadSource(key=KEY, title="Виджет обратного звонка", calltouch_code=11)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.models import AppEnablement
+from perezvon.core.models import AppEnablement
 
 DEMO_HASH = {"name": "callme", "look": {"title": "Перезвоним за [TIMER_TIME] секунд — оставьте номер"}}
 

@@ -1,7 +1,7 @@
 """The widget plugin: hook implementations only."""
-from hookspecs import hookimpl
-from plugins.widget.app import LEAD_SOURCE, Widget
-from plugins.widget.demo import demo_step
+from perezvon.hookspecs import hookimpl
+from perezvon.plugins.widget.app import LEAD_SOURCE, Widget
+from perezvon.plugins.widget.demo import demo_step
 
 
 @hookimpl

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from plugins.widget.rules import (CHANNELS, FORMATS, Color, ConditionFields, Strict, ThresholdsSchema, WebUrl,
+from perezvon.plugins.widget.rules import (CHANNELS, FORMATS, Color, ConditionFields, Strict, ThresholdsSchema, WebUrl,
                                   label, nested, words)
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif"

@@ -30,7 +30,7 @@ async def live(perezvon_app):
 def make_site(perezvon_app):
     """``await make_site(widget={...}, leadgen={...}, **connection_fields)``: a connection
     on its own ``*.localhost`` domain with the given apps on (settings as stored)."""
-    from core.models import AppEnablement, Connection, OperatorNumber, Project
+    from perezvon.core.models import AppEnablement, Connection, OperatorNumber, Project
 
     async def make(*, widget: dict | None = None, leadgen: dict | None = None, **fields):
         project = await Project.create(name="Site script tests")

@@ -99,7 +99,7 @@ def _site_app(base_url: str) -> Starlette:
 
 class LiveServer:
     def __init__(self, perezvon_app) -> None:
-        from web.app import create_app
+        from perezvon.web.app import create_app
 
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))

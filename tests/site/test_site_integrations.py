@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sitehelpers import WIDGET, wait_for
 
-from core.models import IntegrationEnablement, Lead
+from perezvon.core.models import IntegrationEnablement, Lead
 
 
 

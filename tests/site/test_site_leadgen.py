@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from core.models import Lead
+from perezvon.core.models import Lead
 from sitehelpers import LEADGEN, RECORD_EVENTS, closed_now_schedule, events, ready, session_state, wait_for
 
 SCREEN = "[data-perezvon=leadgen] [data-screen={}]"

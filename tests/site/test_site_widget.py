@@ -1,7 +1,7 @@
 """The widget in a real browser on a locally served test site (SPEC S2.1, S4.1, S4.2)."""
 from __future__ import annotations
 
-from core.models import Department, Lead, Office
+from perezvon.core.models import Department, Lead, Office
 from sitehelpers import (LEADGEN, RECORD_EVENTS, WIDGET, LiveServer, closed_now_schedule, events, ready,
                          session_state, wait_for)
 
@@ -361,8 +361,8 @@ async def test_usable_on_a_360_pixel_phone(live, make_site, browser):
 
 
 async def test_live_call_state_follows_the_call(live, make_site, page, perezvon_app, perezvon_run_jobs):
-    from core.callbacks import leg_key
-    from core.models import Call, CallState
+    from perezvon.core.callbacks import leg_key
+    from perezvon.core.models import Call, CallState
 
     site = await make_site(widget={"thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0}})
     await page.goto(live.page_url(site))
@@ -427,8 +427,8 @@ async def test_an_integration_script_gets_its_events_and_adds_to_the_lead(perezv
 
     from marshmallow import Schema, fields
 
-    from core.models import IntegrationEnablement
-    from core.registry import Integration
+    from perezvon.core.models import IntegrationEnablement
+    from perezvon.core.registry import Integration
 
     class Settings(Schema):
         goal_prefix = fields.String(load_default="pv_")

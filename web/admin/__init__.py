@@ -1,6 +1,6 @@
 """The admin web UI (SPEC S1-S4, S6, S7): server-rendered Starlette + Jinja2 pages.
 
-``web.admin.routes.admin_routes(perezvon)`` gives the routes ``web.app`` mounts;
-every page goes through :func:`web.admin.framework.page`, which authenticates,
-checks the grant level (``core.access``), checks CSRF and adds security headers.
+``perezvon.web.admin.routes.admin_routes(perezvon)`` gives the routes ``perezvon.web.app`` mounts;
+every page goes through :func:`perezvon.web.admin.framework.page`, which authenticates,
+checks the grant level (``perezvon.core.access``), checks CSRF and adds security headers.
 """

@@ -30,10 +30,10 @@ from openpyxl.worksheet._writer import WorksheetWriter
 from openpyxl.xml.constants import SHEET_MAIN_NS
 from openpyxl.xml.functions import xmlfile
 
-from core.call_filters import _connections_to_scan, cursor_after, filtered_calls, newest_first
-from core.models import Attempt, CallTag, Connection, Department, Office
-from web.admin.i18n import translate
-from web.admin.labels import DIRECTION, STATUS
+from perezvon.core.call_filters import _connections_to_scan, cursor_after, filtered_calls, newest_first
+from perezvon.core.models import Attempt, CallTag, Connection, Department, Office
+from perezvon.web.admin.i18n import translate
+from perezvon.web.admin.labels import DIRECTION, STATUS
 
 BATCH = 2000
 
@@ -314,7 +314,7 @@ class Exporter:
 
         The only time index on calls is (connection_id, created_at), so over a
         few connections each is read in index order, BATCH rows at a time, and
-        the streams are merged here (as ``core.call_filters.all_keys_newest_first``
+        the streams are merged here (as ``perezvon.core.call_filters.all_keys_newest_first``
         does for keys); whole rows are read at once, so no second query by id.
         """
         connections = await _connections_to_scan(filters, visible)

@@ -16,7 +16,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from web.admin.i18n import translate
+from perezvon.web.admin.i18n import translate
 
 MASK = "****"
 

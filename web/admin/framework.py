@@ -18,10 +18,10 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from core.access import Access, AccessDenied
-from core.models import Call, Connection, GrantLevel, Project, User
-from web.admin.i18n import environment, pick_locale, translate
-from web.admin.sessions import SESSION_COOKIE, SESSION_SECONDS, Session, SessionStore, csrf_ok
+from perezvon.core.access import Access, AccessDenied
+from perezvon.core.models import Call, Connection, GrantLevel, Project, User
+from perezvon.web.admin.i18n import environment, pick_locale, translate
+from perezvon.web.admin.sessions import SESSION_COOKIE, SESSION_SECONDS, Session, SessionStore, csrf_ok
 
 log = logging.getLogger("perezvon.admin")
 

@@ -3,7 +3,7 @@
 The language is the user's choice (a cookie set by the language switch), else
 ``Accept-Language``, else Russian. Templates use ``_()``; Python code uses
 :func:`translate`. Marshmallow errors are translated through the core's
-catalog first (``core.i18n``), then the admin's.
+catalog first (``perezvon.core.i18n``), then the admin's.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from core import i18n as core_i18n
+from perezvon.core import i18n as core_i18n
 
 LOCALE_DIR = Path(__file__).with_name("locales")
 LOCALES = core_i18n.LOCALES
@@ -52,7 +52,7 @@ def pick_locale(request) -> str:
 @functools.cache
 def environment(locale: str) -> Environment:
     env = Environment(
-        loader=PackageLoader("web.admin", "templates"),
+        loader=PackageLoader("perezvon.web.admin", "templates"),
         autoescape=select_autoescape(["html"], default_for_string=True),
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
@@ -60,7 +60,7 @@ def environment(locale: str) -> Environment:
     )
     env.install_gettext_translations(translations(locale), newstyle=True)
     env.globals["locale"] = locale
-    from web.admin import labels
+    from perezvon.web.admin import labels
 
     env.globals.update(
         status_label=lambda code: labels.STATUS.get(code, code),

@@ -9,9 +9,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from core.models import GrantLevel
-from web.admin.framework import AdminRoute, Ctx, page
-from web.admin.views import auth, calls, dashboard, editor, exports, projects, settings, staff
+from perezvon.core.models import GrantLevel
+from perezvon.web.admin.framework import AdminRoute, Ctx, page
+from perezvon.web.admin.views import auth, calls, dashboard, editor, exports, projects, settings, staff
 
 VIEW, EDIT, FULL = GrantLevel.VIEW, GrantLevel.EDIT, GrantLevel.FULL
 
@@ -67,7 +67,7 @@ ADMIN_ROUTES: list[AdminRoute] = [
 
 
 def admin_routes(perezvon) -> list[BaseRoute]:
-    routes: list[BaseRoute] = [Mount("/admin-static", StaticFiles(packages=[("web.admin", "static")]),
+    routes: list[BaseRoute] = [Mount("/admin-static", StaticFiles(packages=[("perezvon.web.admin", "static")]),
                                      name="admin-static")]
     for route in ADMIN_ROUTES:
         routes.append(Route(route.path, page(route, perezvon), methods=list(route.methods), name=route.name))

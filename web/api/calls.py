@@ -1,8 +1,8 @@
 """The read API for CRMs and BI: ``GET /api/v1/calls`` and ``GET /api/v1/calls/{id}``.
 
 A per-user API key (made on the profile page) goes in ``Authorization: Bearer``;
-the user sees exactly the calls the admin would show them (``core.access``),
-filtered as the Calls table filters (``core.call_filters``), newest first,
+the user sees exactly the calls the admin would show them (``perezvon.core.access``),
+filtered as the Calls table filters (``perezvon.core.call_filters``), newest first,
 with an opaque cursor to the next page.
 """
 from __future__ import annotations
@@ -14,10 +14,10 @@ from marshmallow import Schema, ValidationError, fields
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from core.access import Access, user_for_api_key
-from core.call_filters import BadCursor, auto_tags, page_of_calls, parse_filters, user_tags_of
-from core.i18n import negotiate, translate_errors
-from core.models import Attempt, Call, Connection, Delivery, Department, Lead, Office
+from perezvon.core.access import Access, user_for_api_key
+from perezvon.core.call_filters import BadCursor, auto_tags, page_of_calls, parse_filters, user_tags_of
+from perezvon.core.i18n import negotiate, translate_errors
+from perezvon.core.models import Attempt, Call, Connection, Delivery, Department, Lead, Office
 
 DEFAULT_LIMIT = 50
 
@@ -184,7 +184,7 @@ async def get_call(request: Request) -> JSONResponse:
 
 def describe_read_api(spec) -> None:
     """Add the read API to the ``/openapi.json`` spec (apispec, from the schemas above)."""
-    from core.call_filters import CallFilterSchema
+    from perezvon.core.call_filters import CallFilterSchema
 
     spec.components.schema("Call", schema=CallOut)
     spec.components.schema("CallPage", schema=CallPage)

@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from tortoise import connections
 
-from core.callbacks import WORKERS_KEY, WORKER_STALE_SECONDS
-from core.redis import ping
+from perezvon.core.callbacks import WORKERS_KEY, WORKER_STALE_SECONDS
+from perezvon.core.redis import ping
 
 
 async def healthz(request: Request) -> JSONResponse:

@@ -7,10 +7,10 @@ import uuid
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from core.i18n import negotiate, translate_errors
-from core.intake import IntakeError
-from core.callbacks import leg_key
-from core.models import Call, CallState
+from perezvon.core.i18n import negotiate, translate_errors
+from perezvon.core.intake import IntakeError
+from perezvon.core.callbacks import leg_key
+from perezvon.core.models import Call, CallState
 
 MAX_BODY = 64 * 1024
 

@@ -7,14 +7,14 @@ import secrets
 
 from starlette.responses import RedirectResponse, Response
 
-from core.access import create_api_key
-from core.auth import MIN_PASSWORD_LENGTH, hash_password, verify_password
-from core.models import ActivationToken, ApiKey, User
-from core.phones import InvalidPhone, normalise
-from core.registry import Notification
-from web.admin.framework import Ctx, safe_next
-from web.admin.i18n import LANG_COOKIE, LOCALES
-from web.admin.sessions import LoginThrottle
+from perezvon.core.access import create_api_key
+from perezvon.core.auth import MIN_PASSWORD_LENGTH, hash_password, verify_password
+from perezvon.core.models import ActivationToken, ApiKey, User
+from perezvon.core.phones import InvalidPhone, normalise
+from perezvon.core.registry import Notification
+from perezvon.web.admin.framework import Ctx, safe_next
+from perezvon.web.admin.i18n import LANG_COOKIE, LOCALES
+from perezvon.web.admin.sessions import LoginThrottle
 
 ACTIVATION_DAYS = 3
 #: verified against when the phone is unknown, so a wrong phone costs as long as a wrong password

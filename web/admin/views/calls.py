@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 from marshmallow import ValidationError
 from starlette.responses import FileResponse, Response
 
-from core.call_filters import (AUTO_TAGS, STATUSES, auto_tags, page_of_calls, parse_filters, user_tags_of)
-from core.models import Attempt, CallTag, Connection, Delivery, Department, GrantLevel, Lead, Office
-from web.admin.framework import Ctx
-from web.admin.i18n import translate
+from perezvon.core.call_filters import (AUTO_TAGS, STATUSES, auto_tags, page_of_calls, parse_filters, user_tags_of)
+from perezvon.core.models import Attempt, CallTag, Connection, Delivery, Department, GrantLevel, Lead, Office
+from perezvon.web.admin.framework import Ctx
+from perezvon.web.admin.i18n import translate
 
 PAGE_SIZE = 50
 TAG_MAX = 64

@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 from marshmallow import ValidationError
 from starlette.responses import Response
 
-from core.call_filters import STATUSES, filtered_calls, parse_filters
-from web.admin.charts import bars, columns, heatmap
-from web.admin.framework import Ctx
-from web.admin.labels import CHANNEL, STATUS, WEEKDAYS
-from web.admin.views.calls import app_titles, visible_connections
+from perezvon.core.call_filters import STATUSES, filtered_calls, parse_filters
+from perezvon.web.admin.charts import bars, columns, heatmap
+from perezvon.web.admin.framework import Ctx
+from perezvon.web.admin.labels import CHANNEL, STATUS, WEEKDAYS
+from perezvon.web.admin.views.calls import app_titles, visible_connections
 
 DEFAULT_DAYS = 30
 MAX_ROWS = 500_000

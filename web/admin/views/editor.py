@@ -25,11 +25,11 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 from starlette.responses import JSONResponse, Response
 
-from core.models import AppEnablement, GrantLevel
-from web.admin.forms import flat_errors
-from web.admin.framework import Ctx
-from web.admin.i18n import translate, translate_errors
-from web.admin.views import projects
+from perezvon.core.models import AppEnablement, GrantLevel
+from perezvon.web.admin.forms import flat_errors
+from perezvon.web.admin.framework import Ctx
+from perezvon.web.admin.i18n import translate, translate_errors
+from perezvon.web.admin.views import projects
 
 #: apps with a visual editor; the value names the preview's layout in editor.js
 EDITORS = {"widget": "widget", "leadgen": "leadgen"}

@@ -16,9 +16,9 @@ from pathlib import Path
 from marshmallow import ValidationError
 from starlette.responses import FileResponse, JSONResponse, Response
 
-from core.call_filters import parse_filters
-from web.admin.export import Exporter
-from web.admin.framework import Ctx
+from perezvon.core.call_filters import parse_filters
+from perezvon.web.admin.export import Exporter
+from perezvon.web.admin.framework import Ctx
 
 log = logging.getLogger("perezvon.admin.export")
 KEEP_SECONDS = 24 * 3600

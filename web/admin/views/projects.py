@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 from starlette.responses import Response
 from tortoise.functions import Count
 
-from core.models import (AccessGrant, AppEnablement, Call, Connection, GrantLevel, IntegrationEnablement, Project)
-from web.admin.forms import field_views, load_form, masked
-from web.admin.framework import Ctx
+from perezvon.core.models import (AccessGrant, AppEnablement, Call, Connection, GrantLevel, IntegrationEnablement, Project)
+from perezvon.web.admin.forms import field_views, load_form, masked
+from perezvon.web.admin.framework import Ctx
 
 DAYS = 7
 ZONE = ZoneInfo("Europe/Moscow")
@@ -61,7 +61,7 @@ async def project_page(ctx: Ctx) -> Response:
     project = ctx.project
     errors: dict[str, list[str]] = {}
     if ctx.request.method == "POST":
-        from web.admin.views.staff import ProjectSchema
+        from perezvon.web.admin.views.staff import ProjectSchema
 
         loaded, _, errors = load_form(ProjectSchema(), ctx.form, {})
         if loaded is not None:
@@ -81,7 +81,7 @@ async def project_page(ctx: Ctx) -> Response:
         if ctx.can_project(project.id, GrantLevel.FULL) else []
     connection_grants = await AccessGrant.filter(connection__project_id=project.id).prefetch_related(
         "user", "connection") if ctx.can_project(project.id, GrantLevel.FULL) else []
-    from web.admin.views.staff import ProjectSchema
+    from perezvon.web.admin.views.staff import ProjectSchema
 
     return await ctx.render("admin/project.html", project=project, connections=connections, apps_on=apps_on,
                             grants=grants, connection_grants=connection_grants,
@@ -191,8 +191,8 @@ async def plugin_settings(ctx: Ctx) -> Response:
 
 async def project_grants(ctx: Ctx) -> Response:
     """Full access to a project manages who else has access to it and its connections (SPEC S1)."""
-    from core.phones import InvalidPhone, normalise
-    from core.models import User
+    from perezvon.core.phones import InvalidPhone, normalise
+    from perezvon.core.models import User
 
     project = ctx.project
     form = ctx.form

@@ -1,7 +1,7 @@
 """A connection's settings, tab by tab (SPEC S2, S3.2, S3.4, S4.1, S4.3).
 
 Every tab is validated on the server by the same marshmallow schemas the core
-uses when it runs (``core.schemas``, ``core.redial.validate_matrix``); errors
+uses when it runs (``perezvon.core.schemas``, ``perezvon.core.redial.validate_matrix``); errors
 are shown next to their fields and nothing typed is lost.
 """
 from __future__ import annotations
@@ -14,15 +14,15 @@ import httpx
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
 from starlette.responses import Response
 
-from core.models import (CalendarDay, Connection, Department, GrantLevel, NotificationRecipient, Office,
+from perezvon.core.models import (CalendarDay, Connection, Department, GrantLevel, NotificationRecipient, Office,
                          OperatorNumber, User)
-from core.phones import InvalidPhone, normalise
-from core.redial import ABORT, MAX_ATTEMPTS, MatrixError, validate_matrix
-from core.registry import Direction, Notification
-from core.schemas import AnnouncementSettingsSchema, TelephonySettingsSchema, WorkingHoursSchema
-from web.admin.forms import field_views, flat_errors, load_form
-from web.admin.framework import Ctx
-from web.admin.views.auth import send_now
+from perezvon.core.phones import InvalidPhone, normalise
+from perezvon.core.redial import ABORT, MAX_ATTEMPTS, MatrixError, validate_matrix
+from perezvon.core.registry import Direction, Notification
+from perezvon.core.schemas import AnnouncementSettingsSchema, TelephonySettingsSchema, WorkingHoursSchema
+from perezvon.web.admin.forms import field_views, flat_errors, load_form
+from perezvon.web.admin.framework import Ctx
+from perezvon.web.admin.views.auth import send_now
 
 TABS = ("general", "numbers", "notifications", "telephony", "ivr", "hours", "code")
 #: tabs whose page is nothing but their schema's generated fields share one template
@@ -423,7 +423,7 @@ async def tab_code(ctx: Ctx, connection: Connection) -> dict[str, Any] | Respons
 async def users_of(connection: Connection) -> list[User]:
     from tortoise.expressions import Q
 
-    from core.models import AccessGrant
+    from perezvon.core.models import AccessGrant
 
     user_ids = await AccessGrant.filter(Q(connection_id=connection.id) | Q(project_id=connection.project_id)) \
         .values_list("user_id", flat=True)

@@ -4,12 +4,12 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from starlette.responses import Response
 
-from core.models import AccessGrant, Connection, GrantLevel, Project, User
-from core.schemas import PhoneField
-from web.admin.forms import field_views, flat_errors, load_form
-from web.admin.framework import Ctx
-from web.admin.views.auth import send_activation
-from web.admin.views.settings import DOMAIN, clean_domain
+from perezvon.core.models import AccessGrant, Connection, GrantLevel, Project, User
+from perezvon.core.schemas import PhoneField
+from perezvon.web.admin.forms import field_views, flat_errors, load_form
+from perezvon.web.admin.framework import Ctx
+from perezvon.web.admin.views.auth import send_activation
+from perezvon.web.admin.views.settings import DOMAIN, clean_domain
 
 
 class ProjectSchema(Schema):
