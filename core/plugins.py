@@ -304,3 +304,16 @@ class PluginHost:
                               "(the simulator for a demo, asterisk for a real PBX)")
         raise PluginError(f"several telephony backends are enabled ({', '.join(sorted(backends))}): "
                           "choose one with [perezvon] telephony = \"...\" in plugins.toml")
+
+
+def registry_with(name: str, plugin: object, settings: dict[str, Any] | None = None) -> Registry:
+    """What one plugin registers when it alone is enabled with ``settings`` (its plugins.toml section).
+
+    The plugin's settings schema checks ``settings`` exactly as at start-up, so a bad
+    value raises the same :class:`~perezvon.api.PluginError`. Returns the
+    :class:`~perezvon.api.Registry` its registration hooks filled.
+    """
+    host = PluginHost({"plugins": {name: {"enabled": True, **(settings or {})}}})
+    host.register(name, plugin)
+    host.configure()
+    return host.registry

@@ -28,7 +28,22 @@ def names(name: str) -> dict[str, str]:
         "distribution": "perezvon-" + name.replace("_", "-"),
         "class_name": "".join(part.capitalize() for part in name.split("_")) + "Integration",
         "title": " ".join(part.capitalize() for part in name.split("_")),
+        "perezvon_requirement": perezvon_requirement(),
     }
+
+
+def perezvon_requirement() -> str:
+    """The Perezvon releases a new plugin may run on: this release's plugin API, up to its next major version.
+
+    The range is that of the Perezvon installed now (``>=0.2,<0.3`` while Perezvon
+    is 0.x, where a minor release may change the API; ``>=1.4,<2`` from 1.0 on).
+    """
+    from perezvon.core import version
+
+    release = [int(part) for part in re.findall(r"\d+", version())[:2]] + [0, 0]
+    major, minor = release[0], release[1]
+    upper = f"{major}.{minor + 1}" if major == 0 else f"{major + 1}"
+    return f"perezvon>={major}.{minor},<{upper}"
 
 
 def scaffold(name: str, parent: Path) -> Path:

@@ -11,7 +11,7 @@ to record and join the legs -- and reads what happens from the events:
 ``TechCause`` on newer versions), ``DTMFEnd``, ``AsyncAGIExec``.
 
 Why Async AGI rather than a dialplan that does the work or FastAGI: the
-scenario (:mod:`perezvon.core.scenario`) is the same for every PBX and stays in
+scenario (:func:`perezvon.api.run_scenario`) is the same for every PBX and stays in
 Python; nothing has to connect from Asterisk back to the workers (FastAGI
 would need a reachable port per worker and routing each call to the worker
 that placed it); one TCP connection per worker carries everything.
@@ -32,12 +32,23 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from perezvon.core import scenario
-from perezvon.core.recordings import keep_recording
-from perezvon.core.registry import AttemptOutcome, AttemptPlan, AttemptProgress, LegStatus, Registry, TelephonyBackend
-from perezvon.core.scenario import CLIENT, OPERATOR, CallControl, LegHungUp
 from perezvon.plugins.asterisk.causes import status_for_failed_leg
 from perezvon.plugins.asterisk.link import ActionRefused, AmiLink, LinkDown
+
+from perezvon.api import (
+    CLIENT,
+    OPERATOR,
+    AttemptOutcome,
+    AttemptPlan,
+    AttemptProgress,
+    CallControl,
+    LegHungUp,
+    LegStatus,
+    Registry,
+    TelephonyBackend,
+    keep_recording,
+    run_scenario,
+)
 
 log = logging.getLogger("perezvon.asterisk")
 
@@ -107,7 +118,7 @@ class Leg:
 
 
 class AsteriskCall(CallControl):
-    """One attempt on Asterisk (a :class:`perezvon.core.scenario.CallControl`)."""
+    """One attempt on Asterisk (a :class:`perezvon.api.CallControl`)."""
 
     def __init__(self, backend: AsteriskTelephony, plan: AttemptPlan, progress: AttemptProgress) -> None:
         self.backend = backend
@@ -468,7 +479,7 @@ class AsteriskTelephony(TelephonyBackend):
         for text in {plan.operator_text, plan.client_text} - {""}:
             asyncio.ensure_future(self._warm(text, plan.voice))
         try:
-            outcome = await scenario.run(plan, call)
+            outcome = await run_scenario(plan, call)
         except TelephonyFault as fault:
             log.warning("call %s attempt %s: %s", plan.call_id, plan.attempt_number, fault)
             outcome = AttemptOutcome(LegStatus.SERVER_ERROR, None, note=str(fault))

@@ -9,7 +9,7 @@ chan_pjsip busy, declined, 404 and 480 all give Reason 0), so the leg's
 """
 from __future__ import annotations
 
-from perezvon.core.registry import LegStatus
+from perezvon.api import LegStatus
 
 #: Q.850 causes (include/asterisk/causes.h) -> the leg status
 _BY_CAUSE = {

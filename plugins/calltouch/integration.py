@@ -21,9 +21,16 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from perezvon.core.integrations import HttpPush, excerpt, json_body
-from perezvon.core.schemas import check_time_zone
-from perezvon.core.registry import CallEvent, DeliveryError, Integration, LeadSource
+from perezvon.api import (
+    CallEvent,
+    DeliveryError,
+    HttpPush,
+    Integration,
+    LeadSource,
+    check_time_zone,
+    excerpt,
+    json_body,
+)
 
 API_URL = "https://api.calltouch.ru"
 REGISTER_PATH = "/calls-service/RestAPI/requests/{site_id}/register/"

@@ -1,6 +1,7 @@
 """The Calltouch plugin: hook implementations only."""
-from perezvon.hookspecs import hookimpl
 from perezvon.plugins.calltouch.integration import Calltouch
+
+from perezvon.api import hookimpl
 
 
 @hookimpl

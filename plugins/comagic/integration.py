@@ -19,9 +19,7 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from perezvon.core.integrations import HttpPush, excerpt, json_body
-from perezvon.core.schemas import check_time_zone
-from perezvon.core.registry import CallEvent, DeliveryError, Integration
+from perezvon.api import CallEvent, DeliveryError, HttpPush, Integration, check_time_zone, excerpt, json_body
 
 API_URL = "https://dataapi.comagic.ru/v2.0"
 #: JSON-RPC errors worth trying again: CoMagic's internal error and its rate limit

@@ -19,8 +19,7 @@ from typing import Any, ClassVar
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from perezvon.core.integrations import HttpPush, excerpt
-from perezvon.core.registry import CallEvent, Integration
+from perezvon.api import CallEvent, HttpPush, Integration, excerpt
 
 CATEGORY = "PEREZVON"
 #: site-script event -> GA event action

@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from perezvon.core.registry import Application, LeadSource
 from perezvon.plugins.leadgen.schemas import MAX_PER_SESSION, LeadgenSettings
+
+from perezvon.api import Application, LeadSource
 
 KEY = "leadgen"
 LEAD_SOURCE = LeadSource(key=KEY, title="Генератор лидов", calltouch_code=12)

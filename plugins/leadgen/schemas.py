@@ -4,8 +4,7 @@ and an off-hours variant. Defaults make a finished-looking promotion."""
 from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
-
-from perezvon.plugins.widget.rules import (CHANNELS, Color, ConditionFields, Strict, WebUrl, label, nested, words)
+from perezvon.plugins.widget.rules import CHANNELS, Color, ConditionFields, Strict, WebUrl, label, nested, words
 
 MAX_GENERATORS = 100
 #: SPEC S4.2: at most five lead generators per session, whatever the settings

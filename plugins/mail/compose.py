@@ -1,4 +1,4 @@
-"""From a :class:`~perezvon.core.registry.Notification` to an e-mail message.
+"""From a :class:`~perezvon.api.Notification` to an e-mail message.
 
 Everything a visitor typed (a name, a page URL, UTM tags) reaches these
 messages. It is made safe here, once, before any template sees it: control
@@ -10,7 +10,7 @@ autoescape).
 The templates are under ``templates/mail/``; their English message ids are
 translated with the plugin's own catalog (``locales/<lang>/LC_MESSAGES``).
 Statuses and reasons of calls are the core's message ids and are translated
-with :func:`perezvon.core.i18n.gettext`.
+with :func:`perezvon.api.gettext`.
 """
 from __future__ import annotations
 
@@ -35,8 +35,7 @@ import phonenumbers
 from babel.dates import format_datetime as babel_datetime
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from perezvon.core import i18n
-from perezvon.core.registry import DeliveryError, Notification
+from perezvon.api import LOCALES, DeliveryError, Notification, compiled_translations, gettext
 
 LOCALE_DIR = Path(__file__).with_name("locales")
 #: the core's default time zone of a connection; used where a message has no site to take one from
@@ -191,7 +190,7 @@ def parse_time(value: Any) -> dt.datetime | None:
 
 def translations(locale: str) -> gettext_module.NullTranslations:
     """The plugin's catalog for ``locale``, compiled in memory from its .po file."""
-    return i18n.compiled_translations(LOCALE_DIR, locale)
+    return compiled_translations(LOCALE_DIR, locale)
 
 
 @functools.cache
@@ -234,7 +233,7 @@ class Composer:
     def locale_for(self, notification: Notification) -> str:
         """The deployment's language, unless the notification asks for one (e.g. a user's own)."""
         wanted = notification.data.get("locale")
-        return wanted if wanted in i18n.LOCALES else self.language
+        return wanted if wanted in LOCALES else self.language
 
     def message(self, notification: Notification, recipients: list[str]) -> EmailMessage:
         rendered = self.render(notification)
@@ -382,7 +381,7 @@ class Composer:
             "referrer": link(lead.get("referrer")),
             "utm": [(field, one_line(lead.get(field), VALUE_LIMIT)) for field in UTM_FIELDS if lead.get(field)],
             "channel": tr.gettext(CHANNEL_LABELS[channel]) if channel in CHANNEL_LABELS else one_line(channel, 40),
-            "source": i18n.gettext(one_line(source_title, 100), locale) if source_title else "",
+            "source": gettext(one_line(source_title, 100), locale) if source_title else "",
             "displayed_phone": one_line(lead.get("displayed_phone"), 40),
         }
 
@@ -395,8 +394,8 @@ class Composer:
             tags.append(tr.gettext("target") if call["is_target"] else tr.gettext("non-target"))
         return {
             "successful": call.get("display_status") == "successful",
-            "status": first_upper(i18n.gettext(one_line(call.get("display_status"), 40), locale)),
-            "reason": first_upper(i18n.gettext(one_line(call.get("reason")), locale)),
+            "status": first_upper(gettext(one_line(call.get("display_status"), 40), locale)),
+            "reason": first_upper(gettext(one_line(call.get("reason")), locale)),
             "talk_seconds": int(call.get("duration_seconds") or 0),
             "talk_time": self._duration(call.get("duration_seconds") or 0, locale),
             "attempts_made": int(call.get("attempts_made") or 0),
@@ -417,8 +416,8 @@ class Composer:
             "client_status": _leg(attempt.get("client_status")),
             "talk_seconds": int(attempt.get("duration_seconds") or 0),
             "talk_time": self._duration(attempt.get("duration_seconds") or 0, locale),
-            "status": first_upper(i18n.gettext(one_line(attempt.get("display_status"), 40), locale)),
-            "reason": i18n.gettext(one_line(attempt.get("reason")), locale),
+            "status": first_upper(gettext(one_line(attempt.get("display_status"), 40), locale)),
+            "reason": gettext(one_line(attempt.get("reason")), locale),
             "operator_number": format_phone(attempt.get("operator_number")) if attempt.get("operator_number") else "",
         }
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from perezvon.core.models import NotificationRecipient
-from perezvon.core.registry import DemoStep
 from perezvon.plugins.mail.notifier import outbox_path
 
+from perezvon.api import DemoStep, NotificationRecipient
+
 if TYPE_CHECKING:
-    from perezvon.core.models import Connection
-    from perezvon.core.settings import Settings
+    from perezvon.api import Connection, Settings
 
 DEMO_RECIPIENT = "demo@example.com"
 

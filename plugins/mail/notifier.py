@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
-
-from perezvon.core.models import Lead
-from perezvon.core.registry import DeliveryError, Notification, Notifier
 from perezvon.plugins.mail.compose import ONCE_PER_SUBJECT, Composer, NotificationDataError, file_safe
 
+from perezvon.api import DeliveryError, Lead, Notification, Notifier
+
 if TYPE_CHECKING:
-    from perezvon.core.settings import Settings
+    from perezvon.api import Settings
 
 log = logging.getLogger("perezvon.mail")
 

@@ -6,7 +6,7 @@ from email.policy import SMTP
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from perezvon.core.i18n import LOCALES
+from perezvon.api import LOCALES
 
 SECURITY_MODES = ("starttls", "tls", "none")
 

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from marshmallow import Schema, ValidationError, fields, validates
 
-from perezvon.core.registry import Integration
+from perezvon.api import Integration
 
 #: site-script event -> the goal identifier to create in Metrika ("JavaScript event" goals)
 GOALS: dict[str, str] = {

@@ -1,6 +1,6 @@
 """A simulated PBX for demos and tests -- it dials nobody.
 
-It plays the core's scenario (:mod:`perezvon.core.scenario`) against simulated phones.
+It plays the core's scenario (:func:`perezvon.api.run_scenario`) against simulated phones.
 Each leg "rings" and then answers, unless a rule in plugins.toml says the
 phone at that number (matched by its ending) gives another status -- busy
 486, no answer 480, declined 603 ... -- presses other keys, hangs up after a
@@ -14,9 +14,16 @@ import asyncio
 import dataclasses
 from typing import Any
 
-from perezvon.core import scenario
-from perezvon.core.registry import AttemptOutcome, AttemptPlan, AttemptProgress, LegStatus, TelephonyBackend
-from perezvon.core.scenario import CallControl, LegHungUp
+from perezvon.api import (
+    AttemptOutcome,
+    AttemptPlan,
+    AttemptProgress,
+    CallControl,
+    LegHungUp,
+    LegStatus,
+    TelephonyBackend,
+    run_scenario,
+)
 
 #: simulated seconds a person takes to press a key once asked
 KEY_DELAY = 1.0
@@ -128,6 +135,6 @@ class SimulatedTelephony(TelephonyBackend):
         self.attempts_placed += 1
         call = SimulatedCall(self, plan, progress)
         try:
-            return await scenario.run(plan, call)
+            return await run_scenario(plan, call)
         finally:
             self.recent = (self.recent + [call.log])[-50:]

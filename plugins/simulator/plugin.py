@@ -1,7 +1,8 @@
 """The simulator telephony backend: hook implementations only."""
-from perezvon.hookspecs import hookimpl
 from perezvon.plugins.simulator.backend import SimulatedTelephony
 from perezvon.plugins.simulator.schemas import SimulatorSettings
+
+from perezvon.api import hookimpl
 
 
 @hookimpl

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import secrets
 
-from tortoise.exceptions import IntegrityError
-
-from perezvon.core.models import AppEnablement, Connection
-from perezvon.core.registry import DemoStep
+from perezvon.core.models import AppEnablement
 from perezvon.plugins.siteforms.app import KEY
 from perezvon.plugins.siteforms.models import TechnicalAddress
+from tortoise.exceptions import IntegrityError
+
+from perezvon.api import Connection, DemoStep
 
 
 def new_local_part() -> str:

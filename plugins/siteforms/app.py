@@ -1,8 +1,9 @@
 """Site forms as an application: switched on and off per connection like the widget (SPEC S4.2)."""
 from __future__ import annotations
 
-from perezvon.core.registry import Application, LeadSource
 from perezvon.plugins.siteforms.schemas import SiteFormsAppSettings
+
+from perezvon.api import Application, LeadSource
 
 #: the key of both the lead source and the application
 KEY = "siteforms"

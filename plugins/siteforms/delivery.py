@@ -16,7 +16,6 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from perezvon.core.intake import IntakeError
 from perezvon.plugins.siteforms.decoding import clean_line
 from perezvon.plugins.siteforms.directory import Directory, KnownAddress
 from perezvon.plugins.siteforms.matching import match_lead
@@ -24,8 +23,10 @@ from perezvon.plugins.siteforms.models import MessageStatus
 from perezvon.plugins.siteforms.parser import ParsedForm
 from perezvon.plugins.siteforms.store import MessageStore, StoreUnavailable
 
+from perezvon.api import IntakeError
+
 if TYPE_CHECKING:
-    from perezvon.core.intake import LeadIntake
+    from perezvon.api import LeadIntake
 
 log = logging.getLogger("perezvon.siteforms")
 

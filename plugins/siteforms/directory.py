@@ -10,10 +10,12 @@ import dataclasses
 import time
 from typing import Any
 
-from perezvon.core.models import AppEnablement, Connection, Department, Office, OperatorNumber
+from perezvon.core.models import AppEnablement
 from perezvon.plugins.siteforms.app import KEY
 from perezvon.plugins.siteforms.matching import SiteProfile
 from perezvon.plugins.siteforms.models import TechnicalAddress
+
+from perezvon.api import Connection, Department, Office, OperatorNumber
 
 _MAX_CACHED = 10_000
 

@@ -40,7 +40,7 @@ class LeadDraft:
     utm: dict[str, str]
 
     def payload(self, site: SiteProfile, extra: dict) -> dict:
-        """The body :meth:`perezvon.core.intake.LeadIntake.submit` takes."""
+        """The body :meth:`perezvon.api.LeadIntake.submit` takes."""
         return {
             "token": site.token, "phone": self.phone, "source": "siteforms",
             # the site's own form asked for the visitor's consent before it e-mailed us

@@ -6,7 +6,7 @@ import uuid
 from tortoise import fields
 from tortoise.models import Model
 
-from perezvon.core.i18n import DEFAULT_LOCALE, gettext
+from perezvon.api import DEFAULT_LOCALE, gettext
 
 
 class MessageStatus:

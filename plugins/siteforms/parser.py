@@ -27,9 +27,9 @@ from email.message import Message
 from urllib.parse import unquote
 
 import phonenumbers
-
-from perezvon.core.phones import DEFAULT_REGION
 from perezvon.plugins.siteforms.decoding import clean_line, decode_header_value, decode_text, html_to_text
+
+from perezvon.api import DEFAULT_REGION
 
 #: more ``Content-Type: multipart/...`` headers than this and a message is refused;
 #: a form e-mail has one or two (alternative inside mixed), and each level of

@@ -22,17 +22,18 @@ import os
 import ssl
 from typing import TYPE_CHECKING, Any
 
-from aiosmtpd.smtp import SMTP, Envelope as SmtpEnvelope, Session
-
-from perezvon.core.registry import PluginError, Server, ServerContext
+from aiosmtpd.smtp import SMTP, Session
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from perezvon.plugins.siteforms.delivery import Envelope, MessageIntake, Outcome
 from perezvon.plugins.siteforms.directory import Directory, KnownAddress
 from perezvon.plugins.siteforms.models import MessageStatus
 from perezvon.plugins.siteforms.parser import MessageTooComplex, ParsedForm, check_structure, parse_message
 from perezvon.plugins.siteforms.store import MessageStore, purge_expired_raw
 
+from perezvon.api import PluginError, Server, ServerContext
+
 if TYPE_CHECKING:
-    from perezvon.core.settings import Settings
+    from perezvon.api import Settings
 
 log = logging.getLogger("perezvon.siteforms")
 

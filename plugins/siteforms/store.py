@@ -20,12 +20,11 @@ import datetime as dt
 import logging
 from typing import Any
 
+from perezvon.plugins.siteforms.models import InboundMessage, MessageStatus, RawMessage
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from perezvon.core.batching import Batcher, settle
-from perezvon.core.intake import RowInserter
-from perezvon.plugins.siteforms.models import InboundMessage, MessageStatus, RawMessage
+from perezvon.api import Batcher, RowInserter, settle
 
 log = logging.getLogger("perezvon.siteforms")
 

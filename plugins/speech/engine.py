@@ -29,11 +29,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from perezvon.core.registry import SpeechEngine
 from perezvon.plugins.speech import russian
 
+from perezvon.api import SpeechEngine
+
 if TYPE_CHECKING:
-    from perezvon.core.settings import Settings
+    from perezvon.api import Settings
 
 log = logging.getLogger("perezvon.speech")
 

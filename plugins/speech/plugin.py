@@ -1,7 +1,8 @@
 """The speech plugin: announcements spoken by eSpeak NG. Hook implementations only."""
-from perezvon.hookspecs import hookimpl
 from perezvon.plugins.speech.engine import EspeakEngine
 from perezvon.plugins.speech.schemas import SpeechSettings
+
+from perezvon.api import hookimpl
 
 
 @hookimpl

@@ -6,10 +6,9 @@ import time
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
-
-from perezvon.core.integrations import HttpPush, excerpt
-from perezvon.core.registry import EVENTS, CallEvent, Integration
 from perezvon.plugins.webhooks import signing
+
+from perezvon.api import EVENTS, CallEvent, HttpPush, Integration, excerpt
 
 MIN_SECRET = 16
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from perezvon.core.registry import Application, LeadSource
 from perezvon.plugins.widget.schemas import WidgetSettings
+
+from perezvon.api import Application, LeadSource
 
 KEY = "widget"
 LEAD_SOURCE = LeadSource(key=KEY, title="Виджет обратного звонка", calltouch_code=11)

@@ -1,7 +1,8 @@
 """The widget plugin: hook implementations only."""
-from perezvon.hookspecs import hookimpl
 from perezvon.plugins.widget.app import LEAD_SOURCE, Widget
 from perezvon.plugins.widget.demo import demo_step
+
+from perezvon.api import hookimpl
 
 
 @hookimpl

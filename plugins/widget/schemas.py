@@ -3,9 +3,18 @@ good-looking callback form, so a site looks right before anyone edits anything."
 from __future__ import annotations
 
 from marshmallow import fields, validate
-
-from perezvon.plugins.widget.rules import (CHANNELS, FORMATS, Color, ConditionFields, Strict, ThresholdsSchema, WebUrl,
-                                  label, nested, words)
+from perezvon.plugins.widget.rules import (
+    CHANNELS,
+    FORMATS,
+    Color,
+    ConditionFields,
+    Strict,
+    ThresholdsSchema,
+    WebUrl,
+    label,
+    nested,
+    words,
+)
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif"
 NAME_FIELD = ("hidden", "optional", "required")
