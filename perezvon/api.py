@@ -16,7 +16,8 @@ What is here, by purpose:
 * what registration hooks add to -- :class:`Registry`, :class:`JobRegistry`;
 * base classes and their data types, one family at a time: lead sources
   (:class:`LeadSource`, :class:`Server`, :class:`ServerContext`,
-  :class:`IntakeError`), applications (:class:`Application`), telephony
+  :class:`IntakeError`), applications (:class:`Application`, its admin editor :class:`AppEditor`,
+  :class:`EditorElement`, :class:`PreviewOption`, and :data:`CORE_SITE_EVENTS`), telephony
   (:class:`TelephonyBackend`, :class:`AttemptPlan`, :class:`AttemptOutcome`,
   :class:`LegStatus`, :class:`CallControl`, :func:`run_scenario`,
   :class:`SpeechEngine`), integrations (:class:`Integration`, :class:`CallEvent`,
@@ -51,8 +52,10 @@ from perezvon.core.recordings import keep_recording
 from perezvon.core.registry import (
     ATTEMPT_FINISHED,
     CALL_FINISHED,
+    CORE_SITE_EVENTS,
     EVENTS,
     LEAD_CREATED,
+    AppEditor,
     Application,
     AttemptOutcome,
     AttemptPlan,
@@ -61,6 +64,7 @@ from perezvon.core.registry import (
     DeliveryError,
     DemoStep,
     Direction,
+    EditorElement,
     Integration,
     JobRegistry,
     LeadSource,
@@ -68,6 +72,7 @@ from perezvon.core.registry import (
     Notification,
     Notifier,
     PluginError,
+    PreviewOption,
     Registry,
     Server,
     ServerContext,
@@ -90,6 +95,7 @@ __all__ = [
     "ATTEMPT_FINISHED",
     "CALL_FINISHED",
     "CLIENT",
+    "CORE_SITE_EVENTS",
     "DEFAULT_LOCALE",
     "DEFAULT_REGION",
     "EVENTS",
@@ -100,6 +106,7 @@ __all__ = [
     "PROJECT",
     "TEST_FIXTURES",
     "Accepted",
+    "AppEditor",
     "Application",
     "AttemptOutcome",
     "AttemptPlan",
@@ -112,6 +119,7 @@ __all__ = [
     "DemoStep",
     "Department",
     "Direction",
+    "EditorElement",
     "HttpPush",
     "Integration",
     "IntakeError",
@@ -128,6 +136,7 @@ __all__ = [
     "Office",
     "OperatorNumber",
     "PluginError",
+    "PreviewOption",
     "Registry",
     "RowInserter",
     "Server",

@@ -12,7 +12,7 @@ from gettext import NullTranslations
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, PackageLoader, PrefixLoader, select_autoescape
 
 from perezvon.core import i18n as core_i18n
 
@@ -49,10 +49,32 @@ def pick_locale(request) -> str:
     return core_i18n.negotiate(request.headers.get("accept-language"))
 
 
+def plugin_translate(host: Any, plugin: str, message: str, locale: str) -> str:
+    """A plugin's text (an English msgid) through the plugin's own catalog,
+    ``<its package>/locales/<locale>/LC_MESSAGES/messages.po``, else the admin's and the core's.
+
+    The one place the admin reads a plugin's catalog; the loader of plugin catalogs by
+    convention may replace its body."""
+    found = host.plugin_folders("locales").get(plugin)
+    if found is not None:
+        text = core_i18n.compiled_translations(found[1], locale).gettext(message)
+        if text != message:
+            return text
+    return translate(message, locale)
+
+
+def plugin_template_packages(host: Any) -> tuple[tuple[str, str], ...]:
+    """(plugin, package) of each enabled plugin with a ``templates/`` folder."""
+    return tuple(sorted((name, package) for name, (package, _) in host.plugin_folders("templates").items()))
+
+
 @functools.cache
-def environment(locale: str) -> Environment:
+def environment(locale: str, plugin_templates: tuple[tuple[str, str], ...] = ()) -> Environment:
+    """The admin's templates, and each plugin's ``templates/`` under its name:
+    ``"widget/editor.html"`` is ``<the widget's package>/templates/editor.html``."""
+    plugins = PrefixLoader({name: PackageLoader(package, "templates") for name, package in plugin_templates})
     env = Environment(
-        loader=PackageLoader("perezvon.web.admin", "templates"),
+        loader=ChoiceLoader([PackageLoader("perezvon.web.admin", "templates"), plugins]),
         autoescape=select_autoescape(["html"], default_for_string=True),
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
