@@ -1,8 +1,12 @@
-"""The visual editor of the widget and the lead generator (issue 7, item 4).
+"""The visual editor's shell: the page, the form, the live preview frame and the save.
 
 The connection's app settings page (``/connections/<id>/apps/<key>``) of an app
-listed in :data:`EDITORS` shows this editor; every other plugin keeps the form
-generated from its schema (``?form=1`` shows that form for these two as well).
+that declares an editor (``Application.editor``, a :class:`perezvon.api.AppEditor`)
+shows this editor; every other plugin keeps the form generated from its schema
+(``?form=1`` shows that form for these as well). Everything that knows an app's
+markup -- the clickable elements, the switches above the preview, the scripts
+that map elements to settings and bring the preview to a screen -- is the
+plugin's own, in its ``static/`` folder; this module knows no app by name.
 
 * The plugin's marshmallow schema stays the single source of truth: the page
   carries a description of it (:func:`describe`: kinds, labels, choices, limits)
@@ -28,11 +32,9 @@ from starlette.responses import JSONResponse, Response
 from perezvon.core.models import AppEnablement, GrantLevel
 from perezvon.web.admin.forms import flat_errors
 from perezvon.web.admin.framework import Ctx
-from perezvon.web.admin.i18n import translate, translate_errors
+from perezvon.web.admin.i18n import plugin_translate, translate, translate_errors
 from perezvon.web.admin.views import projects
-
-#: apps with a visual editor; the value names the preview's layout in editor.js
-EDITORS = {"widget": "widget", "leadgen": "leadgen"}
+from perezvon.web.plugin_files import plugin_static_url
 
 PREVIEW_CSP = ("default-src 'none'; script-src {origin}; style-src 'unsafe-inline'; img-src {origin} https: data:; "
                "connect-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors 'self'")
@@ -91,11 +93,51 @@ def describe(schema: Schema, locale: str) -> dict[str, Any]:
 
 
 def _app(ctx: Ctx) -> tuple[str, Any] | None:
+    """The app of the URL when it declares an editor."""
     key = ctx.request.path_params.get("key", "")
     app = ctx.perezvon.host.registry.applications.get(key)
-    if key not in EDITORS or app is None:
+    if app is None or app.editor is None:
         return None
     return key, app
+
+
+def _owner(ctx: Ctx, key: str) -> str:
+    return ctx.perezvon.host.registry.owner[("application", key)]
+
+
+def editor_files(ctx: Ctx, key: str, names: tuple[str, ...]) -> list[str]:
+    """URLs of an app's editor files, served from its plugin's ``static/`` folder."""
+    return [plugin_static_url(_owner(ctx, key), name) for name in names]
+
+
+def editor_page_data(ctx: Ctx, key: str, app: Any) -> dict[str, Any]:
+    """What the editor page needs of the app's declared editor, its labels translated
+    through the plugin's catalog."""
+    plugin, editor = _owner(ctx, key), app.editor
+
+    def _(message: str) -> str:
+        return plugin_translate(ctx.perezvon.host, plugin, message, ctx.locale)
+
+    return {
+        "elements": [{"name": e.name, "selector": e.selector, "label": _(e.label), "fields": list(e.fields)}
+                     for e in editor.elements],
+        "options": [{"name": o.name, "label": _(o.label), "choices": [[v, _(label)] for v, label in o.choices]}
+                    for o in editor.options],
+        "texts": {name: _(message) for name, message in editor.texts},
+    }
+
+
+async def stored_settings(connection_id: int, key: str) -> tuple[bool, dict[str, Any] | None]:
+    """Whether the app is on for the connection, and its stored settings (None: never saved)."""
+    enablement = await AppEnablement.get_or_none(connection_id=connection_id, app_key=key)
+    return (bool(enablement and enablement.is_on), enablement.settings if enablement else None)
+
+
+async def store_settings(connection_id: int, key: str, settings: dict[str, Any]) -> None:
+    """Save the app's settings for the connection (a new row is off until switched on)."""
+    updated = await AppEnablement.filter(connection_id=connection_id, app_key=key).update(settings=settings)
+    if not updated:
+        await AppEnablement.create(connection_id=connection_id, app_key=key, is_on=False, settings=settings)
 
 
 async def plugin_settings(ctx: Ctx) -> Response:
@@ -107,8 +149,7 @@ async def plugin_settings(ctx: Ctx) -> Response:
         return await projects.plugin_settings(ctx)
     key, app = _app(ctx)
     schema = app.settings_schema()
-    enablement = await AppEnablement.get_or_none(connection_id=ctx.connection.id, app_key=key)
-    stored = enablement.settings if enablement else {}
+    on, stored = await stored_settings(ctx.connection.id, key)
     errors: dict[str, list[str]] = {}
     try:
         draft = schema.load(stored or {})
@@ -119,21 +160,20 @@ async def plugin_settings(ctx: Ctx) -> Response:
             return await ctx.error(403, "You do not have access to this.")
         loaded, draft, errors = _load_json(schema, ctx.form.get("settings_json") or "", ctx.locale)
         if loaded is not None:
-            if enablement is None:
-                await AppEnablement.create(connection_id=ctx.connection.id, app_key=key, is_on=False, settings=loaded)
-            else:
-                await AppEnablement.filter(id=enablement.id).update(settings=loaded)
+            await store_settings(ctx.connection.id, key, loaded)
             site_script = getattr(ctx.request.app.state, "site_script", None)
             if site_script is not None:  # visitors get the new config at once
                 site_script.forget(ctx.connection.token)
             ctx.flash(ctx._("Saved."))
             return ctx.redirect(f"/connections/{ctx.connection.id}/apps/{key}")
     base = f"/connections/{ctx.connection.id}/editor/{key}"
-    data = {"app": EDITORS[key], "schema": describe(schema, ctx.locale), "settings": draft, "errors": errors,
+    data = {"app": key, "schema": describe(schema, ctx.locale), "settings": draft, "errors": errors,
             "preview": base + "/preview", "draft": base + "/draft", "locale": ctx.locale,
-            "can_edit": ctx.can_connection(ctx.connection.id, GrantLevel.EDIT)}
+            "can_edit": ctx.can_connection(ctx.connection.id, GrantLevel.EDIT), **editor_page_data(ctx, key, app)}
     return await ctx.render("admin/app_editor.html", status_code=400 if errors else 200, plugin=app, key=key,
-                            connection=ctx.connection, on=bool(enablement and enablement.is_on), errors=errors,
+                            connection=ctx.connection, on=on, errors=errors, options=data["options"],
+                            scripts=editor_files(ctx, key, app.editor.scripts),
+                            stylesheets=editor_files(ctx, key, app.editor.stylesheets),
                             editor_data=json.dumps(data, ensure_ascii=False).replace("<", "\\u003c"),
                             can_edit=data["can_edit"])
 
@@ -156,11 +196,12 @@ async def preview(ctx: Ctx) -> Response:
     found = _app(ctx)
     if found is None:
         return ctx.redirect(f"/connections/{ctx.connection.id}")
-    key, _app_ = found
+    key, app = found
     site_script = ctx.request.app.state.site_script
     origin = f"{ctx.request.url.scheme}://{ctx.request.url.netloc}"
     response = await ctx.render("admin/editor_preview.html", runtime=site_script.assets["runtime"].path,
-                                script=site_script.app_assets[key].path, key=key)
+                                script=site_script.app_assets[key].path, key=key,
+                                scripts=editor_files(ctx, key, app.editor.preview_scripts))
     response.headers["Content-Security-Policy"] = PREVIEW_CSP.format(origin=origin)
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
     return response
