@@ -14,23 +14,16 @@ from marshmallow import Schema, ValidationError, fields, validates
 
 from perezvon.api import Integration
 
-#: site-script event -> the goal identifier to create in Metrika ("JavaScript event" goals)
-GOALS: dict[str, str] = {
-    "widget_shown": "perezvon_widget_shown",
-    "widget_opened": "perezvon_widget_opened",
-    "widget_lead": "perezvon_widget_lead",
-    "leadgen_shown": "perezvon_leadgen_shown",
-    "leadgen_lead": "perezvon_leadgen_lead",
-    "offhours_lead": "perezvon_offhours_lead",
-}
-GOAL_TITLES: dict[str, str] = {
-    "widget_shown": "Виджет показан / Widget shown",
-    "widget_opened": "Виджет открыт / Widget opened",
-    "widget_lead": "Заявка из виджета / Lead from the widget",
-    "leadgen_shown": "Лидогенератор показан / Lead generator shown",
-    "leadgen_lead": "Заявка из лидогенератора / Lead from a lead generator",
-    "offhours_lead": "Заявка в нерабочее время / Off-hours lead",
-}
+#: a declared site event's goal in Metrika is this prefix and the event's name
+#: ("widget_lead" -> "perezvon_widget_lead"); customers' goals are set up by these names
+GOAL_PREFIX = "perezvon_"
+
+
+def goal_id(event: str) -> str:
+    """The Metrika goal identifier of a site event (docs/integrations.md)."""
+    return GOAL_PREFIX + event
+
+
 COUNTER_ID = re.compile(r"\d{1,12}")
 
 
@@ -46,19 +39,19 @@ class MetrikaSettings(Schema):
                                   "The counter id is digits only, e.g. 12345678.")
 
 
-def _goals_help() -> str:
-    return "\n".join(f"  {GOALS[event]} — {GOAL_TITLES[event]}" for event in GOALS)
-
-
 class Metrika(Integration):
     key = "metrika"
     title = "Яндекс Метрика / Yandex Metrika"
     description = (
-        "В Метрике создайте цели типа «JavaScript-событие» с идентификаторами ниже; счётчик должен стоять на "
-        "сайте.\nIn Metrika create goals of type \"JavaScript event\" with the identifiers below; the counter "
-        "must be on the site.\n" + _goals_help())
+        "В Метрике создайте цели типа «JavaScript-событие»: идентификатор — perezvon_ и имя события сайта "
+        "(perezvon_widget_lead, perezvon_leadgen_lead, perezvon_offhours_lead …; события включённых приложений "
+        "перечислены ниже); счётчик должен стоять на сайте.\n"
+        "In Metrika create goals of type \"JavaScript event\" named perezvon_ and the site event's name "
+        "(perezvon_widget_lead, perezvon_leadgen_lead, perezvon_offhours_lead …; the enabled apps' events are "
+        "listed below); the counter must be on the site.")
     settings_schema = MetrikaSettings
     client_script: ClassVar[Path | None] = Path(__file__).with_name("static") / "metrika.js"
 
     def client_events(self, settings: dict[str, Any]) -> dict[str, Any]:
-        return {"counter": int(settings["counter_id"].strip()), "goals": dict(GOALS)}
+        # the goals are the page's declared site events (Perezvon.events), named by GOAL_PREFIX
+        return {"counter": int(settings["counter_id"].strip()), "prefix": GOAL_PREFIX}

@@ -14,9 +14,11 @@ from zoneinfo import ZoneInfo
 from starlette.responses import Response
 from tortoise.functions import Count
 
+from perezvon.core.registry import CORE_SITE_EVENTS
 from perezvon.core.models import (AccessGrant, AppEnablement, Call, Connection, GrantLevel, IntegrationEnablement, Project)
 from perezvon.web.admin.forms import field_views, load_form, masked
 from perezvon.web.admin.framework import Ctx
+from perezvon.web.admin.i18n import plugin_translate, translate
 
 DAYS = 7
 ZONE = ZoneInfo("Europe/Moscow")
@@ -185,8 +187,20 @@ async def plugin_settings(ctx: Ctx) -> Response:
                             plugin=plugin, connection=ctx.connection, fields=field_views(schema, values, errors,
                                                                                          ctx.locale),
                             on=bool(enablement and enablement.is_on), errors=errors,
+                            site_events=site_events(ctx) if kind == "integrations" and plugin.client_script else [],
                             can_edit=ctx.can_connection(ctx.connection.id, GrantLevel.EDIT),
                             can_full=ctx.can_connection(ctx.connection.id, GrantLevel.FULL))
+
+
+def site_events(ctx: Ctx) -> list[tuple[str, str]]:
+    """(event, label) of every site event the enabled apps declare, with the runtime's own:
+    what a browser-side integration (Metrika, GA ...) turns into goals."""
+    registry, host = ctx.perezvon.host.registry, ctx.perezvon.host
+    rows = [(event, translate(label, ctx.locale)) for event, label in CORE_SITE_EVENTS.items()]
+    for key, app in registry.applications.items():
+        owner = registry.owner[("application", key)]
+        rows += [(event, plugin_translate(host, owner, label, ctx.locale)) for event, label in app.site_events.items()]
+    return rows
 
 
 async def project_grants(ctx: Ctx) -> Response:
