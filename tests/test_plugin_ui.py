@@ -83,6 +83,14 @@ def test_the_widget_and_the_leadgen_declare_their_editor_and_site_events(perezvo
         for name in (*app.editor.scripts, *app.editor.preview_scripts):
             assert (static / name).is_file()
         assert app.site_events and all(event.startswith(key + "_") for event in app.site_events)
+        # every label the editor and the analytics show is in the plugin's own Russian catalog
+        catalog = (ROOT / "plugins" / key / "locales/ru/LC_MESSAGES/messages.po").read_text()
+        labels = [e.label for e in app.editor.elements] + [o.label for o in app.editor.options] + \
+            [label for o in app.editor.options for _, label in o.choices] + [m for _, m in app.editor.texts] + \
+            list(app.site_events.values())
+        missing = [label for label in labels if f'msgid "{label}"' not in catalog
+                   or plugin_translate(perezvon_app.host, key, label, "ru") == label]
+        assert missing == []
     # labels through the plugin's own catalog, Russian first
     assert plugin_translate(perezvon_app.host, "widget", "Widget shown", "ru") == "Виджет показан"
     assert plugin_translate(perezvon_app.host, "widget", "Widget shown", "en") == "Widget shown"
