@@ -71,7 +71,7 @@ def plugin_template_packages(host: Any) -> tuple[tuple[str, str], ...]:
 @functools.cache
 def environment(locale: str, plugin_templates: tuple[tuple[str, str], ...] = ()) -> Environment:
     """The admin's templates, and each plugin's ``templates/`` under its name:
-    ``"widget/editor.html"`` is ``<the widget's package>/templates/editor.html``."""
+    ``"mail/x.html"`` is ``<the mail plugin's package>/templates/x.html``."""
     plugins = PrefixLoader({name: PackageLoader(package, "templates") for name, package in plugin_templates})
     env = Environment(
         loader=ChoiceLoader([PackageLoader("perezvon.web.admin", "templates"), plugins]),

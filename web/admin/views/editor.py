@@ -141,7 +141,7 @@ async def store_settings(connection_id: int, key: str, settings: dict[str, Any])
 
 
 async def plugin_settings(ctx: Ctx) -> Response:
-    """The app settings page: the visual editor for the widget and the lead generator, else the generated form."""
+    """The app settings page: the visual editor of an app that declares one, else the generated form."""
     params = ctx.request.path_params
     if params.get("kind") != "apps" or _app(ctx) is None or ctx.request.query_params.get("form"):
         return await projects.plugin_settings(ctx)
