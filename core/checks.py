@@ -53,7 +53,8 @@ async def check_settings(plugin: Plugin, settings: dict[str, Any], *, locale: st
         return _one("The service did not answer within %(seconds)s s. Try again later.", locale, secrets,
                     seconds=f"{timeout:g}")
     except DeliveryError as failed:
-        return _one(*_delivery_message(failed), locale, secrets)
+        msgid, params = _delivery_message(failed)
+        return _one(msgid, locale, secrets, **params)
     except Exception:  # noqa: BLE001 - plugin code: whatever it raises, the admin gets a message
         logger.error("the check of plugin %r failed:\n%s", getattr(plugin, "key", type(plugin).__name__),
                      redact(traceback.format_exc(), secrets))
@@ -89,9 +90,11 @@ def _translated(plugin: Plugin, errors: dict[str, list[CheckMessage]], locale: s
     known = set(schema().fields) if schema is not None else set()
     result: dict[str, list[str]] = {}
     for field, messages in errors.items():
+        if not messages:
+            continue
         target = field if field in known else NOT_A_FIELD
         result.setdefault(target, []).extend(_text(plugin, message, locale, secrets) for message in messages)
-    if not any(result.values()):  # a refusal without a reason still refuses
+    if not result:  # a refusal without a reason still refuses
         return _one("The service refused these settings.", locale, secrets)
     return result
 
