@@ -107,17 +107,8 @@ class Application:
         return settings
 
     async def check(self, settings: dict[str, Any]) -> None:
-        """Ask the real service whether it accepts these per-connection settings.
-
-        ``settings`` are already validated by :attr:`settings_schema` (secrets
-        included). Talk to the service with a short timeout and raise
-        :class:`CheckFailed` with the fields it refused; return ``None`` when it
-        accepts them or when there is nothing to ask it. Network errors and
-        :class:`DeliveryError` may simply propagate:
-        :func:`perezvon.core.checks.check_settings`, which runs this for the
-        admin, bounds its time and turns every failure into a message.
-        The default checks nothing.
-        """
+        """Ask the app's own service, if it has one, whether it accepts these settings
+        (as :meth:`Integration.check` does). The default checks nothing."""
         return None
 
 

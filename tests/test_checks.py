@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
+from babel.messages.pofile import read_po
 
 from perezvon.api import CheckFailed, Integration
 from perezvon.core.checks import can_check, check_settings
@@ -113,9 +116,14 @@ async def test_metrika_without_a_token_asks_nothing(service):
     assert service.requests == []
 
 
-async def test_metrika_failing_on_its_side_is_not_blamed_on_a_field(service):
-    service.default = (503, {"message": "Service unavailable"})
-    assert await run(metrika, service.url) == {"_schema": ["Сервис ответил 503 (сбой на его стороне). Попробуйте позже."]}
+@pytest.mark.parametrize("status, message", [
+    (503, "Сервис ответил 503 (сбой на его стороне). Попробуйте позже."),
+    (429, "Сервис ответил 429 (сбой на его стороне). Попробуйте позже."),
+    (409, "Сервис отклонил запрос (409)."),
+])
+async def test_metrika_answers_it_does_not_map_are_not_blamed_on_a_field(service, status, message):
+    service.default = (status, {"message": "Something else"})
+    assert await run(metrika, service.url) == {"_schema": [message]}
 
 
 # --- Calltouch ------------------------------------------------------------------------------------
@@ -300,6 +308,17 @@ async def test_a_refusal_about_an_unknown_field_or_without_messages_is_still_sho
             raise CheckFailed({})
 
     assert await check_settings(Empty(), settings, locale="en") == {"_schema": ["The service refused these settings."]}
+
+
+@pytest.mark.parametrize("plugin", ["metrika", "calltouch", "comagic", "google_analytics", "webhooks"])
+def test_each_plugins_catalog_translates_with_the_same_placeholders(plugin):
+    path = Path(__file__).resolve().parent.parent / "plugins" / plugin / "locales" / "ru" / "LC_MESSAGES" / "messages.po"
+    with open(path, "rb") as fh:
+        catalog = {m.id: m.string for m in read_po(fh, locale="ru") if m.id}
+    assert catalog
+    for msgid, msgstr in catalog.items():
+        assert msgstr and msgstr != msgid, msgid
+        assert sorted(re.findall(r"%\(\w+\)s", msgid)) == sorted(re.findall(r"%\(\w+\)s", msgstr)), msgid
 
 
 def test_which_plugins_can_check():

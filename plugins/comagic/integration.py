@@ -22,7 +22,16 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from perezvon.api import CallEvent, CheckFailed, DeliveryError, HttpPush, Integration, check_time_zone, excerpt, json_body
+from perezvon.api import (
+    CallEvent,
+    CheckFailed,
+    DeliveryError,
+    HttpPush,
+    Integration,
+    check_time_zone,
+    excerpt,
+    json_body,
+)
 
 API_URL = "https://dataapi.comagic.ru/v2.0"
 #: JSON-RPC errors worth trying again: CoMagic's internal error and its rate limit
