@@ -137,7 +137,8 @@ class HttpPush:
             # connection ConnectTimeout, so the httpx class alone would call it a timeout
             cause = exc.__cause__ or exc
             if isinstance(cause, TimeoutError):
-                raise DeliveryError(f"no answer within {timeout:g} s ({type(exc).__name__})", retry=True) from None
+                raise DeliveryError(f"no answer within {timeout:g} s ({type(exc).__name__})", retry=True,
+                                    timed_out=True) from None
             raise DeliveryError(redact(f"network error: {type(cause).__name__}: {cause}", secrets),
                                 retry=True) from None
         status = response.status_code
