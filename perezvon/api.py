@@ -44,10 +44,9 @@ from perezvon.core.models import (
     Office,
     OperatorNumber,
 )
-from perezvon.core.plugins import registry_with
 from perezvon.core.phones import DEFAULT_REGION, InvalidPhone
-from perezvon.core.plugins import registry_with
 from perezvon.core.phones import normalise as normalise_phone
+from perezvon.core.plugins import registry_with
 from perezvon.core.recordings import keep_recording
 from perezvon.core.registry import (
     ATTEMPT_FINISHED,
