@@ -1,4 +1,4 @@
-"""Signed webhooks (SPEC S8): a customer URL per connection gets JSON call events."""
+"""Signed webhooks (docs/webhooks.md): a customer URL per connection gets JSON call events."""
 from __future__ import annotations
 
 import json
