@@ -55,7 +55,8 @@ class DisplayStatus:
     UNSUCCESSFUL = "unsuccessful"
     FAILED = "failed"
     CANCELLED = "cancelled"
-    #: the site's delay before a call is over 59 s: people were e-mailed, nobody was called (docs/calls.md#the-59-s-rule)
+    #: the site's delay before a call is over 59 s: people were e-mailed, nobody was called
+    #: (docs/calls.md#the-59-s-rule)
     NOTIFIED = "notified"
 
 

@@ -130,7 +130,8 @@ class AttemptPlan:
     #: what the robot says (docs/calls.md#announcements), already in speakable Russian
     operator_text: str = ""
     client_text: str = ""
-    #: the connection's telephony settings (docs/calls.md#telephony-settings), loaded by perezvon.core.schemas.TelephonySettingsSchema
+    #: the connection's telephony settings (docs/calls.md#telephony-settings),
+    #: loaded by perezvon.core.schemas.TelephonySettingsSchema
     telephony: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property

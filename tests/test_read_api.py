@@ -1,4 +1,4 @@
-"""The read API (docs/admin.md#the-read-api): bearer keys, the Calls table's filters and grants, cursor pages, OpenAPI."""
+"""The read API (docs/admin.md): bearer keys, the Calls table's filters and grants, cursor pages, OpenAPI."""
 from __future__ import annotations
 
 import datetime as dt

@@ -190,7 +190,7 @@ async def plugin_settings(ctx: Ctx) -> Response:
 
 
 async def project_grants(ctx: Ctx) -> Response:
-    """Full access to a project manages who else has access to it and its connections (docs/admin.md#who-may-do-what)."""
+    """Full access to a project manages who else has access to it and its connections (docs/admin.md)."""
     from perezvon.core.phones import InvalidPhone, normalise
     from perezvon.core.models import User
 
