@@ -15,7 +15,7 @@ request, over anyio streams); through aiohttp the same POST costs about
 0.3 ms (``bench/http_push.py``), and pushes are what a deliveries worker
 spends its CPU on (BENCHMARKS.md, "Integration deliveries").
 
-:func:`mask_secrets` and :func:`merge_secrets` implement SPEC S5's "after
+:func:`mask_secrets` and :func:`merge_secrets` implement the rule "after
 saving, the key is shown as ``****`` and never sent back to the browser":
 fields whose schema metadata says ``secret`` are masked on the way out, and a
 form that sends the mask (or nothing) back keeps the stored value.

@@ -54,7 +54,7 @@ class LeadSource:
 
     key: str
     title: str
-    #: Calltouch DTMF auto-tag of SPEC S4.2 (widget 11 ... other 16)
+    #: Calltouch DTMF auto-tag (docs/calls.md#lead-source-codes: widget 11 ... other 16)
     calltouch_code: int = 16
 
 
@@ -121,7 +121,7 @@ class Direction:
 
 
 class LegStatus:
-    """SIP final codes used for legs, plus the internal codes of SPEC S3.3."""
+    """SIP final codes used for legs, plus the internal codes 201-204 (docs/calls.md#leg-statuses)."""
 
     OK = 200
     CANCELLED_BY_DTMF = 201
@@ -143,7 +143,7 @@ class AttemptPlan:
     """Everything a backend needs to place one attempt; nothing it must look up.
 
     Backends that implement :class:`perezvon.core.scenario.CallControl` pass the plan
-    to :func:`perezvon.core.scenario.run`, which plays SPEC S3.1 with it.
+    to :func:`perezvon.core.scenario.run`, which plays the callback scenario with it.
     """
 
     call_id: str
@@ -155,10 +155,11 @@ class AttemptPlan:
     #: caller ids chosen by the substitution rules ("" = the platform's own number)
     caller_id_to_operator: str = ""
     caller_id_to_client: str = ""
-    #: what the robot says (SPEC S4.3), already in speakable Russian
+    #: what the robot says (docs/calls.md#announcements), already in speakable Russian
     operator_text: str = ""
     client_text: str = ""
-    #: the connection's SPEC S3.2 settings, loaded by perezvon.core.schemas.TelephonySettingsSchema
+    #: the connection's telephony settings (docs/calls.md#telephony-settings),
+    #: loaded by perezvon.core.schemas.TelephonySettingsSchema
     telephony: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
@@ -168,7 +169,7 @@ class AttemptPlan:
 
 @dataclasses.dataclass
 class AttemptOutcome:
-    """How one attempt ended: the status pair of SPEC S3.3 and the talk time."""
+    """How one attempt ended: the status pair (docs/calls.md#leg-statuses) and the talk time."""
 
     operator_status: int | None
     client_status: int | None

@@ -1,4 +1,4 @@
-"""Calltouch (SPEC S5): every lead registered with its Calltouch session, then tagged with the call result.
+"""Calltouch (docs/integrations.md): every lead registered with its Calltouch session, then tagged with the call result.
 
 Two documented Calltouch endpoints are used (docs/integrations.md says why):
 

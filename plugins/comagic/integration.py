@@ -1,4 +1,4 @@
-"""CoMagic (SPEC S5): leads and call results through CoMagic's Data API (JSON-RPC 2.0).
+"""CoMagic (docs/integrations.md): leads and call results through CoMagic's Data API (JSON-RPC 2.0).
 
 * lead created -> ``upload.offline_messages``: the lead becomes an offline request ("заявка") of the
   site in CoMagic's reports, tied to the visitor's CoMagic session when the client script could read

@@ -1,4 +1,4 @@
-"""Google Analytics (SPEC S5): events in the browser, and optionally call results from the server.
+"""Google Analytics (docs/integrations.md): events in the browser, and optionally call results from the server.
 
 In the browser the client script sends each site-script event with category
 ``PEREZVON``, the event's name as the action and the optional label, through

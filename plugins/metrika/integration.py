@@ -1,4 +1,4 @@
-"""Yandex Metrika (SPEC S5): JS-event goals reached in the visitor's browser.
+"""Yandex Metrika (docs/integrations.md): JS-event goals reached in the visitor's browser.
 
 Nothing is sent from the server: Metrika counts goals on the page, where its
 counter knows the visit. The site script's event bus tells this plugin's

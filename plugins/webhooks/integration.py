@@ -1,7 +1,7 @@
-"""Signed webhooks (SPEC S8): a customer URL per connection gets JSON call events.
+"""Signed webhooks (docs/webhooks.md): a customer URL per connection gets JSON call events.
 
 The settings are checked (``check``) by POSTing one signed test event, ``check``,
-which the receiver must answer with a 2xx (docs/webhooks.md).
+which the receiver must answer with a 2xx.
 """
 from __future__ import annotations
 
