@@ -10,8 +10,9 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from perezvon.core.models import (CalendarDay, Connection, Department, IntegrationEnablement, NotificationRecipient, Office,
-                         OperatorNumber, Project)
+from perezvon.core import enablement
+from perezvon.core.models import (CalendarDay, Connection, Department, NotificationRecipient, Office, OperatorNumber,
+                         Project)
 from perezvon.core.registry import Integration
 from test_admin_helpers import login, make_user
 from perezvon.web.admin.views.settings import check_installation
@@ -196,11 +197,11 @@ async def test_a_newly_installed_plugin_gets_a_card_and_a_generated_form(perezvo
         assert "s3cret-key" not in shown and 'placeholder="****"' in shown
         # saving again with the secret left empty keeps it
         await perezvon_client.post(url, data={"csrf_token": csrf, "counter_id": "7654321", "account_key": ""})
-        enablement = await IntegrationEnablement.get(connection_id=connection.id, integration_key="brand_new")
-        assert enablement.settings == {"counter_id": "7654321", "account_key": "s3cret-key"}
-        assert not enablement.is_on
+        assert await enablement.stored_settings(connection, enablement.INTEGRATION, "brand_new") == {
+            "counter_id": "7654321", "account_key": "s3cret-key"}
+        assert not await enablement.is_on(connection, enablement.INTEGRATION, "brand_new")
         await perezvon_client.post(url + "/toggle", data={"csrf_token": csrf, "on": "1"})
-        assert (await IntegrationEnablement.get(id=enablement.id)).is_on
+        assert await enablement.is_on(connection, enablement.INTEGRATION, "brand_new")
     finally:
         registry.integrations.pop("brand_new", None)
         registry.owner.pop(("integration", "brand_new"), None)

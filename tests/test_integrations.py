@@ -19,8 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from arq.constants import in_progress_key_prefix
 
-from perezvon.core.integrations import MASK, mask_secrets, merge_secrets
-from perezvon.core.models import Call, CallState, Delivery, IntegrationEnablement
+from perezvon.core import enablement
+from perezvon.core.enablement import MASK, mask_secrets, merge_secrets
+from perezvon.core.models import Call, CallState, Delivery
 from perezvon.core.queue import QUEUES
 from perezvon.core.registry import CallEvent
 from perezvon.plugins.calltouch.integration import Calltouch
@@ -182,7 +183,7 @@ async def wait_until(condition, timeout: float = 30.0):
 
 
 async def enable(site, key, **settings):
-    return await IntegrationEnablement.create(connection=site, integration_key=key, settings=settings)
+    return await enablement.enable(site, enablement.INTEGRATION, key, settings)
 
 
 def errors_of(app, key, data):
