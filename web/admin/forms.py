@@ -90,7 +90,7 @@ def field_views(schema: Schema, values: dict[str, Any], errors: dict[str, list[s
         view = FieldView(name=path, label=label_of(name, field, locale, gettext), kind="text",
                          help=_text(field.metadata.get("help") or field.metadata.get("description") or "", locale,
                                     gettext),
-                         errors=[translate(e, locale) for e in errors.get(path, [])], required=field.required)
+                         errors=[_text(e, locale, gettext) for e in errors.get(path, [])], required=field.required)
         if isinstance(field, fields.Nested):
             nested = field.schema
             view.kind = "group"

@@ -124,7 +124,8 @@ async def connection_page(ctx: Ctx) -> Response:
     cards: dict[str, list[dict[str, Any]]] = {}
     for kind, (plugin_kind, _) in KINDS.items():
         cards[kind] = [{
-            "key": key, "title": plugin.title, "description": getattr(plugin, "description", ""),
+            "key": key, "title": plugin_text(plugin, ctx.locale)(plugin.title),
+            "description": plugin_text(plugin, ctx.locale)(getattr(plugin, "description", "")),
             "on": bool((plugin_kind, key) in set_up and set_up[plugin_kind, key].is_on),
             "configured": (plugin_kind, key) in set_up,
         } for key, plugin in sorted(_plugins(ctx, kind).items(), key=lambda item: item[1].title)]
@@ -153,8 +154,8 @@ async def plugin_toggle(ctx: Ctx) -> Response:
             await enablement.enable(ctx.connection, plugin_kind, plugin.key)
     else:
         await enablement.switch(ctx.connection, plugin_kind, plugin.key, False)
-    ctx.flash(ctx._("%(title)s is on.", title=plugin.title) if turn_on else
-              ctx._("%(title)s is off.", title=plugin.title))
+    title = plugin_text(plugin, ctx.locale)(plugin.title)
+    ctx.flash(ctx._("%(title)s is on.", title=title) if turn_on else ctx._("%(title)s is off.", title=title))
     return ctx.redirect(f"/connections/{ctx.connection.id}")
 
 
@@ -200,10 +201,12 @@ async def plugin_settings(ctx: Ctx) -> Response:
     else:  # stored settings that no longer validate are shown as stored, with their errors
         values, messages = enablement.settings_for_display(plugin, row.settings)
         errors = flat_errors(messages)
+    text = plugin_text(plugin, ctx.locale)
     return await ctx.render("admin/plugin_settings.html", status_code=400 if ctx.request.method == "POST" else 200,
-                            kind=kind, key=plugin.key, plugin=plugin, connection=ctx.connection,
-                            fields=field_views(schema, values, errors, ctx.locale, gettext=plugin_text(plugin, ctx.locale)),
-                            on=bool(row and row.is_on), errors=errors,
+                            kind=kind, key=plugin.key, title=text(plugin.title),
+                            description=text(getattr(plugin, "description", "")), connection=ctx.connection,
+                            fields=field_views(schema, values, errors, ctx.locale, gettext=text),
+                            on=bool(row and row.is_on), schema_errors=[text(e) for e in errors.get("_schema", [])],
                             can_edit=ctx.can_connection(ctx.connection.id, GrantLevel.EDIT),
                             can_full=ctx.can_connection(ctx.connection.id, GrantLevel.FULL))
 
