@@ -467,6 +467,25 @@ async def test_a_4xx_is_stored_once_and_not_retried(perezvon_app, perezvon_clien
     assert (await Call.get(id=created["call_id"])).display_status == "successful"
 
 
+async def test_stored_settings_that_no_longer_validate_fail_the_delivery_once(
+        perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, service):
+    """The one policy (core/enablement.py): a failed delivery with the validation message, not retried,
+    nothing sent, and the callback goes on."""
+    await enable(perezvon_site, "webhooks", url=service.url + "/hook", secret="too-short", events=["lead_created"])
+    created = await post_lead(perezvon_client, perezvon_site, new_phone())
+    await perezvon_run_jobs()
+    await make_deferred_jobs_due(perezvon_app.redis)
+    await perezvon_run_jobs()
+    rows = await Delivery.filter(call_id=created["call_id"], integration_key="webhooks")
+    events = [row.event for row in rows]
+    assert "lead_created" in events and len(events) == len(set(events))  # one try per event: no retry
+    for row in rows:
+        assert (row.ok, row.status, row.next_try_at) == (False, None, None)
+        assert "webhooks settings of this connection are invalid" in row.response and "at least 16" in row.response
+    assert service.requests == []
+    assert (await Call.get(id=created["call_id"])).display_status == "successful"
+
+
 async def test_a_timeout_is_retried_and_a_hung_service_never_holds_up_the_callback(
         perezvon_app, perezvon_client, perezvon_site, new_phone, service):
     service.answers = [HANG]
