@@ -240,6 +240,13 @@ async def test_a_plugin_card_shows_one_language_from_the_plugin_catalog(perezvon
             assert not any(word in texts for word in other), (key, lang, texts)
             if lang == "en":
                 assert not _cyrillic(texts), (key, texts)
+    # an application's card too: the site-forms plugin's title and description
+    for lang, expected, other in (("ru", ["Формы сайта", "становятся обратными звонками"], ["Site forms"]),
+                                  ("en", ["Site forms", "become callbacks"], ["Формы сайта"])):
+        perezvon_client.cookies.set("pz_lang", lang)
+        page = (await perezvon_client.get(f"/connections/{connection.id}/apps/siteforms")).text
+        texts = _form_texts(page)
+        assert all(word in texts for word in expected) and not any(word in texts for word in other), (lang, texts)
     perezvon_client.cookies.delete("pz_lang")
 
 

@@ -48,7 +48,7 @@ def local_time(moment: dt.datetime | None, zone: str) -> dt.datetime | None:
 def app_titles(ctx: Ctx) -> dict[str, str]:
     registry = ctx.perezvon.host.registry
     titles = {key: source.title for key, source in registry.lead_sources.items()}
-    titles.update({app.lead_source: app.title for app in registry.applications.values()
+    titles.update({app.lead_source: plugin_text(app, ctx.locale)(app.title) for app in registry.applications.values()
                    if getattr(app, "lead_source", None)})
     titles.setdefault("api", "API")
     return titles
