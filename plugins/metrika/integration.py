@@ -27,14 +27,6 @@ GOALS: dict[str, str] = {
     "leadgen_lead": "perezvon_leadgen_lead",
     "offhours_lead": "perezvon_offhours_lead",
 }
-GOAL_TITLES: dict[str, str] = {
-    "widget_shown": "Виджет показан / Widget shown",
-    "widget_opened": "Виджет открыт / Widget opened",
-    "widget_lead": "Заявка из виджета / Lead from the widget",
-    "leadgen_shown": "Лидогенератор показан / Lead generator shown",
-    "leadgen_lead": "Заявка из лидогенератора / Lead from a lead generator",
-    "offhours_lead": "Заявка в нерабочее время / Off-hours lead",
-}
 COUNTER_ID = re.compile(r"\d{1,12}")
 #: the Management API, asked only by :meth:`Metrika.check`
 API_URL = "https://api-metrika.yandex.net"
@@ -42,34 +34,30 @@ API_URL = "https://api-metrika.yandex.net"
 
 class MetrikaSettings(Schema):
     counter_id = fields.String(required=True, metadata={
-        "label": "Номер счётчика / Counter id",
-        "help": "Цифры из кода счётчика: ym(12345678, 'init', …) / The digits of ym(12345678, 'init', …)"})
+        "label": "Counter id", "help": "The digits of ym(12345678, 'init', …) in the counter's code"})
 
     @validates("counter_id")
     def _digits(self, value: str, **_: Any) -> None:
         if not COUNTER_ID.fullmatch(value.strip()):
-            raise ValidationError("Номер счётчика — только цифры, например 12345678 / "
-                                  "The counter id is digits only, e.g. 12345678.")
+            raise ValidationError("The counter id is digits only, e.g. 12345678.")
 
     oauth_token = fields.String(load_default="", metadata={
-        "secret": True, "label": "OAuth-токен для проверки / OAuth token for the check",
-        "help": "Необязательно: токен Яндекса с доступом metrika:read; с ним счётчик проверяется при сохранении / "
-                "Optional: a Yandex token with metrika:read access; with it the counter is checked on saving"})
+        "secret": True, "label": "OAuth token for the check",
+        "help": "Optional: a Yandex token with metrika:read access; with it the counter is checked on saving"})
     api_url = fields.String(load_default=API_URL, validate=validate.URL(schemes={"http", "https"}, require_tld=False),
-                            metadata={"label": "Адрес API управления / Management API URL"})
+                            metadata={"label": "Management API URL"})
 
 
 def _goals_help() -> str:
-    return "\n".join(f"  {GOALS[event]} — {GOAL_TITLES[event]}" for event in GOALS)
+    return "\n".join(f"  {GOALS[event]}" for event in GOALS)
 
 
 class Metrika(Integration):
     key = "metrika"
-    title = "Яндекс Метрика / Yandex Metrika"
+    title = "Yandex Metrika"
     description = (
-        "В Метрике создайте цели типа «JavaScript-событие» с идентификаторами ниже; счётчик должен стоять на "
-        "сайте.\nIn Metrika create goals of type \"JavaScript event\" with the identifiers below; the counter "
-        "must be on the site.\n" + _goals_help())
+        "In Metrika create goals of type \"JavaScript event\" with the identifiers below; the counter must be on "
+        "the site.\n" + _goals_help())
     settings_schema = MetrikaSettings
     client_script: ClassVar[Path | None] = Path(__file__).with_name("static") / "metrika.js"
 
