@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from perezvon.core.i18n import DEFAULT_LOCALE, compiled_translations, gettext
-from perezvon.core.integrations import redact, secret_fields
+from perezvon.core.enablement import secret_fields
+from perezvon.core.integrations import redact
 from perezvon.core.registry import Application, CheckFailed, CheckMessage, DeliveryError, Integration
 
 logger = logging.getLogger(__name__)

@@ -232,28 +232,32 @@ class OperatorNumber(Model):
         ordering = ["sort_order", "id"]
 
 
-class AppEnablement(Model):
+class PluginKind:
+    """The two kinds of plugin a connection switches on, each with its own settings."""
+
+    APPLICATION = "application"
+    INTEGRATION = "integration"
+    ALL = (APPLICATION, INTEGRATION)
+
+
+class PluginEnablement(Model):
+    """One plugin (an application or an integration) switched on or off for a connection, with its settings.
+
+    Read and written only through :mod:`perezvon.core.enablement`, which loads,
+    defaults, validates and masks the settings the same way everywhere.
+    """
+
     id = fields.IntField(primary_key=True)
-    connection = fields.ForeignKeyField("perezvon.Connection", related_name="apps", on_delete=fields.CASCADE)
-    app_key = fields.CharField(max_length=64)
+    connection = fields.ForeignKeyField("perezvon.Connection", related_name="plugins", on_delete=fields.CASCADE)
+    kind = fields.CharField(max_length=12, description="application | integration")
+    key = fields.CharField(max_length=64)
     is_on = fields.BooleanField(default=True)
     settings = fields.JSONField(default=dict)
 
     class Meta:
-        table = "app_enablements"
-        unique_together = (("connection", "app_key"),)
-
-
-class IntegrationEnablement(Model):
-    id = fields.IntField(primary_key=True)
-    connection = fields.ForeignKeyField("perezvon.Connection", related_name="integrations", on_delete=fields.CASCADE)
-    integration_key = fields.CharField(max_length=64)
-    is_on = fields.BooleanField(default=True)
-    settings = fields.JSONField(default=dict)
-
-    class Meta:
-        table = "integration_enablements"
-        unique_together = (("connection", "integration_key"),)
+        table = "plugin_enablements"
+        # also the index of every read: by connection (one or many), then kind and key
+        unique_together = (("connection", "kind", "key"),)
 
 
 class NotificationRecipient(Model):

@@ -26,6 +26,9 @@ What is here, by purpose:
   (what its optional ``check(settings)`` raises when the real service refuses them);
 * settings helpers -- :class:`Settings` (the deployment's), :func:`check_time_zone`;
 * the stored objects a plugin may read -- :class:`Connection`, :class:`Lead`, ...;
+* plugins switched on per connection -- :class:`PluginKind` (application or integration),
+  :func:`enable_plugin`, :func:`plugin_is_on`, :func:`plugin_settings`, :func:`store_plugin_settings`
+  (``perezvon.core.enablement`` behind them: the one place that reads and writes them);
 * translations -- :func:`gettext`, :data:`LOCALES`;
 * test fixtures -- the pytest plugin ``perezvon`` (installed with Perezvon) gives
   the fixtures named in :data:`TEST_FIXTURES`, and :func:`registry_with` shows
@@ -34,6 +37,10 @@ What is here, by purpose:
 from __future__ import annotations
 
 from perezvon.core.batching import Batcher, settle
+from perezvon.core.enablement import enable as enable_plugin
+from perezvon.core.enablement import is_on as plugin_is_on
+from perezvon.core.enablement import stored_settings as plugin_settings
+from perezvon.core.enablement import store_settings as store_plugin_settings
 from perezvon.core.i18n import DEFAULT_LOCALE, LOCALES, compiled_translations, gettext
 from perezvon.core.intake import Accepted, IntakeError, LeadIntake, RowInserter
 from perezvon.core.integrations import HttpPush, excerpt, json_body
@@ -44,6 +51,7 @@ from perezvon.core.models import (
     NotificationRecipient,
     Office,
     OperatorNumber,
+    PluginKind,
 )
 from perezvon.core.phones import DEFAULT_REGION, InvalidPhone
 from perezvon.core.phones import normalise as normalise_phone
@@ -139,6 +147,7 @@ __all__ = [
     "Notifier",
     "Office",
     "OperatorNumber",
+    "PluginKind",
     "PluginError",
     "PreviewOption",
     "Registry",
@@ -150,13 +159,17 @@ __all__ = [
     "TelephonyBackend",
     "check_time_zone",
     "compiled_translations",
+    "enable_plugin",
     "excerpt",
     "gettext",
     "hookimpl",
     "json_body",
     "keep_recording",
     "normalise_phone",
+    "plugin_is_on",
+    "plugin_settings",
     "registry_with",
     "run_scenario",
     "settle",
+    "store_plugin_settings",
 ]

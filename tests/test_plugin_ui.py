@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from perezvon.api import Application, PluginError, Registry
-from perezvon.web.admin.i18n import environment, plugin_template_packages, plugin_translate
+from perezvon.web.admin.i18n import environment, plugin_template_packages, plugin_text
 from perezvon.web.app import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,12 +89,13 @@ def test_the_widget_and_the_leadgen_declare_their_editor_and_site_events(perezvo
             [label for o in app.editor.options for _, label in o.choices] + [m for _, m in app.editor.texts] + \
             list(app.site_events.values())
         missing = [label for label in labels if f'msgid "{label}"' not in catalog
-                   or plugin_translate(perezvon_app.host, key, label, "ru") == label]
+                   or plugin_text(app, "ru")(label) == label]
         assert missing == []
     # labels through the plugin's own catalog, Russian first
-    assert plugin_translate(perezvon_app.host, "widget", "Widget shown", "ru") == "Виджет показан"
-    assert plugin_translate(perezvon_app.host, "widget", "Widget shown", "en") == "Widget shown"
-    assert plugin_translate(perezvon_app.host, "leadgen", "Text curtain", "ru") == "Шторка с текстом"
+    widget, leadgen = registry.applications["widget"], registry.applications["leadgen"]
+    assert plugin_text(widget, "ru")("Widget shown") == "Виджет показан"
+    assert plugin_text(widget, "en")("Widget shown") == "Widget shown"
+    assert plugin_text(leadgen, "ru")("Text curtain") == "Шторка с текстом"
 
 
 def test_a_site_event_must_be_named_after_its_app():

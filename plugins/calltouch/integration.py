@@ -51,40 +51,34 @@ SEARCH_DEPTH_MINUTES = 1440
 
 class CalltouchSettings(Schema):
     site_id = fields.String(required=True, metadata={
-        "label": "ID сайта в Calltouch / Calltouch site id",
-        "help": "Интеграции → API и Webhooks → ID личного кабинета / Integrations → API & Webhooks → account id"})
+        "label": "Calltouch site id", "help": "Integrations → API & Webhooks → account id"})
     session_variable = fields.String(load_default="call_value", metadata={
-        "label": "Переменная с ID сессии / Page variable with the session id",
-        "help": "Имя переменной страницы, где скрипт Calltouch хранит ID сессии (по умолчанию call_value) / "
-                "The page variable where Calltouch's script keeps the session id (call_value by default)"})
+        "label": "Page variable with the session id",
+        "help": "The page variable where Calltouch's script keeps the session id (call_value by default)"})
     api_token = fields.String(required=True, metadata={
-        "secret": True, "label": "API-токен / API token",
-        "help": "Интеграции → API и Webhooks → токен / Integrations → API & Webhooks → token"})
-    timezone = fields.String(load_default="Europe/Moscow", metadata={
-        "label": "Часовой пояс кабинета / Account time zone"})
+        "secret": True, "label": "API token", "help": "Integrations → API & Webhooks → token"})
+    timezone = fields.String(load_default="Europe/Moscow", metadata={"label": "Account time zone"})
     api_url = fields.String(load_default=API_URL, validate=validate.URL(schemes={"http", "https"}, require_tld=False),
-                            metadata={"label": "Адрес API / API URL"})
+                            metadata={"label": "API URL"})
 
     @validates("site_id")
     def _site_digits(self, value: str, **_: Any) -> None:
         if not re.fullmatch(r"\d{1,12}", value.strip()):
-            raise ValidationError("ID сайта — только цифры, например 12345 / The site id is digits only, e.g. 12345.")
+            raise ValidationError("The site id is digits only, e.g. 12345.")
 
     @validates("session_variable")
     def _js_name(self, value: str, **_: Any) -> None:
         if not JS_NAME.fullmatch(value):
-            raise ValidationError("Имя переменной JavaScript, например call_value / "
-                                  "A JavaScript variable name, e.g. call_value.")
+            raise ValidationError("A JavaScript variable name, e.g. call_value.")
 
     @validates("api_token")
     def _token(self, value: str, **_: Any) -> None:
         if not value.strip():
-            raise ValidationError("Укажите API-токен / The API token cannot be empty.")
+            raise ValidationError("The API token cannot be empty.")
 
     @validates("timezone")
     def _zone(self, value: str, **_: Any) -> None:
-        check_time_zone(value, "Неизвестный часовой пояс, например Europe/Moscow / "
-                               "Unknown time zone, e.g. Europe/Moscow.")
+        check_time_zone(value, "Unknown time zone, e.g. Europe/Moscow.")
 
 
 def session_id_of(lead: Mapping[str, Any]) -> str:
@@ -116,9 +110,6 @@ class Calltouch(Integration):
     key = "calltouch"
     title = "Calltouch"
     description = (
-        "Каждая заявка попадает в журнал заявок Calltouch с ID сессии посетителя и тегом perezvon_dtmf_<код> "
-        "(виджет 11, лидогенератор 12, мобильный лидогенератор 13, мобильная панель 14, формы сайта 15, прочее 16); "
-        "итог звонка добавляется тегами perezvon_<статус>. Нужны ID сайта и API-токен (Интеграции → API и Webhooks).\n"
         "Every lead appears in Calltouch's request log with the visitor's session id and the tag "
         "perezvon_dtmf_<code> (widget 11, lead generator 12, mobile lead generator 13, mobile panel 14, site forms "
         "15, other 16); the call result follows as perezvon_<status> tags. Needs the site id and an API token "

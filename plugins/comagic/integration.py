@@ -42,31 +42,27 @@ BAD_KEY_CODE = -32001
 
 class ComagicSettings(Schema):
     access_token = fields.String(required=True, metadata={
-        "secret": True, "label": "Ключ доступа / Account key",
-        "help": "Постоянный ключ Data API: Аккаунт → Управление пользователями → ключ / "
-                "A permanent Data API key: Account → Users → key"})
+        "secret": True, "label": "Account key", "help": "A permanent Data API key: Account → Users → key"})
     site_id = fields.Integer(required=True, strict=False, validate=validate.Range(min=1), metadata={
-        "label": "ID сайта в CoMagic / CoMagic site id"})
+        "label": "CoMagic site id"})
     successful_tag_id = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1), metadata={
-        "label": "Тег успешного звонка / Tag of a successful call", "help": "ID тега из get.tags / a get.tags id"})
+        "label": "Tag of a successful call", "help": "A tag id from get.tags"})
     failed_tag_id = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1), metadata={
-        "label": "Тег неуспешного звонка / Tag of a failed call", "help": "ID тега из get.tags / a get.tags id"})
-    timezone = fields.String(load_default="Europe/Moscow", metadata={
-        "label": "Часовой пояс аккаунта / Account time zone"})
+        "label": "Tag of a failed call", "help": "A tag id from get.tags"})
+    timezone = fields.String(load_default="Europe/Moscow", metadata={"label": "Account time zone"})
     api_url = fields.String(load_default=API_URL, validate=validate.URL(schemes={"http", "https"}, require_tld=False),
-                            metadata={"label": "Адрес Data API / Data API URL"})
+                            metadata={"label": "Data API URL"})
 
     @validates("access_token")
     def _key(self, value: str, **_: Any) -> None:
         if not value.strip():
-            raise ValidationError("Укажите ключ доступа / The account key cannot be empty.")
+            raise ValidationError("The account key cannot be empty.")
         if any(ch.isspace() for ch in value.strip()) or len(value.strip()) < 16:
-            raise ValidationError("Это не похоже на ключ CoMagic / This does not look like a CoMagic key.")
+            raise ValidationError("This does not look like a CoMagic key.")
 
     @validates("timezone")
     def _zone(self, value: str, **_: Any) -> None:
-        check_time_zone(value, "Неизвестный часовой пояс, например Europe/Moscow / "
-                               "Unknown time zone, e.g. Europe/Moscow.")
+        check_time_zone(value, "Unknown time zone, e.g. Europe/Moscow.")
 
 
 def session_id_of(lead: dict[str, Any]) -> int | None:
@@ -79,9 +75,6 @@ class Comagic(Integration):
     key = "comagic"
     title = "CoMagic"
     description = (
-        "Заявки уходят в CoMagic как заявки сайта (Data API upload.offline_messages), итоги звонков — тегами "
-        "(set.tag_communications). Нужны постоянный ключ Data API и ID сайта; разрешите IP сервера в «Правила и "
-        "безопасность → API». После сохранения ключ показывается как ****.\n"
         "Leads go to CoMagic as the site's requests (Data API upload.offline_messages), call results as tags "
         "(set.tag_communications). Needs a permanent Data API key and the site id; allow the server's IP under "
         "\"Rules and security → API\". Once saved the key is shown as ****.")

@@ -38,29 +38,24 @@ CHECKED_FIELDS = ("measurement_id", "api_secret")
 
 class GoogleAnalyticsSettings(Schema):
     measurement_id = fields.String(required=True, metadata={
-        "label": "Идентификатор / Measurement id",
-        "help": "G-XXXXXXXXXX (GA4) или UA-12345678-1 / G-XXXXXXXXXX (GA4) or UA-12345678-1"})
+        "label": "Measurement id", "help": "G-XXXXXXXXXX (GA4) or UA-12345678-1"})
     label = fields.String(load_default="", validate=validate.Length(max=100), metadata={
-        "label": "Ярлык событий / Event label", "help": "Необязательно / Optional"})
+        "label": "Event label", "help": "Optional"})
     api_secret = fields.String(load_default="", metadata={
-        "secret": True, "label": "Секрет Measurement Protocol / Measurement Protocol API secret",
-        "help": "GA4: Администратор → Потоки данных → Секреты API Measurement Protocol. Пусто: итоги звонков "
-                "не отправляются / GA4: Admin → Data streams → Measurement Protocol API secrets. Empty: call "
-                "results are not sent"})
+        "secret": True, "label": "Measurement Protocol API secret",
+        "help": "GA4: Admin → Data streams → Measurement Protocol API secrets. Empty: call results are not sent"})
     mp_url = fields.String(load_default=MP_URL, validate=validate.URL(schemes={"http", "https"}, require_tld=False),
-                           metadata={"label": "Адрес Measurement Protocol / Measurement Protocol URL"})
+                           metadata={"label": "Measurement Protocol URL"})
 
     @validates("measurement_id")
     def _format(self, value: str, **_: Any) -> None:
         if not MEASUREMENT_ID.fullmatch(value.strip()):
-            raise ValidationError("Нужен идентификатор вида G-XXXXXXXXXX или UA-12345678-1 / "
-                                  "Expected an id like G-XXXXXXXXXX or UA-12345678-1.")
+            raise ValidationError("Expected an id like G-XXXXXXXXXX or UA-12345678-1.")
 
     @validates_schema
     def _secret_needs_ga4(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("api_secret") and not data.get("measurement_id", "").startswith("G-"):
-            raise ValidationError("Measurement Protocol работает только с GA4 (G-…) / "
-                                  "The Measurement Protocol needs a GA4 id (G-…).", field_name="api_secret")
+            raise ValidationError("The Measurement Protocol needs a GA4 id (G-…).", field_name="api_secret")
 
 
 def client_id_of(event: CallEvent) -> str:
@@ -101,11 +96,9 @@ class GoogleAnalytics(Integration):
     key = "google_analytics"
     title = "Google Analytics"
     description = (
-        "События сайта, объявленные включёнными приложениями, уходят с категорией PEREZVON и именем события как "
-        "действием (widget_shown, widget_lead, offhours_lead, …) через gtag или ga — счётчик должен стоять на сайте. С секретом Measurement Protocol (GA4) итоги звонков приходят "
-        "событием perezvon_call_finished.\n"
         "Events the enabled apps declare on the site are sent with category PEREZVON and the event's name as the "
-        "action (widget_shown, widget_lead, offhours_lead, …) through gtag or ga — the tag must be on the site. With a Measurement Protocol secret (GA4) call results arrive "
+        "action (widget_shown, widget_lead, offhours_lead, …) through gtag or ga — the tag must be on the site. "
+        "With a Measurement Protocol secret (GA4) call results arrive "
         "as the event perezvon_call_finished.")
     settings_schema = GoogleAnalyticsSettings
     client_script: ClassVar[Path | None] = Path(__file__).with_name("static") / "google_analytics.js"

@@ -23,11 +23,6 @@ from perezvon.api import CheckFailed, DeliveryError, HttpPush, Integration
 GOAL_PREFIX = "perezvon_"
 
 
-def goal_id(event: str) -> str:
-    """The Metrika goal identifier of a site event (docs/integrations.md)."""
-    return GOAL_PREFIX + event
-
-
 COUNTER_ID = re.compile(r"\d{1,12}")
 #: the Management API, asked only by :meth:`Metrika.check`
 API_URL = "https://api-metrika.yandex.net"
@@ -35,30 +30,24 @@ API_URL = "https://api-metrika.yandex.net"
 
 class MetrikaSettings(Schema):
     counter_id = fields.String(required=True, metadata={
-        "label": "Номер счётчика / Counter id",
-        "help": "Цифры из кода счётчика: ym(12345678, 'init', …) / The digits of ym(12345678, 'init', …)"})
+        "label": "Counter id", "help": "The digits of ym(12345678, 'init', …) in the counter's code"})
 
     @validates("counter_id")
     def _digits(self, value: str, **_: Any) -> None:
         if not COUNTER_ID.fullmatch(value.strip()):
-            raise ValidationError("Номер счётчика — только цифры, например 12345678 / "
-                                  "The counter id is digits only, e.g. 12345678.")
+            raise ValidationError("The counter id is digits only, e.g. 12345678.")
 
     oauth_token = fields.String(load_default="", metadata={
-        "secret": True, "label": "OAuth-токен для проверки / OAuth token for the check",
-        "help": "Необязательно: токен Яндекса с доступом metrika:read; с ним счётчик проверяется при сохранении / "
-                "Optional: a Yandex token with metrika:read access; with it the counter is checked on saving"})
+        "secret": True, "label": "OAuth token for the check",
+        "help": "Optional: a Yandex token with metrika:read access; with it the counter is checked on saving"})
     api_url = fields.String(load_default=API_URL, validate=validate.URL(schemes={"http", "https"}, require_tld=False),
-                            metadata={"label": "Адрес API управления / Management API URL"})
+                            metadata={"label": "Management API URL"})
 
 
 class Metrika(Integration):
     key = "metrika"
-    title = "Яндекс Метрика / Yandex Metrika"
+    title = "Yandex Metrika"
     description = (
-        "В Метрике создайте цели типа «JavaScript-событие»: идентификатор — perezvon_ и имя события сайта "
-        "(perezvon_widget_lead, perezvon_leadgen_lead, perezvon_offhours_lead …; события включённых приложений "
-        "перечислены ниже); счётчик должен стоять на сайте.\n"
         "In Metrika create goals of type \"JavaScript event\" named perezvon_ and the site event's name "
         "(perezvon_widget_lead, perezvon_leadgen_lead, perezvon_offhours_lead …; the enabled apps' events are "
         "listed below); the counter must be on the site.")

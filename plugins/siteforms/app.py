@@ -20,9 +20,9 @@ class SiteForms(Application):
     """
 
     key = KEY
-    title = "Формы сайта"
-    description = ("Заявки из форм сайта, отправленные на технический e-mail, становятся обратными звонками. "
-                   "Site-form e-mails sent to the technical address become callbacks.")
+    #: English msgids; Russian in locales/ru (the admin finds that catalog by convention)
+    title = "Site forms"
+    description = "Site-form e-mails sent to the technical address become callbacks."
     lead_source = KEY
     settings_schema = SiteFormsAppSettings
     client_script = None

@@ -23,16 +23,14 @@ CHECK_EVENT = "check"
 
 class WebhookSettings(Schema):
     url = fields.String(required=True, metadata={
-        "label": "URL получателя / Receiver URL",
-        "help": "Куда отправлять события (https://…) / Where events are POSTed (https://…)"})
+        "label": "Receiver URL", "help": "Where events are POSTed (https://…)"})
     secret = fields.String(required=True, metadata={
-        "secret": True, "label": "Ключ подписи / Signing secret",
-        "help": f"Не короче {MIN_SECRET} символов; им же получатель проверяет подпись / "
-                f"At least {MIN_SECRET} characters; the receiver checks the signature with it"})
+        "secret": True, "label": "Signing secret",
+        "help": f"At least {MIN_SECRET} characters; the receiver checks the signature with it"})
     events = fields.List(fields.String(validate=validate.OneOf(EVENTS)), load_default=list(EVENTS), metadata={
-        "label": "События / Events", "help": ", ".join(EVENTS)})
+        "label": "Events", "help": ", ".join(EVENTS)})
     timeout = fields.Float(load_default=10.0, validate=validate.Range(min=1, max=30), metadata={
-        "label": "Таймаут, с / Timeout, s"})
+        "label": "Timeout, s"})
 
     @validates("url")
     def _http_url(self, value: str, **_: Any) -> None:
@@ -40,13 +38,12 @@ class WebhookSettings(Schema):
         try:
             checker(value)
         except ValidationError:
-            raise ValidationError("Нужен адрес http:// или https:// / An http:// or https:// URL is needed.") from None
+            raise ValidationError("An http:// or https:// URL is needed.") from None
 
     @validates("secret")
     def _long_secret(self, value: str, **_: Any) -> None:
         if len(value.strip()) < MIN_SECRET:
-            raise ValidationError(f"Ключ не короче {MIN_SECRET} символов / "
-                                  f"The secret must be at least {MIN_SECRET} characters.")
+            raise ValidationError(f"The secret must be at least {MIN_SECRET} characters.")
 
 
 def event_body(event: CallEvent) -> dict[str, Any]:
@@ -61,10 +58,8 @@ def event_body(event: CallEvent) -> dict[str, Any]:
 
 class Webhooks(Integration):
     key = "webhooks"
-    title = "Вебхуки / Webhooks"
+    title = "Webhooks"
     description = (
-        "Каждое событие (заявка создана, попытка завершена, звонок завершён) уходит POST-запросом с JSON на ваш "
-        "адрес, с подписью HMAC-SHA256 в X-Perezvon-Signature. Проверяйте подпись и время (docs/webhooks.md).\n"
         "Every event (lead created, attempt finished, call finished) is POSTed as JSON to your URL, signed with "
         "HMAC-SHA256 in X-Perezvon-Signature. Check the signature and the timestamp (docs/webhooks.md).")
     settings_schema = WebhookSettings

@@ -9,7 +9,8 @@ import json
 
 from sitehelpers import WIDGET, LiveServer, wait_for
 
-from perezvon.core.models import IntegrationEnablement, Lead
+from perezvon.core import enablement
+from perezvon.core.models import Lead
 
 
 
@@ -18,7 +19,7 @@ async def test_goals_and_events_reach_the_counters_and_the_session_reaches_the_l
     for key, settings in (("metrika", {"counter_id": "87654321"}),
                           ("google_analytics", {"measurement_id": "G-TEST12345"}),
                           ("calltouch", {"site_id": "54321", "api_token": "t", "session_variable": "call_value"})):
-        await IntegrationEnablement.create(connection=site, integration_key=key, settings=settings)
+        await enablement.enable(site, enablement.INTEGRATION, key, settings)
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     await page.goto(live.page_url(site, "analytics.html"))
@@ -62,7 +63,6 @@ async def test_a_new_apps_declared_events_reach_metrika_and_ga(perezvon_app, mak
     from marshmallow import Schema
 
     from perezvon.api import Application
-    from perezvon.core.models import AppEnablement
 
     script = tmp_path / "clicker.js"
     script.write_text(CLICKER_JS)
@@ -83,10 +83,10 @@ async def test_a_new_apps_declared_events_reach_metrika_and_ga(perezvon_app, mak
     await server.start()
     try:
         site = await make_site()
-        await AppEnablement.create(connection=site, app_key="clicker", settings={})
+        await enablement.enable(site, enablement.APPLICATION, "clicker")
         for key, settings in (("metrika", {"counter_id": "87654321"}),
                               ("google_analytics", {"measurement_id": "G-TEST12345"})):
-            await IntegrationEnablement.create(connection=site, integration_key=key, settings=settings)
+            await enablement.enable(site, enablement.INTEGRATION, key, settings)
         errors = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await page.goto(server.page_url(site, "analytics.html"))

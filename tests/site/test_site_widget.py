@@ -427,7 +427,7 @@ async def test_an_integration_script_gets_its_events_and_adds_to_the_lead(perezv
 
     from marshmallow import Schema, fields
 
-    from perezvon.core.models import IntegrationEnablement
+    from perezvon.core import enablement
     from perezvon.core.registry import Integration
 
     class Settings(Schema):
@@ -448,7 +448,7 @@ async def test_an_integration_script_gets_its_events_and_adds_to_the_lead(perezv
     await server.start()
     try:
         site = await make_site(widget={"thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0}})
-        await IntegrationEnablement.create(connection=site, integration_key="tracker", settings={"goal_prefix": "g_"})
+        await enablement.enable(site, enablement.INTEGRATION, "tracker", {"goal_prefix": "g_"})
         await page.goto(server.page_url(site))
         await page.locator(WIDGET).wait_for(timeout=20000)
         await page.wait_for_function("(window.__goals || []).includes('g_widget_shown')")

@@ -8,6 +8,7 @@ catalog first (``perezvon.core.i18n``), then the admin's.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from gettext import NullTranslations
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,16 @@ def translate(message: str, locale: str, **values: Any) -> str:
     return text % values if values else text
 
 
+def plugin_text(plugin: object, locale: str) -> Callable[[str], str]:
+    """How a plugin's texts (its settings' labels and help, its title) are translated: through the
+    plugin's own catalog (``locales/`` in its package, found by convention), else the admin's."""
+    def text(message: str) -> str:
+        translated = core_i18n.plugin_gettext(plugin, message, locale)
+        return translated if translated != message else translate(message, locale)
+
+    return text
+
+
 def translate_errors(errors: Any, locale: str) -> Any:
     if isinstance(errors, dict):
         return {key: translate_errors(value, locale) for key, value in errors.items()}
@@ -47,20 +58,6 @@ def pick_locale(request) -> str:
     if chosen in LOCALES:
         return chosen
     return core_i18n.negotiate(request.headers.get("accept-language"))
-
-
-def plugin_translate(host: Any, plugin: str, message: str, locale: str) -> str:
-    """A plugin's text (an English msgid) through the plugin's own catalog,
-    ``<its package>/locales/<locale>/LC_MESSAGES/messages.po``, else the admin's and the core's.
-
-    The one place the admin reads a plugin's catalog; the loader of plugin catalogs by
-    convention may replace its body."""
-    found = host.plugin_folders("locales").get(plugin)
-    if found is not None:
-        text = core_i18n.compiled_translations(found[1], locale).gettext(message)
-        if text != message:
-            return text
-    return translate(message, locale)
 
 
 def plugin_template_packages(host: Any) -> tuple[tuple[str, str], ...]:

@@ -29,10 +29,11 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 from starlette.responses import JSONResponse, Response
 
-from perezvon.core.models import AppEnablement, GrantLevel
+from perezvon.core import enablement
+from perezvon.core.models import GrantLevel
 from perezvon.web.admin.forms import flat_errors
 from perezvon.web.admin.framework import Ctx
-from perezvon.web.admin.i18n import plugin_translate, translate, translate_errors
+from perezvon.web.admin.i18n import plugin_text, translate, translate_errors
 from perezvon.web.admin.views import projects
 from perezvon.web.plugin_files import plugin_static_url
 
@@ -113,10 +114,7 @@ def editor_files(ctx: Ctx, key: str, names: tuple[str, ...]) -> list[str]:
 def editor_page_data(ctx: Ctx, key: str, app: Any) -> dict[str, Any]:
     """What the editor page needs of the app's declared editor, its labels translated
     through the plugin's catalog."""
-    plugin, editor = _owner(ctx, key), app.editor
-
-    def _(message: str) -> str:
-        return plugin_translate(ctx.perezvon.host, plugin, message, ctx.locale)
+    editor, _ = app.editor, plugin_text(app, ctx.locale)
 
     return {
         "elements": [{"name": e.name, "selector": e.selector, "label": _(e.label), "fields": list(e.fields)}
@@ -125,19 +123,6 @@ def editor_page_data(ctx: Ctx, key: str, app: Any) -> dict[str, Any]:
                     for o in editor.options],
         "texts": {name: _(message) for name, message in editor.texts},
     }
-
-
-async def stored_settings(connection_id: int, key: str) -> tuple[bool, dict[str, Any] | None]:
-    """Whether the app is on for the connection, and its stored settings (None: never saved)."""
-    enablement = await AppEnablement.get_or_none(connection_id=connection_id, app_key=key)
-    return (bool(enablement and enablement.is_on), enablement.settings if enablement else None)
-
-
-async def store_settings(connection_id: int, key: str, settings: dict[str, Any]) -> None:
-    """Save the app's settings for the connection (a new row is off until switched on)."""
-    updated = await AppEnablement.filter(connection_id=connection_id, app_key=key).update(settings=settings)
-    if not updated:
-        await AppEnablement.create(connection_id=connection_id, app_key=key, is_on=False, settings=settings)
 
 
 async def plugin_settings(ctx: Ctx) -> Response:
@@ -149,18 +134,16 @@ async def plugin_settings(ctx: Ctx) -> Response:
         return await projects.plugin_settings(ctx)
     key, app = _app(ctx)
     schema = app.settings_schema()
-    on, stored = await stored_settings(ctx.connection.id, key)
-    errors: dict[str, list[str]] = {}
-    try:
-        draft = schema.load(stored or {})
-    except ValidationError:
-        draft = stored or {}
+    row = await enablement.enablement(ctx.connection, enablement.APPLICATION, key)
+    # stored settings that no longer validate are shown as stored, with their errors
+    draft, messages = enablement.settings_for_display(app, row.settings if row else {})
+    errors = flat_errors(translate_errors(messages, ctx.locale))
     if ctx.request.method == "POST":
         if not ctx.can_connection(ctx.connection.id, GrantLevel.EDIT):
             return await ctx.error(403, "You do not have access to this.")
         loaded, draft, errors = _load_json(schema, ctx.form.get("settings_json") or "", ctx.locale)
         if loaded is not None:
-            await store_settings(ctx.connection.id, key, loaded)
+            await enablement.store_settings(ctx.connection, enablement.APPLICATION, key, loaded)
             site_script = getattr(ctx.request.app.state, "site_script", None)
             if site_script is not None:  # visitors get the new config at once
                 site_script.forget(ctx.connection.token)
@@ -170,8 +153,9 @@ async def plugin_settings(ctx: Ctx) -> Response:
     data = {"app": key, "schema": describe(schema, ctx.locale), "settings": draft, "errors": errors,
             "preview": base + "/preview", "draft": base + "/draft", "locale": ctx.locale,
             "can_edit": ctx.can_connection(ctx.connection.id, GrantLevel.EDIT), **editor_page_data(ctx, key, app)}
-    return await ctx.render("admin/app_editor.html", status_code=400 if errors else 200, plugin=app, key=key,
-                            connection=ctx.connection, on=on, errors=errors, options=data["options"],
+    return await ctx.render("admin/app_editor.html", status_code=400 if ctx.request.method == "POST" else 200,
+                            plugin=app, key=key, connection=ctx.connection, on=bool(row and row.is_on),
+                            errors=errors, options=data["options"],
                             scripts=editor_files(ctx, key, app.editor.scripts),
                             stylesheets=editor_files(ctx, key, app.editor.stylesheets),
                             editor_data=json.dumps(data, ensure_ascii=False).replace("<", "\\u003c"),
