@@ -93,7 +93,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         web_task = asyncio.create_task(web.serve(), name="web")
         worker_task = asyncio.create_task(workers.async_run(), name="worker")
         _settle_heap()
-        while not web.started and not web_task.done():
+        while not web.started and not web_task.done():  # noqa: ASYNC110 -- uvicorn offers a flag, not an event
             await asyncio.sleep(0.05)
         print(f"Perezvon is running: {app.settings.public_url}  (web on {args.host}:{args.port}"
               + "".join(f", {s.describe()}" for s in servers) + "). Ctrl-C stops it.", flush=True)

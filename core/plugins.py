@@ -258,7 +258,7 @@ class PluginHost:
             yield name, results
 
     def routes(self) -> list[tuple[str, list]]:
-        return [(name, sum((r or [] for r in results), [])) for name, results in self.each("perezvon_routes")]
+        return [(name, [route for r in results for route in r or []]) for name, results in self.each("perezvon_routes")]
 
     def job_functions(self) -> dict[str, Any]:
         """Every plugin's arq jobs, named ``"<plugin>.<job>"``."""
@@ -272,7 +272,7 @@ class PluginHost:
     def model_modules(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for name, results in self.each("perezvon_models"):
-            modules = sum((r or [] for r in results), [])
+            modules = [module for r in results for module in r or []]
             if modules:
                 out[name] = modules
         return out

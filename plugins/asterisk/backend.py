@@ -336,6 +336,7 @@ class AsteriskTelephony(TelephonyBackend):
         self._format = settings["number_format"]
         #: names this worker's channels, so after a reconnect it can tell its own
         self.token = secrets.token_hex(4)
+        self._warming: set[asyncio.Future[None]] = set()  # announcements being synthesised
         self.link = AmiLink(host=settings["host"], port=settings["port"], username=settings["username"],
                             secret=settings["secret"], ping_interval=settings["ping_interval_seconds"],
                             ping_timeout=settings["ping_timeout_seconds"],
@@ -477,7 +478,10 @@ class AsteriskTelephony(TelephonyBackend):
         self.calls.add(call)
         # announcements are made while the first leg rings, not after it answers
         for text in {plan.operator_text, plan.client_text} - {""}:
-            asyncio.ensure_future(self._warm(text, plan.voice))
+            warming = asyncio.ensure_future(self._warm(text, plan.voice))
+            # the loop holds tasks weakly: keep a reference until it is done, or it may vanish mid-synthesis
+            self._warming.add(warming)
+            warming.add_done_callback(self._warming.discard)
         try:
             outcome = await run_scenario(plan, call)
         except TelephonyFault as fault:

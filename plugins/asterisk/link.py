@@ -109,6 +109,7 @@ class AmiLink:
         self._on_up: list[Callable[[], Any]] = []
         self._on_down: list[Callable[[str], None]] = []
         self._watchdog: asyncio.Task | None = None
+        self._login_task: asyncio.Future[None] | None = None
         self._down = asyncio.Event()  # set while the link is down: pending actions give up
         self._down.set()
         self._connected_at = 0.0
@@ -246,7 +247,8 @@ class AmiLink:
         self._connected_at = asyncio.get_running_loop().time()
 
     def _logged_in(self, _manager: Any) -> None:
-        asyncio.ensure_future(self._after_login())
+        # the loop holds tasks weakly: keep a reference until it is done
+        self._login_task = asyncio.ensure_future(self._after_login())
 
     async def _after_login(self) -> None:
         try:

@@ -94,7 +94,7 @@ async def connections_list(ctx: Ctx) -> Response:
     visible = ctx.access.visible_connection_ids()
     connections = await (Connection.all() if visible is None else Connection.filter(id__in=visible)) \
         .prefetch_related("project").order_by("name", "domain")
-    dates, counts = await calls_per_day([c.id for c in connections], 1)
+    _dates, counts = await calls_per_day([c.id for c in connections], 1)
     apps_on = {}
     for row in await AppEnablement.filter(connection_id__in=[c.id for c in connections], is_on=True).values(
             "connection_id", "app_key"):
