@@ -45,6 +45,7 @@ from perezvon.api import (
     LegHungUp,
     LegStatus,
     Registry,
+    SpeechEngine,
     TelephonyBackend,
     keep_recording,
     run_scenario,
@@ -350,7 +351,7 @@ class AsteriskTelephony(TelephonyBackend):
         self.dialplan_problem = ""
         #: channels of attempts that ended while the link was down: hung up at the next login
         self.orphans: set[str] = set()
-        self.speech = None
+        self.speech: SpeechEngine | None = None  # the highest-priority engine, picked by start()
         self._sounds_in_progress: dict[tuple[str, str], asyncio.Future] = {}
 
     def dial_string(self, number: str) -> str:
@@ -460,6 +461,7 @@ class AsteriskTelephony(TelephonyBackend):
         return await asyncio.shield(task)
 
     async def _make_sound(self, text: str, voice: str) -> str:
+        assert self.speech is not None, "start() picks the speech engine"
         made = Path(await self.speech.synthesize(text, voice))
         target = self.sounds_dir / made.name
         if not target.exists():  # copied under a temporary name, so Asterisk never plays half a file

@@ -23,6 +23,7 @@ needs on top of it (docs/asterisk.md, docs/ami-emulator.md "panoramisk facts"):
 from __future__ import annotations
 
 import asyncio
+import builtins
 import itertools
 import logging
 from collections.abc import Callable
@@ -196,7 +197,8 @@ class AmiLink:
         self._require_up()
         return await self._list(action, complete, timeout, logging_in=False)
 
-    async def _list(self, action: dict[str, Any], complete: str, timeout: float, *, logging_in: bool) -> list:
+    async def _list(self, action: dict[str, Any], complete: str, timeout: float, *,
+                    logging_in: bool) -> builtins.list[Any]:  # `list` here is the method above
         action_id = f"perezvon-list-{next(self._list_ids)}"
         collected: list = []
         done = asyncio.get_running_loop().create_future()
