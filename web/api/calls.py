@@ -190,8 +190,10 @@ def describe_read_api(spec) -> None:
     spec.components.schema("CallPage", schema=CallPage)
     spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer",
                                                "description": "a key made on the admin's profile page"})
-    err = lambda text: {"description": text, "content": {"application/json": {"schema": {  # noqa: E731
-        "$ref": "#/components/schemas/Errors"}}}}
+    def err(text: str) -> dict[str, Any]:
+        return {"description": text, "content": {"application/json": {"schema": {
+            "$ref": "#/components/schemas/Errors"}}}}
+
     filters = []
     for name, field in CallFilterSchema().fields.items():
         schema: dict[str, Any] = {"type": "string"}
