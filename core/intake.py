@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("perezvon.intake")
 
 MAX_BATCH = 500
-#: a longer delay before the first call means "e-mail the lead instead of calling" (SPEC S3.2)
+#: a longer delay before the first call means "e-mail the lead instead of calling" (docs/calls.md#the-59-s-rule)
 MAX_CALL_DELAY_SECONDS = 59
 NOTIFIED_REASON = "the delay before the call is over 59 s: the lead was e-mailed instead"
 

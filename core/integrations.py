@@ -15,7 +15,7 @@ request, over anyio streams); through aiohttp the same POST costs about
 0.3 ms (``bench/http_push.py``), and pushes are what a deliveries worker
 spends its CPU on (BENCHMARKS.md, "Integration deliveries").
 
-:func:`mask_secrets` and :func:`merge_secrets` implement SPEC S5's "after
+:func:`mask_secrets` and :func:`merge_secrets` implement the rule "after
 saving, the key is shown as ``****`` and never sent back to the browser":
 fields whose schema metadata says ``secret`` are masked on the way out, and a
 form that sends the mask (or nothing) back keeps the stored value.
@@ -137,7 +137,8 @@ class HttpPush:
             # connection ConnectTimeout, so the httpx class alone would call it a timeout
             cause = exc.__cause__ or exc
             if isinstance(cause, TimeoutError):
-                raise DeliveryError(f"no answer within {timeout:g} s ({type(exc).__name__})", retry=True) from None
+                raise DeliveryError(f"no answer within {timeout:g} s ({type(exc).__name__})", retry=True,
+                                    timed_out=True) from None
             raise DeliveryError(redact(f"network error: {type(cause).__name__}: {cause}", secrets),
                                 retry=True) from None
         status = response.status_code

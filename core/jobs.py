@@ -241,7 +241,7 @@ async def deliver(ctx: dict[str, Any], integration_key: str, event: str, call_id
 
 
 async def notify(ctx: dict[str, Any], notifier_key: str, kind: str, subject_id: str) -> str:
-    """Send one notification about a call through one notifier (SPEC S2.3)."""
+    """Send one notification about a call through one notifier (docs/calls.md#notifications)."""
     app = ctx["perezvon"]
     notifier = app.host.registry.notifiers.get(notifier_key)
     call = await Call.get_or_none(id=subject_id).prefetch_related("lead", "attempts", "connection")

@@ -1,4 +1,4 @@
-"""The data model of SPEC S1 (tortoise-orm; SQLite by default, PostgreSQL at scale).
+"""The data model (tortoise-orm; SQLite by default, PostgreSQL at scale).
 
 Leads, calls and attempts have UUID keys made by the application, so the
 intake can write a whole batch in one transaction without reading ids back,
@@ -27,7 +27,7 @@ class GrantLevel:
 
 
 class Channel:
-    """Traffic channels of SPEC S1/S4.2."""
+    """Traffic channels of a lead (docs/site-script.md)."""
 
     DIRECT = "direct"
     ORGANIC = "organic"
@@ -42,13 +42,13 @@ class CallState:
 
     SCHEDULED = "scheduled"  # next attempt waits for next_attempt_at
     DIALLING = "dialling"  # an attempt is in progress
-    NOTIFIED = "notified"  # webhook delay over 59 s: an e-mail instead of a call (S3.2)
+    NOTIFIED = "notified"  # webhook delay over 59 s: an e-mail instead of a call (docs/calls.md#the-59-s-rule)
     FINISHED = "finished"
     ACTIVE = (SCHEDULED, DIALLING)
 
 
 class DisplayStatus:
-    """The statuses the Calls table shows (SPEC S3.3)."""
+    """The statuses the Calls table shows (docs/calls.md#display-statuses)."""
 
     PENDING = "pending"
     SUCCESSFUL = "successful"
@@ -56,7 +56,8 @@ class DisplayStatus:
     UNSUCCESSFUL = "unsuccessful"
     FAILED = "failed"
     CANCELLED = "cancelled"
-    #: the site's delay before a call is over 59 s: people were e-mailed, nobody was called (S3.2)
+    #: the site's delay before a call is over 59 s: people were e-mailed, nobody was called
+    #: (docs/calls.md#the-59-s-rule)
     NOTIFIED = "notified"
 
 
@@ -81,7 +82,7 @@ class User(Model):
 
 
 class ActivationToken(Model):
-    """A one-time link to set a password (SPEC S1, S7). Only its hash is stored."""
+    """A one-time link to set a password. Only its hash is stored."""
 
     id = fields.IntField(primary_key=True)
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
@@ -114,12 +115,12 @@ class Project(Model):
 
 
 def default_schedule() -> dict[str, Any]:
-    """Mon-Sun 09:00-20:00 (SPEC S2.1); keys are ISO weekdays 1..7, null = day off."""
+    """Mon-Sun 09:00-20:00 (docs/calls.md#connection-settings); keys are ISO weekdays 1..7, null = day off."""
     return {str(day): ["09:00", "20:00"] for day in range(1, 8)}
 
 
 class Connection(Model):
-    """One site (one domain) of a project, with its settings (SPEC S2)."""
+    """One site (one domain) of a project, with its settings."""
 
     id = fields.IntField(primary_key=True)
     project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
@@ -134,7 +135,7 @@ class Connection(Model):
     timezone = fields.CharField(max_length=64, default="Europe/Moscow")
     is_on = fields.BooleanField(default=True)
     token = fields.CharField(max_length=64, unique=True, default=new_site_token)
-    # S2.1 general
+    # general settings (docs/calls.md#connection-settings)
     timer_seconds = fields.IntField(default=36)
     offhours_spread_seconds = fields.IntField(default=300)
     target_call_seconds = fields.IntField(default=120)
@@ -143,14 +144,14 @@ class Connection(Model):
     session_gap_minutes = fields.IntField(default=15)
     schedule: fields.JSONField[dict[str, Any]] = fields.JSONField(default=default_schedule)
     convenient_time = fields.CharField(max_length=5, default="10:00")
-    # S2.2 offices and departments lists
+    # offices and departments lists
     offices_enabled = fields.BooleanField(default=False)
     offices_required = fields.BooleanField(default=False)
     offices_title = fields.CharField(max_length=100, default="")
     departments_enabled = fields.BooleanField(default=False)
     departments_required = fields.BooleanField(default=False)
     departments_title = fields.CharField(max_length=100, default="")
-    # S3.2 telephony, S3.4 redial matrix, S4.3 announcements: validated by core schemas
+    # telephony, redial matrix, announcements (docs/calls.md): validated by core schemas
     telephony: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     redial_matrix: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     announcements: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
@@ -165,7 +166,7 @@ class Connection(Model):
 
 
 class CalendarDay(Model):
-    """A per-date override of the weekly schedule (SPEC S2.1)."""
+    """A per-date override of the weekly schedule."""
 
     id = fields.IntField(primary_key=True)
     connection: fields.ForeignKeyRelation[Connection] = fields.ForeignKeyField(
@@ -183,7 +184,7 @@ class CalendarDay(Model):
 
 
 class AccessGrant(Model):
-    """User x (project or connection) x level (SPEC S1). A project grant covers its connections."""
+    """User x (project or connection) x level. A project grant covers its connections."""
 
     id = fields.IntField(primary_key=True)
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
@@ -285,7 +286,7 @@ class IntegrationEnablement(Model):
 
 
 class NotificationRecipient(Model):
-    """Who is e-mailed about calls (SPEC S2.3), optionally only for one office/department."""
+    """Who is e-mailed about calls, optionally only for one office/department."""
 
     id = fields.IntField(primary_key=True)
     connection: fields.ForeignKeyRelation[Connection] = fields.ForeignKeyField(
@@ -351,7 +352,7 @@ class Lead(Model):
 
 
 class Call(Model):
-    """The callback for one lead and its attempt chain (SPEC S1, S3.6)."""
+    """The callback for one lead and its attempt chain."""
 
     id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
     lead: fields.OneToOneRelation[Lead] = fields.OneToOneField(
@@ -384,7 +385,7 @@ class Call(Model):
 
 
 class Attempt(Model):
-    """One dial attempt of a call: the status pair and the reason (SPEC S3.3)."""
+    """One dial attempt of a call: the status pair and the reason."""
 
     id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
     call: fields.ForeignKeyRelation[Call] = fields.ForeignKeyField(

@@ -21,7 +21,8 @@ What is here, by purpose:
   :class:`LegStatus`, :class:`CallControl`, :func:`run_scenario`,
   :class:`SpeechEngine`), integrations (:class:`Integration`, :class:`CallEvent`,
   :class:`DeliveryError`, :class:`HttpPush`, :class:`Notifier`,
-  :class:`Notification`);
+  :class:`Notification`), and, for any plugin with settings, :class:`CheckFailed`
+  (what its optional ``check(settings)`` raises when the real service refuses them);
 * settings helpers -- :class:`Settings` (the deployment's), :func:`check_time_zone`;
 * the stored objects a plugin may read -- :class:`Connection`, :class:`Lead`, ...;
 * translations -- :func:`gettext`, :data:`LOCALES`;
@@ -43,10 +44,9 @@ from perezvon.core.models import (
     Office,
     OperatorNumber,
 )
-from perezvon.core.plugins import registry_with
 from perezvon.core.phones import DEFAULT_REGION, InvalidPhone
-from perezvon.core.plugins import registry_with
 from perezvon.core.phones import normalise as normalise_phone
+from perezvon.core.plugins import registry_with
 from perezvon.core.recordings import keep_recording
 from perezvon.core.registry import (
     ATTEMPT_FINISHED,
@@ -58,6 +58,8 @@ from perezvon.core.registry import (
     AttemptPlan,
     AttemptProgress,
     CallEvent,
+    CheckFailed,
+    CheckMessage,
     DeliveryError,
     DemoStep,
     Direction,
@@ -107,6 +109,8 @@ __all__ = [
     "Batcher",
     "CallControl",
     "CallEvent",
+    "CheckFailed",
+    "CheckMessage",
     "Connection",
     "DeliveryError",
     "DemoStep",

@@ -1,4 +1,4 @@
-"""The Calls table (S6): grouping, filters, escaping, the detail panel, tags, recordings and the .xlsx export."""
+"""The Calls table (docs/admin.md): grouping, filters, escaping, the detail panel, tags, recordings, .xlsx export."""
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,4 @@
-"""Connection settings tabs and plugin cards: validated by the core's schemas, errors next to fields (S2-S4)."""
+"""Connection settings tabs and plugin cards: validated by the core's schemas, errors next to fields (docs/admin.md)."""
 from __future__ import annotations
 
 import contextlib

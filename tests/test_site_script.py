@@ -1,4 +1,4 @@
-"""The site script's server side (SPEC S4.1): loader, config with ETag, hashed code, schemas."""
+"""The site script's server side (docs/site-script.md): loader, config with ETag, hashed code, schemas."""
 from __future__ import annotations
 
 import gzip
@@ -152,7 +152,7 @@ def test_the_schemas_give_defaults_and_refuse_what_could_hurt():
 
 
 def test_the_code_stays_small():
-    """The budgets of the issue, as a guard (bench/site_sizes.py prints the figures)."""
+    """Size budgets: loader <= 3 KB gzipped, app code <= 30 KB (bench/site_sizes.py prints the figures)."""
     root = Path(__file__).resolve().parent.parent
     loader = (root / "web/static/site/loader.js").read_bytes()
     code = b"".join((root / p).read_bytes() for p in (

@@ -1,4 +1,4 @@
-"""The site script (SPEC S4.1): loader, per-connection config, content-hashed code.
+"""The site script (docs/site-script.md): loader, per-connection config, content-hashed code.
 
 What a visitor's browser fetches on every page view of a customer site:
 

@@ -1,4 +1,4 @@
-"""Calltouch (SPEC S5): every lead registered with its Calltouch session, then tagged with the call result.
+"""Calltouch (docs/integrations.md): every lead registered with its Calltouch session, then tagged with the call result.
 
 Two documented Calltouch endpoints are used (docs/integrations.md says why):
 
@@ -9,6 +9,10 @@ Two documented Calltouch endpoints are used (docs/integrations.md says why):
 * call finished -> ``POST https://api.calltouch.ru/lead-service/v1/api/tag/lead/add`` (JSON, headers
   ``Access-Token`` and ``SiteId``): the same request, found by the client's phone and the time it
   was left, gets tags with the call's result.
+
+The settings are checked (``check``) by reading one call of today from the calls journal,
+``GET https://api.calltouch.ru/calls-service/RestAPI/{site_id}/calls-diary/calls?clientApiId=<token>``:
+a token Calltouch does not know is refused, and so is a site the token does not own.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from perezvon.api import (
     CallEvent,
+    CheckFailed,
     DeliveryError,
     HttpPush,
     Integration,
@@ -35,6 +40,8 @@ from perezvon.api import (
 API_URL = "https://api.calltouch.ru"
 REGISTER_PATH = "/calls-service/RestAPI/requests/{site_id}/register/"
 TAG_PATH = "/lead-service/v1/api/tag/lead/add"
+#: a cheap read with the same token and site id, for :meth:`Calltouch.check`
+CHECK_PATH = "/calls-service/RestAPI/{site_id}/calls-diary/calls"
 OTHER_CODE = 16
 JS_NAME = re.compile(r"[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*")
 SESSION_ID = re.compile(r"[\w\-.]{1,64}")
@@ -93,9 +100,14 @@ def result_tags(call: Mapping[str, Any]) -> list[str]:
     return tags
 
 
+def _answer_error(answer: Any) -> bool:
+    return isinstance(answer, dict) and bool(answer.get("error") or answer.get("errors")
+                                             or answer.get("status") == "error")
+
+
 def _check_answer(answer: Any, response: Any, token: str) -> None:
     """Calltouch may answer 200 with an error in the body: that is a failure too, not worth retrying."""
-    if isinstance(answer, dict) and (answer.get("error") or answer.get("errors") or answer.get("status") == "error"):
+    if _answer_error(answer):
         raise DeliveryError("Calltouch answered 200 with an error", retry=False, status=response.status_code,
                             response=excerpt(response, [token]))
 
@@ -165,3 +177,21 @@ class Calltouch(Integration):
                                         headers={"Access-Token": token, "SiteId": settings["site_id"].strip()})
         _check_answer(json_body(response, [token]), response, token)
         return excerpt(response, [token])
+
+    async def check(self, settings: dict[str, Any]) -> None:
+        """One call of today's journal: 401 is the token's fault, 403/404 the site id's."""
+        token, site = settings["api_token"].strip(), settings["site_id"].strip()
+        today = dt.datetime.now(ZoneInfo(settings["timezone"])).strftime("%d/%m/%Y")
+        try:
+            response = await self.http.send("GET", self._url(settings, CHECK_PATH), secrets=[token], params={
+                "clientApiId": token, "dateFrom": today, "dateTo": today, "page": 1, "limit": 1})
+        except DeliveryError as refused:
+            if refused.status == 401:
+                raise CheckFailed({"api_token": ["Calltouch does not know this API token."]}) from None
+            if refused.status in (403, 404):
+                raise CheckFailed({"site_id": [("Calltouch has no site %(site)s for this token: check the site id "
+                                                "(Integrations → API & Webhooks).", {"site": site})]}) from None
+            raise
+        if _answer_error(json_body(response, [token])):
+            raise CheckFailed({"_schema": [("Calltouch answered with an error: %(answer)s",
+                                            {"answer": excerpt(response, [token])})]})

@@ -1,8 +1,12 @@
-"""Yandex Metrika (SPEC S5): JS-event goals reached in the visitor's browser.
+"""Yandex Metrika (docs/integrations.md): JS-event goals reached in the visitor's browser.
 
 Nothing is sent from the server: Metrika counts goals on the page, where its
 counter knows the visit. The site script's event bus tells this plugin's
 client script what happened; it calls ``ym(counter, 'reachGoal', id)``.
+
+With an OAuth token (optional, secret) the settings can be checked: the
+Management API's ``GET /management/v1/counter/{id}`` says whether the counter
+exists and the token may read it.
 """
 from __future__ import annotations
 
@@ -10,9 +14,9 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
-from marshmallow import Schema, ValidationError, fields, validates
+from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from perezvon.api import Integration
+from perezvon.api import CheckFailed, DeliveryError, HttpPush, Integration
 
 #: site-script event -> the goal identifier to create in Metrika ("JavaScript event" goals)
 GOALS: dict[str, str] = {
@@ -32,6 +36,8 @@ GOAL_TITLES: dict[str, str] = {
     "offhours_lead": "Заявка в нерабочее время / Off-hours lead",
 }
 COUNTER_ID = re.compile(r"\d{1,12}")
+#: the Management API, asked only by :meth:`Metrika.check`
+API_URL = "https://api-metrika.yandex.net"
 
 
 class MetrikaSettings(Schema):
@@ -44,6 +50,13 @@ class MetrikaSettings(Schema):
         if not COUNTER_ID.fullmatch(value.strip()):
             raise ValidationError("Номер счётчика — только цифры, например 12345678 / "
                                   "The counter id is digits only, e.g. 12345678.")
+
+    oauth_token = fields.String(load_default="", metadata={
+        "secret": True, "label": "OAuth-токен для проверки / OAuth token for the check",
+        "help": "Необязательно: токен Яндекса с доступом metrika:read; с ним счётчик проверяется при сохранении / "
+                "Optional: a Yandex token with metrika:read access; with it the counter is checked on saving"})
+    api_url = fields.String(load_default=API_URL, validate=validate.URL(schemes={"http", "https"}, require_tld=False),
+                            metadata={"label": "Адрес API управления / Management API URL"})
 
 
 def _goals_help() -> str:
@@ -60,5 +73,30 @@ class Metrika(Integration):
     settings_schema = MetrikaSettings
     client_script: ClassVar[Path | None] = Path(__file__).with_name("static") / "metrika.js"
 
+    def __init__(self) -> None:
+        self.http = HttpPush()
+
     def client_events(self, settings: dict[str, Any]) -> dict[str, Any]:
         return {"counter": int(settings["counter_id"].strip()), "goals": dict(GOALS)}
+
+    async def check(self, settings: dict[str, Any]) -> None:
+        """The counter must exist and the token must read it; without a token there is nothing to ask."""
+        token = settings.get("oauth_token", "").strip()
+        if not token:
+            return
+        counter = settings["counter_id"].strip()
+        url = f"{settings['api_url'].rstrip('/')}/management/v1/counter/{counter}"
+        try:
+            await self.http.send("GET", url, headers={"Authorization": f"OAuth {token}"}, secrets=[token])
+        except DeliveryError as refused:
+            if refused.status == 401:
+                raise CheckFailed({"oauth_token": [
+                    "Yandex does not accept this OAuth token: it is wrong or has expired."]}) from None
+            if refused.status == 403:
+                raise CheckFailed({"counter_id": [("This token may not read counter %(counter)s: grant its account "
+                                                   "access to the counter, or check the number.",
+                                                   {"counter": counter})]}) from None
+            if refused.status in (400, 404):
+                raise CheckFailed({"counter_id": [("Yandex Metrika has no counter %(counter)s.",
+                                                   {"counter": counter})]}) from None
+            raise

@@ -1,4 +1,4 @@
-"""Site forms as an application: switched on and off per connection like the widget (SPEC S4.2)."""
+"""Site forms as an application: switched on and off per connection like the widget (docs/siteforms.md)."""
 from __future__ import annotations
 
 from perezvon.plugins.siteforms.schemas import SiteFormsAppSettings

@@ -1,16 +1,24 @@
-"""Signed webhooks (SPEC S8): a customer URL per connection gets JSON call events."""
+"""Signed webhooks (docs/webhooks.md): a customer URL per connection gets JSON call events.
+
+The settings are checked (``check``) by POSTing one signed test event, ``check``,
+which the receiver must answer with a 2xx.
+"""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
+import uuid
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 from perezvon.plugins.webhooks import signing
 
-from perezvon.api import EVENTS, CallEvent, HttpPush, Integration, excerpt
+from perezvon.api import EVENTS, CallEvent, CheckFailed, DeliveryError, HttpPush, Integration, excerpt
 
 MIN_SECRET = 16
+#: the test event sent when the settings are checked; never sent for a call
+CHECK_EVENT = "check"
 
 
 class WebhookSettings(Schema):
@@ -65,20 +73,38 @@ class Webhooks(Integration):
     def __init__(self) -> None:
         self.http = HttpPush()
 
-    async def push(self, event: CallEvent) -> str | None:
-        settings = event.settings
-        if event.event not in settings["events"]:
-            return None
-        body = json.dumps(event_body(event), ensure_ascii=False, separators=(",", ":")).encode()
+    async def post(self, settings: dict[str, Any], document: dict[str, Any]) -> Any:
+        """POST one event document, signed; the receiver's response (a 2xx or 3xx)."""
+        body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         timestamp = int(time.time())
-        response = await self.http.send("POST", settings["url"], content=body, timeout=settings["timeout"], headers={
+        return await self.http.send("POST", settings["url"], content=body, timeout=settings["timeout"], headers={
             "Content-Type": "application/json; charset=utf-8",
-            "X-Perezvon-Event": event.event,
-            "X-Perezvon-Event-Id": event.event_id,
+            "X-Perezvon-Event": document["event"],
+            "X-Perezvon-Event-Id": document["id"],
             "X-Perezvon-Timestamp": str(timestamp),
             "X-Perezvon-Signature": signing.signature(settings["secret"], timestamp, body),
         }, secrets=[settings["secret"]])
-        return excerpt(response)
+
+    async def push(self, event: CallEvent) -> str | None:
+        if event.event not in event.settings["events"]:
+            return None
+        return excerpt(await self.post(event.settings, event_body(event)))
+
+    async def check(self, settings: dict[str, Any]) -> None:
+        """A signed ``check`` event: the receiver must answer 2xx (a redirect is not followed)."""
+        document: dict[str, Any] = {"id": f"check-{uuid.uuid4()}", "event": CHECK_EVENT,
+                                    "occurred_at": dt.datetime.now(dt.UTC).isoformat(), "connection_id": None,
+                                    "lead": None, "call": None, "attempt": None, "attempts": []}
+        try:
+            response = await self.post(settings, document)
+        except DeliveryError as refused:
+            if refused.status is None:
+                raise
+            raise CheckFailed({"url": [("The receiver answered %(status)s to a signed test event; it must answer "
+                                        "2xx.", {"status": refused.status})]}) from None
+        if not 200 <= response.status_code < 300:
+            raise CheckFailed({"url": [("The receiver answered %(status)s (a redirect) to a signed test event; give "
+                                        "the final address.", {"status": response.status_code})]})
 
     on_lead_created = push
     on_attempt_finished = push

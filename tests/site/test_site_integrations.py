@@ -1,4 +1,4 @@
-"""The integrations' client scripts on a real customer page with the real site script (issue 6).
+"""The integrations' client scripts on a real customer page with the real site script (docs/integrations.md).
 
 The page has stand-in ``ym`` and ``gtag`` counters that record their calls and Calltouch's
 session variable; Metrika, Google Analytics and Calltouch are switched on for the connection.

@@ -1,4 +1,4 @@
-"""The widget in a real browser on a locally served test site (SPEC S2.1, S4.1, S4.2)."""
+"""The widget in a real browser on a locally served test site (docs/site-script.md)."""
 from __future__ import annotations
 
 from perezvon.core.models import Department, Lead, Office
@@ -185,7 +185,7 @@ async def test_url_rules_the_heaviest_wins_and_utm_rules_can_forbid(live, make_s
     await fill_phone(page)
     await page.locator(f"{WIDGET} button.go").click()
     lead = (await wait_for(lambda: leads_of(site), message="the lead"))[0]
-    assert lead.visit["rule"] == "heavy"  # the rule's name is spoken to the operator (S4.3)
+    assert lead.visit["rule"] == "heavy"  # the rule's name is spoken to the operator (docs/calls.md#announcements)
 
     hidden = await page.context.browser.new_context()
     try:

@@ -1,4 +1,4 @@
-"""The Calls table (SPEC S6): grouped by day, newest first, filtered, paged; the detail panel."""
+"""The Calls table (docs/admin.md#pages): grouped by day, newest first, filtered, paged; the detail panel."""
 from __future__ import annotations
 
 import datetime as dt

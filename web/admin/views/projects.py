@@ -1,4 +1,4 @@
-"""Projects and connections (SPEC S6): lists, pages, and the app/integration cards.
+"""Projects and connections (docs/admin.md#pages): lists, pages, and the app/integration cards.
 
 The cards come from the plugin registry: every registered application and
 integration appears with its on/off switch and a settings form generated
@@ -190,7 +190,7 @@ async def plugin_settings(ctx: Ctx) -> Response:
 
 
 async def project_grants(ctx: Ctx) -> Response:
-    """Full access to a project manages who else has access to it and its connections (SPEC S1)."""
+    """Full access to a project manages who else has access to it and its connections (docs/admin.md)."""
     from perezvon.core.phones import InvalidPhone, normalise
     from perezvon.core.models import User
 
