@@ -11,10 +11,17 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from perezvon.core.registry import PluginError
 from perezvon.core.settings import Settings
+
+if TYPE_CHECKING:  # imported where used: `perezvon --help` stays quick
+    import uvicorn
+
+    from perezvon.core.app import Perezvon
 
 log = logging.getLogger("perezvon")
 
@@ -30,7 +37,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _app(args: argparse.Namespace):
+def _app(args: argparse.Namespace) -> Perezvon:
     from perezvon.core.app import Perezvon
 
     return Perezvon(_settings(args))
@@ -51,26 +58,28 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-def _uvicorn_server(asgi_app, host: str, port: int):
+def _uvicorn_server(asgi_app: Any, host: str, port: int) -> uvicorn.Server:
     import uvicorn
 
     class Server(uvicorn.Server):
         # we own SIGINT/SIGTERM: one handler stops web, worker, SMTP and Redis in order
         @contextlib.contextmanager
-        def capture_signals(self):
+        def capture_signals(self) -> Iterator[None]:
             yield
 
     return Server(uvicorn.Config(asgi_app, host=host, port=port, lifespan="on", log_level="warning",
                                  proxy_headers=True, access_log=False))
 
 
-async def _run_until_stopped(tasks: list[asyncio.Task], stop: asyncio.Event) -> None:
+async def _run_until_stopped(tasks: list[asyncio.Task[Any]], stop: asyncio.Event) -> None:
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
     for task in done:
-        if task is not stopper and task.exception():
-            raise task.exception()
+        if task is not stopper:
+            error = task.exception()
+            if error is not None:
+                raise error
 
 
 async def cmd_serve(args: argparse.Namespace) -> int:
@@ -82,6 +91,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     _stop_on_signals(stop)
     await app.start(migrate=True)
+    assert app.intake is not None  # start() made it
     servers, workers, web_task, worker_task = [], None, None, None
     try:
         context = ServerContext(intake=app.intake, host=args.host, ports={"web": args.port, "smtp": args.smtp_port})
@@ -93,7 +103,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         web_task = asyncio.create_task(web.serve(), name="web")
         worker_task = asyncio.create_task(workers.async_run(), name="worker")
         _settle_heap()
-        while not web.started and not web_task.done():
+        while not web.started and not web_task.done():  # noqa: ASYNC110 -- uvicorn offers a flag, not an event
             await asyncio.sleep(0.05)
         print(f"Perezvon is running: {app.settings.public_url}  (web on {args.host}:{args.port}"
               + "".join(f", {s.describe()}" for s in servers) + "). Ctrl-C stops it.", flush=True)
@@ -105,6 +115,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                 await asyncio.gather(web_task, return_exceptions=True)
             if workers is not None:
                 await workers.close()
+            if worker_task is not None:
                 worker_task.cancel()
                 await asyncio.gather(worker_task, return_exceptions=True)
             for server in reversed(servers):
@@ -131,6 +142,7 @@ async def cmd_smtp(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     _stop_on_signals(stop)
     await app.start()
+    assert app.intake is not None  # start() made it
     servers = []
     try:
         context = ServerContext(intake=app.intake, host=args.host, ports={"smtp": args.smtp_port})
@@ -233,8 +245,9 @@ async def cmd_plugins(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     host = PluginHost.from_file(settings.plugins_path, core_settings=settings)
-    rows = [{"name": i.name, "kinds": i.kinds, "version": i.version, "origin": i.origin, "enabled": i.enabled,
-             "hooks": i.hooks} for i in host.infos.values()]
+    rows: list[dict[str, Any]] = [
+        {"name": i.name, "kinds": i.kinds, "version": i.version, "origin": i.origin, "enabled": i.enabled,
+         "hooks": i.hooks} for i in host.infos.values()]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
@@ -274,7 +287,7 @@ async def cmd_createuser(args: argparse.Namespace) -> int:
     return 0
 
 
-def _loop_factory():
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop when installed (it comes with uvicorn[standard]): a faster event loop."""
     try:
         import uvloop
@@ -360,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            return runner.run(args.handler(args))
+            code: int = runner.run(args.handler(args))
+            return code
     except PluginError as exc:
         print(f"perezvon: error: {exc}", file=sys.stderr)
         return 2

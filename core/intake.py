@@ -20,7 +20,7 @@ import datetime as dt
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from marshmallow import ValidationError
@@ -131,8 +131,11 @@ class Site:
 
 
 async def load_site(connection: Connection) -> Site:
-    offices = await Office.filter(connection_id=connection.id, is_active=True).values_list("id", flat=True)
-    departments = await Department.filter(connection_id=connection.id, is_active=True).values_list("id", flat=True)
+    # tortoise types a flat values_list as a list of tuples
+    offices = cast(list[int], await Office.filter(
+        connection_id=connection.id, is_active=True).values_list("id", flat=True))
+    departments = cast(list[int], await Department.filter(
+        connection_id=connection.id, is_active=True).values_list("id", flat=True))
     calendar = await CalendarDay.filter(connection_id=connection.id).all()
     plugins_on = await enablement.keys_on(connection)  # both kinds in one query
     telephony = TelephonySettingsSchema().load(connection.telephony or {})
@@ -144,7 +147,9 @@ async def load_site(connection: Connection) -> Site:
         hours=Hours(
             timezone=connection.timezone,
             weekly=connection.schedule,
-            overrides={d.date: (None if d.kind == "holiday" else (d.opens, d.closes)) for d in calendar},
+            # a day that is not a holiday has both times (the admin's calendar form requires them)
+            overrides={d.date: (None if d.kind == "holiday" else cast("tuple[str, str]", (d.opens, d.closes)))
+                       for d in calendar},
         ),
         offices=frozenset(offices),
         offices_required=connection.offices_enabled and connection.offices_required,
@@ -164,7 +169,7 @@ class SiteDirectory:
     def __init__(self, ttl_seconds: float) -> None:
         self.ttl = ttl_seconds
         self._cache: dict[str, tuple[float, Site | None]] = {}
-        self._loading: dict[str, asyncio.Future] = {}
+        self._loading: dict[str, asyncio.Future[Site | None]] = {}
 
     async def by_token(self, token: str) -> Site | None:
         hit = self._cache.get(token)
@@ -204,9 +209,9 @@ class RowInserter:
 
     def __init__(self, model: type[Model]) -> None:
         self.model = model
-        self._prepared: tuple | None = None
+        self._prepared: tuple[Any, ...] | None = None
 
-    def _prepare(self) -> tuple:
+    def _prepare(self) -> tuple[Any, ...]:
         if self._prepared is None:  # needs the database, so on first use
             db = self.model._meta.db
             executor = db.executor_class(model=self.model, db=db)
@@ -235,7 +240,7 @@ class _Pending:
     rate_key: str
     rate_limited: bool
     dup_key: str
-    future: asyncio.Future
+    future: asyncio.Future[Accepted]
 
 
 class LeadIntake:
@@ -252,7 +257,7 @@ class LeadIntake:
         self._insert_calls = RowInserter(Call)
         self._schema = LeadSchema()
         self._writer = Batcher(self._write, name="perezvon-intake-writer", max_batch=MAX_BATCH)
-        self._enqueueing: set[asyncio.Task] = set()
+        self._enqueueing: set[asyncio.Task[None]] = set()
 
     # --- the per-lead part: validate and prepare -------------------------------------
 
@@ -270,7 +275,7 @@ class LeadIntake:
         try:
             data = self._schema.load(payload)
         except ValidationError as exc:
-            raise IntakeError(422, exc.messages) from None
+            raise IntakeError(422, cast(dict[str, list[str]], exc.messages)) from None
         site = await self.sites.by_token(data["token"])
         if site is None:
             raise IntakeError(403, {"token": ["Unknown site token."]})
@@ -320,7 +325,7 @@ class LeadIntake:
         except ScheduleError:
             return spread_at
 
-    def _prepare(self, data: dict, site: Site, now: dt.datetime, scheduled_at: dt.datetime,
+    def _prepare(self, data: dict[str, Any], site: Site, now: dt.datetime, scheduled_at: dt.datetime,
                  client_ip: str | None) -> _Pending:
         utm = data["utm"]
         lead = dict(
@@ -360,7 +365,8 @@ class LeadIntake:
     # --- the group part: one writer commits everyone waiting ---------------------------
 
     async def _commit(self, pending: _Pending) -> Accepted:
-        return await self._writer.submit(pending)
+        accepted: Accepted = await self._writer.submit(pending)
+        return accepted
 
     async def _guard_batch(self, batch: list[_Pending]) -> list[str]:
         keys = [k for item in batch for k in (item.rate_key, item.dup_key)]

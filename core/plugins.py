@@ -24,6 +24,7 @@ import sys
 import tomllib
 from pathlib import Path
 from types import ModuleType
+from collections.abc import Sequence
 from typing import Any, Iterator
 
 import pluggy
@@ -118,7 +119,7 @@ class PluginHost:
     # --- loading ----------------------------------------------------------------
 
     @classmethod
-    def from_file(cls, path: Path, extra: list[tuple[str, object]] = (),
+    def from_file(cls, path: Path, extra: Sequence[tuple[str, object]] = (),
                   core_settings: Settings | None = None) -> PluginHost:
         host = cls(read_plugins_toml(path), core_settings)
         host.load_entry_points()
@@ -187,7 +188,7 @@ class PluginHost:
         if enabled:
             self._register(name, plugin)
 
-    def _only(self, hook_name: str, plugin_name: str):
+    def _only(self, hook_name: str, plugin_name: str) -> pluggy.HookCaller:
         """A hook caller that reaches one plugin only (so it gets its own settings)."""
         others = [p for n, p in self.pm.list_name_plugin() if n != plugin_name]
         return self.pm.subset_hook_caller(hook_name, remove_plugins=others)
@@ -230,7 +231,8 @@ class PluginHost:
         if not (isinstance(schema_cls, type) and issubclass(schema_cls, Schema)):
             raise PluginError(f"plugin {name!r}: perezvon_settings_schema must return a marshmallow Schema class")
         try:
-            return schema_cls().load(raw)
+            settings: dict[str, Any] = schema_cls().load(raw)
+            return settings
         except ValidationError as exc:
             field, message = _flatten_errors(exc.messages)[0]
             raise PluginError(f"plugin {name!r}: setting {field!r} in plugins.toml: {message}") from None
@@ -250,15 +252,16 @@ class PluginHost:
             if not hook.get_hookimpls():
                 continue
             call_kwargs = dict(kwargs)
-            if "settings" in hook.spec.argnames:
+            argnames = hook.spec.argnames if hook.spec else ()  # every hook called here has a spec
+            if "settings" in argnames:
                 call_kwargs["settings"] = self.infos[name].settings
-            if "core_settings" in hook.spec.argnames:
+            if "core_settings" in argnames:
                 call_kwargs["core_settings"] = self.core_settings
             results = hook(**call_kwargs)
             yield name, results
 
-    def routes(self) -> list[tuple[str, list]]:
-        return [(name, sum((r or [] for r in results), [])) for name, results in self.each("perezvon_routes")]
+    def routes(self) -> list[tuple[str, list[Any]]]:
+        return [(name, [route for r in results for route in r or []]) for name, results in self.each("perezvon_routes")]
 
     def job_functions(self) -> dict[str, Any]:
         """Every plugin's arq jobs, named ``"<plugin>.<job>"``."""
@@ -272,7 +275,7 @@ class PluginHost:
     def model_modules(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for name, results in self.each("perezvon_models"):
-            modules = sum((r or [] for r in results), [])
+            modules = [module for r in results for module in r or []]
             if modules:
                 out[name] = modules
         return out

@@ -100,7 +100,8 @@ class Application:
     client_script: ClassVar[Path | None] = None
 
     def default_settings(self) -> dict[str, Any]:
-        return self.settings_schema().load({})
+        defaults: dict[str, Any] = self.settings_schema().load({})
+        return defaults
 
     def client_config(self, connection: Connection, settings: dict[str, Any]) -> dict[str, Any]:
         """The per-connection JSON the app's client code receives."""
@@ -164,7 +165,7 @@ class AttemptPlan:
 
     @property
     def voice(self) -> str:
-        return self.telephony.get("voice", "female")
+        return str(self.telephony.get("voice", "female"))
 
 
 @dataclasses.dataclass
@@ -309,7 +310,8 @@ class Integration:
         return None
 
     def handler(self, event: str) -> Callable[[CallEvent], Awaitable[str | None]]:
-        return getattr(self, f"on_{event}")
+        handler: Callable[[CallEvent], Awaitable[str | None]] = getattr(self, f"on_{event}")
+        return handler
 
     @classmethod
     def handles(cls, event: str) -> bool:

@@ -8,6 +8,7 @@ import dataclasses
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -40,7 +41,7 @@ class Settings:
     recording_retention_days: int = 92
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
         env = dict(os.environ if env is None else env)
         data_dir = Path(overrides.pop("data_dir", None) or env.get("PEREZVON_DATA_DIR", "./var")).resolve()
         database_url = overrides.pop("database_url", None) or env.get("PEREZVON_DATABASE_URL") or (
@@ -51,7 +52,7 @@ class Settings:
         public_url = (overrides.pop("public_url", None) or env.get("PEREZVON_PUBLIC_URL")
                       or "http://127.0.0.1:8000").rstrip("/")
         secret_key = overrides.pop("secret_key", None) or env.get("PEREZVON_SECRET_KEY") or None
-        numbers = {
+        numbers: dict[str, Any] = {
             "leads_per_ip_per_minute": int(env.get("PEREZVON_LEADS_PER_IP_PER_MINUTE", 30)),
             "duplicate_window_seconds": int(env.get("PEREZVON_DUPLICATE_WINDOW_SECONDS", 60)),
             "sweep_seconds": float(env.get("PEREZVON_SWEEP_SECONDS", 5)),

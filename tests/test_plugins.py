@@ -58,7 +58,7 @@ def test_bad_settings_name_the_plugin_and_the_field(tmp_path, settings, message)
 
 
 def test_enabling_a_plugin_that_is_not_installed_is_an_error(tmp_path):
-    with pytest.raises(PluginError, match="plugin 'nowhere' is enabled in plugins.toml but not installed"):
+    with pytest.raises(PluginError, match=r"plugin 'nowhere' is enabled in plugins\.toml but not installed"):
         PluginHost.from_file(write_toml(tmp_path, "[plugins.nowhere]\nenabled = true\n"))
 
 
@@ -101,7 +101,7 @@ def test_an_argument_the_spec_lacks_is_refused(tmp_path):
         def perezvon_routes(self, settings, surprise):
             return []
 
-    with pytest.raises(PluginError, match="plugin 'extra'.*surprise"):
+    with pytest.raises(PluginError, match=r"plugin 'extra'.*surprise"):
         PluginHost.from_file(write_toml(tmp_path, ""), extra=[("extra", Extra())])
 
 

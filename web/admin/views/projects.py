@@ -97,7 +97,7 @@ async def connections_list(ctx: Ctx) -> Response:
     visible = ctx.access.visible_connection_ids()
     connections = await (Connection.all() if visible is None else Connection.filter(id__in=visible)) \
         .prefetch_related("project").order_by("name", "domain")
-    dates, counts = await calls_per_day([c.id for c in connections], 1)
+    _dates, counts = await calls_per_day([c.id for c in connections], 1)
     apps_on = await enablement.keys_on_many([c.id for c in connections], enablement.APPLICATION)
     return await ctx.render("admin/connections.html", connections=connections, today=counts, apps_on=apps_on)
 
