@@ -19,6 +19,12 @@ def _without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def plugins_file(override: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Path:
+    """Where plugins.toml is: ``--plugins``, else PEREZVON_PLUGINS, else ./plugins.toml (not resolved)."""
+    env = os.environ if env is None else env
+    return Path(override or env.get("PEREZVON_PLUGINS", "./plugins.toml"))
+
+
 @dataclasses.dataclass(repr=False)
 class Settings:
     data_dir: Path
@@ -47,7 +53,7 @@ class Settings:
             f"sqlite://{data_dir / 'perezvon.sqlite3'}"
         )
         redis_url = overrides.pop("redis_url", None) or env.get("PEREZVON_REDIS_URL") or None
-        plugins_path = Path(overrides.pop("plugins_path", None) or env.get("PEREZVON_PLUGINS", "./plugins.toml"))
+        plugins_path = plugins_file(overrides.pop("plugins_path", None), env)
         public_url = (overrides.pop("public_url", None) or env.get("PEREZVON_PUBLIC_URL")
                       or "http://127.0.0.1:8000").rstrip("/")
         secret_key = overrides.pop("secret_key", None) or env.get("PEREZVON_SECRET_KEY") or None

@@ -13,7 +13,8 @@ range), and may check ``PLUGIN_API_VERSION`` at import time.
 What is here, by purpose:
 
 * hook markers -- :data:`hookimpl` (and :data:`PROJECT`, the entry-point group);
-* what registration hooks add to -- :class:`Registry`, :class:`JobRegistry`;
+* what registration hooks add to -- :class:`Registry`, :class:`JobRegistry`,
+  :class:`CommandRegistry` (``perezvon`` sub-commands, whose handlers get a :class:`CommandContext`);
 * base classes and their data types, one family at a time: lead sources
   (:class:`LeadSource`, :class:`Server`, :class:`ServerContext`,
   :class:`IntakeError`), applications (:class:`Application`), telephony
@@ -32,6 +33,7 @@ What is here, by purpose:
 from __future__ import annotations
 
 from perezvon.core.batching import Batcher, settle
+from perezvon.core.commands import CommandContext, CommandRegistry
 from perezvon.core.i18n import DEFAULT_LOCALE, LOCALES, compiled_translations, gettext
 from perezvon.core.intake import Accepted, IntakeError, LeadIntake, RowInserter
 from perezvon.core.integrations import HttpPush, excerpt, json_body
@@ -107,6 +109,8 @@ __all__ = [
     "Batcher",
     "CallControl",
     "CallEvent",
+    "CommandContext",
+    "CommandRegistry",
     "Connection",
     "DeliveryError",
     "DemoStep",

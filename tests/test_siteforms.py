@@ -128,7 +128,7 @@ async def smtp_server(perezvon_app, **settings):
         servers = [SiteFormsSmtpServer(context, SiteFormsSettings().load({"domain": DOMAIN, **settings}),
                                        perezvon_app.settings)]
     else:
-        servers = [s for s in perezvon_app.host.servers(context) if s.protocol == "smtp"]
+        servers = [s for s in perezvon_app.host.servers(context) if isinstance(s, SiteFormsSmtpServer)]
     assert len(servers) == 1
     server = servers[0]
     await server.start()
