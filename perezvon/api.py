@@ -17,7 +17,7 @@ What is here, by purpose:
   :class:`CommandRegistry` (``perezvon`` sub-commands, whose handlers get a :class:`CommandContext`);
 * base classes and their data types, one family at a time: lead sources
   (:class:`LeadSource`, :class:`Server`, :class:`ServerContext`,
-  :class:`IntakeError`), applications (:class:`Application`), telephony
+  :class:`IntakeError`, :class:`IntakeReason`), applications (:class:`Application`), telephony
   (:class:`TelephonyBackend`, :class:`AttemptPlan`, :class:`AttemptOutcome`,
   :class:`LegStatus`, :class:`CallControl`, :func:`run_scenario`,
   :class:`SpeechEngine`), integrations (:class:`Integration`, :class:`CallEvent`,
@@ -35,7 +35,7 @@ from __future__ import annotations
 from perezvon.core.batching import Batcher, settle
 from perezvon.core.commands import CommandContext, CommandRegistry
 from perezvon.core.i18n import DEFAULT_LOCALE, LOCALES, compiled_translations, gettext
-from perezvon.core.intake import Accepted, IntakeError, LeadIntake, RowInserter
+from perezvon.core.intake import Accepted, IntakeError, IntakeReason, LeadIntake, RowInserter
 from perezvon.core.integrations import HttpPush, excerpt, json_body
 from perezvon.core.models import (
     Connection,
@@ -119,6 +119,7 @@ __all__ = [
     "HttpPush",
     "Integration",
     "IntakeError",
+    "IntakeReason",
     "InvalidPhone",
     "JobRegistry",
     "Lead",
