@@ -15,7 +15,8 @@ import dataclasses
 import gc
 import inspect
 import signal
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Union
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from perezvon.core.registry import PluginError
 from perezvon.core.settings import Settings
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from perezvon.core.app import Perezvon
 
 #: ``def handler(context) -> int | None`` or ``async def``; the result is the exit status (None is 0)
-CommandHandler = Callable[["CommandContext"], Union[int, None, Awaitable[Union[int, None]]]]
+CommandHandler = Callable[["CommandContext"], int | None | Awaitable[int | None]]
 
 
 def settle_heap() -> None:
