@@ -1,6 +1,6 @@
 """Asterisk backend benchmark: many callbacks in flight through ONE worker, against the AMI emulator.
 
-What it measures (issue 3's figures):
+What it measures:
 
 1. **In flight** -- ``--calls`` leads (default 500) are posted at ``--rate`` per second to
    ``perezvon web``; one ``perezvon worker`` places them through the ``asterisk`` plugin

@@ -117,12 +117,13 @@ async def new_site(name: str):
 
 
 async def throughput(app, url: str, count: int) -> dict:
-    from perezvon.core.models import Call, Delivery, IntegrationEnablement, Lead
+    from perezvon.core import enablement
+    from perezvon.core.models import Call, Delivery, Lead
     from perezvon.core.queue import JobQueue, delivery_job
     from perezvon.core.worker import build_workers
 
     site = await new_site("throughput")
-    await IntegrationEnablement.create(connection=site, integration_key="webhooks", settings={
+    await enablement.enable(site, enablement.INTEGRATION, "webhooks", {
         "url": url + "/hook", "secret": "bench-secret-0123456789", "events": ["lead_created"]})
     now = dt.datetime.now(dt.UTC)
     leads = [Lead(id=uuid.uuid4(), connection_id=site.id, source="api", phone=f"+7916{i:07d}", created_at=now)
@@ -154,7 +155,8 @@ async def throughput(app, url: str, count: int) -> dict:
 async def lead_to_dial(app, slow_url: str | None, leads: int, rate: float) -> dict:
     import httpx
 
-    from perezvon.core.models import Attempt, IntegrationEnablement
+    from perezvon.core import enablement
+    from perezvon.core.models import Attempt
     from perezvon.core.worker import build_workers
     from perezvon.web.app import create_app
 
@@ -167,7 +169,7 @@ async def lead_to_dial(app, slow_url: str | None, leads: int, rate: float) -> di
             "google_analytics": {"measurement_id": "G-BENCH1234", "api_secret": "s", "mp_url": slow_url + "/mp"},
             "metrika": {"counter_id": "12345678"},
         }.items():
-            await IntegrationEnablement.create(connection=site, integration_key=key, settings=settings)
+            await enablement.enable(site, enablement.INTEGRATION, key, settings)
     workers = build_workers(app)
     task = asyncio.create_task(workers.async_run())
     received: dict[str, float] = {}

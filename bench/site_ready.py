@@ -11,8 +11,8 @@ reports ``ready - load`` (0 when the widget was ready before the load event).
 *Cold* views are each in a fresh browser context (empty cache: loader, config,
 runtime and app code all fetched); *warm* views reload one context (code
 cached for a year, config for a minute, loader for five). It also counts the
-config requests that went to the network per view (the issue: at most one,
-none when cached). Budget of issue 4: 50 ms.
+config requests that went to the network per view (at most one,
+none when cached). Budget: 50 ms.
 """
 from __future__ import annotations
 

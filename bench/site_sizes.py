@@ -4,8 +4,8 @@
 
 Starts the demo (widget and lead generator on) and fetches what a page view
 fetches: the loader, the config, the runtime and each app's code, each with
-``Accept-Encoding: gzip`` (the bytes on the wire) and without. Budgets of
-issue 4: loader <= 3 KB gzipped, all widget + lead-generator code <= 30 KB.
+``Accept-Encoding: gzip`` (the bytes on the wire) and without. Budgets:
+loader <= 3 KB gzipped, all widget + lead-generator code <= 30 KB.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Who may do what (SPEC S1, S7): the one grant check the admin and the read API share.
+"""Who may do what (docs/admin.md#who-may-do-what): the one grant check the admin and the read API share.
 
 A grant gives a user a level -- view, edit or full -- on a project or on one
 connection; a project grant covers every connection of the project, and the

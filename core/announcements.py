@@ -1,4 +1,4 @@
-"""What the robot says to the operator and to the client (SPEC S4.3).
+"""What the robot says to the operator and to the client (docs/calls.md#announcements).
 
 Each switch of the connection's announcement settings adds one part; extra
 text is spoken last. The texts are Russian -- they are spoken to Russian

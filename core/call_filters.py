@@ -1,4 +1,4 @@
-"""The filters of the Calls table (SPEC S6), shared by the admin, the export and the read API.
+"""The filters of the Calls table (docs/admin.md), shared by the admin, the export and the read API.
 
 One schema parses the query string the same way everywhere, one function turns
 it into a query restricted to what the user may see, and one keyset cursor
@@ -22,7 +22,7 @@ from tortoise.queryset import QuerySet
 from perezvon.core.models import Call, CallTag, DisplayStatus
 from perezvon.core.schemas import check_time_zone
 
-#: automatic tags (SPEC S3.6) by the name the filter uses, as conditions on the call
+#: automatic tags (docs/calls.md#automatic-tags) by the name the filter uses, as conditions on the call
 AUTO_TAGS: dict[str, dict[str, Any]] = {
     "unique": {"is_unique": True},
     "repeat": {"is_unique": False},

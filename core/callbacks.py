@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from tortoise.transactions import in_transaction
 
-from perezvon.core import announcements, redial, scenario, schedule
-from perezvon.core.models import (Attempt, Call, CallState, Connection, DisplayStatus, IntegrationEnablement, Lead,
-                         NotificationRecipient, OperatorNumber)
+from perezvon.core import announcements, enablement, redial, scenario, schedule
+from perezvon.core.models import (Attempt, Call, CallState, Connection, DisplayStatus, Lead, NotificationRecipient,
+                         OperatorNumber)
 from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job
 from perezvon.core.recordings import expire_recordings
 from perezvon.core.phones import InvalidPhone, normalise
@@ -262,9 +262,8 @@ class CallbackEngine:
             step = redial.next_step(connection.redial_matrix, chain_started=call.first_direction,
                                     next_number=attempt.number + 1, operator=outcome.operator_status,
                                     client=outcome.client_status)
-        enabled = [key for key in await IntegrationEnablement.filter(
-            connection_id=call.connection_id, is_on=True).values_list("integration_key", flat=True)
-            if key in self.registry.integrations]
+        enabled = [key for key in (await enablement.keys_on(call.connection_id))[enablement.INTEGRATION]
+                   if key in self.registry.integrations]
         jobs: list[Job] = [delivery_job(key, ATTEMPT_FINISHED, str(call.id), attempt.number) for key in enabled
                            if self.registry.integrations[key].handles(ATTEMPT_FINISHED)]
         async with in_transaction():

@@ -1,4 +1,4 @@
-"""Traffic channel of a lead when the client did not send one (SPEC S1).
+"""Traffic channel of a lead when the client did not send one (docs/site-script.md).
 
 The site script classifies the visit itself (it sees the landing page's
 referrer and click ids); this is the same rule for leads posted by other

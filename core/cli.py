@@ -1,4 +1,4 @@
-"""The ``perezvon`` command (ARCHITECTURE "Contracts")."""
+"""The ``perezvon`` command (README.md, "Commands")."""
 from __future__ import annotations
 
 import argparse

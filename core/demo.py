@@ -7,9 +7,8 @@ from typing import Any
 
 from perezvon.core.app import Perezvon
 from perezvon.core.auth import hash_password
-from marshmallow import ValidationError
-
-from perezvon.core.models import AppEnablement, Connection, IntegrationEnablement, OperatorNumber, Project, User
+from perezvon.core import enablement
+from perezvon.core.models import Connection, OperatorNumber, Project, User
 
 DEMO_PHONE = "+79990000001"
 DEMO_DOMAIN = "localhost"
@@ -64,17 +63,15 @@ async def seed_demo(app: Perezvon) -> dict[str, Any]:
             specialization="Продажа автомобилей", schedule=ROUND_THE_CLOCK)
     if not await OperatorNumber.exists(connection_id=connection.id):
         await OperatorNumber.create(connection=connection, phone="+74951234567")
-    for key, application in app.host.registry.applications.items():
-        await AppEnablement.get_or_create(connection=connection, app_key=key,
-                                          defaults={"settings": application.default_settings()})
-    # integrations that need no account details (a counter id, a key) are switched on too
-    for key, integration in app.host.registry.integrations.items():
-        try:
-            defaults = integration.settings_schema().load({})
-        except ValidationError:
-            continue
-        await IntegrationEnablement.get_or_create(connection=connection, integration_key=key,
-                                                  defaults={"settings": defaults})
+    # every application, and the integrations that need no account details (a counter id, a key), are
+    # switched on -- once: a plugin someone switched off or set up since is left as it is
+    set_up = await enablement.enablements_of(connection)
+    for kind, plugins in ((enablement.APPLICATION, app.host.registry.applications),
+                          (enablement.INTEGRATION, app.host.registry.integrations)):
+        for key, plugin in plugins.items():
+            defaults = enablement.default_settings(plugin)
+            if (kind, key) not in set_up and defaults is not None:
+                await enablement.enable(connection, kind, key, defaults)
     public = app.settings.public_url
     extras: dict[str, Any] = {}
     for step in app.host.demo_steps():  # e.g. the site-forms plugin's technical e-mail address

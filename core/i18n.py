@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import gettext as gettext_module
 import io
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,41 @@ def compiled_translations(locale_dir: Path, locale: str) -> gettext_module.NullT
 
 def gettext(message: str, locale: str = DEFAULT_LOCALE) -> str:
     return _catalog(locale).get(message, message)
+
+
+# --- a plugin's own catalog, found by convention ------------------------------------------------
+
+@functools.cache
+def _locale_dir_of_module(module_name: str) -> Path | None:
+    module = sys.modules.get(module_name)
+    path = Path(getattr(module, "__file__", None) or "")
+    if not path.name:
+        return None
+    folder = path.parent
+    while True:  # beside the module, else in an enclosing folder of the same package
+        if (folder / "locales").is_dir():
+            return folder / "locales"
+        if not (folder.parent / "__init__.py").exists():
+            return None
+        folder = folder.parent
+
+
+def plugin_locale_dir(plugin: object) -> Path | None:
+    """The ``locales/`` folder of the package that defines ``plugin`` (an Application, an
+    Integration, ...): beside the module of its class, or in an enclosing folder of that package.
+    No registration: a plugin that ships ``locales/ru/LC_MESSAGES/messages.po`` is translated."""
+    cls = plugin if isinstance(plugin, type) else type(plugin)
+    return _locale_dir_of_module(cls.__module__)
+
+
+def plugin_gettext(plugin: object, message: str, locale: str = DEFAULT_LOCALE) -> str:
+    """``message`` (an English msgid) through the plugin's own catalog, else the core's."""
+    folder = plugin_locale_dir(plugin)
+    if folder is not None:
+        text = compiled_translations(folder, locale).gettext(message)
+        if text != message:
+            return text
+    return gettext(message, locale)
 
 
 _ = gettext

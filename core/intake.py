@@ -31,8 +31,8 @@ from tortoise.transactions import in_transaction
 from perezvon.core.domains import browser_domains
 from perezvon.core import channels
 from perezvon.core.batching import Batcher, settle
-from perezvon.core.models import (AppEnablement, CalendarDay, Call, CallState, Connection, Department, DisplayStatus,
-                         IntegrationEnablement, Lead, Office)
+from perezvon.core import enablement
+from perezvon.core.models import CalendarDay, Call, CallState, Connection, Department, DisplayStatus, Lead, Office
 from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job
 from perezvon.core.schedule import Hours, ScheduleError, first_attempt_at
 from perezvon.core.schemas import LeadSchema, TelephonySettingsSchema
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("perezvon.intake")
 
 MAX_BATCH = 500
-#: a longer delay before the first call means "e-mail the lead instead of calling" (SPEC S3.2)
+#: a longer delay before the first call means "e-mail the lead instead of calling" (docs/calls.md#the-59-s-rule)
 MAX_CALL_DELAY_SECONDS = 59
 NOTIFIED_REASON = "the delay before the call is over 59 s: the lead was e-mailed instead"
 
@@ -157,9 +157,7 @@ async def load_site(connection: Connection) -> Site:
     offices = await Office.filter(connection_id=connection.id, is_active=True).values_list("id", flat=True)
     departments = await Department.filter(connection_id=connection.id, is_active=True).values_list("id", flat=True)
     calendar = await CalendarDay.filter(connection_id=connection.id).all()
-    apps = await AppEnablement.filter(connection_id=connection.id, is_on=True).values_list("app_key", flat=True)
-    integrations = await IntegrationEnablement.filter(
-        connection_id=connection.id, is_on=True).values_list("integration_key", flat=True)
+    plugins_on = await enablement.keys_on(connection)  # both kinds in one query
     telephony = TelephonySettingsSchema().load(connection.telephony or {})
     return Site(
         id=connection.id,
@@ -178,8 +176,8 @@ async def load_site(connection: Connection) -> Site:
         first_direction=telephony["first_direction"],
         first_call_delay=telephony["first_call_delay_seconds"],
         offhours_spread=connection.offhours_spread_seconds,
-        apps=frozenset(apps),
-        integrations=tuple(sorted(integrations)),
+        apps=frozenset(plugins_on[enablement.APPLICATION]),
+        integrations=tuple(sorted(plugins_on[enablement.INTEGRATION])),
     )
 
 

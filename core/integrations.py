@@ -1,4 +1,4 @@
-"""What every integration needs: outgoing HTTP mapped onto delivery errors, and secret settings.
+"""What every integration needs: outgoing HTTP mapped onto delivery errors.
 
 :class:`HttpPush` is the one way integrations talk to a service: a pooled
 httpx client with a short timeout, whose failures become
@@ -15,10 +15,8 @@ request, over anyio streams); through aiohttp the same POST costs about
 0.3 ms (``bench/http_push.py``), and pushes are what a deliveries worker
 spends its CPU on (BENCHMARKS.md, "Integration deliveries").
 
-:func:`mask_secrets` and :func:`merge_secrets` implement SPEC S5's "after
-saving, the key is shown as ``****`` and never sent back to the browser":
-fields whose schema metadata says ``secret`` are masked on the way out, and a
-form that sends the mask (or nothing) back keeps the stored value.
+Secret settings are masked for browsers by :mod:`perezvon.core.enablement`
+(``mask_secrets`` / ``merge_secrets``), with the rest of a plugin's settings.
 """
 from __future__ import annotations
 
@@ -32,35 +30,12 @@ from typing import Any
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
-from marshmallow import Schema
-
+from perezvon.core.enablement import MASK
 from perezvon.core.registry import DeliveryError
-
-MASK = "****"
 #: how much of an answer is kept with a delivery
 EXCERPT = 300
 #: connections per integration and event loop: a worker runs at most ``perezvon.core.worker.DELIVERY_MAX_JOBS`` pushes
 MAX_CONNECTIONS = 200
-
-
-def secret_fields(schema: type[Schema] | Schema) -> set[str]:
-    instance = schema() if isinstance(schema, type) else schema
-    return {name for name, field in instance.fields.items() if field.metadata.get("secret")}
-
-
-def mask_secrets(schema: type[Schema] | Schema, settings: dict[str, Any]) -> dict[str, Any]:
-    """The settings as a browser may see them: every non-empty secret replaced by ``****``."""
-    hidden = secret_fields(schema)
-    return {key: (MASK if key in hidden and value else value) for key, value in settings.items()}
-
-
-def merge_secrets(schema: type[Schema] | Schema, submitted: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
-    """What to validate and save: a secret sent back as ``****`` (or left out) keeps its stored value."""
-    merged = dict(submitted)
-    for key in secret_fields(schema):
-        if merged.get(key) in (None, MASK) and stored.get(key):
-            merged[key] = stored[key]
-    return merged
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -137,7 +112,8 @@ class HttpPush:
             # connection ConnectTimeout, so the httpx class alone would call it a timeout
             cause = exc.__cause__ or exc
             if isinstance(cause, TimeoutError):
-                raise DeliveryError(f"no answer within {timeout:g} s ({type(exc).__name__})", retry=True) from None
+                raise DeliveryError(f"no answer within {timeout:g} s ({type(exc).__name__})", retry=True,
+                                    timed_out=True) from None
             raise DeliveryError(redact(f"network error: {type(cause).__name__}: {cause}", secrets),
                                 retry=True) from None
         status = response.status_code

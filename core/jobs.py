@@ -4,19 +4,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import functools
 import logging
 import uuid
 from collections import defaultdict
 from typing import Any
 
 from arq import Retry
-from marshmallow import Schema, ValidationError
+from marshmallow import ValidationError
 from tortoise.transactions import in_transaction
 
 from perezvon.core.batching import Batcher, settle
+from perezvon.core import enablement
 from perezvon.core.callbacks import as_event_data, utcnow
-from perezvon.core.models import Attempt, Call, Delivery, IntegrationEnablement, NotificationRecipient
+from perezvon.core.models import Attempt, Call, Delivery, NotificationRecipient
 from perezvon.core.registry import CallEvent, DeliveryError, Notification
 
 log = logging.getLogger("perezvon.jobs")
@@ -42,12 +42,6 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
 def delivery_label(event: str, attempt_number: int | None) -> str:
     """How one delivery is named in :attr:`CallEvent.previous`: the event, ":<n>" for attempts."""
     return event if attempt_number is None else f"{event}:{attempt_number}"
-
-
-@functools.cache
-def settings_schema(schema: type[Schema]) -> Schema:
-    """One instance per settings schema: making a marshmallow schema copies all its fields."""
-    return schema()
 
 
 @dataclasses.dataclass
@@ -86,9 +80,8 @@ async def load_contexts(wanted: list[tuple[str, str]]) -> list[DeliveryContext |
     for attempt in await Attempt.filter(call_id__in=list(calls)).order_by("number"):
         attempts[str(attempt.call_id)].append(attempt)
     keys = list({key for _, key in wanted})
-    settings = {(connection_id, key): value for connection_id, key, value in await IntegrationEnablement.filter(
-        connection_id__in=list({call.connection_id for call in calls.values()}), integration_key__in=keys,
-        is_on=True).values_list("connection_id", "integration_key", "settings")}
+    settings = await enablement.settings_of_many({call.connection_id for call in calls.values()},
+                                                 enablement.INTEGRATION, keys)
     previous: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
     for call_id, key, event, number, response in await Delivery.filter(
             call_id__in=list(calls), integration_key__in=keys, ok=True).values_list(
@@ -196,9 +189,9 @@ async def deliver(ctx: dict[str, Any], integration_key: str, event: str, call_id
             next_try_at=now + dt.timedelta(seconds=retry_in) if retry_in is not None else None))
 
     try:
-        settings = settings_schema(integration.settings_schema).load(context.settings or {})
-    except ValidationError as exc:  # saved before a schema change: trying again cannot help
-        await record(False, response=f"the integration's settings are invalid: {exc.messages}")
+        settings = enablement.validated(integration, context.settings)
+    except ValidationError as exc:  # saved before a schema change: trying again cannot help (core/enablement.py)
+        await record(False, response=enablement.invalid_message(integration, exc))
         return "failed: invalid settings"
     payload = CallEvent(
         event=event, connection_id=call.connection_id, settings=settings,
@@ -235,7 +228,7 @@ async def deliver(ctx: dict[str, Any], integration_key: str, event: str, call_id
 
 
 async def notify(ctx: dict[str, Any], notifier_key: str, kind: str, subject_id: str) -> str:
-    """Send one notification about a call through one notifier (SPEC S2.3)."""
+    """Send one notification about a call through one notifier (docs/calls.md#notifications)."""
     app = ctx["perezvon"]
     notifier = app.host.registry.notifiers.get(notifier_key)
     call = await Call.get_or_none(id=subject_id).prefetch_related("lead", "attempts", "connection")

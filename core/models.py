@@ -1,4 +1,4 @@
-"""The data model of SPEC S1 (tortoise-orm; SQLite by default, PostgreSQL at scale).
+"""The data model (tortoise-orm; SQLite by default, PostgreSQL at scale).
 
 Leads, calls and attempts have UUID keys made by the application, so the
 intake can write a whole batch in one transaction without reading ids back,
@@ -26,7 +26,7 @@ class GrantLevel:
 
 
 class Channel:
-    """Traffic channels of SPEC S1/S4.2."""
+    """Traffic channels of a lead (docs/site-script.md)."""
 
     DIRECT = "direct"
     ORGANIC = "organic"
@@ -41,13 +41,13 @@ class CallState:
 
     SCHEDULED = "scheduled"  # next attempt waits for next_attempt_at
     DIALLING = "dialling"  # an attempt is in progress
-    NOTIFIED = "notified"  # webhook delay over 59 s: an e-mail instead of a call (S3.2)
+    NOTIFIED = "notified"  # webhook delay over 59 s: an e-mail instead of a call (docs/calls.md#the-59-s-rule)
     FINISHED = "finished"
     ACTIVE = (SCHEDULED, DIALLING)
 
 
 class DisplayStatus:
-    """The statuses the Calls table shows (SPEC S3.3)."""
+    """The statuses the Calls table shows (docs/calls.md#display-statuses)."""
 
     PENDING = "pending"
     SUCCESSFUL = "successful"
@@ -55,7 +55,8 @@ class DisplayStatus:
     UNSUCCESSFUL = "unsuccessful"
     FAILED = "failed"
     CANCELLED = "cancelled"
-    #: the site's delay before a call is over 59 s: people were e-mailed, nobody was called (S3.2)
+    #: the site's delay before a call is over 59 s: people were e-mailed, nobody was called
+    #: (docs/calls.md#the-59-s-rule)
     NOTIFIED = "notified"
 
 
@@ -80,7 +81,7 @@ class User(Model):
 
 
 class ActivationToken(Model):
-    """A one-time link to set a password (SPEC S1, S7). Only its hash is stored."""
+    """A one-time link to set a password. Only its hash is stored."""
 
     id = fields.IntField(primary_key=True)
     user = fields.ForeignKeyField("perezvon.User", related_name="activation_tokens", on_delete=fields.CASCADE)
@@ -110,12 +111,12 @@ class Project(Model):
 
 
 def default_schedule() -> dict:
-    """Mon-Sun 09:00-20:00 (SPEC S2.1); keys are ISO weekdays 1..7, null = day off."""
+    """Mon-Sun 09:00-20:00 (docs/calls.md#connection-settings); keys are ISO weekdays 1..7, null = day off."""
     return {str(day): ["09:00", "20:00"] for day in range(1, 8)}
 
 
 class Connection(Model):
-    """One site (one domain) of a project, with its settings (SPEC S2)."""
+    """One site (one domain) of a project, with its settings."""
 
     id = fields.IntField(primary_key=True)
     project = fields.ForeignKeyField("perezvon.Project", related_name="connections", on_delete=fields.CASCADE)
@@ -127,7 +128,7 @@ class Connection(Model):
     timezone = fields.CharField(max_length=64, default="Europe/Moscow")
     is_on = fields.BooleanField(default=True)
     token = fields.CharField(max_length=64, unique=True, default=new_site_token)
-    # S2.1 general
+    # general settings (docs/calls.md#connection-settings)
     timer_seconds = fields.IntField(default=36)
     offhours_spread_seconds = fields.IntField(default=300)
     target_call_seconds = fields.IntField(default=120)
@@ -136,14 +137,14 @@ class Connection(Model):
     session_gap_minutes = fields.IntField(default=15)
     schedule = fields.JSONField(default=default_schedule)
     convenient_time = fields.CharField(max_length=5, default="10:00")
-    # S2.2 offices and departments lists
+    # offices and departments lists
     offices_enabled = fields.BooleanField(default=False)
     offices_required = fields.BooleanField(default=False)
     offices_title = fields.CharField(max_length=100, default="")
     departments_enabled = fields.BooleanField(default=False)
     departments_required = fields.BooleanField(default=False)
     departments_title = fields.CharField(max_length=100, default="")
-    # S3.2 telephony, S3.4 redial matrix, S4.3 announcements: validated by core schemas
+    # telephony, redial matrix, announcements (docs/calls.md): validated by core schemas
     telephony = fields.JSONField(default=dict)
     redial_matrix = fields.JSONField(default=dict)
     announcements = fields.JSONField(default=dict)
@@ -157,7 +158,7 @@ class Connection(Model):
 
 
 class CalendarDay(Model):
-    """A per-date override of the weekly schedule (SPEC S2.1)."""
+    """A per-date override of the weekly schedule."""
 
     id = fields.IntField(primary_key=True)
     connection = fields.ForeignKeyField("perezvon.Connection", related_name="calendar", on_delete=fields.CASCADE)
@@ -172,7 +173,7 @@ class CalendarDay(Model):
 
 
 class AccessGrant(Model):
-    """User x (project or connection) x level (SPEC S1). A project grant covers its connections."""
+    """User x (project or connection) x level. A project grant covers its connections."""
 
     id = fields.IntField(primary_key=True)
     user = fields.ForeignKeyField("perezvon.User", related_name="grants", on_delete=fields.CASCADE)
@@ -231,32 +232,36 @@ class OperatorNumber(Model):
         ordering = ["sort_order", "id"]
 
 
-class AppEnablement(Model):
+class PluginKind:
+    """The two kinds of plugin a connection switches on, each with its own settings."""
+
+    APPLICATION = "application"
+    INTEGRATION = "integration"
+    ALL = (APPLICATION, INTEGRATION)
+
+
+class PluginEnablement(Model):
+    """One plugin (an application or an integration) switched on or off for a connection, with its settings.
+
+    Read and written only through :mod:`perezvon.core.enablement`, which loads,
+    defaults, validates and masks the settings the same way everywhere.
+    """
+
     id = fields.IntField(primary_key=True)
-    connection = fields.ForeignKeyField("perezvon.Connection", related_name="apps", on_delete=fields.CASCADE)
-    app_key = fields.CharField(max_length=64)
+    connection = fields.ForeignKeyField("perezvon.Connection", related_name="plugins", on_delete=fields.CASCADE)
+    kind = fields.CharField(max_length=12, description="application | integration")
+    key = fields.CharField(max_length=64)
     is_on = fields.BooleanField(default=True)
     settings = fields.JSONField(default=dict)
 
     class Meta:
-        table = "app_enablements"
-        unique_together = (("connection", "app_key"),)
-
-
-class IntegrationEnablement(Model):
-    id = fields.IntField(primary_key=True)
-    connection = fields.ForeignKeyField("perezvon.Connection", related_name="integrations", on_delete=fields.CASCADE)
-    integration_key = fields.CharField(max_length=64)
-    is_on = fields.BooleanField(default=True)
-    settings = fields.JSONField(default=dict)
-
-    class Meta:
-        table = "integration_enablements"
-        unique_together = (("connection", "integration_key"),)
+        table = "plugin_enablements"
+        # also the index of every read: by connection (one or many), then kind and key
+        unique_together = (("connection", "kind", "key"),)
 
 
 class NotificationRecipient(Model):
-    """Who is e-mailed about calls (SPEC S2.3), optionally only for one office/department."""
+    """Who is e-mailed about calls, optionally only for one office/department."""
 
     id = fields.IntField(primary_key=True)
     connection = fields.ForeignKeyField("perezvon.Connection", related_name="recipients", on_delete=fields.CASCADE)
@@ -302,7 +307,7 @@ class Lead(Model):
 
 
 class Call(Model):
-    """The callback for one lead and its attempt chain (SPEC S1, S3.6)."""
+    """The callback for one lead and its attempt chain."""
 
     id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
     lead = fields.OneToOneField("perezvon.Lead", related_name="call", on_delete=fields.CASCADE)
@@ -328,7 +333,7 @@ class Call(Model):
 
 
 class Attempt(Model):
-    """One dial attempt of a call: the status pair and the reason (SPEC S3.3)."""
+    """One dial attempt of a call: the status pair and the reason."""
 
     id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
     call = fields.ForeignKeyField("perezvon.Call", related_name="attempts", on_delete=fields.CASCADE)

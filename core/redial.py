@@ -1,4 +1,4 @@
-"""What happens after an attempt: the redial matrix (SPEC S3.4).
+"""What happens after an attempt: the redial matrix (docs/calls.md#the-redial-matrix).
 
 A matrix maps the redial number (2..5) and the previous attempt's status
 pair to a rule: ``{"period": seconds, "direction": ...}`` or ``"abort"``.

@@ -23,6 +23,29 @@ class PluginError(Exception):
     """A plugin cannot be loaded or configured. The message names the plugin."""
 
 
+#: a message of :class:`CheckFailed`: an English msgid, or ``(msgid, params)`` for one with
+#: ``%(name)s`` placeholders (e.g. the service's own words)
+CheckMessage = str | tuple[str, dict[str, Any]]
+
+
+class CheckFailed(Exception):
+    """The real service refused a plugin's settings for a connection (raised by ``check``).
+
+    ``errors`` maps a settings field to its messages, like a marshmallow errors
+    dict; :data:`NOT_A_FIELD` (``"_schema"``) holds what is about no one field.
+    Messages are English msgids (:data:`CheckMessage`): the admin shows them
+    translated -- from ``locales/`` next to the plugin's module, else the core's
+    catalog -- with every secret setting blanked out
+    (:func:`perezvon.core.checks.check_settings`).
+    """
+
+    NOT_A_FIELD = "_schema"
+
+    def __init__(self, errors: dict[str, list[CheckMessage]]) -> None:
+        super().__init__(f"the service refused: {', '.join(sorted(errors))}")  # field names only: never a secret
+        self.errors = errors
+
+
 # --- lead sources -----------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +54,7 @@ class LeadSource:
 
     key: str
     title: str
-    #: Calltouch DTMF auto-tag of SPEC S4.2 (widget 11 ... other 16)
+    #: Calltouch DTMF auto-tag (docs/calls.md#lead-source-codes: widget 11 ... other 16)
     calltouch_code: int = 16
 
 
@@ -81,6 +104,11 @@ class Application:
         """The per-connection JSON the app's client code receives."""
         return settings
 
+    async def check(self, settings: dict[str, Any]) -> None:
+        """Ask the app's own service, if it has one, whether it accepts these settings
+        (as :meth:`Integration.check` does). The default checks nothing."""
+        return None
+
 
 # --- telephony ---------------------------------------------------------------
 
@@ -91,7 +119,7 @@ class Direction:
 
 
 class LegStatus:
-    """SIP final codes used for legs, plus the internal codes of SPEC S3.3."""
+    """SIP final codes used for legs, plus the internal codes 201-204 (docs/calls.md#leg-statuses)."""
 
     OK = 200
     CANCELLED_BY_DTMF = 201
@@ -113,7 +141,7 @@ class AttemptPlan:
     """Everything a backend needs to place one attempt; nothing it must look up.
 
     Backends that implement :class:`perezvon.core.scenario.CallControl` pass the plan
-    to :func:`perezvon.core.scenario.run`, which plays SPEC S3.1 with it.
+    to :func:`perezvon.core.scenario.run`, which plays the callback scenario with it.
     """
 
     call_id: str
@@ -125,10 +153,11 @@ class AttemptPlan:
     #: caller ids chosen by the substitution rules ("" = the platform's own number)
     caller_id_to_operator: str = ""
     caller_id_to_client: str = ""
-    #: what the robot says (SPEC S4.3), already in speakable Russian
+    #: what the robot says (docs/calls.md#announcements), already in speakable Russian
     operator_text: str = ""
     client_text: str = ""
-    #: the connection's SPEC S3.2 settings, loaded by perezvon.core.schemas.TelephonySettingsSchema
+    #: the connection's telephony settings (docs/calls.md#telephony-settings),
+    #: loaded by perezvon.core.schemas.TelephonySettingsSchema
     telephony: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
@@ -138,7 +167,7 @@ class AttemptPlan:
 
 @dataclasses.dataclass
 class AttemptOutcome:
-    """How one attempt ended: the status pair of SPEC S3.3 and the talk time."""
+    """How one attempt ended: the status pair (docs/calls.md#leg-statuses) and the talk time."""
 
     operator_status: int | None
     client_status: int | None
@@ -195,13 +224,19 @@ class SpeechEngine:
 # --- integrations --------------------------------------------------------------
 
 class DeliveryError(Exception):
-    """An integration push failed. ``retry`` says whether trying again can help."""
+    """An integration push failed. ``retry`` says whether trying again can help.
 
-    def __init__(self, message: str, *, retry: bool, status: int | None = None, response: str = ""):
+    ``status`` is the service's HTTP status (None when no answer came);
+    ``timed_out`` says that no answer came in time.
+    """
+
+    def __init__(self, message: str, *, retry: bool, status: int | None = None, response: str = "",
+                 timed_out: bool = False):
         super().__init__(message)
         self.retry = retry
         self.status = status
         self.response = response
+        self.timed_out = timed_out
 
 
 #: the server-side events an integration can handle, in the order they happen
@@ -244,6 +279,20 @@ class Integration:
     def client_events(self, settings: dict[str, Any]) -> dict[str, Any]:
         """Client-side goals the site script reaches for this connection."""
         return {}
+
+    async def check(self, settings: dict[str, Any]) -> None:
+        """Ask the real service whether it accepts these per-connection settings.
+
+        ``settings`` are already validated by :attr:`settings_schema` (secrets
+        included). Talk to the service with a short timeout and raise
+        :class:`CheckFailed` with the fields it refused; return ``None`` when it
+        accepts them or when there is nothing to ask it. Network errors and
+        :class:`DeliveryError` may simply propagate:
+        :func:`perezvon.core.checks.check_settings`, which runs this for the
+        admin, bounds its time and turns every failure into a message.
+        The default checks nothing.
+        """
+        return None
 
     async def on_lead_created(self, event: CallEvent) -> str | None:
         """Push a new lead; return a short response excerpt to store."""

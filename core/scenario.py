@@ -1,4 +1,4 @@
-"""The callback scenario (SPEC S3.1-S3.3), the same whatever the PBX.
+"""The callback scenario (docs/calls.md#the-callback-scenario), the same whatever the PBX.
 
 A backend gives the scenario a :class:`CallControl` for one attempt: dial a
 leg, send DTMF, say a text, wait for a key, ask whether a machine answered,

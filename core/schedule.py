@@ -1,4 +1,4 @@
-"""When to call: working hours in the connection's time zone (SPEC S2.1, S3.5).
+"""When to call: working hours in the connection's time zone (docs/calls.md#scheduling).
 
 A schedule maps ISO weekdays ("1" = Monday ... "7" = Sunday) to
 ``["HH:MM", "HH:MM"]`` or ``None`` for a day off; "24:00" closes at midnight.
@@ -88,8 +88,8 @@ def first_attempt_at(hours: Hours, now: dt.datetime, *, delay_seconds: int = 0,
 
     Inside working hours: after the webhook delay. A preferred time in the
     future, or a lead left outside working hours, waits for the next opening
-    at or after that time. (The off-hours spread is applied by the telephony
-    issue's scheduler on top of this.)
+    at or after that time. (The intake spreads leads that wait for the same
+    opening on top of this: docs/calls.md#scheduling.)
     """
     candidate = now + dt.timedelta(seconds=delay_seconds)
     if preferred_at is not None and preferred_at > candidate:

@@ -116,7 +116,7 @@ def _command(on: bool, key: str):
 
 
 class TelephonySettingsSchema(Schema):
-    """A connection's telephony settings (SPEC S3.2), with the seed's defaults."""
+    """A connection's telephony settings (docs/calls.md#telephony-settings), with their defaults."""
 
     class Meta:
         unknown = EXCLUDE
@@ -153,7 +153,7 @@ class TelephonySettingsSchema(Schema):
 
 
 class AnnouncementSettingsSchema(Schema):
-    """What the robot says (SPEC S4.3): each switch adds one part."""
+    """What the robot says (docs/calls.md#announcements): each switch adds one part."""
 
     class Meta:
         unknown = EXCLUDE
@@ -183,7 +183,7 @@ def _valid_time(text: str, *, allow_midnight_end: bool = False) -> bool:
 
 
 class WorkingHoursSchema(Schema):
-    """A connection's time zone, weekly schedule and convenient time (SPEC S2.1).
+    """A connection's time zone, weekly schedule and convenient time (docs/calls.md#scheduling).
 
     ``schedule`` maps ISO weekdays "1" (Monday) .. "7" to ``["HH:MM", "HH:MM"]``
     or ``null`` for a day off; "24:00" closes at midnight.

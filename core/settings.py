@@ -1,6 +1,6 @@
 """Deployment settings: environment variables, each overridable by a CLI option.
 
-The contract (ARCHITECTURE "Contracts") fixes the names and defaults.
+README.md ("Run it on PostgreSQL and Redis, across machines") lists the names and defaults.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""From an attempt's status pair to the display status and reason (SPEC S3.3).
+"""From an attempt's status pair to the display status and reason (docs/calls.md#display-statuses).
 
 Reasons are English message ids, translated where they are shown.
 """

@@ -1,4 +1,4 @@
-"""Applications: what the site script shows visitors (SPEC S4.1, S4.2).
+"""Applications: what the site script shows visitors (docs/site-script.md).
 
 An application (widget, lead generator, mobile panel, ...) is switched on per
 connection and carries per-connection settings validated by its own schema.

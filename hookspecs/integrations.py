@@ -1,4 +1,4 @@
-"""Integrations: where leads and call results are reported (SPEC S5, S8).
+"""Integrations: where leads and call results are reported (docs/integrations.md, docs/webhooks.md).
 
 An integration (Yandex Metrika, Google Analytics, Calltouch, CoMagic, a signed
 webhook, ...) is switched on per connection with settings validated by its own
@@ -7,7 +7,7 @@ back-off, so a failing integration never delays a callback nor another
 integration. Client-side goals are contributed to the site script.
 
 Notifiers (e-mail, SMS, Telegram) are declared here too: they are how the core
-tells people about calls (SPEC S2.3, S3.2).
+tells people about calls (docs/calls.md#notifications).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def perezvon_register_integrations(registry: Registry, settings: dict[str, Any],
     ``key``, ``title``, ``settings_schema`` (per-connection; fields with
     ``metadata={"secret": True}`` are masked as ``****`` and never sent back
     to a browser), ``client_events(settings)`` (goal ids the site script
-    reaches, SPEC S5), ``description`` (what to set up in the service), and
+    reaches, docs/integrations.md), ``description`` (what to set up in the service), and
     the async event handlers ``on_lead_created(event)``,
     ``on_attempt_finished(event)`` and ``on_call_finished(event)`` run in the
     worker, one arq job each, queued only for the handlers a class overrides.

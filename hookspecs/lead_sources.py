@@ -1,4 +1,4 @@
-"""Lead sources: where leads come from (SPEC S4.2).
+"""Lead sources: where leads come from (docs/plugins.md).
 
 A lead source declares itself (key, title, Calltouch DTMF code), may run a
 long-running server next to the web app (the site-forms SMTP intake is one),
@@ -23,7 +23,7 @@ def perezvon_register_lead_sources(registry: Registry, settings: dict[str, Any],
     When: once at start-up, for each enabled plugin.
     Arguments: ``registry`` -- call ``registry.add_lead_source(LeadSource(...))``
     (see :class:`perezvon.core.registry.LeadSource`: ``key``, ``title``,
-    ``calltouch_code`` -- the DTMF auto-tag of SPEC S4.2: widget 11, lead
+    ``calltouch_code`` -- the DTMF auto-tag sent to Calltouch: widget 11, lead
     generator 12, mobile lead generator 13, mobile panel 14, site forms 15,
     other 16). ``settings`` -- this plugin's validated deployment settings.
     Returns: nothing. Two plugins declaring the same key stop start-up.

@@ -1,10 +1,10 @@
-"""Telephony backends: placing callback attempts (SPEC S3).
+"""Telephony backends: placing callback attempts (docs/calls.md#the-callback-scenario).
 
 Exactly one backend is active per deployment (``[perezvon] telephony`` in
 ``plugins.toml`` picks it when several are registered). A backend places one
 attempt at a time per call: dial the legs in the planned direction, play the
 announcement, collect DTMF, bridge, record, and report each leg's final
-status as a SIP-style code or one of the internal codes 201-204 (SPEC S3.3).
+status as a SIP-style code or one of the internal codes 201-204 (docs/calls.md#leg-statuses).
 Scheduling, redials, tags and notifications stay in the core.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ def perezvon_register_telephony(registry: Registry, settings: dict[str, Any], co
 
 @hookspec
 def perezvon_register_speech(registry: Registry, settings: dict[str, Any], core_settings: Settings) -> None:
-    """Declare text-to-speech engines for announcements (SPEC S4.3).
+    """Declare text-to-speech engines for announcements (docs/speech.md).
 
     When: once at start-up, for each enabled plugin.
     Arguments: ``registry`` -- call ``registry.add_speech(engine)`` with a

@@ -22,9 +22,13 @@ What is here, by purpose:
   :class:`LegStatus`, :class:`CallControl`, :func:`run_scenario`,
   :class:`SpeechEngine`), integrations (:class:`Integration`, :class:`CallEvent`,
   :class:`DeliveryError`, :class:`HttpPush`, :class:`Notifier`,
-  :class:`Notification`);
+  :class:`Notification`), and, for any plugin with settings, :class:`CheckFailed`
+  (what its optional ``check(settings)`` raises when the real service refuses them);
 * settings helpers -- :class:`Settings` (the deployment's), :func:`check_time_zone`;
 * the stored objects a plugin may read -- :class:`Connection`, :class:`Lead`, ...;
+* plugins switched on per connection -- :class:`PluginKind` (application or integration),
+  :func:`enable_plugin`, :func:`plugin_is_on`, :func:`plugin_settings`, :func:`store_plugin_settings`
+  (``perezvon.core.enablement`` behind them: the one place that reads and writes them);
 * translations -- :func:`gettext`, :data:`LOCALES`;
 * test fixtures -- the pytest plugin ``perezvon`` (installed with Perezvon) gives
   the fixtures named in :data:`TEST_FIXTURES`, and :func:`registry_with` shows
@@ -34,6 +38,10 @@ from __future__ import annotations
 
 from perezvon.core.batching import Batcher, settle
 from perezvon.core.commands import CommandContext, CommandRegistry
+from perezvon.core.enablement import enable as enable_plugin
+from perezvon.core.enablement import is_on as plugin_is_on
+from perezvon.core.enablement import stored_settings as plugin_settings
+from perezvon.core.enablement import store_settings as store_plugin_settings
 from perezvon.core.i18n import DEFAULT_LOCALE, LOCALES, compiled_translations, gettext
 from perezvon.core.intake import Accepted, IntakeError, IntakeReason, LeadIntake, RowInserter
 from perezvon.core.integrations import HttpPush, excerpt, json_body
@@ -44,11 +52,11 @@ from perezvon.core.models import (
     NotificationRecipient,
     Office,
     OperatorNumber,
+    PluginKind,
 )
-from perezvon.core.plugins import registry_with
 from perezvon.core.phones import DEFAULT_REGION, InvalidPhone
-from perezvon.core.plugins import registry_with
 from perezvon.core.phones import normalise as normalise_phone
+from perezvon.core.plugins import registry_with
 from perezvon.core.recordings import keep_recording
 from perezvon.core.registry import (
     ATTEMPT_FINISHED,
@@ -60,6 +68,8 @@ from perezvon.core.registry import (
     AttemptPlan,
     AttemptProgress,
     CallEvent,
+    CheckFailed,
+    CheckMessage,
     DeliveryError,
     DemoStep,
     Direction,
@@ -109,6 +119,8 @@ __all__ = [
     "Batcher",
     "CallControl",
     "CallEvent",
+    "CheckFailed",
+    "CheckMessage",
     "CommandContext",
     "CommandRegistry",
     "Connection",
@@ -132,6 +144,7 @@ __all__ = [
     "Notifier",
     "Office",
     "OperatorNumber",
+    "PluginKind",
     "PluginError",
     "Registry",
     "RowInserter",
@@ -142,13 +155,17 @@ __all__ = [
     "TelephonyBackend",
     "check_time_zone",
     "compiled_translations",
+    "enable_plugin",
     "excerpt",
     "gettext",
     "hookimpl",
     "json_body",
     "keep_recording",
     "normalise_phone",
+    "plugin_is_on",
+    "plugin_settings",
     "registry_with",
     "run_scenario",
     "settle",
+    "store_plugin_settings",
 ]

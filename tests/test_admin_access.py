@@ -1,4 +1,4 @@
-"""Every admin route, for every access level: allowed exactly where SPEC S1/S7 says.
+"""Every admin route, for every access level: allowed exactly where docs/admin.md#who-may-do-what says.
 
 The expectations below are written independently of web/admin/routes.py; a
 route missing from them fails the test, so no page can be added without

@@ -1,4 +1,4 @@
-"""Signing in and out, sessions, CSRF, throttling, activation links, headers, the profile and API keys (S7)."""
+"""Signing in and out, sessions, CSRF, throttling, activation links, headers, the profile, API keys (docs/admin.md)."""
 from __future__ import annotations
 
 import re

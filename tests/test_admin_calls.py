@@ -1,4 +1,4 @@
-"""The Calls table (S6): grouping, filters, escaping, the detail panel, tags, recordings and the .xlsx export."""
+"""The Calls table (docs/admin.md): grouping, filters, escaping, the detail panel, tags, recordings, .xlsx export."""
 from __future__ import annotations
 
 import asyncio
@@ -90,7 +90,7 @@ async def test_detail_panel_tags_chain_and_deliveries(perezvon_client, tmp_path)
     csrf = await login(perezvon_client, editor)
     page = (await perezvon_client.get(f"/calls/{call.id}")).text
     assert "486-—" in page and "200-200" in page and "Service Unavailable" in page
-    assert "Yandex Metrika" in page  # the integration by its plugin's title
+    assert "Яндекс Метрика" in page  # the integration by its plugin's title, in Russian from its catalog
     assert f'src="/calls/{call.id}/recording"' in page
     audio = await perezvon_client.get(f"/calls/{call.id}/recording?download=1")
     assert audio.status_code == 200 and audio.content == recording.read_bytes()

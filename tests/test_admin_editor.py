@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from perezvon.core.models import AppEnablement, Connection, GrantLevel, OperatorNumber, Project
+from perezvon.core import enablement
+from perezvon.core.models import Connection, GrantLevel, OperatorNumber, Project
 from test_admin_helpers import PASSWORD, csrf_of, login, make_user
 from perezvon.web.app import create_app
 
@@ -44,7 +45,7 @@ async def _connection(**apps) -> Connection:
                                          name="Editor shop", schedule=ROUND_THE_CLOCK)
     await OperatorNumber.create(connection=connection, phone="+74951234567")
     for key, settings in apps.items():
-        await AppEnablement.create(connection=connection, app_key=key, settings=settings)
+        await enablement.enable(connection, enablement.APPLICATION, key, settings)
     return connection
 
 
@@ -145,7 +146,7 @@ async def test_an_editor_styles_the_widget_on_its_preview_and_visitors_see_it(li
     await page.wait_for_load_state()
     await page.wait_for_selector(".flash, .ok, #editor-form")
 
-    stored = (await AppEnablement.get(connection_id=connection.id, app_key="widget")).settings
+    stored = await enablement.stored_settings(connection, enablement.APPLICATION, "widget")
     assert stored["look"]["title"] == "Позвоним через минуту"
     assert stored["look"]["title_color"] == "#b91c1c"
     for trigger in TRIGGERS:
@@ -190,7 +191,7 @@ async def test_the_lead_generator_editor_previews_each_screen(live_site, page):
     await _screenshot(page, "admin-leadgen-editor.png")
     await page.click("#editor-save button[type=submit]")
     await page.wait_for_load_state()
-    stored = (await AppEnablement.get(connection_id=connection.id, app_key="leadgen")).settings
+    stored = await enablement.stored_settings(connection, enablement.APPLICATION, "leadgen")
     assert stored["generators"][0]["working"]["cover"]["text1"] == "Минус 20% сегодня"
 
 
@@ -225,7 +226,7 @@ async def test_an_invalid_draft_is_refused_with_its_field_errors(perezvon_app):
         data = json.loads(refused.text.split('id="editor-data">', 1)[1].split("</script>", 1)[0])
         assert set(data["errors"]) == {"look.title_color", "look.title_size", "rules.0.operator"}
         assert data["settings"] == draft  # what was typed is kept to be corrected
-        stored = (await AppEnablement.get(connection_id=connection.id, app_key="widget")).settings
+        stored = await enablement.stored_settings(connection, enablement.APPLICATION, "widget")
         assert stored == {}
         # without the CSRF token nothing is even looked at
         assert (await client.post(url, data={"settings_json": "{}"})).status_code == 403

@@ -1,4 +1,4 @@
-"""Connection settings tabs and plugin cards: validated by the core's schemas, errors next to fields (S2-S4)."""
+"""Connection settings tabs and plugin cards: validated by the core's schemas, errors next to fields (docs/admin.md)."""
 from __future__ import annotations
 
 import contextlib
@@ -10,8 +10,9 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from perezvon.core.models import (CalendarDay, Connection, Department, IntegrationEnablement, NotificationRecipient, Office,
-                         OperatorNumber, Project)
+from perezvon.core import enablement
+from perezvon.core.models import (CalendarDay, Connection, Department, NotificationRecipient, Office, OperatorNumber,
+                         Project)
 from perezvon.core.registry import Integration
 from test_admin_helpers import login, make_user
 from perezvon.web.admin.views.settings import check_installation
@@ -163,7 +164,7 @@ async def test_site_code_snippet_download_and_installation_check(perezvon_client
 
 class SecretSettings(Schema):
     counter_id = fields.String(required=True, validate=validate.Regexp(r"^\d{5,10}$", error="5 to 10 digits."),
-                               metadata={"label": {"ru": "Номер счётчика", "en": "Counter id"}})
+                               metadata={"label": "Counter id"})
     account_key = fields.String(load_default="", metadata={"secret": True, "label": "Account key"})
 
 
@@ -196,14 +197,72 @@ async def test_a_newly_installed_plugin_gets_a_card_and_a_generated_form(perezvo
         assert "s3cret-key" not in shown and 'placeholder="****"' in shown
         # saving again with the secret left empty keeps it
         await perezvon_client.post(url, data={"csrf_token": csrf, "counter_id": "7654321", "account_key": ""})
-        enablement = await IntegrationEnablement.get(connection_id=connection.id, integration_key="brand_new")
-        assert enablement.settings == {"counter_id": "7654321", "account_key": "s3cret-key"}
-        assert not enablement.is_on
+        assert await enablement.stored_settings(connection, enablement.INTEGRATION, "brand_new") == {
+            "counter_id": "7654321", "account_key": "s3cret-key"}
+        assert not await enablement.is_on(connection, enablement.INTEGRATION, "brand_new")
         await perezvon_client.post(url + "/toggle", data={"csrf_token": csrf, "on": "1"})
-        assert (await IntegrationEnablement.get(id=enablement.id)).is_on
+        assert await enablement.is_on(connection, enablement.INTEGRATION, "brand_new")
     finally:
         registry.integrations.pop("brand_new", None)
         registry.owner.pop(("integration", "brand_new"), None)
+
+
+def _form_texts(html: str) -> str:
+    """The settings card's own texts: title, description, labels, help and errors (not the menu)."""
+    start = html.index("<h1>")
+    main = html[start:html.index("</form>", start)]
+    return re.sub(r"<[^>]+>", " ", main)
+
+
+def _cyrillic(text: str) -> bool:
+    return bool(re.search("[а-яё]", text, re.I))
+
+
+async def test_a_plugin_card_shows_one_language_from_the_plugin_catalog(perezvon_client):
+    """Labels, help, errors, title and description: Russian from the plugin's own catalog, or English."""
+    connection, csrf = await _editor(perezvon_client)
+    for key, bad, russian, english in (
+            ("metrika", {"counter_id": "12a45"}, ["Номер счётчика", "только цифры", "Яндекс Метрика"],
+             ["Counter id", "digits only", "Yandex Metrika"]),
+            ("webhooks", {"url": "ftp://x.example/", "secret": "short"}, ["URL получателя", "Ключ подписи",
+                                                                          "не короче 16", "Вебхуки"],
+             ["Receiver URL", "Signing secret", "at least 16", "Webhooks"]),
+            ("comagic", {"access_token": "short", "site_id": "5"}, ["Ключ доступа", "ID сайта в CoMagic",
+                                                                     "не похоже на ключ"],
+             ["Account key", "CoMagic site id", "does not look like"])):
+        url = f"/connections/{connection.id}/integrations/{key}"
+        for lang, expected, other in (("ru", russian, english), ("en", english, russian)):
+            perezvon_client.cookies.set("pz_lang", lang)
+            page = await perezvon_client.post(url, data={"csrf_token": csrf, **bad})
+            assert page.status_code == 400
+            texts = _form_texts(page.text)
+            assert all(word in texts for word in expected), (key, lang, texts)
+            assert not any(word in texts for word in other), (key, lang, texts)
+            if lang == "en":
+                assert not _cyrillic(texts), (key, texts)
+    # an application's card too: the site-forms plugin's title and description
+    for lang, expected, other in (("ru", ["Формы сайта", "становятся обратными звонками"], ["Site forms"]),
+                                  ("en", ["Site forms", "become callbacks"], ["Формы сайта"])):
+        perezvon_client.cookies.set("pz_lang", lang)
+        page = (await perezvon_client.get(f"/connections/{connection.id}/apps/siteforms")).text
+        texts = _form_texts(page)
+        assert all(word in texts for word in expected) and not any(word in texts for word in other), (lang, texts)
+    perezvon_client.cookies.delete("pz_lang")
+
+
+async def test_stored_settings_that_no_longer_validate_are_shown_with_their_errors(perezvon_client):
+    """The one policy (core/enablement.py): the admin shows what is stored, errors next to the fields."""
+    connection, csrf = await _editor(perezvon_client)
+    await enablement.enable(connection, enablement.INTEGRATION, "webhooks", {
+        "url": "https://receiver.example/hook", "secret": "too-short", "events": ["lead_created"]})
+    perezvon_client.cookies.set("pz_lang", "en")
+    page = await perezvon_client.get(f"/connections/{connection.id}/integrations/webhooks")
+    perezvon_client.cookies.delete("pz_lang")
+    assert page.status_code == 200
+    assert 'value="https://receiver.example/hook"' in page.text and "too-short" not in page.text  # still masked
+    assert re.search(r'f-secret.*?class="error">The secret must be at least 16 characters', page.text, re.S)
+    # nothing was changed by showing it
+    assert (await enablement.stored_settings(connection, enablement.INTEGRATION, "webhooks"))["secret"] == "too-short"
 
 
 async def test_site_code_is_e_mailed_to_a_user_of_the_connection(perezvon_app, perezvon_client):

@@ -425,7 +425,7 @@ async def test_rejections_with_chan_pjsip(emu, manager, behaviour, cause, text, 
 
 FAILURES_CHAN_SIP = [
     (Behaviour.busy(),            17, 5, "BUSY"),
-    (Behaviour.declines(0.3),     21, 5, "BUSY"),        # the note in ARCHITECTURE.md
+    (Behaviour.declines(0.3),     21, 5, "BUSY"),        # as observed on a real Asterisk with chan_sip
     (Behaviour.unavailable(),     19, 5, "BUSY"),
     (Behaviour.unallocated(),      1, 0, "NOANSWER"),
     (Behaviour.congestion(),      34, 8, "CONGESTION"),
@@ -700,7 +700,7 @@ async def test_drop_link_with_listener_down(emu):
 
 
 async def test_a_lost_response_makes_panoramisk_send_the_originate_twice(emu):
-    """The hazard ARCHITECTURE.md warns about, reproduced: Asterisk ran the Originate, the
+    """The hazard of a lost Originate answer (docs/asterisk.md), reproduced: Asterisk ran the Originate, the
     link died before the response, panoramisk re-sent it after FullyBooted -> two calls,
     and the future resolves with the *first* call's OriginateResponse (same ActionID)."""
     emu.set_behaviour("160", Behaviour.answers(5.0))

@@ -1,4 +1,4 @@
-"""The Asterisk backend against the AMI emulator: every row of SPEC S3.3, both directions,
+"""The Asterisk backend against the AMI emulator: every leg status of docs/calls.md#leg-statuses, both directions,
 every DTMF command, recordings, and the link's faults (drop, silence, refused login,
 lost Originate answer, missing dialplan).
 

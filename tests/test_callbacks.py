@@ -5,7 +5,8 @@ import datetime as dt
 import pytest
 
 from perezvon.core.callbacks import INTERRUPTED, CallbackEngine
-from perezvon.core.models import Attempt, Call, CallState, Delivery, IntegrationEnablement, Lead, OperatorNumber
+from perezvon.core import enablement
+from perezvon.core.models import Attempt, Call, CallState, Delivery, Lead, OperatorNumber
 from perezvon.core.registry import DeliveryError, Integration
 from perezvon.core.schemas import Schema
 
@@ -247,7 +248,7 @@ def integration(perezvon_app):
 async def test_integrations_get_lead_and_result_once_each(perezvon_client, perezvon_site, perezvon_run_jobs,
                                                           new_phone, integration):
     recorder = integration(RecordingIntegration())
-    await IntegrationEnablement.create(connection=perezvon_site, integration_key="recorder")
+    await enablement.enable(perezvon_site, enablement.INTEGRATION, "recorder")
     phone = new_phone()
     created = await post_lead(perezvon_client, perezvon_site, phone)
     await perezvon_run_jobs()
@@ -261,7 +262,7 @@ async def test_a_4xx_integration_failure_is_stored_not_retried_and_never_delays_
         perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, integration):
     integration(RecordingIntegration(fail=DeliveryError("bad counter id", retry=False, status=400,
                                                         response='{"error": "bad counter"}')))
-    await IntegrationEnablement.create(connection=perezvon_site, integration_key="recorder")
+    await enablement.enable(perezvon_site, enablement.INTEGRATION, "recorder")
     created = await post_lead(perezvon_client, perezvon_site, new_phone())
     await perezvon_run_jobs()
     assert (await Call.get(id=created["call_id"])).display_status == "successful"

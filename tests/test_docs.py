@@ -91,18 +91,92 @@ def test_python_examples_compile():
         compile(source, f"docs/plugins.md:{line}", "exec")
 
 
-def test_examples_import_names_that_exist():
-    """``from hookspecs/core.registry import X`` in an example must name something real."""
-    import importlib
+def test_examples_import_only_the_plugin_api():
+    """An example imports Perezvon only through ``perezvon.api``, and only names it exports.
 
+    ``perezvon.api`` is the one surface a plugin may use (tests/test_api_surface.py holds the
+    built-in plugins to it); an example that imports ``perezvon.core`` or ``perezvon.hookspecs``
+    would teach third parties the opposite. A block whose first line says it is
+    ``not shipped with the plugin`` (a development-only config) is exempt.
+    """
+    from perezvon import api
+
+    checked = 0
     for line, source in _python_blocks(_plugins_md()):
+        if "not shipped with the plugin" in source.split("\n", 1)[0]:
+            continue
         for node in ast.walk(ast.parse(source)):
-            if isinstance(node, ast.ImportFrom) and node.module and (
-                    node.module == "hookspecs" or node.module.startswith(("hookspecs.", "core."))):
-                module = importlib.import_module(node.module)
+            if isinstance(node, ast.Import):
                 for alias in node.names:
-                    assert hasattr(module, alias.name), (
-                        f"docs/plugins.md:{line}: {node.module} has no {alias.name}")
+                    assert alias.name.split(".")[0] != "perezvon", (
+                        f"docs/plugins.md:{line}: 'import {alias.name}': write 'from perezvon.api import ...'")
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "perezvon":
+                assert node.module == "perezvon.api", (
+                    f"docs/plugins.md:{line}: imports from {node.module}; plugins import only perezvon.api")
+                for alias in node.names:
+                    assert alias.name in api.__all__, f"docs/plugins.md:{line}: perezvon.api has no {alias.name}"
+                    checked += 1
+    assert checked, "no example imports from perezvon.api: the check above checked nothing"
+
+
+def _documented_arguments(section: str) -> list[str] | None:
+    """The names in a hook section's ``**Arguments:**`` item, in order (None: no such item).
+
+    Only top-level backticked names count: what is in parentheses describes an argument.
+    """
+    match = re.search(r"^- \*\*Arguments:\*\*(.*?)(?=^- \*\*|\Z)", section, re.M | re.S)
+    if not match:
+        return None
+    text = " ".join(match.group(1).split())
+    while True:
+        flat = re.sub(r"\([^()]*\)", "", text)
+        if flat == text:
+            break
+        text = flat
+    if text.strip().rstrip(".").lower() == "none":
+        return []
+    return re.findall(r"`(\w+)`", text)
+
+
+def _hook_sections() -> dict[str, tuple[str, str]]:
+    """hook name -> (its ### heading, the text up to the next heading) in 'Every hook'."""
+    body = _section(_plugins_md(), "Every hook")
+    parts = re.split(r"^### (.+?)\s*$", body, flags=re.M)
+    sections = {}
+    for heading, text in zip(parts[1::2], parts[2::2]):
+        names = HOOK_NAME.findall(heading)
+        if len(names) == 1:
+            sections[names[0]] = (heading, text)
+    return sections
+
+
+@pytest.mark.parametrize("hook", sorted(HOOKS))
+def test_every_hook_documents_exactly_its_spec_arguments(hook):
+    """The **Arguments** item (and a signature in the heading or a ``def`` in the section, if any)
+    names exactly the spec's parameters: a missing or an extra argument fails."""
+    spec_args = list(inspect.signature(HOOKS[hook]).parameters)
+    heading, text = _hook_sections()[hook]
+    documented = _documented_arguments(text)
+    assert documented is not None, f"docs/plugins.md, '### {heading}': no '- **Arguments:**' item"
+    assert documented == spec_args, (
+        f"docs/plugins.md, '### {heading}': Arguments lists {documented}, the spec takes {spec_args}")
+    signature = re.search(rf"{hook}\(([^)]*)\)", heading)
+    if signature:
+        in_heading = [a.split(":")[0].split("=")[0].strip() for a in signature.group(1).split(",") if a.strip()]
+        assert in_heading == spec_args, f"docs/plugins.md, '### {heading}': the spec takes {spec_args}"
+    for line, source in _python_blocks(text):
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef) and node.name == hook:
+                in_example = [a.arg for a in node.args.args]
+                assert in_example == spec_args, (
+                    f"docs/plugins.md, '### {heading}': the example takes {in_example}, the spec {spec_args}")
+
+
+def test_the_argument_parser_sees_nested_parentheses():
+    # guards the test above: a name inside a description must not count as an argument
+    text = "- **Arguments:** `registry` (call `registry.add(x)` with `a` (`b`)), `settings`.\n- **Returns:** x"
+    assert _documented_arguments(text) == ["registry", "settings"]
+    assert _documented_arguments("- **Arguments:** none.\n") == []
 
 
 def test_example_hook_implementations_match_their_specs():

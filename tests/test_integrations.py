@@ -14,19 +14,24 @@ import json
 import logging
 import socket
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from arq.constants import in_progress_key_prefix
 
-from perezvon.core.integrations import MASK, mask_secrets, merge_secrets
-from perezvon.core.models import Call, CallState, Delivery, IntegrationEnablement
+from perezvon.core import enablement
+from perezvon.core.enablement import MASK, mask_secrets, merge_secrets
+from perezvon.core.i18n import plugin_gettext, plugin_locale_dir
+from perezvon.core.models import Call, CallState, Delivery
 from perezvon.core.queue import QUEUES
-from perezvon.core.registry import CallEvent
+from perezvon.core.registry import EVENTS, CallEvent
 from perezvon.plugins.calltouch.integration import Calltouch
 from perezvon.plugins.comagic.integration import Comagic, ComagicSettings
 
 HANG = "hang"
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclasses.dataclass
@@ -182,7 +187,7 @@ async def wait_until(condition, timeout: float = 30.0):
 
 
 async def enable(site, key, **settings):
-    return await IntegrationEnablement.create(connection=site, integration_key=key, settings=settings)
+    return await enablement.enable(site, enablement.INTEGRATION, key, settings)
 
 
 def errors_of(app, key, data):
@@ -192,15 +197,42 @@ def errors_of(app, key, data):
 # --- settings -------------------------------------------------------------------------------
 
 
+def cyrillic(text: str) -> bool:
+    return any("а" <= ch <= "я" or ch == "ё" for ch in text.lower())
+
+
 def test_every_integration_is_registered_with_texts_for_its_settings_page(perezvon_app):
+    """Title, description, and each field's label and help: an English msgid with a Russian
+    translation in the plugin's own catalog (locales/ru beside it, found by convention)."""
     registry = perezvon_app.host.registry
     for key in ("metrika", "google_analytics", "calltouch", "comagic", "webhooks"):
         integration = registry.integrations[key]
         assert registry.owner[("integration", key)] == key
-        ru, en = integration.description.split("\n")[:2]  # what to set up in the service: Russian, then English
-        assert any("а" <= ch <= "я" for ch in ru.lower()) and en.startswith(("Every", "Events", "In ", "Leads"))
+        assert plugin_locale_dir(integration) == ROOT / "plugins" / key / "locales"
+        texts = [integration.title, integration.description]
         for name, field in integration.settings_schema().fields.items():
             assert field.metadata.get("label"), f"{key}.{name} has no label for the settings page"
+            texts += [field.metadata["label"], *([field.metadata["help"]] if field.metadata.get("help") else [])]
+        for text in texts:
+            assert not cyrillic(text), f"{key}: {text!r} is not an English msgid"
+            russian = plugin_gettext(integration, text, "ru")
+            # proper names and the list of event names read the same in both languages
+            assert russian != text or text in ("Calltouch", "CoMagic", "Google Analytics", ", ".join(EVENTS)), \
+                f"{key}: {text!r} has no Russian translation"
+            assert plugin_gettext(integration, text, "en") == text
+
+
+@pytest.mark.parametrize("key, data, field", [
+    ("metrika", {"counter_id": "12a45"}, "counter_id"),
+    ("calltouch", {"site_id": "abc", "api_token": " "}, "site_id"),
+    ("comagic", {"access_token": "short", "site_id": 5}, "access_token"),
+    ("webhooks", {"url": "ftp://example.com/x", "secret": "s" * 20}, "url"),
+    ("google_analytics", {"measurement_id": "GA-1"}, "measurement_id"),
+])
+def test_validation_messages_are_translated_by_the_plugin_catalog(perezvon_app, key, data, field):
+    integration = perezvon_app.host.registry.integrations[key]
+    message = errors_of(perezvon_app, key, data)[field][0]
+    assert not cyrillic(message) and cyrillic(plugin_gettext(integration, message, "ru"))
 
 
 @pytest.mark.parametrize("key, data, field, words", [
@@ -432,6 +464,25 @@ async def test_a_4xx_is_stored_once_and_not_retried(perezvon_app, perezvon_clien
         ("lead_created", False, 401, None), ("call_finished", False, 401, None)]
     assert "invalid token" in rows[0].response
     assert len(service.requests) == 2
+    assert (await Call.get(id=created["call_id"])).display_status == "successful"
+
+
+async def test_stored_settings_that_no_longer_validate_fail_the_delivery_once(
+        perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, service):
+    """The one policy (core/enablement.py): a failed delivery with the validation message, not retried,
+    nothing sent, and the callback goes on."""
+    await enable(perezvon_site, "webhooks", url=service.url + "/hook", secret="too-short", events=["lead_created"])
+    created = await post_lead(perezvon_client, perezvon_site, new_phone())
+    await perezvon_run_jobs()
+    await make_deferred_jobs_due(perezvon_app.redis)
+    await perezvon_run_jobs()
+    rows = await Delivery.filter(call_id=created["call_id"], integration_key="webhooks")
+    events = [row.event for row in rows]
+    assert "lead_created" in events and len(events) == len(set(events))  # one try per event: no retry
+    for row in rows:
+        assert (row.ok, row.status, row.next_try_at) == (False, None, None)
+        assert "webhooks settings of this connection are invalid" in row.response and "at least 16" in row.response
+    assert service.requests == []
     assert (await Call.get(id=created["call_id"])).display_status == "successful"
 
 

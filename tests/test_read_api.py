@@ -1,4 +1,4 @@
-"""The read API (issue 6, item 8): bearer keys, the Calls table's filters and grants, cursor pages, OpenAPI."""
+"""The read API (docs/admin.md): bearer keys, the Calls table's filters and grants, cursor pages, OpenAPI."""
 from __future__ import annotations
 
 import datetime as dt

@@ -1,6 +1,8 @@
 """``perezvon new-plugin``: a scaffolded plugin installs with pip, passes its own tests and runs end to end."""
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -38,6 +40,21 @@ def test_the_scaffold_is_a_complete_package(scaffolded):
     pyproject = (scaffolded / "pyproject.toml").read_text()
     assert '[project.entry-points.perezvon]\nacme_crm = "perezvon_acme_crm.plugin"' in pyproject
     assert "class AcmeCrmIntegration(Integration)" in (scaffolded / "perezvon_acme_crm/integration.py").read_text()
+
+
+def test_the_scaffold_imports_only_perezvon_api_and_pins_this_release(scaffolded):
+    """A new plugin starts on the stable surface: nothing of Perezvon's but ``perezvon.api``, in code and tests."""
+    ours = set()
+    for path in scaffolded.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                ours |= {node.module} if node.module.split(".")[0] == "perezvon" else set()
+            elif isinstance(node, ast.Import):
+                ours |= {alias.name for alias in node.names if alias.name.split(".")[0] == "perezvon"}
+    assert ours == {"perezvon.api"}
+    major, minor = (int(part) for part in importlib.metadata.version("perezvon").split(".")[:2])
+    upper = f"{major}.{minor + 1}" if major == 0 else f"{major + 1}"
+    assert f'"perezvon>={major}.{minor},<{upper}"' in (scaffolded / "pyproject.toml").read_text()
 
 
 def test_bad_names_and_existing_directories_are_refused(scaffolded):

@@ -1,4 +1,4 @@
-"""The callback scenario (SPEC S3.1-S3.3) played against the simulator's phones."""
+"""The callback scenario (docs/calls.md#the-callback-scenario) played against the simulator's phones."""
 import pytest
 
 from perezvon.core import announcements, scenario

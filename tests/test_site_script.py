@@ -1,4 +1,4 @@
-"""The site script's server side (SPEC S4.1): loader, config with ETag, hashed code, schemas."""
+"""The site script's server side (docs/site-script.md): loader, config with ETag, hashed code, schemas."""
 from __future__ import annotations
 
 import gzip
@@ -10,7 +10,8 @@ import httpx
 import pytest
 from marshmallow import Schema, ValidationError, fields
 
-from perezvon.core.models import AppEnablement, CalendarDay, IntegrationEnablement, Office
+from perezvon.core import enablement
+from perezvon.core.models import CalendarDay, Office
 from perezvon.core.registry import Integration
 from perezvon.plugins.leadgen.schemas import LeadgenSettings
 from perezvon.plugins.widget.schemas import WidgetSettings
@@ -19,7 +20,9 @@ from perezvon.web.site import SiteScript
 
 
 async def enable(site, key: str, settings: dict | None = None, on: bool = True) -> None:
-    await AppEnablement.create(connection=site, app_key=key, settings=settings or {}, is_on=on)
+    await enablement.enable(site, enablement.APPLICATION, key, settings or {})
+    if not on:
+        await enablement.switch(site, enablement.APPLICATION, key, False)
 
 
 async def test_the_loader_knows_the_domains_and_the_hashed_runtime(perezvon_client, perezvon_site):
@@ -119,8 +122,7 @@ async def test_enabled_integrations_bring_their_events_and_their_script(perezvon
     registry.integrations["tracker"] = _Tracker()
     try:
         app = create_app(perezvon_app, manage_lifecycle=False)
-        await IntegrationEnablement.create(connection=perezvon_site, integration_key="tracker",
-                                           settings={"goal_prefix": "site_"})
+        await enablement.enable(perezvon_site, enablement.INTEGRATION, "tracker", {"goal_prefix": "site_"})
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
             config = (await client.get(f"/site/config?token={perezvon_site.token}")).json()
             assert config["integrations"] == {"tracker": {"widget_lead": "site_lead"}}
@@ -152,7 +154,7 @@ def test_the_schemas_give_defaults_and_refuse_what_could_hurt():
 
 
 def test_the_code_stays_small():
-    """The budgets of the issue, as a guard (bench/site_sizes.py prints the figures)."""
+    """Size budgets: loader <= 3 KB gzipped, app code <= 30 KB (bench/site_sizes.py prints the figures)."""
     root = Path(__file__).resolve().parent.parent
     loader = (root / "web/static/site/loader.js").read_bytes()
     code = b"".join((root / p).read_bytes() for p in (

@@ -24,7 +24,8 @@ import aiosmtplib
 import httpx
 import pytest
 
-from perezvon.core.models import AppEnablement, Call, Connection, Department, Lead, Office, OperatorNumber, Project
+from perezvon.core import enablement
+from perezvon.core.models import Call, Connection, Department, Lead, Office, OperatorNumber, Project
 from perezvon.core.plugins import PluginHost
 from perezvon.core.registry import PluginError, ServerContext
 from perezvon.core.testing import ROUND_THE_CLOCK
@@ -169,7 +170,7 @@ async def corpus_site(domain: str) -> Connection:
                                 sort_order=order)
         for order, name in enumerate(spec["departments"]):
             await Department.create(connection=connection, name=name, sort_order=order)
-        await AppEnablement.create(connection=connection, app_key=KEY, settings={})
+        await enablement.enable(connection, enablement.APPLICATION, KEY, {})
         await TechnicalAddress.create(connection=connection, local_part=spec["technical_address"])
     return connection
 
@@ -278,10 +279,10 @@ async def test_unknown_foreign_and_switched_off_addresses_are_refused_at_rcpt(sm
     assert replies["data"] == (250, "2.0.0 OK: lead created")
     assert await Lead.filter(connection_id=forms_site.id).count() == 1  # one address, named twice: one lead
 
-    await AppEnablement.filter(connection_id=forms_site.id, app_key=KEY).update(is_on=False)
+    await enablement.switch(forms_site.id, enablement.APPLICATION, KEY, False)
     off = await send(smtp.port, [forms_site.email], b"Subject: x\r\n\r\nx\r\n")
     assert off["rcpt"] == [(550, "5.2.1 Site forms are switched off for this address")] and off["data"] is None
-    await AppEnablement.filter(connection_id=forms_site.id, app_key=KEY).update(is_on=True)
+    await enablement.switch(forms_site.id, enablement.APPLICATION, KEY, True)
     await Connection.filter(id=forms_site.id).update(is_on=False)
     assert (await send(smtp.port, [forms_site.email], b"x\r\n"))["rcpt"][0][0] == 550
 

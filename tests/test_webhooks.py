@@ -1,4 +1,4 @@
-"""Signed webhooks (SPEC S8): events, signatures a receiver can check, replay protection."""
+"""Signed webhooks (docs/webhooks.md): events, signatures a receiver can check, replay protection."""
 from __future__ import annotations
 
 import json

@@ -16,7 +16,8 @@ import uuid
 
 from arq.constants import in_progress_key_prefix
 
-from perezvon.core.models import Call, Delivery, IntegrationEnablement, Lead
+from perezvon.core import enablement
+from perezvon.core.models import Call, Delivery, Lead
 from perezvon.core.queue import DELIVERIES_QUEUE, JobQueue, delivery_job
 from perezvon.core.worker import build_workers
 from tests.test_integrations import Service
@@ -44,7 +45,7 @@ async def queued_pushes(app, site, count: int) -> list[Call]:
 
 async def webhooks_to(service: Service, site) -> None:
     """The site's ``lead_created`` events pushed to ``service`` (30 s to answer: some tests hold them)."""
-    await IntegrationEnablement.create(connection=site, integration_key="webhooks", settings={
+    await enablement.enable(site, enablement.INTEGRATION, "webhooks", {
         "url": service.url + "/hook", "secret": "s" * 32, "events": ["lead_created"], "timeout": 30})
 
 

@@ -50,7 +50,7 @@ def create_app(perezvon: Perezvon, *, manage_lifecycle: bool = True) -> Starlett
         Route("/api/v1/calls/{call_id}", get_call, methods=["GET"]),
         *admin_routes(perezvon),  # "/" is the admin (login required)
     ]
-    # /inject, /site/config, /site/static (SPEC S4.1): answered before routing, see web/site.py
+    # /inject, /site/config, /site/static (docs/site-script.md): answered before routing, see web/site.py
     site_script = SiteScript(perezvon)
     routes += site_script.routes()
     for plugin, plugin_routes in perezvon.host.routes():

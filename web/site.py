@@ -1,4 +1,4 @@
-"""The site script (SPEC S4.1): loader, per-connection config, content-hashed code.
+"""The site script (docs/site-script.md): loader, per-connection config, content-hashed code.
 
 What a visitor's browser fetches on every page view of a customer site:
 
@@ -31,13 +31,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from marshmallow import ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from perezvon.core.domains import browser_domains
-from perezvon.core.models import AppEnablement, CalendarDay, Connection, Department, IntegrationEnablement, Office
+from perezvon.core import enablement
+from perezvon.core.models import CalendarDay, Connection, Department, Office
 from perezvon.core.schedule import Hours
 
 if TYPE_CHECKING:
@@ -156,28 +156,33 @@ class SiteScript:
         offices = await Office.filter(connection_id=connection.id, is_active=True).all()
         departments = await Department.filter(connection_id=connection.id, is_active=True).all()
         apps = []
-        for enablement in await AppEnablement.filter(connection_id=connection.id, is_on=True).order_by("id"):
-            app = self.registry.applications.get(enablement.app_key)
-            if app is None or enablement.app_key not in self.app_assets:
+        # settings that no longer validate leave that one plugin out (logged once: core/enablement.py)
+        for key, stored in await enablement.settings_on(connection, enablement.APPLICATION):
+            app = self.registry.applications.get(key)
+            if app is None or key not in self.app_assets:
+                continue
+            settings = enablement.usable_settings(app, enablement.APPLICATION, connection.id, stored)
+            if settings is None:
                 continue
             try:
-                settings = app.settings_schema().load(enablement.settings or {})
                 client = app.client_config(connection, settings)
-            except (ValidationError, Exception) as exc:  # one broken app must not break the others
+            except Exception as exc:  # one broken app must not break the others
                 log.error("connection %s: app %s settings unusable: %s", connection.id, app.key, exc)
                 continue
             apps.append({"key": app.key, "title": app.title, "source": app.lead_source,
                          "script": self.app_assets[app.key].path, "config": client})
         integrations: dict[str, Any] = {}
         integration_scripts = []
-        for enablement in await IntegrationEnablement.filter(connection_id=connection.id, is_on=True).order_by("id"):
-            integration = self.registry.integrations.get(enablement.integration_key)
+        for key, stored in await enablement.settings_on(connection, enablement.INTEGRATION):
+            integration = self.registry.integrations.get(key)
             if integration is None:
                 continue
+            settings = enablement.usable_settings(integration, enablement.INTEGRATION, connection.id, stored)
+            if settings is None:
+                continue
             try:
-                settings = integration.settings_schema().load(enablement.settings or {})
                 integrations[integration.key] = integration.client_events(settings)
-            except (ValidationError, Exception) as exc:
+            except Exception as exc:
                 log.error("connection %s: integration %s settings unusable: %s", connection.id, integration.key, exc)
                 continue
             if integration.key in self.integration_assets:

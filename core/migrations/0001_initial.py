@@ -62,7 +62,7 @@ class Migration(migrations.Migration):
                 ('announcements', fields.JSONField(default=dict, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
-            options={'table': 'connections', 'app': 'perezvon', 'pk_attr': 'id', 'table_description': 'One site (one domain) of a project, with its settings (SPEC S2).'},
+            options={'table': 'connections', 'app': 'perezvon', 'pk_attr': 'id', 'table_description': 'One site (one domain) of a project, with its settings.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -87,7 +87,7 @@ class Migration(migrations.Migration):
                 ('opens', fields.CharField(null=True, max_length=5)),
                 ('closes', fields.CharField(null=True, max_length=5)),
             ],
-            options={'table': 'calendar_days', 'app': 'perezvon', 'unique_together': (('connection', 'date'),), 'pk_attr': 'id', 'table_description': 'A per-date override of the weekly schedule (SPEC S2.1).'},
+            options={'table': 'calendar_days', 'app': 'perezvon', 'unique_together': (('connection', 'date'),), 'pk_attr': 'id', 'table_description': 'A per-date override of the weekly schedule.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -181,7 +181,7 @@ class Migration(migrations.Migration):
                 ('recording', fields.CharField(default='', max_length=500)),
                 ('finished_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'calls', 'app': 'perezvon', 'indexes': [Index(fields=['connection_id', 'created_at']), Index(fields=['state', 'next_attempt_at'])], 'pk_attr': 'id', 'table_description': 'The callback for one lead and its attempt chain (SPEC S1, S3.6).'},
+            options={'table': 'calls', 'app': 'perezvon', 'indexes': [Index(fields=['connection_id', 'created_at']), Index(fields=['state', 'next_attempt_at'])], 'pk_attr': 'id', 'table_description': 'The callback for one lead and its attempt chain.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -203,7 +203,7 @@ class Migration(migrations.Migration):
                 ('reason', fields.CharField(default='', max_length=300)),
                 ('recording', fields.CharField(default='', max_length=500)),
             ],
-            options={'table': 'attempts', 'app': 'perezvon', 'unique_together': (('call', 'number'),), 'pk_attr': 'id', 'table_description': 'One dial attempt of a call: the status pair and the reason (SPEC S3.3).'},
+            options={'table': 'attempts', 'app': 'perezvon', 'unique_together': (('call', 'number'),), 'pk_attr': 'id', 'table_description': 'One dial attempt of a call: the status pair and the reason.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -233,7 +233,7 @@ class Migration(migrations.Migration):
                 ('on_success', fields.BooleanField(default=True)),
                 ('on_failure', fields.BooleanField(default=True)),
             ],
-            options={'table': 'notification_recipients', 'app': 'perezvon', 'pk_attr': 'id', 'table_description': 'Who is e-mailed about calls (SPEC S2.3), optionally only for one office/department.'},
+            options={'table': 'notification_recipients', 'app': 'perezvon', 'pk_attr': 'id', 'table_description': 'Who is e-mailed about calls, optionally only for one office/department.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -276,7 +276,7 @@ class Migration(migrations.Migration):
                 ('connection', fields.ForeignKeyField('perezvon.Connection', source_field='connection_id', null=True, db_constraint=True, to_field='id', related_name='grants', on_delete=OnDelete.CASCADE)),
                 ('level', fields.CharField(description='view | edit | full', max_length=4)),
             ],
-            options={'table': 'access_grants', 'app': 'perezvon', 'pk_attr': 'id', 'table_description': 'User x (project or connection) x level (SPEC S1). A project grant covers its connections.'},
+            options={'table': 'access_grants', 'app': 'perezvon', 'pk_attr': 'id', 'table_description': 'User x (project or connection) x level. A project grant covers its connections.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -288,7 +288,7 @@ class Migration(migrations.Migration):
                 ('expires_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('used_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'activation_tokens', 'app': 'perezvon', 'pk_attr': 'id', 'table_description': 'A one-time link to set a password (SPEC S1, S7). Only its hash is stored.'},
+            options={'table': 'activation_tokens', 'app': 'perezvon', 'pk_attr': 'id', 'table_description': 'A one-time link to set a password. Only its hash is stored.'},
             bases=['Model'],
         ),
         ops.CreateModel(

@@ -1,4 +1,4 @@
-"""From how Asterisk reports a leg that was not answered to the SIP status the core uses (SPEC S3.3).
+"""From how Asterisk reports a leg that was not answered to the SIP status the core uses (docs/calls.md#leg-statuses).
 
 The ``OriginateResponse`` ``Reason`` cannot say why (docs/ami-emulator.md: with
 chan_pjsip busy, declined, 404 and 480 all give Reason 0), so the leg's

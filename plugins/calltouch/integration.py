@@ -1,4 +1,4 @@
-"""Calltouch (SPEC S5): every lead registered with its Calltouch session, then tagged with the call result.
+"""Calltouch (docs/integrations.md): every lead registered with its Calltouch session, then tagged with the call result.
 
 Two documented Calltouch endpoints are used (docs/integrations.md says why):
 
@@ -9,6 +9,10 @@ Two documented Calltouch endpoints are used (docs/integrations.md says why):
 * call finished -> ``POST https://api.calltouch.ru/lead-service/v1/api/tag/lead/add`` (JSON, headers
   ``Access-Token`` and ``SiteId``): the same request, found by the client's phone and the time it
   was left, gets tags with the call's result.
+
+The settings are checked (``check``) by reading one call of today from the calls journal,
+``GET https://api.calltouch.ru/calls-service/RestAPI/{site_id}/calls-diary/calls?clientApiId=<token>``:
+a token Calltouch does not know is refused, and so is a site the token does not own.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from perezvon.api import (
     CallEvent,
+    CheckFailed,
     DeliveryError,
     HttpPush,
     Integration,
@@ -35,6 +40,8 @@ from perezvon.api import (
 API_URL = "https://api.calltouch.ru"
 REGISTER_PATH = "/calls-service/RestAPI/requests/{site_id}/register/"
 TAG_PATH = "/lead-service/v1/api/tag/lead/add"
+#: a cheap read with the same token and site id, for :meth:`Calltouch.check`
+CHECK_PATH = "/calls-service/RestAPI/{site_id}/calls-diary/calls"
 OTHER_CODE = 16
 JS_NAME = re.compile(r"[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*")
 SESSION_ID = re.compile(r"[\w\-.]{1,64}")
@@ -44,40 +51,34 @@ SEARCH_DEPTH_MINUTES = 1440
 
 class CalltouchSettings(Schema):
     site_id = fields.String(required=True, metadata={
-        "label": "ID сайта в Calltouch / Calltouch site id",
-        "help": "Интеграции → API и Webhooks → ID личного кабинета / Integrations → API & Webhooks → account id"})
+        "label": "Calltouch site id", "help": "Integrations → API & Webhooks → account id"})
     session_variable = fields.String(load_default="call_value", metadata={
-        "label": "Переменная с ID сессии / Page variable with the session id",
-        "help": "Имя переменной страницы, где скрипт Calltouch хранит ID сессии (по умолчанию call_value) / "
-                "The page variable where Calltouch's script keeps the session id (call_value by default)"})
+        "label": "Page variable with the session id",
+        "help": "The page variable where Calltouch's script keeps the session id (call_value by default)"})
     api_token = fields.String(required=True, metadata={
-        "secret": True, "label": "API-токен / API token",
-        "help": "Интеграции → API и Webhooks → токен / Integrations → API & Webhooks → token"})
-    timezone = fields.String(load_default="Europe/Moscow", metadata={
-        "label": "Часовой пояс кабинета / Account time zone"})
+        "secret": True, "label": "API token", "help": "Integrations → API & Webhooks → token"})
+    timezone = fields.String(load_default="Europe/Moscow", metadata={"label": "Account time zone"})
     api_url = fields.String(load_default=API_URL, validate=validate.URL(schemes={"http", "https"}, require_tld=False),
-                            metadata={"label": "Адрес API / API URL"})
+                            metadata={"label": "API URL"})
 
     @validates("site_id")
     def _site_digits(self, value: str, **_: Any) -> None:
         if not re.fullmatch(r"\d{1,12}", value.strip()):
-            raise ValidationError("ID сайта — только цифры, например 12345 / The site id is digits only, e.g. 12345.")
+            raise ValidationError("The site id is digits only, e.g. 12345.")
 
     @validates("session_variable")
     def _js_name(self, value: str, **_: Any) -> None:
         if not JS_NAME.fullmatch(value):
-            raise ValidationError("Имя переменной JavaScript, например call_value / "
-                                  "A JavaScript variable name, e.g. call_value.")
+            raise ValidationError("A JavaScript variable name, e.g. call_value.")
 
     @validates("api_token")
     def _token(self, value: str, **_: Any) -> None:
         if not value.strip():
-            raise ValidationError("Укажите API-токен / The API token cannot be empty.")
+            raise ValidationError("The API token cannot be empty.")
 
     @validates("timezone")
     def _zone(self, value: str, **_: Any) -> None:
-        check_time_zone(value, "Неизвестный часовой пояс, например Europe/Moscow / "
-                               "Unknown time zone, e.g. Europe/Moscow.")
+        check_time_zone(value, "Unknown time zone, e.g. Europe/Moscow.")
 
 
 def session_id_of(lead: Mapping[str, Any]) -> str:
@@ -93,9 +94,14 @@ def result_tags(call: Mapping[str, Any]) -> list[str]:
     return tags
 
 
+def _answer_error(answer: Any) -> bool:
+    return isinstance(answer, dict) and bool(answer.get("error") or answer.get("errors")
+                                             or answer.get("status") == "error")
+
+
 def _check_answer(answer: Any, response: Any, token: str) -> None:
     """Calltouch may answer 200 with an error in the body: that is a failure too, not worth retrying."""
-    if isinstance(answer, dict) and (answer.get("error") or answer.get("errors") or answer.get("status") == "error"):
+    if _answer_error(answer):
         raise DeliveryError("Calltouch answered 200 with an error", retry=False, status=response.status_code,
                             response=excerpt(response, [token]))
 
@@ -104,9 +110,6 @@ class Calltouch(Integration):
     key = "calltouch"
     title = "Calltouch"
     description = (
-        "Каждая заявка попадает в журнал заявок Calltouch с ID сессии посетителя и тегом perezvon_dtmf_<код> "
-        "(виджет 11, лидогенератор 12, мобильный лидогенератор 13, мобильная панель 14, формы сайта 15, прочее 16); "
-        "итог звонка добавляется тегами perezvon_<статус>. Нужны ID сайта и API-токен (Интеграции → API и Webhooks).\n"
         "Every lead appears in Calltouch's request log with the visitor's session id and the tag "
         "perezvon_dtmf_<code> (widget 11, lead generator 12, mobile lead generator 13, mobile panel 14, site forms "
         "15, other 16); the call result follows as perezvon_<status> tags. Needs the site id and an API token "
@@ -165,3 +168,21 @@ class Calltouch(Integration):
                                         headers={"Access-Token": token, "SiteId": settings["site_id"].strip()})
         _check_answer(json_body(response, [token]), response, token)
         return excerpt(response, [token])
+
+    async def check(self, settings: dict[str, Any]) -> None:
+        """One call of today's journal: 401 is the token's fault, 403/404 the site id's."""
+        token, site = settings["api_token"].strip(), settings["site_id"].strip()
+        today = dt.datetime.now(ZoneInfo(settings["timezone"])).strftime("%d/%m/%Y")
+        try:
+            response = await self.http.send("GET", self._url(settings, CHECK_PATH), secrets=[token], params={
+                "clientApiId": token, "dateFrom": today, "dateTo": today, "page": 1, "limit": 1})
+        except DeliveryError as refused:
+            if refused.status == 401:
+                raise CheckFailed({"api_token": ["Calltouch does not know this API token."]}) from None
+            if refused.status in (403, 404):
+                raise CheckFailed({"site_id": [("Calltouch has no site %(site)s for this token: check the site id "
+                                                "(Integrations → API & Webhooks).", {"site": site})]}) from None
+            raise
+        if _answer_error(json_body(response, [token])):
+            raise CheckFailed({"_schema": [("Calltouch answered with an error: %(answer)s",
+                                            {"answer": excerpt(response, [token])})]})

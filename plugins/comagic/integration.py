@@ -1,9 +1,12 @@
-"""CoMagic (SPEC S5): leads and call results through CoMagic's Data API (JSON-RPC 2.0).
+"""CoMagic (docs/integrations.md): leads and call results through CoMagic's Data API (JSON-RPC 2.0).
 
 * lead created -> ``upload.offline_messages``: the lead becomes an offline request ("заявка") of the
   site in CoMagic's reports, tied to the visitor's CoMagic session when the client script could read
   it (``Comagic.getSessionId()``), so it is attributed to the visit's ad campaign;
 * call finished -> ``set.tag_communications``: that request gets the tag chosen for the result.
+
+The settings are checked (``check``) with the cheap read ``get.sites``: a key CoMagic refuses is the
+key's fault, a site id missing from the account's sites is the site id's.
 
 The account key is the Data API access token. It is a secret: masked as ``****`` after saving,
 never sent back to the browser, and blanked out of anything stored or logged about a delivery.
@@ -19,40 +22,47 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from perezvon.api import CallEvent, DeliveryError, HttpPush, Integration, check_time_zone, excerpt, json_body
+from perezvon.api import (
+    CallEvent,
+    CheckFailed,
+    DeliveryError,
+    HttpPush,
+    Integration,
+    check_time_zone,
+    excerpt,
+    json_body,
+)
 
 API_URL = "https://dataapi.comagic.ru/v2.0"
 #: JSON-RPC errors worth trying again: CoMagic's internal error and its rate limit
 RETRYABLE_CODES = {-32603, -32029}
+#: the JSON-RPC error of a wrong, expired or blocked key
+BAD_KEY_CODE = -32001
 
 
 class ComagicSettings(Schema):
     access_token = fields.String(required=True, metadata={
-        "secret": True, "label": "Ключ доступа / Account key",
-        "help": "Постоянный ключ Data API: Аккаунт → Управление пользователями → ключ / "
-                "A permanent Data API key: Account → Users → key"})
+        "secret": True, "label": "Account key", "help": "A permanent Data API key: Account → Users → key"})
     site_id = fields.Integer(required=True, strict=False, validate=validate.Range(min=1), metadata={
-        "label": "ID сайта в CoMagic / CoMagic site id"})
+        "label": "CoMagic site id"})
     successful_tag_id = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1), metadata={
-        "label": "Тег успешного звонка / Tag of a successful call", "help": "ID тега из get.tags / a get.tags id"})
+        "label": "Tag of a successful call", "help": "A tag id from get.tags"})
     failed_tag_id = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1), metadata={
-        "label": "Тег неуспешного звонка / Tag of a failed call", "help": "ID тега из get.tags / a get.tags id"})
-    timezone = fields.String(load_default="Europe/Moscow", metadata={
-        "label": "Часовой пояс аккаунта / Account time zone"})
+        "label": "Tag of a failed call", "help": "A tag id from get.tags"})
+    timezone = fields.String(load_default="Europe/Moscow", metadata={"label": "Account time zone"})
     api_url = fields.String(load_default=API_URL, validate=validate.URL(schemes={"http", "https"}, require_tld=False),
-                            metadata={"label": "Адрес Data API / Data API URL"})
+                            metadata={"label": "Data API URL"})
 
     @validates("access_token")
     def _key(self, value: str, **_: Any) -> None:
         if not value.strip():
-            raise ValidationError("Укажите ключ доступа / The account key cannot be empty.")
+            raise ValidationError("The account key cannot be empty.")
         if any(ch.isspace() for ch in value.strip()) or len(value.strip()) < 16:
-            raise ValidationError("Это не похоже на ключ CoMagic / This does not look like a CoMagic key.")
+            raise ValidationError("This does not look like a CoMagic key.")
 
     @validates("timezone")
     def _zone(self, value: str, **_: Any) -> None:
-        check_time_zone(value, "Неизвестный часовой пояс, например Europe/Moscow / "
-                               "Unknown time zone, e.g. Europe/Moscow.")
+        check_time_zone(value, "Unknown time zone, e.g. Europe/Moscow.")
 
 
 def session_id_of(lead: dict[str, Any]) -> int | None:
@@ -65,9 +75,6 @@ class Comagic(Integration):
     key = "comagic"
     title = "CoMagic"
     description = (
-        "Заявки уходят в CoMagic как заявки сайта (Data API upload.offline_messages), итоги звонков — тегами "
-        "(set.tag_communications). Нужны постоянный ключ Data API и ID сайта; разрешите IP сервера в «Правила и "
-        "безопасность → API». После сохранения ключ показывается как ****.\n"
         "Leads go to CoMagic as the site's requests (Data API upload.offline_messages), call results as tags "
         "(set.tag_communications). Needs a permanent Data API key and the site id; allow the server's IP under "
         "\"Rules and security → API\". Once saved the key is shown as ****.")
@@ -83,7 +90,9 @@ class Comagic(Integration):
     def client_events(self, settings: dict[str, Any]) -> dict[str, Any]:
         return {}  # the browser gets nothing from the settings, least of all the key
 
-    async def call(self, settings: dict[str, Any], method: str, params: dict[str, Any], request_id: str) -> Any:
+    async def rpc(self, settings: dict[str, Any], method: str, params: dict[str, Any],
+                  request_id: str) -> tuple[Any, Any, dict[str, Any] | None]:
+        """One JSON-RPC request: the answer, the HTTP response, and the answer's ``error`` (None when none)."""
         token = settings["access_token"]
         body = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": {"access_token": token, **params}}
         response = await self.http.send("POST", settings["api_url"], secrets=[token],
@@ -91,6 +100,11 @@ class Comagic(Integration):
                                         headers={"Content-Type": "application/json; charset=UTF-8"})
         answer = json_body(response, [token])
         error = answer.get("error") if isinstance(answer, dict) else {"message": "not a JSON-RPC answer"}
+        return answer, response, error or None
+
+    async def call(self, settings: dict[str, Any], method: str, params: dict[str, Any], request_id: str) -> Any:
+        token = settings["access_token"]
+        answer, response, error = await self.rpc(settings, method, params, request_id)
         if error:
             code = error.get("code")
             raise DeliveryError(f"CoMagic {method}: error {code}", retry=code in RETRYABLE_CODES,
@@ -133,3 +147,22 @@ class Comagic(Integration):
             "communication_id": message_id, "communication_type": "offline_message", "tag_id": tag_id},
             request_id=event.event_id)
         return json.dumps({"offline_message_id": message_id, "tag_id": tag_id})
+
+    async def check(self, settings: dict[str, Any]) -> None:
+        """``get.sites``: the key must be accepted and the site id be one of the account's sites."""
+        answer, _, error = await self.rpc(settings, "get.sites", {}, request_id="perezvon-check")
+        if error:
+            mnemonic = str((error.get("data") or {}).get("mnemonic") or "")
+            if error.get("code") == BAD_KEY_CODE or "token" in mnemonic:
+                raise CheckFailed({"access_token": [
+                    "CoMagic does not accept this key: it is wrong, expired or blocked."]})
+            if mnemonic.startswith("ip_"):
+                raise CheckFailed({"_schema": [
+                    "CoMagic does not accept requests from this server's IP address: allow it under "
+                    "\"Rules and security → API\"."]})
+            raise CheckFailed({"_schema": [("CoMagic answered with error %(code)s: %(message)s",
+                                            {"code": error.get("code"), "message": error.get("message", "")})]})
+        sites = ((answer.get("result") or {}).get("data")) or []
+        if settings["site_id"] not in {row.get("id") for row in sites if isinstance(row, dict)}:
+            raise CheckFailed({"site_id": [("The CoMagic account of this key has no site %(site)s.",
+                                            {"site": settings["site_id"]})]})

@@ -1,4 +1,4 @@
-"""Google Analytics (SPEC S5): events in the browser, and optionally call results from the server.
+"""Google Analytics (docs/integrations.md): events in the browser, and optionally call results from the server.
 
 In the browser the client script sends each site-script event with category
 ``PEREZVON``, the event's name as the action and the optional label, through
@@ -9,6 +9,11 @@ measurement id and a Measurement Protocol API secret they are sent to
 ``POST https://www.google-analytics.com/mp/collect`` as the event
 ``perezvon_call_finished``, under the visitor's GA client id (read from the
 ``_ga`` cookie when the lead was left).
+
+The settings are checked (``check``) by sending such an event to the Measurement
+Protocol's validation server (``/debug/mp/collect`` next to ``/mp/collect``), whose
+``validationMessages`` name the field at fault. That server checks the request's
+shape and ids; it does not say whether the API secret exists in the property.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from typing import Any, ClassVar
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from perezvon.api import CallEvent, HttpPush, Integration, excerpt
+from perezvon.api import CallEvent, CheckFailed, HttpPush, Integration, excerpt, json_body
 
 CATEGORY = "PEREZVON"
 #: site-script event -> GA event action
@@ -34,33 +39,32 @@ ACTIONS: dict[str, str] = {
 MP_EVENT = "perezvon_call_finished"
 MEASUREMENT_ID = re.compile(r"G-[A-Z0-9]{4,16}|UA-\d{4,10}-\d{1,4}")
 MP_URL = "https://www.google-analytics.com/mp/collect"
+#: the validation server's path next to the Measurement Protocol's own
+MP_PATH, DEBUG_PATH = "/mp/collect", "/debug/mp/collect"
+#: the settings a validation message may be about, by the words it names them with
+CHECKED_FIELDS = ("measurement_id", "api_secret")
 
 
 class GoogleAnalyticsSettings(Schema):
     measurement_id = fields.String(required=True, metadata={
-        "label": "Идентификатор / Measurement id",
-        "help": "G-XXXXXXXXXX (GA4) или UA-12345678-1 / G-XXXXXXXXXX (GA4) or UA-12345678-1"})
+        "label": "Measurement id", "help": "G-XXXXXXXXXX (GA4) or UA-12345678-1"})
     label = fields.String(load_default="", validate=validate.Length(max=100), metadata={
-        "label": "Ярлык событий / Event label", "help": "Необязательно / Optional"})
+        "label": "Event label", "help": "Optional"})
     api_secret = fields.String(load_default="", metadata={
-        "secret": True, "label": "Секрет Measurement Protocol / Measurement Protocol API secret",
-        "help": "GA4: Администратор → Потоки данных → Секреты API Measurement Protocol. Пусто: итоги звонков "
-                "не отправляются / GA4: Admin → Data streams → Measurement Protocol API secrets. Empty: call "
-                "results are not sent"})
+        "secret": True, "label": "Measurement Protocol API secret",
+        "help": "GA4: Admin → Data streams → Measurement Protocol API secrets. Empty: call results are not sent"})
     mp_url = fields.String(load_default=MP_URL, validate=validate.URL(schemes={"http", "https"}, require_tld=False),
-                           metadata={"label": "Адрес Measurement Protocol / Measurement Protocol URL"})
+                           metadata={"label": "Measurement Protocol URL"})
 
     @validates("measurement_id")
     def _format(self, value: str, **_: Any) -> None:
         if not MEASUREMENT_ID.fullmatch(value.strip()):
-            raise ValidationError("Нужен идентификатор вида G-XXXXXXXXXX или UA-12345678-1 / "
-                                  "Expected an id like G-XXXXXXXXXX or UA-12345678-1.")
+            raise ValidationError("Expected an id like G-XXXXXXXXXX or UA-12345678-1.")
 
     @validates_schema
     def _secret_needs_ga4(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("api_secret") and not data.get("measurement_id", "").startswith("G-"):
-            raise ValidationError("Measurement Protocol работает только с GA4 (G-…) / "
-                                  "The Measurement Protocol needs a GA4 id (G-…).", field_name="api_secret")
+            raise ValidationError("The Measurement Protocol needs a GA4 id (G-…).", field_name="api_secret")
 
 
 def client_id_of(event: CallEvent) -> str:
@@ -73,13 +77,34 @@ def client_id_of(event: CallEvent) -> str:
     return f"{number}.{number % 2_000_000_000}"
 
 
+def result_body(client_id: str, call: dict[str, Any], lead: dict[str, Any], attempts: int,
+                transaction_id: str) -> dict[str, Any]:
+    """The Measurement Protocol document of one call's result."""
+    return {
+        "client_id": client_id,
+        "events": [{"name": MP_EVENT, "params": {
+            "event_category": CATEGORY,
+            "status": call.get("display_status", ""),
+            "successful": call.get("display_status") == "successful",
+            "duration_seconds": int(call.get("duration_seconds") or 0),
+            "attempts": attempts,
+            "source": lead.get("source", ""),
+            "is_target": bool(call.get("is_target")),
+            "transaction_id": transaction_id,
+        }}],
+    }
+
+
+def validation_url(mp_url: str) -> str:
+    """The validation server next to a Measurement Protocol URL (``…/mp/collect`` -> ``…/debug/mp/collect``)."""
+    base = mp_url.split("?", 1)[0].rstrip("/")
+    return (base[:-len(MP_PATH)] if base.endswith(MP_PATH) else base) + DEBUG_PATH
+
+
 class GoogleAnalytics(Integration):
     key = "google_analytics"
     title = "Google Analytics"
     description = (
-        "События уходят с категорией PEREZVON и действием по событию (widget_shown, widget_lead, …) через gtag или "
-        "ga — счётчик должен стоять на сайте. С секретом Measurement Protocol (GA4) итоги звонков приходят "
-        "событием perezvon_call_finished.\n"
         "Events are sent with category PEREZVON and the event as the action (widget_shown, widget_lead, …) through "
         "gtag or ga — the tag must be on the site. With a Measurement Protocol secret (GA4) call results arrive "
         "as the event perezvon_call_finished.")
@@ -97,21 +122,32 @@ class GoogleAnalytics(Integration):
         settings = event.settings
         if not settings["api_secret"]:
             return None
-        call, lead = event.call, event.lead
-        body = {
-            "client_id": client_id_of(event),
-            "events": [{"name": MP_EVENT, "params": {
-                "event_category": CATEGORY,
-                "status": call.get("display_status", ""),
-                "successful": call.get("display_status") == "successful",
-                "duration_seconds": int(call.get("duration_seconds") or 0),
-                "attempts": len(event.attempts),
-                "source": lead.get("source", ""),
-                "is_target": bool(call.get("is_target")),
-                "transaction_id": event.event_id,
-            }}],
-        }
+        body = result_body(client_id_of(event), event.call, event.lead, len(event.attempts), event.event_id)
         response = await self.http.send(
             "POST", settings["mp_url"], json=body, secrets=[settings["api_secret"]],
             params={"measurement_id": settings["measurement_id"].strip(), "api_secret": settings["api_secret"]})
         return excerpt(response, [settings["api_secret"]])
+
+    async def check(self, settings: dict[str, Any]) -> None:
+        """A call result sent to the validation server; its messages are mapped to the fields they name.
+        Without an API secret nothing is sent from the server, so there is nothing to check."""
+        secret = settings["api_secret"]
+        if not secret:
+            return
+        body = result_body("1234567890.1234567890", {"display_status": "successful", "duration_seconds": 60},
+                           {"source": "widget"}, 1, "perezvon-check")
+        response = await self.http.send(
+            "POST", validation_url(settings["mp_url"]), json=body, secrets=[secret],
+            params={"measurement_id": settings["measurement_id"].strip(), "api_secret": secret})
+        answer = json_body(response, [secret])
+        errors: dict[str, list[Any]] = {}
+        for message in (answer.get("validationMessages") if isinstance(answer, dict) else None) or []:
+            if not isinstance(message, dict):
+                continue
+            named = f"{message.get('fieldPath', '')} {message.get('description', '')}"
+            field = next((name for name in CHECKED_FIELDS if name in named), "_schema")
+            errors.setdefault(field, []).append((
+                "Google Analytics does not accept the request: %(description)s",
+                {"description": str(message.get("description") or message.get("validationCode") or "")}))
+        if errors:
+            raise CheckFailed(errors)

@@ -1,4 +1,4 @@
-"""Lead generators as an application (SPEC S4.2)."""
+"""Lead generators as an application (docs/site-script.md#the-lead-generator)."""
 from __future__ import annotations
 
 from pathlib import Path

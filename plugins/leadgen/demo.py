@@ -3,16 +3,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from perezvon.core.models import AppEnablement
 from perezvon.plugins.leadgen.schemas import LeadgenSettings
+
+from perezvon.api import PluginKind, plugin_settings, store_plugin_settings
 
 DEMO_GENERATOR = {"id": "demo-discount", "name": "Скидка 10% на первый заказ",
                   "trigger": {"kind": "scroll", "scroll_percent": 40, "activation_delay_seconds": 2}}
 
 
 async def demo_step(connection) -> dict[str, Any]:
-    enablement = await AppEnablement.get_or_none(connection_id=connection.id, app_key="leadgen")
-    if enablement is not None and not (enablement.settings or {}).get("generators"):
-        enablement.settings = LeadgenSettings().load({"generators": [DEMO_GENERATOR]})
-        await enablement.save(update_fields=["settings"])
+    settings = await plugin_settings(connection, PluginKind.APPLICATION, "leadgen")
+    if settings is not None and not settings.get("generators"):
+        await store_plugin_settings(connection, PluginKind.APPLICATION, "leadgen",
+                                    LeadgenSettings().load({"generators": [DEMO_GENERATOR]}))
     return {}

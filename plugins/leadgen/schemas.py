@@ -1,4 +1,4 @@
-"""Lead generators' per-connection settings (SPEC S4.2): up to 100 promotional
+"""Lead generators' per-connection settings (docs/site-script.md#the-lead-generator): up to 100 promotional
 pop-ups, each with its conditions, trigger and three screens in a working-hours
 and an off-hours variant. Defaults make a finished-looking promotion."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from perezvon.plugins.widget.rules import CHANNELS, Color, ConditionFields, Strict, WebUrl, label, nested, words
 
 MAX_GENERATORS = 100
-#: SPEC S4.2: at most five lead generators per session, whatever the settings
+#: at most five lead generators per session, whatever the settings
 MAX_PER_SESSION = 5
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif"
 

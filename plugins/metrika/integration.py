@@ -1,8 +1,12 @@
-"""Yandex Metrika (SPEC S5): JS-event goals reached in the visitor's browser.
+"""Yandex Metrika (docs/integrations.md): JS-event goals reached in the visitor's browser.
 
 Nothing is sent from the server: Metrika counts goals on the page, where its
 counter knows the visit. The site script's event bus tells this plugin's
 client script what happened; it calls ``ym(counter, 'reachGoal', id)``.
+
+With an OAuth token (optional, secret) the settings can be checked: the
+Management API's ``GET /management/v1/counter/{id}`` says whether the counter
+exists and the token may read it.
 """
 from __future__ import annotations
 
@@ -10,9 +14,9 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
-from marshmallow import Schema, ValidationError, fields, validates
+from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from perezvon.api import Integration
+from perezvon.api import CheckFailed, DeliveryError, HttpPush, Integration
 
 #: site-script event -> the goal identifier to create in Metrika ("JavaScript event" goals)
 GOALS: dict[str, str] = {
@@ -23,42 +27,64 @@ GOALS: dict[str, str] = {
     "leadgen_lead": "perezvon_leadgen_lead",
     "offhours_lead": "perezvon_offhours_lead",
 }
-GOAL_TITLES: dict[str, str] = {
-    "widget_shown": "Виджет показан / Widget shown",
-    "widget_opened": "Виджет открыт / Widget opened",
-    "widget_lead": "Заявка из виджета / Lead from the widget",
-    "leadgen_shown": "Лидогенератор показан / Lead generator shown",
-    "leadgen_lead": "Заявка из лидогенератора / Lead from a lead generator",
-    "offhours_lead": "Заявка в нерабочее время / Off-hours lead",
-}
 COUNTER_ID = re.compile(r"\d{1,12}")
+#: the Management API, asked only by :meth:`Metrika.check`
+API_URL = "https://api-metrika.yandex.net"
 
 
 class MetrikaSettings(Schema):
     counter_id = fields.String(required=True, metadata={
-        "label": "Номер счётчика / Counter id",
-        "help": "Цифры из кода счётчика: ym(12345678, 'init', …) / The digits of ym(12345678, 'init', …)"})
+        "label": "Counter id", "help": "The digits of ym(12345678, 'init', …) in the counter's code"})
 
     @validates("counter_id")
     def _digits(self, value: str, **_: Any) -> None:
         if not COUNTER_ID.fullmatch(value.strip()):
-            raise ValidationError("Номер счётчика — только цифры, например 12345678 / "
-                                  "The counter id is digits only, e.g. 12345678.")
+            raise ValidationError("The counter id is digits only, e.g. 12345678.")
+
+    oauth_token = fields.String(load_default="", metadata={
+        "secret": True, "label": "OAuth token for the check",
+        "help": "Optional: a Yandex token with metrika:read access; with it the counter is checked on saving"})
+    api_url = fields.String(load_default=API_URL, validate=validate.URL(schemes={"http", "https"}, require_tld=False),
+                            metadata={"label": "Management API URL"})
 
 
 def _goals_help() -> str:
-    return "\n".join(f"  {GOALS[event]} — {GOAL_TITLES[event]}" for event in GOALS)
+    return "\n".join(f"  {GOALS[event]}" for event in GOALS)
 
 
 class Metrika(Integration):
     key = "metrika"
-    title = "Яндекс Метрика / Yandex Metrika"
+    title = "Yandex Metrika"
     description = (
-        "В Метрике создайте цели типа «JavaScript-событие» с идентификаторами ниже; счётчик должен стоять на "
-        "сайте.\nIn Metrika create goals of type \"JavaScript event\" with the identifiers below; the counter "
-        "must be on the site.\n" + _goals_help())
+        "In Metrika create goals of type \"JavaScript event\" with the identifiers below; the counter must be on "
+        "the site.\n" + _goals_help())
     settings_schema = MetrikaSettings
     client_script: ClassVar[Path | None] = Path(__file__).with_name("static") / "metrika.js"
 
+    def __init__(self) -> None:
+        self.http = HttpPush()
+
     def client_events(self, settings: dict[str, Any]) -> dict[str, Any]:
         return {"counter": int(settings["counter_id"].strip()), "goals": dict(GOALS)}
+
+    async def check(self, settings: dict[str, Any]) -> None:
+        """The counter must exist and the token must read it; without a token there is nothing to ask."""
+        token = settings.get("oauth_token", "").strip()
+        if not token:
+            return
+        counter = settings["counter_id"].strip()
+        url = f"{settings['api_url'].rstrip('/')}/management/v1/counter/{counter}"
+        try:
+            await self.http.send("GET", url, headers={"Authorization": f"OAuth {token}"}, secrets=[token])
+        except DeliveryError as refused:
+            if refused.status == 401:
+                raise CheckFailed({"oauth_token": [
+                    "Yandex does not accept this OAuth token: it is wrong or has expired."]}) from None
+            if refused.status == 403:
+                raise CheckFailed({"counter_id": [("This token may not read counter %(counter)s: grant its account "
+                                                   "access to the counter, or check the number.",
+                                                   {"counter": counter})]}) from None
+            if refused.status in (400, 404):
+                raise CheckFailed({"counter_id": [("Yandex Metrika has no counter %(counter)s.",
+                                                   {"counter": counter})]}) from None
+            raise

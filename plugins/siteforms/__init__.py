@@ -1,4 +1,4 @@
-"""Site forms: leads from the e-mails a site's own forms send (SPEC S4.2).
+"""Site forms: leads from the e-mails a site's own forms send (docs/siteforms.md).
 
 Each connection has a technical e-mail address, ``<random>@<intake domain>``.
 The site adds it to the recipients of its form notifications; this plugin's

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import secrets
 
-from perezvon.core.models import AppEnablement
 from perezvon.plugins.siteforms.app import KEY
 from perezvon.plugins.siteforms.models import TechnicalAddress
 from tortoise.exceptions import IntegrityError
 
-from perezvon.api import Connection, DemoStep
+from perezvon.api import Connection, DemoStep, PluginKind, enable_plugin
 
 
 def new_local_part() -> str:
@@ -35,11 +34,7 @@ def email_of(address: TechnicalAddress, domain: str) -> str:
 
 async def switch_on(connection: Connection, domain: str) -> str:
     """Switch site forms on for a connection; returns its technical e-mail address."""
-    enablement, created = await AppEnablement.get_or_create(connection=connection, app_key=KEY,
-                                                            defaults={"is_on": True, "settings": {}})
-    if not created and not enablement.is_on:
-        enablement.is_on = True
-        await enablement.save(update_fields=["is_on"])
+    await enable_plugin(connection, PluginKind.APPLICATION, KEY)
     return email_of(await technical_address(connection.id), domain)
 
 

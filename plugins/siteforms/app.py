@@ -1,4 +1,4 @@
-"""Site forms as an application: switched on and off per connection like the widget (SPEC S4.2)."""
+"""Site forms as an application: switched on and off per connection like the widget (docs/siteforms.md)."""
 from __future__ import annotations
 
 from perezvon.plugins.siteforms.schemas import SiteFormsAppSettings
@@ -20,9 +20,9 @@ class SiteForms(Application):
     """
 
     key = KEY
-    title = "Формы сайта"
-    description = ("Заявки из форм сайта, отправленные на технический e-mail, становятся обратными звонками. "
-                   "Site-form e-mails sent to the technical address become callbacks.")
+    #: English msgids; Russian in locales/ru (the admin finds that catalog by convention)
+    title = "Site forms"
+    description = "Site-form e-mails sent to the technical address become callbacks."
     lead_source = KEY
     settings_schema = SiteFormsAppSettings
     client_script = None

@@ -10,12 +10,11 @@ import dataclasses
 import time
 from typing import Any
 
-from perezvon.core.models import AppEnablement
 from perezvon.plugins.siteforms.app import KEY
 from perezvon.plugins.siteforms.matching import SiteProfile
 from perezvon.plugins.siteforms.models import TechnicalAddress
 
-from perezvon.api import Connection, Department, Office, OperatorNumber
+from perezvon.api import Connection, Department, Office, OperatorNumber, PluginKind, plugin_is_on
 
 _MAX_CACHED = 10_000
 
@@ -63,8 +62,7 @@ class Directory:
         known = None
         if rows:
             row = rows[0]
-            app_on = await AppEnablement.filter(connection_id=row["connection_id"], app_key=KEY,
-                                                is_on=True).exists()
+            app_on = await plugin_is_on(row["connection_id"], PluginKind.APPLICATION, KEY)
             known = KnownAddress(row["id"], local_part, row["connection_id"],
                                  accepting=bool(row["connection__is_on"]) and app_on)
         self._addresses.put(local_part, known)

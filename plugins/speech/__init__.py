@@ -1,1 +1,1 @@
-"""Announcements spoken in Russian by a locally installed eSpeak NG (SPEC S4.3)."""
+"""Announcements spoken in Russian by a locally installed eSpeak NG (docs/speech.md)."""

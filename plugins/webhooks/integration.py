@@ -1,30 +1,36 @@
-"""Signed webhooks (SPEC S8): a customer URL per connection gets JSON call events."""
+"""Signed webhooks (docs/webhooks.md): a customer URL per connection gets JSON call events.
+
+The settings are checked (``check``) by POSTing one signed test event, ``check``,
+which the receiver must answer with a 2xx.
+"""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
+import uuid
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 from perezvon.plugins.webhooks import signing
 
-from perezvon.api import EVENTS, CallEvent, HttpPush, Integration, excerpt
+from perezvon.api import EVENTS, CallEvent, CheckFailed, DeliveryError, HttpPush, Integration, excerpt
 
 MIN_SECRET = 16
+#: the test event sent when the settings are checked; never sent for a call
+CHECK_EVENT = "check"
 
 
 class WebhookSettings(Schema):
     url = fields.String(required=True, metadata={
-        "label": "URL получателя / Receiver URL",
-        "help": "Куда отправлять события (https://…) / Where events are POSTed (https://…)"})
+        "label": "Receiver URL", "help": "Where events are POSTed (https://…)"})
     secret = fields.String(required=True, metadata={
-        "secret": True, "label": "Ключ подписи / Signing secret",
-        "help": f"Не короче {MIN_SECRET} символов; им же получатель проверяет подпись / "
-                f"At least {MIN_SECRET} characters; the receiver checks the signature with it"})
+        "secret": True, "label": "Signing secret",
+        "help": f"At least {MIN_SECRET} characters; the receiver checks the signature with it"})
     events = fields.List(fields.String(validate=validate.OneOf(EVENTS)), load_default=list(EVENTS), metadata={
-        "label": "События / Events", "help": ", ".join(EVENTS)})
+        "label": "Events", "help": ", ".join(EVENTS)})
     timeout = fields.Float(load_default=10.0, validate=validate.Range(min=1, max=30), metadata={
-        "label": "Таймаут, с / Timeout, s"})
+        "label": "Timeout, s"})
 
     @validates("url")
     def _http_url(self, value: str, **_: Any) -> None:
@@ -32,13 +38,12 @@ class WebhookSettings(Schema):
         try:
             checker(value)
         except ValidationError:
-            raise ValidationError("Нужен адрес http:// или https:// / An http:// or https:// URL is needed.") from None
+            raise ValidationError("An http:// or https:// URL is needed.") from None
 
     @validates("secret")
     def _long_secret(self, value: str, **_: Any) -> None:
         if len(value.strip()) < MIN_SECRET:
-            raise ValidationError(f"Ключ не короче {MIN_SECRET} символов / "
-                                  f"The secret must be at least {MIN_SECRET} characters.")
+            raise ValidationError(f"The secret must be at least {MIN_SECRET} characters.")
 
 
 def event_body(event: CallEvent) -> dict[str, Any]:
@@ -53,10 +58,8 @@ def event_body(event: CallEvent) -> dict[str, Any]:
 
 class Webhooks(Integration):
     key = "webhooks"
-    title = "Вебхуки / Webhooks"
+    title = "Webhooks"
     description = (
-        "Каждое событие (заявка создана, попытка завершена, звонок завершён) уходит POST-запросом с JSON на ваш "
-        "адрес, с подписью HMAC-SHA256 в X-Perezvon-Signature. Проверяйте подпись и время (docs/webhooks.md).\n"
         "Every event (lead created, attempt finished, call finished) is POSTed as JSON to your URL, signed with "
         "HMAC-SHA256 in X-Perezvon-Signature. Check the signature and the timestamp (docs/webhooks.md).")
     settings_schema = WebhookSettings
@@ -65,20 +68,38 @@ class Webhooks(Integration):
     def __init__(self) -> None:
         self.http = HttpPush()
 
-    async def push(self, event: CallEvent) -> str | None:
-        settings = event.settings
-        if event.event not in settings["events"]:
-            return None
-        body = json.dumps(event_body(event), ensure_ascii=False, separators=(",", ":")).encode()
+    async def post(self, settings: dict[str, Any], document: dict[str, Any]) -> Any:
+        """POST one event document, signed; the receiver's response (a 2xx or 3xx)."""
+        body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         timestamp = int(time.time())
-        response = await self.http.send("POST", settings["url"], content=body, timeout=settings["timeout"], headers={
+        return await self.http.send("POST", settings["url"], content=body, timeout=settings["timeout"], headers={
             "Content-Type": "application/json; charset=utf-8",
-            "X-Perezvon-Event": event.event,
-            "X-Perezvon-Event-Id": event.event_id,
+            "X-Perezvon-Event": document["event"],
+            "X-Perezvon-Event-Id": document["id"],
             "X-Perezvon-Timestamp": str(timestamp),
             "X-Perezvon-Signature": signing.signature(settings["secret"], timestamp, body),
         }, secrets=[settings["secret"]])
-        return excerpt(response)
+
+    async def push(self, event: CallEvent) -> str | None:
+        if event.event not in event.settings["events"]:
+            return None
+        return excerpt(await self.post(event.settings, event_body(event)))
+
+    async def check(self, settings: dict[str, Any]) -> None:
+        """A signed ``check`` event: the receiver must answer 2xx (a redirect is not followed)."""
+        document = {"id": f"check-{uuid.uuid4()}", "event": CHECK_EVENT,
+                    "occurred_at": dt.datetime.now(dt.UTC).isoformat(), "connection_id": None,
+                    "lead": None, "call": None, "attempt": None, "attempts": []}
+        try:
+            response = await self.post(settings, document)
+        except DeliveryError as refused:
+            if refused.status is None:
+                raise
+            raise CheckFailed({"url": [("The receiver answered %(status)s to a signed test event; it must answer "
+                                        "2xx.", {"status": refused.status})]}) from None
+        if not 200 <= response.status_code < 300:
+            raise CheckFailed({"url": [("The receiver answered %(status)s (a redirect) to a signed test event; give "
+                                        "the final address.", {"status": response.status_code})]})
 
     on_lead_created = push
     on_attempt_finished = push

@@ -1,4 +1,4 @@
-"""The callback widget as an application (SPEC S4.2)."""
+"""The callback widget as an application (docs/site-script.md#the-widget)."""
 from __future__ import annotations
 
 from pathlib import Path

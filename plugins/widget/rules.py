@@ -1,5 +1,5 @@
 """Pieces of settings the widget and the lead generator share: colours, links,
-thresholds and display rules (SPEC S4.2). Each field's metadata carries a
+thresholds and display rules (docs/site-script.md#the-widget). Each field's metadata carries a
 Russian label first and an English one (``label``, ``label_en``), which the
 admin editors render; the schema is the single source of truth."""
 from __future__ import annotations

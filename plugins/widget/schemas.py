@@ -1,4 +1,4 @@
-"""The widget's per-connection settings (SPEC S4.2). The defaults are a finished,
+"""The widget's per-connection settings (docs/site-script.md#the-widget). The defaults are a finished,
 good-looking callback form, so a site looks right before anyone edits anything."""
 from __future__ import annotations
 

@@ -30,7 +30,8 @@ async def live(perezvon_app):
 def make_site(perezvon_app):
     """``await make_site(widget={...}, leadgen={...}, **connection_fields)``: a connection
     on its own ``*.localhost`` domain with the given apps on (settings as stored)."""
-    from perezvon.core.models import AppEnablement, Connection, OperatorNumber, Project
+    from perezvon.core import enablement
+    from perezvon.core.models import Connection, OperatorNumber, Project
 
     async def make(*, widget: dict | None = None, leadgen: dict | None = None, **fields):
         project = await Project.create(name="Site script tests")
@@ -40,7 +41,7 @@ def make_site(perezvon_app):
         await OperatorNumber.create(connection=connection, phone="+74951234567")
         for key, settings in (("widget", widget), ("leadgen", leadgen)):
             if settings is not None:
-                await AppEnablement.create(connection=connection, app_key=key, settings=settings)
+                await enablement.enable(connection, enablement.APPLICATION, key, settings)
         return connection
 
     return make

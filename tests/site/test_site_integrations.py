@@ -1,4 +1,4 @@
-"""The integrations' client scripts on a real customer page with the real site script (issue 6).
+"""The integrations' client scripts on a real customer page with the real site script (docs/integrations.md).
 
 The page has stand-in ``ym`` and ``gtag`` counters that record their calls and Calltouch's
 session variable; Metrika, Google Analytics and Calltouch are switched on for the connection.
@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from sitehelpers import WIDGET, wait_for
 
-from perezvon.core.models import IntegrationEnablement, Lead
+from perezvon.core import enablement
+from perezvon.core.models import Lead
 
 
 
@@ -16,7 +17,7 @@ async def test_goals_and_events_reach_the_counters_and_the_session_reaches_the_l
     for key, settings in (("metrika", {"counter_id": "87654321"}),
                           ("google_analytics", {"measurement_id": "G-TEST12345"}),
                           ("calltouch", {"site_id": "54321", "api_token": "t", "session_variable": "call_value"})):
-        await IntegrationEnablement.create(connection=site, integration_key=key, settings=settings)
+        await enablement.enable(site, enablement.INTEGRATION, key, settings)
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     await page.goto(live.page_url(site, "analytics.html"))

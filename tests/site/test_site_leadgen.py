@@ -1,4 +1,4 @@
-"""Lead generators in a real browser on the local test site (SPEC S4.2)."""
+"""Lead generators in a real browser on the local test site (docs/site-script.md#the-lead-generator)."""
 from __future__ import annotations
 
 import datetime as dt

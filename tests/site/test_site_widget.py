@@ -1,4 +1,4 @@
-"""The widget in a real browser on a locally served test site (SPEC S2.1, S4.1, S4.2)."""
+"""The widget in a real browser on a locally served test site (docs/site-script.md)."""
 from __future__ import annotations
 
 from perezvon.core.models import Department, Lead, Office
@@ -185,7 +185,7 @@ async def test_url_rules_the_heaviest_wins_and_utm_rules_can_forbid(live, make_s
     await fill_phone(page)
     await page.locator(f"{WIDGET} button.go").click()
     lead = (await wait_for(lambda: leads_of(site), message="the lead"))[0]
-    assert lead.visit["rule"] == "heavy"  # the rule's name is spoken to the operator (S4.3)
+    assert lead.visit["rule"] == "heavy"  # the rule's name is spoken to the operator (docs/calls.md#announcements)
 
     hidden = await page.context.browser.new_context()
     try:
@@ -427,7 +427,7 @@ async def test_an_integration_script_gets_its_events_and_adds_to_the_lead(perezv
 
     from marshmallow import Schema, fields
 
-    from perezvon.core.models import IntegrationEnablement
+    from perezvon.core import enablement
     from perezvon.core.registry import Integration
 
     class Settings(Schema):
@@ -448,7 +448,7 @@ async def test_an_integration_script_gets_its_events_and_adds_to_the_lead(perezv
     await server.start()
     try:
         site = await make_site(widget={"thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0}})
-        await IntegrationEnablement.create(connection=site, integration_key="tracker", settings={"goal_prefix": "g_"})
+        await enablement.enable(site, enablement.INTEGRATION, "tracker", {"goal_prefix": "g_"})
         await page.goto(server.page_url(site))
         await page.locator(WIDGET).wait_for(timeout=20000)
         await page.wait_for_function("(window.__goals || []).includes('g_widget_shown')")

@@ -1,4 +1,4 @@
-"""The admin web UI (SPEC S1-S4, S6, S7): server-rendered Starlette + Jinja2 pages.
+"""The admin web UI (docs/admin.md): server-rendered Starlette + Jinja2 pages.
 
 ``perezvon.web.admin.routes.admin_routes(perezvon)`` gives the routes ``perezvon.web.app`` mounts;
 every page goes through :func:`perezvon.web.admin.framework.page`, which authenticates,

@@ -1,4 +1,4 @@
-"""Export of the filtered Calls table to .xlsx (SPEC S6): every field, visit behaviour included.
+"""Export of the filtered Calls table to .xlsx (docs/admin.md#export): every field, visit behaviour included.
 
 Rows are read in keyset batches, each connection in its index order and
 merged newest first, as the driver's plain rows (no model objects, no

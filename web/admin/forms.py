@@ -3,22 +3,26 @@
 A plugin's ``settings_schema`` is all the admin needs to edit its settings:
 booleans become checkboxes, ``OneOf`` strings selects, numbers number inputs,
 nested schemas fieldsets, lists of strings one-per-line text areas, dicts JSON.
-Field metadata may carry ``label`` and ``help`` (a string, translated through
-the catalogs, or ``{"ru": ..., "en": ...}``) and ``secret``: a secret is never
+Field metadata may carry ``label`` and ``help`` (English message ids, translated
+through the plugin's own catalog when the form is a plugin's, else the admin's and
+the core's -- docs/plugins.md, "Settings fields") and ``secret``: a secret is never
 put into the page -- the input shows ``****`` as a placeholder, and leaving it
-empty keeps the stored value.
+empty keeps the stored value (:func:`perezvon.core.enablement.merge_secrets`).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from perezvon.core.enablement import MASK, merge_secrets
 from perezvon.web.admin.i18n import translate
 
-MASK = "****"
+#: how a field's texts (label, help, choice labels) are translated: message id -> text
+Translator = Callable[[str], str]
 
 
 @dataclasses.dataclass
@@ -36,29 +40,26 @@ class FieldView:
     step: str = "any"
 
 
-def _text(value: Any, locale: str) -> str:
-    if isinstance(value, dict):
-        return str(value.get(locale) or value.get("en") or next(iter(value.values()), ""))
-    return translate(str(value), locale) if value else ""
+def _text(value: Any, locale: str, gettext: Translator | None = None) -> str:
+    if not value:
+        return ""
+    return gettext(str(value)) if gettext is not None else translate(str(value), locale)
 
 
-def label_of(name: str, field: fields.Field, locale: str) -> str:
+def label_of(name: str, field: fields.Field, locale: str, gettext: Translator | None = None) -> str:
     label = field.metadata.get("label") or field.metadata.get("title")
-    if label:
-        return _text(label, locale)
-    return translate(name.replace("_", " ").capitalize(), locale)
+    return _text(label or name.replace("_", " ").capitalize(), locale, gettext)
 
 
 def is_secret(field: fields.Field) -> bool:
     return bool(field.metadata.get("secret"))
 
 
-def _choices(field: fields.Field, locale: str) -> list[tuple[str, str]]:
+def _choices(field: fields.Field, locale: str, gettext: Translator | None = None) -> list[tuple[str, str]]:
     for validator in getattr(field, "validators", []):
         if isinstance(validator, validate.OneOf):
             labels = validator.labels if validator.labels else validator.choices
-            return [(str(c), _text(label, locale) if isinstance(label, dict) else translate(str(label), locale))
-                    for c, label in zip(validator.choices, labels)]
+            return [(str(c), _text(label, locale, gettext)) for c, label in zip(validator.choices, labels)]
     return []
 
 
@@ -77,7 +78,8 @@ def _flat_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
 
 
 def field_views(schema: Schema, values: dict[str, Any], errors: dict[str, list[str]], locale: str,
-                prefix: str = "") -> list[FieldView]:
+                prefix: str = "", gettext: Translator | None = None) -> list[FieldView]:
+    """The form's fields; ``gettext`` translates their texts (a plugin's catalog), else the admin's catalogs."""
     views = []
     values = values or {}
     for name, field in schema.fields.items():
@@ -85,19 +87,22 @@ def field_views(schema: Schema, values: dict[str, Any], errors: dict[str, list[s
             continue
         path = f"{prefix}.{name}" if prefix else name
         value = values.get(name, _default(field))
-        view = FieldView(name=path, label=label_of(name, field, locale), kind="text",
-                         help=_text(field.metadata.get("help") or field.metadata.get("description") or "", locale),
-                         errors=[translate(e, locale) for e in errors.get(path, [])], required=field.required)
+        view = FieldView(name=path, label=label_of(name, field, locale, gettext), kind="text",
+                         help=_text(field.metadata.get("help") or field.metadata.get("description") or "", locale,
+                                    gettext),
+                         errors=[_text(e, locale, gettext) for e in errors.get(path, [])], required=field.required)
         if isinstance(field, fields.Nested):
             nested = field.schema
             view.kind = "group"
-            view.children = field_views(nested, value if isinstance(value, dict) else {}, errors, locale, path)
+            view.children = field_views(nested, value if isinstance(value, dict) else {}, errors, locale, path,
+                                        gettext)
         elif isinstance(field, fields.Boolean):
             view.kind, view.value = "checkbox", bool(value)
         elif is_secret(field):
             view.kind, view.value, view.has_secret = "password", "", bool(value)
-        elif _choices(field, locale):
-            view.kind, view.choices, view.value = "select", _choices(field, locale), "" if value is None else str(value)
+        elif _choices(field, locale, gettext):
+            view.kind, view.choices = "select", _choices(field, locale, gettext)
+            view.value = "" if value is None else str(value)
         elif isinstance(field, (fields.Integer, fields.Float, fields.Decimal)):
             view.kind, view.value = "number", "" if value is None else value
             view.step = "1" if isinstance(field, fields.Integer) else "any"
@@ -118,27 +123,30 @@ def _default(field: fields.Field) -> Any:
     return None if default is fields.missing_ else default
 
 
-def raw_from_form(schema: Schema, form: Any, stored: dict[str, Any] | None, prefix: str = "",
-                  problems: dict[str, list[str]] | None = None) -> dict[str, Any]:
-    """The form post as the dict the schema loads; secrets left empty keep ``stored`` values."""
-    stored = stored or {}
+def form_values(schema: Schema, form: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """(the form post as the dict the schema loads, problems by field path: text that is not JSON).
+
+    A secret sent empty or as ``****`` is left out: :func:`perezvon.core.enablement.merge_secrets`
+    puts the stored value back.
+    """
+    problems: dict[str, list[str]] = {}
+    return _raw_from_form(schema, form, "", problems), problems
+
+
+def _raw_from_form(schema: Schema, form: Any, prefix: str, problems: dict[str, list[str]]) -> dict[str, Any]:
     raw: dict[str, Any] = {}
-    problems = problems if problems is not None else {}
     for name, field in schema.fields.items():
         if field.dump_only:
             continue
         path = f"{prefix}.{name}" if prefix else name
         if isinstance(field, fields.Nested):
-            raw[name] = raw_from_form(field.schema, form, stored.get(name) if isinstance(stored.get(name), dict)
-                                      else {}, path, problems)
+            raw[name] = _raw_from_form(field.schema, form, path, problems)
         elif isinstance(field, fields.Boolean):
             raw[name] = form.get(path) in ("on", "true", "1")
         elif is_secret(field):
             sent = (form.get(path) or "").strip()
             if sent and sent != MASK:
                 raw[name] = sent
-            elif stored.get(name) not in (None, ""):
-                raw[name] = stored[name]
         elif isinstance(field, fields.List) and isinstance(field.inner, (fields.String, fields.Integer)):
             raw[name] = [line.strip() for line in (form.get(path) or "").splitlines() if line.strip()]
         elif isinstance(field, (fields.Dict, fields.List, fields.Raw)) and not isinstance(field, fields.String):
@@ -162,34 +170,25 @@ def raw_from_form(schema: Schema, form: Any, stored: dict[str, Any] | None, pref
 
 def load_form(schema: Schema, form: Any, stored: dict[str, Any] | None) -> tuple[dict[str, Any] | None,
                                                                               dict[str, Any], dict[str, list[str]]]:
-    """(loaded settings or None, what was sent, errors by dotted path)."""
-    problems: dict[str, list[str]] = {}
-    raw = raw_from_form(schema, form, stored, problems=problems)
+    """(loaded settings or None, what was sent, errors by dotted path); secrets left empty keep ``stored`` values."""
+    raw, problems = form_values(schema, form)
+    raw = merge_secrets(schema, raw, stored)
     try:
         loaded = schema.load(raw)
     except ValidationError as exc:
-        errors = _flat_errors(exc.messages)
-        for path, messages in problems.items():
-            errors.setdefault(path, []).extend(messages)
-        return None, raw, errors
+        return None, raw, merge_errors(_flat_errors(exc.messages), problems)
     if problems:
         return None, raw, problems
     return loaded, raw, {}
 
 
+def merge_errors(errors: dict[str, list[str]], more: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Both sets of errors by field path (the schema's, and the form's own problems)."""
+    merged = {path: list(messages) for path, messages in errors.items()}
+    for path, messages in more.items():
+        merged.setdefault(path, []).extend(messages)
+    return merged
+
+
 def flat_errors(errors: Any) -> dict[str, list[str]]:
     return _flat_errors(errors)
-
-
-def masked(schema: Schema, settings: dict[str, Any]) -> dict[str, Any]:
-    """Settings safe to show: secrets replaced by ``****`` (never sent to a browser)."""
-    shown = {}
-    for name, value in (settings or {}).items():
-        field = schema.fields.get(name)
-        if field is not None and is_secret(field):
-            shown[name] = MASK if value else ""
-        elif field is not None and isinstance(field, fields.Nested) and isinstance(value, dict):
-            shown[name] = masked(field.schema, value)
-        else:
-            shown[name] = value
-    return shown

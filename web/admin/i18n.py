@@ -8,6 +8,7 @@ catalog first (``perezvon.core.i18n``), then the admin's.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from gettext import NullTranslations
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,16 @@ def translate(message: str, locale: str, **values: Any) -> str:
     if text == message:
         text = core_i18n.gettext(message, locale)
     return text % values if values else text
+
+
+def plugin_text(plugin: object, locale: str) -> Callable[[str], str]:
+    """How a plugin's texts (its settings' labels and help, its title) are translated: through the
+    plugin's own catalog (``locales/`` in its package, found by convention), else the admin's."""
+    def text(message: str) -> str:
+        translated = core_i18n.plugin_gettext(plugin, message, locale)
+        return translated if translated != message else translate(message, locale)
+
+    return text
 
 
 def translate_errors(errors: Any, locale: str) -> Any:

@@ -1,4 +1,4 @@
-"""Server-side sessions in Redis, CSRF tokens and login throttling (SPEC S7).
+"""Server-side sessions in Redis, CSRF tokens and login throttling (docs/admin.md#security).
 
 The cookie holds only a random session id; Redis keys are the id's SHA-256, so
 a Redis dump cannot be replayed as cookies. Login makes a brand-new id (the

@@ -1,4 +1,4 @@
-/* Perezvon lead generators (SPEC S4.2): promotional pop-ups, each once per session and
+/* Perezvon lead generators (docs/site-script.md): promotional pop-ups, each once per session and
    at most five per session; a cover, two curtains that slide over it (a form, a text
    with an image), and a timer screen, each in a working-hours and an off-hours variant. */
 (function (w, d) {

@@ -1,4 +1,4 @@
-/* Perezvon callback widget (SPEC S4.2): four formats, triggers, rules, time choice,
+/* Perezvon callback widget (docs/site-script.md#the-widget): four formats, triggers, rules, time choice,
    off-hours look, closing screens with a live timer. Text only: nothing from settings
    or visitors is ever parsed as HTML. */
 (function (w, d) {

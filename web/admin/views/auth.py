@@ -1,4 +1,4 @@
-"""Sign in, sign out, activation links, the profile and its API keys (SPEC S7)."""
+"""Sign in, sign out, activation links, the profile and its API keys (docs/admin.md#security)."""
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,4 @@
-"""The Calls table (SPEC S6): grouped by day, newest first, filtered, paged; the detail panel."""
+"""The Calls table (docs/admin.md#pages): grouped by day, newest first, filtered, paged; the detail panel."""
 from __future__ import annotations
 
 import datetime as dt
@@ -13,7 +13,7 @@ from starlette.responses import FileResponse, Response
 from perezvon.core.call_filters import (AUTO_TAGS, STATUSES, auto_tags, page_of_calls, parse_filters, user_tags_of)
 from perezvon.core.models import Attempt, CallTag, Connection, Delivery, Department, GrantLevel, Lead, Office
 from perezvon.web.admin.framework import Ctx
-from perezvon.web.admin.i18n import translate
+from perezvon.web.admin.i18n import plugin_text, translate
 
 PAGE_SIZE = 50
 TAG_MAX = 64
@@ -48,7 +48,7 @@ def local_time(moment: dt.datetime | None, zone: str) -> dt.datetime | None:
 def app_titles(ctx: Ctx) -> dict[str, str]:
     registry = ctx.perezvon.host.registry
     titles = {key: source.title for key, source in registry.lead_sources.items()}
-    titles.update({app.lead_source: app.title for app in registry.applications.values()
+    titles.update({app.lead_source: plugin_text(app, ctx.locale)(app.title) for app in registry.applications.values()
                    if getattr(app, "lead_source", None)})
     titles.setdefault("api", "API")
     return titles
@@ -132,7 +132,8 @@ async def call_detail(ctx: Ctx) -> Response:
     row = (await rows_for(ctx, [call], {connection.id: connection}))[0]
     attempts = await Attempt.filter(call_id=call.id).order_by("number")
     deliveries = await Delivery.filter(call_id=call.id).order_by("created_at", "id")
-    integration_titles = {key: i.title for key, i in ctx.perezvon.host.registry.integrations.items()}
+    integration_titles = {key: plugin_text(i, ctx.locale)(i.title)
+                          for key, i in ctx.perezvon.host.registry.integrations.items()}
     recordings = [a for a in attempts if a.recording and Path(a.recording).is_file()]
     return await ctx.render(
         "admin/call_detail.html", call=call, lead=lead, row=row, connection=connection,

@@ -1,4 +1,4 @@
-"""The dashboard (SPEC S6): calls by channel and source, weekday x hour, handled vs lost, per day."""
+"""The dashboard (docs/admin.md#pages): calls by channel and source, weekday x hour, handled vs lost, per day."""
 from __future__ import annotations
 
 import collections

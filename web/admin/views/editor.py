@@ -25,7 +25,8 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 from starlette.responses import JSONResponse, Response
 
-from perezvon.core.models import AppEnablement, GrantLevel
+from perezvon.core import enablement
+from perezvon.core.models import GrantLevel
 from perezvon.web.admin.forms import flat_errors
 from perezvon.web.admin.framework import Ctx
 from perezvon.web.admin.i18n import translate, translate_errors
@@ -107,22 +108,16 @@ async def plugin_settings(ctx: Ctx) -> Response:
         return await projects.plugin_settings(ctx)
     key, app = _app(ctx)
     schema = app.settings_schema()
-    enablement = await AppEnablement.get_or_none(connection_id=ctx.connection.id, app_key=key)
-    stored = enablement.settings if enablement else {}
-    errors: dict[str, list[str]] = {}
-    try:
-        draft = schema.load(stored or {})
-    except ValidationError:
-        draft = stored or {}
+    row = await enablement.enablement(ctx.connection, enablement.APPLICATION, key)
+    # stored settings that no longer validate are shown as stored, with their errors
+    draft, messages = enablement.settings_for_display(app, row.settings if row else {})
+    errors = flat_errors(translate_errors(messages, ctx.locale))
     if ctx.request.method == "POST":
         if not ctx.can_connection(ctx.connection.id, GrantLevel.EDIT):
             return await ctx.error(403, "You do not have access to this.")
         loaded, draft, errors = _load_json(schema, ctx.form.get("settings_json") or "", ctx.locale)
         if loaded is not None:
-            if enablement is None:
-                await AppEnablement.create(connection_id=ctx.connection.id, app_key=key, is_on=False, settings=loaded)
-            else:
-                await AppEnablement.filter(id=enablement.id).update(settings=loaded)
+            await enablement.store_settings(ctx.connection, enablement.APPLICATION, key, loaded)
             site_script = getattr(ctx.request.app.state, "site_script", None)
             if site_script is not None:  # visitors get the new config at once
                 site_script.forget(ctx.connection.token)
@@ -132,8 +127,8 @@ async def plugin_settings(ctx: Ctx) -> Response:
     data = {"app": EDITORS[key], "schema": describe(schema, ctx.locale), "settings": draft, "errors": errors,
             "preview": base + "/preview", "draft": base + "/draft", "locale": ctx.locale,
             "can_edit": ctx.can_connection(ctx.connection.id, GrantLevel.EDIT)}
-    return await ctx.render("admin/app_editor.html", status_code=400 if errors else 200, plugin=app, key=key,
-                            connection=ctx.connection, on=bool(enablement and enablement.is_on), errors=errors,
+    return await ctx.render("admin/app_editor.html", status_code=400 if ctx.request.method == "POST" else 200, plugin=app, key=key,
+                            connection=ctx.connection, on=bool(row and row.is_on), errors=errors,
                             editor_data=json.dumps(data, ensure_ascii=False).replace("<", "\\u003c"),
                             can_edit=data["can_edit"])
 

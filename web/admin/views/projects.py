@@ -1,4 +1,4 @@
-"""Projects and connections (SPEC S6): lists, pages, and the app/integration cards.
+"""Projects and connections (docs/admin.md#pages): lists, pages, and the app/integration cards.
 
 The cards come from the plugin registry: every registered application and
 integration appears with its on/off switch and a settings form generated
@@ -11,12 +11,15 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from marshmallow import ValidationError
 from starlette.responses import Response
 from tortoise.functions import Count
 
-from perezvon.core.models import (AccessGrant, AppEnablement, Call, Connection, GrantLevel, IntegrationEnablement, Project)
-from perezvon.web.admin.forms import field_views, load_form, masked
+from perezvon.core import enablement
+from perezvon.core.models import AccessGrant, Call, Connection, GrantLevel, Project
+from perezvon.web.admin.forms import field_views, flat_errors, form_values, load_form, merge_errors
 from perezvon.web.admin.framework import Ctx
+from perezvon.web.admin.i18n import plugin_text
 
 DAYS = 7
 ZONE = ZoneInfo("Europe/Moscow")
@@ -73,10 +76,7 @@ async def project_page(ctx: Ctx) -> Response:
     if visible is not None:
         query = query.filter(id__in=visible)
     connections = await query.order_by("name", "domain")
-    apps_on = {}
-    for row in await AppEnablement.filter(connection_id__in=[c.id for c in connections], is_on=True).values(
-            "connection_id", "app_key"):
-        apps_on.setdefault(row["connection_id"], []).append(row["app_key"])
+    apps_on = await enablement.keys_on_many([c.id for c in connections], enablement.APPLICATION)
     grants = await AccessGrant.filter(project_id=project.id).prefetch_related("user") \
         if ctx.can_project(project.id, GrantLevel.FULL) else []
     connection_grants = await AccessGrant.filter(connection__project_id=project.id).prefetch_related(
@@ -95,31 +95,39 @@ async def connections_list(ctx: Ctx) -> Response:
     connections = await (Connection.all() if visible is None else Connection.filter(id__in=visible)) \
         .prefetch_related("project").order_by("name", "domain")
     dates, counts = await calls_per_day([c.id for c in connections], 1)
-    apps_on = {}
-    for row in await AppEnablement.filter(connection_id__in=[c.id for c in connections], is_on=True).values(
-            "connection_id", "app_key"):
-        apps_on.setdefault(row["connection_id"], []).append(row["app_key"])
+    apps_on = await enablement.keys_on_many([c.id for c in connections], enablement.APPLICATION)
     return await ctx.render("admin/connections.html", connections=connections, today=counts, apps_on=apps_on)
 
 
 # --- the connection page: cards ----------------------------------------------------------------
 
-KINDS = {"apps": (AppEnablement, "app_key", "applications"),
-         "integrations": (IntegrationEnablement, "integration_key", "integrations")}
+#: the URL's plugin kind -> (the enablement kind, the registry's dict of such plugins)
+KINDS = {"apps": (enablement.APPLICATION, "applications"),
+         "integrations": (enablement.INTEGRATION, "integrations")}
 
 
 def _plugins(ctx: Ctx, kind: str) -> dict[str, Any]:
-    return getattr(ctx.perezvon.host.registry, KINDS[kind][2])
+    return getattr(ctx.perezvon.host.registry, KINDS[kind][1])
+
+
+def _plugin_of_path(ctx: Ctx) -> tuple[str, str, Any] | None:
+    """(the URL's kind, the enablement kind, the plugin) named by the path, or None."""
+    kind, key = ctx.request.path_params["kind"], ctx.request.path_params["key"]
+    if kind not in KINDS or key not in _plugins(ctx, kind):
+        return None
+    return kind, KINDS[kind][0], _plugins(ctx, kind)[key]
 
 
 async def connection_page(ctx: Ctx) -> Response:
     connection = ctx.connection
+    set_up = await enablement.enablements_of(connection)
     cards: dict[str, list[dict[str, Any]]] = {}
-    for kind, (model, key_field, _) in KINDS.items():
-        enabled = {getattr(e, key_field): e for e in await model.filter(connection_id=connection.id)}
+    for kind, (plugin_kind, _) in KINDS.items():
         cards[kind] = [{
-            "key": key, "title": plugin.title, "description": getattr(plugin, "description", ""),
-            "on": bool(enabled.get(key) and enabled[key].is_on), "configured": key in enabled,
+            "key": key, "title": plugin_text(plugin, ctx.locale)(plugin.title),
+            "description": plugin_text(plugin, ctx.locale)(getattr(plugin, "description", "")),
+            "on": bool((plugin_kind, key) in set_up and set_up[plugin_kind, key].is_on),
+            "configured": (plugin_kind, key) in set_up,
         } for key, plugin in sorted(_plugins(ctx, kind).items(), key=lambda item: item[1].title)]
     dates, counts = await calls_per_day([connection.id])
     project = await Project.get(id=connection.project_id)
@@ -130,67 +138,81 @@ async def connection_page(ctx: Ctx) -> Response:
 
 
 async def plugin_toggle(ctx: Ctx) -> Response:
-    kind, key = ctx.request.path_params["kind"], ctx.request.path_params["key"]
-    if kind not in KINDS or key not in _plugins(ctx, kind):
+    found = _plugin_of_path(ctx)
+    if found is None:
         return await ctx.error(404, "There is no such page.")
-    model, key_field, _ = KINDS[kind]
-    plugin = _plugins(ctx, kind)[key]
-    enablement = await model.get_or_none(connection_id=ctx.connection.id, **{key_field: key})
+    kind, plugin_kind, plugin = found
     turn_on = ctx.form.get("on") == "1"
-    if enablement is None:
-        if turn_on:
-            try:
-                defaults = plugin.settings_schema().load({})
-            except Exception:  # settings with required fields: switch on after they are filled in
+    if turn_on:
+        if await enablement.stored_settings(ctx.connection, plugin_kind, plugin.key) is None:
+            defaults = enablement.default_settings(plugin)
+            if defaults is None:  # settings with required fields: switch on after they are filled in
                 ctx.flash(ctx._("Fill in the settings first."), "error")
-                return ctx.redirect(f"/connections/{ctx.connection.id}/{kind}/{key}")
-            await model.create(connection_id=ctx.connection.id, is_on=True, settings=defaults, **{key_field: key})
+                return ctx.redirect(f"/connections/{ctx.connection.id}/{kind}/{plugin.key}")
+            await enablement.enable(ctx.connection, plugin_kind, plugin.key, defaults)
+        else:
+            await enablement.enable(ctx.connection, plugin_kind, plugin.key)
     else:
-        await model.filter(id=enablement.id).update(is_on=turn_on)
-    ctx.flash(ctx._("%(title)s is on.", title=plugin.title) if turn_on else
-              ctx._("%(title)s is off.", title=plugin.title))
+        await enablement.switch(ctx.connection, plugin_kind, plugin.key, False)
+    title = plugin_text(plugin, ctx.locale)(plugin.title)
+    ctx.flash(ctx._("%(title)s is on.", title=title) if turn_on else ctx._("%(title)s is off.", title=title))
     return ctx.redirect(f"/connections/{ctx.connection.id}")
 
 
+async def save_plugin_settings(connection: Connection, plugin_kind: str, plugin: Any, form: Any
+                               ) -> tuple[dict[str, Any] | None, dict[str, Any], dict[str, list[str]]]:
+    """The save path of a plugin card: load the stored settings, merge the form's secrets into them,
+    validate, store. Returns (the stored settings or None, what was sent, errors by field path).
+
+    A plugin's own check of its settings (a real call to its service) belongs between
+    validating and storing: its failures are errors by field like the schema's.
+    """
+    schema = enablement.schema_instance(plugin.settings_schema)
+    stored = await enablement.stored_settings(connection, plugin_kind, plugin.key) or {}
+    submitted, errors = form_values(schema, form)
+    submitted = enablement.merge_secrets(schema, submitted, stored)
+    try:
+        loaded = enablement.validated(plugin, submitted)
+    except ValidationError as exc:
+        return None, submitted, merge_errors(flat_errors(exc.messages), errors)
+    if errors:
+        return None, submitted, errors
+    await enablement.store_settings(connection, plugin_kind, plugin.key, loaded)
+    return loaded, submitted, {}
+
+
 async def plugin_settings(ctx: Ctx) -> Response:
-    kind, key = ctx.request.path_params["kind"], ctx.request.path_params["key"]
-    if kind not in KINDS or key not in _plugins(ctx, kind):
+    found = _plugin_of_path(ctx)
+    if found is None:
         return await ctx.error(404, "There is no such page.")
-    model, key_field, _ = KINDS[kind]
-    plugin = _plugins(ctx, kind)[key]
-    schema = plugin.settings_schema()
-    enablement = await model.get_or_none(connection_id=ctx.connection.id, **{key_field: key})
-    stored = enablement.settings if enablement else {}
-    errors: dict[str, list[str]] = {}
-    values = masked(schema, stored)
+    kind, plugin_kind, plugin = found
+    schema = enablement.schema_instance(plugin.settings_schema)
+    row = await enablement.enablement(ctx.connection, plugin_kind, plugin.key)
     if ctx.request.method == "POST":
         if not ctx.can_connection(ctx.connection.id, GrantLevel.EDIT):
             return await ctx.error(403, "You do not have access to this.")
-        loaded, raw, errors = load_form(schema, ctx.form, stored)
+        loaded, submitted, errors = await save_plugin_settings(ctx.connection, plugin_kind, plugin, ctx.form)
         if loaded is not None:
-            if enablement is None:
-                await model.create(connection_id=ctx.connection.id, is_on=False, settings=loaded,
-                                   **{key_field: key})
-            else:
-                await model.filter(id=enablement.id).update(settings=loaded)
             ctx.flash(ctx._("Saved."))
-            return ctx.redirect(f"/connections/{ctx.connection.id}/{kind}/{key}")
-        values = masked(schema, raw)
-    elif enablement is None:
-        try:
-            values = schema.load({})
-        except Exception:
-            values = {}
-    return await ctx.render("admin/plugin_settings.html", status_code=400 if errors else 200, kind=kind, key=key,
-                            plugin=plugin, connection=ctx.connection, fields=field_views(schema, values, errors,
-                                                                                         ctx.locale),
-                            on=bool(enablement and enablement.is_on), errors=errors,
+            return ctx.redirect(f"/connections/{ctx.connection.id}/{kind}/{plugin.key}")
+        values = enablement.mask_secrets(schema, submitted)
+    elif row is None:
+        values, errors = enablement.mask_secrets(schema, enablement.default_settings(plugin) or {}), {}
+    else:  # stored settings that no longer validate are shown as stored, with their errors
+        values, messages = enablement.settings_for_display(plugin, row.settings)
+        errors = flat_errors(messages)
+    text = plugin_text(plugin, ctx.locale)
+    return await ctx.render("admin/plugin_settings.html", status_code=400 if ctx.request.method == "POST" else 200,
+                            kind=kind, key=plugin.key, title=text(plugin.title),
+                            description=text(getattr(plugin, "description", "")), connection=ctx.connection,
+                            fields=field_views(schema, values, errors, ctx.locale, gettext=text),
+                            on=bool(row and row.is_on), schema_errors=[text(e) for e in errors.get("_schema", [])],
                             can_edit=ctx.can_connection(ctx.connection.id, GrantLevel.EDIT),
                             can_full=ctx.can_connection(ctx.connection.id, GrantLevel.FULL))
 
 
 async def project_grants(ctx: Ctx) -> Response:
-    """Full access to a project manages who else has access to it and its connections (SPEC S1)."""
+    """Full access to a project manages who else has access to it and its connections (docs/admin.md)."""
     from perezvon.core.phones import InvalidPhone, normalise
     from perezvon.core.models import User
 

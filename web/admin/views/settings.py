@@ -1,4 +1,4 @@
-"""A connection's settings, tab by tab (SPEC S2, S3.2, S3.4, S4.1, S4.3).
+"""A connection's settings, tab by tab (docs/calls.md#connection-settings).
 
 Every tab is validated on the server by the same marshmallow schemas the core
 uses when it runs (``perezvon.core.schemas``, ``perezvon.core.redial.validate_matrix``); errors
@@ -37,7 +37,7 @@ def clean_domain(value: str) -> str:
 
 
 class GeneralSchema(Schema):
-    """SPEC S2.1, less the schedule (the Hours tab)."""
+    """The general settings (docs/calls.md#connection-settings), less the schedule (the Hours tab)."""
 
     class Meta:
         unknown = EXCLUDE
@@ -432,7 +432,7 @@ async def users_of(connection: Connection) -> list[User]:
 
 async def check_installation(connection: Connection, timeout: float = 10.0,
                              urls: list[str] | None = None) -> dict[str, Any]:
-    """Fetch the site's home page and look for the connection's token (SPEC S4.1).
+    """Fetch the site's home page and look for the connection's token (docs/admin.md#site-code).
 
     Only "found or not" and the status code are reported, never the page itself.
     """

@@ -1,4 +1,4 @@
-"""Staff pages (SPEC S7): users, projects, connections and grants."""
+"""Staff pages (docs/admin.md#who-may-do-what): users, projects, connections and grants."""
 from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate

@@ -31,7 +31,7 @@
   P.on = on; P.off = off; P.emit = emit; P.q = [];
   for (var qi = 0; qi < queued.length; qi++) on(queued[qi][0], queued[qi][1]);
 
-  /* --- storage and the visitor session (SPEC S2.1) -------------------------------- */
+  /* --- storage and the visitor session (docs/site-script.md) ----------------------------- */
   var KEY = "perezvon:" + boot.t.slice(0, 10);
   function load() { try { return JSON.parse(w.localStorage.getItem(KEY)) || {}; } catch (e) { return {}; } }
   function save() { try { w.localStorage.setItem(KEY, JSON.stringify(S)); } catch (e) { /* private mode */ } }
