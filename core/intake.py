@@ -300,7 +300,8 @@ class LeadIntake:
         if not site.is_on:
             raise IntakeError(IntakeReason.SITE_OFF, {"token": ["Callbacks are switched off for this site."]})
         if not site.allows_origin(origin):
-            raise IntakeError(IntakeReason.FOREIGN_ORIGIN, {"origin": ["This site token cannot be used from this site."]})
+            raise IntakeError(IntakeReason.FOREIGN_ORIGIN,
+                              {"origin": ["This site token cannot be used from this site."]})
         if data["source"] not in self.registry.lead_sources:
             raise IntakeError(IntakeReason.INVALID, {"source": ["Unknown lead source."]})
         errors: dict[str, list[str]] = {}
@@ -403,7 +404,8 @@ class LeadIntake:
             if verdict == "!new":
                 fresh.append(item)
             elif verdict == "!rate":
-                settle(item.future, error=IntakeError(IntakeReason.RATE_LIMITED, {"_schema": ["Too many requests, try again later."]}))
+                settle(item.future, error=IntakeError(IntakeReason.RATE_LIMITED,
+                                                      {"_schema": ["Too many requests, try again later."]}))
             else:
                 settle(item.future, Accepted.decode(verdict))
         if not fresh:
@@ -419,7 +421,8 @@ class LeadIntake:
             except Exception:  # the duplicate keys expire by themselves
                 pass
             for item in fresh:
-                settle(item.future, error=IntakeError(IntakeReason.UNAVAILABLE, {"_schema": ["The lead could not be stored, try again."]}))
+                settle(item.future, error=IntakeError(IntakeReason.UNAVAILABLE,
+                                                      {"_schema": ["The lead could not be stored, try again."]}))
             return
         # committed is durable: answer now, and queue the jobs while the next group is written
         for item in fresh:
