@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import enum
 import logging
 import time
 import uuid
@@ -77,12 +78,34 @@ return out
 """
 
 
-class IntakeError(Exception):
-    """A lead refused with an HTTP-style status and ``{field: [messages]}``."""
+class IntakeReason(enum.StrEnum):
+    """Why the intake refused a lead. Each lead source answers its own way: the HTTP API
+    with a status code (web/api/leads.py), the site-forms SMTP intake with a message
+    status or a "try again later" (plugins/siteforms/delivery.py)."""
 
-    def __init__(self, status: int, errors: dict[str, list[str]]):
-        super().__init__(f"{status}: {errors}")
-        self.status = status
+    #: the payload is not a JSON object
+    MALFORMED = "malformed"
+    #: a field is missing or wrong (the errors say which), the lead source is unknown,
+    #: or the office/department is not one of the site's
+    INVALID = "invalid"
+    #: no site has this token
+    SITE_UNKNOWN = "site_unknown"
+    #: the site's callbacks are switched off
+    SITE_OFF = "site_off"
+    #: a browser sent the site's token from a domain that is not the site's
+    FOREIGN_ORIGIN = "foreign_origin"
+    #: too many leads from one visitor's address in a minute
+    RATE_LIMITED = "rate_limited"
+    #: the lead could not be stored now; the same lead may be sent again later
+    UNAVAILABLE = "unavailable"
+
+
+class IntakeError(Exception):
+    """A lead refused: the :class:`IntakeReason` and ``{field: [messages]}`` (English message ids)."""
+
+    def __init__(self, reason: IntakeReason, errors: dict[str, list[str]]):
+        super().__init__(f"{reason}: {errors}")
+        self.reason = IntakeReason(reason)
         self.errors = errors
 
 
@@ -271,20 +294,21 @@ class LeadIntake:
         ``origin`` is the browser's Origin header, ``None`` for non-browsers.
         """
         if not isinstance(payload, dict):
-            raise IntakeError(400, {"_schema": ["Send a JSON object."]})
+            raise IntakeError(IntakeReason.MALFORMED, {"_schema": ["Send a JSON object."]})
         try:
             data = self._schema.load(payload)
         except ValidationError as exc:
-            raise IntakeError(422, cast(dict[str, list[str]], exc.messages)) from None
+            raise IntakeError(IntakeReason.INVALID, cast(dict[str, list[str]], exc.messages)) from None
         site = await self.sites.by_token(data["token"])
         if site is None:
-            raise IntakeError(403, {"token": ["Unknown site token."]})
+            raise IntakeError(IntakeReason.SITE_UNKNOWN, {"token": ["Unknown site token."]})
         if not site.is_on:
-            raise IntakeError(403, {"token": ["Callbacks are switched off for this site."]})
+            raise IntakeError(IntakeReason.SITE_OFF, {"token": ["Callbacks are switched off for this site."]})
         if not site.allows_origin(origin):
-            raise IntakeError(403, {"origin": ["This site token cannot be used from this site."]})
+            raise IntakeError(IntakeReason.FOREIGN_ORIGIN,
+                              {"origin": ["This site token cannot be used from this site."]})
         if data["source"] not in self.registry.lead_sources:
-            raise IntakeError(422, {"source": ["Unknown lead source."]})
+            raise IntakeError(IntakeReason.INVALID, {"source": ["Unknown lead source."]})
         errors: dict[str, list[str]] = {}
         for field, allowed, required in (("office_id", site.offices, site.offices_required),
                                          ("department_id", site.departments, site.departments_required)):
@@ -294,7 +318,7 @@ class LeadIntake:
             elif value is not None and value not in allowed:
                 errors[field] = ["Not one of this site's choices."]
         if errors:
-            raise IntakeError(422, errors)
+            raise IntakeError(IntakeReason.INVALID, errors)
 
         now = now or dt.datetime.now(dt.UTC)
         try:
@@ -386,7 +410,8 @@ class LeadIntake:
             if verdict == "!new":
                 fresh.append(item)
             elif verdict == "!rate":
-                settle(item.future, error=IntakeError(429, {"_schema": ["Too many requests, try again later."]}))
+                settle(item.future, error=IntakeError(IntakeReason.RATE_LIMITED,
+                                                      {"_schema": ["Too many requests, try again later."]}))
             else:
                 settle(item.future, Accepted.decode(verdict))
         if not fresh:
@@ -402,7 +427,8 @@ class LeadIntake:
             except Exception:  # the duplicate keys expire by themselves
                 pass
             for item in fresh:
-                settle(item.future, error=IntakeError(503, {"_schema": ["The lead could not be stored, try again."]}))
+                settle(item.future, error=IntakeError(IntakeReason.UNAVAILABLE,
+                                                      {"_schema": ["The lead could not be stored, try again."]}))
             return
         # committed is durable: answer now, and queue the jobs while the next group is written
         for item in fresh:

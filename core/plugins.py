@@ -32,6 +32,7 @@ from marshmallow import Schema, ValidationError
 
 from perezvon import core
 from perezvon import hookspecs
+from perezvon.core.commands import Command, CommandRegistry
 from perezvon.core.registry import JobRegistry, PluginError, Registry, Server, ServerContext, TelephonyBackend
 from perezvon.core.settings import Settings
 
@@ -42,14 +43,15 @@ ENTRY_POINT_GROUP = hookspecs.PROJECT
 AUTOLOAD_OFF_ENV = "PEREZVON_DISABLE_PLUGIN_AUTOLOAD"
 TRACE_ENV = "PEREZVON_TRACE_PLUGINS"
 
-REGISTRATION_HOOKS = (
-    "perezvon_register_lead_sources",
-    "perezvon_register_applications",
-    "perezvon_register_telephony",
-    "perezvon_register_speech",
-    "perezvon_register_integrations",
-    "perezvon_register_notifiers",
-)
+#: hooks named so are called once per enabled plugin at start-up with (registry, settings, core_settings)
+REGISTRATION_PREFIX = f"{hookspecs.PROJECT}_register_"
+
+
+def registration_hooks(pm: pluggy.PluginManager) -> tuple[str, ...]:
+    """Every registration hook the manager has a spec for, in the order the spec modules declare them:
+    a new ``perezvon_register_*`` spec is called without being listed anywhere else."""
+    return tuple(name for name, caller in vars(pm.hook).items()
+                 if name.startswith(REGISTRATION_PREFIX) and getattr(caller, "spec", None) is not None)
 
 
 @dataclasses.dataclass
@@ -209,7 +211,7 @@ class PluginHost:
             info.settings = self._validated_settings(name)
             info.hooks = sorted(self._hooks_of(name))
             self.registry.current_plugin = name
-            for hook in REGISTRATION_HOOKS:
+            for hook in registration_hooks(self.pm):
                 self._only(hook, name)(registry=self.registry, settings=info.settings,
                                        core_settings=self.core_settings)
         self.registry.current_plugin = "?"
@@ -259,6 +261,17 @@ class PluginHost:
                 call_kwargs["core_settings"] = self.core_settings
             results = hook(**call_kwargs)
             yield name, results
+
+    def commands(self) -> list[Command]:
+        """Every enabled plugin's ``perezvon`` sub-commands (clashes are checked by the CLI, which knows its own)."""
+        found: list[Command] = []
+        for name in self.enabled_names():
+            hook = self._only("perezvon_commands", name)
+            if hook.get_hookimpls():
+                registry = CommandRegistry(name)
+                hook(commands=registry)
+                found.extend(registry.commands)
+        return found
 
     def routes(self) -> list[tuple[str, list[Any]]]:
         return [(name, [route for r in results for route in r or []]) for name, results in self.each("perezvon_routes")]

@@ -62,8 +62,6 @@ class Server:
     """A long-running server a lead-source plugin runs next to the web app."""
 
     name: str = "server"
-    #: the protocol it speaks; ``perezvon smtp`` runs the servers whose protocol is "smtp"
-    protocol: str = ""
 
     async def start(self) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -72,7 +70,7 @@ class Server:
         raise NotImplementedError
 
     def describe(self) -> str:
-        """One line for the start-up banner, e.g. ``smtp on 127.0.0.1:2525``."""
+        """One line for the start-up banner, e.g. ``echo on 127.0.0.1:7000``."""
         return self.name
 
 

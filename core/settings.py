@@ -5,6 +5,7 @@ README.md ("Run it on PostgreSQL and Redis, across machines") lists the names an
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 import os
 import secrets
 from pathlib import Path
@@ -18,6 +19,12 @@ def _without_password(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def plugins_file(override: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """Where plugins.toml is: ``--plugins``, else PEREZVON_PLUGINS, else ./plugins.toml (not resolved)."""
+    environment: Mapping[str, str] = os.environ if env is None else env
+    return Path(override or environment.get("PEREZVON_PLUGINS", "./plugins.toml"))
 
 
 @dataclasses.dataclass(repr=False)
@@ -48,7 +55,7 @@ class Settings:
             f"sqlite://{data_dir / 'perezvon.sqlite3'}"
         )
         redis_url = overrides.pop("redis_url", None) or env.get("PEREZVON_REDIS_URL") or None
-        plugins_path = Path(overrides.pop("plugins_path", None) or env.get("PEREZVON_PLUGINS", "./plugins.toml"))
+        plugins_path = plugins_file(overrides.pop("plugins_path", None), env)
         public_url = (overrides.pop("public_url", None) or env.get("PEREZVON_PUBLIC_URL")
                       or "http://127.0.0.1:8000").rstrip("/")
         secret_key = overrides.pop("secret_key", None) or env.get("PEREZVON_SECRET_KEY") or None

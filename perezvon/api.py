@@ -13,10 +13,11 @@ range), and may check ``PLUGIN_API_VERSION`` at import time.
 What is here, by purpose:
 
 * hook markers -- :data:`hookimpl` (and :data:`PROJECT`, the entry-point group);
-* what registration hooks add to -- :class:`Registry`, :class:`JobRegistry`;
+* what registration hooks add to -- :class:`Registry`, :class:`JobRegistry`,
+  :class:`CommandRegistry` (``perezvon`` sub-commands, whose handlers get a :class:`CommandContext`);
 * base classes and their data types, one family at a time: lead sources
   (:class:`LeadSource`, :class:`Server`, :class:`ServerContext`,
-  :class:`IntakeError`), applications (:class:`Application`), telephony
+  :class:`IntakeError`, :class:`IntakeReason`), applications (:class:`Application`), telephony
   (:class:`TelephonyBackend`, :class:`AttemptPlan`, :class:`AttemptOutcome`,
   :class:`LegStatus`, :class:`CallControl`, :func:`run_scenario`,
   :class:`SpeechEngine`), integrations (:class:`Integration`, :class:`CallEvent`,
@@ -36,12 +37,13 @@ What is here, by purpose:
 from __future__ import annotations
 
 from perezvon.core.batching import Batcher, settle
+from perezvon.core.commands import CommandContext, CommandRegistry
 from perezvon.core.enablement import enable as enable_plugin
 from perezvon.core.enablement import is_on as plugin_is_on
 from perezvon.core.enablement import stored_settings as plugin_settings
 from perezvon.core.enablement import store_settings as store_plugin_settings
 from perezvon.core.i18n import DEFAULT_LOCALE, LOCALES, compiled_translations, gettext
-from perezvon.core.intake import Accepted, IntakeError, LeadIntake, RowInserter
+from perezvon.core.intake import Accepted, IntakeError, IntakeReason, LeadIntake, RowInserter
 from perezvon.core.integrations import HttpPush, excerpt, json_body
 from perezvon.core.models import (
     Connection,
@@ -119,6 +121,8 @@ __all__ = [
     "CallEvent",
     "CheckFailed",
     "CheckMessage",
+    "CommandContext",
+    "CommandRegistry",
     "Connection",
     "DeliveryError",
     "DemoStep",
@@ -127,6 +131,7 @@ __all__ = [
     "HttpPush",
     "Integration",
     "IntakeError",
+    "IntakeReason",
     "InvalidPhone",
     "JobRegistry",
     "Lead",

@@ -174,7 +174,6 @@ class SiteFormsSmtpServer(Server):
     """``perezvon smtp`` and the SMTP part of ``perezvon serve``."""
 
     name = "smtp"
-    protocol = "smtp"
 
     def __init__(self, context: ServerContext, settings: dict[str, Any], core_settings: Settings | None) -> None:
         self.context = context
