@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import secrets
+from typing import overload
 
 from perezvon.core.models import AccessGrant, ApiKey, Connection, GrantLevel, User
 
@@ -29,6 +30,10 @@ def at_least(level: str | None, wanted: str) -> bool:
     return RANK[level] >= RANK[wanted]
 
 
+@overload
+def _higher(a: str | None, b: str) -> str: ...
+@overload
+def _higher(a: str | None, b: str | None) -> str | None: ...
 def _higher(a: str | None, b: str | None) -> str | None:
     return a if RANK[a] >= RANK[b] else b
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 _UNSAFE = re.compile(r"[^\w\s.,!?:;«»\"'()+\-–—]", re.UNICODE)
 
@@ -28,7 +29,7 @@ class LeadFacts:
     rule: str = ""
 
 
-def for_operator(facts: LeadFacts, settings: dict, *, key_prompt: str = "") -> str:
+def for_operator(facts: LeadFacts, settings: dict[str, Any], *, key_prompt: str = "") -> str:
     parts = ["Обратный звонок"]
     if settings["site_to_operator"] and facts.site:
         parts.append(f"с сайта {speakable(facts.site)}")
@@ -48,7 +49,7 @@ def for_operator(facts: LeadFacts, settings: dict, *, key_prompt: str = "") -> s
     return " ".join(sentences)
 
 
-def for_client(facts: LeadFacts, settings: dict) -> str:
+def for_client(facts: LeadFacts, settings: dict[str, Any]) -> str:
     greeting = "Здравствуйте"
     if settings["name_to_client"] and facts.client_name:
         greeting += f", {speakable(facts.client_name)}"

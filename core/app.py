@@ -45,6 +45,7 @@ class Perezvon:
         try:
             if not self.settings.redis_url:
                 self.redis_url  # noqa: B018 - creates the embedded server object
+                assert self.embedded_redis is not None
                 self.embedded_redis.start()
             self.redis = await arq_pool(self.redis_url)
             if migrate:
@@ -65,6 +66,7 @@ class Perezvon:
         """The worker side: connect the telephony backend and the callback engine."""
         backend = self.host.telephony_backend()
         await backend.start()
+        assert self.redis is not None, "start() connects Redis first"
         self.engine = CallbackEngine(backend=backend, registry=self.host.registry, redis=self.redis,
                                      settings=self.settings)
         self.engine.start()

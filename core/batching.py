@@ -14,13 +14,13 @@ from typing import Any, Generic, Protocol, TypeVar
 
 
 class HasFuture(Protocol):
-    future: asyncio.Future
+    future: asyncio.Future[Any]
 
 
 Item = TypeVar("Item", bound=HasFuture)
 
 
-def settle(future: asyncio.Future, result: Any = None, error: BaseException | None = None) -> None:
+def settle(future: asyncio.Future[Any], result: Any = None, error: BaseException | None = None) -> None:
     """Answer a waiting caller, unless it went away (a disconnected client)."""
     if future.done():
         return
@@ -45,7 +45,7 @@ class Batcher(Generic[Item]):
         self.failed = failed
         self._pending: list[Item] = []
         self._wakeup = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     async def submit(self, item: Item) -> Any:
         self._pending.append(item)

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 from perezvon.hookspecs import hookimpl
 from perezvon.core import jobs
-from perezvon.core.registry import LeadSource
+from perezvon.core.registry import JobRegistry, LeadSource, Registry
 
 NAME = "core"
 
 
 @hookimpl
-def perezvon_register_lead_sources(registry):
+def perezvon_register_lead_sources(registry: Registry) -> None:
     registry.add_lead_source(LeadSource(key="api", title="API", calltouch_code=16))
 
 
 @hookimpl
-def perezvon_jobs(registry):
+def perezvon_jobs(registry: JobRegistry) -> None:
     registry.add("place_attempt", jobs.place_attempt)
     registry.add("deliver", jobs.deliver)
     registry.add("notify", jobs.notify)

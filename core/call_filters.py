@@ -12,7 +12,8 @@ import base64
 import datetime as dt
 import re
 import uuid
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates, validates_schema
@@ -61,11 +62,11 @@ class CallFilterSchema(Schema):
                           metadata={"description": "digits anywhere in the client's number"})
 
     @validates("tz")
-    def _zone(self, value: str, **_) -> None:
+    def _zone(self, value: str, **_: Any) -> None:
         check_time_zone(value)
 
     @validates_schema
-    def _range(self, data: dict, **_) -> None:
+    def _range(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("date_from") and data.get("date_to") and data["date_to"] < data["date_from"]:
             raise ValidationError("The end of the range is before its start.", "date_to")
 
@@ -80,7 +81,8 @@ def parse_filters(params: Any) -> dict[str, Any]:
                 raw[key] = values
         elif params.get(key) not in (None, ""):
             raw[key] = params.get(key)
-    return CallFilterSchema().load(raw)
+    filters: dict[str, Any] = CallFilterSchema().load(raw)
+    return filters
 
 
 def phone_digits(text: str) -> str:
@@ -168,7 +170,7 @@ async def _connections_to_scan(filters: dict[str, Any], visible: list[int] | Non
     if visible is not None:
         wanted = [c for c in wanted if c in set(visible)] if wanted else list(visible)
     elif not wanted:
-        wanted = await Connection.all().limit(FANOUT_MAX + 1).values_list("id", flat=True)
+        wanted = cast(list[int], await Connection.all().limit(FANOUT_MAX + 1).values_list("id", flat=True))
     return sorted(set(wanted)) if 1 < len(set(wanted)) <= FANOUT_MAX else None
 
 
@@ -195,7 +197,7 @@ async def newest_keys(filters: dict[str, Any], visible: list[int] | None, *, cur
 
 
 async def all_keys_newest_first(filters: dict[str, Any], visible: list[int] | None, *,
-                                batch: int = 2000):
+                                batch: int = 2000) -> AsyncIterator[list[tuple[dt.datetime, uuid.UUID]]]:
     """Every matching ``(created_at, id)``, newest first, in lists of up to ``batch`` (for exports).
 
     Over a few connections each is read in index order, ``batch`` keys at a
@@ -211,7 +213,7 @@ async def all_keys_newest_first(filters: dict[str, Any], visible: list[int] | No
             if len(keys) < batch:
                 return
             cursor = cursor_after(keys[-1])
-    streams = {c: {"keys": [], "cursor": None, "done": False} for c in connections}
+    streams: dict[int, dict[str, Any]] = {c: {"keys": [], "cursor": None, "done": False} for c in connections}
 
     async def refill(connection_id: int) -> None:
         stream = streams[connection_id]
@@ -224,11 +226,11 @@ async def all_keys_newest_first(filters: dict[str, Any], visible: list[int] | No
 
     import heapq
 
-    def push(heap: list, connection_id: int) -> None:
+    def push(heap: list[tuple[float, int, int]], connection_id: int) -> None:
         created_at, call_id = streams[connection_id]["keys"][-1]
         heapq.heappush(heap, (-created_at.timestamp(), -_uuid(call_id).int, connection_id))
 
-    heap: list = []
+    heap: list[tuple[float, int, int]] = []
     for connection_id in connections:
         await refill(connection_id)
         if streams[connection_id]["keys"]:

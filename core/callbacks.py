@@ -21,13 +21,14 @@ import logging
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from perezvon.core import announcements, enablement, redial, scenario, schedule
-from perezvon.core.models import (Attempt, Call, CallState, Connection, DisplayStatus, Lead, NotificationRecipient,
-                         OperatorNumber)
+from perezvon.core.models import (Attempt, CalendarDay, Call, CallState, Connection, Department, DisplayStatus,
+                                  Lead, NotificationRecipient, Office, OperatorNumber)
 from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job
 from perezvon.core.recordings import expire_recordings
 from perezvon.core.phones import InvalidPhone, normalise
@@ -66,10 +67,12 @@ def _alive_key(call_id: str) -> str:
     return f"pv:alive:{call_id}"
 
 
-def hours_of(connection: Connection, calendar: list | None = None) -> schedule.Hours:
+def hours_of(connection: Connection, calendar: list[CalendarDay] | None = None) -> schedule.Hours:
     return schedule.Hours(
         timezone=connection.timezone, weekly=connection.schedule,
-        overrides={d.date: (None if d.kind == "holiday" else (d.opens, d.closes)) for d in calendar or []},
+        # a day that is not a holiday has both times (the admin's calendar form requires them)
+        overrides={d.date: (None if d.kind == "holiday" else cast("tuple[str, str]", (d.opens, d.closes)))
+                   for d in calendar or []},
     )
 
 
@@ -107,8 +110,8 @@ class CallbackEngine:
         self.queue = JobQueue(redis)
         self.in_flight: set[str] = set()
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
-        self._alive_task: asyncio.Task | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._alive_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- keeping the "alive" marks fresh -------------------------------------------
 
@@ -127,7 +130,7 @@ class CallbackEngine:
             self._alive_task.cancel()
             await asyncio.gather(self._alive_task, return_exceptions=True)
         try:
-            await self.redis.hdel(WORKERS_KEY, self.worker_id)
+            await self.redis.hdel(WORKERS_KEY, self.worker_id)  # type: ignore[misc]  # redis-py: sync or async
         except Exception:  # stale entries are ignored by /healthz anyway
             pass
 
@@ -349,8 +352,8 @@ async def build_plan(call: Call, lead: Lead, connection: Connection, attempt: At
     """The attempt as the backend must play it: settings, caller ids and what the robot says."""
     telephony = TelephonySettingsSchema().load(connection.telephony or {})
     spoken = AnnouncementSettingsSchema().load(connection.announcements or {})
-    office = await lead.office if lead.office_id else None
-    department = await lead.department if lead.department_id else None
+    office = await Office.get_or_none(id=lead.office_id) if lead.office_id else None
+    department = await Department.get_or_none(id=lead.department_id) if lead.department_id else None
     facts = announcements.LeadFacts(
         site=connection.name or connection.domain, office=office.name if office else "",
         department=department.name if department else "", client_name=lead.name,
@@ -378,7 +381,7 @@ def _e164_or_blank(displayed: str) -> str:
         return ""
 
 
-def event_field_names(model: type) -> list[str]:
+def event_field_names(model: type[Model]) -> list[str]:
     """The fields an event carries: the model's columns, foreign keys as their ids."""
     meta = model._meta
     return sorted(name for name in meta.fields_db_projection if name not in meta.fk_fields) + sorted(

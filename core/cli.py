@@ -4,17 +4,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import getpass
 import json
 import logging
 import os
-import signal
 import sys
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from perezvon.core.commands import Command, check_clashes, run_command, settle_heap, stop_on_signals
 from perezvon.core.registry import PluginError
-from perezvon.core.settings import Settings
+from perezvon.core.settings import Settings, plugins_file
+
+if TYPE_CHECKING:  # imported where used: `perezvon --help` stays quick
+    import uvicorn
+
+    from perezvon.core.app import Perezvon
 
 log = logging.getLogger("perezvon")
 
@@ -30,47 +36,34 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _app(args: argparse.Namespace):
+def _app(args: argparse.Namespace) -> Perezvon:
     from perezvon.core.app import Perezvon
 
     return Perezvon(_settings(args))
 
 
-def _settle_heap() -> None:
-    """After start-up: keep the long-lived objects (modules, plugins, models) out of
-    the collector's sight, and collect young objects less often -- every lead
-    allocates many short-lived ones, and frequent gen-0 passes cost request time."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20000, 50, 100)
-
-
-def _stop_on_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-
-
-def _uvicorn_server(asgi_app, host: str, port: int):
+def _uvicorn_server(asgi_app: Any, host: str, port: int) -> uvicorn.Server:
     import uvicorn
 
     class Server(uvicorn.Server):
         # we own SIGINT/SIGTERM: one handler stops web, worker, SMTP and Redis in order
         @contextlib.contextmanager
-        def capture_signals(self):
+        def capture_signals(self) -> Iterator[None]:
             yield
 
     return Server(uvicorn.Config(asgi_app, host=host, port=port, lifespan="on", log_level="warning",
                                  proxy_headers=True, access_log=False))
 
 
-async def _run_until_stopped(tasks: list[asyncio.Task], stop: asyncio.Event) -> None:
+async def _run_until_stopped(tasks: list[asyncio.Task[Any]], stop: asyncio.Event) -> None:
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
     for task in done:
-        if task is not stopper and task.exception():
-            raise task.exception()
+        if task is not stopper:
+            error = task.exception()
+            if error is not None:
+                raise error
 
 
 async def cmd_serve(args: argparse.Namespace) -> int:
@@ -80,8 +73,9 @@ async def cmd_serve(args: argparse.Namespace) -> int:
 
     app = _app(args)
     stop = asyncio.Event()
-    _stop_on_signals(stop)
+    stop_on_signals(stop)
     await app.start(migrate=True)
+    assert app.intake is not None  # start() made it
     servers, workers, web_task, worker_task = [], None, None, None
     try:
         context = ServerContext(intake=app.intake, host=args.host, ports={"web": args.port, "smtp": args.smtp_port})
@@ -92,8 +86,8 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         workers = build_workers(app)  # callbacks and deliveries, each on its own queue
         web_task = asyncio.create_task(web.serve(), name="web")
         worker_task = asyncio.create_task(workers.async_run(), name="worker")
-        _settle_heap()
-        while not web.started and not web_task.done():
+        settle_heap()
+        while not web.started and not web_task.done():  # noqa: ASYNC110 -- uvicorn offers a flag, not an event
             await asyncio.sleep(0.05)
         print(f"Perezvon is running: {app.settings.public_url}  (web on {args.host}:{args.port}"
               + "".join(f", {s.describe()}" for s in servers) + "). Ctrl-C stops it.", flush=True)
@@ -105,6 +99,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                 await asyncio.gather(web_task, return_exceptions=True)
             if workers is not None:
                 await workers.close()
+            if worker_task is not None:
                 worker_task.cancel()
                 await asyncio.gather(worker_task, return_exceptions=True)
             for server in reversed(servers):
@@ -123,45 +118,16 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_smtp(args: argparse.Namespace) -> int:
-    """The SMTP servers of the enabled lead-source plugins, alone (no web, no worker)."""
-    from perezvon.core.registry import ServerContext
-
-    app = _app(args)
-    stop = asyncio.Event()
-    _stop_on_signals(stop)
-    await app.start()
-    servers = []
-    try:
-        context = ServerContext(intake=app.intake, host=args.host, ports={"smtp": args.smtp_port})
-        servers = [s for s in app.host.servers(context) if s.protocol == "smtp"]
-        if not servers:
-            print("perezvon: error: no enabled plugin serves SMTP (enable siteforms in plugins.toml)",
-                  file=sys.stderr)
-            return 2
-        for server in servers:
-            await server.start()
-        _settle_heap()
-        print("Perezvon SMTP intake is running: " + ", ".join(s.describe() for s in servers)
-              + ". Ctrl-C stops it.", flush=True)
-        await stop.wait()
-    finally:
-        for server in reversed(servers):
-            await server.stop()
-        await app.stop()
-    return 0
-
-
 async def cmd_web(args: argparse.Namespace) -> int:
     from perezvon.web.app import create_app
 
     app = _app(args)
     stop = asyncio.Event()
-    _stop_on_signals(stop)
+    stop_on_signals(stop)
     await app.start()
     try:
         web = _uvicorn_server(create_app(app, manage_lifecycle=False), args.host, args.port)
-        _settle_heap()
+        settle_heap()
         task = asyncio.create_task(web.serve())
         await _run_until_stopped([task], stop)
         web.should_exit = True
@@ -176,7 +142,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
 
     app = _app(args)
     stop = asyncio.Event()
-    _stop_on_signals(stop)
+    stop_on_signals(stop)
     await app.start()
     try:
         workers = build_workers(app)  # callbacks and deliveries, each on its own queue
@@ -233,8 +199,9 @@ async def cmd_plugins(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     host = PluginHost.from_file(settings.plugins_path, core_settings=settings)
-    rows = [{"name": i.name, "kinds": i.kinds, "version": i.version, "origin": i.origin, "enabled": i.enabled,
-             "hooks": i.hooks} for i in host.infos.values()]
+    rows: list[dict[str, Any]] = [
+        {"name": i.name, "kinds": i.kinds, "version": i.version, "origin": i.origin, "enabled": i.enabled,
+         "hooks": i.hooks} for i in host.infos.values()]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
@@ -274,7 +241,7 @@ async def cmd_createuser(args: argparse.Namespace) -> int:
     return 0
 
 
-def _loop_factory():
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop when installed (it comes with uvicorn[standard]): a faster event loop."""
     try:
         import uvloop
@@ -297,7 +264,26 @@ async def cmd_new_plugin(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def plugin_commands(argv: list[str]) -> list[Command]:
+    """The sub-commands the enabled plugins add, found before the arguments are parsed.
+
+    Only ``--plugins`` (or PEREZVON_PLUGINS) is read here. Without a plugins file
+    there are no plugin commands: the built-in ones still work (``new-plugin``
+    needs none) or report the missing file themselves.
+    """
+    from perezvon.core.plugins import PluginHost, read_plugins_toml
+
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--plugins")
+    path = plugins_file(early.parse_known_args(argv)[0].plugins).resolve()
+    if not path.is_file():
+        return []
+    host = PluginHost(read_plugins_toml(path))
+    host.load_entry_points()
+    return host.commands()
+
+
+def build_parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="perezvon", description="Perezvon: website visitors become phone calls.")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", help="PEREZVON_DATA_DIR (default ./var)")
@@ -317,11 +303,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(handler=cmd_web)
-
-    p = sub.add_parser("smtp", parents=[common], help="the SMTP intake alone (site forms by e-mail)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--smtp-port", type=int, default=2525)
-    p.set_defaults(handler=cmd_smtp)
 
     sub.add_parser("worker", parents=[common], help="the worker alone").set_defaults(handler=cmd_worker)
     sub.add_parser("migrate", parents=[common], help="create or upgrade the database schema").set_defaults(
@@ -349,18 +330,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="the plugin's name, e.g. my_crm")
     p.add_argument("--dir", default=".", help="where to create perezvon-<name>/ (default: here)")
     p.set_defaults(handler=cmd_new_plugin)
+
+    for command in check_clashes(list(commands), set(sub.choices)).values():
+        p = sub.add_parser(command.name, parents=[common], help=f"{command.help} [plugin {command.plugin}]".lstrip())
+        if command.arguments is not None:
+            command.arguments(p)
+        p.set_defaults(handler=_plugin_handler(command))
     return parser
 
 
+def _plugin_handler(command: Command) -> Callable[[argparse.Namespace], Awaitable[int]]:
+    async def handler(args: argparse.Namespace) -> int:
+        return await run_command(command, args, _settings(args))
+
+    return handler
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        parser = build_parser(plugin_commands(argv))
+    except PluginError as exc:  # a plugin that fails to import, or a command name taken twice
+        print(f"perezvon: error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("PEREZVON_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("arq.worker", "tortoise", "aiosqlite", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            return runner.run(args.handler(args))
+            code: int = runner.run(args.handler(args))
+            return code
     except PluginError as exc:
         print(f"perezvon: error: {exc}", file=sys.stderr)
         return 2

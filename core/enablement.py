@@ -88,7 +88,8 @@ def _schema(plugin_or_schema: Any) -> Schema:
 
 def validated(plugin: Any, stored: dict[str, Any] | None) -> dict[str, Any]:
     """The settings loaded through the plugin's schema (defaults filled in); raises ``ValidationError``."""
-    return _schema(plugin).load(stored or {})
+    loaded: dict[str, Any] = _schema(plugin).load(stored or {})
+    return loaded
 
 
 def default_settings(plugin: Any) -> dict[str, Any] | None:
@@ -125,6 +126,7 @@ def usable_settings(plugin: Any, kind: str, connection_id: int, stored: dict[str
 def settings_for_display(plugin: Any, stored: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(values to show with secrets masked, errors by field) -- stored settings that no longer
     validate are shown as stored, with their errors, so a person can correct them."""
+    errors: dict[str, Any]
     try:
         values, errors = validated(plugin, stored), {}
     except ValidationError as exc:

@@ -31,7 +31,8 @@ def _catalog(locale: str) -> dict[str, str]:
         return {}
     with open(path, "rb") as fh:
         catalog = read_po(fh, locale=locale)
-    return {m.id: m.string for m in catalog if m.id and isinstance(m.id, str) and m.string}
+    return {m.id: m.string for m in catalog
+            if m.id and isinstance(m.id, str) and m.string and isinstance(m.string, str)}
 
 
 @functools.cache

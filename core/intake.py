@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import enum
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from marshmallow import ValidationError
@@ -77,12 +78,34 @@ return out
 """
 
 
-class IntakeError(Exception):
-    """A lead refused with an HTTP-style status and ``{field: [messages]}``."""
+class IntakeReason(enum.StrEnum):
+    """Why the intake refused a lead. Each lead source answers its own way: the HTTP API
+    with a status code (web/api/leads.py), the site-forms SMTP intake with a message
+    status or a "try again later" (plugins/siteforms/delivery.py)."""
 
-    def __init__(self, status: int, errors: dict[str, list[str]]):
-        super().__init__(f"{status}: {errors}")
-        self.status = status
+    #: the payload is not a JSON object
+    MALFORMED = "malformed"
+    #: a field is missing or wrong (the errors say which), the lead source is unknown,
+    #: or the office/department is not one of the site's
+    INVALID = "invalid"
+    #: no site has this token
+    SITE_UNKNOWN = "site_unknown"
+    #: the site's callbacks are switched off
+    SITE_OFF = "site_off"
+    #: a browser sent the site's token from a domain that is not the site's
+    FOREIGN_ORIGIN = "foreign_origin"
+    #: too many leads from one visitor's address in a minute
+    RATE_LIMITED = "rate_limited"
+    #: the lead could not be stored now; the same lead may be sent again later
+    UNAVAILABLE = "unavailable"
+
+
+class IntakeError(Exception):
+    """A lead refused: the :class:`IntakeReason` and ``{field: [messages]}`` (English message ids)."""
+
+    def __init__(self, reason: IntakeReason, errors: dict[str, list[str]]):
+        super().__init__(f"{reason}: {errors}")
+        self.reason = IntakeReason(reason)
         self.errors = errors
 
 
@@ -131,8 +154,11 @@ class Site:
 
 
 async def load_site(connection: Connection) -> Site:
-    offices = await Office.filter(connection_id=connection.id, is_active=True).values_list("id", flat=True)
-    departments = await Department.filter(connection_id=connection.id, is_active=True).values_list("id", flat=True)
+    # tortoise types a flat values_list as a list of tuples
+    offices = cast(list[int], await Office.filter(
+        connection_id=connection.id, is_active=True).values_list("id", flat=True))
+    departments = cast(list[int], await Department.filter(
+        connection_id=connection.id, is_active=True).values_list("id", flat=True))
     calendar = await CalendarDay.filter(connection_id=connection.id).all()
     plugins_on = await enablement.keys_on(connection)  # both kinds in one query
     telephony = TelephonySettingsSchema().load(connection.telephony or {})
@@ -144,7 +170,9 @@ async def load_site(connection: Connection) -> Site:
         hours=Hours(
             timezone=connection.timezone,
             weekly=connection.schedule,
-            overrides={d.date: (None if d.kind == "holiday" else (d.opens, d.closes)) for d in calendar},
+            # a day that is not a holiday has both times (the admin's calendar form requires them)
+            overrides={d.date: (None if d.kind == "holiday" else cast("tuple[str, str]", (d.opens, d.closes)))
+                       for d in calendar},
         ),
         offices=frozenset(offices),
         offices_required=connection.offices_enabled and connection.offices_required,
@@ -164,7 +192,7 @@ class SiteDirectory:
     def __init__(self, ttl_seconds: float) -> None:
         self.ttl = ttl_seconds
         self._cache: dict[str, tuple[float, Site | None]] = {}
-        self._loading: dict[str, asyncio.Future] = {}
+        self._loading: dict[str, asyncio.Future[Site | None]] = {}
 
     async def by_token(self, token: str) -> Site | None:
         hit = self._cache.get(token)
@@ -204,9 +232,9 @@ class RowInserter:
 
     def __init__(self, model: type[Model]) -> None:
         self.model = model
-        self._prepared: tuple | None = None
+        self._prepared: tuple[Any, ...] | None = None
 
-    def _prepare(self) -> tuple:
+    def _prepare(self) -> tuple[Any, ...]:
         if self._prepared is None:  # needs the database, so on first use
             db = self.model._meta.db
             executor = db.executor_class(model=self.model, db=db)
@@ -235,7 +263,7 @@ class _Pending:
     rate_key: str
     rate_limited: bool
     dup_key: str
-    future: asyncio.Future
+    future: asyncio.Future[Accepted]
 
 
 class LeadIntake:
@@ -252,7 +280,7 @@ class LeadIntake:
         self._insert_calls = RowInserter(Call)
         self._schema = LeadSchema()
         self._writer = Batcher(self._write, name="perezvon-intake-writer", max_batch=MAX_BATCH)
-        self._enqueueing: set[asyncio.Task] = set()
+        self._enqueueing: set[asyncio.Task[None]] = set()
 
     # --- the per-lead part: validate and prepare -------------------------------------
 
@@ -266,20 +294,21 @@ class LeadIntake:
         ``origin`` is the browser's Origin header, ``None`` for non-browsers.
         """
         if not isinstance(payload, dict):
-            raise IntakeError(400, {"_schema": ["Send a JSON object."]})
+            raise IntakeError(IntakeReason.MALFORMED, {"_schema": ["Send a JSON object."]})
         try:
             data = self._schema.load(payload)
         except ValidationError as exc:
-            raise IntakeError(422, exc.messages) from None
+            raise IntakeError(IntakeReason.INVALID, cast(dict[str, list[str]], exc.messages)) from None
         site = await self.sites.by_token(data["token"])
         if site is None:
-            raise IntakeError(403, {"token": ["Unknown site token."]})
+            raise IntakeError(IntakeReason.SITE_UNKNOWN, {"token": ["Unknown site token."]})
         if not site.is_on:
-            raise IntakeError(403, {"token": ["Callbacks are switched off for this site."]})
+            raise IntakeError(IntakeReason.SITE_OFF, {"token": ["Callbacks are switched off for this site."]})
         if not site.allows_origin(origin):
-            raise IntakeError(403, {"origin": ["This site token cannot be used from this site."]})
+            raise IntakeError(IntakeReason.FOREIGN_ORIGIN,
+                              {"origin": ["This site token cannot be used from this site."]})
         if data["source"] not in self.registry.lead_sources:
-            raise IntakeError(422, {"source": ["Unknown lead source."]})
+            raise IntakeError(IntakeReason.INVALID, {"source": ["Unknown lead source."]})
         errors: dict[str, list[str]] = {}
         for field, allowed, required in (("office_id", site.offices, site.offices_required),
                                          ("department_id", site.departments, site.departments_required)):
@@ -289,7 +318,7 @@ class LeadIntake:
             elif value is not None and value not in allowed:
                 errors[field] = ["Not one of this site's choices."]
         if errors:
-            raise IntakeError(422, errors)
+            raise IntakeError(IntakeReason.INVALID, errors)
 
         now = now or dt.datetime.now(dt.UTC)
         try:
@@ -320,7 +349,7 @@ class LeadIntake:
         except ScheduleError:
             return spread_at
 
-    def _prepare(self, data: dict, site: Site, now: dt.datetime, scheduled_at: dt.datetime,
+    def _prepare(self, data: dict[str, Any], site: Site, now: dt.datetime, scheduled_at: dt.datetime,
                  client_ip: str | None) -> _Pending:
         utm = data["utm"]
         lead = dict(
@@ -360,7 +389,8 @@ class LeadIntake:
     # --- the group part: one writer commits everyone waiting ---------------------------
 
     async def _commit(self, pending: _Pending) -> Accepted:
-        return await self._writer.submit(pending)
+        accepted: Accepted = await self._writer.submit(pending)
+        return accepted
 
     async def _guard_batch(self, batch: list[_Pending]) -> list[str]:
         keys = [k for item in batch for k in (item.rate_key, item.dup_key)]
@@ -380,7 +410,8 @@ class LeadIntake:
             if verdict == "!new":
                 fresh.append(item)
             elif verdict == "!rate":
-                settle(item.future, error=IntakeError(429, {"_schema": ["Too many requests, try again later."]}))
+                settle(item.future, error=IntakeError(IntakeReason.RATE_LIMITED,
+                                                      {"_schema": ["Too many requests, try again later."]}))
             else:
                 settle(item.future, Accepted.decode(verdict))
         if not fresh:
@@ -396,7 +427,8 @@ class LeadIntake:
             except Exception:  # the duplicate keys expire by themselves
                 pass
             for item in fresh:
-                settle(item.future, error=IntakeError(503, {"_schema": ["The lead could not be stored, try again."]}))
+                settle(item.future, error=IntakeError(IntakeReason.UNAVAILABLE,
+                                                      {"_schema": ["The lead could not be stored, try again."]}))
             return
         # committed is durable: answer now, and queue the jobs while the next group is written
         for item in fresh:

@@ -157,7 +157,8 @@ class _EnvironmentProxies(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         transport = self.through.get(request.url.scheme, self.direct)
-        if transport is not self.direct and urllib.request.proxy_bypass_environment(request.url.host, self.proxies):
+        if transport is not self.direct and urllib.request.proxy_bypass_environment(  # type: ignore[attr-defined]
+                request.url.host, self.proxies):  # undocumented, so not in typeshed; what getproxies() pairs with
             transport = self.direct
         return await transport.handle_async_request(request)
 

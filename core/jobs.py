@@ -16,7 +16,7 @@ from tortoise.transactions import in_transaction
 from perezvon.core.batching import Batcher, settle
 from perezvon.core import enablement
 from perezvon.core.callbacks import as_event_data, utcnow
-from perezvon.core.models import Attempt, Call, Delivery, NotificationRecipient
+from perezvon.core.models import Attempt, Call, Delivery, Department, NotificationRecipient, Office
 from perezvon.core.registry import CallEvent, DeliveryError, Notification
 
 log = logging.getLogger("perezvon.jobs")
@@ -28,15 +28,18 @@ DELIVERY_TIMEOUT = 60.0
 
 def backoff_seconds(job_try: int) -> int:
     """5 s, 10 s, 20 s ... capped at 15 minutes."""
-    return min(5 * 2 ** (job_try - 1), 900)
+    seconds: int = 5 * 2 ** (job_try - 1)
+    return min(seconds, 900)
 
 
 async def place_attempt(ctx: dict[str, Any], call_id: str, number: int) -> str:
-    return await ctx["perezvon"].engine.place_attempt(call_id, number)
+    outcome: str = await ctx["perezvon"].engine.place_attempt(call_id, number)
+    return outcome
 
 
 async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
-    return await ctx["perezvon"].engine.sweep()
+    counts: dict[str, int] = await ctx["perezvon"].engine.sweep()
+    return counts
 
 
 def delivery_label(event: str, attempt_number: int | None) -> str:
@@ -61,13 +64,13 @@ class DeliveryContext:
 class _Load:
     call_id: str
     integration_key: str
-    future: asyncio.Future
+    future: asyncio.Future[DeliveryContext | None]
 
 
 @dataclasses.dataclass
 class _Record:
     row: Delivery
-    future: asyncio.Future
+    future: asyncio.Future[None]
 
 
 async def load_contexts(wanted: list[tuple[str, str]]) -> list[DeliveryContext | None]:
@@ -130,7 +133,9 @@ class DeliveryBatches:
             settle(item.future)
 
     async def load(self, call_id: str, integration_key: str) -> DeliveryContext | None:
-        return await self.loads.submit(_Load(call_id, integration_key, asyncio.get_running_loop().create_future()))
+        context: DeliveryContext | None = await self.loads.submit(
+            _Load(call_id, integration_key, asyncio.get_running_loop().create_future()))
+        return context
 
     async def record(self, row: Delivery) -> None:
         await self.records.submit(_Record(row, asyncio.get_running_loop().create_future()))
@@ -242,8 +247,8 @@ async def notify(ctx: dict[str, Any], notifier_key: str, kind: str, subject_id: 
                            if (r.office_id in (None, lead.office_id)) and (r.department_id in (None, lead.department_id))}))
     if not emails:
         return "skipped: no recipients"
-    office = await lead.office if lead.office_id else None
-    department = await lead.department if lead.department_id else None
+    office = await Office.get_or_none(id=lead.office_id) if lead.office_id else None
+    department = await Department.get_or_none(id=lead.department_id) if lead.department_id else None
     notification = Notification(kind=kind, recipients=emails, subject_id=subject_id, data={
         "connection": as_event_data(call.connection), "lead": as_event_data(lead), "call": as_event_data(call),
         "attempts": [as_event_data(a) for a in call.attempts],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -84,7 +85,10 @@ class ActivationToken(Model):
     """A one-time link to set a password. Only its hash is stored."""
 
     id = fields.IntField(primary_key=True)
-    user = fields.ForeignKeyField("perezvon.User", related_name="activation_tokens", on_delete=fields.CASCADE)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "perezvon.User", related_name="activation_tokens", on_delete=fields.CASCADE
+    )
+    user_id: int
     token_hash = fields.CharField(max_length=64, unique=True)
     expires_at = fields.DatetimeField()
     used_at = fields.DatetimeField(null=True)
@@ -110,7 +114,7 @@ class Project(Model):
         table = "projects"
 
 
-def default_schedule() -> dict:
+def default_schedule() -> dict[str, Any]:
     """Mon-Sun 09:00-20:00 (docs/calls.md#connection-settings); keys are ISO weekdays 1..7, null = day off."""
     return {str(day): ["09:00", "20:00"] for day in range(1, 8)}
 
@@ -119,10 +123,13 @@ class Connection(Model):
     """One site (one domain) of a project, with its settings."""
 
     id = fields.IntField(primary_key=True)
-    project = fields.ForeignKeyField("perezvon.Project", related_name="connections", on_delete=fields.CASCADE)
+    project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
+        "perezvon.Project", related_name="connections", on_delete=fields.CASCADE
+    )
+    project_id: int
     kind = fields.CharField(max_length=20, default="site")
     domain = fields.CharField(max_length=253, unique=True)
-    extra_domains = fields.JSONField(default=list)
+    extra_domains: fields.JSONField[list[str]] = fields.JSONField(default=list)
     name = fields.CharField(max_length=200, default="")
     specialization = fields.CharField(max_length=200, default="")
     timezone = fields.CharField(max_length=64, default="Europe/Moscow")
@@ -135,7 +142,7 @@ class Connection(Model):
     unique_window_days = fields.IntField(default=30)
     session_minutes = fields.IntField(default=45)
     session_gap_minutes = fields.IntField(default=15)
-    schedule = fields.JSONField(default=default_schedule)
+    schedule: fields.JSONField[dict[str, Any]] = fields.JSONField(default=default_schedule)
     convenient_time = fields.CharField(max_length=5, default="10:00")
     # offices and departments lists
     offices_enabled = fields.BooleanField(default=False)
@@ -145,10 +152,11 @@ class Connection(Model):
     departments_required = fields.BooleanField(default=False)
     departments_title = fields.CharField(max_length=100, default="")
     # telephony, redial matrix, announcements (docs/calls.md): validated by core schemas
-    telephony = fields.JSONField(default=dict)
-    redial_matrix = fields.JSONField(default=dict)
-    announcements = fields.JSONField(default=dict)
+    telephony: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    redial_matrix: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    announcements: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
+    calendar: fields.ReverseRelation[CalendarDay]
 
     class Meta:
         table = "connections"
@@ -161,7 +169,10 @@ class CalendarDay(Model):
     """A per-date override of the weekly schedule."""
 
     id = fields.IntField(primary_key=True)
-    connection = fields.ForeignKeyField("perezvon.Connection", related_name="calendar", on_delete=fields.CASCADE)
+    connection: fields.ForeignKeyRelation[Connection] = fields.ForeignKeyField(
+        "perezvon.Connection", related_name="calendar", on_delete=fields.CASCADE
+    )
+    connection_id: int
     date = fields.DateField()
     kind = fields.CharField(max_length=10, description="short | holiday | workday")
     opens = fields.CharField(max_length=5, null=True)
@@ -176,10 +187,18 @@ class AccessGrant(Model):
     """User x (project or connection) x level. A project grant covers its connections."""
 
     id = fields.IntField(primary_key=True)
-    user = fields.ForeignKeyField("perezvon.User", related_name="grants", on_delete=fields.CASCADE)
-    project = fields.ForeignKeyField("perezvon.Project", related_name="grants", null=True, on_delete=fields.CASCADE)
-    connection = fields.ForeignKeyField("perezvon.Connection", related_name="grants", null=True,
-                                        on_delete=fields.CASCADE)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "perezvon.User", related_name="grants", on_delete=fields.CASCADE
+    )
+    user_id: int
+    project: fields.ForeignKeyNullableRelation[Project] = fields.ForeignKeyField(
+        "perezvon.Project", related_name="grants", null=True, on_delete=fields.CASCADE
+    )
+    project_id: int | None
+    connection: fields.ForeignKeyNullableRelation[Connection] = fields.ForeignKeyField(
+        "perezvon.Connection", related_name="grants", null=True, on_delete=fields.CASCADE
+    )
+    connection_id: int | None
     level = fields.CharField(max_length=4, description="view | edit | full")
 
     class Meta:
@@ -188,7 +207,10 @@ class AccessGrant(Model):
 
 class Office(Model):
     id = fields.IntField(primary_key=True)
-    connection = fields.ForeignKeyField("perezvon.Connection", related_name="offices", on_delete=fields.CASCADE)
+    connection: fields.ForeignKeyRelation[Connection] = fields.ForeignKeyField(
+        "perezvon.Connection", related_name="offices", on_delete=fields.CASCADE
+    )
+    connection_id: int
     name = fields.CharField(max_length=200)
     address = fields.CharField(max_length=300, default="")
     alt_name = fields.CharField(max_length=200, default="", description="matches the office named in site-form e-mails")
@@ -205,7 +227,10 @@ class Office(Model):
 
 class Department(Model):
     id = fields.IntField(primary_key=True)
-    connection = fields.ForeignKeyField("perezvon.Connection", related_name="departments", on_delete=fields.CASCADE)
+    connection: fields.ForeignKeyRelation[Connection] = fields.ForeignKeyField(
+        "perezvon.Connection", related_name="departments", on_delete=fields.CASCADE
+    )
+    connection_id: int
     name = fields.CharField(max_length=200)
     is_active = fields.BooleanField(default=True)
     sort_order = fields.IntField(default=0)
@@ -219,10 +244,14 @@ class OperatorNumber(Model):
     """Where callbacks are routed: connection-wide (no office) or an office's own."""
 
     id = fields.IntField(primary_key=True)
-    connection = fields.ForeignKeyField("perezvon.Connection", related_name="operator_numbers",
-                                        on_delete=fields.CASCADE)
-    office = fields.ForeignKeyField("perezvon.Office", related_name="operator_numbers", null=True,
-                                    on_delete=fields.CASCADE)
+    connection: fields.ForeignKeyRelation[Connection] = fields.ForeignKeyField(
+        "perezvon.Connection", related_name="operator_numbers", on_delete=fields.CASCADE
+    )
+    connection_id: int
+    office: fields.ForeignKeyNullableRelation[Office] = fields.ForeignKeyField(
+        "perezvon.Office", related_name="operator_numbers", null=True, on_delete=fields.CASCADE
+    )
+    office_id: int | None
     phone = fields.CharField(max_length=20, description="E.164")
     extension = fields.CharField(max_length=20, default="")
     sort_order = fields.IntField(default=0)
@@ -248,11 +277,13 @@ class PluginEnablement(Model):
     """
 
     id = fields.IntField(primary_key=True)
-    connection = fields.ForeignKeyField("perezvon.Connection", related_name="plugins", on_delete=fields.CASCADE)
+    connection: fields.ForeignKeyRelation[Connection] = fields.ForeignKeyField(
+        "perezvon.Connection", related_name="plugins", on_delete=fields.CASCADE)
+    connection_id: int
     kind = fields.CharField(max_length=12, description="application | integration")
     key = fields.CharField(max_length=64)
     is_on = fields.BooleanField(default=True)
-    settings = fields.JSONField(default=dict)
+    settings: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
 
     class Meta:
         table = "plugin_enablements"
@@ -264,11 +295,19 @@ class NotificationRecipient(Model):
     """Who is e-mailed about calls, optionally only for one office/department."""
 
     id = fields.IntField(primary_key=True)
-    connection = fields.ForeignKeyField("perezvon.Connection", related_name="recipients", on_delete=fields.CASCADE)
+    connection: fields.ForeignKeyRelation[Connection] = fields.ForeignKeyField(
+        "perezvon.Connection", related_name="recipients", on_delete=fields.CASCADE
+    )
+    connection_id: int
     email = fields.CharField(max_length=254)
-    office = fields.ForeignKeyField("perezvon.Office", related_name="recipients", null=True, on_delete=fields.CASCADE)
-    department = fields.ForeignKeyField("perezvon.Department", related_name="recipients", null=True,
-                                        on_delete=fields.CASCADE)
+    office: fields.ForeignKeyNullableRelation[Office] = fields.ForeignKeyField(
+        "perezvon.Office", related_name="recipients", null=True, on_delete=fields.CASCADE
+    )
+    office_id: int | None
+    department: fields.ForeignKeyNullableRelation[Department] = fields.ForeignKeyField(
+        "perezvon.Department", related_name="recipients", null=True, on_delete=fields.CASCADE
+    )
+    department_id: int | None
     on_success = fields.BooleanField(default=True)
     on_failure = fields.BooleanField(default=True)
 
@@ -278,13 +317,21 @@ class NotificationRecipient(Model):
 
 class Lead(Model):
     id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
-    connection = fields.ForeignKeyField("perezvon.Connection", related_name="leads", on_delete=fields.CASCADE)
+    connection: fields.ForeignKeyRelation[Connection] = fields.ForeignKeyField(
+        "perezvon.Connection", related_name="leads", on_delete=fields.CASCADE
+    )
+    connection_id: int
     source = fields.CharField(max_length=64, description="lead source key: widget, leadgen, siteforms, api")
     phone = fields.CharField(max_length=20, description="E.164")
     name = fields.CharField(max_length=200, default="")
-    office = fields.ForeignKeyField("perezvon.Office", related_name="leads", null=True, on_delete=fields.SET_NULL)
-    department = fields.ForeignKeyField("perezvon.Department", related_name="leads", null=True,
-                                        on_delete=fields.SET_NULL)
+    office: fields.ForeignKeyNullableRelation[Office] = fields.ForeignKeyField(
+        "perezvon.Office", related_name="leads", null=True, on_delete=fields.SET_NULL
+    )
+    office_id: int | None
+    department: fields.ForeignKeyNullableRelation[Department] = fields.ForeignKeyField(
+        "perezvon.Department", related_name="leads", null=True, on_delete=fields.SET_NULL
+    )
+    department_id: int | None
     preferred_at = fields.DatetimeField(null=True)
     page_url = fields.CharField(max_length=2048, default="")
     referrer = fields.CharField(max_length=2048, default="")
@@ -295,9 +342,13 @@ class Lead(Model):
     utm_term = fields.CharField(max_length=256, default="")
     channel = fields.CharField(max_length=10, default=Channel.DIRECT)
     visitor_id = fields.CharField(max_length=64, default="")
-    visit = fields.JSONField(default=dict, description="pages, seconds on site, trigger, rule name")
+    visit: fields.JSONField[dict[str, Any]] = fields.JSONField(
+        default=dict, description="pages, seconds on site, trigger, rule name"
+    )
     displayed_phone = fields.CharField(max_length=40, default="", description="number shown on the site")
-    extra = fields.JSONField(default=dict, description="source-specific data (e.g. the raw form fields)")
+    extra: fields.JSONField[dict[str, Any]] = fields.JSONField(
+        default=dict, description="source-specific data (e.g. the raw form fields)"
+    )
     client_ip = fields.CharField(max_length=45, default="")
     created_at = fields.DatetimeField(db_index=True)
 
@@ -310,8 +361,14 @@ class Call(Model):
     """The callback for one lead and its attempt chain."""
 
     id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
-    lead = fields.OneToOneField("perezvon.Lead", related_name="call", on_delete=fields.CASCADE)
-    connection = fields.ForeignKeyField("perezvon.Connection", related_name="calls", on_delete=fields.CASCADE)
+    lead: fields.OneToOneRelation[Lead] = fields.OneToOneField(
+        "perezvon.Lead", related_name="call", on_delete=fields.CASCADE
+    )
+    lead_id: uuid.UUID
+    connection: fields.ForeignKeyRelation[Connection] = fields.ForeignKeyField(
+        "perezvon.Connection", related_name="calls", on_delete=fields.CASCADE
+    )
+    connection_id: int
     created_at = fields.DatetimeField()
     state = fields.CharField(max_length=10, default=CallState.SCHEDULED)
     display_status = fields.CharField(max_length=12, default=DisplayStatus.PENDING)
@@ -326,6 +383,7 @@ class Call(Model):
     is_target = fields.BooleanField(null=True)
     recording = fields.CharField(max_length=500, default="")
     finished_at = fields.DatetimeField(null=True)
+    attempts: fields.ReverseRelation[Attempt]
 
     class Meta:
         table = "calls"
@@ -336,7 +394,10 @@ class Attempt(Model):
     """One dial attempt of a call: the status pair and the reason."""
 
     id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
-    call = fields.ForeignKeyField("perezvon.Call", related_name="attempts", on_delete=fields.CASCADE)
+    call: fields.ForeignKeyRelation[Call] = fields.ForeignKeyField(
+        "perezvon.Call", related_name="attempts", on_delete=fields.CASCADE
+    )
+    call_id: uuid.UUID
     number = fields.IntField(description="1 = first call, 2..5 = redials")
     direction = fields.CharField(max_length=14)
     operator_number = fields.CharField(max_length=20, default="")
@@ -361,9 +422,15 @@ class CallTag(Model):
     """A tag a user put on a call by hand (automatic tags are fields of Call)."""
 
     id = fields.IntField(primary_key=True)
-    call = fields.ForeignKeyField("perezvon.Call", related_name="tags", on_delete=fields.CASCADE)
+    call: fields.ForeignKeyRelation[Call] = fields.ForeignKeyField(
+        "perezvon.Call", related_name="tags", on_delete=fields.CASCADE
+    )
+    call_id: uuid.UUID
     name = fields.CharField(max_length=64)
-    created_by = fields.ForeignKeyField("perezvon.User", related_name="tags", null=True, on_delete=fields.SET_NULL)
+    created_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "perezvon.User", related_name="tags", null=True, on_delete=fields.SET_NULL
+    )
+    created_by_id: int | None
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -375,7 +442,10 @@ class Delivery(Model):
     """One try of pushing an event to an integration (shown per call in the admin)."""
 
     id = fields.IntField(primary_key=True)
-    call = fields.ForeignKeyField("perezvon.Call", related_name="deliveries", on_delete=fields.CASCADE)
+    call: fields.ForeignKeyRelation[Call] = fields.ForeignKeyField(
+        "perezvon.Call", related_name="deliveries", on_delete=fields.CASCADE
+    )
+    call_id: uuid.UUID
     integration_key = fields.CharField(max_length=64)
     event = fields.CharField(max_length=32)
     try_number = fields.IntField(default=1)
@@ -397,7 +467,10 @@ class ApiKey(Model):
     keys are 256 random bits, so a fast hash is as safe as a slow one and costs nothing per request."""
 
     id = fields.IntField(primary_key=True)
-    user = fields.ForeignKeyField("perezvon.User", related_name="api_keys", on_delete=fields.CASCADE)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "perezvon.User", related_name="api_keys", on_delete=fields.CASCADE
+    )
+    user_id: int
     name = fields.CharField(max_length=100, default="")
     prefix = fields.CharField(max_length=12, description="the first characters, shown so the owner can tell keys apart")
     key_hash = fields.CharField(max_length=64, unique=True)

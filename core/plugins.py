@@ -24,6 +24,7 @@ import sys
 import tomllib
 from pathlib import Path
 from types import ModuleType
+from collections.abc import Sequence
 from typing import Any, Iterator
 
 import pluggy
@@ -31,6 +32,7 @@ from marshmallow import Schema, ValidationError
 
 from perezvon import core
 from perezvon import hookspecs
+from perezvon.core.commands import Command, CommandRegistry
 from perezvon.core.registry import JobRegistry, PluginError, Registry, Server, ServerContext, TelephonyBackend
 from perezvon.core.settings import Settings
 
@@ -41,14 +43,15 @@ ENTRY_POINT_GROUP = hookspecs.PROJECT
 AUTOLOAD_OFF_ENV = "PEREZVON_DISABLE_PLUGIN_AUTOLOAD"
 TRACE_ENV = "PEREZVON_TRACE_PLUGINS"
 
-REGISTRATION_HOOKS = (
-    "perezvon_register_lead_sources",
-    "perezvon_register_applications",
-    "perezvon_register_telephony",
-    "perezvon_register_speech",
-    "perezvon_register_integrations",
-    "perezvon_register_notifiers",
-)
+#: hooks named so are called once per enabled plugin at start-up with (registry, settings, core_settings)
+REGISTRATION_PREFIX = f"{hookspecs.PROJECT}_register_"
+
+
+def registration_hooks(pm: pluggy.PluginManager) -> tuple[str, ...]:
+    """Every registration hook the manager has a spec for, in the order the spec modules declare them:
+    a new ``perezvon_register_*`` spec is called without being listed anywhere else."""
+    return tuple(name for name, caller in vars(pm.hook).items()
+                 if name.startswith(REGISTRATION_PREFIX) and getattr(caller, "spec", None) is not None)
 
 
 @dataclasses.dataclass
@@ -119,7 +122,7 @@ class PluginHost:
     # --- loading ----------------------------------------------------------------
 
     @classmethod
-    def from_file(cls, path: Path, extra: list[tuple[str, object]] = (),
+    def from_file(cls, path: Path, extra: Sequence[tuple[str, object]] = (),
                   core_settings: Settings | None = None) -> PluginHost:
         host = cls(read_plugins_toml(path), core_settings)
         host.load_entry_points()
@@ -189,7 +192,7 @@ class PluginHost:
         if enabled:
             self._register(name, plugin)
 
-    def _only(self, hook_name: str, plugin_name: str):
+    def _only(self, hook_name: str, plugin_name: str) -> pluggy.HookCaller:
         """A hook caller that reaches one plugin only (so it gets its own settings)."""
         others = [p for n, p in self.pm.list_name_plugin() if n != plugin_name]
         return self.pm.subset_hook_caller(hook_name, remove_plugins=others)
@@ -210,7 +213,7 @@ class PluginHost:
             info.settings = self._validated_settings(name)
             info.hooks = sorted(self._hooks_of(name))
             self.registry.current_plugin = name
-            for hook in REGISTRATION_HOOKS:
+            for hook in registration_hooks(self.pm):
                 self._only(hook, name)(registry=self.registry, settings=info.settings,
                                        core_settings=self.core_settings)
         self.registry.current_plugin = "?"
@@ -232,7 +235,8 @@ class PluginHost:
         if not (isinstance(schema_cls, type) and issubclass(schema_cls, Schema)):
             raise PluginError(f"plugin {name!r}: perezvon_settings_schema must return a marshmallow Schema class")
         try:
-            return schema_cls().load(raw)
+            settings: dict[str, Any] = schema_cls().load(raw)
+            return settings
         except ValidationError as exc:
             field, message = _flatten_errors(exc.messages)[0]
             raise PluginError(f"plugin {name!r}: setting {field!r} in plugins.toml: {message}") from None
@@ -252,15 +256,27 @@ class PluginHost:
             if not hook.get_hookimpls():
                 continue
             call_kwargs = dict(kwargs)
-            if "settings" in hook.spec.argnames:
+            argnames = hook.spec.argnames if hook.spec else ()  # every hook called here has a spec
+            if "settings" in argnames:
                 call_kwargs["settings"] = self.infos[name].settings
-            if "core_settings" in hook.spec.argnames:
+            if "core_settings" in argnames:
                 call_kwargs["core_settings"] = self.core_settings
             results = hook(**call_kwargs)
             yield name, results
 
-    def routes(self) -> list[tuple[str, list]]:
-        return [(name, sum((r or [] for r in results), [])) for name, results in self.each("perezvon_routes")]
+    def commands(self) -> list[Command]:
+        """Every enabled plugin's ``perezvon`` sub-commands (clashes are checked by the CLI, which knows its own)."""
+        found: list[Command] = []
+        for name in self.enabled_names():
+            hook = self._only("perezvon_commands", name)
+            if hook.get_hookimpls():
+                registry = CommandRegistry(name)
+                hook(commands=registry)
+                found.extend(registry.commands)
+        return found
+
+    def routes(self) -> list[tuple[str, list[Any]]]:
+        return [(name, [route for r in results for route in r or []]) for name, results in self.each("perezvon_routes")]
 
     def job_functions(self) -> dict[str, Any]:
         """Every plugin's arq jobs, named ``"<plugin>.<job>"``."""
@@ -274,7 +290,7 @@ class PluginHost:
     def model_modules(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for name, results in self.each("perezvon_models"):
-            modules = sum((r or [] for r in results), [])
+            modules = [module for r in results for module in r or []]
             if modules:
                 out[name] = modules
         return out

@@ -37,7 +37,7 @@ class EmbeddedRedis:
     def __init__(self, data_dir: Path) -> None:
         self.dir = data_dir / "redis"
         self.socket = self.dir / "redis.sock"
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:

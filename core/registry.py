@@ -62,8 +62,6 @@ class Server:
     """A long-running server a lead-source plugin runs next to the web app."""
 
     name: str = "server"
-    #: the protocol it speaks; ``perezvon smtp`` runs the servers whose protocol is "smtp"
-    protocol: str = ""
 
     async def start(self) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -72,7 +70,7 @@ class Server:
         raise NotImplementedError
 
     def describe(self) -> str:
-        """One line for the start-up banner, e.g. ``smtp on 127.0.0.1:2525``."""
+        """One line for the start-up banner, e.g. ``echo on 127.0.0.1:7000``."""
         return self.name
 
 
@@ -156,7 +154,8 @@ class Application:
     site_events: ClassVar[dict[str, str]] = {}
 
     def default_settings(self) -> dict[str, Any]:
-        return self.settings_schema().load({})
+        defaults: dict[str, Any] = self.settings_schema().load({})
+        return defaults
 
     def client_config(self, connection: Connection, settings: dict[str, Any]) -> dict[str, Any]:
         """The per-connection JSON the app's client code receives."""
@@ -220,7 +219,7 @@ class AttemptPlan:
 
     @property
     def voice(self) -> str:
-        return self.telephony.get("voice", "female")
+        return str(self.telephony.get("voice", "female"))
 
 
 @dataclasses.dataclass
@@ -365,7 +364,8 @@ class Integration:
         return None
 
     def handler(self, event: str) -> Callable[[CallEvent], Awaitable[str | None]]:
-        return getattr(self, f"on_{event}")
+        handler: Callable[[CallEvent], Awaitable[str | None]] = getattr(self, f"on_{event}")
+        return handler
 
     @classmethod
     def handles(cls, event: str) -> bool:

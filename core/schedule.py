@@ -42,6 +42,7 @@ class Hours:
 
     def window(self, day: dt.date) -> tuple[dt.datetime, dt.datetime] | None:
         """The day's opening and closing as aware UTC datetimes, or None when closed."""
+        span: tuple[str, str] | list[str] | None
         if day in self.overrides:
             span = self.overrides[day]
         else:

@@ -2,6 +2,9 @@
 translated when the response is written (:func:`perezvon.core.i18n.translate_errors`)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates
 
 from perezvon.core.models import Channel
@@ -24,7 +27,7 @@ def check_time_zone(value: str, message: str = "Unknown time zone.") -> None:
 class PhoneField(fields.String):
     """A phone number, normalised to E.164 (default region RU)."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
             return normalise(text)
@@ -35,7 +38,7 @@ class PhoneField(fields.String):
 class OptionalPhoneField(PhoneField):
     """A phone number or nothing (an empty string)."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         if value is None or (isinstance(value, str) and not value.strip()):
             return ""
         return super()._deserialize(value, attr, data, **kwargs)
@@ -96,12 +99,12 @@ class LeadSchema(Schema):
                         metadata={"description": "source-specific data kept with the lead"})
 
     @validates("consent")
-    def _consent_given(self, value: bool, **_) -> None:
+    def _consent_given(self, value: bool, **_: Any) -> None:
         if value is not True:
             raise ValidationError(MUST_CONSENT)
 
     @post_load
-    def _fill_visit(self, data, **_):
+    def _fill_visit(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         data["visit"] = {k: v for k, v in data["visit"].items() if v not in (None, "")}
         return data
 
@@ -111,7 +114,7 @@ class DtmfCommandSchema(Schema):
     key = fields.String(required=True, validate=validate.Regexp(r"^[0-9*#]$", error="One key: 0-9, * or #."))
 
 
-def _command(on: bool, key: str):
+def _command(on: bool, key: str) -> fields.Nested:
     return fields.Nested(DtmfCommandSchema, load_default=lambda: {"on": on, "key": key})
 
 
@@ -195,16 +198,16 @@ class WorkingHoursSchema(Schema):
     convenient_time = fields.String(load_default="10:00")
 
     @validates("timezone")
-    def _known_zone(self, value: str, **_) -> None:
+    def _known_zone(self, value: str, **_: Any) -> None:
         check_time_zone(value)
 
     @validates("convenient_time")
-    def _time_of_day(self, value: str, **_) -> None:
+    def _time_of_day(self, value: str, **_: Any) -> None:
         if not _valid_time(value):
             raise ValidationError("Not a time of day (HH:MM).")
 
     @validates("schedule")
-    def _hours(self, value: dict, **_) -> None:
+    def _hours(self, value: dict[str, Any], **_: Any) -> None:
         errors: dict[str, list[str]] = {}
         for day, span in value.items():
             if span is None:

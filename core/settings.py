@@ -5,9 +5,11 @@ README.md ("Run it on PostgreSQL and Redis, across machines") lists the names an
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -17,6 +19,12 @@ def _without_password(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def plugins_file(override: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """Where plugins.toml is: ``--plugins``, else PEREZVON_PLUGINS, else ./plugins.toml (not resolved)."""
+    environment: Mapping[str, str] = os.environ if env is None else env
+    return Path(override or environment.get("PEREZVON_PLUGINS", "./plugins.toml"))
 
 
 @dataclasses.dataclass(repr=False)
@@ -40,18 +48,18 @@ class Settings:
     recording_retention_days: int = 92
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
         env = dict(os.environ if env is None else env)
         data_dir = Path(overrides.pop("data_dir", None) or env.get("PEREZVON_DATA_DIR", "./var")).resolve()
         database_url = overrides.pop("database_url", None) or env.get("PEREZVON_DATABASE_URL") or (
             f"sqlite://{data_dir / 'perezvon.sqlite3'}"
         )
         redis_url = overrides.pop("redis_url", None) or env.get("PEREZVON_REDIS_URL") or None
-        plugins_path = Path(overrides.pop("plugins_path", None) or env.get("PEREZVON_PLUGINS", "./plugins.toml"))
+        plugins_path = plugins_file(overrides.pop("plugins_path", None), env)
         public_url = (overrides.pop("public_url", None) or env.get("PEREZVON_PUBLIC_URL")
                       or "http://127.0.0.1:8000").rstrip("/")
         secret_key = overrides.pop("secret_key", None) or env.get("PEREZVON_SECRET_KEY") or None
-        numbers = {
+        numbers: dict[str, Any] = {
             "leads_per_ip_per_minute": int(env.get("PEREZVON_LEADS_PER_IP_PER_MINUTE", 30)),
             "duplicate_window_seconds": int(env.get("PEREZVON_DUPLICATE_WINDOW_SECONDS", 60)),
             "sweep_seconds": float(env.get("PEREZVON_SWEEP_SECONDS", 5)),

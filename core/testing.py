@@ -20,18 +20,26 @@ import itertools
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeGuard
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+if TYPE_CHECKING:  # imported where used: this module is loaded as a pytest plugin before the app is configured
+    import httpx
+
+    from perezvon.core.app import Perezvon
+    from perezvon.core.models import Connection
 
 ROUND_THE_CLOCK = {str(day): ["00:00", "24:00"] for day in range(1, 8)}
 _redis_numbers = itertools.count(1)
 _databases_made: list[str] = []
 
 
-def _is_postgres(url: str | None) -> bool:
-    return bool(url) and url.split("://")[0] in ("postgres", "postgresql", "asyncpg")
+def _is_postgres(url: str | None) -> TypeGuard[str]:
+    return url is not None and url.split("://")[0] in ("postgres", "postgresql", "asyncpg")
 
 
 async def fresh_database_url(tmp_dir: Path) -> str:
@@ -81,7 +89,7 @@ async def fresh_redis_url() -> str | None:
     url = urlunsplit((parts.scheme, parts.netloc, f"/{number}", "", ""))
     import redis.asyncio as aioredis
 
-    client = aioredis.from_url(url)
+    client = aioredis.Redis.from_url(url)
     await client.flushdb()
     await client.aclose()
     return url
@@ -98,7 +106,7 @@ def test_plugins_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-async def perezvon_app(tmp_path_factory):
+async def perezvon_app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Perezvon]:
     from perezvon.core.app import Perezvon
     from perezvon.core.settings import Settings
 
@@ -116,7 +124,7 @@ async def perezvon_app(tmp_path_factory):
 
 
 @pytest.fixture
-async def perezvon_client(perezvon_app):
+async def perezvon_client(perezvon_app: Perezvon) -> AsyncIterator[httpx.AsyncClient]:
     import httpx
 
     from perezvon.web.app import create_app
@@ -127,7 +135,7 @@ async def perezvon_client(perezvon_app):
 
 
 @pytest.fixture
-async def perezvon_site(perezvon_app):
+async def perezvon_site(perezvon_app: Perezvon) -> Connection:
     """A fresh connection of its own for each test (unique domain, round the clock)."""
     from perezvon.core.models import Connection, OperatorNumber, Project
 
@@ -140,7 +148,7 @@ async def perezvon_site(perezvon_app):
 
 
 @pytest.fixture
-def perezvon_run_jobs(perezvon_app):
+def perezvon_run_jobs(perezvon_app: Perezvon) -> Callable[[float], Awaitable[int]]:
     """``await run_jobs()`` runs the workers until no job is due and none is running.
 
     Both of a worker process's arq workers run (``perezvon.core.worker``): the callbacks
@@ -153,6 +161,7 @@ def perezvon_run_jobs(perezvon_app):
 
     async def due_jobs() -> int:
         now_ms = int(time.time() * 1000)
+        assert perezvon_app.redis is not None, "the app fixture has started"
         async with perezvon_app.redis.pipeline(transaction=False) as pipe:
             for queue in QUEUES:
                 pipe.zcount(queue, "-inf", now_ms)

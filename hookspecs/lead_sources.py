@@ -35,8 +35,8 @@ def perezvon_servers(context: ServerContext, settings: dict[str, Any],
                      core_settings: Settings) -> list[Server] | None:
     """Long-running servers this plugin runs next to the web app.
 
-    When: once when ``perezvon serve`` starts (and when the plugin's own
-    command, e.g. ``perezvon smtp``, starts).
+    When: once when ``perezvon serve`` starts (a plugin's own command, such
+    as ``perezvon smtp``, may build its servers itself).
     Arguments: ``context`` -- a :class:`perezvon.core.registry.ServerContext` with the
     lead intake, the host to bind and the ports asked for on the command line
     (``context.ports["smtp"]`` for ``--smtp-port``). ``settings`` -- this

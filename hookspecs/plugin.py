@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from marshmallow import Schema
     from starlette.routing import BaseRoute
 
+    from perezvon.core.commands import CommandRegistry
     from perezvon.core.registry import DemoStep, JobRegistry
     from perezvon.core.settings import Settings
 
@@ -79,4 +80,27 @@ def perezvon_demo_steps(settings: dict[str, Any], core_settings: Settings) -> li
     connection after its own seeding; the keys of the returned dicts are added
     to the demo's output (``perezvon demo --json``), e.g. the connection's
     technical e-mail address.
+    """
+
+
+@hookspec
+def perezvon_commands(commands: CommandRegistry) -> None:
+    """Sub-commands this plugin adds to the ``perezvon`` command line.
+
+    When: each time ``perezvon`` runs, before it parses its arguments, for each
+    enabled plugin (a disabled plugin's commands are not offered). It runs
+    before the settings are read, so ``perezvon --help`` works with any
+    configuration: declare commands here, read settings in the handler.
+    Arguments: ``commands`` -- call ``commands.add(name, handler, help=...,
+    arguments=...)`` (see :class:`perezvon.core.commands.CommandRegistry`).
+    ``arguments(parser)`` adds the command's own options to its argparse
+    sub-parser, which already has the common options (``--data-dir``,
+    ``--database-url``, ``--redis-url``, ``--plugins``, ``--public-url``).
+    ``handler(context)`` -- plain or ``async def`` -- gets a
+    :class:`perezvon.core.commands.CommandContext` (``args``, ``settings``,
+    ``plugin_settings``, ``app``, ``await start()``, ``stop_event()``) and
+    returns the exit status (``None`` is 0); the core stops the application
+    after it.
+    Returns: nothing. A name that is a built-in command or another plugin's
+    command stops start-up with a message naming both.
     """

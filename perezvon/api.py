@@ -13,11 +13,16 @@ range), and may check ``PLUGIN_API_VERSION`` at import time.
 What is here, by purpose:
 
 * hook markers -- :data:`hookimpl` (and :data:`PROJECT`, the entry-point group);
-* what registration hooks add to -- :class:`Registry`, :class:`JobRegistry`;
+* what registration hooks add to -- :class:`Registry`, :class:`JobRegistry`,
+  :class:`CommandRegistry` (``perezvon`` sub-commands, whose handlers get a :class:`CommandContext`);
 * base classes and their data types, one family at a time: lead sources
   (:class:`LeadSource`, :class:`Server`, :class:`ServerContext`,
+<<<<<<< HEAD
   :class:`IntakeError`), applications (:class:`Application`, its admin editor :class:`AppEditor`,
   :class:`EditorElement`, :class:`PreviewOption`, and :data:`CORE_SITE_EVENTS`), telephony
+=======
+  :class:`IntakeError`, :class:`IntakeReason`), applications (:class:`Application`), telephony
+>>>>>>> main
   (:class:`TelephonyBackend`, :class:`AttemptPlan`, :class:`AttemptOutcome`,
   :class:`LegStatus`, :class:`CallControl`, :func:`run_scenario`,
   :class:`SpeechEngine`), integrations (:class:`Integration`, :class:`CallEvent`,
@@ -37,12 +42,13 @@ What is here, by purpose:
 from __future__ import annotations
 
 from perezvon.core.batching import Batcher, settle
+from perezvon.core.commands import CommandContext, CommandRegistry
 from perezvon.core.enablement import enable as enable_plugin
 from perezvon.core.enablement import is_on as plugin_is_on
 from perezvon.core.enablement import stored_settings as plugin_settings
 from perezvon.core.enablement import store_settings as store_plugin_settings
 from perezvon.core.i18n import DEFAULT_LOCALE, LOCALES, compiled_translations, gettext
-from perezvon.core.intake import Accepted, IntakeError, LeadIntake, RowInserter
+from perezvon.core.intake import Accepted, IntakeError, IntakeReason, LeadIntake, RowInserter
 from perezvon.core.integrations import HttpPush, excerpt, json_body
 from perezvon.core.models import (
     Connection,
@@ -126,6 +132,8 @@ __all__ = [
     "CallEvent",
     "CheckFailed",
     "CheckMessage",
+    "CommandContext",
+    "CommandRegistry",
     "Connection",
     "DeliveryError",
     "DemoStep",
@@ -135,6 +143,7 @@ __all__ = [
     "HttpPush",
     "Integration",
     "IntakeError",
+    "IntakeReason",
     "InvalidPhone",
     "JobRegistry",
     "Lead",

@@ -164,7 +164,7 @@ def test_every_hook_documents_exactly_its_spec_arguments(hook):
     if signature:
         in_heading = [a.split(":")[0].split("=")[0].strip() for a in signature.group(1).split(",") if a.strip()]
         assert in_heading == spec_args, f"docs/plugins.md, '### {heading}': the spec takes {spec_args}"
-    for line, source in _python_blocks(text):
+    for _line, source in _python_blocks(text):
         for node in ast.walk(ast.parse(source)):
             if isinstance(node, ast.FunctionDef) and node.name == hook:
                 in_example = [a.arg for a in node.args.args]

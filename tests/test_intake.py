@@ -321,3 +321,37 @@ async def test_a_delay_over_59_seconds_emails_the_lead_instead_of_calling(
     finally:
         registry.notifiers.pop("inbox")
         registry.owner.pop(("notifier", "inbox"))
+
+
+async def test_each_refusal_carries_its_reason_and_the_api_answers_its_status(perezvon_app, perezvon_client,
+                                                                              perezvon_site, new_phone):
+    """The intake says why (a reason, no HTTP); the HTTP API alone turns each reason into a status."""
+    import pytest
+
+    from perezvon.api import IntakeError, IntakeReason
+    from perezvon.web.api.leads import INTAKE_STATUS
+
+    assert set(INTAKE_STATUS) == set(IntakeReason)  # a new reason can't reach the API unmapped
+    perezvon_site.offices_enabled = perezvon_site.offices_required = True
+    await perezvon_site.save()
+    cases = [
+        (["a list"], {}, IntakeReason.MALFORMED, 400),
+        ({"token": perezvon_site.token}, {}, IntakeReason.INVALID, 422),
+        (lead(perezvon_site, new_phone(), source="nope"), {}, IntakeReason.INVALID, 422),
+        (lead(perezvon_site, new_phone()), {}, IntakeReason.INVALID, 422),  # the office is required
+        ({**lead(perezvon_site, new_phone()), "token": "nope"}, {}, IntakeReason.SITE_UNKNOWN, 403),
+        (lead(perezvon_site, new_phone()), {"origin": "https://evil.example"}, IntakeReason.FOREIGN_ORIGIN, 403),
+    ]
+    for payload, headers, reason, status in cases:
+        with pytest.raises(IntakeError) as refused:
+            await perezvon_app.intake.submit(payload, client_ip=None, origin=headers.get("origin"))
+        assert refused.value.reason is reason and not hasattr(refused.value, "status")
+        answered = await perezvon_client.post("/api/v1/leads", json=payload,
+                                              headers={"Origin": headers["origin"]} if headers else {})
+        assert (reason, answered.status_code) == (reason, status)
+        assert answered.json()["errors"].keys() == refused.value.errors.keys()
+    perezvon_site.is_on = False
+    await perezvon_site.save()
+    with pytest.raises(IntakeError) as off:
+        await perezvon_app.intake.submit(lead(perezvon_site, new_phone()), client_ip=None)
+    assert off.value.reason is IntakeReason.SITE_OFF and INTAKE_STATUS[off.value.reason] == 403

@@ -11,7 +11,7 @@ import pytest
 
 from perezvon.core.plugins import PluginHost
 from perezvon.core.registry import PluginError, TelephonyBackend
-from perezvon.hookspecs import hookimpl
+from perezvon.hookspecs import hookimpl, hookspec
 
 ROOT = Path(__file__).resolve().parent.parent
 PERZVON = [sys.executable, "-m", "perezvon.core.cli"]
@@ -58,7 +58,7 @@ def test_bad_settings_name_the_plugin_and_the_field(tmp_path, settings, message)
 
 
 def test_enabling_a_plugin_that_is_not_installed_is_an_error(tmp_path):
-    with pytest.raises(PluginError, match="plugin 'nowhere' is enabled in plugins.toml but not installed"):
+    with pytest.raises(PluginError, match=r"plugin 'nowhere' is enabled in plugins\.toml but not installed"):
         PluginHost.from_file(write_toml(tmp_path, "[plugins.nowhere]\nenabled = true\n"))
 
 
@@ -101,7 +101,7 @@ def test_an_argument_the_spec_lacks_is_refused(tmp_path):
         def perezvon_routes(self, settings, surprise):
             return []
 
-    with pytest.raises(PluginError, match="plugin 'extra'.*surprise"):
+    with pytest.raises(PluginError, match=r"plugin 'extra'.*surprise"):
         PluginHost.from_file(write_toml(tmp_path, ""), extra=[("extra", Extra())])
 
 
@@ -136,6 +136,7 @@ version = "1.2.3"
 [project.entry-points.perezvon]
 hello = "hello_plugin.plugin"
 hello_broken = "hello_plugin.broken"
+hello_smtp = "hello_plugin.clash"
 """
 
 PLUGIN_CODE = '''
@@ -227,6 +228,41 @@ def perezvon_routes(settings):
     async def ping(request):
         return JSONResponse({"greeting": settings["greeting"]})
     return [Route("/ping", ping)]
+
+
+def greet_arguments(parser):
+    parser.add_argument("--name", required=True)
+
+
+async def greet(context):
+    """`perezvon greet`: started like the built-in commands, with this plugin's settings."""
+    from perezvon.api import Connection
+
+    app = await context.start(migrate=True)
+    connections = await Connection.all().count()
+    print(f"{context.plugin_settings['greeting']}, {context.args.name}! "
+          f"intake={app.intake is not None} connections={connections} data_dir={context.settings.data_dir.name}")
+    return 3 if context.args.name == "three" else None
+
+
+def hello_version(context):
+    print("hello 1.2.3")
+
+
+@hookimpl
+def perezvon_commands(commands):
+    commands.add("greet", greet, help="greet someone", arguments=greet_arguments)
+    commands.add("hello-version", hello_version)
+'''
+
+
+CLASHING_CODE = '''
+from perezvon.api import hookimpl
+
+
+@hookimpl
+def perezvon_commands(commands):
+    commands.add("smtp", lambda context: print("not the real one"))
 '''
 
 
@@ -238,6 +274,7 @@ def hello_package(tmp_path_factory):
     (src / "hello_plugin" / "__init__.py").write_text("")
     (src / "hello_plugin" / "plugin.py").write_text(PLUGIN_CODE)
     (src / "hello_plugin" / "broken.py").write_text("import module_that_does_not_exist\n")
+    (src / "hello_plugin" / "clash.py").write_text(CLASHING_CODE)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "install", "--no-deps", "--no-build-isolation", str(src)], check=True)
     yield src
@@ -324,3 +361,112 @@ def test_autoload_can_be_switched_off(hello_package, tmp_path):
     env = {**os.environ, "PEREZVON_PLUGINS": str(toml), "PEREZVON_DISABLE_PLUGIN_AUTOLOAD": "1"}
     names = {row["name"] for row in json.loads(run_cli(["plugins", "--json"], env, tmp_path).stdout)}
     assert "simulator" in names and "hello" not in names
+
+
+def test_a_plugin_adds_commands_that_run_with_the_app_and_its_settings(hello_package, tmp_path):
+    toml = write_toml(tmp_path, """
+        [plugins.simulator]
+        enabled = true
+
+        [plugins.hello]
+        enabled = true
+        greeting = "Привет"
+        events_file = "unused"
+    """)
+    env = {**os.environ, "PEREZVON_PLUGINS": str(toml), "PEREZVON_LOG_LEVEL": "WARNING"}
+    env.pop("PEREZVON_DATABASE_URL", None), env.pop("PEREZVON_REDIS_URL", None)
+
+    helped = run_cli(["--help"], env, tmp_path)
+    assert helped.returncode == 0 and "greet someone [plugin hello]" in helped.stdout
+    assert "hello-version" in helped.stdout
+    assert "--name NAME" in run_cli(["greet", "--help"], env, tmp_path).stdout
+
+    # the common options reach the command's settings; the app is started (database migrated, intake built)
+    greeted = run_cli(["greet", "--name", "Вера", "--data-dir", str(tmp_path / "mine")], env, tmp_path)
+    assert greeted.returncode == 0, greeted.stderr
+    assert greeted.stdout.strip() == "Привет, Вера! intake=True connections=0 data_dir=mine"
+    assert (tmp_path / "mine" / "perezvon.sqlite3").exists()
+    assert run_cli(["greet", "--name", "three", "--data-dir", str(tmp_path / "mine")], env, tmp_path).returncode == 3
+    plain = run_cli(["hello-version"], env, tmp_path)  # a plain (not async) handler
+    assert (plain.returncode, plain.stdout) == (0, "hello 1.2.3\n")
+
+    # switched off: its commands are not offered
+    toml.write_text("[plugins.simulator]\nenabled = true\n")
+    missing = run_cli(["greet", "--name", "Вера"], env, tmp_path)
+    assert missing.returncode == 2 and "invalid choice: 'greet'" in missing.stderr
+    assert "greet" not in run_cli(["--help"], env, tmp_path).stdout
+
+
+class _Clashing:
+    def __init__(self, name):
+        self.name = name
+
+    @hookimpl
+    def perezvon_commands(self, commands):
+        commands.add(self.name, lambda context: 0, help="clashes")
+
+
+def test_a_command_name_taken_twice_is_refused_naming_both(tmp_path):
+    from perezvon.core.cli import build_parser
+
+    toml = write_toml(tmp_path, "")
+    host = PluginHost.from_file(toml, extra=[("first", _Clashing("sync")), ("second", _Clashing("sync"))])
+    with pytest.raises(PluginError) as clash:
+        build_parser(host.commands())
+    assert str(clash.value) == "plugins 'first' and 'second' both add the command 'perezvon sync'"
+
+    host = PluginHost.from_file(toml, extra=[("third", _Clashing("migrate"))])
+    with pytest.raises(PluginError) as built_in:
+        build_parser(host.commands())
+    assert str(built_in.value) == "plugin 'third' adds the command 'perezvon migrate', but that is a built-in command"
+
+
+def test_a_command_clash_stops_the_real_command_line(hello_package, tmp_path):
+    """An installed plugin adding `smtp` next to siteforms: every `perezvon` run refuses, naming both."""
+    toml = write_toml(tmp_path, """
+        [plugins.siteforms]
+        enabled = true
+        domain = "forms.example.com"
+
+        [plugins.hello_smtp]
+        enabled = true
+    """)
+    env = {**os.environ, "PEREZVON_PLUGINS": str(toml)}
+    result = run_cli(["plugins"], env, tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() in (
+        "perezvon: error: plugins 'siteforms' and 'hello_smtp' both add the command 'perezvon smtp'",
+        "perezvon: error: plugins 'hello_smtp' and 'siteforms' both add the command 'perezvon smtp'")
+    # without siteforms the plugin's `smtp` is an ordinary plugin command
+    toml.write_text("[plugins.hello_smtp]\nenabled = true\n")
+    alone = run_cli(["smtp"], env, tmp_path)
+    assert (alone.returncode, alone.stdout) == (0, "not the real one\n")
+
+
+class _GreetingSpecs:
+    """A spec module a future family would add: a registration hook nobody lists by hand."""
+
+    @staticmethod
+    @hookspec
+    def perezvon_register_greetings(registry, settings, core_settings):
+        """Declare greetings."""
+
+
+def test_registration_hooks_are_read_from_the_specs(tmp_path):
+    from perezvon.core.plugins import registration_hooks
+
+    called = []
+
+    class Greeter:
+        @hookimpl
+        def perezvon_register_greetings(self, registry, settings):
+            called.append((registry.current_plugin, settings))
+
+    host = PluginHost({"plugins": {}})
+    assert "perezvon_register_telephony" in registration_hooks(host.pm)
+    assert "perezvon_register_greetings" not in registration_hooks(host.pm)
+    host.pm.add_hookspecs(_GreetingSpecs)
+    assert registration_hooks(host.pm)[-1] == "perezvon_register_greetings"
+    host.register("greeter", Greeter())
+    host.configure()
+    assert called == [("greeter", {})]

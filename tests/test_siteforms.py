@@ -129,7 +129,7 @@ async def smtp_server(perezvon_app, **settings):
         servers = [SiteFormsSmtpServer(context, SiteFormsSettings().load({"domain": DOMAIN, **settings}),
                                        perezvon_app.settings)]
     else:
-        servers = [s for s in perezvon_app.host.servers(context) if s.protocol == "smtp"]
+        servers = [s for s in perezvon_app.host.servers(context) if isinstance(s, SiteFormsSmtpServer)]
     assert len(servers) == 1
     server = servers[0]
     await server.start()
@@ -442,8 +442,18 @@ async def test_a_lead_the_intake_refuses_is_kept_with_the_reason(smtp, forms_sit
                        form_email(forms_site.email, f"Телефон: {phone_text(new_phone())}"))
     assert reply["data"] == (250, "2.0.0 OK: message kept, the lead was refused")
     message = await InboundMessage.get(connection_id=forms_site.id)
-    assert message.status == MessageStatus.REFUSED_BY_INTAKE and message.error == "422 office_id: Choose one."
+    assert message.status == MessageStatus.REFUSED_BY_INTAKE and message.error == "invalid office_id: Choose one."
     assert await RawMessage.exists(message_id=message.id)
+
+
+def test_every_intake_reason_has_its_place_in_the_smtp_intake():
+    """Only "could not store it now" makes the sender try again (451); every other refusal is kept and shown."""
+    from perezvon.api import IntakeReason
+    from perezvon.plugins.siteforms.delivery import ON_REFUSAL
+
+    assert set(ON_REFUSAL) == set(IntakeReason)
+    assert [reason for reason, status in ON_REFUSAL.items() if status is None] == [IntakeReason.UNAVAILABLE]
+    assert set(ON_REFUSAL.values()) == {None, MessageStatus.REFUSED_BY_INTAKE}
 
 
 # --- bad input ------------------------------------------------------------------------------------------------

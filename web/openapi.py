@@ -1,6 +1,8 @@
 """``GET /openapi.json``: the public API described from the same marshmallow schemas."""
 from __future__ import annotations
 
+from typing import Any
+
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
@@ -17,7 +19,10 @@ def build_spec(version: str, server_url: str) -> dict:
                    plugins=[MarshmallowPlugin()], servers=[{"url": server_url}])
     spec.components.schema("Lead", schema=LeadSchema)
     spec.components.schema("Errors", ERRORS)
-    err = lambda text: {"description": text, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Errors"}}}}  # noqa: E731
+
+    def err(text: str) -> dict[str, Any]:
+        return {"description": text, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Errors"}}}}
+
     accepted = {"type": "object", "properties": {
         "id": {"type": "string", "format": "uuid"}, "lead_id": {"type": "string", "format": "uuid"},
         "call_id": {"type": "string", "format": "uuid"},

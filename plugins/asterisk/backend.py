@@ -45,6 +45,7 @@ from perezvon.api import (
     LegHungUp,
     LegStatus,
     Registry,
+    SpeechEngine,
     TelephonyBackend,
     keep_recording,
     run_scenario,
@@ -336,6 +337,7 @@ class AsteriskTelephony(TelephonyBackend):
         self._format = settings["number_format"]
         #: names this worker's channels, so after a reconnect it can tell its own
         self.token = secrets.token_hex(4)
+        self._warming: set[asyncio.Future[None]] = set()  # announcements being synthesised
         self.link = AmiLink(host=settings["host"], port=settings["port"], username=settings["username"],
                             secret=settings["secret"], ping_interval=settings["ping_interval_seconds"],
                             ping_timeout=settings["ping_timeout_seconds"],
@@ -349,7 +351,7 @@ class AsteriskTelephony(TelephonyBackend):
         self.dialplan_problem = ""
         #: channels of attempts that ended while the link was down: hung up at the next login
         self.orphans: set[str] = set()
-        self.speech = None
+        self.speech: SpeechEngine | None = None  # the highest-priority engine, picked by start()
         self._sounds_in_progress: dict[tuple[str, str], asyncio.Future] = {}
 
     def dial_string(self, number: str) -> str:
@@ -459,6 +461,7 @@ class AsteriskTelephony(TelephonyBackend):
         return await asyncio.shield(task)
 
     async def _make_sound(self, text: str, voice: str) -> str:
+        assert self.speech is not None, "start() picks the speech engine"
         made = Path(await self.speech.synthesize(text, voice))
         target = self.sounds_dir / made.name
         if not target.exists():  # copied under a temporary name, so Asterisk never plays half a file
@@ -477,7 +480,10 @@ class AsteriskTelephony(TelephonyBackend):
         self.calls.add(call)
         # announcements are made while the first leg rings, not after it answers
         for text in {plan.operator_text, plan.client_text} - {""}:
-            asyncio.ensure_future(self._warm(text, plan.voice))
+            warming = asyncio.ensure_future(self._warm(text, plan.voice))
+            # the loop holds tasks weakly: keep a reference until it is done, or it may vanish mid-synthesis
+            self._warming.add(warming)
+            warming.add_done_callback(self._warming.discard)
         try:
             outcome = await run_scenario(plan, call)
         except TelephonyFault as fault:

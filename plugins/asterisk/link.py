@@ -23,6 +23,7 @@ needs on top of it (docs/asterisk.md, docs/ami-emulator.md "panoramisk facts"):
 from __future__ import annotations
 
 import asyncio
+import builtins
 import itertools
 import logging
 from collections.abc import Callable
@@ -109,6 +110,7 @@ class AmiLink:
         self._on_up: list[Callable[[], Any]] = []
         self._on_down: list[Callable[[str], None]] = []
         self._watchdog: asyncio.Task | None = None
+        self._login_task: asyncio.Future[None] | None = None
         self._down = asyncio.Event()  # set while the link is down: pending actions give up
         self._down.set()
         self._connected_at = 0.0
@@ -195,7 +197,8 @@ class AmiLink:
         self._require_up()
         return await self._list(action, complete, timeout, logging_in=False)
 
-    async def _list(self, action: dict[str, Any], complete: str, timeout: float, *, logging_in: bool) -> list:
+    async def _list(self, action: dict[str, Any], complete: str, timeout: float, *,
+                    logging_in: bool) -> builtins.list[Any]:  # `list` here is the method above
         action_id = f"perezvon-list-{next(self._list_ids)}"
         collected: list = []
         done = asyncio.get_running_loop().create_future()
@@ -246,7 +249,8 @@ class AmiLink:
         self._connected_at = asyncio.get_running_loop().time()
 
     def _logged_in(self, _manager: Any) -> None:
-        asyncio.ensure_future(self._after_login())
+        # the loop holds tasks weakly: keep a reference until it is done
+        self._login_task = asyncio.ensure_future(self._after_login())
 
     async def _after_login(self) -> None:
         try:

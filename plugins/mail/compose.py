@@ -204,7 +204,8 @@ def environment(locale: str) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.install_gettext_translations(translations(locale), newstyle=True)
+    # a method the i18n extension adds, so not in Environment's type
+    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
     return env
 
 
@@ -364,7 +365,7 @@ class Composer:
         name = one_line(lead.get("name"), NAME_LIMIT)
         phone = format_phone(lead.get("phone"))
         short_name = truncate(name, NAME_IN_SUBJECT)
-        source = self.lead_sources.get(lead.get("source"))
+        source = self.lead_sources.get(lead.get("source") or "")
         source_title = getattr(source, "title", None) or lead.get("source")
         channel = lead.get("channel")
         return {

@@ -118,6 +118,7 @@ class MailNotifier(Notifier):
     async def _send_through_relay(self, message: EmailMessage, recipients: list[str],
                                   notification: Notification) -> None:
         relay = self.relay
+        assert relay is not None, "send() comes here only with a relay"
         what = f"{notification.kind} {notification.subject_id}"
         try:
             refused, _ = await aiosmtplib.send(
@@ -143,6 +144,7 @@ class MailNotifier(Notifier):
                         "; ".join(f"{address}: {answer.code} {answer.message}" for address, answer in refused.items()))
 
     def _failure(self, what: str, answer: str, *, code: int | None, permanent: bool) -> DeliveryError:
+        assert self.relay is not None, "only a relay fails this way"
         relay = self.relay.describe()
         if permanent:
             log.error("%s: the relay %s rejected it permanently (%s); retries will fail the same way "

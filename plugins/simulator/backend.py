@@ -48,7 +48,7 @@ class SimulatedCall(CallControl):
         self.progress = progress
         self.phones: dict[str, Phone] = {}
         self.hangup_at: dict[str, float] = {}
-        self.log: list[tuple[str, Any]] = []
+        self.log: list[tuple[Any, ...]] = []
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()

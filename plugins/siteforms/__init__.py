@@ -9,7 +9,7 @@ lead to the core's intake like any other lead source.
 Modules: ``parser`` (bytes -> the fields of a form, pure; ``decoding`` holds
 its charset, header and HTML helpers), ``matching`` (a
 parsed form + what we know about the site -> the lead), ``server`` (the SMTP
-session rules and the ``perezvon smtp`` server), ``store`` (the grouped
+session rules and the SMTP server), ``command`` (``perezvon smtp``), ``store`` (the grouped
 writes of received messages), ``directory`` (technical addresses and site
 profiles, cached), ``models``, ``schemas``, ``app`` and ``plugin`` (hooks).
 """

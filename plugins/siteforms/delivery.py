@@ -23,7 +23,7 @@ from perezvon.plugins.siteforms.models import MessageStatus
 from perezvon.plugins.siteforms.parser import ParsedForm
 from perezvon.plugins.siteforms.store import MessageStore, StoreUnavailable
 
-from perezvon.api import IntakeError
+from perezvon.api import IntakeError, IntakeReason
 
 if TYPE_CHECKING:
     from perezvon.api import LeadIntake
@@ -33,6 +33,18 @@ log = logging.getLogger("perezvon.siteforms")
 #: English message ids an admin sees as a message's ``error`` (perezvon.core.i18n translates them)
 NO_PHONE_FOUND = "No phone number found in the message."
 UNREADABLE = "The message could not be read."
+
+#: what each refusal of the intake makes of a message: kept with its status, or (None) not taken
+#: now -- the SMTP server answers 451 and the sender tries again later
+ON_REFUSAL: dict[IntakeReason, str | None] = {
+    IntakeReason.MALFORMED: MessageStatus.REFUSED_BY_INTAKE,
+    IntakeReason.INVALID: MessageStatus.REFUSED_BY_INTAKE,
+    IntakeReason.SITE_UNKNOWN: MessageStatus.REFUSED_BY_INTAKE,
+    IntakeReason.SITE_OFF: MessageStatus.REFUSED_BY_INTAKE,
+    IntakeReason.FOREIGN_ORIGIN: MessageStatus.REFUSED_BY_INTAKE,
+    IntakeReason.RATE_LIMITED: MessageStatus.REFUSED_BY_INTAKE,
+    IntakeReason.UNAVAILABLE: None,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,9 +122,10 @@ class MessageIntake:
             accepted = await self.intake.submit(draft.payload(site, _lead_extra(form, str(row["id"]))),
                                                 client_ip=None, origin=None)
         except IntakeError as exc:
-            if exc.status >= 500:  # the intake could not store it now: the sender tries again later
-                return Outcome(None, retry_reason=f"intake answered {exc.status}")
-            row.update(status=MessageStatus.REFUSED_BY_INTAKE, error=_describe(exc)[:500])
+            status = ON_REFUSAL[exc.reason]
+            if status is None:
+                return Outcome(None, retry_reason=f"intake answered {exc.reason}")
+            row.update(status=status, error=_describe(exc)[:500])
             return await self._store(row, envelope.raw)
         row.update(status=MessageStatus.LEAD, lead_id=uuid.UUID(accepted.lead_id),
                    call_id=uuid.UUID(accepted.call_id))
@@ -139,9 +152,9 @@ def _printable(text: str, limit: int) -> str:
 
 
 def _describe(exc: IntakeError) -> str:
-    """``"office_id: Choose one."`` from the intake's ``{field: [messages]}``."""
+    """``"invalid office_id: Choose one."`` from the intake's reason and ``{field: [messages]}``."""
     parts = []
     for field, messages in exc.errors.items():
         text = "; ".join(messages) if isinstance(messages, list) else str(messages)
         parts.append(f"{field}: {text}")
-    return f"{exc.status} " + ", ".join(parts)
+    return f"{exc.reason} " + ", ".join(parts)

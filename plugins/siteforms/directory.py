@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
+from typing import Any, cast
 
 from perezvon.plugins.siteforms.app import KEY
 from perezvon.plugins.siteforms.matching import SiteProfile
@@ -77,7 +77,9 @@ class Directory:
             .values_list("id", "alt_name")
         departments = await Department.filter(connection_id=connection_id, is_active=True) \
             .values_list("id", "name")
-        own_phones = await OperatorNumber.filter(connection_id=connection_id).values_list("phone", flat=True)
+        # tortoise types a flat values_list as a list of tuples
+        own_phones = cast(list[str], await OperatorNumber.filter(
+            connection_id=connection_id).values_list("phone", flat=True))
         site = SiteProfile(
             connection_id=connection_id,
             token=connection.token,

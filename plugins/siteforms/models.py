@@ -6,7 +6,7 @@ import uuid
 from tortoise import fields
 from tortoise.models import Model
 
-from perezvon.api import DEFAULT_LOCALE, gettext
+from perezvon.api import DEFAULT_LOCALE, Connection, Lead, gettext
 
 
 class MessageStatus:
@@ -39,7 +39,9 @@ class TechnicalAddress(Model):
     """
 
     id = fields.IntField(primary_key=True)
-    connection = fields.OneToOneField("perezvon.Connection", related_name=False, on_delete=fields.CASCADE)
+    connection: fields.OneToOneRelation[Connection] = fields.OneToOneField(
+        "perezvon.Connection", related_name=False, on_delete=fields.CASCADE)
+    connection_id: int
     local_part = fields.CharField(max_length=64, unique=True, description="lower-case, random")
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -56,8 +58,12 @@ class InboundMessage(Model):
     """
 
     id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
-    address = fields.ForeignKeyField("siteforms.TechnicalAddress", related_name="messages", on_delete=fields.CASCADE)
-    connection = fields.ForeignKeyField("perezvon.Connection", related_name=False, on_delete=fields.CASCADE)
+    address: fields.ForeignKeyRelation[TechnicalAddress] = fields.ForeignKeyField(
+        "siteforms.TechnicalAddress", related_name="messages", on_delete=fields.CASCADE)
+    address_id: int
+    connection: fields.ForeignKeyRelation[Connection] = fields.ForeignKeyField(
+        "perezvon.Connection", related_name=False, on_delete=fields.CASCADE)
+    connection_id: int
     received_at = fields.DatetimeField(db_index=True)
     message_id = fields.CharField(max_length=255, default="", description="the Message-ID header, as sent")
     dedupe_key = fields.CharField(max_length=80, null=True,
@@ -67,10 +73,16 @@ class InboundMessage(Model):
     subject = fields.CharField(max_length=300, default="")
     size = fields.IntField(description="bytes")
     status = fields.CharField(max_length=20, description="lead | no_phone | duplicate | refused_by_intake")
-    lead = fields.ForeignKeyField("perezvon.Lead", related_name=False, null=True, on_delete=fields.SET_NULL)
-    call = fields.ForeignKeyField("perezvon.Call", related_name=False, null=True, on_delete=fields.SET_NULL)
-    duplicate_of = fields.ForeignKeyField("siteforms.InboundMessage", related_name=False, null=True,
-                                          on_delete=fields.SET_NULL)
+    lead: fields.ForeignKeyNullableRelation[Lead] = fields.ForeignKeyField(
+        "perezvon.Lead", related_name=False, null=True, on_delete=fields.SET_NULL)
+    lead_id: uuid.UUID | None
+    # the call model is not part of perezvon.api: only its id is used here
+    call: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
+        "perezvon.Call", related_name=False, null=True, on_delete=fields.SET_NULL)
+    call_id: uuid.UUID | None
+    duplicate_of: fields.ForeignKeyNullableRelation[InboundMessage] = fields.ForeignKeyField(
+        "siteforms.InboundMessage", related_name=False, null=True, on_delete=fields.SET_NULL)
+    duplicate_of_id: uuid.UUID | None
     error = fields.CharField(max_length=500, default="", description="why no lead came of it, for support")
     defects = fields.CharField(max_length=300, default="",
                                description="what was wrong with its MIME (the email package's defect names)")
@@ -93,7 +105,9 @@ class RawMessage(Model):
 
     # its own key: Tortoise 1.1's migrations mis-record a one-to-one primary key (pk_attr)
     id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
-    message = fields.OneToOneField("siteforms.InboundMessage", related_name="raw", on_delete=fields.CASCADE)
+    message: fields.OneToOneRelation[InboundMessage] = fields.OneToOneField(
+        "siteforms.InboundMessage", related_name="raw", on_delete=fields.CASCADE)
+    message_id: uuid.UUID
     received_at = fields.DatetimeField(db_index=True)
     content = fields.BinaryField()
 

@@ -115,7 +115,8 @@ def _part_bytes(part: Message, defects: list[str]) -> bytes:
     if (part.get("Content-Transfer-Encoding") or "").strip().lower() == "base64" and isinstance(payload, str):
         data = _lenient_base64(payload)
     else:
-        data = part.get_payload(decode=True) or b""
+        decoded = part.get_payload(decode=True)  # bytes, or None for a multipart part
+        data = decoded if isinstance(decoded, bytes) else b""
     defects.extend(type(d).__name__ for d in part.defects)
     return data
 

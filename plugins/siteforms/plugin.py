@@ -1,6 +1,7 @@
 """The site-forms plugin: hook implementations only."""
 from perezvon.plugins.siteforms.addresses import demo_step
 from perezvon.plugins.siteforms.app import LEAD_SOURCE, SiteForms
+from perezvon.plugins.siteforms.command import HELP, run_smtp, smtp_arguments
 from perezvon.plugins.siteforms.schemas import SiteFormsSettings
 from perezvon.plugins.siteforms.server import SiteFormsSmtpServer
 
@@ -35,3 +36,8 @@ def perezvon_servers(context, settings, core_settings):
 @hookimpl
 def perezvon_demo_steps(settings):
     return [demo_step(settings["domain"])]
+
+
+@hookimpl
+def perezvon_commands(commands):
+    commands.add("smtp", run_smtp, help=HELP, arguments=smtp_arguments)

@@ -162,7 +162,7 @@ class FormMailHandler:
             # Some copies may be stored already: the sender's retry finds them by Message-ID.
             log.warning("message from %s not taken now: %s", received.mail_from, "; ".join(retry))
             return "451 4.3.0 The message could not be stored now, try again later"
-        return "250 2.0.0 OK: " + "; ".join(dict.fromkeys(_REPLIES[o.status] for o in outcomes))
+        return "250 2.0.0 OK: " + "; ".join(dict.fromkeys(_REPLIES[o.status] for o in outcomes if o.status is not None))
 
 
 def _read(raw: bytes) -> ParsedForm:
@@ -174,7 +174,6 @@ class SiteFormsSmtpServer(Server):
     """``perezvon smtp`` and the SMTP part of ``perezvon serve``."""
 
     name = "smtp"
-    protocol = "smtp"
 
     def __init__(self, context: ServerContext, settings: dict[str, Any], core_settings: Settings | None) -> None:
         self.context = context
@@ -211,14 +210,14 @@ class SiteFormsSmtpServer(Server):
         self.tls = tls_context is not None
         self.store = MessageStore()
         directory = Directory(self.cache_seconds)
-        self.handler = FormMailHandler(
+        self.handler = handler = FormMailHandler(
             domain=self.settings["domain"], max_recipients=self.settings["max_recipients"], directory=directory,
             intake=MessageIntake(intake=self.context.intake, directory=directory, store=self.store))
         loop = asyncio.get_running_loop()
         hostname = self.settings.get("hostname") or self.settings["domain"]
 
         def session() -> IntakeSMTP:
-            return IntakeSMTP(self.handler, self.sessions, data_size_limit=self.settings["max_message_bytes"],
+            return IntakeSMTP(handler, self.sessions, data_size_limit=self.settings["max_message_bytes"],
                               enable_SMTPUTF8=True, hostname=hostname, ident="Perezvon site forms",
                               tls_context=tls_context, timeout=self.settings["session_timeout_seconds"],
                               loop=loop)

@@ -90,7 +90,7 @@ def phone_words(raw: str) -> str:
         except phonenumbers.NumberParseException:
             number = None
         if number is not None and phonenumbers.is_possible_number(number):
-            head = [f"плюс {number_words(number.country_code)}"]
+            head = [f"плюс {number_words(number.country_code or 0)}"]  # parse() always sets it
             groups = _national_groups(number)
         else:  # a plan phonenumbers does not know: say the digits in groups all the same
             words = [group_words(g) for g in split_group(digits)]

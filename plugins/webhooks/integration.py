@@ -87,9 +87,9 @@ class Webhooks(Integration):
 
     async def check(self, settings: dict[str, Any]) -> None:
         """A signed ``check`` event: the receiver must answer 2xx (a redirect is not followed)."""
-        document = {"id": f"check-{uuid.uuid4()}", "event": CHECK_EVENT,
-                    "occurred_at": dt.datetime.now(dt.UTC).isoformat(), "connection_id": None,
-                    "lead": None, "call": None, "attempt": None, "attempts": []}
+        document: dict[str, Any] = {"id": f"check-{uuid.uuid4()}", "event": CHECK_EVENT,
+                                    "occurred_at": dt.datetime.now(dt.UTC).isoformat(), "connection_id": None,
+                                    "lead": None, "call": None, "attempt": None, "attempts": []}
         try:
             response = await self.post(settings, document)
         except DeliveryError as refused:

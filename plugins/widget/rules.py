@@ -36,7 +36,7 @@ class WebUrl(fields.String):
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs).strip()
-        if text and not (text.startswith("https://") or text.startswith("http://") or text.startswith("/")):
+        if text and not text.startswith(("https://", "http://", "/")):
             raise ValidationError("An address starting with https:// or http://.")
         return text
 

@@ -193,7 +193,7 @@ class _RawRowsWriter(WorksheetWriter):
     gives lxml the temp file's name), so that ready rows can be written to it between lxml's flushes."""
 
     def get_stream(self):
-        self.file = open(self.out, "wb")
+        self.file = open(self.out, "wb")  # noqa: SIM115 -- closed by the `with` below; write_rows writes to it
         with self.file, xmlfile(self.file) as xf:
             with xf.element("worksheet", xmlns=SHEET_MAIN_NS):
                 try:

@@ -110,8 +110,8 @@ class CallPage(Schema):
 
 async def _serialise(calls: list[Call], detail: bool = False) -> list[dict[str, Any]]:
     leads = [c.lead for c in calls]
-    offices = dict(await Office.filter(id__in={l.office_id for l in leads if l.office_id}).values_list("id", "name"))
-    departments = dict(await Department.filter(id__in={l.department_id for l in leads if l.department_id})
+    offices = dict(await Office.filter(id__in={lead.office_id for lead in leads if lead.office_id}).values_list("id", "name"))
+    departments = dict(await Department.filter(id__in={lead.department_id for lead in leads if lead.department_id})
                        .values_list("id", "name"))
     domains = dict(await Connection.filter(id__in={c.connection_id for c in calls}).values_list("id", "domain"))
     tags = await user_tags_of([c.id for c in calls])
@@ -190,8 +190,10 @@ def describe_read_api(spec) -> None:
     spec.components.schema("CallPage", schema=CallPage)
     spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer",
                                                "description": "a key made on the admin's profile page"})
-    err = lambda text: {"description": text, "content": {"application/json": {"schema": {  # noqa: E731
-        "$ref": "#/components/schemas/Errors"}}}}
+    def err(text: str) -> dict[str, Any]:
+        return {"description": text, "content": {"application/json": {"schema": {
+            "$ref": "#/components/schemas/Errors"}}}}
+
     filters = []
     for name, field in CallFilterSchema().fields.items():
         schema: dict[str, Any] = {"type": "string"}

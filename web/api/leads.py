@@ -8,11 +8,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from perezvon.core.i18n import negotiate, translate_errors
-from perezvon.core.intake import IntakeError
+from perezvon.core.intake import IntakeError, IntakeReason
 from perezvon.core.callbacks import leg_key
 from perezvon.core.models import Call, CallState
 
 MAX_BODY = 64 * 1024
+
+#: the HTTP status of each reason the intake refuses a lead for
+INTAKE_STATUS: dict[IntakeReason, int] = {
+    IntakeReason.MALFORMED: 400,
+    IntakeReason.INVALID: 422,
+    IntakeReason.SITE_UNKNOWN: 403,
+    IntakeReason.SITE_OFF: 403,
+    IntakeReason.FOREIGN_ORIGIN: 403,
+    IntakeReason.RATE_LIMITED: 429,
+    IntakeReason.UNAVAILABLE: 503,
+}
 
 
 def _cors(request: Request) -> dict[str, str]:
@@ -55,7 +66,7 @@ async def create_lead(request: Request) -> Response:
         accepted = await intake.submit(payload, client_ip=request.client.host if request.client else "",
                                        origin=request.headers.get("origin"))
     except IntakeError as exc:
-        return error(request, exc.status, exc.errors)
+        return error(request, INTAKE_STATUS[exc.reason], exc.errors)
     return JSONResponse(
         {"id": accepted.lead_id, "lead_id": accepted.lead_id, "call_id": accepted.call_id,
          "scheduled_at": accepted.scheduled_at, "duplicate": accepted.duplicate},

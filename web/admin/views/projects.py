@@ -7,6 +7,7 @@ no change to the admin.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,6 +17,8 @@ from starlette.responses import Response
 from tortoise.functions import Count
 
 from perezvon.core import enablement
+from perezvon.core.checks import can_check, check_settings
+from perezvon.core.i18n import DEFAULT_LOCALE
 from perezvon.core.models import AccessGrant, Call, Connection, GrantLevel, Project
 from perezvon.core.registry import CORE_SITE_EVENTS
 from perezvon.web.admin.forms import field_views, flat_errors, form_values, load_form, merge_errors
@@ -95,7 +98,7 @@ async def connections_list(ctx: Ctx) -> Response:
     visible = ctx.access.visible_connection_ids()
     connections = await (Connection.all() if visible is None else Connection.filter(id__in=visible)) \
         .prefetch_related("project").order_by("name", "domain")
-    dates, counts = await calls_per_day([c.id for c in connections], 1)
+    _dates, counts = await calls_per_day([c.id for c in connections], 1)
     apps_on = await enablement.keys_on_many([c.id for c in connections], enablement.APPLICATION)
     return await ctx.render("admin/connections.html", connections=connections, today=counts, apps_on=apps_on)
 
@@ -160,13 +163,15 @@ async def plugin_toggle(ctx: Ctx) -> Response:
     return ctx.redirect(f"/connections/{ctx.connection.id}")
 
 
-async def save_plugin_settings(connection: Connection, plugin_kind: str, plugin: Any, form: Any
-                               ) -> tuple[dict[str, Any] | None, dict[str, Any], dict[str, list[str]]]:
+async def save_plugin_settings(connection: Connection, plugin_kind: str, plugin: Any, form: Any, *,
+                               locale: str = DEFAULT_LOCALE, store: bool = True) -> PluginForm:
     """The save path of a plugin card: load the stored settings, merge the form's secrets into them,
-    validate, store. Returns (the stored settings or None, what was sent, errors by field path).
+    validate, ask the plugin's service (its ``check``, when it has one), store.
 
-    A plugin's own check of its settings (a real call to its service) belongs between
-    validating and storing: its failures are errors by field like the schema's.
+    A refusal of the service that names a field stops the save like a schema error does. A
+    service that cannot be asked now (unreachable, timing out: errors about no one field) does
+    not: the valid settings are stored and the admin is warned, so nothing typed is lost to
+    another system's outage. With ``store=False`` ("Check connection") nothing is stored.
     """
     schema = enablement.schema_instance(plugin.settings_schema)
     stored = await enablement.stored_settings(connection, plugin_kind, plugin.key) or {}
@@ -175,11 +180,28 @@ async def save_plugin_settings(connection: Connection, plugin_kind: str, plugin:
     try:
         loaded = enablement.validated(plugin, submitted)
     except ValidationError as exc:
-        return None, submitted, merge_errors(flat_errors(exc.messages), errors)
+        return PluginForm(None, submitted, merge_errors(flat_errors(exc.messages), errors))
     if errors:
-        return None, submitted, errors
-    await enablement.store_settings(connection, plugin_kind, plugin.key, loaded)
-    return loaded, submitted, {}
+        return PluginForm(None, submitted, errors)
+    checked = can_check(plugin)
+    refused = await check_settings(plugin, loaded, locale=locale) if checked else {}
+    warnings = refused.pop("_schema", [])
+    if refused:
+        return PluginForm(None, submitted, {**refused, "_schema": warnings} if warnings else refused, checked=True)
+    if store:
+        await enablement.store_settings(connection, plugin_kind, plugin.key, loaded)
+    return PluginForm(loaded, submitted, {}, checked=checked, warnings=warnings)
+
+
+@dataclasses.dataclass
+class PluginForm:
+    """What became of a plugin card's form: the settings (None when refused), what was sent, why."""
+
+    loaded: dict[str, Any] | None
+    submitted: dict[str, Any]
+    errors: dict[str, list[str]]
+    checked: bool = False  # the plugin's service was asked
+    warnings: list[str] = dataclasses.field(default_factory=list)  # the service could not be asked
 
 
 async def plugin_settings(ctx: Ctx) -> Response:
@@ -189,26 +211,41 @@ async def plugin_settings(ctx: Ctx) -> Response:
     kind, plugin_kind, plugin = found
     schema = enablement.schema_instance(plugin.settings_schema)
     row = await enablement.enablement(ctx.connection, plugin_kind, plugin.key)
+    notices: list[str] = []
+    status_code = 200
     if ctx.request.method == "POST":
         if not ctx.can_connection(ctx.connection.id, GrantLevel.EDIT):
             return await ctx.error(403, "You do not have access to this.")
-        loaded, submitted, errors = await save_plugin_settings(ctx.connection, plugin_kind, plugin, ctx.form)
-        if loaded is not None:
+        only_check = ctx.form.get("action") == "check"
+        result = await save_plugin_settings(ctx.connection, plugin_kind, plugin, ctx.form, locale=ctx.locale,
+                                            store=not only_check)
+        errors = result.errors
+        if result.loaded is not None and not only_check:
             ctx.flash(ctx._("Saved."))
+            for warning in result.warnings:
+                ctx.flash(ctx._("The service could not check the settings: %(reason)s") % {"reason": warning}, "error")
             return ctx.redirect(f"/connections/{ctx.connection.id}/{kind}/{plugin.key}")
-        values = enablement.mask_secrets(schema, submitted)
+        if result.loaded is not None:  # "Check connection": nothing stored, the verdict shown on the form
+            if result.warnings:
+                errors = {"_schema": result.warnings}
+            else:
+                notices.append(ctx._("The service accepted these settings."))
+        else:
+            status_code = 400
+        values = enablement.mask_secrets(schema, result.submitted)
     elif row is None:
         values, errors = enablement.mask_secrets(schema, enablement.default_settings(plugin) or {}), {}
     else:  # stored settings that no longer validate are shown as stored, with their errors
         values, messages = enablement.settings_for_display(plugin, row.settings)
         errors = flat_errors(messages)
     text = plugin_text(plugin, ctx.locale)
-    return await ctx.render("admin/plugin_settings.html", status_code=400 if ctx.request.method == "POST" else 200,
+    return await ctx.render("admin/plugin_settings.html", status_code=status_code,
                             kind=kind, key=plugin.key, title=text(plugin.title),
                             description=text(getattr(plugin, "description", "")), connection=ctx.connection,
                             fields=field_views(schema, values, errors, ctx.locale, gettext=text),
                             on=bool(row and row.is_on), schema_errors=[text(e) for e in errors.get("_schema", [])],
                             site_events=site_events(ctx) if kind == "integrations" and plugin.client_script else [],
+                            notices=notices, can_check=can_check(plugin),
                             can_edit=ctx.can_connection(ctx.connection.id, GrantLevel.EDIT),
                             can_full=ctx.can_connection(ctx.connection.id, GrantLevel.FULL))
 

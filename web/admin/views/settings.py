@@ -282,7 +282,7 @@ def matrix_from_form(form) -> tuple[dict[str, Any], list[dict[str, Any]], dict[s
     matrix: dict[str, Any] = {}
     rows, problems = [], {}
     for index in range(int(form.get("rows") or 0)):
-        get = lambda name: (form.get(f"m{index}_{name}") or "").strip()  # noqa: E731
+        get = lambda name: (form.get(f"m{index}_{name}") or "").strip()  # noqa: E731, B023 -- called in this iteration
         row = {"chain": get("chain"), "number": get("number"), "pair": get("pair"), "action": get("action"),
                "period": get("period"), "direction": get("direction")}
         if not row["pair"]:
