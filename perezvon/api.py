@@ -17,12 +17,9 @@ What is here, by purpose:
   :class:`CommandRegistry` (``perezvon`` sub-commands, whose handlers get a :class:`CommandContext`);
 * base classes and their data types, one family at a time: lead sources
   (:class:`LeadSource`, :class:`Server`, :class:`ServerContext`,
-<<<<<<< HEAD
-  :class:`IntakeError`), applications (:class:`Application`, its admin editor :class:`AppEditor`,
-  :class:`EditorElement`, :class:`PreviewOption`, and :data:`CORE_SITE_EVENTS`), telephony
-=======
-  :class:`IntakeError`, :class:`IntakeReason`), applications (:class:`Application`), telephony
->>>>>>> main
+  :class:`IntakeError`, :class:`IntakeReason`), applications (:class:`Application`, its admin
+  editor :class:`AppEditor`, :class:`EditorElement`, :class:`PreviewOption`, and
+  :data:`CORE_SITE_EVENTS`), telephony
   (:class:`TelephonyBackend`, :class:`AttemptPlan`, :class:`AttemptOutcome`,
   :class:`LegStatus`, :class:`CallControl`, :func:`run_scenario`,
   :class:`SpeechEngine`), integrations (:class:`Integration`, :class:`CallEvent`,

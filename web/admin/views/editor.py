@@ -180,11 +180,7 @@ async def preview(ctx: Ctx) -> Response:
     found = _app(ctx)
     if found is None:
         return ctx.redirect(f"/connections/{ctx.connection.id}")
-<<<<<<< HEAD
     key, app = found
-=======
-    key, _ = found
->>>>>>> main
     site_script = ctx.request.app.state.site_script
     origin = f"{ctx.request.url.scheme}://{ctx.request.url.netloc}"
     response = await ctx.render("admin/editor_preview.html", runtime=site_script.assets["runtime"].path,
