@@ -320,8 +320,9 @@ class PluginHost:
         found: dict[str, tuple[str, Path]] = {}
         for name in self.enabled_names():
             package = self.package_of(name)
-            module = sys.modules.get(package) if package else None
-            for root in getattr(module, "__path__", None) or []:
+            if package is None:
+                continue
+            for root in getattr(sys.modules.get(package), "__path__", None) or []:
                 path = Path(root) / folder
                 if path.is_dir():
                     found[name] = (package, path)

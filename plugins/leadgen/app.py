@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from perezvon.plugins.leadgen.schemas import MAX_PER_SESSION, LeadgenSettings
 
@@ -62,7 +62,7 @@ class Leadgen(Application):
     client_script = Path(__file__).with_name("static") / "leadgen.js"
     editor = EDITOR
     #: the goals analytics get: Metrika's "perezvon_<event>", GA's action "<event>" (docs/integrations.md)
-    site_events = {"leadgen_shown": "Lead generator shown", "leadgen_lead": "Lead from a lead generator"}
+    site_events: ClassVar[dict[str, str]] = {"leadgen_shown": "Lead generator shown", "leadgen_lead": "Lead from a lead generator"}
 
     def client_config(self, connection, settings: dict[str, Any]) -> dict[str, Any]:
         # switched-off generators never reach the browser

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from perezvon.plugins.widget.schemas import WidgetSettings
 
@@ -64,5 +65,5 @@ class Widget(Application):
     client_script = Path(__file__).with_name("static") / "widget.js"
     editor = EDITOR
     #: the goals analytics get: Metrika's "perezvon_<event>", GA's action "<event>" (docs/integrations.md)
-    site_events = {"widget_shown": "Widget shown", "widget_opened": "Widget opened",
+    site_events: ClassVar[dict[str, str]] = {"widget_shown": "Widget shown", "widget_opened": "Widget opened",
                    "widget_lead": "Lead from the widget"}
