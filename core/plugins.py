@@ -109,6 +109,7 @@ class PluginHost:
             self.pm.add_hookspecs(module)
         self.infos: dict[str, PluginInfo] = {}
         self.registry = Registry()
+        self._folders: dict[str, dict[str, tuple[str, Path]]] = {}
         # the core's own hooks: always on, listed like any plugin
         from perezvon.core import builtin
 
@@ -175,6 +176,7 @@ class PluginHost:
             self._register(ep.name, plugin)
 
     def _register(self, name: str, plugin: object) -> None:
+        self._folders.clear()
         try:
             self.pm.register(plugin, name=name)
         except pluggy.PluginValidationError as exc:  # e.g. an argument its hook spec does not have
@@ -302,6 +304,31 @@ class PluginHost:
 
     def demo_steps(self) -> list[Any]:
         return [step for _, results in self.each("perezvon_demo_steps") for r in results for step in (r or [])]
+
+    def package_of(self, name: str) -> str | None:
+        """The import package an enabled plugin lives in (``perezvon.plugins.widget`` for the
+        module ``perezvon.plugins.widget.plugin``); None for a plugin object that is no module."""
+        plugin = self.pm.get_plugin(name) if name in self.enabled_names() else None
+        package = getattr(plugin, "__package__", None) if isinstance(plugin, ModuleType) else None
+        return package or None
+
+    def plugin_folders(self, folder: str) -> dict[str, tuple[str, Path]]:
+        """Each enabled plugin's ``<package>/<folder>`` that exists (``static``, ``templates``,
+        ``locales`` are found by this convention): plugin name -> (package, path)."""
+        if folder in self._folders:  # the enabled plugins do not change after start-up
+            return self._folders[folder]
+        found: dict[str, tuple[str, Path]] = {}
+        for name in self.enabled_names():
+            package = self.package_of(name)
+            if package is None:
+                continue
+            for root in getattr(sys.modules.get(package), "__path__", None) or []:
+                path = Path(root) / folder
+                if path.is_dir():
+                    found[name] = (package, path)
+                    break
+        self._folders[folder] = found
+        return found
 
     def telephony_backend(self) -> TelephonyBackend:
         backends = self.registry.telephony

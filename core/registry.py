@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from pathlib import Path
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from marshmallow import Schema
@@ -87,6 +87,56 @@ DemoStep = Callable[["Connection"], Awaitable[dict[str, Any]]]
 
 # --- applications -------------------------------------------------------------
 
+@dataclasses.dataclass(frozen=True)
+class EditorElement:
+    """One element of an app's preview that the admin picks by clicking it."""
+
+    #: the element's name, e.g. ``"title"``; the app's editor script maps it to settings
+    name: str
+    #: a CSS selector inside the app's shadow root, e.g. ``"h2"`` or ``".lnk, .tl"``;
+    #: elements are tried in their declared order, the first match wins
+    selector: str
+    #: what the admin calls it: an English msgid, translated through the plugin's catalog
+    label: str
+    #: the settings fields it edits, as the app's editor script reads them
+    fields: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class PreviewOption:
+    """A switch above the preview (format, trigger, screen ...), a ``<select id="pv-<name>">``."""
+
+    name: str
+    label: str
+    #: ``(value, label)`` pairs, labels as English msgids; empty: the editor script fills it
+    choices: tuple[tuple[str, str], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class AppEditor:
+    """An app's visual editor in the admin (docs/admin.md, "The visual editor").
+
+    The core gives the page, the form, the inputs built from the settings schema, the
+    sandboxed preview frame running the real site script and the save; the plugin
+    gives what knows its markup: the files below, in its own ``static/`` folder.
+    """
+
+    #: scripts loaded in the editor page after the core's editor shell (they call
+    #: ``PerezvonEditor.define(key, {...})``)
+    scripts: tuple[str, ...] = ()
+    #: scripts loaded in the preview frame (they call ``PerezvonPreview.define(key, {...})``)
+    preview_scripts: tuple[str, ...] = ()
+    stylesheets: tuple[str, ...] = ()
+    elements: tuple[EditorElement, ...] = ()
+    options: tuple[PreviewOption, ...] = ()
+    #: further texts the editor script shows, by name: English msgids
+    texts: tuple[tuple[str, str], ...] = ()
+
+
+#: events the site runtime itself emits for any app (docs/site-script.md): name -> label
+CORE_SITE_EVENTS: dict[str, str] = {"offhours_lead": "Off-hours lead"}
+
+
 class Application:
     """A site application (widget, lead generator, ...), enabled per connection."""
 
@@ -96,6 +146,12 @@ class Application:
     lead_source: ClassVar[str]
     settings_schema: ClassVar[type[Schema]]
     client_script: ClassVar[Path | None] = None
+    #: the admin's visual editor of this app; None: the form generated from the schema
+    editor: ClassVar[AppEditor | None] = None
+    #: the events its client script emits on the site's bus (``ctx.emit("shown")`` is
+    #: ``"<key>_shown"``, ``ctx.submit`` emits ``"<key>_lead"``): event -> label, an English
+    #: msgid. Analytics integrations turn each one into a goal (docs/integrations.md).
+    site_events: ClassVar[dict[str, str]] = {}
 
     def default_settings(self) -> dict[str, Any]:
         defaults: dict[str, Any] = self.settings_schema().load({})
@@ -385,7 +441,22 @@ class Registry:
         self._add("lead source", self.lead_sources, source.key, source)
 
     def add_application(self, app: Application) -> None:
+        for event in app.site_events:
+            if not (isinstance(event, str) and event.startswith(f"{app.key}_") and event.isidentifier()):
+                raise PluginError(f"plugin {self.current_plugin!r}: application {app.key!r} declares the site event "
+                                  f"{event!r}; its events are named '{app.key}_<what>' (letters, digits, _)")
         self._add("application", self.applications, app.key, app)
+
+    def site_events(self, app_keys: Iterable[str] | None = None) -> dict[str, str]:
+        """The site events of the given apps (all registered ones by default) and the
+        runtime's own: event -> label msgid, the runtime's first, then app by app."""
+        keys = self.applications if app_keys is None else app_keys
+        events = dict(CORE_SITE_EVENTS)
+        for key in keys:
+            app = self.applications.get(key)
+            if app is not None:
+                events.update(app.site_events)
+        return events
 
     def add_telephony(self, backend: TelephonyBackend) -> None:
         self._add("telephony backend", self.telephony, backend.key, backend)

@@ -17,7 +17,9 @@ What is here, by purpose:
   :class:`CommandRegistry` (``perezvon`` sub-commands, whose handlers get a :class:`CommandContext`);
 * base classes and their data types, one family at a time: lead sources
   (:class:`LeadSource`, :class:`Server`, :class:`ServerContext`,
-  :class:`IntakeError`, :class:`IntakeReason`), applications (:class:`Application`), telephony
+  :class:`IntakeError`, :class:`IntakeReason`), applications (:class:`Application`, its admin
+  editor :class:`AppEditor`, :class:`EditorElement`, :class:`PreviewOption`, and
+  :data:`CORE_SITE_EVENTS`), telephony
   (:class:`TelephonyBackend`, :class:`AttemptPlan`, :class:`AttemptOutcome`,
   :class:`LegStatus`, :class:`CallControl`, :func:`run_scenario`,
   :class:`SpeechEngine`), integrations (:class:`Integration`, :class:`CallEvent`,
@@ -61,8 +63,10 @@ from perezvon.core.recordings import keep_recording
 from perezvon.core.registry import (
     ATTEMPT_FINISHED,
     CALL_FINISHED,
+    CORE_SITE_EVENTS,
     EVENTS,
     LEAD_CREATED,
+    AppEditor,
     Application,
     AttemptOutcome,
     AttemptPlan,
@@ -73,6 +77,7 @@ from perezvon.core.registry import (
     DeliveryError,
     DemoStep,
     Direction,
+    EditorElement,
     Integration,
     JobRegistry,
     LeadSource,
@@ -80,6 +85,7 @@ from perezvon.core.registry import (
     Notification,
     Notifier,
     PluginError,
+    PreviewOption,
     Registry,
     Server,
     ServerContext,
@@ -102,6 +108,7 @@ __all__ = [
     "ATTEMPT_FINISHED",
     "CALL_FINISHED",
     "CLIENT",
+    "CORE_SITE_EVENTS",
     "DEFAULT_LOCALE",
     "DEFAULT_REGION",
     "EVENTS",
@@ -112,6 +119,7 @@ __all__ = [
     "PROJECT",
     "TEST_FIXTURES",
     "Accepted",
+    "AppEditor",
     "Application",
     "AttemptOutcome",
     "AttemptPlan",
@@ -128,6 +136,7 @@ __all__ = [
     "DemoStep",
     "Department",
     "Direction",
+    "EditorElement",
     "HttpPush",
     "Integration",
     "IntakeError",
@@ -146,6 +155,7 @@ __all__ = [
     "OperatorNumber",
     "PluginKind",
     "PluginError",
+    "PreviewOption",
     "Registry",
     "RowInserter",
     "Server",

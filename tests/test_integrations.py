@@ -267,10 +267,12 @@ def test_good_settings_load_with_defaults(perezvon_app):
                       "timezone": "Europe/Moscow", "api_url": "https://api.calltouch.ru"}
     metrika = perezvon_app.host.registry.integrations["metrika"]
     assert metrika.client_events(metrika.settings_schema().load({"counter_id": "12345678"})) == {
-        "counter": 12345678, "goals": {
-            "widget_shown": "perezvon_widget_shown", "widget_opened": "perezvon_widget_opened",
-            "widget_lead": "perezvon_widget_lead", "leadgen_shown": "perezvon_leadgen_shown",
-            "leadgen_lead": "perezvon_leadgen_lead", "offhours_lead": "perezvon_offhours_lead"}}
+        "counter": 12345678, "prefix": "perezvon_"}
+    # the goals are the declared site events; the names customers set up in Metrika stay as they were
+    events = perezvon_app.host.registry.site_events()
+    assert sorted(f"perezvon_{event}" for event in events) == [
+        "perezvon_leadgen_lead", "perezvon_leadgen_shown", "perezvon_offhours_lead", "perezvon_widget_lead",
+        "perezvon_widget_opened", "perezvon_widget_shown"]
 
 
 def test_the_comagic_key_is_masked_and_a_masked_form_keeps_it():

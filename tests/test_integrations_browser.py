@@ -1,8 +1,9 @@
 """The integrations' client scripts in a real browser, on a page with a stand-in site-script event bus.
 
-The stand-in implements the site runtime's contract: ``window.Perezvon.on(event, handler)``,
-``Perezvon.integrations[<key>]`` (what ``client_events(settings)`` returned), and events
-emitted with ``detail``; ``lead_sending`` passes the lead payload, which handlers may extend.
+The stand-in implements the site runtime's contract: ``window.Perezvon.on(event, handler)``
+(``"*"`` for every event), ``Perezvon.integrations[<key>]`` (what ``client_events(settings)``
+returned), ``Perezvon.events`` (the site events the page's apps declare), and events emitted
+with ``(detail, name)``; ``lead_sending`` passes the lead payload, which handlers may extend.
 ``ym``, ``gtag``, ``ga`` and ``Comagic`` are stubs that record their calls.
 """
 from __future__ import annotations
@@ -22,9 +23,12 @@ BUS = """
 window.calls = [];
 window.Perezvon = {
   integrations: %(integrations)s,
+  events: %(events)s,
   handlers: {},
   on: function (name, fn) { (this.handlers[name] = this.handlers[name] || []).push(fn); },
-  emit: function (name, detail) { (this.handlers[name] || []).forEach(function (fn) { fn(detail); }); },
+  emit: function (name, detail) {
+    (this.handlers[name] || []).concat(this.handlers["*"] || []).forEach(function (fn) { fn(detail, name); });
+  },
 };
 """
 STUBS = {
@@ -36,7 +40,7 @@ STUBS = {
 
 async def open_site(page, integrations, stubs=(), extra_head="", scripts=()):
     html = ("<!doctype html><html><head><meta charset='utf-8'><script>"
-            + BUS % {"integrations": json.dumps(integrations)}
+            + BUS % {"integrations": json.dumps(integrations), "events": json.dumps(EVENTS)}
             + "".join(STUBS[name] for name in stubs) + extra_head + "</script></head><body>site</body></html>")
 
     async def serve(route):
@@ -52,7 +56,8 @@ async def open_site(page, integrations, stubs=(), extra_head="", scripts=()):
 
 
 async def emit_all(page):
-    for event in EVENTS:
+    # an event no app declares is no goal
+    for event in ["widget_undeclared", *EVENTS]:
         await page.evaluate("([name, detail]) => Perezvon.emit(name, detail)",
                             [event, {"app": "widget", "app_title": "Виджет", "offhours": False}])
     return await page.evaluate("calls")

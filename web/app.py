@@ -18,6 +18,7 @@ from perezvon.web.api.calls import get_call, list_calls
 from perezvon.web.api.health import healthz
 from perezvon.web.api.leads import call_state, create_lead, preflight
 from perezvon.web.openapi import build_spec
+from perezvon.web.plugin_files import PLUGIN_STATIC, PluginStaticFiles
 from perezvon.web.site import SiteScript
 
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
@@ -53,6 +54,10 @@ def create_app(perezvon: Perezvon, *, manage_lifecycle: bool = True) -> Starlett
     # /inject, /site/config, /site/static (docs/site-script.md): answered before routing, see web/site.py
     site_script = SiteScript(perezvon)
     routes += site_script.routes()
+    # each enabled plugin's static/ folder, by convention (the admin editors' scripts, ...)
+    for plugin, (package, _) in perezvon.host.plugin_folders("static").items():
+        routes.append(Mount(f"{PLUGIN_STATIC}/{plugin}/static", PluginStaticFiles(packages=[(package, "static")]),
+                            name=f"plugin-static-{plugin}"))
     for plugin, plugin_routes in perezvon.host.routes():
         if plugin_routes:
             routes.append(Mount(f"/p/{plugin}", routes=plugin_routes, name=f"plugin-{plugin}"))

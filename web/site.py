@@ -204,6 +204,8 @@ class SiteScript:
                             "title": connection.departments_title,
                             "items": [{"id": d.id, "name": d.name} for d in departments]},
             "apps": apps,
+            # the site events the apps on this page emit: analytics make a goal of each
+            "events": list(self.registry.site_events(app["key"] for app in apps)) if apps else [],
             "integrations": integrations,
             "integration_scripts": integration_scripts,
         }

@@ -27,15 +27,6 @@ from marshmallow import Schema, ValidationError, fields, validate, validates, va
 from perezvon.api import CallEvent, CheckFailed, HttpPush, Integration, excerpt, json_body
 
 CATEGORY = "PEREZVON"
-#: site-script event -> GA event action
-ACTIONS: dict[str, str] = {
-    "widget_shown": "widget_shown",
-    "widget_opened": "widget_opened",
-    "widget_lead": "widget_lead",
-    "leadgen_shown": "leadgen_shown",
-    "leadgen_lead": "leadgen_lead",
-    "offhours_lead": "offhours_lead",
-}
 MP_EVENT = "perezvon_call_finished"
 MEASUREMENT_ID = re.compile(r"G-[A-Z0-9]{4,16}|UA-\d{4,10}-\d{1,4}")
 MP_URL = "https://www.google-analytics.com/mp/collect"
@@ -105,8 +96,9 @@ class GoogleAnalytics(Integration):
     key = "google_analytics"
     title = "Google Analytics"
     description = (
-        "Events are sent with category PEREZVON and the event as the action (widget_shown, widget_lead, …) through "
-        "gtag or ga — the tag must be on the site. With a Measurement Protocol secret (GA4) call results arrive "
+        "Events the enabled apps declare on the site are sent with category PEREZVON and the event's name as the "
+        "action (widget_shown, widget_lead, offhours_lead, …) through gtag or ga — the tag must be on the site. "
+        "With a Measurement Protocol secret (GA4) call results arrive "
         "as the event perezvon_call_finished.")
     settings_schema = GoogleAnalyticsSettings
     client_script: ClassVar[Path | None] = Path(__file__).with_name("static") / "google_analytics.js"
@@ -116,7 +108,7 @@ class GoogleAnalytics(Integration):
 
     def client_events(self, settings: dict[str, Any]) -> dict[str, Any]:
         return {"measurement_id": settings["measurement_id"].strip(), "category": CATEGORY,
-                "label": settings["label"], "actions": dict(ACTIONS)}
+                "label": settings["label"]}
 
     async def on_call_finished(self, event: CallEvent) -> str | None:
         settings = event.settings

@@ -18,15 +18,11 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from perezvon.api import CheckFailed, DeliveryError, HttpPush, Integration
 
-#: site-script event -> the goal identifier to create in Metrika ("JavaScript event" goals)
-GOALS: dict[str, str] = {
-    "widget_shown": "perezvon_widget_shown",
-    "widget_opened": "perezvon_widget_opened",
-    "widget_lead": "perezvon_widget_lead",
-    "leadgen_shown": "perezvon_leadgen_shown",
-    "leadgen_lead": "perezvon_leadgen_lead",
-    "offhours_lead": "perezvon_offhours_lead",
-}
+#: a declared site event's goal in Metrika is this prefix and the event's name
+#: ("widget_lead" -> "perezvon_widget_lead"); customers' goals are set up by these names
+GOAL_PREFIX = "perezvon_"
+
+
 COUNTER_ID = re.compile(r"\d{1,12}")
 #: the Management API, asked only by :meth:`Metrika.check`
 API_URL = "https://api-metrika.yandex.net"
@@ -48,16 +44,13 @@ class MetrikaSettings(Schema):
                             metadata={"label": "Management API URL"})
 
 
-def _goals_help() -> str:
-    return "\n".join(f"  {GOALS[event]}" for event in GOALS)
-
-
 class Metrika(Integration):
     key = "metrika"
     title = "Yandex Metrika"
     description = (
-        "In Metrika create goals of type \"JavaScript event\" with the identifiers below; the counter must be on "
-        "the site.\n" + _goals_help())
+        "In Metrika create goals of type \"JavaScript event\" named perezvon_ and the site event's name "
+        "(perezvon_widget_lead, perezvon_leadgen_lead, perezvon_offhours_lead …; the enabled apps' events are "
+        "listed below); the counter must be on the site.")
     settings_schema = MetrikaSettings
     client_script: ClassVar[Path | None] = Path(__file__).with_name("static") / "metrika.js"
 
@@ -65,7 +58,8 @@ class Metrika(Integration):
         self.http = HttpPush()
 
     def client_events(self, settings: dict[str, Any]) -> dict[str, Any]:
-        return {"counter": int(settings["counter_id"].strip()), "goals": dict(GOALS)}
+        # the goals are the page's declared site events (Perezvon.events), named by GOAL_PREFIX
+        return {"counter": int(settings["counter_id"].strip()), "prefix": GOAL_PREFIX}
 
     async def check(self, settings: dict[str, Any]) -> None:
         """The counter must exist and the token must read it; without a token there is nothing to ask."""

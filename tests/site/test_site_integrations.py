@@ -5,7 +5,9 @@ session variable; Metrika, Google Analytics and Calltouch are switched on for th
 """
 from __future__ import annotations
 
-from sitehelpers import WIDGET, wait_for
+import json
+
+from sitehelpers import WIDGET, LiveServer, wait_for
 
 from perezvon.core import enablement
 from perezvon.core.models import Lead
@@ -39,3 +41,66 @@ async def test_goals_and_events_reach_the_counters_and_the_session_reaches_the_l
     assert ["ym", 87654321, "reachGoal", "perezvon_widget_lead"] in calls
     assert ["gtag", "event", "widget_lead", {"event_category": "PEREZVON", "send_to": "G-TEST12345"}] in calls
     assert errors == []
+
+
+# A third-party app, declared here: its client script emits one declared event and one it does not
+# declare. Metrika and GA get a goal for the declared one with no edit to either plugin.
+CLICKER_JS = """
+window.Perezvon.define("clicker", function (ctx) {
+  ctx.ready();
+  /* the integrations' scripts load after the config: emit until both counters have heard of us */
+  var timer = setInterval(function () {
+    ctx.emit("undeclared", {});
+    ctx.emit("clicked", {});
+    var heard = (window.calls || []).map(function (c) { return c[0]; });
+    if (heard.indexOf("ym") >= 0 && heard.indexOf("gtag") >= 0) clearInterval(timer);
+  }, 100);
+});
+"""
+
+
+async def test_a_new_apps_declared_events_reach_metrika_and_ga(perezvon_app, make_site, page, tmp_path):
+    from marshmallow import Schema
+
+    from perezvon.api import Application
+
+    script = tmp_path / "clicker.js"
+    script.write_text(CLICKER_JS)
+
+    class Clicker(Application):
+        key = "clicker"
+        title = "Clicker"
+        lead_source = "api"
+        settings_schema = Schema
+        client_script = script
+        site_events = {"clicker_clicked": "Clicker clicked"}
+
+    registry = perezvon_app.host.registry
+    registry.current_plugin = "clicker_plugin"
+    registry.add_application(Clicker())
+    registry.current_plugin = "?"
+    server = LiveServer(perezvon_app)  # its site script serves the registered apps' code
+    await server.start()
+    try:
+        site = await make_site()
+        await enablement.enable(site, enablement.APPLICATION, "clicker")
+        for key, settings in (("metrika", {"counter_id": "87654321"}),
+                              ("google_analytics", {"measurement_id": "G-TEST12345"})):
+            await enablement.enable(site, enablement.INTEGRATION, key, settings)
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(server.page_url(site, "analytics.html"))
+        await page.wait_for_function("calls.some(c => c[0] === 'ym') && calls.some(c => c[0] === 'gtag')",
+                                     timeout=20000)
+        calls = await page.evaluate("calls")
+        # each counter may have heard the event more than once; never the undeclared one
+        assert sorted({json.dumps(c) for c in calls}) == sorted(json.dumps(c) for c in [
+            ["gtag", "event", "clicker_clicked", {"event_category": "PEREZVON", "send_to": "G-TEST12345"}],
+            ["ym", 87654321, "reachGoal", "perezvon_clicker_clicked"],
+        ])
+        assert "clicker_clicked" in await page.evaluate("window.Perezvon.events")
+        assert errors == []
+    finally:
+        await server.stop()
+        del registry.applications["clicker"]
+        del registry.owner[("application", "clicker")]

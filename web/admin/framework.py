@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from perezvon.core.access import Access, AccessDenied
 from perezvon.core.models import Call, Connection, GrantLevel, Project, User
-from perezvon.web.admin.i18n import environment, pick_locale, translate
+from perezvon.web.admin.i18n import environment, pick_locale, plugin_template_packages, translate
 from perezvon.web.admin.sessions import SESSION_COOKIE, SESSION_SECONDS, Session, SessionStore, csrf_ok
 
 log = logging.getLogger("perezvon.admin")
@@ -110,7 +110,7 @@ class Ctx:
             projects = self.access.visible_project_ids()
             if projects:
                 manager = await Project.filter(id__in=projects).order_by("id").first()
-        html = environment(self.locale).get_template(template).render(
+        html = environment(self.locale, plugin_template_packages(self.perezvon.host)).get_template(template).render(
             ctx=self, user=self.user, access=self.access, csrf_token=self.csrf_token, flashes=flashes,
             manager=manager, path=self.request.url.path, query=self.request.url.query, **values)
         return HTMLResponse(html, status_code=status_code)

@@ -13,7 +13,7 @@ from gettext import NullTranslations
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, PackageLoader, PrefixLoader, select_autoescape
 
 from perezvon.core import i18n as core_i18n
 
@@ -60,10 +60,18 @@ def pick_locale(request) -> str:
     return core_i18n.negotiate(request.headers.get("accept-language"))
 
 
+def plugin_template_packages(host: Any) -> tuple[tuple[str, str], ...]:
+    """(plugin, package) of each enabled plugin with a ``templates/`` folder."""
+    return tuple(sorted((name, package) for name, (package, _) in host.plugin_folders("templates").items()))
+
+
 @functools.cache
-def environment(locale: str) -> Environment:
+def environment(locale: str, plugin_templates: tuple[tuple[str, str], ...] = ()) -> Environment:
+    """The admin's templates, and each plugin's ``templates/`` under its name:
+    ``"mail/x.html"`` is ``<the mail plugin's package>/templates/x.html``."""
+    plugins = PrefixLoader({name: PackageLoader(package, "templates") for name, package in plugin_templates})
     env = Environment(
-        loader=PackageLoader("perezvon.web.admin", "templates"),
+        loader=ChoiceLoader([PackageLoader("perezvon.web.admin", "templates"), plugins]),
         autoescape=select_autoescape(["html"], default_for_string=True),
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,

@@ -53,7 +53,7 @@ ADMIN_ROUTES: list[AdminRoute] = [
                level=VIEW, name="app_editor_preview"),
     AdminRoute("/connections/{connection_id}/editor/{key}/draft", editor.draft, ("POST",), scope="connection",
                level=VIEW, name="app_editor_draft"),
-    # the widget and the lead generator get the visual editor; other plugins the generated form
+    # apps that declare an editor (Application.editor) get the visual editor; other plugins the generated form
     AdminRoute("/connections/{connection_id}/{kind}/{key}", editor.plugin_settings, scope="connection",
                level=VIEW, name="plugin_settings"),
     AdminRoute("/connections/{connection_id}/{kind}/{key}", editor.plugin_settings, ("POST",),

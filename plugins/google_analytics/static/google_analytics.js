@@ -1,4 +1,5 @@
-/* Perezvon -> Google Analytics: an event (category PEREZVON, action = the site-script event, optional label)
+/* Perezvon -> Google Analytics: for each site event the page's apps declare (Perezvon.events, from the
+   config; docs/integrations.md) an event (category PEREZVON, action = the event's name, optional label)
    through gtag when the page has it, else through analytics.js's ga. Before a lead is sent it adds the
    visitor's GA client id (from the _ga cookie) to payload.extra.google_analytics, so call results sent
    later from the server belong to the same visitor. ES2019. */
@@ -16,7 +17,7 @@
   function send(event) {
     var cfg = config();
     if (!cfg) return;
-    var action = (cfg.actions && cfg.actions[event]) || event;
+    var action = event;
     var category = cfg.category || 'PEREZVON';
     if (typeof window.gtag === 'function') {
       var params = {event_category: category, send_to: cfg.measurement_id};
@@ -33,8 +34,9 @@
     return match ? match[1] : '';
   }
 
-  ['widget_shown', 'widget_opened', 'widget_lead', 'leadgen_shown', 'leadgen_lead', 'offhours_lead']
-    .forEach(function (event) { bus.on(event, function () { send(event); }); });
+  bus.on('*', function (detail, event) {
+    if ((bus.events || []).indexOf(event) >= 0) send(event);
+  });
 
   bus.on('lead_sending', function (payload) {
     var id = config() && clientId();

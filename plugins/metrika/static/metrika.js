@@ -1,5 +1,6 @@
-/* Perezvon -> Yandex Metrika: reaches a JS-event goal for each site-script event.
-   Config (integrations.metrika): {counter: 12345678, goals: {widget_shown: "perezvon_widget_shown", ...}}.
+/* Perezvon -> Yandex Metrika: reaches a JS-event goal for each site event the page's apps declare
+   (Perezvon.events, from the config; docs/integrations.md): the goal is the prefix and the event's name.
+   Config (integrations.metrika): {counter: 12345678, prefix: "perezvon_"}.
    Nothing happens when the page has no Metrika counter (no window.ym). ES2019. */
 (function () {
   'use strict';
@@ -12,15 +13,9 @@
     return (all && all[KEY]) || null;
   }
 
-  function subscribe(event) {
-    bus.on(event, function () {
-      var cfg = config();
-      if (!cfg || typeof window.ym !== 'function') return;
-      var goal = cfg.goals && cfg.goals[event];
-      if (goal) window.ym(cfg.counter, 'reachGoal', goal);
-    });
-  }
-
-  ['widget_shown', 'widget_opened', 'widget_lead', 'leadgen_shown', 'leadgen_lead', 'offhours_lead']
-    .forEach(subscribe);
+  bus.on('*', function (detail, event) {
+    var cfg = config();
+    if (!cfg || typeof window.ym !== 'function' || (bus.events || []).indexOf(event) < 0) return;
+    window.ym(cfg.counter, 'reachGoal', (cfg.prefix || '') + event);
+  });
 })();

@@ -1,8 +1,12 @@
-"""The visual editor of the widget and the lead generator (issue 7, item 4).
+"""The visual editor's shell: the page, the form, the live preview frame and the save.
 
 The connection's app settings page (``/connections/<id>/apps/<key>``) of an app
-listed in :data:`EDITORS` shows this editor; every other plugin keeps the form
-generated from its schema (``?form=1`` shows that form for these two as well).
+that declares an editor (``Application.editor``, a :class:`perezvon.api.AppEditor`)
+shows this editor; every other plugin keeps the form generated from its schema
+(``?form=1`` shows that form for these as well). Everything that knows an app's
+markup -- the clickable elements, the switches above the preview, the scripts
+that map elements to settings and bring the preview to a screen -- is the
+plugin's own, in its ``static/`` folder; this module knows no app by name.
 
 * The plugin's marshmallow schema stays the single source of truth: the page
   carries a description of it (:func:`describe`: kinds, labels, choices, limits)
@@ -29,11 +33,9 @@ from perezvon.core import enablement
 from perezvon.core.models import GrantLevel
 from perezvon.web.admin.forms import flat_errors
 from perezvon.web.admin.framework import Ctx
-from perezvon.web.admin.i18n import translate, translate_errors
+from perezvon.web.admin.i18n import plugin_text, translate, translate_errors
 from perezvon.web.admin.views import projects
-
-#: apps with a visual editor; the value names the preview's layout in editor.js
-EDITORS = {"widget": "widget", "leadgen": "leadgen"}
+from perezvon.web.plugin_files import plugin_static_url
 
 PREVIEW_CSP = ("default-src 'none'; script-src {origin}; style-src 'unsafe-inline'; img-src {origin} https: data:; "
                "connect-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors 'self'")
@@ -92,15 +94,39 @@ def describe(schema: Schema, locale: str) -> dict[str, Any]:
 
 
 def _app(ctx: Ctx) -> tuple[str, Any] | None:
+    """The app of the URL when it declares an editor."""
     key = ctx.request.path_params.get("key", "")
     app = ctx.perezvon.host.registry.applications.get(key)
-    if key not in EDITORS or app is None:
+    if app is None or app.editor is None:
         return None
     return key, app
 
 
+def _owner(ctx: Ctx, key: str) -> str:
+    return ctx.perezvon.host.registry.owner[("application", key)]
+
+
+def editor_files(ctx: Ctx, key: str, names: tuple[str, ...]) -> list[str]:
+    """URLs of an app's editor files, served from its plugin's ``static/`` folder."""
+    return [plugin_static_url(_owner(ctx, key), name) for name in names]
+
+
+def editor_page_data(ctx: Ctx, key: str, app: Any) -> dict[str, Any]:
+    """What the editor page needs of the app's declared editor, its labels translated
+    through the plugin's catalog."""
+    editor, _ = app.editor, plugin_text(app, ctx.locale)
+
+    return {
+        "elements": [{"name": e.name, "selector": e.selector, "label": _(e.label), "fields": list(e.fields)}
+                     for e in editor.elements],
+        "options": [{"name": o.name, "label": _(o.label), "choices": [[v, _(label)] for v, label in o.choices]}
+                    for o in editor.options],
+        "texts": {name: _(message) for name, message in editor.texts},
+    }
+
+
 async def plugin_settings(ctx: Ctx) -> Response:
-    """The app settings page: the visual editor for the widget and the lead generator, else the generated form."""
+    """The app settings page: the visual editor of an app that declares one, else the generated form."""
     params = ctx.request.path_params
     if params.get("kind") != "apps" or _app(ctx) is None or ctx.request.query_params.get("form"):
         return await projects.plugin_settings(ctx)
@@ -124,11 +150,14 @@ async def plugin_settings(ctx: Ctx) -> Response:
             ctx.flash(ctx._("Saved."))
             return ctx.redirect(f"/connections/{ctx.connection.id}/apps/{key}")
     base = f"/connections/{ctx.connection.id}/editor/{key}"
-    data = {"app": EDITORS[key], "schema": describe(schema, ctx.locale), "settings": draft, "errors": errors,
+    data = {"app": key, "schema": describe(schema, ctx.locale), "settings": draft, "errors": errors,
             "preview": base + "/preview", "draft": base + "/draft", "locale": ctx.locale,
-            "can_edit": ctx.can_connection(ctx.connection.id, GrantLevel.EDIT)}
-    return await ctx.render("admin/app_editor.html", status_code=400 if ctx.request.method == "POST" else 200, plugin=app, key=key,
-                            connection=ctx.connection, on=bool(row and row.is_on), errors=errors,
+            "can_edit": ctx.can_connection(ctx.connection.id, GrantLevel.EDIT), **editor_page_data(ctx, key, app)}
+    return await ctx.render("admin/app_editor.html", status_code=400 if ctx.request.method == "POST" else 200,
+                            plugin=app, key=key, connection=ctx.connection, on=bool(row and row.is_on),
+                            errors=errors, options=data["options"],
+                            scripts=editor_files(ctx, key, app.editor.scripts),
+                            stylesheets=editor_files(ctx, key, app.editor.stylesheets),
                             editor_data=json.dumps(data, ensure_ascii=False).replace("<", "\\u003c"),
                             can_edit=data["can_edit"])
 
@@ -151,11 +180,12 @@ async def preview(ctx: Ctx) -> Response:
     found = _app(ctx)
     if found is None:
         return ctx.redirect(f"/connections/{ctx.connection.id}")
-    key, _ = found
+    key, app = found
     site_script = ctx.request.app.state.site_script
     origin = f"{ctx.request.url.scheme}://{ctx.request.url.netloc}"
     response = await ctx.render("admin/editor_preview.html", runtime=site_script.assets["runtime"].path,
-                                script=site_script.app_assets[key].path, key=key)
+                                script=site_script.app_assets[key].path, key=key,
+                                scripts=editor_files(ctx, key, app.editor.preview_scripts))
     response.headers["Content-Security-Policy"] = PREVIEW_CSP.format(origin=origin)
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
     return response

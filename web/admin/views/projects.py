@@ -20,9 +20,10 @@ from perezvon.core import enablement
 from perezvon.core.checks import can_check, check_settings
 from perezvon.core.i18n import DEFAULT_LOCALE
 from perezvon.core.models import AccessGrant, Call, Connection, GrantLevel, Project
+from perezvon.core.registry import CORE_SITE_EVENTS
 from perezvon.web.admin.forms import field_views, flat_errors, form_values, load_form, merge_errors
 from perezvon.web.admin.framework import Ctx
-from perezvon.web.admin.i18n import plugin_text
+from perezvon.web.admin.i18n import plugin_text, translate
 
 DAYS = 7
 ZONE = ZoneInfo("Europe/Moscow")
@@ -243,9 +244,20 @@ async def plugin_settings(ctx: Ctx) -> Response:
                             description=text(getattr(plugin, "description", "")), connection=ctx.connection,
                             fields=field_views(schema, values, errors, ctx.locale, gettext=text),
                             on=bool(row and row.is_on), schema_errors=[text(e) for e in errors.get("_schema", [])],
+                            site_events=site_events(ctx) if kind == "integrations" and plugin.client_script else [],
                             notices=notices, can_check=can_check(plugin),
                             can_edit=ctx.can_connection(ctx.connection.id, GrantLevel.EDIT),
                             can_full=ctx.can_connection(ctx.connection.id, GrantLevel.FULL))
+
+
+def site_events(ctx: Ctx) -> list[tuple[str, str]]:
+    """(event, label) of every site event the enabled apps declare, with the runtime's own:
+    what a browser-side integration (Metrika, GA ...) turns into goals."""
+    rows = [(event, translate(label, ctx.locale)) for event, label in CORE_SITE_EVENTS.items()]
+    for app in ctx.perezvon.host.registry.applications.values():
+        text = plugin_text(app, ctx.locale)
+        rows += [(event, text(label)) for event, label in app.site_events.items()]
+    return rows
 
 
 async def project_grants(ctx: Ctx) -> Response:

@@ -469,6 +469,7 @@
     P.session = session;
     P.hours = hours;
     P.integrations = config.integrations || {};
+    P.events = config.events || [];
     for (var i = 0; i < (config.integration_scripts || []).length; i++) script(config.integration_scripts[i]);
     for (i = 0; i < config.apps.length; i++) {
       apps[config.apps[i].key] = config.apps[i];

@@ -1,44 +1,34 @@
-/* The visual editor of the widget and the lead generator (docs/admin.md, "The visual editor").
-   Its inputs are built from the plugin's schema (described by the server in #editor-data);
-   the preview frame runs the real site script with the draft, validated and turned into the
-   site config by the server (.../draft). Saving posts the draft as JSON; the schema checks it. */
-(function (d) {
+/* The visual editor's shell (docs/admin.md, "The visual editor"): the form, the inputs built from the
+   plugin's schema (described by the server in #editor-data), the preview frame running the real site
+   script with the draft (validated and turned into the site config by the server, .../draft), errors
+   and saving. Everything that knows an app's markup or settings lives in the app's own editor script
+   (declared by its Application.editor), which calls PerezvonEditor.define(key, hooks) with:
+     sections(api, host)         the rule and settings sections under the element editor
+     panel(api, element, host)   the inputs of the picked element; returns the text saying where edits go
+     previewSettings(api, s)     the settings the preview runs (null: nothing to show)
+     previewConfig(api, config)  the site config the preview frame gets
+     option(api, name)           an option above the preview changed
+   The app's editor scripts load after this one (all deferred), so the editor starts on DOMContentLoaded. */
+(function (w, d) {
   "use strict";
+  var apps = {};
+  w.PerezvonEditor = { define: function (key, hooks) { apps[key] = hooks; } };
+  d.addEventListener("DOMContentLoaded", function () { start(); });
+
+  function start() {
   var form = d.getElementById("editor-form");
   if (!form) return;
   var data = JSON.parse(d.getElementById("editor-data").textContent);
+  var app = apps[data.app] || {};
   var S = data.schema, draft = JSON.parse(JSON.stringify(data.settings || {})), original = JSON.stringify(draft);
-  var T = {};
+  var T = Object.assign({}, data.texts || {});
   d.getElementById("tpl-texts").content.querySelectorAll("[data-t]").forEach(function (n) { T[n.getAttribute("data-t")] = n.textContent; });
+  var LABELS = {};
+  (data.elements || []).forEach(function (e) { LABELS[e.name] = e.label; });
   var frame = d.getElementById("pv-frame"), csrf = form.querySelector("[name=csrf_token]").value;
-  var TRIGGERS = ["time", "exit", "scroll", "hash", "button"];
   var picked = null, errors = data.errors || {};
   function $(id) { return d.getElementById(id); }
   function val(id) { var n = $(id); return n ? n.value : ""; }
-
-  /* --- which settings an element of the preview has (the schema's per-element styling) --- */
-  var LOOK = {
-    box: ["format", "background", "background_image", "padding", "radius", "font_family"],
-    overlay: ["overlay"], close: ["close_color"], title: ["title", "title_color", "title_size"], text: ["text", "text_color"],
-    phone: ["phone_placeholder", "phone_mask", "field_background", "field_border", "field_text_color"],
-    name: ["name_field", "name_placeholder", "field_background", "field_border", "field_text_color"],
-    select: ["select_background", "select_border", "select_text_color"],
-    button: ["button_text", "button_from", "button_to", "button_hover_from", "button_hover_to", "button_text_color"],
-    time_link: ["time_link", "link_color"], consent: ["consent_text", "consent_checked"],
-    disclaimer: ["disclaimer", "link1_text", "link1_url", "link2_text", "link2_url", "disclaimer_color"]
-  };
-  var LEADGEN = {
-    cover: ["cover.background", "cover.background_image"], close: ["cover.close_color"],
-    text1: ["cover.text1", "cover.text1_color", "cover.text1_size"], text2: ["cover.text2", "cover.text2_color"],
-    info: ["call.info_text", "call.info_text_color", "call.info_background", "call.info_image"],
-    form: ["call.form_background", "call.form_text_color", "call.curtain_on", "call.curtain_delay_seconds"],
-    form_title: ["call.form_title", "call.form_text_color"],
-    field: ["call.name_field", "call.name_placeholder", "call.phone_placeholder", "call.phone_mask", "call.day_label", "call.time_label"],
-    button: ["call.button_text", "call.button_from", "call.button_to", "call.button_hover_from", "call.button_hover_to", "call.button_text_color"],
-    consent: ["call.consent_text"], disclaimer: ["call.disclaimer", "call.link1_text", "call.link1_url", "call.link2_text", "call.link2_url"],
-    timer: ["timer.background", "timer.text_color", "timer.accent_color", "timer.text"], timer_title: ["timer.title", "timer.text_color"]
-  };
-
   function get(obj, path) { return path.split(".").reduce(function (o, k) { return o == null ? undefined : o[k]; }, obj); }
   function set(obj, path, value) {
     var keys = path.split("."), o = obj;
@@ -186,152 +176,40 @@
     return box;
   }
 
-  /* --- the sections under the element editor ---------------------------------------- */
-  function generator() { var g = (draft.generators || [])[+val("pv-generator") || 0]; return g || null; }
+  /* --- what the app's editor script gets ------------------------------------------------ */
+  var api = {
+    schema: S, texts: T, data: data, draft: function () { return draft; }, picked: function () { return picked; },
+    get: get, set: set, desc: desc, input: input, scalar: scalar, groupBox: groupBox, listBox: listBox,
+    val: val, $: $, changed: function () { changed(); }, panel: function () { panel(); }, sections: function () { sections(); },
+    unpick: function () { picked = null; }
+  };
   function sections() {
     var host = $("sections");
     host.textContent = "";
-    if (data.app === "widget") {
-      ["thresholds", "offhours_thresholds", "launcher", "channels"].forEach(function (name) {
-        host.appendChild(groupBox(S[name].label, name, S[name].fields, draft));
-      });
-      host.appendChild(listBox(S.rules.label, "rules", S.rules, draft));
-      host.appendChild(listBox(S.hashes.label, "hashes", S.hashes, draft));
-    } else {
-      var select = $("pv-generator"), at = +select.value || 0;
-      select.textContent = "";
-      (draft.generators || []).forEach(function (g, i) {
-        var o = d.createElement("option");
-        o.value = String(i);
-        o.textContent = (g.name || "") + " (" + g.id + ")";
-        select.appendChild(o);
-      });
-      select.value = String(Math.min(at, Math.max(0, (draft.generators || []).length - 1)));
-      var add = d.createElement("button");
-      add.type = "button";
-      add.className = "secondary";
-      add.id = "add-generator";
-      add.textContent = T["new-generator"];
-      add.addEventListener("click", function () {
-        draft.generators = draft.generators || [];
-        draft.generators.push({ id: "promo" + (draft.generators.length + 1), name: T["new-generator"] });
-        sections();
-        $("pv-generator").value = String(draft.generators.length - 1);
-        changed();
-      });
-      host.appendChild(add);
-      var g = generator(), i = +select.value || 0;
-      if (!g) return;
-      var drop = d.createElement("button");
-      drop.type = "button";
-      drop.className = "secondary";
-      drop.id = "remove-generator";
-      drop.textContent = T.remove + ": " + (g.name || g.id);
-      drop.addEventListener("click", function () {
-        draft.generators.splice(i, 1);
-        $("pv-generator").value = "0";
-        sections(); picked = null; panel(); changed();
-      });
-      host.appendChild(drop);
-      var G = S.generators.fields;
-      host.appendChild(groupBox(g.name || g.id, "generators." + i, G, draft));
-      host.appendChild(groupBox(G.trigger.label, "generators." + i + ".trigger", G.trigger.fields, draft));
-      host.appendChild(listBox(G.filters.label, "generators." + i + ".filters", G.filters, draft));
-    }
+    if (app.sections) app.sections(api, host);
   }
 
   /* --- the element picked on the preview ---------------------------------------------- */
-  function elementFields(element) {
-    var screen = val("pv-screen"), off = val("pv-hours") === "offhours";
-    if (data.app === "leadgen") {
-      var i = +val("pv-generator") || 0, base = "generators." + i + "." + (off ? "offhours" : "working") + ".";
-      return { layer: T["generator-layer"], paths: (LEADGEN[element] || []).map(function (p) { return base + p; }) };
-    }
-    if (element === "launcher") return { layer: T.settings, paths: Object.keys(S.launcher.fields).map(function (k) { return "launcher." + k; }) };
-    if (screen === "time" && (element === "title" || element === "time_link" || element === "select" || element === "button")) {
-      var ts = { title: ["title"], time_link: ["back_text"], select: ["day_label", "time_label"], button: ["button_text"] }[element];
-      return { layer: T["screen-layer"], paths: ts.map(function (k) { return "time_screen." + k; }) };
-    }
-    if (screen === "closing" && (element === "title" || element === "text" || element === "state")) {
-      var cl = element === "state" ? Object.keys(S.closing.fields).filter(function (k) { return k.indexOf("state_") === 0; })
-        : [(off ? "offhours_" : "working_") + element];
-      return { layer: T["screen-layer"], paths: cl.map(function (k) { return "closing." + k; }) };
-    }
-    return { look: true, layer: off ? T["offhours-layer"] : T["trigger-layer"], paths: LOOK[element] || [] };
-  }
-  function lookLayer() { return val("pv-hours") === "offhours" ? "offhours_look" : "trigger_looks." + val("pv-trigger"); }
-  function effective(name) {
-    var v = get(draft, "look." + name), t = get(draft, "trigger_looks." + val("pv-trigger") + "." + name);
-    if (t != null) v = t;
-    if (val("pv-hours") === "offhours") { var o = get(draft, "offhours_look." + name); if (o != null) v = o; }
-    return v;
-  }
   function panel() {
     var host = $("element-fields");
     host.textContent = "";
-    var apply = $("apply-all");
-    if (!picked) return;
-    var spec = elementFields(picked);
-    $("element-name").textContent = T["el-" + picked] || picked;
+    if (!picked) { if (app.panel) app.panel(api, null, host); return; }
+    $("element-name").textContent = LABELS[picked] || picked;
     $("element-name").setAttribute("data-element", picked);
-    $("element-layer").textContent = spec.layer;
-    spec.paths.forEach(function (p) {
-      if (spec.look) {
-        var D = S.look.fields[p], target = lookLayer() + "." + p;
-        if (!D) return;
-        host.appendChild(input(target, D, effective(p), function (v) {
-          if (get(draft, lookLayer()) == null) set(draft, lookLayer(), {});
-          set(draft, target, v);
-          changed();
-        }));
-      } else {
-        var D2 = desc(p);
-        if (D2 && scalar(D2)) host.appendChild(input(p, D2, get(draft, p), function (v) { set(draft, p, v); changed(); }));
-      }
-    });
-    if (apply) apply.disabled = !spec.look || val("pv-hours") === "offhours";
+    $("element-layer").textContent = app.panel ? (app.panel(api, picked, host) || "") : "";
   }
-  var applyAll = $("apply-all");
-  if (applyAll) applyAll.addEventListener("click", function () {
-    var spec = elementFields(picked);
-    if (!spec.look) return;
-    spec.paths.forEach(function (name) {
-      var v = effective(name);
-      if (v === undefined) return;
-      set(draft, "look." + name, v);
-      TRIGGERS.forEach(function (t) {
-        if (get(draft, "trigger_looks." + t) == null) set(draft, "trigger_looks." + t, {});
-        set(draft, "trigger_looks." + t + "." + name, v);
-      });
-    });
-    $("element-layer").textContent = T.applied;
-    changed();
-  });
 
   /* --- the preview ---------------------------------------------------------------------- */
   var version = 0, timer = null, pending = null;
   function previewSettings() {
     var s = JSON.parse(JSON.stringify(draft));
-    if (data.app === "leadgen") {
-      var g = s.generators && s.generators[+val("pv-generator") || 0];
-      if (!g) return null;
-      g.enabled = true; g.active_from = null; g.active_to = null; g.filters = []; g.channels = ["direct", "organic", "ads", "referral", "social"];
-      g.trigger = { kind: "time", time_seconds: 1 };
-      ["working", "offhours"].forEach(function (v) { if (g[v] && g[v].call) { g[v].call.curtain_on = "hover"; } });
-      s.generators = [g];
-    }
-    return s;
+    return app.previewSettings ? app.previewSettings(api, s) : s;
   }
-  function configFor(config) {
-    var C = config.apps[0].config;
-    if (data.app === "widget") {
-      var never = { time_seconds: null, exit: false, exit_after_seconds: 0, scroll_percent: null };
-      C.thresholds = never; C.offhours_thresholds = never; C.rules = [];
-      Object.keys(C.channels).forEach(function (k) { C.channels[k] = { show: true }; });
-      C.trigger_looks.hash = C.trigger_looks[val("pv-trigger")];
-      C.hashes = [{ name: "pv-preview", format: val("pv-format") || null, look: null }];
-    }
-    return config;
+  function configFor(config) { return app.previewConfig ? app.previewConfig(api, config) : config; }
+  function options() {
+    var out = {};
+    (data.options || []).forEach(function (o) { out[o.name] = val("pv-" + o.name); });
+    return out;
   }
   function refresh() {
     clearTimeout(timer);
@@ -345,7 +223,8 @@
         .then(function (answer) {
           showErrors(answer.errors || {});
           if (!answer.config) return;
-          pending = { type: "render", config: configFor(answer.config), screen: val("pv-screen"), picked: picked, offhours: val("pv-hours") === "offhours" };
+          pending = { type: "render", config: configFor(answer.config), options: options(), screen: val("pv-screen"), picked: picked,
+            offhours: val("pv-hours") === "offhours", elements: (data.elements || []).map(function (e) { return [e.selector, e.name]; }) };
           frame.setAttribute("data-state", "loading");
           frame.src = frame.getAttribute("data-src") + "?v=" + (++version);
         });
@@ -357,9 +236,9 @@
     else if (e.data.type === "shown") frame.setAttribute("data-state", "shown:" + e.data.screen);
     else if (e.data.type === "pick") { picked = e.data.element; frame.setAttribute("data-picked", picked); panel(); }
   });
-  ["pv-format", "pv-trigger", "pv-screen", "pv-hours", "pv-generator"].forEach(function (id) {
-    var n = $(id);
-    if (n) n.addEventListener("change", function () { if (id === "pv-generator") sections(); panel(); refresh(); });
+  (data.options || []).map(function (o) { return o.name; }).concat(["hours"]).forEach(function (name) {
+    var n = $("pv-" + name);
+    if (n) n.addEventListener("change", function () { if (app.option) app.option(api, name); panel(); refresh(); });
   });
 
   /* --- errors, save and cancel ------------------------------------------------------------ */
@@ -390,4 +269,5 @@
   if ($("editor-save")) $("editor-save").hidden = JSON.stringify(draft) === original;
   sections();
   refresh();
-})(document);
+  }
+})(window, document);

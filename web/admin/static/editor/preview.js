@@ -1,10 +1,15 @@
-/* The editor's preview frame (docs/admin.md, "The visual editor"): runs the real site runtime
-   and the app's own script with the draft config the editor posts in, opens the chosen screen,
-   and reports which element the user clicked. It lives in a sandboxed frame whose CSP allows
-   no connection; fetch is answered here, so no lead can leave the preview. */
+/* The editor's preview frame (docs/admin.md, "The visual editor"): runs the real site runtime and the
+   app's own script with the draft config the editor posts in, marks the element the user clicks and
+   reports it. Which element a click lands on comes from the app's declared editor elements (selectors
+   inside its shadow root, sent with the config); how to reach a screen is the app's preview script,
+   which calls PerezvonPreview.define(key, {ready(api, msg), show(api, msg)}); show calls api.shown(root,
+   screen) once the screen is up. The frame is sandboxed and its CSP allows no connection; fetch is
+   answered here, so no lead can leave the preview. */
 (function (w, d) {
   "use strict";
-  var body = d.body, app = body.getAttribute("data-app"), started = false, current = null;
+  var apps = {};
+  w.PerezvonPreview = { define: function (key, hooks) { apps[key] = hooks; } };
+  var body = d.body, key = body.getAttribute("data-app"), started = false, current = null;
   var FAKE_CALL = { lead_id: "preview", call_id: "00000000-0000-0000-0000-000000000000" };
   function reply(data) {
     return Promise.resolve(new Response(JSON.stringify(data), { status: 200, headers: { "Content-Type": "application/json" } }));
@@ -17,25 +22,16 @@
   };
   function post(msg) { w.parent.postMessage(msg, "*"); }
 
-  /* which element a click landed on: the widget's and the lead generator's own classes */
-  var PICK = {
-    widget: [[".x", "close"], [".go", "button"], [".lnk", "time_link"], [".tl", "time_link"], ["h2", "title"],
-      ["input[type=tel]", "phone"], ["input[name=name]", "name"], ["select", "select"], [".ok", "consent"],
-      [".dis", "disclaimer"], [".state", "state"], [".big", "text"], ["p", "text"], [".btn", "launcher"],
-      [".box", "box"], [".ov", "overlay"]],
-    leadgen: [[".x", "close"], [".go", "button"], [".info", "info"], [".form h3", "form_title"],
-      ["input", "field"], ["select", "field"], [".ok", "consent"], [".dis", "disclaimer"], [".form", "form"],
-      [".timer h2", "timer_title"], [".timer", "timer"], [".cover h2", "text1"], [".cover p", "text2"],
-      [".cover", "cover"], [".box", "cover"]]
-  };
+  /* which declared element a click landed on: the innermost node matching, in declared order */
   var marked = null;
+  function table() { return (current && current.elements) || []; }
   function picked(e) {
-    var path = e.composedPath ? e.composedPath() : [e.target], table = PICK[app] || [];
+    var path = e.composedPath ? e.composedPath() : [e.target], elements = table();
     for (var i = 0; i < path.length; i++) {
       var node = path[i];
       if (!node || !node.matches) continue;
-      for (var j = 0; j < table.length; j++) {
-        if (node.matches(table[j][0])) return { node: node, element: table[j][1] };
+      for (var j = 0; j < elements.length; j++) {
+        if (node.matches(elements[j][0])) return { node: node, element: elements[j][1] };
       }
     }
     return null;
@@ -48,10 +44,10 @@
   }
   /* the element picked before the preview was redrawn stays marked */
   function remark(root, element) {
-    var table = PICK[app] || [];
-    for (var j = 0; j < table.length; j++) {
-      if (table[j][1] !== element) continue;
-      var node = root.querySelector(table[j][0]);
+    var elements = table();
+    for (var j = 0; j < elements.length; j++) {
+      if (elements[j][1] !== element) continue;
+      var node = root.querySelector(elements[j][0]);
       if (node) { mark(node); return; }
     }
   }
@@ -65,7 +61,7 @@
       mark(hit.node);
       post({ type: "pick", element: hit.element });
     }, true);
-    /* hovering the cover must not slide the curtains in while the user picks elements */
+    /* hovering must not change the app (e.g. slide curtains in) while the user picks elements */
     ["mouseenter", "focusin", "touchstart"].forEach(function (name) {
       root.addEventListener(name, function (e) { e.stopPropagation(); }, true);
     });
@@ -81,7 +77,7 @@
   }
 
   function shadow() {
-    var host = d.querySelector("[data-perezvon=" + app + "]");
+    var host = d.querySelector("[data-perezvon=" + key + "]");
     return host && host.shadowRoot;
   }
   function waitFor(test, then, tries) {
@@ -90,7 +86,8 @@
     if ((tries || 0) > 200) { post({ type: "failed", reason: "screen" }); return; }
     setTimeout(function () { waitFor(test, then, (tries || 0) + 1); }, 25);
   }
-  function fillAndSend(root, done) {
+  /* fills the app's form with a number, ticks its checkboxes (consent) and submits it to the app's own handler */
+  function fillAndSend(root) {
     var tel = root.querySelector("input[type=tel]");
     tel.value = "9991234567";
     tel.dispatchEvent(new Event("input", { bubbles: true }));
@@ -99,67 +96,30 @@
       selects[i].value = selects[i].options[1].value;
       selects[i].dispatchEvent(new Event("change", { bubbles: true }));
     }
-    var consent = root.querySelector(".ok input");
-    if (consent) consent.checked = true;
+    root.querySelectorAll("form input[type=checkbox]").forEach(function (box) { box.checked = true; });
     var form = root.querySelector("form");
     /* a sandboxed frame may not submit forms: the app's own submit handler gets the event */
     form.dispatchEvent(new Event("submit", { cancelable: true, bubbles: true }));
-    done();
   }
-
-  function show(msg) {
-    var root = shadow();
-    if (app === "widget") {
-      if (!root) return;
-      if (msg.screen === "time") {
-        var link = root.querySelector(".tl .lnk");
-        if (link) link.click();
-      } else if (msg.screen === "closing") {
-        fillAndSend(root, function () {});
-      }
-      waitFor(function () { var n = root.querySelector("[data-screen]"); return n && n.getAttribute("data-screen").indexOf(msg.screen === "closing" ? "closing" : "") === 0 && n; },
-        function () { listen(root); post({ type: "shown", screen: root.querySelector("[data-screen]").getAttribute("data-screen") }); });
-    } else {
-      waitFor(function () { var r = shadow(); return r && r.querySelector(".box") && r; }, function (r) { showLeadgen(r, msg); });
-    }
-  }
-  function showLeadgen(root, msg) {
-    {
-      if (msg.screen === "call" || msg.screen === "timer") {
-        var cover = root.querySelector(".cover");
-        if (cover) cover.click();
-      }
-      if (msg.screen === "timer") {
-        waitFor(function () { return root.querySelector(".open form"); }, function () {
-          fillAndSend(root, function () {});
-          waitFor(function () { return root.querySelector(".timer"); }, function () { listen(root); post({ type: "shown", screen: "timer" }); });
-        });
-      } else {
-        waitFor(function () { return msg.screen === "call" ? root.querySelector(".open form") : root.querySelector(".box"); },
-          function () { listen(root); post({ type: "shown", screen: msg.screen }); });
-      }
-    }
-  }
+  var api = {
+    shadow: shadow, waitFor: waitFor, fillAndSend: fillAndSend, body: body,
+    shown: function (root, screen) { listen(root); post({ type: "shown", screen: screen }); }
+  };
 
   function start(msg) {
     if (started) return;
     started = true;
     current = msg;
-    var cfg = msg.config;
+    var hooks = apps[key] || {}, cfg = msg.config;
     cfg.hours = { windows: windows(msg.offhours) };
     var P = w.Perezvon = {
       boot: { t: "preview0000", b: "", h: [w.location.hostname], r: body.getAttribute("data-runtime"), a: [body.getAttribute("data-script")] },
       config: Promise.resolve(cfg), d: [],
       q: [["ready", function () {
         setTimeout(function () {
-          if (app === "widget") {
-            var a = d.createElement("a");
-            a.href = "#pv-preview";
-            body.appendChild(a);
-            a.click();
-            a.remove();
-          }
-          show(msg);
+          if (hooks.ready) hooks.ready(api, msg);
+          if (hooks.show) hooks.show(api, msg);
+          else waitFor(shadow, function (root) { api.shown(root, msg.screen); });
         }, 0);
       }]]
     };
@@ -176,5 +136,6 @@
     if (e.source !== w.parent || !e.data || e.data.type !== "render") return;
     start(e.data);
   });
-  post({ type: "ready" });
+  /* the app's preview scripts are deferred after this one: they have defined themselves by now */
+  d.addEventListener("DOMContentLoaded", function () { post({ type: "ready" }); });
 })(window, document);
