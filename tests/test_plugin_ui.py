@@ -133,3 +133,34 @@ def test_a_plugins_templates_join_the_admin_loader_under_its_name(perezvon_app):
     env = environment("ru", packages)
     assert env.get_template("mail/mail/_layout.html").filename.endswith("plugins/mail/templates/mail/_layout.html")
     assert env.get_template("admin/base.html")  # the admin's own stay where they were
+
+
+def _labelled_fields(schema, prefix=""):
+    """(path, field) for every field of a settings schema, nested parts included."""
+    from marshmallow import fields as ma_fields
+
+    for name, field in schema.fields.items():
+        yield f"{prefix}{name}", field
+        inner = field.inner if isinstance(field, ma_fields.List) else field
+        if isinstance(inner, ma_fields.Nested):
+            yield from _labelled_fields(inner.schema, f"{prefix}{name}.")
+
+
+@pytest.mark.parametrize("key", ["widget", "leadgen"])
+def test_an_apps_settings_labels_are_english_msgids_translated_by_its_catalog(perezvon_app, key):
+    """The one label convention (docs/plugins.md): ``label``/``help`` are English message ids, and the
+    plugin's own catalog has the Russian -- so an English page shows no Russian and a Russian page no English."""
+    from perezvon.core.i18n import plugin_gettext
+
+    app = perezvon_app.host.registry.applications[key]
+    untranslated, russian_ids = [], []
+    for path, field in _labelled_fields(app.settings_schema()):
+        text = field.metadata.get("label")
+        if not text:
+            continue
+        if any("а" <= ch <= "я" for ch in text.lower()):
+            russian_ids.append((path, text))
+        elif plugin_gettext(app, text, "ru") == text:
+            untranslated.append((path, text))
+    assert not russian_ids, f"labels must be English message ids: {russian_ids}"
+    assert not untranslated, f"no Russian in plugins/{key}/locales: {untranslated}"

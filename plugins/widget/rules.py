@@ -1,7 +1,8 @@
 """Pieces of settings the widget and the lead generator share: colours, links,
-thresholds and display rules (docs/site-script.md#the-widget). Each field's metadata carries a
-Russian label first and an English one (``label``, ``label_en``), which the
-admin editors render; the schema is the single source of truth."""
+thresholds and display rules (docs/site-script.md#the-widget). Each field's metadata carries
+its label (and help) as an English message id, as every plugin's settings do
+(docs/plugins.md); the Russian is in the plugin's catalog,
+``locales/ru/LC_MESSAGES/messages.po``. The schema is the single source of truth."""
 from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
@@ -19,8 +20,9 @@ _DATE = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
 _DATE_ERROR = "A date as YYYY-MM-DD."
 
 
-def label(ru: str, en: str, **more) -> dict:
-    return {"label": ru, "label_en": en, **more}
+def label(text: str, **more) -> dict:
+    """Field metadata with ``text`` as its label: an English message id, translated by the plugin's catalog."""
+    return {"label": text, **more}
 
 
 class Color(fields.String):
@@ -41,14 +43,14 @@ class WebUrl(fields.String):
         return text
 
 
-def words(default: str, max_length: int, ru: str, en: str, help: str = ""):
-    meta = label(ru, en, help=help) if help else label(ru, en)
+def words(default: str, max_length: int, text: str, help: str = ""):
+    meta = label(text, help=help) if help else label(text)
     return fields.String(load_default=default, validate=validate.Length(max=max_length), metadata=meta)
 
 
-def nested(schema: type[Schema], ru: str, en: str, **given):
+def nested(schema: type[Schema], text: str, **given):
     """A nested part whose default is the part's own defaults (over ``given``)."""
-    return fields.Nested(schema, load_default=lambda: schema().load(given), metadata=label(ru, en))
+    return fields.Nested(schema, load_default=lambda: schema().load(given), metadata=label(text))
 
 
 class Strict(Schema):
@@ -60,30 +62,30 @@ class ThresholdsSchema(Strict):
     """When the automatic triggers fire (0 or null switches one off)."""
 
     time_seconds = fields.Integer(load_default=40, allow_none=True, validate=validate.Range(min=0, max=3600),
-                                  metadata=label("По времени на странице, с", "By time on page, s"))
-    exit = fields.Boolean(load_default=True, metadata=label("При попытке уйти", "On exit intent"))
+                                  metadata=label("By time on page, s"))
+    exit = fields.Boolean(load_default=True, metadata=label("On exit intent"))
     exit_after_seconds = fields.Integer(load_default=5, validate=validate.Range(min=0, max=3600),
-                                        metadata=label("Уход: не раньше чем через, с", "Exit: not before, s"))
+                                        metadata=label("Exit: not before, s"))
     scroll_percent = fields.Integer(load_default=70, allow_none=True, validate=validate.Range(min=0, max=100),
-                                    metadata=label("По прокрутке, % страницы", "By scroll, % of page"))
+                                    metadata=label("By scroll, % of page"))
 
 
 class ConditionFields(Strict):
     """A condition on the page URL or one UTM field, with weight and period."""
 
     name = fields.String(load_default="", validate=validate.Length(max=200),
-                         metadata=label("Название (говорится оператору)", "Name (spoken to the operator)"))
+                         metadata=label("Name (spoken to the operator)"))
     target = fields.String(load_default="url", validate=validate.OneOf(TARGETS),
-                           metadata=label("Что проверять", "What to check"))
+                           metadata=label("What to check"))
     operator = fields.String(load_default="contains", validate=validate.OneOf(OPERATORS),
-                             metadata=label("Условие", "Condition"))
-    value = fields.String(load_default="", validate=validate.Length(max=500), metadata=label("Значение", "Value"))
+                             metadata=label("Condition"))
+    value = fields.String(load_default="", validate=validate.Length(max=500), metadata=label("Value"))
     weight = fields.Integer(load_default=0, validate=validate.Range(min=-1000, max=1000),
-                            metadata=label("Вес (больший побеждает)", "Weight (higher wins)"))
+                            metadata=label("Weight (higher wins)"))
     date_from = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(_DATE, error=_DATE_ERROR),
-                              metadata=label("С даты", "From"))
+                              metadata=label("From"))
     date_to = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(_DATE, error=_DATE_ERROR),
-                            metadata=label("По дату", "To"))
+                            metadata=label("To"))
 
     @validates_schema
     def _period(self, data, **_):
