@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from perezvon.core.app import Perezvon
 
 #: ``def handler(context) -> int | None`` or ``async def``; the result is the exit status (None is 0)
-CommandHandler = Callable[["CommandContext"], int | None | Awaitable[int | None]]
+CommandHandler = Callable[["CommandContext"], int | Awaitable[int | None] | None]
 
 
 def settle_heap() -> None:
