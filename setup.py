@@ -5,6 +5,7 @@ repository (the layout is fixed); installed -- as a wheel or editable -- they ar
 ``perezvon.core``, ``perezvon.hookspecs``, ``perezvon.plugins`` and ``perezvon.web``
 beside ``perezvon/`` itself (``perezvon.api``). Everything else is in pyproject.toml.
 """
+
 from setuptools import find_packages, setup
 
 FOLDERS = ("core", "hookspecs", "plugins", "web")

@@ -6,6 +6,7 @@ SIGINT (killing, and noting, any that do not stop within 30 s).
 :func:`run_each_database` runs a bench once per database asked for, saves each
 result as JSON, prints its summary, and turns lost work into the exit status.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,14 @@ class ServerProcesses:
 
     def demo(self) -> dict:
         """``perezvon demo --json`` in this run's environment: the demo company's ids and tokens."""
-        out = subprocess.run([str(VENV_BIN / "perezvon"), "demo", "--json"], cwd=ROOT, env=self.env,
-                             capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [str(VENV_BIN / "perezvon"), "demo", "--json"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if out.returncode != 0:
             raise RuntimeError(f"perezvon demo failed ({out.returncode}):\n{out.stderr[-3000:]}")
         return json.loads(out.stdout.strip().splitlines()[-1])
@@ -53,8 +60,9 @@ class ServerProcesses:
         handle.write(f"--- {dt.datetime.now().isoformat(timespec='seconds')} {' '.join(argv)}\n".encode())
         handle.flush()
         # own session: a Ctrl-C at the terminal reaches only us, and we stop them in order
-        proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
         handle.close()
         self.procs[role] = proc
         return proc
@@ -78,9 +86,15 @@ class ServerProcesses:
             self.stop(role)
 
 
-def run_each_database(args: argparse.Namespace, run: Callable[[str, argparse.Namespace], Awaitable[dict]],
-                      summary: Callable[[dict], list[str]], *, bench: str, lost: Callable[[dict], bool],
-                      lost_message: str) -> int:
+def run_each_database(
+    args: argparse.Namespace,
+    run: Callable[[str, argparse.Namespace], Awaitable[dict]],
+    summary: Callable[[dict], list[str]],
+    *,
+    bench: str,
+    lost: Callable[[dict], bool],
+    lost_message: str,
+) -> int:
     """``run(db, args)`` for each database in ``args.db``; 0 when all went well, 1 when ``lost(result)``
     says work was lost, 2 when a run failed (one database failing does not hide the other's figures)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -92,7 +106,7 @@ def run_each_database(args: argparse.Namespace, run: Callable[[str, argparse.Nam
         pass
 
     anything_lost, broken, blocks = False, False, []
-    for db in (("sqlite", "postgres") if args.db == "both" else (args.db,)):
+    for db in ("sqlite", "postgres") if args.db == "both" else (args.db,):
         try:
             result = asyncio.run(run(db, args))
         except Exception as exc:

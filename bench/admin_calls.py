@@ -24,6 +24,7 @@ and an embedded Redis (or ``--redis-url``).
 
     .venv/bin/python bench/admin_calls.py [--db sqlite|postgres|both] [--calls N] [--export N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,13 @@ BATCH = 5000
 def settings_for(args):
     from perezvon.core.settings import Settings
 
-    return Settings.from_env(env={}, data_dir=Path(args.data_dir), database_url=args.database_url,
-                             redis_url=args.redis_url, plugins_path=ROOT / "plugins.toml")
+    return Settings.from_env(
+        env={},
+        data_dir=Path(args.data_dir),
+        database_url=args.database_url,
+        redis_url=args.redis_url,
+        plugins_path=ROOT / "plugins.toml",
+    )
 
 
 async def seed(args) -> dict:
@@ -63,8 +69,10 @@ async def seed(args) -> dict:
     await app.start(migrate=True)
     try:
         project = await Project.create(name="Bench")
-        connections = [await Connection.create(project=project, domain=f"bench{n}.example", name=f"Bench {n}")
-                       for n in range(CONNECTIONS)]
+        connections = [
+            await Connection.create(project=project, domain=f"bench{n}.example", name=f"Bench {n}")
+            for n in range(CONNECTIONS)
+        ]
         now = dt.datetime.now(dt.UTC)
         rng = random.Random(7)
         started = time.perf_counter()
@@ -78,23 +86,50 @@ async def seed(args) -> dict:
             for i in range(n):
                 connection = connections[(made + i) % CONNECTIONS]
                 when = now - dt.timedelta(seconds=rng.randrange(DAYS * 86400))
-                lead = Lead(id=uuid.uuid4(), connection_id=connection.id, source=rng.choice(sources),
-                            phone=f"+7916{rng.randrange(10**7):07d}", name=f"Клиент {made + i}", created_at=when,
-                            channel=rng.choice(channels), utm_source="yandex", page_url="https://bench.example/",
-                            visit={"pages": rng.randrange(1, 20), "seconds_on_site": rng.randrange(5, 900),
-                                   "trigger": "time"})
+                lead = Lead(
+                    id=uuid.uuid4(),
+                    connection_id=connection.id,
+                    source=rng.choice(sources),
+                    phone=f"+7916{rng.randrange(10**7):07d}",
+                    name=f"Клиент {made + i}",
+                    created_at=when,
+                    channel=rng.choice(channels),
+                    utm_source="yandex",
+                    page_url="https://bench.example/",
+                    visit={"pages": rng.randrange(1, 20), "seconds_on_site": rng.randrange(5, 900), "trigger": "time"},
+                )
                 status = rng.choice(statuses)
                 leads.append(lead)
-                calls.append(Call(id=uuid.uuid4(), lead_id=lead.id, connection_id=connection.id, created_at=when,
-                                  state="finished", display_status=status, attempts_made=1,
-                                  operator_number="+74951234567", duration_seconds=150 if status == "successful" else 0,
-                                  is_unique=rng.random() < 0.8, is_target=status == "successful",
-                                  reason="the callback took place" if status == "successful" else "busy"))
+                calls.append(
+                    Call(
+                        id=uuid.uuid4(),
+                        lead_id=lead.id,
+                        connection_id=connection.id,
+                        created_at=when,
+                        state="finished",
+                        display_status=status,
+                        attempts_made=1,
+                        operator_number="+74951234567",
+                        duration_seconds=150 if status == "successful" else 0,
+                        is_unique=rng.random() < 0.8,
+                        is_target=status == "successful",
+                        reason="the callback took place" if status == "successful" else "busy",
+                    )
+                )
                 # every call has its attempt (the export's "Attempt chain"); one in 20 a user tag
-                attempts.append(Attempt(call_id=calls[-1].id, number=1, direction="operator_first", started_at=when,
-                                        operator_status=200, client_status=200 if status == "successful" else 486,
-                                        duration_seconds=calls[-1].duration_seconds, display_status=status,
-                                        reason=calls[-1].reason))
+                attempts.append(
+                    Attempt(
+                        call_id=calls[-1].id,
+                        number=1,
+                        direction="operator_first",
+                        started_at=when,
+                        operator_status=200,
+                        client_status=200 if status == "successful" else 486,
+                        duration_seconds=calls[-1].duration_seconds,
+                        display_status=status,
+                        reason=calls[-1].reason,
+                    )
+                )
                 if rng.random() < 0.05:
                     tags.append(CallTag(call_id=calls[-1].id, name=rng.choice(["VIP", "повторно", "опт"])))
             from tortoise.transactions import in_transaction
@@ -115,17 +150,23 @@ async def seed(args) -> dict:
             from tortoise import connections as tconn
 
             await tconn.get("default").execute_script("ANALYZE")
-        return {"seeded": made, "seed_seconds": round(time.perf_counter() - started, 1),
-                "connection_ids": [c.id for c in connections]}
+        return {
+            "seeded": made,
+            "seed_seconds": round(time.perf_counter() - started, 1),
+            "connection_ids": [c.id for c in connections],
+        }
     finally:
         await app.stop()
 
 
 def percentiles(samples: list[float]) -> dict:
     ordered = sorted(samples)
-    return {"p50_ms": round(statistics.median(ordered) * 1000, 1),
-            "p95_ms": round(ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000, 1),
-            "max_ms": round(ordered[-1] * 1000, 1), "runs": len(ordered)}
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 1),
+        "p95_ms": round(ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000, 1),
+        "max_ms": round(ordered[-1] * 1000, 1),
+        "runs": len(ordered),
+    }
 
 
 async def pages(args) -> dict:
@@ -140,8 +181,9 @@ async def pages(args) -> dict:
     app = Perezvon(settings_for(args))
     await app.start()
     try:
-        user = await User.create(phone=f"+7925{random.randrange(10**7):07d}", password_hash=hash_password("bench pw 123"),
-                                 is_staff=True)
+        user = await User.create(
+            phone=f"+7925{random.randrange(10**7):07d}", password_hash=hash_password("bench pw 123"), is_staff=True
+        )
         _, key = await create_api_key(user)
         connection = await Connection.get(domain="bench3.example")
         today = dt.datetime.now(dt.UTC).date()
@@ -156,8 +198,10 @@ async def pages(args) -> dict:
             await client.post("/login", data={"phone": user.phone, "password": "bench pw 123", "csrf_token": csrf})
             cases = {
                 "calls_table_range_and_connection": (f"/calls?connection={connection.id}&{window}", {}),
-                "read_api_range_and_connection": (f"/api/v1/calls?connection={connection.id}&{window}",
-                                                  {"Authorization": f"Bearer {key}"}),
+                "read_api_range_and_connection": (
+                    f"/api/v1/calls?connection={connection.id}&{window}",
+                    {"Authorization": f"Bearer {key}"},
+                ),
                 "calls_table_unfiltered": ("/calls", {}),
                 "calls_table_second_page": (None, {}),
             }
@@ -207,10 +251,17 @@ async def export(args) -> dict:
         cpu_seconds = time.process_time() - cpu_started
         load = open("/proc/loadavg").read().split()[0] if Path("/proc/loadavg").exists() else None
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        result = {"rows": written, "expected_rows": rows, "seconds": round(seconds, 2),
-                  "cpu_seconds": round(cpu_seconds, 2), "load_average_1min_after": load,
-                  "rows_per_second": round(written / seconds), "file_mb": round(path.stat().st_size / 2**20, 1),
-                  "peak_rss_mb": round(peak), "rss_before_export_mb": round(rss_before)}
+        result = {
+            "rows": written,
+            "expected_rows": rows,
+            "seconds": round(seconds, 2),
+            "cpu_seconds": round(cpu_seconds, 2),
+            "load_average_1min_after": load,
+            "rows_per_second": round(written / seconds),
+            "file_mb": round(path.stat().st_size / 2**20, 1),
+            "peak_rss_mb": round(peak),
+            "rss_before_export_mb": round(rss_before),
+        }
         print(f"  export: {result}", flush=True)
         return result
     finally:
@@ -221,9 +272,22 @@ PHASES = {"seed": seed, "pages": pages, "export": export}
 
 
 def run_phase(args, phase: str) -> dict:
-    command = [sys.executable, __file__, "--phase", phase, "--data-dir", args.data_dir,
-               "--database-url", args.database_url, "--calls", str(args.calls), "--export", str(args.export),
-               "--repeat", str(args.repeat)]
+    command = [
+        sys.executable,
+        __file__,
+        "--phase",
+        phase,
+        "--data-dir",
+        args.data_dir,
+        "--database-url",
+        args.database_url,
+        "--calls",
+        str(args.calls),
+        "--export",
+        str(args.export),
+        "--repeat",
+        str(args.repeat),
+    ]
     if args.redis_url:
         command += ["--redis-url", args.redis_url]
     out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
@@ -232,8 +296,9 @@ def run_phase(args, phase: str) -> dict:
 
 
 async def postgres_database(base: str) -> tuple[str, str]:
-    import asyncpg
     from urllib.parse import urlsplit, urlunsplit
+
+    import asyncpg
 
     name = f"perezvon_bench_{uuid.uuid4().hex[:8]}"
     parts = urlsplit(base)
@@ -244,8 +309,9 @@ async def postgres_database(base: str) -> tuple[str, str]:
 
 
 async def drop_postgres(base: str, name: str) -> None:
-    import asyncpg
     from urllib.parse import urlsplit, urlunsplit
+
+    import asyncpg
 
     parts = urlsplit(base)
     admin = await asyncpg.connect(urlunsplit(("postgresql", *parts[1:])))
@@ -270,7 +336,7 @@ def main() -> int:
         print("RESULT " + json.dumps(result, default=str), flush=True)
         return 0
     report = {}
-    for db in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
+    for db in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
         with tempfile.TemporaryDirectory(prefix="perezvon-admin-bench-") as data_dir:
             args.data_dir = data_dir
             dropped = None

@@ -23,6 +23,7 @@ What it measures:
 
 Uses SQLite in a temp dir and the Redis server at 127.0.0.1:6379 (database 12, flushed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,12 +98,17 @@ class Store:
 
     async def calls(self, ids: list[str]) -> list[tuple]:
         if self.kind == "sqlite":
-            return await self.fetch(f"SELECT id, state, display_status FROM calls WHERE id IN "
-                                    f"({','.join('?' * len(ids))})", *ids)
+            return await self.fetch(
+                f"SELECT id, state, display_status FROM calls WHERE id IN ({','.join('?' * len(ids))})", *ids
+            )
         import uuid
 
-        return [(str(a), b, c) for a, b, c in await self.fetch(
-            "SELECT id, state, display_status FROM calls WHERE id = ANY(?::uuid[])", [uuid.UUID(i) for i in ids])]
+        return [
+            (str(a), b, c)
+            for a, b, c in await self.fetch(
+                "SELECT id, state, display_status FROM calls WHERE id = ANY(?::uuid[])", [uuid.UUID(i) for i in ids]
+            )
+        ]
 
     async def close(self) -> None:
         if self.kind == "postgres":
@@ -118,8 +124,13 @@ def emulator_main(conn, speed: float, talk: float) -> None:
     generator's, and the arrival times it notes are not stretched by ours."""
 
     async def serve() -> None:
-        emu = AmiEmulator(username="perezvon", secret=SECRET, speed=speed, async_agi_contexts={"perezvon-leg"},
-                          default_behaviour=Behaviour.human(2.0, hangup_after=talk, amd_after=1.5))
+        emu = AmiEmulator(
+            username="perezvon",
+            secret=SECRET,
+            speed=speed,
+            async_agi_contexts={"perezvon-leg"},
+            default_behaviour=Behaviour.human(2.0, hangup_after=talk, amd_after=1.5),
+        )
         # the operator answers, and presses 1 once the announcement is over (it lasts ~6 s)
         emu.set_behaviour(OPERATOR, Behaviour.answers(1.0, dtmf=[Dtmf(25.0, "1")], hangup_after=talk + 200))
         await emu.start()
@@ -128,8 +139,7 @@ def emulator_main(conn, speed: float, talk: float) -> None:
 
         async def sample() -> None:
             while True:  # calls in flight = distinct attempts with a live channel
-                timeline.append((time.monotonic(), len({c.uniqueid.rsplit("-", 1)[0]
-                                                        for c in emu.channels.values()})))
+                timeline.append((time.monotonic(), len({c.uniqueid.rsplit("-", 1)[0] for c in emu.channels.values()})))
                 await asyncio.sleep(0.1)
 
         sampler = asyncio.create_task(sample())
@@ -187,10 +197,18 @@ async def main() -> None:
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--rate", type=float, default=20.0, help="leads per second")
     parser.add_argument("--speed", type=float, default=10.0, help="emulated time runs this much faster")
-    parser.add_argument("--talk", type=float, default=400.0,
-                        help="nominal seconds each conversation lasts (long enough for all calls to overlap)")
-    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite",
-                        help="postgres: a fresh database on 127.0.0.1 (dropped at the end)")
+    parser.add_argument(
+        "--talk",
+        type=float,
+        default=400.0,
+        help="nominal seconds each conversation lasts (long enough for all calls to overlap)",
+    )
+    parser.add_argument(
+        "--db",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="postgres: a fresh database on 127.0.0.1 (dropped at the end)",
+    )
     parser.add_argument("--py-spy", action="store_true", help="profile the worker (collapsed stacks in the temp dir)")
     args = parser.parse_args()
 
@@ -201,30 +219,53 @@ async def main() -> None:
     emu = EmulatorProcess(args.speed, args.talk)
     (data_dir / "plugins.toml").write_text(plugins_toml(emu.port))
     web_port = free_port()
-    env = {**os.environ, "PEREZVON_DATA_DIR": str(data_dir), "PEREZVON_REDIS_URL": REDIS_URL,
-           "PEREZVON_PLUGINS": str(data_dir / "plugins.toml"), "PEREZVON_LOG_LEVEL": "WARNING",
-           "PEREZVON_LEADS_PER_IP_PER_MINUTE": "1000000", "PEREZVON_PUBLIC_URL": f"http://127.0.0.1:{web_port}"}
+    env = {
+        **os.environ,
+        "PEREZVON_DATA_DIR": str(data_dir),
+        "PEREZVON_REDIS_URL": REDIS_URL,
+        "PEREZVON_PLUGINS": str(data_dir / "plugins.toml"),
+        "PEREZVON_LOG_LEVEL": "WARNING",
+        "PEREZVON_LEADS_PER_IP_PER_MINUTE": "1000000",
+        "PEREZVON_PUBLIC_URL": f"http://127.0.0.1:{web_port}",
+    }
     env.pop("PEREZVON_DATABASE_URL", None)
     store = await Store.open(args.db, data_dir)
     if store.url:
         env["PEREZVON_DATABASE_URL"] = store.url
-    demo = json.loads(subprocess.run([str(VENV_BIN / "perezvon"), "demo", "--json"], env=env, cwd=ROOT,
-                                     capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+    demo = json.loads(
+        subprocess.run(
+            [str(VENV_BIN / "perezvon"), "demo", "--json"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     # one operator number for the bench connection, whatever the demo made
-    await store.execute("UPDATE operator_numbers SET phone = ?, extension = '' WHERE connection_id = ?",
-                        "+" + OPERATOR, demo["connection_id"])
+    await store.execute(
+        "UPDATE operator_numbers SET phone = ?, extension = '' WHERE connection_id = ?",
+        "+" + OPERATOR,
+        demo["connection_id"],
+    )
     logs = data_dir / "logs"
     logs.mkdir()
     procs = {
-        role: subprocess.Popen([str(VENV_BIN / "perezvon"), *argv], env=env, cwd=ROOT,
-                               stdout=open(logs / f"{role}.log", "wb"), stderr=subprocess.STDOUT)
+        role: subprocess.Popen(
+            [str(VENV_BIN / "perezvon"), *argv],
+            env=env,
+            cwd=ROOT,
+            stdout=open(logs / f"{role}.log", "wb"),
+            stderr=subprocess.STDOUT,
+        )
         for role, argv in (("web", ["web", "--port", str(web_port)]), ("worker", ["worker"]))
     }
     worker_pid = procs["worker"].pid
     base = f"http://127.0.0.1:{web_port}"
     try:
-        async with httpx.AsyncClient(base_url=base, timeout=30,
-                                     limits=httpx.Limits(max_connections=64)) as client:
+        async with httpx.AsyncClient(base_url=base, timeout=30, limits=httpx.Limits(max_connections=64)) as client:
             for _ in range(300):
                 try:
                     if (await client.get("/healthz")).json().get("telephony") == "ok":
@@ -236,8 +277,11 @@ async def main() -> None:
                 raise SystemExit("the worker never reported the Asterisk link up")
 
             async def post(i: int) -> tuple[str, float]:
-                response = await client.post("/api/v1/leads", headers={"Origin": "http://localhost:3000"}, json={
-                    "token": demo["site_token"], "phone": f"+7916{i:07d}", "consent": True})
+                response = await client.post(
+                    "/api/v1/leads",
+                    headers={"Origin": "http://localhost:3000"},
+                    json={"token": demo["site_token"], "phone": f"+7916{i:07d}", "consent": True},
+                )
                 received = time.monotonic()
                 assert response.status_code == 201, response.text
                 return response.json()["call_id"], received
@@ -261,9 +305,23 @@ async def main() -> None:
             spy = None
             if args.py_spy:
                 profile = Path(tempfile.gettempdir()) / "asterisk_calls-worker.collapsed"
-                spy = subprocess.Popen([str(VENV_BIN / "py-spy"), "record", "--format", "raw", "--rate", "200",
-                                        "--nonblocking", "-o", str(profile), "--pid", str(worker_pid)],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                spy = subprocess.Popen(
+                    [
+                        str(VENV_BIN / "py-spy"),
+                        "record",
+                        "--format",
+                        "raw",
+                        "--rate",
+                        "200",
+                        "--nonblocking",
+                        "-o",
+                        str(profile),
+                        "--pid",
+                        str(worker_pid),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             meter = CpuMeter(worker_pid, procs["web"].pid)
             started = time.monotonic()
             tasks = []
@@ -273,8 +331,11 @@ async def main() -> None:
             accepted = dict(await asyncio.gather(*tasks))
             deadline = time.monotonic() + args.talk / args.speed + 120
             while True:
-                left = sum(1 for _, state, _ in await store.calls(list(accepted))
-                           if state not in ("finished", "scheduled", "notified"))
+                left = sum(
+                    1
+                    for _, state, _ in await store.calls(list(accepted))
+                    if state not in ("finished", "scheduled", "notified")
+                )
                 if not left or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.5)
@@ -296,10 +357,17 @@ async def main() -> None:
         # the peak of calls in flight, and the worker's memory at that moment (nearest sample)
         peak_at, peak_in_flight = max(await emu.ask("timeline"), key=lambda point: point[1])
         peak_rss = min(rss, key=lambda point: abs(point[0] - peak_at))[1]
-        to_originate = [first_originate[cid.replace("-", "")[:20]] - at for cid, at in accepted.items()
-                        if cid.replace("-", "")[:20] in first_originate]
+        to_originate = [
+            first_originate[cid.replace("-", "")[:20]] - at
+            for cid, at in accepted.items()
+            if cid.replace("-", "")[:20] in first_originate
+        ]
         result = {
-            "db": args.db, "calls": args.calls, "accepted": len(accepted), "speed": args.speed, "talk_nominal_s": args.talk,
+            "db": args.db,
+            "calls": args.calls,
+            "accepted": len(accepted),
+            "speed": args.speed,
+            "talk_nominal_s": args.talk,
             "peak_in_flight": peak_in_flight,
             "final_statuses": statuses,
             "not_final": sum(n for k, n in statuses.items() if not k.startswith("finished")),
@@ -308,8 +376,13 @@ async def main() -> None:
             "worker_rss_baseline_mib": round(baseline_kib / 1024, 1),
             "worker_rss_at_peak_mib": round(peak_rss / 1024, 1),
             "kib_per_call_in_flight": round((peak_rss - baseline_kib) / max(1, peak_in_flight), 1),
-            "cpu_percent": {"worker": worker_cpu, "web": web_cpu, "bench+emulator": own_cpu,
-                            "box_busy": box_busy, "box_stolen": box_stolen},
+            "cpu_percent": {
+                "worker": worker_cpu,
+                "web": web_cpu,
+                "bench+emulator": own_cpu,
+                "box_busy": box_busy,
+                "box_stolen": box_stolen,
+            },
         }
         print(json.dumps(result, indent=2, ensure_ascii=False))
         if result["not_final"] or result["never_originated"] or len(rows) != len(accepted):

@@ -22,6 +22,7 @@ Redis unless ``--database-url`` / ``--redis-url`` are given.
 
     .venv/bin/python bench/deliveries.py [--count 2000] [--slow 5] [--leads 40] [--rate 10]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -96,9 +97,14 @@ async def make_app(args, data_dir: Path):
     from perezvon.core.settings import Settings
 
     settings = Settings.from_env(
-        env={}, data_dir=data_dir, database_url=args.database_url or f"sqlite://{data_dir / 'bench.sqlite3'}",
-        redis_url=args.redis_url, plugins_path=ROOT / "plugins.toml", leads_per_ip_per_minute=10**6,
-        connection_cache_seconds=0.0)
+        env={},
+        data_dir=data_dir,
+        database_url=args.database_url or f"sqlite://{data_dir / 'bench.sqlite3'}",
+        redis_url=args.redis_url,
+        plugins_path=ROOT / "plugins.toml",
+        leads_per_ip_per_minute=10**6,
+        connection_cache_seconds=0.0,
+    )
     app = Perezvon(settings)
     await app.start(migrate=True)
     if args.redis_url:
@@ -110,8 +116,11 @@ async def new_site(name: str):
     from perezvon.core.models import Connection, OperatorNumber, Project
 
     project = await Project.create(name=name)
-    connection = await Connection.create(project=project, domain=f"{name}-{uuid.uuid4().hex[:6]}.bench",
-                                         schedule={str(d): ["00:00", "24:00"] for d in range(1, 8)})
+    connection = await Connection.create(
+        project=project,
+        domain=f"{name}-{uuid.uuid4().hex[:6]}.bench",
+        schedule={str(d): ["00:00", "24:00"] for d in range(1, 8)},
+    )
     await OperatorNumber.create(connection=connection, phone="+74951234567")
     return connection
 
@@ -123,15 +132,23 @@ async def throughput(app, url: str, count: int) -> dict:
     from perezvon.core.worker import build_workers
 
     site = await new_site("throughput")
-    await enablement.enable(site, enablement.INTEGRATION, "webhooks", {
-        "url": url + "/hook", "secret": "bench-secret-0123456789", "events": ["lead_created"]})
+    await enablement.enable(
+        site,
+        enablement.INTEGRATION,
+        "webhooks",
+        {"url": url + "/hook", "secret": "bench-secret-0123456789", "events": ["lead_created"]},
+    )
     now = dt.datetime.now(dt.UTC)
-    leads = [Lead(id=uuid.uuid4(), connection_id=site.id, source="api", phone=f"+7916{i:07d}", created_at=now)
-             for i in range(count)]
+    leads = [
+        Lead(id=uuid.uuid4(), connection_id=site.id, source="api", phone=f"+7916{i:07d}", created_at=now)
+        for i in range(count)
+    ]
     await Lead.bulk_create(leads, batch_size=500)
     # finished calls: only the deliveries run, no attempt competes for the worker
-    calls = [Call(id=uuid.uuid4(), lead_id=lead.id, connection_id=site.id, created_at=now, state="finished")
-             for lead in leads]
+    calls = [
+        Call(id=uuid.uuid4(), lead_id=lead.id, connection_id=site.id, created_at=now, state="finished")
+        for lead in leads
+    ]
     await Call.bulk_create(calls, batch_size=500)
     await JobQueue(app.redis).enqueue([delivery_job("webhooks", "lead_created", str(c.id)) for c in calls])
     before_ok, before_failed = (await Delivery.filter(ok=True).count(), await Delivery.filter(ok=False).count())
@@ -145,11 +162,15 @@ async def throughput(app, url: str, count: int) -> dict:
     elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu_before
     await stop_workers(workers, task)
     failed = await Delivery.filter(ok=False).count() - before_failed
-    return {"deliveries": done, "failed_tries": failed, "seconds": round(elapsed, 2),
-            "per_second": round(done / elapsed, 1),
-            # what the box's load cannot inflate much: the worker's own CPU, and the rate it allows
-            "cpu_ms_per_delivery": round(1000 * cpu / max(done, 1), 2),
-            "per_second_of_one_busy_core": round(done / cpu, 1) if cpu else None}
+    return {
+        "deliveries": done,
+        "failed_tries": failed,
+        "seconds": round(elapsed, 2),
+        "per_second": round(done / elapsed, 1),
+        # what the box's load cannot inflate much: the worker's own CPU, and the rate it allows
+        "cpu_ms_per_delivery": round(1000 * cpu / max(done, 1), 2),
+        "per_second_of_one_busy_core": round(done / cpu, 1) if cpu else None,
+    }
 
 
 async def lead_to_dial(app, slow_url: str | None, leads: int, rate: float) -> dict:
@@ -176,8 +197,10 @@ async def lead_to_dial(app, slow_url: str | None, leads: int, rate: float) -> di
     transport = httpx.ASGITransport(app=create_app(app, manage_lifecycle=False))
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
         for i in range(leads):
-            response = await client.post("/api/v1/leads", json={
-                "token": site.token, "phone": f"+7917{uuid.uuid4().int % 10**7:07d}", "consent": True})
+            response = await client.post(
+                "/api/v1/leads",
+                json={"token": site.token, "phone": f"+7917{uuid.uuid4().int % 10**7:07d}", "consent": True},
+            )
             assert response.status_code == 201, response.text
             received[response.json()["call_id"]] = time.time()
             await asyncio.sleep(1 / rate)
@@ -188,8 +211,12 @@ async def lead_to_dial(app, slow_url: str | None, leads: int, rate: float) -> di
     rows = await Attempt.filter(call_id__in=list(received), number=1).values_list("call_id", "dialled_at")
     waits = [(dialled.timestamp() - received[str(call_id)]) * 1000 for call_id, dialled in rows]
     await stop_workers(workers, task)
-    return {"leads": leads, "p50_ms": round(pct(waits, 50), 1), "p99_ms": round(pct(waits, 99), 1),
-            "max_ms": round(max(waits), 1)}
+    return {
+        "leads": leads,
+        "p50_ms": round(pct(waits, 50), 1),
+        "p99_ms": round(pct(waits, 99), 1),
+        "max_ms": round(max(waits), 1),
+    }
 
 
 async def main(args) -> None:
@@ -198,13 +225,22 @@ async def main(args) -> None:
     with tempfile.TemporaryDirectory(prefix="perezvon-bench-") as tmp:
         app = await make_app(args, Path(tmp))
         try:
-            print(f"throughput ({args.count} webhook deliveries, one worker):", await throughput(app, fast_url, args.count),
-                  flush=True)
+            print(
+                f"throughput ({args.count} webhook deliveries, one worker):",
+                await throughput(app, fast_url, args.count),
+                flush=True,
+            )
             if not args.skip_dial:
-                print("lead -> first dial, no integrations:", await lead_to_dial(app, None, args.leads, args.rate),
-                      flush=True)
-                print(f"lead -> first dial, 4 integrations + webhooks answering in {args.slow:g} s:",
-                      await lead_to_dial(app, slow_url, args.leads, args.rate), flush=True)
+                print(
+                    "lead -> first dial, no integrations:",
+                    await lead_to_dial(app, None, args.leads, args.rate),
+                    flush=True,
+                )
+                print(
+                    f"lead -> first dial, 4 integrations + webhooks answering in {args.slow:g} s:",
+                    await lead_to_dial(app, slow_url, args.leads, args.rate),
+                    flush=True,
+                )
         finally:
             await app.stop()
     for process in (fast, slow):
@@ -221,8 +257,11 @@ if __name__ == "__main__":
     parser.add_argument("--database-url", default=os.environ.get("PEREZVON_DATABASE_URL"))
     parser.add_argument("--redis-url", default=os.environ.get("PEREZVON_REDIS_URL"))
     parser.add_argument("--skip-dial", action="store_true", help="measure the throughput only")
-    parser.add_argument("--plain-asyncio", action="store_true",
-                        help="run on asyncio's own loop instead of the one `perezvon worker` uses (uvloop)")
+    parser.add_argument(
+        "--plain-asyncio",
+        action="store_true",
+        help="run on asyncio's own loop instead of the one `perezvon worker` uses (uvloop)",
+    )
     args = parser.parse_args()
     from perezvon.core.cli import _loop_factory
 

@@ -9,6 +9,7 @@ request, and requests per second.
 
     .venv/bin/python bench/http_push.py [--requests 3000] [--concurrency 200 50 10]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,15 +50,18 @@ async def main(args) -> None:
     url = base + "/hook"
     try:
         for concurrency in args.concurrency:
-            async with httpx.AsyncClient(limits=httpx.Limits(max_connections=200,
-                                                             max_keepalive_connections=200)) as plain:
+            async with httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=200, max_keepalive_connections=200)
+            ) as plain:
                 baseline = await measure(plain, url, args.requests, concurrency)
             push = HttpPush()
             ours = await measure(push.client(), url, args.requests, concurrency)
             await push.close()
             ratio = baseline["cpu_ms_per_request"] / ours["cpu_ms_per_request"]
-            print(f"{concurrency:>4} in flight: httpx's transport {baseline} | HttpPush {ours} | "
-                  f"CPU ratio {ratio:.1f}x", flush=True)
+            print(
+                f"{concurrency:>4} in flight: httpx's transport {baseline} | HttpPush {ours} | CPU ratio {ratio:.1f}x",
+                flush=True,
+            )
     finally:
         receiver.terminate()
         receiver.join(5)

@@ -44,6 +44,7 @@ process (throughput window), summarised in the output. CPU use of each process
 and of the box (including time stolen by the hypervisor) is reported because
 on a shared 2-core VM the figures move with whatever else runs there.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,6 +70,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import HOST, RESULTS, ROOT, VENV_BIN, ServerProcesses, run_each_database  # noqa: E402
+
 POSTGRES_ADMIN_URL = "postgres://postgres@127.0.0.1/postgres"
 
 IPS_EVERY = 20  # requests per fake client IP: below the default 30/minute limit
@@ -92,8 +94,12 @@ def percentile(values: list[float], p: float) -> float | None:
 
 def stats_ms(values: list[float]) -> dict[str, float | None]:
     """p50, p99, min and max of durations given in seconds, in milliseconds."""
-    found = {"p50": percentile(values, 50), "p99": percentile(values, 99),
-             "min": min(values, default=None), "max": max(values, default=None)}
+    found = {
+        "p50": percentile(values, 50),
+        "p99": percentile(values, 99),
+        "min": min(values, default=None),
+        "max": max(values, default=None),
+    }
     return {k: (None if v is None else round(v * 1000, 2)) for k, v in found.items()}
 
 
@@ -138,11 +144,16 @@ class CpuMeter:
     def read(self) -> tuple[float, ...]:
         """(% of one core for each pid..., % of one core for us, % busy and % stolen of the machine)."""
         elapsed = max(1e-9, time.perf_counter() - self.start)
-        procs = [round(100 * (process_cpu_seconds(pid) - before) / elapsed, 1)
-                 for pid, before in zip(self.pids, self.procs)]
+        procs = [
+            round(100 * (process_cpu_seconds(pid) - before) / elapsed, 1) for pid, before in zip(self.pids, self.procs)
+        ]
         busy, steal, total = (now - before for now, before in zip(machine_ticks(), self.ticks))
-        return (*procs, round(100 * (own_cpu_seconds() - self.own) / elapsed, 1),
-                round(100 * busy / max(1, total), 1), round(100 * steal / max(1, total), 1))
+        return (
+            *procs,
+            round(100 * (own_cpu_seconds() - self.own) / elapsed, 1),
+            round(100 * busy / max(1, total), 1),
+            round(100 * steal / max(1, total), 1),
+        )
 
 
 def parse_db_time(value) -> float:
@@ -175,11 +186,15 @@ class LeadFactory:
         self.count += 1
         ip = n // IPS_EVERY
         client_ip = f"10.{(ip >> 16) & 255}.{(ip >> 8) & 255}.{ip & 255}"
-        body = ('{"token":"%s","phone":"+7916%07d","consent":true,"name":"Bench %d",'
-                '"page_url":"http://localhost/bench","utm":{"source":"bench"}}' % (self.token, n, n)).encode()
-        head = (f"POST /api/v1/leads HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
-                f"Content-Type: application/json\r\nX-Forwarded-For: {client_ip}\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n")
+        body = (
+            '{"token":"%s","phone":"+7916%07d","consent":true,"name":"Bench %d",'
+            '"page_url":"http://localhost/bench","utm":{"source":"bench"}}' % (self.token, n, n)
+        ).encode()
+        head = (
+            f"POST /api/v1/leads HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
+            f"Content-Type: application/json\r\nX-Forwarded-For: {client_ip}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
         return head.encode() + body
 
     @property
@@ -213,7 +228,7 @@ class HttpConnection:
         at = lower.find(b"content-length:")
         if at < 0:  # uvicorn always sends it for these responses; anything else is a surprise
             raise RuntimeError(f"response without Content-Length: {head[:200]!r}")
-        length = int(lower[at + 15:lower.index(b"\r\n", at)])
+        length = int(lower[at + 15 : lower.index(b"\r\n", at)])
         body = await self.reader.readexactly(length)
         if b"connection: close" in lower:
             self.close()
@@ -256,8 +271,9 @@ async def send(conn: HttpConnection, raw: bytes, tally: Tally) -> tuple[int | No
 # --- phase 1: throughput (closed loop) -------------------------------------------------
 
 
-async def throughput_phase(factory: LeadFactory, tally: Tally, *, port: int, concurrency: int,
-                           warmup: float, seconds: float, server_pid: int) -> dict:
+async def throughput_phase(
+    factory: LeadFactory, tally: Tally, *, port: int, concurrency: int, warmup: float, seconds: float, server_pid: int
+) -> dict:
     connections = [HttpConnection(port) for _ in range(concurrency)]
     await asyncio.gather(*(c.open() for c in connections))
     latencies: list[float] = []
@@ -314,8 +330,9 @@ async def throughput_phase(factory: LeadFactory, tally: Tally, *, port: int, con
 # --- phase 2: lead-to-first-dial (open loop at a fixed rate) ------------------------------
 
 
-async def dial_phase_send(factory: LeadFactory, tally: Tally, *, port: int, rate: float,
-                          seconds: float) -> dict[str, float]:
+async def dial_phase_send(
+    factory: LeadFactory, tally: Tally, *, port: int, rate: float, seconds: float
+) -> dict[str, float]:
     """Send leads on a fixed schedule; returns {call_id: wall-clock time the 201 arrived}."""
     pool: asyncio.Queue[HttpConnection] = asyncio.Queue()
     for _ in range(8):  # enough for tens of leads/s at millisecond latencies
@@ -434,8 +451,11 @@ class PostgresStore:
         return count, {str(row[0]) for row in rows}
 
     async def first_attempts(self, call_ids: list[str]) -> dict[str, tuple]:
-        rows = await self._fetch("SELECT call_id, started_at, dialled_at, ended_at FROM attempts "
-                                 "WHERE number = 1 AND call_id = ANY($1::uuid[])", call_ids)
+        rows = await self._fetch(
+            "SELECT call_id, started_at, dialled_at, ended_at FROM attempts "
+            "WHERE number = 1 AND call_id = ANY($1::uuid[])",
+            call_ids,
+        )
         return {str(row[0]): (row[1], row[2], row[3]) for row in rows}
 
 
@@ -449,9 +469,14 @@ class Servers(ServerProcesses):
 
     def __init__(self, db: str, database_url: str, redis_url: str, data_dir: Path) -> None:
         self.port = free_port()
-        env = {**os.environ, "PEREZVON_DATA_DIR": str(data_dir), "PEREZVON_DATABASE_URL": database_url,
-               "PEREZVON_REDIS_URL": redis_url, "PEREZVON_PLUGINS": str(ROOT / "plugins.toml"),
-               "PEREZVON_PUBLIC_URL": f"http://{HOST}:{self.port}"}
+        env = {
+            **os.environ,
+            "PEREZVON_DATA_DIR": str(data_dir),
+            "PEREZVON_DATABASE_URL": database_url,
+            "PEREZVON_REDIS_URL": redis_url,
+            "PEREZVON_PLUGINS": str(ROOT / "plugins.toml"),
+            "PEREZVON_PUBLIC_URL": f"http://{HOST}:{self.port}",
+        }
         env.pop("PEREZVON_LEADS_PER_IP_PER_MINUTE", None)  # the default limit stays on
         super().__init__("lead_intake", db, env)
 
@@ -473,15 +498,16 @@ class Servers(ServerProcesses):
         report: dict = {}
         while time.monotonic() < deadline:
             if self.procs["web"].poll() is not None:
-                raise RuntimeError(f"the web process exited with {self.procs['web'].returncode}; "
-                                   f"see {self.logs['web']}")
+                raise RuntimeError(
+                    f"the web process exited with {self.procs['web'].returncode}; see {self.logs['web']}"
+                )
             status, report = self.health()
             if status == 200 and (not want_worker or report.get("workers")):
                 return report
             time.sleep(0.2)
-        raise RuntimeError(f"no healthy /healthz within {START_TIMEOUT:.0f} s (last: {report}); "
-                           f"see {self.logs.get('web')}")
-
+        raise RuntimeError(
+            f"no healthy /healthz within {START_TIMEOUT:.0f} s (last: {report}); see {self.logs.get('web')}"
+        )
 
 
 def scan_log(path: Path) -> dict:
@@ -506,9 +532,23 @@ def start_profiler(db: str, role: str, pid: int, seconds: float) -> subprocess.P
         print("py-spy not found: `.venv/bin/pip install py-spy` to profile", flush=True)
         return None
     out = RESULTS / f"lead_intake-{db}-{role}.pyspy.txt"
-    return subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-                             "--format", "raw", "--nonblocking", "--output", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(max(1, round(seconds))),
+            "--format",
+            "raw",
+            "--nonblocking",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def profile_summary(path: Path, top: int = 10) -> dict:
@@ -558,22 +598,21 @@ async def wait_settled(store, call_ids: list[str]) -> dict[str, tuple]:
     return attempts
 
 
-async def measure_dial(servers: Servers, store, factory: LeadFactory, tally: Tally,
-                       args: argparse.Namespace) -> dict:
+async def measure_dial(servers: Servers, store, factory: LeadFactory, tally: Tally, args: argparse.Namespace) -> dict:
     """Phase 2 (run first): the worker faces only these calls, not the throughput phase's backlog."""
     servers.start("worker", [str(VENV_BIN / "perezvon"), "worker"])
     servers.wait_healthy(want_worker=True)
     warm = await dial_phase_send(factory, tally, port=servers.port, rate=5, seconds=1)  # cold caches
     await wait_settled(store, list(warm))
-    print(f"{servers.db}: dial phase, {args.dial_rate:g} leads/s for {args.dial_seconds:g} s, worker running",
-          flush=True)
+    print(
+        f"{servers.db}: dial phase, {args.dial_rate:g} leads/s for {args.dial_seconds:g} s, worker running", flush=True
+    )
     load_average = os.getloadavg()[0]
     worker_pid = servers.procs["worker"].pid
     spy = start_profiler(servers.db, "worker", worker_pid, args.dial_seconds) if args.py_spy else None
     cpu = CpuMeter(servers.procs["web"].pid, worker_pid)
     worker_cpu_before = process_cpu_seconds(worker_pid)
-    received = await dial_phase_send(factory, tally, port=servers.port, rate=args.dial_rate,
-                                     seconds=args.dial_seconds)
+    received = await dial_phase_send(factory, tally, port=servers.port, rate=args.dial_rate, seconds=args.dial_seconds)
     web, worker, client, busy, stolen = cpu.read()  # the sending window only: settling is idle waiting
     attempts = await wait_settled(store, list(received))
     # the calls' whole first attempts (and the idle polling while they settle), per lead
@@ -582,27 +621,44 @@ async def measure_dial(servers: Servers, store, factory: LeadFactory, tally: Tal
         spy.wait(timeout=60)
     servers.stop("worker")
     report = dial_report(received, attempts)
-    report.update(rate_per_second=args.dial_rate, load_average_before=load_average, cpu={
-        "web_process_percent_of_one_core": web, "worker_process_percent_of_one_core": worker,
-        "load_generator_percent_of_one_core": client, "machine_busy_percent": busy,
-        "machine_stolen_percent": stolen,
-        "worker_cpu_ms_per_lead": round(1000 * worker_cpu / len(received), 2) if received else None})
+    report.update(
+        rate_per_second=args.dial_rate,
+        load_average_before=load_average,
+        cpu={
+            "web_process_percent_of_one_core": web,
+            "worker_process_percent_of_one_core": worker,
+            "load_generator_percent_of_one_core": client,
+            "machine_busy_percent": busy,
+            "machine_stolen_percent": stolen,
+            "worker_cpu_ms_per_lead": round(1000 * worker_cpu / len(received), 2) if received else None,
+        },
+    )
     return report
 
 
-async def measure_throughput(servers: Servers, factory: LeadFactory, tally: Tally,
-                             args: argparse.Namespace) -> dict:
+async def measure_throughput(servers: Servers, factory: LeadFactory, tally: Tally, args: argparse.Namespace) -> dict:
     """Phase 1: the web process alone (the worker is stopped by now)."""
-    print(f"{servers.db}: throughput phase, {args.concurrency} connections, "
-          f"{args.warmup:g} s warm-up + {args.seconds:g} s", flush=True)
+    print(
+        f"{servers.db}: throughput phase, {args.concurrency} connections, "
+        f"{args.warmup:g} s warm-up + {args.seconds:g} s",
+        flush=True,
+    )
     load_average = os.getloadavg()[0]
     web_pid = servers.procs["web"].pid
     spies: list = []
     if args.py_spy:  # the measured window only: py-spy starts when the warm-up ends
         asyncio.get_running_loop().call_later(
-            args.warmup, lambda: spies.append(start_profiler(servers.db, "web", web_pid, args.seconds)))
-    report = await throughput_phase(factory, tally, port=servers.port, concurrency=args.concurrency,
-                                    warmup=args.warmup, seconds=args.seconds, server_pid=web_pid)
+            args.warmup, lambda: spies.append(start_profiler(servers.db, "web", web_pid, args.seconds))
+        )
+    report = await throughput_phase(
+        factory,
+        tally,
+        port=servers.port,
+        concurrency=args.concurrency,
+        warmup=args.warmup,
+        seconds=args.seconds,
+        server_pid=web_pid,
+    )
     for spy in filter(None, spies):
         spy.wait(timeout=60)
     report["load_average_before"] = load_average
@@ -613,7 +669,9 @@ async def lost_check(store, connection_id: int, tally: Tally) -> dict:
     """Rows in `leads` for the bench connection against every 201 of every phase, count and ids."""
     count, stored = await store.lead_ids(connection_id)
     return {
-        "answers_201": tally.answers_201, "rows": count, "lost": tally.answers_201 - count,
+        "answers_201": tally.answers_201,
+        "rows": count,
+        "lost": tally.answers_201 - count,
         "ids_answered_not_stored": len(tally.accepted_ids - stored),
         "ids_stored_not_answered": len(stored - tally.accepted_ids),
     }
@@ -637,20 +695,24 @@ async def run(db: str, args: argparse.Namespace) -> dict:
         result["dial"] = await measure_dial(servers, store, factory, tally, args)
         result["throughput"] = await measure_throughput(servers, factory, tally, args)
         if args.py_spy:
-            result["profiles"] = {role: profile_summary(RESULTS / f"lead_intake-{db}-{role}.pyspy.txt")
-                                  for role in ("web", "worker")}
+            result["profiles"] = {
+                role: profile_summary(RESULTS / f"lead_intake-{db}-{role}.pyspy.txt") for role in ("web", "worker")
+            }
         # every 201 was sent after its commit; reading after the load is over changes nothing
         result["lost_check"] = await lost_check(store, demo["connection_id"], tally)
         result["all_statuses"] = {str(k): v for k, v in sorted(tally.statuses.items())}
         result["transport_errors"] = dict(tally.errors)
         result["non_201_samples"] = {str(k): v for k, v in tally.samples.items()}
-        result["rate_limit"] = (f"on (default 30/min per IP); X-Forwarded-For rotated every {IPS_EVERY} "
-                                f"requests over {factory.client_ips} fake client IPs")
+        result["rate_limit"] = (
+            f"on (default 30/min per IP); X-Forwarded-For rotated every {IPS_EVERY} "
+            f"requests over {factory.client_ips} fake client IPs"
+        )
     finally:
         servers.stop_all()
         result["killed_after_sigint"] = servers.killed
-        result["server_logs"] = {role: {"path": str(path.relative_to(ROOT)), **scan_log(path)}
-                                 for role, path in servers.logs.items()}
+        result["server_logs"] = {
+            role: {"path": str(path.relative_to(ROOT)), **scan_log(path)} for role, path in servers.logs.items()
+        }
         await store.drop()
         flush_redis(args.redis_url)  # the throughput phase left thousands of queued attempts
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -672,7 +734,8 @@ def summary(result: dict) -> list[str]:
         f"p99 {d['received_to_dialled_ms']['p99']} ms, min {d['received_to_dialled_ms']['min']} ms, "
         f"max {d['received_to_dialled_ms']['max']} ms (n={d['n']}, {d['rate_per_second']:g} leads/s"
         + (f", {d['never_dialled']} never dialled" if d["never_dialled"] else "")
-        + (f", {d['negative']} negative" if d["negative"] else "") + ")",
+        + (f", {d['negative']} negative" if d["negative"] else "")
+        + ")",
         f"{db}:   of which 201 -> worker starts the attempt p50 {d['received_to_attempt_started_ms']['p50']} ms, "
         f"attempt start -> first leg dialled p50 {d['attempt_started_to_dialled_ms']['p50']} ms",
         f"{db}:   non-201 in the measured window: {non_201 or 'none'}; all phases: {result['all_statuses']}; "
@@ -691,18 +754,25 @@ def summary(result: dict) -> list[str]:
         "(other work on this box skews the figures)",
     ]
     if lost["ids_answered_not_stored"] or lost["ids_stored_not_answered"]:
-        lines.append(f"{db}:   ids answered 201 but not stored: {lost['ids_answered_not_stored']}, "
-                     f"stored but never answered 201: {lost['ids_stored_not_answered']}")
+        lines.append(
+            f"{db}:   ids answered 201 but not stored: {lost['ids_answered_not_stored']}, "
+            f"stored but never answered 201: {lost['ids_stored_not_answered']}"
+        )
     for role, log in result["server_logs"].items():
         if log.get("lines"):
-            lines.append(f"{db}:   {role} log ({log['path']}): {log['lines']} error/warning lines, "
-                         f"{log['tracebacks']} tracebacks, e.g. {log['examples'][:3]}")
+            lines.append(
+                f"{db}:   {role} log ({log['path']}): {log['lines']} error/warning lines, "
+                f"{log['tracebacks']} tracebacks, e.g. {log['examples'][:3]}"
+            )
     for role, profile in result.get("profiles", {}).items():
         if profile:
-            lines.append(f"{db}:   py-spy {role} ({profile['samples']} samples, {profile['path']}), top self: "
-                         + "; ".join(profile["self"][:6]))
-            lines.append(f"{db}:   py-spy {role}, top of our code (inclusive): "
-                         + "; ".join(profile["inclusive_ours"][:6]))
+            lines.append(
+                f"{db}:   py-spy {role} ({profile['samples']} samples, {profile['path']}), top self: "
+                + "; ".join(profile["self"][:6])
+            )
+            lines.append(
+                f"{db}:   py-spy {role}, top of our code (inclusive): " + "; ".join(profile["inclusive_ours"][:6])
+            )
     if result.get("killed_after_sigint"):
         lines.append(f"{db}:   did not stop within 30 s of SIGINT and were killed: {result['killed_after_sigint']}")
     return lines
@@ -718,17 +788,29 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="keep-alive connections, one request each")
     parser.add_argument("--dial-rate", type=float, default=30.0, help="leads/s in the dial phase (default 30)")
     parser.add_argument("--dial-seconds", type=float, default=10.0, help="length of the dial phase (default 10)")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14",
-                        help="a Redis database for the bench alone: it is FLUSHDB'd before and after")
-    parser.add_argument("--py-spy", action="store_true",
-                        help="profile the worker (dial phase) and the web process (throughput window) with py-spy")
+    parser.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/14",
+        help="a Redis database for the bench alone: it is FLUSHDB'd before and after",
+    )
+    parser.add_argument(
+        "--py-spy",
+        action="store_true",
+        help="profile the worker (dial phase) and the web process (throughput window) with py-spy",
+    )
     args = parser.parse_args()
     if not 1 <= args.concurrency <= 1000 or not 0 < args.seconds <= 3600 or not 0 < args.dial_rate <= 1000:
         parser.error("keep --concurrency in 1..1000, --seconds in (0, 3600], --dial-rate in (0, 1000]")
     if "127.0.0.1" not in args.redis_url and "localhost" not in args.redis_url:
         parser.error("--redis-url must be a local Redis")
-    return run_each_database(args, run, summary, bench="lead_intake", lost=leads_lost,
-                             lost_message="LEADS LOST: the leads table and the 201 answers differ (see above)")
+    return run_each_database(
+        args,
+        run,
+        summary,
+        bench="lead_intake",
+        lost=leads_lost,
+        lost_message="LEADS LOST: the leads table and the 201 answers differ (see above)",
+    )
 
 
 def leads_lost(result: dict) -> bool:

@@ -1,4 +1,5 @@
 """Shared by the site-script benchmarks: a demo Perezvon web process in a fresh data dir."""
+
 from __future__ import annotations
 
 import gzip
@@ -35,7 +36,9 @@ def steal_ticks() -> tuple[int, int]:
 
 def busy_ticks() -> int:
     """Ticks the machine's CPUs spent on anything but idle, I/O wait and steal."""
-    user, nice, system, idle, iowait, irq, softirq, steal, *_ = (int(x) for x in open("/proc/stat").readline().split()[1:])
+    user, nice, system, idle, iowait, irq, softirq, steal, *_ = (
+        int(x) for x in open("/proc/stat").readline().split()[1:]
+    )
     return user + nice + system + irq + softirq
 
 
@@ -65,20 +68,31 @@ class DemoServer:
         self.dir = Path(tempfile.mkdtemp(prefix="perezvon-site-bench-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "PEREZVON_DATA_DIR": str(self.dir), "PEREZVON_PUBLIC_URL": self.url,
-                    "PEREZVON_PLUGINS": str(ROOT / "plugins.toml"), "PEREZVON_LOG_LEVEL": "WARNING"}
+        self.env = {
+            **os.environ,
+            "PEREZVON_DATA_DIR": str(self.dir),
+            "PEREZVON_PUBLIC_URL": self.url,
+            "PEREZVON_PLUGINS": str(ROOT / "plugins.toml"),
+            "PEREZVON_LOG_LEVEL": "WARNING",
+        }
         self.env.pop("PEREZVON_REDIS_URL", None)
         self.env.pop("PEREZVON_DATABASE_URL", None)
         self.proc: subprocess.Popen | None = None
         self.demo: dict = {}
 
     def __enter__(self) -> DemoServer:
-        out = subprocess.run([*PERZVON, "demo", "--json"], cwd=ROOT, env=self.env, check=True,
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [*PERZVON, "demo", "--json"], cwd=ROOT, env=self.env, check=True, capture_output=True, text=True
+        ).stdout
         self.demo = json.loads(out.strip().splitlines()[-1])
         self.log = open(self.dir / "web.log", "w")
-        self.proc = subprocess.Popen([*PERZVON, "web", "--port", str(self.port)], cwd=ROOT, env=self.env,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [*PERZVON, "web", "--port", str(self.port)],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 60
         while True:
             try:

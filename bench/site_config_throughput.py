@@ -15,19 +15,19 @@ returning visitor's browser sends once the minute of caching is over. No
 the hypervisor stole, and the share other processes on the box took, are
 printed: on a shared VM the figures drop when either is high.
 """
+
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import resource
 import shutil
 import subprocess
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
-
-import os
-import resource
 
 from site_common import DemoServer, busy_ticks, children_of, free_port, process_ticks, steal_ticks
 
@@ -103,18 +103,22 @@ def main() -> int:
                         log = (work / "nginx-error.log").read_text().splitlines()[-3:]
                         raise SystemExit("nginx did not serve the file: " + "\n".join(log))
                     time.sleep(0.1)
-            print(f"config body: {len(body)} bytes; wrk -t2 -c{args.connections} -d{args.seconds}s, "
-                  f"{args.rounds} rounds, alternating")
-            results: dict[str, list[float]] = {"perezvon 200": [], "nginx 200": [], "perezvon 304": [],
-                                               "nginx 304": []}
+            print(
+                f"config body: {len(body)} bytes; wrk -t2 -c{args.connections} -d{args.seconds}s, "
+                f"{args.rounds} rounds, alternating"
+            )
+            results: dict[str, list[float]] = {"perezvon 200": [], "nginx 200": [], "perezvon 304": [], "nginx 304": []}
             our_pids = [server.proc.pid, nginx.pid, *children_of(nginx.pid)]
             before = steal_ticks()
             busy_before, ours_before = busy_ticks(), process_ticks(*our_pids)
             wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
             for _ in range(args.rounds):
-                for name, url, header in (("nginx 200", theirs, None), ("perezvon 200", ours, None),
-                                          ("nginx 304", theirs, f"If-None-Match: {nginx_etag}"),
-                                          ("perezvon 304", ours, f"If-None-Match: {etag}")):
+                for name, url, header in (
+                    ("nginx 200", theirs, None),
+                    ("perezvon 200", ours, None),
+                    ("nginx 304", theirs, f"If-None-Match: {nginx_etag}"),
+                    ("perezvon 304", ours, f"If-None-Match: {etag}"),
+                ):
                     wrk(url, 2, args.connections, header)  # warm-up
                     results[name].append(wrk(url, args.seconds, args.connections, header))
             after = steal_ticks()
@@ -135,8 +139,10 @@ def main() -> int:
     ratio = mean["perezvon 200"] / mean["nginx 200"]
     print(f"ratio perezvon/nginx, full config (200): {ratio:.2f}  (target >= 0.2)")
     print(f"ratio perezvon/nginx, revalidation (304): {mean['perezvon 304'] / mean['nginx 304']:.2f}")
-    print(f"CPU stolen by the hypervisor during the runs: {stolen:.1f} %; "
-          f"taken by other processes on the box: {others_share:.1f} % (of all CPUs)")
+    print(
+        f"CPU stolen by the hypervisor during the runs: {stolen:.1f} %; "
+        f"taken by other processes on the box: {others_share:.1f} % (of all CPUs)"
+    )
     return 0 if ratio >= 0.2 else 1
 
 

@@ -14,6 +14,7 @@ cached for a year, config for a minute, loader for five). It also counts the
 config requests that went to the network per view (at most one,
 none when cached). Budget: 50 ms.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,9 +44,11 @@ def summary(label: str, views: list[dict]) -> float:
     p95 = after[min(len(after) - 1, int(len(after) * 0.95))]
     before = sum(1 for v in views if v["ready"] <= v["load"])
     requests = [v["network"] for v in views]
-    print(f"{label:5} views={len(views):3}  load->ready ms: median {statistics.median(after):5.1f}  "
-          f"p95 {p95:5.1f}  max {after[-1]:5.1f}   ready before load: {before}/{len(views)}   "
-          f"config requests per view: max {max(requests)}, total {sum(requests)}")
+    print(
+        f"{label:5} views={len(views):3}  load->ready ms: median {statistics.median(after):5.1f}  "
+        f"p95 {p95:5.1f}  max {after[-1]:5.1f}   ready before load: {before}/{len(views)}   "
+        f"config requests per view: max {max(requests)}, total {sum(requests)}"
+    )
     return p95
 
 

@@ -7,6 +7,7 @@ fetches: the loader, the config, the runtime and each app's code, each with
 ``Accept-Encoding: gzip`` (the bytes on the wire) and without. Budgets:
 loader <= 3 KB gzipped, all widget + lead-generator code <= 30 KB.
 """
+
 from __future__ import annotations
 
 import json

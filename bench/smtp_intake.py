@@ -46,6 +46,7 @@ logs next to them (smtp_intake-<db>-smtp.log, -worker.log), and with
 ``--py-spy`` a collapsed-stack profile of the SMTP process during the
 throughput window (smtp_intake-<db>-smtp.pyspy.txt), summarised in the output.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -98,30 +99,49 @@ class FormFactory:
     def __init__(self, technical_email: str) -> None:
         self.to = technical_email
         self.count = 0
-        plain = ("Имя: Bench {N}\nТелефон: {PHONE}\nСалон: Центральный\n"
-                 "Страница: https://localhost/kredit/?utm_source=bench&utm_medium=email&utm_campaign=smtp\n\n"
-                 "Сообщение:\nПерезвоните мне, пожалуйста, по поводу кредита.\n\n-- \n"
-                 "Это сообщение отправлено с сайта Демо (https://localhost)\n")
-        html = ("<html><body><table>" + "".join(
-            f"<tr><td><b>{label}:</b></td><td>{value}</td></tr>" for label, value in (
-                ("Имя", "Bench {N}"), ("Телефон", "{PHONE}"), ("Салон", "Центральный"),
-                ("Страница", '<a href="https://localhost/kredit/?utm_source=bench&amp;utm_medium=email'
-                             '&amp;utm_campaign=smtp">Кредит</a>'),
-                ("Сообщение", "Перезвоните мне, пожалуйста, по поводу кредита.")))
-            + "</table><p>Это сообщение отправлено с сайта Демо</p></body></html>\n")
+        plain = (
+            "Имя: Bench {N}\nТелефон: {PHONE}\nСалон: Центральный\n"
+            "Страница: https://localhost/kredit/?utm_source=bench&utm_medium=email&utm_campaign=smtp\n\n"
+            "Сообщение:\nПерезвоните мне, пожалуйста, по поводу кредита.\n\n-- \n"
+            "Это сообщение отправлено с сайта Демо (https://localhost)\n"
+        )
+        html = (
+            "<html><body><table>"
+            + "".join(
+                f"<tr><td><b>{label}:</b></td><td>{value}</td></tr>"
+                for label, value in (
+                    ("Имя", "Bench {N}"),
+                    ("Телефон", "{PHONE}"),
+                    ("Салон", "Центральный"),
+                    (
+                        "Страница",
+                        '<a href="https://localhost/kredit/?utm_source=bench&amp;utm_medium=email'
+                        '&amp;utm_campaign=smtp">Кредит</a>',
+                    ),
+                    ("Сообщение", "Перезвоните мне, пожалуйста, по поводу кредита."),
+                )
+            )
+            + "</table><p>Это сообщение отправлено с сайта Демо</p></body></html>\n"
+        )
         boundary = "b1_bench0123456789abcdef"
         self.template = (
-            f"Date: Thu, 14 Mar 2024 12:00:00 +0300\r\nTo: {self.to}\r\n"
-            "From: =?UTF-8?B?0JTQtdC80L4=?= <wordpress@localhost>\r\n"
-            "Subject: =?UTF-8?B?0JfQsNGP0LLQutCwINGBINGB0LDQudGC0LA=?=\r\n"
-            "Message-ID: <{MID}@bench.localhost>\r\nX-Mailer: PHPMailer 6.9.1 (https://github.com/PHPMailer/PHPMailer)\r\n"
-            f"MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n\tboundary=\"{boundary}\"\r\n\r\n"
-            f"This is a multi-part message in MIME format.\r\n\r\n--{boundary}\r\n"
-            "Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
-        ).encode() + _qp(plain) + (
-            f"\r\n--{boundary}\r\nContent-Type: text/html; charset=UTF-8\r\n"
-            "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode() + _qp(html) + \
-            f"\r\n--{boundary}--\r\n".encode()
+            (
+                f"Date: Thu, 14 Mar 2024 12:00:00 +0300\r\nTo: {self.to}\r\n"
+                "From: =?UTF-8?B?0JTQtdC80L4=?= <wordpress@localhost>\r\n"
+                "Subject: =?UTF-8?B?0JfQsNGP0LLQutCwINGBINGB0LDQudGC0LA=?=\r\n"
+                "Message-ID: <{MID}@bench.localhost>\r\nX-Mailer: PHPMailer 6.9.1 (https://github.com/PHPMailer/PHPMailer)\r\n"
+                f'MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n\tboundary="{boundary}"\r\n\r\n'
+                f"This is a multi-part message in MIME format.\r\n\r\n--{boundary}\r\n"
+                "Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+            ).encode()
+            + _qp(plain)
+            + (
+                f"\r\n--{boundary}\r\nContent-Type: text/html; charset=UTF-8\r\n"
+                "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+            ).encode()
+            + _qp(html)
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
 
     def next_message(self) -> tuple[str, bytes]:
         """(phone in E.164, the DATA bytes ending with the final dot)."""
@@ -131,8 +151,11 @@ class FormFactory:
         self.count += 1
         phone = "+7916%07d" % n
         shown = f"8 (916) {phone[5:8]}-{phone[8:10]}-{phone[10:]}"
-        body = (self.template.replace(b"{N}", str(n).encode()).replace(b"{PHONE}", shown.encode())
-                .replace(b"{MID}", f"{n}.{time.time_ns()}".encode()))
+        body = (
+            self.template.replace(b"{N}", str(n).encode())
+            .replace(b"{PHONE}", shown.encode())
+            .replace(b"{MID}", f"{n}.{time.time_ns()}".encode())
+        )
         return phone, body + b".\r\n"  # no line of it starts with a dot: nothing to stuff
 
 
@@ -209,8 +232,9 @@ async def send_one(session: SmtpSession, factory: FormFactory, tally: Tally) -> 
 # --- phase 1: end of DATA to first dial (open loop) -----------------------------------------------
 
 
-async def dial_phase_send(factory: FormFactory, tally: Tally, *, port: int, rate: float,
-                          seconds: float) -> dict[str, float]:
+async def dial_phase_send(
+    factory: FormFactory, tally: Tally, *, port: int, rate: float, seconds: float
+) -> dict[str, float]:
     """Send form e-mails on a fixed schedule; returns {phone: wall clock at the end of its DATA}."""
     pool: asyncio.Queue[SmtpSession] = asyncio.Queue()
     for _ in range(8):
@@ -240,8 +264,9 @@ async def dial_phase_send(factory: FormFactory, tally: Tally, *, port: int, rate
 # --- phase 2: throughput (closed loop) --------------------------------------------------------------
 
 
-async def throughput_phase(factory: FormFactory, tally: Tally, *, port: int, concurrency: int, warmup: float,
-                           seconds: float, server_pid: int) -> dict:
+async def throughput_phase(
+    factory: FormFactory, tally: Tally, *, port: int, concurrency: int, warmup: float, seconds: float, server_pid: int
+) -> dict:
     sessions = [SmtpSession(port, "wordpress@localhost", factory.to) for _ in range(concurrency)]
     await asyncio.gather(*(s.open() for s in sessions))
     latencies: list[float] = []
@@ -276,14 +301,23 @@ async def throughput_phase(factory: FormFactory, tally: Tally, *, port: int, con
     elapsed = finished - measure_from
     accepted = window.get(250, 0)
     return {
-        "concurrency": concurrency, "warmup_seconds": warmup, "elapsed_seconds": round(elapsed, 3),
-        "accepted": accepted, "accepted_per_second": round(accepted / elapsed, 1) if elapsed > 0 else None,
+        "concurrency": concurrency,
+        "warmup_seconds": warmup,
+        "elapsed_seconds": round(elapsed, 3),
+        "accepted": accepted,
+        "accepted_per_second": round(accepted / elapsed, 1) if elapsed > 0 else None,
         "data_end_to_250_ms": common.stats_ms(latencies),
         "replies": {str(k): v for k, v in sorted(window.items(), key=str)},
-        "cpu": {"smtp_process_percent_of_one_core": smtp_cpu, "load_generator_percent_of_one_core": client_cpu,
-                "machine_busy_percent": busy, "machine_stolen_percent": stolen, "cores": os.cpu_count(),
-                "smtp_cpu_ms_per_accepted_message":
-                    round(smtp_cpu * 10 * elapsed / accepted, 3) if accepted and smtp_cpu is not None else None},
+        "cpu": {
+            "smtp_process_percent_of_one_core": smtp_cpu,
+            "load_generator_percent_of_one_core": client_cpu,
+            "machine_busy_percent": busy,
+            "machine_stolen_percent": stolen,
+            "cores": os.cpu_count(),
+            "smtp_cpu_ms_per_accepted_message": round(smtp_cpu * 10 * elapsed / accepted, 3)
+            if accepted and smtp_cpu is not None
+            else None,
+        },
     }
 
 
@@ -296,15 +330,26 @@ class SqliteStore(common.SqliteStore):
         rows = self._query(
             "SELECT leads.phone, attempts.started_at, attempts.dialled_at FROM leads "
             "JOIN calls ON calls.lead_id = leads.id JOIN attempts ON attempts.call_id = calls.id "
-            "AND attempts.number = 1 WHERE leads.connection_id = ? AND leads.source = 'siteforms'", (connection_id,))
+            "AND attempts.number = 1 WHERE leads.connection_id = ? AND leads.source = 'siteforms'",
+            (connection_id,),
+        )
         return {row[0]: row[1:] for row in rows}
 
     async def outcome(self, connection_id: int) -> tuple[set[str], Counter]:
-        phones = {row[0] for row in self._query(
-            "SELECT phone FROM leads WHERE connection_id = ? AND source = 'siteforms'", (connection_id,))}
-        statuses = Counter(dict(self._query(
-            "SELECT status, count(*) FROM siteforms_messages WHERE connection_id = ? GROUP BY status",
-            (connection_id,))))
+        phones = {
+            row[0]
+            for row in self._query(
+                "SELECT phone FROM leads WHERE connection_id = ? AND source = 'siteforms'", (connection_id,)
+            )
+        }
+        statuses = Counter(
+            dict(
+                self._query(
+                    "SELECT status, count(*) FROM siteforms_messages WHERE connection_id = ? GROUP BY status",
+                    (connection_id,),
+                )
+            )
+        )
         return phones, statuses
 
 
@@ -313,15 +358,27 @@ class PostgresStore(common.PostgresStore):
         rows = await self._fetch(
             "SELECT leads.phone, attempts.started_at, attempts.dialled_at FROM leads "
             "JOIN calls ON calls.lead_id = leads.id JOIN attempts ON attempts.call_id = calls.id "
-            "AND attempts.number = 1 WHERE leads.connection_id = $1 AND leads.source = 'siteforms'", connection_id)
+            "AND attempts.number = 1 WHERE leads.connection_id = $1 AND leads.source = 'siteforms'",
+            connection_id,
+        )
         return {row[0]: (row[1], row[2]) for row in rows}
 
     async def outcome(self, connection_id: int) -> tuple[set[str], Counter]:
-        phones = {row[0] for row in await self._fetch(
-            "SELECT phone FROM leads WHERE connection_id = $1 AND source = 'siteforms'", connection_id)}
-        statuses = Counter({row[0]: row[1] for row in await self._fetch(
-            "SELECT status, count(*) FROM siteforms_messages WHERE connection_id = $1 GROUP BY status",
-            connection_id)})
+        phones = {
+            row[0]
+            for row in await self._fetch(
+                "SELECT phone FROM leads WHERE connection_id = $1 AND source = 'siteforms'", connection_id
+            )
+        }
+        statuses = Counter(
+            {
+                row[0]: row[1]
+                for row in await self._fetch(
+                    "SELECT status, count(*) FROM siteforms_messages WHERE connection_id = $1 GROUP BY status",
+                    connection_id,
+                )
+            }
+        )
         return phones, statuses
 
 
@@ -345,7 +402,9 @@ def dial_report(ended_at: dict[str, float], dials: dict[str, tuple]) -> dict:
         if dialled is not None:
             to_dial.append(common.parse_db_time(dialled) - data_end)
     return {
-        "n": len(to_dial), "accepted": len(ended_at), "never_dialled": len(ended_at) - len(to_dial),
+        "n": len(to_dial),
+        "accepted": len(ended_at),
+        "never_dialled": len(ended_at) - len(to_dial),
         "data_end_to_dialled_ms": common.stats_ms(to_dial),
         "data_end_to_attempt_started_ms": common.stats_ms(to_start),
     }
@@ -364,9 +423,18 @@ class Servers(ServerProcesses):
         if plugins is None:
             plugins = data_dir / "plugins.toml"
             plugins.write_text(BENCH_PLUGINS)
-        super().__init__("smtp_intake", db, {
-            **os.environ, "PEREZVON_DATA_DIR": str(data_dir), "PEREZVON_DATABASE_URL": database_url,
-            "PEREZVON_REDIS_URL": redis_url, "PEREZVON_PLUGINS": str(plugins), "PEREZVON_LOG_LEVEL": "WARNING"})
+        super().__init__(
+            "smtp_intake",
+            db,
+            {
+                **os.environ,
+                "PEREZVON_DATA_DIR": str(data_dir),
+                "PEREZVON_DATABASE_URL": database_url,
+                "PEREZVON_REDIS_URL": redis_url,
+                "PEREZVON_PLUGINS": str(plugins),
+                "PEREZVON_LOG_LEVEL": "WARNING",
+            },
+        )
 
     def demo(self) -> dict:
         demo = super().demo()
@@ -379,8 +447,9 @@ class Servers(ServerProcesses):
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.procs["smtp"].poll() is not None:
-                raise RuntimeError(f"perezvon smtp exited with {self.procs['smtp'].returncode}; "
-                                   f"see {self.logs['smtp']}")
+                raise RuntimeError(
+                    f"perezvon smtp exited with {self.procs['smtp'].returncode}; see {self.logs['smtp']}"
+                )
             try:
                 with socket.create_connection((HOST, self.smtp_port), timeout=2) as sock:
                     if sock.recv(100).startswith(b"220"):
@@ -390,41 +459,64 @@ class Servers(ServerProcesses):
         raise RuntimeError(f"perezvon smtp did not answer within {START_TIMEOUT:.0f} s; see {self.logs['smtp']}")
 
 
-
 def start_profiler(db: str, pid: int, seconds: float) -> subprocess.Popen | None:
     spy = shutil.which("py-spy", path=str(VENV_BIN)) or shutil.which("py-spy")
     if spy is None:
         print("py-spy not found: `.venv/bin/pip install py-spy` to profile", flush=True)
         return None
-    return subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-                             "--format", "raw", "--nonblocking", "--output",
-                             str(RESULTS / f"smtp_intake-{db}-smtp.pyspy.txt")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(max(1, round(seconds))),
+            "--format",
+            "raw",
+            "--nonblocking",
+            "--output",
+            str(RESULTS / f"smtp_intake-{db}-smtp.pyspy.txt"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 # --- one run -------------------------------------------------------------------------------------------
 
 
-async def measure_dial(servers: Servers, store, factory: FormFactory, tally: Tally, connection_id: int,
-                       args: argparse.Namespace) -> dict:
+async def measure_dial(
+    servers: Servers, store, factory: FormFactory, tally: Tally, connection_id: int, args: argparse.Namespace
+) -> dict:
     servers.start("worker", [str(VENV_BIN / "perezvon"), "worker"])
     # warm up (caches, the worker's start): until these are dialled the worker is not ready
     warm = await dial_phase_send(factory, tally, port=servers.smtp_port, rate=5, seconds=1)
     await wait_dialled(store, connection_id, list(warm))
-    print(f"{servers.db}: dial phase, {args.dial_rate:g} form e-mails/s for {args.dial_seconds:g} s, "
-          "worker running", flush=True)
+    print(
+        f"{servers.db}: dial phase, {args.dial_rate:g} form e-mails/s for {args.dial_seconds:g} s, worker running",
+        flush=True,
+    )
     load_average = os.getloadavg()[0]
     cpu = common.CpuMeter(servers.procs["smtp"].pid, servers.procs["worker"].pid)
-    ended_at = await dial_phase_send(factory, tally, port=servers.smtp_port, rate=args.dial_rate,
-                                     seconds=args.dial_seconds)
+    ended_at = await dial_phase_send(
+        factory, tally, port=servers.smtp_port, rate=args.dial_rate, seconds=args.dial_seconds
+    )
     smtp_cpu, worker_cpu, client_cpu, busy, stolen = cpu.read()
     dials = await wait_dialled(store, connection_id, list(ended_at))
     servers.stop("worker")
     report = dial_report(ended_at, dials)
-    report.update(rate_per_second=args.dial_rate, load_average_before=load_average, cpu={
-        "smtp_process_percent_of_one_core": smtp_cpu, "worker_process_percent_of_one_core": worker_cpu,
-        "load_generator_percent_of_one_core": client_cpu, "machine_busy_percent": busy,
-        "machine_stolen_percent": stolen})
+    report.update(
+        rate_per_second=args.dial_rate,
+        load_average_before=load_average,
+        cpu={
+            "smtp_process_percent_of_one_core": smtp_cpu,
+            "worker_process_percent_of_one_core": worker_cpu,
+            "load_generator_percent_of_one_core": client_cpu,
+            "machine_busy_percent": busy,
+            "machine_stolen_percent": stolen,
+        },
+    )
     return report
 
 
@@ -446,24 +538,35 @@ async def run(db: str, args: argparse.Namespace) -> dict:
         tally = Tally()
         servers.start_smtp()
         result["dial"] = await measure_dial(servers, store, factory, tally, demo["connection_id"], args)
-        print(f"{db}: throughput phase, {args.concurrency} SMTP sessions, {args.warmup:g} s warm-up + "
-              f"{args.seconds:g} s", flush=True)
+        print(
+            f"{db}: throughput phase, {args.concurrency} SMTP sessions, {args.warmup:g} s warm-up + {args.seconds:g} s",
+            flush=True,
+        )
         load_average = os.getloadavg()[0]
         spies: list = []
         if args.py_spy:  # the measured window only: py-spy starts when the warm-up ends
-            asyncio.get_running_loop().call_later(args.warmup, lambda: spies.append(
-                start_profiler(db, servers.procs["smtp"].pid, args.seconds)))
+            asyncio.get_running_loop().call_later(
+                args.warmup, lambda: spies.append(start_profiler(db, servers.procs["smtp"].pid, args.seconds))
+            )
         result["throughput"] = await throughput_phase(
-            factory, tally, port=servers.smtp_port, concurrency=args.concurrency, warmup=args.warmup,
-            seconds=args.seconds, server_pid=servers.procs["smtp"].pid)
+            factory,
+            tally,
+            port=servers.smtp_port,
+            concurrency=args.concurrency,
+            warmup=args.warmup,
+            seconds=args.seconds,
+            server_pid=servers.procs["smtp"].pid,
+        )
         result["throughput"]["load_average_before"] = load_average
         for spy in filter(None, spies):
             spy.wait(timeout=60)
             result["profile"] = common.profile_summary(RESULTS / f"smtp_intake-{db}-smtp.pyspy.txt")
         phones, statuses = await store.outcome(demo["connection_id"])
         result["lost_check"] = {
-            "answers_250": len(tally.accepted_phones), "leads": len(phones),
-            "lost": len(tally.accepted_phones - phones), "leads_never_answered_250": len(phones - tally.accepted_phones),
+            "answers_250": len(tally.accepted_phones),
+            "leads": len(phones),
+            "lost": len(tally.accepted_phones - phones),
+            "leads_never_answered_250": len(phones - tally.accepted_phones),
             "message_rows_by_status": dict(statuses),
         }
         result["all_replies"] = {str(k): v for k, v in sorted(tally.replies.items())}
@@ -471,8 +574,9 @@ async def run(db: str, args: argparse.Namespace) -> dict:
     finally:
         servers.stop_all()
         result["killed_after_sigint"] = servers.killed
-        result["server_logs"] = {role: {"path": str(path.relative_to(ROOT)), **common.scan_log(path)}
-                                 for role, path in servers.logs.items()}
+        result["server_logs"] = {
+            role: {"path": str(path.relative_to(ROOT)), **common.scan_log(path)} for role, path in servers.logs.items()
+        }
         await store.drop()
         common.flush_redis(args.redis_url)
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -490,7 +594,8 @@ def summary(result: dict) -> list[str]:
         f"lost={lost['lost']}",
         f"{db}: end of DATA -> first leg dialled p50 {dial['p50']} ms, p99 {dial['p99']} ms, min {dial['min']} ms, "
         f"max {dial['max']} ms (n={d['n']}, {d['rate_per_second']:g} e-mails/s"
-        + (f", {d['never_dialled']} never dialled" if d["never_dialled"] else "") + ")",
+        + (f", {d['never_dialled']} never dialled" if d["never_dialled"] else "")
+        + ")",
         f"{db}:   of which end of DATA -> worker starts the attempt p50 "
         f"{d['data_end_to_attempt_started_ms']['p50']} ms; message {result['message_bytes']} bytes",
         f"{db}:   other replies in the window: {others or 'none'}; all phases: {result['all_replies']}; "
@@ -508,13 +613,17 @@ def summary(result: dict) -> list[str]:
     ]
     profile = result.get("profile")
     if profile:
-        lines.append(f"{db}:   py-spy smtp ({profile['samples']} samples, {profile['path']}), top self: "
-                     + "; ".join(profile["self"][:6]))
+        lines.append(
+            f"{db}:   py-spy smtp ({profile['samples']} samples, {profile['path']}), top self: "
+            + "; ".join(profile["self"][:6])
+        )
         lines.append(f"{db}:   py-spy smtp, top of our code (inclusive): " + "; ".join(profile["inclusive_ours"][:8]))
     for role, log in result["server_logs"].items():
         if log.get("lines"):
-            lines.append(f"{db}:   {role} log ({log['path']}): {log['lines']} error/warning lines, "
-                         f"{log['tracebacks']} tracebacks, e.g. {log['examples'][:3]}")
+            lines.append(
+                f"{db}:   {role} log ({log['path']}): {log['lines']} error/warning lines, "
+                f"{log['tracebacks']} tracebacks, e.g. {log['examples'][:3]}"
+            )
     if result.get("killed_after_sigint"):
         lines.append(f"{db}:   did not stop within 30 s of SIGINT and were killed: {result['killed_after_sigint']}")
     return lines
@@ -529,19 +638,33 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="SMTP sessions sending at once (default 32)")
     parser.add_argument("--dial-rate", type=float, default=30.0, help="form e-mails/s in the dial phase (default 30)")
     parser.add_argument("--dial-seconds", type=float, default=10.0, help="length of the dial phase (default 10)")
-    parser.add_argument("--py-spy", action="store_true",
-                        help="profile the SMTP process during the throughput window with py-spy")
-    parser.add_argument("--plugins", type=Path, default=None,
-                        help="a plugins.toml to use instead of the bench's own (simulator + siteforms)")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13",
-                        help="a Redis database for the bench alone: it is FLUSHDB'd before and after")
+    parser.add_argument(
+        "--py-spy", action="store_true", help="profile the SMTP process during the throughput window with py-spy"
+    )
+    parser.add_argument(
+        "--plugins",
+        type=Path,
+        default=None,
+        help="a plugins.toml to use instead of the bench's own (simulator + siteforms)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/13",
+        help="a Redis database for the bench alone: it is FLUSHDB'd before and after",
+    )
     args = parser.parse_args()
     if not 1 <= args.concurrency <= 500 or not 0 < args.seconds <= 3600 or not 0 < args.dial_rate <= 1000:
         parser.error("keep --concurrency in 1..500, --seconds in (0, 3600], --dial-rate in (0, 1000]")
     if "127.0.0.1" not in args.redis_url and "localhost" not in args.redis_url:
         parser.error("--redis-url must be a local Redis")
-    return run_each_database(args, run, summary, bench="smtp_intake", lost=messages_lost,
-                             lost_message="MESSAGES LOST: 250 answers and siteforms leads differ (see above)")
+    return run_each_database(
+        args,
+        run,
+        summary,
+        bench="smtp_intake",
+        lost=messages_lost,
+        lost_message="MESSAGES LOST: 250 answers and siteforms leads differ (see above)",
+    )
 
 
 def messages_lost(result: dict) -> bool:

@@ -1,4 +1,5 @@
 """The Perezvon core: models, plugin host, lead intake, callback engine, worker."""
+
 import importlib.metadata
 
 

@@ -9,6 +9,7 @@ manages users and grants.
 :class:`Access` is built once per request from the user's grants (two small
 queries) and then answers every question without touching the database.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -71,7 +72,8 @@ class Access:
             from tortoise.expressions import Q
 
             rows = await Connection.filter(Q(project_id__in=list(project_levels)) | Q(id__in=list(own))).values(
-                "id", "project_id")
+                "id", "project_id"
+            )
         connection_levels, connection_projects = {}, {}
         for row in rows:
             level = _higher(own.get(row["id"]), project_levels.get(row["project_id"]))

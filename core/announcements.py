@@ -5,6 +5,7 @@ text is spoken last. The texts are Russian -- they are spoken to Russian
 call centres and their clients; a speech engine reads them (phone numbers and
 names are made speakable by the engine's plugin).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -63,5 +64,5 @@ def for_client(facts: LeadFacts, settings: dict[str, Any]) -> str:
 
 
 def key_prompt(key: str, action: str) -> str:
-    """"Нажмите 1, чтобы позвонить клиенту." -- spoken after the lead's details."""
+    """ "Нажмите 1, чтобы позвонить клиенту." -- spoken after the lead's details."""
     return f"Нажмите {key}, чтобы {action}."

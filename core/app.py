@@ -3,6 +3,7 @@
 One object per process, built explicitly (no module-level singletons); the
 web app, the worker and the CLI all start and stop it the same way.
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,7 +53,8 @@ class Perezvon:
                 await db.migrate(self.db_config)
             await db.connect(self.db_config)
             self.intake = LeadIntake(
-                redis=self.redis, registry=self.host.registry,
+                redis=self.redis,
+                registry=self.host.registry,
                 sites=SiteDirectory(self.settings.connection_cache_seconds),
                 leads_per_ip_per_minute=self.settings.leads_per_ip_per_minute,
                 duplicate_window_seconds=self.settings.duplicate_window_seconds,
@@ -67,8 +69,9 @@ class Perezvon:
         backend = self.host.telephony_backend()
         await backend.start()
         assert self.redis is not None, "start() connects Redis first"
-        self.engine = CallbackEngine(backend=backend, registry=self.host.registry, redis=self.redis,
-                                     settings=self.settings)
+        self.engine = CallbackEngine(
+            backend=backend, registry=self.host.registry, redis=self.redis, settings=self.settings
+        )
         self.engine.start()
         return self.engine
 

@@ -1,4 +1,5 @@
 """Passwords (argon2) and users."""
+
 from __future__ import annotations
 
 from argon2 import PasswordHasher
@@ -25,8 +26,16 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
         return False
 
 
-async def create_user(*, phone: str, password: str | None, email: str | None = None, first_name: str = "",
-                      last_name: str = "", position: str = "", is_staff: bool = False) -> User:
+async def create_user(
+    *,
+    phone: str,
+    password: str | None,
+    email: str | None = None,
+    first_name: str = "",
+    last_name: str = "",
+    position: str = "",
+    is_staff: bool = False,
+) -> User:
     """Create a user; raises ValueError with a clear message on bad input."""
     phone = normalise(phone)
     if await User.exists(phone=phone):
@@ -34,6 +43,11 @@ async def create_user(*, phone: str, password: str | None, email: str | None = N
     if password is not None and len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
     return await User.create(
-        phone=phone, email=email, first_name=first_name, last_name=last_name, position=position,
-        is_staff=is_staff, password_hash=hash_password(password) if password else None,
+        phone=phone,
+        email=email,
+        first_name=first_name,
+        last_name=last_name,
+        position=position,
+        is_staff=is_staff,
+        password_hash=hash_password(password) if password else None,
     )

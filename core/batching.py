@@ -6,6 +6,7 @@ its own future and gets its own answer; :class:`Batcher` only owns the
 hand-over: the queue, the one worker task, the group size, and that no caller
 is ever left waiting when the work fails or the batcher stops.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,8 +38,14 @@ class Batcher(Generic[Item]):
     batch still waiting gets ``failed(exc)`` as its error.
     """
 
-    def __init__(self, process: Callable[[list[Item]], Awaitable[None]], *, name: str, max_batch: int,
-                 failed: Callable[[BaseException], BaseException] = lambda exc: exc) -> None:
+    def __init__(
+        self,
+        process: Callable[[list[Item]], Awaitable[None]],
+        *,
+        name: str,
+        max_batch: int,
+        failed: Callable[[BaseException], BaseException] = lambda exc: exc,
+    ) -> None:
         self.process = process
         self.name = name
         self.max_batch = max_batch
@@ -59,7 +66,7 @@ class Batcher(Generic[Item]):
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
+                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
                 try:
                     await self.process(batch)
                 except BaseException as exc:  # never leave a caller waiting

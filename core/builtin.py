@@ -3,11 +3,12 @@
 It cannot be switched off: the ``api`` lead source (leads posted by any
 client) and the jobs that drive callbacks live here.
 """
+
 from __future__ import annotations
 
-from perezvon.hookspecs import hookimpl
 from perezvon.core import jobs
 from perezvon.core.registry import JobRegistry, LeadSource, Registry
+from perezvon.hookspecs import hookimpl
 
 NAME = "core"
 

@@ -6,6 +6,7 @@ pages through it newest first. Keyset (``created_at``, ``id``) rather than
 OFFSET: the first page and the thousandth cost the same, and rows arriving
 while someone pages never shift or repeat a row.
 """
+
 from __future__ import annotations
 
 import base64
@@ -30,8 +31,15 @@ AUTO_TAGS: dict[str, dict[str, Any]] = {
     "target": {"is_target": True},
     "nontarget": {"is_target": False},
 }
-STATUSES = (DisplayStatus.PENDING, DisplayStatus.SUCCESSFUL, DisplayStatus.LOST, DisplayStatus.UNSUCCESSFUL,
-            DisplayStatus.FAILED, DisplayStatus.CANCELLED, DisplayStatus.NOTIFIED)
+STATUSES = (
+    DisplayStatus.PENDING,
+    DisplayStatus.SUCCESSFUL,
+    DisplayStatus.LOST,
+    DisplayStatus.UNSUCCESSFUL,
+    DisplayStatus.FAILED,
+    DisplayStatus.CANCELLED,
+    DisplayStatus.NOTIFIED,
+)
 LIST_FIELDS = ("connection", "status", "app", "tag")
 DEFAULT_ZONE = "Europe/Moscow"
 MAX_PAGE = 500
@@ -47,19 +55,30 @@ class CallFilterSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    date_from = fields.Date(load_default=None, allow_none=True,
-                            metadata={"description": "first day, inclusive (YYYY-MM-DD in `tz`)"})
-    date_to = fields.Date(load_default=None, allow_none=True,
-                          metadata={"description": "last day, inclusive (YYYY-MM-DD in `tz`)"})
+    date_from = fields.Date(
+        load_default=None, allow_none=True, metadata={"description": "first day, inclusive (YYYY-MM-DD in `tz`)"}
+    )
+    date_to = fields.Date(
+        load_default=None, allow_none=True, metadata={"description": "last day, inclusive (YYYY-MM-DD in `tz`)"}
+    )
     tz = fields.String(load_default=DEFAULT_ZONE, metadata={"description": "time zone of the dates"})
     connection = fields.List(fields.Integer(), load_default=list, metadata={"description": "connection ids"})
     status = fields.List(fields.String(validate=validate.OneOf(STATUSES)), load_default=list)
-    app = fields.List(fields.String(validate=validate.Length(max=64)), load_default=list,
-                      metadata={"description": "lead source keys: widget, leadgen, siteforms, api ..."})
-    tag = fields.List(fields.String(validate=validate.Length(max=64)), load_default=list,
-                      metadata={"description": "unique, repeat, target, nontarget or a user tag; all must apply"})
-    phone = fields.String(load_default="", validate=validate.Length(max=40),
-                          metadata={"description": "digits anywhere in the client's number"})
+    app = fields.List(
+        fields.String(validate=validate.Length(max=64)),
+        load_default=list,
+        metadata={"description": "lead source keys: widget, leadgen, siteforms, api ..."},
+    )
+    tag = fields.List(
+        fields.String(validate=validate.Length(max=64)),
+        load_default=list,
+        metadata={"description": "unique, repeat, target, nontarget or a user tag; all must apply"},
+    )
+    phone = fields.String(
+        load_default="",
+        validate=validate.Length(max=40),
+        metadata={"description": "digits anywhere in the client's number"},
+    )
 
     @validates("tz")
     def _zone(self, value: str, **_: Any) -> None:
@@ -134,6 +153,7 @@ def filtered_calls(filters: dict[str, Any], visible_connection_ids: list[int] | 
 
 # --- the cursor ----------------------------------------------------------------------------------
 
+
 def encode_cursor(call: Call) -> str:
     text = f"{call.created_at.astimezone(dt.UTC).isoformat()}|{call.id}"
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
@@ -174,8 +194,9 @@ async def _connections_to_scan(filters: dict[str, Any], visible: list[int] | Non
     return sorted(set(wanted)) if 1 < len(set(wanted)) <= FANOUT_MAX else None
 
 
-async def newest_keys(filters: dict[str, Any], visible: list[int] | None, *, cursor: str | None,
-                      limit: int) -> list[tuple[dt.datetime, uuid.UUID]]:
+async def newest_keys(
+    filters: dict[str, Any], visible: list[int] | None, *, cursor: str | None, limit: int
+) -> list[tuple[dt.datetime, uuid.UUID]]:
     """``(created_at, id)`` of the next ``limit`` calls, newest first.
 
     The only index on calls by time is (connection_id, created_at), so "newest
@@ -196,8 +217,9 @@ async def newest_keys(filters: dict[str, Any], visible: list[int] | None, *, cur
     return found[:limit]
 
 
-async def all_keys_newest_first(filters: dict[str, Any], visible: list[int] | None, *,
-                                batch: int = 2000) -> AsyncIterator[list[tuple[dt.datetime, uuid.UUID]]]:
+async def all_keys_newest_first(
+    filters: dict[str, Any], visible: list[int] | None, *, batch: int = 2000
+) -> AsyncIterator[list[tuple[dt.datetime, uuid.UUID]]]:
     """Every matching ``(created_at, id)``, newest first, in lists of up to ``batch`` (for exports).
 
     Over a few connections each is read in index order, ``batch`` keys at a
@@ -260,9 +282,14 @@ def cursor_after(key: tuple[dt.datetime, Any]) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-async def page_of_calls(filters: dict[str, Any], visible_connection_ids: list[int] | None, *,
-                        cursor: str | None = None, limit: int = 50,
-                        related: tuple[str, ...] = ("lead",)) -> tuple[list[Call], str | None]:
+async def page_of_calls(
+    filters: dict[str, Any],
+    visible_connection_ids: list[int] | None,
+    *,
+    cursor: str | None = None,
+    limit: int = 50,
+    related: tuple[str, ...] = ("lead",),
+) -> tuple[list[Call], str | None]:
     """One page, newest first, and the cursor of the next page (None on the last)."""
     limit = max(1, min(limit, MAX_PAGE))
     if cursor:

@@ -12,6 +12,7 @@ the sweep resolves calls that are "dialling" with no live worker (killed
 mid-call) as interrupted and sends them through the redial matrix, and
 re-queues calls whose next attempt is due but whose job went missing.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,13 +28,32 @@ from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from perezvon.core import announcements, enablement, redial, scenario, schedule
-from perezvon.core.models import (Attempt, CalendarDay, Call, CallState, Connection, Department, DisplayStatus,
-                                  Lead, NotificationRecipient, Office, OperatorNumber)
+from perezvon.core.models import (
+    Attempt,
+    CalendarDay,
+    Call,
+    CallState,
+    Connection,
+    Department,
+    DisplayStatus,
+    Lead,
+    NotificationRecipient,
+    Office,
+    OperatorNumber,
+)
+from perezvon.core.phones import InvalidPhone, normalise
 from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job
 from perezvon.core.recordings import expire_recordings
-from perezvon.core.phones import InvalidPhone, normalise
-from perezvon.core.registry import (ATTEMPT_FINISHED, CALL_FINISHED, AttemptOutcome, AttemptPlan, AttemptProgress, Direction,
-                           LegStatus, TelephonyBackend)
+from perezvon.core.registry import (
+    ATTEMPT_FINISHED,
+    CALL_FINISHED,
+    AttemptOutcome,
+    AttemptPlan,
+    AttemptProgress,
+    Direction,
+    LegStatus,
+    TelephonyBackend,
+)
 from perezvon.core.schemas import AnnouncementSettingsSchema, TelephonySettingsSchema
 from perezvon.core.statuses import classify
 
@@ -69,10 +89,13 @@ def _alive_key(call_id: str) -> str:
 
 def hours_of(connection: Connection, calendar: list[CalendarDay] | None = None) -> schedule.Hours:
     return schedule.Hours(
-        timezone=connection.timezone, weekly=connection.schedule,
+        timezone=connection.timezone,
+        weekly=connection.schedule,
         # a day that is not a holiday has both times (the admin's calendar form requires them)
-        overrides={d.date: (None if d.kind == "holiday" else cast("tuple[str, str]", (d.opens, d.closes)))
-                   for d in calendar or []},
+        overrides={
+            d.date: (None if d.kind == "holiday" else cast("tuple[str, str]", (d.opens, d.closes)))
+            for d in calendar or []
+        },
     )
 
 
@@ -90,8 +113,7 @@ class _Progress(AttemptProgress):
     async def leg_dialled(self, leg: str) -> None:
         if self.redis is not None:
             try:
-                await self.redis.set(leg_key(str(self.attempt.call_id)), f"{self.attempt.number}:{leg}",
-                                     ex=LEG_KEY_TTL)
+                await self.redis.set(leg_key(str(self.attempt.call_id)), f"{self.attempt.number}:{leg}", ex=LEG_KEY_TTL)
             except Exception as exc:  # only the visitor's screen is less precise
                 log.warning("could not note the leg being dialled: %s", exc)
         if self.attempt.dialled_at is None:
@@ -100,8 +122,9 @@ class _Progress(AttemptProgress):
 
 
 class CallbackEngine:
-    def __init__(self, *, backend: TelephonyBackend, registry: Registry, redis: ArqRedis,
-                 settings: Settings | None = None) -> None:
+    def __init__(
+        self, *, backend: TelephonyBackend, registry: Registry, redis: ArqRedis, settings: Settings | None = None
+    ) -> None:
         self.backend = backend
         self.settings = settings
         self._recordings_checked_at = 0.0
@@ -139,9 +162,19 @@ class CallbackEngine:
             try:
                 health = await self.backend.health()
                 async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.hset(WORKERS_KEY, self.worker_id, json.dumps({
-                        "worker": self.worker_id, "at": time.time(), "backend": self.backend.key,
-                        "telephony": health or "ok", "in_flight": len(self.in_flight)}))
+                    pipe.hset(
+                        WORKERS_KEY,
+                        self.worker_id,
+                        json.dumps(
+                            {
+                                "worker": self.worker_id,
+                                "at": time.time(),
+                                "backend": self.backend.key,
+                                "telephony": health or "ok",
+                                "in_flight": len(self.in_flight),
+                            }
+                        ),
+                    )
                     for call_id in list(self.in_flight):
                         pipe.set(_alive_key(call_id), "1", ex=ALIVE_TTL)
                     await pipe.execute()
@@ -175,14 +208,19 @@ class CallbackEngine:
         """
         async with in_transaction():
             claimed = await Call.filter(id=call_id, state=CallState.SCHEDULED, attempts_made=number - 1).update(
-                state=CallState.DIALLING, attempts_made=number, next_attempt_at=None)
+                state=CallState.DIALLING, attempts_made=number, next_attempt_at=None
+            )
             if not claimed:
                 return "skipped: already placed or no longer due"
             call = await Call.get(id=call_id).prefetch_related("lead", "connection")
             operator = await self._operator_for(call.connection, call.lead, number)
             attempt = await Attempt.create(
-                call_id=call.id, number=number, direction=call.next_direction or call.first_direction,
-                backend=self.backend.key, operator_number=operator.phone if operator else "", started_at=utcnow(),
+                call_id=call.id,
+                number=number,
+                direction=call.next_direction or call.first_direction,
+                backend=self.backend.key,
+                operator_number=operator.phone if operator else "",
+                started_at=utcnow(),
             )
         await self._mark_alive(call_id)
         task = asyncio.create_task(self._run_attempt(call, attempt, operator), name=f"attempt:{call_id}:{number}")
@@ -201,8 +239,9 @@ class CallbackEngine:
             await self.finish_attempt(call, attempt, outcome)
         except asyncio.CancelledError:
             # the worker is stopping: record it now rather than leave the call "dialling"
-            await asyncio.shield(self.finish_attempt(call, attempt, AttemptOutcome(
-                LegStatus.SERVER_ERROR, None, note=INTERRUPTED)))
+            await asyncio.shield(
+                self.finish_attempt(call, attempt, AttemptOutcome(LegStatus.SERVER_ERROR, None, note=INTERRUPTED))
+            )
             raise
         except Exception:  # e.g. the database went away: the sweep resolves the call later
             log.exception("call %s attempt %s could not be completed", call.id, attempt.number)
@@ -215,8 +254,9 @@ class CallbackEngine:
             await asyncio.wait(set(self._tasks), timeout=timeout)
         return not self._tasks
 
-    async def _run_backend(self, call: Call, lead: Lead, connection: Connection, attempt: Attempt,
-                           operator: OperatorNumber) -> AttemptOutcome:
+    async def _run_backend(
+        self, call: Call, lead: Lead, connection: Connection, attempt: Attempt, operator: OperatorNumber
+    ) -> AttemptOutcome:
         try:
             plan = await build_plan(call, lead, connection, attempt, operator)
             return await self.backend.place_attempt(plan, _Progress(attempt, self.redis))
@@ -239,8 +279,9 @@ class CallbackEngine:
 
     async def _tag_unique(self, call: Call, lead: Lead, connection: Connection) -> None:
         since = lead.created_at - dt.timedelta(days=connection.unique_window_days)
-        earlier = await Lead.filter(connection_id=connection.id, phone=lead.phone,
-                                    created_at__gte=since, created_at__lt=lead.created_at).exists()
+        earlier = await Lead.filter(
+            connection_id=connection.id, phone=lead.phone, created_at__gte=since, created_at__lt=lead.created_at
+        ).exists()
         call.is_unique = not earlier
         await Call.filter(id=call.id).update(is_unique=call.is_unique)
 
@@ -262,13 +303,23 @@ class CallbackEngine:
 
         step = None
         if attempt.operator_number:  # no operator number: redialling cannot help
-            step = redial.next_step(connection.redial_matrix, chain_started=call.first_direction,
-                                    next_number=attempt.number + 1, operator=outcome.operator_status,
-                                    client=outcome.client_status)
-        enabled = [key for key in (await enablement.keys_on(call.connection_id))[enablement.INTEGRATION]
-                   if key in self.registry.integrations]
-        jobs: list[Job] = [delivery_job(key, ATTEMPT_FINISHED, str(call.id), attempt.number) for key in enabled
-                           if self.registry.integrations[key].handles(ATTEMPT_FINISHED)]
+            step = redial.next_step(
+                connection.redial_matrix,
+                chain_started=call.first_direction,
+                next_number=attempt.number + 1,
+                operator=outcome.operator_status,
+                client=outcome.client_status,
+            )
+        enabled = [
+            key
+            for key in (await enablement.keys_on(call.connection_id))[enablement.INTEGRATION]
+            if key in self.registry.integrations
+        ]
+        jobs: list[Job] = [
+            delivery_job(key, ATTEMPT_FINISHED, str(call.id), attempt.number)
+            for key in enabled
+            if self.registry.integrations[key].handles(ATTEMPT_FINISHED)
+        ]
         async with in_transaction():
             if step is not None:
                 due = now + dt.timedelta(seconds=step.period_seconds)
@@ -277,16 +328,27 @@ class CallbackEngine:
                 except schedule.ScheduleError as exc:  # broken hours: redial on the matrix's time
                     log.error("connection %s: %s", connection.id, exc)
                 changed = await Call.filter(id=call.id, state=CallState.DIALLING, attempts_made=attempt.number).update(
-                    state=CallState.SCHEDULED, next_attempt_at=due, next_direction=step.direction,
-                    reason=reason, operator_number=attempt.operator_number)
+                    state=CallState.SCHEDULED,
+                    next_attempt_at=due,
+                    next_direction=step.direction,
+                    reason=reason,
+                    operator_number=attempt.operator_number,
+                )
                 jobs.append(attempt_job(str(call.id), attempt.number + 1, due))
             else:
                 successful = display == DisplayStatus.SUCCESSFUL
                 changed = await Call.filter(id=call.id, state=CallState.DIALLING, attempts_made=attempt.number).update(
-                    state=CallState.FINISHED, display_status=display, reason=reason, next_attempt_at=None,
-                    next_direction=None, duration_seconds=outcome.conversation_seconds if successful else 0,
+                    state=CallState.FINISHED,
+                    display_status=display,
+                    reason=reason,
+                    next_attempt_at=None,
+                    next_direction=None,
+                    duration_seconds=outcome.conversation_seconds if successful else 0,
                     is_target=successful and outcome.conversation_seconds >= connection.target_call_seconds,
-                    recording=attempt.recording, finished_at=now, operator_number=attempt.operator_number)
+                    recording=attempt.recording,
+                    finished_at=now,
+                    operator_number=attempt.operator_number,
+                )
                 jobs += await self._after_final(call, successful, enabled)
             if not changed:  # someone else (the sweep, a second worker) resolved it first
                 log.info("call %s attempt %s was already resolved", call.id, attempt.number)
@@ -298,8 +360,11 @@ class CallbackEngine:
             log.warning("call %s: follow-up jobs not queued (%s)", call.id, exc)
 
     async def _after_final(self, call: Call, successful: bool, enabled: list[str]) -> list[Job]:
-        jobs = [delivery_job(key, CALL_FINISHED, str(call.id)) for key in enabled
-                if self.registry.integrations[key].handles(CALL_FINISHED)]
+        jobs = [
+            delivery_job(key, CALL_FINISHED, str(call.id))
+            for key in enabled
+            if self.registry.integrations[key].handles(CALL_FINISHED)
+        ]
         kind = "call_succeeded" if successful else "call_failed"
         if await NotificationRecipient.filter(connection_id=call.connection_id).exists():
             jobs += [notify_job(key, kind, str(call.id)) for key in self.registry.notifiers]
@@ -310,8 +375,11 @@ class CallbackEngine:
     async def sweep(self, now: dt.datetime | None = None) -> dict[str, int]:
         """Re-queue due attempts whose job is missing; resolve calls orphaned mid-attempt."""
         now = now or utcnow()
-        due = await Call.filter(state=CallState.SCHEDULED, next_attempt_at__lte=now).limit(5000).values_list(
-            "id", "attempts_made", "next_attempt_at")
+        due = (
+            await Call.filter(state=CallState.SCHEDULED, next_attempt_at__lte=now)
+            .limit(5000)
+            .values_list("id", "attempts_made", "next_attempt_at")
+        )
         requeued = await self.queue.enqueue([attempt_job(str(cid), made + 1, at) for cid, made, at in due])
 
         dialling = await Call.filter(state=CallState.DIALLING).limit(5000).values_list("id", "attempts_made")
@@ -347,30 +415,41 @@ class CallbackEngine:
         return True
 
 
-async def build_plan(call: Call, lead: Lead, connection: Connection, attempt: Attempt,
-                     operator: OperatorNumber) -> AttemptPlan:
+async def build_plan(
+    call: Call, lead: Lead, connection: Connection, attempt: Attempt, operator: OperatorNumber
+) -> AttemptPlan:
     """The attempt as the backend must play it: settings, caller ids and what the robot says."""
     telephony = TelephonySettingsSchema().load(connection.telephony or {})
     spoken = AnnouncementSettingsSchema().load(connection.announcements or {})
     office = await Office.get_or_none(id=lead.office_id) if lead.office_id else None
     department = await Department.get_or_none(id=lead.department_id) if lead.department_id else None
     facts = announcements.LeadFacts(
-        site=connection.name or connection.domain, office=office.name if office else "",
-        department=department.name if department else "", client_name=lead.name,
-        rule=(lead.visit or {}).get("rule", ""))
+        site=connection.name or connection.domain,
+        office=office.name if office else "",
+        department=department.name if department else "",
+        client_name=lead.name,
+        rule=(lead.visit or {}).get("rule", ""),
+    )
     if attempt.direction == Direction.CLIENT_FIRST:
         command, action = telephony["connect"], "соединиться с клиентом"
     else:
         command, action = telephony["call_client"], "позвонить клиенту"
     prompt = announcements.key_prompt(command["key"], action) if command["on"] else ""
     to_operator, to_client = scenario.choose_caller_ids(
-        telephony, client=lead.phone, operator=operator.phone, displayed_on_site=_e164_or_blank(lead.displayed_phone))
+        telephony, client=lead.phone, operator=operator.phone, displayed_on_site=_e164_or_blank(lead.displayed_phone)
+    )
     return AttemptPlan(
-        call_id=str(call.id), attempt_number=attempt.number, direction=attempt.direction,
-        operator_number=operator.phone, operator_extension=operator.extension, client_number=lead.phone,
-        caller_id_to_operator=to_operator, caller_id_to_client=to_client,
+        call_id=str(call.id),
+        attempt_number=attempt.number,
+        direction=attempt.direction,
+        operator_number=operator.phone,
+        operator_extension=operator.extension,
+        client_number=lead.phone,
+        caller_id_to_operator=to_operator,
+        caller_id_to_client=to_client,
         operator_text=announcements.for_operator(facts, spoken, key_prompt=prompt),
-        client_text=announcements.for_client(facts, spoken), telephony=telephony,
+        client_text=announcements.for_client(facts, spoken),
+        telephony=telephony,
     )
 
 
@@ -385,7 +464,8 @@ def event_field_names(model: type[Model]) -> list[str]:
     """The fields an event carries: the model's columns, foreign keys as their ids."""
     meta = model._meta
     return sorted(name for name in meta.fields_db_projection if name not in meta.fk_fields) + sorted(
-        f"{fk}_id" for fk in meta.fk_fields)
+        f"{fk}_id" for fk in meta.fk_fields
+    )
 
 
 def as_event_data(obj: Any) -> dict[str, Any]:

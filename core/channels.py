@@ -4,6 +4,7 @@ The site script classifies the visit itself (it sees the landing page's
 referrer and click ids); this is the same rule for leads posted by other
 clients, so every lead has a channel.
 """
+
 from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
@@ -12,8 +13,22 @@ from perezvon.core.models import Channel
 
 _PAID_MEDIUMS = {"cpc", "ppc", "cpm", "cpa", "cpv", "paid", "paidsearch", "display", "banner", "ads", "retargeting"}
 _SEARCH_HOSTS = ("google.", "yandex.", "bing.", "mail.ru", "duckduckgo.", "yahoo.", "rambler.", "ya.ru")
-_SOCIAL_HOSTS = ("vk.com", "vk.ru", "ok.ru", "facebook.", "instagram.", "t.me", "telegram.", "twitter.",
-                 "x.com", "youtube.", "tiktok.", "dzen.ru", "linkedin.", "pinterest.")
+_SOCIAL_HOSTS = (
+    "vk.com",
+    "vk.ru",
+    "ok.ru",
+    "facebook.",
+    "instagram.",
+    "t.me",
+    "telegram.",
+    "twitter.",
+    "x.com",
+    "youtube.",
+    "tiktok.",
+    "dzen.ru",
+    "linkedin.",
+    "pinterest.",
+)
 _SOCIAL_MEDIUMS = {"social", "smm", "social-network", "sm"}
 
 

@@ -8,6 +8,7 @@ its time is bounded, a network error or a timeout becomes a clear message, any
 other exception from plugin code is logged and becomes a message (the admin never
 gets a 500), and no secret setting appears in a message or in the log line.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,8 +18,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from perezvon.core.i18n import DEFAULT_LOCALE, compiled_translations, gettext
 from perezvon.core.enablement import secret_fields
+from perezvon.core.i18n import DEFAULT_LOCALE, compiled_translations, gettext
 from perezvon.core.integrations import redact
 from perezvon.core.registry import Application, CheckFailed, CheckMessage, DeliveryError, Integration
 
@@ -37,8 +38,9 @@ def can_check(plugin: Plugin) -> bool:
     return own is not None and own not in (Integration.check, Application.check)
 
 
-async def check_settings(plugin: Plugin, settings: dict[str, Any], *, locale: str = DEFAULT_LOCALE,
-                         timeout: float = CHECK_SECONDS) -> dict[str, list[str]]:
+async def check_settings(
+    plugin: Plugin, settings: dict[str, Any], *, locale: str = DEFAULT_LOCALE, timeout: float = CHECK_SECONDS
+) -> dict[str, list[str]]:
     """Run ``plugin.check(settings)``: ``{}`` when the service accepts them, else field -> messages.
 
     ``settings`` are the validated per-connection settings (secrets included).
@@ -51,14 +53,18 @@ async def check_settings(plugin: Plugin, settings: dict[str, Any], *, locale: st
     except CheckFailed as refused:
         return _translated(plugin, refused.errors, locale, secrets)
     except TimeoutError:
-        return _one("The service did not answer within %(seconds)s s. Try again later.", locale, secrets,
-                    seconds=f"{timeout:g}")
+        return _one(
+            "The service did not answer within %(seconds)s s. Try again later.", locale, secrets, seconds=f"{timeout:g}"
+        )
     except DeliveryError as failed:
         msgid, params = _delivery_message(failed)
         return _one(msgid, locale, secrets, **params)
     except Exception:  # noqa: BLE001 - plugin code: whatever it raises, the admin gets a message
-        logger.error("the check of plugin %r failed:\n%s", getattr(plugin, "key", type(plugin).__name__),
-                     redact(traceback.format_exc(), secrets))
+        logger.error(
+            "the check of plugin %r failed:\n%s",
+            getattr(plugin, "key", type(plugin).__name__),
+            redact(traceback.format_exc(), secrets),
+        )
         return _one("The check failed inside Perezvon; the details are in the server log.", locale, secrets)
     return {}
 
@@ -84,8 +90,9 @@ def _one(msgid: str, locale: str, secrets: list[str], **params: Any) -> dict[str
     return {NOT_A_FIELD: [_text(None, (msgid, params), locale, secrets)]}
 
 
-def _translated(plugin: Plugin, errors: dict[str, list[CheckMessage]], locale: str,
-                secrets: list[str]) -> dict[str, list[str]]:
+def _translated(
+    plugin: Plugin, errors: dict[str, list[CheckMessage]], locale: str, secrets: list[str]
+) -> dict[str, list[str]]:
     """The plugin's messages translated; those about a field its schema lacks go under ``"_schema"``."""
     schema = getattr(plugin, "settings_schema", None)
     known = set(schema().fields) if schema is not None else set()

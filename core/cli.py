@@ -1,4 +1,5 @@
 """The ``perezvon`` command (README.md, "Commands")."""
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,10 @@ SHUTDOWN_SECONDS = 15
 
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
-        data_dir=getattr(args, "data_dir", None), database_url=getattr(args, "database_url", None),
-        redis_url=getattr(args, "redis_url", None), plugins_path=getattr(args, "plugins", None),
+        data_dir=getattr(args, "data_dir", None),
+        database_url=getattr(args, "database_url", None),
+        redis_url=getattr(args, "redis_url", None),
+        plugins_path=getattr(args, "plugins", None),
         public_url=getattr(args, "public_url", None),
     )
 
@@ -51,8 +54,11 @@ def _uvicorn_server(asgi_app: Any, host: str, port: int) -> uvicorn.Server:
         def capture_signals(self) -> Iterator[None]:
             yield
 
-    return Server(uvicorn.Config(asgi_app, host=host, port=port, lifespan="on", log_level="warning",
-                                 proxy_headers=True, access_log=False))
+    return Server(
+        uvicorn.Config(
+            asgi_app, host=host, port=port, lifespan="on", log_level="warning", proxy_headers=True, access_log=False
+        )
+    )
 
 
 async def _run_until_stopped(tasks: list[asyncio.Task[Any]], stop: asyncio.Event) -> None:
@@ -89,10 +95,15 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         settle_heap()
         while not web.started and not web_task.done():  # noqa: ASYNC110 -- uvicorn offers a flag, not an event
             await asyncio.sleep(0.05)
-        print(f"Perezvon is running: {app.settings.public_url}  (web on {args.host}:{args.port}"
-              + "".join(f", {s.describe()}" for s in servers) + "). Ctrl-C stops it.", flush=True)
+        print(
+            f"Perezvon is running: {app.settings.public_url}  (web on {args.host}:{args.port}"
+            + "".join(f", {s.describe()}" for s in servers)
+            + "). Ctrl-C stops it.",
+            flush=True,
+        )
         await _run_until_stopped([web_task, worker_task], stop)
     finally:
+
         async def shut_down() -> None:
             if web_task is not None:
                 web.should_exit = True
@@ -108,7 +119,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
 
         try:
             await asyncio.wait_for(shut_down(), SHUTDOWN_SECONDS)
-        except asyncio.TimeoutError:  # never hang on Ctrl-C: stop what we own and say so
+        except TimeoutError:  # never hang on Ctrl-C: stop what we own and say so
             log.error("shutdown did not finish in %s s; stopping the embedded Redis and exiting", SHUTDOWN_SECONDS)
             if app.embedded_redis is not None:
                 app.embedded_redis.stop()
@@ -183,14 +194,16 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(demo, ensure_ascii=False))
     else:
-        print("Демо готово / the demo is ready\n"
-              f"  admin:      {demo['admin_url']}\n"
-              f"  login:      {demo['staff_phone']}  password: {demo['staff_password']}\n"
-              f"  site token: {demo['site_token']}\n"
-              f"  try a lead: curl -s -X POST {demo['lead_url']} -H 'Content-Type: application/json' "
-              f"-d '{{\"token\": \"{demo['site_token']}\", \"phone\": \"+7 912 345-67-89\", \"consent\": true}}'\n"
-              + "".join(f"  {key}: {value}\n" for key, value in demo.items() if key not in _DEMO_SHOWN)
-              + "Start it with: perezvon serve")
+        print(
+            "Демо готово / the demo is ready\n"
+            f"  admin:      {demo['admin_url']}\n"
+            f"  login:      {demo['staff_phone']}  password: {demo['staff_password']}\n"
+            f"  site token: {demo['site_token']}\n"
+            f"  try a lead: curl -s -X POST {demo['lead_url']} -H 'Content-Type: application/json' "
+            f'-d \'{{"token": "{demo["site_token"]}", "phone": "+7 912 345-67-89", "consent": true}}\'\n'
+            + "".join(f"  {key}: {value}\n" for key, value in demo.items() if key not in _DEMO_SHOWN)
+            + "Start it with: perezvon serve"
+        )
     return 0
 
 
@@ -200,14 +213,24 @@ async def cmd_plugins(args: argparse.Namespace) -> int:
     settings = _settings(args)
     host = PluginHost.from_file(settings.plugins_path, core_settings=settings)
     rows: list[dict[str, Any]] = [
-        {"name": i.name, "kinds": i.kinds, "version": i.version, "origin": i.origin, "enabled": i.enabled,
-         "hooks": i.hooks} for i in host.infos.values()]
+        {
+            "name": i.name,
+            "kinds": i.kinds,
+            "version": i.version,
+            "origin": i.origin,
+            "enabled": i.enabled,
+            "hooks": i.hooks,
+        }
+        for i in host.infos.values()
+    ]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
     header = ("NAME", "KINDS", "VERSION", "ORIGIN", "ENABLED")
-    table = [header] + [(r["name"], ", ".join(r["kinds"]) or "-", r["version"], r["origin"],
-                         "yes" if r["enabled"] else "no") for r in rows]
+    table = [header] + [
+        (r["name"], ", ".join(r["kinds"]) or "-", r["version"], r["origin"], "yes" if r["enabled"] else "no")
+        for r in rows
+    ]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     for row in table:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -228,8 +251,15 @@ async def cmd_createuser(args: argparse.Namespace) -> int:
 
     await db.connect(app.db_config)
     try:
-        user = await create_user(phone=args.phone, password=password, email=args.email, first_name=args.first_name,
-                                 last_name=args.last_name, position=args.position, is_staff=args.staff)
+        user = await create_user(
+            phone=args.phone,
+            password=password,
+            email=args.email,
+            first_name=args.first_name,
+            last_name=args.last_name,
+            position=args.position,
+            is_staff=args.staff,
+        )
     except ValueError as exc:  # InvalidPhone is one too
         print(f"perezvon: error: {exc}", file=sys.stderr)
         return 2
@@ -258,9 +288,11 @@ async def cmd_new_plugin(args: argparse.Namespace) -> int:
     except ScaffoldError as exc:
         print(f"perezvon: error: {exc}", file=sys.stderr)
         return 2
-    print(f"Created {target}\n  pip install -e {target}\n  then in plugins.toml:\n"
-          f"    [plugins.{args.name}]\n    enabled = true\n    endpoint = \"https://crm.example.com/api/leads\"\n"
-          f"  tests: cd {target} && python -m pytest tests   (package {names(args.name)['package']})")
+    print(
+        f"Created {target}\n  pip install -e {target}\n  then in plugins.toml:\n"
+        f'    [plugins.{args.name}]\n    enabled = true\n    endpoint = "https://crm.example.com/api/leads"\n'
+        f"  tests: cd {target} && python -m pytest tests   (package {names(args.name)['package']})"
+    )
     return 0
 
 
@@ -306,7 +338,8 @@ def build_parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
 
     sub.add_parser("worker", parents=[common], help="the worker alone").set_defaults(handler=cmd_worker)
     sub.add_parser("migrate", parents=[common], help="create or upgrade the database schema").set_defaults(
-        handler=cmd_migrate)
+        handler=cmd_migrate
+    )
 
     p = sub.add_parser("demo", parents=[common], help="seed a demo company, site and staff user")
     p.add_argument("--json", action="store_true", help="print one JSON object for scripts")
@@ -354,8 +387,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"perezvon: error: {exc}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("PEREZVON_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("PEREZVON_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     for noisy in ("arq.worker", "tortoise", "aiosqlite", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:

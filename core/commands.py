@@ -7,6 +7,7 @@ the same common options and environment as the built-in commands), the
 plugin's own validated settings, and the application, started on request and
 stopped by the core when the handler returns.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,8 +63,14 @@ class CommandRegistry:
         self.plugin = plugin
         self.commands: list[Command] = []
 
-    def add(self, name: str, handler: CommandHandler, *, help: str = "",
-            arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
+    def add(
+        self,
+        name: str,
+        handler: CommandHandler,
+        *,
+        help: str = "",
+        arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    ) -> None:
         if not name or name.startswith("-") or any(c.isspace() for c in name):
             raise PluginError(f"plugin {self.plugin!r}: {name!r} is not a usable command name")
         if any(c.name == name for c in self.commands):
@@ -76,11 +83,14 @@ def check_clashes(commands: list[Command], built_in: set[str]) -> dict[str, Comm
     by_name: dict[str, Command] = {}
     for command in commands:
         if command.name in built_in:
-            raise PluginError(f"plugin {command.plugin!r} adds the command 'perezvon {command.name}', "
-                              "but that is a built-in command")
+            raise PluginError(
+                f"plugin {command.plugin!r} adds the command 'perezvon {command.name}', but that is a built-in command"
+            )
         if command.name in by_name:
-            raise PluginError(f"plugins {by_name[command.name].plugin!r} and {command.plugin!r} both add "
-                              f"the command 'perezvon {command.name}'")
+            raise PluginError(
+                f"plugins {by_name[command.name].plugin!r} and {command.plugin!r} both add "
+                f"the command 'perezvon {command.name}'"
+            )
         by_name[command.name] = command
     return by_name
 

@@ -1,4 +1,5 @@
 """Database set-up: the Tortoise config, connecting, and schema migrations."""
+
 from __future__ import annotations
 
 import logging
@@ -24,7 +25,11 @@ def tortoise_config(database_url: str, plugin_models: dict[str, list[str]] | Non
         connection["credentials"].setdefault("busy_timeout", 10000)
         connection["credentials"].setdefault("synchronous", "FULL")
     apps: dict[str, Any] = {
-        CORE_APP: {"models": ["perezvon.core.models"], "migrations": "perezvon.core.migrations", "default_connection": "default"},
+        CORE_APP: {
+            "models": ["perezvon.core.models"],
+            "migrations": "perezvon.core.migrations",
+            "default_connection": "default",
+        },
     }
     for plugin, modules in (plugin_models or {}).items():
         apps[plugin] = {

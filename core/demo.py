@@ -1,13 +1,14 @@
 """``perezvon demo``: an idempotent demo company, site and staff user."""
+
 from __future__ import annotations
 
 import os
 import secrets
 from typing import Any
 
+from perezvon.core import enablement
 from perezvon.core.app import Perezvon
 from perezvon.core.auth import hash_password
-from perezvon.core import enablement
 from perezvon.core.models import Connection, OperatorNumber, Project, User
 
 DEMO_PHONE = "+79990000001"
@@ -50,24 +51,46 @@ async def seed_demo(app: Perezvon) -> dict[str, Any]:
     password = _demo_password(app)
     user = await User.get_or_none(phone=DEMO_PHONE)
     if user is None:
-        user = await User.create(phone=DEMO_PHONE, email="demo@example.com", first_name="Демо",
-                                 last_name="Администратор", position="Администратор", is_staff=True,
-                                 password_hash=hash_password(password))
-    project, _ = await Project.get_or_create(name="Демо-компания", defaults=dict(
-        legal_entity="ООО «Демо»", payment_type="postpaid", industry="Автомобили", city="Москва",
-        manager_name="Ирина Петрова", manager_phone="+74950000000", manager_email="manager@example.com"))
+        user = await User.create(
+            phone=DEMO_PHONE,
+            email="demo@example.com",
+            first_name="Демо",
+            last_name="Администратор",
+            position="Администратор",
+            is_staff=True,
+            password_hash=hash_password(password),
+        )
+    project, _ = await Project.get_or_create(
+        name="Демо-компания",
+        defaults=dict(
+            legal_entity="ООО «Демо»",
+            payment_type="postpaid",
+            industry="Автомобили",
+            city="Москва",
+            manager_name="Ирина Петрова",
+            manager_phone="+74950000000",
+            manager_email="manager@example.com",
+        ),
+    )
     connection = await Connection.get_or_none(domain=DEMO_DOMAIN)
     if connection is None:
         connection = await Connection.create(
-            project=project, domain=DEMO_DOMAIN, extra_domains=["127.0.0.1"], name="Демо-сайт",
-            specialization="Продажа автомобилей", schedule=ROUND_THE_CLOCK)
+            project=project,
+            domain=DEMO_DOMAIN,
+            extra_domains=["127.0.0.1"],
+            name="Демо-сайт",
+            specialization="Продажа автомобилей",
+            schedule=ROUND_THE_CLOCK,
+        )
     if not await OperatorNumber.exists(connection_id=connection.id):
         await OperatorNumber.create(connection=connection, phone="+74951234567")
     # every application, and the integrations that need no account details (a counter id, a key), are
     # switched on -- once: a plugin someone switched off or set up since is left as it is
     set_up = await enablement.enablements_of(connection)
-    for kind, plugins in ((enablement.APPLICATION, app.host.registry.applications),
-                          (enablement.INTEGRATION, app.host.registry.integrations)):
+    for kind, plugins in (
+        (enablement.APPLICATION, app.host.registry.applications),
+        (enablement.INTEGRATION, app.host.registry.integrations),
+    ):
         for key, plugin in plugins.items():
             defaults = enablement.default_settings(plugin)
             if (kind, key) not in set_up and defaults is not None:

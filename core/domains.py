@@ -1,4 +1,5 @@
 """Site domains as people type them and as browsers send them."""
+
 from __future__ import annotations
 
 

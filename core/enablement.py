@@ -39,6 +39,7 @@ Deciding which plugins are on (the intake queuing deliveries, the site-forms
 mail server accepting a message) does not validate: a broken setting shows up
 where it is used, as above, instead of silently dropping events.
 """
+
 from __future__ import annotations
 
 import functools
@@ -71,6 +72,7 @@ def _check_kind(kind: str) -> str:
 
 
 # --- schemas, defaults, validation -----------------------------------------------------------
+
 
 @functools.cache
 def schema_instance(schema: type[Schema]) -> Schema:
@@ -118,8 +120,9 @@ def usable_settings(plugin: Any, kind: str, connection_id: int, stored: dict[str
             if len(_reported) > 10_000:
                 _reported.clear()
             _reported.add(seen)
-            log.error("connection %s: %s %s left out: %s", connection_id, kind, plugin.key,
-                      invalid_message(plugin, exc))
+            log.error(
+                "connection %s: %s %s left out: %s", connection_id, kind, plugin.key, invalid_message(plugin, exc)
+            )
         return None
 
 
@@ -130,12 +133,15 @@ def settings_for_display(plugin: Any, stored: dict[str, Any] | None) -> tuple[di
     try:
         values, errors = validated(plugin, stored), {}
     except ValidationError as exc:
-        values, errors = dict(stored or {}), exc.messages if isinstance(exc.messages, dict) else {
-            "_schema": exc.messages}
+        values, errors = (
+            dict(stored or {}),
+            exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages},
+        )
     return mask_secrets(_schema(plugin), values), errors
 
 
 # --- secrets ---------------------------------------------------------------------------------
+
 
 def secret_fields(schema: type[Schema] | Schema) -> set[str]:
     """The names of the schema's top-level fields marked ``metadata={"secret": True}``."""
@@ -157,8 +163,9 @@ def mask_secrets(schema: type[Schema] | Schema, settings: dict[str, Any]) -> dic
     return shown
 
 
-def merge_secrets(schema: type[Schema] | Schema, submitted: dict[str, Any], stored: dict[str, Any] | None
-                  ) -> dict[str, Any]:
+def merge_secrets(
+    schema: type[Schema] | Schema, submitted: dict[str, Any], stored: dict[str, Any] | None
+) -> dict[str, Any]:
     """What to validate and save: a secret sent back as ``****``, empty or not at all keeps its stored value."""
     instance = _schema(schema)
     stored = stored or {}
@@ -176,6 +183,7 @@ def merge_secrets(schema: type[Schema] | Schema, submitted: dict[str, Any], stor
 
 # --- reading -------------------------------------------------------------------------------
 
+
 async def enablements_of(connection: Connection | int) -> dict[tuple[str, str], PluginEnablement]:
     """Every plugin enablement of one connection (on or off), by ``(kind, key)``."""
     rows = await PluginEnablement.filter(connection_id=_connection_id(connection)).order_by("id")
@@ -183,8 +191,7 @@ async def enablements_of(connection: Connection | int) -> dict[tuple[str, str], 
 
 
 async def enablement(connection: Connection | int, kind: str, key: str) -> PluginEnablement | None:
-    return await PluginEnablement.get_or_none(connection_id=_connection_id(connection), kind=_check_kind(kind),
-                                              key=key)
+    return await PluginEnablement.get_or_none(connection_id=_connection_id(connection), kind=_check_kind(kind), key=key)
 
 
 async def stored_settings(connection: Connection | int, kind: str, key: str) -> dict[str, Any] | None:
@@ -194,15 +201,19 @@ async def stored_settings(connection: Connection | int, kind: str, key: str) -> 
 
 
 async def is_on(connection: Connection | int, kind: str, key: str) -> bool:
-    return await PluginEnablement.exists(connection_id=_connection_id(connection), kind=_check_kind(kind), key=key,
-                                         is_on=True)
+    return await PluginEnablement.exists(
+        connection_id=_connection_id(connection), kind=_check_kind(kind), key=key, is_on=True
+    )
 
 
 async def keys_on(connection: Connection | int) -> dict[str, list[str]]:
     """The keys of the plugins switched on for one connection, by kind, in the order they were set up."""
     found: dict[str, list[str]] = {kind: [] for kind in KINDS}
-    for kind, key in await PluginEnablement.filter(connection_id=_connection_id(connection), is_on=True) \
-            .order_by("id").values_list("kind", "key"):
+    for kind, key in (
+        await PluginEnablement.filter(connection_id=_connection_id(connection), is_on=True)
+        .order_by("id")
+        .values_list("kind", "key")
+    ):
         found.setdefault(kind, []).append(key)
     return found
 
@@ -213,43 +224,59 @@ async def keys_on_many(connection_ids: Iterable[int], kind: str) -> dict[int, li
     found: dict[int, list[str]] = {}
     if not ids:
         return found
-    for connection_id, key in await PluginEnablement.filter(
-            connection_id__in=ids, kind=_check_kind(kind), is_on=True).order_by("id").values_list(
-            "connection_id", "key"):
+    for connection_id, key in (
+        await PluginEnablement.filter(connection_id__in=ids, kind=_check_kind(kind), is_on=True)
+        .order_by("id")
+        .values_list("connection_id", "key")
+    ):
         found.setdefault(connection_id, []).append(key)
     return found
 
 
 async def settings_on(connection: Connection | int, kind: str) -> list[tuple[str, dict[str, Any]]]:
     """``(key, stored settings)`` of the plugins of one kind switched on for a connection, in set-up order."""
-    return [(key, settings or {}) for key, settings in await PluginEnablement.filter(
-        connection_id=_connection_id(connection), kind=_check_kind(kind), is_on=True).order_by("id").values_list(
-        "key", "settings")]
+    return [
+        (key, settings or {})
+        for key, settings in await PluginEnablement.filter(
+            connection_id=_connection_id(connection), kind=_check_kind(kind), is_on=True
+        )
+        .order_by("id")
+        .values_list("key", "settings")
+    ]
 
 
-async def settings_of_many(connection_ids: Iterable[int], kind: str, keys: Iterable[str]
-                           ) -> dict[tuple[int, str], dict[str, Any]]:
+async def settings_of_many(
+    connection_ids: Iterable[int], kind: str, keys: Iterable[str]
+) -> dict[tuple[int, str], dict[str, Any]]:
     """For many connections and keys at once (one query): the stored settings of the plugins switched
     on, by ``(connection id, key)``; a plugin that is off or never set up is absent."""
     ids, wanted = list(set(connection_ids)), list(set(keys))
     if not ids or not wanted:
         return {}
-    return {(connection_id, key): settings or {} for connection_id, key, settings in await PluginEnablement.filter(
-        connection_id__in=ids, kind=_check_kind(kind), key__in=wanted, is_on=True).values_list(
-        "connection_id", "key", "settings")}
+    return {
+        (connection_id, key): settings or {}
+        for connection_id, key, settings in await PluginEnablement.filter(
+            connection_id__in=ids, kind=_check_kind(kind), key__in=wanted, is_on=True
+        ).values_list("connection_id", "key", "settings")
+    }
 
 
 # --- writing -------------------------------------------------------------------------------
 
-async def enable(connection: Connection | int, kind: str, key: str, settings: dict[str, Any] | None = None
-                 ) -> PluginEnablement:
+
+async def enable(
+    connection: Connection | int, kind: str, key: str, settings: dict[str, Any] | None = None
+) -> PluginEnablement:
     """Switch a plugin on for a connection. ``settings`` (already loaded through the plugin's schema)
     replace the stored ones when given; otherwise stored settings are kept, and a plugin never set up
     starts with none stored (every read fills the schema's defaults)."""
     connection_id = _connection_id(connection)
     row, created = await PluginEnablement.get_or_create(
-        connection_id=connection_id, kind=_check_kind(kind), key=key,
-        defaults={"is_on": True, "settings": settings or {}})
+        connection_id=connection_id,
+        kind=_check_kind(kind),
+        key=key,
+        defaults={"is_on": True, "settings": settings or {}},
+    )
     if not created:
         changes: dict[str, Any] = {"is_on": True}
         if settings is not None:
@@ -262,14 +289,18 @@ async def enable(connection: Connection | int, kind: str, key: str, settings: di
 
 async def switch(connection: Connection | int, kind: str, key: str, on: bool) -> bool:
     """Switch a plugin that has been set up on or off; False when it never was (nothing is stored)."""
-    return bool(await PluginEnablement.filter(connection_id=_connection_id(connection), kind=_check_kind(kind),
-                                              key=key).update(is_on=on))
+    return bool(
+        await PluginEnablement.filter(connection_id=_connection_id(connection), kind=_check_kind(kind), key=key).update(
+            is_on=on
+        )
+    )
 
 
 async def store_settings(connection: Connection | int, kind: str, key: str, settings: dict[str, Any]) -> None:
     """Store a plugin's settings (already validated) for a connection; a plugin never set up stays off."""
     connection_id = _connection_id(connection)
     row, created = await PluginEnablement.get_or_create(
-        connection_id=connection_id, kind=_check_kind(kind), key=key, defaults={"is_on": False, "settings": settings})
+        connection_id=connection_id, kind=_check_kind(kind), key=key, defaults={"is_on": False, "settings": settings}
+    )
     if not created:
         await PluginEnablement.filter(id=row.id).update(settings=settings)

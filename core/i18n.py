@@ -4,6 +4,7 @@ Message ids in the source are English. Where a message is written for a
 person, the language is chosen from ``Accept-Language`` (:func:`negotiate`;
 Russian when nothing matches) and passed to :func:`gettext`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -31,8 +32,9 @@ def _catalog(locale: str) -> dict[str, str]:
         return {}
     with open(path, "rb") as fh:
         catalog = read_po(fh, locale=locale)
-    return {m.id: m.string for m in catalog
-            if m.id and isinstance(m.id, str) and m.string and isinstance(m.string, str)}
+    return {
+        m.id: m.string for m in catalog if m.id and isinstance(m.id, str) and m.string and isinstance(m.string, str)
+    }
 
 
 @functools.cache
@@ -55,6 +57,7 @@ def gettext(message: str, locale: str = DEFAULT_LOCALE) -> str:
 
 
 # --- a plugin's own catalog, found by convention ------------------------------------------------
+
 
 @functools.cache
 def _locale_dir_of_module(module_name: str) -> Path | None:

@@ -12,6 +12,7 @@ duplicate window returns the existing lead), writes all of it in one
 transaction and queues all of it in one round trip. Each caller still gets
 its own answer, and only after its rows are on disk.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,10 +29,9 @@ from marshmallow import ValidationError
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from perezvon.core.domains import browser_domains
-from perezvon.core import channels
+from perezvon.core import channels, enablement
 from perezvon.core.batching import Batcher, settle
-from perezvon.core import enablement
+from perezvon.core.domains import browser_domains
 from perezvon.core.models import CalendarDay, Call, CallState, Connection, Department, DisplayStatus, Lead, Office
 from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job
 from perezvon.core.schedule import Hours, ScheduleError, first_attempt_at
@@ -155,10 +155,12 @@ class Site:
 
 async def load_site(connection: Connection) -> Site:
     # tortoise types a flat values_list as a list of tuples
-    offices = cast(list[int], await Office.filter(
-        connection_id=connection.id, is_active=True).values_list("id", flat=True))
-    departments = cast(list[int], await Department.filter(
-        connection_id=connection.id, is_active=True).values_list("id", flat=True))
+    offices = cast(
+        list[int], await Office.filter(connection_id=connection.id, is_active=True).values_list("id", flat=True)
+    )
+    departments = cast(
+        list[int], await Department.filter(connection_id=connection.id, is_active=True).values_list("id", flat=True)
+    )
     calendar = await CalendarDay.filter(connection_id=connection.id).all()
     plugins_on = await enablement.keys_on(connection)  # both kinds in one query
     telephony = TelephonySettingsSchema().load(connection.telephony or {})
@@ -171,8 +173,10 @@ async def load_site(connection: Connection) -> Site:
             timezone=connection.timezone,
             weekly=connection.schedule,
             # a day that is not a holiday has both times (the admin's calendar form requires them)
-            overrides={d.date: (None if d.kind == "holiday" else cast("tuple[str, str]", (d.opens, d.closes)))
-                       for d in calendar},
+            overrides={
+                d.date: (None if d.kind == "holiday" else cast("tuple[str, str]", (d.opens, d.closes)))
+                for d in calendar
+            },
         ),
         offices=frozenset(offices),
         offices_required=connection.offices_enabled and connection.offices_required,
@@ -247,10 +251,17 @@ class RowInserter:
         db = self.model._meta.db  # inside a transaction this is the transaction's connection
         values = []
         for row in rows:
-            values.append([
-                field.to_db_value(row[field.model_field_name] if field.model_field_name in row
-                                  else (field.default() if callable(field.default) else field.default), None)
-                for field in fields])
+            values.append(
+                [
+                    field.to_db_value(
+                        row[field.model_field_name]
+                        if field.model_field_name in row
+                        else (field.default() if callable(field.default) else field.default),
+                        None,
+                    )
+                    for field in fields
+                ]
+            )
         await db.execute_many(sql, values)
 
 
@@ -267,8 +278,15 @@ class _Pending:
 
 
 class LeadIntake:
-    def __init__(self, *, redis: ArqRedis, registry: Registry, sites: SiteDirectory,
-                 leads_per_ip_per_minute: int, duplicate_window_seconds: int) -> None:
+    def __init__(
+        self,
+        *,
+        redis: ArqRedis,
+        registry: Registry,
+        sites: SiteDirectory,
+        leads_per_ip_per_minute: int,
+        duplicate_window_seconds: int,
+    ) -> None:
         self.redis = redis
         self.registry = registry
         self.sites = sites
@@ -284,8 +302,9 @@ class LeadIntake:
 
     # --- the per-lead part: validate and prepare -------------------------------------
 
-    async def submit(self, payload: Any, *, client_ip: str | None, origin: str | None = None,
-                     now: dt.datetime | None = None) -> Accepted:
+    async def submit(
+        self, payload: Any, *, client_ip: str | None, origin: str | None = None, now: dt.datetime | None = None
+    ) -> Accepted:
         """Validate and store one lead; raises :class:`IntakeError` when refused.
 
         ``client_ip`` is the visitor's address, limited per minute; ``None``
@@ -305,13 +324,16 @@ class LeadIntake:
         if not site.is_on:
             raise IntakeError(IntakeReason.SITE_OFF, {"token": ["Callbacks are switched off for this site."]})
         if not site.allows_origin(origin):
-            raise IntakeError(IntakeReason.FOREIGN_ORIGIN,
-                              {"origin": ["This site token cannot be used from this site."]})
+            raise IntakeError(
+                IntakeReason.FOREIGN_ORIGIN, {"origin": ["This site token cannot be used from this site."]}
+            )
         if data["source"] not in self.registry.lead_sources:
             raise IntakeError(IntakeReason.INVALID, {"source": ["Unknown lead source."]})
         errors: dict[str, list[str]] = {}
-        for field, allowed, required in (("office_id", site.offices, site.offices_required),
-                                         ("department_id", site.departments, site.departments_required)):
+        for field, allowed, required in (
+            ("office_id", site.offices, site.offices_required),
+            ("department_id", site.departments, site.departments_required),
+        ):
             value = data[field]
             if value is None and required:
                 errors[field] = ["Choose one."]
@@ -322,8 +344,9 @@ class LeadIntake:
 
         now = now or dt.datetime.now(dt.UTC)
         try:
-            scheduled_at = first_attempt_at(site.hours, now, delay_seconds=site.first_call_delay,
-                                            preferred_at=data["preferred_at"])
+            scheduled_at = first_attempt_at(
+                site.hours, now, delay_seconds=site.first_call_delay, preferred_at=data["preferred_at"]
+            )
         except ScheduleError as exc:  # broken settings must not cost the visitor their callback
             log.error("connection %s: %s; calling the lead without working hours", site.id, exc)
             scheduled_at = now + dt.timedelta(seconds=site.first_call_delay)
@@ -349,39 +372,76 @@ class LeadIntake:
         except ScheduleError:
             return spread_at
 
-    def _prepare(self, data: dict[str, Any], site: Site, now: dt.datetime, scheduled_at: dt.datetime,
-                 client_ip: str | None) -> _Pending:
+    def _prepare(
+        self, data: dict[str, Any], site: Site, now: dt.datetime, scheduled_at: dt.datetime, client_ip: str | None
+    ) -> _Pending:
         utm = data["utm"]
         lead = dict(
-            id=uuid.uuid4(), connection_id=site.id, source=data["source"], phone=data["phone"], name=data["name"],
-            office_id=data["office_id"], department_id=data["department_id"], preferred_at=data["preferred_at"],
-            page_url=data["page_url"], referrer=data["referrer"],
-            utm_source=utm["source"], utm_medium=utm["medium"], utm_campaign=utm["campaign"],
-            utm_content=utm["content"], utm_term=utm["term"],
-            channel=data["channel"] or channels.detect(page_url=data["page_url"], referrer=data["referrer"],
-                                                       utm_medium=utm["medium"], own_domains=list(site.domains)),
-            visitor_id=data["visitor_id"], visit=data["visit"], displayed_phone=data["displayed_phone"],
-            extra=data["extra"], client_ip=client_ip or "", created_at=now,
+            id=uuid.uuid4(),
+            connection_id=site.id,
+            source=data["source"],
+            phone=data["phone"],
+            name=data["name"],
+            office_id=data["office_id"],
+            department_id=data["department_id"],
+            preferred_at=data["preferred_at"],
+            page_url=data["page_url"],
+            referrer=data["referrer"],
+            utm_source=utm["source"],
+            utm_medium=utm["medium"],
+            utm_campaign=utm["campaign"],
+            utm_content=utm["content"],
+            utm_term=utm["term"],
+            channel=data["channel"]
+            or channels.detect(
+                page_url=data["page_url"],
+                referrer=data["referrer"],
+                utm_medium=utm["medium"],
+                own_domains=list(site.domains),
+            ),
+            visitor_id=data["visitor_id"],
+            visit=data["visit"],
+            displayed_phone=data["displayed_phone"],
+            extra=data["extra"],
+            client_ip=client_ip or "",
+            created_at=now,
         )
         call = dict(
-            id=uuid.uuid4(), lead_id=lead["id"], connection_id=site.id, created_at=now,
-            first_direction=site.first_direction, next_direction=site.first_direction,
+            id=uuid.uuid4(),
+            lead_id=lead["id"],
+            connection_id=site.id,
+            created_at=now,
+            first_direction=site.first_direction,
+            next_direction=site.first_direction,
             next_attempt_at=scheduled_at,
         )
         call_id = str(call["id"])
         accepted = Accepted(str(lead["id"]), call_id, scheduled_at.isoformat().replace("+00:00", "Z"))
         if site.first_call_delay > MAX_CALL_DELAY_SECONDS:
-            call.update(state=CallState.NOTIFIED, display_status=DisplayStatus.NOTIFIED, reason=NOTIFIED_REASON,
-                        next_attempt_at=None, next_direction=None, finished_at=now)
+            call.update(
+                state=CallState.NOTIFIED,
+                display_status=DisplayStatus.NOTIFIED,
+                reason=NOTIFIED_REASON,
+                next_attempt_at=None,
+                next_direction=None,
+                finished_at=now,
+            )
             jobs = [notify_job(key, "lead_delayed", call_id) for key in self.registry.notifiers]
         else:
             jobs = [attempt_job(call_id, 1, scheduled_at)]
-        jobs += [delivery_job(key, "lead_created", call_id) for key in site.integrations
-                 if key in self.registry.integrations and self.registry.integrations[key].handles("lead_created")]
+        jobs += [
+            delivery_job(key, "lead_created", call_id)
+            for key in site.integrations
+            if key in self.registry.integrations and self.registry.integrations[key].handles("lead_created")
+        ]
         window = int(now.timestamp()) // 60
         return _Pending(
-            lead=lead, call=call, accepted=accepted, jobs=jobs,
-            rate_key=f"pv:rate:{client_ip}:{window}", rate_limited=client_ip is not None,
+            lead=lead,
+            call=call,
+            accepted=accepted,
+            jobs=jobs,
+            rate_key=f"pv:rate:{client_ip}:{window}",
+            rate_limited=client_ip is not None,
             dup_key=f"pv:dup:{site.id}:{lead['phone']}",
             future=asyncio.get_running_loop().create_future(),
         )
@@ -410,8 +470,10 @@ class LeadIntake:
             if verdict == "!new":
                 fresh.append(item)
             elif verdict == "!rate":
-                settle(item.future, error=IntakeError(IntakeReason.RATE_LIMITED,
-                                                      {"_schema": ["Too many requests, try again later."]}))
+                settle(
+                    item.future,
+                    error=IntakeError(IntakeReason.RATE_LIMITED, {"_schema": ["Too many requests, try again later."]}),
+                )
             else:
                 settle(item.future, Accepted.decode(verdict))
         if not fresh:
@@ -427,8 +489,12 @@ class LeadIntake:
             except Exception:  # the duplicate keys expire by themselves
                 pass
             for item in fresh:
-                settle(item.future, error=IntakeError(IntakeReason.UNAVAILABLE,
-                                                      {"_schema": ["The lead could not be stored, try again."]}))
+                settle(
+                    item.future,
+                    error=IntakeError(
+                        IntakeReason.UNAVAILABLE, {"_schema": ["The lead could not be stored, try again."]}
+                    ),
+                )
             return
         # committed is durable: answer now, and queue the jobs while the next group is written
         for item in fresh:

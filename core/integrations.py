@@ -18,6 +18,7 @@ spends its CPU on (BENCHMARKS.md, "Integration deliveries").
 Secret settings are masked for browsers by :mod:`perezvon.core.enablement`
 (``mask_secrets`` / ``merge_secrets``), with the rest of a plugin's settings.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -30,8 +31,10 @@ from typing import Any
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
+
 from perezvon.core.enablement import MASK
 from perezvon.core.registry import DeliveryError
+
 #: how much of an answer is kept with a delivery
 EXCERPT = 300
 #: connections per integration and event loop: a worker runs at most ``perezvon.core.worker.DELIVERY_MAX_JOBS`` pushes
@@ -84,8 +87,11 @@ class HttpPush:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop or self._client.is_closed:
             self._client = httpx.AsyncClient(
-                timeout=self.timeout, headers={"User-Agent": self.user_agent}, follow_redirects=False,
-                transport=_transport())
+                timeout=self.timeout,
+                headers={"User-Agent": self.user_agent},
+                follow_redirects=False,
+                transport=_transport(),
+            )
             self._loop = loop
             _open_pushes.add(self)
         return self._client
@@ -96,8 +102,9 @@ class HttpPush:
         self._client = None
         _open_pushes.discard(self)
 
-    async def send(self, method: str, url: str, *, secrets: Iterable[str] = (), timeout: float | None = None,
-                   **kwargs: Any) -> httpx.Response:
+    async def send(
+        self, method: str, url: str, *, secrets: Iterable[str] = (), timeout: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
         """Send one request; return the 2xx/3xx response, else raise :class:`DeliveryError`.
 
         ``secrets`` are strings (keys, tokens) to blank out of any message
@@ -112,17 +119,27 @@ class HttpPush:
             # connection ConnectTimeout, so the httpx class alone would call it a timeout
             cause = exc.__cause__ or exc
             if isinstance(cause, TimeoutError):
-                raise DeliveryError(f"no answer within {timeout:g} s ({type(exc).__name__})", retry=True,
-                                    timed_out=True) from None
-            raise DeliveryError(redact(f"network error: {type(cause).__name__}: {cause}", secrets),
-                                retry=True) from None
+                raise DeliveryError(
+                    f"no answer within {timeout:g} s ({type(exc).__name__})", retry=True, timed_out=True
+                ) from None
+            raise DeliveryError(
+                redact(f"network error: {type(cause).__name__}: {cause}", secrets), retry=True
+            ) from None
         status = response.status_code
         if status >= 500 or status == 429:
-            raise DeliveryError(f"the service answered {status}; trying again later", retry=True, status=status,
-                                response=excerpt(response, secrets))
+            raise DeliveryError(
+                f"the service answered {status}; trying again later",
+                retry=True,
+                status=status,
+                response=excerpt(response, secrets),
+            )
         if status >= 400:
-            raise DeliveryError(f"the service refused the request ({status})", retry=False, status=status,
-                                response=excerpt(response, secrets))
+            raise DeliveryError(
+                f"the service refused the request ({status})",
+                retry=False,
+                status=status,
+                response=excerpt(response, secrets),
+            )
         return response
 
 
@@ -152,13 +169,17 @@ class _EnvironmentProxies(httpx.AsyncBaseTransport):
     def __init__(self, proxies: dict[str, str]) -> None:
         self.proxies = proxies
         self.direct = AiohttpTransport(client=_aiohttp_session)
-        self.through = {scheme: AiohttpTransport(client=_aiohttp_session, proxy=httpx.Proxy(proxies[scheme]))
-                        for scheme in ("http", "https") if proxies.get(scheme)}
+        self.through = {
+            scheme: AiohttpTransport(client=_aiohttp_session, proxy=httpx.Proxy(proxies[scheme]))
+            for scheme in ("http", "https")
+            if proxies.get(scheme)
+        }
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         transport = self.through.get(request.url.scheme, self.direct)
         if transport is not self.direct and urllib.request.proxy_bypass_environment(  # type: ignore[attr-defined]
-                request.url.host, self.proxies):  # undocumented, so not in typeshed; what getproxies() pairs with
+            request.url.host, self.proxies
+        ):  # undocumented, so not in typeshed; what getproxies() pairs with
             transport = self.direct
         return await transport.handle_async_request(request)
 
@@ -172,5 +193,9 @@ def json_body(response: httpx.Response, secrets: Iterable[str] = ()) -> Any:
     try:
         return response.json()
     except (ValueError, json.JSONDecodeError):
-        raise DeliveryError("the service answered with something that is not JSON", retry=False,
-                            status=response.status_code, response=excerpt(response, secrets)) from None
+        raise DeliveryError(
+            "the service answered with something that is not JSON",
+            retry=False,
+            status=response.status_code,
+            response=excerpt(response, secrets),
+        ) from None

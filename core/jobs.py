@@ -1,4 +1,5 @@
 """The core's arq jobs. ``ctx["perezvon"]`` is the running :class:`perezvon.core.app.Perezvon`."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,8 +14,8 @@ from arq import Retry
 from marshmallow import ValidationError
 from tortoise.transactions import in_transaction
 
-from perezvon.core.batching import Batcher, settle
 from perezvon.core import enablement
+from perezvon.core.batching import Batcher, settle
 from perezvon.core.callbacks import as_event_data, utcnow
 from perezvon.core.models import Attempt, Call, Delivery, Department, NotificationRecipient, Office
 from perezvon.core.registry import CallEvent, DeliveryError, Notification
@@ -83,19 +84,27 @@ async def load_contexts(wanted: list[tuple[str, str]]) -> list[DeliveryContext |
     for attempt in await Attempt.filter(call_id__in=list(calls)).order_by("number"):
         attempts[str(attempt.call_id)].append(attempt)
     keys = list({key for _, key in wanted})
-    settings = await enablement.settings_of_many({call.connection_id for call in calls.values()},
-                                                 enablement.INTEGRATION, keys)
+    settings = await enablement.settings_of_many(
+        {call.connection_id for call in calls.values()}, enablement.INTEGRATION, keys
+    )
     previous: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
     for call_id, key, event, number, response in await Delivery.filter(
-            call_id__in=list(calls), integration_key__in=keys, ok=True).values_list(
-            "call_id", "integration_key", "event", "attempt_number", "response"):
+        call_id__in=list(calls), integration_key__in=keys, ok=True
+    ).values_list("call_id", "integration_key", "event", "attempt_number", "response"):
         previous[str(call_id), key][delivery_label(event, number)] = response
     out: list[DeliveryContext | None] = []
     for call_id, key in wanted:
         call = calls.get(call_id)
-        out.append(None if call is None else DeliveryContext(
-            call=call, attempts=attempts[call_id], settings=settings.get((call.connection_id, key)),
-            previous=previous[call_id, key]))
+        out.append(
+            None
+            if call is None
+            else DeliveryContext(
+                call=call,
+                attempts=attempts[call_id],
+                settings=settings.get((call.connection_id, key)),
+                previous=previous[call_id, key],
+            )
+        )
     return out
 
 
@@ -118,8 +127,7 @@ class DeliveryBatches:
 
     def __init__(self, max_batch: int = 500) -> None:
         self.loads: Batcher[_Load] = Batcher(self._load, name="perezvon-delivery-loads", max_batch=max_batch)
-        self.records: Batcher[_Record] = Batcher(self._record, name="perezvon-delivery-records",
-                                                  max_batch=max_batch)
+        self.records: Batcher[_Record] = Batcher(self._record, name="perezvon-delivery-records", max_batch=max_batch)
 
     @staticmethod
     async def _load(batch: list[_Load]) -> None:
@@ -134,7 +142,8 @@ class DeliveryBatches:
 
     async def load(self, call_id: str, integration_key: str) -> DeliveryContext | None:
         context: DeliveryContext | None = await self.loads.submit(
-            _Load(call_id, integration_key, asyncio.get_running_loop().create_future()))
+            _Load(call_id, integration_key, asyncio.get_running_loop().create_future())
+        )
         return context
 
     async def record(self, row: Delivery) -> None:
@@ -157,8 +166,9 @@ class _Unbatched:
         await store_deliveries([row])
 
 
-async def deliver(ctx: dict[str, Any], integration_key: str, event: str, call_id: str,
-                  attempt_number: int | None = None) -> str:
+async def deliver(
+    ctx: dict[str, Any], integration_key: str, event: str, call_id: str, attempt_number: int | None = None
+) -> str:
     """Push one event of one call to one integration; idempotent, retried with back-off.
 
     Every try is stored as a :class:`Delivery` row (time, status, response
@@ -185,13 +195,22 @@ async def deliver(ctx: dict[str, Any], integration_key: str, event: str, call_id
             return "skipped: attempt gone"
     job_try = ctx.get("job_try", 1)
 
-    async def record(ok: bool, *, status: int | None = None, response: str = "",
-                     retry_in: int | None = None) -> None:
+    async def record(ok: bool, *, status: int | None = None, response: str = "", retry_in: int | None = None) -> None:
         now = utcnow()
-        await batches.record(Delivery(
-            call_id=call.id, integration_key=integration_key, event=event, attempt_number=attempt_number,
-            try_number=job_try, ok=ok, status=status, response=response[:500], created_at=now,
-            next_try_at=now + dt.timedelta(seconds=retry_in) if retry_in is not None else None))
+        await batches.record(
+            Delivery(
+                call_id=call.id,
+                integration_key=integration_key,
+                event=event,
+                attempt_number=attempt_number,
+                try_number=job_try,
+                ok=ok,
+                status=status,
+                response=response[:500],
+                created_at=now,
+                next_try_at=now + dt.timedelta(seconds=retry_in) if retry_in is not None else None,
+            )
+        )
 
     try:
         settings = enablement.validated(integration, context.settings)
@@ -199,8 +218,11 @@ async def deliver(ctx: dict[str, Any], integration_key: str, event: str, call_id
         await record(False, response=enablement.invalid_message(integration, exc))
         return "failed: invalid settings"
     payload = CallEvent(
-        event=event, connection_id=call.connection_id, settings=settings,
-        lead=as_event_data(call.lead), call=as_event_data(call),
+        event=event,
+        connection_id=call.connection_id,
+        settings=settings,
+        lead=as_event_data(call.lead),
+        call=as_event_data(call),
         attempts=[as_event_data(a) for a in context.attempts],
         attempt=as_event_data(attempt) if attempt is not None else None,
         event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"perezvon:{label}:{call.id}")),
@@ -218,11 +240,13 @@ async def deliver(ctx: dict[str, Any], integration_key: str, event: str, call_id
             raise Retry(defer=retry_in) from exc
         return f"failed: {exc}"
     except Exception as exc:  # a timeout or an unexpected error is treated like a network error: try again
-        reason = f"no answer within {DELIVERY_TIMEOUT:g} s" if isinstance(exc, TimeoutError) else (
-            f"{type(exc).__name__}: {exc}")
+        reason = (
+            f"no answer within {DELIVERY_TIMEOUT:g} s"
+            if isinstance(exc, TimeoutError)
+            else (f"{type(exc).__name__}: {exc}")
+        )
         await record(False, response=reason, retry_in=retry_in)
-        log.warning("delivery %s %s of call %s failed (try %d): %s", integration_key, label, call_id, job_try,
-                    reason)
+        log.warning("delivery %s %s of call %s failed (try %d): %s", integration_key, label, call_id, job_try, reason)
         if retry_in is not None:
             raise Retry(defer=retry_in) from exc
         return f"failed: {reason}"
@@ -243,18 +267,32 @@ async def notify(ctx: dict[str, Any], notifier_key: str, kind: str, subject_id: 
     wanted = {"call_succeeded": {"on_success": True}, "call_failed": {"on_failure": True}}.get(kind, {})
     recipients = await NotificationRecipient.filter(connection_id=call.connection_id, **wanted).all()
     lead = call.lead
-    emails = tuple(sorted({r.email for r in recipients
-                           if (r.office_id in (None, lead.office_id)) and (r.department_id in (None, lead.department_id))}))
+    emails = tuple(
+        sorted(
+            {
+                r.email
+                for r in recipients
+                if (r.office_id in (None, lead.office_id)) and (r.department_id in (None, lead.department_id))
+            }
+        )
+    )
     if not emails:
         return "skipped: no recipients"
     office = await Office.get_or_none(id=lead.office_id) if lead.office_id else None
     department = await Department.get_or_none(id=lead.department_id) if lead.department_id else None
-    notification = Notification(kind=kind, recipients=emails, subject_id=subject_id, data={
-        "connection": as_event_data(call.connection), "lead": as_event_data(lead), "call": as_event_data(call),
-        "attempts": [as_event_data(a) for a in call.attempts],
-        "office": {"id": office.id, "name": office.name} if office else None,
-        "department": {"id": department.id, "name": department.name} if department else None,
-    })
+    notification = Notification(
+        kind=kind,
+        recipients=emails,
+        subject_id=subject_id,
+        data={
+            "connection": as_event_data(call.connection),
+            "lead": as_event_data(lead),
+            "call": as_event_data(call),
+            "attempts": [as_event_data(a) for a in call.attempts],
+            "office": {"id": office.id, "name": office.name} if office else None,
+            "department": {"id": department.id, "name": department.name} if department else None,
+        },
+    )
     job_try = ctx.get("job_try", 1)
     try:
         await notifier.send(notification)

@@ -4,6 +4,7 @@ Leads, calls and attempts have UUID keys made by the application, so the
 intake can write a whole batch in one transaction without reading ids back,
 and a call id in a public URL cannot be guessed.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -68,7 +69,9 @@ class User(Model):
     first_name = fields.CharField(max_length=100, default="")
     last_name = fields.CharField(max_length=100, default="")
     position = fields.CharField(max_length=100, default="")
-    password_hash = fields.CharField(max_length=255, null=True, description="argon2 hash, empty until the user is activated")
+    password_hash = fields.CharField(
+        max_length=255, null=True, description="argon2 hash, empty until the user is activated"
+    )
     is_staff = fields.BooleanField(default=False)
     is_active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -278,7 +281,8 @@ class PluginEnablement(Model):
 
     id = fields.IntField(primary_key=True)
     connection: fields.ForeignKeyRelation[Connection] = fields.ForeignKeyField(
-        "perezvon.Connection", related_name="plugins", on_delete=fields.CASCADE)
+        "perezvon.Connection", related_name="plugins", on_delete=fields.CASCADE
+    )
     connection_id: int
     kind = fields.CharField(max_length=12, description="application | integration")
     key = fields.CharField(max_length=64)

@@ -1,4 +1,5 @@
 """Phone numbers: parsed and normalised to E.164 with ``phonenumbers``."""
+
 from __future__ import annotations
 
 import phonenumbers

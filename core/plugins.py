@@ -14,6 +14,7 @@ The core imports no plugin by name. A plugin that fails to import or whose
 settings do not validate stops start-up with one message naming the plugin
 and the field (:class:`perezvon.core.registry.PluginError`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,16 +23,15 @@ import logging
 import os
 import sys
 import tomllib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
-from collections.abc import Sequence
-from typing import Any, Iterator
+from typing import Any
 
 import pluggy
 from marshmallow import Schema, ValidationError
 
-from perezvon import core
-from perezvon import hookspecs
+from perezvon import core, hookspecs
 from perezvon.core.commands import Command, CommandRegistry
 from perezvon.core.registry import JobRegistry, PluginError, Registry, Server, ServerContext, TelephonyBackend
 from perezvon.core.settings import Settings
@@ -50,8 +50,11 @@ REGISTRATION_PREFIX = f"{hookspecs.PROJECT}_register_"
 def registration_hooks(pm: pluggy.PluginManager) -> tuple[str, ...]:
     """Every registration hook the manager has a spec for, in the order the spec modules declare them:
     a new ``perezvon_register_*`` spec is called without being listed anywhere else."""
-    return tuple(name for name, caller in vars(pm.hook).items()
-                 if name.startswith(REGISTRATION_PREFIX) and getattr(caller, "spec", None) is not None)
+    return tuple(
+        name
+        for name, caller in vars(pm.hook).items()
+        if name.startswith(REGISTRATION_PREFIX) and getattr(caller, "spec", None) is not None
+    )
 
 
 @dataclasses.dataclass
@@ -122,8 +125,9 @@ class PluginHost:
     # --- loading ----------------------------------------------------------------
 
     @classmethod
-    def from_file(cls, path: Path, extra: Sequence[tuple[str, object]] = (),
-                  core_settings: Settings | None = None) -> PluginHost:
+    def from_file(
+        cls, path: Path, extra: Sequence[tuple[str, object]] = (), core_settings: Settings | None = None
+    ) -> PluginHost:
         host = cls(read_plugins_toml(path), core_settings)
         host.load_entry_points()
         for name, plugin in extra:
@@ -171,8 +175,9 @@ class PluginHost:
             try:
                 plugin = ep.load()
             except Exception as exc:  # any import-time failure names the plugin
-                raise PluginError(f"plugin {ep.name!r} failed to import ({ep.value}): "
-                                  f"{type(exc).__name__}: {exc}") from exc
+                raise PluginError(
+                    f"plugin {ep.name!r} failed to import ({ep.value}): {type(exc).__name__}: {exc}"
+                ) from exc
             self._register(ep.name, plugin)
 
     def _register(self, name: str, plugin: object) -> None:
@@ -199,7 +204,8 @@ class PluginHost:
 
     def configure(self) -> None:
         unknown = sorted(
-            name for name, section in self.config.get("plugins", {}).items()
+            name
+            for name, section in self.config.get("plugins", {}).items()
             if name not in self.infos and isinstance(section, dict) and section.get("enabled")
         )
         if unknown:
@@ -214,8 +220,7 @@ class PluginHost:
             info.hooks = sorted(self._hooks_of(name))
             self.registry.current_plugin = name
             for hook in registration_hooks(self.pm):
-                self._only(hook, name)(registry=self.registry, settings=info.settings,
-                                       core_settings=self.core_settings)
+                self._only(hook, name)(registry=self.registry, settings=info.settings, core_settings=self.core_settings)
         self.registry.current_plugin = "?"
         for info in self.infos.values():
             info.kinds = self.registry.kinds_of(info.name) if info.enabled else []
@@ -343,10 +348,14 @@ class PluginHost:
         if len(backends) == 1:
             return next(iter(backends.values()))
         if not backends:
-            raise PluginError("no telephony backend is enabled: enable one in plugins.toml "
-                              "(the simulator for a demo, asterisk for a real PBX)")
-        raise PluginError(f"several telephony backends are enabled ({', '.join(sorted(backends))}): "
-                          "choose one with [perezvon] telephony = \"...\" in plugins.toml")
+            raise PluginError(
+                "no telephony backend is enabled: enable one in plugins.toml "
+                "(the simulator for a demo, asterisk for a real PBX)"
+            )
+        raise PluginError(
+            f"several telephony backends are enabled ({', '.join(sorted(backends))}): "
+            'choose one with [perezvon] telephony = "..." in plugins.toml'
+        )
 
 
 def registry_with(name: str, plugin: object, settings: dict[str, Any] | None = None) -> Registry:

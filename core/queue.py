@@ -14,6 +14,7 @@ integration pushes and notifications, which wait on outside services and so
 must never stand between a lead and its first dial. A :class:`Job` names its
 queue; one enqueue may mix queues and is still one round trip.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -65,16 +66,25 @@ def attempt_job(call_id: str, number: int, run_at: dt.datetime | None) -> Job:
 def delivery_job(integration: str, event: str, call_id: str, attempt_number: int | None = None) -> Job:
     """The job that pushes one event of one call (or of one of its attempts) to one integration."""
     if attempt_number is None:
-        return Job("core.deliver", (integration, event, call_id), f"deliver:{integration}:{event}:{call_id}",
-                   queue=DELIVERIES_QUEUE)
-    return Job("core.deliver", (integration, event, call_id, attempt_number),
-               f"deliver:{integration}:{event}:{call_id}:{attempt_number}", queue=DELIVERIES_QUEUE)
+        return Job(
+            "core.deliver",
+            (integration, event, call_id),
+            f"deliver:{integration}:{event}:{call_id}",
+            queue=DELIVERIES_QUEUE,
+        )
+    return Job(
+        "core.deliver",
+        (integration, event, call_id, attempt_number),
+        f"deliver:{integration}:{event}:{call_id}:{attempt_number}",
+        queue=DELIVERIES_QUEUE,
+    )
 
 
 def notify_job(notifier: str, kind: str, subject_id: str) -> Job:
     """The job that sends one notification through one notifier."""
-    return Job("core.notify", (notifier, kind, subject_id), f"notify:{notifier}:{kind}:{subject_id}",
-               queue=DELIVERIES_QUEUE)
+    return Job(
+        "core.notify", (notifier, kind, subject_id), f"notify:{notifier}:{kind}:{subject_id}", queue=DELIVERIES_QUEUE
+    )
 
 
 class JobQueue:

@@ -7,6 +7,7 @@ the retention period (``PEREZVON_RECORDING_RETENTION_DAYS``, 92 days -- about
 three months -- by default) :func:`expire_recordings` deletes the file and
 clears the path, so nobody is offered a recording that no longer exists.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,8 +26,15 @@ def recordings_root(data_dir: Path) -> Path:
     return Path(data_dir) / "recordings"
 
 
-async def keep_recording(source: Path, data_dir: Path, call_id: str, attempt_number: int, *,
-                         settle_seconds: float = SETTLE_SECONDS, now: dt.datetime | None = None) -> Path | None:
+async def keep_recording(
+    source: Path,
+    data_dir: Path,
+    call_id: str,
+    attempt_number: int,
+    *,
+    settle_seconds: float = SETTLE_SECONDS,
+    now: dt.datetime | None = None,
+) -> Path | None:
     """Move the PBX's file into the storage; ``None`` (and a log line) when it never appeared."""
     source = Path(source)
     deadline = asyncio.get_running_loop().time() + settle_seconds
@@ -37,8 +45,13 @@ async def keep_recording(source: Path, data_dir: Path, call_id: str, attempt_num
             break
         if asyncio.get_running_loop().time() >= deadline:
             if size <= 0:
-                log.warning("call %s attempt %s: no recording at %s (is the recordings directory shared "
-                            "with Asterisk? docs/asterisk.md)", call_id, attempt_number, source)
+                log.warning(
+                    "call %s attempt %s: no recording at %s (is the recordings directory shared "
+                    "with Asterisk? docs/asterisk.md)",
+                    call_id,
+                    attempt_number,
+                    source,
+                )
                 return None
             break
         last_size = size
@@ -57,8 +70,12 @@ async def expire_recordings(data_dir: Path, retention_days: int, now: dt.datetim
     if retention_days <= 0:  # 0 keeps them forever
         return 0
     cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=retention_days)
-    old = await Attempt.filter(ended_at__lt=cutoff).exclude(recording="").limit(5000).values_list(
-        "id", "call_id", "recording")
+    old = (
+        await Attempt.filter(ended_at__lt=cutoff)
+        .exclude(recording="")
+        .limit(5000)
+        .values_list("id", "call_id", "recording")
+    )
     root = recordings_root(data_dir).resolve()
     for attempt_id, call_id, path in old:
         file = Path(path)

@@ -9,6 +9,7 @@ edited in the admin) is consulted first, per chain type; the built-in default
 below answers the rest. 201 (cancelled by DTMF) always aborts, and so does a
 successful call.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -60,8 +61,9 @@ def _lookup(table: dict[str, Any], op: str, client: str) -> Any:
     return table[max(found, key=_specificity)]
 
 
-def next_step(matrix: dict[str, Any], *, chain_started: str, next_number: int,
-              operator: int | None, client: int | None) -> NextStep | None:
+def next_step(
+    matrix: dict[str, Any], *, chain_started: str, next_number: int, operator: int | None, client: int | None
+) -> NextStep | None:
     """The rule for attempt ``next_number`` after a ``(operator, client)`` result, or None to stop."""
     if next_number > MAX_ATTEMPTS:
         return None

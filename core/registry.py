@@ -4,12 +4,13 @@ Pluggy discovers plugins and calls their registration hooks; everything that
 does work at run time is one of the async objects below. The core talks to
 them only through these base classes, never to a concrete plugin.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from pathlib import Path
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from marshmallow import Schema
@@ -47,6 +48,7 @@ class CheckFailed(Exception):
 
 
 # --- lead sources -----------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class LeadSource:
@@ -86,6 +88,7 @@ DemoStep = Callable[["Connection"], Awaitable[dict[str, Any]]]
 
 
 # --- applications -------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class EditorElement:
@@ -168,6 +171,7 @@ class Application:
 
 
 # --- telephony ---------------------------------------------------------------
+
 
 class Direction:
     OPERATOR_FIRST = "operator_first"
@@ -280,6 +284,7 @@ class SpeechEngine:
 
 # --- integrations --------------------------------------------------------------
 
+
 class DeliveryError(Exception):
     """An integration push failed. ``retry`` says whether trying again can help.
 
@@ -287,8 +292,9 @@ class DeliveryError(Exception):
     ``timed_out`` says that no answer came in time.
     """
 
-    def __init__(self, message: str, *, retry: bool, status: int | None = None, response: str = "",
-                 timed_out: bool = False):
+    def __init__(
+        self, message: str, *, retry: bool, status: int | None = None, response: str = "", timed_out: bool = False
+    ):
         super().__init__(message)
         self.retry = retry
         self.status = status
@@ -392,6 +398,7 @@ class Notifier:
 
 # --- jobs ---------------------------------------------------------------------------
 
+
 class JobRegistry:
     """Collects one plugin's arq jobs under ``"<plugin>.<name>"``."""
 
@@ -408,6 +415,7 @@ class JobRegistry:
 
 
 # --- the registry ----------------------------------------------------------------
+
 
 class Registry:
     """What the enabled plugins registered, keyed and checked for duplicates.
@@ -443,8 +451,10 @@ class Registry:
     def add_application(self, app: Application) -> None:
         for event in app.site_events:
             if not (isinstance(event, str) and event.startswith(f"{app.key}_") and event.isidentifier()):
-                raise PluginError(f"plugin {self.current_plugin!r}: application {app.key!r} declares the site event "
-                                  f"{event!r}; its events are named '{app.key}_<what>' (letters, digits, _)")
+                raise PluginError(
+                    f"plugin {self.current_plugin!r}: application {app.key!r} declares the site event "
+                    f"{event!r}; its events are named '{app.key}_<what>' (letters, digits, _)"
+                )
         self._add("application", self.applications, app.key, app)
 
     def site_events(self, app_keys: Iterable[str] | None = None) -> dict[str, str]:

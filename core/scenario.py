@@ -19,6 +19,7 @@ DTMF commands, the speak time, caller ids -- and returns the status pair:
 Leg statuses are SIP final codes (200 answered, 486 busy, 480 no answer ...)
 or the internal codes 201-204; ``None`` is a leg never dialled.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -71,11 +72,13 @@ class CallControl:
         """End whatever is still up (always called when the scenario ends)."""
 
 
-def choose_caller_ids(settings: dict[str, Any], *, client: str, operator: str,
-                      displayed_on_site: str) -> tuple[str, str]:
+def choose_caller_ids(
+    settings: dict[str, Any], *, client: str, operator: str, displayed_on_site: str
+) -> tuple[str, str]:
     """``(shown to the operator, shown to the client)``; "" means the platform's own number."""
-    to_operator = client if settings["show_client_number_to_operator"] and not settings[
-        "never_substitute_to_operator"] else ""
+    to_operator = (
+        client if settings["show_client_number_to_operator"] and not settings["never_substitute_to_operator"] else ""
+    )
     to_client = ""
     if settings["show_operator_number_to_client"]:
         if settings["custom_operator_number"]:
@@ -129,8 +132,9 @@ async def _operator_briefing(plan: AttemptPlan, control: CallControl, command: s
 
 async def _operator_first(plan: AttemptPlan, control: CallControl) -> AttemptOutcome:
     s = plan.telephony
-    operator = await control.dial(OPERATOR, plan.operator_number, caller_id=plan.caller_id_to_operator,
-                                  timeout=s["ring_timeout_seconds"])
+    operator = await control.dial(
+        OPERATOR, plan.operator_number, caller_id=plan.caller_id_to_operator, timeout=s["ring_timeout_seconds"]
+    )
     if operator != LegStatus.OK:
         return AttemptOutcome(operator, None)
     try:
@@ -140,8 +144,9 @@ async def _operator_first(plan: AttemptPlan, control: CallControl) -> AttemptOut
     if stop is not None:
         return AttemptOutcome(stop, None)
     try:
-        client = await control.dial(CLIENT, plan.client_number, caller_id=plan.caller_id_to_client,
-                                    timeout=s["ring_timeout_seconds"])
+        client = await control.dial(
+            CLIENT, plan.client_number, caller_id=plan.caller_id_to_client, timeout=s["ring_timeout_seconds"]
+        )
     except LegHungUp:  # the operator did not wait for the client to answer
         return AttemptOutcome(LegStatus.PARTY_LEFT, LegStatus.TERMINATED)
     if client != LegStatus.OK:
@@ -153,8 +158,11 @@ async def _join(plan: AttemptPlan, control: CallControl) -> AttemptOutcome:
     """Both legs answered: check for a machine on the client leg, then bridge."""
     s = plan.telephony
     try:
-        if s["detect_voicemail"] and plan.direction == Direction.OPERATOR_FIRST \
-                and await control.answered_by_machine(CLIENT):
+        if (
+            s["detect_voicemail"]
+            and plan.direction == Direction.OPERATOR_FIRST
+            and await control.answered_by_machine(CLIENT)
+        ):
             return AttemptOutcome(LegStatus.OK, LegStatus.VOICEMAIL)
     except LegHungUp as gone:  # someone left before the two were joined
         left = LegStatus.PARTY_LEFT
@@ -165,8 +173,9 @@ async def _join(plan: AttemptPlan, control: CallControl) -> AttemptOutcome:
 
 async def _client_first(plan: AttemptPlan, control: CallControl) -> AttemptOutcome:
     s = plan.telephony
-    client = await control.dial(CLIENT, plan.client_number, caller_id=plan.caller_id_to_client,
-                                timeout=s["ring_timeout_seconds"])
+    client = await control.dial(
+        CLIENT, plan.client_number, caller_id=plan.caller_id_to_client, timeout=s["ring_timeout_seconds"]
+    )
     if client != LegStatus.OK:
         return AttemptOutcome(None, client)
     try:
@@ -181,8 +190,9 @@ async def _client_first(plan: AttemptPlan, control: CallControl) -> AttemptOutco
     except LegHungUp:  # the client left before the operator was dialled
         return AttemptOutcome(None, LegStatus.PARTY_LEFT)
     try:
-        operator = await control.dial(OPERATOR, plan.operator_number, caller_id=plan.caller_id_to_operator,
-                                      timeout=s["ring_timeout_seconds"])
+        operator = await control.dial(
+            OPERATOR, plan.operator_number, caller_id=plan.caller_id_to_operator, timeout=s["ring_timeout_seconds"]
+        )
     except LegHungUp:  # the client did not wait for the operator to answer
         return AttemptOutcome(LegStatus.TERMINATED, LegStatus.PARTY_LEFT)
     if operator != LegStatus.OK:

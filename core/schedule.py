@@ -6,6 +6,7 @@ Calendar overrides replace a date's hours (``short``/``workday``) or close it
 (``holiday``). All functions are pure: they take a :class:`Hours` snapshot and
 aware datetimes, and return aware UTC datetimes.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -83,8 +84,9 @@ class Hours:
         raise ScheduleError("the schedule has no working hours: set at least one working day")
 
 
-def first_attempt_at(hours: Hours, now: dt.datetime, *, delay_seconds: int = 0,
-                     preferred_at: dt.datetime | None = None) -> dt.datetime:
+def first_attempt_at(
+    hours: Hours, now: dt.datetime, *, delay_seconds: int = 0, preferred_at: dt.datetime | None = None
+) -> dt.datetime:
     """When to place a new lead's first attempt.
 
     Inside working hours: after the webhook delay. A preferred time in the

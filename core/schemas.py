@@ -1,5 +1,6 @@
 """Input schemas of the core (marshmallow). Error messages are English ids,
 translated when the response is written (:func:`perezvon.core.i18n.translate_errors`)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -14,7 +15,6 @@ from perezvon.core.registry import Direction
 MUST_CONSENT = "Consent to the processing of personal data is required."
 
 
-
 def check_time_zone(value: str, message: str = "Unknown time zone.") -> None:
     """A marshmallow check shared by every schema with a time zone: an IANA name zoneinfo knows."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,6 +23,7 @@ def check_time_zone(value: str, message: str = "Unknown time zone.") -> None:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValidationError(message) from None
+
 
 class PhoneField(fields.String):
     """A phone number, normalised to E.164 (default region RU)."""
@@ -64,8 +65,11 @@ class VisitSchema(Schema):
     pages = fields.Integer(load_default=None, validate=validate.Range(min=0, max=100000))
     seconds_on_site = fields.Integer(load_default=None, validate=validate.Range(min=0, max=10**7))
     trigger = fields.String(load_default="", validate=validate.Length(max=64))
-    rule = fields.String(load_default="", validate=validate.Length(max=200), metadata={
-        "description": "name of the app rule that matched by URL or UTM (spoken to the operator)"})
+    rule = fields.String(
+        load_default="",
+        validate=validate.Length(max=200),
+        metadata={"description": "name of the app rule that matched by URL or UTM (spoken to the operator)"},
+    )
 
 
 _NO_UTM = {"source": "", "medium": "", "campaign": "", "content": "", "term": ""}
@@ -77,17 +81,22 @@ class LeadSchema(Schema):
     class Meta:
         unknown = EXCLUDE  # clients may send more than we keep; we never fail on it
 
-    token = fields.String(required=True, validate=validate.Length(min=1, max=64),
-                          metadata={"description": "the connection's site token"})
+    token = fields.String(
+        required=True, validate=validate.Length(min=1, max=64), metadata={"description": "the connection's site token"}
+    )
     phone = PhoneField(required=True, metadata={"description": "any common format; stored as E.164"})
     consent = fields.Boolean(required=True, metadata={"description": "personal-data consent (152-FZ); must be true"})
-    source = fields.String(load_default="api", validate=validate.Length(max=64),
-                           metadata={"description": "lead source key: widget, leadgen, ... (api when absent)"})
+    source = fields.String(
+        load_default="api",
+        validate=validate.Length(max=64),
+        metadata={"description": "lead source key: widget, leadgen, ... (api when absent)"},
+    )
     name = fields.String(load_default="", validate=validate.Length(max=200))
     office_id = fields.Integer(load_default=None, allow_none=True)
     department_id = fields.Integer(load_default=None, allow_none=True)
-    preferred_at = fields.AwareDateTime(load_default=None, allow_none=True,
-                                        metadata={"description": "the time the visitor chose, ISO 8601 with offset"})
+    preferred_at = fields.AwareDateTime(
+        load_default=None, allow_none=True, metadata={"description": "the time the visitor chose, ISO 8601 with offset"}
+    )
     page_url = fields.String(load_default="", validate=validate.Length(max=2048))
     referrer = fields.String(load_default="", validate=validate.Length(max=2048))
     utm = fields.Nested(UtmSchema, load_default=lambda: dict(_NO_UTM))
@@ -95,8 +104,11 @@ class LeadSchema(Schema):
     visitor_id = fields.String(load_default="", validate=validate.Length(max=64))
     visit = fields.Nested(VisitSchema, load_default=dict)
     displayed_phone = fields.String(load_default="", validate=validate.Length(max=40))
-    extra = fields.Dict(keys=fields.String(validate=validate.Length(max=64)), load_default=dict,
-                        metadata={"description": "source-specific data kept with the lead"})
+    extra = fields.Dict(
+        keys=fields.String(validate=validate.Length(max=64)),
+        load_default=dict,
+        metadata={"description": "source-specific data kept with the lead"},
+    )
 
     @validates("consent")
     def _consent_given(self, value: bool, **_: Any) -> None:
@@ -125,14 +137,21 @@ class TelephonySettingsSchema(Schema):
         unknown = EXCLUDE
 
     first_direction = fields.String(load_default=Direction.OPERATOR_FIRST, validate=validate.OneOf(Direction.ALL))
-    first_call_delay_seconds = fields.Integer(load_default=0, validate=validate.Range(min=0, max=86400),
-                                              metadata={"help": "over 59 s: e-mail the lead instead of calling"})
+    first_call_delay_seconds = fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0, max=86400),
+        metadata={"help": "over 59 s: e-mail the lead instead of calling"},
+    )
     extension_delay_seconds = fields.Float(load_default=2, validate=validate.Range(min=0, max=60))
     operator_ivr_delay_seconds = fields.Float(load_default=1, validate=validate.Range(min=0, max=60))
-    operator_speak_seconds = fields.Float(load_default=15, validate=validate.Range(min=1, max=120),
-                                          metadata={"help": "how long to wait for the operator's key"})
-    interrupt_operator_call = fields.Boolean(load_default=True,
-                                             metadata={"help": "no key in time: end with 202 (else call the client)"})
+    operator_speak_seconds = fields.Float(
+        load_default=15,
+        validate=validate.Range(min=1, max=120),
+        metadata={"help": "how long to wait for the operator's key"},
+    )
+    interrupt_operator_call = fields.Boolean(
+        load_default=True, metadata={"help": "no key in time: end with 202 (else call the client)"}
+    )
     client_ivr_delay_seconds = fields.Float(load_default=1, validate=validate.Range(min=0, max=60))
     dtmf_wait_seconds = fields.Float(load_default=5, validate=validate.Range(min=1, max=60))
     ring_timeout_seconds = fields.Float(load_default=30, validate=validate.Range(min=5, max=120))
@@ -146,12 +165,14 @@ class TelephonySettingsSchema(Schema):
     detect_voicemail = fields.Boolean(load_default=True)
     voice = fields.String(load_default="female", validate=validate.OneOf(["female", "male"]))
     show_client_number_to_operator = fields.Boolean(load_default=True)
-    never_substitute_to_operator = fields.Boolean(load_default=False,
-                                                  metadata={"help": "a carrier that forbids substitution"})
+    never_substitute_to_operator = fields.Boolean(
+        load_default=False, metadata={"help": "a carrier that forbids substitution"}
+    )
     show_operator_number_to_client = fields.Boolean(load_default=True)
     show_tracking_number_to_client = fields.Boolean(load_default=False)
-    custom_operator_number = OptionalPhoneField(load_default="", allow_none=True,
-                                        metadata={"help": "shown to the client instead of the operator's"})
+    custom_operator_number = OptionalPhoneField(
+        load_default="", allow_none=True, metadata={"help": "shown to the client instead of the operator's"}
+    )
     record = fields.Boolean(load_default=True)
 
 
@@ -193,8 +214,11 @@ class WorkingHoursSchema(Schema):
     """
 
     timezone = fields.String(load_default="Europe/Moscow")
-    schedule = fields.Dict(keys=fields.String(validate=validate.OneOf([str(d) for d in range(1, 8)])),
-                           values=fields.List(fields.String(), allow_none=True), required=True)
+    schedule = fields.Dict(
+        keys=fields.String(validate=validate.OneOf([str(d) for d in range(1, 8)])),
+        values=fields.List(fields.String(), allow_none=True),
+        required=True,
+    )
     convenient_time = fields.String(load_default="10:00")
 
     @validates("timezone")
@@ -212,8 +236,7 @@ class WorkingHoursSchema(Schema):
         for day, span in value.items():
             if span is None:
                 continue
-            if (len(span) != 2 or not _valid_time(span[0])
-                    or not _valid_time(span[1], allow_midnight_end=True)):
+            if len(span) != 2 or not _valid_time(span[0]) or not _valid_time(span[1], allow_midnight_end=True):
                 errors[day] = ["Give opening and closing as HH:MM."]
             elif span[1] <= span[0] and span[1] != "24:00":
                 errors[day] = ["Closing must be after opening."]

@@ -2,12 +2,13 @@
 
 README.md ("Run it on PostgreSQL and Redis, across machines") lists the names and defaults.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -51,13 +52,16 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
         env = dict(os.environ if env is None else env)
         data_dir = Path(overrides.pop("data_dir", None) or env.get("PEREZVON_DATA_DIR", "./var")).resolve()
-        database_url = overrides.pop("database_url", None) or env.get("PEREZVON_DATABASE_URL") or (
-            f"sqlite://{data_dir / 'perezvon.sqlite3'}"
+        database_url = (
+            overrides.pop("database_url", None)
+            or env.get("PEREZVON_DATABASE_URL")
+            or (f"sqlite://{data_dir / 'perezvon.sqlite3'}")
         )
         redis_url = overrides.pop("redis_url", None) or env.get("PEREZVON_REDIS_URL") or None
         plugins_path = plugins_file(overrides.pop("plugins_path", None), env)
-        public_url = (overrides.pop("public_url", None) or env.get("PEREZVON_PUBLIC_URL")
-                      or "http://127.0.0.1:8000").rstrip("/")
+        public_url = (
+            overrides.pop("public_url", None) or env.get("PEREZVON_PUBLIC_URL") or "http://127.0.0.1:8000"
+        ).rstrip("/")
         secret_key = overrides.pop("secret_key", None) or env.get("PEREZVON_SECRET_KEY") or None
         numbers: dict[str, Any] = {
             "leads_per_ip_per_minute": int(env.get("PEREZVON_LEADS_PER_IP_PER_MINUTE", 30)),

@@ -2,6 +2,7 @@
 
 Reasons are English message ids, translated where they are shown.
 """
+
 from __future__ import annotations
 
 from perezvon.core.models import DisplayStatus
@@ -21,8 +22,7 @@ _LEG_REASONS = {
 }
 
 
-def classify(operator: int | None, client: int | None,
-             direction: str = Direction.OPERATOR_FIRST) -> tuple[str, str]:
+def classify(operator: int | None, client: int | None, direction: str = Direction.OPERATOR_FIRST) -> tuple[str, str]:
     """``(display status, reason)`` for one attempt's ``(operator, client)`` pair.
 
     ``None`` means the leg was never dialled (the first leg already failed).
@@ -51,4 +51,7 @@ def _client_failed(client: int | None) -> tuple[str, str]:
         return DisplayStatus.UNSUCCESSFUL, "client's voicemail answered"
     if client is None:
         return DisplayStatus.UNSUCCESSFUL, "client was not dialled"
-    return DisplayStatus.UNSUCCESSFUL, f"the subscriber could not be reached in time: {_LEG_REASONS.get(client, 'not reached')}"
+    return (
+        DisplayStatus.UNSUCCESSFUL,
+        f"the subscriber could not be reached in time: {_LEG_REASONS.get(client, 'not reached')}",
+    )

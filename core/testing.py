@@ -13,6 +13,7 @@ Third-party plugin authors test the same way the core does:
 The plugins file is ``PEREZVON_TEST_PLUGINS`` (default ``tests/plugins.toml``
 in the working directory, else the project's ``plugins.toml``).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -112,9 +113,13 @@ async def perezvon_app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
 
     data_dir = tmp_path_factory.mktemp("perezvon")
     settings = Settings.from_env(
-        env={}, data_dir=data_dir, database_url=await fresh_database_url(data_dir),
-        redis_url=await fresh_redis_url(), plugins_path=test_plugins_path(),
-        leads_per_ip_per_minute=100000, connection_cache_seconds=0.0,
+        env={},
+        data_dir=data_dir,
+        database_url=await fresh_database_url(data_dir),
+        redis_url=await fresh_redis_url(),
+        plugins_path=test_plugins_path(),
+        leads_per_ip_per_minute=100000,
+        connection_cache_seconds=0.0,
     )
     app = Perezvon(settings)
     await app.start(migrate=True)
@@ -141,8 +146,9 @@ async def perezvon_site(perezvon_app: Perezvon) -> Connection:
 
     project = await Project.create(name="Test company", legal_entity="ООО «Тест»")
     domain = f"site-{uuid.uuid4().hex[:10]}.example"
-    connection = await Connection.create(project=project, domain=domain, name="Test site",
-                                         extra_domains=[f"shop.{domain}"], schedule=ROUND_THE_CLOCK)
+    connection = await Connection.create(
+        project=project, domain=domain, name="Test site", extra_domains=[f"shop.{domain}"], schedule=ROUND_THE_CLOCK
+    )
     await OperatorNumber.create(connection=connection, phone="+74951234567")
     return connection
 

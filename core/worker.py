@@ -17,6 +17,7 @@ slow pushes sitting in the same queue stood between a new lead's attempt job
 and the worker, and filled its job slots. With their own queue and bounded
 slots, a slow or dead integration only slows the pushes behind it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -94,8 +95,9 @@ class QueueWorker(Worker):
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         running = self.tasks
-        candidates = [job_id for job_id in map(bytes.decode, job_ids)
-                      if (task := running.get(job_id)) is None or task.done()]
+        candidates = [
+            job_id for job_id in map(bytes.decode, job_ids) if (task := running.get(job_id)) is None or task.done()
+        ]
         while candidates:
             # a slot for the first job (waiting for one if all are busy), then every slot free now
             await self.sem.acquire()
@@ -126,7 +128,8 @@ class QueueWorker(Worker):
             self._claim = self.pool.register_script(_CLAIM_JOBS)
         reply = await self._claim(
             keys=[self.queue_name, *(in_progress_key_prefix + job_id for job_id in job_ids)],
-            args=[timestamp_ms(), int(self.in_progress_timeout_s * 1000), *job_ids])
+            args=[timestamp_ms(), int(self.in_progress_timeout_s * 1000), *job_ids],
+        )
         return [(reply[i].decode(), int(float(reply[i + 1]))) for i in range(0, len(reply), 2)]
 
     async def close(self) -> None:
@@ -157,8 +160,7 @@ class Workers:
 
     async def async_run(self) -> None:
         """Run both until cancelled; if one of them fails, stop the other and raise its error."""
-        tasks = [asyncio.create_task(worker.async_run(), name=f"arq-worker:{worker.queue_name}")
-                 for worker in self.all]
+        tasks = [asyncio.create_task(worker.async_run(), name=f"arq-worker:{worker.queue_name}") for worker in self.all]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -193,8 +195,12 @@ def build_workers(app: Perezvon) -> Workers:
     jobs = app.host.job_functions()
     sweep = jobs.pop("core.sweep")
     functions = [
-        func(job, name=name, timeout=ATTEMPT_TIMEOUT if name == "core.place_attempt" else 300,
-             max_tries=3 if name == "core.place_attempt" else 10)
+        func(
+            job,
+            name=name,
+            timeout=ATTEMPT_TIMEOUT if name == "core.place_attempt" else 300,
+            max_tries=3 if name == "core.place_attempt" else 10,
+        )
         for name, job in jobs.items()
     ]
     common: dict[str, Any] = dict(
@@ -223,12 +229,30 @@ def build_workers(app: Perezvon) -> Workers:
 
     callbacks = QueueWorker(
         queue_name=CALLBACKS_QUEUE,
-        cron_jobs=[cron(sweep, name="core.sweep", second=_every(app.settings.sweep_seconds),
-                        run_at_startup=True, unique=True, timeout=120)],
-        on_startup=start_callbacks, on_shutdown=stop_callbacks,
-        max_jobs=MAX_JOBS, poll_delay=POLL_DELAY, ctx={}, **common)
+        cron_jobs=[
+            cron(
+                sweep,
+                name="core.sweep",
+                second=_every(app.settings.sweep_seconds),
+                run_at_startup=True,
+                unique=True,
+                timeout=120,
+            )
+        ],
+        on_startup=start_callbacks,
+        on_shutdown=stop_callbacks,
+        max_jobs=MAX_JOBS,
+        poll_delay=POLL_DELAY,
+        ctx={},
+        **common,
+    )
     deliveries = QueueWorker(
         queue_name=DELIVERIES_QUEUE,
-        on_startup=start_deliveries, on_shutdown=stop_deliveries,
-        max_jobs=DELIVERY_MAX_JOBS, poll_delay=DELIVERY_POLL_DELAY, ctx={}, **common)
+        on_startup=start_deliveries,
+        on_shutdown=stop_deliveries,
+        max_jobs=DELIVERY_MAX_JOBS,
+        poll_delay=DELIVERY_POLL_DELAY,
+        ctx={},
+        **common,
+    )
     return Workers(callbacks, deliveries)

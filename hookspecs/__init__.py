@@ -10,11 +10,11 @@ validated deployment settings (its section of ``plugins.toml``), and add
 objects to a registry; those objects then do the work with async methods.
 Pluggy itself is synchronous: never make a hook implementation ``async def``.
 """
-from perezvon.hookspecs.markers import PROJECT, hookimpl, hookspec
 
 from perezvon.hookspecs import applications, integrations, lead_sources, plugin, telephony
+from perezvon.hookspecs.markers import PROJECT, hookimpl, hookspec
 
 #: every module that declares hooks, in the order the docs list them
 SPEC_MODULES = (plugin, lead_sources, applications, telephony, integrations)
 
-__all__ = ["PROJECT", "hookimpl", "hookspec", "SPEC_MODULES"]
+__all__ = ["PROJECT", "SPEC_MODULES", "hookimpl", "hookspec"]

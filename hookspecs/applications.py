@@ -5,6 +5,7 @@ connection and carries per-connection settings validated by its own schema.
 It contributes client-side code loaded by the site script and the
 per-connection config that code needs.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -12,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from perezvon.hookspecs.markers import hookspec
 
 if TYPE_CHECKING:
-    from perezvon.core.settings import Settings
     from perezvon.core.registry import Registry
+    from perezvon.core.settings import Settings
 
 
 @hookspec

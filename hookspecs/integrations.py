@@ -9,6 +9,7 @@ integration. Client-side goals are contributed to the site script.
 Notifiers (e-mail, SMS, Telegram) are declared here too: they are how the core
 tells people about calls (docs/calls.md#notifications).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -16,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from perezvon.hookspecs.markers import hookspec
 
 if TYPE_CHECKING:
-    from perezvon.core.settings import Settings
     from perezvon.core.registry import Registry
+    from perezvon.core.settings import Settings
 
 
 @hookspec

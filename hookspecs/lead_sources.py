@@ -5,6 +5,7 @@ long-running server next to the web app (the site-forms SMTP intake is one),
 and hands every lead to the core's intake function
 (:meth:`perezvon.core.intake.LeadIntake.submit`) -- it never writes calls itself.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -12,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from perezvon.hookspecs.markers import hookspec
 
 if TYPE_CHECKING:
+    from perezvon.core.registry import Registry, Server, ServerContext
     from perezvon.core.settings import Settings
-    from perezvon.core.registry import Registry, ServerContext, Server
 
 
 @hookspec
@@ -31,8 +32,7 @@ def perezvon_register_lead_sources(registry: Registry, settings: dict[str, Any],
 
 
 @hookspec
-def perezvon_servers(context: ServerContext, settings: dict[str, Any],
-                     core_settings: Settings) -> list[Server] | None:
+def perezvon_servers(context: ServerContext, settings: dict[str, Any], core_settings: Settings) -> list[Server] | None:
     """Long-running servers this plugin runs next to the web app.
 
     When: once when ``perezvon serve`` starts (a plugin's own command, such

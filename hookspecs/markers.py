@@ -3,6 +3,7 @@
 Plugins import ``hookimpl`` from ``hookspecs`` and decorate their hook
 implementations with it; the core uses ``hookspec`` to declare the contract.
 """
+
 import pluggy
 
 PROJECT = "perezvon"

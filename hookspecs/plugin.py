@@ -1,4 +1,5 @@
 """Hooks any plugin may implement, whatever its family."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

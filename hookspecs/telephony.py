@@ -7,6 +7,7 @@ announcement, collect DTMF, bridge, record, and report each leg's final
 status as a SIP-style code or one of the internal codes 201-204 (docs/calls.md#leg-statuses).
 Scheduling, redials, tags and notifications stay in the core.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -14,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from perezvon.hookspecs.markers import hookspec
 
 if TYPE_CHECKING:
-    from perezvon.core.settings import Settings
     from perezvon.core.registry import Registry
+    from perezvon.core.settings import Settings
 
 
 @hookspec

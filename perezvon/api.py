@@ -36,14 +36,15 @@ What is here, by purpose:
   the fixtures named in :data:`TEST_FIXTURES`, and :func:`registry_with` shows
   what one plugin registers, without a database.
 """
+
 from __future__ import annotations
 
 from perezvon.core.batching import Batcher, settle
 from perezvon.core.commands import CommandContext, CommandRegistry
 from perezvon.core.enablement import enable as enable_plugin
 from perezvon.core.enablement import is_on as plugin_is_on
-from perezvon.core.enablement import stored_settings as plugin_settings
 from perezvon.core.enablement import store_settings as store_plugin_settings
+from perezvon.core.enablement import stored_settings as plugin_settings
 from perezvon.core.i18n import DEFAULT_LOCALE, LOCALES, compiled_translations, gettext
 from perezvon.core.intake import Accepted, IntakeError, IntakeReason, LeadIntake, RowInserter
 from perezvon.core.integrations import HttpPush, excerpt, json_body
@@ -138,9 +139,9 @@ __all__ = [
     "Direction",
     "EditorElement",
     "HttpPush",
-    "Integration",
     "IntakeError",
     "IntakeReason",
+    "Integration",
     "InvalidPhone",
     "JobRegistry",
     "Lead",
@@ -153,8 +154,8 @@ __all__ = [
     "Notifier",
     "Office",
     "OperatorNumber",
-    "PluginKind",
     "PluginError",
+    "PluginKind",
     "PreviewOption",
     "Registry",
     "RowInserter",

@@ -4,15 +4,16 @@ The expectations below are written independently of web/admin/routes.py; a
 route missing from them fails the test, so no page can be added without
 deciding who may use it.
 """
+
 from __future__ import annotations
 
 import httpx
 import pytest
 from marshmallow import Schema, fields
+from test_admin_helpers import PASSWORD, csrf_of, make_call, make_user
 
 from perezvon.core.models import Project
 from perezvon.core.registry import Integration
-from test_admin_helpers import PASSWORD, csrf_of, make_call, make_user
 from perezvon.web.admin.routes import ADMIN_ROUTES
 from perezvon.web.app import create_app
 
@@ -26,22 +27,46 @@ PROJECT_FULL = {"full_project", "staff"}  # a connection grant alone never manag
 STAFF = {"staff"}
 
 EXPECTED = {
-    ("login", "GET"): EVERYONE, ("login", "POST"): EVERYONE, ("activate", "GET"): EVERYONE,
-    ("activate", "POST"): EVERYONE, ("language", "GET"): EVERYONE, ("logout", "POST"): EVERYONE,
-    ("home", "GET"): SIGNED_IN, ("profile", "GET"): SIGNED_IN, ("profile", "POST"): SIGNED_IN,
-    ("calls_table", "GET"): SIGNED_IN, ("export_start", "POST"): SIGNED_IN, ("export_page", "GET"): SIGNED_IN,
-    ("export_status", "GET"): SIGNED_IN, ("export_download", "GET"): SIGNED_IN,
-    ("dashboard", "GET"): SIGNED_IN, ("projects_list", "GET"): SIGNED_IN, ("connections_list", "GET"): SIGNED_IN,
-    ("call_detail", "GET"): VIEWERS, ("call_recording", "GET"): VIEWERS, ("call_tags", "POST"): EDITORS,
-    ("project_page", "GET"): VIEWERS, ("project_save", "POST"): PROJECT_FULL,
+    ("login", "GET"): EVERYONE,
+    ("login", "POST"): EVERYONE,
+    ("activate", "GET"): EVERYONE,
+    ("activate", "POST"): EVERYONE,
+    ("language", "GET"): EVERYONE,
+    ("logout", "POST"): EVERYONE,
+    ("home", "GET"): SIGNED_IN,
+    ("profile", "GET"): SIGNED_IN,
+    ("profile", "POST"): SIGNED_IN,
+    ("calls_table", "GET"): SIGNED_IN,
+    ("export_start", "POST"): SIGNED_IN,
+    ("export_page", "GET"): SIGNED_IN,
+    ("export_status", "GET"): SIGNED_IN,
+    ("export_download", "GET"): SIGNED_IN,
+    ("dashboard", "GET"): SIGNED_IN,
+    ("projects_list", "GET"): SIGNED_IN,
+    ("connections_list", "GET"): SIGNED_IN,
+    ("call_detail", "GET"): VIEWERS,
+    ("call_recording", "GET"): VIEWERS,
+    ("call_tags", "POST"): EDITORS,
+    ("project_page", "GET"): VIEWERS,
+    ("project_save", "POST"): PROJECT_FULL,
     ("project_grants", "POST"): PROJECT_FULL,
-    ("connection_page", "GET"): VIEWERS, ("settings_tab", "GET"): VIEWERS, ("settings_tab_save", "POST"): EDITORS,
-    ("plugin_toggle", "POST"): FULL, ("plugin_settings", "GET"): VIEWERS, ("plugin_settings_save", "POST"): EDITORS,
-    ("app_editor_preview", "GET"): VIEWERS, ("app_editor_draft", "POST"): VIEWERS,
+    ("connection_page", "GET"): VIEWERS,
+    ("settings_tab", "GET"): VIEWERS,
+    ("settings_tab_save", "POST"): EDITORS,
+    ("plugin_toggle", "POST"): FULL,
+    ("plugin_settings", "GET"): VIEWERS,
+    ("plugin_settings_save", "POST"): EDITORS,
+    ("app_editor_preview", "GET"): VIEWERS,
+    ("app_editor_draft", "POST"): VIEWERS,
     ("download_snippet", "GET"): VIEWERS,
-    ("staff_users", "GET"): STAFF, ("staff_users", "POST"): STAFF, ("staff_projects", "GET"): STAFF,
-    ("staff_projects", "POST"): STAFF, ("staff_connections", "GET"): STAFF, ("staff_connections", "POST"): STAFF,
-    ("staff_grants", "GET"): STAFF, ("staff_grants", "POST"): STAFF,
+    ("staff_users", "GET"): STAFF,
+    ("staff_users", "POST"): STAFF,
+    ("staff_projects", "GET"): STAFF,
+    ("staff_projects", "POST"): STAFF,
+    ("staff_connections", "GET"): STAFF,
+    ("staff_connections", "POST"): STAFF,
+    ("staff_grants", "GET"): STAFF,
+    ("staff_grants", "POST"): STAFF,
 }
 
 
@@ -75,8 +100,11 @@ async def _users(connection) -> dict:
 def _denied(route, response: httpx.Response) -> bool:
     if response.status_code in (401, 403):
         return True
-    if response.status_code in (302, 303) and response.headers["location"].startswith("/login") \
-            and route.name != "logout":  # signing out ends on the login page
+    if (
+        response.status_code in (302, 303)
+        and response.headers["location"].startswith("/login")
+        and route.name != "logout"
+    ):  # signing out ends on the login page
         return True
     # objects the user may not even see are answered as if they did not exist
     return response.status_code == 404 and route.scope in ("project", "connection", "call")
@@ -94,17 +122,26 @@ async def test_the_route_table_for_each_level(perezvon_app, perezvon_site, level
         call.recording = str(recording)
         await call.save(update_fields=["recording"])
         users = await _users(perezvon_site)
-        values = {"project_id": perezvon_site.project_id, "connection_id": perezvon_site.id, "call_id": call.id,
-                  "kind": "integrations", "key": "admin_probe", "tab": "general", "export_id": "abc123",
-                  "token": "not-a-token", "code": "en"}
+        values = {
+            "project_id": perezvon_site.project_id,
+            "connection_id": perezvon_site.id,
+            "call_id": call.id,
+            "kind": "integrations",
+            "key": "admin_probe",
+            "tab": "general",
+            "export_id": "abc123",
+            "token": "not-a-token",
+            "code": "en",
+        }
         transport = httpx.ASGITransport(app=create_app(perezvon_app, manage_lifecycle=False))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             # even a visitor who is not signed in gets a session (and a CSRF token) from the login page
             csrf = csrf_of((await client.get("/login")).text)
             if level != "anonymous":
                 page = await client.get("/login")
-                answer = await client.post("/login", data={"phone": users[level].phone, "password": PASSWORD,
-                                                           "csrf_token": csrf_of(page.text)})
+                answer = await client.post(
+                    "/login", data={"phone": users[level].phone, "password": PASSWORD, "csrf_token": csrf_of(page.text)}
+                )
                 assert answer.status_code == 303
                 csrf = csrf_of((await client.get("/profile")).text)
             # sign-out last: it ends the session the other requests need
@@ -114,12 +151,14 @@ async def test_the_route_table_for_each_level(perezvon_app, perezvon_site, level
                     if method == "GET":
                         response = await client.get(path)
                     else:
-                        response = await client.post(path, data={"csrf_token": csrf, "action": "probe",
-                                                                 "name": "probe", "on": "1"})
+                        response = await client.post(
+                            path, data={"csrf_token": csrf, "action": "probe", "name": "probe", "on": "1"}
+                        )
                     allowed = level in EXPECTED[(route.name, method)]
                     assert _denied(route, response) != allowed, (
                         f"{level}: {method} {path} answered {response.status_code}, expected "
-                        f"{'allowed' if allowed else 'denied'}")
+                        f"{'allowed' if allowed else 'denied'}"
+                    )
                     if level == "no_grant" and route.scope in ("project", "connection", "call"):
                         assert response.status_code == 404  # not even its existence is shown
     finally:
@@ -147,26 +186,39 @@ async def test_grants_never_reach_another_project(perezvon_app, perezvon_client,
 
 
 async def test_full_on_a_project_manages_its_grants(perezvon_client, perezvon_site):
-    from perezvon.core.models import AccessGrant, Connection
     from test_admin_helpers import csrf_of, login
+
+    from perezvon.core.models import AccessGrant, Connection
 
     project = await Project.get(id=perezvon_site.project_id)
     manager = await make_user(level="full", project=project)
     colleague = await make_user()
-    other = await Connection.create(project=await Project.create(name="Elsewhere"),
-                                    domain=f"elsewhere-{perezvon_site.domain}")
+    other = await Connection.create(
+        project=await Project.create(name="Elsewhere"), domain=f"elsewhere-{perezvon_site.domain}"
+    )
     csrf = await login(perezvon_client, manager)
-    await perezvon_client.post(f"/projects/{project.id}/grants", data={
-        "csrf_token": csrf, "action": "save", "phone": colleague.phone, "target": str(perezvon_site.id),
-        "level": "edit"})
+    await perezvon_client.post(
+        f"/projects/{project.id}/grants",
+        data={
+            "csrf_token": csrf,
+            "action": "save",
+            "phone": colleague.phone,
+            "target": str(perezvon_site.id),
+            "level": "edit",
+        },
+    )
     grant = await AccessGrant.get(user_id=colleague.id)
     assert (grant.connection_id, grant.level) == (perezvon_site.id, "edit")
     # a connection of another project cannot be granted from here
-    await perezvon_client.post(f"/projects/{project.id}/grants", data={
-        "csrf_token": csrf, "action": "save", "phone": colleague.phone, "target": str(other.id), "level": "full"})
+    await perezvon_client.post(
+        f"/projects/{project.id}/grants",
+        data={"csrf_token": csrf, "action": "save", "phone": colleague.phone, "target": str(other.id), "level": "full"},
+    )
     assert await AccessGrant.filter(user_id=colleague.id).count() == 1
     page = await perezvon_client.get(f"/projects/{project.id}")
     assert colleague.phone in page.text
-    await perezvon_client.post(f"/projects/{project.id}/grants", data={
-        "csrf_token": csrf_of(page.text), "action": "delete", "id": str(grant.id)})
+    await perezvon_client.post(
+        f"/projects/{project.id}/grants",
+        data={"csrf_token": csrf_of(page.text), "action": "delete", "id": str(grant.id)},
+    )
     assert not await AccessGrant.exists(user_id=colleague.id)

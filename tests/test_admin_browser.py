@@ -5,6 +5,7 @@ settings; a lead arrives and shows up in the Calls table; it is tagged,
 exported and the .xlsx is opened with openpyxl; then each access level sees
 what it may. Screenshots of the main pages go to docs/img/admin-*.png (README).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,15 +22,18 @@ import httpx
 import openpyxl
 import pytest
 import uvicorn
+from test_admin_helpers import PASSWORD, make_user
 
 from perezvon.core.models import Call, Connection, Project
-from test_admin_helpers import PASSWORD, make_user
 from perezvon.web.app import create_app
 
 #: the screenshots in docs/img are refreshed only when asked (PEREZVON_ADMIN_SCREENSHOTS=1), so that
 #: running the tests never changes tracked files; otherwise they go to a temp dir
-SCREENSHOTS = (Path(__file__).resolve().parent.parent / "docs" / "img" if os.environ.get("PEREZVON_ADMIN_SCREENSHOTS")
-               else Path(tempfile.gettempdir()) / "perezvon-admin-screenshots")
+SCREENSHOTS = (
+    Path(__file__).resolve().parent.parent / "docs" / "img"
+    if os.environ.get("PEREZVON_ADMIN_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / "perezvon-admin-screenshots"
+)
 
 
 @pytest.fixture
@@ -38,8 +42,9 @@ async def live_admin(perezvon_app):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(perezvon_app, manage_lifecycle=False), log_level="warning",
-                                           lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(perezvon_app, manage_lifecycle=False), log_level="warning", lifespan="off")
+    )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     deadline = time.monotonic() + 20
     while not server.started:
@@ -145,9 +150,18 @@ async def test_set_up_a_site_and_work_its_calls(perezvon_app, live_admin, page, 
 
     # a lead arrives (as the site script would send it) and the simulator calls back
     async with httpx.AsyncClient(base_url=base) as client:
-        answer = await client.post("/api/v1/leads", json={
-            "token": connection.token, "phone": "+7 916 555-12-34", "consent": True, "name": "<script>alert(1)</script>",
-            "page_url": f"https://{domain}/sale", "utm": {"source": "yandex"}, "visit": {"pages": 3, "trigger": "exit"}})
+        answer = await client.post(
+            "/api/v1/leads",
+            json={
+                "token": connection.token,
+                "phone": "+7 916 555-12-34",
+                "consent": True,
+                "name": "<script>alert(1)</script>",
+                "page_url": f"https://{domain}/sale",
+                "utm": {"source": "yandex"},
+                "visit": {"pages": 3, "trigger": "exit"},
+            },
+        )
         assert answer.status_code == 201, answer.text
     call_id = answer.json()["call_id"]
     await perezvon_run_jobs()
@@ -198,9 +212,11 @@ async def test_each_access_level_in_the_browser(perezvon_app, perezvon_site, liv
     base = live_admin
     call = await make_call(perezvon_site, phone="+79167770011")
     project = await Project.get(id=perezvon_site.project_id)
-    users = {"view": await make_user(level="view", connection=perezvon_site),
-             "edit": await make_user(level="edit", project=project),
-             "full": await make_user(level="full", project=project)}
+    users = {
+        "view": await make_user(level="view", connection=perezvon_site),
+        "edit": await make_user(level="edit", project=project),
+        "full": await make_user(level="full", project=project),
+    }
     for level, user in users.items():
         context = await browser.new_context(viewport={"width": 1024, "height": 768}, locale="ru-RU")  # a tablet
         page = await context.new_page()

@@ -1,4 +1,5 @@
 """The Calls table (docs/admin.md): grouping, filters, escaping, the detail panel, tags, recordings, .xlsx export."""
+
 from __future__ import annotations
 
 import asyncio
@@ -8,9 +9,9 @@ import time
 import uuid
 
 import openpyxl
+from test_admin_helpers import login, make_call, make_user
 
 from perezvon.core.models import Attempt, CallTag, Connection, Delivery, Project
-from test_admin_helpers import login, make_call, make_user
 
 MSK = dt.timezone(dt.timedelta(hours=3))
 
@@ -22,10 +23,12 @@ async def _site(name="Сайт") -> Connection:
 
 async def test_table_groups_by_day_newest_first_and_filters(perezvon_client):
     site = await _site()
-    older = await make_call(site, phone="+79161110001", created_at=dt.datetime(2026, 3, 1, 10, 0, tzinfo=MSK),
-                            status="lost")
-    newer = await make_call(site, phone="+79161110002", created_at=dt.datetime(2026, 3, 2, 9, 0, tzinfo=MSK),
-                            source="widget", channel="ads")
+    older = await make_call(
+        site, phone="+79161110001", created_at=dt.datetime(2026, 3, 1, 10, 0, tzinfo=MSK), status="lost"
+    )
+    newer = await make_call(
+        site, phone="+79161110002", created_at=dt.datetime(2026, 3, 2, 9, 0, tzinfo=MSK), source="widget", channel="ads"
+    )
     user = await make_user(level="view", connection=site)
     await login(perezvon_client, user)
     page = (await perezvon_client.get("/calls?date_from=2026-03-01&date_to=2026-03-02")).text
@@ -62,8 +65,13 @@ async def test_pages_follow_a_cursor_without_repeats(perezvon_client):
 async def test_visitor_text_is_shown_as_text(perezvon_client):
     site = await _site()
     evil = '<script>alert("x")</script>'
-    call = await make_call(site, phone="+79163330001", name=evil, page_url='https://x.example/"><img src=x onerror=1>',
-                           visit={"trigger": "<b>exit</b>"})
+    call = await make_call(
+        site,
+        phone="+79163330001",
+        name=evil,
+        page_url='https://x.example/"><img src=x onerror=1>',
+        visit={"trigger": "<b>exit</b>"},
+    )
     await login(perezvon_client, await make_user(level="view", connection=site))
     for url in ("/calls", f"/calls/{call.id}"):
         page = (await perezvon_client.get(url)).text
@@ -75,17 +83,34 @@ async def test_detail_panel_tags_chain_and_deliveries(perezvon_client, tmp_path)
     site = await _site()
     call = await make_call(site, phone="+79164440001", status="successful")
     now = dt.datetime.now(dt.UTC)
-    await Attempt.create(call=call, number=1, direction="operator_first", started_at=now, operator_status=486,
-                         display_status="failed", reason="operator number: busy")
+    await Attempt.create(
+        call=call,
+        number=1,
+        direction="operator_first",
+        started_at=now,
+        operator_status=486,
+        display_status="failed",
+        reason="operator number: busy",
+    )
     recording = tmp_path / "rec.wav"
     recording.write_bytes(b"RIFF0000WAVEfmt ")
-    await Attempt.create(call=call, number=2, direction="operator_first", started_at=now, operator_status=200,
-                         client_status=200, duration_seconds=150, display_status="successful",
-                         reason="the callback took place", recording=str(recording))
+    await Attempt.create(
+        call=call,
+        number=2,
+        direction="operator_first",
+        started_at=now,
+        operator_status=200,
+        client_status=200,
+        duration_seconds=150,
+        display_status="successful",
+        reason="the callback took place",
+        recording=str(recording),
+    )
     call.recording = str(recording)
     await call.save(update_fields=["recording"])
-    await Delivery.create(call=call, integration_key="metrika", event="lead_created", ok=False, status=503,
-                          response="Service Unavailable")
+    await Delivery.create(
+        call=call, integration_key="metrika", event="lead_created", ok=False, status=503, response="Service Unavailable"
+    )
     editor = await make_user(level="edit", connection=site)
     csrf = await login(perezvon_client, editor)
     page = (await perezvon_client.get(f"/calls/{call.id}")).text
@@ -96,8 +121,9 @@ async def test_detail_panel_tags_chain_and_deliveries(perezvon_client, tmp_path)
     assert audio.status_code == 200 and audio.content == recording.read_bytes()
     assert "attachment" in audio.headers["content-disposition"]
     for name in ("перезвонить", "VIP", "VIP"):
-        added = await perezvon_client.post(f"/calls/{call.id}/tags", data={"csrf_token": csrf, "action": "add",
-                                                                           "name": name})
+        added = await perezvon_client.post(
+            f"/calls/{call.id}/tags", data={"csrf_token": csrf, "action": "add", "name": name}
+        )
         assert added.status_code == 303
     assert sorted(await CallTag.filter(call=call).values_list("name", flat=True)) == ["VIP", "перезвонить"]
     tagged = (await perezvon_client.get("/calls?tag=VIP")).text
@@ -117,15 +143,23 @@ async def _wait_export(client, location: str) -> dict:
 
 async def test_export_has_every_field_of_the_filtered_set(perezvon_client):
     site = await _site("Экспорт")
-    wanted = await make_call(site, phone="+79165550001", name="=HYPERLINK(\"http://evil\")", source="widget",
-                             channel="ads", utm_source="yandex", utm_campaign="spring",
-                             visit={"pages": 4, "seconds_on_site": 95, "trigger": "exit", "rule": "Скидки"},
-                             page_url="https://shop.example/cars")
+    wanted = await make_call(
+        site,
+        phone="+79165550001",
+        name='=HYPERLINK("http://evil")',
+        source="widget",
+        channel="ads",
+        utm_source="yandex",
+        utm_campaign="spring",
+        visit={"pages": 4, "seconds_on_site": 95, "trigger": "exit", "rule": "Скидки"},
+        page_url="https://shop.example/cars",
+    )
     await make_call(site, phone="+79165550002", status="lost")
     await CallTag.create(call=wanted, name="VIP")
     csrf = await login(perezvon_client, await make_user(level="view", connection=site))
-    start = await perezvon_client.post("/calls/export", data={"csrf_token": csrf, "status": "successful",
-                                                              "connection": str(site.id)})
+    start = await perezvon_client.post(
+        "/calls/export", data={"csrf_token": csrf, "status": "successful", "connection": str(site.id)}
+    )
     assert start.status_code == 303
     location = start.headers["location"]
     progress_page = await perezvon_client.get(location)
@@ -139,13 +173,15 @@ async def test_export_has_every_field_of_the_filtered_set(perezvon_client):
     header, row = rows[0], dict(zip(rows[0], rows[1]))
     assert len(rows) == 2
     assert row[header[8]] == "+79165550001"  # client number
-    assert isinstance(rows[1][0], dt.datetime) and rows[1][0].date() == wanted.created_at.astimezone(
-        __import__("zoneinfo").ZoneInfo(site.timezone)).date()  # a real Excel date, not text
+    assert (
+        isinstance(rows[1][0], dt.datetime)
+        and rows[1][0].date() == wanted.created_at.astimezone(__import__("zoneinfo").ZoneInfo(site.timezone)).date()
+    )  # a real Excel date, not text
     assert rows[1][12] == 150 and rows[0][0] in ("Дата", "Date")  # numbers stay numbers
     values = set(map(str, rows[1]))
     for expected in ("yandex", "spring", "4", "95", "exit", "Скидки", "VIP", "https://shop.example/cars", site.domain):
         assert expected in values, expected
-    assert "'=HYPERLINK(\"http://evil\")" in values  # a visitor's formula is text, never run by Excel
+    assert '\'=HYPERLINK("http://evil")' in values  # a visitor's formula is text, never run by Excel
     # another user cannot read this export
     perezvon_client.cookies.clear()
     await login(perezvon_client, await make_user(level="view", connection=site))
@@ -160,7 +196,7 @@ async def test_dashboard_counts_the_filtered_calls(perezvon_client):
     await make_call(site, phone="+79166660003", created_at=day - dt.timedelta(days=40), channel="social")
     await login(perezvon_client, await make_user(level="view", connection=site))
     page = (await perezvon_client.get(f"/dashboard?connection={site.id}&date_from=2026-06-01&date_to=2026-06-30")).text
-    stats = page[page.index('class="stats"'):page.index('class="charts"')]
+    stats = page[page.index('class="stats"') : page.index('class="charts"')]
     assert [int(n) for n in __import__("re").findall(r'class="num">(\d+)<', stats)] == [2, 1, 1, 0]
     assert "<title>Ср 14:00 — 2</title>" in page or "<title>Wed 14:00 — 2</title>" in page
     assert "<img src=x>" not in page and "&lt;img src=x&gt;" in page
@@ -172,8 +208,10 @@ async def test_every_key_once_newest_first_across_connections(perezvon_app):
 
     sites = [await _site(f"Merge {n}") for n in range(3)]
     base = dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.UTC)
-    calls = [await make_call(sites[n % 3], phone=f"+791699900{n:02d}", created_at=base + dt.timedelta(minutes=n // 4))
-             for n in range(25)]  # groups of four share a time across connections
+    calls = [
+        await make_call(sites[n % 3], phone=f"+791699900{n:02d}", created_at=base + dt.timedelta(minutes=n // 4))
+        for n in range(25)
+    ]  # groups of four share a time across connections
     expected = sorted(((c.created_at, c.id) for c in calls), key=lambda k: (k[0], k[1].int), reverse=True)
     filters = parse_filters({})
     visible = [s.id for s in sites]
@@ -197,21 +235,53 @@ async def test_export_file_every_field_and_order_across_connections(perezvon_app
     made = []
     for n in range(7):  # interleaved in time across the two connections
         site = first if n % 2 else second
-        made.append(await make_call(site, phone=f"+7916555000{n}", created_at=base + dt.timedelta(minutes=n),
-                                    name=f"Имя{n}\x07 <b>&amp;</b>"))
-    rich = await make_call(first, phone="+79165559999", created_at=base + dt.timedelta(hours=1),
-                           name="@SUM(A1)", office=office, department=department, utm_term="+79161112233", utm_content="+7 (916) x",
-                           preferred_at=dt.datetime(2026, 3, 11, 7, 30, tzinfo=dt.UTC), client_ip="10.0.0.1",
-                           visit={"pages": 2, "seconds_on_site": 40, "trigger": "exit", "rule": "=1+1", "scroll": 90},
-                           extra={"поле": "значение"}, displayed_phone="+74950000000", visitor_id="v-1")
+        made.append(
+            await make_call(
+                site,
+                phone=f"+7916555000{n}",
+                created_at=base + dt.timedelta(minutes=n),
+                name=f"Имя{n}\x07 <b>&amp;</b>",
+            )
+        )
+    rich = await make_call(
+        first,
+        phone="+79165559999",
+        created_at=base + dt.timedelta(hours=1),
+        name="@SUM(A1)",
+        office=office,
+        department=department,
+        utm_term="+79161112233",
+        utm_content="+7 (916) x",
+        preferred_at=dt.datetime(2026, 3, 11, 7, 30, tzinfo=dt.UTC),
+        client_ip="10.0.0.1",
+        visit={"pages": 2, "seconds_on_site": 40, "trigger": "exit", "rule": "=1+1", "scroll": 90},
+        extra={"поле": "значение"},
+        displayed_phone="+74950000000",
+        visitor_id="v-1",
+    )
     rich.finished_at = base + dt.timedelta(hours=1, minutes=3)
     rich.recording = "rec.wav"
     await rich.save()
-    await Attempt.create(call=rich, number=1, direction="operator_first", started_at=base + dt.timedelta(hours=1),
-                         operator_status=200, client_status=486, display_status="unsuccessful", reason="busy")
-    await Attempt.create(call=rich, number=2, direction="operator_first", duration_seconds=150,
-                         started_at=base + dt.timedelta(hours=1, minutes=2), operator_status=200, client_status=200,
-                         display_status="successful")
+    await Attempt.create(
+        call=rich,
+        number=1,
+        direction="operator_first",
+        started_at=base + dt.timedelta(hours=1),
+        operator_status=200,
+        client_status=486,
+        display_status="unsuccessful",
+        reason="busy",
+    )
+    await Attempt.create(
+        call=rich,
+        number=2,
+        direction="operator_first",
+        duration_seconds=150,
+        started_at=base + dt.timedelta(hours=1, minutes=2),
+        operator_status=200,
+        client_status=200,
+        display_status="successful",
+    )
     await CallTag.create(call=rich, name="VIP")
     await CallTag.create(call=rich, name="=evil()")
 
@@ -253,5 +323,7 @@ async def test_export_file_every_field_and_order_across_connections(perezvon_app
     assert chain[1].startswith("2. 10.03 13:02:00 200-200 ") and chain[1].endswith(", 150 s")
     assert lines[-1]["Client name"] == "Имя0 <b>&amp;</b>"  # control character gone, markup kept as text
     assert lines[-1]["Site"] == second.domain and lines[-1]["Office"] is None
-    assert all(line["Time"] == (base + dt.timedelta(minutes=n)).astimezone(moscow).strftime("%H:%M:%S")
-               for n, line in zip(range(6, -1, -1), lines[1:]))
+    assert all(
+        line["Time"] == (base + dt.timedelta(minutes=n)).astimezone(moscow).strftime("%H:%M:%S")
+        for n, line in zip(range(6, -1, -1), lines[1:])
+    )

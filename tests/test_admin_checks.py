@@ -5,6 +5,7 @@ Every service is a real HTTP server on 127.0.0.1 answering as the real one does
 A value the service refuses is shown on its field and not stored; a service that
 cannot be asked does not cost the admin what they typed.
 """
+
 from __future__ import annotations
 
 import html
@@ -12,10 +13,10 @@ import re
 import uuid
 
 import pytest
+from test_admin_helpers import login, make_user
 
 from perezvon.core import enablement
 from perezvon.core.models import Connection, Project
-from test_admin_helpers import login, make_user
 from tests.test_integrations import Service
 
 OAUTH_TOKEN = "y0_AgAAAAB-admin-check-token"
@@ -57,22 +58,44 @@ async def stored(connection, key):
 
 CASES = {
     # key: (good form, how the service refuses, the field it lands on, words of the message)
-    "metrika": ({"counter_id": "12345678", "oauth_token": OAUTH_TOKEN},
-                (404, {"errors": [{"error_type": "not_found", "message": "Entity not found"}], "code": 404}),
-                "counter_id", "нет счётчика 12345678"),
-    "comagic": ({"access_token": COMAGIC_KEY, "site_id": "4321"},
-                (200, {"jsonrpc": "2.0", "id": "perezvon-check", "error": {
-                    "code": -32001, "message": "invalid token", "data": {"mnemonic": "invalid_token"}}}),
-                "access_token", "не принимает этот ключ"),
-    "calltouch": ({"site_id": "54321", "api_token": CALLTOUCH_TOKEN},
-                  (401, {"status": 401, "message": "unknown clientApiId"}), "api_token", "не знает этот API-токен"),
-    "webhooks": ({"url": "{url}/hook", "secret": WEBHOOK_SECRET, "events": "lead_created"},
-                 (403, "forbidden"), "url", "ответил 403"),
+    "metrika": (
+        {"counter_id": "12345678", "oauth_token": OAUTH_TOKEN},
+        (404, {"errors": [{"error_type": "not_found", "message": "Entity not found"}], "code": 404}),
+        "counter_id",
+        "нет счётчика 12345678",
+    ),
+    "comagic": (
+        {"access_token": COMAGIC_KEY, "site_id": "4321"},
+        (
+            200,
+            {
+                "jsonrpc": "2.0",
+                "id": "perezvon-check",
+                "error": {"code": -32001, "message": "invalid token", "data": {"mnemonic": "invalid_token"}},
+            },
+        ),
+        "access_token",
+        "не принимает этот ключ",
+    ),
+    "calltouch": (
+        {"site_id": "54321", "api_token": CALLTOUCH_TOKEN},
+        (401, {"status": 401, "message": "unknown clientApiId"}),
+        "api_token",
+        "не знает этот API-токен",
+    ),
+    "webhooks": (
+        {"url": "{url}/hook", "secret": WEBHOOK_SECRET, "events": "lead_created"},
+        (403, "forbidden"),
+        "url",
+        "ответил 403",
+    ),
 }
 GOOD_ANSWERS = {
     "metrika": (200, {"counter": {"id": 12345678, "status": "Active"}}),
-    "comagic": (200, {"jsonrpc": "2.0", "id": "perezvon-check",
-                      "result": {"data": [{"id": 4321, "domain_name": "shop.example"}]}}),
+    "comagic": (
+        200,
+        {"jsonrpc": "2.0", "id": "perezvon-check", "result": {"data": [{"id": 4321, "domain_name": "shop.example"}]}},
+    ),
     "calltouch": (200, {"page": 1, "pageTotal": 0, "pageSize": 1, "recordsTotal": 0, "records": []}),
     "webhooks": (204, ""),
 }
@@ -119,7 +142,9 @@ async def test_check_connection_reports_success_and_stores_nothing(perezvon_clie
     connection, csrf = card
     service.default = GOOD_ANSWERS["metrika"]
     url = f"/connections/{connection.id}/integrations/metrika"
-    page = await perezvon_client.post(url, data={"csrf_token": csrf, "action": "check", **form_for("metrika", service.url)})
+    page = await perezvon_client.post(
+        url, data={"csrf_token": csrf, "action": "check", **form_for("metrika", service.url)}
+    )
     assert page.status_code == 200
     assert "Сервис принял эти настройки." in page.text
     assert service.requests[0].path == "/management/v1/counter/12345678"
@@ -133,10 +158,13 @@ async def test_check_connection_reports_the_reason_on_the_field(perezvon_client,
     service.default = CASES["comagic"][1]
     url = f"/connections/{connection.id}/integrations/comagic"
     perezvon_client.cookies.set("pz_lang", "en")
-    page = await perezvon_client.post(url, data={"csrf_token": csrf, "action": "check", **form_for("comagic", service.url)})
+    page = await perezvon_client.post(
+        url, data={"csrf_token": csrf, "action": "check", **form_for("comagic", service.url)}
+    )
     assert page.status_code == 400
-    assert "does not accept this key" in field_error(page.text, "access_token") or \
-        field_error(page.text, "access_token"), form_errors(page.text)
+    assert "does not accept this key" in field_error(page.text, "access_token") or field_error(
+        page.text, "access_token"
+    ), form_errors(page.text)
     assert not re.search("[а-яё]", field_error(page.text, "access_token"), re.I)  # one language at a time
     assert await stored(connection, "comagic") is None
 
@@ -144,12 +172,24 @@ async def test_check_connection_reports_the_reason_on_the_field(perezvon_client,
 async def test_check_connection_with_the_stored_secret(perezvon_client, card, service):
     """The form shows a stored secret as ****: checking it uses the stored value, never the mask."""
     connection, csrf = card
-    await enablement.enable(connection, enablement.INTEGRATION, "metrika",
-                            {"counter_id": "12345678", "oauth_token": OAUTH_TOKEN, "api_url": service.url})
+    await enablement.enable(
+        connection,
+        enablement.INTEGRATION,
+        "metrika",
+        {"counter_id": "12345678", "oauth_token": OAUTH_TOKEN, "api_url": service.url},
+    )
     service.default = GOOD_ANSWERS["metrika"]
     url = f"/connections/{connection.id}/integrations/metrika"
-    page = await perezvon_client.post(url, data={"csrf_token": csrf, "action": "check", "counter_id": "12345678",
-                                                 "oauth_token": enablement.MASK, "api_url": service.url})
+    page = await perezvon_client.post(
+        url,
+        data={
+            "csrf_token": csrf,
+            "action": "check",
+            "counter_id": "12345678",
+            "oauth_token": enablement.MASK,
+            "api_url": service.url,
+        },
+    )
     assert page.status_code == 200 and "Сервис принял эти настройки." in page.text
     assert service.requests[0].headers["authorization"] == f"OAuth {OAUTH_TOKEN}"
 
@@ -178,7 +218,8 @@ async def test_a_viewer_cannot_check(perezvon_client, card, service):
     perezvon_client.cookies.clear()
     perezvon_client.cookies.set("pz_lang", "ru")
     viewer_csrf = await login(perezvon_client, await make_user(level="view", project=await connection.project))
-    page = await perezvon_client.post(f"/connections/{connection.id}/integrations/metrika",
-                                      data={"csrf_token": viewer_csrf, "action": "check",
-                                            **form_for("metrika", service.url)})
+    page = await perezvon_client.post(
+        f"/connections/{connection.id}/integrations/metrika",
+        data={"csrf_token": viewer_csrf, "action": "check", **form_for("metrika", service.url)},
+    )
     assert page.status_code == 403 and service.requests == []

@@ -1,6 +1,7 @@
 """The visual editor of the widget and the lead generator (issue 7, item 4), in a real browser
 and over HTTP: the preview runs the real site script, picked elements are styled, rules are
 edited, the plugin's schema refuses a bad draft, and the saved look reaches a visitor's page."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,18 +15,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+from test_admin_helpers import PASSWORD, login, make_user
 
 from perezvon.core import enablement
 from perezvon.core.models import Connection, GrantLevel, OperatorNumber, Project
-from test_admin_helpers import PASSWORD, csrf_of, login, make_user
 from perezvon.web.app import create_app
 
 sys.path.insert(0, str(Path(__file__).with_name("site")))
 from sitehelpers import LiveServer  # noqa: E402
 
 ROUND_THE_CLOCK = {str(day): ["00:00", "24:00"] for day in range(1, 8)}
-SHOTS = (Path(__file__).resolve().parent.parent / "docs" / "img" if os.environ.get("PEREZVON_ADMIN_SCREENSHOTS")
-         else Path(tempfile.gettempdir()) / "perezvon-admin-screenshots")
+SHOTS = (
+    Path(__file__).resolve().parent.parent / "docs" / "img"
+    if os.environ.get("PEREZVON_ADMIN_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / "perezvon-admin-screenshots"
+)
 TRIGGERS = ("time", "exit", "scroll", "hash", "button")
 
 
@@ -41,8 +45,9 @@ async def live_site(perezvon_app):
 
 async def _connection(**apps) -> Connection:
     project = await Project.create(name="Editor tests")
-    connection = await Connection.create(project=project, domain=f"e{uuid.uuid4().hex[:10]}.localhost",
-                                         name="Editor shop", schedule=ROUND_THE_CLOCK)
+    connection = await Connection.create(
+        project=project, domain=f"e{uuid.uuid4().hex[:10]}.localhost", name="Editor shop", schedule=ROUND_THE_CLOCK
+    )
     await OperatorNumber.create(connection=connection, phone="+74951234567")
     for key, settings in apps.items():
         await enablement.enable(connection, enablement.APPLICATION, key, settings)
@@ -59,15 +64,18 @@ async def _sign_in(page, base: str, phone: str) -> None:
 
 async def _shown(page, screen: str, exact: bool = False) -> None:
     """The preview frame reports the screen it shows (the admin's CSP forbids eval, so poll an attribute)."""
+
     async def shown():
         state = await page.get_attribute("#pv-frame", "data-state") or ""
         return state == f"shown:{screen}" if exact else state.startswith(f"shown:{screen}")
+
     await _poll(shown, 30)
 
 
 async def _picked(page, element: str) -> None:
     async def picked():
         return await page.get_attribute("#element-name", "data-element") == element
+
     await _poll(picked)
 
 
@@ -118,21 +126,26 @@ async def test_an_editor_styles_the_widget_on_its_preview_and_visitors_see_it(li
     await page.fill("#ed-trigger_looks-exit-title_color", "reddish")
 
     async def listed():
-        return await page.is_visible("#editor-errors") and \
-            "trigger_looks.exit.title_color" in await page.inner_text("#editor-error-list")
+        return await page.is_visible("#editor-errors") and "trigger_looks.exit.title_color" in await page.inner_text(
+            "#editor-error-list"
+        )
+
     await _poll(listed)
     await page.fill("#ed-trigger_looks-exit-title_color", "#b91c1c")
 
     async def cleared():
         return not await page.is_visible("#editor-errors")
+
     await _poll(cleared)
     assert await page.is_visible("#editor-save")
     await page.click("#apply-all")
     await _poll(lambda: _text_is(preview, "[data-perezvon=widget] h2", "Позвоним через минуту"))
     await page.select_option("#pv-trigger", "scroll")
     await _poll(lambda: _text_is(preview, "[data-perezvon=widget] h2", "Позвоним через минуту"))
-    assert await preview.locator("[data-perezvon=widget] h2").evaluate("n => getComputedStyle(n).color") \
+    assert (
+        await preview.locator("[data-perezvon=widget] h2").evaluate("n => getComputedStyle(n).color")
         == "rgb(185, 28, 28)"
+    )
 
     # a URL rule: on /sale pages the widget is horizontal
     await page.click("[data-list=rules] .add-row")
@@ -197,8 +210,10 @@ async def test_the_lead_generator_editor_previews_each_screen(live_site, page):
 
 async def _screenshot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.evaluate("() => { window.scrollTo(0, document.querySelector('.editor-grid').offsetTop - 8);"
-                        " document.querySelector('.editor-panel').scrollTop = 0; }")
+    await page.evaluate(
+        "() => { window.scrollTo(0, document.querySelector('.editor-grid').offsetTop - 8);"
+        " document.querySelector('.editor-panel').scrollTop = 0; }"
+    )
     await page.screenshot(path=str(SHOTS / name))
     assert (SHOTS / name).stat().st_size > 10_000
 
@@ -231,17 +246,26 @@ async def test_an_invalid_draft_is_refused_with_its_field_errors(perezvon_app):
         # without the CSRF token nothing is even looked at
         assert (await client.post(url, data={"settings_json": "{}"})).status_code == 403
         # the preview's draft endpoint gives the same errors as JSON
-        answer = await client.post(f"/connections/{connection.id}/editor/widget/draft", json={"settings": draft},
-                                   headers={"X-CSRF-Token": csrf})
+        answer = await client.post(
+            f"/connections/{connection.id}/editor/widget/draft",
+            json={"settings": draft},
+            headers={"X-CSRF-Token": csrf},
+        )
         assert answer.status_code == 422 and "look.title_color" in answer.json()["errors"]
-        good = await client.post(f"/connections/{connection.id}/editor/widget/draft",
-                                 json={"settings": {"look": {"title": "Привет"}}}, headers={"X-CSRF-Token": csrf})
+        good = await client.post(
+            f"/connections/{connection.id}/editor/widget/draft",
+            json={"settings": {"look": {"title": "Привет"}}},
+            headers={"X-CSRF-Token": csrf},
+        )
         assert good.json()["config"]["apps"][0]["config"]["look"]["title"] == "Привет"
         # the preview frame may be framed by the admin only, runs static scripts only and can send nothing
         frame = await client.get(f"/connections/{connection.id}/editor/widget/preview")
         csp = frame.headers["content-security-policy"]
-        assert "connect-src 'none'" in csp and "frame-ancestors 'self'" in csp and "unsafe-inline" not in \
-            csp.split("script-src", 1)[1].split(";", 1)[0]
+        assert (
+            "connect-src 'none'" in csp
+            and "frame-ancestors 'self'" in csp
+            and "unsafe-inline" not in csp.split("script-src", 1)[1].split(";", 1)[0]
+        )
         assert "<script>" not in frame.text
         # a viewer sees the editor but may not save
         viewer = await make_user(level=GrantLevel.VIEW, connection=connection)

@@ -1,4 +1,5 @@
 """Every text of the admin has its Russian translation (Russian first, English second)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,7 +18,8 @@ OPTIONS = {"web/admin/templates/**.html": {"trim_blocks": "true", "lstrip_blocks
 def _message_ids() -> set[str]:
     found = set()
     for _file, _line, message, _comments, _context in extract_from_dir(
-            str(ROOT), METHOD_MAP, options_map=OPTIONS, keywords={"_": None, "translate": None}):
+        str(ROOT), METHOD_MAP, options_map=OPTIONS, keywords={"_": None, "translate": None}
+    ):
         found.add(message if isinstance(message, str) else message[0])
     return found
 
@@ -28,8 +30,11 @@ def test_every_admin_text_is_in_russian():
         ids |= set(table.values())
     ids |= set(labels.WEEKDAYS)
     assert len(ids) > 250  # the extraction found the templates
-    missing = sorted(message for message in ids if message and translate(message, "ru") == message
-                     and not message.startswith("UTM") and message != "E-mail")  # the same in Russian
+    missing = sorted(
+        message
+        for message in ids
+        if message and translate(message, "ru") == message and not message.startswith("UTM") and message != "E-mail"
+    )  # the same in Russian
     assert missing == []
 
 

@@ -1,4 +1,5 @@
 """Connection settings tabs and plugin cards: validated by the core's schemas, errors next to fields (docs/admin.md)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -9,12 +10,19 @@ from marshmallow import Schema, fields, validate
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
+from test_admin_helpers import login, make_user
 
 from perezvon.core import enablement
-from perezvon.core.models import (CalendarDay, Connection, Department, NotificationRecipient, Office, OperatorNumber,
-                         Project)
+from perezvon.core.models import (
+    CalendarDay,
+    Connection,
+    Department,
+    NotificationRecipient,
+    Office,
+    OperatorNumber,
+    Project,
+)
 from perezvon.core.registry import Integration
-from test_admin_helpers import login, make_user
 from perezvon.web.admin.views.settings import check_installation
 
 
@@ -28,13 +36,22 @@ async def _editor(client):
 async def test_general_tab_saves_and_shows_errors_next_to_fields(perezvon_client):
     connection, csrf = await _editor(perezvon_client)
     url = f"/connections/{connection.id}/settings/general"
-    bad = await perezvon_client.post(url, data={"csrf_token": csrf, "domain": "not a domain!", "timer_seconds": "-5",
-                                                "name": "Мой сайт"})
+    bad = await perezvon_client.post(
+        url, data={"csrf_token": csrf, "domain": "not a domain!", "timer_seconds": "-5", "name": "Мой сайт"}
+    )
     assert bad.status_code == 400
     assert re.search(r'f-domain.*?class="error"', bad.text, re.S) and 'value="Мой сайт"' in bad.text  # kept
-    ok = await perezvon_client.post(url, data={"csrf_token": csrf, "domain": "https://Shop.Example.com/path",
-                                               "extra_domains": "m.shop.example.com\nshop.example.com",
-                                               "name": "Мой сайт", "timer_seconds": "40", "is_on": "on"})
+    ok = await perezvon_client.post(
+        url,
+        data={
+            "csrf_token": csrf,
+            "domain": "https://Shop.Example.com/path",
+            "extra_domains": "m.shop.example.com\nshop.example.com",
+            "name": "Мой сайт",
+            "timer_seconds": "40",
+            "is_on": "on",
+        },
+    )
     assert ok.status_code == 303
     saved = await Connection.get(id=connection.id)
     assert saved.domain == "shop.example.com" and saved.extra_domains == ["m.shop.example.com"]
@@ -46,49 +63,82 @@ async def test_telephony_and_redial_matrix(perezvon_client):
     url = f"/connections/{connection.id}/settings/telephony"
     page = await perezvon_client.get(url)
     assert page.status_code == 200 and "call_client.key" in page.text
-    form = {"csrf_token": csrf, "first_direction": "client_first", "operator_speak_seconds": "20",
-            "call_client.on": "on", "call_client.key": "5", "connect.key": "1", "cancel_client.key": "2",
-            "cancel_operator.key": "9", "repeat_info.key": "0", "voice": "male", "rows": "2",
-            "m0_chain": "operator_first", "m0_number": "2", "m0_pair": "486-*", "m0_action": "redial",
-            "m0_period": "90", "m0_direction": "client_first",
-            "m1_chain": "operator_first", "m1_number": "3", "m1_pair": "bad", "m1_action": "abort"}
+    form = {
+        "csrf_token": csrf,
+        "first_direction": "client_first",
+        "operator_speak_seconds": "20",
+        "call_client.on": "on",
+        "call_client.key": "5",
+        "connect.key": "1",
+        "cancel_client.key": "2",
+        "cancel_operator.key": "9",
+        "repeat_info.key": "0",
+        "voice": "male",
+        "rows": "2",
+        "m0_chain": "operator_first",
+        "m0_number": "2",
+        "m0_pair": "486-*",
+        "m0_action": "redial",
+        "m0_period": "90",
+        "m0_direction": "client_first",
+        "m1_chain": "operator_first",
+        "m1_number": "3",
+        "m1_pair": "bad",
+        "m1_action": "abort",
+    }
     bad = await perezvon_client.post(url, data=form)
     assert bad.status_code == 400 and "operator_first.3.bad" in bad.text
     form["m1_pair"] = "*-480"
     ok = await perezvon_client.post(url, data=form)
     assert ok.status_code == 303
     saved = await Connection.get(id=connection.id)
-    assert saved.telephony["first_direction"] == "client_first" and saved.telephony["call_client"] == {"on": True,
-                                                                                                      "key": "5"}
+    assert saved.telephony["first_direction"] == "client_first" and saved.telephony["call_client"] == {
+        "on": True,
+        "key": "5",
+    }
     assert saved.telephony["voice"] == "male" and saved.telephony["operator_speak_seconds"] == 20
-    assert saved.redial_matrix == {"operator_first": {"2": {"486-*": {"period": 90, "direction": "client_first"}},
-                                                      "3": {"*-480": "abort"}}}
+    assert saved.redial_matrix == {
+        "operator_first": {"2": {"486-*": {"period": 90, "direction": "client_first"}}, "3": {"*-480": "abort"}}
+    }
     bad_key = await perezvon_client.post(url, data={**form, "call_client.key": "55"})
     assert bad_key.status_code == 400
 
 
 async def test_ivr_hours_and_calendar(perezvon_client):
     connection, csrf = await _editor(perezvon_client)
-    ivr = await perezvon_client.post(f"/connections/{connection.id}/settings/ivr", data={
-        "csrf_token": csrf, "site_to_operator": "on", "extra_to_client": "Оставайтесь на линии"})
+    ivr = await perezvon_client.post(
+        f"/connections/{connection.id}/settings/ivr",
+        data={"csrf_token": csrf, "site_to_operator": "on", "extra_to_client": "Оставайтесь на линии"},
+    )
     assert ivr.status_code == 303
     saved = await Connection.get(id=connection.id)
     assert saved.announcements["site_to_operator"] and not saved.announcements["name_to_operator"]
     assert saved.announcements["extra_to_client"] == "Оставайтесь на линии"
     url = f"/connections/{connection.id}/settings/hours"
-    closed = await perezvon_client.post(url, data={"csrf_token": csrf, "timezone": "Europe/Moscow",
-                                                   "convenient_time": "10:00"})
+    closed = await perezvon_client.post(
+        url, data={"csrf_token": csrf, "timezone": "Europe/Moscow", "convenient_time": "10:00"}
+    )
     assert closed.status_code == 400  # no working day at all
     week = {f"works_{d}": "on" for d in "12345"}
     week.update({f"open_{d}": "08:30" for d in "12345"} | {f"close_{d}": "24:00" for d in "12345"})
-    ok = await perezvon_client.post(url, data={"csrf_token": csrf, "timezone": "Asia/Yekaterinburg",
-                                               "convenient_time": "11:00", **week})
+    ok = await perezvon_client.post(
+        url, data={"csrf_token": csrf, "timezone": "Asia/Yekaterinburg", "convenient_time": "11:00", **week}
+    )
     assert ok.status_code == 303
     saved = await Connection.get(id=connection.id)
     assert saved.timezone == "Asia/Yekaterinburg" and saved.schedule["1"] == ["08:30", "24:00"]
     assert saved.schedule["6"] is None
-    day = await perezvon_client.post(url, data={"csrf_token": csrf, "action": "add_day", "date": "2026-12-31",
-                                                "kind": "short", "opens": "09:00", "closes": "15:00"})
+    day = await perezvon_client.post(
+        url,
+        data={
+            "csrf_token": csrf,
+            "action": "add_day",
+            "date": "2026-12-31",
+            "kind": "short",
+            "opens": "09:00",
+            "closes": "15:00",
+        },
+    )
     assert day.status_code == 303
     assert await CalendarDay.exists(connection_id=connection.id, kind="short", closes="15:00")
 
@@ -98,11 +148,13 @@ async def test_numbers_offices_departments_and_recipients(perezvon_client):
     url = f"/connections/{connection.id}/settings/numbers"
     bad = await perezvon_client.post(url, data={"csrf_token": csrf, "action": "add_number", "phone": "12"})
     assert bad.status_code == 400
-    await perezvon_client.post(url, data={"csrf_token": csrf, "action": "add_number", "phone": "8 495 123-45-67",
-                                          "extension": "105"})
+    await perezvon_client.post(
+        url, data={"csrf_token": csrf, "action": "add_number", "phone": "8 495 123-45-67", "extension": "105"}
+    )
     assert await OperatorNumber.exists(connection_id=connection.id, phone="+74951234567", extension="105")
-    await perezvon_client.post(url, data={"csrf_token": csrf, "action": "add_office", "office_name": "Север",
-                                          "office_alt_name": "North"})
+    await perezvon_client.post(
+        url, data={"csrf_token": csrf, "action": "add_office", "office_name": "Север", "office_alt_name": "North"}
+    )
     office = await Office.get(connection_id=connection.id)
     await perezvon_client.post(url, data={"csrf_token": csrf, "action": "copy_office", "id": str(office.id)})
     await perezvon_client.post(url, data={"csrf_token": csrf, "action": "toggle_office", "id": str(office.id)})
@@ -113,8 +165,10 @@ async def test_numbers_offices_departments_and_recipients(perezvon_client):
     notify = f"/connections/{connection.id}/settings/notifications"
     bad = await perezvon_client.post(notify, data={"csrf_token": csrf, "email": "nope", "on_success": "on"})
     assert bad.status_code == 400
-    await perezvon_client.post(notify, data={"csrf_token": csrf, "email": "boss@example.com", "on_failure": "on",
-                                             "department_id": str(department.id)})
+    await perezvon_client.post(
+        notify,
+        data={"csrf_token": csrf, "email": "boss@example.com", "on_failure": "on", "department_id": str(department.id)},
+    )
     recipient = await NotificationRecipient.get(connection_id=connection.id)
     assert recipient.department_id == department.id and not recipient.on_success and recipient.on_failure
 
@@ -124,8 +178,9 @@ async def test_site_code_snippet_download_and_installation_check(perezvon_client
     page = (await perezvon_client.get(f"/connections/{connection.id}/settings/code")).text
     assert f"/inject?token={connection.token}" in page
     download = await perezvon_client.get(f"/connections/{connection.id}/snippet")
-    assert f"inject?token={connection.token}" in download.text and "attachment" in download.headers[
-        "content-disposition"]
+    assert (
+        f"inject?token={connection.token}" in download.text and "attachment" in download.headers["content-disposition"]
+    )
     import socket
 
     import uvicorn
@@ -163,8 +218,11 @@ async def test_site_code_snippet_download_and_installation_check(perezvon_client
 
 
 class SecretSettings(Schema):
-    counter_id = fields.String(required=True, validate=validate.Regexp(r"^\d{5,10}$", error="5 to 10 digits."),
-                               metadata={"label": "Counter id"})
+    counter_id = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^\d{5,10}$", error="5 to 10 digits."),
+        metadata={"label": "Counter id"},
+    )
     account_key = fields.String(load_default="", metadata={"secret": True, "label": "Account key"})
 
 
@@ -187,18 +245,22 @@ async def test_a_newly_installed_plugin_gets_a_card_and_a_generated_form(perezvo
         url = f"/connections/{connection.id}/integrations/brand_new"
         form = (await perezvon_client.get(url)).text
         assert 'name="counter_id"' in form and 'type="password" name="account_key"' in form
-        bad = await perezvon_client.post(url, data={"csrf_token": csrf, "counter_id": "12ab",
-                                                    "account_key": "s3cret-key"})
+        bad = await perezvon_client.post(
+            url, data={"csrf_token": csrf, "counter_id": "12ab", "account_key": "s3cret-key"}
+        )
         assert bad.status_code == 400 and "s3cret-key" not in bad.text
-        ok = await perezvon_client.post(url, data={"csrf_token": csrf, "counter_id": "1234567",
-                                                   "account_key": "s3cret-key"})
+        ok = await perezvon_client.post(
+            url, data={"csrf_token": csrf, "counter_id": "1234567", "account_key": "s3cret-key"}
+        )
         assert ok.status_code == 303
         shown = (await perezvon_client.get(url)).text
         assert "s3cret-key" not in shown and 'placeholder="****"' in shown
         # saving again with the secret left empty keeps it
         await perezvon_client.post(url, data={"csrf_token": csrf, "counter_id": "7654321", "account_key": ""})
         assert await enablement.stored_settings(connection, enablement.INTEGRATION, "brand_new") == {
-            "counter_id": "7654321", "account_key": "s3cret-key"}
+            "counter_id": "7654321",
+            "account_key": "s3cret-key",
+        }
         assert not await enablement.is_on(connection, enablement.INTEGRATION, "brand_new")
         await perezvon_client.post(url + "/toggle", data={"csrf_token": csrf, "on": "1"})
         assert await enablement.is_on(connection, enablement.INTEGRATION, "brand_new")
@@ -210,7 +272,7 @@ async def test_a_newly_installed_plugin_gets_a_card_and_a_generated_form(perezvo
 def _form_texts(html: str) -> str:
     """The settings card's own texts: title, description, labels, help and errors (not the menu)."""
     start = html.index("<h1>")
-    main = html[start:html.index("</form>", start)]
+    main = html[start : html.index("</form>", start)]
     return re.sub(r"<[^>]+>", " ", main)
 
 
@@ -222,14 +284,25 @@ async def test_a_plugin_card_shows_one_language_from_the_plugin_catalog(perezvon
     """Labels, help, errors, title and description: Russian from the plugin's own catalog, or English."""
     connection, csrf = await _editor(perezvon_client)
     for key, bad, russian, english in (
-            ("metrika", {"counter_id": "12a45"}, ["Номер счётчика", "только цифры", "Яндекс Метрика"],
-             ["Counter id", "digits only", "Yandex Metrika"]),
-            ("webhooks", {"url": "ftp://x.example/", "secret": "short"}, ["URL получателя", "Ключ подписи",
-                                                                          "не короче 16", "Вебхуки"],
-             ["Receiver URL", "Signing secret", "at least 16", "Webhooks"]),
-            ("comagic", {"access_token": "short", "site_id": "5"}, ["Ключ доступа", "ID сайта в CoMagic",
-                                                                     "не похоже на ключ"],
-             ["Account key", "CoMagic site id", "does not look like"])):
+        (
+            "metrika",
+            {"counter_id": "12a45"},
+            ["Номер счётчика", "только цифры", "Яндекс Метрика"],
+            ["Counter id", "digits only", "Yandex Metrika"],
+        ),
+        (
+            "webhooks",
+            {"url": "ftp://x.example/", "secret": "short"},
+            ["URL получателя", "Ключ подписи", "не короче 16", "Вебхуки"],
+            ["Receiver URL", "Signing secret", "at least 16", "Webhooks"],
+        ),
+        (
+            "comagic",
+            {"access_token": "short", "site_id": "5"},
+            ["Ключ доступа", "ID сайта в CoMagic", "не похоже на ключ"],
+            ["Account key", "CoMagic site id", "does not look like"],
+        ),
+    ):
         url = f"/connections/{connection.id}/integrations/{key}"
         for lang, expected, other in (("ru", russian, english), ("en", english, russian)):
             perezvon_client.cookies.set("pz_lang", lang)
@@ -241,8 +314,10 @@ async def test_a_plugin_card_shows_one_language_from_the_plugin_catalog(perezvon
             if lang == "en":
                 assert not _cyrillic(texts), (key, texts)
     # an application's card too: the site-forms plugin's title and description
-    for lang, expected, other in (("ru", ["Формы сайта", "становятся обратными звонками"], ["Site forms"]),
-                                  ("en", ["Site forms", "become callbacks"], ["Формы сайта"])):
+    for lang, expected, other in (
+        ("ru", ["Формы сайта", "становятся обратными звонками"], ["Site forms"]),
+        ("en", ["Site forms", "become callbacks"], ["Формы сайта"]),
+    ):
         perezvon_client.cookies.set("pz_lang", lang)
         page = (await perezvon_client.get(f"/connections/{connection.id}/apps/siteforms")).text
         texts = _form_texts(page)
@@ -253,8 +328,12 @@ async def test_a_plugin_card_shows_one_language_from_the_plugin_catalog(perezvon
 async def test_stored_settings_that_no_longer_validate_are_shown_with_their_errors(perezvon_client):
     """The one policy (core/enablement.py): the admin shows what is stored, errors next to the fields."""
     connection, csrf = await _editor(perezvon_client)
-    await enablement.enable(connection, enablement.INTEGRATION, "webhooks", {
-        "url": "https://receiver.example/hook", "secret": "too-short", "events": ["lead_created"]})
+    await enablement.enable(
+        connection,
+        enablement.INTEGRATION,
+        "webhooks",
+        {"url": "https://receiver.example/hook", "secret": "too-short", "events": ["lead_created"]},
+    )
     perezvon_client.cookies.set("pz_lang", "en")
     page = await perezvon_client.get(f"/connections/{connection.id}/integrations/webhooks")
     perezvon_client.cookies.delete("pz_lang")
@@ -272,12 +351,15 @@ async def test_site_code_is_e_mailed_to_a_user_of_the_connection(perezvon_app, p
     csrf = await login(perezvon_client, await make_user(level="edit", project=project))
     page = await perezvon_client.get(f"/connections/{connection.id}/settings/code")
     assert recipient.email in page.text
-    sent = await perezvon_client.post(f"/connections/{connection.id}/settings/code", data={
-        "csrf_token": csrf, "action": "email", "user_id": str(recipient.id)})
+    sent = await perezvon_client.post(
+        f"/connections/{connection.id}/settings/code",
+        data={"csrf_token": csrf, "action": "email", "user_id": str(recipient.id)},
+    )
     assert sent.status_code == 303
     outbox = perezvon_app.settings.data_dir / "outbox"
     messages = [p.read_text(errors="replace") for p in outbox.glob("*site_snippet*.eml")]
     assert any(recipient.email in text and connection.token in text for text in messages)
-    nobody = await perezvon_client.post(f"/connections/{connection.id}/settings/code", data={
-        "csrf_token": csrf, "action": "email", "user_id": "999999"})
+    nobody = await perezvon_client.post(
+        f"/connections/{connection.id}/settings/code", data={"csrf_token": csrf, "action": "email", "user_id": "999999"}
+    )
     assert nobody.status_code == 400

@@ -3,6 +3,7 @@
 What each expectation rests on (Asterisk source file and function) is in
 docs/ami-emulator.md; the comments here name it briefly.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +12,6 @@ import re
 
 import panoramisk
 import pytest
-
 from ami_emulator import AmdEvent, AmiEmulator, Behaviour, Dtmf, User, UserEventSpec
 from ami_emulator import facts as F
 
@@ -29,10 +29,11 @@ async def wait_until(predicate, timeout: float = 3.0, step: float = 0.005):
 
 
 def make_manager(emu: AmiEmulator, secret: str = SECRET, **config) -> panoramisk.Manager:
-    config.setdefault("ping_delay", 3600)     # no background pings unless a test wants them
+    config.setdefault("ping_delay", 3600)  # no background pings unless a test wants them
     config.setdefault("reconnect_timeout", 0)
-    manager = panoramisk.Manager(host="127.0.0.1", port=emu.port, username=USER, secret=secret,
-                                 loop=asyncio.get_running_loop(), **config)
+    manager = panoramisk.Manager(
+        host="127.0.0.1", port=emu.port, username=USER, secret=secret, loop=asyncio.get_running_loop(), **config
+    )
     manager.seen = []
     manager.register_event("*", lambda mgr, event: mgr.seen.append(event))
     return manager
@@ -92,8 +93,15 @@ class Raw:
 
 
 def originate(number: str, **extra) -> dict[str, str]:
-    action = {"Action": "Originate", "Channel": TRUNK.format(number), "Context": "perezvon",
-              "Exten": "s", "Priority": "1", "Async": "true", "Timeout": "30000"}
+    action = {
+        "Action": "Originate",
+        "Channel": TRUNK.format(number),
+        "Context": "perezvon",
+        "Exten": "s",
+        "Priority": "1",
+        "Async": "true",
+        "Timeout": "30000",
+    }
     action.update(extra)
     return action
 
@@ -122,7 +130,7 @@ async def manager(emu):
 # ----------------------------------------------------------------- banner and login
 async def test_banner_is_the_ami_version_line(emu):
     raw = await Raw.open(emu)
-    assert raw.banner == b"Asterisk Call Manager/11.0.0\r\n"   # Asterisk 22: AMI_VERSION 11.0.0
+    assert raw.banner == b"Asterisk Call Manager/11.0.0\r\n"  # Asterisk 22: AMI_VERSION 11.0.0
     raw.close()
     old = AmiEmulator(username=USER, secret=SECRET, asterisk_version=(18, 20, 0), reason_model="chan_sip")
     await old.start()
@@ -173,8 +181,7 @@ async def test_md5_challenge_login(emu):
     reply = await raw.action("Action: Challenge\r\nAuthType: md5\r\nActionID: c\r\n\r\n")
     assert reply["Response"] == "Success" and reply["ActionID"] == "c"
     key = hashlib.md5((reply["Challenge"] + SECRET).encode()).hexdigest()
-    reply = await raw.action(f"Action: Login\r\nAuthType: MD5\r\nUsername: {USER}\r\nKey: {key}\r\n"
-                             "Events: off\r\n\r\n")
+    reply = await raw.action(f"Action: Login\r\nAuthType: MD5\r\nUsername: {USER}\r\nKey: {key}\r\nEvents: off\r\n\r\n")
     assert reply["Message"] == "Authentication accepted"
     reply = await raw.action("Action: Challenge\r\n\r\n")
     assert reply["Message"] == "Must specify AuthType"
@@ -226,8 +233,11 @@ async def test_action_ids_are_echoed_and_keys_are_case_insensitive(emu):
 async def test_unknown_action_after_login(emu):
     raw = await Raw.open(emu, login=True)
     reply = await raw.action("Action: Frobnicate\r\nActionID: 7\r\n\r\n")
-    assert reply == {"Response": "Error", "ActionID": "7", "Message":
-                     "Invalid/unknown command: Frobnicate. Use Action: ListCommands to show available commands."}
+    assert reply == {
+        "Response": "Error",
+        "ActionID": "7",
+        "Message": "Invalid/unknown command: Frobnicate. Use Action: ListCommands to show available commands.",
+    }
     # trailing blanks are part of the value (only leading blanks are skipped)
     reply = await raw.action("Action: Ping \r\n\r\n")
     assert reply["Message"].startswith("Invalid/unknown command: Ping . ")
@@ -257,7 +267,7 @@ async def test_line_too_long_and_too_many_headers(emu):
     assert reply["Message"] == "Failed to parse message: line too long"
     assert reply["ActionID"] == "long"
     reply = await raw.action("Action: Ping\r\nActionID: ok\r\nX-Filler: " + "y" * 1000 + "\r\n\r\n")
-    assert reply["Ping"] == "Pong"   # 1010 bytes + CRLF fit the 1024-byte buffer
+    assert reply["Ping"] == "Pong"  # 1010 bytes + CRLF fit the 1024-byte buffer
     many = "".join(f"X-H{i}: {i}\r\n" for i in range(130))
     reply = await raw.action(f"Action: Ping\r\nActionID: many\r\n{many}\r\n")
     assert reply["Message"] == "Too many lines in message or allocation failure"
@@ -270,8 +280,10 @@ async def test_line_too_long_and_too_many_headers(emu):
 async def test_events_off_at_login_and_events_action(emu):
     emu.set_behaviour("100", Behaviour.answers(0.2, hangup_after=0.2))
     raw = await Raw.open(emu, login=True, events="off")
-    reply = await raw.action("Action: Originate\r\nActionID: o\r\nChannel: PJSIP/100@trunk\r\n"
-                             "Context: perezvon\r\nExten: s\r\nPriority: 1\r\nAsync: yes\r\n\r\n")
+    reply = await raw.action(
+        "Action: Originate\r\nActionID: o\r\nChannel: PJSIP/100@trunk\r\n"
+        "Context: perezvon\r\nExten: s\r\nPriority: 1\r\nAsync: yes\r\n\r\n"
+    )
     assert reply["Message"] == "Originate successfully queued"
     await wait_until(lambda: emu.events_named("Hangup"))
     reply = await raw.action("Action: Ping\r\nActionID: p\r\n\r\n")
@@ -300,22 +312,22 @@ async def test_event_mask_limits_classes(emu):
 
 
 # ------------------------------------------------------------------ Originate checks
-@pytest.mark.parametrize("headers, message", [
-    ({"Channel": ""}, "Channel not specified"),
-    ({"Channel": "trunk-without-tech"}, "Invalid channel"),
-    ({"Timeout": "soon"}, "Invalid timeout"),
-    ({"Priority": "start"}, "Invalid priority"),                  # labels need a dialplan
-    ({"ChannelId": "x" * 150}, "Uniqueid length exceeds maximum of 149\n"),
-    ({"Async": "false", "Priority": "", "Exten": ""},
-     "Originate with 'Exten' requires 'Context' and 'Priority'"),
-    ({"Exten": "", "Context": ""}, "Extension does not exist."),  # Priority 1 but nowhere to go
-    ({"Application": "System", "Data": "rm -rf /"},
-     "Originate Access Forbidden: app or data blacklisted"),
-    ({"Application": "Playback", "Data": "${SHELL(id)}"},
-     "Originate Access Forbidden: app or data blacklisted"),
-])
+@pytest.mark.parametrize(
+    "headers, message",
+    [
+        ({"Channel": ""}, "Channel not specified"),
+        ({"Channel": "trunk-without-tech"}, "Invalid channel"),
+        ({"Timeout": "soon"}, "Invalid timeout"),
+        ({"Priority": "start"}, "Invalid priority"),  # labels need a dialplan
+        ({"ChannelId": "x" * 150}, "Uniqueid length exceeds maximum of 149\n"),
+        ({"Async": "false", "Priority": "", "Exten": ""}, "Originate with 'Exten' requires 'Context' and 'Priority'"),
+        ({"Exten": "", "Context": ""}, "Extension does not exist."),  # Priority 1 but nowhere to go
+        ({"Application": "System", "Data": "rm -rf /"}, "Originate Access Forbidden: app or data blacklisted"),
+        ({"Application": "Playback", "Data": "${SHELL(id)}"}, "Originate Access Forbidden: app or data blacklisted"),
+    ],
+)
 async def test_originate_validation(emu, headers, message):
-    emu.users[USER].write = F.EVERY_PERMISSION & ~F.SYSTEM   # a normal user, not "system"
+    emu.users[USER].write = F.EVERY_PERMISSION & ~F.SYSTEM  # a normal user, not "system"
     raw = await Raw.open(emu, login=True)
     action = originate("100", ActionID="v")
     action.update(headers)
@@ -337,16 +349,19 @@ async def test_originate_needs_the_originate_write_permission(emu):
 
 
 async def test_extension_must_exist_in_the_dialplan():
-    emu = AmiEmulator(username=USER, secret=SECRET, speed=50,
-                      dialplan={"perezvon": ["s", "_X."], "other": ["100"]})
+    emu = AmiEmulator(username=USER, secret=SECRET, speed=50, dialplan={"perezvon": ["s", "_X."], "other": ["100"]})
     await emu.start()
     try:
         raw = await Raw.open(emu, login=True)
-        reply = await raw.action("Action: Originate\r\nChannel: PJSIP/1@trunk\r\nContext: nowhere\r\n"
-                                 "Exten: s\r\nPriority: 1\r\nAsync: true\r\n\r\n")
+        reply = await raw.action(
+            "Action: Originate\r\nChannel: PJSIP/1@trunk\r\nContext: nowhere\r\n"
+            "Exten: s\r\nPriority: 1\r\nAsync: true\r\n\r\n"
+        )
         assert reply["Message"] == "Extension does not exist."
-        reply = await raw.action("Action: Originate\r\nChannel: PJSIP/1@trunk\r\nContext: perezvon\r\n"
-                                 "Exten: 79161234567\r\nPriority: 1\r\nAsync: true\r\n\r\n")
+        reply = await raw.action(
+            "Action: Originate\r\nChannel: PJSIP/1@trunk\r\nContext: perezvon\r\n"
+            "Exten: 79161234567\r\nPriority: 1\r\nAsync: true\r\n\r\n"
+        )
         assert reply["Message"] == "Originate successfully queued"
         raw.close()
     finally:
@@ -364,25 +379,37 @@ async def test_async_originate_without_a_destination_is_accepted(emu):
 # ------------------------------------------------------------- calls and their events
 async def test_answered_call_event_stream(emu, manager):
     emu.set_behaviour("79161234567", Behaviour.answers(1.0, hangup_after=2.0))
-    responses = await manager.send_action(originate(
-        "79161234567", ChannelId="lead-42-op", CallerID='"Perezvon" <74951234567>',
-        Variable=["LEAD=42,LEG=operator", "ATTEMPT=1"]))
+    responses = await manager.send_action(
+        originate(
+            "79161234567",
+            ChannelId="lead-42-op",
+            CallerID='"Perezvon" <74951234567>',
+            Variable=["LEAD=42,LEG=operator", "ATTEMPT=1"],
+        )
+    )
     response, result = responses
     assert response.response == "Success" and response.message == "Originate successfully queued"
     assert result.event == "OriginateResponse"
     assert result.response == "Success" and result.reason == "4"
     assert result.actionid == response.actionid
-    assert result.uniqueid == "lead-42-op"                       # ChannelId honoured
+    assert result.uniqueid == "lead-42-op"  # ChannelId honoured
     assert re.fullmatch(r"PJSIP/trunk-[0-9a-f]{8}", result.channel)
     assert (result.context, result.exten, result.calleridnum, result.calleridname) == (
-        "perezvon", "s", "74951234567", "Perezvon")
+        "perezvon",
+        "s",
+        "74951234567",
+        "Perezvon",
+    )
     await wait_until(lambda: any(e.event == "Hangup" for e in events_for(manager, "lead-42-op")))
     stream = events_for(manager, "lead-42-op")
     names = [e.event for e in stream]
     assert names[0] == "Newchannel" and stream[0].channelstate == "0"
     # astman_get_variables() hands them over in reverse order
     assert [(e.variable, e.value) for e in stream if e.event == "VarSet"] == [
-        ("ATTEMPT", "1"), ("LEG", "operator"), ("LEAD", "42")]
+        ("ATTEMPT", "1"),
+        ("LEG", "operator"),
+        ("LEAD", "42"),
+    ]
     assert names.index("DialBegin") < names.index("DialState") < names.index("DialEnd")
     states = [(e.channelstate, e.channelstatedesc) for e in stream if e.event == "Newstate"]
     assert states == [("5", "Ringing"), ("6", "Up")]
@@ -390,7 +417,7 @@ async def test_answered_call_event_stream(emu, manager):
     assert stream[names.index("DialBegin")].dialstring == "79161234567@trunk"
     hangup = stream[-1]
     assert hangup.event == "Hangup" and hangup.cause == "16" and hangup["Cause-txt"] == "Normal Clearing"
-    assert hangup.context == "perezvon" and hangup.exten == "s"   # the dialplan took over
+    assert hangup.context == "perezvon" and hangup.exten == "s"  # the dialplan took over
     assert names[-2] == "HangupRequest"
     # the OriginateResponse went to the action's future, not to the event callbacks
     assert "OriginateResponse" not in names
@@ -398,12 +425,12 @@ async def test_answered_call_event_stream(emu, manager):
 
 FAILURES_PJSIP = [
     # behaviour,                    cause, cause text,                  reason, DialEnd status
-    (Behaviour.busy(),               17, "User busy",                    0, "BUSY"),
-    (Behaviour.declines(0.3),        21, "Call Rejected",                0, "NOANSWER"),
-    (Behaviour.unallocated(),         1, "Unallocated (unassigned) number", 0, "NOANSWER"),
-    (Behaviour.congestion(),         34, "Circuit/channel congestion",   0, "CONGESTION"),
-    (Behaviour.unavailable(),        19, "User alerting, no answer",     0, "NOANSWER"),
-    (Behaviour.rejects(408, 0.2),    18, "No user responding",           0, "NOANSWER"),
+    (Behaviour.busy(), 17, "User busy", 0, "BUSY"),
+    (Behaviour.declines(0.3), 21, "Call Rejected", 0, "NOANSWER"),
+    (Behaviour.unallocated(), 1, "Unallocated (unassigned) number", 0, "NOANSWER"),
+    (Behaviour.congestion(), 34, "Circuit/channel congestion", 0, "CONGESTION"),
+    (Behaviour.unavailable(), 19, "User alerting, no answer", 0, "NOANSWER"),
+    (Behaviour.rejects(408, 0.2), 18, "No user responding", 0, "NOANSWER"),
 ]
 
 
@@ -418,24 +445,23 @@ async def test_rejections_with_chan_pjsip(emu, manager, behaviour, cause, text, 
     stream = events_for(manager, "fail-1")
     hangup = [e for e in stream if e.event == "Hangup"][0]
     assert (hangup.cause, hangup["Cause-txt"]) == (str(cause), text)
-    assert hangup.techcause == str(behaviour.reject_code)          # Asterisk 22.7+
+    assert hangup.techcause == str(behaviour.reject_code)  # Asterisk 22.7+
     assert [e.dialstatus for e in stream if e.event == "DialEnd"] == [status]
     assert [e.cause for e in stream if e.event == "HangupRequest"] == [str(cause)]
 
 
 FAILURES_CHAN_SIP = [
-    (Behaviour.busy(),            17, 5, "BUSY"),
-    (Behaviour.declines(0.3),     21, 5, "BUSY"),        # as observed on a real Asterisk with chan_sip
-    (Behaviour.unavailable(),     19, 5, "BUSY"),
-    (Behaviour.unallocated(),      1, 0, "NOANSWER"),
-    (Behaviour.congestion(),      34, 8, "CONGESTION"),
+    (Behaviour.busy(), 17, 5, "BUSY"),
+    (Behaviour.declines(0.3), 21, 5, "BUSY"),  # as observed on a real Asterisk with chan_sip
+    (Behaviour.unavailable(), 19, 5, "BUSY"),
+    (Behaviour.unallocated(), 1, 0, "NOANSWER"),
+    (Behaviour.congestion(), 34, 8, "CONGESTION"),
 ]
 
 
 @pytest.mark.parametrize("behaviour, cause, reason, status", FAILURES_CHAN_SIP)
 async def test_rejections_with_chan_sip(behaviour, cause, reason, status):
-    emu = AmiEmulator(username=USER, secret=SECRET, speed=50, asterisk_version=(18, 20, 0),
-                      reason_model="chan_sip")
+    emu = AmiEmulator(username=USER, secret=SECRET, speed=50, asterisk_version=(18, 20, 0), reason_model="chan_sip")
     emu.set_behaviour("79160000002", behaviour)
     await emu.start()
     mgr = make_manager(emu)
@@ -452,8 +478,7 @@ async def test_rejections_with_chan_sip(behaviour, cause, reason, status):
         await emu.stop()
 
 
-@pytest.mark.parametrize("version, cause", [((22, 8, 0), 19), ((22, 7, 0), 0), ((20, 18, 0), 19),
-                                            ((21, 12, 0), 0)])
+@pytest.mark.parametrize("version, cause", [((22, 8, 0), 19), ((22, 7, 0), 0), ((20, 18, 0), 19), ((21, 12, 0), 0)])
 async def test_no_answer_times_out_with_reason_3(version, cause):
     emu = AmiEmulator(username=USER, secret=SECRET, speed=50, asterisk_version=version)
     emu.set_behaviour("79160000003", Behaviour.no_answer())
@@ -467,7 +492,7 @@ async def test_no_answer_times_out_with_reason_3(version, cause):
         hangup = [e for e in mgr.seen if e.event == "Hangup"][0]
         assert hangup.cause == str(cause)
         names = [e.event for e in mgr.seen]
-        assert "DialEnd" not in names and "HangupRequest" not in names   # handle_timeout_trip()
+        assert "DialEnd" not in names and "HangupRequest" not in names  # handle_timeout_trip()
         assert [e.channelstatedesc for e in mgr.seen if e.event == "Newstate"] == ["Ringing"]
     finally:
         mgr.close()
@@ -492,21 +517,24 @@ async def test_channel_id_in_use_fails(emu, manager):
 
 
 async def test_dtmf_events(emu, manager):
-    emu.set_behaviour("600", Behaviour.answers(
-        0.2, hangup_after=20.0, dtmf=Dtmf.sequence("1#", start=0.5, gap=0.5, duration_ms=150)))
+    emu.set_behaviour(
+        "600", Behaviour.answers(0.2, hangup_after=20.0, dtmf=Dtmf.sequence("1#", start=0.5, gap=0.5, duration_ms=150))
+    )
     _, result = await manager.send_action(originate("600", ChannelId="dtmf-1"))
     await wait_until(lambda: sum(e.event == "DTMFEnd" for e in manager.seen) == 2)
     dtmf = [e for e in events_for(manager, "dtmf-1") if e.event.startswith("DTMF")]
     assert [(e.event, e.digit, e.direction) for e in dtmf] == [
-        ("DTMFBegin", "1", "Received"), ("DTMFEnd", "1", "Received"),
-        ("DTMFBegin", "#", "Received"), ("DTMFEnd", "#", "Received")]
+        ("DTMFBegin", "1", "Received"),
+        ("DTMFEnd", "1", "Received"),
+        ("DTMFBegin", "#", "Received"),
+        ("DTMFEnd", "#", "Received"),
+    ]
     assert [e.durationms for e in dtmf if e.event == "DTMFEnd"] == ["150", "150"]
     assert dtmf[0].privilege == "dtmf,all"
     # Asterisk -> phone digits through the PlayDTMF action come out as Sent.  Its reply
     # "DTMF successfully queued" trips panoramisk 1.4 unless the action has an Async key
     # (see test_panoramisk_needs_async_on_successfully_queued_replies).
-    reply = await manager.send_action({"Action": "PlayDTMF", "Channel": result.channel, "Digit": "7",
-                                       "Async": "false"})
+    reply = await manager.send_action({"Action": "PlayDTMF", "Channel": result.channel, "Digit": "7", "Async": "false"})
     assert reply.message == "DTMF successfully queued"
     await wait_until(lambda: any(e.event == "DTMFEnd" and e.direction == "Sent" for e in manager.seen))
     reply = await manager.send_action({"Action": "PlayDTMF", "Channel": "PJSIP/nope-1", "Digit": "7"})
@@ -519,18 +547,26 @@ async def test_answering_machine_reported_by_the_dialplan_shape(emu, manager):
     await wait_until(lambda: any(e.event == "Hangup" for e in events_for(manager, "amd-1")))
     stream = events_for(manager, "amd-1")
     assert [(e.variable, e.value) for e in stream if e.event == "VarSet"] == [
-        ("AMDSTATUS", "MACHINE"), ("AMDCAUSE", "LONGGREETING-1600-1500")]
+        ("AMDSTATUS", "MACHINE"),
+        ("AMDCAUSE", "LONGGREETING-1600-1500"),
+    ]
     user = [e for e in stream if e.event == "UserEvent"]
-    assert [(u.userevent, u.status, u.cause) for u in user] == [
-        ("PerezvonAMD", "MACHINE", "LONGGREETING-1600-1500")]
+    assert [(u.userevent, u.status, u.cause) for u in user] == [("PerezvonAMD", "MACHINE", "LONGGREETING-1600-1500")]
 
 
 async def test_amd_event_shape_is_configurable():
-    emu = AmiEmulator(username=USER, secret=SECRET, speed=50,
-                      amd_event=AmdEvent(name="CallbackAMD", status_header="AmdStatus",
-                                         cause_header=None, extra={"Leg": "client"}))
-    emu.set_behaviour("701", Behaviour.human(0.1, amd_after=0.2, hangup_after=0.5,
-                                             user_events=[UserEventSpec(0.3, "Stage", {"Step": "ivr"})]))
+    emu = AmiEmulator(
+        username=USER,
+        secret=SECRET,
+        speed=50,
+        amd_event=AmdEvent(name="CallbackAMD", status_header="AmdStatus", cause_header=None, extra={"Leg": "client"}),
+    )
+    emu.set_behaviour(
+        "701",
+        Behaviour.human(
+            0.1, amd_after=0.2, hangup_after=0.5, user_events=[UserEventSpec(0.3, "Stage", {"Step": "ivr"})]
+        ),
+    )
     await emu.start()
     mgr = make_manager(emu)
     try:
@@ -539,7 +575,9 @@ async def test_amd_event_shape_is_configurable():
         await wait_until(lambda: any(e.event == "Hangup" for e in mgr.seen))
         user = [e for e in mgr.seen if e.event == "UserEvent"]
         assert [(u.userevent, u.amdstatus, u.leg, u.step) for u in user] == [
-            ("CallbackAMD", "HUMAN", "client", ""), ("Stage", "", "", "ivr")]
+            ("CallbackAMD", "HUMAN", "client", ""),
+            ("Stage", "", "", "ivr"),
+        ]
         assert "Cause" not in user[0]
     finally:
         mgr.close()
@@ -580,7 +618,7 @@ async def test_ami_hangup_while_ringing_fails_the_originate(emu, manager):
     emu.set_behaviour("901", Behaviour.no_answer())
     future = manager.send_action(originate("901", ChannelId="ring-1"))
     await wait_until(lambda: any(e.event == "DialState" for e in manager.seen))
-    reply = await manager.send_action({"Action": "Hangup", "Channel": "ring-1"})   # by uniqueid
+    reply = await manager.send_action({"Action": "Hangup", "Channel": "ring-1"})  # by uniqueid
     assert reply.message == "Channel Hungup"
     _, result = await asyncio.wait_for(future, 2)
     assert (result.response, result.reason) == ("Failure", "0")
@@ -601,20 +639,22 @@ async def test_synchronous_originate_blocks_the_session(emu):
     emu.set_behaviour("110", Behaviour.busy(0.5))
     emu.set_behaviour("111", Behaviour.answers(0.5, hangup_after=1))
     raw = await Raw.open(emu, login=True, events="on")
-    await raw.message()                              # FullyBooted
-    await raw.send("Action: Originate\r\nActionID: s1\r\nChannel: PJSIP/110@trunk\r\n"
-                   "Application: Wait\r\nData: 1\r\n\r\n")
+    await raw.message()  # FullyBooted
+    await raw.send(
+        "Action: Originate\r\nActionID: s1\r\nChannel: PJSIP/110@trunk\r\nApplication: Wait\r\nData: 1\r\n\r\n"
+    )
     await raw.send("Action: Ping\r\nActionID: p1\r\n\r\n")
     first = await raw.message()
     assert first == {"Response": "Error", "ActionID": "s1", "Message": "Originate failed"}
     # the call's events waited for the response; the Ping waited for the Originate
     following = [await raw.message() for _ in range(6)]
-    assert [m.get("Event") for m in following[:5]] == [
-        "Newchannel", "DialBegin", "HangupRequest", "DialEnd", "Hangup"]
+    assert [m.get("Event") for m in following[:5]] == ["Newchannel", "DialBegin", "HangupRequest", "DialEnd", "Hangup"]
     assert following[5].get("ActionID") == "p1"
     assert not emu.events_named("OriginateResponse")  # only Async sends one
-    reply = await raw.action("Action: Originate\r\nActionID: s2\r\nChannel: PJSIP/111@trunk\r\n"
-                             "Context: perezvon\r\nExten: s\r\nPriority: 1\r\n\r\n")
+    reply = await raw.action(
+        "Action: Originate\r\nActionID: s2\r\nChannel: PJSIP/111@trunk\r\n"
+        "Context: perezvon\r\nExten: s\r\nPriority: 1\r\n\r\n"
+    )
     assert reply["Message"] == "Originate successfully queued"
     raw.close()
 
@@ -625,11 +665,12 @@ async def test_originate_response_may_come_before_the_hangup():
     await emu.start()
     try:
         raw = await Raw.open(emu, login=True, events="call")
-        await raw.send("Action: Originate\r\nActionID: r\r\nChannel: PJSIP/120@trunk\r\n"
-                       "Context: perezvon\r\nExten: s\r\nPriority: 1\r\nAsync: true\r\n\r\n")
+        await raw.send(
+            "Action: Originate\r\nActionID: r\r\nChannel: PJSIP/120@trunk\r\n"
+            "Context: perezvon\r\nExten: s\r\nPriority: 1\r\nAsync: true\r\n\r\n"
+        )
         names = [(await raw.message()).get("Event") for _ in range(7)]
-        assert names == [None, "Newchannel", "DialBegin", "HangupRequest", "OriginateResponse",
-                         "DialEnd", "Hangup"]
+        assert names == [None, "Newchannel", "DialBegin", "HangupRequest", "OriginateResponse", "DialEnd", "Hangup"]
         raw.close()
     finally:
         await emu.stop()
@@ -660,8 +701,9 @@ async def test_list_response_with_panoramisk(emu, manager):
 async def test_setvar_getvar_userevent(emu, manager):
     emu.set_behaviour("150", Behaviour.answers(0.1))
     _, result = await manager.send_action(originate("150"))
-    reply = await manager.send_action({"Action": "Setvar", "Channel": result.channel,
-                                       "Variable": "LEAD_ID", "Value": "42"})
+    reply = await manager.send_action(
+        {"Action": "Setvar", "Channel": result.channel, "Variable": "LEAD_ID", "Value": "42"}
+    )
     assert reply.message == "Variable Set"
     reply = await manager.send_action({"Action": "Getvar", "Channel": result.channel, "Variable": "LEAD_ID"})
     assert (reply.response, reply.variable, reply.value) == ("Success", "LEAD_ID", "42")
@@ -681,7 +723,7 @@ async def test_drop_link_makes_panoramisk_reconnect(emu):
     await login(mgr)
     await wait_until(lambda: len(logins) == 1)
     emu.drop_link()
-    await wait_until(lambda: len(logins) == 2)     # panoramisk 1.4 reconnects by itself
+    await wait_until(lambda: len(logins) == 2)  # panoramisk 1.4 reconnects by itself
     assert emu.connections == 2 and len(emu.actions("Login")) == 2
     reply = await asyncio.wait_for(mgr.send_action({"Action": "Ping"}), 2)
     assert reply.ping == "Pong"
@@ -694,7 +736,7 @@ async def test_drop_link_with_listener_down(emu):
     await login(mgr)
     emu.drop_link(down_for=0.3)
     await asyncio.sleep(0.15)
-    assert len(logins) == 1 and emu.connections == 1        # refused while down
+    assert len(logins) == 1 and emu.connections == 1  # refused while down
     await wait_until(lambda: len(logins) == 2, timeout=5)
     mgr.close()
 
@@ -712,9 +754,9 @@ async def test_a_lost_response_makes_panoramisk_send_the_originate_twice(emu):
     assert response.message == "Originate successfully queued" and result.reason == "4"
     originates = emu.actions("Originate")
     assert len(originates) == 2 and len(logins) == 2
-    assert originates[0]["ActionID"] == originates[1]["ActionID"]      # same action, twice
+    assert originates[0]["ActionID"] == originates[1]["ActionID"]  # same action, twice
     assert originates[0].session != originates[1].session
-    first, second = emu.events_named("Newchannel")                      # two calls placed
+    first, second = emu.events_named("Newchannel")  # two calls placed
     assert result.uniqueid == first["Uniqueid"] != second["Uniqueid"]
     mgr.close()
 
@@ -742,7 +784,7 @@ async def test_an_answered_originate_is_not_resent_and_its_future_hangs(emu):
     await login(mgr)
     future = mgr.send_action(originate("170"))
     await wait_until(lambda: any(e.name == "DialBegin" for e in emu.events))
-    await asyncio.sleep(0.02)                     # the "queued" response has been read
+    await asyncio.sleep(0.02)  # the "queued" response has been read
     emu.drop_link()
     await wait_until(lambda: len(logins) == 2)
     await wait_until(lambda: emu.events_named("OriginateResponse"))
@@ -757,8 +799,8 @@ async def test_go_silent_ping_times_out(emu, manager):
     future = manager.send_action({"Action": "Ping"})
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(asyncio.shield(future), 0.3)
-    assert not emu.actions("Ping")             # nothing was even read
-    assert manager.protocol is not None and not manager.protocol.closed   # TCP still open
+    assert not emu.actions("Ping")  # nothing was even read
+    assert manager.protocol is not None and not manager.protocol.closed  # TCP still open
     emu.resume()
     reply = await asyncio.wait_for(future, 2)
     assert reply.ping == "Pong"
@@ -818,7 +860,7 @@ async def test_shutdown_and_restart(emu):
     await wait_until(lambda: len(logins) == 2, timeout=5)
     assert [(e.shutdown, e.restart) for e in mgr.seen if e.event == "Shutdown"] == [("Uncleanly", "True")]
     replies = await mgr.send_action({"Action": "CoreShowChannels"})
-    assert replies[-1].listitems == "0"          # a restarted Asterisk knows no channels
+    assert replies[-1].listitems == "0"  # a restarted Asterisk knows no channels
     await asyncio.sleep(0.1)
     assert len(emu.events_named("OriginateResponse")) == 1 and not emu.events_named("Hangup")
     mgr.close()

@@ -4,6 +4,7 @@ The Perezvon dialplan (NoOp, AGI(agi:async), Hangup()) runs in the contexts give
 ``async_agi_contexts``; every expectation rests on the Asterisk source named in
 docs/ami-emulator.md, section "Async AGI (the Perezvon dialplan)".
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -13,7 +14,6 @@ import wave
 
 import panoramisk
 import pytest
-
 from ami_emulator import AmiEmulator, Behaviour, User
 from ami_emulator import facts as F
 from ami_emulator.agi import PEREZVON_DIALPLAN, parse_args, uri_encode
@@ -36,8 +36,15 @@ async def wait_until(predicate, timeout: float = 3.0, step: float = 0.005):
 
 
 def make_manager(emu: AmiEmulator, username: str = USER, secret: str = SECRET) -> panoramisk.Manager:
-    manager = panoramisk.Manager(host="127.0.0.1", port=emu.port, username=username, secret=secret,
-                                 loop=asyncio.get_running_loop(), ping_delay=3600, reconnect_timeout=0)
+    manager = panoramisk.Manager(
+        host="127.0.0.1",
+        port=emu.port,
+        username=username,
+        secret=secret,
+        loop=asyncio.get_running_loop(),
+        ping_delay=3600,
+        reconnect_timeout=0,
+    )
     manager.seen = []
     manager.register_event("*", lambda mgr, event: mgr.seen.append(event))
     return manager
@@ -77,8 +84,14 @@ def write_wav(path, seconds: float, rate: int = 8000) -> None:
 
 @pytest.fixture
 async def emu(tmp_path):
-    emulator = AmiEmulator(username=USER, secret=SECRET, speed=SPEED, async_agi_contexts=("perezvon-leg",),
-                           sounds_dir=str(tmp_path / "sounds"), monitor_dir=str(tmp_path / "monitor"))
+    emulator = AmiEmulator(
+        username=USER,
+        secret=SECRET,
+        speed=SPEED,
+        async_agi_contexts=("perezvon-leg",),
+        sounds_dir=str(tmp_path / "sounds"),
+        monitor_dir=str(tmp_path / "monitor"),
+    )
     await emulator.start()
     yield emulator
     await emulator.stop()
@@ -100,14 +113,23 @@ def of(manager, uniqueid: str, name: str | None = None) -> list:
     return [e for e in events if name is None or e.event == name]
 
 
-async def leg(manager, emu, number: str, channel_id: str, behaviour: Behaviour | None = None,
-              role: str = "client") -> str:
+async def leg(
+    manager, emu, number: str, channel_id: str, behaviour: Behaviour | None = None, role: str = "client"
+) -> str:
     """Originate one Perezvon call leg; return its channel name once Async AGI has started."""
     emu.set_behaviour(number, behaviour or Behaviour.answers(0.1))
-    _, result = await manager.send_action({
-        "Action": "Originate", "Channel": f"PJSIP/{number}@trunk", "Context": "perezvon-leg",
-        "Exten": "s", "Priority": "1", "Async": "true", "ChannelId": channel_id,
-        "Variable": f"PEREZVON_CALL=42,PEREZVON_LEG={role}"})
+    _, result = await manager.send_action(
+        {
+            "Action": "Originate",
+            "Channel": f"PJSIP/{number}@trunk",
+            "Context": "perezvon-leg",
+            "Exten": "s",
+            "Priority": "1",
+            "Async": "true",
+            "ChannelId": channel_id,
+            "Variable": f"PEREZVON_CALL=42,PEREZVON_LEG={role}",
+        }
+    )
     assert result.response == "Success", result
     await wait_until(lambda: of(manager, channel_id, "AsyncAGIStart"))
     return result.channel
@@ -147,14 +169,14 @@ def test_uri_encode_keeps_only_alphanumerics_and_marks():
     assert uri_encode("-_.!~*'()az09AZ") == "-_.!~*'()az09AZ"
     assert uri_encode("a/b@c;d=e&f+g,h$i?j") == "a%2Fb%40c%3Bd%3De%26f%2Bg%2Ch%24i%3Fj"
     assert uri_encode("я") == "%D1%8F"
-    assert len(uri_encode(":" * 1000)) == 2046      # stops before overflowing 2048 with the NUL
+    assert len(uri_encode(":" * 1000)) == 2046  # stops before overflowing 2048 with the NUL
 
 
 def test_parse_args_like_res_agi():
-    assert parse_args("STREAM FILE hello \"\"") == ["STREAM", "FILE", "hello", ""]
+    assert parse_args('STREAM FILE hello ""') == ["STREAM", "FILE", "hello", ""]
     assert parse_args('SET  VARIABLE\tX "a b c"') == ["SET", "VARIABLE", "X", "a b c"]
     assert parse_args(r"EXEC Playback a\ b") == ["EXEC", "Playback", "a b"]
-    assert parse_args(r'SET VARIABLE Q \"x\"') == ["SET", "VARIABLE", "Q", '"x"']
+    assert parse_args(r"SET VARIABLE Q \"x\"") == ["SET", "VARIABLE", "Q", '"x"']
     assert parse_args('EXEC MixMonitor "/tmp/a b.wav",b') == ["EXEC", "MixMonitor", "/tmp/a b.wav,b"]
 
 
@@ -170,14 +192,13 @@ async def test_async_agi_starts_after_the_answer_with_the_environment(emu, manag
     assert start.env.startswith("agi_request%3A%20async%0Aagi_channel%3A%20PJSIP%2Ftrunk-")
     env = urllib.parse.unquote(start.env)
     assert env.endswith("\n\n")
-    lines = dict(line.split(": ", 1) if ": " in line else (line.rstrip(":"), "")
-                 for line in env.strip("\n").split("\n"))
-    assert list(lines)[:6] == ["agi_request", "agi_channel", "agi_language", "agi_type",
-                               "agi_uniqueid", "agi_version"]
+    lines = dict(
+        line.split(": ", 1) if ": " in line else (line.rstrip(":"), "") for line in env.strip("\n").split("\n")
+    )
+    assert list(lines)[:6] == ["agi_request", "agi_channel", "agi_language", "agi_type", "agi_uniqueid", "agi_version"]
     assert lines["agi_channel"] == channel and lines["agi_uniqueid"] == "leg-1"
     assert (lines["agi_language"], lines["agi_type"], lines["agi_version"]) == ("en", "PJSIP", "22.8.0")
-    assert (lines["agi_callerid"], lines["agi_calleridname"], lines["agi_callingpres"]) == (
-        "unknown", "unknown", "67")
+    assert (lines["agi_callerid"], lines["agi_calleridname"], lines["agi_callingpres"]) == ("unknown", "unknown", "67")
     assert (lines["agi_context"], lines["agi_extension"], lines["agi_priority"]) == ("perezvon-leg", "s", AGI_PRIORITY)
     assert lines["agi_enhanced"] == "0.0" and lines["agi_accountcode"] == ""
     assert lines["agi_threadid"].isdigit()
@@ -187,8 +208,7 @@ async def test_async_agi_starts_after_the_answer_with_the_environment(emu, manag
 
 
 async def test_spontaneous_amd_does_not_fire_inside_async_agi(emu, manager):
-    await leg(manager, emu, "79160000002", "leg-2",
-              Behaviour.answering_machine(0.1, amd_after=0.2, hangup_after=1.0))
+    await leg(manager, emu, "79160000002", "leg-2", Behaviour.answering_machine(0.1, amd_after=0.2, hangup_after=1.0))
     await hung_up(manager, "leg-2")
     assert not [e for e in of(manager, "leg-2", "VarSet") if e.variable.startswith("AMD")]
     assert not of(manager, "leg-2", "UserEvent")
@@ -204,10 +224,18 @@ async def test_agi_action_errors(emu, manager):
     assert (reply.response, reply.message) == ("Error", "Channel PJSIP/nope-00000009 does not exist.")
     # a channel outside the Async AGI contexts has no AsyncAGI datastore
     emu.set_behaviour("79160000003", Behaviour.answers(0.1))
-    _, result = await manager.send_action({
-        "Action": "Originate", "Channel": "PJSIP/79160000003@trunk", "Context": "other", "Exten": "s",
-        "Priority": "1", "Async": "true", "ChannelId": "plain-1"})
-    reply = await agi(manager, result.channel.lower(), "NOOP")     # names are case-insensitive
+    _, result = await manager.send_action(
+        {
+            "Action": "Originate",
+            "Channel": "PJSIP/79160000003@trunk",
+            "Context": "other",
+            "Exten": "s",
+            "Priority": "1",
+            "Async": "true",
+            "ChannelId": "plain-1",
+        }
+    )
+    reply = await agi(manager, result.channel.lower(), "NOOP")  # names are case-insensitive
     assert reply.message == f"Failed to add AGI command to channel {result.channel} queue"
     # ast_channel_get_by_name() also takes a uniqueid
     await leg(manager, emu, "79160000004", "leg-4")
@@ -217,8 +245,13 @@ async def test_agi_action_errors(emu, manager):
 
 
 async def test_agi_action_needs_the_agi_write_permission(tmp_path):
-    emu = AmiEmulator(username=USER, secret=SECRET, speed=SPEED, async_agi_contexts=("perezvon-leg",),
-                      users={"noagi": User("pw", write=F.CALL | F.ORIGINATE)})
+    emu = AmiEmulator(
+        username=USER,
+        secret=SECRET,
+        speed=SPEED,
+        async_agi_contexts=("perezvon-leg",),
+        users={"noagi": User("pw", write=F.CALL | F.ORIGINATE)},
+    )
     await emu.start()
     mgr = make_manager(emu, "noagi", "pw")
     try:
@@ -239,24 +272,26 @@ async def test_panoramisk_agi_action_needs_as_list_false(emu, manager):
     await wait_until(lambda: emu.events_named("AsyncAGIExec"))
     await asyncio.sleep(0.05)
     assert emu.events_named("AsyncAGIExec")[0]["CommandId"].startswith("command/")
-    assert not future.done()          # the reply came, the command ran; the future still waits
-    assert not of(manager, "leg-19", "AsyncAGIExec")      # ... and swallowed the event
+    assert not future.done()  # the reply came, the command ran; the future still waits
+    assert not of(manager, "leg-19", "AsyncAGIExec")  # ... and swallowed the event
     future.cancel()
     # send_agi_command(as_list=False) does not help: protocol.send() overwrites the action's
     # as_list with send_action()'s default None (ami_protocol.py ``data.as_list = as_list``)
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(manager.send_agi_command(channel, "NOOP"), 0.3)
-    reply = await asyncio.wait_for(manager.send_action(
-        {"Action": "AGI", "Channel": channel, "Command": "NOOP"}, as_list=False), 2)
+    reply = await asyncio.wait_for(
+        manager.send_action({"Action": "AGI", "Channel": channel, "Command": "NOOP"}, as_list=False), 2
+    )
     assert reply.message == "Added AGI command to queue"
-    await wait_until(lambda: of(manager, "leg-19", "AsyncAGIExec"))    # now it is an event
+    await wait_until(lambda: of(manager, "leg-19", "AsyncAGIExec"))  # now it is an event
 
 
 async def test_raw_agi_replies(emu, manager):
     channel = await leg(manager, emu, "79160000005", "leg-5")
     raw = await Raw.open(emu)
-    reply = await raw.action(f"Action: AGI\r\nActionID: a1\r\nChannel: {channel}\r\nCommand: NOOP\r\n"
-                             "CommandID: c1\r\n\r\n")
+    reply = await raw.action(
+        f"Action: AGI\r\nActionID: a1\r\nChannel: {channel}\r\nCommand: NOOP\r\nCommandID: c1\r\n\r\n"
+    )
     assert reply == {"Response": "Success", "ActionID": "a1", "Message": "Added AGI command to queue"}
     reply = await raw.action("Action: AGI\r\nActionID: a2\r\nChannel: \r\nCommand: NOOP\r\n\r\n")
     assert reply == {"Response": "Error", "ActionID": "a2", "Message": "Both, Channel and Command are *required*"}
@@ -266,39 +301,53 @@ async def test_raw_agi_replies(emu, manager):
     await wait_until(lambda: len(of(manager, "leg-5", "AsyncAGIExec")) == 2)
     first, second = of(manager, "leg-5", "AsyncAGIExec")
     assert first.commandid == "c1"
-    assert "CommandId" not in second                 # only when the action had a CommandID
+    assert "CommandId" not in second  # only when the action had a CommandID
 
 
 # ---------------------------------------------------------------------- commands
 async def test_commands_run_in_order_and_report_each(emu, manager):
     channel = await leg(manager, emu, "79160000006", "leg-6")
-    commands = [("NOOP", "n1"), ("answer", None), ('SET VARIABLE GREETING "hello world"', "s1"),
-                ("get variable GREETING", "g1"), ("GET VARIABLE MISSING", None),
-                ("GET VARIABLE UNIQUEID", None), ("SAY NONSENSE", "u1"), ("STREAM FILE onlyone", "e1"),
-                ("GET", None)]
+    commands = [
+        ("NOOP", "n1"),
+        ("answer", None),
+        ('SET VARIABLE GREETING "hello world"', "s1"),
+        ("get variable GREETING", "g1"),
+        ("GET VARIABLE MISSING", None),
+        ("GET VARIABLE UNIQUEID", None),
+        ("SAY NONSENSE", "u1"),
+        ("STREAM FILE onlyone", "e1"),
+        ("GET", None),
+    ]
     for command, command_id in commands:
         reply = await agi(manager, channel, command, command_id)
         assert reply.message == "Added AGI command to queue"
     got = await results(manager, "leg-6", len(commands))
-    assert got[:7] == ["200 result=0\n", "200 result=0\n", "200 result=1\n", "200 result=1 (hello world)\n",
-                       "200 result=0\n", "200 result=1 (leg-6)\n", "510 Invalid or unknown command\n"]
+    assert got[:7] == [
+        "200 result=0\n",
+        "200 result=0\n",
+        "200 result=1\n",
+        "200 result=1 (hello world)\n",
+        "200 result=0\n",
+        "200 result=1 (leg-6)\n",
+        "510 Invalid or unknown command\n",
+    ]
     assert got[7].startswith("520-Invalid command syntax.  Proper usage follows:\nSTREAM FILE")
     assert got[7].endswith("\n520 End of proper usage.\n")
     assert got[8] == "510 Invalid or unknown command\n"
     execs = of(manager, "leg-6", "AsyncAGIExec")
-    ids = [e.get("CommandId") for e in execs]       # panoramisk made up the missing ones
+    ids = [e.get("CommandId") for e in execs]  # panoramisk made up the missing ones
     assert [i if c else i.startswith("command/") for i, (_, c) in zip(ids, commands)] == [
-        c or True for _, c in commands]
+        c or True for _, c in commands
+    ]
     assert all(e.privilege == "agi,all" for e in execs)
     assert [(e.variable, e.value) for e in of(manager, "leg-6", "VarSet")][-1] == ("GREETING", "hello world")
     # agi_handle_command() publishes AGIExecStart/AGIExecEnd around each command
     ends = of(manager, "leg-6", "AGIExecEnd")
-    assert [(e.resultcode, e.result) for e in ends][6:8] == [("510", "Invalid or unknown command"),
-                                                             ("520", "Usage")]
+    assert [(e.resultcode, e.result) for e in ends][6:8] == [("510", "Invalid or unknown command"), ("520", "Usage")]
     assert of(manager, "leg-6", "AGIExecStart")[0].command == "NOOP"
     # on the wire the Result is URL-encoded, trailing newline included
     assert [e["Result"] for e in emu.events_named("AsyncAGIExec")][0] == "200%20result%3D0%0A"
-    assert execs[0].result == "200 result=0"          # panoramisk decoded and stripped it
+    assert execs[0].result == "200 result=0"  # panoramisk decoded and stripped it
 
 
 async def test_hangup_command_ends_async_agi_before_the_hangup(emu, manager):
@@ -307,14 +356,16 @@ async def test_hangup_command_ends_async_agi_before_the_hangup(emu, manager):
     await agi(manager, channel, "NOOP", "never")
     hangup = await hung_up(manager, "leg-7")
     names = [e.event for e in of(manager, "leg-7")]
-    tail = names[names.index("SoftHangupRequest"):]
+    tail = names[names.index("SoftHangupRequest") :]
     assert tail == ["SoftHangupRequest", "AGIExecEnd", "AsyncAGIExec", "AsyncAGIEnd", "VarSet", "Hangup"]
-    assert of(manager, "leg-7", "SoftHangupRequest")[0].cause == "16"    # AST_SOFTHANGUP_EXPLICIT
+    assert of(manager, "leg-7", "SoftHangupRequest")[0].cause == "16"  # AST_SOFTHANGUP_EXPLICIT
     assert await results(manager, "leg-7", 1) == ["200 result=1\n"]
-    assert len(of(manager, "leg-7", "AsyncAGIExec")) == 1                 # the queued NOOP is dropped
+    assert len(of(manager, "leg-7", "AsyncAGIExec")) == 1  # the queued NOOP is dropped
     assert (of(manager, "leg-7", "VarSet")[-1].variable, of(manager, "leg-7", "VarSet")[-1].value) == (
-        "AGISTATUS", "HANGUP")
-    assert hangup.cause == "0"      # ast_softhangup() sets no cause (as an AMI Hangup without Cause)
+        "AGISTATUS",
+        "HANGUP",
+    )
+    assert hangup.cause == "0"  # ast_softhangup() sets no cause (as an AMI Hangup without Cause)
     reply = await agi(manager, channel, "NOOP")
     assert reply.message == f"Channel {channel} does not exist."
 
@@ -356,7 +407,9 @@ async def test_stream_file_plays_a_real_wav(emu, manager, tmp_path):
     assert got == ["200 result=0 endpos=16000\n", "200 result=0 endpos=4000\n"]
     assert asyncio.get_running_loop().time() - started >= (2.0 + 0.375) / SPEED * 0.9
     assert [e.value for e in of(manager, "leg-10", "VarSet") if e.variable == "PLAYBACKSTATUS"] == [
-        "SUCCESS", "SUCCESS"]
+        "SUCCESS",
+        "SUCCESS",
+    ]
 
 
 async def test_stream_file_of_a_missing_file_ends_async_agi(emu, manager):
@@ -377,13 +430,14 @@ async def test_an_escape_digit_stops_playback(emu, manager, tmp_path):
     channel = await leg(manager, emu, "79160000012", "leg-12")
     await agi(manager, channel, "STREAM FILE long #5")
     await wait_until(lambda: emu.events_named("AGIExecStart"))
-    for digit in "1#":      # the phone presses 1 (not an escape digit), then #
-        await manager.send_action({"Action": "PlayDTMF", "Channel": channel, "Digit": digit,
-                                   "Receive": "true", "Async": "false"})
+    for digit in "1#":  # the phone presses 1 (not an escape digit), then #
+        await manager.send_action(
+            {"Action": "PlayDTMF", "Channel": channel, "Digit": digit, "Receive": "true", "Async": "false"}
+        )
         await wait_until(lambda: any(e.digit == digit for e in of(manager, "leg-12", "DTMFEnd")))
     [result] = await results(manager, "leg-12", 1)
     code, endpos = result.split()[1:]
-    assert code == "result=35"                                   # '#' (the '1' is not an escape digit)
+    assert code == "result=35"  # '#' (the '1' is not an escape digit)
     assert 0 < int(endpos.split("=")[1]) < 8000 * 20
     assert [e.digit for e in of(manager, "leg-12", "DTMFEnd")][:2] == ["1", "#"]
     assert [e.value for e in of(manager, "leg-12", "VarSet") if e.variable == "PLAYBACKSTATUS"] == ["FAILED"]
@@ -407,22 +461,23 @@ async def test_hangup_while_streaming(emu, manager, tmp_path):
 async def test_exec_playback_wait_and_unknown_application(emu, manager, tmp_path):
     write_wav(tmp_path / "sounds" / "short.wav", 0.2)
     channel = await leg(manager, emu, "79160000014", "leg-14")
-    for command in ("EXEC Playback short", "EXEC Playback nothing-here", "EXEC Wait 0.5",
-                    "EXEC NoSuchApp foo", "EXEC"):
+    for command in ("EXEC Playback short", "EXEC Playback nothing-here", "EXEC Wait 0.5", "EXEC NoSuchApp foo", "EXEC"):
         await agi(manager, channel, command)
     got = await results(manager, "leg-14", 5)
     assert got[:4] == ["200 result=0\n", "200 result=0\n", "200 result=0\n", "200 result=-2\n"]
     assert got[4].startswith("520-")
-    assert [e.value for e in of(manager, "leg-14", "VarSet") if e.variable == "PLAYBACKSTATUS"] == [
-        "SUCCESS", "FAILED"]
+    assert [e.value for e in of(manager, "leg-14", "VarSet") if e.variable == "PLAYBACKSTATUS"] == ["SUCCESS", "FAILED"]
 
 
 # ------------------------------------------------------------------ applications
-@pytest.mark.parametrize("behaviour, status, cause", [
-    (Behaviour.answering_machine(0.1, amd_after=1.0, hangup_after=None), "MACHINE", "LONGGREETING-1600-1500"),
-    (Behaviour.human(0.1, amd_after=1.0), "HUMAN", "HUMAN-800-800"),
-    (Behaviour.answers(0.1), "HUMAN", "HUMAN-800-800"),
-])
+@pytest.mark.parametrize(
+    "behaviour, status, cause",
+    [
+        (Behaviour.answering_machine(0.1, amd_after=1.0, hangup_after=None), "MACHINE", "LONGGREETING-1600-1500"),
+        (Behaviour.human(0.1, amd_after=1.0), "HUMAN", "HUMAN-800-800"),
+        (Behaviour.answers(0.1), "HUMAN", "HUMAN-800-800"),
+    ],
+)
 async def test_exec_amd(emu, manager, behaviour, status, cause):
     channel = await leg(manager, emu, "79160000015", "leg-15", behaviour)
     started = asyncio.get_running_loop().time()
@@ -430,7 +485,9 @@ async def test_exec_amd(emu, manager, behaviour, status, cause):
     assert await results(manager, "leg-15", 1) == ["200 result=0\n"]
     assert asyncio.get_running_loop().time() - started >= 1.0 / SPEED * 0.9
     assert [(e.variable, e.value) for e in of(manager, "leg-15", "VarSet")][-2:] == [
-        ("AMDSTATUS", status), ("AMDCAUSE", cause)]
+        ("AMDSTATUS", status),
+        ("AMDCAUSE", cause),
+    ]
     assert not of(manager, "leg-15", "UserEvent")
 
 
@@ -442,20 +499,26 @@ async def test_exec_senddtmf(emu, manager):
     # 100 quiet + 150 + 250 + 500 + 150 + 250 ms
     assert asyncio.get_running_loop().time() - started >= 1.4 / SPEED * 0.9
     dtmf = [(e.event, e.digit, e.direction) for e in of(manager, "leg-16") if e.event.startswith("DTMF")]
-    assert dtmf == [("DTMFBegin", "1", "Sent"), ("DTMFEnd", "1", "Sent"),
-                    ("DTMFBegin", "#", "Sent"), ("DTMFEnd", "#", "Sent")]
+    assert dtmf == [
+        ("DTMFBegin", "1", "Sent"),
+        ("DTMFEnd", "1", "Sent"),
+        ("DTMFBegin", "#", "Sent"),
+        ("DTMFEnd", "#", "Sent"),
+    ]
     assert {e.durationms for e in of(manager, "leg-16", "DTMFEnd")} == {"150"}
 
 
 async def test_exec_mixmonitor_writes_the_recording_at_hangup(emu, manager, tmp_path):
     channel = await leg(manager, emu, "79160000017", "leg-17", Behaviour.answers(0.1, hangup_after=3.0))
-    target = tmp_path / "rec" / "2026" / "call-42.wav"        # the directory does not exist yet
+    target = tmp_path / "rec" / "2026" / "call-42.wav"  # the directory does not exist yet
     await agi(manager, channel, f"EXEC MixMonitor {target}")
     await agi(manager, channel, "EXEC MixMonitor relative/op.wav")
     assert await results(manager, "leg-17", 2) == ["200 result=0\n", "200 result=0\n"]
-    assert target.parent.is_dir()                              # ast_mkdir() in filename_parse()
+    assert target.parent.is_dir()  # ast_mkdir() in filename_parse()
     assert [e.value for e in of(manager, "leg-17", "VarSet") if e.variable == "MIXMONITOR_FILENAME"] == [
-        str(target), f"{tmp_path}/monitor/relative/op.wav"]
+        str(target),
+        f"{tmp_path}/monitor/relative/op.wav",
+    ]
     assert len(of(manager, "leg-17", "MixMonitorStart")) == 2
     await hung_up(manager, "leg-17")
     for path in (target, tmp_path / "monitor" / "relative" / "op.wav"):
@@ -463,12 +526,11 @@ async def test_exec_mixmonitor_writes_the_recording_at_hangup(emu, manager, tmp_
         with wave.open(str(path)) as wav:
             assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 8000)
             seconds = wav.getnframes() / 8000
-        assert 1.0 < seconds < 4.5                            # up for 3 nominal seconds in all
+        assert 1.0 < seconds < 4.5  # up for 3 nominal seconds in all
 
 
 # ------------------------------------------------------------------------ Bridge
-async def two_legs(manager, emu, suffix: str, operator: Behaviour | None = None,
-                   client: Behaviour | None = None):
+async def two_legs(manager, emu, suffix: str, operator: Behaviour | None = None, client: Behaviour | None = None):
     op = await leg(manager, emu, f"7916100{suffix}1", f"op-{suffix}", operator, role="operator")
     cl = await leg(manager, emu, f"7916100{suffix}2", f"cl-{suffix}", client, role="client")
     return op, cl
@@ -479,8 +541,7 @@ async def test_bridge_to_a_missing_channel_and_to_itself(emu, manager):
     await agi(manager, channel, "EXEC Bridge PJSIP/nobody-1234")
     await agi(manager, channel, f"EXEC Bridge {channel}")
     assert await results(manager, "leg-18", 2) == ["200 result=0\n", "200 result=0\n"]
-    assert [e.value for e in of(manager, "leg-18", "VarSet") if e.variable == "BRIDGERESULT"] == [
-        "NONEXISTENT", "LOOP"]
+    assert [e.value for e in of(manager, "leg-18", "VarSet") if e.variable == "BRIDGERESULT"] == ["NONEXISTENT", "LOOP"]
     assert not [e for e in manager.seen if e.event.startswith("Bridge")]
 
 
@@ -489,11 +550,10 @@ async def test_bridge_with_x_when_the_caller_hangs_up(emu, manager):
     await agi(manager, op, f"EXEC Bridge {cl},x", "bridge")
     await wait_until(lambda: len([e for e in manager.seen if e.event == "BridgeEnter"]) == 2)
     create = [e for e in manager.seen if e.event == "BridgeCreate"][0]
-    assert (create.bridgetype, create.bridgetechnology, create.bridgenumchannels) == (
-        "basic", "simple_bridge", "0")
+    assert (create.bridgetype, create.bridgetechnology, create.bridgenumchannels) == ("basic", "simple_bridge", "0")
     enters = [e for e in manager.seen if e.event == "BridgeEnter"]
     assert [(e.uniqueid, e.bridgenumchannels) for e in enters] == [("cl-01", "1"), ("op-01", "2")]
-    assert enters[0].channel == cl                           # the yanked leg keeps name and uniqueid
+    assert enters[0].channel == cl  # the yanked leg keeps name and uniqueid
     # the yank: a Surrogate/ channel with a new uniqueid ends the old Async AGI and hangs up
     surrogate = [e for e in manager.seen if e.event == "Newchannel" and e.channel == f"Surrogate/{cl}"]
     assert len(surrogate) == 1 and surrogate[0].uniqueid not in ("cl-01", "op-01")
@@ -514,7 +574,7 @@ async def test_bridge_with_x_when_the_caller_hangs_up(emu, manager):
 
 async def test_bridge_when_the_destination_hangs_up_the_caller_stays_in_agi(emu, manager):
     op, cl = await two_legs(manager, emu, "02")
-    await agi(manager, op, "EXEC Bridge cl-0,x")     # a prefix of a name, else of a uniqueid
+    await agi(manager, op, "EXEC Bridge cl-0,x")  # a prefix of a name, else of a uniqueid
     await wait_until(lambda: len([e for e in manager.seen if e.event == "BridgeEnter"]) == 2)
     emu.far_end_hangup(cl)
     await hung_up(manager, "cl-02")
@@ -534,7 +594,7 @@ async def test_bridge_without_x_sends_the_destination_to_its_next_priority(emu, 
     op, cl = await two_legs(manager, emu, "03")
     await agi(manager, op, f"EXEC Bridge {cl}")
     await wait_until(lambda: len([e for e in manager.seen if e.event == "BridgeEnter"]) == 2)
-    reply = await agi(manager, cl, "NOOP")    # the datastore moved with the masquerade: queued
+    reply = await agi(manager, cl, "NOOP")  # the datastore moved with the masquerade: queued
     assert reply.message == "Added AGI command to queue"
     await manager.send_action({"Action": "Hangup", "Channel": op, "Cause": "16"})
     cl_hangup = await hung_up(manager, "cl-03")
@@ -547,19 +607,19 @@ async def test_mixmonitor_b_records_only_while_bridged(emu, manager, tmp_path):
     op, cl = await two_legs(manager, emu, "04")
     await agi(manager, op, f"EXEC MixMonitor {tmp_path}/b.wav,b")
     await results(manager, "op-04", 1)
-    await asyncio.sleep(2.0 / SPEED)                           # not bridged yet: not recorded
+    await asyncio.sleep(2.0 / SPEED)  # not bridged yet: not recorded
     await agi(manager, op, f"EXEC Bridge {cl},x")
     await wait_until(lambda: len([e for e in manager.seen if e.event == "BridgeEnter"]) == 2)
     await asyncio.sleep(1.0 / SPEED)
     emu.far_end_hangup(cl)
     await results(manager, "op-04", 2)
-    await asyncio.sleep(2.0 / SPEED)                           # bridge over: not recorded
+    await asyncio.sleep(2.0 / SPEED)  # bridge over: not recorded
     emu.far_end_hangup(op)
     await hung_up(manager, "op-04")
     await wait_until(lambda: (tmp_path / "b.wav").exists())
     with wave.open(str(tmp_path / "b.wav")) as wav:
         seconds = wav.getnframes() / 8000
-    assert 0.8 < seconds < 4.0            # ~1 s bridged; the 4 s outside the bridge are not in it
+    assert 0.8 < seconds < 4.0  # ~1 s bridged; the 4 s outside the bridge are not in it
 
 
 async def test_hangup_of_another_channel_and_exec_hangup(emu, manager):
@@ -585,8 +645,15 @@ async def test_application_originate_does_not_run_the_dialplan(tmp_path):
     try:
         await mgr.connect()
         await asyncio.wait_for(mgr.authenticated_future, 5)
-        _, result = await mgr.send_action({"Action": "Originate", "Channel": "PJSIP/79160000020@trunk",
-                                           "Application": "Playback", "Data": "x", "Async": "true"})
+        _, result = await mgr.send_action(
+            {
+                "Action": "Originate",
+                "Channel": "PJSIP/79160000020@trunk",
+                "Application": "Playback",
+                "Data": "x",
+                "Async": "true",
+            }
+        )
         assert result.response == "Success"
         await wait_until(lambda: emu.events_named("Hangup"))
         assert not emu.events_named("AsyncAGIStart")
@@ -599,20 +666,21 @@ async def test_mixmonitor_formats_follow_the_extension(emu, manager, tmp_path):
     channel = await leg(manager, emu, "79160000021", "leg-21", Behaviour.answers(0.1, hangup_after=2.0))
     for name in ("noext", "op.ulaw", "op.xyz"):
         await agi(manager, channel, f"EXEC MixMonitor {tmp_path}/f/{name}")
-    await agi(manager, channel, "EXEC MixMonitor")                       # no file name: -1
+    await agi(manager, channel, "EXEC MixMonitor")  # no file name: -1
     got = await results(manager, "leg-21", 4)
     assert got == ["200 result=0\n"] * 3 + ["200 result=-1\n"]
     await hung_up(manager, "leg-21")
     await wait_until(lambda: (tmp_path / "f" / "noext.raw").exists())
     assert (tmp_path / "f" / "noext.raw").stat().st_size % 2 == 0
-    assert set((tmp_path / "f" / "op.ulaw").read_bytes()) == {0xFF}      # ulaw silence
-    assert not (tmp_path / "f" / "op.xyz").exists()                     # no such format module
+    assert set((tmp_path / "f" / "op.ulaw").read_bytes()) == {0xFF}  # ulaw silence
+    assert not (tmp_path / "f" / "op.xyz").exists()  # no such format module
     assert [r["path"] for r in emu.agi.recordings] == [f"{tmp_path}/f/{n}" for n in ("noext", "op.ulaw", "op.xyz")]
 
 
 async def test_showdialplan_lists_the_shipped_context_and_refuses_an_unknown_one():
-    emu = AmiEmulator(username="perezvon", secret="s3cret", async_agi_contexts=("perezvon-leg",),
-                      dialplan={"default": ["s", "_X."]})
+    emu = AmiEmulator(
+        username="perezvon", secret="s3cret", async_agi_contexts=("perezvon-leg",), dialplan={"default": ["s", "_X."]}
+    )
     await emu.start()
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", emu.port)
@@ -631,6 +699,8 @@ async def test_showdialplan_lists_the_shipped_context_and_refuses_an_unknown_one
     steps = [(p, app) for p, (app, _) in sorted(PEREZVON_DIALPLAN.items())]
     for priority, app in steps:
         assert f"Extension: s\r\nPriority: {priority}\r\nApplication: {app}\r\n" in listing
-    assert (f"Event: ShowDialPlanComplete\r\nActionID: d1\r\nEventList: Complete\r\n"
-            f"ListItems: {len(steps)}\r\nListExtensions: 1\r\nListPriorities: {len(steps)}\r\nListContexts: 1") in text
+    assert (
+        f"Event: ShowDialPlanComplete\r\nActionID: d1\r\nEventList: Complete\r\n"
+        f"ListItems: {len(steps)}\r\nListExtensions: 1\r\nListPriorities: {len(steps)}\r\nListContexts: 1"
+    ) in text
     assert "Response: Error\r\nActionID: d2\r\nMessage: Did not find context nowhere" in text

@@ -6,6 +6,7 @@ published plugin package); never ``perezvon.core``, ``perezvon.web`` or
 ``perezvon.hookspecs`` directly. So everything a plugin needs has to be in
 ``perezvon.api``, and a third party can do whatever a built-in one does.
 """
+
 from __future__ import annotations
 
 import ast
@@ -65,7 +66,9 @@ def test_importing_the_api_loads_neither_the_web_app_nor_pytest():
 
 def test_one_import_package_is_installed():
     """The four folders are importable only under ``perezvon``: no top-level ``core`` or ``web`` of ours."""
-    code = ("import importlib.util, os, sys; sys.path = [p for p in sys.path if p not in ('', os.getcwd())]; "
-            "print([n for n in ('core', 'web', 'plugins', 'hookspecs') if importlib.util.find_spec(n)])")
+    code = (
+        "import importlib.util, os, sys; sys.path = [p for p in sys.path if p not in ('', os.getcwd())]; "
+        "print([n for n in ('core', 'web', 'plugins', 'hookspecs') if importlib.util.find_spec(n)])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/").stdout
     assert out.strip() == "[]"

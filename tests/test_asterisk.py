@@ -6,6 +6,7 @@ The emulator (tests/ami_emulator, docs/ami-emulator.md) speaks AMI over a real T
 socket and runs the shipped ``perezvon-leg`` context's Async AGI; the announcements
 are real eSpeak NG audio whose length the emulator plays out.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,13 +25,19 @@ from perezvon.plugins.asterisk.backend import AsteriskTelephony
 from perezvon.plugins.asterisk.schemas import AsteriskSettings
 from perezvon.plugins.speech.engine import EspeakEngine
 
-SPEED = 20          # emulated phones and Asterisk run 20x faster than life
+SPEED = 20  # emulated phones and Asterisk run 20x faster than life
 SECRET = "s3cret-for-tests"
 OPERATOR = "+74951234567"
 CLIENT = "+79161234567"
 #: what the scenario waits for, in real seconds: short, so the suite stays quick
-FAST = {"extension_delay_seconds": 0, "operator_ivr_delay_seconds": 0, "client_ivr_delay_seconds": 0,
-        "operator_speak_seconds": 3, "dtmf_wait_seconds": 2, "ring_timeout_seconds": 5}
+FAST = {
+    "extension_delay_seconds": 0,
+    "operator_ivr_delay_seconds": 0,
+    "client_ivr_delay_seconds": 0,
+    "operator_speak_seconds": 3,
+    "dtmf_wait_seconds": 2,
+    "ring_timeout_seconds": 5,
+}
 HOSTILE_NAME = 'Иван"; Hangup(); \nAction: Originate <script>'
 
 
@@ -51,23 +58,40 @@ def speech(tmp_path_factory):
 
 #: the AMI user the plugin ships: the tests run with exactly its permissions
 SHIPPED_USER = User.from_manager_conf(
-    (Path(__file__).parent.parent / "plugins/asterisk/conf/manager_perezvon.conf").read_text(), SECRET)
+    (Path(__file__).parent.parent / "plugins/asterisk/conf/manager_perezvon.conf").read_text(), SECRET
+)
 
 
 @pytest.fixture
 async def emulator():
-    emu = AmiEmulator(username="perezvon", secret=SECRET, speed=SPEED, async_agi_contexts={"perezvon-leg"},
-                      users={"perezvon": SHIPPED_USER})
+    emu = AmiEmulator(
+        username="perezvon",
+        secret=SECRET,
+        speed=SPEED,
+        async_agi_contexts={"perezvon-leg"},
+        users={"perezvon": SHIPPED_USER},
+    )
     await emu.start()
     yield emu
     await emu.stop()
 
 
 def make_backend(emu: AmiEmulator, registry: Registry, tmp_path: Path, **overrides) -> AsteriskTelephony:
-    settings = AsteriskSettings().load({
-        "host": "127.0.0.1", "port": emu.port, "username": "perezvon", "secret": SECRET,
-        "ping_interval_seconds": 0.2, "ping_timeout_seconds": 0.3, "reconnect_min_seconds": 0.05,
-        "reconnect_max_seconds": 0.4, "connect_wait_seconds": 3, "answer_wait_seconds": 2, **overrides})
+    settings = AsteriskSettings().load(
+        {
+            "host": "127.0.0.1",
+            "port": emu.port,
+            "username": "perezvon",
+            "secret": SECRET,
+            "ping_interval_seconds": 0.2,
+            "ping_timeout_seconds": 0.3,
+            "reconnect_min_seconds": 0.05,
+            "reconnect_max_seconds": 0.4,
+            "connect_wait_seconds": 3,
+            "answer_wait_seconds": 2,
+            **overrides,
+        }
+    )
     return AsteriskTelephony(settings, types.SimpleNamespace(data_dir=tmp_path), registry)
 
 
@@ -82,23 +106,31 @@ async def backend(emulator, speech, tmp_path):
 
 def plan(direction: str = Direction.OPERATOR_FIRST, *, extension: str = "", **telephony) -> AttemptPlan:
     return AttemptPlan(
-        call_id=str(uuid.uuid4()), attempt_number=1, direction=direction, operator_number=OPERATOR,
-        operator_extension=extension, client_number=CLIENT,
-        caller_id_to_operator=CLIENT, caller_id_to_client="",
+        call_id=str(uuid.uuid4()),
+        attempt_number=1,
+        direction=direction,
+        operator_number=OPERATOR,
+        operator_extension=extension,
+        client_number=CLIENT,
+        caller_id_to_operator=CLIENT,
+        caller_id_to_client="",
         operator_text=f"Заявка с сайта пример точка ру. Клиент {HOSTILE_NAME}. Нажмите 1, чтобы позвонить клиенту.",
         client_text="Здравствуйте! Оставайтесь на линии, соединяем с оператором.",
-        telephony=TelephonySettingsSchema().load({**FAST, "first_direction": direction, **telephony}))
+        telephony=TelephonySettingsSchema().load({**FAST, "first_direction": direction, **telephony}),
+    )
 
 
 def operator_presses(*digits: str, start: float = 40.0, hangup_after: float | None = 400.0) -> Behaviour:
     """An operator who answers and presses ``digits`` well after the announcement has played."""
-    return Behaviour.answers(1.0, hangup_after=hangup_after,
-                             dtmf=[Dtmf(start + 12 * i, d) for i, d in enumerate(digits)])
+    return Behaviour.answers(
+        1.0, hangup_after=hangup_after, dtmf=[Dtmf(start + 12 * i, d) for i, d in enumerate(digits)]
+    )
 
 
 def agi_commands(emu: AmiEmulator, leg: str) -> list[str]:
-    channel = next((c.name for c in emu.hungup_channels + list(emu.channels.values())
-                    if c.uniqueid.endswith(leg)), None)
+    channel = next(
+        (c.name for c in emu.hungup_channels + list(emu.channels.values()) if c.uniqueid.endswith(leg)), None
+    )
     return [a.get_ci("Command") for a in emu.actions("AGI") if a.get_ci("Channel") == channel]
 
 
@@ -150,11 +182,19 @@ async def test_the_announcement_is_real_audio_played_to_its_end(emulator, backen
     assert any("endpos%3D" in e.get("Result", "") for e in execs)  # played to the end, not refused
 
 
-@pytest.mark.parametrize(("behaviour", "status"), [
-    (Behaviour.busy(), 486), (Behaviour.unavailable(), 480), (Behaviour.declines(1.0), 603),
-    (Behaviour.unallocated(), 404), (Behaviour.no_answer(), 480), (Behaviour.congestion(), 503),
-    (Behaviour.rejects(408), 408), (Behaviour.rejects(487, ring_after=0.2), 487),
-])
+@pytest.mark.parametrize(
+    ("behaviour", "status"),
+    [
+        (Behaviour.busy(), 486),
+        (Behaviour.unavailable(), 480),
+        (Behaviour.declines(1.0), 603),
+        (Behaviour.unallocated(), 404),
+        (Behaviour.no_answer(), 480),
+        (Behaviour.congestion(), 503),
+        (Behaviour.rejects(408), 408),
+        (Behaviour.rejects(487, ring_after=0.2), 487),
+    ],
+)
 async def test_an_operator_leg_that_fails_gives_its_sip_status(emulator, backend, behaviour, status):
     emulator.set_behaviour(OPERATOR[1:], behaviour)
     outcome = await run(backend, plan())
@@ -162,10 +202,16 @@ async def test_an_operator_leg_that_fails_gives_its_sip_status(emulator, backend
     assert len(emulator.actions("Originate")) == 1  # the client is never rung
 
 
-@pytest.mark.parametrize(("behaviour", "status"), [
-    (Behaviour.busy(), 486), (Behaviour.unavailable(), 480), (Behaviour.declines(1.0), 603),
-    (Behaviour.unallocated(), 404), (Behaviour.no_answer(), 480),
-])
+@pytest.mark.parametrize(
+    ("behaviour", "status"),
+    [
+        (Behaviour.busy(), 486),
+        (Behaviour.unavailable(), 480),
+        (Behaviour.declines(1.0), 603),
+        (Behaviour.unallocated(), 404),
+        (Behaviour.no_answer(), 480),
+    ],
+)
 async def test_a_client_leg_that_fails_gives_its_sip_status(emulator, backend, behaviour, status):
     emulator.set_behaviour(OPERATOR[1:], operator_presses("1"))
     emulator.set_behaviour(CLIENT[1:], behaviour)
@@ -175,15 +221,24 @@ async def test_a_client_leg_that_fails_gives_its_sip_status(emulator, backend, b
 
 
 async def test_older_asterisk_without_techcause_maps_the_q850_cause(speech, tmp_path):
-    emu = AmiEmulator(username="perezvon", secret=SECRET, speed=SPEED, asterisk_version=(20, 5, 0),
-                      async_agi_contexts={"perezvon-leg"})
+    emu = AmiEmulator(
+        username="perezvon",
+        secret=SECRET,
+        speed=SPEED,
+        asterisk_version=(20, 5, 0),
+        async_agi_contexts={"perezvon-leg"},
+    )
     await emu.start()
     telephony = make_backend(emu, speech, tmp_path)
     await telephony.start()
     try:
-        for behaviour, status in ((Behaviour.busy(), 486), (Behaviour.declines(1.0), 603),
-                                  (Behaviour.no_answer(), 480), (Behaviour.unallocated(), 404),
-                                  (Behaviour.rejects(408), 408)):
+        for behaviour, status in (
+            (Behaviour.busy(), 486),
+            (Behaviour.declines(1.0), 603),
+            (Behaviour.no_answer(), 480),
+            (Behaviour.unallocated(), 404),
+            (Behaviour.rejects(408), 408),
+        ):
             emu.set_behaviour(OPERATOR[1:], behaviour)
             outcome = await run(telephony, plan())
             assert outcome.operator_status == status, behaviour
@@ -285,8 +340,9 @@ async def test_client_first_rings_the_client_then_the_operator(emulator, backend
 
 async def test_client_first_cancel_operator_key_gives_201(emulator, backend):
     emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=400, dtmf=[Dtmf(40, "9")]))
-    outcome = await run(backend, plan(Direction.CLIENT_FIRST, cancel_operator={"on": True, "key": "9"},
-                                      dtmf_wait_seconds=5))
+    outcome = await run(
+        backend, plan(Direction.CLIENT_FIRST, cancel_operator={"on": True, "key": "9"}, dtmf_wait_seconds=5)
+    )
     assert (outcome.operator_status, outcome.client_status) == (None, 201)
     assert len(emulator.actions("Originate")) == 1
 
@@ -299,8 +355,10 @@ async def test_client_first_client_leaving_while_the_operator_rings_gives_204(em
     assert (outcome.operator_status, outcome.client_status) == (487, 204)
 
 
-@pytest.mark.parametrize(("behaviour", "status"), [(Behaviour.busy(), 486), (Behaviour.no_answer(), 480),
-                                                   (Behaviour.answering_machine(1.0), 203)])
+@pytest.mark.parametrize(
+    ("behaviour", "status"),
+    [(Behaviour.busy(), 486), (Behaviour.no_answer(), 480), (Behaviour.answering_machine(1.0), 203)],
+)
 async def test_client_first_client_failures(emulator, backend, behaviour, status):
     emulator.set_behaviour(CLIENT[1:], behaviour)
     outcome = await run(backend, plan(Direction.CLIENT_FIRST))
@@ -469,16 +527,18 @@ async def test_an_unreachable_asterisk_shows_in_health_and_backs_off(speech, tmp
     await emu.start()
     port = emu.port
     await emu.stop()  # nothing listens there now
-    telephony = make_backend(emu, speech, tmp_path, connect_wait_seconds=0.5, reconnect_min_seconds=0.05,
-                             reconnect_max_seconds=0.2)
+    telephony = make_backend(
+        emu, speech, tmp_path, connect_wait_seconds=0.5, reconnect_min_seconds=0.05, reconnect_max_seconds=0.2
+    )
     await telephony.start()
     try:
         outcome = await run(telephony, plan())
         assert outcome.operator_status == LegStatus.UNAVAILABLE_SERVICE and "unreachable" in outcome.note
         assert f"127.0.0.1:{port} is unreachable" in await telephony.health()
         # it keeps trying: once Asterisk is there, the link comes up by itself
-        emu2 = AmiEmulator(port=port, username="perezvon", secret=SECRET, speed=SPEED,
-                           async_agi_contexts={"perezvon-leg"})
+        emu2 = AmiEmulator(
+            port=port, username="perezvon", secret=SECRET, speed=SPEED, async_agi_contexts={"perezvon-leg"}
+        )
         await emu2.start()
         try:
             await telephony.link.wait_up(5)
@@ -557,6 +617,7 @@ class EmulatorThread:
     def call(self, fn):
         async def run():
             return fn()
+
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
 
     def __enter__(self) -> AmiEmulator:
@@ -574,8 +635,13 @@ def test_serve_calls_a_lead_back_through_asterisk_and_keeps_the_recording(tmp_pa
 
     from test_cli import demo_env, running_server
 
-    with EmulatorThread(username="perezvon", secret=SECRET, speed=SPEED, async_agi_contexts={"perezvon-leg"},
-                        default_behaviour=Behaviour.human(1.0, hangup_after=40)) as emu:
+    with EmulatorThread(
+        username="perezvon",
+        secret=SECRET,
+        speed=SPEED,
+        async_agi_contexts={"perezvon-leg"},
+        default_behaviour=Behaviour.human(1.0, hangup_after=40),
+    ) as emu:
         emu.set_behaviour("74951234567", operator_presses("1"))
         (tmp_path / "plugins.toml").write_text(f"""
 [perezvon]
@@ -596,9 +662,11 @@ enabled = true
             while client.get(f"{base_url}/healthz").json()["telephony"] != "ok":
                 assert time.monotonic() < deadline, client.get(f"{base_url}/healthz").json()
                 time.sleep(0.1)
-            created = client.post(f"{base_url}/api/v1/leads", headers={"Origin": "http://localhost:3000"},
-                                  json={"token": demo["site_token"], "phone": "+7 916 555-12-34", "consent": True,
-                                        "name": HOSTILE_NAME})
+            created = client.post(
+                f"{base_url}/api/v1/leads",
+                headers={"Origin": "http://localhost:3000"},
+                json={"token": demo["site_token"], "phone": "+7 916 555-12-34", "consent": True, "name": HOSTILE_NAME},
+            )
             assert created.status_code == 201, created.text
             state_url = f"{base_url}/api/v1/calls/{created.json()['call_id']}/state"
             deadline = time.monotonic() + 40
@@ -607,11 +675,14 @@ enabled = true
                 time.sleep(0.2)
             assert state["status"] == "successful"
         assert [o.get_ci("Channel") for o in emu.actions("Originate")] == [
-            "PJSIP/74951234567@trunk", "PJSIP/79165551234@trunk"]
+            "PJSIP/74951234567@trunk",
+            "PJSIP/79165551234@trunk",
+        ]
         import sqlite3
 
         db = sqlite3.connect(tmp_path / "var" / "perezvon.sqlite3")
-        (recording, backend, statuses), = db.execute(
-            "SELECT recording, backend, operator_status || '-' || client_status FROM attempts").fetchall()
+        ((recording, backend, statuses),) = db.execute(
+            "SELECT recording, backend, operator_status || '-' || client_status FROM attempts"
+        ).fetchall()
         assert backend == "asterisk" and statuses == "200-200"
         assert Path(recording).is_file() and "/recordings/" in recording

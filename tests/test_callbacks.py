@@ -1,17 +1,19 @@
 """The worker: attempts through the simulator, the chain, tags, durability, integrations."""
+
 import asyncio
 import datetime as dt
 
 import pytest
 
-from perezvon.core.callbacks import INTERRUPTED, CallbackEngine
 from perezvon.core import enablement
+from perezvon.core.callbacks import INTERRUPTED, CallbackEngine
 from perezvon.core.models import Attempt, Call, CallState, Delivery, Lead, OperatorNumber
 from perezvon.core.registry import DeliveryError, Integration
 from perezvon.core.schemas import Schema
 
-EVERY_REDIAL_AT_ONCE = {"operator_first": {str(n): {"*-*": {"period": 0, "direction": "operator_first"}}
-                                           for n in range(2, 6)}}
+EVERY_REDIAL_AT_ONCE = {
+    "operator_first": {str(n): {"*-*": {"period": 0, "direction": "operator_first"}} for n in range(2, 6)}
+}
 
 
 async def post_lead(client, site, phone, **extra):
@@ -34,8 +36,15 @@ async def test_a_lead_is_called_back_and_tagged(perezvon_client, perezvon_site, 
     assert attempt.reason == "the callback took place"
     assert attempt.started_at <= attempt.dialled_at <= attempt.ended_at
     state = (await perezvon_client.get(f"/api/v1/calls/{call.id}/state", params={"token": perezvon_site.token})).json()
-    assert state == {"status": "successful", "phase": "finished", "leg": None, "attempts": 1, "next_attempt_at": None,
-                     "finished": True, "tags": {"unique": True, "target": True}}
+    assert state == {
+        "status": "successful",
+        "phase": "finished",
+        "leg": None,
+        "attempts": 1,
+        "next_attempt_at": None,
+        "finished": True,
+        "tags": {"unique": True, "target": True},
+    }
 
 
 async def test_the_state_says_which_leg_is_being_rung(perezvon_app, perezvon_client, perezvon_site, new_phone):
@@ -45,8 +54,9 @@ async def test_the_state_says_which_leg_is_being_rung(perezvon_app, perezvon_cli
     call_id = created["call_id"]
     state_url = f"/api/v1/calls/{call_id}/state"
     await Call.filter(id=call_id).update(state=CallState.DIALLING, attempts_made=2)
-    attempt = await Attempt.create(call_id=call_id, number=2, direction="operator_first", backend="simulator",
-                                   started_at=dt.datetime.now(dt.UTC))
+    attempt = await Attempt.create(
+        call_id=call_id, number=2, direction="operator_first", backend="simulator", started_at=dt.datetime.now(dt.UTC)
+    )
     progress = _Progress(attempt, perezvon_app.redis)
     states = []
     for leg in ("operator", "client"):
@@ -59,18 +69,19 @@ async def test_the_state_says_which_leg_is_being_rung(perezvon_app, perezvon_cli
     await Call.filter(id=call_id).update(state=CallState.FINISHED)
 
 
-async def test_a_phone_seen_within_the_window_is_a_repeat(perezvon_client, perezvon_site, perezvon_run_jobs,
-                                                          new_phone):
+async def test_a_phone_seen_within_the_window_is_a_repeat(perezvon_client, perezvon_site, perezvon_run_jobs, new_phone):
     phone = new_phone()
-    await Lead.create(connection=perezvon_site, source="api", phone=phone,
-                      created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=10))
+    await Lead.create(
+        connection=perezvon_site, source="api", phone=phone, created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
+    )
     created = await post_lead(perezvon_client, perezvon_site, phone)
     await perezvon_run_jobs()
     assert (await Call.get(id=created["call_id"])).is_unique is False
 
 
-async def test_a_busy_client_is_redialled_by_the_matrix_then_given_up(perezvon_client, perezvon_site,
-                                                                      perezvon_run_jobs, new_phone):
+async def test_a_busy_client_is_redialled_by_the_matrix_then_given_up(
+    perezvon_client, perezvon_site, perezvon_run_jobs, new_phone
+):
     perezvon_site.redial_matrix = EVERY_REDIAL_AT_ONCE
     await perezvon_site.save()
     created = await post_lead(perezvon_client, perezvon_site, new_phone("0486"))
@@ -102,8 +113,9 @@ async def test_cancel_by_dtmf_always_aborts(perezvon_client, perezvon_site, pere
     assert (call.state, call.display_status, call.attempts_made) == (CallState.FINISHED, "cancelled", 1)
 
 
-async def test_a_site_without_operator_number_fails_clearly(perezvon_client, perezvon_site, perezvon_run_jobs,
-                                                            new_phone):
+async def test_a_site_without_operator_number_fails_clearly(
+    perezvon_client, perezvon_site, perezvon_run_jobs, new_phone
+):
     await OperatorNumber.filter(connection_id=perezvon_site.id).delete()
     created = await post_lead(perezvon_client, perezvon_site, new_phone())
     await perezvon_run_jobs()
@@ -112,8 +124,9 @@ async def test_a_site_without_operator_number_fails_clearly(perezvon_client, per
     assert call.reason == "no operator number is set for this site"
 
 
-async def test_a_backend_error_becomes_a_status_and_a_redial(perezvon_app, perezvon_client, perezvon_site,
-                                                             perezvon_run_jobs, new_phone, monkeypatch):
+async def test_a_backend_error_becomes_a_status_and_a_redial(
+    perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, monkeypatch
+):
     backend = perezvon_app.host.telephony_backend()
 
     async def broken(plan, progress):
@@ -129,11 +142,13 @@ async def test_a_backend_error_becomes_a_status_and_a_redial(perezvon_app, perez
     assert call.state == CallState.SCHEDULED  # the matrix gives it another try
 
 
-async def test_an_attempt_is_placed_once_however_often_its_job_runs(perezvon_app, perezvon_client, perezvon_site,
-                                                                     new_phone):
+async def test_an_attempt_is_placed_once_however_often_its_job_runs(
+    perezvon_app, perezvon_client, perezvon_site, new_phone
+):
     created = await post_lead(perezvon_client, perezvon_site, new_phone())
-    engine = CallbackEngine(backend=perezvon_app.host.telephony_backend(), registry=perezvon_app.host.registry,
-                            redis=perezvon_app.redis)
+    engine = CallbackEngine(
+        backend=perezvon_app.host.telephony_backend(), registry=perezvon_app.host.registry, redis=perezvon_app.redis
+    )
     first = await engine.place_attempt(created["call_id"], 1)
     second = await engine.place_attempt(created["call_id"], 1)
     assert first == "attempt 1 started" and second.startswith("skipped")
@@ -142,8 +157,9 @@ async def test_an_attempt_is_placed_once_however_often_its_job_runs(perezvon_app
     assert (await Call.get(id=created["call_id"])).display_status == "successful"
 
 
-async def test_the_sweep_requeues_a_call_whose_job_was_lost(perezvon_app, perezvon_client, perezvon_site,
-                                                            perezvon_run_jobs, new_phone):
+async def test_the_sweep_requeues_a_call_whose_job_was_lost(
+    perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone
+):
     created = await post_lead(perezvon_client, perezvon_site, new_phone())
     job_id = f"attempt:{created['call_id']}:1"
     for _ in range(100):  # the intake queues jobs just after it answers
@@ -153,8 +169,9 @@ async def test_the_sweep_requeues_a_call_whose_job_was_lost(perezvon_app, perezv
     # what a Redis restart does to a queued job
     await perezvon_app.redis.delete(f"arq:job:{job_id}")
     await perezvon_app.redis.zrem("arq:queue", job_id)
-    engine = CallbackEngine(backend=perezvon_app.host.telephony_backend(), registry=perezvon_app.host.registry,
-                            redis=perezvon_app.redis)
+    engine = CallbackEngine(
+        backend=perezvon_app.host.telephony_backend(), registry=perezvon_app.host.registry, redis=perezvon_app.redis
+    )
     swept = await engine.sweep()
     assert swept["requeued"] >= 1
     assert await perezvon_app.redis.zscore("arq:queue", job_id) is not None
@@ -163,14 +180,20 @@ async def test_the_sweep_requeues_a_call_whose_job_was_lost(perezvon_app, perezv
 
 
 @pytest.mark.parametrize("pbx", ["answers", "unreachable"])
-async def test_the_sweep_resolves_a_call_left_dialling_by_a_killed_worker(perezvon_app, perezvon_client,
-                                                                          perezvon_site, new_phone, monkeypatch, pbx):
+async def test_the_sweep_resolves_a_call_left_dialling_by_a_killed_worker(
+    perezvon_app, perezvon_client, perezvon_site, new_phone, monkeypatch, pbx
+):
     created = await post_lead(perezvon_client, perezvon_site, new_phone())
     call_id = created["call_id"]
     # a worker claimed the attempt and died: no "alive" mark is renewed
     await Call.filter(id=call_id).update(state=CallState.DIALLING, attempts_made=1)
-    await Attempt.create(call_id=call_id, number=1, direction="operator_first", operator_number="+74951234567",
-                         started_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=2))
+    await Attempt.create(
+        call_id=call_id,
+        number=1,
+        direction="operator_first",
+        operator_number="+74951234567",
+        started_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=2),
+    )
     backend = perezvon_app.host.telephony_backend()
     asked = []
 
@@ -199,11 +222,16 @@ async def test_a_live_call_is_not_taken_for_an_orphan(perezvon_app, perezvon_cli
     created = await post_lead(perezvon_client, perezvon_site, new_phone())
     call_id = created["call_id"]
     await Call.filter(id=call_id).update(state=CallState.DIALLING, attempts_made=1)
-    await Attempt.create(call_id=call_id, number=1, direction="operator_first",
-                         started_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=2))
+    await Attempt.create(
+        call_id=call_id,
+        number=1,
+        direction="operator_first",
+        started_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=2),
+    )
     await perezvon_app.redis.set(f"pv:alive:{call_id}", "1", ex=30)  # another worker is on it
-    engine = CallbackEngine(backend=perezvon_app.host.telephony_backend(), registry=perezvon_app.host.registry,
-                            redis=perezvon_app.redis)
+    engine = CallbackEngine(
+        backend=perezvon_app.host.telephony_backend(), registry=perezvon_app.host.registry, redis=perezvon_app.redis
+    )
     await engine.sweep()
     assert (await Call.get(id=call_id)).state == CallState.DIALLING
 
@@ -245,8 +273,9 @@ def integration(perezvon_app):
         registry.owner.pop(("integration", key))
 
 
-async def test_integrations_get_lead_and_result_once_each(perezvon_client, perezvon_site, perezvon_run_jobs,
-                                                          new_phone, integration):
+async def test_integrations_get_lead_and_result_once_each(
+    perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, integration
+):
     recorder = integration(RecordingIntegration())
     await enablement.enable(perezvon_site, enablement.INTEGRATION, "recorder")
     phone = new_phone()
@@ -254,14 +283,20 @@ async def test_integrations_get_lead_and_result_once_each(perezvon_client, perez
     await perezvon_run_jobs()
     assert sorted(recorder.events) == [("call_finished", "successful"), ("lead_created", phone)]
     deliveries = await Delivery.filter(call_id=created["call_id"]).order_by("event")
-    assert [(d.event, d.ok, d.response) for d in deliveries] == [("call_finished", True, "ok 2"),
-                                                                 ("lead_created", True, "ok 1")]
+    assert [(d.event, d.ok, d.response) for d in deliveries] == [
+        ("call_finished", True, "ok 2"),
+        ("lead_created", True, "ok 1"),
+    ]
 
 
 async def test_a_4xx_integration_failure_is_stored_not_retried_and_never_delays_the_call(
-        perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, integration):
-    integration(RecordingIntegration(fail=DeliveryError("bad counter id", retry=False, status=400,
-                                                        response='{"error": "bad counter"}')))
+    perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, integration
+):
+    integration(
+        RecordingIntegration(
+            fail=DeliveryError("bad counter id", retry=False, status=400, response='{"error": "bad counter"}')
+        )
+    )
     await enablement.enable(perezvon_site, enablement.INTEGRATION, "recorder")
     created = await post_lead(perezvon_client, perezvon_site, new_phone())
     await perezvon_run_jobs()
@@ -271,8 +306,9 @@ async def test_a_4xx_integration_failure_is_stored_not_retried_and_never_delays_
     assert failed.response == '{"error": "bad counter"}'
 
 
-async def test_stopping_the_engine_records_calls_in_progress(perezvon_app, perezvon_client, perezvon_site, new_phone,
-                                                            monkeypatch):
+async def test_stopping_the_engine_records_calls_in_progress(
+    perezvon_app, perezvon_client, perezvon_site, new_phone, monkeypatch
+):
     backend = perezvon_app.host.telephony_backend()
 
     async def endless(plan, progress):

@@ -1,9 +1,10 @@
-""""Check connection": each integration asks its (local, real-HTTP) service about the settings.
+""" "Check connection": each integration asks its (local, real-HTTP) service about the settings.
 
 Every service here is :class:`tests.test_integrations.Service` on 127.0.0.1, answering as
 the real one does; :func:`perezvon.core.checks.check_settings` runs the plugin's ``check``
 the way the admin will, so each test sees exactly what an admin would be shown.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,12 @@ def comagic(url: str, **extra: Any):
 
 
 def google_analytics(url: str, **extra: Any):
-    return GoogleAnalytics(), {"measurement_id": "G-ABC123XYZ", "api_secret": GA_SECRET,
-                               "mp_url": url + "/mp/collect", **extra}
+    return GoogleAnalytics(), {
+        "measurement_id": "G-ABC123XYZ",
+        "api_secret": GA_SECRET,
+        "mp_url": url + "/mp/collect",
+        **extra,
+    }
 
 
 def webhooks(url: str, **extra: Any):
@@ -97,14 +102,29 @@ async def test_metrika_a_counter_the_token_reads_passes(service):
     assert request.headers["authorization"] == f"OAuth {OAUTH_TOKEN}"
 
 
-@pytest.mark.parametrize("status, body, field, words", [
-    (401, {"errors": [{"error_type": "invalid_token", "message": "Invalid oAuth token"}], "code": 401},
-     "oauth_token", "OAuth-токен"),
-    (403, {"errors": [{"error_type": "access_denied", "message": "Access is denied"}], "code": 403},
-     "counter_id", "не может читать счётчик 12345678"),
-    (404, {"errors": [{"error_type": "not_found", "message": "Entity not found"}], "code": 404},
-     "counter_id", "нет счётчика 12345678"),
-])
+@pytest.mark.parametrize(
+    "status, body, field, words",
+    [
+        (
+            401,
+            {"errors": [{"error_type": "invalid_token", "message": "Invalid oAuth token"}], "code": 401},
+            "oauth_token",
+            "OAuth-токен",
+        ),
+        (
+            403,
+            {"errors": [{"error_type": "access_denied", "message": "Access is denied"}], "code": 403},
+            "counter_id",
+            "не может читать счётчик 12345678",
+        ),
+        (
+            404,
+            {"errors": [{"error_type": "not_found", "message": "Entity not found"}], "code": 404},
+            "counter_id",
+            "нет счётчика 12345678",
+        ),
+    ],
+)
 async def test_metrika_refusals_end_on_their_field(service, status, body, field, words):
     service.default = (status, body)
     errors = await run(metrika, service.url)
@@ -116,11 +136,14 @@ async def test_metrika_without_a_token_asks_nothing(service):
     assert service.requests == []
 
 
-@pytest.mark.parametrize("status, message", [
-    (503, "Сервис ответил 503 (сбой на его стороне). Попробуйте позже."),
-    (429, "Сервис ответил 429 (сбой на его стороне). Попробуйте позже."),
-    (409, "Сервис отклонил запрос (409)."),
-])
+@pytest.mark.parametrize(
+    "status, message",
+    [
+        (503, "Сервис ответил 503 (сбой на его стороне). Попробуйте позже."),
+        (429, "Сервис ответил 429 (сбой на его стороне). Попробуйте позже."),
+        (409, "Сервис отклонил запрос (409)."),
+    ],
+)
 async def test_metrika_answers_it_does_not_map_are_not_blamed_on_a_field(service, status, message):
     service.default = (status, {"message": "Something else"})
     assert await run(metrika, service.url) == {"_schema": [message]}
@@ -138,11 +161,14 @@ async def test_calltouch_a_token_owning_the_site_passes(service):
     assert request.query["limit"] == ["1"] and request.query["dateFrom"] == request.query["dateTo"]
 
 
-@pytest.mark.parametrize("status, field, words", [
-    (401, "api_token", "не знает этот API-токен"),
-    (403, "site_id", "нет сайта 54321"),
-    (404, "site_id", "нет сайта 54321"),
-])
+@pytest.mark.parametrize(
+    "status, field, words",
+    [
+        (401, "api_token", "не знает этот API-токен"),
+        (403, "site_id", "нет сайта 54321"),
+        (404, "site_id", "нет сайта 54321"),
+    ],
+)
 async def test_calltouch_refusals_end_on_their_field(service, status, field, words):
     service.default = (status, {"status": status, "message": f"rejected clientApiId {CALLTOUCH_TOKEN}"})
     errors = await run(calltouch, service.url)
@@ -160,26 +186,67 @@ async def test_calltouch_an_error_in_a_200_is_shown_without_the_token(service):
 
 
 async def test_comagic_a_key_of_the_account_with_the_site_passes(service):
-    service.default = (200, {"jsonrpc": "2.0", "id": "perezvon-check", "result": {
-        "data": [{"id": 17, "domain_name": "other.example"}, {"id": 4321, "domain_name": "shop.example"}],
-        "metadata": {"total_items": 2}}})
+    service.default = (
+        200,
+        {
+            "jsonrpc": "2.0",
+            "id": "perezvon-check",
+            "result": {
+                "data": [{"id": 17, "domain_name": "other.example"}, {"id": 4321, "domain_name": "shop.example"}],
+                "metadata": {"total_items": 2},
+            },
+        },
+    )
     assert await run(comagic, service.url) == {}
     (request,) = service.requests
     assert (request.method, request.path) == ("POST", "/v2.0")
     assert request.json()["method"] == "get.sites" and request.json()["params"]["access_token"] == COMAGIC_KEY
 
 
-@pytest.mark.parametrize("answer, field, words", [
-    ({"error": {"code": -32001, "message": f"access_token {COMAGIC_KEY} is invalid",
-                "data": {"mnemonic": "invalid_token"}}}, "access_token", "не принимает этот ключ"),
-    ({"error": {"code": -32003, "message": "Access token has been expired",
-                "data": {"mnemonic": "access_token_expired"}}}, "access_token", "не принимает этот ключ"),
-    ({"result": {"data": [{"id": 17, "domain_name": "other.example"}]}}, "site_id", "нет сайта 4321"),
-    ({"error": {"code": -32004, "message": "IP is not whitelisted", "data": {"mnemonic": "ip_not_whitelisted"}}},
-     "_schema", "IP-адреса этого сервера"),
-    ({"error": {"code": -32602, "message": f"Invalid parameter for {COMAGIC_KEY}",
-                "data": {"mnemonic": "invalid_parameter_value"}}}, "_schema", "ответил ошибкой -32602"),
-])
+@pytest.mark.parametrize(
+    "answer, field, words",
+    [
+        (
+            {
+                "error": {
+                    "code": -32001,
+                    "message": f"access_token {COMAGIC_KEY} is invalid",
+                    "data": {"mnemonic": "invalid_token"},
+                }
+            },
+            "access_token",
+            "не принимает этот ключ",
+        ),
+        (
+            {
+                "error": {
+                    "code": -32003,
+                    "message": "Access token has been expired",
+                    "data": {"mnemonic": "access_token_expired"},
+                }
+            },
+            "access_token",
+            "не принимает этот ключ",
+        ),
+        ({"result": {"data": [{"id": 17, "domain_name": "other.example"}]}}, "site_id", "нет сайта 4321"),
+        (
+            {"error": {"code": -32004, "message": "IP is not whitelisted", "data": {"mnemonic": "ip_not_whitelisted"}}},
+            "_schema",
+            "IP-адреса этого сервера",
+        ),
+        (
+            {
+                "error": {
+                    "code": -32602,
+                    "message": f"Invalid parameter for {COMAGIC_KEY}",
+                    "data": {"mnemonic": "invalid_parameter_value"},
+                }
+            },
+            "_schema",
+            "ответил ошибкой -32602",
+        ),
+    ],
+)
 async def test_comagic_refusals_end_on_their_field(service, answer, field, words):
     service.default = (200, {"jsonrpc": "2.0", "id": "perezvon-check", **answer})
     errors = await run(comagic, service.url)
@@ -199,13 +266,28 @@ async def test_google_analytics_a_valid_event_passes_the_validation_server(servi
 
 
 async def test_google_analytics_messages_end_on_the_fields_they_name(service):
-    service.default = (200, {"validationMessages": [
-        {"fieldPath": "measurement_id", "description": "Measurement id G-ABC123XYZ was not found.",
-         "validationCode": "VALUE_INVALID"},
-        {"fieldPath": "", "description": f"Unable to use api_secret [{GA_SECRET}].", "validationCode": "VALUE_INVALID"},
-        {"fieldPath": "events", "description": "Event at index: [0] has invalid name [_bad].",
-         "validationCode": "NAME_INVALID"},
-    ]})
+    service.default = (
+        200,
+        {
+            "validationMessages": [
+                {
+                    "fieldPath": "measurement_id",
+                    "description": "Measurement id G-ABC123XYZ was not found.",
+                    "validationCode": "VALUE_INVALID",
+                },
+                {
+                    "fieldPath": "",
+                    "description": f"Unable to use api_secret [{GA_SECRET}].",
+                    "validationCode": "VALUE_INVALID",
+                },
+                {
+                    "fieldPath": "events",
+                    "description": "Event at index: [0] has invalid name [_bad].",
+                    "validationCode": "NAME_INVALID",
+                },
+            ]
+        },
+    )
     errors = await run(google_analytics, service.url)
     assert errors == {
         "measurement_id": ["Google Analytics не принимает запрос: Measurement id G-ABC123XYZ was not found."],
@@ -235,12 +317,15 @@ async def test_webhooks_a_receiver_answering_2xx_to_a_signed_check_event_passes(
     assert body["id"].startswith("check-") and body["lead"] is None and body["attempts"] == []
 
 
-@pytest.mark.parametrize("status, words", [
-    (404, "ответил 404 на подписанное тестовое событие"),
-    (401, "ответил 401"),
-    (500, "ответил 500"),
-    (302, "302 (перенаправление)"),
-])
+@pytest.mark.parametrize(
+    "status, words",
+    [
+        (404, "ответил 404 на подписанное тестовое событие"),
+        (401, "ответил 401"),
+        (500, "ответил 500"),
+        (302, "302 (перенаправление)"),
+    ],
+)
 async def test_webhooks_a_refusing_receiver_ends_on_the_url(service, status, words):
     service.default = (status, f"bad signature for {WEBHOOK_SECRET}")
     errors = await run(webhooks, service.url)
@@ -259,10 +344,10 @@ async def test_webhooks_the_receivers_own_timeout_is_a_clear_message(service):
 @pytest.mark.parametrize("make", ALL, ids=lambda make: make.__name__)
 async def test_an_unreachable_service_is_a_clear_message(make):
     url = f"http://127.0.0.1:{closed_port()}"
-    assert await run(make, url) == {
-        "_schema": ["Не удалось связаться с сервисом. Проверьте его адрес и сеть сервера."]}
+    assert await run(make, url) == {"_schema": ["Не удалось связаться с сервисом. Проверьте его адрес и сеть сервера."]}
     assert await run(make, url, locale="en") == {
-        "_schema": ["The service could not be reached. Check its address and the server's network."]}
+        "_schema": ["The service could not be reached. Check its address and the server's network."]
+    }
 
 
 @pytest.mark.parametrize("make", ALL, ids=lambda make: make.__name__)
@@ -312,7 +397,9 @@ async def test_a_refusal_about_an_unknown_field_or_without_messages_is_still_sho
 
 @pytest.mark.parametrize("plugin", ["metrika", "calltouch", "comagic", "google_analytics", "webhooks"])
 def test_each_plugins_catalog_translates_with_the_same_placeholders(plugin):
-    path = Path(__file__).resolve().parent.parent / "plugins" / plugin / "locales" / "ru" / "LC_MESSAGES" / "messages.po"
+    path = (
+        Path(__file__).resolve().parent.parent / "plugins" / plugin / "locales" / "ru" / "LC_MESSAGES" / "messages.po"
+    )
     with open(path, "rb") as fh:
         catalog = {m.id: m.string for m in read_po(fh, locale="ru") if m.id}
     assert catalog

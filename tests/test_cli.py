@@ -1,4 +1,5 @@
 """The ``perezvon`` command as a user runs it: real processes, real HTTP, real signals."""
+
 import contextlib
 import json
 import os
@@ -52,8 +53,14 @@ def running_server(env: dict, cwd: Path):
     """``perezvon serve`` on free ports, seeded with ``perezvon demo --json``; stopped with Ctrl-C (SIGINT)."""
     port = free_port()
     env = {**env, "PEREZVON_PUBLIC_URL": f"http://127.0.0.1:{port}"}
-    server = subprocess.Popen([*PERZVON, "serve", "--port", str(port), "--smtp-port", str(free_port())],
-                              env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [*PERZVON, "serve", "--port", str(port), "--smtp-port", str(free_port())],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     # read its output all along: a full pipe would block the server and look like a hang
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(server.stdout), daemon=True)
@@ -71,8 +78,9 @@ def running_server(env: dict, cwd: Path):
                     pass
                 assert time.monotonic() < deadline, "serve did not become healthy"
                 time.sleep(0.1)
-            seeded = subprocess.run([*PERZVON, "demo", "--json"], env=env, cwd=cwd, capture_output=True,
-                                    text=True, timeout=120)
+            seeded = subprocess.run(
+                [*PERZVON, "demo", "--json"], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+            )
             assert seeded.returncode == 0, seeded.stderr
             yield base_url, json.loads(seeded.stdout), client
     finally:
@@ -97,13 +105,15 @@ def running_server(env: dict, cwd: Path):
 def test_serve_takes_a_lead_calls_back_and_stops_cleanly(tmp_path):
     env = demo_env(tmp_path)
     with running_server(env, tmp_path) as (base_url, demo, client):
-        assert set(demo) >= {"staff_phone", "staff_password", "project_id", "connection_id", "site_token",
-                             "admin_url"}
+        assert set(demo) >= {"staff_phone", "staff_password", "project_id", "connection_id", "site_token", "admin_url"}
         assert demo["admin_url"] == f"{base_url}/"
         health = client.get(f"{base_url}/healthz").json()
         assert health["ok"] is True and health["workers"] and health["telephony"] == "ok"
-        created = client.post(f"{base_url}/api/v1/leads", headers={"Origin": "http://localhost:3000"},
-                              json={"token": demo["site_token"], "phone": "8 916 555-12-34", "consent": True})
+        created = client.post(
+            f"{base_url}/api/v1/leads",
+            headers={"Origin": "http://localhost:3000"},
+            json={"token": demo["site_token"], "phone": "8 916 555-12-34", "consent": True},
+        )
         assert created.status_code == 201, created.text
         state_url = f"{base_url}/api/v1/calls/{created.json()['call_id']}/state"
         deadline = time.monotonic() + 20
@@ -116,8 +126,14 @@ def test_serve_takes_a_lead_calls_back_and_stops_cleanly(tmp_path):
 def test_sigterm_also_stops_serve_and_its_redis(tmp_path):
     env = demo_env(tmp_path)
     port = free_port()
-    server = subprocess.Popen([*PERZVON, "serve", "--port", str(port), "--smtp-port", str(free_port())],
-                              env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [*PERZVON, "serve", "--port", str(port), "--smtp-port", str(free_port())],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not redis_servers_under(tmp_path):
         assert server.poll() is None and time.monotonic() < deadline
@@ -130,8 +146,13 @@ def test_sigterm_also_stops_serve_and_its_redis(tmp_path):
 
 def test_a_killed_serve_leaves_no_redis_behind(tmp_path):
     env = demo_env(tmp_path)
-    server = subprocess.Popen([*PERZVON, "serve", "--port", str(free_port()), "--smtp-port", str(free_port())],
-                              env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [*PERZVON, "serve", "--port", str(free_port()), "--smtp-port", str(free_port())],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while not redis_servers_under(tmp_path):
         assert server.poll() is None and time.monotonic() < deadline
@@ -146,8 +167,10 @@ def test_a_killed_serve_leaves_no_redis_behind(tmp_path):
 
 def test_demo_is_idempotent_and_prints_json(tmp_path):
     env = demo_env(tmp_path)
-    runs = [subprocess.run([*PERZVON, "demo", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True,
-                           timeout=120) for _ in range(2)]
+    runs = [
+        subprocess.run([*PERZVON, "demo", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        for _ in range(2)
+    ]
     assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
     first, second = (json.loads(r.stdout) for r in runs)
     assert first == second
@@ -159,19 +182,50 @@ def test_createuser_and_migrate(tmp_path):
     env = demo_env(tmp_path)
     migrated = subprocess.run([*PERZVON, "migrate"], env=env, cwd=tmp_path, capture_output=True, text=True)
     assert migrated.returncode == 0 and "up to date" in migrated.stdout
-    made = subprocess.run([*PERZVON, "createuser", "--phone", "8 (916) 000-11-22", "--email", "op@example.com",
-                           "--first-name", "Олег", "--staff", "--password", "correct horse"],
-                          env=env, cwd=tmp_path, capture_output=True, text=True)
+    made = subprocess.run(
+        [
+            *PERZVON,
+            "createuser",
+            "--phone",
+            "8 (916) 000-11-22",
+            "--email",
+            "op@example.com",
+            "--first-name",
+            "Олег",
+            "--staff",
+            "--password",
+            "correct horse",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert made.returncode == 0, made.stderr
     assert "Created staff user +79160001122" in made.stdout
-    again = subprocess.run([*PERZVON, "createuser", "--phone", "+79160001122", "--password", "correct horse"],
-                           env=env, cwd=tmp_path, capture_output=True, text=True)
+    again = subprocess.run(
+        [*PERZVON, "createuser", "--phone", "+79160001122", "--password", "correct horse"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert again.returncode == 2 and "already exists" in again.stderr
-    short = subprocess.run([*PERZVON, "createuser", "--phone", "+79160001123", "--password", "short"],
-                           env=env, cwd=tmp_path, capture_output=True, text=True)
+    short = subprocess.run(
+        [*PERZVON, "createuser", "--phone", "+79160001123", "--password", "short"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert short.returncode == 2 and "at least 8 characters" in short.stderr
-    bad = subprocess.run([*PERZVON, "createuser", "--phone", "12", "--password", "long enough"],
-                         env=env, cwd=tmp_path, capture_output=True, text=True)
+    bad = subprocess.run(
+        [*PERZVON, "createuser", "--phone", "12", "--password", "long enough"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "phone" in bad.stderr.lower()
 
 
@@ -181,10 +235,19 @@ def test_web_and_worker_run_apart(tmp_path):
     port = free_port()
     env["PEREZVON_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
     assert subprocess.run([*PERZVON, "migrate"], env=env, cwd=tmp_path, capture_output=True).returncode == 0
-    demo = json.loads(subprocess.run([*PERZVON, "demo", "--json"], env=env, cwd=tmp_path, capture_output=True,
-                                     text=True, check=True).stdout)
-    web = subprocess.Popen([*PERZVON, "web", "--port", str(port)], env=env, cwd=tmp_path,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    demo = json.loads(
+        subprocess.run(
+            [*PERZVON, "demo", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True, check=True
+        ).stdout
+    )
+    web = subprocess.Popen(
+        [*PERZVON, "web", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     worker = None
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -199,14 +262,16 @@ def test_web_and_worker_run_apart(tmp_path):
                     pass
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
-            created = client.post(f"{base_url}/api/v1/leads",
-                                  json={"token": demo["site_token"], "phone": "+79165550000", "consent": True})
+            created = client.post(
+                f"{base_url}/api/v1/leads", json={"token": demo["site_token"], "phone": "+79165550000", "consent": True}
+            )
             assert created.status_code == 201, created.text
             state_url = f"{base_url}/api/v1/calls/{created.json()['call_id']}/state"
             assert client.get(state_url, params={"token": demo["site_token"]}).json()["phase"] == "waiting"
             # the lead waits, durable, until a worker comes up
-            worker = subprocess.Popen([*PERZVON, "worker"], env=env, cwd=tmp_path,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            worker = subprocess.Popen(
+                [*PERZVON, "worker"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
             deadline = time.monotonic() + 30
             while not (state := client.get(state_url, params={"token": demo["site_token"]}).json())["finished"]:
                 assert worker.poll() is None, worker.stdout.read()

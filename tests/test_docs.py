@@ -1,4 +1,5 @@
 """The plugin docs must not drift from the hook specs (cf. datasette's test_docs.py)."""
+
 from __future__ import annotations
 
 import ast
@@ -109,10 +110,12 @@ def test_examples_import_only_the_plugin_api():
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     assert alias.name.split(".")[0] != "perezvon", (
-                        f"docs/plugins.md:{line}: 'import {alias.name}': write 'from perezvon.api import ...'")
+                        f"docs/plugins.md:{line}: 'import {alias.name}': write 'from perezvon.api import ...'"
+                    )
             elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "perezvon":
                 assert node.module == "perezvon.api", (
-                    f"docs/plugins.md:{line}: imports from {node.module}; plugins import only perezvon.api")
+                    f"docs/plugins.md:{line}: imports from {node.module}; plugins import only perezvon.api"
+                )
                 for alias in node.names:
                     assert alias.name in api.__all__, f"docs/plugins.md:{line}: perezvon.api has no {alias.name}"
                     checked += 1
@@ -159,7 +162,8 @@ def test_every_hook_documents_exactly_its_spec_arguments(hook):
     documented = _documented_arguments(text)
     assert documented is not None, f"docs/plugins.md, '### {heading}': no '- **Arguments:**' item"
     assert documented == spec_args, (
-        f"docs/plugins.md, '### {heading}': Arguments lists {documented}, the spec takes {spec_args}")
+        f"docs/plugins.md, '### {heading}': Arguments lists {documented}, the spec takes {spec_args}"
+    )
     signature = re.search(rf"{hook}\(([^)]*)\)", heading)
     if signature:
         in_heading = [a.split(":")[0].split("=")[0].strip() for a in signature.group(1).split(",") if a.strip()]
@@ -169,7 +173,8 @@ def test_every_hook_documents_exactly_its_spec_arguments(hook):
             if isinstance(node, ast.FunctionDef) and node.name == hook:
                 in_example = [a.arg for a in node.args.args]
                 assert in_example == spec_args, (
-                    f"docs/plugins.md, '### {heading}': the example takes {in_example}, the spec {spec_args}")
+                    f"docs/plugins.md, '### {heading}': the example takes {in_example}, the spec {spec_args}"
+                )
 
 
 def test_the_argument_parser_sees_nested_parentheses():
@@ -188,7 +193,8 @@ def test_example_hook_implementations_match_their_specs():
             decorated = any(
                 (d.id if isinstance(d, ast.Name) else getattr(d, "attr", None)) == "hookimpl"
                 or (isinstance(d, ast.Call) and getattr(d.func, "id", None) == "hookimpl")
-                for d in node.decorator_list)
+                for d in node.decorator_list
+            )
             if not decorated:
                 continue
             where = f"docs/plugins.md:{line}: {node.name}"

@@ -1,4 +1,5 @@
 """core/enablement.py: one concept for a plugin switched on per connection, read and written in one place."""
+
 from __future__ import annotations
 
 import logging
@@ -15,8 +16,9 @@ class Inner(Schema):
 
 
 class Settings(Schema):
-    counter = fields.String(required=True, validate=validate.Regexp(r"^\d+$", error="Digits only."),
-                            metadata={"label": "Counter"})
+    counter = fields.String(
+        required=True, validate=validate.Regexp(r"^\d+$", error="Digits only."), metadata={"label": "Counter"}
+    )
     key = fields.String(load_default="", metadata={"secret": True, "label": "Key"})
     inner = fields.Nested(Inner, load_default=dict)
     colour = fields.String(load_default="red", metadata={"label": "Colour"})
@@ -33,7 +35,10 @@ def test_secrets_are_masked_and_a_masked_form_keeps_them_nested_too():
     assert shown == {"counter": "1", "key": "****", "inner": {"token": "****", "name": "n"}}
     sent = {"counter": "2", "key": "****", "inner": {"token": "", "name": "m"}}
     assert enablement.merge_secrets(Settings, sent, stored) == {
-        "counter": "2", "key": "k-123", "inner": {"token": "t-456", "name": "m"}}
+        "counter": "2",
+        "key": "k-123",
+        "inner": {"token": "t-456", "name": "m"},
+    }
     assert enablement.merge_secrets(Settings, {"counter": "2", "key": "new"}, stored)["key"] == "new"
     assert enablement.secret_fields(Settings) == {"key"}
 
@@ -69,7 +74,9 @@ async def test_one_row_per_connection_kind_and_key(perezvon_app):
     assert await enablement.stored_settings(second, enablement.INTEGRATION, "probe") == {"counter": "3"}
     await enablement.enable(second, enablement.INTEGRATION, "probe")  # switched on, settings kept
     assert await enablement.settings_of_many([first.id, second.id], enablement.INTEGRATION, ["probe", "other"]) == {
-        (first.id, "probe"): {"counter": "2"}, (second.id, "probe"): {"counter": "3"}}
+        (first.id, "probe"): {"counter": "2"},
+        (second.id, "probe"): {"counter": "3"},
+    }
     assert await enablement.keys_on_many([first.id, second.id], enablement.APPLICATION) == {first.id: ["probe"]}
     assert await enablement.switch(first, enablement.APPLICATION, "probe", False)
     assert not await enablement.is_on(first, enablement.APPLICATION, "probe")

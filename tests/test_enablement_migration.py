@@ -8,6 +8,7 @@ or on PostgreSQL when ``PEREZVON_TEST_DATABASE_URL`` names a server.
 Tortoise keeps its state per process and the test session's app is already
 connected, so the migrations run in a child process: this file run as a script.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,10 +26,20 @@ OLD_ROWS = [
     ("app_enablements", "app_key", "widget", True, {"look": {"title": "Перезвоним за 30 секунд"}, "hashes": []}),
     ("app_enablements", "app_key", "leadgen", False, {}),
     ("app_enablements", "app_key", "siteforms", True, {}),
-    ("integration_enablements", "integration_key", "webhooks", True,
-     {"url": "https://example.com/hook", "secret": "s" * 24, "events": ["lead_created"], "timeout": 7.5}),
-    ("integration_enablements", "integration_key", "comagic", False,
-     {"access_token": "k" * 32, "site_id": 77, "successful_tag_id": None}),
+    (
+        "integration_enablements",
+        "integration_key",
+        "webhooks",
+        True,
+        {"url": "https://example.com/hook", "secret": "s" * 24, "events": ["lead_created"], "timeout": 7.5},
+    ),
+    (
+        "integration_enablements",
+        "integration_key",
+        "comagic",
+        False,
+        {"access_token": "k" * 32, "site_id": 77, "successful_tag_id": None},
+    ),
     # the same key as an application: kinds keep them apart
     ("integration_enablements", "integration_key", "widget", True, {"goal_prefix": "g_"}),
 ]
@@ -60,15 +71,17 @@ async def migrate_and_read(database_url: str) -> list[dict]:
         for table, column, key, on, settings in OLD_ROWS:
             await client.execute_script(
                 f"INSERT INTO {table} (connection_id, {column}, is_on, settings) VALUES "
-                f"({connection.id}, {_literal(key)}, {_literal(on)}, {_literal(json.dumps(settings))})")
+                f"({connection.id}, {_literal(key)}, {_literal(on)}, {_literal(json.dumps(settings))})"
+            )
     await Tortoise.close_connections()
     await migrate(config=config)
     await Tortoise.close_connections()
     await Tortoise.init(config=config)
     try:
         tables = await client_tables(connections.get("default"), database_url)
-        rows = await PluginEnablement.all().order_by("id").values(
-            "connection__domain", "kind", "key", "is_on", "settings")
+        rows = (
+            await PluginEnablement.all().order_by("id").values("connection__domain", "kind", "key", "is_on", "settings")
+        )
     finally:
         await Tortoise.close_connections()
     return [{"tables": tables}, *rows]
@@ -78,16 +91,14 @@ async def client_tables(client, database_url: str) -> list[str]:
     if database_url.startswith("sqlite"):
         rows = await client.execute_query_dict("SELECT name FROM sqlite_master WHERE type = 'table'")
     else:
-        rows = await client.execute_query_dict(
-            "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'")
+        rows = await client.execute_query_dict("SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'")
     return sorted(row["name"] for row in rows)
 
 
 async def test_migration_0005_carries_every_enablement_row(tmp_path):
     url = await fresh_database_url(tmp_path)
     try:
-        run = subprocess.run([sys.executable, str(Path(__file__)), url], capture_output=True, text=True,
-                             timeout=120)
+        run = subprocess.run([sys.executable, str(Path(__file__)), url], capture_output=True, text=True, timeout=120)
     finally:
         await drop_databases()
     assert run.returncode == 0, run.stderr
@@ -98,12 +109,16 @@ async def test_migration_0005_carries_every_enablement_row(tmp_path):
     for domain in ("first.example", "second.example"):
         for kind in ("application", "integration"):
             table = "app_enablements" if kind == "application" else "integration_enablements"
-            expected += [{"connection__domain": domain, "kind": kind, "key": key, "is_on": on, "settings": settings}
-                         for old_table, _, key, on, settings in OLD_ROWS if old_table == table]
+            expected += [
+                {"connection__domain": domain, "kind": kind, "key": key, "is_on": on, "settings": settings}
+                for old_table, _, key, on, settings in OLD_ROWS
+                if old_table == table
+            ]
     assert sorted(rows, key=json.dumps) == sorted(expected, key=json.dumps)
     # the apps of one connection keep their order (the site script lists them in it)
-    first_apps = [row["key"] for row in rows if row["connection__domain"] == "first.example"
-                  and row["kind"] == "application"]
+    first_apps = [
+        row["key"] for row in rows if row["connection__domain"] == "first.example" and row["kind"] == "application"
+    ]
     assert first_apps == ["widget", "leadgen", "siteforms"]
 
 

@@ -1,4 +1,5 @@
 """POST /api/v1/leads and the public call state: the intake contract."""
+
 import asyncio
 import datetime as dt
 
@@ -12,10 +13,19 @@ def lead(site, phone, **extra):
 async def test_a_lead_becomes_a_stored_lead_and_a_scheduled_call(perezvon_client, perezvon_site, new_phone):
     phone = new_phone()
     national = f"8 ({phone[2:5]}) {phone[5:8]}-{phone[8:10]}-{phone[10:]}"
-    response = await perezvon_client.post("/api/v1/leads", json=lead(
-        perezvon_site, national, name="Анна", page_url="https://x.example/cars?utm_source=yandex",
-        utm={"source": "yandex", "medium": "cpc", "campaign": "spring"}, visitor_id="v1",
-        visit={"pages": 4, "seconds_on_site": 95, "trigger": "exit"}, displayed_phone="+7 495 111-22-33"))
+    response = await perezvon_client.post(
+        "/api/v1/leads",
+        json=lead(
+            perezvon_site,
+            national,
+            name="Анна",
+            page_url="https://x.example/cars?utm_source=yandex",
+            utm={"source": "yandex", "medium": "cpc", "campaign": "spring"},
+            visitor_id="v1",
+            visit={"pages": 4, "seconds_on_site": 95, "trigger": "exit"},
+            displayed_phone="+7 495 111-22-33",
+        ),
+    )
     assert response.status_code == 201, response.text
     body = response.json()
     assert set(body) >= {"lead_id", "call_id", "scheduled_at"}
@@ -41,16 +51,18 @@ async def test_the_same_phone_within_a_minute_returns_the_existing_lead(perezvon
 
 async def test_concurrent_duplicates_make_one_call(perezvon_client, perezvon_site, new_phone):
     phone = new_phone()
-    answers = await asyncio.gather(*[perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, phone))
-                                     for _ in range(10)])
+    answers = await asyncio.gather(
+        *[perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, phone)) for _ in range(10)]
+    )
     assert sorted(a.status_code for a in answers) == [200] * 9 + [201]
     assert len({a.json()["call_id"] for a in answers}) == 1
     assert await Call.filter(lead__phone=phone).count() == 1
 
 
 async def test_many_concurrent_leads_are_all_stored(perezvon_client, perezvon_site, new_phone):
-    answers = await asyncio.gather(*[perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, new_phone()))
-                                     for _ in range(200)])
+    answers = await asyncio.gather(
+        *[perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, new_phone())) for _ in range(200)]
+    )
     assert [a.status_code for a in answers] == [201] * 200
     assert await Lead.filter(connection_id=perezvon_site.id).count() == 200
     assert await Call.filter(connection_id=perezvon_site.id).count() == 200
@@ -65,43 +77,57 @@ async def test_invalid_fields_are_reported_per_field_in_russian_by_default(perez
 
 
 async def test_english_messages_on_request(perezvon_client, perezvon_site):
-    response = await perezvon_client.post("/api/v1/leads", headers={"Accept-Language": "en-GB,en;q=0.9"},
-                                          json={"token": perezvon_site.token, "phone": "12", "consent": True})
+    response = await perezvon_client.post(
+        "/api/v1/leads",
+        headers={"Accept-Language": "en-GB,en;q=0.9"},
+        json={"token": perezvon_site.token, "phone": "12", "consent": True},
+    )
     assert response.status_code == 422
     assert response.json()["errors"] == {"phone": ["Not a valid phone number."]}
 
 
 async def test_consent_must_be_given(perezvon_client, perezvon_site, new_phone):
-    response = await perezvon_client.post("/api/v1/leads", headers={"Accept-Language": "en"},
-                                          json={"token": perezvon_site.token, "phone": new_phone(), "consent": False})
+    response = await perezvon_client.post(
+        "/api/v1/leads",
+        headers={"Accept-Language": "en"},
+        json={"token": perezvon_site.token, "phone": new_phone(), "consent": False},
+    )
     assert response.status_code == 422
     assert response.json()["errors"] == {"consent": ["Consent to the processing of personal data is required."]}
 
 
 async def test_unknown_token_and_switched_off_site_are_refused(perezvon_client, perezvon_site, new_phone):
-    unknown = await perezvon_client.post("/api/v1/leads", json={"token": "nope", "phone": new_phone(),
-                                                                "consent": True})
+    unknown = await perezvon_client.post("/api/v1/leads", json={"token": "nope", "phone": new_phone(), "consent": True})
     assert unknown.status_code == 403 and "token" in unknown.json()["errors"]
     perezvon_site.is_on = False
     await perezvon_site.save()
-    off = await perezvon_client.post("/api/v1/leads", headers={"Accept-Language": "en"},
-                                     json=lead(perezvon_site, new_phone()))
+    off = await perezvon_client.post(
+        "/api/v1/leads", headers={"Accept-Language": "en"}, json=lead(perezvon_site, new_phone())
+    )
     assert off.status_code == 403
     assert off.json()["errors"] == {"token": ["Callbacks are switched off for this site."]}
 
 
 async def test_a_foreign_origin_is_refused_and_own_domains_are_allowed(perezvon_client, perezvon_site, new_phone):
-    foreign = await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, new_phone()),
-                                         headers={"Origin": "https://evil.example"})
+    foreign = await perezvon_client.post(
+        "/api/v1/leads", json=lead(perezvon_site, new_phone()), headers={"Origin": "https://evil.example"}
+    )
     assert foreign.status_code == 403 and "origin" in foreign.json()["errors"]
-    for origin in (f"https://{perezvon_site.domain}", f"https://www.{perezvon_site.domain}",
-                   f"http://shop.{perezvon_site.domain}:8080"):
-        ok = await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, new_phone()),
-                                        headers={"Origin": origin})
+    for origin in (
+        f"https://{perezvon_site.domain}",
+        f"https://www.{perezvon_site.domain}",
+        f"http://shop.{perezvon_site.domain}:8080",
+    ):
+        ok = await perezvon_client.post(
+            "/api/v1/leads", json=lead(perezvon_site, new_phone()), headers={"Origin": origin}
+        )
         assert ok.status_code == 201, origin
         assert ok.headers["access-control-allow-origin"] == origin
-    lookalike = await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, new_phone()),
-                                           headers={"Origin": f"https://evil{perezvon_site.domain}"})
+    lookalike = await perezvon_client.post(
+        "/api/v1/leads",
+        json=lead(perezvon_site, new_phone()),
+        headers={"Origin": f"https://evil{perezvon_site.domain}"},
+    )
     assert lookalike.status_code == 403
 
 
@@ -109,14 +135,16 @@ async def test_a_cyrillic_domain_takes_leads_from_its_punycode_origin(perezvon_c
     perezvon_site.extra_domains = ["пример-теста.рф"]
     await perezvon_site.save()
     origin = "https://www." + "пример-теста.рф".encode("idna").decode()  # what the browser sends
-    response = await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, new_phone()),
-                                          headers={"Origin": origin})
+    response = await perezvon_client.post(
+        "/api/v1/leads", json=lead(perezvon_site, new_phone()), headers={"Origin": origin}
+    )
     assert response.status_code == 201, response.text
 
 
 async def test_cors_preflight(perezvon_client, perezvon_site):
-    response = await perezvon_client.options("/api/v1/leads", headers={
-        "Origin": f"https://{perezvon_site.domain}", "Access-Control-Request-Method": "POST"})
+    response = await perezvon_client.options(
+        "/api/v1/leads", headers={"Origin": f"https://{perezvon_site.domain}", "Access-Control-Request-Method": "POST"}
+    )
     assert response.status_code == 204
     assert "POST" in response.headers["access-control-allow-methods"]
 
@@ -128,15 +156,18 @@ async def test_required_office_and_department(perezvon_client, perezvon_site, ne
     perezvon_site.offices_enabled = perezvon_site.offices_required = True
     perezvon_site.departments_enabled = perezvon_site.departments_required = True
     await perezvon_site.save()
-    missing = await perezvon_client.post("/api/v1/leads", headers={"Accept-Language": "en"},
-                                         json=lead(perezvon_site, new_phone()))
+    missing = await perezvon_client.post(
+        "/api/v1/leads", headers={"Accept-Language": "en"}, json=lead(perezvon_site, new_phone())
+    )
     assert missing.status_code == 422
     assert missing.json()["errors"] == {"office_id": ["Choose one."], "department_id": ["Choose one."]}
-    inactive = await perezvon_client.post("/api/v1/leads", json=lead(
-        perezvon_site, new_phone(), office_id=closed.id, department_id=department.id))
+    inactive = await perezvon_client.post(
+        "/api/v1/leads", json=lead(perezvon_site, new_phone(), office_id=closed.id, department_id=department.id)
+    )
     assert inactive.status_code == 422 and list(inactive.json()["errors"]) == ["office_id"]
-    chosen = await perezvon_client.post("/api/v1/leads", json=lead(
-        perezvon_site, new_phone(), office_id=office.id, department_id=department.id))
+    chosen = await perezvon_client.post(
+        "/api/v1/leads", json=lead(perezvon_site, new_phone(), office_id=office.id, department_id=department.id)
+    )
     assert chosen.status_code == 201
     stored = await Lead.get(id=chosen.json()["lead_id"])
     assert (stored.office_id, stored.department_id) == (office.id, department.id)
@@ -166,6 +197,7 @@ async def test_rate_limit_per_client_ip(perezvon_app, perezvon_client, perezvon_
     saved, intake.limit = intake.limit, 3
     try:
         import httpx
+
         from perezvon.web.app import create_app
 
         asgi = create_app(perezvon_app, manage_lifecycle=False)
@@ -183,8 +215,9 @@ async def test_rate_limit_per_client_ip(perezvon_app, perezvon_client, perezvon_
 
 async def test_preferred_time_in_the_future_is_honoured(perezvon_client, perezvon_site, new_phone):
     when = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)).replace(microsecond=0)
-    response = await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, new_phone(),
-                                                                     preferred_at=when.isoformat()))
+    response = await perezvon_client.post(
+        "/api/v1/leads", json=lead(perezvon_site, new_phone(), preferred_at=when.isoformat())
+    )
     assert response.status_code == 201
     assert response.json()["scheduled_at"] == when.isoformat().replace("+00:00", "Z")
 
@@ -193,8 +226,9 @@ async def test_off_hours_lead_waits_for_the_next_opening(perezvon_client, perezv
     # open one hour a day, at an hour that is certainly not now (Moscow time)
     now_msk = dt.datetime.now(dt.UTC).astimezone(__import__("zoneinfo").ZoneInfo("Europe/Moscow"))
     hour = (now_msk.hour + 12) % 24
-    perezvon_site.schedule = {str(d): [f"{hour:02d}:00", f"{hour + 1:02d}:00" if hour < 23 else "24:00"]
-                              for d in range(1, 8)}
+    perezvon_site.schedule = {
+        str(d): [f"{hour:02d}:00", f"{hour + 1:02d}:00" if hour < 23 else "24:00"] for d in range(1, 8)
+    }
     await perezvon_site.save()
     response = await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, new_phone()))
     assert response.status_code == 201
@@ -206,7 +240,9 @@ async def test_off_hours_lead_waits_for_the_next_opening(perezvon_client, perezv
 async def test_public_call_state_shows_nothing_personal(perezvon_client, perezvon_site, new_phone):
     phone = new_phone()
     created = (await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, phone, name="Иван"))).json()
-    state = await perezvon_client.get(f"/api/v1/calls/{created['call_id']}/state", params={"token": perezvon_site.token})
+    state = await perezvon_client.get(
+        f"/api/v1/calls/{created['call_id']}/state", params={"token": perezvon_site.token}
+    )
     assert state.status_code == 200
     body = state.json()
     assert body["status"] == "pending" and body["attempts"] == 0 and body["phase"] == "waiting"
@@ -236,8 +272,9 @@ async def test_a_site_without_working_days_still_gets_its_lead_called(perezvon_c
     assert abs((scheduled - dt.datetime.now(dt.UTC)).total_seconds()) < 5
 
 
-async def test_a_failed_write_answers_503_and_the_retry_is_accepted(perezvon_app, perezvon_client, perezvon_site,
-                                                                     new_phone, monkeypatch):
+async def test_a_failed_write_answers_503_and_the_retry_is_accepted(
+    perezvon_app, perezvon_client, perezvon_site, new_phone, monkeypatch
+):
     from perezvon.core.intake import RowInserter
 
     phone = new_phone()
@@ -255,8 +292,9 @@ async def test_a_failed_write_answers_503_and_the_retry_is_accepted(perezvon_app
     assert await Lead.filter(connection_id=perezvon_site.id, phone=phone).count() == 1
 
 
-async def test_without_redis_leads_are_still_accepted(perezvon_app, perezvon_client, perezvon_site, new_phone,
-                                                      monkeypatch):
+async def test_without_redis_leads_are_still_accepted(
+    perezvon_app, perezvon_client, perezvon_site, new_phone, monkeypatch
+):
     intake = perezvon_app.intake
 
     async def redis_down(*args, **kwargs):
@@ -275,8 +313,9 @@ async def test_off_hours_leads_are_spread_from_the_opening(perezvon_client, pere
 
     now_msk = dt.datetime.now(dt.UTC).astimezone(ZoneInfo("Europe/Moscow"))
     hour = (now_msk.hour + 12) % 24  # certainly closed now
-    perezvon_site.schedule = {str(d): [f"{hour:02d}:00", f"{hour + 1:02d}:00" if hour < 23 else "24:00"]
-                              for d in range(1, 8)}
+    perezvon_site.schedule = {
+        str(d): [f"{hour:02d}:00", f"{hour + 1:02d}:00" if hour < 23 else "24:00"] for d in range(1, 8)
+    }
     perezvon_site.offhours_spread_seconds = 300
     await perezvon_site.save()
     times = []
@@ -289,7 +328,8 @@ async def test_off_hours_leads_are_spread_from_the_opening(perezvon_client, pere
 
 
 async def test_a_delay_over_59_seconds_emails_the_lead_instead_of_calling(
-        perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone):
+    perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone
+):
     from perezvon.core.models import Attempt, NotificationRecipient
     from perezvon.core.registry import Notifier
 
@@ -323,8 +363,9 @@ async def test_a_delay_over_59_seconds_emails_the_lead_instead_of_calling(
         registry.owner.pop(("notifier", "inbox"))
 
 
-async def test_each_refusal_carries_its_reason_and_the_api_answers_its_status(perezvon_app, perezvon_client,
-                                                                              perezvon_site, new_phone):
+async def test_each_refusal_carries_its_reason_and_the_api_answers_its_status(
+    perezvon_app, perezvon_client, perezvon_site, new_phone
+):
     """The intake says why (a reason, no HTTP); the HTTP API alone turns each reason into a status."""
     import pytest
 
@@ -346,8 +387,9 @@ async def test_each_refusal_carries_its_reason_and_the_api_answers_its_status(pe
         with pytest.raises(IntakeError) as refused:
             await perezvon_app.intake.submit(payload, client_ip=None, origin=headers.get("origin"))
         assert refused.value.reason is reason and not hasattr(refused.value, "status")
-        answered = await perezvon_client.post("/api/v1/leads", json=payload,
-                                              headers={"Origin": headers["origin"]} if headers else {})
+        answered = await perezvon_client.post(
+            "/api/v1/leads", json=payload, headers={"Origin": headers["origin"]} if headers else {}
+        )
         assert (reason, answered.status_code) == (reason, status)
         assert answered.json()["errors"].keys() == refused.value.errors.keys()
     perezvon_site.is_on = False

@@ -4,6 +4,7 @@
 request (method, path, query, headers, body) and answers from a script, so
 each plugin is checked the way the real service would see it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -109,8 +110,11 @@ class Service:
                 if isinstance(payload, (dict, list)):
                     payload = json.dumps(payload)
                 data = payload.encode() if isinstance(payload, str) else payload
-                writer.write(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
-                             f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+                writer.write(
+                    f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(data)}\r\n\r\n".encode()
+                    + data
+                )
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
@@ -217,42 +221,57 @@ def test_every_integration_is_registered_with_texts_for_its_settings_page(perezv
             assert not cyrillic(text), f"{key}: {text!r} is not an English msgid"
             russian = plugin_gettext(integration, text, "ru")
             # proper names and the list of event names read the same in both languages
-            assert russian != text or text in ("Calltouch", "CoMagic", "Google Analytics", ", ".join(EVENTS)), \
+            assert russian != text or text in ("Calltouch", "CoMagic", "Google Analytics", ", ".join(EVENTS)), (
                 f"{key}: {text!r} has no Russian translation"
+            )
             assert plugin_gettext(integration, text, "en") == text
 
 
-@pytest.mark.parametrize("key, data, field", [
-    ("metrika", {"counter_id": "12a45"}, "counter_id"),
-    ("calltouch", {"site_id": "abc", "api_token": " "}, "site_id"),
-    ("comagic", {"access_token": "short", "site_id": 5}, "access_token"),
-    ("webhooks", {"url": "ftp://example.com/x", "secret": "s" * 20}, "url"),
-    ("google_analytics", {"measurement_id": "GA-1"}, "measurement_id"),
-])
+@pytest.mark.parametrize(
+    "key, data, field",
+    [
+        ("metrika", {"counter_id": "12a45"}, "counter_id"),
+        ("calltouch", {"site_id": "abc", "api_token": " "}, "site_id"),
+        ("comagic", {"access_token": "short", "site_id": 5}, "access_token"),
+        ("webhooks", {"url": "ftp://example.com/x", "secret": "s" * 20}, "url"),
+        ("google_analytics", {"measurement_id": "GA-1"}, "measurement_id"),
+    ],
+)
 def test_validation_messages_are_translated_by_the_plugin_catalog(perezvon_app, key, data, field):
     integration = perezvon_app.host.registry.integrations[key]
     message = errors_of(perezvon_app, key, data)[field][0]
     assert not cyrillic(message) and cyrillic(plugin_gettext(integration, message, "ru"))
 
 
-@pytest.mark.parametrize("key, data, field, words", [
-    ("metrika", {"counter_id": "12a45"}, "counter_id", "only digits|digits only"),
-    ("metrika", {}, "counter_id", "Missing"),
-    ("google_analytics", {"measurement_id": "GA-1"}, "measurement_id", "G-XXXXXXXXXX"),
-    ("google_analytics", {"measurement_id": "UA-12345678-1", "api_secret": "s3cret"}, "api_secret", "GA4"),
-    ("calltouch", {"site_id": "abc", "api_token": "t"}, "site_id", "digits only"),
-    ("calltouch", {"site_id": "123", "api_token": "  "}, "api_token", "cannot be empty"),
-    ("calltouch", {"site_id": "123", "api_token": "t", "session_variable": "call value"}, "session_variable",
-     "JavaScript variable"),
-    ("calltouch", {"site_id": "123", "api_token": "t", "timezone": "Mars/Base"}, "timezone", "time zone"),
-    ("comagic", {"access_token": "", "site_id": 5}, "access_token", "cannot be empty"),
-    ("comagic", {"access_token": "short", "site_id": 5}, "access_token", "does not look like"),
-    ("comagic", {"access_token": "k" * 40, "site_id": "x"}, "site_id", "integer"),
-    ("webhooks", {"url": "ftp://example.com/x", "secret": "s" * 20}, "url", "http:// or https://"),
-    ("webhooks", {"url": "https://example.com/x", "secret": "short"}, "secret", "at least 16"),
-    ("webhooks", {"url": "https://example.com/x", "secret": "s" * 20, "events": ["lead_lost"]}, "events",
-     "Must be one of"),
-])
+@pytest.mark.parametrize(
+    "key, data, field, words",
+    [
+        ("metrika", {"counter_id": "12a45"}, "counter_id", "only digits|digits only"),
+        ("metrika", {}, "counter_id", "Missing"),
+        ("google_analytics", {"measurement_id": "GA-1"}, "measurement_id", "G-XXXXXXXXXX"),
+        ("google_analytics", {"measurement_id": "UA-12345678-1", "api_secret": "s3cret"}, "api_secret", "GA4"),
+        ("calltouch", {"site_id": "abc", "api_token": "t"}, "site_id", "digits only"),
+        ("calltouch", {"site_id": "123", "api_token": "  "}, "api_token", "cannot be empty"),
+        (
+            "calltouch",
+            {"site_id": "123", "api_token": "t", "session_variable": "call value"},
+            "session_variable",
+            "JavaScript variable",
+        ),
+        ("calltouch", {"site_id": "123", "api_token": "t", "timezone": "Mars/Base"}, "timezone", "time zone"),
+        ("comagic", {"access_token": "", "site_id": 5}, "access_token", "cannot be empty"),
+        ("comagic", {"access_token": "short", "site_id": 5}, "access_token", "does not look like"),
+        ("comagic", {"access_token": "k" * 40, "site_id": "x"}, "site_id", "integer"),
+        ("webhooks", {"url": "ftp://example.com/x", "secret": "s" * 20}, "url", "http:// or https://"),
+        ("webhooks", {"url": "https://example.com/x", "secret": "short"}, "secret", "at least 16"),
+        (
+            "webhooks",
+            {"url": "https://example.com/x", "secret": "s" * 20, "events": ["lead_lost"]},
+            "events",
+            "Must be one of",
+        ),
+    ],
+)
 def test_bad_settings_get_a_clear_error_next_to_the_field(perezvon_app, key, data, field, words):
     errors = errors_of(perezvon_app, key, data)
     assert field in errors, errors
@@ -263,16 +282,28 @@ def test_bad_settings_get_a_clear_error_next_to_the_field(perezvon_app, key, dat
 def test_good_settings_load_with_defaults(perezvon_app):
     schema = perezvon_app.host.registry.integrations["calltouch"].settings_schema()
     loaded = schema.load({"site_id": "54321", "api_token": "tok"})
-    assert loaded == {"site_id": "54321", "api_token": "tok", "session_variable": "call_value",
-                      "timezone": "Europe/Moscow", "api_url": "https://api.calltouch.ru"}
+    assert loaded == {
+        "site_id": "54321",
+        "api_token": "tok",
+        "session_variable": "call_value",
+        "timezone": "Europe/Moscow",
+        "api_url": "https://api.calltouch.ru",
+    }
     metrika = perezvon_app.host.registry.integrations["metrika"]
     assert metrika.client_events(metrika.settings_schema().load({"counter_id": "12345678"})) == {
-        "counter": 12345678, "prefix": "perezvon_"}
+        "counter": 12345678,
+        "prefix": "perezvon_",
+    }
     # the goals are the declared site events; the names customers set up in Metrika stay as they were
     events = perezvon_app.host.registry.site_events()
     assert sorted(f"perezvon_{event}" for event in events) == [
-        "perezvon_leadgen_lead", "perezvon_leadgen_shown", "perezvon_offhours_lead", "perezvon_widget_lead",
-        "perezvon_widget_opened", "perezvon_widget_shown"]
+        "perezvon_leadgen_lead",
+        "perezvon_leadgen_shown",
+        "perezvon_offhours_lead",
+        "perezvon_widget_lead",
+        "perezvon_widget_opened",
+        "perezvon_widget_shown",
+    ]
 
 
 def test_the_comagic_key_is_masked_and_a_masked_form_keeps_it():
@@ -300,13 +331,19 @@ def test_calltouch_dtmf_codes_follow_the_lead_source(perezvon_app):
 
 
 async def test_calltouch_registers_the_lead_then_tags_the_call_result(
-        perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, service):
+    perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, service
+):
     service.default = (200, {"requestId": 987, "status": "ok"})
     await enable(perezvon_site, "calltouch", site_id="54321", api_token="ct-token-1", api_url=service.url + "/")
     phone = new_phone()
-    created = await post_lead(perezvon_client, perezvon_site, phone, name="Анна Петрова",
-                              page_url="https://shop.example/cars?id=5",
-                              extra={"calltouch": {"session_id": "1234567890"}})
+    created = await post_lead(
+        perezvon_client,
+        perezvon_site,
+        phone,
+        name="Анна Петрова",
+        page_url="https://shop.example/cars?id=5",
+        extra={"calltouch": {"session_id": "1234567890"}},
+    )
     await perezvon_run_jobs()
     register, tag = await service.wait_for(2)
 
@@ -315,37 +352,68 @@ async def test_calltouch_registers_the_lead_then_tags_the_call_result(
     assert register.headers["access-token"] == "ct-token-1"
     assert b"%D0%90%D0%BD%D0%BD%D0%B0" in register.body  # Cyrillic is UTF-8, percent-encoded
     assert register.form() == {
-        "subject": ["Перезвон: API"], "requestNumber": [created["lead_id"]], "phoneNumber": [phone.lstrip("+")],
-        "fio": ["Анна Петрова"], "requestUrl": ["https://shop.example/cars?id=5"],
-        "tags": ["perezvon,perezvon_dtmf_16"], "sessionId": ["1234567890"]}
+        "subject": ["Перезвон: API"],
+        "requestNumber": [created["lead_id"]],
+        "phoneNumber": [phone.lstrip("+")],
+        "fio": ["Анна Петрова"],
+        "requestUrl": ["https://shop.example/cars?id=5"],
+        "tags": ["perezvon,perezvon_dtmf_16"],
+        "sessionId": ["1234567890"],
+    }
 
     call = await Call.get(id=created["call_id"]).prefetch_related("lead")
     assert (tag.method, tag.path) == ("POST", "/lead-service/v1/api/tag/lead/add")
     assert tag.headers["content-type"] == "application/json"
     assert (tag.headers["access-token"], tag.headers["siteid"]) == ("ct-token-1", "54321")
     moscow = call.lead.created_at.astimezone(dt.timezone(dt.timedelta(hours=3)))
-    assert tag.json() == {"leads": [{
-        "matching": [{"type": "requestContact", "requestContactParams": {
-            "phones": [phone.lstrip("+")], "date": moscow.strftime("%d-%m-%Y %H:%M:%S"),
-            "requestTypeToMatch": "nearestUniq", "searchDepth": 1440}}],
-        "addTags": {"overwrite": False, "tags": [{"tag": "perezvon_successful"}, {"tag": "perezvon_target"}]}}]}
+    assert tag.json() == {
+        "leads": [
+            {
+                "matching": [
+                    {
+                        "type": "requestContact",
+                        "requestContactParams": {
+                            "phones": [phone.lstrip("+")],
+                            "date": moscow.strftime("%d-%m-%Y %H:%M:%S"),
+                            "requestTypeToMatch": "nearestUniq",
+                            "searchDepth": 1440,
+                        },
+                    }
+                ],
+                "addTags": {"overwrite": False, "tags": [{"tag": "perezvon_successful"}, {"tag": "perezvon_target"}]},
+            }
+        ]
+    }
     rows = await Delivery.filter(call_id=call.id).order_by("id")
-    assert [(d.event, d.ok, d.status is None) for d in rows] == [("lead_created", True, True),
-                                                                 ("call_finished", True, True)]
+    assert [(d.event, d.ok, d.status is None) for d in rows] == [
+        ("lead_created", True, True),
+        ("call_finished", True, True),
+    ]
     assert rows[0].response.startswith('200 {"requestId": 987')
 
 
 async def test_comagic_uploads_the_lead_and_tags_it_with_the_result(
-        perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, service, caplog):
+    perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, service, caplog
+):
     key = "cm-key-0123456789abcdef"
-    service.answers = [(200, {"jsonrpc": "2.0", "id": "x", "result": {"data": [{"id": 777}], "metadata": {}}}),
-                       (200, {"jsonrpc": "2.0", "id": "y", "result": {"data": {"success": True}}})]
-    await enable(perezvon_site, "comagic", access_token=key, site_id=4321, successful_tag_id=11, failed_tag_id=12,
-                 api_url=service.url + "/v2.0")
+    service.answers = [
+        (200, {"jsonrpc": "2.0", "id": "x", "result": {"data": [{"id": 777}], "metadata": {}}}),
+        (200, {"jsonrpc": "2.0", "id": "y", "result": {"data": {"success": True}}}),
+    ]
+    await enable(
+        perezvon_site,
+        "comagic",
+        access_token=key,
+        site_id=4321,
+        successful_tag_id=11,
+        failed_tag_id=12,
+        api_url=service.url + "/v2.0",
+    )
     phone = new_phone()
     with caplog.at_level(logging.DEBUG):
-        created = await post_lead(perezvon_client, perezvon_site, phone, name="Иван",
-                                  extra={"comagic": {"session_id": "55501"}})
+        created = await post_lead(
+            perezvon_client, perezvon_site, phone, name="Иван", extra={"comagic": {"session_id": "55501"}}
+        )
         await perezvon_run_jobs()
     upload, tagging = await service.wait_for(2)
     call = await Call.get(id=created["call_id"]).prefetch_related("lead")
@@ -356,14 +424,28 @@ async def test_comagic_uploads_the_lead_and_tags_it_with_the_result(
     assert int(upload.headers["content-length"]) == len(upload.body)
     sent = upload.json()
     assert sent["jsonrpc"] == "2.0" and sent["method"] == "upload.offline_messages" and sent["id"]
-    assert sent["params"] == {"access_token": key, "offline_messages": [{
-        "date_time": moscow.strftime("%Y-%m-%d %H:%M:%S"), "name": "Иван", "phone": phone.lstrip("+"),
-        "message": "Перезвон: заявка на обратный звонок (api)", "site_id": 4321, "visitor_session_id": 55501}]}
+    assert sent["params"] == {
+        "access_token": key,
+        "offline_messages": [
+            {
+                "date_time": moscow.strftime("%Y-%m-%d %H:%M:%S"),
+                "name": "Иван",
+                "phone": phone.lstrip("+"),
+                "message": "Перезвон: заявка на обратный звонок (api)",
+                "site_id": 4321,
+                "visitor_session_id": 55501,
+            }
+        ],
+    }
     assert "Иван".encode() in upload.body  # UTF-8, not \u-escaped
 
     assert tagging.json()["method"] == "set.tag_communications"
-    assert tagging.json()["params"] == {"access_token": key, "communication_id": 777,
-                                        "communication_type": "offline_message", "tag_id": 11}
+    assert tagging.json()["params"] == {
+        "access_token": key,
+        "communication_id": 777,
+        "communication_type": "offline_message",
+        "tag_id": 11,
+    }
     rows = await Delivery.filter(call_id=call.id).order_by("id")
     assert [(d.event, d.ok) for d in rows] == [("lead_created", True), ("call_finished", True)]
     assert json.loads(rows[0].response) == {"offline_message_id": 777}
@@ -372,11 +454,22 @@ async def test_comagic_uploads_the_lead_and_tags_it_with_the_result(
 
 
 async def test_comagic_errors_in_a_200_answer_fail_the_delivery_and_never_show_the_key(
-        perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, service, caplog):
+    perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, service, caplog
+):
     key = "cm-key-fedcba9876543210"
     # the service echoes the key in its error, as some do: it must be blanked out before it is stored
-    service.default = (200, {"jsonrpc": "2.0", "id": "x", "error": {
-        "code": -32001, "message": f"access_token {key} is invalid", "data": {"mnemonic": "invalid_token"}}})
+    service.default = (
+        200,
+        {
+            "jsonrpc": "2.0",
+            "id": "x",
+            "error": {
+                "code": -32001,
+                "message": f"access_token {key} is invalid",
+                "data": {"mnemonic": "invalid_token"},
+            },
+        },
+    )
     await enable(perezvon_site, "comagic", access_token=key, site_id=4321, api_url=service.url + "/v2.0")
     with caplog.at_level(logging.DEBUG):
         created = await post_lead(perezvon_client, perezvon_site, new_phone())
@@ -390,12 +483,19 @@ async def test_comagic_errors_in_a_200_answer_fail_the_delivery_and_never_show_t
 
 
 async def test_google_analytics_sends_call_results_by_the_measurement_protocol(
-        perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, service):
+    perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, service
+):
     service.default = (204, b"")
-    await enable(perezvon_site, "google_analytics", measurement_id="G-ABC123XYZ", api_secret="mp-secret-1",
-                 mp_url=service.url + "/mp/collect")
-    created = await post_lead(perezvon_client, perezvon_site, new_phone(),
-                              extra={"google_analytics": {"client_id": "1234567.7654321"}})
+    await enable(
+        perezvon_site,
+        "google_analytics",
+        measurement_id="G-ABC123XYZ",
+        api_secret="mp-secret-1",
+        mp_url=service.url + "/mp/collect",
+    )
+    created = await post_lead(
+        perezvon_client, perezvon_site, new_phone(), extra={"google_analytics": {"client_id": "1234567.7654321"}}
+    )
     await perezvon_run_jobs()
     (collect,) = await service.wait_for(1)
     assert (collect.method, collect.path) == ("POST", "/mp/collect")
@@ -405,16 +505,25 @@ async def test_google_analytics_sends_call_results_by_the_measurement_protocol(
     assert body["client_id"] == "1234567.7654321"
     (event,) = body["events"]
     assert event["name"] == "perezvon_call_finished"
-    assert {k: event["params"][k] for k in ("event_category", "status", "successful", "duration_seconds",
-                                            "attempts", "source", "is_target")} == {
-        "event_category": "PEREZVON", "status": "successful", "successful": True, "duration_seconds": 130,
-        "attempts": 1, "source": "api", "is_target": True}
+    assert {
+        k: event["params"][k]
+        for k in ("event_category", "status", "successful", "duration_seconds", "attempts", "source", "is_target")
+    } == {
+        "event_category": "PEREZVON",
+        "status": "successful",
+        "successful": True,
+        "duration_seconds": 130,
+        "attempts": 1,
+        "source": "api",
+        "is_target": True,
+    }
     row = await Delivery.get(call_id=created["call_id"])
     assert (row.event, row.ok, row.response) == ("call_finished", True, "204")
 
 
-async def test_client_only_integrations_queue_no_server_jobs(perezvon_client, perezvon_site, perezvon_run_jobs,
-                                                             new_phone):
+async def test_client_only_integrations_queue_no_server_jobs(
+    perezvon_client, perezvon_site, perezvon_run_jobs, new_phone
+):
     await enable(perezvon_site, "metrika", counter_id="12345678")
     await enable(perezvon_site, "google_analytics", measurement_id="UA-1234567-1")  # no API secret
     created = await post_lead(perezvon_client, perezvon_site, new_phone())
@@ -427,7 +536,8 @@ async def test_client_only_integrations_queue_no_server_jobs(perezvon_client, pe
 
 
 async def test_a_5xx_is_retried_with_back_off_and_every_try_is_stored(
-        perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, service):
+    perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, service
+):
     service.answers = [(500, "upstream broke"), (502, "bad gateway")]
     service.default = (200, {"ok": True})
     await enable(perezvon_site, "webhooks", url=service.url + "/hook", secret="k" * 24, events=["lead_created"])
@@ -453,8 +563,9 @@ async def test_a_5xx_is_retried_with_back_off_and_every_try_is_stored(
     assert len({r.headers["x-perezvon-event-id"] for r in service.requests}) == 1
 
 
-async def test_a_4xx_is_stored_once_and_not_retried(perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs,
-                                                    new_phone, service):
+async def test_a_4xx_is_stored_once_and_not_retried(
+    perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, service
+):
     service.default = (401, {"error": "invalid token"})
     await enable(perezvon_site, "calltouch", site_id="54321", api_token="ct-bad", api_url=service.url)
     created = await post_lead(perezvon_client, perezvon_site, new_phone())
@@ -463,14 +574,17 @@ async def test_a_4xx_is_stored_once_and_not_retried(perezvon_app, perezvon_clien
     await perezvon_run_jobs()
     rows = await Delivery.filter(call_id=created["call_id"]).order_by("id")
     assert [(d.event, d.ok, d.status, d.next_try_at) for d in rows] == [
-        ("lead_created", False, 401, None), ("call_finished", False, 401, None)]
+        ("lead_created", False, 401, None),
+        ("call_finished", False, 401, None),
+    ]
     assert "invalid token" in rows[0].response
     assert len(service.requests) == 2
     assert (await Call.get(id=created["call_id"])).display_status == "successful"
 
 
 async def test_stored_settings_that_no_longer_validate_fail_the_delivery_once(
-        perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, service):
+    perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, service
+):
     """The one policy (core/enablement.py): a failed delivery with the validation message, not retried,
     nothing sent, and the callback goes on."""
     await enable(perezvon_site, "webhooks", url=service.url + "/hook", secret="too-short", events=["lead_created"])
@@ -489,10 +603,12 @@ async def test_stored_settings_that_no_longer_validate_fail_the_delivery_once(
 
 
 async def test_a_timeout_is_retried_and_a_hung_service_never_holds_up_the_callback(
-        perezvon_app, perezvon_client, perezvon_site, new_phone, service):
+    perezvon_app, perezvon_client, perezvon_site, new_phone, service
+):
     service.answers = [HANG]
-    await enable(perezvon_site, "webhooks", url=service.url + "/hook", secret="s" * 32, timeout=3,
-                 events=["lead_created"])
+    await enable(
+        perezvon_site, "webhooks", url=service.url + "/hook", secret="s" * 32, timeout=3, events=["lead_created"]
+    )
     async with running_worker(perezvon_app):
         created = await post_lead(perezvon_client, perezvon_site, new_phone())
         await service.wait_for(1)
@@ -507,12 +623,14 @@ async def test_a_timeout_is_retried_and_a_hung_service_never_holds_up_the_callba
 
 
 async def test_a_refused_connection_is_a_network_error_retried_with_back_off(
-        perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone):
+    perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone
+):
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    await enable(perezvon_site, "webhooks", url=f"http://127.0.0.1:{port}/hook", secret="s" * 32,
-                 events=["lead_created"])
+    await enable(
+        perezvon_site, "webhooks", url=f"http://127.0.0.1:{port}/hook", secret="s" * 32, events=["lead_created"]
+    )
     created = await post_lead(perezvon_client, perezvon_site, new_phone())
     await perezvon_run_jobs()
     failed = await Delivery.get(call_id=created["call_id"])
@@ -550,13 +668,15 @@ async def test_pushes_go_through_the_proxy_the_environment_names(service, monkey
 
 
 async def test_pushes_have_their_own_queue_and_slots_so_hung_ones_never_hold_up_a_dial(
-        perezvon_app, perezvon_client, perezvon_site, new_phone, service, monkeypatch):
+    perezvon_app, perezvon_client, perezvon_site, new_phone, service, monkeypatch
+):
     from perezvon.core.queue import CALLBACKS_QUEUE, DELIVERIES_QUEUE
 
     monkeypatch.setattr("perezvon.core.worker.DELIVERY_MAX_JOBS", 2)  # a small number of slots, to fill them
     service.answers = [HANG, HANG, HANG]
-    await enable(perezvon_site, "webhooks", url=service.url + "/hook", secret="s" * 32, timeout=30,
-                 events=["lead_created"])
+    await enable(
+        perezvon_site, "webhooks", url=service.url + "/hook", secret="s" * 32, timeout=30, events=["lead_created"]
+    )
     redis = perezvon_app.redis
     async with running_worker(perezvon_app) as workers:
         assert workers.deliveries.max_jobs == 2

@@ -6,6 +6,7 @@ returned), ``Perezvon.events`` (the site events the page's apps declare), and ev
 with ``(detail, name)``; ``lead_sending`` passes the lead payload, which handlers may extend.
 ``ym``, ``gtag``, ``ga`` and ``Comagic`` are stubs that record their calls.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,9 +40,13 @@ STUBS = {
 
 
 async def open_site(page, integrations, stubs=(), extra_head="", scripts=()):
-    html = ("<!doctype html><html><head><meta charset='utf-8'><script>"
-            + BUS % {"integrations": json.dumps(integrations), "events": json.dumps(EVENTS)}
-            + "".join(STUBS[name] for name in stubs) + extra_head + "</script></head><body>site</body></html>")
+    html = (
+        "<!doctype html><html><head><meta charset='utf-8'><script>"
+        + BUS % {"integrations": json.dumps(integrations), "events": json.dumps(EVENTS)}
+        + "".join(STUBS[name] for name in stubs)
+        + extra_head
+        + "</script></head><body>site</body></html>"
+    )
 
     async def serve(route):
         await route.fulfill(status=200, content_type="text/html; charset=utf-8", body=html)
@@ -58,8 +63,10 @@ async def open_site(page, integrations, stubs=(), extra_head="", scripts=()):
 async def emit_all(page):
     # an event no app declares is no goal
     for event in ["widget_undeclared", *EVENTS]:
-        await page.evaluate("([name, detail]) => Perezvon.emit(name, detail)",
-                            [event, {"app": "widget", "app_title": "Виджет", "offhours": False}])
+        await page.evaluate(
+            "([name, detail]) => Perezvon.emit(name, detail)",
+            [event, {"app": "widget", "app_title": "Виджет", "offhours": False}],
+        )
     return await page.evaluate("calls")
 
 
@@ -108,25 +115,36 @@ async def test_google_analytics_falls_back_to_analytics_js(page, label):
 async def test_google_analytics_adds_the_visitors_client_id_to_the_lead(page):
     ga = GoogleAnalytics()
     config = ga.client_events(GoogleAnalyticsSettings().load({"measurement_id": "G-TEST12345"}))
-    await open_site(page, {"google_analytics": config}, stubs=["gtag"], scripts=[ga.client_script],
-                    extra_head="document.cookie = '_ga=GA1.1.1234567890.1700000000; path=/';")
-    payload = await page.evaluate("() => { const p = {phone: '+79160000000', extra: {}};"
-                                  " Perezvon.emit('lead_sending', p); return p; }")
+    await open_site(
+        page,
+        {"google_analytics": config},
+        stubs=["gtag"],
+        scripts=[ga.client_script],
+        extra_head="document.cookie = '_ga=GA1.1.1234567890.1700000000; path=/';",
+    )
+    payload = await page.evaluate(
+        "() => { const p = {phone: '+79160000000', extra: {}}; Perezvon.emit('lead_sending', p); return p; }"
+    )
     assert payload["extra"] == {"google_analytics": {"client_id": "1234567890.1700000000"}}
 
 
-@pytest.mark.parametrize("variable, head, expected", [
-    ("call_value", "window.call_value = '777000111';", "777000111"),
-    ("ct.session", "window.ct = {session: 4242};", "4242"),
-    ("call_value", "document.cookie = '_ct_session_id=55566677; path=/';", "55566677"),
-])
+@pytest.mark.parametrize(
+    "variable, head, expected",
+    [
+        ("call_value", "window.call_value = '777000111';", "777000111"),
+        ("ct.session", "window.ct = {session: 4242};", "4242"),
+        ("call_value", "document.cookie = '_ct_session_id=55566677; path=/';", "55566677"),
+    ],
+)
 async def test_calltouch_puts_the_session_id_into_the_lead(page, variable, head, expected):
     calltouch = Calltouch()
-    config = calltouch.client_events(CalltouchSettings().load(
-        {"site_id": "1", "api_token": "t", "session_variable": variable}))
+    config = calltouch.client_events(
+        CalltouchSettings().load({"site_id": "1", "api_token": "t", "session_variable": variable})
+    )
     errors = await open_site(page, {"calltouch": config}, extra_head=head, scripts=[calltouch.client_script])
-    payload = await page.evaluate("() => { const p = {phone: '+79160000000', extra: {keep: 1}};"
-                                  " Perezvon.emit('lead_sending', p); return p; }")
+    payload = await page.evaluate(
+        "() => { const p = {phone: '+79160000000', extra: {keep: 1}}; Perezvon.emit('lead_sending', p); return p; }"
+    )
     assert payload["extra"] == {"keep": 1, "calltouch": {"session_id": expected}}
     assert errors == []
 
@@ -142,7 +160,11 @@ async def test_calltouch_leaves_the_lead_alone_without_a_session(page):
 async def test_comagic_puts_its_session_id_into_the_lead(page):
     from perezvon.plugins.comagic.integration import Comagic
 
-    await open_site(page, {"comagic": {}}, extra_head="window.Comagic = {getSessionId: () => 918273};",
-                    scripts=[Comagic().client_script])
+    await open_site(
+        page,
+        {"comagic": {}},
+        extra_head="window.Comagic = {getSessionId: () => 918273};",
+        scripts=[Comagic().client_script],
+    )
     payload = await page.evaluate("() => { const p = {extra: {}}; Perezvon.emit('lead_sending', p); return p; }")
     assert payload["extra"] == {"comagic": {"session_id": "918273"}}

@@ -1,4 +1,5 @@
 """The mail plugin: templates in both languages, a real SMTP sink, the outbox, hostile input, the core's jobs."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,8 +11,6 @@ import re
 import socket
 import stat
 import uuid
-
-from perezvon.core.callbacks import event_field_names
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,6 +22,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from perezvon.core import jobs
+from perezvon.core.callbacks import event_field_names
 from perezvon.core.models import Attempt, Call, Connection, Lead, NotificationRecipient, Office
 from perezvon.core.plugins import PluginHost
 from perezvon.core.registry import DeliveryError, Notification, PluginError
@@ -32,46 +32,111 @@ from perezvon.plugins.mail.demo import DEMO_RECIPIENT
 from perezvon.plugins.mail.notifier import MailNotifier, Relay
 
 FROM = "Perezvon <robot@perezvon.example>"
-EVERY_REDIAL_AT_ONCE = {"operator_first": {str(n): {"*-*": {"period": 0, "direction": "operator_first"}}
-                                           for n in range(2, 6)}}
+EVERY_REDIAL_AT_ONCE = {
+    "operator_first": {str(n): {"*-*": {"period": 0, "direction": "operator_first"}} for n in range(2, 6)}
+}
 PLUGIN_DIR = Path(mail_plugin.__file__).parent
 
 
 # --- sample data, shaped exactly like perezvon.core.callbacks.as_event_data ----------------------------------
 
+
 def sample_connection(**changes):
-    return {"id": 7, "kind": "site", "domain": "cars.example", "extra_domains": [], "name": "Автосалон «Север»",
-            "specialization": "", "timezone": "Asia/Yekaterinburg", "is_on": True, "token": "t" * 32,
-            "timer_seconds": 36, "offhours_spread_seconds": 300, "target_call_seconds": 120,
-            "unique_window_days": 30, "session_minutes": 45, "session_gap_minutes": 15, "schedule": {},
-            "convenient_time": "10:00", "offices_enabled": False, "offices_required": False, "offices_title": "",
-            "departments_enabled": False, "departments_required": False, "departments_title": "",
-            "telephony": {}, "redial_matrix": {}, "announcements": {}, "created_at": "2026-01-01T00:00:00+00:00",
-            **changes}
+    return {
+        "id": 7,
+        "kind": "site",
+        "domain": "cars.example",
+        "extra_domains": [],
+        "name": "Автосалон «Север»",
+        "specialization": "",
+        "timezone": "Asia/Yekaterinburg",
+        "is_on": True,
+        "token": "t" * 32,
+        "timer_seconds": 36,
+        "offhours_spread_seconds": 300,
+        "target_call_seconds": 120,
+        "unique_window_days": 30,
+        "session_minutes": 45,
+        "session_gap_minutes": 15,
+        "schedule": {},
+        "convenient_time": "10:00",
+        "offices_enabled": False,
+        "offices_required": False,
+        "offices_title": "",
+        "departments_enabled": False,
+        "departments_required": False,
+        "departments_title": "",
+        "telephony": {},
+        "redial_matrix": {},
+        "announcements": {},
+        "created_at": "2026-01-01T00:00:00+00:00",
+        **changes,
+    }
 
 
 def sample_lead(**changes):
-    return {"id": str(uuid.uuid4()), "source": "api", "phone": "+79123456789", "name": "Иван Петров",
-            "preferred_at": None, "page_url": "https://cars.example/models/x5?utm_source=yandex",
-            "referrer": "https://yandex.ru/search/?text=x5", "utm_source": "yandex", "utm_medium": "cpc",
-            "utm_campaign": "spring", "utm_content": "", "utm_term": "", "channel": "ads", "visitor_id": "v1",
-            "visit": {}, "displayed_phone": "", "extra": {}, "client_ip": "203.0.113.5",
-            "created_at": "2026-03-12T09:05:09+00:00", **changes}
+    return {
+        "id": str(uuid.uuid4()),
+        "source": "api",
+        "phone": "+79123456789",
+        "name": "Иван Петров",
+        "preferred_at": None,
+        "page_url": "https://cars.example/models/x5?utm_source=yandex",
+        "referrer": "https://yandex.ru/search/?text=x5",
+        "utm_source": "yandex",
+        "utm_medium": "cpc",
+        "utm_campaign": "spring",
+        "utm_content": "",
+        "utm_term": "",
+        "channel": "ads",
+        "visitor_id": "v1",
+        "visit": {},
+        "displayed_phone": "",
+        "extra": {},
+        "client_ip": "203.0.113.5",
+        "created_at": "2026-03-12T09:05:09+00:00",
+        **changes,
+    }
 
 
 def sample_call(**changes):
-    return {"id": str(uuid.uuid4()), "created_at": "2026-03-12T09:05:09+00:00", "state": "finished",
-            "display_status": "successful", "reason": "the callback took place", "first_direction": "operator_first",
-            "attempts_made": 1, "next_attempt_at": None, "next_direction": None, "operator_number": "+74951234567",
-            "duration_seconds": 130, "is_unique": True, "is_target": True, "recording": "",
-            "finished_at": "2026-03-12T09:07:40+00:00", **changes}
+    return {
+        "id": str(uuid.uuid4()),
+        "created_at": "2026-03-12T09:05:09+00:00",
+        "state": "finished",
+        "display_status": "successful",
+        "reason": "the callback took place",
+        "first_direction": "operator_first",
+        "attempts_made": 1,
+        "next_attempt_at": None,
+        "next_direction": None,
+        "operator_number": "+74951234567",
+        "duration_seconds": 130,
+        "is_unique": True,
+        "is_target": True,
+        "recording": "",
+        "finished_at": "2026-03-12T09:07:40+00:00",
+        **changes,
+    }
 
 
 def sample_attempt(number, operator, client, display, reason, direction="operator_first", talk=0):
-    return {"id": str(uuid.uuid4()), "number": number, "direction": direction, "operator_number": "+74951234567",
-            "backend": "simulator", "started_at": f"2026-03-12T09:0{number}:00+00:00", "dialled_at": None,
-            "ended_at": None, "operator_status": operator, "client_status": client, "duration_seconds": talk,
-            "display_status": display, "reason": reason, "recording": ""}
+    return {
+        "id": str(uuid.uuid4()),
+        "number": number,
+        "direction": direction,
+        "operator_number": "+74951234567",
+        "backend": "simulator",
+        "started_at": f"2026-03-12T09:0{number}:00+00:00",
+        "dialled_at": None,
+        "ended_at": None,
+        "operator_status": operator,
+        "client_status": client,
+        "duration_seconds": talk,
+        "display_status": display,
+        "reason": reason,
+        "recording": "",
+    }
 
 
 def call_data(kind="call_succeeded", lead=None, connection=None):
@@ -79,32 +144,58 @@ def call_data(kind="call_succeeded", lead=None, connection=None):
         call = sample_call()
         attempts = [sample_attempt(1, 200, 200, "successful", "the callback took place", talk=130)]
     else:
-        call = sample_call(display_status="unsuccessful", attempts_made=3, duration_seconds=0, is_target=False,
-                           reason="the subscriber could not be reached in time: busy")
+        call = sample_call(
+            display_status="unsuccessful",
+            attempts_made=3,
+            duration_seconds=0,
+            is_target=False,
+            reason="the subscriber could not be reached in time: busy",
+        )
         attempts = [
             sample_attempt(1, 486, None, "failed", "operator number: busy"),
             sample_attempt(2, 200, 203, "unsuccessful", "client's voicemail answered", direction="client_first"),
             sample_attempt(3, 200, 486, "unsuccessful", "the subscriber could not be reached in time: busy"),
         ]
-    return {"connection": connection or sample_connection(), "lead": lead or sample_lead(), "call": call,
-            "attempts": attempts, "office": {"id": 3, "name": "Офис на Тверской"}, "department": None}
+    return {
+        "connection": connection or sample_connection(),
+        "lead": lead or sample_lead(),
+        "call": call,
+        "attempts": attempts,
+        "office": {"id": 3, "name": "Офис на Тверской"},
+        "department": None,
+    }
 
 
 def other_kind_data(kind):
     return {
-        "lead_delayed": {"connection": sample_connection(), "lead": sample_lead(), "call": {"id": "c-42"},
-                         "delay_seconds": 90, "office": None, "department": None},
-        "activation": {"user": {"first_name": "Ирина", "phone": "+79160001122", "email": "irina@example.com"},
-                       "link": "https://perezvon.example/activate/Zm9v", "expires_at": "2026-03-14T09:00:00+00:00"},
-        "site_snippet": {"connection": sample_connection(),
-                         "snippet": '<script async src="//perezvon.example/inject?token=abc"></script>',
-                         "instructions_url": "https://perezvon.example/help/snippet"},
+        "lead_delayed": {
+            "connection": sample_connection(),
+            "lead": sample_lead(),
+            "call": {"id": "c-42"},
+            "delay_seconds": 90,
+            "office": None,
+            "department": None,
+        },
+        "activation": {
+            "user": {"first_name": "Ирина", "phone": "+79160001122", "email": "irina@example.com"},
+            "link": "https://perezvon.example/activate/Zm9v",
+            "expires_at": "2026-03-14T09:00:00+00:00",
+        },
+        "site_snippet": {
+            "connection": sample_connection(),
+            "snippet": '<script async src="//perezvon.example/inject?token=abc"></script>',
+            "instructions_url": "https://perezvon.example/help/snippet",
+        },
     }[kind]
 
 
 def notification(kind, data, recipients=("manager@example.com",), subject_id=None):
-    return Notification(kind=kind, recipients=tuple(recipients), data=data,
-                        subject_id=subject_id or str((data.get("call") or {}).get("id") or 11))
+    return Notification(
+        kind=kind,
+        recipients=tuple(recipients),
+        data=data,
+        subject_id=subject_id or str((data.get("call") or {}).get("id") or 11),
+    )
 
 
 def composer(language="ru"):
@@ -122,6 +213,7 @@ def bodies(message):
 
 
 # --- an SMTP sink: a real aiosmtpd server in the test's event loop -------------------------------
+
 
 class Sink:
     """Captures what a relay would receive; can refuse recipients or the message, and check a login."""
@@ -162,7 +254,9 @@ async def smtp_sink():
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: SMTPServer(sink, hostname="sink.test", authenticator=sink.authenticate, auth_require_tls=False),
-        "127.0.0.1", 0)
+        "127.0.0.1",
+        0,
+    )
     sink.port = server.sockets[0].getsockname()[1]
     yield sink
     server.close()
@@ -183,6 +277,7 @@ def relay_notifier(port, *, security="none", username="", password="", language=
 
 # --- settings ----------------------------------------------------------------------------------------
 
+
 def configured(section):
     host = PluginHost({"plugins": {"mail": {"enabled": True, **section}}})
     host.register("mail", mail_plugin)
@@ -200,24 +295,39 @@ def test_defaults_write_to_the_outbox_in_russian():
 
 
 def test_a_relay_is_configured_from_plugins_toml(tmp_path):
-    host = configured({"relay_host": "smtp.example.com", "relay_port": 465, "security": "tls",
-                       "username": "robot", "password": "s3cret", "language": "en", "outbox_dir": str(tmp_path)})
+    host = configured(
+        {
+            "relay_host": "smtp.example.com",
+            "relay_port": 465,
+            "security": "tls",
+            "username": "robot",
+            "password": "s3cret",
+            "language": "en",
+            "outbox_dir": str(tmp_path),
+        }
+    )
     notifier = host.registry.notifiers["mail"]
     assert notifier.relay == Relay("smtp.example.com", 465, "tls", "robot", "s3cret", 30.0)
     assert "s3cret" not in repr(notifier.relay)  # never in a log line or a traceback
     assert notifier.composer.language == "en" and notifier.outbox_dir == tmp_path
 
 
-@pytest.mark.parametrize(("section", "error"), [
-    ({"security": "ssl"}, "setting 'security' in plugins.toml: Must be one of: starttls, tls, none."),
-    ({"relay_host": "smtp://mail.example.com"}, "setting 'relay_host' in plugins.toml: A host name or address only"),
-    ({"relay_host": "mail.example.com", "username": "robot"}, "setting 'username' in plugins.toml: Set both"),
-    ({"username": "robot", "password": "x"}, "setting 'relay_host' in plugins.toml: A login needs a relay_host."),
-    ({"from_address": "Perezvon"}, "setting 'from_address' in plugins.toml: Not a valid e-mail address."),
-    ({"from_address": "a@example.com, b@example.com"}, "setting 'from_address' in plugins.toml: Not a valid"),
-    ({"language": "de"}, "setting 'language' in plugins.toml: Must be one of: ru, en."),
-    ({"relay_port": 0}, "setting 'relay_port' in plugins.toml:"),
-])
+@pytest.mark.parametrize(
+    ("section", "error"),
+    [
+        ({"security": "ssl"}, "setting 'security' in plugins.toml: Must be one of: starttls, tls, none."),
+        (
+            {"relay_host": "smtp://mail.example.com"},
+            "setting 'relay_host' in plugins.toml: A host name or address only",
+        ),
+        ({"relay_host": "mail.example.com", "username": "robot"}, "setting 'username' in plugins.toml: Set both"),
+        ({"username": "robot", "password": "x"}, "setting 'relay_host' in plugins.toml: A login needs a relay_host."),
+        ({"from_address": "Perezvon"}, "setting 'from_address' in plugins.toml: Not a valid e-mail address."),
+        ({"from_address": "a@example.com, b@example.com"}, "setting 'from_address' in plugins.toml: Not a valid"),
+        ({"language": "de"}, "setting 'language' in plugins.toml: Must be one of: ru, en."),
+        ({"relay_port": 0}, "setting 'relay_port' in plugins.toml:"),
+    ],
+)
 def test_bad_settings_stop_start_up_naming_the_field(section, error):
     with pytest.raises(PluginError) as caught:
         configured(section)
@@ -226,10 +336,15 @@ def test_bad_settings_stop_start_up_naming_the_field(section, error):
 
 # --- rendering: every kind, both languages ------------------------------------------------------------
 
+
 def test_the_sample_data_has_the_fields_the_core_sends():
     """The samples stay in step with the models, so the tests render what the core really sends."""
-    for sample, model in ((sample_connection(), Connection), (sample_lead(), Lead), (sample_call(), Call),
-                          (sample_attempt(1, 200, 200, "successful", ""), Attempt)):
+    for sample, model in (
+        (sample_connection(), Connection),
+        (sample_lead(), Lead),
+        (sample_call(), Call),
+        (sample_attempt(1, 200, 200, "successful", ""), Attempt),
+    ):
         expected = set(event_field_names(model))
         foreign_keys = {name for name in expected if name.endswith("_id")}
         assert set(sample) | foreign_keys == expected, model.__name__
@@ -239,12 +354,21 @@ def test_a_successful_callback_in_russian():
     data = call_data()
     rendered = composer("ru").render(notification("call_succeeded", data))
     assert rendered.subject == "Обратный звонок состоялся: +7 912 345-67-89, Иван Петров — Автосалон «Север»"
-    for line in ("Сайт: Автосалон «Север» (cars.example)", "Телефон: +7 912 345-67-89", "Имя: Иван Петров",
-                 "Офис: Офис на Тверской", "Заявка получена: 12 мар. 2026, 14:05:09",  # UTC+5, the site's zone
-                 "Канал: реклама", "utm_source: yandex", "utm_campaign: spring", "Статус: Успешный",
-                 "Разговор: 2 мин 10 с", "Теги: уникальный, целевой",
-                 f"Открыть звонок в Perezvon: https://perezvon.example/calls/{data['call']['id']}",
-                 "Время указано в часовом поясе сайта: Asia/Yekaterinburg, UTC+05:00."):
+    for line in (
+        "Сайт: Автосалон «Север» (cars.example)",
+        "Телефон: +7 912 345-67-89",
+        "Имя: Иван Петров",
+        "Офис: Офис на Тверской",
+        "Заявка получена: 12 мар. 2026, 14:05:09",  # UTC+5, the site's zone
+        "Канал: реклама",
+        "utm_source: yandex",
+        "utm_campaign: spring",
+        "Статус: Успешный",
+        "Разговор: 2 мин 10 с",
+        "Теги: уникальный, целевой",
+        f"Открыть звонок в Perezvon: https://perezvon.example/calls/{data['call']['id']}",
+        "Время указано в часовом поясе сайта: Asia/Yekaterinburg, UTC+05:00.",
+    ):
         assert line in rendered.text.splitlines(), line
     assert "utm_content" not in rendered.text  # empty UTM fields are left out
     assert "Цепочка попыток" not in rendered.text  # one attempt: no chain to show
@@ -256,70 +380,126 @@ def test_a_successful_callback_in_russian():
 def test_a_successful_callback_in_english():
     rendered = composer("en").render(notification("call_succeeded", call_data()))
     assert rendered.subject == "Callback took place: +7 912 345-67-89, Иван Петров — Автосалон «Север»"
-    for line in ("Status: Successful", "Talk time: 2 min 10 s", "Channel: advertising", "Tags: unique, target",
-                 "Lead received: 12 Mar 2026, 14:05:09", "Office: Офис на Тверской"):
+    for line in (
+        "Status: Successful",
+        "Talk time: 2 min 10 s",
+        "Channel: advertising",
+        "Tags: unique, target",
+        "Lead received: 12 Mar 2026, 14:05:09",
+        "Office: Офис на Тверской",
+    ):
         assert line in rendered.text.splitlines(), line
     assert '<html lang="en">' in rendered.html and "The callback took place" in rendered.html
 
 
-@pytest.mark.parametrize(("language", "expected"), [
-    ("ru", ["Статус: Неуспешный", "Причина: Абонент не ответил вовремя: занято", "Попыток: 3",
-            "Цепочка попыток:",
-            "1. 12 мар. 2026, 14:01:00 — сначала оператор",
-            "   оператор +7 495 123-45-67: 486, клиент: —",
-            "   Несостоявшийся: номер оператора: занято",
-            "2. 12 мар. 2026, 14:02:00 — сначала клиент",
-            "   оператор +7 495 123-45-67: 200, клиент: 203",
-            "   Неуспешный: ответил автоответчик клиента",
-            "3. 12 мар. 2026, 14:03:00 — сначала оператор",
-            "   Неуспешный: абонент не ответил вовремя: занято"]),
-    ("en", ["Status: Unsuccessful", "Reason: The subscriber could not be reached in time: busy", "Attempts: 3",
-            "Attempt chain:",
-            "1. 12 Mar 2026, 14:01:00 — operator first",
-            "   operator +7 495 123-45-67: 486, client: —",
-            "   Failed: operator number: busy",
-            "2. 12 Mar 2026, 14:02:00 — client first",
-            "   Unsuccessful: client's voicemail answered"]),
-])
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        (
+            "ru",
+            [
+                "Статус: Неуспешный",
+                "Причина: Абонент не ответил вовремя: занято",
+                "Попыток: 3",
+                "Цепочка попыток:",
+                "1. 12 мар. 2026, 14:01:00 — сначала оператор",
+                "   оператор +7 495 123-45-67: 486, клиент: —",
+                "   Несостоявшийся: номер оператора: занято",
+                "2. 12 мар. 2026, 14:02:00 — сначала клиент",
+                "   оператор +7 495 123-45-67: 200, клиент: 203",
+                "   Неуспешный: ответил автоответчик клиента",
+                "3. 12 мар. 2026, 14:03:00 — сначала оператор",
+                "   Неуспешный: абонент не ответил вовремя: занято",
+            ],
+        ),
+        (
+            "en",
+            [
+                "Status: Unsuccessful",
+                "Reason: The subscriber could not be reached in time: busy",
+                "Attempts: 3",
+                "Attempt chain:",
+                "1. 12 Mar 2026, 14:01:00 — operator first",
+                "   operator +7 495 123-45-67: 486, client: —",
+                "   Failed: operator number: busy",
+                "2. 12 Mar 2026, 14:02:00 — client first",
+                "   Unsuccessful: client's voicemail answered",
+            ],
+        ),
+    ],
+)
 def test_a_failed_chain_lists_every_attempt(language, expected):
     rendered = composer(language).render(notification("call_failed", call_data("call_failed")))
     lines = rendered.text.splitlines()
     for line in expected:
         assert line in lines, line
-    assert rendered.subject.startswith({"ru": "Обратный звонок не состоялся: +7 912 345-67-89",
-                                        "en": "Callback failed: +7 912 345-67-89"}[language])
+    assert rendered.subject.startswith(
+        {"ru": "Обратный звонок не состоялся: +7 912 345-67-89", "en": "Callback failed: +7 912 345-67-89"}[language]
+    )
     # the HTML chain is a table: a header and one row per attempt, each with both leg statuses
     chain = rendered.html.split("<tbody>")[1].split("</tbody>")[0]
     assert chain.count("<tr>") == 3
     assert ">203<" in chain and ">486<" in chain and ">—<" in chain
 
 
-@pytest.mark.parametrize(("language", "subject", "lines"), [
-    ("ru", "Новая заявка, перезвоните сами: +7 912 345-67-89, Иван Петров — Автосалон «Север»",
-     ["Новая заявка: перезвоните клиенту сами", "Телефон: +7 912 345-67-89",
-      "Открыть заявку в Perezvon: https://perezvon.example/calls/c-42"]),
-    ("en", "New lead, call back yourself: +7 912 345-67-89, Иван Петров — Автосалон «Север»",
-     ["New lead: call the client back yourself", "Phone: +7 912 345-67-89",
-      "Open the lead in Perezvon: https://perezvon.example/calls/c-42"]),
-])
+@pytest.mark.parametrize(
+    ("language", "subject", "lines"),
+    [
+        (
+            "ru",
+            "Новая заявка, перезвоните сами: +7 912 345-67-89, Иван Петров — Автосалон «Север»",
+            [
+                "Новая заявка: перезвоните клиенту сами",
+                "Телефон: +7 912 345-67-89",
+                "Открыть заявку в Perezvon: https://perezvon.example/calls/c-42",
+            ],
+        ),
+        (
+            "en",
+            "New lead, call back yourself: +7 912 345-67-89, Иван Петров — Автосалон «Север»",
+            [
+                "New lead: call the client back yourself",
+                "Phone: +7 912 345-67-89",
+                "Open the lead in Perezvon: https://perezvon.example/calls/c-42",
+            ],
+        ),
+    ],
+)
 def test_a_delayed_lead_says_nobody_was_called(language, subject, lines):
     rendered = composer(language).render(notification("lead_delayed", other_kind_data("lead_delayed")))
     assert rendered.subject == subject
     for line in lines:
         assert line in rendered.text.splitlines(), line
-    assert {"ru": "— 90 с, это больше 59 с, поэтому Perezvon никому не звонил",
-            "en": "is 90 s, more than 59 s, so Perezvon has called nobody"}[language] in rendered.text
+    assert {
+        "ru": "— 90 с, это больше 59 с, поэтому Perezvon никому не звонил",
+        "en": "is 90 s, more than 59 s, so Perezvon has called nobody",
+    }[language] in rendered.text
     assert "Статус" not in rendered.text and "Status" not in rendered.text  # there was no call
 
 
-@pytest.mark.parametrize(("language", "subject", "lines"), [
-    ("ru", "Активация учётной записи в Perezvon",
-     ["Здравствуйте, Ирина!", "https://perezvon.example/activate/Zm9v",
-      "Ссылка сработает один раз и действует до 14 мар. 2026, 12:00:00 (Europe/Moscow, UTC+03:00)."]),
-    ("en", "Activate your Perezvon account",
-     ["Hello, Ирина!", "https://perezvon.example/activate/Zm9v",
-      "The link works once and expires on 14 Mar 2026, 12:00:00 (Europe/Moscow, UTC+03:00)."]),
-])
+@pytest.mark.parametrize(
+    ("language", "subject", "lines"),
+    [
+        (
+            "ru",
+            "Активация учётной записи в Perezvon",
+            [
+                "Здравствуйте, Ирина!",
+                "https://perezvon.example/activate/Zm9v",
+                "Ссылка сработает один раз и действует до 14 мар. 2026, 12:00:00 (Europe/Moscow, UTC+03:00).",
+            ],
+        ),
+        (
+            "en",
+            "Activate your Perezvon account",
+            [
+                "Hello, Ирина!",
+                "https://perezvon.example/activate/Zm9v",
+                "The link works once and expires on 14 Mar 2026, 12:00:00 (Europe/Moscow, UTC+03:00).",
+            ],
+        ),
+    ],
+)
 def test_an_activation_link(language, subject, lines):
     rendered = composer(language).render(notification("activation", other_kind_data("activation")))
     assert rendered.subject == subject
@@ -329,10 +509,13 @@ def test_an_activation_link(language, subject, lines):
     assert 'href="https://perezvon.example/activate/Zm9v"' in rendered.html
 
 
-@pytest.mark.parametrize(("language", "subject", "sentence"), [
-    ("ru", "Код Perezvon для сайта cars.example", "перед закрывающим тегом </body>:"),
-    ("en", "Perezvon code for cars.example", "right before the closing </body> tag:"),
-])
+@pytest.mark.parametrize(
+    ("language", "subject", "sentence"),
+    [
+        ("ru", "Код Perezvon для сайта cars.example", "перед закрывающим тегом </body>:"),
+        ("en", "Perezvon code for cars.example", "right before the closing </body> tag:"),
+    ],
+)
 def test_a_site_snippet(language, subject, sentence):
     rendered = composer(language).render(notification("site_snippet", other_kind_data("site_snippet")))
     assert rendered.subject == subject
@@ -350,11 +533,14 @@ def test_a_notification_may_ask_for_its_own_language():
     assert composer("ru").render(notification("activation", data)).subject == "Activate your Perezvon account"
 
 
-@pytest.mark.parametrize(("kind", "data", "missing"), [
-    ("activation", {"user": {"phone": "+79160001122"}, "expires_at": "2026-03-14T09:00:00+00:00"}, "link"),
-    ("call_failed", {"connection": sample_connection(), "lead": sample_lead()}, "call, attempts"),
-    ("site_snippet", {"connection": sample_connection()}, "snippet"),
-])
+@pytest.mark.parametrize(
+    ("kind", "data", "missing"),
+    [
+        ("activation", {"user": {"phone": "+79160001122"}, "expires_at": "2026-03-14T09:00:00+00:00"}, "link"),
+        ("call_failed", {"connection": sample_connection(), "lead": sample_lead()}, "call, attempts"),
+        ("site_snippet", {"connection": sample_connection()}, "snippet"),
+    ],
+)
 def test_missing_data_is_a_permanent_error_that_names_it(kind, data, missing):
     with pytest.raises(NotificationDataError, match=f"needs {missing} in its data") as caught:
         composer().render(notification(kind, data, subject_id="1"))
@@ -387,6 +573,7 @@ def test_every_message_has_a_russian_translation():
 
 # --- hostile input --------------------------------------------------------------------------------------
 
+
 def header_lines(raw: bytes) -> list[str]:
     head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
     return re.sub(r"\r\n[ \t]", " ", head).split("\r\n")  # unfolded
@@ -397,21 +584,28 @@ async def test_a_name_cannot_add_a_header(breaker, smtp_sink):
     lead = sample_lead(name=f"Ivan{breaker}Bcc: victim@example.com")
     connection = sample_connection(name=f"Site{breaker}X-Injected: yes")
     await relay_notifier(smtp_sink.port).send(
-        notification("call_succeeded", call_data(lead=lead, connection=connection)))
+        notification("call_succeeded", call_data(lead=lead, connection=connection))
+    )
     [envelope] = smtp_sink.envelopes
     assert envelope.rcpt_tos == ["manager@example.com"]  # victim@example.com got nothing
     names = [line.split(":", 1)[0].lower() for line in header_lines(envelope.content)]
     assert "bcc" not in names and "x-injected" not in names
     message = parse(envelope.content)
-    assert message["Subject"] == ("Обратный звонок состоялся: +7 912 345-67-89, Ivan Bcc: victim@example.com"
-                                  " — Site X-Injected: yes")
+    assert message["Subject"] == (
+        "Обратный звонок состоялся: +7 912 345-67-89, Ivan Bcc: victim@example.com — Site X-Injected: yes"
+    )
     text, _ = bodies(message)
     assert "Имя: Ivan Bcc: victim@example.com" in text.get_content().splitlines()  # and no forged body line
 
 
 async def test_recipients_that_are_not_single_addresses_are_skipped(smtp_sink, caplog):
-    recipients = ("manager@example.com", "x@example.com\r\nBcc: victim@example.com", "Boss <boss@example.com>",
-                  "nobody", "sales@example.com")
+    recipients = (
+        "manager@example.com",
+        "x@example.com\r\nBcc: victim@example.com",
+        "Boss <boss@example.com>",
+        "nobody",
+        "sales@example.com",
+    )
     with caplog.at_level(logging.WARNING, logger="perezvon.mail"):
         await relay_notifier(smtp_sink.port).send(notification("call_succeeded", call_data(), recipients))
     [envelope] = smtp_sink.envelopes
@@ -423,9 +617,12 @@ async def test_recipients_that_are_not_single_addresses_are_skipped(smtp_sink, c
 
 
 def test_visitor_html_is_escaped_and_only_http_links_are_made():
-    lead = sample_lead(name='<img src=x onerror="alert(1)">', page_url="javascript:alert(document.cookie)",
-                       referrer="https://evil.example/\"><script>alert(2)</script>",
-                       utm_campaign="<b>sale</b>")
+    lead = sample_lead(
+        name='<img src=x onerror="alert(1)">',
+        page_url="javascript:alert(document.cookie)",
+        referrer='https://evil.example/"><script>alert(2)</script>',
+        utm_campaign="<b>sale</b>",
+    )
     html = composer().render(notification("call_succeeded", call_data(lead=lead))).html
     assert "<img" not in html and "<script" not in html and "<b>sale" not in html
     assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html
@@ -447,6 +644,7 @@ def test_very_long_names_are_cut_and_never_hide_the_phone():
 
 
 # --- the relay ---------------------------------------------------------------------------------------------
+
 
 async def test_the_relay_receives_a_well_formed_message(smtp_sink):
     data = call_data("call_failed")
@@ -475,11 +673,13 @@ async def test_the_relay_receives_a_well_formed_message(smtp_sink):
 
 async def test_the_relay_login_is_used(smtp_sink):
     await relay_notifier(smtp_sink.port, username="robot", password="s3cret").send(
-        notification("call_succeeded", call_data()))
+        notification("call_succeeded", call_data())
+    )
     assert smtp_sink.logins == [(b"robot", b"s3cret")] and len(smtp_sink.envelopes) == 1
     with pytest.raises(DeliveryError) as caught:
         await relay_notifier(smtp_sink.port, username="robot", password="wrong").send(
-            notification("call_succeeded", call_data()))
+            notification("call_succeeded", call_data())
+        )
     assert (caught.value.status, caught.value.retry) == (535, False)
     assert len(smtp_sink.envelopes) == 1
 
@@ -519,17 +719,20 @@ async def test_some_refused_recipients_do_not_resend_to_the_others(smtp_sink, ca
     smtp_sink.refuse_recipients = {"gone@example.com": "550 5.1.1 No such user"}
     with caplog.at_level(logging.WARNING, logger="perezvon.mail"):
         await relay_notifier(smtp_sink.port).send(
-            notification("call_succeeded", call_data(), ["gone@example.com", "manager@example.com"]))
+            notification("call_succeeded", call_data(), ["gone@example.com", "manager@example.com"])
+        )
     assert [e.rcpt_tos for e in smtp_sink.envelopes] == [["manager@example.com"]]
     assert "gone@example.com: 550 5.1.1 No such user" in caplog.text
     smtp_sink.refuse_recipients["manager@example.com"] = "550 5.1.1 No such user"
     with pytest.raises(DeliveryError) as caught:
         await relay_notifier(smtp_sink.port).send(
-            notification("call_succeeded", call_data(), ["gone@example.com", "manager@example.com"]))
+            notification("call_succeeded", call_data(), ["gone@example.com", "manager@example.com"])
+        )
     assert (caught.value.status, caught.value.retry) == (550, False)
 
 
 # --- the outbox ------------------------------------------------------------------------------------------------
+
 
 async def test_without_a_relay_messages_are_eml_files(tmp_path):
     notifier = MailNotifier(composer(), relay=None, outbox_dir=tmp_path / "outbox")
@@ -553,8 +756,9 @@ async def test_without_a_relay_messages_are_eml_files(tmp_path):
 async def test_activation_links_sent_twice_are_two_messages(tmp_path):
     notifier = MailNotifier(composer(), relay=None, outbox_dir=tmp_path)
     for _ in range(2):
-        await notifier.send(notification("activation", other_kind_data("activation"), ["irina@example.com"],
-                                         subject_id="5"))
+        await notifier.send(
+            notification("activation", other_kind_data("activation"), ["irina@example.com"], subject_id="5")
+        )
     files = sorted(tmp_path.glob("*-activation-5.eml"))
     assert len(files) == 2
     ids = {parse(f.read_bytes())["Message-ID"] for f in files}
@@ -562,6 +766,7 @@ async def test_activation_links_sent_twice_are_two_messages(tmp_path):
 
 
 # --- with the core: jobs, recipients, the demo -----------------------------------------------------------------
+
 
 async def post_lead(client, site, phone, **extra):
     response = await client.post("/api/v1/leads", json={"token": site.token, "phone": phone, "consent": True, **extra})
@@ -583,15 +788,22 @@ def mail_notifier(perezvon_app):
     notifiers["mail"] = original
 
 
-async def test_a_finished_call_is_mailed_to_the_outbox(perezvon_app, perezvon_client, perezvon_site,
-                                                       perezvon_run_jobs, new_phone):
+async def test_a_finished_call_is_mailed_to_the_outbox(
+    perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone
+):
     notifier = perezvon_app.host.registry.notifiers["mail"]
     assert notifier.outbox_dir == perezvon_app.settings.data_dir / "outbox"  # the default in tests/plugins.toml
     office = await Office.create(connection=perezvon_site, name="Офис на Тверской")
     await NotificationRecipient.create(connection=perezvon_site, email="tverskaya@example.com", office=office)
     phone = new_phone()
-    created = await post_lead(perezvon_client, perezvon_site, phone, name="Мария", office_id=office.id,
-                              page_url=f"https://{perezvon_site.domain}/contacts")
+    created = await post_lead(
+        perezvon_client,
+        perezvon_site,
+        phone,
+        name="Мария",
+        office_id=office.id,
+        page_url=f"https://{perezvon_site.domain}/contacts",
+    )
     await perezvon_run_jobs()
     [path] = notifier.outbox_dir.glob(f"*-call_succeeded-{created['call_id']}.eml")
     message = parse(path.read_bytes())
@@ -602,9 +814,9 @@ async def test_a_finished_call_is_mailed_to_the_outbox(perezvon_app, perezvon_cl
     assert f"Страница: https://{perezvon_site.domain}/contacts" in text
 
 
-async def test_the_last_failed_attempt_reaches_the_relay_with_the_chain(perezvon_client, perezvon_site,
-                                                                         perezvon_run_jobs, new_phone, smtp_sink,
-                                                                         mail_notifier, tmp_path):
+async def test_the_last_failed_attempt_reaches_the_relay_with_the_chain(
+    perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, smtp_sink, mail_notifier, tmp_path
+):
     mail_notifier(relay_notifier(smtp_sink.port, tmp_path=tmp_path))
     perezvon_site.redial_matrix = EVERY_REDIAL_AT_ONCE
     await perezvon_site.save()
@@ -632,13 +844,21 @@ async def test_the_last_failed_attempt_reaches_the_relay_with_the_chain(perezvon
         assert local.strftime("%H:%M:%S") in line
 
 
-async def test_a_relay_that_is_down_makes_the_core_retry_with_back_off(perezvon_app, perezvon_site, mail_notifier,
-                                                                       new_phone, tmp_path):
+async def test_a_relay_that_is_down_makes_the_core_retry_with_back_off(
+    perezvon_app, perezvon_site, mail_notifier, new_phone, tmp_path
+):
     mail_notifier(relay_notifier(unused_port(), tmp_path=tmp_path))
-    lead = await Lead.create(connection=perezvon_site, source="api", phone=new_phone(),
-                             created_at=dt.datetime.now(dt.UTC))
-    call = await Call.create(lead=lead, connection=perezvon_site, created_at=lead.created_at, state="finished",
-                             display_status="successful", reason="the callback took place")
+    lead = await Lead.create(
+        connection=perezvon_site, source="api", phone=new_phone(), created_at=dt.datetime.now(dt.UTC)
+    )
+    call = await Call.create(
+        lead=lead,
+        connection=perezvon_site,
+        created_at=lead.created_at,
+        state="finished",
+        display_status="successful",
+        reason="the callback took place",
+    )
     await NotificationRecipient.create(connection=perezvon_site, email="manager@example.com")
     with pytest.raises(Retry) as caught:
         await jobs.notify({"perezvon": perezvon_app, "job_try": 2}, "mail", "call_succeeded", str(call.id))

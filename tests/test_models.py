@@ -1,4 +1,5 @@
 """The data model: migrations match the models, tokens, passwords."""
+
 from tortoise.migrations.autodetector import MigrationAutodetector
 
 from perezvon.core.auth import hash_password, verify_password
@@ -56,8 +57,12 @@ async def test_grants_link_users_to_projects_or_connections(perezvon_app):
 def test_settings_never_show_secrets_in_traces_or_logs():
     from perezvon.core.settings import Settings
 
-    settings = Settings.from_env(env={}, database_url="postgres://app:topsecret@db.internal/perezvon",
-                                 redis_url="redis://:hunter2@redis.internal:6379/0", secret_key="very-secret")
+    settings = Settings.from_env(
+        env={},
+        database_url="postgres://app:topsecret@db.internal/perezvon",
+        redis_url="redis://:hunter2@redis.internal:6379/0",
+        secret_key="very-secret",
+    )
     shown = repr(settings)
     assert "topsecret" not in shown and "hunter2" not in shown and "very-secret" not in shown
     assert "postgres://app:****@db.internal/perezvon" in shown

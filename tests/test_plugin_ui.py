@@ -6,6 +6,7 @@
   admin's loader as ``"<plugin>/..."``, with no registration code in the plugin.
 * Applications declare their editor and their site events.
 """
+
 from __future__ import annotations
 
 import ast
@@ -35,8 +36,8 @@ def widget_classes() -> set[str]:
     """Every class the widget's script defines -- styled in its CSS or set on its elements --
     less those the shared site runtime creates (those are the runtime's, not the widget's)."""
     source = WIDGET_JS.read_text()
-    css = source[source.index("var CSS = ["):]
-    css = css[:css.index("];")]
+    css = source[source.index("var CSS = [") :]
+    css = css[: css.index("];")]
     styled = set(re.findall(r"\.(-?[A-Za-z_][\w-]*)", re.sub(r"url\([^)]*\)", "", css)))
     return (styled | classes_created(source)) - classes_created(RUNTIME_JS.read_text())
 
@@ -46,8 +47,11 @@ def strings_in(path: Path) -> list[str]:
     selector naming a class would be (property access like ``r.ok`` is not one)."""
     text = path.read_text()
     if path.suffix == ".py":
-        return [node.value for node in ast.walk(ast.parse(text))
-                if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+        return [
+            node.value
+            for node in ast.walk(ast.parse(text))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        ]
     return [literal[1:-1] for literal in JS_STRING.findall(text)]
 
 
@@ -85,11 +89,16 @@ def test_the_widget_and_the_leadgen_declare_their_editor_and_site_events(perezvo
         assert app.site_events and all(event.startswith(key + "_") for event in app.site_events)
         # every label the editor and the analytics show is in the plugin's own Russian catalog
         catalog = (ROOT / "plugins" / key / "locales/ru/LC_MESSAGES/messages.po").read_text()
-        labels = [e.label for e in app.editor.elements] + [o.label for o in app.editor.options] + \
-            [label for o in app.editor.options for _, label in o.choices] + [m for _, m in app.editor.texts] + \
-            list(app.site_events.values())
-        missing = [label for label in labels if f'msgid "{label}"' not in catalog
-                   or plugin_text(app, "ru")(label) == label]
+        labels = (
+            [e.label for e in app.editor.elements]
+            + [o.label for o in app.editor.options]
+            + [label for o in app.editor.options for _, label in o.choices]
+            + [m for _, m in app.editor.texts]
+            + list(app.site_events.values())
+        )
+        missing = [
+            label for label in labels if f'msgid "{label}"' not in catalog or plugin_text(app, "ru")(label) == label
+        ]
         assert missing == []
     # labels through the plugin's own catalog, Russian first
     widget, leadgen = registry.applications["widget"], registry.applications["leadgen"]
@@ -115,7 +124,7 @@ async def test_a_plugins_static_files_are_served_by_convention(perezvon_app):
     transport = httpx.ASGITransport(app=create_app(perezvon_app, manage_lifecycle=False))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         answer = await client.get("/plugins/widget/static/editor.js")
-        assert answer.status_code == 200 and "PerezvonEditor.define(\"widget\"" in answer.text
+        assert answer.status_code == 200 and 'PerezvonEditor.define("widget"' in answer.text
         assert answer.headers["cache-control"] == "public, max-age=300" and answer.headers["etag"]
         again = await client.get("/plugins/widget/static/editor.js", headers={"If-None-Match": answer.headers["etag"]})
         assert again.status_code == 304

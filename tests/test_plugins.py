@@ -1,4 +1,5 @@
 """The plugin host: discovery, plugins.toml, settings errors, and a real third-party package."""
+
 import json
 import os
 import socket
@@ -24,11 +25,16 @@ def write_toml(tmp_path, text):
 
 
 def test_built_in_plugins_are_discovered_through_entry_points(tmp_path):
-    host = PluginHost.from_file(write_toml(tmp_path, """
+    host = PluginHost.from_file(
+        write_toml(
+            tmp_path,
+            """
         [plugins.simulator]
         enabled = true
         speed = 10
-    """))
+    """,
+        )
+    )
     info = host.infos["simulator"]
     assert (info.origin, info.enabled, info.kinds) == ("built-in", True, ["telephony backend"])
     assert info.settings["speed"] == 10 and info.settings["ring_seconds"] == 3.0  # default filled in
@@ -44,12 +50,15 @@ def test_a_plugin_not_enabled_is_listed_but_not_loaded(tmp_path):
         host.telephony_backend()
 
 
-@pytest.mark.parametrize("settings, message", [
-    ('ring_seconds = "fast"', "plugin 'simulator': setting 'ring_seconds' in plugins.toml: Not a valid number."),
-    ('rules = [{leg = "client", suffix = "12", status = 99}]', "plugin 'simulator': setting 'rules.0.status'"),
-    ('rules = [{leg = "nobody", suffix = "12", status = 486}]', "plugin 'simulator': setting 'rules.0.leg'"),
-    ("enabled = 1", "plugin 'simulator': setting 'enabled' must be true or false"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ('ring_seconds = "fast"', "plugin 'simulator': setting 'ring_seconds' in plugins.toml: Not a valid number."),
+        ('rules = [{leg = "client", suffix = "12", status = 99}]', "plugin 'simulator': setting 'rules.0.status'"),
+        ('rules = [{leg = "nobody", suffix = "12", status = 486}]', "plugin 'simulator': setting 'rules.0.leg'"),
+        ("enabled = 1", "plugin 'simulator': setting 'enabled' must be true or false"),
+    ],
+)
 def test_bad_settings_name_the_plugin_and_the_field(tmp_path, settings, message):
     text = "[plugins.simulator]\n" + ("" if settings.startswith("enabled") else "enabled = true\n") + settings + "\n"
     with pytest.raises(PluginError) as caught:
@@ -79,10 +88,12 @@ def test_two_plugins_registering_the_same_key_stop_start_up(tmp_path):
         def perezvon_register_telephony(self, registry):
             registry.add_telephony(Twin())
 
-    with pytest.raises(PluginError, match="'twin': telephony backend 'simulator' is already registered by plugin "
-                                          "'simulator'"):
-        PluginHost.from_file(write_toml(tmp_path, "[plugins.simulator]\nenabled = true\n"),
-                             extra=[("twin", TwinPlugin())])
+    with pytest.raises(
+        PluginError, match="'twin': telephony backend 'simulator' is already registered by plugin 'simulator'"
+    ):
+        PluginHost.from_file(
+            write_toml(tmp_path, "[plugins.simulator]\nenabled = true\n"), extra=[("twin", TwinPlugin())]
+        )
 
 
 def test_a_misspelled_hook_stops_start_up_naming_the_plugin(tmp_path):
@@ -256,14 +267,14 @@ def perezvon_commands(commands):
 '''
 
 
-CLASHING_CODE = '''
+CLASHING_CODE = """
 from perezvon.api import hookimpl
 
 
 @hookimpl
 def perezvon_commands(commands):
     commands.add("smtp", lambda context: print("not the real one"))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -290,7 +301,9 @@ def test_a_pip_installed_plugin_is_discovered_enabled_and_called(hello_package, 
 
     events = tmp_path / "events.jsonl"
     echo_port = free_port()
-    toml = write_toml(tmp_path, f"""
+    toml = write_toml(
+        tmp_path,
+        f"""
         [plugins.simulator]
         enabled = true
         speed = 2000
@@ -300,9 +313,14 @@ def test_a_pip_installed_plugin_is_discovered_enabled_and_called(hello_package, 
         greeting = "Привет"
         events_file = "{events}"
         echo_port = {echo_port}
-    """)
-    env = {**os.environ, "PEREZVON_PLUGINS": str(toml), "PEREZVON_DATA_DIR": str(tmp_path / "var"),
-           "PEREZVON_LOG_LEVEL": "WARNING"}
+    """,
+    )
+    env = {
+        **os.environ,
+        "PEREZVON_PLUGINS": str(toml),
+        "PEREZVON_DATA_DIR": str(tmp_path / "var"),
+        "PEREZVON_LOG_LEVEL": "WARNING",
+    }
     env.pop("PEREZVON_DATABASE_URL", None), env.pop("PEREZVON_REDIS_URL", None)
 
     listed = run_cli(["plugins", "--json"], env, tmp_path)
@@ -321,8 +339,9 @@ def test_a_pip_installed_plugin_is_discovered_enabled_and_called(hello_package, 
         with socket.create_connection(("127.0.0.1", echo_port), timeout=5) as conn:
             conn.sendall("Вера\n".encode())
             assert conn.makefile(encoding="utf-8").readline() == "Привет, Вера\n"
-        lead = client.post(f"{base_url}/api/v1/leads",
-                           json={"token": demo["site_token"], "phone": "+79161234567", "consent": True})
+        lead = client.post(
+            f"{base_url}/api/v1/leads", json={"token": demo["site_token"], "phone": "+79161234567", "consent": True}
+        )
         assert lead.status_code == 201
         import time
 
@@ -343,17 +362,20 @@ def test_a_plugin_that_fails_to_import_stops_start_up_with_one_message(hello_pac
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "perezvon: error: plugin 'hello_broken' failed to import (hello_plugin.broken): "
-        "ModuleNotFoundError: No module named 'module_that_does_not_exist'")
+        "ModuleNotFoundError: No module named 'module_that_does_not_exist'"
+    )
 
 
 def test_bad_settings_of_a_third_party_plugin_stop_serve(hello_package, tmp_path):
-    toml = write_toml(tmp_path, "[plugins.simulator]\nenabled = true\n[plugins.hello]\nenabled = true\n"
-                                "events_file = 'x'\n")
+    toml = write_toml(
+        tmp_path, "[plugins.simulator]\nenabled = true\n[plugins.hello]\nenabled = true\nevents_file = 'x'\n"
+    )
     env = {**os.environ, "PEREZVON_PLUGINS": str(toml), "PEREZVON_DATA_DIR": str(tmp_path / "var")}
     result = run_cli(["serve", "--port", "0"], env, tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().endswith(
-        "perezvon: error: plugin 'hello': setting 'greeting' in plugins.toml: Missing data for required field.")
+        "perezvon: error: plugin 'hello': setting 'greeting' in plugins.toml: Missing data for required field."
+    )
 
 
 def test_autoload_can_be_switched_off(hello_package, tmp_path):
@@ -364,7 +386,9 @@ def test_autoload_can_be_switched_off(hello_package, tmp_path):
 
 
 def test_a_plugin_adds_commands_that_run_with_the_app_and_its_settings(hello_package, tmp_path):
-    toml = write_toml(tmp_path, """
+    toml = write_toml(
+        tmp_path,
+        """
         [plugins.simulator]
         enabled = true
 
@@ -372,7 +396,8 @@ def test_a_plugin_adds_commands_that_run_with_the_app_and_its_settings(hello_pac
         enabled = true
         greeting = "Привет"
         events_file = "unused"
-    """)
+    """,
+    )
     env = {**os.environ, "PEREZVON_PLUGINS": str(toml), "PEREZVON_LOG_LEVEL": "WARNING"}
     env.pop("PEREZVON_DATABASE_URL", None), env.pop("PEREZVON_REDIS_URL", None)
 
@@ -423,20 +448,24 @@ def test_a_command_name_taken_twice_is_refused_naming_both(tmp_path):
 
 def test_a_command_clash_stops_the_real_command_line(hello_package, tmp_path):
     """An installed plugin adding `smtp` next to siteforms: every `perezvon` run refuses, naming both."""
-    toml = write_toml(tmp_path, """
+    toml = write_toml(
+        tmp_path,
+        """
         [plugins.siteforms]
         enabled = true
         domain = "forms.example.com"
 
         [plugins.hello_smtp]
         enabled = true
-    """)
+    """,
+    )
     env = {**os.environ, "PEREZVON_PLUGINS": str(toml)}
     result = run_cli(["plugins"], env, tmp_path)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip() in (
         "perezvon: error: plugins 'siteforms' and 'hello_smtp' both add the command 'perezvon smtp'",
-        "perezvon: error: plugins 'hello_smtp' and 'siteforms' both add the command 'perezvon smtp'")
+        "perezvon: error: plugins 'hello_smtp' and 'siteforms' both add the command 'perezvon smtp'",
+    )
     # without siteforms the plugin's `smtp` is an ordinary plugin command
     toml.write_text("[plugins.hello_smtp]\nenabled = true\n")
     alone = run_cli(["smtp"], env, tmp_path)

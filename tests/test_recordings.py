@@ -1,4 +1,5 @@
 """The platform's recording storage: files move in from the PBX and leave after the retention."""
+
 import datetime as dt
 import wave
 
@@ -27,10 +28,12 @@ async def test_a_recording_that_never_appears_is_none(tmp_path):
     assert await keep_recording(tmp_path / "missing.wav", tmp_path, "call-1", 1, settle_seconds=0.3) is None
 
 
-async def test_recordings_past_the_retention_are_deleted_and_forgotten(perezvon_client, perezvon_site, perezvon_app,
-                                                                     perezvon_run_jobs, new_phone):
-    response = await perezvon_client.post("/api/v1/leads", json={"token": perezvon_site.token, "phone": new_phone(),
-                                                                 "consent": True})
+async def test_recordings_past_the_retention_are_deleted_and_forgotten(
+    perezvon_client, perezvon_site, perezvon_app, perezvon_run_jobs, new_phone
+):
+    response = await perezvon_client.post(
+        "/api/v1/leads", json={"token": perezvon_site.token, "phone": new_phone(), "consent": True}
+    )
     await perezvon_run_jobs()
     call = await Call.get(id=response.json()["call_id"])
     attempt = await Attempt.get(call_id=call.id)
@@ -42,8 +45,15 @@ async def test_recordings_past_the_retention_are_deleted_and_forgotten(perezvon_
     attempt.recording, attempt.ended_at = str(old), now - dt.timedelta(days=93)
     await attempt.save()
     await Call.filter(id=call.id).update(recording=str(old))
-    other = await Attempt.create(call_id=call.id, number=2, direction="operator_first", backend="simulator",
-                                 started_at=now, ended_at=now - dt.timedelta(days=10), recording=str(fresh))
+    other = await Attempt.create(
+        call_id=call.id,
+        number=2,
+        direction="operator_first",
+        backend="simulator",
+        started_at=now,
+        ended_at=now - dt.timedelta(days=10),
+        recording=str(fresh),
+    )
 
     assert await expire_recordings(data_dir, 92, now) == 1
     assert not old.exists() and fresh.exists()

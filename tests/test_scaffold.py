@@ -1,4 +1,5 @@
 """``perezvon new-plugin``: a scaffolded plugin installs with pip, passes its own tests and runs end to end."""
+
 from __future__ import annotations
 
 import ast
@@ -22,8 +23,9 @@ PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
 @pytest.fixture(scope="module")
 def scaffolded(tmp_path_factory):
     parent = tmp_path_factory.mktemp("scaffold")
-    made = subprocess.run([*PERZVON, "new-plugin", "acme_crm", "--dir", str(parent)], capture_output=True, text=True,
-                          timeout=60)
+    made = subprocess.run(
+        [*PERZVON, "new-plugin", "acme_crm", "--dir", str(parent)], capture_output=True, text=True, timeout=60
+    )
     assert made.returncode == 0, made.stderr
     package = parent / "perezvon-acme-crm"
     assert f"Created {package}" in made.stdout
@@ -33,10 +35,22 @@ def scaffolded(tmp_path_factory):
 
 
 def test_the_scaffold_is_a_complete_package(scaffolded):
-    files = sorted(p.relative_to(scaffolded).as_posix() for p in scaffolded.rglob("*") if p.is_file()
-                   and "__pycache__" not in p.parts and ".egg-info" not in p.as_posix() and "build/" not in p.as_posix())
-    assert files == ["README.md", "perezvon_acme_crm/__init__.py", "perezvon_acme_crm/integration.py",
-                     "perezvon_acme_crm/plugin.py", "pyproject.toml", "tests/test_perezvon_acme_crm.py"]
+    files = sorted(
+        p.relative_to(scaffolded).as_posix()
+        for p in scaffolded.rglob("*")
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and ".egg-info" not in p.as_posix()
+        and "build/" not in p.as_posix()
+    )
+    assert files == [
+        "README.md",
+        "perezvon_acme_crm/__init__.py",
+        "perezvon_acme_crm/integration.py",
+        "perezvon_acme_crm/plugin.py",
+        "pyproject.toml",
+        "tests/test_perezvon_acme_crm.py",
+    ]
     pyproject = (scaffolded / "pyproject.toml").read_text()
     assert '[project.entry-points.perezvon]\nacme_crm = "perezvon_acme_crm.plugin"' in pyproject
     assert "class AcmeCrmIntegration(Integration)" in (scaffolded / "perezvon_acme_crm/integration.py").read_text()
@@ -60,14 +74,23 @@ def test_the_scaffold_imports_only_perezvon_api_and_pins_this_release(scaffolded
 def test_bad_names_and_existing_directories_are_refused(scaffolded):
     bad = subprocess.run([*PERZVON, "new-plugin", "Acme-CRM"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "lowercase letters" in bad.stderr
-    again = subprocess.run([*PERZVON, "new-plugin", "acme_crm", "--dir", str(scaffolded.parent)],
-                           capture_output=True, text=True, timeout=60)
+    again = subprocess.run(
+        [*PERZVON, "new-plugin", "acme_crm", "--dir", str(scaffolded.parent)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
 def test_the_scaffolded_tests_pass(scaffolded):
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=scaffolded,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=scaffolded,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "4 passed" in run.stdout
 
@@ -90,7 +113,9 @@ class _Receiver(BaseHTTPRequestHandler):
 def test_the_installed_plugin_is_enabled_and_its_hooks_fire_on_a_lead(scaffolded, tmp_path):
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    toml = write_toml(tmp_path, f"""
+    toml = write_toml(
+        tmp_path,
+        f"""
         [plugins.simulator]
         enabled = true
         speed = 2000
@@ -98,18 +123,25 @@ def test_the_installed_plugin_is_enabled_and_its_hooks_fire_on_a_lead(scaffolded
         [plugins.acme_crm]
         enabled = true
         endpoint = "http://127.0.0.1:{receiver.server_port}/leads"
-    """)
-    env = {**os.environ, "PEREZVON_PLUGINS": str(toml), "PEREZVON_DATA_DIR": str(tmp_path / "var"),
-           "PEREZVON_LOG_LEVEL": "WARNING"}
+    """,
+    )
+    env = {
+        **os.environ,
+        "PEREZVON_PLUGINS": str(toml),
+        "PEREZVON_DATA_DIR": str(tmp_path / "var"),
+        "PEREZVON_LOG_LEVEL": "WARNING",
+    }
     env.pop("PEREZVON_DATABASE_URL", None), env.pop("PEREZVON_REDIS_URL", None)
-    listed = subprocess.run([*PERZVON, "plugins", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True,
-                            timeout=120)
+    listed = subprocess.run(
+        [*PERZVON, "plugins", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     rows = {row["name"]: row for row in json.loads(listed.stdout)}
     assert rows["acme_crm"]["enabled"] is True and rows["acme_crm"]["kinds"] == ["integration"]
     try:
         with running_server(env, tmp_path) as (base_url, demo, client):
-            lead = client.post(f"{base_url}/api/v1/leads",
-                               json={"token": demo["site_token"], "phone": "+79161230077", "consent": True})
+            lead = client.post(
+                f"{base_url}/api/v1/leads", json={"token": demo["site_token"], "phone": "+79161230077", "consent": True}
+            )
             assert lead.status_code == 201
             deadline = time.monotonic() + 30
             while len(_Receiver.received) < 2:

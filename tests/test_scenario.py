@@ -1,4 +1,5 @@
 """The callback scenario (docs/calls.md#the-callback-scenario) played against the simulator's phones."""
+
 import pytest
 
 from perezvon.core import announcements, scenario
@@ -20,16 +21,28 @@ class Progress(AttemptProgress):
 
 
 def backend(*rules, **settings):
-    return SimulatedTelephony(SimulatorSettings().load({"speed": 200, "ring_seconds": 5, "talk_seconds": 90,
-                                                        "rules": list(rules), **settings}))
+    return SimulatedTelephony(
+        SimulatorSettings().load(
+            {"speed": 200, "ring_seconds": 5, "talk_seconds": 90, "rules": list(rules), **settings}
+        )
+    )
 
 
 def plan(direction="operator_first", extension="", **telephony):
     settings = TelephonySettingsSchema().load(telephony)
-    return AttemptPlan(call_id="c", attempt_number=1, direction=direction, operator_number=OPERATOR,
-                       operator_extension=extension, client_number=CLIENT, caller_id_to_operator=CLIENT,
-                       caller_id_to_client=OPERATOR, operator_text="Обратный звонок с сайта Тест.",
-                       client_text="Здравствуйте! Оставайтесь на линии.", telephony=settings)
+    return AttemptPlan(
+        call_id="c",
+        attempt_number=1,
+        direction=direction,
+        operator_number=OPERATOR,
+        operator_extension=extension,
+        client_number=CLIENT,
+        caller_id_to_operator=CLIENT,
+        caller_id_to_client=OPERATOR,
+        operator_text="Обратный звонок с сайта Тест.",
+        client_text="Здравствуйте! Оставайтесь на линии.",
+        telephony=settings,
+    )
 
 
 async def play(sim, attempt):
@@ -45,8 +58,7 @@ def steps(log):
 async def test_operator_first_success_in_order():
     outcome, log, progress = await play(backend(), plan(extension="105"))
     assert (outcome.operator_status, outcome.client_status, outcome.conversation_seconds) == (200, 200, 90)
-    assert steps(log) == ["dial:operator", "dtmf:operator", "say:operator", "key:operator", "dial:client",
-                          "bridge:90"]
+    assert steps(log) == ["dial:operator", "dtmf:operator", "say:operator", "key:operator", "dial:client", "bridge:90"]
     assert log[1] == ("dtmf", "operator", "105")
     assert log[4] == ("dial", "client", CLIENT, OPERATOR)  # the client sees the operator's number
     assert progress.dialled == ["operator", "client"]
@@ -89,8 +101,9 @@ async def test_repeat_info_says_the_details_again():
 
 
 async def test_without_the_call_client_command_the_client_is_rung_after_the_details():
-    outcome, log, _ = await play(backend({"leg": "operator", "suffix": "4567", "presses": ""}),
-                                 plan(call_client={"on": False, "key": "1"}))
+    outcome, log, _ = await play(
+        backend({"leg": "operator", "suffix": "4567", "presses": ""}), plan(call_client={"on": False, "key": "1"})
+    )
     assert steps(log) == ["dial:operator", "say:operator", "dial:client", "bridge:90"]
     assert outcome.client_status == 200
 
@@ -105,8 +118,7 @@ async def test_operator_hanging_up_while_the_client_rings_is_204():
     # the details take ~2 s, the key 1 s, the client rings 5 s: gone at 6 s
     # the client rings from ~3.9 to ~8.9 simulated seconds; slower time keeps the margins
     # (~2 simulated s) at ~100 ms real, so a loaded machine cannot move the hang-up out of them
-    outcome, log, _ = await play(backend({"leg": "operator", "suffix": "4567", "hangs_up_after": 6}, speed=20),
-                                 plan())
+    outcome, log, _ = await play(backend({"leg": "operator", "suffix": "4567", "hangs_up_after": 6}, speed=20), plan())
     assert (outcome.operator_status, outcome.client_status) == (204, 487)
     assert "dial:client" in steps(log)
 
@@ -129,22 +141,24 @@ async def test_a_client_ending_the_talk_early_gives_its_real_length():
 async def test_client_first_success_in_order():
     outcome, log, progress = await play(backend(), plan("client_first"))
     assert (outcome.operator_status, outcome.client_status) == (200, 200)
-    assert steps(log) == ["dial:client", "say:client", "dial:operator", "say:operator", "key:operator",
-                          "bridge:90"]
+    assert steps(log) == ["dial:client", "say:client", "dial:operator", "say:operator", "key:operator", "bridge:90"]
     assert progress.dialled == ["client", "operator"]
 
 
 async def test_client_first_client_cancels_with_201():
-    outcome, _, _ = await play(backend({"leg": "client", "suffix": "4567", "presses": "9"}),
-                               plan("client_first", cancel_operator={"on": True, "key": "9"}))
+    outcome, _, _ = await play(
+        backend({"leg": "client", "suffix": "4567", "presses": "9"}),
+        plan("client_first", cancel_operator={"on": True, "key": "9"}),
+    )
     assert (outcome.operator_status, outcome.client_status) == (None, 201)
     assert classify(None, 201, "client_first")[0] == "cancelled"
 
 
 async def test_client_first_client_not_waiting_for_the_operator_is_204():
     # the operator rings from ~3.4 to ~8.4 simulated seconds after the client answered
-    outcome, _, _ = await play(backend({"leg": "client", "suffix": "4567", "hangs_up_after": 6}, speed=20),
-                               plan("client_first"))
+    outcome, _, _ = await play(
+        backend({"leg": "client", "suffix": "4567", "hangs_up_after": 6}, speed=20), plan("client_first")
+    )
     assert (outcome.operator_status, outcome.client_status) == (487, 204)
     assert classify(487, 204, "client_first") == ("lost", "the client did not wait for the connection")
 
@@ -161,26 +175,40 @@ async def test_client_first_failures():
 def test_caller_id_substitution_rules():
     defaults = TelephonySettingsSchema().load({})
     pick = lambda **kw: scenario.choose_caller_ids(  # noqa: E731
-        TelephonySettingsSchema().load(kw), client=CLIENT, operator=OPERATOR, displayed_on_site="+74957770000")
-    assert scenario.choose_caller_ids(defaults, client=CLIENT, operator=OPERATOR, displayed_on_site="") == \
-        (CLIENT, OPERATOR)
+        TelephonySettingsSchema().load(kw), client=CLIENT, operator=OPERATOR, displayed_on_site="+74957770000"
+    )
+    assert scenario.choose_caller_ids(defaults, client=CLIENT, operator=OPERATOR, displayed_on_site="") == (
+        CLIENT,
+        OPERATOR,
+    )
     assert pick(never_substitute_to_operator=True) == ("", OPERATOR)
     assert pick(show_client_number_to_operator=False, show_operator_number_to_client=False) == ("", "")
     assert pick(show_tracking_number_to_client=True) == (CLIENT, "+74957770000")
-    assert pick(custom_operator_number="8 495 111-22-33", show_tracking_number_to_client=True) == \
-        (CLIENT, "+74951112233")
+    assert pick(custom_operator_number="8 495 111-22-33", show_tracking_number_to_client=True) == (
+        CLIENT,
+        "+74951112233",
+    )
 
 
 def test_announcements_follow_the_switches():
-    facts = announcements.LeadFacts(site="Автосалон", office="Центр", department="Продажи",
-                                    client_name="Анна", rule="Акция <b>КАСКО</b>")
+    facts = announcements.LeadFacts(
+        site="Автосалон", office="Центр", department="Продажи", client_name="Анна", rule="Акция <b>КАСКО</b>"
+    )
     full = AnnouncementSettingsSchema().load({"extra_to_operator": "Клиент ждёт."})
     text = announcements.for_operator(facts, full, key_prompt=announcements.key_prompt("1", "позвонить клиенту"))
-    assert text == ("Обратный звонок с сайта Автосалон. Офис: Центр. Отдел: Продажи. Клиент: Анна. "
-                    "Правило: Акция b КАСКО b. Клиент ждёт. Нажмите 1, чтобы позвонить клиенту.")
-    bare = AnnouncementSettingsSchema().load({"site_to_operator": False, "office_to_operator": False,
-                                              "department_to_operator": False, "name_to_operator": False,
-                                              "rule_to_operator": False})
+    assert text == (
+        "Обратный звонок с сайта Автосалон. Офис: Центр. Отдел: Продажи. Клиент: Анна. "
+        "Правило: Акция b КАСКО b. Клиент ждёт. Нажмите 1, чтобы позвонить клиенту."
+    )
+    bare = AnnouncementSettingsSchema().load(
+        {
+            "site_to_operator": False,
+            "office_to_operator": False,
+            "department_to_operator": False,
+            "name_to_operator": False,
+            "rule_to_operator": False,
+        }
+    )
     assert announcements.for_operator(facts, bare) == "Обратный звонок."
     to_client = announcements.for_client(facts, AnnouncementSettingsSchema().load({"name_to_client": True}))
     assert to_client.startswith("Здравствуйте, Анна! Вы заказали обратный звонок на сайте Автосалон.")

@@ -1,4 +1,5 @@
 """The site script's server side (docs/site-script.md): loader, config with ETag, hashed code, schemas."""
+
 from __future__ import annotations
 
 import gzip
@@ -139,9 +140,13 @@ def test_the_schemas_give_defaults_and_refuse_what_could_hurt():
     assert widget["trigger_looks"]["exit"]["title"].startswith("Уже уходите")
     json.dumps(widget)  # loaded settings are plain JSON to store
     with pytest.raises(ValidationError) as caught:
-        WidgetSettings().load({"look": {"link1_url": "javascript:alert(1)", "background": "red; x: url(evil)"},
-                               "rules": [{"operator": "matches", "date_from": "2026-13-01"}],
-                               "hashes": [{"name": "a b"}]})
+        WidgetSettings().load(
+            {
+                "look": {"link1_url": "javascript:alert(1)", "background": "red; x: url(evil)"},
+                "rules": [{"operator": "matches", "date_from": "2026-13-01"}],
+                "hashes": [{"name": "a b"}],
+            }
+        )
     errors = caught.value.messages
     assert set(errors["look"]) == {"link1_url", "background"}
     assert set(errors["rules"][0]) == {"operator", "date_from"} and "name" in errors["hashes"][0]
@@ -157,8 +162,10 @@ def test_the_code_stays_small():
     """Size budgets: loader <= 3 KB gzipped, app code <= 30 KB (bench/site_sizes.py prints the figures)."""
     root = Path(__file__).resolve().parent.parent
     loader = (root / "web/static/site/loader.js").read_bytes()
-    code = b"".join((root / p).read_bytes() for p in (
-        "web/static/site/runtime.js", "plugins/widget/static/widget.js", "plugins/leadgen/static/leadgen.js"))
+    code = b"".join(
+        (root / p).read_bytes()
+        for p in ("web/static/site/runtime.js", "plugins/widget/static/widget.js", "plugins/leadgen/static/leadgen.js")
+    )
     assert len(gzip.compress(loader, 9)) <= 3 * 1024
     assert len(gzip.compress(code, 9)) <= 30 * 1024
 
@@ -167,7 +174,10 @@ def test_cyrillic_domains_are_matched_as_the_browser_spells_them():
     from perezvon.core.domains import browser_domains
 
     assert browser_domains(["Пример.РФ", "shop.example.com"]) == [
-        "пример.рф", "xn--e1afmkfd.xn--p1ai", "shop.example.com"]
+        "пример.рф",
+        "xn--e1afmkfd.xn--p1ai",
+        "shop.example.com",
+    ]
 
 
 async def test_the_demo_shows_a_widget_and_a_lead_generator_on_a_sample_page(perezvon_app, perezvon_client):
@@ -188,8 +198,11 @@ async def test_the_demo_shows_a_widget_and_a_lead_generator_on_a_sample_page(per
 
 async def test_the_token_is_found_in_any_query_string(perezvon_client, perezvon_site):
     await enable(perezvon_site, "widget")
-    for query in (f"token={perezvon_site.token}", f"v=2&token={perezvon_site.token}",
-                  f"token={perezvon_site.token}&v=2"):
+    for query in (
+        f"token={perezvon_site.token}",
+        f"v=2&token={perezvon_site.token}",
+        f"token={perezvon_site.token}&v=2",
+    ):
         assert (await perezvon_client.get(f"/site/config?{query}")).status_code == 200, query
     assert (await perezvon_client.get("/site/config?token=%20")).status_code == 404
     head = await perezvon_client.head(f"/site/config?token={perezvon_site.token}")

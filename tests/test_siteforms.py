@@ -1,12 +1,13 @@
 """Site forms by e-mail: real SMTP sessions against the plugin's server, the form corpus, bad input."""
+
 from __future__ import annotations
 
 import asyncio
 import base64
 import contextlib
+import datetime as dt
 import email
 import email.policy
-import datetime as dt
 import json
 import os
 import signal
@@ -105,15 +106,24 @@ async def send(port: int, recipients: list[str], raw: bytes, sender: str = "robo
         await dialogue.close()
 
 
-def form_email(to: str, body: str, *, subject: str = "Заявка с сайта", message_id: str | None = None,
-               charset: str = "utf-8", content_type: str = "text/plain") -> bytes:
+def form_email(
+    to: str,
+    body: str,
+    *,
+    subject: str = "Заявка с сайта",
+    message_id: str | None = None,
+    charset: str = "utf-8",
+    content_type: str = "text/plain",
+) -> bytes:
     """A plain form e-mail as a PHP script sends it, base64 in the given charset."""
     message_id = message_id if message_id is not None else f"<{uuid.uuid4().hex}@site.example>"
     subject_word = "=?utf-8?B?" + base64.b64encode(subject.encode()).decode() + "?="
-    headers = (f"From: robot@site.example\r\nTo: {to}\r\nSubject: {subject_word}\r\n"
-               + (f"Message-ID: {message_id}\r\n" if message_id else "")
-               + f"MIME-Version: 1.0\r\nContent-Type: {content_type}; charset={charset}\r\n"
-               "Content-Transfer-Encoding: base64\r\n\r\n")
+    headers = (
+        f"From: robot@site.example\r\nTo: {to}\r\nSubject: {subject_word}\r\n"
+        + (f"Message-ID: {message_id}\r\n" if message_id else "")
+        + f"MIME-Version: 1.0\r\nContent-Type: {content_type}; charset={charset}\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\n"
+    )
     encoded = base64.encodebytes(body.replace("\n", "\r\n").encode(charset)).replace(b"\n", b"\r\n")
     return headers.encode() + encoded
 
@@ -126,8 +136,11 @@ async def smtp_server(perezvon_app, **settings):
     """The plugin's server on a free port: as ``perezvon serve`` builds it, or with other settings."""
     context = ServerContext(intake=perezvon_app.intake, host="127.0.0.1", ports={"smtp": 0})
     if settings:
-        servers = [SiteFormsSmtpServer(context, SiteFormsSettings().load({"domain": DOMAIN, **settings}),
-                                       perezvon_app.settings)]
+        servers = [
+            SiteFormsSmtpServer(
+                context, SiteFormsSettings().load({"domain": DOMAIN, **settings}), perezvon_app.settings
+            )
+        ]
     else:
         servers = [s for s in perezvon_app.host.servers(context) if isinstance(s, SiteFormsSmtpServer)]
     assert len(servers) == 1
@@ -166,8 +179,9 @@ async def corpus_site(domain: str) -> Connection:
         connection = await Connection.create(project=project, domain=domain, name=domain, schedule=ROUND_THE_CLOCK)
         await OperatorNumber.create(connection=connection, phone=CORPUS_SITES["operator_phone"])
         for order, office in enumerate(spec["offices"]):
-            await Office.create(connection=connection, name=office["name"], alt_name=office["alt_name"],
-                                sort_order=order)
+            await Office.create(
+                connection=connection, name=office["name"], alt_name=office["alt_name"], sort_order=order
+            )
         for order, name in enumerate(spec["departments"]):
             await Department.create(connection=connection, name=name, sort_order=order)
         await enablement.enable(connection, enablement.APPLICATION, KEY, {})
@@ -180,8 +194,10 @@ async def corpus_site(domain: str) -> Connection:
 
 def test_the_plugin_registers_its_lead_source_application_and_settings(tmp_path):
     toml = tmp_path / "plugins.toml"
-    toml.write_text('[plugins.simulator]\nenabled = true\n[plugins.siteforms]\nenabled = true\n'
-                    'domain = "mx.example.org"\nmax_recipients = 10\n')
+    toml.write_text(
+        "[plugins.simulator]\nenabled = true\n[plugins.siteforms]\nenabled = true\n"
+        'domain = "mx.example.org"\nmax_recipients = 10\n'
+    )
     host = PluginHost.from_file(toml)
     source = host.registry.lead_sources["siteforms"]
     assert (source.title, source.calltouch_code) == ("Формы сайта", 15)
@@ -194,11 +210,14 @@ def test_the_plugin_registers_its_lead_source_application_and_settings(tmp_path)
     assert host.model_modules()["siteforms"] == ["perezvon.plugins.siteforms.models"]
 
 
-@pytest.mark.parametrize("setting, message", [
-    ('domain = "not a domain"', "setting 'domain' in plugins.toml: Not a domain name."),
-    ('tls_cert = "/etc/cert.pem"', "setting 'tls_key' in plugins.toml: Set tls_cert and tls_key together."),
-    ("max_recipients = 0", "setting 'max_recipients' in plugins.toml"),
-])
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ('domain = "not a domain"', "setting 'domain' in plugins.toml: Not a domain name."),
+        ('tls_cert = "/etc/cert.pem"', "setting 'tls_key' in plugins.toml: Set tls_cert and tls_key together."),
+        ("max_recipients = 0", "setting 'max_recipients' in plugins.toml"),
+    ],
+)
 def test_bad_settings_stop_start_up_naming_the_field(tmp_path, setting, message):
     toml = tmp_path / "plugins.toml"
     toml.write_text(f"[plugins.siteforms]\nenabled = true\n{setting}\n")
@@ -209,13 +228,11 @@ def test_bad_settings_stop_start_up_naming_the_field(tmp_path, setting, message)
 
 async def test_a_connection_gets_one_random_technical_address(perezvon_site):
     first = await technical_address(perezvon_site.id)
-    again, concurrent = await asyncio.gather(technical_address(perezvon_site.id),
-                                             technical_address(perezvon_site.id))
+    again, concurrent = await asyncio.gather(technical_address(perezvon_site.id), technical_address(perezvon_site.id))
     assert first.id == again.id == concurrent.id
     assert len(first.local_part) == 32 and int(first.local_part, 16) >= 0
     step = demo_step(DOMAIN)
-    assert await step(perezvon_site) == await step(perezvon_site) == {
-        "technical_email": f"{first.local_part}@{DOMAIN}"}
+    assert await step(perezvon_site) == await step(perezvon_site) == {"technical_email": f"{first.local_part}@{DOMAIN}"}
 
 
 # --- the corpus: what real site builders and CMSs send ------------------------------------------------
@@ -254,8 +271,9 @@ async def test_each_corpus_message_makes_its_lead(perezvon_app, smtp, eml):
 
 
 def test_the_corpus_covers_the_site_builders_and_charsets_of_the_issue():
-    described = " ".join(json.loads(p.read_text(encoding="utf-8"))["cms"] for p in CORPUS.glob("*.json")
-                         if p.name != "sites.json")
+    described = " ".join(
+        json.loads(p.read_text(encoding="utf-8"))["cms"] for p in CORPUS.glob("*.json") if p.name != "sites.json"
+    )
     for name in ("Tilda", "1C-Bitrix", "Contact Form 7", "MODX", "Joomla", "PHP mail()"):
         assert name in described, name
     for charset in ("UTF-8", "windows-1251", "KOI8-R", "base64", "quoted-printable", "wrong charset label"):
@@ -267,12 +285,16 @@ def test_the_corpus_covers_the_site_builders_and_charsets_of_the_issue():
 
 async def test_unknown_foreign_and_switched_off_addresses_are_refused_at_rcpt(smtp, forms_site, new_phone):
     local = forms_site.email.split("@")[0]
-    replies = await send(smtp.port, [
-        f"{'0' * 32}@{DOMAIN}",  # no such address
-        f"{local}@gmail.com",  # somebody else's domain: no relaying
-        f"{local}@{DOMAIN.upper()}",  # domains are case-insensitive
-        f"{local.upper()}+orders@{DOMAIN}",  # so is the local part; "+tag" is the same address
-    ], form_email(forms_site.email, f"Телефон: {phone_text(new_phone())}"))
+    replies = await send(
+        smtp.port,
+        [
+            f"{'0' * 32}@{DOMAIN}",  # no such address
+            f"{local}@gmail.com",  # somebody else's domain: no relaying
+            f"{local}@{DOMAIN.upper()}",  # domains are case-insensitive
+            f"{local.upper()}+orders@{DOMAIN}",  # so is the local part; "+tag" is the same address
+        ],
+        form_email(forms_site.email, f"Телефон: {phone_text(new_phone())}"),
+    )
     assert replies["rcpt"][0] == (550, "5.1.1 No such technical address")
     assert replies["rcpt"][1] == (550, f"5.7.1 Relaying denied: this server takes mail for @{DOMAIN} only")
     assert replies["rcpt"][2:] == [(250, "2.1.5 OK"), (250, "2.1.5 OK")]
@@ -299,8 +321,9 @@ async def test_no_data_without_an_accepted_recipient_and_no_auth_offered(smtp, f
         await dialogue.close()
 
 
-async def test_thousands_of_recipients_get_452_and_others_are_served_meanwhile(perezvon_app, smtp, forms_site,
-                                                                                new_phone):
+async def test_thousands_of_recipients_get_452_and_others_are_served_meanwhile(
+    perezvon_app, smtp, forms_site, new_phone
+):
     phone = new_phone()
     dialogue = await Dialogue.open(smtp.port)
     try:
@@ -311,8 +334,9 @@ async def test_thousands_of_recipients_get_452_and_others_are_served_meanwhile(p
             recipient = forms_site.email if n == 10 else f"guess{n}@{DOMAIN}"
             replies.append((await dialogue.command(f"RCPT TO:<{recipient}>"))[0])
             if n == 1500:  # meanwhile another site's mail server delivers a form
-                other = await send(smtp.port, [forms_site.email],
-                                   form_email(forms_site.email, f"Телефон: {phone_text(new_phone())}"))
+                other = await send(
+                    smtp.port, [forms_site.email], form_email(forms_site.email, f"Телефон: {phone_text(new_phone())}")
+                )
                 assert other["data"][0] == 250
         limit = smtp.settings["max_recipients"]
         assert replies[:limit].count(550) == limit - 1 and replies[10] == 250
@@ -338,7 +362,8 @@ async def test_a_declared_size_over_the_limit_is_refused_at_mail_from(smtp, form
 
 
 async def test_a_100_mb_message_gets_552_while_others_are_served_and_the_session_goes_on(
-        perezvon_app, smtp, forms_site, new_phone):
+    perezvon_app, smtp, forms_site, new_phone
+):
     phone, other_phone = new_phone(), new_phone()
     dialogue = await Dialogue.open(smtp.port)
     try:
@@ -353,8 +378,9 @@ async def test_a_100_mb_message_gets_552_while_others_are_served_and_the_session
             dialogue.writer.write(chunk)
             await dialogue.writer.drain()
             if n == 50:  # another session is served in the middle of it
-                other = await send(smtp.port, [forms_site.email],
-                                   form_email(forms_site.email, f"Телефон: {phone_text(other_phone)}"))
+                other = await send(
+                    smtp.port, [forms_site.email], form_email(forms_site.email, f"Телефон: {phone_text(other_phone)}")
+                )
                 assert other["data"] == (250, "2.0.0 OK: lead created")
         dialogue.writer.write(b".\r\n")
         assert (await dialogue.reply())[0] == 552
@@ -373,8 +399,9 @@ async def test_a_100_mb_message_gets_552_while_others_are_served_and_the_session
 
 
 async def test_the_same_message_id_makes_one_lead(smtp, forms_site, new_phone):
-    raw = form_email(forms_site.email, f"Имя: Олег\nТелефон: {phone_text(new_phone())}",
-                     message_id="<resent-1@site.example>")
+    raw = form_email(
+        forms_site.email, f"Имя: Олег\nТелефон: {phone_text(new_phone())}", message_id="<resent-1@site.example>"
+    )
     first = await send(smtp.port, [forms_site.email], raw)
     again = await send(smtp.port, [forms_site.email], raw)  # e.g. the 250 was lost and the sender retried
     assert first["data"] == (250, "2.0.0 OK: lead created")
@@ -416,8 +443,9 @@ async def test_a_database_failure_answers_451_and_stores_nothing(smtp, forms_sit
     assert await Lead.filter(connection_id=forms_site.id, phone=phone).count() == 1
 
 
-async def test_an_intake_that_cannot_store_the_lead_now_answers_451(perezvon_app, smtp, forms_site, new_phone,
-                                                                     monkeypatch):
+async def test_an_intake_that_cannot_store_the_lead_now_answers_451(
+    perezvon_app, smtp, forms_site, new_phone, monkeypatch
+):
     from tortoise.exceptions import OperationalError
 
     async def leads_table_down(rows):
@@ -438,8 +466,9 @@ async def test_a_lead_the_intake_refuses_is_kept_with_the_reason(smtp, forms_sit
     forms_site.offices_enabled = forms_site.offices_required = True
     await forms_site.save()
     await Office.create(connection=forms_site, name="Центр", alt_name="Центральный офис")
-    reply = await send(smtp.port, [forms_site.email],
-                       form_email(forms_site.email, f"Телефон: {phone_text(new_phone())}"))
+    reply = await send(
+        smtp.port, [forms_site.email], form_email(forms_site.email, f"Телефон: {phone_text(new_phone())}")
+    )
     assert reply["data"] == (250, "2.0.0 OK: message kept, the lead was refused")
     message = await InboundMessage.get(connection_id=forms_site.id)
     assert message.status == MessageStatus.REFUSED_BY_INTAKE and message.error == "invalid office_id: Choose one."
@@ -468,11 +497,14 @@ async def test_malformed_mime_and_wrong_charset_labels_still_make_leads(smtp, fo
         "--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
         + base64.b64encode(f"Телефон: {phones[0]}\r\nИмя: Ирина Ивановна".encode()).decode()[:-3]
         + "!!\r\n"  # broken base64: its tail is lost
-        "--b1\r\nContent-Type: text/html\r\n\r\n<p>unclosed <b>markup <td><tr>\r\n").encode()
-    unknown_label = form_email(to, f"Имя: Ирина\nТелефон: {phone_text(phones[1])}", charset="windows-1251",
-                               content_type="text/plain").replace(b"charset=windows-1251", b"charset=x-no-such-set")
-    koi8_labelled_as_cp1251 = form_email(to, f"Имя: Ирина\nТелефон: {phone_text(phones[2])}", charset="koi8-r") \
-        .replace(b"charset=koi8-r", b"charset=windows-1251")
+        "--b1\r\nContent-Type: text/html\r\n\r\n<p>unclosed <b>markup <td><tr>\r\n"
+    ).encode()
+    unknown_label = form_email(
+        to, f"Имя: Ирина\nТелефон: {phone_text(phones[1])}", charset="windows-1251", content_type="text/plain"
+    ).replace(b"charset=windows-1251", b"charset=x-no-such-set")
+    koi8_labelled_as_cp1251 = form_email(to, f"Имя: Ирина\nТелефон: {phone_text(phones[2])}", charset="koi8-r").replace(
+        b"charset=koi8-r", b"charset=windows-1251"
+    )
     for raw in (no_closing_boundary, unknown_label, koi8_labelled_as_cp1251):
         assert (await send(smtp.port, [to], raw))["data"] == (250, "2.0.0 OK: lead created")
     leads = await Lead.filter(connection_id=forms_site.id).order_by("created_at")
@@ -498,7 +530,9 @@ async def test_a_message_the_parser_chokes_on_is_kept_not_lost(smtp, forms_site,
     monkeypatch.setattr("perezvon.plugins.siteforms.server.parse_message", parser_bug)
     raw = form_email(forms_site.email, "Телефон: +7 916 000-00-00")
     assert (await send(smtp.port, [forms_site.email], raw))["data"] == (
-        250, "2.0.0 OK: no phone number found, message kept")
+        250,
+        "2.0.0 OK: no phone number found, message kept",
+    )
     message = await InboundMessage.get(connection_id=forms_site.id)
     assert message.error == UNREADABLE and message.defects == "KeyError: 'a bug in the parser'"
     assert (await RawMessage.get(message_id=message.id)).content == raw
@@ -513,8 +547,11 @@ def _nested(depth: int, innermost: str) -> bytes:
 
 async def test_a_bomb_of_nested_or_sibling_parts_is_refused_and_the_server_goes_on(smtp, forms_site, new_phone):
     deep = _nested(5000, "Content-Type: text/plain\r\n\r\nТелефон: +7 916 000-00-01")
-    wide = (b'Subject: wide\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="w"\r\n\r\n'
-            + b"--w\r\nContent-Type: text/plain\r\n\r\nx\r\n" * 50_000 + b"--w--\r\n")
+    wide = (
+        b'Subject: wide\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="w"\r\n\r\n'
+        + b"--w\r\nContent-Type: text/plain\r\n\r\nx\r\n" * 50_000
+        + b"--w--\r\n"
+    )
     for bomb in (deep, wide):
         started = time.monotonic()
         reply = await send(smtp.port, [forms_site.email], bomb)
@@ -529,14 +566,17 @@ async def test_a_bomb_of_nested_or_sibling_parts_is_refused_and_the_server_goes_
 
 async def test_no_cr_or_lf_reaches_a_lead_name(smtp, forms_site, new_phone):
     phone = new_phone()
-    html = (f"<table><tr><td>Имя</td><td>Иван&#13;&#10;Bcc: victim@example.com</td></tr>"
-            f"<tr><td>Телефон</td><td>{phone}</td></tr></table>")
+    html = (
+        f"<table><tr><td>Имя</td><td>Иван&#13;&#10;Bcc: victim@example.com</td></tr>"
+        f"<tr><td>Телефон</td><td>{phone}</td></tr></table>"
+    )
     raw = form_email(forms_site.email, html, content_type="text/html")
     assert (await send(smtp.port, [forms_site.email], raw))["data"][0] == 250
     lead = await Lead.get(connection_id=forms_site.id, phone=phone)
     assert lead.name == "Иван Bcc"  # one line; the e-mail address is not part of a name
-    encoded = form_email(forms_site.email, f"Телефон: {phone_text(new_phone())}",
-                         subject="Заявка\r\nBcc: victim@example.com")
+    encoded = form_email(
+        forms_site.email, f"Телефон: {phone_text(new_phone())}", subject="Заявка\r\nBcc: victim@example.com"
+    )
     assert (await send(smtp.port, [forms_site.email], encoded))["data"][0] == 250
     subjects = await InboundMessage.filter(connection_id=forms_site.id).values_list("subject", flat=True)
     assert all("\r" not in s and "\n" not in s for s in subjects)
@@ -544,8 +584,26 @@ async def test_no_cr_or_lf_reaches_a_lead_name(smtp, forms_site, new_phone):
 
 async def test_starttls_with_a_configured_certificate(perezvon_app, forms_site, new_phone, tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-                    f"/CN={DOMAIN}", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={DOMAIN}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     phone = new_phone()
     async with smtp_server(perezvon_app, tls_cert=str(cert), tls_key=str(key)) as server:
         assert "STARTTLS" in server.describe()
@@ -556,8 +614,9 @@ async def test_starttls_with_a_configured_certificate(perezvon_app, forms_site, 
             assert client.supports_extension("starttls") and not client.supports_extension("auth")
             await client.starttls(validate_certs=False)
             assert client.get_transport_info("sslcontext") is not None
-            errors, reply = await client.sendmail("robot@site.example", [forms_site.email],
-                                                  form_email(forms_site.email, f"Телефон: {phone_text(phone)}"))
+            errors, reply = await client.sendmail(
+                "robot@site.example", [forms_site.email], form_email(forms_site.email, f"Телефон: {phone_text(phone)}")
+            )
             assert errors == {} and reply == "2.0.0 OK: lead created"
         finally:
             await client.quit()
@@ -579,8 +638,9 @@ async def test_a_taken_port_is_a_clear_start_up_error(perezvon_app, smtp):
     await second.stop()
 
 
-async def test_stop_lets_a_message_being_stored_finish_and_ends_idle_sessions(perezvon_app, forms_site, new_phone,
-                                                                              monkeypatch):
+async def test_stop_lets_a_message_being_stored_finish_and_ends_idle_sessions(
+    perezvon_app, forms_site, new_phone, monkeypatch
+):
     phone = new_phone()
     submit = perezvon_app.intake.submit
 
@@ -591,8 +651,9 @@ async def test_stop_lets_a_message_being_stored_finish_and_ends_idle_sessions(pe
     monkeypatch.setattr(perezvon_app.intake, "submit", slow_submit)
     async with smtp_server(perezvon_app) as server:
         idle = await Dialogue.open(server.port)
-        sending = asyncio.create_task(send(server.port, [forms_site.email],
-                                           form_email(forms_site.email, f"Телефон: {phone_text(phone)}")))
+        sending = asyncio.create_task(
+            send(server.port, [forms_site.email], form_email(forms_site.email, f"Телефон: {phone_text(phone)}"))
+        )
         await asyncio.sleep(0.2)
     # leaving the block stopped the server while the message was being taken
     assert (await sending)["data"] == (250, "2.0.0 OK: lead created")
@@ -611,8 +672,12 @@ async def test_raw_messages_older_than_the_retention_are_deleted_and_the_rows_st
     ids = []
     for age_days in (31, 29):
         message = await InboundMessage.create(
-            address=address, connection_id=forms_site.id, received_at=now - dt.timedelta(days=age_days), size=3,
-            status=MessageStatus.NO_PHONE)
+            address=address,
+            connection_id=forms_site.id,
+            received_at=now - dt.timedelta(days=age_days),
+            size=3,
+            status=MessageStatus.NO_PHONE,
+        )
         await RawMessage.create(message=message, received_at=message.received_at, content=b"old")
         ids.append(message.id)
     assert await purge_expired_raw(30, now=now) >= 1
@@ -632,8 +697,12 @@ def test_text_is_decoded_whatever_its_label_says(charset, label):
 
 def test_headers_in_any_encoding_come_out_on_one_line():
     split = "Привет".encode()  # naive encoders cut a character between two encoded words
-    assert decode_header_value(f"=?utf-8?B?{base64.b64encode(split[:3]).decode()}?=\r\n"
-                               f" =?utf-8?B?{base64.b64encode(split[3:]).decode()}?=") == "Привет"
+    assert (
+        decode_header_value(
+            f"=?utf-8?B?{base64.b64encode(split[:3]).decode()}?=\r\n =?utf-8?B?{base64.b64encode(split[3:]).decode()}?="
+        )
+        == "Привет"
+    )
     assert decode_header_value("=?KOI8-R?Q?=FA=C1=D1=D7=CB=C1?= #12") == "Заявка #12"
     raw_cp1251 = "Заявка с сайта".encode("cp1251").decode("ascii", "surrogateescape")
     assert decode_header_value(raw_cp1251) == "Заявка с сайта"
@@ -644,13 +713,15 @@ def test_html_tables_become_label_value_lines_and_links_keep_their_url():
     text, links = html_to_text(
         "<style>td{}</style><table><tr><td><table><tr><th>Имя:</th><td>Анна</td></tr>"
         "<tr><td>Страница</td><td><a href='https://x.example/a?b=1&amp;c=2'>открыть</a></td></tr>"
-        "</table></td></tr></table><p>Спасибо</p>")
+        "</table></td></tr></table><p>Спасибо</p>"
+    )
     assert text.splitlines() == ["Имя: Анна", "Страница: открыть (https://x.example/a?b=1&c=2)", "Спасибо"]
     assert links == ["https://x.example/a?b=1&c=2"]
 
 
 def test_fields_in_the_shapes_cms_send_them():
-    fields = extract_fields(textwrap.dedent("""\
+    fields = extract_fields(
+        textwrap.dedent("""\
         Ваше имя
         *******************************
         Сергей
@@ -666,9 +737,14 @@ def test_fields_in_the_shapes_cms_send_them():
         Дата - 14.03.2024
         Телефон - 8 800 000-00-00
         https://site.example/page
-        """))
-    assert fields == [("Ваше имя", "Сергей"), ("Телефон", "+7 916 123-45-67"),
-                      ("Сообщение", "строка один строка два"), ("Телефон", "8 800 000-00-00")]
+        """)
+    )
+    assert fields == [
+        ("Ваше имя", "Сергей"),
+        ("Телефон", "+7 916 123-45-67"),
+        ("Сообщение", "строка один строка два"),
+        ("Телефон", "8 800 000-00-00"),
+    ]
 
 
 def test_the_sites_own_number_is_not_the_visitors():
@@ -687,9 +763,11 @@ def test_offices_match_by_the_longest_alternative_name_and_whole_words():
 
 
 def test_attachments_are_ignored():
-    raw = (b'Content-Type: multipart/mixed; boundary="m"\r\n\r\n--m\r\nContent-Type: text/plain\r\n\r\n'
-           b"Hello\r\n--m\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=a.txt\r\n\r\n"
-           b"Phone: +7 916 123-45-67\r\n--m--\r\n")
+    raw = (
+        b'Content-Type: multipart/mixed; boundary="m"\r\n\r\n--m\r\nContent-Type: text/plain\r\n\r\n'
+        b"Hello\r\n--m\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=a.txt\r\n\r\n"
+        b"Phone: +7 916 123-45-67\r\n--m--\r\n"
+    )
     assert parse_message(raw).phones == []
 
 
@@ -711,8 +789,12 @@ def free_port() -> int:
 
 
 def cli_env(tmp_path: Path, plugins: Path | None = None) -> dict:
-    env = {**os.environ, "PEREZVON_DATA_DIR": str(tmp_path / "var"), "PEREZVON_LOG_LEVEL": "WARNING",
-           "PEREZVON_PLUGINS": str(plugins or ROOT / "tests" / "plugins.toml")}
+    env = {
+        **os.environ,
+        "PEREZVON_DATA_DIR": str(tmp_path / "var"),
+        "PEREZVON_LOG_LEVEL": "WARNING",
+        "PEREZVON_PLUGINS": str(plugins or ROOT / "tests" / "plugins.toml"),
+    }
     for name in ("PEREZVON_DATABASE_URL", "PEREZVON_REDIS_URL"):  # SQLite and the embedded Redis in tmp_path
         env.pop(name, None)
     return env
@@ -721,8 +803,11 @@ def cli_env(tmp_path: Path, plugins: Path | None = None) -> dict:
 def call_of_lead(tmp_path: Path, phone: str) -> str | None:
     database = tmp_path / "var" / "perezvon.sqlite3"
     with contextlib.closing(sqlite3.connect(database, timeout=10)) as db:
-        row = db.execute("SELECT calls.id FROM calls JOIN leads ON leads.id = calls.lead_id "
-                         "WHERE leads.phone = ? AND leads.source = 'siteforms'", (phone,)).fetchone()
+        row = db.execute(
+            "SELECT calls.id FROM calls JOIN leads ON leads.id = calls.lead_id "
+            "WHERE leads.phone = ? AND leads.source = 'siteforms'",
+            (phone,),
+        ).fetchone()
     return row[0] if row else None
 
 
@@ -758,20 +843,30 @@ def test_serve_takes_a_form_email_and_calls_the_visitor_back(tmp_path):
     env = cli_env(tmp_path)
     port, smtp_port = free_port(), free_port()
     env["PEREZVON_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([*PERZVON, "serve", "--port", str(port), "--smtp-port", str(smtp_port)],
-                              env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [*PERZVON, "serve", "--port", str(port), "--smtp-port", str(smtp_port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         banner = "".join(wait_for_line(server, "Perezvon is running"))
         assert f"smtp on 127.0.0.1:{smtp_port} (site forms to @{DOMAIN})" in banner
-        seeded = subprocess.run([*PERZVON, "demo", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True,
-                                timeout=120)
+        seeded = subprocess.run(
+            [*PERZVON, "demo", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
         assert seeded.returncode == 0, seeded.stderr
         demo = json.loads(seeded.stdout)
         local, _, domain = demo["technical_email"].partition("@")
         assert domain == DOMAIN and len(local) == 32
 
-        raw = (CORPUS / "wordpress_cf7.eml").read_bytes().replace(
-            CORPUS_SITES["sites"]["avtomir-demo.ru"]["technical_address"].encode(), local.encode())
+        raw = (
+            (CORPUS / "wordpress_cf7.eml")
+            .read_bytes()
+            .replace(CORPUS_SITES["sites"]["avtomir-demo.ru"]["technical_address"].encode(), local.encode())
+        )
         with smtplib.SMTP("127.0.0.1", smtp_port, timeout=30) as client:
             assert client.sendmail("wordpress@avtomir-demo.ru", [demo["technical_email"]], raw) == {}
         call_id = call_of_lead(tmp_path, "+79854072693")
@@ -801,17 +896,46 @@ def test_serve_takes_a_form_email_and_calls_the_visitor_back(tmp_path):
 
 def test_perezvon_smtp_alone_answers_with_starttls(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-                    f"/CN={DOMAIN}", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={DOMAIN}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     plugins = tmp_path / "plugins.toml"
-    plugins.write_text(f'[plugins.simulator]\nenabled = true\n[plugins.siteforms]\nenabled = true\n'
-                       f'domain = "{DOMAIN}"\ntls_cert = "{cert}"\ntls_key = "{key}"\n')
+    plugins.write_text(
+        f"[plugins.simulator]\nenabled = true\n[plugins.siteforms]\nenabled = true\n"
+        f'domain = "{DOMAIN}"\ntls_cert = "{cert}"\ntls_key = "{key}"\n'
+    )
     env = cli_env(tmp_path, plugins)
-    demo = json.loads(subprocess.run([*PERZVON, "demo", "--json"], env=env, cwd=tmp_path, capture_output=True,
-                                     text=True, timeout=120, check=True).stdout)
+    demo = json.loads(
+        subprocess.run(
+            [*PERZVON, "demo", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True
+        ).stdout
+    )
     smtp_port = free_port()
-    process = subprocess.Popen([*PERZVON, "smtp", "--smtp-port", str(smtp_port)], env=env, cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [*PERZVON, "smtp", "--smtp-port", str(smtp_port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         banner = "".join(wait_for_line(process, "Perezvon SMTP intake is running"))
         assert f"smtp on 127.0.0.1:{smtp_port} (site forms to @{DOMAIN}, STARTTLS)" in banner

@@ -3,6 +3,7 @@
 The engine tests run the real espeak-ng and sox. They are not skipped when the programs are
 missing: they fail and say what to install (CI installs both in .ci/run).
 """
+
 from __future__ import annotations
 
 import array
@@ -28,7 +29,14 @@ from perezvon.core.registry import SpeechEngine
 from perezvon.hookspecs import hookimpl
 from perezvon.plugins.speech import russian
 from perezvon.plugins.speech.engine import EspeakEngine, SpeechError
-from perezvon.plugins.speech.russian import group_words, normalize, phone_words, speakable_name, split_group, transliterate
+from perezvon.plugins.speech.russian import (
+    group_words,
+    normalize,
+    phone_words,
+    speakable_name,
+    split_group,
+    transliterate,
+)
 from perezvon.plugins.speech.schemas import SpeechSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,19 +48,26 @@ TEN_WORDS = "Заявка с сайта, клиент Иван Петров пр
 
 # --- Russian reading: phone numbers ------------------------------------------------------------
 
-@pytest.mark.parametrize("raw, spoken", [
-    ("+79161234567", f"плюс семь, {PHONE_WORDS}"),
-    ("+7 916 123-45-67", f"плюс семь, {PHONE_WORDS}"),
-    ("+7 (916) 123-45-67", f"плюс семь, {PHONE_WORDS}"),
-    ("8 (916) 123-45-67", f"восемь, {PHONE_WORDS}"),
-    ("89161234567", f"восемь, {PHONE_WORDS}"),
-    ("8-916-123-45-67", f"восемь, {PHONE_WORDS}"),
-    ("9161234567", PHONE_WORDS),
-    ("+74950012300", "плюс семь, четыреста девяносто пять, ноль ноль один, двадцать три, ноль ноль"),
-    ("8 800 555-35-35", "восемь, восемьсот, пятьсот пятьдесят пять, тридцать пять, тридцать пять"),
-    ("+44 20 7946 0958", "плюс сорок четыре, двадцать, семьдесят девять, сорок шесть, ноль девять, пятьдесят восемь"),
-    ("+380441234567", "плюс триста восемьдесят, сорок четыре, сто двадцать три, сорок пять, шестьдесят семь"),
-])
+
+@pytest.mark.parametrize(
+    "raw, spoken",
+    [
+        ("+79161234567", f"плюс семь, {PHONE_WORDS}"),
+        ("+7 916 123-45-67", f"плюс семь, {PHONE_WORDS}"),
+        ("+7 (916) 123-45-67", f"плюс семь, {PHONE_WORDS}"),
+        ("8 (916) 123-45-67", f"восемь, {PHONE_WORDS}"),
+        ("89161234567", f"восемь, {PHONE_WORDS}"),
+        ("8-916-123-45-67", f"восемь, {PHONE_WORDS}"),
+        ("9161234567", PHONE_WORDS),
+        ("+74950012300", "плюс семь, четыреста девяносто пять, ноль ноль один, двадцать три, ноль ноль"),
+        ("8 800 555-35-35", "восемь, восемьсот, пятьсот пятьдесят пять, тридцать пять, тридцать пять"),
+        (
+            "+44 20 7946 0958",
+            "плюс сорок четыре, двадцать, семьдесят девять, сорок шесть, ноль девять, пятьдесят восемь",
+        ),
+        ("+380441234567", "плюс триста восемьдесят, сорок четыре, сто двадцать три, сорок пять, шестьдесят семь"),
+    ],
+)
 def test_phone_numbers_are_read_in_groups(raw, spoken):
     assert phone_words(raw) == spoken
 
@@ -63,11 +78,21 @@ def test_what_is_not_a_phone_number_is_refused(raw):
         phone_words(raw)
 
 
-@pytest.mark.parametrize("digits, spoken", [
-    ("0", "ноль"), ("00", "ноль ноль"), ("05", "ноль пять"), ("050", "ноль пятьдесят"), ("7", "семь"),
-    ("12", "двенадцать"), ("45", "сорок пять"), ("100", "сто"), ("916", "девятьсот шестнадцать"),
-    ("999", "девятьсот девяносто девять"),
-])
+@pytest.mark.parametrize(
+    "digits, spoken",
+    [
+        ("0", "ноль"),
+        ("00", "ноль ноль"),
+        ("05", "ноль пять"),
+        ("050", "ноль пятьдесят"),
+        ("7", "семь"),
+        ("12", "двенадцать"),
+        ("45", "сорок пять"),
+        ("100", "сто"),
+        ("916", "девятьсот шестнадцать"),
+        ("999", "девятьсот девяносто девять"),
+    ],
+)
 def test_a_group_is_read_with_its_leading_zeros(digits, spoken):
     assert group_words(digits) == spoken
 
@@ -81,20 +106,35 @@ def test_long_groups_are_split_as_they_are_said():
 
 def test_phones_inside_an_announcement_are_spoken_and_other_numbers_are_left_to_the_voice():
     assert normalize("Телефон клиента +79161234567.") == f"Телефон клиента плюс семь, {PHONE_WORDS}."
-    assert normalize("Звонить на 8 (916) 123-45-67, после обеда") == (
-        f"Звонить на восемь, {PHONE_WORDS}, после обеда")
+    assert normalize("Звонить на 8 (916) 123-45-67, после обеда") == (f"Звонить на восемь, {PHONE_WORDS}, после обеда")
     # an order number, a date and a sum are not phones: espeak-ng reads them as numbers
     assert normalize("Заказ 12345 от 12.05.2024 на 1500 рублей") == "Заказ 12345 от 12.05.2024 на 1500 рублей"
 
 
 # --- Russian reading: names and cleaning --------------------------------------------------------
 
-@pytest.mark.parametrize("latin, cyrillic", [
-    ("John", "Джон"), ("Smith", "Смит"), ("Ivan", "Иван"), ("Sergey", "Сергей"), ("Dmitriy", "Дмитрий"),
-    ("Zhenya", "Женя"), ("Yaroslav", "Ярослав"), ("Kseniya", "Ксения"), ("Anastasia", "Анастасия"),
-    ("Sarah", "Сара"), ("Mary", "Мари"), ("Schmidt", "Шмидт"), ("Müller", "Муллер"), ("Perezvon", "Перезвон"),
-    ("Alexander", "Александер"), ("peter", "петер"),
-])
+
+@pytest.mark.parametrize(
+    "latin, cyrillic",
+    [
+        ("John", "Джон"),
+        ("Smith", "Смит"),
+        ("Ivan", "Иван"),
+        ("Sergey", "Сергей"),
+        ("Dmitriy", "Дмитрий"),
+        ("Zhenya", "Женя"),
+        ("Yaroslav", "Ярослав"),
+        ("Kseniya", "Ксения"),
+        ("Anastasia", "Анастасия"),
+        ("Sarah", "Сара"),
+        ("Mary", "Мари"),
+        ("Schmidt", "Шмидт"),
+        ("Müller", "Муллер"),
+        ("Perezvon", "Перезвон"),
+        ("Alexander", "Александер"),
+        ("peter", "петер"),
+    ],
+)
 def test_latin_names_are_transliterated(latin, cyrillic):
     assert transliterate(latin) == cyrillic
 
@@ -105,14 +145,17 @@ def test_latin_words_in_an_announcement_become_cyrillic():
     assert normalize("Иванov") == "Иванов"  # a name typed with a mixed keyboard layout
 
 
-@pytest.mark.parametrize("hostile", [
-    '"; rm -rf /',
-    "$(reboot) `id` | tee /etc/passwd && echo",
-    "<speak><audio src='file:///etc/passwd'/></speak>",
-    "--help -w /tmp/x.wav",
-    "Иван\n\r\x00\x07\x1b[31m",
-    "Иван'); DROP TABLE leads;--",
-])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        '"; rm -rf /',
+        "$(reboot) `id` | tee /etc/passwd && echo",
+        "<speak><audio src='file:///etc/passwd'/></speak>",
+        "--help -w /tmp/x.wav",
+        "Иван\n\r\x00\x07\x1b[31m",
+        "Иван'); DROP TABLE leads;--",
+    ],
+)
 def test_hostile_input_reads_harmlessly(hostile):
     spoken = normalize(hostile)
     assert not re.search(r"[\"'`$|&<>/\\(){}\[\]=\x00-\x1f]", spoken), spoken
@@ -144,8 +187,12 @@ def test_length_is_limited_at_a_word_boundary():
 
 def test_random_text_only_ever_yields_speakable_characters():
     rng = random.Random(20240501)
-    alphabet = "абвгдеёжзийклмнопрстуфхцчшщъыьэюяАБВГЯ" + "abcdefxyzABCXYZéüß" + "0123456789" + \
-        " \t\n.,!?:;-–—\"'`$|&<>/\\(){}[]=+*#@%^~№€😀中\x00\x07\u200b\u202e"
+    alphabet = (
+        "абвгдеёжзийклмнопрстуфхцчшщъыьэюяАБВГЯ"
+        + "abcdefxyzABCXYZéüß"
+        + "0123456789"
+        + " \t\n.,!?:;-–—\"'`$|&<>/\\(){}[]=+*#@%^~№€😀中\x00\x07\u200b\u202e"
+    )
     allowed = re.compile(r"^[А-Яа-яЁё0-9 .,!?:;-]*$")
     for _ in range(500):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 80)))
@@ -156,13 +203,17 @@ def test_random_text_only_ever_yields_speakable_characters():
 
 # --- the engine: real audio -----------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def speech_programs():
     """espeak-ng and sox must be installed: a failure, never a skip."""
     missing = [name for name in ("espeak-ng", "sox") if shutil.which(name) is None]
     if missing:
-        pytest.fail(f"{' and '.join(missing)} not found on PATH: install espeak-ng and sox "
-                    "(apt-get install espeak-ng sox; .ci/run does this in CI)", pytrace=False)
+        pytest.fail(
+            f"{' and '.join(missing)} not found on PATH: install espeak-ng and sox "
+            "(apt-get install espeak-ng sox; .ci/run does this in CI)",
+            pytrace=False,
+        )
 
 
 @pytest.fixture
@@ -190,9 +241,9 @@ def median_pitch(samples: array.array, rate: int = 8000) -> float:
     """A crude voice pitch (Hz): the median autocorrelation peak over loud 30 ms frames."""
     size, found = rate * 30 // 1000, []
     for start in range(0, len(samples) - size - 100, size):
-        frame = samples[start:start + size]
+        frame = samples[start : start + size]
         energy = sum(s * s for s in frame)
-        if energy < size * 1000 ** 2:
+        if energy < size * 1000**2:
             continue
         best, best_lag = 0, 0
         for lag in range(rate // 500, rate // 70):  # 70-500 Hz
@@ -265,6 +316,7 @@ async def test_16_khz_files_are_wav16_for_asterisk(tmp_path, speech_programs):
 
 # --- the engine: cache and concurrency ---------------------------------------------------------
 
+
 async def test_the_cache_returns_the_same_file_without_running_the_engine_again(engine, monkeypatch):
     runs = count_runs(monkeypatch)
     first = await engine.synthesize(TEN_WORDS, "female")
@@ -325,18 +377,24 @@ async def test_files_appear_whole_and_no_temporary_files_are_left(engine):
 def test_the_sweep_deletes_unused_files_and_crash_leftovers(tmp_path):
     engine = EspeakEngine(tmp_path, cache_days=30)
     now = time.time()
-    for name, age_days in [("a" * 64 + ".wav", 31), ("b" * 64 + ".wav", 29), (".leftover.part", 1),
-                           ("c" * 64 + ".wav16", 40), ("notes.txt", 400)]:
+    for name, age_days in [
+        ("a" * 64 + ".wav", 31),
+        ("b" * 64 + ".wav", 29),
+        (".leftover.part", 1),
+        ("c" * 64 + ".wav16", 40),
+        ("notes.txt", 400),
+    ]:
         path = tmp_path / name
         path.write_bytes(b"x")
         os.utime(path, (now - age_days * 86400, now - age_days * 86400))
     assert engine.prune_cache(now) == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b" * 64 + ".wav", "notes.txt"]
-    assert EspeakEngine(tmp_path, cache_days=0).prune_cache(now + 10 ** 9) == 0
+    assert EspeakEngine(tmp_path, cache_days=0).prune_cache(now + 10**9) == 0
     assert EspeakEngine(tmp_path / "absent").prune_cache() == 0
 
 
 # --- the engine: errors ------------------------------------------------------------------------------
+
 
 async def test_a_missing_engine_binary_is_a_clear_error_naming_it(tmp_path):
     engine = EspeakEngine(tmp_path, espeak_binary="espeak-ng-not-installed")
@@ -388,15 +446,31 @@ async def test_visitor_text_never_reaches_a_shell(engine, tmp_path):
 
 # --- the plugin -----------------------------------------------------------------------------------
 
+
 def test_settings_defaults_and_checks():
     settings = SpeechSettings().load({})
     assert settings == {
-        "cache_dir": "", "cache_days": 30, "speed": 150, "pitch": 50, "sample_rate": 8000,
-        "male_voice": "ru", "female_voice": "ru+f3", "max_chars": 1000, "timeout": 30.0,
-        "espeak_binary": "espeak-ng", "sox_binary": "sox",
+        "cache_dir": "",
+        "cache_days": 30,
+        "speed": 150,
+        "pitch": 50,
+        "sample_rate": 8000,
+        "male_voice": "ru",
+        "female_voice": "ru+f3",
+        "max_chars": 1000,
+        "timeout": 30.0,
+        "espeak_binary": "espeak-ng",
+        "sox_binary": "sox",
     }
-    for bad in ({"male_voice": "-w /tmp/x"}, {"female_voice": "ru; rm"}, {"sample_rate": 44100},
-                {"speed": 10}, {"pitch": 100}, {"espeak_binary": "--help"}, {"loud": True}):
+    for bad in (
+        {"male_voice": "-w /tmp/x"},
+        {"female_voice": "ru; rm"},
+        {"sample_rate": 44100},
+        {"speed": 10},
+        {"pitch": 100},
+        {"espeak_binary": "--help"},
+        {"loud": True},
+    ):
         with pytest.raises(ValidationError):
             SpeechSettings().load(bad)
 
@@ -457,12 +531,15 @@ def test_bad_settings_stop_start_up_naming_the_field(tmp_path):
 def test_the_plugins_files_enable_it_with_valid_settings(toml):
     section = tomllib.loads((ROOT / toml).read_text())["plugins"]["speech"]
     assert section.pop("enabled") is True, (
-        f"set enabled = true in [plugins.speech] of {toml} (with the entry point in pyproject.toml)")
+        f"set enabled = true in [plugins.speech] of {toml} (with the entry point in pyproject.toml)"
+    )
     SpeechSettings().load(section)
 
 
 def test_it_is_installed_as_the_built_in_plugin_speech():
     found = {ep.name: ep for ep in importlib.metadata.entry_points(group="perezvon")}
-    assert "speech" in found, ('add speech = "perezvon.plugins.speech.plugin" under [project.entry-points.perezvon] '
-                               'in pyproject.toml and reinstall (pip install -e .)')
+    assert "speech" in found, (
+        'add speech = "perezvon.plugins.speech.plugin" under [project.entry-points.perezvon] '
+        "in pyproject.toml and reinstall (pip install -e .)"
+    )
     assert found["speech"].value == "perezvon.plugins.speech.plugin"

@@ -1,4 +1,5 @@
 """Signed webhooks (docs/webhooks.md): events, signatures a receiver can check, replay protection."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,9 @@ async def receiver():
         yield running
 
 
-async def test_a_call_sends_lead_attempt_and_result_each_signed(perezvon_client, perezvon_site, perezvon_run_jobs,
-                                                                 new_phone, receiver):
+async def test_a_call_sends_lead_attempt_and_result_each_signed(
+    perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, receiver
+):
     receiver.default = (200, "ok")
     await enable(perezvon_site, "webhooks", url=receiver.url + "/perezvon/events?src=pv", secret=SECRET)
     phone = new_phone()
@@ -51,11 +53,13 @@ async def test_a_call_sends_lead_attempt_and_result_each_signed(perezvon_client,
     assert "Олег".encode() in by_event["lead_created"].body  # UTF-8 JSON
     rows = await Delivery.filter(call_id=created["call_id"]).order_by("id")
     assert sorted((d.event, d.attempt_number, d.ok) for d in rows) == [
-        ("attempt_finished", 1, True), ("call_finished", None, True), ("lead_created", None, True)]
+        ("attempt_finished", 1, True),
+        ("call_finished", None, True),
+        ("lead_created", None, True),
+    ]
 
 
-async def test_only_the_chosen_events_are_sent(perezvon_client, perezvon_site, perezvon_run_jobs, new_phone,
-                                               receiver):
+async def test_only_the_chosen_events_are_sent(perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, receiver):
     await enable(perezvon_site, "webhooks", url=receiver.url + "/hook", secret=SECRET, events=["call_finished"])
     created = await post_lead(perezvon_client, perezvon_site, new_phone())
     await perezvon_run_jobs()
@@ -65,8 +69,9 @@ async def test_only_the_chosen_events_are_sent(perezvon_client, perezvon_site, p
     assert await Delivery.filter(call_id=created["call_id"]).count() == 1
 
 
-async def test_a_retry_keeps_the_event_id_and_signs_a_new_timestamp(perezvon_app, perezvon_client, perezvon_site,
-                                                                     perezvon_run_jobs, new_phone, receiver):
+async def test_a_retry_keeps_the_event_id_and_signs_a_new_timestamp(
+    perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, receiver
+):
     receiver.answers = [(503, "busy")]
     await enable(perezvon_site, "webhooks", url=receiver.url + "/hook", secret=SECRET, events=["lead_created"])
     await post_lead(perezvon_client, perezvon_site, new_phone())
@@ -78,8 +83,9 @@ async def test_a_retry_keeps_the_event_id_and_signs_a_new_timestamp(perezvon_app
     assert first.headers["x-perezvon-event-id"] == second.headers["x-perezvon-event-id"]
     assert int(second.headers["x-perezvon-timestamp"]) > int(first.headers["x-perezvon-timestamp"])
     for request in (first, second):
-        signing.verify(SECRET, request.body, request.headers["x-perezvon-timestamp"],
-                       request.headers["x-perezvon-signature"])
+        signing.verify(
+            SECRET, request.body, request.headers["x-perezvon-timestamp"], request.headers["x-perezvon-signature"]
+        )
 
 
 def test_verification_refuses_tampering_wrong_keys_and_replays():

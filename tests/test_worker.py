@@ -6,6 +6,7 @@ runs once even when several worker processes share a queue, a job another
 process is running or one not yet due is left alone, and the slots bound how
 many run at once.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,11 +27,15 @@ from tests.test_integrations import Service
 async def finished_calls(site, count: int) -> list[Call]:
     """Calls with nothing left to dial, so only their deliveries run."""
     now = dt.datetime.now(dt.UTC)
-    leads = [Lead(id=uuid.uuid4(), connection_id=site.id, source="api", phone=f"+7916{i:07d}", created_at=now)
-             for i in range(count)]
+    leads = [
+        Lead(id=uuid.uuid4(), connection_id=site.id, source="api", phone=f"+7916{i:07d}", created_at=now)
+        for i in range(count)
+    ]
     await Lead.bulk_create(leads)
-    calls = [Call(id=uuid.uuid4(), lead_id=lead.id, connection_id=site.id, created_at=now, state="finished")
-             for lead in leads]
+    calls = [
+        Call(id=uuid.uuid4(), lead_id=lead.id, connection_id=site.id, created_at=now, state="finished")
+        for lead in leads
+    ]
     await Call.bulk_create(calls)
     return calls
 
@@ -45,8 +50,12 @@ async def queued_pushes(app, site, count: int) -> list[Call]:
 
 async def webhooks_to(service: Service, site) -> None:
     """The site's ``lead_created`` events pushed to ``service`` (30 s to answer: some tests hold them)."""
-    await enablement.enable(site, enablement.INTEGRATION, "webhooks", {
-        "url": service.url + "/hook", "secret": "s" * 32, "events": ["lead_created"], "timeout": 30})
+    await enablement.enable(
+        site,
+        enablement.INTEGRATION,
+        "webhooks",
+        {"url": service.url + "/hook", "secret": "s" * 32, "events": ["lead_created"], "timeout": 30},
+    )
 
 
 async def run_deliveries_workers(app, how_many: int, until) -> list:
@@ -98,8 +107,10 @@ async def test_a_job_running_elsewhere_or_not_yet_due_is_left_in_the_queue(perez
         due, running_elsewhere, later = await finished_calls(perezvon_site, 3)
         redis = perezvon_app.redis
         elsewhere_job = delivery_job("webhooks", "lead_created", str(running_elsewhere.id))
-        later_job = dataclasses.replace(delivery_job("webhooks", "lead_created", str(later.id)),
-                                        run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+        later_job = dataclasses.replace(
+            delivery_job("webhooks", "lead_created", str(later.id)),
+            run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+        )
         await JobQueue(redis).enqueue([delivery_job("webhooks", "lead_created", str(due.id)), elsewhere_job, later_job])
         # another worker process has claimed this one (arq's mark, with arq's expiry)
         await redis.psetex(in_progress_key_prefix + elsewhere_job.job_id, 60_000, b"1")

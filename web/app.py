@@ -1,4 +1,5 @@
 """The Starlette app: public API, plugin routes and pages."""
+
 from __future__ import annotations
 
 import contextlib
@@ -10,9 +11,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Mount, Route
 
+from perezvon.core import version
 from perezvon.core.app import Perezvon
 from perezvon.core.i18n import gettext, negotiate
-from perezvon.core import version
 from perezvon.web.admin.routes import admin_routes
 from perezvon.web.api.calls import get_call, list_calls
 from perezvon.web.api.health import healthz
@@ -21,14 +22,14 @@ from perezvon.web.openapi import build_spec
 from perezvon.web.plugin_files import PLUGIN_STATIC, PluginStaticFiles
 from perezvon.web.site import SiteScript
 
-TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
-                        autoescape=select_autoescape(["html"]))
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).with_name("templates")), autoescape=select_autoescape(["html"])
+)
 
 
 async def index(request: Request) -> HTMLResponse:
     locale = negotiate(request.headers.get("accept-language"))
-    html = TEMPLATES.get_template("index.html").render(
-        locale=locale, _=lambda message: gettext(message, locale))
+    html = TEMPLATES.get_template("index.html").render(locale=locale, _=lambda message: gettext(message, locale))
     return HTMLResponse(html)
 
 
@@ -56,8 +57,13 @@ def create_app(perezvon: Perezvon, *, manage_lifecycle: bool = True) -> Starlett
     routes += site_script.routes()
     # each enabled plugin's static/ folder, by convention (the admin editors' scripts, ...)
     for plugin, (package, _) in perezvon.host.plugin_folders("static").items():
-        routes.append(Mount(f"{PLUGIN_STATIC}/{plugin}/static", PluginStaticFiles(packages=[(package, "static")]),
-                            name=f"plugin-static-{plugin}"))
+        routes.append(
+            Mount(
+                f"{PLUGIN_STATIC}/{plugin}/static",
+                PluginStaticFiles(packages=[(package, "static")]),
+                name=f"plugin-static-{plugin}",
+            )
+        )
     for plugin, plugin_routes in perezvon.host.routes():
         if plugin_routes:
             routes.append(Mount(f"/p/{plugin}", routes=plugin_routes, name=f"plugin-{plugin}"))

@@ -4,6 +4,7 @@ Every enabled plugin whose package holds a ``static/`` folder has it served at
 ``/plugins/<plugin>/static/<file>`` with no registration code in the plugin;
 the admin's editors load their scripts from there.
 """
+
 from __future__ import annotations
 
 from starlette.responses import Response

@@ -18,6 +18,7 @@ What a visitor's browser fetches on every page view of a customer site:
 The core knows no concrete app: it serves whatever the registered
 applications and integrations point at.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,8 +36,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from perezvon.core.domains import browser_domains
 from perezvon.core import enablement
+from perezvon.core.domains import browser_domains
 from perezvon.core.models import CalendarDay, Connection, Department, Office
 from perezvon.core.schedule import Hours
 
@@ -131,19 +132,32 @@ class SiteScript:
         if connection is None or not connection.is_on:
             return None, None
         config = await self.config_for(connection)
-        loader = (self.loader_template
-                  .replace("__BOOT__", json.dumps({
-                      "t": connection.token, "b": self.public_url, "h": browser_domains(connection.domains()),
-                      "r": self.assets["runtime"].path,
-                      # the apps' code is fetched at once, in parallel with the config and the runtime
-                      "a": [app["script"] for app in config["apps"]]}, separators=(",", ":")))).encode()
+        loader = (
+            self.loader_template.replace(
+                "__BOOT__",
+                json.dumps(
+                    {
+                        "t": connection.token,
+                        "b": self.public_url,
+                        "h": browser_domains(connection.domains()),
+                        "r": self.assets["runtime"].path,
+                        # the apps' code is fetched at once, in parallel with the config and the runtime
+                        "a": [app["script"] for app in config["apps"]],
+                    },
+                    separators=(",", ":"),
+                ),
+            )
+        ).encode()
         return Body.of(loader), Body.of(json.dumps(config, ensure_ascii=False, separators=(",", ":")).encode())
 
     async def config_for(self, connection: Connection, now: dt.datetime | None = None) -> dict[str, Any]:
         now = now or dt.datetime.now(dt.UTC)
         calendar = await CalendarDay.filter(connection_id=connection.id).all()
-        hours = Hours(timezone=connection.timezone, weekly=connection.schedule,
-                      overrides={d.date: (None if d.kind == "holiday" else (d.opens, d.closes)) for d in calendar})
+        hours = Hours(
+            timezone=connection.timezone,
+            weekly=connection.schedule,
+            overrides={d.date: (None if d.kind == "holiday" else (d.opens, d.closes)) for d in calendar},
+        )
         today = now.astimezone(hours.zone).date()
         windows = []
         for offset in WINDOW_DAYS:
@@ -169,8 +183,15 @@ class SiteScript:
             except Exception as exc:  # one broken app must not break the others
                 log.error("connection %s: app %s settings unusable: %s", connection.id, app.key, exc)
                 continue
-            apps.append({"key": app.key, "title": app.title, "source": app.lead_source,
-                         "script": self.app_assets[app.key].path, "config": client})
+            apps.append(
+                {
+                    "key": app.key,
+                    "title": app.title,
+                    "source": app.lead_source,
+                    "script": self.app_assets[app.key].path,
+                    "config": client,
+                }
+            )
         integrations: dict[str, Any] = {}
         integration_scripts = []
         for key, stored in await enablement.settings_on(connection, enablement.INTEGRATION):
@@ -190,19 +211,27 @@ class SiteScript:
         return {
             "v": 1,
             "api": self.public_url,
-            "site": {"name": connection.name, "timezone": connection.timezone,
-                     "timer_seconds": connection.timer_seconds, "session_minutes": connection.session_minutes,
-                     "session_gap_minutes": connection.session_gap_minutes,
-                     "convenient_time": connection.convenient_time},
+            "site": {
+                "name": connection.name,
+                "timezone": connection.timezone,
+                "timer_seconds": connection.timer_seconds,
+                "session_minutes": connection.session_minutes,
+                "session_gap_minutes": connection.session_gap_minutes,
+                "convenient_time": connection.convenient_time,
+            },
             "hours": {"windows": windows},
-            "offices": {"enabled": connection.offices_enabled and bool(offices),
-                        "required": connection.offices_enabled and connection.offices_required,
-                        "title": connection.offices_title,
-                        "items": [{"id": o.id, "name": o.name, "phone_selector": o.phone_selector} for o in offices]},
-            "departments": {"enabled": connection.departments_enabled and bool(departments),
-                            "required": connection.departments_enabled and connection.departments_required,
-                            "title": connection.departments_title,
-                            "items": [{"id": d.id, "name": d.name} for d in departments]},
+            "offices": {
+                "enabled": connection.offices_enabled and bool(offices),
+                "required": connection.offices_enabled and connection.offices_required,
+                "title": connection.offices_title,
+                "items": [{"id": o.id, "name": o.name, "phone_selector": o.phone_selector} for o in offices],
+            },
+            "departments": {
+                "enabled": connection.departments_enabled and bool(departments),
+                "required": connection.departments_enabled and connection.departments_required,
+                "title": connection.departments_title,
+                "items": [{"id": d.id, "name": d.name} for d in departments],
+            },
             "apps": apps,
             # the site events the apps on this page emit: analytics make a goal of each
             "events": list(self.registry.site_events(app["key"] for app in apps)) if apps else [],
@@ -237,8 +266,9 @@ class SiteScript:
             _, config = await self.bodies(_token(scope))
             extra = [(b"access-control-allow-origin", b"*"), (b"timing-allow-origin", b"*")]
             if config is None:
-                await _respond(send, scope, 404, b"application/json", NO_SUCH_SITE,
-                               [(b"cache-control", b"no-store"), *extra])
+                await _respond(
+                    send, scope, 404, b"application/json", NO_SUCH_SITE, [(b"cache-control", b"no-store"), *extra]
+                )
             else:
                 await _send_body(scope, send, config, b"application/json", CONFIG_CACHE, extra)
             return True
@@ -250,7 +280,7 @@ class SiteScript:
                 await _send_body(scope, send, loader, JS, LOADER_CACHE)
             return True
         if path.startswith("/site/static/"):
-            filename = path[len("/site/static/"):]
+            filename = path[len("/site/static/") :]
             name, _, rest = filename.partition(".")
             asset = self.assets.get(name)
             if asset is None or not rest.endswith(".js") or "/" in filename:
@@ -258,8 +288,14 @@ class SiteScript:
                 return True
             # a page holding an old loader asks for an old hash: today's code, but not for a year
             cache = IMMUTABLE if filename == asset.filename else b"no-cache"
-            await _send_body(scope, send, asset.body, JS, cache,
-                             [(b"access-control-allow-origin", b"*"), (b"timing-allow-origin", b"*")])
+            await _send_body(
+                scope,
+                send,
+                asset.body,
+                JS,
+                cache,
+                [(b"access-control-allow-origin", b"*"), (b"timing-allow-origin", b"*")],
+            )
             return True
         return False
 
@@ -315,15 +351,17 @@ def _header(scope: dict, name: bytes) -> bytes:
     return b""
 
 
-async def _respond(send, scope: dict, status: int, media_type: bytes, body: bytes,
-                   headers: list[tuple[bytes, bytes]]) -> None:
+async def _respond(
+    send, scope: dict, status: int, media_type: bytes, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
     head = [(b"content-type", media_type), (b"content-length", str(len(body)).encode()), *headers]
     await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
 
-async def _send_body(scope: dict, send, body: Body, media_type: bytes, cache: bytes,
-                     headers: list[tuple[bytes, bytes]] = ()) -> None:
+async def _send_body(
+    scope: dict, send, body: Body, media_type: bytes, cache: bytes, headers: list[tuple[bytes, bytes]] = ()
+) -> None:
     out = [(b"cache-control", cache), (b"etag", body.etag_bytes), (b"vary", b"Accept-Encoding"), *headers]
     if_none_match = _header(scope, b"if-none-match")
     if if_none_match and body.etag_bytes in [t.strip().removeprefix(b"W/") for t in if_none_match.split(b",")]:

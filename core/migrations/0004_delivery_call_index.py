@@ -2,14 +2,15 @@ from tortoise import migrations
 from tortoise.migrations import operations as ops
 from tortoise.indexes import Index
 
+
 class Migration(migrations.Migration):
-    dependencies = [('perezvon', '0003_api_keys')]
+    dependencies = [("perezvon", "0003_api_keys")]
 
     initial = False
 
     operations = [
         ops.AddIndex(
-            model_name='Delivery',
-            index=Index(fields=['call_id', 'integration_key']),
+            model_name="Delivery",
+            index=Index(fields=["call_id", "integration_key"]),
         ),
     ]

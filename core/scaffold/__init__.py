@@ -3,6 +3,7 @@
 The templates live in ``core/scaffold/integration/``; ``PACKAGE`` in a path becomes the
 package name and the ``.j2`` suffix is dropped.
 """
+
 from __future__ import annotations
 
 import re
@@ -20,8 +21,10 @@ class ScaffoldError(ValueError):
 
 def names(name: str) -> dict[str, str]:
     if not NAME.fullmatch(name):
-        raise ScaffoldError(f"{name!r}: a plugin name is 2-40 lowercase letters, digits and underscores, "
-                            "starting with a letter (e.g. my_crm)")
+        raise ScaffoldError(
+            f"{name!r}: a plugin name is 2-40 lowercase letters, digits and underscores, "
+            "starting with a letter (e.g. my_crm)"
+        )
     return {
         "name": name,
         "package": f"perezvon_{name}",
@@ -52,8 +55,9 @@ def scaffold(name: str, parent: Path) -> Path:
     target = parent / context["distribution"]
     if target.exists():
         raise ScaffoldError(f"{target} already exists; choose another name or directory")
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined, keep_trailing_newline=True,
-                      autoescape=False)  # noqa: S701 - the output is Python and TOML, not HTML
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False
+    )  # noqa: S701 - the output is Python and TOML, not HTML
     for template in sorted(TEMPLATES.rglob("*.j2")):
         relative = template.relative_to(TEMPLATES).as_posix()
         out = target / relative.replace("PACKAGE", context["package"]).removesuffix(".j2")

@@ -20,6 +20,7 @@ Nothing a visitor typed reaches Asterisk: numbers are E.164 digits checked
 against a strict pattern, channel ids and file names are made here, the
 announcement is an audio file named by its hash.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,9 +32,6 @@ import shutil
 import urllib.parse
 from pathlib import Path
 from typing import Any
-
-from perezvon.plugins.asterisk.causes import status_for_failed_leg
-from perezvon.plugins.asterisk.link import ActionRefused, AmiLink, LinkDown
 
 from perezvon.api import (
     CLIENT,
@@ -50,6 +48,8 @@ from perezvon.api import (
     keep_recording,
     run_scenario,
 )
+from perezvon.plugins.asterisk.causes import status_for_failed_leg
+from perezvon.plugins.asterisk.link import ActionRefused, AmiLink, LinkDown
 
 log = logging.getLogger("perezvon.asterisk")
 
@@ -75,8 +75,8 @@ class Leg:
         self.role = role
         self.id = channel_id
         self.name = ""
-        self.originated: asyncio.Future = loop.create_future()   # (success, reason)
-        self.gone: asyncio.Future = loop.create_future()         # hangup cause
+        self.originated: asyncio.Future = loop.create_future()  # (success, reason)
+        self.gone: asyncio.Future = loop.create_future()  # hangup cause
         self.agi_ready: asyncio.Future = loop.create_future()
         self.tech_cause = 0
         #: the far end hung up (HangupRequest: a BYE or CANCEL), as opposed to our dialplan ending the leg
@@ -139,8 +139,9 @@ class AsteriskCall(CallControl):
         roles = tuple(self.legs) if watch is None else watch
         gone = {self.legs[r].gone: r for r in roles if r in self.legs and self.legs[r].answered}
         try:
-            done, _ = await asyncio.wait({task, self.fault, *gone}, timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {task, self.fault, *gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         except asyncio.CancelledError:
             task.cancel()
             raise
@@ -152,7 +153,7 @@ class AsteriskCall(CallControl):
         for future, role in gone.items():
             if future in done:
                 raise LegHungUp(role)
-        raise asyncio.TimeoutError
+        raise TimeoutError
 
     def lose_link(self, why: str) -> None:
         if not self.fault.done():
@@ -164,8 +165,9 @@ class AsteriskCall(CallControl):
         future = asyncio.get_running_loop().create_future()
         leg.commands[command_id] = future
         try:
-            await self._race(self.link.send({"Action": "AGI", "Channel": leg.name, "Command": command,
-                                             "CommandID": command_id}))
+            await self._race(
+                self.link.send({"Action": "AGI", "Channel": leg.name, "Command": command, "CommandID": command_id})
+            )
         except ActionRefused as refused:  # the channel left Async AGI (hung up, or a broken dialplan)
             leg.commands.pop(command_id, None)
             if leg.gone.done():
@@ -190,9 +192,14 @@ class AsteriskCall(CallControl):
         self.legs[leg_role] = leg
         self.link.listen(leg.id, leg.on_event)
         action = {
-            "Action": "Originate", "Channel": self.backend.dial_string(number),
-            "Context": self.backend.context, "Exten": "s", "Priority": "1",
-            "Timeout": str(max(1000, int(timeout * 1000))), "Async": "true", "ChannelId": leg.id,
+            "Action": "Originate",
+            "Channel": self.backend.dial_string(number),
+            "Context": self.backend.context,
+            "Exten": "s",
+            "Priority": "1",
+            "Timeout": str(max(1000, int(timeout * 1000))),
+            "Async": "true",
+            "ChannelId": leg.id,
             "Variable": [f"PEREZVON_CALL={self.plan.call_id}", f"PEREZVON_LEG={leg_role}"],
         }
         shown = caller_id or self.backend.platform_caller_id
@@ -202,8 +209,7 @@ class AsteriskCall(CallControl):
         try:
             await self._race(self.link.send(action), watch=others)
         except ActionRefused as refused:
-            hint = " -- is the perezvon dialplan installed? (docs/asterisk.md)" \
-                if "xtension" in refused.message else ""
+            hint = " -- is the perezvon dialplan installed? (docs/asterisk.md)" if "xtension" in refused.message else ""
             raise TelephonyFault(f"Asterisk refused the Originate: {refused.message}{hint}") from None
         except LinkDown as down:
             raise TelephonyFault(str(down)) from None
@@ -211,24 +217,28 @@ class AsteriskCall(CallControl):
         await self.progress.leg_dialled(leg_role)
         # the decision: OriginateResponse (Asterisk does not order it against DialEnd/Hangup)
         try:
-            answered, reason = await self._race(asyncio.shield(leg.originated), watch=others,
-                                                timeout=timeout + 60)
-        except asyncio.TimeoutError:
+            answered, reason = await self._race(asyncio.shield(leg.originated), watch=others, timeout=timeout + 60)
+        except TimeoutError:
             raise TelephonyFault(f"no OriginateResponse for {leg.id} in {timeout + 60:g} s") from None
         if not answered:
             try:  # the Hangup event carries the cause; a channel that never existed has none
                 await self._race(asyncio.shield(leg.gone), watch=others, timeout=2.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             cause = leg.gone.result() if leg.gone.done() else None
             return status_for_failed_leg(cause, leg.tech_cause, reason)
         # answered: the dialplan hands the channel to Async AGI (or it hangs up first)
         try:
-            await self._race(asyncio.wait({leg.agi_ready, leg.gone}, return_when=asyncio.FIRST_COMPLETED),
-                             watch=others, timeout=self.backend.answer_wait)
-        except asyncio.TimeoutError:
-            raise TelephonyFault(f"the answered channel did not reach Async AGI in {self.backend.answer_wait:g} s "
-                                 f"-- check the {self.backend.context} dialplan (docs/asterisk.md)") from None
+            await self._race(
+                asyncio.wait({leg.agi_ready, leg.gone}, return_when=asyncio.FIRST_COMPLETED),
+                watch=others,
+                timeout=self.backend.answer_wait,
+            )
+        except TimeoutError:
+            raise TelephonyFault(
+                f"the answered channel did not reach Async AGI in {self.backend.answer_wait:g} s "
+                f"-- check the {self.backend.context} dialplan (docs/asterisk.md)"
+            ) from None
         # answered (even if already gone: the scenario's next step sees the hang-up and says who left)
         leg.answered = True
         return LegStatus.OK
@@ -251,8 +261,10 @@ class AsteriskCall(CallControl):
             # Asterisk's dialplan now ends the leg itself
             if leg.far_end_left:
                 raise LegHungUp(leg_role)
-            raise TelephonyFault(f"Asterisk could not play {sound}: check sounds_dir / asterisk_sounds_dir "
-                                 f"in [plugins.asterisk] (docs/asterisk.md)")
+            raise TelephonyFault(
+                f"Asterisk could not play {sound}: check sounds_dir / asterisk_sounds_dir "
+                f"in [plugins.asterisk] (docs/asterisk.md)"
+            )
 
     async def wait_key(self, leg_role: str, keys: set[str], timeout: float) -> str | None:
         leg = self.legs[leg_role]
@@ -261,7 +273,7 @@ class AsteriskCall(CallControl):
         while (left := deadline - loop.time()) > 0:
             try:
                 digit = await self._race(leg.digits.get(), timeout=left)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return None
             if digit in keys:
                 return digit
@@ -278,15 +290,14 @@ class AsteriskCall(CallControl):
             return
         try:
             await self._race(asyncio.sleep(seconds), timeout=seconds + 1)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def bridge(self, *, record: bool) -> int:
         operator, client = self.legs[OPERATOR], self.legs[CLIENT]
         if record and self.backend.asterisk_recordings_dir:
             self.recording_name = f"{operator.id}.wav"
-            await self._agi(operator, f"EXEC MixMonitor {self.backend.asterisk_recordings_dir}/"
-                                      f"{self.recording_name},b")
+            await self._agi(operator, f"EXEC MixMonitor {self.backend.asterisk_recordings_dir}/{self.recording_name},b")
         loop = asyncio.get_running_loop()
         started = loop.time()
         # Bridge() runs on the operator's channel and yanks the client's into the bridge;
@@ -338,11 +349,16 @@ class AsteriskTelephony(TelephonyBackend):
         #: names this worker's channels, so after a reconnect it can tell its own
         self.token = secrets.token_hex(4)
         self._warming: set[asyncio.Future[None]] = set()  # announcements being synthesised
-        self.link = AmiLink(host=settings["host"], port=settings["port"], username=settings["username"],
-                            secret=settings["secret"], ping_interval=settings["ping_interval_seconds"],
-                            ping_timeout=settings["ping_timeout_seconds"],
-                            reconnect_min=settings["reconnect_min_seconds"],
-                            reconnect_max=settings["reconnect_max_seconds"])
+        self.link = AmiLink(
+            host=settings["host"],
+            port=settings["port"],
+            username=settings["username"],
+            secret=settings["secret"],
+            ping_interval=settings["ping_interval_seconds"],
+            ping_timeout=settings["ping_timeout_seconds"],
+            reconnect_min=settings["reconnect_min_seconds"],
+            reconnect_max=settings["reconnect_max_seconds"],
+        )
         self.link.on_up(self._hang_up_orphans)
         self.link.on_up(self._check_dialplan)
         self.link.on_down(self._link_lost)
@@ -367,8 +383,10 @@ class AsteriskTelephony(TelephonyBackend):
     # -------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         if not self.registry.speech:
-            raise RuntimeError("the asterisk backend speaks announcements through a speech engine: "
-                               "enable [plugins.speech] (or another speech plugin) in plugins.toml")
+            raise RuntimeError(
+                "the asterisk backend speaks announcements through a speech engine: "
+                "enable [plugins.speech] (or another speech plugin) in plugins.toml"
+            )
         self.speech = max(self.registry.speech.values(), key=lambda engine: engine.priority)
         for directory in (self.sounds_dir, self.recordings_dir):
             directory.mkdir(parents=True, exist_ok=True)
@@ -409,8 +427,7 @@ class AsteriskTelephony(TelephonyBackend):
         try:
             channels = await self.link.list({"Action": "CoreShowChannels"}, "CoreShowChannelsComplete")
         except (LinkDown, ActionRefused) as exc:
-            log.warning("AMI: could not look for channels left by call %s attempt %d: %s",
-                        call_id, attempt_number, exc)
+            log.warning("AMI: could not look for channels left by call %s attempt %d: %s", call_id, attempt_number, exc)
             return 0
         ended = 0
         for channel in channels:
@@ -418,8 +435,9 @@ class AsteriskTelephony(TelephonyBackend):
                 continue
             try:
                 await self.link.send({"Action": "Hangup", "Channel": channel.get("Channel"), "Cause": "16"})
-                log.info("AMI: hung up %s, left by a worker that stopped during call %s",
-                         channel.get("Channel"), call_id)
+                log.info(
+                    "AMI: hung up %s, left by a worker that stopped during call %s", channel.get("Channel"), call_id
+                )
             except ActionRefused:  # it ended meanwhile (hanging up one joined leg ends the other)
                 pass
             except LinkDown:
@@ -430,19 +448,29 @@ class AsteriskTelephony(TelephonyBackend):
     async def _check_dialplan(self) -> None:
         """At each login: is the shipped context there, and does it hand legs to Async AGI?"""
         try:
-            steps = await self.link.list_during_login({"Action": "ShowDialPlan", "Context": self.context},
-                                                      "ShowDialPlanComplete")
+            steps = await self.link.list_during_login(
+                {"Action": "ShowDialPlan", "Context": self.context}, "ShowDialPlanComplete"
+            )
         except ActionRefused as refused:
-            self.dialplan_problem = (f"{refused.message}: install the dialplan from "
-                                     f"plugins/asterisk/conf (docs/asterisk.md)")
+            self.dialplan_problem = (
+                f"{refused.message}: install the dialplan from plugins/asterisk/conf (docs/asterisk.md)"
+            )
         except LinkDown as down:  # not fatal: calls will tell
             self.dialplan_problem = f"could not check the {self.context} dialplan: {down}"
         else:
-            runs_agi = any(step.get("Application", "").lower() == "agi" and "agi:async" in step.get("AppData", "")
-                           for step in steps if step.get("Extension") == "s")
-            self.dialplan_problem = "" if runs_agi else (
-                f"the {self.context} context does not run AGI(agi:async) for extension s: "
-                f"install the dialplan from plugins/asterisk/conf (docs/asterisk.md)")
+            runs_agi = any(
+                step.get("Application", "").lower() == "agi" and "agi:async" in step.get("AppData", "")
+                for step in steps
+                if step.get("Extension") == "s"
+            )
+            self.dialplan_problem = (
+                ""
+                if runs_agi
+                else (
+                    f"the {self.context} context does not run AGI(agi:async) for extension s: "
+                    f"install the dialplan from plugins/asterisk/conf (docs/asterisk.md)"
+                )
+            )
         if self.dialplan_problem:
             log.error("AMI: %s", self.dialplan_problem)
 
@@ -494,8 +522,9 @@ class AsteriskTelephony(TelephonyBackend):
             for leg in call.legs.values():
                 self.link.forget(leg.id)
         if call.recording_name:
-            outcome.recording = await keep_recording(self.recordings_dir / call.recording_name, self.data_dir,
-                                                     plan.call_id, plan.attempt_number)
+            outcome.recording = await keep_recording(
+                self.recordings_dir / call.recording_name, self.data_dir, plan.call_id, plan.attempt_number
+            )
         return outcome
 
     async def _warm(self, text: str, voice: str) -> None:

@@ -7,23 +7,24 @@ chan_pjsip busy, declined, 404 and 480 all give Reason 0), so the leg's
 ``ast_sip_hangup_sip2cause()`` produced it; ``Reason`` is the last resort
 (a channel that could not even be created has no Hangup).
 """
+
 from __future__ import annotations
 
 from perezvon.api import LegStatus
 
 #: Q.850 causes (include/asterisk/causes.h) -> the leg status
 _BY_CAUSE = {
-    1: LegStatus.NOT_FOUND,            # unallocated number (404)
-    3: LegStatus.NOT_FOUND,            # no route to destination
-    22: LegStatus.NOT_FOUND,           # number changed (410)
-    28: LegStatus.NOT_FOUND,           # invalid number format (484)
-    17: LegStatus.BUSY,                # user busy (486, 600)
-    21: LegStatus.DECLINED,            # call rejected (603)
-    18: LegStatus.TIMEOUT,             # no user responding (408)
-    19: LegStatus.UNAVAILABLE,         # no answer (480, ring timeout)
-    20: LegStatus.UNAVAILABLE,         # subscriber absent
-    16: LegStatus.TERMINATED,          # normal clearing before an answer: the far end gave up
-    127: LegStatus.TERMINATED,         # interworking (487 and other 4xx)
+    1: LegStatus.NOT_FOUND,  # unallocated number (404)
+    3: LegStatus.NOT_FOUND,  # no route to destination
+    22: LegStatus.NOT_FOUND,  # number changed (410)
+    28: LegStatus.NOT_FOUND,  # invalid number format (484)
+    17: LegStatus.BUSY,  # user busy (486, 600)
+    21: LegStatus.DECLINED,  # call rejected (603)
+    18: LegStatus.TIMEOUT,  # no user responding (408)
+    19: LegStatus.UNAVAILABLE,  # no answer (480, ring timeout)
+    20: LegStatus.UNAVAILABLE,  # subscriber absent
+    16: LegStatus.TERMINATED,  # normal clearing before an answer: the far end gave up
+    127: LegStatus.TERMINATED,  # interworking (487 and other 4xx)
     34: LegStatus.UNAVAILABLE_SERVICE,  # circuit congestion (503, other 5xx)
     38: LegStatus.UNAVAILABLE_SERVICE,  # network out of order
     41: LegStatus.UNAVAILABLE_SERVICE,  # temporary failure

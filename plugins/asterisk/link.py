@@ -20,6 +20,7 @@ needs on top of it (docs/asterisk.md, docs/ami-emulator.md "panoramisk facts"):
 * **Link loss** is told to every listener at once, so calls in flight end with
   a clear status instead of waiting for events that will never come.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -91,8 +92,18 @@ class _Manager(panoramisk.Manager):
 class AmiLink:
     """The worker's AMI connection and the event routing for its legs."""
 
-    def __init__(self, *, host: str, port: int, username: str, secret: str, ping_interval: float,
-                 ping_timeout: float, reconnect_min: float, reconnect_max: float) -> None:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        username: str,
+        secret: str,
+        ping_interval: float,
+        ping_timeout: float,
+        reconnect_min: float,
+        reconnect_max: float,
+    ) -> None:
         self.host, self.port = host, port
         self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
         self.reconnect_min, self.reconnect_max = reconnect_min, reconnect_max
@@ -120,12 +131,21 @@ class AmiLink:
         loop = asyncio.get_running_loop()
         self.closing = False
         self.manager = _Manager(
-            self, host=self.host, port=self.port, events=EVENT_CLASSES, loop=loop,
-            forgetable_actions=ACTIONS, reconnect_timeout=self.reconnect_min,
+            self,
+            host=self.host,
+            port=self.port,
+            events=EVENT_CLASSES,
+            loop=loop,
+            forgetable_actions=ACTIONS,
+            reconnect_timeout=self.reconnect_min,
             # panoramisk's own pinger cannot tell a silent link; ours below can
-            ping_delay=10 ** 6, ping_interval=10 ** 6,
-            on_login=self._logged_in, on_disconnect=self._disconnected, on_connect=self._tcp_connected,
-            **self._credentials)
+            ping_delay=10**6,
+            ping_interval=10**6,
+            on_login=self._logged_in,
+            on_disconnect=self._disconnected,
+            on_connect=self._tcp_connected,
+            **self._credentials,
+        )
         self.manager.register_event("*", self._dispatch)
         self.manager.connect()
         self._watchdog = asyncio.create_task(self._watch(), name="ami-watchdog")
@@ -151,7 +171,7 @@ class AmiLink:
             return
         try:
             await asyncio.wait_for(self.up.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise LinkDown(self.error or "the AMI link is down") from None
 
     # ------------------------------------------------------------------ actions
@@ -177,8 +197,11 @@ class AmiLink:
         if future not in done:
             if not future.done():
                 future.cancel()
-            raise LinkDown(self.error if self._down.is_set() and self.error
-                           else f"no answer to {action['Action']} in {timeout:g} s")
+            raise LinkDown(
+                self.error
+                if self._down.is_set() and self.error
+                else f"no answer to {action['Action']} in {timeout:g} s"
+            )
         response = future.result()
         if str(response.get("Response", "")).lower() == "error":
             raise ActionRefused(action["Action"], str(response.get("Message", "")))
@@ -197,8 +220,9 @@ class AmiLink:
         self._require_up()
         return await self._list(action, complete, timeout, logging_in=False)
 
-    async def _list(self, action: dict[str, Any], complete: str, timeout: float, *,
-                    logging_in: bool) -> builtins.list[Any]:  # `list` here is the method above
+    async def _list(
+        self, action: dict[str, Any], complete: str, timeout: float, *, logging_in: bool
+    ) -> builtins.list[Any]:  # `list` here is the method above
         action_id = f"perezvon-list-{next(self._list_ids)}"
         collected: list = []
         done = asyncio.get_running_loop().create_future()
@@ -207,7 +231,7 @@ class AmiLink:
             await self._send({**action, "ActionID": action_id}, timeout, logging_in=logging_in)
             await asyncio.wait_for(done, timeout)
             return collected
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise LinkDown(f"no end to {action['Action']} in {timeout:g} s") from None
         finally:
             self._lists.pop(action_id, None)
@@ -279,8 +303,10 @@ class AmiLink:
             callback(why)
 
     def _login_refused(self) -> None:
-        self.error = (f"Asterisk at {self.host}:{self.port} refused the AMI login of "
-                      f"{self._credentials['username']!r}: check username and secret in [plugins.asterisk]")
+        self.error = (
+            f"Asterisk at {self.host}:{self.port} refused the AMI login of "
+            f"{self._credentials['username']!r}: check username and secret in [plugins.asterisk]"
+        )
         log.error("AMI: %s", self.error)
 
     async def _watch(self) -> None:
@@ -298,8 +324,10 @@ class AmiLink:
                 if manager._connected and manager.authenticated_future is not None:
                     waited = loop.time() - self._connected_at
                     if waited > max(self.ping_timeout, self.ping_interval):
-                        self.error = (f"Asterisk at {self.host}:{self.port} accepted the connection but did not "
-                                      f"answer the AMI login in {waited:.1f} s")
+                        self.error = (
+                            f"Asterisk at {self.host}:{self.port} accepted the connection but did not "
+                            f"answer the AMI login in {waited:.1f} s"
+                        )
                         log.warning("AMI: %s; reconnecting", self.error)
                         self._abort(manager)
                 continue
@@ -307,8 +335,7 @@ class AmiLink:
                 await self._send({"Action": "Ping"}, self.ping_timeout)
             except (LinkDown, ActionRefused):
                 if self.up.is_set():
-                    log.warning("AMI: no answer to Ping in %.1f s: the link is silent, reconnecting",
-                                self.ping_timeout)
+                    log.warning("AMI: no answer to Ping in %.1f s: the link is silent, reconnecting", self.ping_timeout)
                     self._lost(f"Asterisk at {self.host}:{self.port} stopped answering (silent link)")
                     self._abort(manager)
 

@@ -1,8 +1,8 @@
 """The Asterisk telephony backend: hook implementations only (docs/asterisk.md)."""
-from perezvon.plugins.asterisk.backend import AsteriskTelephony
-from perezvon.plugins.asterisk.schemas import AsteriskSettings
 
 from perezvon.api import hookimpl
+from perezvon.plugins.asterisk.backend import AsteriskTelephony
+from perezvon.plugins.asterisk.schemas import AsteriskSettings
 
 
 @hookimpl

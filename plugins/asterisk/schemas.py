@@ -1,4 +1,5 @@
 """Deployment settings of the Asterisk plugin (``[plugins.asterisk]`` in plugins.toml)."""
+
 from __future__ import annotations
 
 import re
@@ -20,54 +21,107 @@ def _absolute_dir(value: str | None) -> None:
 
 
 class AsteriskSettings(Schema):
-    host = fields.String(load_default="127.0.0.1", validate=validate.Length(min=1, max=255),
-                         metadata={"help": "where Asterisk's manager interface listens"})
+    host = fields.String(
+        load_default="127.0.0.1",
+        validate=validate.Length(min=1, max=255),
+        metadata={"help": "where Asterisk's manager interface listens"},
+    )
     port = fields.Integer(load_default=5038, validate=validate.Range(min=1, max=65535))
-    username = fields.String(required=True, validate=validate.Length(min=1, max=80),
-                             metadata={"help": "the manager.conf user (docs/asterisk.md)"})
-    secret = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=255),
-                           metadata={"secret": True, "help": "its secret"})
-    dial_string = fields.String(load_default="PJSIP/{number}@trunk",
-                                metadata={"help": "how a number is dialled; {number} is E.164 without '+'"})
-    number_format = fields.String(load_default="e164_digits",
-                                  validate=validate.OneOf(["e164_digits", "e164_plus", "national_8"]),
-                                  metadata={"help": "{number} as 79161234567, +79161234567 or 89161234567"})
-    context = fields.String(load_default="perezvon-leg", validate=validate.Regexp(_NAME),
-                            metadata={"help": "the shipped dialplan context (docs/asterisk.md)"})
-    platform_caller_id = fields.String(load_default="", validate=validate.Regexp(r"^\+?\d{0,20}$"),
-                                       metadata={"help": "caller id when no substitution rule applies; "
-                                                         "empty = the trunk's own"})
-    sounds_dir = fields.String(load_default=None, allow_none=True, validate=_absolute_dir,
-                               metadata={"help": "a directory Asterisk can read: announcements are copied "
-                                                 "there (as Perezvon sees it); default <data dir>/asterisk-sounds"})
-    asterisk_sounds_dir = fields.String(load_default=None, allow_none=True, validate=_absolute_dir,
-                                        metadata={"help": "the same directory as Asterisk sees it "
-                                                          "(default: sounds_dir)"})
-    recordings_dir = fields.String(load_default=None, allow_none=True, validate=_absolute_dir,
-                                   metadata={"help": "where MixMonitor writes, as Perezvon sees it; "
-                                                     "default <data dir>/asterisk-recordings"})
-    asterisk_recordings_dir = fields.String(load_default=None, allow_none=True, validate=_absolute_dir,
-                                            metadata={"help": "the same directory as Asterisk sees it "
-                                                              "(default: recordings_dir)"})
-    answer_wait_seconds = fields.Float(load_default=10.0, validate=validate.Range(min=0.5, max=120),
-                                       metadata={"help": "how long an answered leg may take to reach the "
-                                                         "dialplan's Async AGI before it counts as a fault"})
-    ping_interval_seconds = fields.Float(load_default=5.0, validate=validate.Range(min=0.05, max=300),
-                                         metadata={"help": "how often the link is checked with a Ping"})
-    ping_timeout_seconds = fields.Float(load_default=3.0, validate=validate.Range(min=0.05, max=60),
-                                        metadata={"help": "a Ping unanswered this long means a silent link"})
+    username = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=80),
+        metadata={"help": "the manager.conf user (docs/asterisk.md)"},
+    )
+    secret = fields.String(
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=1, max=255),
+        metadata={"secret": True, "help": "its secret"},
+    )
+    dial_string = fields.String(
+        load_default="PJSIP/{number}@trunk", metadata={"help": "how a number is dialled; {number} is E.164 without '+'"}
+    )
+    number_format = fields.String(
+        load_default="e164_digits",
+        validate=validate.OneOf(["e164_digits", "e164_plus", "national_8"]),
+        metadata={"help": "{number} as 79161234567, +79161234567 or 89161234567"},
+    )
+    context = fields.String(
+        load_default="perezvon-leg",
+        validate=validate.Regexp(_NAME),
+        metadata={"help": "the shipped dialplan context (docs/asterisk.md)"},
+    )
+    platform_caller_id = fields.String(
+        load_default="",
+        validate=validate.Regexp(r"^\+?\d{0,20}$"),
+        metadata={"help": "caller id when no substitution rule applies; empty = the trunk's own"},
+    )
+    sounds_dir = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=_absolute_dir,
+        metadata={
+            "help": "a directory Asterisk can read: announcements are copied "
+            "there (as Perezvon sees it); default <data dir>/asterisk-sounds"
+        },
+    )
+    asterisk_sounds_dir = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=_absolute_dir,
+        metadata={"help": "the same directory as Asterisk sees it (default: sounds_dir)"},
+    )
+    recordings_dir = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=_absolute_dir,
+        metadata={"help": "where MixMonitor writes, as Perezvon sees it; default <data dir>/asterisk-recordings"},
+    )
+    asterisk_recordings_dir = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=_absolute_dir,
+        metadata={"help": "the same directory as Asterisk sees it (default: recordings_dir)"},
+    )
+    answer_wait_seconds = fields.Float(
+        load_default=10.0,
+        validate=validate.Range(min=0.5, max=120),
+        metadata={
+            "help": "how long an answered leg may take to reach the dialplan's Async AGI before it counts as a fault"
+        },
+    )
+    ping_interval_seconds = fields.Float(
+        load_default=5.0,
+        validate=validate.Range(min=0.05, max=300),
+        metadata={"help": "how often the link is checked with a Ping"},
+    )
+    ping_timeout_seconds = fields.Float(
+        load_default=3.0,
+        validate=validate.Range(min=0.05, max=60),
+        metadata={"help": "a Ping unanswered this long means a silent link"},
+    )
     reconnect_min_seconds = fields.Float(load_default=0.5, validate=validate.Range(min=0.01, max=60))
     reconnect_max_seconds = fields.Float(load_default=30.0, validate=validate.Range(min=0.1, max=3600))
-    connect_wait_seconds = fields.Float(load_default=10.0, validate=validate.Range(min=0, max=300),
-                                        metadata={"help": "an attempt waits this long for a link that is down "
-                                                          "before it ends as 'Asterisk unreachable'"})
+    connect_wait_seconds = fields.Float(
+        load_default=10.0,
+        validate=validate.Range(min=0, max=300),
+        metadata={
+            "help": "an attempt waits this long for a link that is down before it ends as 'Asterisk unreachable'"
+        },
+    )
 
     @validates("dial_string")
     def _dial_string(self, value: str, **_) -> None:
-        if not _DIAL_STRING.match(value) or value.count("{number}") != 1 or \
-                value.replace("{number}", "").count("{") or value.replace("{number}", "").count("}"):
-            raise ValidationError('Like "PJSIP/{number}@trunk": a technology, "/", and {number} once; '
-                                  "letters, digits and _ . : @ / + - only.")
+        if (
+            not _DIAL_STRING.match(value)
+            or value.count("{number}") != 1
+            or value.replace("{number}", "").count("{")
+            or value.replace("{number}", "").count("}")
+        ):
+            raise ValidationError(
+                'Like "PJSIP/{number}@trunk": a technology, "/", and {number} once; '
+                "letters, digits and _ . : @ / + - only."
+            )
 
     @validates_schema
     def _ranges(self, data, **_) -> None:

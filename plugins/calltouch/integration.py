@@ -14,6 +14,7 @@ The settings are checked (``check``) by reading one call of today from the calls
 ``GET https://api.calltouch.ru/calls-service/RestAPI/{site_id}/calls-diary/calls?clientApiId=<token>``:
 a token Calltouch does not know is refused, and so is a site the token does not own.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -50,16 +51,25 @@ SEARCH_DEPTH_MINUTES = 1440
 
 
 class CalltouchSettings(Schema):
-    site_id = fields.String(required=True, metadata={
-        "label": "Calltouch site id", "help": "Integrations → API & Webhooks → account id"})
-    session_variable = fields.String(load_default="call_value", metadata={
-        "label": "Page variable with the session id",
-        "help": "The page variable where Calltouch's script keeps the session id (call_value by default)"})
-    api_token = fields.String(required=True, metadata={
-        "secret": True, "label": "API token", "help": "Integrations → API & Webhooks → token"})
+    site_id = fields.String(
+        required=True, metadata={"label": "Calltouch site id", "help": "Integrations → API & Webhooks → account id"}
+    )
+    session_variable = fields.String(
+        load_default="call_value",
+        metadata={
+            "label": "Page variable with the session id",
+            "help": "The page variable where Calltouch's script keeps the session id (call_value by default)",
+        },
+    )
+    api_token = fields.String(
+        required=True, metadata={"secret": True, "label": "API token", "help": "Integrations → API & Webhooks → token"}
+    )
     timezone = fields.String(load_default="Europe/Moscow", metadata={"label": "Account time zone"})
-    api_url = fields.String(load_default=API_URL, validate=validate.URL(schemes={"http", "https"}, require_tld=False),
-                            metadata={"label": "API URL"})
+    api_url = fields.String(
+        load_default=API_URL,
+        validate=validate.URL(schemes={"http", "https"}, require_tld=False),
+        metadata={"label": "API URL"},
+    )
 
     @validates("site_id")
     def _site_digits(self, value: str, **_: Any) -> None:
@@ -95,15 +105,20 @@ def result_tags(call: Mapping[str, Any]) -> list[str]:
 
 
 def _answer_error(answer: Any) -> bool:
-    return isinstance(answer, dict) and bool(answer.get("error") or answer.get("errors")
-                                             or answer.get("status") == "error")
+    return isinstance(answer, dict) and bool(
+        answer.get("error") or answer.get("errors") or answer.get("status") == "error"
+    )
 
 
 def _check_answer(answer: Any, response: Any, token: str) -> None:
     """Calltouch may answer 200 with an error in the body: that is a failure too, not worth retrying."""
     if _answer_error(answer):
-        raise DeliveryError("Calltouch answered 200 with an error", retry=False, status=response.status_code,
-                            response=excerpt(response, [token]))
+        raise DeliveryError(
+            "Calltouch answered 200 with an error",
+            retry=False,
+            status=response.status_code,
+            response=excerpt(response, [token]),
+        )
 
 
 class Calltouch(Integration):
@@ -113,7 +128,8 @@ class Calltouch(Integration):
         "Every lead appears in Calltouch's request log with the visitor's session id and the tag "
         "perezvon_dtmf_<code> (widget 11, lead generator 12, mobile lead generator 13, mobile panel 14, site forms "
         "15, other 16); the call result follows as perezvon_<status> tags. Needs the site id and an API token "
-        "(Integrations → API & Webhooks).")
+        "(Integrations → API & Webhooks)."
+    )
     settings_schema = CalltouchSettings
     client_script: ClassVar[Path | None] = Path(__file__).with_name("static") / "calltouch.js"
 
@@ -146,8 +162,9 @@ class Calltouch(Integration):
         if session:
             form["sessionId"] = session
         token = settings["api_token"]
-        response = await self.http.send("POST", self._url(settings, REGISTER_PATH), data=form,
-                                        headers={"Access-Token": token}, secrets=[token])
+        response = await self.http.send(
+            "POST", self._url(settings, REGISTER_PATH), data=form, headers={"Access-Token": token}, secrets=[token]
+        )
         _check_answer(json_body(response, [token]), response, token)
         return excerpt(response, [token])
 
@@ -155,17 +172,31 @@ class Calltouch(Integration):
         settings, lead = event.settings, event.lead
         token = settings["api_token"]
         created = dt.datetime.fromisoformat(lead["created_at"]).astimezone(ZoneInfo(settings["timezone"]))
-        body = {"leads": [{
-            "matching": [{"type": "requestContact", "requestContactParams": {
-                "phones": [lead["phone"].lstrip("+")],
-                "date": created.strftime("%d-%m-%Y %H:%M:%S"),
-                "requestTypeToMatch": "nearestUniq",
-                "searchDepth": SEARCH_DEPTH_MINUTES,
-            }}],
-            "addTags": {"overwrite": False, "tags": [{"tag": tag} for tag in result_tags(event.call)]},
-        }]}
-        response = await self.http.send("POST", self._url(settings, TAG_PATH), json=body, secrets=[token],
-                                        headers={"Access-Token": token, "SiteId": settings["site_id"].strip()})
+        body = {
+            "leads": [
+                {
+                    "matching": [
+                        {
+                            "type": "requestContact",
+                            "requestContactParams": {
+                                "phones": [lead["phone"].lstrip("+")],
+                                "date": created.strftime("%d-%m-%Y %H:%M:%S"),
+                                "requestTypeToMatch": "nearestUniq",
+                                "searchDepth": SEARCH_DEPTH_MINUTES,
+                            },
+                        }
+                    ],
+                    "addTags": {"overwrite": False, "tags": [{"tag": tag} for tag in result_tags(event.call)]},
+                }
+            ]
+        }
+        response = await self.http.send(
+            "POST",
+            self._url(settings, TAG_PATH),
+            json=body,
+            secrets=[token],
+            headers={"Access-Token": token, "SiteId": settings["site_id"].strip()},
+        )
         _check_answer(json_body(response, [token]), response, token)
         return excerpt(response, [token])
 
@@ -174,15 +205,29 @@ class Calltouch(Integration):
         token, site = settings["api_token"].strip(), settings["site_id"].strip()
         today = dt.datetime.now(ZoneInfo(settings["timezone"])).strftime("%d/%m/%Y")
         try:
-            response = await self.http.send("GET", self._url(settings, CHECK_PATH), secrets=[token], params={
-                "clientApiId": token, "dateFrom": today, "dateTo": today, "page": 1, "limit": 1})
+            response = await self.http.send(
+                "GET",
+                self._url(settings, CHECK_PATH),
+                secrets=[token],
+                params={"clientApiId": token, "dateFrom": today, "dateTo": today, "page": 1, "limit": 1},
+            )
         except DeliveryError as refused:
             if refused.status == 401:
                 raise CheckFailed({"api_token": ["Calltouch does not know this API token."]}) from None
             if refused.status in (403, 404):
-                raise CheckFailed({"site_id": [("Calltouch has no site %(site)s for this token: check the site id "
-                                                "(Integrations → API & Webhooks).", {"site": site})]}) from None
+                raise CheckFailed(
+                    {
+                        "site_id": [
+                            (
+                                "Calltouch has no site %(site)s for this token: check the site id "
+                                "(Integrations → API & Webhooks).",
+                                {"site": site},
+                            )
+                        ]
+                    }
+                ) from None
             raise
         if _answer_error(json_body(response, [token])):
-            raise CheckFailed({"_schema": [("Calltouch answered with an error: %(answer)s",
-                                            {"answer": excerpt(response, [token])})]})
+            raise CheckFailed(
+                {"_schema": [("Calltouch answered with an error: %(answer)s", {"answer": excerpt(response, [token])})]}
+            )

@@ -1,7 +1,7 @@
 """The Calltouch plugin: hook implementations only."""
-from perezvon.plugins.calltouch.integration import Calltouch
 
 from perezvon.api import hookimpl
+from perezvon.plugins.calltouch.integration import Calltouch
 
 
 @hookimpl

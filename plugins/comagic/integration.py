@@ -11,6 +11,7 @@ key's fault, a site id missing from the account's sites is the site id's.
 The account key is the Data API access token. It is a secret: masked as ``****`` after saving,
 never sent back to the browser, and blanked out of anything stored or logged about a delivery.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -41,17 +42,31 @@ BAD_KEY_CODE = -32001
 
 
 class ComagicSettings(Schema):
-    access_token = fields.String(required=True, metadata={
-        "secret": True, "label": "Account key", "help": "A permanent Data API key: Account → Users → key"})
-    site_id = fields.Integer(required=True, strict=False, validate=validate.Range(min=1), metadata={
-        "label": "CoMagic site id"})
-    successful_tag_id = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1), metadata={
-        "label": "Tag of a successful call", "help": "A tag id from get.tags"})
-    failed_tag_id = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1), metadata={
-        "label": "Tag of a failed call", "help": "A tag id from get.tags"})
+    access_token = fields.String(
+        required=True,
+        metadata={"secret": True, "label": "Account key", "help": "A permanent Data API key: Account → Users → key"},
+    )
+    site_id = fields.Integer(
+        required=True, strict=False, validate=validate.Range(min=1), metadata={"label": "CoMagic site id"}
+    )
+    successful_tag_id = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=1),
+        metadata={"label": "Tag of a successful call", "help": "A tag id from get.tags"},
+    )
+    failed_tag_id = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=1),
+        metadata={"label": "Tag of a failed call", "help": "A tag id from get.tags"},
+    )
     timezone = fields.String(load_default="Europe/Moscow", metadata={"label": "Account time zone"})
-    api_url = fields.String(load_default=API_URL, validate=validate.URL(schemes={"http", "https"}, require_tld=False),
-                            metadata={"label": "Data API URL"})
+    api_url = fields.String(
+        load_default=API_URL,
+        validate=validate.URL(schemes={"http", "https"}, require_tld=False),
+        metadata={"label": "Data API URL"},
+    )
 
     @validates("access_token")
     def _key(self, value: str, **_: Any) -> None:
@@ -77,7 +92,8 @@ class Comagic(Integration):
     description = (
         "Leads go to CoMagic as the site's requests (Data API upload.offline_messages), call results as tags "
         "(set.tag_communications). Needs a permanent Data API key and the site id; allow the server's IP under "
-        "\"Rules and security → API\". Once saved the key is shown as ****.")
+        '"Rules and security → API". Once saved the key is shown as ****.'
+    )
     settings_schema = ComagicSettings
     client_script: ClassVar[Path | None] = Path(__file__).with_name("static") / "comagic.js"
 
@@ -90,14 +106,19 @@ class Comagic(Integration):
     def client_events(self, settings: dict[str, Any]) -> dict[str, Any]:
         return {}  # the browser gets nothing from the settings, least of all the key
 
-    async def rpc(self, settings: dict[str, Any], method: str, params: dict[str, Any],
-                  request_id: str) -> tuple[Any, Any, dict[str, Any] | None]:
+    async def rpc(
+        self, settings: dict[str, Any], method: str, params: dict[str, Any], request_id: str
+    ) -> tuple[Any, Any, dict[str, Any] | None]:
         """One JSON-RPC request: the answer, the HTTP response, and the answer's ``error`` (None when none)."""
         token = settings["access_token"]
         body = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": {"access_token": token, **params}}
-        response = await self.http.send("POST", settings["api_url"], secrets=[token],
-                                        content=json.dumps(body, ensure_ascii=False).encode(),
-                                        headers={"Content-Type": "application/json; charset=UTF-8"})
+        response = await self.http.send(
+            "POST",
+            settings["api_url"],
+            secrets=[token],
+            content=json.dumps(body, ensure_ascii=False).encode(),
+            headers={"Content-Type": "application/json; charset=UTF-8"},
+        )
         answer = json_body(response, [token])
         error = answer.get("error") if isinstance(answer, dict) else {"message": "not a JSON-RPC answer"}
         return answer, response, error or None
@@ -107,8 +128,12 @@ class Comagic(Integration):
         answer, response, error = await self.rpc(settings, method, params, request_id)
         if error:
             code = error.get("code")
-            raise DeliveryError(f"CoMagic {method}: error {code}", retry=code in RETRYABLE_CODES,
-                                status=response.status_code, response=excerpt(response, [token]))
+            raise DeliveryError(
+                f"CoMagic {method}: error {code}",
+                retry=code in RETRYABLE_CODES,
+                status=response.status_code,
+                response=excerpt(response, [token]),
+            )
         return answer.get("result") or {}
 
     async def on_lead_created(self, event: CallEvent) -> str:
@@ -118,15 +143,15 @@ class Comagic(Integration):
             "date_time": created.strftime("%Y-%m-%d %H:%M:%S"),
             "name": lead.get("name") or "",
             "phone": lead["phone"].lstrip("+"),
-            "message": f"Перезвон: заявка на обратный звонок ({lead.get('source', '')}) {lead.get('page_url', '')}"
-                       .strip(),
+            "message": f"Перезвон: заявка на обратный звонок ({lead.get('source', '')}) {lead.get('page_url', '')}".strip(),
             "site_id": settings["site_id"],
         }
         session = session_id_of(lead)
         if session is not None:
             message["visitor_session_id"] = session
-        result = await self.call(settings, "upload.offline_messages", {"offline_messages": [message]},
-                                 request_id=event.event_id)
+        result = await self.call(
+            settings, "upload.offline_messages", {"offline_messages": [message]}, request_id=event.event_id
+        )
         ids = [row.get("id") for row in result.get("data") or [] if isinstance(row, dict)]
         return json.dumps({"offline_message_id": ids[0] if ids else None})
 
@@ -143,9 +168,12 @@ class Comagic(Integration):
         if not message_id:
             # the lead is still being delivered (or failed): the result waits for it, with back-off
             raise DeliveryError("the lead is not in CoMagic yet", retry=True)
-        await self.call(settings, "set.tag_communications", {
-            "communication_id": message_id, "communication_type": "offline_message", "tag_id": tag_id},
-            request_id=event.event_id)
+        await self.call(
+            settings,
+            "set.tag_communications",
+            {"communication_id": message_id, "communication_type": "offline_message", "tag_id": tag_id},
+            request_id=event.event_id,
+        )
         return json.dumps({"offline_message_id": message_id, "tag_id": tag_id})
 
     async def check(self, settings: dict[str, Any]) -> None:
@@ -154,15 +182,30 @@ class Comagic(Integration):
         if error:
             mnemonic = str((error.get("data") or {}).get("mnemonic") or "")
             if error.get("code") == BAD_KEY_CODE or "token" in mnemonic:
-                raise CheckFailed({"access_token": [
-                    "CoMagic does not accept this key: it is wrong, expired or blocked."]})
+                raise CheckFailed(
+                    {"access_token": ["CoMagic does not accept this key: it is wrong, expired or blocked."]}
+                )
             if mnemonic.startswith("ip_"):
-                raise CheckFailed({"_schema": [
-                    "CoMagic does not accept requests from this server's IP address: allow it under "
-                    "\"Rules and security → API\"."]})
-            raise CheckFailed({"_schema": [("CoMagic answered with error %(code)s: %(message)s",
-                                            {"code": error.get("code"), "message": error.get("message", "")})]})
+                raise CheckFailed(
+                    {
+                        "_schema": [
+                            "CoMagic does not accept requests from this server's IP address: allow it under "
+                            '"Rules and security → API".'
+                        ]
+                    }
+                )
+            raise CheckFailed(
+                {
+                    "_schema": [
+                        (
+                            "CoMagic answered with error %(code)s: %(message)s",
+                            {"code": error.get("code"), "message": error.get("message", "")},
+                        )
+                    ]
+                }
+            )
         sites = ((answer.get("result") or {}).get("data")) or []
         if settings["site_id"] not in {row.get("id") for row in sites if isinstance(row, dict)}:
-            raise CheckFailed({"site_id": [("The CoMagic account of this key has no site %(site)s.",
-                                            {"site": settings["site_id"]})]})
+            raise CheckFailed(
+                {"site_id": [("The CoMagic account of this key has no site %(site)s.", {"site": settings["site_id"]})]}
+            )

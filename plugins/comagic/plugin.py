@@ -1,7 +1,7 @@
 """The CoMagic plugin: hook implementations only."""
-from perezvon.plugins.comagic.integration import Comagic
 
 from perezvon.api import hookimpl
+from perezvon.plugins.comagic.integration import Comagic
 
 
 @hookimpl

@@ -15,6 +15,7 @@ Protocol's validation server (``/debug/mp/collect`` next to ``/mp/collect``), wh
 ``validationMessages`` name the field at fault. That server checks the request's
 shape and ids; it does not say whether the API secret exists in the property.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,15 +38,25 @@ CHECKED_FIELDS = ("measurement_id", "api_secret")
 
 
 class GoogleAnalyticsSettings(Schema):
-    measurement_id = fields.String(required=True, metadata={
-        "label": "Measurement id", "help": "G-XXXXXXXXXX (GA4) or UA-12345678-1"})
-    label = fields.String(load_default="", validate=validate.Length(max=100), metadata={
-        "label": "Event label", "help": "Optional"})
-    api_secret = fields.String(load_default="", metadata={
-        "secret": True, "label": "Measurement Protocol API secret",
-        "help": "GA4: Admin → Data streams → Measurement Protocol API secrets. Empty: call results are not sent"})
-    mp_url = fields.String(load_default=MP_URL, validate=validate.URL(schemes={"http", "https"}, require_tld=False),
-                           metadata={"label": "Measurement Protocol URL"})
+    measurement_id = fields.String(
+        required=True, metadata={"label": "Measurement id", "help": "G-XXXXXXXXXX (GA4) or UA-12345678-1"}
+    )
+    label = fields.String(
+        load_default="", validate=validate.Length(max=100), metadata={"label": "Event label", "help": "Optional"}
+    )
+    api_secret = fields.String(
+        load_default="",
+        metadata={
+            "secret": True,
+            "label": "Measurement Protocol API secret",
+            "help": "GA4: Admin → Data streams → Measurement Protocol API secrets. Empty: call results are not sent",
+        },
+    )
+    mp_url = fields.String(
+        load_default=MP_URL,
+        validate=validate.URL(schemes={"http", "https"}, require_tld=False),
+        metadata={"label": "Measurement Protocol URL"},
+    )
 
     @validates("measurement_id")
     def _format(self, value: str, **_: Any) -> None:
@@ -68,28 +79,34 @@ def client_id_of(event: CallEvent) -> str:
     return f"{number}.{number % 2_000_000_000}"
 
 
-def result_body(client_id: str, call: dict[str, Any], lead: dict[str, Any], attempts: int,
-                transaction_id: str) -> dict[str, Any]:
+def result_body(
+    client_id: str, call: dict[str, Any], lead: dict[str, Any], attempts: int, transaction_id: str
+) -> dict[str, Any]:
     """The Measurement Protocol document of one call's result."""
     return {
         "client_id": client_id,
-        "events": [{"name": MP_EVENT, "params": {
-            "event_category": CATEGORY,
-            "status": call.get("display_status", ""),
-            "successful": call.get("display_status") == "successful",
-            "duration_seconds": int(call.get("duration_seconds") or 0),
-            "attempts": attempts,
-            "source": lead.get("source", ""),
-            "is_target": bool(call.get("is_target")),
-            "transaction_id": transaction_id,
-        }}],
+        "events": [
+            {
+                "name": MP_EVENT,
+                "params": {
+                    "event_category": CATEGORY,
+                    "status": call.get("display_status", ""),
+                    "successful": call.get("display_status") == "successful",
+                    "duration_seconds": int(call.get("duration_seconds") or 0),
+                    "attempts": attempts,
+                    "source": lead.get("source", ""),
+                    "is_target": bool(call.get("is_target")),
+                    "transaction_id": transaction_id,
+                },
+            }
+        ],
     }
 
 
 def validation_url(mp_url: str) -> str:
     """The validation server next to a Measurement Protocol URL (``…/mp/collect`` -> ``…/debug/mp/collect``)."""
     base = mp_url.split("?", 1)[0].rstrip("/")
-    return (base[:-len(MP_PATH)] if base.endswith(MP_PATH) else base) + DEBUG_PATH
+    return (base[: -len(MP_PATH)] if base.endswith(MP_PATH) else base) + DEBUG_PATH
 
 
 class GoogleAnalytics(Integration):
@@ -99,7 +116,8 @@ class GoogleAnalytics(Integration):
         "Events the enabled apps declare on the site are sent with category PEREZVON and the event's name as the "
         "action (widget_shown, widget_lead, offhours_lead, …) through gtag or ga — the tag must be on the site. "
         "With a Measurement Protocol secret (GA4) call results arrive "
-        "as the event perezvon_call_finished.")
+        "as the event perezvon_call_finished."
+    )
     settings_schema = GoogleAnalyticsSettings
     client_script: ClassVar[Path | None] = Path(__file__).with_name("static") / "google_analytics.js"
 
@@ -107,8 +125,7 @@ class GoogleAnalytics(Integration):
         self.http = HttpPush()
 
     def client_events(self, settings: dict[str, Any]) -> dict[str, Any]:
-        return {"measurement_id": settings["measurement_id"].strip(), "category": CATEGORY,
-                "label": settings["label"]}
+        return {"measurement_id": settings["measurement_id"].strip(), "category": CATEGORY, "label": settings["label"]}
 
     async def on_call_finished(self, event: CallEvent) -> str | None:
         settings = event.settings
@@ -116,8 +133,12 @@ class GoogleAnalytics(Integration):
             return None
         body = result_body(client_id_of(event), event.call, event.lead, len(event.attempts), event.event_id)
         response = await self.http.send(
-            "POST", settings["mp_url"], json=body, secrets=[settings["api_secret"]],
-            params={"measurement_id": settings["measurement_id"].strip(), "api_secret": settings["api_secret"]})
+            "POST",
+            settings["mp_url"],
+            json=body,
+            secrets=[settings["api_secret"]],
+            params={"measurement_id": settings["measurement_id"].strip(), "api_secret": settings["api_secret"]},
+        )
         return excerpt(response, [settings["api_secret"]])
 
     async def check(self, settings: dict[str, Any]) -> None:
@@ -126,11 +147,20 @@ class GoogleAnalytics(Integration):
         secret = settings["api_secret"]
         if not secret:
             return
-        body = result_body("1234567890.1234567890", {"display_status": "successful", "duration_seconds": 60},
-                           {"source": "widget"}, 1, "perezvon-check")
+        body = result_body(
+            "1234567890.1234567890",
+            {"display_status": "successful", "duration_seconds": 60},
+            {"source": "widget"},
+            1,
+            "perezvon-check",
+        )
         response = await self.http.send(
-            "POST", validation_url(settings["mp_url"]), json=body, secrets=[secret],
-            params={"measurement_id": settings["measurement_id"].strip(), "api_secret": secret})
+            "POST",
+            validation_url(settings["mp_url"]),
+            json=body,
+            secrets=[secret],
+            params={"measurement_id": settings["measurement_id"].strip(), "api_secret": secret},
+        )
         answer = json_body(response, [secret])
         errors: dict[str, list[Any]] = {}
         for message in (answer.get("validationMessages") if isinstance(answer, dict) else None) or []:
@@ -138,8 +168,11 @@ class GoogleAnalytics(Integration):
                 continue
             named = f"{message.get('fieldPath', '')} {message.get('description', '')}"
             field = next((name for name in CHECKED_FIELDS if name in named), "_schema")
-            errors.setdefault(field, []).append((
-                "Google Analytics does not accept the request: %(description)s",
-                {"description": str(message.get("description") or message.get("validationCode") or "")}))
+            errors.setdefault(field, []).append(
+                (
+                    "Google Analytics does not accept the request: %(description)s",
+                    {"description": str(message.get("description") or message.get("validationCode") or "")},
+                )
+            )
         if errors:
             raise CheckFailed(errors)

@@ -1,7 +1,7 @@
 """The Google Analytics plugin: hook implementations only."""
-from perezvon.plugins.google_analytics.integration import GoogleAnalytics
 
 from perezvon.api import hookimpl
+from perezvon.plugins.google_analytics.integration import GoogleAnalytics
 
 
 @hookimpl

@@ -1,12 +1,12 @@
 """Lead generators as an application (docs/site-script.md#the-lead-generator)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, ClassVar
 
-from perezvon.plugins.leadgen.schemas import MAX_PER_SESSION, LeadgenSettings
-
 from perezvon.api import AppEditor, Application, EditorElement, LeadSource, PreviewOption
+from perezvon.plugins.leadgen.schemas import MAX_PER_SESSION, LeadgenSettings
 
 KEY = "leadgen"
 
@@ -18,25 +18,59 @@ EDITOR = AppEditor(
     preview_scripts=("preview.js",),
     elements=(
         EditorElement("close", ".x", "Close button", ("cover.close_color",)),
-        EditorElement("button", ".go", "Button", ("call.button_text", "call.button_from", "call.button_to",
-                                                  "call.button_hover_from", "call.button_hover_to",
-                                                  "call.button_text_color")),
-        EditorElement("info", ".info", "Text curtain", ("call.info_text", "call.info_text_color",
-                                                        "call.info_background", "call.info_image")),
+        EditorElement(
+            "button",
+            ".go",
+            "Button",
+            (
+                "call.button_text",
+                "call.button_from",
+                "call.button_to",
+                "call.button_hover_from",
+                "call.button_hover_to",
+                "call.button_text_color",
+            ),
+        ),
+        EditorElement(
+            "info",
+            ".info",
+            "Text curtain",
+            ("call.info_text", "call.info_text_color", "call.info_background", "call.info_image"),
+        ),
         EditorElement("form_title", ".form h3", "Form curtain title", ("call.form_title", "call.form_text_color")),
-        EditorElement("field", "input, select", "Fields", ("call.name_field", "call.name_placeholder",
-                                                           "call.phone_placeholder", "call.phone_mask",
-                                                           "call.day_label", "call.time_label")),
+        EditorElement(
+            "field",
+            "input, select",
+            "Fields",
+            (
+                "call.name_field",
+                "call.name_placeholder",
+                "call.phone_placeholder",
+                "call.phone_mask",
+                "call.day_label",
+                "call.time_label",
+            ),
+        ),
         EditorElement("consent", ".ok", "Consent", ("call.consent_text",)),
-        EditorElement("disclaimer", ".dis", "Disclaimer", ("call.disclaimer", "call.link1_text", "call.link1_url",
-                                                           "call.link2_text", "call.link2_url")),
-        EditorElement("form", ".form", "Form curtain", ("call.form_background", "call.form_text_color",
-                                                        "call.curtain_on", "call.curtain_delay_seconds")),
+        EditorElement(
+            "disclaimer",
+            ".dis",
+            "Disclaimer",
+            ("call.disclaimer", "call.link1_text", "call.link1_url", "call.link2_text", "call.link2_url"),
+        ),
+        EditorElement(
+            "form",
+            ".form",
+            "Form curtain",
+            ("call.form_background", "call.form_text_color", "call.curtain_on", "call.curtain_delay_seconds"),
+        ),
         EditorElement("timer_title", ".timer h2", "Timer title", ("timer.title", "timer.text_color")),
-        EditorElement("timer", ".timer", "Timer", ("timer.background", "timer.text_color", "timer.accent_color",
-                                                   "timer.text")),
-        EditorElement("text1", ".cover h2", "Text 1 (headline)", ("cover.text1", "cover.text1_color",
-                                                                   "cover.text1_size")),
+        EditorElement(
+            "timer", ".timer", "Timer", ("timer.background", "timer.text_color", "timer.accent_color", "timer.text")
+        ),
+        EditorElement(
+            "text1", ".cover h2", "Text 1 (headline)", ("cover.text1", "cover.text1_color", "cover.text1_size")
+        ),
         EditorElement("text2", ".cover p", "Text 2", ("cover.text2", "cover.text2_color")),
         EditorElement("cover", ".cover, .box", "Cover", ("cover.background", "cover.background_image")),
     ),
@@ -55,16 +89,20 @@ LEAD_SOURCE = LeadSource(key=KEY, title="Генератор лидов", calltou
 class Leadgen(Application):
     key = KEY
     title = "Генератор лидов"
-    description = ("Промо-окна с предложением: обложка, шторки с формой и таймер звонка. "
-                   "Promotional pop-ups: a cover, curtains with the form, a call timer.")
+    description = (
+        "Промо-окна с предложением: обложка, шторки с формой и таймер звонка. "
+        "Promotional pop-ups: a cover, curtains with the form, a call timer."
+    )
     lead_source = KEY
     settings_schema = LeadgenSettings
     client_script = Path(__file__).with_name("static") / "leadgen.js"
     editor = EDITOR
     #: the goals analytics get: Metrika's "perezvon_<event>", GA's action "<event>" (docs/integrations.md)
-    site_events: ClassVar[dict[str, str]] = {"leadgen_shown": "Lead generator shown", "leadgen_lead": "Lead from a lead generator"}
+    site_events: ClassVar[dict[str, str]] = {
+        "leadgen_shown": "Lead generator shown",
+        "leadgen_lead": "Lead from a lead generator",
+    }
 
     def client_config(self, connection, settings: dict[str, Any]) -> dict[str, Any]:
         # switched-off generators never reach the browser
-        return {"max_per_session": MAX_PER_SESSION,
-                "generators": [g for g in settings["generators"] if g["enabled"]]}
+        return {"max_per_session": MAX_PER_SESSION, "generators": [g for g in settings["generators"] if g["enabled"]]}

@@ -1,8 +1,8 @@
 """The lead-generator plugin: hook implementations only."""
-from perezvon.plugins.leadgen.app import LEAD_SOURCE, Leadgen
-from perezvon.plugins.leadgen.demo import demo_step
 
 from perezvon.api import hookimpl
+from perezvon.plugins.leadgen.app import LEAD_SOURCE, Leadgen
+from perezvon.plugins.leadgen.demo import demo_step
 
 
 @hookimpl

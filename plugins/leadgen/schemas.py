@@ -1,9 +1,11 @@
 """Lead generators' per-connection settings (docs/site-script.md#the-lead-generator): up to 100 promotional
 pop-ups, each with its conditions, trigger and three screens in a working-hours
 and an off-hours variant. Defaults make a finished-looking promotion."""
+
 from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
+
 from perezvon.plugins.widget.rules import CHANNELS, Color, ConditionFields, Strict, WebUrl, label, nested, words
 
 MAX_GENERATORS = 100
@@ -18,8 +20,9 @@ class CoverSchema(Strict):
     close_color = Color("#e2e8f0", metadata=label("Close button"))
     text1 = words("Скидка 10% на первый заказ", 200, "Text 1 (headline)")
     text1_color = Color("#facc15", metadata=label("Text 1 colour"))
-    text1_size = fields.Integer(load_default=40, validate=validate.Range(min=12, max=80),
-                                metadata=label("Text 1 size, px"))
+    text1_size = fields.Integer(
+        load_default=40, validate=validate.Range(min=12, max=80), metadata=label("Text 1 size, px")
+    )
     text2 = words("Только сегодня: оставьте номер — закрепим скидку за вами.", 300, "Text 2")
     text2_color = Color("#f1f5f9", metadata=label("Text 2 colour"))
 
@@ -27,20 +30,25 @@ class CoverSchema(Strict):
 class CallSchema(Strict):
     """Two curtains slide over the cover: one with the form, one with text and an image."""
 
-    curtain_on = fields.String(load_default="time", validate=validate.OneOf(["time", "hover"]),
-                               metadata=label("Curtains slide in on"))
-    curtain_delay_seconds = fields.Float(load_default=2.5, validate=validate.Range(min=0, max=60),
-                                         metadata=label("After, s (on time)"))
+    curtain_on = fields.String(
+        load_default="time", validate=validate.OneOf(["time", "hover"]), metadata=label("Curtains slide in on")
+    )
+    curtain_delay_seconds = fields.Float(
+        load_default=2.5, validate=validate.Range(min=0, max=60), metadata=label("After, s (on time)")
+    )
     form_background = Color("#ffffff", metadata=label("Form curtain background"))
     form_title = words("Закрепить скидку", 150, "Form curtain title")
     form_text_color = Color("#0f172a", metadata=label("Form curtain text colour"))
-    name_field = fields.String(load_default="hidden", validate=validate.OneOf(["hidden", "optional", "required"]),
-                               metadata=label("Name field"))
+    name_field = fields.String(
+        load_default="hidden", validate=validate.OneOf(["hidden", "optional", "required"]), metadata=label("Name field")
+    )
     name_placeholder = words("Ваше имя", 100, "Name placeholder")
     phone_placeholder = words("+7 (___) ___-__-__", 100, "Phone placeholder")
-    phone_mask = fields.String(load_default="+7 (999) 999-99-99", validate=validate.Regexp(
-        r"^[0-9+() \-]*9[0-9+() \-]*$", error="A mask with 9 for each digit."),
-        metadata=label("Phone mask"))
+    phone_mask = fields.String(
+        load_default="+7 (999) 999-99-99",
+        validate=validate.Regexp(r"^[0-9+() \-]*9[0-9+() \-]*$", error="A mask with 9 for each digit."),
+        metadata=label("Phone mask"),
+    )
     button_text = words("Получить скидку", 60, "Button")
     button_from = Color("#f97316", metadata=label("Button gradient from"))
     button_to = Color("#c2410c", metadata=label("Button gradient to"))
@@ -48,15 +56,13 @@ class CallSchema(Strict):
     button_hover_to = Color("#9a3412", metadata=label("Button hover to"))
     button_text_color = Color("#ffffff", metadata=label("Button text colour"))
     consent_text = words("Согласен на обработку персональных данных", 300, "Consent")
-    disclaimer = words("Нажимая кнопку, вы принимаете [LINK1].", 500, "Disclaimer",
-                       help="[LINK1], [LINK2]")
+    disclaimer = words("Нажимая кнопку, вы принимаете [LINK1].", 500, "Disclaimer", help="[LINK1], [LINK2]")
     link1_text = words("условия обработки персональных данных", 100, "Link 1 text")
     link1_url = WebUrl(load_default="", metadata=label("Link 1 address"))
     link2_text = words("", 100, "Link 2 text")
     link2_url = WebUrl(load_default="", metadata=label("Link 2 address"))
     info_background = Color("#f97316", metadata=label("Text curtain background"))
-    info_text = words("Перезвоним за [TIMER_TIME] секунд и расскажем об условиях", 300,
-                      "Text curtain text")
+    info_text = words("Перезвоним за [TIMER_TIME] секунд и расскажем об условиях", 300, "Text curtain text")
     info_text_color = Color("#ffffff", metadata=label("Text curtain colour"))
     info_image = WebUrl(load_default="", metadata=label("Text curtain image"))
     day_label = words("День", 60, "Day label")
@@ -79,44 +85,63 @@ class ScreensSchema(Strict):
 
 OFFHOURS = {
     "cover": {"text2": "Мы сейчас отдыхаем, но скидку можно закрепить уже сейчас."},
-    "call": {"info_text": "Выберите удобное время — перезвоним и расскажем об условиях",
-             "button_text": "Перезвоните мне"},
+    "call": {
+        "info_text": "Выберите удобное время — перезвоним и расскажем об условиях",
+        "button_text": "Перезвоните мне",
+    },
     "timer": {"title": "Скидка закреплена!", "text": "Перезвоним в выбранное время:"},
 }
 
 
 class TriggerSchema(Strict):
-    kind = fields.String(load_default="scroll", validate=validate.OneOf(["time", "exit", "scroll"]),
-                         metadata=label("Trigger"))
-    time_seconds = fields.Integer(load_default=20, validate=validate.Range(min=0, max=3600),
-                                  metadata=label("By time, s"))
-    exit_after_seconds = fields.Integer(load_default=5, validate=validate.Range(min=0, max=3600),
-                                        metadata=label("Exit: not before, s"))
-    scroll_percent = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100),
-                                    metadata=label("By scroll, %"))
-    activation_delay_seconds = fields.Integer(load_default=3, validate=validate.Range(min=0, max=3600), metadata=label(
-        "Scroll counts only after, s"))
+    kind = fields.String(
+        load_default="scroll", validate=validate.OneOf(["time", "exit", "scroll"]), metadata=label("Trigger")
+    )
+    time_seconds = fields.Integer(
+        load_default=20, validate=validate.Range(min=0, max=3600), metadata=label("By time, s")
+    )
+    exit_after_seconds = fields.Integer(
+        load_default=5, validate=validate.Range(min=0, max=3600), metadata=label("Exit: not before, s")
+    )
+    scroll_percent = fields.Integer(
+        load_default=50, validate=validate.Range(min=1, max=100), metadata=label("By scroll, %")
+    )
+    activation_delay_seconds = fields.Integer(
+        load_default=3, validate=validate.Range(min=0, max=3600), metadata=label("Scroll counts only after, s")
+    )
 
 
 class GeneratorSchema(Strict):
-    id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_-]{1,40}$",
-                                                               error="Latin letters, digits, - and _."),
-                       metadata=label("Id"))
+    id = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[A-Za-z0-9_-]{1,40}$", error="Latin letters, digits, - and _."),
+        metadata=label("Id"),
+    )
     name = words("Акция", 200, "Name")
     enabled = fields.Boolean(load_default=True, metadata=label("On"))
     active_from = ConditionFields._declared_fields["date_from"]
     active_to = ConditionFields._declared_fields["date_to"]
-    renew = fields.Boolean(load_default=True, metadata=label(
-        "Renew automatically", help="when the period ends it starts again, same length"))
-    channels = fields.List(fields.String(validate=validate.OneOf(CHANNELS)), load_default=lambda: list(CHANNELS),
-                           metadata=label("Channels"))
-    filters = fields.List(fields.Nested(ConditionFields), load_default=list, validate=validate.Length(max=50),
-                          metadata=label("URL and UTM filters (all must match)"))
+    renew = fields.Boolean(
+        load_default=True,
+        metadata=label("Renew automatically", help="when the period ends it starts again, same length"),
+    )
+    channels = fields.List(
+        fields.String(validate=validate.OneOf(CHANNELS)),
+        load_default=lambda: list(CHANNELS),
+        metadata=label("Channels"),
+    )
+    filters = fields.List(
+        fields.Nested(ConditionFields),
+        load_default=list,
+        validate=validate.Length(max=50),
+        metadata=label("URL and UTM filters (all must match)"),
+    )
     trigger = nested(TriggerSchema, "Trigger")
     font_family = words(FONT, 200, "Font")
     working = nested(ScreensSchema, "Working hours")
-    offhours = fields.Nested(ScreensSchema, load_default=lambda: ScreensSchema().load(OFFHOURS),
-                             metadata=label("Off hours"))
+    offhours = fields.Nested(
+        ScreensSchema, load_default=lambda: ScreensSchema().load(OFFHOURS), metadata=label("Off hours")
+    )
 
     @validates_schema
     def _period(self, data, **_):
@@ -127,9 +152,12 @@ class GeneratorSchema(Strict):
 
 
 class LeadgenSettings(Strict):
-    generators = fields.List(fields.Nested(GeneratorSchema), load_default=list,
-                             validate=validate.Length(max=MAX_GENERATORS),
-                             metadata=label("Lead generators"))
+    generators = fields.List(
+        fields.Nested(GeneratorSchema),
+        load_default=list,
+        validate=validate.Length(max=MAX_GENERATORS),
+        metadata=label("Lead generators"),
+    )
 
     @validates_schema
     def _unique_ids(self, data, **_):

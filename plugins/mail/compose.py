@@ -12,6 +12,7 @@ translated with the plugin's own catalog (``locales/<lang>/LC_MESSAGES``).
 Statuses and reasons of calls are the core's message ids and are translated
 with :func:`perezvon.api.gettext`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -103,6 +104,7 @@ class NotificationDataError(DeliveryError):
 
 # --- making visitor text safe ------------------------------------------------------
 
+
 def _is_unsafe(char: str) -> bool:
     # Cc: the C0/C1 controls. CR, LF, VT, FF, FS..RS and NEL are line breaks to the
     # e-mail header policy, which refuses them, as it does Zl/Zp (U+2028, U+2029);
@@ -188,6 +190,7 @@ def parse_time(value: Any) -> dt.datetime | None:
 
 # --- translations and templates -------------------------------------------------------
 
+
 def translations(locale: str) -> gettext_module.NullTranslations:
     """The plugin's catalog for ``locale``, compiled in memory from its .po file."""
     return compiled_translations(LOCALE_DIR, locale)
@@ -220,8 +223,15 @@ class Composer:
     """Renders notifications (in the deployment's language unless one asks for another) and builds
     the messages that carry them."""
 
-    def __init__(self, *, language: str, public_url: str, from_address: str, reply_to: str = "",
-                 lead_sources: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        language: str,
+        public_url: str,
+        from_address: str,
+        reply_to: str = "",
+        lead_sources: Mapping[str, Any] | None = None,
+    ) -> None:
         self.language = language
         self.public_url = public_url.rstrip("/")
         self.from_address = from_address
@@ -280,9 +290,13 @@ class Composer:
         if missing:
             raise NotificationDataError(f"a {kind} notification needs {', '.join(missing)} in its data")
         locale = self.locale_for(notification)
-        build = {CALL_SUCCEEDED: self._call_context, CALL_FAILED: self._call_context,
-                 LEAD_DELAYED: self._lead_delayed_context, ACTIVATION: self._activation_context,
-                 SITE_SNIPPET: self._site_snippet_context}[kind]
+        build = {
+            CALL_SUCCEEDED: self._call_context,
+            CALL_FAILED: self._call_context,
+            LEAD_DELAYED: self._lead_delayed_context,
+            ACTIVATION: self._activation_context,
+            SITE_SNIPPET: self._site_snippet_context,
+        }[kind]
         context = build(data, locale)
         about_leads = kind in ABOUT_LEADS
         context.update(lang=locale, about_leads=about_leads, timezone_note=about_leads)
@@ -329,8 +343,11 @@ class Composer:
             raise NotificationDataError("activation 'expires_at' must be an ISO 8601 time")
         tz = zone(data.get("timezone"))
         return {
-            "user": {"first_name": one_line(user.get("first_name"), 100), "phone": format_phone(user.get("phone")),
-                     "email": one_line(user.get("email"), 254)},
+            "user": {
+                "first_name": one_line(user.get("first_name"), 100),
+                "phone": format_phone(user.get("phone")),
+                "email": one_line(user.get("email"), 254),
+            },
             "link": activation,
             "expires_at": self._time(expires, tz, locale),
             "timezone": _zone_label(tz, expires),
@@ -348,19 +365,20 @@ class Composer:
 
     # --- pieces -------------------------------------------------------------------------------
 
-    def _site_context(self, connection: Mapping[str, Any], tz: ZoneInfo,
-                      moment: dt.datetime | None) -> dict[str, Any]:
+    def _site_context(self, connection: Mapping[str, Any], tz: ZoneInfo, moment: dt.datetime | None) -> dict[str, Any]:
         domain = one_line(connection.get("domain"), 253)
         name = one_line(connection.get("name"), 200)
         return {
-            "site": {"name": name or domain, "domain": domain,
-                     "label": f"{name} ({domain})" if name and name != domain else domain,
-                     "short_name": truncate(name or domain, SITE_IN_SUBJECT)},
+            "site": {
+                "name": name or domain,
+                "domain": domain,
+                "label": f"{name} ({domain})" if name and name != domain else domain,
+                "short_name": truncate(name or domain, SITE_IN_SUBJECT),
+            },
             "timezone": _zone_label(tz, moment),
         }
 
-    def _lead_view(self, lead: Mapping[str, Any], data: Mapping[str, Any], tz: ZoneInfo,
-                   locale: str) -> dict[str, Any]:
+    def _lead_view(self, lead: Mapping[str, Any], data: Mapping[str, Any], tz: ZoneInfo, locale: str) -> dict[str, Any]:
         tr = translations(locale)
         name = one_line(lead.get("name"), NAME_LIMIT)
         phone = format_phone(lead.get("phone"))
@@ -411,7 +429,8 @@ class Composer:
         return {
             "number": int(attempt.get("number") or 0),
             "started_at": self._time(parse_time(attempt.get("started_at")), tz, locale),
-            "direction": tr.gettext(DIRECTION_LABELS[direction]) if direction in DIRECTION_LABELS
+            "direction": tr.gettext(DIRECTION_LABELS[direction])
+            if direction in DIRECTION_LABELS
             else one_line(direction, 40),
             "operator_status": _leg(attempt.get("operator_status")),
             "client_status": _leg(attempt.get("client_status")),

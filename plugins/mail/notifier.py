@@ -7,6 +7,7 @@ A permanent 5xx rejection raises too (the core decides about retries), but it
 is logged as an error that names the relay's answer: retrying will not help
 until the relay or the settings change.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,9 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
-from perezvon.plugins.mail.compose import ONCE_PER_SUBJECT, Composer, NotificationDataError, file_safe
 
 from perezvon.api import DeliveryError, Lead, Notification, Notifier
+from perezvon.plugins.mail.compose import ONCE_PER_SUBJECT, Composer, NotificationDataError, file_safe
 
 if TYPE_CHECKING:
     from perezvon.api import Settings
@@ -82,17 +83,26 @@ class MailNotifier(Notifier):
         self.outbox_dir = outbox_dir
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], core_settings: Settings | None,
-                      lead_sources: Mapping[str, Any] | None = None) -> MailNotifier:
+    def from_settings(
+        cls, settings: Mapping[str, Any], core_settings: Settings | None, lead_sources: Mapping[str, Any] | None = None
+    ) -> MailNotifier:
         composer = Composer(
-            language=settings["language"], from_address=settings["from_address"], reply_to=settings["reply_to"],
+            language=settings["language"],
+            from_address=settings["from_address"],
+            reply_to=settings["reply_to"],
             public_url=core_settings.public_url if core_settings else FALLBACK_PUBLIC_URL,
             lead_sources=lead_sources,
         )
         relay = None
         if settings["relay_host"]:
-            relay = Relay(host=settings["relay_host"], port=settings["relay_port"], security=settings["security"],
-                          username=settings["username"], password=settings["password"], timeout=settings["timeout"])
+            relay = Relay(
+                host=settings["relay_host"],
+                port=settings["relay_port"],
+                security=settings["security"],
+                username=settings["username"],
+                password=settings["password"],
+                timeout=settings["timeout"],
+            )
         return cls(composer, relay=relay, outbox_dir=outbox_path(settings, core_settings))
 
     def describe(self) -> str:
@@ -106,49 +116,74 @@ class MailNotifier(Notifier):
         message = self.composer.message(notification, recipients)
         if self.relay is None:
             path = await asyncio.to_thread(self._write_outbox, message, notification)
-            log.info("%s %s for %s written to %s", notification.kind, notification.subject_id,
-                     ", ".join(recipients), path)
+            log.info(
+                "%s %s for %s written to %s", notification.kind, notification.subject_id, ", ".join(recipients), path
+            )
             return
         await self._send_through_relay(message, recipients, notification)
-        log.info("%s %s sent to %s through %s", notification.kind, notification.subject_id,
-                 ", ".join(recipients), self.relay.describe())
+        log.info(
+            "%s %s sent to %s through %s",
+            notification.kind,
+            notification.subject_id,
+            ", ".join(recipients),
+            self.relay.describe(),
+        )
 
     # --- the relay ----------------------------------------------------------------------------
 
-    async def _send_through_relay(self, message: EmailMessage, recipients: list[str],
-                                  notification: Notification) -> None:
+    async def _send_through_relay(
+        self, message: EmailMessage, recipients: list[str], notification: Notification
+    ) -> None:
         relay = self.relay
         assert relay is not None, "send() comes here only with a relay"
         what = f"{notification.kind} {notification.subject_id}"
         try:
             refused, _ = await aiosmtplib.send(
-                message, sender=self.composer.envelope_sender, recipients=recipients,
-                hostname=relay.host, port=relay.port, timeout=relay.timeout,
+                message,
+                sender=self.composer.envelope_sender,
+                recipients=recipients,
+                hostname=relay.host,
+                port=relay.port,
+                timeout=relay.timeout,
                 use_tls=relay.security == "tls",
                 # False, not None: with "none" aiosmtplib would otherwise upgrade when offered,
                 # and with "starttls" a relay that does not offer it must fail, never fall back to plain text
                 start_tls=relay.security == "starttls",
-                username=relay.username or None, password=relay.password or None,
+                username=relay.username or None,
+                password=relay.password or None,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:  # every recipient refused
             codes = [refusal.code for refusal in exc.recipients]
             answer = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
-            raise self._failure(what, answer, code=codes[0] if codes else None,
-                                permanent=bool(codes) and all(code >= 500 for code in codes)) from exc
+            raise self._failure(
+                what,
+                answer,
+                code=codes[0] if codes else None,
+                permanent=bool(codes) and all(code >= 500 for code in codes),
+            ) from exc
         except aiosmtplib.SMTPResponseException as exc:  # sender, data or login refused
             raise self._failure(what, f"{exc.code} {exc.message}", code=exc.code, permanent=exc.code >= 500) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:  # unreachable, timed out, TLS, disconnected
             raise self._failure(what, f"{type(exc).__name__}: {exc}", code=None, permanent=False) from exc
         if refused:  # the others got it; sending again would give them a second copy
-            log.warning("%s: the relay %s refused %s", what, relay.describe(),
-                        "; ".join(f"{address}: {answer.code} {answer.message}" for address, answer in refused.items()))
+            log.warning(
+                "%s: the relay %s refused %s",
+                what,
+                relay.describe(),
+                "; ".join(f"{address}: {answer.code} {answer.message}" for address, answer in refused.items()),
+            )
 
     def _failure(self, what: str, answer: str, *, code: int | None, permanent: bool) -> DeliveryError:
         assert self.relay is not None, "only a relay fails this way"
         relay = self.relay.describe()
         if permanent:
-            log.error("%s: the relay %s rejected it permanently (%s); retries will fail the same way "
-                      "until the relay or [plugins.mail] settings change", what, relay, answer)
+            log.error(
+                "%s: the relay %s rejected it permanently (%s); retries will fail the same way "
+                "until the relay or [plugins.mail] settings change",
+                what,
+                relay,
+                answer,
+            )
         else:
             log.warning("%s: the relay %s failed temporarily (%s); the job will retry", what, relay, answer)
         return DeliveryError(f"mail relay {relay}: {answer}", retry=not permanent, status=code, response=answer[:500])
@@ -195,6 +230,9 @@ class MailNotifier(Notifier):
         if not rows:
             return notification
         row = rows[0]
-        found = {key: {"id": row[f"{key}__id"], "name": row[f"{key}__name"]} if row[f"{key}__id"] is not None else None
-                 for key in ("office", "department") if key not in data}
+        found = {
+            key: {"id": row[f"{key}__id"], "name": row[f"{key}__name"]} if row[f"{key}__id"] is not None else None
+            for key in ("office", "department")
+            if key not in data
+        }
         return dataclasses.replace(notification, data={**data, **found})

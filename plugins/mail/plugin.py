@@ -1,9 +1,9 @@
 """The mail plugin: hook implementations only."""
+
+from perezvon.api import hookimpl
 from perezvon.plugins.mail.demo import demo_step
 from perezvon.plugins.mail.notifier import MailNotifier
 from perezvon.plugins.mail.schemas import MailSettings
-
-from perezvon.api import hookimpl
 
 
 @hookimpl

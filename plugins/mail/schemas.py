@@ -1,4 +1,5 @@
 """Deployment settings of the mail plugin (``[plugins.mail]`` in plugins.toml)."""
+
 from __future__ import annotations
 
 from email.message import EmailMessage
@@ -26,23 +27,40 @@ def single_address(value: str) -> None:
 
 
 class MailSettings(Schema):
-    from_address = fields.String(load_default="Perezvon <noreply@localhost>", validate=single_address,
-                                 metadata={"help": "the From of every message, e.g. 'Perezvon <noreply@example.com>'"})
-    reply_to = fields.String(load_default="", validate=single_address,
-                             metadata={"help": "Reply-To of every message; empty: none"})
-    relay_host = fields.String(load_default="", metadata={
-        "help": "SMTP relay to send through; empty: messages are written as .eml files to outbox_dir"})
+    from_address = fields.String(
+        load_default="Perezvon <noreply@localhost>",
+        validate=single_address,
+        metadata={"help": "the From of every message, e.g. 'Perezvon <noreply@example.com>'"},
+    )
+    reply_to = fields.String(
+        load_default="", validate=single_address, metadata={"help": "Reply-To of every message; empty: none"}
+    )
+    relay_host = fields.String(
+        load_default="",
+        metadata={"help": "SMTP relay to send through; empty: messages are written as .eml files to outbox_dir"},
+    )
     relay_port = fields.Integer(load_default=587, validate=validate.Range(min=1, max=65535))
-    security = fields.String(load_default="starttls", validate=validate.OneOf(SECURITY_MODES), metadata={
-        "help": "starttls (port 587), tls (implicit TLS, port 465) or none (plain text, trusted networks only)"})
+    security = fields.String(
+        load_default="starttls",
+        validate=validate.OneOf(SECURITY_MODES),
+        metadata={
+            "help": "starttls (port 587), tls (implicit TLS, port 465) or none (plain text, trusted networks only)"
+        },
+    )
     username = fields.String(load_default="", metadata={"help": "relay login; empty: no AUTH"})
     password = fields.String(load_default="", metadata={"secret": True, "help": "relay password"})
-    timeout = fields.Float(load_default=30.0, validate=validate.Range(min=1, max=300),
-                           metadata={"help": "seconds for each step of the SMTP conversation"})
-    language = fields.String(load_default="ru", validate=validate.OneOf(LOCALES),
-                             metadata={"help": "language of the messages: ru or en"})
-    outbox_dir = fields.String(load_default="", metadata={
-        "help": "where messages go without a relay; empty: <data dir>/outbox, relative: under the data dir"})
+    timeout = fields.Float(
+        load_default=30.0,
+        validate=validate.Range(min=1, max=300),
+        metadata={"help": "seconds for each step of the SMTP conversation"},
+    )
+    language = fields.String(
+        load_default="ru", validate=validate.OneOf(LOCALES), metadata={"help": "language of the messages: ru or en"}
+    )
+    outbox_dir = fields.String(
+        load_default="",
+        metadata={"help": "where messages go without a relay; empty: <data dir>/outbox, relative: under the data dir"},
+    )
 
     @validates("relay_host")
     def _host_has_no_scheme(self, value: str, **_) -> None:

@@ -8,6 +8,7 @@ With an OAuth token (optional, secret) the settings can be checked: the
 Management API's ``GET /management/v1/counter/{id}`` says whether the counter
 exists and the token may read it.
 """
+
 from __future__ import annotations
 
 import re
@@ -29,28 +30,39 @@ API_URL = "https://api-metrika.yandex.net"
 
 
 class MetrikaSettings(Schema):
-    counter_id = fields.String(required=True, metadata={
-        "label": "Counter id", "help": "The digits of ym(12345678, 'init', …) in the counter's code"})
+    counter_id = fields.String(
+        required=True,
+        metadata={"label": "Counter id", "help": "The digits of ym(12345678, 'init', …) in the counter's code"},
+    )
 
     @validates("counter_id")
     def _digits(self, value: str, **_: Any) -> None:
         if not COUNTER_ID.fullmatch(value.strip()):
             raise ValidationError("The counter id is digits only, e.g. 12345678.")
 
-    oauth_token = fields.String(load_default="", metadata={
-        "secret": True, "label": "OAuth token for the check",
-        "help": "Optional: a Yandex token with metrika:read access; with it the counter is checked on saving"})
-    api_url = fields.String(load_default=API_URL, validate=validate.URL(schemes={"http", "https"}, require_tld=False),
-                            metadata={"label": "Management API URL"})
+    oauth_token = fields.String(
+        load_default="",
+        metadata={
+            "secret": True,
+            "label": "OAuth token for the check",
+            "help": "Optional: a Yandex token with metrika:read access; with it the counter is checked on saving",
+        },
+    )
+    api_url = fields.String(
+        load_default=API_URL,
+        validate=validate.URL(schemes={"http", "https"}, require_tld=False),
+        metadata={"label": "Management API URL"},
+    )
 
 
 class Metrika(Integration):
     key = "metrika"
     title = "Yandex Metrika"
     description = (
-        "In Metrika create goals of type \"JavaScript event\" named perezvon_ and the site event's name "
+        'In Metrika create goals of type "JavaScript event" named perezvon_ and the site event\'s name '
         "(perezvon_widget_lead, perezvon_leadgen_lead, perezvon_offhours_lead …; the enabled apps' events are "
-        "listed below); the counter must be on the site.")
+        "listed below); the counter must be on the site."
+    )
     settings_schema = MetrikaSettings
     client_script: ClassVar[Path | None] = Path(__file__).with_name("static") / "metrika.js"
 
@@ -72,13 +84,23 @@ class Metrika(Integration):
             await self.http.send("GET", url, headers={"Authorization": f"OAuth {token}"}, secrets=[token])
         except DeliveryError as refused:
             if refused.status == 401:
-                raise CheckFailed({"oauth_token": [
-                    "Yandex does not accept this OAuth token: it is wrong or has expired."]}) from None
+                raise CheckFailed(
+                    {"oauth_token": ["Yandex does not accept this OAuth token: it is wrong or has expired."]}
+                ) from None
             if refused.status == 403:
-                raise CheckFailed({"counter_id": [("This token may not read counter %(counter)s: grant its account "
-                                                   "access to the counter, or check the number.",
-                                                   {"counter": counter})]}) from None
+                raise CheckFailed(
+                    {
+                        "counter_id": [
+                            (
+                                "This token may not read counter %(counter)s: grant its account "
+                                "access to the counter, or check the number.",
+                                {"counter": counter},
+                            )
+                        ]
+                    }
+                ) from None
             if refused.status in (400, 404):
-                raise CheckFailed({"counter_id": [("Yandex Metrika has no counter %(counter)s.",
-                                                   {"counter": counter})]}) from None
+                raise CheckFailed(
+                    {"counter_id": [("Yandex Metrika has no counter %(counter)s.", {"counter": counter})]}
+                ) from None
             raise

@@ -1,7 +1,7 @@
 """The Yandex Metrika plugin: hook implementations only."""
-from perezvon.plugins.metrika.integration import Metrika
 
 from perezvon.api import hookimpl
+from perezvon.plugins.metrika.integration import Metrika
 
 
 @hookimpl

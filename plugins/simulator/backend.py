@@ -8,6 +8,7 @@ while, or is an answering machine. Operators press ``operator_presses`` when
 asked. Time runs ``speed`` times faster than a real call, so a demo call ends
 in seconds.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -84,7 +85,7 @@ class SimulatedCall(CallControl):
         phone = self.phones[leg]
         if phone.presses:
             key, phone.presses = phone.presses[0], phone.presses[1:]
-            if key in keys and KEY_DELAY <= timeout:
+            if key in keys and timeout >= KEY_DELAY:
                 await self._wait(KEY_DELAY)
                 self.log.append(("key", leg, key))
                 return key
@@ -126,8 +127,11 @@ class SimulatedTelephony(TelephonyBackend):
     def phone(self, leg: str, number: str) -> Phone:
         for rule in self.rules:
             if rule["leg"] == leg and number.endswith(rule["suffix"]):
-                presses = rule["presses"] if rule["presses"] is not None else (
-                    self.operator_presses if leg == "operator" else "")
+                presses = (
+                    rule["presses"]
+                    if rule["presses"] is not None
+                    else (self.operator_presses if leg == "operator" else "")
+                )
                 return Phone(rule["status"], presses, rule["hangs_up_after"], rule["machine"])
         return Phone(presses=self.operator_presses if leg == "operator" else "")
 

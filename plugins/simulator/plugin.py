@@ -1,8 +1,8 @@
 """The simulator telephony backend: hook implementations only."""
-from perezvon.plugins.simulator.backend import SimulatedTelephony
-from perezvon.plugins.simulator.schemas import SimulatorSettings
 
 from perezvon.api import hookimpl
+from perezvon.plugins.simulator.backend import SimulatedTelephony
+from perezvon.plugins.simulator.schemas import SimulatorSettings
 
 
 @hookimpl

@@ -1,13 +1,14 @@
 """Technical addresses: made once per connection, random, never changed."""
+
 from __future__ import annotations
 
 import secrets
 
-from perezvon.plugins.siteforms.app import KEY
-from perezvon.plugins.siteforms.models import TechnicalAddress
 from tortoise.exceptions import IntegrityError
 
 from perezvon.api import Connection, DemoStep, PluginKind, enable_plugin
+from perezvon.plugins.siteforms.app import KEY
+from perezvon.plugins.siteforms.models import TechnicalAddress
 
 
 def new_local_part() -> str:
@@ -40,6 +41,7 @@ async def switch_on(connection: Connection, domain: str) -> str:
 
 def demo_step(domain: str) -> DemoStep:
     """``perezvon demo`` prints the demo connection's technical address (the core switches the app on)."""
+
     async def technical_email(connection: Connection) -> dict[str, str]:
         return {"technical_email": email_of(await technical_address(connection.id), domain)}
 

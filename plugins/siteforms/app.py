@@ -1,9 +1,9 @@
 """Site forms as an application: switched on and off per connection like the widget (docs/siteforms.md)."""
+
 from __future__ import annotations
 
-from perezvon.plugins.siteforms.schemas import SiteFormsAppSettings
-
 from perezvon.api import Application, LeadSource
+from perezvon.plugins.siteforms.schemas import SiteFormsAppSettings
 
 #: the key of both the lead source and the application
 KEY = "siteforms"

@@ -1,11 +1,11 @@
 """``perezvon smtp``: this plugin's SMTP intake alone (no web, no worker), added through ``perezvon_commands``."""
+
 from __future__ import annotations
 
 import argparse
 
-from perezvon.plugins.siteforms.server import DEFAULT_PORT, SiteFormsSmtpServer
-
 from perezvon.api import CommandContext, ServerContext
+from perezvon.plugins.siteforms.server import DEFAULT_PORT, SiteFormsSmtpServer
 
 HELP = "the SMTP intake alone (site forms by e-mail)"
 
@@ -21,7 +21,9 @@ async def run_smtp(context: CommandContext) -> int:
     assert app.intake is not None  # start() made it
     server = SiteFormsSmtpServer(
         ServerContext(intake=app.intake, host=context.args.host, ports={"smtp": context.args.smtp_port}),
-        context.plugin_settings, context.settings)
+        context.plugin_settings,
+        context.settings,
+    )
     try:
         await server.start()
         context.settle_heap()

@@ -3,6 +3,7 @@
 Pure functions used by :mod:`perezvon.plugins.siteforms.parser`. None of them raises
 on bad input: a form e-mail is read as well as it can be.
 """
+
 from __future__ import annotations
 
 import base64
@@ -21,9 +22,18 @@ MAX_LINKS = 50
 
 #: labels seen in the wild that Python's codec registry does not know
 _CHARSET_ALIASES = {
-    "win-1251": "cp1251", "win1251": "cp1251", "windows1251": "cp1251", "cp-1251": "cp1251",
-    "x-cp1251": "cp1251", "koi8r": "koi8_r", "koi8": "koi8_r", "x-koi8-r": "koi8_r",
-    "koi": "koi8_r", "utf": "utf-8", "unicode-1-1-utf-8": "utf-8", "x-unicode20utf8": "utf-8",
+    "win-1251": "cp1251",
+    "win1251": "cp1251",
+    "windows1251": "cp1251",
+    "cp-1251": "cp1251",
+    "x-cp1251": "cp1251",
+    "koi8r": "koi8_r",
+    "koi8": "koi8_r",
+    "x-koi8-r": "koi8_r",
+    "koi": "koi8_r",
+    "utf": "utf-8",
+    "unicode-1-1-utf-8": "utf-8",
+    "x-unicode20utf8": "utf-8",
 }
 #: single-byte Cyrillic codecs: their bytes decode whatever the text really was, so they are scored
 _CYRILLIC_SINGLE_BYTE = ("cp1251", "koi8-r", "iso8859-5", "cp866", "mac-cyrillic")
@@ -111,7 +121,7 @@ def decode_header_value(value: object) -> str:
     pending: tuple[str, bytearray] | None = None  # (charset, bytes) of the encoded words being joined
     position = 0
     for match in _ENCODED_WORD.finditer(text):
-        between = text[position:match.start()]
+        between = text[position : match.start()]
         charset = match.group(1).split("*", 1)[0]  # RFC 2231 language suffix
         chunk = _encoded_word_bytes(match.group(2), match.group(3))
         if pending is not None and not between.strip() and pending[0].lower() == charset.lower():
@@ -142,11 +152,41 @@ def clean_line(text: str, limit: int | None = None) -> str:
 
 # --- HTML to text ------------------------------------------------------------------------------
 
-_BLOCK_TAGS = frozenset({
-    "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "table", "section", "article",
-    "header", "footer", "blockquote", "pre", "hr", "dt", "dd", "dl", "form", "fieldset", "address", "center",
-    "tbody", "thead", "tfoot", "caption",
-})
+_BLOCK_TAGS = frozenset(
+    {
+        "p",
+        "div",
+        "br",
+        "li",
+        "ul",
+        "ol",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "table",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "blockquote",
+        "pre",
+        "hr",
+        "dt",
+        "dd",
+        "dl",
+        "form",
+        "fieldset",
+        "address",
+        "center",
+        "tbody",
+        "thead",
+        "tfoot",
+        "caption",
+    }
+)
 _SKIPPED_TAGS = frozenset({"script", "style", "head", "title", "template", "noscript"})
 
 

@@ -7,6 +7,7 @@ raw bytes are committed. The SMTP server answers 250 only after all of it,
 and 451 (the sender retries) when any of it could not be done now -- never
 250 for something that is not stored.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,14 +17,13 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from perezvon.api import IntakeError, IntakeReason
 from perezvon.plugins.siteforms.decoding import clean_line
 from perezvon.plugins.siteforms.directory import Directory, KnownAddress
 from perezvon.plugins.siteforms.matching import match_lead
 from perezvon.plugins.siteforms.models import MessageStatus
 from perezvon.plugins.siteforms.parser import ParsedForm
 from perezvon.plugins.siteforms.store import MessageStore, StoreUnavailable
-
-from perezvon.api import IntakeError, IntakeReason
 
 if TYPE_CHECKING:
     from perezvon.api import LeadIntake
@@ -76,8 +76,11 @@ def dedupe_key(form: ParsedForm | None, raw: bytes) -> str:
 
 def _lead_extra(form: ParsedForm, message_row_id: str) -> dict[str, Any]:
     """Kept with the lead: the form's own fields and where they came from."""
-    return {"subject": form.subject, "fields": [[label, value] for label, value in form.fields],
-            "inbound_message": message_row_id}
+    return {
+        "subject": form.subject,
+        "fields": [[label, value] for label, value in form.fields],
+        "inbound_message": message_row_id,
+    }
 
 
 class MessageIntake:
@@ -86,23 +89,38 @@ class MessageIntake:
         self.directory = directory
         self.store = store
 
-    async def deliver(self, address: KnownAddress, form: ParsedForm | None, envelope: Envelope,
-                      parse_error: str = "") -> Outcome:
+    async def deliver(
+        self, address: KnownAddress, form: ParsedForm | None, envelope: Envelope, parse_error: str = ""
+    ) -> Outcome:
         """Handle one message for one address. ``form`` is None when the message could not be parsed."""
         key = dedupe_key(form, envelope.raw)
         row: dict[str, Any] = {
-            "id": uuid.uuid4(), "address_id": address.id, "connection_id": address.connection_id,
-            "received_at": envelope.received_at, "message_id": form.message_id if form else "",
-            "dedupe_key": key, "mail_from": _printable(envelope.mail_from, 320), "peer": envelope.peer[:45],
-            "subject": form.subject[:300] if form else "", "size": len(envelope.raw),
-            "lead_id": None, "call_id": None, "duplicate_of_id": None, "error": "",
+            "id": uuid.uuid4(),
+            "address_id": address.id,
+            "connection_id": address.connection_id,
+            "received_at": envelope.received_at,
+            "message_id": form.message_id if form else "",
+            "dedupe_key": key,
+            "mail_from": _printable(envelope.mail_from, 320),
+            "peer": envelope.peer[:45],
+            "subject": form.subject[:300] if form else "",
+            "size": len(envelope.raw),
+            "lead_id": None,
+            "call_id": None,
+            "duplicate_of_id": None,
+            "error": "",
             "defects": ", ".join(form.defects)[:300] if form else "",
         }
         try:
             first = await self.store.first_copy(address.id, key)
             if first is not None:
-                row.update(dedupe_key=None, status=MessageStatus.DUPLICATE, duplicate_of_id=_uuid(first["id"]),
-                           lead_id=_uuid(first["lead_id"]), call_id=_uuid(first["call_id"]))
+                row.update(
+                    dedupe_key=None,
+                    status=MessageStatus.DUPLICATE,
+                    duplicate_of_id=_uuid(first["id"]),
+                    lead_id=_uuid(first["lead_id"]),
+                    call_id=_uuid(first["call_id"]),
+                )
                 return await self._store(row, envelope.raw)
             if form is None:  # the parser's exception goes where support looks for what was wrong
                 row.update(status=MessageStatus.NO_PHONE, error=UNREADABLE, defects=parse_error[:300])
@@ -119,16 +137,16 @@ class MessageIntake:
             row.update(status=MessageStatus.NO_PHONE, error=NO_PHONE_FOUND)
             return await self._store(row, envelope.raw)
         try:
-            accepted = await self.intake.submit(draft.payload(site, _lead_extra(form, str(row["id"]))),
-                                                client_ip=None, origin=None)
+            accepted = await self.intake.submit(
+                draft.payload(site, _lead_extra(form, str(row["id"]))), client_ip=None, origin=None
+            )
         except IntakeError as exc:
             status = ON_REFUSAL[exc.reason]
             if status is None:
                 return Outcome(None, retry_reason=f"intake answered {exc.reason}")
             row.update(status=status, error=_describe(exc)[:500])
             return await self._store(row, envelope.raw)
-        row.update(status=MessageStatus.LEAD, lead_id=uuid.UUID(accepted.lead_id),
-                   call_id=uuid.UUID(accepted.call_id))
+        row.update(status=MessageStatus.LEAD, lead_id=uuid.UUID(accepted.lead_id), call_id=uuid.UUID(accepted.call_id))
         return await self._store(row, envelope.raw)
 
     async def _store(self, row: dict[str, Any], raw: bytes) -> Outcome:
@@ -137,8 +155,9 @@ class MessageIntake:
         except StoreUnavailable as exc:
             return Outcome(None, retry_reason=f"not stored: {exc}")
         lead_id, call_id = stored.get("lead_id"), stored.get("call_id")
-        return Outcome(stored["status"], lead_id=str(lead_id) if lead_id else None,
-                       call_id=str(call_id) if call_id else None)
+        return Outcome(
+            stored["status"], lead_id=str(lead_id) if lead_id else None, call_id=str(call_id) if call_id else None
+        )
 
 
 def _uuid(value: Any) -> uuid.UUID | None:

@@ -4,17 +4,17 @@ Both are read on every message (the address at RCPT time, the site after
 DATA), so they are cached for the deployment's connection-cache time, as the
 intake caches its own view of a connection.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import time
 from typing import Any, cast
 
+from perezvon.api import Connection, Department, Office, OperatorNumber, PluginKind, plugin_is_on
 from perezvon.plugins.siteforms.app import KEY
 from perezvon.plugins.siteforms.matching import SiteProfile
 from perezvon.plugins.siteforms.models import TechnicalAddress
-
-from perezvon.api import Connection, Department, Office, OperatorNumber, PluginKind, plugin_is_on
 
 _MAX_CACHED = 10_000
 
@@ -57,14 +57,14 @@ class Directory:
         found, cached = self._addresses.get(local_part)
         if found:
             return cached
-        rows = await TechnicalAddress.filter(local_part=local_part).values(
-            "id", "connection_id", "connection__is_on")
+        rows = await TechnicalAddress.filter(local_part=local_part).values("id", "connection_id", "connection__is_on")
         known = None
         if rows:
             row = rows[0]
             app_on = await plugin_is_on(row["connection_id"], PluginKind.APPLICATION, KEY)
-            known = KnownAddress(row["id"], local_part, row["connection_id"],
-                                 accepting=bool(row["connection__is_on"]) and app_on)
+            known = KnownAddress(
+                row["id"], local_part, row["connection_id"], accepting=bool(row["connection__is_on"]) and app_on
+            )
         self._addresses.put(local_part, known)
         return known
 
@@ -73,13 +73,16 @@ class Directory:
         if found:
             return cached
         connection = await Connection.get(id=connection_id)
-        offices = await Office.filter(connection_id=connection_id, is_active=True).exclude(alt_name="") \
+        offices = (
+            await Office.filter(connection_id=connection_id, is_active=True)
+            .exclude(alt_name="")
             .values_list("id", "alt_name")
-        departments = await Department.filter(connection_id=connection_id, is_active=True) \
-            .values_list("id", "name")
+        )
+        departments = await Department.filter(connection_id=connection_id, is_active=True).values_list("id", "name")
         # tortoise types a flat values_list as a list of tuples
-        own_phones = cast(list[str], await OperatorNumber.filter(
-            connection_id=connection_id).values_list("phone", flat=True))
+        own_phones = cast(
+            list[str], await OperatorNumber.filter(connection_id=connection_id).values_list("phone", flat=True)
+        )
         site = SiteProfile(
             connection_id=connection_id,
             token=connection.token,

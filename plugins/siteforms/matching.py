@@ -1,4 +1,5 @@
 """A parsed form + what we know about the site -> the lead to submit. Pure functions."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,7 +13,8 @@ UTM_KEYS = ("source", "medium", "campaign", "content", "term")
 #: links on the site's own domain that are not the page the visitor was on: the CMS's admin
 #: (1C-Bitrix puts a link to the form result in every notification), log-in pages
 _ADMIN_PATH = re.compile(
-    r"^/(bitrix/admin|bitrix/tools|wp-admin|wp-login\.php|manager|administrator|admin|connectors)(/|$|\?)", re.I)
+    r"^/(bitrix/admin|bitrix/tools|wp-admin|wp-login\.php|manager|administrator|admin|connectors)(/|$|\?)", re.I
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,11 +44,17 @@ class LeadDraft:
     def payload(self, site: SiteProfile, extra: dict) -> dict:
         """The body :meth:`perezvon.api.LeadIntake.submit` takes."""
         return {
-            "token": site.token, "phone": self.phone, "source": "siteforms",
+            "token": site.token,
+            "phone": self.phone,
+            "source": "siteforms",
             # the site's own form asked for the visitor's consent before it e-mailed us
             "consent": True,
-            "name": self.name, "office_id": self.office_id, "department_id": self.department_id,
-            "page_url": self.page_url, "utm": {key: self.utm.get(key, "") for key in UTM_KEYS}, "extra": extra,
+            "name": self.name,
+            "office_id": self.office_id,
+            "department_id": self.department_id,
+            "page_url": self.page_url,
+            "utm": {key: self.utm.get(key, "") for key in UTM_KEYS},
+            "extra": extra,
         }
 
 

@@ -1,4 +1,5 @@
 """What the site-forms plugin stores (Tortoise app ``siteforms``)."""
+
 from __future__ import annotations
 
 import uuid
@@ -40,7 +41,8 @@ class TechnicalAddress(Model):
 
     id = fields.IntField(primary_key=True)
     connection: fields.OneToOneRelation[Connection] = fields.OneToOneField(
-        "perezvon.Connection", related_name=False, on_delete=fields.CASCADE)
+        "perezvon.Connection", related_name=False, on_delete=fields.CASCADE
+    )
     connection_id: int
     local_part = fields.CharField(max_length=64, unique=True, description="lower-case, random")
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -59,33 +61,40 @@ class InboundMessage(Model):
 
     id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
     address: fields.ForeignKeyRelation[TechnicalAddress] = fields.ForeignKeyField(
-        "siteforms.TechnicalAddress", related_name="messages", on_delete=fields.CASCADE)
+        "siteforms.TechnicalAddress", related_name="messages", on_delete=fields.CASCADE
+    )
     address_id: int
     connection: fields.ForeignKeyRelation[Connection] = fields.ForeignKeyField(
-        "perezvon.Connection", related_name=False, on_delete=fields.CASCADE)
+        "perezvon.Connection", related_name=False, on_delete=fields.CASCADE
+    )
     connection_id: int
     received_at = fields.DatetimeField(db_index=True)
     message_id = fields.CharField(max_length=255, default="", description="the Message-ID header, as sent")
-    dedupe_key = fields.CharField(max_length=80, null=True,
-                                  description="hash of the Message-ID (or of the message when it has none)")
+    dedupe_key = fields.CharField(
+        max_length=80, null=True, description="hash of the Message-ID (or of the message when it has none)"
+    )
     mail_from = fields.CharField(max_length=320, default="", description="the envelope sender (MAIL FROM)")
     peer = fields.CharField(max_length=45, default="", description="IP address of the sending server")
     subject = fields.CharField(max_length=300, default="")
     size = fields.IntField(description="bytes")
     status = fields.CharField(max_length=20, description="lead | no_phone | duplicate | refused_by_intake")
     lead: fields.ForeignKeyNullableRelation[Lead] = fields.ForeignKeyField(
-        "perezvon.Lead", related_name=False, null=True, on_delete=fields.SET_NULL)
+        "perezvon.Lead", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
     lead_id: uuid.UUID | None
     # the call model is not part of perezvon.api: only its id is used here
     call: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
-        "perezvon.Call", related_name=False, null=True, on_delete=fields.SET_NULL)
+        "perezvon.Call", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
     call_id: uuid.UUID | None
     duplicate_of: fields.ForeignKeyNullableRelation[InboundMessage] = fields.ForeignKeyField(
-        "siteforms.InboundMessage", related_name=False, null=True, on_delete=fields.SET_NULL)
+        "siteforms.InboundMessage", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
     duplicate_of_id: uuid.UUID | None
     error = fields.CharField(max_length=500, default="", description="why no lead came of it, for support")
-    defects = fields.CharField(max_length=300, default="",
-                               description="what was wrong with its MIME (the email package's defect names)")
+    defects = fields.CharField(
+        max_length=300, default="", description="what was wrong with its MIME (the email package's defect names)"
+    )
 
     class Meta:
         table = "siteforms_messages"
@@ -106,7 +115,8 @@ class RawMessage(Model):
     # its own key: Tortoise 1.1's migrations mis-record a one-to-one primary key (pk_attr)
     id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
     message: fields.OneToOneRelation[InboundMessage] = fields.OneToOneField(
-        "siteforms.InboundMessage", related_name="raw", on_delete=fields.CASCADE)
+        "siteforms.InboundMessage", related_name="raw", on_delete=fields.CASCADE
+    )
     message_id: uuid.UUID
     received_at = fields.DatetimeField(db_index=True)
     content = fields.BinaryField()

@@ -14,6 +14,7 @@ would be slow or blow up (:func:`check_structure`: a "message bomb" of
 thousands of nested or sibling parts), because the server runs it for
 strangers.
 """
+
 from __future__ import annotations
 
 import base64
@@ -27,9 +28,9 @@ from email.message import Message
 from urllib.parse import unquote
 
 import phonenumbers
-from perezvon.plugins.siteforms.decoding import clean_line, decode_header_value, decode_text, html_to_text
 
 from perezvon.api import DEFAULT_REGION
+from perezvon.plugins.siteforms.decoding import clean_line, decode_header_value, decode_text, html_to_text
 
 #: more ``Content-Type: multipart/...`` headers than this and a message is refused;
 #: a form e-mail has one or two (alternative inside mixed), and each level of
@@ -123,8 +124,11 @@ def _part_bytes(part: Message, defects: list[str]) -> bytes:
 
 def _is_attachment(part: Message) -> bool:
     disposition = (part.get("Content-Disposition") or "").split(";", 1)[0].strip().lower()
-    return disposition == "attachment" or bool(part.get_param("filename", header="Content-Disposition")) \
+    return (
+        disposition == "attachment"
+        or bool(part.get_param("filename", header="Content-Disposition"))
         or bool(part.get_param("name"))
+    )
 
 
 def _text_parts(message: Message, defects: list[str]) -> tuple[list[str], list[str]]:
@@ -164,21 +168,73 @@ _EMAIL_IN_ANGLES = re.compile(r"<[^<>@\s]+@[^<>\s]+>|\S+@\S+")
 _UTM_IN_TEXT = re.compile(r"(?i)\butm_(source|medium|campaign|content|term)=([^&\s|;\"'<>#]+)")
 _UTM_LABEL = re.compile(r"^utm[ _-]?(source|medium|campaign|content|term)$")
 
-_NAME_LABELS = frozenset({
-    "имя", "ваше имя", "имя клиента", "фио", "ф и о", "ваше фио", "контактное лицо", "имя и фамилия",
-    "фамилия и имя", "фамилия имя отчество", "фамилия имя", "как к вам обращаться", "как вас зовут",
-    "представьтесь", "автор", "ваше имя и фамилия", "name", "your name", "your name", "full name", "first name",
-    "contact name", "contact person", "client name", "имя отправителя",
-})
+_NAME_LABELS = frozenset(
+    {
+        "имя",
+        "ваше имя",
+        "имя клиента",
+        "фио",
+        "ф и о",
+        "ваше фио",
+        "контактное лицо",
+        "имя и фамилия",
+        "фамилия и имя",
+        "фамилия имя отчество",
+        "фамилия имя",
+        "как к вам обращаться",
+        "как вас зовут",
+        "представьтесь",
+        "автор",
+        "ваше имя и фамилия",
+        "name",
+        "your name",
+        "full name",
+        "first name",
+        "contact name",
+        "contact person",
+        "client name",
+        "имя отправителя",
+    }
+)
 #: a CF7 body starts "From: name <e-mail>"; used when no name field is found
 _SENDER_LABELS = frozenset({"from", "от", "от кого", "отправитель", "sender"})
-_PHONE_LABELS = frozenset({"тел", "tel", "моб", "мобильный", "сотовый", "номер", "ваш номер", "контактный номер",
-                           "whatsapp", "mobile", "cell", "номер whatsapp"})
-_PAGE_LABELS = frozenset({
-    "страница", "url", "page", "page url", "адрес страницы", "страница отправки", "страница сайта",
-    "ссылка на страницу", "форма отправлена со страницы", "отправлено со страницы", "заявка со страницы",
-    "страница заявки", "страница формы", "url страницы", "source page", "sent from page", "form page",
-})
+_PHONE_LABELS = frozenset(
+    {
+        "тел",
+        "tel",
+        "моб",
+        "мобильный",
+        "сотовый",
+        "номер",
+        "ваш номер",
+        "контактный номер",
+        "whatsapp",
+        "mobile",
+        "cell",
+        "номер whatsapp",
+    }
+)
+_PAGE_LABELS = frozenset(
+    {
+        "страница",
+        "url",
+        "page",
+        "page url",
+        "адрес страницы",
+        "страница отправки",
+        "страница сайта",
+        "ссылка на страницу",
+        "форма отправлена со страницы",
+        "отправлено со страницы",
+        "заявка со страницы",
+        "страница заявки",
+        "страница формы",
+        "url страницы",
+        "source page",
+        "sent from page",
+        "form page",
+    }
+)
 
 
 def normalise_label(label: str) -> str:
@@ -213,8 +269,13 @@ def label_role(label: str) -> str | None:
 
 def _plausible_label(label: str, value: str) -> bool:
     stripped = label.strip()
-    return (bool(stripped) and not value.startswith("//") and not stripped.isdigit()
-            and not re.search(r"https?$|[<>]", stripped, re.I) and len(stripped.split()) <= 8)
+    return (
+        bool(stripped)
+        and not value.startswith("//")
+        and not stripped.isdigit()
+        and not re.search(r"https?$|[<>]", stripped, re.I)
+        and len(stripped.split()) <= 8
+    )
 
 
 def extract_fields(text: str) -> list[tuple[str, str]]:
@@ -242,8 +303,12 @@ def extract_fields(text: str) -> list[tuple[str, str]]:
         line = lines[index]
         following = lines[index + 1] if index + 1 < len(lines) else ""
         # 1C-Bitrix: "Ваше имя" / "*******************************" / "Иван"
-        if line.strip() and len(line.strip()) <= 80 and _SEPARATOR_LINE.match(following) \
-                and not _SEPARATOR_LINE.match(line):
+        if (
+            line.strip()
+            and len(line.strip()) <= 80
+            and _SEPARATOR_LINE.match(following)
+            and not _SEPARATOR_LINE.match(line)
+        ):
             value, after = block_after(index + 2)
             if value:  # a heading underlined with dashes has a blank line after it, not an answer
                 fields.append((line.strip().rstrip(":"), value))
@@ -389,8 +454,10 @@ def _raw_header(message: Message, name: str) -> str:
     if value is None:
         return ""
     if isinstance(value, Header):
-        return b"".join(chunk if isinstance(chunk, bytes) else chunk.encode("ascii", "surrogateescape")
-                        for chunk, _ in decode_header(value)).decode("ascii", "surrogateescape")
+        return b"".join(
+            chunk if isinstance(chunk, bytes) else chunk.encode("ascii", "surrogateescape")
+            for chunk, _ in decode_header(value)
+        ).decode("ascii", "surrogateescape")
     return str(value)
 
 

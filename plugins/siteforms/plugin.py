@@ -1,11 +1,11 @@
 """The site-forms plugin: hook implementations only."""
+
+from perezvon.api import hookimpl
 from perezvon.plugins.siteforms.addresses import demo_step
 from perezvon.plugins.siteforms.app import LEAD_SOURCE, SiteForms
 from perezvon.plugins.siteforms.command import HELP, run_smtp, smtp_arguments
 from perezvon.plugins.siteforms.schemas import SiteFormsSettings
 from perezvon.plugins.siteforms.server import SiteFormsSmtpServer
-
-from perezvon.api import hookimpl
 
 
 @hookimpl

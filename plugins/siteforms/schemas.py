@@ -1,4 +1,5 @@
 """Settings of the site-forms plugin: the deployment's (plugins.toml) and a connection's."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -15,27 +16,43 @@ class SiteFormsSettings(Schema):
     domain = fields.String(
         load_default="forms.perezvon.local",
         validate=validate.Regexp(_DOMAIN, error="Not a domain name."),
-        metadata={"help": "the intake domain: technical addresses are <random>@<domain>; "
-                          "its MX record must point at this server"})
+        metadata={
+            "help": "the intake domain: technical addresses are <random>@<domain>; "
+            "its MX record must point at this server"
+        },
+    )
     hostname = fields.String(
-        load_default=None, allow_none=True, validate=validate.Regexp(_DOMAIN, error="Not a host name."),
-        metadata={"help": "the name in the SMTP greeting (default: the domain)"})
+        load_default=None,
+        allow_none=True,
+        validate=validate.Regexp(_DOMAIN, error="Not a host name."),
+        metadata={"help": "the name in the SMTP greeting (default: the domain)"},
+    )
     max_message_bytes = fields.Integer(
-        load_default=10 * MIB, validate=validate.Range(min=16 * 1024, max=256 * MIB),
-        metadata={"help": "larger messages are refused with 552 (advertised as SIZE)"})
+        load_default=10 * MIB,
+        validate=validate.Range(min=16 * 1024, max=256 * MIB),
+        metadata={"help": "larger messages are refused with 552 (advertised as SIZE)"},
+    )
     max_recipients = fields.Integer(
-        load_default=50, validate=validate.Range(min=1, max=1000),
-        metadata={"help": "RCPT commands per message; more are answered 452 (the sender sends them later)"})
+        load_default=50,
+        validate=validate.Range(min=1, max=1000),
+        metadata={"help": "RCPT commands per message; more are answered 452 (the sender sends them later)"},
+    )
     tls_cert = fields.String(
-        load_default=None, allow_none=True,
-        metadata={"help": "PEM certificate (chain) file; with tls_key, STARTTLS is offered"})
+        load_default=None,
+        allow_none=True,
+        metadata={"help": "PEM certificate (chain) file; with tls_key, STARTTLS is offered"},
+    )
     tls_key = fields.String(load_default=None, allow_none=True, metadata={"help": "PEM private key file"})
     raw_retention_days = fields.Integer(
-        load_default=30, validate=validate.Range(min=1, max=3650),
-        metadata={"help": "how long the raw message is kept for support; the lead stays"})
+        load_default=30,
+        validate=validate.Range(min=1, max=3650),
+        metadata={"help": "how long the raw message is kept for support; the lead stays"},
+    )
     session_timeout_seconds = fields.Float(
-        load_default=300.0, validate=validate.Range(min=5, max=3600),
-        metadata={"help": "an idle SMTP session is closed after this long (RFC 5321 asks for 5 minutes)"})
+        load_default=300.0,
+        validate=validate.Range(min=5, max=3600),
+        metadata={"help": "an idle SMTP session is closed after this long (RFC 5321 asks for 5 minutes)"},
+    )
 
     @validates_schema
     def _certificate_and_key_together(self, data, **_):

@@ -12,6 +12,7 @@
 * STARTTLS when ``tls_cert``/``tls_key`` are set. No AUTH: the server takes
   mail for its own addresses only, like an MX, so it needs none.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
+
+from perezvon.api import PluginError, Server, ServerContext
 from perezvon.plugins.siteforms.delivery import Envelope, MessageIntake, Outcome
 from perezvon.plugins.siteforms.directory import Directory, KnownAddress
 from perezvon.plugins.siteforms.models import MessageStatus
 from perezvon.plugins.siteforms.parser import MessageTooComplex, ParsedForm, check_structure, parse_message
 from perezvon.plugins.siteforms.store import MessageStore, purge_expired_raw
-
-from perezvon.api import PluginError, Server, ServerContext
 
 if TYPE_CHECKING:
     from perezvon.api import Settings
@@ -99,13 +100,15 @@ class FormMailHandler:
         self.idle = asyncio.Event()
         self.idle.set()
 
-    async def handle_EHLO(self, server: SMTP, session: Session, envelope: SmtpEnvelope, hostname: str,
-                          responses: list[str]) -> list[str]:
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: SmtpEnvelope, hostname: str, responses: list[str]
+    ) -> list[str]:
         session.host_name = hostname
         return [line for line in responses if not line[4:].upper().startswith("AUTH")]
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: _FormEnvelope, address: str,
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: _FormEnvelope, address: str, rcpt_options: list[str]
+    ) -> str:
         envelope.rcpt_commands += 1
         if envelope.rcpt_commands > self.max_recipients:
             return "452 4.5.3 Too many recipients, send the rest in another message"
@@ -143,8 +146,12 @@ class FormMailHandler:
 
     async def _take(self, session: Session, envelope: _FormEnvelope) -> str:
         raw: bytes = envelope.original_content or b""
-        received = Envelope(raw=raw, mail_from=envelope.mail_from or "", peer=str((session.peer or ("",))[0]),
-                            received_at=dt.datetime.now(dt.UTC))
+        received = Envelope(
+            raw=raw,
+            mail_from=envelope.mail_from or "",
+            peer=str((session.peer or ("",))[0]),
+            received_at=dt.datetime.now(dt.UTC),
+        )
         try:
             form = await asyncio.to_thread(_read, raw) if len(raw) > PARSE_INLINE_BYTES else _read(raw)
         except MessageTooComplex as exc:
@@ -196,8 +203,7 @@ class SiteFormsSmtpServer(Server):
         try:
             context.load_cert_chain(cert, key)
         except (OSError, ssl.SSLError) as exc:
-            raise PluginError(f"plugin 'siteforms': cannot use tls_cert {cert!r} with tls_key {key!r}: {exc}") \
-                from None
+            raise PluginError(f"plugin 'siteforms': cannot use tls_cert {cert!r} with tls_key {key!r}: {exc}") from None
         return context
 
     async def start(self) -> None:
@@ -211,23 +217,34 @@ class SiteFormsSmtpServer(Server):
         self.store = MessageStore()
         directory = Directory(self.cache_seconds)
         self.handler = handler = FormMailHandler(
-            domain=self.settings["domain"], max_recipients=self.settings["max_recipients"], directory=directory,
-            intake=MessageIntake(intake=self.context.intake, directory=directory, store=self.store))
+            domain=self.settings["domain"],
+            max_recipients=self.settings["max_recipients"],
+            directory=directory,
+            intake=MessageIntake(intake=self.context.intake, directory=directory, store=self.store),
+        )
         loop = asyncio.get_running_loop()
         hostname = self.settings.get("hostname") or self.settings["domain"]
 
         def session() -> IntakeSMTP:
-            return IntakeSMTP(handler, self.sessions, data_size_limit=self.settings["max_message_bytes"],
-                              enable_SMTPUTF8=True, hostname=hostname, ident="Perezvon site forms",
-                              tls_context=tls_context, timeout=self.settings["session_timeout_seconds"],
-                              loop=loop)
+            return IntakeSMTP(
+                handler,
+                self.sessions,
+                data_size_limit=self.settings["max_message_bytes"],
+                enable_SMTPUTF8=True,
+                hostname=hostname,
+                ident="Perezvon site forms",
+                tls_context=tls_context,
+                timeout=self.settings["session_timeout_seconds"],
+                loop=loop,
+            )
 
         try:
             self._server = await loop.create_server(session, self.context.host, self.port)
         except OSError as exc:  # e.g. the port is taken: one clear line, not a traceback
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise PluginError(f"plugin 'siteforms': cannot listen on {self.context.host}:{self.port}: {reason}") \
-                from None
+            raise PluginError(
+                f"plugin 'siteforms': cannot listen on {self.context.host}:{self.port}: {reason}"
+            ) from None
         self.port = self._server.sockets[0].getsockname()[1]  # the real one when asked for port 0
         self._retention = asyncio.create_task(self._purge_raw_until_stopped(), name="siteforms-raw-retention")
 
@@ -236,8 +253,7 @@ class SiteFormsSmtpServer(Server):
             try:
                 deleted = await purge_expired_raw(self.settings["raw_retention_days"])
                 if deleted:
-                    log.info("deleted %d raw messages older than %d days", deleted,
-                             self.settings["raw_retention_days"])
+                    log.info("deleted %d raw messages older than %d days", deleted, self.settings["raw_retention_days"])
             except Exception as exc:  # the database is away: try again next time
                 log.warning("raw message retention skipped: %s", exc)
             with contextlib.suppress(TimeoutError):
@@ -265,5 +281,8 @@ class SiteFormsSmtpServer(Server):
             await self.store.close()
 
     def describe(self) -> str:
-        return (f"smtp on {self.context.host}:{self.port} (site forms to @{self.settings['domain']}"
-                + (", STARTTLS" if self.tls else "") + ")")
+        return (
+            f"smtp on {self.context.host}:{self.port} (site forms to @{self.settings['domain']}"
+            + (", STARTTLS" if self.tls else "")
+            + ")"
+        )

@@ -12,6 +12,7 @@ key) is grouped the same way: on SQLite every query waits its turn on the one
 connection, behind the commits, so one query for all waiting messages costs
 a single turn instead of one each.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -20,11 +21,11 @@ import datetime as dt
 import logging
 from typing import Any
 
-from perezvon.plugins.siteforms.models import InboundMessage, MessageStatus, RawMessage
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from perezvon.api import Batcher, RowInserter, settle
+from perezvon.plugins.siteforms.models import InboundMessage, MessageStatus, RawMessage
 
 log = logging.getLogger("perezvon.siteforms")
 
@@ -53,10 +54,18 @@ class MessageStore:
     def __init__(self) -> None:
         self._messages = RowInserter(InboundMessage)
         self._raws = RowInserter(RawMessage)
-        self._writer = Batcher(self._write, name="siteforms-message-writer", max_batch=MAX_BATCH,
-                               failed=lambda exc: StoreUnavailable(str(exc)))
-        self._looker = Batcher(self._look_up, name="siteforms-copy-lookup", max_batch=MAX_BATCH,
-                               failed=lambda exc: StoreUnavailable(str(exc)))
+        self._writer = Batcher(
+            self._write,
+            name="siteforms-message-writer",
+            max_batch=MAX_BATCH,
+            failed=lambda exc: StoreUnavailable(str(exc)),
+        )
+        self._looker = Batcher(
+            self._look_up,
+            name="siteforms-copy-lookup",
+            max_batch=MAX_BATCH,
+            failed=lambda exc: StoreUnavailable(str(exc)),
+        )
 
     async def first_copy(self, address_id: int, key: str) -> dict[str, Any] | None:
         """``{"id", "lead_id", "call_id"}`` of the stored copy of a message, or None.
@@ -87,8 +96,12 @@ class MessageStore:
     async def _insert(self, items: list[_Pending]) -> None:
         async with in_transaction():
             await self._messages.execute([item.row for item in items])
-            await self._raws.execute([{"message_id": item.row["id"], "received_at": item.row["received_at"],
-                                       "content": item.raw} for item in items])
+            await self._raws.execute(
+                [
+                    {"message_id": item.row["id"], "received_at": item.row["received_at"], "content": item.raw}
+                    for item in items
+                ]
+            )
 
     async def _write(self, batch: list[_Pending]) -> None:
         try:
@@ -110,8 +123,11 @@ class MessageStore:
             try:
                 await self._insert([item])
             except IntegrityError:
-                first = await InboundMessage.filter(address_id=item.row["address_id"],
-                                                    dedupe_key=item.row["dedupe_key"]).first().values("id")
+                first = (
+                    await InboundMessage.filter(address_id=item.row["address_id"], dedupe_key=item.row["dedupe_key"])
+                    .first()
+                    .values("id")
+                )
                 if first is None:
                     raise
                 item.row.update(dedupe_key=None, status=MessageStatus.DUPLICATE, duplicate_of_id=first["id"])

@@ -13,6 +13,7 @@ Programs are started with :func:`asyncio.create_subprocess_exec` -- never a shel
 text only ever travels on standard input. Concurrent requests for the same text share one run;
 files appear in the cache only whole (written under a temporary name, then renamed).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,9 +30,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from perezvon.plugins.speech import russian
-
 from perezvon.api import SpeechEngine
+from perezvon.plugins.speech import russian
 
 if TYPE_CHECKING:
     from perezvon.api import Settings
@@ -54,8 +54,7 @@ VOICES = ("male", "female")
 class SpeechError(Exception):
     """The announcement could not be spoken. The message says why, with the program's stderr."""
 
-    def __init__(self, message: str, *, program: str = "", returncode: int | None = None,
-                 stderr: str = "") -> None:
+    def __init__(self, message: str, *, program: str = "", returncode: int | None = None, stderr: str = "") -> None:
         super().__init__(message)
         self.program = program
         self.returncode = returncode
@@ -75,10 +74,20 @@ class EspeakEngine(SpeechEngine):
     #: the lowest: any other engine a plugin registers with a higher priority is used instead
     priority = 0
 
-    def __init__(self, cache_dir: Path, *, voices: Mapping[str, str] | None = None, speed: int = 150,
-                 pitch: int = 50, sample_rate: int = 8000, max_chars: int = russian.MAX_CHARS,
-                 timeout: float = 30.0, cache_days: int = 30, espeak_binary: str = "espeak-ng",
-                 sox_binary: str = "sox") -> None:
+    def __init__(
+        self,
+        cache_dir: Path,
+        *,
+        voices: Mapping[str, str] | None = None,
+        speed: int = 150,
+        pitch: int = 50,
+        sample_rate: int = 8000,
+        max_chars: int = russian.MAX_CHARS,
+        timeout: float = 30.0,
+        cache_days: int = 30,
+        espeak_binary: str = "espeak-ng",
+        sox_binary: str = "sox",
+    ) -> None:
         self.cache_dir = Path(cache_dir)
         self.voices = dict(voices or {"male": "ru", "female": "ru+f3"})
         self.speed = speed
@@ -103,9 +112,14 @@ class EspeakEngine(SpeechEngine):
         return cls(
             cache_dir_path(settings, core_settings),
             voices={"male": settings["male_voice"], "female": settings["female_voice"]},
-            speed=settings["speed"], pitch=settings["pitch"], sample_rate=settings["sample_rate"],
-            max_chars=settings["max_chars"], timeout=settings["timeout"], cache_days=settings["cache_days"],
-            espeak_binary=settings["espeak_binary"], sox_binary=settings["sox_binary"],
+            speed=settings["speed"],
+            pitch=settings["pitch"],
+            sample_rate=settings["sample_rate"],
+            max_chars=settings["max_chars"],
+            timeout=settings["timeout"],
+            cache_days=settings["cache_days"],
+            espeak_binary=settings["espeak_binary"],
+            sox_binary=settings["sox_binary"],
         )
 
     # --- the interface ---------------------------------------------------------------------
@@ -137,8 +151,15 @@ class EspeakEngine(SpeechEngine):
         return await asyncio.shield(task)
 
     def cache_key(self, spoken: str, voice: str, version: str) -> str:
-        material = {"format": CACHE_FORMAT, "engine": version, "voice": self.voices[voice],
-                    "speed": self.speed, "pitch": self.pitch, "rate": self.sample_rate, "text": spoken}
+        material = {
+            "format": CACHE_FORMAT,
+            "engine": version,
+            "voice": self.voices[voice],
+            "speed": self.speed,
+            "pitch": self.pitch,
+            "rate": self.sample_rate,
+            "text": spoken,
+        }
         return hashlib.sha256(json.dumps(material, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
     async def engine_version(self) -> str:
@@ -164,14 +185,35 @@ class EspeakEngine(SpeechEngine):
         raw = self.cache_dir / f"{stem}.espeak.wav"
         out = self.cache_dir / f"{stem}.part"
         try:
-            await self._run("espeak", ["-v", voice_name, "-s", str(self.speed), "-p", str(self.pitch),
-                                       "-b", "1", "-w", str(raw), "--stdin"], stdin=spoken.encode("utf-8"))
+            await self._run(
+                "espeak",
+                ["-v", voice_name, "-s", str(self.speed), "-p", str(self.pitch), "-b", "1", "-w", str(raw), "--stdin"],
+                stdin=spoken.encode("utf-8"),
+            )
             self.syntheses += 1
             if not raw.exists() or raw.stat().st_size <= 44:
-                raise SpeechError(f"{self.programs['espeak']} wrote no audio for {spoken[:60]!r}",
-                                  program=self.programs["espeak"])
-            await self._run("sox", ["-V1", "-D", str(raw), "-t", "wav", "-r", str(self.sample_rate),
-                                    "-c", "1", "-b", "16", "-e", "signed-integer", str(out)])
+                raise SpeechError(
+                    f"{self.programs['espeak']} wrote no audio for {spoken[:60]!r}", program=self.programs["espeak"]
+                )
+            await self._run(
+                "sox",
+                [
+                    "-V1",
+                    "-D",
+                    str(raw),
+                    "-t",
+                    "wav",
+                    "-r",
+                    str(self.sample_rate),
+                    "-c",
+                    "1",
+                    "-b",
+                    "16",
+                    "-e",
+                    "signed-integer",
+                    str(out),
+                ],
+            )
             self._check(out)
             os.replace(out, path)  # atomic: readers see no file or the whole file
         finally:
@@ -188,24 +230,34 @@ class EspeakEngine(SpeechEngine):
                 shape = (wav.getnchannels(), wav.getsampwidth(), wav.getframerate())
                 frames = wav.getnframes()
         except (wave.Error, EOFError, OSError) as exc:
-            raise SpeechError(f"{self.programs['sox']} wrote an unreadable WAV file: {exc}",
-                              program=self.programs["sox"]) from exc
+            raise SpeechError(
+                f"{self.programs['sox']} wrote an unreadable WAV file: {exc}", program=self.programs["sox"]
+            ) from exc
         if shape != (1, 2, self.sample_rate) or frames == 0:
-            raise SpeechError(f"{self.programs['sox']} wrote {shape[0]} channel(s), {8 * shape[1]}-bit, "
-                              f"{shape[2]} Hz, {frames} frames; expected mono 16-bit {self.sample_rate} Hz audio",
-                              program=self.programs["sox"])
+            raise SpeechError(
+                f"{self.programs['sox']} wrote {shape[0]} channel(s), {8 * shape[1]}-bit, "
+                f"{shape[2]} Hz, {frames} frames; expected mono 16-bit {self.sample_rate} Hz audio",
+                program=self.programs["sox"],
+            )
 
     async def _run(self, role: str, args: list[str], stdin: bytes | None = None) -> tuple[bytes, bytes]:
         """Run espeak-ng or sox (no shell), with the timeout; a clear SpeechError otherwise."""
         program = self.programs[role]
         try:
             process = await asyncio.create_subprocess_exec(
-                program, *args, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                program,
+                *args,
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
         except FileNotFoundError:
-            raise SpeechError(f"speech program {program!r} not found: install {PACKAGES[role]} "
-                              f"(Debian: apt-get install espeak-ng sox) or set {role}_binary "
-                              f"in [plugins.speech]", program=program) from None
+            raise SpeechError(
+                f"speech program {program!r} not found: install {PACKAGES[role]} "
+                f"(Debian: apt-get install espeak-ng sox) or set {role}_binary "
+                f"in [plugins.speech]",
+                program=program,
+            ) from None
         except PermissionError as exc:
             raise SpeechError(f"speech program {program!r} cannot be run: {exc}", program=program) from None
         try:
@@ -216,12 +268,17 @@ class EspeakEngine(SpeechEngine):
             await process.wait()
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            raise SpeechError(f"{program} did not finish within {self.timeout:g} s and was stopped",
-                              program=program) from None
+            raise SpeechError(
+                f"{program} did not finish within {self.timeout:g} s and was stopped", program=program
+            ) from None
         if process.returncode != 0:
             message = " ".join(err.decode("utf-8", "replace").split())[:500]
-            raise SpeechError(f"{program} failed with exit status {process.returncode}: {message or 'no message'}",
-                              program=program, returncode=process.returncode, stderr=message)
+            raise SpeechError(
+                f"{program} failed with exit status {process.returncode}: {message or 'no message'}",
+                program=program,
+                returncode=process.returncode,
+                stderr=message,
+            )
         return out, err
 
     # --- the cache sweep ---------------------------------------------------------------------
@@ -248,8 +305,9 @@ class EspeakEngine(SpeechEngine):
                 if entry.name.startswith("."):
                     expired = age > STALE_TEMP_SECONDS
                 else:
-                    expired = (bool(self.cache_days) and entry.suffix in (".wav", ".wav16")
-                               and age > self.cache_days * 86400)
+                    expired = (
+                        bool(self.cache_days) and entry.suffix in (".wav", ".wav16") and age > self.cache_days * 86400
+                    )
                 if expired and entry.is_file():
                     entry.unlink()
                     removed += 1

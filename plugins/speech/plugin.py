@@ -1,8 +1,8 @@
 """The speech plugin: announcements spoken by eSpeak NG. Hook implementations only."""
-from perezvon.plugins.speech.engine import EspeakEngine
-from perezvon.plugins.speech.schemas import SpeechSettings
 
 from perezvon.api import hookimpl
+from perezvon.plugins.speech.engine import EspeakEngine
+from perezvon.plugins.speech.schemas import SpeechSettings
 
 
 @hookimpl

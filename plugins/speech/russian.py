@@ -13,6 +13,7 @@
 The result is plain text for the engine's standard input: no markup, nothing a shell or a
 dialplan would interpret (the engine never uses a shell anyway).
 """
+
 from __future__ import annotations
 
 import re
@@ -127,6 +128,7 @@ def _speak_phones(text: str) -> str:
             return phone_words(candidate)
         except ValueError:
             return candidate  # an order number, a sum: the voice reads it as a number
+
     return _PHONE.sub(replace, text)
 
 
@@ -134,15 +136,51 @@ def _speak_phones(text: str) -> str:
 
 # longest first; "h" after a vowel is silent unless a vowel follows (John -> Джон, Sarah -> Сара)
 _DIGRAPHS = [
-    ("shch", "щ"), ("sch", "ш"), ("tch", "ч"),
-    ("sh", "ш"), ("ch", "ч"), ("zh", "ж"), ("kh", "х"), ("ts", "ц"), ("tz", "ц"), ("ph", "ф"),
-    ("th", "т"), ("gh", "г"), ("ck", "к"), ("qu", "кв"), ("ee", "и"), ("oo", "у"),
-    ("ya", "я"), ("yu", "ю"), ("yo", "ё"), ("ye", "е"), ("ia", "ия"), ("x", "кс"), ("j", "дж"),
+    ("shch", "щ"),
+    ("sch", "ш"),
+    ("tch", "ч"),
+    ("sh", "ш"),
+    ("ch", "ч"),
+    ("zh", "ж"),
+    ("kh", "х"),
+    ("ts", "ц"),
+    ("tz", "ц"),
+    ("ph", "ф"),
+    ("th", "т"),
+    ("gh", "г"),
+    ("ck", "к"),
+    ("qu", "кв"),
+    ("ee", "и"),
+    ("oo", "у"),
+    ("ya", "я"),
+    ("yu", "ю"),
+    ("yo", "ё"),
+    ("ye", "е"),
+    ("ia", "ия"),
+    ("x", "кс"),
+    ("j", "дж"),
 ]
 _LETTERS = {
-    "a": "а", "b": "б", "d": "д", "f": "ф", "g": "г", "i": "и", "k": "к", "l": "л", "m": "м",
-    "n": "н", "o": "о", "p": "п", "q": "к", "r": "р", "s": "с", "t": "т", "u": "у", "v": "в",
-    "w": "в", "z": "з",
+    "a": "а",
+    "b": "б",
+    "d": "д",
+    "f": "ф",
+    "g": "г",
+    "i": "и",
+    "k": "к",
+    "l": "л",
+    "m": "м",
+    "n": "н",
+    "o": "о",
+    "p": "п",
+    "q": "к",
+    "r": "р",
+    "s": "с",
+    "t": "т",
+    "u": "у",
+    "v": "в",
+    "w": "в",
+    "z": "з",
 }
 #: Latin letters that do not decompose into a base letter and an accent
 _SPECIAL = {"ß": "ss", "ø": "o", "æ": "e", "œ": "e", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ı": "i"}
@@ -196,7 +234,7 @@ def transliterate(word: str) -> str:
 
 # --- the whole text ---------------------------------------------------------------------------
 
-_LATIN = "A-Za-z\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F\u1E00-\u1EFF"  # Latin letters, with accents
+_LATIN = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff"  # Latin letters, with accents
 _LATIN_WORD = re.compile(rf"[{_LATIN}]+(?:['’][{_LATIN}]+)*")
 _KEEP_PUNCT = ".,!?:;"
 
@@ -213,17 +251,20 @@ def _clean(text: str) -> str:
     """Keep Cyrillic, digits, whitespace and sentence punctuation; a hyphen only inside a word."""
     out = []
     for i, ch in enumerate(text):
-        if _is_cyrillic(ch) or (ch.isdigit() and ch.isascii()) or ch in _KEEP_PUNCT:
-            out.append(ch)
-        elif ch == "-" and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum():
+        if (
+            _is_cyrillic(ch)
+            or (ch.isdigit() and ch.isascii())
+            or ch in _KEEP_PUNCT
+            or (ch == "-" and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum())
+        ):
             out.append(ch)
         elif ch in "–—":  # a dash between clauses is a pause
             out.append(",")
         else:
             out.append(" ")
     cleaned = " ".join("".join(out).split())
-    cleaned = re.sub(r"\s+([.,!?:;])", r"\1", cleaned)          # no space before punctuation
-    cleaned = re.sub(r"([.,!?:;])[.,!?:;]+", r"\1", cleaned)     # "!!!" -> "!", ",." -> ","
+    cleaned = re.sub(r"\s+([.,!?:;])", r"\1", cleaned)  # no space before punctuation
+    cleaned = re.sub(r"([.,!?:;])[.,!?:;]+", r"\1", cleaned)  # "!!!" -> "!", ",." -> ","
     cleaned = re.sub(r"([.,!?:;])(?=[^\s\d])", r"\1 ", cleaned)  # "а,б" -> "а, б"
     return cleaned.lstrip(_KEEP_PUNCT + " ")
 

@@ -3,6 +3,7 @@
 The settings are checked (``check``) by POSTing one signed test event, ``check``,
 which the receiver must answer with a 2xx.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -12,9 +13,9 @@ import uuid
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
-from perezvon.plugins.webhooks import signing
 
 from perezvon.api import EVENTS, CallEvent, CheckFailed, DeliveryError, HttpPush, Integration, excerpt
+from perezvon.plugins.webhooks import signing
 
 MIN_SECRET = 16
 #: the test event sent when the settings are checked; never sent for a call
@@ -22,15 +23,23 @@ CHECK_EVENT = "check"
 
 
 class WebhookSettings(Schema):
-    url = fields.String(required=True, metadata={
-        "label": "Receiver URL", "help": "Where events are POSTed (https://…)"})
-    secret = fields.String(required=True, metadata={
-        "secret": True, "label": "Signing secret",
-        "help": f"At least {MIN_SECRET} characters; the receiver checks the signature with it"})
-    events = fields.List(fields.String(validate=validate.OneOf(EVENTS)), load_default=list(EVENTS), metadata={
-        "label": "Events", "help": ", ".join(EVENTS)})
-    timeout = fields.Float(load_default=10.0, validate=validate.Range(min=1, max=30), metadata={
-        "label": "Timeout, s"})
+    url = fields.String(
+        required=True, metadata={"label": "Receiver URL", "help": "Where events are POSTed (https://…)"}
+    )
+    secret = fields.String(
+        required=True,
+        metadata={
+            "secret": True,
+            "label": "Signing secret",
+            "help": f"At least {MIN_SECRET} characters; the receiver checks the signature with it",
+        },
+    )
+    events = fields.List(
+        fields.String(validate=validate.OneOf(EVENTS)),
+        load_default=list(EVENTS),
+        metadata={"label": "Events", "help": ", ".join(EVENTS)},
+    )
+    timeout = fields.Float(load_default=10.0, validate=validate.Range(min=1, max=30), metadata={"label": "Timeout, s"})
 
     @validates("url")
     def _http_url(self, value: str, **_: Any) -> None:
@@ -48,12 +57,21 @@ class WebhookSettings(Schema):
 
 def event_body(event: CallEvent) -> dict[str, Any]:
     """The JSON document of one event: the same bytes on every try of one delivery."""
-    occurred = {"lead_created": event.lead.get("created_at"),
-                "attempt_finished": (event.attempt or {}).get("ended_at"),
-                "call_finished": event.call.get("finished_at")}[event.event]
-    return {"id": event.event_id, "event": event.event, "occurred_at": occurred,
-            "connection_id": event.connection_id, "lead": event.lead, "call": event.call,
-            "attempt": event.attempt, "attempts": event.attempts}
+    occurred = {
+        "lead_created": event.lead.get("created_at"),
+        "attempt_finished": (event.attempt or {}).get("ended_at"),
+        "call_finished": event.call.get("finished_at"),
+    }[event.event]
+    return {
+        "id": event.event_id,
+        "event": event.event,
+        "occurred_at": occurred,
+        "connection_id": event.connection_id,
+        "lead": event.lead,
+        "call": event.call,
+        "attempt": event.attempt,
+        "attempts": event.attempts,
+    }
 
 
 class Webhooks(Integration):
@@ -61,7 +79,8 @@ class Webhooks(Integration):
     title = "Webhooks"
     description = (
         "Every event (lead created, attempt finished, call finished) is POSTed as JSON to your URL, signed with "
-        "HMAC-SHA256 in X-Perezvon-Signature. Check the signature and the timestamp (docs/webhooks.md).")
+        "HMAC-SHA256 in X-Perezvon-Signature. Check the signature and the timestamp (docs/webhooks.md)."
+    )
     settings_schema = WebhookSettings
     client_script = None
 
@@ -72,13 +91,20 @@ class Webhooks(Integration):
         """POST one event document, signed; the receiver's response (a 2xx or 3xx)."""
         body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         timestamp = int(time.time())
-        return await self.http.send("POST", settings["url"], content=body, timeout=settings["timeout"], headers={
-            "Content-Type": "application/json; charset=utf-8",
-            "X-Perezvon-Event": document["event"],
-            "X-Perezvon-Event-Id": document["id"],
-            "X-Perezvon-Timestamp": str(timestamp),
-            "X-Perezvon-Signature": signing.signature(settings["secret"], timestamp, body),
-        }, secrets=[settings["secret"]])
+        return await self.http.send(
+            "POST",
+            settings["url"],
+            content=body,
+            timeout=settings["timeout"],
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "X-Perezvon-Event": document["event"],
+                "X-Perezvon-Event-Id": document["id"],
+                "X-Perezvon-Timestamp": str(timestamp),
+                "X-Perezvon-Signature": signing.signature(settings["secret"], timestamp, body),
+            },
+            secrets=[settings["secret"]],
+        )
 
     async def push(self, event: CallEvent) -> str | None:
         if event.event not in event.settings["events"]:
@@ -87,19 +113,43 @@ class Webhooks(Integration):
 
     async def check(self, settings: dict[str, Any]) -> None:
         """A signed ``check`` event: the receiver must answer 2xx (a redirect is not followed)."""
-        document: dict[str, Any] = {"id": f"check-{uuid.uuid4()}", "event": CHECK_EVENT,
-                                    "occurred_at": dt.datetime.now(dt.UTC).isoformat(), "connection_id": None,
-                                    "lead": None, "call": None, "attempt": None, "attempts": []}
+        document: dict[str, Any] = {
+            "id": f"check-{uuid.uuid4()}",
+            "event": CHECK_EVENT,
+            "occurred_at": dt.datetime.now(dt.UTC).isoformat(),
+            "connection_id": None,
+            "lead": None,
+            "call": None,
+            "attempt": None,
+            "attempts": [],
+        }
         try:
             response = await self.post(settings, document)
         except DeliveryError as refused:
             if refused.status is None:
                 raise
-            raise CheckFailed({"url": [("The receiver answered %(status)s to a signed test event; it must answer "
-                                        "2xx.", {"status": refused.status})]}) from None
+            raise CheckFailed(
+                {
+                    "url": [
+                        (
+                            "The receiver answered %(status)s to a signed test event; it must answer 2xx.",
+                            {"status": refused.status},
+                        )
+                    ]
+                }
+            ) from None
         if not 200 <= response.status_code < 300:
-            raise CheckFailed({"url": [("The receiver answered %(status)s (a redirect) to a signed test event; give "
-                                        "the final address.", {"status": response.status_code})]})
+            raise CheckFailed(
+                {
+                    "url": [
+                        (
+                            "The receiver answered %(status)s (a redirect) to a signed test event; give "
+                            "the final address.",
+                            {"status": response.status_code},
+                        )
+                    ]
+                }
+            )
 
     on_lead_created = push
     on_attempt_finished = push

@@ -1,7 +1,7 @@
 """The webhooks plugin: hook implementations only."""
-from perezvon.plugins.webhooks.integration import Webhooks
 
 from perezvon.api import hookimpl
+from perezvon.plugins.webhooks.integration import Webhooks
 
 
 @hookimpl

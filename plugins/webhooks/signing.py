@@ -8,6 +8,7 @@ refuse timestamps outside their tolerance (5 minutes) and remember event ids
 for longer than that to drop duplicates (every try of one delivery carries the
 same ``X-Perezvon-Event-Id``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,8 +28,15 @@ class BadSignature(ValueError):
     pass
 
 
-def verify(secret: str, body: bytes, timestamp_header: str, signature_header: str, *,
-           now: float | None = None, tolerance: int = TOLERANCE_SECONDS) -> int:
+def verify(
+    secret: str,
+    body: bytes,
+    timestamp_header: str,
+    signature_header: str,
+    *,
+    now: float | None = None,
+    tolerance: int = TOLERANCE_SECONDS,
+) -> int:
     """What a receiver does with a delivery; returns the timestamp, raises :class:`BadSignature`."""
     try:
         timestamp = int(timestamp_header)

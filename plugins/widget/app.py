@@ -1,12 +1,12 @@
 """The callback widget as an application (docs/site-script.md#the-widget)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 from typing import ClassVar
 
-from perezvon.plugins.widget.schemas import WidgetSettings
-
 from perezvon.api import AppEditor, Application, EditorElement, LeadSource, PreviewOption
+from perezvon.plugins.widget.schemas import WidgetSettings
 
 KEY = "widget"
 
@@ -18,30 +18,65 @@ EDITOR = AppEditor(
     preview_scripts=("preview.js",),
     elements=(
         EditorElement("close", ".x", "Close button", ("close_color",)),
-        EditorElement("button", ".go", "Button", ("button_text", "button_from", "button_to", "button_hover_from",
-                                                  "button_hover_to", "button_text_color")),
+        EditorElement(
+            "button",
+            ".go",
+            "Button",
+            ("button_text", "button_from", "button_to", "button_hover_from", "button_hover_to", "button_text_color"),
+        ),
         EditorElement("time_link", ".lnk, .tl", "Link", ("time_link", "link_color")),
         EditorElement("title", "h2", "Title", ("title", "title_color", "title_size")),
-        EditorElement("phone", "input[type=tel]", "Phone field", ("phone_placeholder", "phone_mask", "field_background",
-                                                                  "field_border", "field_text_color")),
-        EditorElement("name", "input[name=name]", "Name field", ("name_field", "name_placeholder", "field_background",
-                                                                 "field_border", "field_text_color")),
+        EditorElement(
+            "phone",
+            "input[type=tel]",
+            "Phone field",
+            ("phone_placeholder", "phone_mask", "field_background", "field_border", "field_text_color"),
+        ),
+        EditorElement(
+            "name",
+            "input[name=name]",
+            "Name field",
+            ("name_field", "name_placeholder", "field_background", "field_border", "field_text_color"),
+        ),
         EditorElement("select", "select", "Drop-downs", ("select_background", "select_border", "select_text_color")),
         EditorElement("consent", ".ok", "Consent", ("consent_text", "consent_checked")),
-        EditorElement("disclaimer", ".dis", "Disclaimer", ("disclaimer", "link1_text", "link1_url", "link2_text",
-                                                           "link2_url", "disclaimer_color")),
+        EditorElement(
+            "disclaimer",
+            ".dis",
+            "Disclaimer",
+            ("disclaimer", "link1_text", "link1_url", "link2_text", "link2_url", "disclaimer_color"),
+        ),
         EditorElement("state", ".state", "Call state"),
         EditorElement("text", ".big, p", "Text", ("text", "text_color")),
         EditorElement("launcher", ".btn", "Call button"),
-        EditorElement("box", ".box", "Form box", ("format", "background", "background_image", "padding", "radius",
-                                                  "font_family")),
+        EditorElement(
+            "box", ".box", "Form box", ("format", "background", "background_image", "padding", "radius", "font_family")
+        ),
         EditorElement("overlay", ".ov", "Page overlay", ("overlay",)),
     ),
     options=(
-        PreviewOption("format", "Format", (("", "As set"), ("horizontal", "Horizontal"), ("square", "Square"),
-                                           ("vertical", "Vertical"), ("edge", "Edge to edge"))),
-        PreviewOption("trigger", "Trigger", (("time", "By time"), ("exit", "On exit"), ("scroll", "By scroll"),
-                                             ("hash", "HASH link"), ("button", "Call button"))),
+        PreviewOption(
+            "format",
+            "Format",
+            (
+                ("", "As set"),
+                ("horizontal", "Horizontal"),
+                ("square", "Square"),
+                ("vertical", "Vertical"),
+                ("edge", "Edge to edge"),
+            ),
+        ),
+        PreviewOption(
+            "trigger",
+            "Trigger",
+            (
+                ("time", "By time"),
+                ("exit", "On exit"),
+                ("scroll", "By scroll"),
+                ("hash", "HASH link"),
+                ("button", "Call button"),
+            ),
+        ),
         PreviewOption("screen", "Screen", (("form", "Form"), ("time", "Time choice"), ("closing", "Closing"))),
     ),
     texts=(
@@ -58,12 +93,17 @@ LEAD_SOURCE = LeadSource(key=KEY, title="Виджет обратного зво�
 class Widget(Application):
     key = KEY
     title = "Виджет обратного звонка"
-    description = ("Форма обратного звонка, которая появляется по времени, при уходе или прокрутке. "
-                   "A callback form that pops up by time, exit intent or scroll.")
+    description = (
+        "Форма обратного звонка, которая появляется по времени, при уходе или прокрутке. "
+        "A callback form that pops up by time, exit intent or scroll."
+    )
     lead_source = KEY
     settings_schema = WidgetSettings
     client_script = Path(__file__).with_name("static") / "widget.js"
     editor = EDITOR
     #: the goals analytics get: Metrika's "perezvon_<event>", GA's action "<event>" (docs/integrations.md)
-    site_events: ClassVar[dict[str, str]] = {"widget_shown": "Widget shown", "widget_opened": "Widget opened",
-                   "widget_lead": "Lead from the widget"}
+    site_events: ClassVar[dict[str, str]] = {
+        "widget_shown": "Widget shown",
+        "widget_opened": "Widget opened",
+        "widget_lead": "Lead from the widget",
+    }

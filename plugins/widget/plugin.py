@@ -1,8 +1,8 @@
 """The widget plugin: hook implementations only."""
-from perezvon.plugins.widget.app import LEAD_SOURCE, Widget
-from perezvon.plugins.widget.demo import demo_step
 
 from perezvon.api import hookimpl
+from perezvon.plugins.widget.app import LEAD_SOURCE, Widget
+from perezvon.plugins.widget.demo import demo_step
 
 
 @hookimpl

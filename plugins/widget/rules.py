@@ -3,6 +3,7 @@ thresholds and display rules (docs/site-script.md#the-widget). Each field's meta
 its label (and help) as an English message id, as every plugin's settings do
 (docs/plugins.md); the Russian is in the plugin's catalog,
 ``locales/ru/LC_MESSAGES/messages.po``. The schema is the single source of truth."""
+
 from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
@@ -12,8 +13,10 @@ OPERATORS = ("contains", "not_contains", "equals", "not_equals", "starts_with")
 TARGETS = ("url", "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 FORMATS = ("horizontal", "square", "vertical", "edge")
 
-_COLOR = (r"^(#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}|#[0-9a-fA-F]{8}|"
-          r"rgba?\(\s*\d{1,3}\s*,\s*\d{1,3}\s*,\s*\d{1,3}\s*(,\s*(0|1|0?\.\d+)\s*)?\))$")
+_COLOR = (
+    r"^(#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}|#[0-9a-fA-F]{8}|"
+    r"rgba?\(\s*\d{1,3}\s*,\s*\d{1,3}\s*,\s*\d{1,3}\s*(,\s*(0|1|0?\.\d+)\s*)?\))$"
+)
 
 # dates stay ISO strings (YYYY-MM-DD), so loaded settings are plain JSON to store and send
 _DATE = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
@@ -29,8 +32,12 @@ class Color(fields.String):
     """A colour as #hex (3, 6 or 8 digits) or rgb()/rgba() with opacity."""
 
     def __init__(self, default: str | None = None, **kwargs):
-        super().__init__(load_default=default, allow_none=default is None,
-                         validate=validate.Regexp(_COLOR, error="A colour: #hex or rgb()/rgba()."), **kwargs)
+        super().__init__(
+            load_default=default,
+            allow_none=default is None,
+            validate=validate.Regexp(_COLOR, error="A colour: #hex or rgb()/rgba()."),
+            **kwargs,
+        )
 
 
 class WebUrl(fields.String):
@@ -61,31 +68,39 @@ class Strict(Schema):
 class ThresholdsSchema(Strict):
     """When the automatic triggers fire (0 or null switches one off)."""
 
-    time_seconds = fields.Integer(load_default=40, allow_none=True, validate=validate.Range(min=0, max=3600),
-                                  metadata=label("By time on page, s"))
+    time_seconds = fields.Integer(
+        load_default=40, allow_none=True, validate=validate.Range(min=0, max=3600), metadata=label("By time on page, s")
+    )
     exit = fields.Boolean(load_default=True, metadata=label("On exit intent"))
-    exit_after_seconds = fields.Integer(load_default=5, validate=validate.Range(min=0, max=3600),
-                                        metadata=label("Exit: not before, s"))
-    scroll_percent = fields.Integer(load_default=70, allow_none=True, validate=validate.Range(min=0, max=100),
-                                    metadata=label("By scroll, % of page"))
+    exit_after_seconds = fields.Integer(
+        load_default=5, validate=validate.Range(min=0, max=3600), metadata=label("Exit: not before, s")
+    )
+    scroll_percent = fields.Integer(
+        load_default=70,
+        allow_none=True,
+        validate=validate.Range(min=0, max=100),
+        metadata=label("By scroll, % of page"),
+    )
 
 
 class ConditionFields(Strict):
     """A condition on the page URL or one UTM field, with weight and period."""
 
-    name = fields.String(load_default="", validate=validate.Length(max=200),
-                         metadata=label("Name (spoken to the operator)"))
-    target = fields.String(load_default="url", validate=validate.OneOf(TARGETS),
-                           metadata=label("What to check"))
-    operator = fields.String(load_default="contains", validate=validate.OneOf(OPERATORS),
-                             metadata=label("Condition"))
+    name = fields.String(
+        load_default="", validate=validate.Length(max=200), metadata=label("Name (spoken to the operator)")
+    )
+    target = fields.String(load_default="url", validate=validate.OneOf(TARGETS), metadata=label("What to check"))
+    operator = fields.String(load_default="contains", validate=validate.OneOf(OPERATORS), metadata=label("Condition"))
     value = fields.String(load_default="", validate=validate.Length(max=500), metadata=label("Value"))
-    weight = fields.Integer(load_default=0, validate=validate.Range(min=-1000, max=1000),
-                            metadata=label("Weight (higher wins)"))
-    date_from = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(_DATE, error=_DATE_ERROR),
-                              metadata=label("From"))
-    date_to = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(_DATE, error=_DATE_ERROR),
-                            metadata=label("To"))
+    weight = fields.Integer(
+        load_default=0, validate=validate.Range(min=-1000, max=1000), metadata=label("Weight (higher wins)")
+    )
+    date_from = fields.String(
+        load_default=None, allow_none=True, validate=validate.Regexp(_DATE, error=_DATE_ERROR), metadata=label("From")
+    )
+    date_to = fields.String(
+        load_default=None, allow_none=True, validate=validate.Regexp(_DATE, error=_DATE_ERROR), metadata=label("To")
+    )
 
     @validates_schema
     def _period(self, data, **_):

@@ -18,6 +18,7 @@ looked for), ``apps/app_amd.c``, ``apps/app_mixmonitor.c``, ``apps/app_senddtmf.
 docs/ami-emulator.md, section "Async AGI (the Perezvon dialplan)", says what is and
 is not emulated.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +30,8 @@ import random
 import time
 import uuid
 import wave
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import facts as F
@@ -41,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AsyncAgi", "parse_args", "uri_encode", "PEREZVON_DIALPLAN"]
+__all__ = ["PEREZVON_DIALPLAN", "AsyncAgi", "parse_args", "uri_encode"]
 
 SHIPPED_DIALPLAN = Path(__file__).resolve().parents[2] / "plugins" / "asterisk" / "conf" / "extensions_perezvon.conf"
 
@@ -77,18 +78,21 @@ def load_dialplan(path: Path, exten: str = "s") -> dict[int, tuple[str, str]]:
 
 # The dialplan every Async AGI context runs: priority -> (application, data) -- the file the
 # plugin ships (docs/asterisk.md), so the tests run exactly what an administrator installs.
-PEREZVON_DIALPLAN = load_dialplan(SHIPPED_DIALPLAN) if SHIPPED_DIALPLAN.exists() else {
-    1: ("NoOp", "Perezvon call leg"), 2: ("AGI", "agi:async"), 3: ("Hangup", "")}
+PEREZVON_DIALPLAN = (
+    load_dialplan(SHIPPED_DIALPLAN)
+    if SHIPPED_DIALPLAN.exists()
+    else {1: ("NoOp", "Perezvon call leg"), 2: ("AGI", "agi:async"), 3: ("Hangup", "")}
+)
 
 # res/res_agi.c: handler return codes and launch_asyncagi() outcomes
 RESULT_SUCCESS, RESULT_SHOWUSAGE, RESULT_FAILURE, ASYNC_AGI_BREAK = 0, 1, 2, 3
 AGI_SUCCESS, AGI_FAILURE, AGI_HANGUP = "SUCCESS", "FAILURE", "HANGUP"
 
-AGI_BUF_SIZE = 1024   # launch_asyncagi(): read() of the handler's reply
-AMI_BUF_SIZE = 2048   # ast_uri_encode() output buffer
+AGI_BUF_SIZE = 1024  # launch_asyncagi(): read() of the handler's reply
+AMI_BUF_SIZE = 2048  # ast_uri_encode() output buffer
 MAX_ARGS = 128
-AST_SOFTHANGUP_EXPLICIT = 0x10   # include/asterisk/channel.h; the Cause of SoftHangupRequest
-DEFAULT_EMULATE_DTMF_DURATION = 100   # AST_DEFAULT_EMULATE_DTMF_DURATION (ms)
+AST_SOFTHANGUP_EXPLICIT = 0x10  # include/asterisk/channel.h; the Cause of SoftHangupRequest
+DEFAULT_EMULATE_DTMF_DURATION = 100  # AST_DEFAULT_EMULATE_DTMF_DURATION (ms)
 
 # main/file.c: the formats an 8 kHz channel would read, in the order the emulator tries them
 SOUND_EXTENSIONS = (".wav", ".sln", ".ulaw", ".alaw", ".gsm", ".wav16")
@@ -228,7 +232,7 @@ def sound_info(path: str) -> tuple[int, int]:
         return size // 2, 8000
     if path.endswith(".gsm"):
         return size // 33 * 160, 8000
-    return size, 8000   # ulaw / alaw: a byte a sample
+    return size, 8000  # ulaw / alaw: a byte a sample
 
 
 @dataclass
@@ -249,10 +253,15 @@ class Bridge:
 
     def fields(self) -> list[tuple[str, str]]:
         """ast_manager_build_bridge_state_string_prefix() for a Bridge() application bridge."""
-        return [("BridgeUniqueid", self.uniqueid), ("BridgeType", "basic"),
-                ("BridgeTechnology", "simple_bridge"), ("BridgeCreator", "<unknown>"),
-                ("BridgeName", "<unknown>"), ("BridgeNumChannels", str(len(self.channels))),
-                ("BridgeVideoSourceMode", "none")]
+        return [
+            ("BridgeUniqueid", self.uniqueid),
+            ("BridgeType", "basic"),
+            ("BridgeTechnology", "simple_bridge"),
+            ("BridgeCreator", "<unknown>"),
+            ("BridgeName", "<unknown>"),
+            ("BridgeNumChannels", str(len(self.channels))),
+            ("BridgeVideoSourceMode", "none"),
+        ]
 
 
 class AsyncAgi:
@@ -285,16 +294,16 @@ class AsyncAgi:
         emu = self.emu
         while not self._hangup_pending(chan):
             step = PEREZVON_DIALPLAN.get(priority)
-            if step is None:   # no such priority: the PBX ends and hangs the channel up
+            if step is None:  # no such priority: the PBX ends and hangs the channel up
                 break
             app, data = step
             chan.priority, chan.application, chan.app_data = priority, app, data
             if app == "AGI":
                 outcome = await self.launch_asyncagi(chan)
-                emu._set_var(chan, "AGISTATUS", outcome)   # agi_exec_full()
+                emu._set_var(chan, "AGISTATUS", outcome)  # agi_exec_full()
                 if outcome == AGI_HANGUP:
                     break
-            elif app == "Hangup":   # pbx_builtin_hangup(): the channel's cause, else 16
+            elif app == "Hangup":  # pbx_builtin_hangup(): the channel's cause, else 16
                 chan.hangup_cause = chan.hangup_cause or F.CAUSE_NORMAL_CLEARING
                 chan.requested_cause = chan.hangup_cause
                 break
@@ -318,16 +327,26 @@ class AsyncAgi:
         # ast_party_id_presentation(): 67 (NUMBER_NOT_AVAILABLE) when nothing is valid
         pres = 0 if (has_num or has_name) else 67
         lines = [
-            ("agi_request", "async"), ("agi_channel", chan.name), ("agi_language", chan.language),
-            ("agi_type", chan.tech), ("agi_uniqueid", chan.uniqueid),
+            ("agi_request", "async"),
+            ("agi_channel", chan.name),
+            ("agi_language", chan.language),
+            ("agi_type", chan.tech),
+            ("agi_uniqueid", chan.uniqueid),
             ("agi_version", ".".join(str(x) for x in v)),
             ("agi_callerid", chan.caller_num if has_num else "unknown"),
             ("agi_calleridname", chan.caller_name if has_name else "unknown"),
-            ("agi_callingpres", str(pres)), ("agi_callingani2", "0"), ("agi_callington", "0"),
-            ("agi_callingtns", "0"), ("agi_dnid", "unknown"), ("agi_rdnis", "unknown"),
-            ("agi_context", chan.context), ("agi_extension", chan.exten),
-            ("agi_priority", str(chan.priority)), ("agi_enhanced", "0.0"),
-            ("agi_accountcode", chan.accountcode), ("agi_threadid", str(next(self._thread_ids))),
+            ("agi_callingpres", str(pres)),
+            ("agi_callingani2", "0"),
+            ("agi_callington", "0"),
+            ("agi_callingtns", "0"),
+            ("agi_dnid", "unknown"),
+            ("agi_rdnis", "unknown"),
+            ("agi_context", chan.context),
+            ("agi_extension", chan.exten),
+            ("agi_priority", str(chan.priority)),
+            ("agi_enhanced", "0.0"),
+            ("agi_accountcode", chan.accountcode),
+            ("agi_threadid", str(next(self._thread_ids))),
         ]
         return "".join(f"{k}: {val}\n" for k, val in lines) + "\n"
 
@@ -364,15 +383,17 @@ class AsyncAgi:
                     outcome = AGI_HANGUP
                     return outcome
                 queue.wake.clear()
-                waiters = [asyncio.ensure_future(queue.wake.wait()),
-                           asyncio.ensure_future(chan.requested_hangup.wait())]
+                waiters = [
+                    asyncio.ensure_future(queue.wake.wait()),
+                    asyncio.ensure_future(chan.requested_hangup.wait()),
+                ]
                 try:
                     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     for waiter in waiters:
                         waiter.cancel()
         except asyncio.CancelledError:
-            cancelled = True   # yanked (the zombie reports the end) or the emulator stopped
+            cancelled = True  # yanked (the zombie reports the end) or the emulator stopped
             raise
         finally:
             queue.active = False
@@ -382,10 +403,10 @@ class AsyncAgi:
     # ------------------------------------------------------------- AGI action -------
     def add_command(self, name: str, command: str, command_id: str) -> str | None:
         """action_add_agi_cmd() after its argument check: None on success, else the error."""
-        chan = self.emu.find_channel(name)   # ast_channel_get_by_name(): name, then uniqueid
+        chan = self.emu.find_channel(name)  # ast_channel_get_by_name(): name, then uniqueid
         if chan is None:
             return f"Channel {name} does not exist."[:255]
-        if chan.agi is None:   # add_agi_cmd(): no AsyncAGI datastore
+        if chan.agi is None:  # add_agi_cmd(): no AsyncAGI datastore
             return f"Failed to add AGI command to channel {chan.name} queue"[:255]
         chan.agi.commands.append((command, command_id))
         chan.agi.wake.set()
@@ -394,14 +415,17 @@ class AsyncAgi:
     # ---------------------------------------------------------- agi_handle_command() --
     async def handle_command(self, chan: Channel, line: str) -> tuple[str, str]:
         """Returns (AGI_SUCCESS | AGI_FAILURE | "ASYNC", the reply the handler wrote)."""
-        command_id = str(random.randrange(1 << 31))   # ast_random()
+        command_id = str(random.randrange(1 << 31))  # ast_random()
         self._agi_event("AGIExecStart", chan, [("CommandId", command_id), ("Command", line)])
         argv = parse_args(line)
         entry = find_command(argv)
 
         def exec_end(code: int, text: str) -> None:
-            self._agi_event("AGIExecEnd", chan, [("CommandId", command_id), ("Command", line),
-                                                 ("ResultCode", str(code)), ("Result", text)])
+            self._agi_event(
+                "AGIExecEnd",
+                chan,
+                [("CommandId", command_id), ("Command", line), ("ResultCode", str(code)), ("Result", text)],
+            )
 
         if entry is None:
             exec_end(510, "Invalid or unknown command")
@@ -410,8 +434,9 @@ class AsyncAgi:
         res, reply = await getattr(self, method)(chan, argv)
         if res == RESULT_SHOWUSAGE:
             exec_end(520, "Usage")
-            return AGI_SUCCESS, ("520-Invalid command syntax.  Proper usage follows:\n"
-                                 f"{usage}\n520 End of proper usage.\n")
+            return AGI_SUCCESS, (
+                f"520-Invalid command syntax.  Proper usage follows:\n{usage}\n520 End of proper usage.\n"
+            )
         if res == RESULT_FAILURE:
             exec_end(-1, "Failure")
             return AGI_FAILURE, reply
@@ -426,7 +451,7 @@ class AsyncAgi:
 
     # --------------------------------------------------------------- commands -------
     async def _cmd_answer(self, chan: Channel, argv: list[str]) -> tuple[int, str]:
-        return RESULT_SUCCESS, "200 result=0\n"   # the channel is already up
+        return RESULT_SUCCESS, "200 result=0\n"  # the channel is already up
 
     async def _cmd_noop(self, chan: Channel, argv: list[str]) -> tuple[int, str]:
         return RESULT_SUCCESS, "200 result=0\n"
@@ -454,9 +479,15 @@ class AsyncAgi:
 
     def _builtin_var(self, chan: Channel, name: str) -> str | None:
         """pbx_retrieve_variable(): the built-in names checked before channel variables."""
-        builtins = {"EXTEN": chan.exten, "CONTEXT": chan.context, "PRIORITY": str(chan.priority),
-                    "CHANNEL": chan.name, "UNIQUEID": chan.uniqueid,
-                    "HANGUPCAUSE": str(chan.hangup_cause), "EPOCH": str(int(time.time()))}
+        builtins = {
+            "EXTEN": chan.exten,
+            "CONTEXT": chan.context,
+            "PRIORITY": str(chan.priority),
+            "CHANNEL": chan.name,
+            "UNIQUEID": chan.uniqueid,
+            "HANGUPCAUSE": str(chan.hangup_cause),
+            "EPOCH": str(int(time.time())),
+        }
         return builtins.get(name)
 
     async def _cmd_get_variable(self, chan: Channel, argv: list[str]) -> tuple[int, str]:
@@ -465,7 +496,7 @@ class AsyncAgi:
         name = argv[2]
         value: str | None
         if name.endswith(")"):
-            value = None   # dialplan functions are not emulated: ast_func_read() fails
+            value = None  # dialplan functions are not emulated: ast_func_read() fails
         else:
             value = self._builtin_var(chan, name)
             if value is None:
@@ -491,9 +522,9 @@ class AsyncAgi:
         def with_lang(lang: str | None) -> str:
             if lang is None:
                 return name if absolute else os.path.join(self.sounds_dir, name)
-            if not absolute:   # new layout: <sounds>/<lang>/<file>
+            if not absolute:  # new layout: <sounds>/<lang>/<file>
                 return os.path.join(self.sounds_dir, lang, name)
-            head, tail = os.path.split(name)   # old layout: the language before the basename
+            head, tail = os.path.split(name)  # old layout: the language before the basename
             return os.path.join(head, lang, tail)
 
         langs = [language] if language else []
@@ -541,7 +572,7 @@ class AsyncAgi:
             return -1, position()
         if waiters[0] in done:
             return ord(waiters[0].result()), position()
-        return 0, total   # the stream closed itself: max_length
+        return 0, total  # the stream closed itself: max_length
 
     async def _cmd_stream_file(self, chan: Channel, argv: list[str]) -> tuple[int, str]:
         """handle_streamfile()."""
@@ -551,6 +582,7 @@ class AsyncAgi:
         offset = 0
         if len(argv) > 4:
             from .server import _scan_int
+
             parsed = _scan_int(argv[4])
             if parsed is None:
                 return RESULT_SHOWUSAGE, ""
@@ -568,7 +600,7 @@ class AsyncAgi:
         application's return value is both the result and the handler's return code."""
         if len(argv) < 2:
             return RESULT_SHOWUSAGE, ""
-        app = self._APPS.get(argv[1].lower())   # pbx_findapp(): case-insensitive
+        app = self._APPS.get(argv[1].lower())  # pbx_findapp(): case-insensitive
         if app is None:
             log.warning("AMI emulator: application %s is not emulated (EXEC answers -2)", argv[1])
             return -2, "200 result=-2\n"
@@ -581,11 +613,28 @@ class AsyncAgi:
             chan.application, chan.app_data = saved
         return res, f"200 result={res}\n"
 
-    _APPS = {"amd": "_app_amd", "mixmonitor": "_app_mixmonitor", "bridge": "_app_bridge",
-             "senddtmf": "_app_senddtmf", "wait": "_app_wait", "playback": "_app_playback",
-             "noop": "_app_noop", "hangup": "_app_hangup", "set": "_app_set"}
-    _APP_NAMES = {"amd": "AMD", "mixmonitor": "MixMonitor", "bridge": "Bridge", "senddtmf": "SendDTMF",
-                  "wait": "Wait", "playback": "Playback", "noop": "NoOp", "hangup": "Hangup", "set": "Set"}
+    _APPS = {
+        "amd": "_app_amd",
+        "mixmonitor": "_app_mixmonitor",
+        "bridge": "_app_bridge",
+        "senddtmf": "_app_senddtmf",
+        "wait": "_app_wait",
+        "playback": "_app_playback",
+        "noop": "_app_noop",
+        "hangup": "_app_hangup",
+        "set": "_app_set",
+    }
+    _APP_NAMES = {
+        "amd": "AMD",
+        "mixmonitor": "MixMonitor",
+        "bridge": "Bridge",
+        "senddtmf": "SendDTMF",
+        "wait": "Wait",
+        "playback": "Playback",
+        "noop": "NoOp",
+        "hangup": "Hangup",
+        "set": "Set",
+    }
 
     async def _sleep_or_hangup(self, chan: Channel, nominal: float) -> bool:
         """ast_safe_sleep(): True (-1) if the channel hung up meanwhile."""
@@ -603,6 +652,7 @@ class AsyncAgi:
     async def _app_hangup(self, chan: Channel, data: str) -> int:
         """pbx_builtin_hangup(): cause from data, else the channel's, else 16; returns -1."""
         from .server import _scan_int
+
         cause = _scan_int(data) if data else None
         cause = cause if cause and cause > 0 else (chan.hangup_cause or F.CAUSE_NORMAL_CLEARING)
         chan.hangup_cause = cause
@@ -635,6 +685,7 @@ class AsyncAgi:
         """senddtmf_exec() + dtmf_stream(): 100 ms of quiet, then each digit (duration default
         100 ms) followed by the pause (default 250 ms); w = 500 ms, W = 1 s."""
         from .server import _separate_args
+
         args = _separate_args(data) if data else []
         digits = args[0] if args else ""
         if not digits:
@@ -664,6 +715,7 @@ class AsyncAgi:
         """playback_exec(): files separated by &; a missing one is skipped with
         PLAYBACKSTATUS=FAILED and result 0; a hangup while playing returns -1."""
         from .server import _separate_args
+
         if not data:
             return -1
         args = _separate_args(data)
@@ -693,6 +745,7 @@ class AsyncAgi:
         """mixmonitor_exec(): creates the directory (ast_mkdir), sets MIXMONITOR_FILENAME,
         MixMonitorStart, returns 0; the file is written when the recording ends (hangup)."""
         from .server import _separate_args
+
         args = _separate_args(data) if data else []
         filename = args[0] if args else ""
         options = _app_options(args[1]) if len(args) > 1 else set()
@@ -704,8 +757,15 @@ class AsyncAgi:
         except OSError as exc:
             log.warning("AMI emulator: MixMonitor cannot create %s: %s", os.path.dirname(path), exc)
         self.emu._set_var(chan, "MIXMONITOR_FILENAME", path)
-        recording = {"channel": chan.name, "uniqueid": chan.uniqueid, "path": path,
-                     "bridged_only": "b" in options, "seconds": 0.0, "since": None, "written": False}
+        recording = {
+            "channel": chan.name,
+            "uniqueid": chan.uniqueid,
+            "path": path,
+            "bridged_only": "b" in options,
+            "seconds": 0.0,
+            "since": None,
+            "written": False,
+        }
         if not recording["bridged_only"] or chan.bridge is not None:
             recording["since"] = time.monotonic()
         self.recordings.append(recording)
@@ -736,15 +796,22 @@ class AsyncAgi:
             rec["written"] = True
             path = rec["path"]
             base = os.path.basename(path)
-            if "." not in base:   # mixmonitor_thread(): no extension -> format "raw"
+            if "." not in base:  # mixmonitor_thread(): no extension -> format "raw"
                 path += ".raw"
             ext = path.rsplit(".", 1)[1]
             rate = 16000 if ext == "wav16" else 8000
             frames = int(round(rec["seconds"] * rate))
             # mixmonitor_save_prep() -> ast_writefile(name, ext): the extension picks the
             # format module; one Asterisk does not have means no file ("Cannot open").
-            raw_silence = {"raw": b"\0\0", "sln": b"\0\0", "ulaw": b"\xff", "ul": b"\xff",
-                           "pcm": b"\xff", "alaw": b"\xd5", "al": b"\xd5"}
+            raw_silence = {
+                "raw": b"\0\0",
+                "sln": b"\0\0",
+                "ulaw": b"\xff",
+                "ul": b"\xff",
+                "pcm": b"\xff",
+                "alaw": b"\xd5",
+                "al": b"\xd5",
+            }
             try:
                 if ext in ("wav", "WAV", "wav16"):
                     with wave.open(path, "wb") as wav:
@@ -784,12 +851,21 @@ class AsyncAgi:
         now called Surrogate/<name> with the new uniqueid - is the zombie: its PBX thread
         sees the hangup, ends Async AGI (AsyncAGIEnd), sets AGISTATUS=HANGUP and hangs up."""
         from .server import Channel as _Channel
+
         emu = self.emu
         in_pbx = dest.pbx is not None and not dest.pbx.done()
-        zombie = _Channel(name=f"Surrogate/{dest.name}", uniqueid=f"{int(time.time())}.{next(emu._uniqueint)}",
-                          tech="Surrogate", data="", number="", behaviour=dest.behaviour,
-                          accountcode=dest.accountcode, context=dest.context, exten=dest.exten,
-                          priority=dest.priority + (1 if in_pbx else 0))
+        zombie = _Channel(
+            name=f"Surrogate/{dest.name}",
+            uniqueid=f"{int(time.time())}.{next(emu._uniqueint)}",
+            tech="Surrogate",
+            data="",
+            number="",
+            behaviour=dest.behaviour,
+            accountcode=dest.accountcode,
+            context=dest.context,
+            exten=dest.exten,
+            priority=dest.priority + (1 if in_pbx else 0),
+        )
         zombie.linkedid = dest.linkedid
         emu._emit(F.CALL, "Newchannel", zombie.fields())
         was_in_agi = dest.agi is not None and dest.agi.active
@@ -807,7 +883,7 @@ class AsyncAgi:
             emu._set_var(zombie, "AGISTATUS", AGI_HANGUP)
         zombie.hungup = True
         emu._emit(F.CALL, "Hangup", zombie.fields() + [("Cause", "0"), ("Cause-txt", F.cause_text(0))])
-        dest.priority += 1 if in_pbx else 0   # "where it should execute" (AST_FLAG_IN_AUTOLOOP)
+        dest.priority += 1 if in_pbx else 0  # "where it should execute" (AST_FLAG_IN_AUTOLOOP)
         dest.application, dest.app_data = "", ""
 
     def _bridge_event(self, name: str, bridge: Bridge, chan: Channel | None = None) -> None:
@@ -817,6 +893,7 @@ class AsyncAgi:
     async def _app_bridge(self, chan: Channel, data: str) -> int:
         """bridge_exec()."""
         from .server import _separate_args
+
         args = _separate_args(data) if data else []
         target = args[0] if args else ""
         options = _app_options(args[1]) if len(args) > 1 else set()
@@ -827,7 +904,7 @@ class AsyncAgi:
         if dest is chan:
             self.emu._set_var(chan, "BRIDGERESULT", "LOOP")
             return 0
-        if dest.bridge is not None:   # moving a bridged channel is not emulated
+        if dest.bridge is not None:  # moving a bridged channel is not emulated
             self.emu._set_var(chan, "BRIDGERESULT", "FAILURE")
             return 0
         kill = "x" in options and "F" not in options
@@ -844,8 +921,10 @@ class AsyncAgi:
         peer = self.emu._spawn(self._bridged_peer(dest, bridge, goto))
         dest.pbx = peer
         dest.tasks.add(peer)
-        waiters = [asyncio.ensure_future(chan.requested_hangup.wait()),
-                   asyncio.ensure_future(dest.requested_hangup.wait())]
+        waiters = [
+            asyncio.ensure_future(chan.requested_hangup.wait()),
+            asyncio.ensure_future(dest.requested_hangup.wait()),
+        ]
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -858,7 +937,7 @@ class AsyncAgi:
             bridge.channels.remove(member)
             member.bridge = None
             if member is second and cause and not member.hangup_cause:
-                member.hangup_cause = cause   # channel_set_cause() on the dissolve
+                member.hangup_cause = cause  # channel_set_cause() on the dissolve
             self._bridge_event("BridgeLeave", bridge, member)
         self._bridge_event("BridgeDestroy", bridge)
         bridge.ended.set()

@@ -5,6 +5,7 @@ behaviour's dialling times count from the moment Asterisk sends the INVITE (the
 ``DialBegin`` event); ``Dtmf.at``, ``UserEventSpec.at``, ``amd_after`` and
 ``hangup_after`` count from the answer.
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
@@ -40,8 +41,9 @@ class Dtmf:
             raise ValueError("times must not be negative")
 
     @classmethod
-    def sequence(cls, digits: str, start: float, gap: float = 0.4, duration_ms: int = 120,
-                 direction: str = "Received") -> tuple[Dtmf, ...]:
+    def sequence(
+        cls, digits: str, start: float, gap: float = 0.4, duration_ms: int = 120, direction: str = "Received"
+    ) -> tuple[Dtmf, ...]:
         """``digits`` pressed one after another from ``start``, ``gap`` seconds apart."""
         return tuple(cls(start + i * gap, d, duration_ms, direction) for i, d in enumerate(digits))
 
@@ -145,33 +147,50 @@ class Behaviour:
 
     # -- the usual phones --------------------------------------------------------
     @classmethod
-    def answers(cls, after: float = 1.0, *, hangup_after: float | None = None,
-                dtmf: tuple[Dtmf, ...] | list[Dtmf] = (), ring_after: float | None = 0.2,
-                user_events: tuple[UserEventSpec, ...] | list[UserEventSpec] = (),
-                amd: str | None = None, amd_after: float = 2.5,
-                script: Callable[[CallHandle], Awaitable[Any]] | None = None) -> Behaviour:
+    def answers(
+        cls,
+        after: float = 1.0,
+        *,
+        hangup_after: float | None = None,
+        dtmf: tuple[Dtmf, ...] | list[Dtmf] = (),
+        ring_after: float | None = 0.2,
+        user_events: tuple[UserEventSpec, ...] | list[UserEventSpec] = (),
+        amd: str | None = None,
+        amd_after: float = 2.5,
+        script: Callable[[CallHandle], Awaitable[Any]] | None = None,
+    ) -> Behaviour:
         """Rings, answers after ``after`` s; hangs up ``hangup_after`` s after answering."""
         if ring_after is not None and ring_after > after:
             ring_after = None
-        return cls(ring_after=ring_after, answer_after=after, hangup_after=hangup_after,
-                   dtmf=tuple(dtmf), user_events=tuple(user_events), amd=amd,
-                   amd_after=amd_after, script=script)
+        return cls(
+            ring_after=ring_after,
+            answer_after=after,
+            hangup_after=hangup_after,
+            dtmf=tuple(dtmf),
+            user_events=tuple(user_events),
+            amd=amd,
+            amd_after=amd_after,
+            script=script,
+        )
 
     @classmethod
-    def human(cls, after: float = 1.0, *, hangup_after: float | None = None,
-              amd_after: float = 2.0, **kwargs: Any) -> Behaviour:
+    def human(
+        cls, after: float = 1.0, *, hangup_after: float | None = None, amd_after: float = 2.0, **kwargs: Any
+    ) -> Behaviour:
         """Answers; the dialplan's AMD() says HUMAN."""
         return cls.answers(after, hangup_after=hangup_after, amd="HUMAN", amd_after=amd_after, **kwargs)
 
     @classmethod
-    def answering_machine(cls, after: float = 1.0, *, amd_after: float = 2.5,
-                          hangup_after: float | None = 20.0, **kwargs: Any) -> Behaviour:
+    def answering_machine(
+        cls, after: float = 1.0, *, amd_after: float = 2.5, hangup_after: float | None = 20.0, **kwargs: Any
+    ) -> Behaviour:
         """Voicemail picks up; the dialplan's AMD() says MACHINE; it hangs up after the beep."""
         return cls.answers(after, hangup_after=hangup_after, amd="MACHINE", amd_after=amd_after, **kwargs)
 
     @classmethod
-    def rejects(cls, code: int, after: float = 0.5, *, ring_after: float | None = None,
-                cause: int | None = None) -> Behaviour:
+    def rejects(
+        cls, code: int, after: float = 0.5, *, ring_after: float | None = None, cause: int | None = None
+    ) -> Behaviour:
         """A final SIP failure ``code`` after ``after`` s (ringing first if ``ring_after``)."""
         if ring_after is not None and ring_after > after:
             ring_after = None

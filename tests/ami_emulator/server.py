@@ -14,6 +14,7 @@ Usage::
     ...                                    # point panoramisk at 127.0.0.1:emu.port
     await emu.stop()
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -116,7 +117,7 @@ def _parse_callerid(value: str) -> tuple[str, str]:
         text = text[1:-1]
     if "<" in text:
         start = text.rfind("<")
-        number = text[start + 1:]
+        number = text[start + 1 :]
         end = number.rfind(">")
         if end >= 0:
             number = number[:end]
@@ -153,7 +154,7 @@ def _exten_matches(pattern: str, exten: str) -> bool:
             end = body.find("]", i)
             if end < 0:
                 return False
-            regex.append("[" + re.sub(r"([\\^])", r"\\\1", body[i + 1:end]) + "]")
+            regex.append("[" + re.sub(r"([\\^])", r"\\\1", body[i + 1 : end]) + "]")
             i = end
         elif ch == ".":
             regex.append(".+")
@@ -175,9 +176,9 @@ def _instring(big: str, small: str) -> bool:
         if comma < 0:
             return val == small
         segment = val[:comma]
-        if len(small) >= len(segment) and small[:len(segment)] == segment:
+        if len(small) >= len(segment) and small[: len(segment)] == segment:
             return True
-        val = val[comma + 1:]
+        val = val[comma + 1 :]
         if not val:
             return False
 
@@ -312,7 +313,7 @@ class Channel:
     tasks: set[asyncio.Task] = field(default_factory=set)
     # the dialplan (agi.py): the PBX task owns the hangup while it runs
     pbx: asyncio.Task | None = None
-    agi: Any = None                      # the AsyncAGI datastore (agi.AgiQueue) once AGI ran
+    agi: Any = None  # the AsyncAGI datastore (agi.AgiQueue) once AGI ran
     bridge: Any = None
     dtmf_listeners: list[Callable[[str, str], None]] = field(default_factory=list)
     recordings: list[dict[str, Any]] = field(default_factory=list)
@@ -382,8 +383,9 @@ class CallHandle:
     async def sleep(self, seconds: float) -> None:
         await self.emulator._sleep(seconds)
 
-    async def dtmf(self, digits: str, *, gap: float = 0.25, duration_ms: int = 120,
-                   direction: str = "Received") -> None:
+    async def dtmf(
+        self, digits: str, *, gap: float = 0.25, duration_ms: int = 120, direction: str = "Received"
+    ) -> None:
         for i, digit in enumerate(digits):
             if i:
                 await self.sleep(gap)
@@ -409,8 +411,7 @@ class CallHandle:
 # One TCP connection
 # --------------------------------------------------------------------------------------
 class _Session:
-    def __init__(self, emulator: AmiEmulator, number: int, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter):
+    def __init__(self, emulator: AmiEmulator, number: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.emulator = emulator
         self.id = number
         self.reader = reader
@@ -483,8 +484,8 @@ class _Message:
         n = len(name)
         result = ""
         for line in self.lines:
-            if line[:n].lower() == name.lower() and line[n:n + 1] == ":":
-                value = _skip_blanks(line[n + 1:])
+            if line[:n].lower() == name.lower() and line[n : n + 1] == ":":
+                value = _skip_blanks(line[n + 1 :])
                 if skip_empty and not value:
                     continue
                 if not last:
@@ -535,20 +536,37 @@ class AmiEmulator:
     monitor_dir      -- Asterisk's monitor directory: where MixMonitor puts relative names.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, username: str = "perezvon",
-                 secret: str = "perezvon", *, speed: float = 1.0,
-                 asterisk_version: tuple[int, int, int] = (22, 8, 0), ami_version: str | None = None,
-                 reason_model: str = "pjsip", endpoints: Iterable[str] = ("trunk",),
-                 endpoint_context: str = "default", dialplan: Mapping[str, Iterable[str]] | None = None,
-                 default_behaviour: Behaviour | None = None, amd_event: AmdEvent = AmdEvent(),
-                 users: Mapping[str, User] | None = None, fully_booted: bool = True,
-                 auth_timeout: float = F.DEFAULT_AUTH_TIMEOUT, auth_limit: int = F.DEFAULT_AUTH_LIMIT,
-                 auth_fail_delay: float = 1.0, originate_response_first: bool = False,
-                 bye_cause: int = F.CAUSE_NORMAL_CLEARING, system_name: str | None = None,
-                 timestamp_events: bool = False, hangup_tech_cause: bool | None = None,
-                 timeout_cause: int | None = None, async_agi_contexts: Iterable[str] = (),
-                 sounds_dir: str = "/var/lib/asterisk/sounds",
-                 monitor_dir: str = "/var/spool/asterisk/monitor"):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        username: str = "perezvon",
+        secret: str = "perezvon",
+        *,
+        speed: float = 1.0,
+        asterisk_version: tuple[int, int, int] = (22, 8, 0),
+        ami_version: str | None = None,
+        reason_model: str = "pjsip",
+        endpoints: Iterable[str] = ("trunk",),
+        endpoint_context: str = "default",
+        dialplan: Mapping[str, Iterable[str]] | None = None,
+        default_behaviour: Behaviour | None = None,
+        amd_event: AmdEvent = AmdEvent(),
+        users: Mapping[str, User] | None = None,
+        fully_booted: bool = True,
+        auth_timeout: float = F.DEFAULT_AUTH_TIMEOUT,
+        auth_limit: int = F.DEFAULT_AUTH_LIMIT,
+        auth_fail_delay: float = 1.0,
+        originate_response_first: bool = False,
+        bye_cause: int = F.CAUSE_NORMAL_CLEARING,
+        system_name: str | None = None,
+        timestamp_events: bool = False,
+        hangup_tech_cause: bool | None = None,
+        timeout_cause: int | None = None,
+        async_agi_contexts: Iterable[str] = (),
+        sounds_dir: str = "/var/lib/asterisk/sounds",
+        monitor_dir: str = "/var/spool/asterisk/monitor",
+    ):
         if reason_model not in ("pjsip", "chan_sip"):
             raise ValueError("reason_model is 'pjsip' or 'chan_sip'")
         if speed <= 0:
@@ -594,7 +612,7 @@ class AmiEmulator:
         # what tests look at
         self.received_actions: list[ActionRecord] = []
         self.events: list[EventRecord] = []
-        self.channels: dict[str, Channel] = {}      # live channels by uniqueid
+        self.channels: dict[str, Channel] = {}  # live channels by uniqueid
         self.hungup_channels: list[Channel] = []
         self.connections = 0
 
@@ -637,7 +655,7 @@ class AmiEmulator:
         if self._server is not None:
             try:
                 await asyncio.wait_for(self._server.wait_closed(), 1)
-            except asyncio.TimeoutError:  # pragma: no cover
+            except TimeoutError:  # pragma: no cover
                 pass
             self._server = None
 
@@ -681,7 +699,8 @@ class AmiEmulator:
         """Wait until ``count`` connections are logged in (e.g. after a reconnect)."""
         async with self._session_changed:
             await asyncio.wait_for(
-                self._session_changed.wait_for(lambda: self.authenticated_sessions >= count), timeout)
+                self._session_changed.wait_for(lambda: self.authenticated_sessions >= count), timeout
+            )
 
     # ------------------------------------------------------------------- faults --------
     def drop_link(self, down_for: float = 0.0) -> None:
@@ -721,8 +740,11 @@ class AmiEmulator:
         """Asterisk stops: a ``Shutdown`` event (system class), every session closed, every
         channel gone without further events, the port closed; with ``restart`` it listens
         again after ``down_for`` real seconds, empty."""
-        self._emit(F.SYSTEM, "Shutdown", [("Shutdown", "Uncleanly" if self.channels else "Cleanly"),
-                                          ("Restart", "True" if restart else "False")])
+        self._emit(
+            F.SYSTEM,
+            "Shutdown",
+            [("Shutdown", "Uncleanly" if self.channels else "Cleanly"), ("Restart", "True" if restart else "False")],
+        )
         for chan in list(self.channels.values()):
             chan.hungup = True
             chan.requested_hangup.set()
@@ -775,8 +797,9 @@ class AmiEmulator:
             self._session_changed.notify_all()
 
     # ----------------------------------------------------------------- emitting -------
-    def _emit(self, category: int, name: str, fields: list[tuple[str, str]],
-              raw_lines: list[str] | None = None) -> EventRecord:
+    def _emit(
+        self, category: int, name: str, fields: list[tuple[str, str]], raw_lines: list[str] | None = None
+    ) -> EventRecord:
         """manager_event(): to every logged-in session whose read permission and event mask
         cover the whole category.  ``raw_lines`` are appended verbatim (UserEvent action)."""
         record = EventRecord(name, category, fields)
@@ -790,15 +813,17 @@ class AmiEmulator:
         body = [f"{k}: {v}" for k, v in fields] + list(raw_lines or ())
         text = CRLF.join(head + body) + CRLF + CRLF
         for session in list(self._sessions):
-            if (session.authenticated and not session.closed
-                    and session.readperm & category == category
-                    and session.send_events & category == category):
+            if (
+                session.authenticated
+                and not session.closed
+                and session.readperm & category == category
+                and session.send_events & category == category
+            ):
                 session.deliver_event(text)
         return record
 
     @staticmethod
-    def _response(m: _Message, response: str, message: str | None = None,
-                  listflag: str | None = None) -> str:
+    def _response(m: _Message, response: str, message: str | None = None, listflag: str | None = None) -> str:
         """astman_send_response_full()."""
         lines = [f"Response: {response}"]
         action_id = m.get("ActionID")
@@ -853,7 +878,7 @@ class AmiEmulator:
             newline = s.inbuf.find(b"\n")
             if newline >= 0:
                 raw = s.inbuf[:newline]
-                s.inbuf = s.inbuf[newline + 1:]
+                s.inbuf = s.inbuf[newline + 1 :]
                 if raw.endswith(b"\r"):
                     raw = raw[:-1]
                 raw = raw.split(b"\0", 1)[0]  # '\0' ends the line for every later use
@@ -869,7 +894,7 @@ class AmiEmulator:
             await self._awake.wait()
             try:
                 data = await asyncio.wait_for(s.reader.read(F.INBUF_MAX - len(s.inbuf)), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return None
             if not data:
                 return None
@@ -925,15 +950,20 @@ class AmiEmulator:
         if not s.authenticated and lowered in ("login", "challenge"):
             username = m.get("Username")
             user = self.users.get(username)
-            if username and user is not None and not user.allow_multiple_login and any(
-                    o.authenticated and o.username == username for o in self._sessions):
+            if (
+                username
+                and user is not None
+                and not user.allow_multiple_login
+                and any(o.authenticated and o.username == username for o in self._sessions)
+            ):
                 await self._sleep(self.auth_fail_delay)
                 self._error(s, m, "Login Already In Use")
                 return False
         handler = self._ACTIONS.get(lowered)
         if handler is None:
-            self._error(s, m, f"Invalid/unknown command: {action}. "
-                              "Use Action: ListCommands to show available commands.")
+            self._error(
+                s, m, f"Invalid/unknown command: {action}. Use Action: ListCommands to show available commands."
+            )
             return True
         method_name, authority = handler
         if authority and not (s.writeperm & authority):
@@ -1011,9 +1041,19 @@ class AmiEmulator:
         self._ack(s, m, "Authentication accepted")
         if s.send_events & F.SYSTEM and self.fully_booted:
             uptime = int(time.monotonic() - self._started_at)
-            s.write(CRLF.join([
-                "Event: FullyBooted", f"Privilege: {F.privilege(F.SYSTEM)}", f"Uptime: {uptime}",
-                f"LastReload: {uptime}", "Status: Fully Booted"]) + CRLF + CRLF)
+            s.write(
+                CRLF.join(
+                    [
+                        "Event: FullyBooted",
+                        f"Privilege: {F.privilege(F.SYSTEM)}",
+                        f"Uptime: {uptime}",
+                        f"LastReload: {uptime}",
+                        "Status: Fully Booted",
+                    ]
+                )
+                + CRLF
+                + CRLF
+            )
         await self._notify_sessions()
         return True
 
@@ -1027,8 +1067,7 @@ class AmiEmulator:
             return True
         if not s.challenge:
             s.challenge = str(random.randrange(1 << 31))
-        s.write(self._response(m, "Success", None).rstrip(CRLF) + CRLF
-                + f"Challenge: {s.challenge}{CRLF}{CRLF}")
+        s.write(self._response(m, "Success", None).rstrip(CRLF) + CRLF + f"Challenge: {s.challenge}{CRLF}{CRLF}")
         return True
 
     async def _act_ping(self, s: _Session, m: _Message) -> bool:
@@ -1111,10 +1150,23 @@ class AmiEmulator:
         if pi and not self._exten_exists(context, exten):
             self._error(s, m, "Extension does not exist.")
             return True
-        request = _Request(tech=tech, data=data, context=context, exten=exten, priority=pi, app=app,
-                           appdata=appdata, cid_name=cid_name, cid_num=cid_num, account=account,
-                           timeout_ms=to, channel_id=channel_id, other_channel_id=other_id,
-                           variables=m.variables(), action_id=m.get("ActionID"))
+        request = _Request(
+            tech=tech,
+            data=data,
+            context=context,
+            exten=exten,
+            priority=pi,
+            app=app,
+            appdata=appdata,
+            cid_name=cid_name,
+            cid_num=cid_num,
+            account=account,
+            timeout_ms=to,
+            channel_id=channel_id,
+            other_channel_id=other_id,
+            variables=m.variables(),
+            action_id=m.get("ActionID"),
+        )
         if F.ast_true(async_):
             self._spawn(self._fast_originate(request))
             self._ack(s, m, "Originate successfully queued")
@@ -1140,16 +1192,20 @@ class AmiEmulator:
         fields: list[tuple[str, str]] = []
         if req.action_id:
             fields.append(("ActionID", req.action_id))
-        fields += [("Response", "Success" if outcome.answered else "Failure"),
-                   ("Channel", chan.name if chan else f"{req.tech}/{req.data}")]
+        fields += [
+            ("Response", "Success" if outcome.answered else "Failure"),
+            ("Channel", chan.name if chan else f"{req.tech}/{req.data}"),
+        ]
         if req.app:
             fields += [("Application", req.app), ("Data", req.appdata)]
         else:
             fields += [("Context", req.context), ("Exten", req.exten)]
-        fields += [("Reason", str(outcome.reason)),
-                   ("Uniqueid", chan.uniqueid if chan else (req.channel_id or "<unknown>")),
-                   ("CallerIDNum", req.cid_num or "<unknown>"),
-                   ("CallerIDName", req.cid_name or "<unknown>")]
+        fields += [
+            ("Reason", str(outcome.reason)),
+            ("Uniqueid", chan.uniqueid if chan else (req.channel_id or "<unknown>")),
+            ("CallerIDNum", req.cid_num or "<unknown>"),
+            ("CallerIDName", req.cid_name or "<unknown>"),
+        ]
         self._emit(F.CALL, "OriginateResponse", fields)
         if outcome.finish and self.originate_response_first:
             outcome.finish()
@@ -1205,10 +1261,17 @@ class AmiEmulator:
         counter = self._chan_idx.setdefault(tech.lower(), itertools.count(0))
         suffix = ";1" if tech == "Local" else ""
         uniqueid = req.channel_id or f"{int(time.time())}.{next(self._uniqueint)}"
-        chan = Channel(name=f"{base}-{next(counter):08x}{suffix}", uniqueid=uniqueid, tech=tech,
-                       data=req.data, number=number, behaviour=self.behaviour_for(number),
-                       action_id=req.action_id, accountcode=req.account,
-                       context=self.endpoint_context)
+        chan = Channel(
+            name=f"{base}-{next(counter):08x}{suffix}",
+            uniqueid=uniqueid,
+            tech=tech,
+            data=req.data,
+            number=number,
+            behaviour=self.behaviour_for(number),
+            action_id=req.action_id,
+            accountcode=req.account,
+            context=self.endpoint_context,
+        )
         chan.linkedid = chan.uniqueid
         self.channels[chan.uniqueid] = chan
         self._emit(F.CALL, "Newchannel", chan.fields())
@@ -1246,8 +1309,7 @@ class AmiEmulator:
         if chan.hungup:
             return
         chan.hungup = True
-        fields = chan.fields() + [("Cause", str(chan.hangup_cause)),
-                                  ("Cause-txt", F.cause_text(chan.hangup_cause))]
+        fields = chan.fields() + [("Cause", str(chan.hangup_cause)), ("Cause-txt", F.cause_text(chan.hangup_cause))]
         if self.hangup_tech_cause and chan.tech_cause:
             fields.append(("TechCause", str(chan.tech_cause)))
         self._emit(F.CALL, "Hangup", fields)
@@ -1268,7 +1330,7 @@ class AmiEmulator:
         try:
             await asyncio.wait_for(chan.requested_hangup.wait(), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     async def _place_call(self, req: _Request) -> _Outcome:
@@ -1286,8 +1348,9 @@ class AmiEmulator:
         if req.cid_num or req.cid_name:
             chan.caller_num, chan.caller_name = req.cid_num, req.cid_name
             chan.connected_num, chan.connected_name = req.cid_num, req.cid_name
-            self._emit(F.CALL, "NewCallerid", chan.fields() + [
-                ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")])
+            self._emit(
+                F.CALL, "NewCallerid", chan.fields() + [("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")]
+            )
             self._emit(F.CALL, "NewConnectedLine", chan.fields())
         self._emit(F.CALL, "DialBegin", chan.fields("Dest") + [("DialString", req.data)])
 
@@ -1397,7 +1460,7 @@ class AmiEmulator:
         for spec in behaviour.user_events:
             jobs.append(self._at(chan, spec.at, self._user_event_spec, chan, spec))
         in_dialplan = self.agi.wants(chan)
-        if behaviour.amd is not None and not in_dialplan:   # AGI: only EXEC AMD runs AMD()
+        if behaviour.amd is not None and not in_dialplan:  # AGI: only EXEC AMD runs AMD()
             jobs.append(self._at(chan, behaviour.amd_after, self._amd, chan, behaviour))
         if behaviour.script is not None:
             jobs.append(behaviour.script(CallHandle(self, chan)))
@@ -1443,8 +1506,12 @@ class AmiEmulator:
         await self._sleep(item.duration_ms / 1000)
         if chan.hungup:
             return
-        self._emit(F.DTMF, "DTMFEnd", chan.fields() + [
-            ("Digit", item.digit), ("DurationMs", str(item.duration_ms)), ("Direction", item.direction)])
+        self._emit(
+            F.DTMF,
+            "DTMFEnd",
+            chan.fields()
+            + [("Digit", item.digit), ("DurationMs", str(item.duration_ms)), ("Direction", item.direction)],
+        )
         for listener in list(chan.dtmf_listeners):  # a playing file may stop on this digit
             listener(item.digit, item.direction)
 
@@ -1505,8 +1572,9 @@ class AmiEmulator:
                 self._request_hangup(chan, cause)
                 matched += 1
                 s.write(f"Event: ChannelHungup{CRLF}Channel: {chan.name}{CRLF}{id_text}{CRLF}")
-        s.write(f"Event: ChannelsHungupListComplete{CRLF}{id_text}EventList: Complete{CRLF}"
-                f"ListItems: {matched}{CRLF}{CRLF}")
+        s.write(
+            f"Event: ChannelsHungupListComplete{CRLF}{id_text}EventList: Complete{CRLF}ListItems: {matched}{CRLF}{CRLF}"
+        )
         return True
 
     def _request_hangup(self, chan: Channel, cause: int) -> None:
@@ -1553,8 +1621,7 @@ class AmiEmulator:
 
     async def _act_userevent(self, s: _Session, m: _Message) -> bool:
         name = m.get("UserEvent")
-        body = [line for line in m.lines
-                if not line.lower().startswith(("userevent:", "action:"))]
+        body = [line for line in m.lines if not line.lower().startswith(("userevent:", "action:"))]
         self._ack(s, m, "Event Sent")
         self._emit(F.USER, "UserEvent", [("UserEvent", name)], raw_lines=body)
         return True
@@ -1567,13 +1634,16 @@ class AmiEmulator:
         for chan in list(self.channels.values()):
             duration = int(now - chan.created)
             body = "".join(f"{k}: {v}{CRLF}" for k, v in chan.fields())
-            s.write(f"Event: CoreShowChannel{CRLF}{id_text}{body}"
-                    f"Application: {chan.application}{CRLF}ApplicationData: {chan.app_data}{CRLF}"
-                    f"Duration: {duration // 3600:02d}:{duration % 3600 // 60:02d}:{duration % 60:02d}{CRLF}"
-                    f"BridgeId: {CRLF}{CRLF}")
+            s.write(
+                f"Event: CoreShowChannel{CRLF}{id_text}{body}"
+                f"Application: {chan.application}{CRLF}ApplicationData: {chan.app_data}{CRLF}"
+                f"Duration: {duration // 3600:02d}:{duration % 3600 // 60:02d}:{duration % 60:02d}{CRLF}"
+                f"BridgeId: {CRLF}{CRLF}"
+            )
             count += 1
-        s.write(f"Event: CoreShowChannelsComplete{CRLF}{id_text}EventList: Complete{CRLF}"
-                f"ListItems: {count}{CRLF}{CRLF}")
+        s.write(
+            f"Event: CoreShowChannelsComplete{CRLF}{id_text}EventList: Complete{CRLF}ListItems: {count}{CRLF}{CRLF}"
+        )
         return True
 
     def _known_dialplan(self) -> dict[str, list[tuple[str, int, str, str]]]:
@@ -1616,22 +1686,31 @@ class AmiEmulator:
                     extensions += 1
                 priorities += 1
                 items += 1
-                chunks.append(f"Event: ListDialplan{CRLF}{id_text}Context: {name}{CRLF}Extension: {extension}{CRLF}"
-                              f"Priority: {priority}{CRLF}Application: {app}{CRLF}AppData: {data}{CRLF}"
-                              f"Registrar: pbx_config{CRLF}{CRLF}")
+                chunks.append(
+                    f"Event: ListDialplan{CRLF}{id_text}Context: {name}{CRLF}Extension: {extension}{CRLF}"
+                    f"Priority: {priority}{CRLF}Application: {app}{CRLF}AppData: {data}{CRLF}"
+                    f"Registrar: pbx_config{CRLF}{CRLF}"
+                )
         if context and not found_context:
             self._error(s, m, f"Did not find context {context}")
             return True
         if exten and not found_exten:
-            self._error(s, m, f"Did not find extension {exten}@{context}" if context
-                        else f"Did not find extension {exten} in any context")
+            self._error(
+                s,
+                m,
+                f"Did not find extension {exten}@{context}"
+                if context
+                else f"Did not find extension {exten} in any context",
+            )
             return True
         s.write(self._response(m, "Success", "DialPlan list will follow", "start"))  # manager_dpsendack()
         for chunk in chunks:
             s.write(chunk)
-        s.write(f"Event: ShowDialPlanComplete{CRLF}{id_text}EventList: Complete{CRLF}ListItems: {items}{CRLF}"
-                f"ListExtensions: {extensions}{CRLF}ListPriorities: {priorities}{CRLF}ListContexts: {contexts}{CRLF}"
-                f"{CRLF}")
+        s.write(
+            f"Event: ShowDialPlanComplete{CRLF}{id_text}EventList: Complete{CRLF}ListItems: {items}{CRLF}"
+            f"ListExtensions: {extensions}{CRLF}ListPriorities: {priorities}{CRLF}ListContexts: {contexts}{CRLF}"
+            f"{CRLF}"
+        )
         return True
 
     async def _act_playdtmf(self, s: _Session, m: _Message) -> bool:

@@ -7,12 +7,12 @@ snippet of the connection named in the path, as a customer's site would. So
 each test's connection has a domain of its own, and the script is cross-origin
 exactly as on a real site.
 """
+
 from __future__ import annotations
 
 import uuid
 
 import pytest
-
 from sitehelpers import LiveServer
 
 ROUND_THE_CLOCK = {str(day): ["00:00", "24:00"] for day in range(1, 8)}
@@ -36,8 +36,9 @@ def make_site(perezvon_app):
     async def make(*, widget: dict | None = None, leadgen: dict | None = None, **fields):
         project = await Project.create(name="Site script tests")
         fields.setdefault("schedule", ROUND_THE_CLOCK)
-        connection = await Connection.create(project=project, domain=f"s{uuid.uuid4().hex[:10]}.localhost",
-                                             name="Test shop", **fields)
+        connection = await Connection.create(
+            project=project, domain=f"s{uuid.uuid4().hex[:10]}.localhost", name="Test shop", **fields
+        )
         await OperatorNumber.create(connection=connection, phone="+74951234567")
         for key, settings in (("widget", widget), ("leadgen", leadgen)):
             if settings is not None:

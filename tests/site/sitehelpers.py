@@ -1,4 +1,5 @@
 """Helpers for the browser tests of the site script (imported by the test modules)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -51,15 +52,23 @@ async def events(page, name: str | None = None) -> list:
 
 async def ready(page, app: str = "widget") -> None:
     """The app has started (its triggers are armed)."""
-    await page.wait_for_function(f"window.Perezvon && window.Perezvon.readyAt && window.Perezvon.readyAt.{app} >= 0",
-                                 timeout=20000)
+    await page.wait_for_function(
+        f"window.Perezvon && window.Perezvon.readyAt && window.Perezvon.readyAt.{app} >= 0", timeout=20000
+    )
 
 
 def session_state(token: str, *, minutes_ago: float, shown: dict | None = None, pages: int = 3) -> str:
     """An init script that puts a visitor session started ``minutes_ago`` into localStorage."""
     start = int((time.time() - minutes_ago * 60) * 1000)
-    state = {"vid": "v" * 24, "start": start, "pages": pages, "shown": shown or {}, "ref": "", "channel": "direct",
-             "utm": {"source": "", "medium": "", "campaign": "", "content": "", "term": ""}}
+    state = {
+        "vid": "v" * 24,
+        "start": start,
+        "pages": pages,
+        "shown": shown or {},
+        "ref": "",
+        "channel": "direct",
+        "utm": {"source": "", "medium": "", "campaign": "", "content": "", "term": ""},
+    }
     return f"localStorage.setItem({json.dumps('perezvon:' + token[:10])}, {json.dumps(json.dumps(state))});"
 
 
@@ -69,7 +78,10 @@ def closed_now_schedule(timezone: str = "UTC") -> dict:
     opens = (now + dt.timedelta(hours=3)).replace(minute=0)
     day = str(opens.isoweekday())
     schedule = {str(d): None for d in range(1, 8)}
-    schedule[day] = [opens.strftime("%H:00"), (opens + dt.timedelta(hours=1)).strftime("%H:00").replace("00:00", "24:00")]
+    schedule[day] = [
+        opens.strftime("%H:00"),
+        (opens + dt.timedelta(hours=1)).strftime("%H:00").replace("00:00", "24:00"),
+    ]
     return schedule
 
 

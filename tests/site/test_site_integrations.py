@@ -3,6 +3,7 @@
 The page has stand-in ``ym`` and ``gtag`` counters that record their calls and Calltouch's
 session variable; Metrika, Google Analytics and Calltouch are switched on for the connection.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,12 +14,13 @@ from perezvon.core import enablement
 from perezvon.core.models import Lead
 
 
-
 async def test_goals_and_events_reach_the_counters_and_the_session_reaches_the_lead(live, make_site, page):
     site = await make_site(widget={"thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0}})
-    for key, settings in (("metrika", {"counter_id": "87654321"}),
-                          ("google_analytics", {"measurement_id": "G-TEST12345"}),
-                          ("calltouch", {"site_id": "54321", "api_token": "t", "session_variable": "call_value"})):
+    for key, settings in (
+        ("metrika", {"counter_id": "87654321"}),
+        ("google_analytics", {"measurement_id": "G-TEST12345"}),
+        ("calltouch", {"site_id": "54321", "api_token": "t", "session_variable": "call_value"}),
+    ):
         await enablement.enable(site, enablement.INTEGRATION, key, settings)
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -84,20 +86,26 @@ async def test_a_new_apps_declared_events_reach_metrika_and_ga(perezvon_app, mak
     try:
         site = await make_site()
         await enablement.enable(site, enablement.APPLICATION, "clicker")
-        for key, settings in (("metrika", {"counter_id": "87654321"}),
-                              ("google_analytics", {"measurement_id": "G-TEST12345"})):
+        for key, settings in (
+            ("metrika", {"counter_id": "87654321"}),
+            ("google_analytics", {"measurement_id": "G-TEST12345"}),
+        ):
             await enablement.enable(site, enablement.INTEGRATION, key, settings)
         errors = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await page.goto(server.page_url(site, "analytics.html"))
-        await page.wait_for_function("calls.some(c => c[0] === 'ym') && calls.some(c => c[0] === 'gtag')",
-                                     timeout=20000)
+        await page.wait_for_function(
+            "calls.some(c => c[0] === 'ym') && calls.some(c => c[0] === 'gtag')", timeout=20000
+        )
         calls = await page.evaluate("calls")
         # each counter may have heard the event more than once; never the undeclared one
-        assert sorted({json.dumps(c) for c in calls}) == sorted(json.dumps(c) for c in [
-            ["gtag", "event", "clicker_clicked", {"event_category": "PEREZVON", "send_to": "G-TEST12345"}],
-            ["ym", 87654321, "reachGoal", "perezvon_clicker_clicked"],
-        ])
+        assert sorted({json.dumps(c) for c in calls}) == sorted(
+            json.dumps(c)
+            for c in [
+                ["gtag", "event", "clicker_clicked", {"event_category": "PEREZVON", "send_to": "G-TEST12345"}],
+                ["ym", 87654321, "reachGoal", "perezvon_clicker_clicked"],
+            ]
+        )
         assert "clicker_clicked" in await page.evaluate("window.Perezvon.events")
         assert errors == []
     finally:

@@ -1,10 +1,12 @@
 """Lead generators in a real browser on the local test site (docs/site-script.md#the-lead-generator)."""
+
 from __future__ import annotations
 
 import datetime as dt
 
-from perezvon.core.models import Lead
 from sitehelpers import LEADGEN, RECORD_EVENTS, closed_now_schedule, events, ready, session_state, wait_for
+
+from perezvon.core.models import Lead
 
 SCREEN = "[data-perezvon=leadgen] [data-screen={}]"
 
@@ -20,8 +22,11 @@ async def leads_of(site) -> list[Lead]:
 
 
 async def test_cover_curtains_and_timer_and_the_lead(live, make_site, page):
-    site = await make_site(leadgen={"generators": [generator(
-        "spring", working={"call": {"curtain_on": "time", "curtain_delay_seconds": 0.5}})]})
+    site = await make_site(
+        leadgen={
+            "generators": [generator("spring", working={"call": {"curtain_on": "time", "curtain_delay_seconds": 0.5}})]
+        }
+    )
     await page.add_init_script(RECORD_EVENTS)
     await page.goto(live.page_url(site, query="?utm_source=vk&utm_medium=social"))
     box = page.locator(LEADGEN)
@@ -53,8 +58,13 @@ async def test_curtains_on_hover(live, make_site, page):
 
 
 async def test_scroll_trigger_waits_for_its_activation_delay(live, make_site, page):
-    site = await make_site(leadgen={"generators": [generator(
-        "scroll", trigger={"kind": "scroll", "scroll_percent": 50, "activation_delay_seconds": 3})]})
+    site = await make_site(
+        leadgen={
+            "generators": [
+                generator("scroll", trigger={"kind": "scroll", "scroll_percent": 50, "activation_delay_seconds": 3})
+            ]
+        }
+    )
     await page.goto(live.page_url(site))
     await ready(page, "leadgen")
     await page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
@@ -96,14 +106,22 @@ async def test_a_shown_generator_does_not_come_back_but_another_does(live, make_
 async def test_period_channel_and_url_filters(live, make_site, page):
     today = dt.date.today()
     past = {"active_from": str(today - dt.timedelta(days=30)), "active_to": str(today - dt.timedelta(days=20))}
-    site = await make_site(leadgen={"generators": [
-        generator("future", active_from=str(today + dt.timedelta(days=2))),
-        generator("ended", renew=False, **past),
-        generator("ads-only", channels=["ads"]),
-        generator("other-page", filters=[{"target": "url", "operator": "contains", "value": "/catalog/"}]),
-        generator("renewed", renew=True, filters=[{"target": "utm_campaign", "operator": "not_equals",
-                                                   "value": "hide"}], **past),
-    ]})
+    site = await make_site(
+        leadgen={
+            "generators": [
+                generator("future", active_from=str(today + dt.timedelta(days=2))),
+                generator("ended", renew=False, **past),
+                generator("ads-only", channels=["ads"]),
+                generator("other-page", filters=[{"target": "url", "operator": "contains", "value": "/catalog/"}]),
+                generator(
+                    "renewed",
+                    renew=True,
+                    filters=[{"target": "utm_campaign", "operator": "not_equals", "value": "hide"}],
+                    **past,
+                ),
+            ]
+        }
+    )
     await page.goto(live.page_url(site))
     box = page.locator(LEADGEN)
     await box.wait_for(timeout=20000)
@@ -114,8 +132,7 @@ async def test_period_channel_and_url_filters(live, make_site, page):
 
 
 async def test_off_hours_variant_asks_for_a_time(live, make_site, page):
-    site = await make_site(leadgen={"generators": [generator("night")]}, schedule=closed_now_schedule(),
-                           timezone="UTC")
+    site = await make_site(leadgen={"generators": [generator("night")]}, schedule=closed_now_schedule(), timezone="UTC")
     await page.add_init_script(RECORD_EVENTS)
     await page.goto(live.page_url(site))
     box = page.locator(LEADGEN)
@@ -137,9 +154,20 @@ async def test_off_hours_variant_asks_for_a_time(live, make_site, page):
 
 async def test_hostile_text_is_inert(live, make_site, page):
     hostile = "<img src=x onerror=window.__pwned=1>"
-    site = await make_site(leadgen={"generators": [generator(
-        "evil", name=hostile, working={"cover": {"text1": hostile, "text2": hostile},
-                                       "call": {"info_text": hostile, "form_title": hostile}})]})
+    site = await make_site(
+        leadgen={
+            "generators": [
+                generator(
+                    "evil",
+                    name=hostile,
+                    working={
+                        "cover": {"text1": hostile, "text2": hostile},
+                        "call": {"info_text": hostile, "form_title": hostile},
+                    },
+                )
+            ]
+        }
+    )
     await page.goto(live.page_url(site))
     await page.locator(LEADGEN).wait_for(timeout=20000)
     assert await page.locator(f"{LEADGEN} .cover h2").text_content() == hostile
@@ -148,8 +176,10 @@ async def test_hostile_text_is_inert(live, make_site, page):
 
 
 async def test_one_pop_up_at_a_time_the_widget_waits_for_the_lead_generator(live, make_site, page):
-    site = await make_site(leadgen={"generators": [generator("first", trigger={"kind": "time", "time_seconds": 1})]},
-                           widget={"thresholds": {"time_seconds": 2, "exit": False, "scroll_percent": 0}})
+    site = await make_site(
+        leadgen={"generators": [generator("first", trigger={"kind": "time", "time_seconds": 1})]},
+        widget={"thresholds": {"time_seconds": 2, "exit": False, "scroll_percent": 0}},
+    )
     await page.goto(live.page_url(site))
     await page.locator(LEADGEN).wait_for(timeout=20000)
     await page.wait_for_function("performance.now() > 3000")
@@ -160,7 +190,9 @@ async def test_one_pop_up_at_a_time_the_widget_waits_for_the_lead_generator(live
 
 
 async def test_exit_intent_trigger(live, make_site, page):
-    site = await make_site(leadgen={"generators": [generator("exit", trigger={"kind": "exit", "exit_after_seconds": 1})]})
+    site = await make_site(
+        leadgen={"generators": [generator("exit", trigger={"kind": "exit", "exit_after_seconds": 1})]}
+    )
     await page.goto(live.page_url(site))
     await ready(page, "leadgen")
     await page.wait_for_function("performance.now() > 1500")

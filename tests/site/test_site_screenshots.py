@@ -3,13 +3,13 @@
 Run with ``PEREZVON_SCREENSHOTS=docs/img`` to refresh the pictures README shows;
 otherwise they go to a temp dir and the test only checks each one was drawn.
 """
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 import pytest
-
 from sitehelpers import LEADGEN, WIDGET, closed_now_schedule, ready
 
 FORMATS = ("horizontal", "square", "vertical", "edge")
@@ -34,8 +34,9 @@ def shots(tmp_path):
 
 @pytest.fixture
 async def calm_page(browser):
-    context = await browser.new_context(viewport={"width": 1280, "height": 800}, reduced_motion="reduce",
-                                        timezone_id="Europe/Moscow", locale="ru-RU")
+    context = await browser.new_context(
+        viewport={"width": 1280, "height": 800}, reduced_motion="reduce", timezone_id="Europe/Moscow", locale="ru-RU"
+    )
     yield await context.new_page()
     await context.close()
 
@@ -43,15 +44,18 @@ async def calm_page(browser):
 async def test_widget_formats_and_screens(live, make_site, calm_page, shots, browser):
     page = calm_page
     hashes = [{"name": f"f-{f}", "format": f} for f in FORMATS]
-    site = await make_site(widget={"thresholds": {"time_seconds": 0, "exit": False, "scroll_percent": 0},
-                                   "hashes": hashes})
+    site = await make_site(
+        widget={"thresholds": {"time_seconds": 0, "exit": False, "scroll_percent": 0}, "hashes": hashes}
+    )
     await page.goto(live.page_url(site, page="shop.html"))
     await ready(page)
     await shots(page, "site-with-call-button")
     for fmt in FORMATS:
         await page.evaluate("location.hash = ''")
-        await page.evaluate(f"(() => {{ const a = document.createElement('a'); a.href = '#f-{fmt}'; "
-                            "document.body.appendChild(a); a.click(); a.remove(); })()")
+        await page.evaluate(
+            f"(() => {{ const a = document.createElement('a'); a.href = '#f-{fmt}'; "
+            "document.body.appendChild(a); a.click(); a.remove(); })()"
+        )
         await page.locator(WIDGET).wait_for(timeout=10000)
         await shots(page, f"widget-{fmt}")
         if fmt == "square":
@@ -67,14 +71,18 @@ async def test_widget_formats_and_screens(live, make_site, calm_page, shots, bro
             await shots(page, "widget-closing")
         await page.keyboard.press("Escape")
 
-    night = await make_site(widget={"offhours_thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0}},
-                            schedule=closed_now_schedule(), timezone="UTC")
+    night = await make_site(
+        widget={"offhours_thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0}},
+        schedule=closed_now_schedule(),
+        timezone="UTC",
+    )
     await page.goto(live.page_url(night, page="shop.html"))
     await page.locator(WIDGET).wait_for(timeout=20000)
     await shots(page, "widget-offhours")
 
-    phone_context = await browser.new_context(viewport={"width": 360, "height": 720}, is_mobile=True,
-                                              reduced_motion="reduce", timezone_id="Europe/Moscow")
+    phone_context = await browser.new_context(
+        viewport={"width": 360, "height": 720}, is_mobile=True, reduced_motion="reduce", timezone_id="Europe/Moscow"
+    )
     try:
         mobile = await phone_context.new_page()
         await mobile.goto(live.page_url(site, page="shop.html#f-square"))
@@ -86,8 +94,11 @@ async def test_widget_formats_and_screens(live, make_site, calm_page, shots, bro
 
 async def test_leadgen_screens(live, make_site, calm_page, shots):
     page = calm_page
-    generator = {"id": "promo", "trigger": {"kind": "time", "time_seconds": 1},
-                 "working": {"call": {"curtain_on": "hover"}}}
+    generator = {
+        "id": "promo",
+        "trigger": {"kind": "time", "time_seconds": 1},
+        "working": {"call": {"curtain_on": "hover"}},
+    }
     site = await make_site(leadgen={"generators": [generator]})
     await page.goto(live.page_url(site, page="shop.html"))
     await page.locator(LEADGEN).wait_for(timeout=20000)
@@ -104,8 +115,9 @@ async def test_leadgen_screens(live, make_site, calm_page, shots):
     await page.locator("[data-perezvon=leadgen] [data-screen=timer]").wait_for(state="attached", timeout=20000)
     await shots(page, "leadgen-timer")
 
-    night = await make_site(leadgen={"generators": [dict(generator, working={})]},
-                            schedule=closed_now_schedule(), timezone="UTC")
+    night = await make_site(
+        leadgen={"generators": [dict(generator, working={})]}, schedule=closed_now_schedule(), timezone="UTC"
+    )
     await page.goto(live.page_url(night, page="shop.html"))
     await page.locator(LEADGEN).wait_for(timeout=20000)
     cover = await page.locator(f"{LEADGEN} .cover").bounding_box()

@@ -1,9 +1,20 @@
 """The widget in a real browser on a locally served test site (docs/site-script.md)."""
+
 from __future__ import annotations
 
+from sitehelpers import (
+    LEADGEN,
+    RECORD_EVENTS,
+    WIDGET,
+    LiveServer,
+    closed_now_schedule,
+    events,
+    ready,
+    session_state,
+    wait_for,
+)
+
 from perezvon.core.models import Department, Lead, Office
-from sitehelpers import (LEADGEN, RECORD_EVENTS, WIDGET, LiveServer, closed_now_schedule, events, ready,
-                         session_state, wait_for)
 
 HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
 SHORT_HOSTILE = "<img src=x onerror=window.__pwned=3>"
@@ -20,10 +31,14 @@ async def fill_phone(page, digits: str = "9123456789") -> None:
 
 
 async def test_time_trigger_shows_the_widget_and_the_lead_lands_in_the_database(live, make_site, page):
-    site = await make_site(widget={"thresholds": {"time_seconds": 1, "scroll_percent": 0, "exit": False},
-                                   "look": {"format": "horizontal", "select_background": "#fef3c7",
-                                            "button_from": "rgba(255, 0, 0, 0.5)"}},
-                           offices_enabled=True, offices_title="Салон")
+    site = await make_site(
+        widget={
+            "thresholds": {"time_seconds": 1, "scroll_percent": 0, "exit": False},
+            "look": {"format": "horizontal", "select_background": "#fef3c7", "button_from": "rgba(255, 0, 0, 0.5)"},
+        },
+        offices_enabled=True,
+        offices_title="Салон",
+    )
     await Office.create(connection=site, name="Москва", phone_selector="#site-phone")
     await page.add_init_script(RECORD_EVENTS)
     await page.goto(live.page_url(site, query="?utm_source=yandex&utm_medium=cpc&utm_campaign=spring"))
@@ -36,10 +51,13 @@ async def test_time_trigger_shows_the_widget_and_the_lead_lands_in_the_database(
     assert shown[0]["app"] == "widget" and shown[0]["app_title"]
 
     # each element styled on its own: the drop-down, and the button's gradient with opacity
-    assert await page.locator(f"{WIDGET} select").evaluate("n => getComputedStyle(n).backgroundColor") == \
-        "rgb(254, 243, 199)"
+    assert (
+        await page.locator(f"{WIDGET} select").evaluate("n => getComputedStyle(n).backgroundColor")
+        == "rgb(254, 243, 199)"
+    )
     assert "rgba(255, 0, 0, 0.5)" in await page.locator(f"{WIDGET} button.go").evaluate(
-        "n => getComputedStyle(n).backgroundImage")
+        "n => getComputedStyle(n).backgroundImage"
+    )
     await page.locator(f"{WIDGET} select").select_option(label="Москва")
     await page.locator(f"{WIDGET} input[name=name]").fill("Иван")
     await fill_phone(page)
@@ -50,7 +68,11 @@ async def test_time_trigger_shows_the_widget_and_the_lead_lands_in_the_database(
     leads = await wait_for(lambda: leads_of(site), message="the lead in the database")
     lead = leads[0]
     assert (lead.source, lead.phone, lead.name) == ("widget", "+79123456789", "Иван")
-    assert lead.channel == "ads" and (lead.utm_source, lead.utm_medium, lead.utm_campaign) == ("yandex", "cpc", "spring")
+    assert lead.channel == "ads" and (lead.utm_source, lead.utm_medium, lead.utm_campaign) == (
+        "yandex",
+        "cpc",
+        "spring",
+    )
     assert lead.visitor_id and len(lead.visitor_id) == 24
     assert lead.visit["pages"] == 1 and lead.visit["trigger"] == "time" and lead.visit["seconds_on_site"] >= 0
     assert lead.displayed_phone == "+7 (495) 111-22-33"  # read through the office's CSS selector
@@ -86,8 +108,9 @@ async def test_a_single_page_site_counts_each_new_address_as_a_page(live, make_s
 
 
 async def test_exit_intent_fires_only_after_its_delay(live, make_site, page):
-    site = await make_site(widget={"thresholds": {"time_seconds": 0, "scroll_percent": 0, "exit": True,
-                                                  "exit_after_seconds": 2}})
+    site = await make_site(
+        widget={"thresholds": {"time_seconds": 0, "scroll_percent": 0, "exit": True, "exit_after_seconds": 2}}
+    )
     await page.add_init_script(RECORD_EVENTS)
     await page.goto(live.page_url(site))
     await ready(page)
@@ -119,8 +142,9 @@ async def test_scroll_trigger(live, make_site, page):
 
 
 async def test_once_per_session_and_the_delay_between_sessions(live, make_site, page):
-    site = await make_site(widget={"thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0},
-                                   "hashes": [{"name": "callme"}]})
+    site = await make_site(
+        widget={"thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0}, "hashes": [{"name": "callme"}]}
+    )
     url = live.page_url(site)
     await page.goto(url)
     await page.locator(WIDGET).wait_for(timeout=20000)
@@ -164,17 +188,45 @@ async def test_once_per_session_and_the_delay_between_sessions(live, make_site, 
 async def test_url_rules_the_heaviest_wins_and_utm_rules_can_forbid(live, make_site, page):
     rules = [
         {"name": "light", "target": "url", "operator": "contains", "value": "/t/", "weight": 5, "format": "horizontal"},
-        {"name": "heavy", "target": "url", "operator": "starts_with", "value": "http://", "weight": 10,
-         "format": "vertical", "look": {"title": "Правило по URL"}},
-        {"name": "never", "target": "url", "operator": "equals", "value": "http://elsewhere.example/", "weight": 99,
-         "show": False},
-        {"name": "ended", "target": "url", "operator": "not_contains", "value": "zzz", "weight": 50,
-         "format": "edge", "date_from": "2020-01-01", "date_to": "2020-12-31"},
-        {"name": "hide-partner", "target": "utm_source", "operator": "equals", "value": "partner", "weight": 100,
-         "show": False},
+        {
+            "name": "heavy",
+            "target": "url",
+            "operator": "starts_with",
+            "value": "http://",
+            "weight": 10,
+            "format": "vertical",
+            "look": {"title": "Правило по URL"},
+        },
+        {
+            "name": "never",
+            "target": "url",
+            "operator": "equals",
+            "value": "http://elsewhere.example/",
+            "weight": 99,
+            "show": False,
+        },
+        {
+            "name": "ended",
+            "target": "url",
+            "operator": "not_contains",
+            "value": "zzz",
+            "weight": 50,
+            "format": "edge",
+            "date_from": "2020-01-01",
+            "date_to": "2020-12-31",
+        },
+        {
+            "name": "hide-partner",
+            "target": "utm_source",
+            "operator": "equals",
+            "value": "partner",
+            "weight": 100,
+            "show": False,
+        },
     ]
-    site = await make_site(widget={"thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0},
-                                   "rules": rules})
+    site = await make_site(
+        widget={"thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0}, "rules": rules}
+    )
     await page.add_init_script(RECORD_EVENTS)
     await page.goto(live.page_url(site))
     box = page.locator(WIDGET)
@@ -201,9 +253,12 @@ async def test_url_rules_the_heaviest_wins_and_utm_rules_can_forbid(live, make_s
 
 
 async def test_channel_rules(live, make_site, page):
-    site = await make_site(widget={
-        "thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0},
-        "channels": {"social": {"show": False}, "ads": {"format": "edge"}}})
+    site = await make_site(
+        widget={
+            "thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0},
+            "channels": {"social": {"show": False}, "ads": {"format": "edge"}},
+        }
+    )
     await page.goto(live.page_url(site, query="?gclid=abc"))
     box = page.locator(WIDGET)
     await box.wait_for(timeout=20000)
@@ -221,9 +276,12 @@ async def test_channel_rules(live, make_site, page):
 
 
 async def test_hash_links_open_the_widget_configured_for_them(live, make_site, page):
-    site = await make_site(widget={"thresholds": {"time_seconds": 0, "exit": False, "scroll_percent": 0},
-                                   "hashes": [{"name": "callme", "format": "square",
-                                               "look": {"title": "Заказ звонка по ссылке"}}]})
+    site = await make_site(
+        widget={
+            "thresholds": {"time_seconds": 0, "exit": False, "scroll_percent": 0},
+            "hashes": [{"name": "callme", "format": "square", "look": {"title": "Заказ звонка по ссылке"}}],
+        }
+    )
     await page.add_init_script(RECORD_EVENTS)
     await page.goto(live.page_url(site))
     await ready(page)
@@ -240,8 +298,11 @@ async def test_hash_links_open_the_widget_configured_for_them(live, make_site, p
 
 
 async def test_off_hours_look_needs_a_call_time_and_the_lead_carries_it(live, make_site, page):
-    site = await make_site(widget={"offhours_thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0}},
-                           schedule=closed_now_schedule(), timezone="UTC")
+    site = await make_site(
+        widget={"offhours_thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0}},
+        schedule=closed_now_schedule(),
+        timezone="UTC",
+    )
     await page.add_init_script(RECORD_EVENTS)
     await page.goto(live.page_url(site))
     await page.locator(WIDGET).wait_for(timeout=20000)
@@ -256,7 +317,9 @@ async def test_off_hours_look_needs_a_call_time_and_the_lead_carries_it(live, ma
     await selects.nth(0).select_option(index=1)
     chosen = int(await selects.nth(1).input_value())
     await page.locator(f"{WIDGET} button.go").click()
-    await page.locator("[data-perezvon=widget] [data-screen=closing-offhours]").wait_for(state="attached", timeout=20000)
+    await page.locator("[data-perezvon=widget] [data-screen=closing-offhours]").wait_for(
+        state="attached", timeout=20000
+    )
     lead = (await wait_for(lambda: leads_of(site), message="the off-hours lead"))[0]
     assert int(lead.preferred_at.timestamp() * 1000) == chosen
     assert (await events(page, "offhours_lead"))[0]["offhours"] is True
@@ -264,10 +327,18 @@ async def test_off_hours_look_needs_a_call_time_and_the_lead_carries_it(live, ma
 
 
 async def test_required_office_and_department_and_consent(live, make_site, page):
-    site = await make_site(widget={"thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0},
-                                   "look": {"name_field": "required"}},
-                           offices_enabled=True, offices_required=True, offices_title="Офис",
-                           departments_enabled=True, departments_required=True, departments_title="Отдел")
+    site = await make_site(
+        widget={
+            "thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0},
+            "look": {"name_field": "required"},
+        },
+        offices_enabled=True,
+        offices_required=True,
+        offices_title="Офис",
+        departments_enabled=True,
+        departments_required=True,
+        departments_title="Отдел",
+    )
     await Office.create(connection=site, name="Москва", phone_selector="#site-phone")
     spb = await Office.create(connection=site, name="Санкт-Петербург", phone_selector="#spb-phone")
     sales = await Department.create(connection=site, name="Продажи")
@@ -297,10 +368,19 @@ async def test_required_office_and_department_and_consent(live, make_site, page)
 
 
 async def test_hostile_text_in_settings_and_input_is_rendered_as_text(live, make_site, page):
-    site = await make_site(widget={
-        "thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0},
-        "look": {"title": HOSTILE, "text": HOSTILE, "button_text": SHORT_HOSTILE, "disclaimer": HOSTILE + " [LINK1]",
-                 "link1_text": HOSTILE, "link1_url": "https://example.com/privacy"}})
+    site = await make_site(
+        widget={
+            "thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0},
+            "look": {
+                "title": HOSTILE,
+                "text": HOSTILE,
+                "button_text": SHORT_HOSTILE,
+                "disclaimer": HOSTILE + " [LINK1]",
+                "link1_text": HOSTILE,
+                "link1_url": "https://example.com/privacy",
+            },
+        }
+    )
     await page.goto(live.page_url(site))
     await page.locator(WIDGET).wait_for(timeout=20000)
     assert await page.locator(f"{WIDGET} h2").text_content() == HOSTILE
@@ -333,13 +413,16 @@ async def test_keyboard_focus_stays_inside_and_escape_closes(live, make_site, pa
     await page.keyboard.press("Escape")
     assert await page.locator(WIDGET).count() == 0
     # focus goes back to the button that opened it
-    assert await page.evaluate(
-        "document.querySelector('[data-perezvon=widget]').shadowRoot.activeElement.className") == "btn right"
+    assert (
+        await page.evaluate("document.querySelector('[data-perezvon=widget]').shadowRoot.activeElement.className")
+        == "btn right"
+    )
 
 
 async def test_usable_on_a_360_pixel_phone(live, make_site, browser):
-    site = await make_site(widget={"thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0},
-                                   "look": {"format": "horizontal"}})
+    site = await make_site(
+        widget={"thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0}, "look": {"format": "horizontal"}}
+    )
     context = await browser.new_context(viewport={"width": 360, "height": 640}, is_mobile=True, has_touch=True)
     try:
         page = await context.new_page()
@@ -375,14 +458,19 @@ async def test_live_call_state_follows_the_call(live, make_site, page, perezvon_
     # while the attempt rings one leg then the other, the screen says whom (as the engine notes it)
     call = await Call.get(lead_id=(await leads_of(site))[0].id)
     await Call.filter(id=call.id).update(state=CallState.DIALLING, attempts_made=1)
-    for leg, text in (("operator", "Звоним оператору — сейчас он узнает о вашей заявке"),
-                      ("client", "Звоним вам — возьмите трубку!")):
+    for leg, text in (
+        ("operator", "Звоним оператору — сейчас он узнает о вашей заявке"),
+        ("client", "Звоним вам — возьмите трубку!"),
+    ):
         await perezvon_app.redis.set(leg_key(str(call.id)), f"1:{leg}")
         await wait_for(lambda: _text_is(state, text), timeout=30, message=f"calling the {leg}")
     await Call.filter(id=call.id).update(state=CallState.SCHEDULED, attempts_made=0)
     await perezvon_run_jobs()  # the simulator places the call
-    await wait_for(lambda: _text_is(state, "Разговор состоялся. Спасибо!"), timeout=30,
-                   message="the call state on the closing screen")
+    await wait_for(
+        lambda: _text_is(state, "Разговор состоялся. Спасибо!"),
+        timeout=30,
+        message="the call state on the closing screen",
+    )
 
 
 async def _text_is(locator, expected: str) -> bool:
@@ -410,8 +498,9 @@ async def test_nothing_runs_on_a_foreign_domain_or_a_switched_off_site(live, mak
 
 async def test_a_page_view_costs_one_config_request_at_most(live, make_site, page):
     site = await make_site(widget={"thresholds": {"time_seconds": 0, "exit": False, "scroll_percent": 0}})
-    sizes = ("performance.getEntriesByType('resource').filter(e => e.name.includes('/site/config'))"
-             ".map(e => e.transferSize)")
+    sizes = (
+        "performance.getEntriesByType('resource').filter(e => e.name.includes('/site/config')).map(e => e.transferSize)"
+    )
     await page.goto(live.page_url(site))
     await ready(page)
     first = await page.evaluate(sizes)
@@ -470,10 +559,16 @@ async def test_call_times_read_on_the_visitors_clock_default_to_the_sites_conven
     convenient = opens + dt.timedelta(minutes=30)
     closes = min(opens + dt.timedelta(hours=4), opens.replace(hour=0) + dt.timedelta(days=1))
     schedule = {str(d): None for d in range(1, 8)}
-    schedule[str(opens.isoweekday())] = [opens.strftime("%H:%M"),
-                                         "24:00" if closes.hour == 0 else closes.strftime("%H:%M")]
-    site = await make_site(widget={"offhours_thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0}},
-                           schedule=schedule, timezone="UTC", convenient_time=convenient.strftime("%H:%M"))
+    schedule[str(opens.isoweekday())] = [
+        opens.strftime("%H:%M"),
+        "24:00" if closes.hour == 0 else closes.strftime("%H:%M"),
+    ]
+    site = await make_site(
+        widget={"offhours_thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0}},
+        schedule=schedule,
+        timezone="UTC",
+        convenient_time=convenient.strftime("%H:%M"),
+    )
     context = await browser.new_context(timezone_id="Asia/Novosibirsk")  # UTC+7, the site is on UTC
     try:
         page = await context.new_page()
@@ -488,9 +583,11 @@ async def test_call_times_read_on_the_visitors_clock_default_to_the_sites_conven
 
 
 async def test_a_page_that_cannot_scroll_never_fires_the_scroll_trigger_and_english_pages_get_english_errors(
-        live, make_site, page):
-    site = await make_site(widget={"thresholds": {"time_seconds": 0, "exit": False, "scroll_percent": 10},
-                                   "hashes": [{"name": "callme"}]})
+    live, make_site, page
+):
+    site = await make_site(
+        widget={"thresholds": {"time_seconds": 0, "exit": False, "scroll_percent": 10}, "hashes": [{"name": "callme"}]}
+    )
     await page.goto(live.page_url(site, page="short.html"))
     await ready(page)
     await page.wait_for_function("performance.now() > 1500")

@@ -8,23 +8,22 @@ exported. The workbook is written in
 a thread, batch by batch, so the web process keeps answering meanwhile; a
 progress callback reports rows done for the progress bar.
 """
+
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import heapq
-import datetime as dt
 import json
 import re
-
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
+from openpyxl import LXML, Workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl import LXML
 from openpyxl.styles import Font
 from openpyxl.worksheet._writer import WorksheetWriter
 from openpyxl.xml.constants import SHEET_MAIN_NS
@@ -37,21 +36,89 @@ from perezvon.web.admin.labels import DIRECTION, STATUS
 
 BATCH = 2000
 
-CALL_FIELDS = ("id", "created_at", "connection_id", "display_status", "reason", "state", "first_direction",
-               "attempts_made", "operator_number", "duration_seconds", "is_unique", "is_target", "finished_at",
-               "recording")
-LEAD_FIELDS = ("id", "source", "phone", "name", "office_id", "department_id", "preferred_at", "page_url",
-               "referrer", "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "channel",
-               "visitor_id", "visit", "displayed_phone", "extra", "client_ip")
+CALL_FIELDS = (
+    "id",
+    "created_at",
+    "connection_id",
+    "display_status",
+    "reason",
+    "state",
+    "first_direction",
+    "attempts_made",
+    "operator_number",
+    "duration_seconds",
+    "is_unique",
+    "is_target",
+    "finished_at",
+    "recording",
+)
+LEAD_FIELDS = (
+    "id",
+    "source",
+    "phone",
+    "name",
+    "office_id",
+    "department_id",
+    "preferred_at",
+    "page_url",
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_content",
+    "utm_term",
+    "channel",
+    "visitor_id",
+    "visit",
+    "displayed_phone",
+    "extra",
+    "client_ip",
+)
 
 #: column titles, in the order :meth:`Exporter._line` fills them
 COLUMNS = [
-    "Date", "Time", "Site", "Connection", "Office", "Department", "Call type", "App", "Client number",
-    "Client name", "Operator number", "Direction", "Duration, s", "Status", "Reason", "Attempts", "Unique",
-    "Target", "User tags", "Channel", "UTM source", "UTM medium", "UTM campaign", "UTM content", "UTM term",
-    "Page", "Referrer", "Preferred time", "Pages viewed", "Seconds on site", "Trigger", "Rule",
-    "Other visit data", "Visitor id", "Number shown on the site", "Client IP", "Attempt chain", "Finished",
-    "Recording", "Source-specific data", "Call id", "Lead id",
+    "Date",
+    "Time",
+    "Site",
+    "Connection",
+    "Office",
+    "Department",
+    "Call type",
+    "App",
+    "Client number",
+    "Client name",
+    "Operator number",
+    "Direction",
+    "Duration, s",
+    "Status",
+    "Reason",
+    "Attempts",
+    "Unique",
+    "Target",
+    "User tags",
+    "Channel",
+    "UTM source",
+    "UTM medium",
+    "UTM campaign",
+    "UTM content",
+    "UTM term",
+    "Page",
+    "Referrer",
+    "Preferred time",
+    "Pages viewed",
+    "Seconds on site",
+    "Trigger",
+    "Rule",
+    "Other visit data",
+    "Visitor id",
+    "Number shown on the site",
+    "Client IP",
+    "Attempt chain",
+    "Finished",
+    "Recording",
+    "Source-specific data",
+    "Call id",
+    "Lead id",
 ]
 VISIT_COLUMNS = ("pages", "seconds_on_site", "trigger", "rule")
 _VISIT_KEYS = frozenset(VISIT_COLUMNS)
@@ -94,7 +161,6 @@ def _local(moment: dt.datetime | None, zone: ZoneInfo) -> dt.datetime | None:
     return moment.astimezone(zone) if moment else None
 
 
-
 #: Excel's day 0 (the 1900 date system, as openpyxl writes by default); our dates are all after 1900-03-01
 _EXCEL_EPOCH = dt.datetime(1899, 12, 30)
 _EXCEL_EPOCH_ORDINAL = _EXCEL_EPOCH.toordinal()
@@ -135,8 +201,12 @@ class _FastRows:
     @classmethod
     def install(cls, sheet, header: list) -> _FastRows | None:
         """Append ``header`` (styled cells, the ordinary way), then take over the rows after it."""
-        if not LXML or getattr(sheet, "_writer", False) is not None \
-                or not hasattr(WorksheetWriter, "write_row") or not hasattr(sheet, "_values_to_row"):
+        if (
+            not LXML
+            or getattr(sheet, "_writer", False) is not None
+            or not hasattr(WorksheetWriter, "write_row")
+            or not hasattr(sheet, "_values_to_row")
+        ):
             sheet.append(header)
             return None
         try:
@@ -162,8 +232,10 @@ class _FastRows:
                 continue
             kind = type(value)
             if kind is str:
-                add(f'<c r="{letters[column]}{suffix}" t="inlineStr"><is><t xml:space="preserve">'
-                    f'{_xml_text(value)}</t></is></c>')
+                add(
+                    f'<c r="{letters[column]}{suffix}" t="inlineStr"><is><t xml:space="preserve">'
+                    f"{_xml_text(value)}</t></is></c>"
+                )
             elif kind is int or kind is float:
                 add(f'<c r="{letters[column]}{suffix}" t="n"><v>{value!r}</v></c>')
             elif kind is bool:
@@ -172,11 +244,15 @@ class _FastRows:
                 serial = (value.replace(tzinfo=None) - _EXCEL_EPOCH) / _DAY
                 add(f'<c r="{letters[column]}{suffix}" t="n" s="{self.datetime_style}"><v>{serial!r}</v></c>')
             elif kind is dt.date:
-                add(f'<c r="{letters[column]}{suffix}" t="n" s="{self.date_style}">'
-                    f'<v>{value.toordinal() - _EXCEL_EPOCH_ORDINAL}</v></c>')
+                add(
+                    f'<c r="{letters[column]}{suffix}" t="n" s="{self.date_style}">'
+                    f"<v>{value.toordinal() - _EXCEL_EPOCH_ORDINAL}</v></c>"
+                )
             else:
-                add(f'<c r="{letters[column]}{suffix}" t="inlineStr"><is><t xml:space="preserve">'
-                    f'{_xml_text(str(value))}</t></is></c>')
+                add(
+                    f'<c r="{letters[column]}{suffix}" t="inlineStr"><is><t xml:space="preserve">'
+                    f"{_xml_text(str(value))}</t></is></c>"
+                )
         add("</row>")
         text = "".join(parts)
         if _CONTROL.search(text):  # XML 1.0 forbids these; visitor text is already cleaned, this is the net
@@ -194,17 +270,16 @@ class _RawRowsWriter(WorksheetWriter):
 
     def get_stream(self):
         self.file = open(self.out, "wb")  # noqa: SIM115 -- closed by the `with` below; write_rows writes to it
-        with self.file, xmlfile(self.file) as xf:
-            with xf.element("worksheet", xmlns=SHEET_MAIN_NS):
-                try:
-                    while True:
-                        element = yield
-                        if element is True:
-                            yield xf
-                        elif element is not None:
-                            xf.write(element)
-                except GeneratorExit:
-                    pass
+        with self.file, xmlfile(self.file) as xf, xf.element("worksheet", xmlns=SHEET_MAIN_NS):
+            try:
+                while True:
+                    element = yield
+                    if element is True:
+                        yield xf
+                    elif element is not None:
+                        xf.write(element)
+            except GeneratorExit:
+                pass
 
 
 def _prepared_sql(query) -> tuple[Any, str, list[Any]]:
@@ -251,24 +326,38 @@ class Exporter:
     def _status(self, status: str) -> str:
         return self._tr(STATUS.get(status, status))
 
-    async def write(self, filters: dict[str, Any], visible: list[int] | None, path: Path,
-                    progress: Callable[[int, int], Awaitable[None]] | None = None) -> int:
+    async def write(
+        self,
+        filters: dict[str, Any],
+        visible: list[int] | None,
+        path: Path,
+        progress: Callable[[int, int], Awaitable[None]] | None = None,
+    ) -> int:
         query = filtered_calls(filters, visible)
         total = await query.count()
         if progress:
             await progress(0, total)
-        connections = {c.id: c for c in await Connection.all()} if visible is None else {
-            c.id: c for c in await Connection.filter(id__in=visible)}
+        connections = (
+            {c.id: c for c in await Connection.all()}
+            if visible is None
+            else {c.id: c for c in await Connection.filter(id__in=visible)}
+        )
         self.zones = {cid: ZoneInfo(c.timezone) for cid, c in connections.items()}
         self.default_zone = ZoneInfo("Europe/Moscow")
         # per connection: its site and name, once (not per row)
         self.sites = {cid: (c.domain, _cell_value(c.name)) for cid, c in connections.items()}
-        self.offices = {key: _cell_value(name) for key, name in
-                        await Office.filter(connection_id__in=list(connections)).values_list("id", "name")}
-        self.departments = {key: _cell_value(name) for key, name in
-                            await Department.filter(connection_id__in=list(connections)).values_list("id", "name")}
-        self.fixed = {"callback": self._tr("Callback"),
-                      "direction": {key: self._tr(label) for key, label in DIRECTION.items()}}
+        self.offices = {
+            key: _cell_value(name)
+            for key, name in await Office.filter(connection_id__in=list(connections)).values_list("id", "name")
+        }
+        self.departments = {
+            key: _cell_value(name)
+            for key, name in await Department.filter(connection_id__in=list(connections)).values_list("id", "name")
+        }
+        self.fixed = {
+            "callback": self._tr("Callback"),
+            "direction": {key: self._tr(label) for key, label in DIRECTION.items()},
+        }
         workbook = Workbook(write_only=True)
         sheet = workbook.create_sheet(translate("Calls", self.locale))
         sheet.freeze_panes = "A2"
@@ -361,17 +450,29 @@ class Exporter:
     @staticmethod
     async def _tags_of(ids: list[str]) -> dict[str, str]:
         found: dict[str, list[str]] = {}
-        for call_id, name in await _raw_rows(CallTag.filter(call_id__in=ids).order_by("name")
-                                             .values("call_id", "name")):
+        for call_id, name in await _raw_rows(
+            CallTag.filter(call_id__in=ids).order_by("name").values("call_id", "name")
+        ):
             found.setdefault(str(call_id), []).append(name)
         return {key: _cell_value(", ".join(names)) for key, names in found.items()}
 
     @staticmethod
     async def _chains_of(ids: list[str]) -> dict[str, list[tuple]]:
         chains: dict[str, list[tuple]] = {}
-        for attempt in await _raw_rows(Attempt.filter(call_id__in=ids).order_by("call_id", "number").values(
-                "call_id", "number", "started_at", "operator_status", "client_status", "duration_seconds",
-                "display_status", "reason")):
+        for attempt in await _raw_rows(
+            Attempt.filter(call_id__in=ids)
+            .order_by("call_id", "number")
+            .values(
+                "call_id",
+                "number",
+                "started_at",
+                "operator_status",
+                "client_status",
+                "duration_seconds",
+                "display_status",
+                "reason",
+            )
+        ):
             chains.setdefault(str(attempt[0]), []).append(attempt)
         return chains
 
@@ -383,11 +484,42 @@ class Exporter:
     def _line(self, row, tags, chains) -> list[Any]:
         """One row of the sheet, from a row of :data:`SELECT`. Text that came from visitors goes through
         :func:`_cell_value` (control characters, formulas); empty values become None, which costs no cell."""
-        (call_id, created_at, connection_id, display_status, reason, _state, first_direction, attempts_made,
-         operator_number, duration_seconds, is_unique, is_target, finished_at, recording,
-         lead_id, source, phone, name, office_id, department_id, preferred_at, page_url, referrer,
-         utm_source, utm_medium, utm_campaign, utm_content, utm_term, channel, visitor_id, visit,
-         displayed_phone, extra, client_ip) = row
+        (
+            call_id,
+            created_at,
+            connection_id,
+            display_status,
+            reason,
+            _state,
+            first_direction,
+            attempts_made,
+            operator_number,
+            duration_seconds,
+            is_unique,
+            is_target,
+            finished_at,
+            recording,
+            lead_id,
+            source,
+            phone,
+            name,
+            office_id,
+            department_id,
+            preferred_at,
+            page_url,
+            referrer,
+            utm_source,
+            utm_medium,
+            utm_campaign,
+            utm_content,
+            utm_term,
+            channel,
+            visitor_id,
+            visit,
+            displayed_phone,
+            extra,
+            client_ip,
+        ) = row
         zone = self.zones.get(connection_id) or self.default_zone
         site, connection_name = self.sites.get(connection_id, (None, None))
         at = created_at.astimezone(zone)
@@ -396,28 +528,57 @@ class Exporter:
         text = _cell_value
         chain = chains.get(call_id)
         return [
-            at.date(), at.time().isoformat("seconds"), site, connection_name,
-            self.offices.get(office_id), self.departments.get(department_id),
-            self.fixed["callback"], source, phone, text(name),
-            operator_number or None, self.fixed["direction"].get(first_direction) or self._tr(first_direction),
-            duration_seconds, self._status(display_status), self._tr(reason),
-            attempts_made, _yes_no(is_unique), _yes_no(is_target),
-            tags.get(call_id), channel,
-            text(utm_source), text(utm_medium), text(utm_campaign), text(utm_content), text(utm_term),
-            text(page_url), text(referrer), _naive(_local(_moment(preferred_at), zone)),
-            text(visit.get("pages")), text(visit.get("seconds_on_site")), text(visit.get("trigger")),
+            at.date(),
+            at.time().isoformat("seconds"),
+            site,
+            connection_name,
+            self.offices.get(office_id),
+            self.departments.get(department_id),
+            self.fixed["callback"],
+            source,
+            phone,
+            text(name),
+            operator_number or None,
+            self.fixed["direction"].get(first_direction) or self._tr(first_direction),
+            duration_seconds,
+            self._status(display_status),
+            self._tr(reason),
+            attempts_made,
+            _yes_no(is_unique),
+            _yes_no(is_target),
+            tags.get(call_id),
+            channel,
+            text(utm_source),
+            text(utm_medium),
+            text(utm_campaign),
+            text(utm_content),
+            text(utm_term),
+            text(page_url),
+            text(referrer),
+            _naive(_local(_moment(preferred_at), zone)),
+            text(visit.get("pages")),
+            text(visit.get("seconds_on_site")),
+            text(visit.get("trigger")),
             text(visit.get("rule")),
-            None if visit.keys() <= _VISIT_KEYS else text(_json({k: v for k, v in visit.items()
-                                                                  if k not in _VISIT_KEYS})),
-            text(visitor_id), text(displayed_phone), client_ip or None,
+            None
+            if visit.keys() <= _VISIT_KEYS
+            else text(_json({k: v for k, v in visit.items() if k not in _VISIT_KEYS})),
+            text(visitor_id),
+            text(displayed_phone),
+            client_ip or None,
             "\n".join(self._attempt_text(a, zone) for a in chain) if chain else None,
-            _naive(_local(_moment(finished_at), zone)), "yes" if recording else None,
-            text(_json(extra)), call_id, str(lead_id),
+            _naive(_local(_moment(finished_at), zone)),
+            "yes" if recording else None,
+            text(_json(extra)),
+            call_id,
+            str(lead_id),
         ]
 
     def _attempt_text(self, attempt: tuple, zone: ZoneInfo) -> str:
         _, number, started_at, operator_status, client_status, duration_seconds, display_status, reason = attempt
-        pair = f"{'—' if operator_status is None else operator_status}-{'—' if client_status is None else client_status}"
+        pair = (
+            f"{'—' if operator_status is None else operator_status}-{'—' if client_status is None else client_status}"
+        )
         started_at = _moment(started_at)
         if started_at:
             local = started_at.astimezone(zone)
@@ -425,5 +586,7 @@ class Exporter:
         else:
             started = ""
         reason = self._tr(reason)
-        return (f"{number}. {started} {pair} {self._status(display_status)}, "
-                f"{duration_seconds} s{': ' + reason if reason else ''}")
+        return (
+            f"{number}. {started} {pair} {self._status(display_status)}, "
+            f"{duration_seconds} s{': ' + reason if reason else ''}"
+        )

@@ -9,6 +9,7 @@ the core's -- docs/plugins.md, "Settings fields") and ``secret``: a secret is ne
 put into the page -- the input shows ``****`` as a placeholder, and leaving it
 empty keeps the stored value (:func:`perezvon.core.enablement.merge_secrets`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -77,8 +78,14 @@ def _flat_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
     return flat
 
 
-def field_views(schema: Schema, values: dict[str, Any], errors: dict[str, list[str]], locale: str,
-                prefix: str = "", gettext: Translator | None = None) -> list[FieldView]:
+def field_views(
+    schema: Schema,
+    values: dict[str, Any],
+    errors: dict[str, list[str]],
+    locale: str,
+    prefix: str = "",
+    gettext: Translator | None = None,
+) -> list[FieldView]:
     """The form's fields; ``gettext`` translates their texts (a plugin's catalog), else the admin's catalogs."""
     views = []
     values = values or {}
@@ -87,15 +94,18 @@ def field_views(schema: Schema, values: dict[str, Any], errors: dict[str, list[s
             continue
         path = f"{prefix}.{name}" if prefix else name
         value = values.get(name, _default(field))
-        view = FieldView(name=path, label=label_of(name, field, locale, gettext), kind="text",
-                         help=_text(field.metadata.get("help") or field.metadata.get("description") or "", locale,
-                                    gettext),
-                         errors=[_text(e, locale, gettext) for e in errors.get(path, [])], required=field.required)
+        view = FieldView(
+            name=path,
+            label=label_of(name, field, locale, gettext),
+            kind="text",
+            help=_text(field.metadata.get("help") or field.metadata.get("description") or "", locale, gettext),
+            errors=[_text(e, locale, gettext) for e in errors.get(path, [])],
+            required=field.required,
+        )
         if isinstance(field, fields.Nested):
             nested = field.schema
             view.kind = "group"
-            view.children = field_views(nested, value if isinstance(value, dict) else {}, errors, locale, path,
-                                        gettext)
+            view.children = field_views(nested, value if isinstance(value, dict) else {}, errors, locale, path, gettext)
         elif isinstance(field, fields.Boolean):
             view.kind, view.value = "checkbox", bool(value)
         elif is_secret(field):
@@ -168,8 +178,9 @@ def _raw_from_form(schema: Schema, form: Any, prefix: str, problems: dict[str, l
     return raw
 
 
-def load_form(schema: Schema, form: Any, stored: dict[str, Any] | None) -> tuple[dict[str, Any] | None,
-                                                                              dict[str, Any], dict[str, list[str]]]:
+def load_form(
+    schema: Schema, form: Any, stored: dict[str, Any] | None
+) -> tuple[dict[str, Any] | None, dict[str, Any], dict[str, list[str]]]:
     """(loaded settings or None, what was sent, errors by dotted path); secrets left empty keep ``stored`` values."""
     raw, problems = form_values(schema, form)
     raw = merge_secrets(schema, raw, stored)

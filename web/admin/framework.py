@@ -5,6 +5,7 @@ grant check applies to and the level it needs; :func:`page` wraps the
 endpoint so no handler can forget a check. The route table is plain data, so
 ``tests/test_admin_access.py`` walks it for every access level.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,12 +27,20 @@ from perezvon.web.admin.sessions import SESSION_COOKIE, SESSION_SECONDS, Session
 log = logging.getLogger("perezvon.admin")
 
 #: scopes of the grant check; the path parameter each one reads
-SCOPES = {"public": None, "user": None, "staff": None, "project": "project_id",
-          "connection": "connection_id", "call": "call_id"}
+SCOPES = {
+    "public": None,
+    "user": None,
+    "staff": None,
+    "project": "project_id",
+    "connection": "connection_id",
+    "call": "call_id",
+}
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
-       "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-       "frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -110,17 +119,30 @@ class Ctx:
             projects = self.access.visible_project_ids()
             if projects:
                 manager = await Project.filter(id__in=projects).order_by("id").first()
-        html = environment(self.locale, plugin_template_packages(self.perezvon.host)).get_template(template).render(
-            ctx=self, user=self.user, access=self.access, csrf_token=self.csrf_token, flashes=flashes,
-            manager=manager, path=self.request.url.path, query=self.request.url.query, **values)
+        html = (
+            environment(self.locale, plugin_template_packages(self.perezvon.host))
+            .get_template(template)
+            .render(
+                ctx=self,
+                user=self.user,
+                access=self.access,
+                csrf_token=self.csrf_token,
+                flashes=flashes,
+                manager=manager,
+                path=self.request.url.path,
+                query=self.request.url.query,
+                **values,
+            )
+        )
         return HTMLResponse(html, status_code=status_code)
 
     def redirect(self, url: str, status_code: int = 303) -> RedirectResponse:
         return RedirectResponse(url, status_code=status_code)
 
     async def error(self, status_code: int, message: str) -> HTMLResponse:
-        return await self.render("admin/error.html", status_code=status_code, status=status_code,
-                                 message=self._(message))
+        return await self.render(
+            "admin/error.html", status_code=status_code, status=status_code, message=self._(message)
+        )
 
 
 def safe_next(target: str | None) -> str:
@@ -138,8 +160,9 @@ def secure_cookies(request: Request, perezvon) -> bool:
 
 
 def set_session_cookie(response: Response, session: Session, secure: bool) -> None:
-    response.set_cookie(SESSION_COOKIE, session.id, max_age=SESSION_SECONDS, path="/", httponly=True,
-                        secure=secure, samesite="lax")
+    response.set_cookie(
+        SESSION_COOKIE, session.id, max_age=SESSION_SECONDS, path="/", httponly=True, secure=secure, samesite="lax"
+    )
 
 
 def add_security_headers(response: Response) -> Response:

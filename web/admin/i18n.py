@@ -5,6 +5,7 @@ The language is the user's choice (a cookie set by the language switch), else
 :func:`translate`. Marshmallow errors are translated through the core's
 catalog first (``perezvon.core.i18n``), then the admin's.
 """
+
 from __future__ import annotations
 
 import functools
@@ -36,6 +37,7 @@ def translate(message: str, locale: str, **values: Any) -> str:
 def plugin_text(plugin: object, locale: str) -> Callable[[str], str]:
     """How a plugin's texts (its settings' labels and help, its title) are translated: through the
     plugin's own catalog (``locales/`` in its package, found by convention), else the admin's."""
+
     def text(message: str) -> str:
         translated = core_i18n.plugin_gettext(plugin, message, locale)
         return translated if translated != message else translate(message, locale)

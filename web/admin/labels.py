@@ -1,7 +1,13 @@
 """English labels (message ids) of the codes the admin shows; Russian comes from the catalog."""
+
 STATUS = {
-    "pending": "Pending", "successful": "Successful", "lost": "Lost", "unsuccessful": "Unsuccessful",
-    "failed": "Failed", "cancelled": "Cancelled", "notified": "E-mailed, not called",
+    "pending": "Pending",
+    "successful": "Successful",
+    "lost": "Lost",
+    "unsuccessful": "Unsuccessful",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+    "notified": "E-mailed, not called",
 }
 AUTO_TAG = {"unique": "Unique", "repeat": "Repeat", "target": "Target", "nontarget": "Non-target"}
 DIRECTION = {"operator_first": "Operator first", "client_first": "Client first"}

@@ -3,6 +3,7 @@
 ``tests/test_admin_access.py`` walks this table for every access level, so a
 route added here without the right level fails the suite.
 """
+
 from __future__ import annotations
 
 from starlette.responses import Response
@@ -38,26 +39,65 @@ ADMIN_ROUTES: list[AdminRoute] = [
     AdminRoute("/dashboard", dashboard.dashboard),
     AdminRoute("/projects", projects.projects_list),
     AdminRoute("/projects/{project_id}", projects.project_page, scope="project", level=VIEW, name="project_page"),
-    AdminRoute("/projects/{project_id}", projects.project_page, ("POST",), scope="project", level=FULL,
-               name="project_save"),
+    AdminRoute(
+        "/projects/{project_id}", projects.project_page, ("POST",), scope="project", level=FULL, name="project_save"
+    ),
     AdminRoute("/projects/{project_id}/grants", projects.project_grants, ("POST",), scope="project", level=FULL),
     AdminRoute("/connections", projects.connections_list),
     AdminRoute("/connections/{connection_id}", projects.connection_page, scope="connection", level=VIEW),
-    AdminRoute("/connections/{connection_id}/settings/{tab}", settings.settings_tab, scope="connection",
-               level=VIEW, name="settings_tab"),
-    AdminRoute("/connections/{connection_id}/settings/{tab}", settings.settings_tab, ("POST",),
-               scope="connection", level=EDIT, name="settings_tab_save"),
-    AdminRoute("/connections/{connection_id}/{kind}/{key}/toggle", projects.plugin_toggle, ("POST",),
-               scope="connection", level=FULL),
-    AdminRoute("/connections/{connection_id}/editor/{key}/preview", editor.preview, scope="connection",
-               level=VIEW, name="app_editor_preview"),
-    AdminRoute("/connections/{connection_id}/editor/{key}/draft", editor.draft, ("POST",), scope="connection",
-               level=VIEW, name="app_editor_draft"),
+    AdminRoute(
+        "/connections/{connection_id}/settings/{tab}",
+        settings.settings_tab,
+        scope="connection",
+        level=VIEW,
+        name="settings_tab",
+    ),
+    AdminRoute(
+        "/connections/{connection_id}/settings/{tab}",
+        settings.settings_tab,
+        ("POST",),
+        scope="connection",
+        level=EDIT,
+        name="settings_tab_save",
+    ),
+    AdminRoute(
+        "/connections/{connection_id}/{kind}/{key}/toggle",
+        projects.plugin_toggle,
+        ("POST",),
+        scope="connection",
+        level=FULL,
+    ),
+    AdminRoute(
+        "/connections/{connection_id}/editor/{key}/preview",
+        editor.preview,
+        scope="connection",
+        level=VIEW,
+        name="app_editor_preview",
+    ),
+    AdminRoute(
+        "/connections/{connection_id}/editor/{key}/draft",
+        editor.draft,
+        ("POST",),
+        scope="connection",
+        level=VIEW,
+        name="app_editor_draft",
+    ),
     # apps that declare an editor (Application.editor) get the visual editor; other plugins the generated form
-    AdminRoute("/connections/{connection_id}/{kind}/{key}", editor.plugin_settings, scope="connection",
-               level=VIEW, name="plugin_settings"),
-    AdminRoute("/connections/{connection_id}/{kind}/{key}", editor.plugin_settings, ("POST",),
-               scope="connection", level=EDIT, name="plugin_settings_save"),
+    AdminRoute(
+        "/connections/{connection_id}/{kind}/{key}",
+        editor.plugin_settings,
+        scope="connection",
+        level=VIEW,
+        name="plugin_settings",
+    ),
+    AdminRoute(
+        "/connections/{connection_id}/{kind}/{key}",
+        editor.plugin_settings,
+        ("POST",),
+        scope="connection",
+        level=EDIT,
+        name="plugin_settings_save",
+    ),
     AdminRoute("/connections/{connection_id}/snippet", settings.download_snippet, scope="connection", level=VIEW),
     AdminRoute("/staff/users", staff.staff_users, ("GET", "POST"), scope="staff"),
     AdminRoute("/staff/projects", staff.staff_projects, ("GET", "POST"), scope="staff"),
@@ -67,8 +107,9 @@ ADMIN_ROUTES: list[AdminRoute] = [
 
 
 def admin_routes(perezvon) -> list[BaseRoute]:
-    routes: list[BaseRoute] = [Mount("/admin-static", StaticFiles(packages=[("perezvon.web.admin", "static")]),
-                                     name="admin-static")]
+    routes: list[BaseRoute] = [
+        Mount("/admin-static", StaticFiles(packages=[("perezvon.web.admin", "static")]), name="admin-static")
+    ]
     for route in ADMIN_ROUTES:
         routes.append(Route(route.path, page(route, perezvon), methods=list(route.methods), name=route.name))
     return routes

@@ -6,6 +6,7 @@ anonymous one is deleted): a session id planted before login is worthless
 after it (session fixation). Every session, anonymous ones included, has its
 own CSRF token, checked on every POST.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -5,6 +5,7 @@ the user sees exactly the calls the admin would show them (``perezvon.core.acces
 filtered as the Calls table filters (``perezvon.core.call_filters``), newest first,
 with an opaque cursor to the next page.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -31,12 +32,17 @@ async def _access(request: Request) -> Access | JSONResponse:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
-        return _errors(401, {"_schema": ["Send an API key: Authorization: Bearer <key>."]}, request,
-                       {"WWW-Authenticate": "Bearer"})
+        return _errors(
+            401, {"_schema": ["Send an API key: Authorization: Bearer <key>."]}, request, {"WWW-Authenticate": "Bearer"}
+        )
     user = await user_for_api_key(key.strip())
     if user is None:
-        return _errors(401, {"_schema": ["The API key is unknown or revoked."]}, request,
-                       {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return _errors(
+            401,
+            {"_schema": ["The API key is unknown or revoked."]},
+            request,
+            {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
     return await Access.for_user(user)
 
 
@@ -85,8 +91,9 @@ class CallOut(Schema):
     connection_id = fields.Integer()
     site = fields.String(metadata={"description": "the connection's domain"})
     created_at = fields.DateTime()
-    status = fields.String(metadata={"description": "pending, successful, lost, unsuccessful, failed, cancelled, "
-                                                    "notified"})
+    status = fields.String(
+        metadata={"description": "pending, successful, lost, unsuccessful, failed, cancelled, notified"}
+    )
     reason = fields.String()
     state = fields.String()
     first_direction = fields.String()
@@ -104,45 +111,77 @@ class CallOut(Schema):
 
 class CallPage(Schema):
     calls = fields.List(fields.Nested(CallOut))
-    next_cursor = fields.String(allow_none=True, metadata={"description": "pass as ?cursor= for the next page; "
-                                                                         "null on the last"})
+    next_cursor = fields.String(
+        allow_none=True, metadata={"description": "pass as ?cursor= for the next page; null on the last"}
+    )
 
 
 async def _serialise(calls: list[Call], detail: bool = False) -> list[dict[str, Any]]:
     leads = [c.lead for c in calls]
-    offices = dict(await Office.filter(id__in={lead.office_id for lead in leads if lead.office_id}).values_list("id", "name"))
-    departments = dict(await Department.filter(id__in={lead.department_id for lead in leads if lead.department_id})
-                       .values_list("id", "name"))
+    offices = dict(
+        await Office.filter(id__in={lead.office_id for lead in leads if lead.office_id}).values_list("id", "name")
+    )
+    departments = dict(
+        await Department.filter(id__in={lead.department_id for lead in leads if lead.department_id}).values_list(
+            "id", "name"
+        )
+    )
     domains = dict(await Connection.filter(id__in={c.connection_id for c in calls}).values_list("id", "domain"))
     tags = await user_tags_of([c.id for c in calls])
     out = []
     for call in calls:
         lead: Lead = call.lead
         item = {
-            "id": call.id, "connection_id": call.connection_id, "site": domains.get(call.connection_id, ""),
-            "created_at": call.created_at, "status": call.display_status, "reason": call.reason,
-            "state": call.state, "first_direction": call.first_direction, "attempts_made": call.attempts_made,
-            "operator_number": call.operator_number, "duration_seconds": call.duration_seconds,
-            "finished_at": call.finished_at, "auto_tags": auto_tags(call), "user_tags": tags.get(str(call.id), []),
+            "id": call.id,
+            "connection_id": call.connection_id,
+            "site": domains.get(call.connection_id, ""),
+            "created_at": call.created_at,
+            "status": call.display_status,
+            "reason": call.reason,
+            "state": call.state,
+            "first_direction": call.first_direction,
+            "attempts_made": call.attempts_made,
+            "operator_number": call.operator_number,
+            "duration_seconds": call.duration_seconds,
+            "finished_at": call.finished_at,
+            "auto_tags": auto_tags(call),
+            "user_tags": tags.get(str(call.id), []),
             "has_recording": bool(call.recording),
             "lead": {
-                "id": lead.id, "source": lead.source, "phone": lead.phone, "name": lead.name,
-                "office": offices.get(lead.office_id), "department": departments.get(lead.department_id),
-                "preferred_at": lead.preferred_at, "page_url": lead.page_url, "referrer": lead.referrer,
-                "utm": {"source": lead.utm_source, "medium": lead.utm_medium, "campaign": lead.utm_campaign,
-                        "content": lead.utm_content, "term": lead.utm_term},
-                "channel": lead.channel, "visitor_id": lead.visitor_id, "visit": lead.visit or {},
-                "displayed_phone": lead.displayed_phone, "created_at": lead.created_at,
+                "id": lead.id,
+                "source": lead.source,
+                "phone": lead.phone,
+                "name": lead.name,
+                "office": offices.get(lead.office_id),
+                "department": departments.get(lead.department_id),
+                "preferred_at": lead.preferred_at,
+                "page_url": lead.page_url,
+                "referrer": lead.referrer,
+                "utm": {
+                    "source": lead.utm_source,
+                    "medium": lead.utm_medium,
+                    "campaign": lead.utm_campaign,
+                    "content": lead.utm_content,
+                    "term": lead.utm_term,
+                },
+                "channel": lead.channel,
+                "visitor_id": lead.visitor_id,
+                "visit": lead.visit or {},
+                "displayed_phone": lead.displayed_phone,
+                "created_at": lead.created_at,
             },
         }
         if detail:
-            item["attempts"] = await Attempt.filter(call_id=call.id).order_by("number").values(
-                *AttemptOut().fields)
+            item["attempts"] = await Attempt.filter(call_id=call.id).order_by("number").values(*AttemptOut().fields)
             item["deliveries"] = [
-                {"integration": d["integration_key"], **{k: d[k] for k in ("event", "try_number", "ok", "status",
-                                                                           "created_at")}}
-                for d in await Delivery.filter(call_id=call.id).order_by("id").values(
-                    "integration_key", "event", "try_number", "ok", "status", "created_at")]
+                {
+                    "integration": d["integration_key"],
+                    **{k: d[k] for k in ("event", "try_number", "ok", "status", "created_at")},
+                }
+                for d in await Delivery.filter(call_id=call.id)
+                .order_by("id")
+                .values("integration_key", "event", "try_number", "ok", "status", "created_at")
+            ]
         out.append(CallOut().dump(item))
     return out
 
@@ -160,8 +199,9 @@ async def list_calls(request: Request) -> JSONResponse:
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= 500:
         return _errors(422, {"limit": ["A whole number from 1 to 500."]}, request)
     try:
-        calls, next_cursor = await page_of_calls(filters, access.visible_connection_ids(),
-                                                 cursor=params.get("cursor") or None, limit=int(limit_text))
+        calls, next_cursor = await page_of_calls(
+            filters, access.visible_connection_ids(), cursor=params.get("cursor") or None, limit=int(limit_text)
+        )
     except BadCursor as exc:
         return _errors(422, {"cursor": [str(exc)]}, request)
     return JSONResponse({"calls": await _serialise(calls), "next_cursor": next_cursor})
@@ -188,39 +228,78 @@ def describe_read_api(spec) -> None:
 
     spec.components.schema("Call", schema=CallOut)
     spec.components.schema("CallPage", schema=CallPage)
-    spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer",
-                                               "description": "a key made on the admin's profile page"})
+    spec.components.security_scheme(
+        "apiKey", {"type": "http", "scheme": "bearer", "description": "a key made on the admin's profile page"}
+    )
+
     def err(text: str) -> dict[str, Any]:
-        return {"description": text, "content": {"application/json": {"schema": {
-            "$ref": "#/components/schemas/Errors"}}}}
+        return {
+            "description": text,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Errors"}}},
+        }
 
     filters = []
     for name, field in CallFilterSchema().fields.items():
         schema: dict[str, Any] = {"type": "string"}
         if isinstance(field, fields.List):
-            schema = {"type": "array", "items": {"type": "integer" if isinstance(field.inner, fields.Integer)
-                                                 else "string"}}
+            schema = {
+                "type": "array",
+                "items": {"type": "integer" if isinstance(field.inner, fields.Integer) else "string"},
+            }
         elif isinstance(field, fields.Date):
             schema = {"type": "string", "format": "date"}
-        filters.append({"name": name, "in": "query", "required": False, "schema": schema,
-                        "description": field.metadata.get("description", ""),
-                        **({"explode": True, "style": "form"} if schema["type"] == "array" else {})})
-    spec.path(path="/api/v1/calls", operations={"get": {
-        "summary": "Calls the key's user may see, newest first, filtered as in the admin's Calls table",
-        "security": [{"apiKey": []}],
-        "parameters": [*filters,
-                       {"name": "cursor", "in": "query", "schema": {"type": "string"},
-                        "description": "next_cursor of the previous page"},
-                       {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500,
-                                                                   "default": DEFAULT_LIMIT}}],
-        "responses": {"200": {"description": "one page", "content": {"application/json": {"schema": "CallPage"}}},
-                      "401": err("no key, or an unknown or revoked key"),
-                      "422": err("a filter, the cursor or the limit is invalid")}}})
-    spec.path(path="/api/v1/calls/{call_id}", operations={"get": {
-        "summary": "One call with its attempt chain and integration deliveries",
-        "security": [{"apiKey": []}],
-        "parameters": [{"name": "call_id", "in": "path", "required": True,
-                        "schema": {"type": "string", "format": "uuid"}}],
-        "responses": {"200": {"description": "the call", "content": {"application/json": {"schema": "Call"}}},
-                      "401": err("no key, or an unknown or revoked key"),
-                      "404": err("no such call, or not one this user may see")}}})
+        filters.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "schema": schema,
+                "description": field.metadata.get("description", ""),
+                **({"explode": True, "style": "form"} if schema["type"] == "array" else {}),
+            }
+        )
+    spec.path(
+        path="/api/v1/calls",
+        operations={
+            "get": {
+                "summary": "Calls the key's user may see, newest first, filtered as in the admin's Calls table",
+                "security": [{"apiKey": []}],
+                "parameters": [
+                    *filters,
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "next_cursor of the previous page",
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": DEFAULT_LIMIT},
+                    },
+                ],
+                "responses": {
+                    "200": {"description": "one page", "content": {"application/json": {"schema": "CallPage"}}},
+                    "401": err("no key, or an unknown or revoked key"),
+                    "422": err("a filter, the cursor or the limit is invalid"),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/api/v1/calls/{call_id}",
+        operations={
+            "get": {
+                "summary": "One call with its attempt chain and integration deliveries",
+                "security": [{"apiKey": []}],
+                "parameters": [
+                    {"name": "call_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+                ],
+                "responses": {
+                    "200": {"description": "the call", "content": {"application/json": {"schema": "Call"}}},
+                    "401": err("no key, or an unknown or revoked key"),
+                    "404": err("no such call, or not one this user may see"),
+                },
+            }
+        },
+    )

@@ -1,4 +1,5 @@
 """``GET /healthz``: 200 when the database and Redis answer; worker state for information."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from tortoise import connections
 
-from perezvon.core.callbacks import WORKERS_KEY, WORKER_STALE_SECONDS
+from perezvon.core.callbacks import WORKER_STALE_SECONDS, WORKERS_KEY
 from perezvon.core.redis import ping
 
 
@@ -30,5 +31,6 @@ async def healthz(request: Request) -> JSONResponse:
     report["workers"] = workers
     report["telephony"] = ([w["telephony"] for w in workers] or ["no worker seen"])[0]
     healthy = report["database"] == "ok" and report["redis"] == "ok"
-    return JSONResponse({"ok": healthy, **report}, status_code=200 if healthy else 503,
-                        headers={"Cache-Control": "no-store"})
+    return JSONResponse(
+        {"ok": healthy, **report}, status_code=200 if healthy else 503, headers={"Cache-Control": "no-store"}
+    )

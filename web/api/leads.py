@@ -1,4 +1,5 @@
 """The public API the site script (and any client) talks to."""
+
 from __future__ import annotations
 
 import json
@@ -7,9 +8,9 @@ import uuid
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from perezvon.core.callbacks import leg_key
 from perezvon.core.i18n import negotiate, translate_errors
 from perezvon.core.intake import IntakeError, IntakeReason
-from perezvon.core.callbacks import leg_key
 from perezvon.core.models import Call, CallState
 
 MAX_BODY = 64 * 1024
@@ -36,8 +37,7 @@ def _cors(request: Request) -> dict[str, str]:
 
 def error(request: Request, status: int, errors: dict) -> JSONResponse:
     locale = negotiate(request.headers.get("accept-language"))  # Russian unless English is preferred
-    return JSONResponse({"errors": translate_errors(errors, locale)}, status_code=status,
-                        headers=_cors(request))
+    return JSONResponse({"errors": translate_errors(errors, locale)}, status_code=status, headers=_cors(request))
 
 
 async def _read_body(request: Request) -> bytes | None:
@@ -63,24 +63,33 @@ async def create_lead(request: Request) -> Response:
         return error(request, 400, {"_schema": ["The body must be JSON."]})
     intake = request.app.state.perezvon.intake
     try:
-        accepted = await intake.submit(payload, client_ip=request.client.host if request.client else "",
-                                       origin=request.headers.get("origin"))
+        accepted = await intake.submit(
+            payload, client_ip=request.client.host if request.client else "", origin=request.headers.get("origin")
+        )
     except IntakeError as exc:
         return error(request, INTAKE_STATUS[exc.reason], exc.errors)
     return JSONResponse(
-        {"id": accepted.lead_id, "lead_id": accepted.lead_id, "call_id": accepted.call_id,
-         "scheduled_at": accepted.scheduled_at, "duplicate": accepted.duplicate},
-        status_code=200 if accepted.duplicate else 201, headers=_cors(request),
+        {
+            "id": accepted.lead_id,
+            "lead_id": accepted.lead_id,
+            "call_id": accepted.call_id,
+            "scheduled_at": accepted.scheduled_at,
+            "duplicate": accepted.duplicate,
+        },
+        status_code=200 if accepted.duplicate else 201,
+        headers=_cors(request),
     )
 
 
 async def preflight(request: Request) -> Response:
     headers = _cors(request)
-    headers.update({
-        "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
-        "Access-Control-Allow-Headers": "Content-Type, Accept-Language",
-        "Access-Control-Max-Age": "86400",
-    })
+    headers.update(
+        {
+            "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
+            "Access-Control-Allow-Headers": "Content-Type, Accept-Language",
+            "Access-Control-Max-Age": "86400",
+        }
+    )
     return Response(status_code=204, headers=headers)
 
 
@@ -107,12 +116,17 @@ async def call_state(request: Request) -> Response:
         noted = await request.app.state.perezvon.redis.get(leg_key(str(call.id)))
         number, _, dialled = (noted or b"").decode().partition(":")
         leg = dialled if number == str(call.attempts_made) and dialled in ("operator", "client") else None
-    return JSONResponse({
-        "status": call.display_status,
-        "phase": _phase(call),
-        "leg": leg,
-        "attempts": call.attempts_made,
-        "next_attempt_at": call.next_attempt_at.isoformat().replace("+00:00", "Z") if call.next_attempt_at else None,
-        "finished": call.state not in CallState.ACTIVE,
-        "tags": {"unique": call.is_unique, "target": call.is_target},
-    }, headers={**_cors(request), "Cache-Control": "no-store"})
+    return JSONResponse(
+        {
+            "status": call.display_status,
+            "phase": _phase(call),
+            "leg": leg,
+            "attempts": call.attempts_made,
+            "next_attempt_at": call.next_attempt_at.isoformat().replace("+00:00", "Z")
+            if call.next_attempt_at
+            else None,
+            "finished": call.state not in CallState.ACTIVE,
+            "tags": {"unique": call.is_unique, "target": call.is_target},
+        },
+        headers={**_cors(request), "Cache-Control": "no-store"},
+    )

@@ -1,4 +1,5 @@
 """Sign in, sign out, activation links, the profile and its API keys (docs/admin.md#security)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -42,15 +43,24 @@ async def login(ctx: Ctx) -> Response:
     wait = await throttle.wait_seconds(phone, client_ip(ctx))
     if wait:
         minutes = max(1, (wait + 59) // 60)
-        return await ctx.render("admin/login.html", status_code=429, next_url=next_url, phone=phone_text,
-                                error=ctx._("Too many failed attempts. Try again in %(minutes)s min.",
-                                            minutes=minutes))
+        return await ctx.render(
+            "admin/login.html",
+            status_code=429,
+            next_url=next_url,
+            phone=phone_text,
+            error=ctx._("Too many failed attempts. Try again in %(minutes)s min.", minutes=minutes),
+        )
     user = await User.get_or_none(phone=phone)
     ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
     if not ok or user is None or not user.is_active:
         await throttle.failed(phone, client_ip(ctx))
-        return await ctx.render("admin/login.html", status_code=400, next_url=next_url, phone=phone_text,
-                                error=ctx._("Wrong phone or password."))
+        return await ctx.render(
+            "admin/login.html",
+            status_code=400,
+            next_url=next_url,
+            phone=phone_text,
+            error=ctx._("Wrong phone or password."),
+        )
     await throttle.succeeded(phone, client_ip(ctx))
     await User.filter(id=user.id).update(last_login_at=dt.datetime.now(dt.UTC))
     # a new session id at the new privilege level: an id planted before login is now worthless
@@ -95,8 +105,7 @@ async def activate(ctx: Ctx) -> Response:
     used = await ActivationToken.filter(id=token.id, used_at=None).update(used_at=now)
     if not used:  # the same link opened twice at once: only one may set the password
         return await ctx.error(404, "This link is not valid any more. Ask an administrator for a new one.")
-    await User.filter(id=token.user_id).update(password_hash=hash_password(password), is_active=True,
-                                               last_login_at=now)
+    await User.filter(id=token.user_id).update(password_hash=hash_password(password), is_active=True, last_login_at=now)
     ctx.session = await ctx.store.rotate(ctx.session, {"user_id": token.user_id})
     return ctx.redirect("/")
 
@@ -112,9 +121,17 @@ async def send_activation(ctx: Ctx, user: User) -> str | None:
     link = f"{ctx.perezvon.settings.public_url}/activate/{raw}"
     if not user.email:
         return link
-    notification = Notification(kind="activation", recipients=(user.email,), subject_id=str(user.id), data={
-        "user": {"first_name": user.first_name, "phone": user.phone, "email": user.email},
-        "link": link, "expires_at": expires.isoformat(), "locale": ctx.locale})
+    notification = Notification(
+        kind="activation",
+        recipients=(user.email,),
+        subject_id=str(user.id),
+        data={
+            "user": {"first_name": user.first_name, "phone": user.phone, "email": user.email},
+            "link": link,
+            "expires_at": expires.isoformat(),
+            "locale": ctx.locale,
+        },
+    )
     sent = await send_now(ctx.perezvon, notification)
     return None if sent else link
 
@@ -133,8 +150,9 @@ async def send_now(perezvon, notification: Notification) -> int:
             await notifier.send(notification)
             sent += 1
         except Exception as exc:  # one broken channel must not stop the others
-            logging.getLogger("perezvon.admin").warning("notifier %s could not send %s: %s", key,
-                                                        notification.kind, exc)
+            logging.getLogger("perezvon.admin").warning(
+                "notifier %s could not send %s: %s", key, notification.kind, exc
+            )
     return sent
 
 
@@ -158,7 +176,8 @@ async def profile(ctx: Ctx) -> Response:
             key_id = ctx.form.get("key_id") or ""
             if key_id.isdigit():
                 await ApiKey.filter(id=int(key_id), user_id=ctx.user.id, revoked_at=None).update(
-                    revoked_at=dt.datetime.now(dt.UTC))
+                    revoked_at=dt.datetime.now(dt.UTC)
+                )
             ctx.flash(ctx._("The key is revoked."))
             return ctx.redirect("/profile")
         elif action == "password":
@@ -175,8 +194,14 @@ async def profile(ctx: Ctx) -> Response:
                 return ctx.redirect("/profile")
         await ctx.user.refresh_from_db()
     keys = await ApiKey.filter(user_id=ctx.user.id).order_by("-created_at")
-    return await ctx.render("admin/profile.html", status_code=400 if errors else 200, errors=errors, keys=keys,
-                            new_key=new_key, form=ctx.form if errors else None)
+    return await ctx.render(
+        "admin/profile.html",
+        status_code=400 if errors else 200,
+        errors=errors,
+        keys=keys,
+        new_key=new_key,
+        form=ctx.form if errors else None,
+    )
 
 
 async def language(ctx: Ctx) -> Response:

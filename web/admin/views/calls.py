@@ -1,4 +1,5 @@
 """The Calls table (docs/admin.md#pages): grouped by day, newest first, filtered, paged; the detail panel."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -10,7 +11,7 @@ from zoneinfo import ZoneInfo
 from marshmallow import ValidationError
 from starlette.responses import FileResponse, Response
 
-from perezvon.core.call_filters import (AUTO_TAGS, STATUSES, auto_tags, page_of_calls, parse_filters, user_tags_of)
+from perezvon.core.call_filters import AUTO_TAGS, STATUSES, auto_tags, page_of_calls, parse_filters, user_tags_of
 from perezvon.core.models import Attempt, CallTag, Connection, Delivery, Department, GrantLevel, Lead, Office
 from perezvon.web.admin.framework import Ctx
 from perezvon.web.admin.i18n import plugin_text, translate
@@ -48,8 +49,13 @@ def local_time(moment: dt.datetime | None, zone: str) -> dt.datetime | None:
 def app_titles(ctx: Ctx) -> dict[str, str]:
     registry = ctx.perezvon.host.registry
     titles = {key: source.title for key, source in registry.lead_sources.items()}
-    titles.update({app.lead_source: plugin_text(app, ctx.locale)(app.title) for app in registry.applications.values()
-                   if getattr(app, "lead_source", None)})
+    titles.update(
+        {
+            app.lead_source: plugin_text(app, ctx.locale)(app.title)
+            for app in registry.applications.values()
+            if getattr(app, "lead_source", None)
+        }
+    )
     titles.setdefault("api", "API")
     return titles
 
@@ -58,8 +64,9 @@ async def rows_for(ctx: Ctx, calls: list, connections: dict[int, Connection]) ->
     office_ids = {c.lead.office_id for c in calls if c.lead.office_id}
     department_ids = {c.lead.department_id for c in calls if c.lead.department_id}
     offices = dict(await Office.filter(id__in=office_ids).values_list("id", "name")) if office_ids else {}
-    departments = dict(await Department.filter(id__in=department_ids).values_list("id", "name")) \
-        if department_ids else {}
+    departments = (
+        dict(await Department.filter(id__in=department_ids).values_list("id", "name")) if department_ids else {}
+    )
     tags = await user_tags_of([c.id for c in calls])
     titles = app_titles(ctx)
     rows = []
@@ -68,16 +75,29 @@ async def rows_for(ctx: Ctx, calls: list, connections: dict[int, Connection]) ->
         connection = connections.get(call.connection_id)
         zone = connection.timezone if connection else "Europe/Moscow"
         moment = local_time(call.created_at, zone)
-        rows.append({
-            "id": str(call.id), "at": moment, "day": moment.date(),
-            "site": connection.domain if connection else "", "connection": connection.name if connection else "",
-            "office": offices.get(lead.office_id, ""), "department": departments.get(lead.department_id, ""),
-            "app": titles.get(lead.source, lead.source), "phone": lead.phone, "name": lead.name,
-            "operator": call.operator_number, "direction": call.first_direction,
-            "duration": call.duration_seconds, "status": call.display_status, "reason": call.reason,
-            "auto_tags": auto_tags(call), "user_tags": tags.get(str(call.id), []),
-            "source": source_of(lead), "channel": lead.channel,
-        })
+        rows.append(
+            {
+                "id": str(call.id),
+                "at": moment,
+                "day": moment.date(),
+                "site": connection.domain if connection else "",
+                "connection": connection.name if connection else "",
+                "office": offices.get(lead.office_id, ""),
+                "department": departments.get(lead.department_id, ""),
+                "app": titles.get(lead.source, lead.source),
+                "phone": lead.phone,
+                "name": lead.name,
+                "operator": call.operator_number,
+                "direction": call.first_direction,
+                "duration": call.duration_seconds,
+                "status": call.display_status,
+                "reason": call.reason,
+                "auto_tags": auto_tags(call),
+                "user_tags": tags.get(str(call.id), []),
+                "source": source_of(lead),
+                "channel": lead.channel,
+            }
+        )
     return rows
 
 
@@ -108,20 +128,35 @@ async def calls_table(ctx: Ctx) -> Response:
         errors = exc.messages
         filters = parse_filters({})
     try:
-        calls, next_cursor = await page_of_calls(filters, ctx.access.visible_connection_ids(),
-                                                 cursor=params.get("cursor") or None, limit=PAGE_SIZE)
+        calls, next_cursor = await page_of_calls(
+            filters, ctx.access.visible_connection_ids(), cursor=params.get("cursor") or None, limit=PAGE_SIZE
+        )
     except ValueError:
         errors["cursor"] = ["Not a cursor from this API."]
         calls, next_cursor = await page_of_calls(filters, ctx.access.visible_connection_ids(), limit=PAGE_SIZE)
     rows = await rows_for(ctx, calls, {c.id: c for c in connections})
-    user_tag_names = await CallTag.filter(call__connection_id__in=[c.id for c in connections]).distinct() \
-        .order_by("name").limit(200).values_list("name", flat=True)
+    user_tag_names = (
+        await CallTag.filter(call__connection_id__in=[c.id for c in connections])
+        .distinct()
+        .order_by("name")
+        .limit(200)
+        .values_list("name", flat=True)
+    )
     return await ctx.render(
-        "admin/calls.html", groups=group_by_day(rows), filters=filters, errors=errors, connections=connections,
-        statuses=STATUSES, apps=app_titles(ctx), auto_tag_names=list(AUTO_TAGS), user_tag_names=user_tag_names,
+        "admin/calls.html",
+        groups=group_by_day(rows),
+        filters=filters,
+        errors=errors,
+        connections=connections,
+        statuses=STATUSES,
+        apps=app_titles(ctx),
+        auto_tag_names=list(AUTO_TAGS),
+        user_tag_names=user_tag_names,
         next_url=("/calls?" + filter_query(params, cursor=next_cursor)) if next_cursor else None,
         first_url="/calls?" + filter_query(params) if params.get("cursor") else None,
-        export_query=filter_query(params), params=params)
+        export_query=filter_query(params),
+        params=params,
+    )
 
 
 async def call_detail(ctx: Ctx) -> Response:
@@ -132,18 +167,25 @@ async def call_detail(ctx: Ctx) -> Response:
     row = (await rows_for(ctx, [call], {connection.id: connection}))[0]
     attempts = await Attempt.filter(call_id=call.id).order_by("number")
     deliveries = await Delivery.filter(call_id=call.id).order_by("created_at", "id")
-    integration_titles = {key: plugin_text(i, ctx.locale)(i.title)
-                          for key, i in ctx.perezvon.host.registry.integrations.items()}
+    integration_titles = {
+        key: plugin_text(i, ctx.locale)(i.title) for key, i in ctx.perezvon.host.registry.integrations.items()
+    }
     recordings = [a for a in attempts if a.recording and Path(a.recording).is_file()]
     return await ctx.render(
-        "admin/call_detail.html", call=call, lead=lead, row=row, connection=connection,
+        "admin/call_detail.html",
+        call=call,
+        lead=lead,
+        row=row,
+        connection=connection,
         attempts=[(a, local_time(a.started_at, connection.timezone)) for a in attempts],
         deliveries=[(d, local_time(d.created_at, connection.timezone)) for d in deliveries],
-        integration_titles=integration_titles, recordings=recordings,
+        integration_titles=integration_titles,
+        recordings=recordings,
         has_call_recording=bool(call.recording and Path(call.recording).is_file()),
         can_tag=ctx.can_connection(connection.id, GrantLevel.EDIT),
         back=ctx.request.query_params.get("back") or "/calls",
-        preferred_at=local_time(lead.preferred_at, connection.timezone))
+        preferred_at=local_time(lead.preferred_at, connection.timezone),
+    )
 
 
 async def call_tags(ctx: Ctx) -> Response:
@@ -173,6 +215,9 @@ async def call_recording(ctx: Ctx) -> Response:
     name = f"call-{ctx.call.id}{'-' + number if number else ''}{file.suffix}"
     download = ctx.request.query_params.get("download") == "1"
     media = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".gsm": "audio/x-gsm"}
-    return FileResponse(file, media_type=media.get(file.suffix.lower(), "application/octet-stream"),
-                        filename=name if download else None,
-                        content_disposition_type="attachment" if download else "inline")
+    return FileResponse(
+        file,
+        media_type=media.get(file.suffix.lower(), "application/octet-stream"),
+        filename=name if download else None,
+        content_disposition_type="attachment" if download else "inline",
+    )

@@ -1,4 +1,5 @@
 """The dashboard (docs/admin.md#pages): calls by channel and source, weekday x hour, handled vs lost, per day."""
+
 from __future__ import annotations
 
 import collections
@@ -29,8 +30,11 @@ async def dashboard(ctx: Ctx) -> Response:
     if not filters.get("date_from") and not filters.get("date_to"):
         today = dt.datetime.now(zone).date()
         filters.update(date_from=today - dt.timedelta(days=DEFAULT_DAYS - 1), date_to=today)
-    rows = await filtered_calls(filters, ctx.access.visible_connection_ids()).limit(MAX_ROWS).values_list(
-        "created_at", "display_status", "lead__channel", "lead__source")
+    rows = (
+        await filtered_calls(filters, ctx.access.visible_connection_ids())
+        .limit(MAX_ROWS)
+        .values_list("created_at", "display_status", "lead__channel", "lead__source")
+    )
     _ = ctx._
     by_channel = collections.Counter(r[2] for r in rows)
     by_source = collections.Counter(r[3] for r in rows)
@@ -51,11 +55,19 @@ async def dashboard(ctx: Ctx) -> Response:
     handled = by_status.get("successful", 0)
     lost = sum(v for k, v in by_status.items() if k not in ("successful", "pending"))
     return await ctx.render(
-        "admin/dashboard.html", filters=filters, errors=errors, connections=await visible_connections(ctx),
-        total=len(rows), handled=handled, lost=lost, pending=by_status.get("pending", 0),
+        "admin/dashboard.html",
+        filters=filters,
+        errors=errors,
+        connections=await visible_connections(ctx),
+        total=len(rows),
+        handled=handled,
+        lost=lost,
+        pending=by_status.get("pending", 0),
         channel_chart=bars([(_(CHANNEL.get(k, k)), v) for k, v in by_channel.most_common()]),
         source_chart=bars([(titles.get(k, k), v) for k, v in by_source.most_common()]),
         status_chart=bars([(_(STATUS[k]), by_status.get(k, 0)) for k in STATUSES if by_status.get(k)]),
         heat_chart=heatmap(grid, [_(d) for d in WEEKDAYS]),
         day_chart=columns([(d.strftime("%d.%m"), per_day.get(d, 0)) for d in days]),
-        statuses=STATUSES, apps=titles)
+        statuses=STATUSES,
+        apps=titles,
+    )

@@ -21,6 +21,7 @@ plugin's own, in its ``static/`` folder; this module knows no app by name.
 * Saving posts the draft as JSON; the schema validates it, errors come back by
   field path and are shown next to their fields.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,10 @@ from perezvon.web.admin.i18n import plugin_text, translate, translate_errors
 from perezvon.web.admin.views import projects
 from perezvon.web.plugin_files import plugin_static_url
 
-PREVIEW_CSP = ("default-src 'none'; script-src {origin}; style-src 'unsafe-inline'; img-src {origin} https: data:; "
-               "connect-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors 'self'")
+PREVIEW_CSP = (
+    "default-src 'none'; script-src {origin}; style-src 'unsafe-inline'; img-src {origin} https: data:; "
+    "connect-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors 'self'"
+)
 
 
 def _text(meta: dict, locale: str, key: str = "label") -> str:
@@ -55,9 +58,11 @@ def describe(schema: Schema, locale: str) -> dict[str, Any]:
         if field.dump_only:
             continue
         meta = field.metadata
-        item: dict[str, Any] = {"label": _text(meta, locale) or translate(name.replace("_", " ").capitalize(), locale),
-                                "help": _text(meta, locale, "help") if meta.get("help") else "",
-                                "nullable": bool(field.allow_none)}
+        item: dict[str, Any] = {
+            "label": _text(meta, locale) or translate(name.replace("_", " ").capitalize(), locale),
+            "help": _text(meta, locale, "help") if meta.get("help") else "",
+            "nullable": bool(field.allow_none),
+        }
         default = field.load_default
         if not callable(default) and default is not fields.missing_ and isinstance(default, (str, int, float, bool)):
             item["default"] = default
@@ -117,10 +122,14 @@ def editor_page_data(ctx: Ctx, key: str, app: Any) -> dict[str, Any]:
     editor, _ = app.editor, plugin_text(app, ctx.locale)
 
     return {
-        "elements": [{"name": e.name, "selector": e.selector, "label": _(e.label), "fields": list(e.fields)}
-                     for e in editor.elements],
-        "options": [{"name": o.name, "label": _(o.label), "choices": [[v, _(label)] for v, label in o.choices]}
-                    for o in editor.options],
+        "elements": [
+            {"name": e.name, "selector": e.selector, "label": _(e.label), "fields": list(e.fields)}
+            for e in editor.elements
+        ],
+        "options": [
+            {"name": o.name, "label": _(o.label), "choices": [[v, _(label)] for v, label in o.choices]}
+            for o in editor.options
+        ],
         "texts": {name: _(message) for name, message in editor.texts},
     }
 
@@ -150,16 +159,31 @@ async def plugin_settings(ctx: Ctx) -> Response:
             ctx.flash(ctx._("Saved."))
             return ctx.redirect(f"/connections/{ctx.connection.id}/apps/{key}")
     base = f"/connections/{ctx.connection.id}/editor/{key}"
-    data = {"app": key, "schema": describe(schema, ctx.locale), "settings": draft, "errors": errors,
-            "preview": base + "/preview", "draft": base + "/draft", "locale": ctx.locale,
-            "can_edit": ctx.can_connection(ctx.connection.id, GrantLevel.EDIT), **editor_page_data(ctx, key, app)}
-    return await ctx.render("admin/app_editor.html", status_code=400 if ctx.request.method == "POST" else 200,
-                            plugin=app, key=key, connection=ctx.connection, on=bool(row and row.is_on),
-                            errors=errors, options=data["options"],
-                            scripts=editor_files(ctx, key, app.editor.scripts),
-                            stylesheets=editor_files(ctx, key, app.editor.stylesheets),
-                            editor_data=json.dumps(data, ensure_ascii=False).replace("<", "\\u003c"),
-                            can_edit=data["can_edit"])
+    data = {
+        "app": key,
+        "schema": describe(schema, ctx.locale),
+        "settings": draft,
+        "errors": errors,
+        "preview": base + "/preview",
+        "draft": base + "/draft",
+        "locale": ctx.locale,
+        "can_edit": ctx.can_connection(ctx.connection.id, GrantLevel.EDIT),
+        **editor_page_data(ctx, key, app),
+    }
+    return await ctx.render(
+        "admin/app_editor.html",
+        status_code=400 if ctx.request.method == "POST" else 200,
+        plugin=app,
+        key=key,
+        connection=ctx.connection,
+        on=bool(row and row.is_on),
+        errors=errors,
+        options=data["options"],
+        scripts=editor_files(ctx, key, app.editor.scripts),
+        stylesheets=editor_files(ctx, key, app.editor.stylesheets),
+        editor_data=json.dumps(data, ensure_ascii=False).replace("<", "\\u003c"),
+        can_edit=data["can_edit"],
+    )
 
 
 def _load_json(schema: Schema, text: str, locale: str) -> tuple[dict | None, Any, dict[str, list[str]]]:
@@ -183,9 +207,13 @@ async def preview(ctx: Ctx) -> Response:
     key, app = found
     site_script = ctx.request.app.state.site_script
     origin = f"{ctx.request.url.scheme}://{ctx.request.url.netloc}"
-    response = await ctx.render("admin/editor_preview.html", runtime=site_script.assets["runtime"].path,
-                                script=site_script.app_assets[key].path, key=key,
-                                scripts=editor_files(ctx, key, app.editor.preview_scripts))
+    response = await ctx.render(
+        "admin/editor_preview.html",
+        runtime=site_script.assets["runtime"].path,
+        script=site_script.app_assets[key].path,
+        key=key,
+        scripts=editor_files(ctx, key, app.editor.preview_scripts),
+    )
     response.headers["Content-Security-Policy"] = PREVIEW_CSP.format(origin=origin)
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
     return response
@@ -211,7 +239,13 @@ async def draft(ctx: Ctx) -> Response:
     config = await site_script.config_for(ctx.connection)
     config["api"] = ""
     config["integrations"], config["integration_scripts"] = {}, []
-    config["apps"] = [{"key": app.key, "title": app.title, "source": app.lead_source,
-                       "script": site_script.app_assets[key].path,
-                       "config": app.client_config(ctx.connection, settings)}]
+    config["apps"] = [
+        {
+            "key": app.key,
+            "title": app.title,
+            "source": app.lead_source,
+            "script": site_script.app_assets[key].path,
+            "config": app.client_config(ctx.connection, settings),
+        }
+    ]
     return JSONResponse({"config": config, "errors": {}})

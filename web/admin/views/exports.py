@@ -4,6 +4,7 @@ The run's state is in Redis (so any web process can report it) and the file in
 ``<data dir>/exports``; only the user who started a run may see or download it.
 Files are deleted after a day.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -107,5 +108,8 @@ async def export_download(ctx: Ctx) -> Response:
     path = export_dir(ctx.perezvon) / f"{export_id}.xlsx"
     if state is None or state["state"] != "ready" or not path.is_file():
         return await ctx.error(404, "There is no such export.")
-    return FileResponse(path, filename=f"perezvon-calls-{time.strftime('%Y%m%d-%H%M')}.xlsx",
-                        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    return FileResponse(
+        path,
+        filename=f"perezvon-calls-{time.strftime('%Y%m%d-%H%M')}.xlsx",
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )

@@ -5,6 +5,7 @@ integration appears with its on/off switch and a settings form generated
 from its ``settings_schema`` -- a newly installed plugin shows up here with
 no change to the admin.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,9 +39,14 @@ async def calls_per_day(connection_ids: list[int], days: int = DAYS) -> tuple[li
         return dates, counts
     for index, day in enumerate(dates):
         start = dt.datetime.combine(day, dt.time.min, ZONE)
-        rows = await Call.filter(connection_id__in=connection_ids, created_at__gte=start,
-                                 created_at__lt=start + dt.timedelta(days=1)) \
-            .annotate(n=Count("id")).group_by("connection_id").values("connection_id", "n")
+        rows = (
+            await Call.filter(
+                connection_id__in=connection_ids, created_at__gte=start, created_at__lt=start + dt.timedelta(days=1)
+            )
+            .annotate(n=Count("id"))
+            .group_by("connection_id")
+            .values("connection_id", "n")
+        )
         for row in rows:
             counts[row["connection_id"]][index] = row["n"]
     return dates, counts
@@ -50,18 +56,34 @@ async def projects_list(ctx: Ctx) -> Response:
     ids = ctx.access.visible_project_ids()
     projects = await (Project.all() if ids is None else Project.filter(id__in=ids)).order_by("name")
     visible = ctx.access.visible_connection_ids()
-    connections = await (Connection.all() if visible is None else Connection.filter(id__in=visible)) \
-        .order_by("name", "domain")
+    connections = await (Connection.all() if visible is None else Connection.filter(id__in=visible)).order_by(
+        "name", "domain"
+    )
     dates, counts = await calls_per_day([c.id for c in connections])
     by_project: dict[int, list[Connection]] = {}
     for connection in connections:
         by_project.setdefault(connection.project_id, []).append(connection)
-    return await ctx.render("admin/projects.html", projects=projects, by_project=by_project, dates=dates,
-                            counts=counts, peak=max([max(v) for v in counts.values()] + [1]))
+    return await ctx.render(
+        "admin/projects.html",
+        projects=projects,
+        by_project=by_project,
+        dates=dates,
+        counts=counts,
+        peak=max([max(v) for v in counts.values()] + [1]),
+    )
 
 
-PROJECT_FIELDS = ("name", "legal_entity", "payment_type", "industry", "line_of_business", "city",
-                  "manager_name", "manager_phone", "manager_email")
+PROJECT_FIELDS = (
+    "name",
+    "legal_entity",
+    "payment_type",
+    "industry",
+    "line_of_business",
+    "city",
+    "manager_name",
+    "manager_phone",
+    "manager_email",
+)
 
 
 async def project_page(ctx: Ctx) -> Response:
@@ -81,23 +103,43 @@ async def project_page(ctx: Ctx) -> Response:
         query = query.filter(id__in=visible)
     connections = await query.order_by("name", "domain")
     apps_on = await enablement.keys_on_many([c.id for c in connections], enablement.APPLICATION)
-    grants = await AccessGrant.filter(project_id=project.id).prefetch_related("user") \
-        if ctx.can_project(project.id, GrantLevel.FULL) else []
-    connection_grants = await AccessGrant.filter(connection__project_id=project.id).prefetch_related(
-        "user", "connection") if ctx.can_project(project.id, GrantLevel.FULL) else []
+    grants = (
+        await AccessGrant.filter(project_id=project.id).prefetch_related("user")
+        if ctx.can_project(project.id, GrantLevel.FULL)
+        else []
+    )
+    connection_grants = (
+        await AccessGrant.filter(connection__project_id=project.id).prefetch_related("user", "connection")
+        if ctx.can_project(project.id, GrantLevel.FULL)
+        else []
+    )
     from perezvon.web.admin.views.staff import ProjectSchema
 
-    return await ctx.render("admin/project.html", project=project, connections=connections, apps_on=apps_on,
-                            grants=grants, connection_grants=connection_grants,
-                            fields=field_views(ProjectSchema(), dict(ctx.form) if errors else
-                                               {f: getattr(project, f) for f in PROJECT_FIELDS}, errors, ctx.locale),
-                            can_edit=ctx.can_project(project.id, GrantLevel.FULL), status_code=400 if errors else 200)
+    return await ctx.render(
+        "admin/project.html",
+        project=project,
+        connections=connections,
+        apps_on=apps_on,
+        grants=grants,
+        connection_grants=connection_grants,
+        fields=field_views(
+            ProjectSchema(),
+            dict(ctx.form) if errors else {f: getattr(project, f) for f in PROJECT_FIELDS},
+            errors,
+            ctx.locale,
+        ),
+        can_edit=ctx.can_project(project.id, GrantLevel.FULL),
+        status_code=400 if errors else 200,
+    )
 
 
 async def connections_list(ctx: Ctx) -> Response:
     visible = ctx.access.visible_connection_ids()
-    connections = await (Connection.all() if visible is None else Connection.filter(id__in=visible)) \
-        .prefetch_related("project").order_by("name", "domain")
+    connections = (
+        await (Connection.all() if visible is None else Connection.filter(id__in=visible))
+        .prefetch_related("project")
+        .order_by("name", "domain")
+    )
     _dates, counts = await calls_per_day([c.id for c in connections], 1)
     apps_on = await enablement.keys_on_many([c.id for c in connections], enablement.APPLICATION)
     return await ctx.render("admin/connections.html", connections=connections, today=counts, apps_on=apps_on)
@@ -106,8 +148,7 @@ async def connections_list(ctx: Ctx) -> Response:
 # --- the connection page: cards ----------------------------------------------------------------
 
 #: the URL's plugin kind -> (the enablement kind, the registry's dict of such plugins)
-KINDS = {"apps": (enablement.APPLICATION, "applications"),
-         "integrations": (enablement.INTEGRATION, "integrations")}
+KINDS = {"apps": (enablement.APPLICATION, "applications"), "integrations": (enablement.INTEGRATION, "integrations")}
 
 
 def _plugins(ctx: Ctx, kind: str) -> dict[str, Any]:
@@ -127,18 +168,29 @@ async def connection_page(ctx: Ctx) -> Response:
     set_up = await enablement.enablements_of(connection)
     cards: dict[str, list[dict[str, Any]]] = {}
     for kind, (plugin_kind, _) in KINDS.items():
-        cards[kind] = [{
-            "key": key, "title": plugin_text(plugin, ctx.locale)(plugin.title),
-            "description": plugin_text(plugin, ctx.locale)(getattr(plugin, "description", "")),
-            "on": bool((plugin_kind, key) in set_up and set_up[plugin_kind, key].is_on),
-            "configured": (plugin_kind, key) in set_up,
-        } for key, plugin in sorted(_plugins(ctx, kind).items(), key=lambda item: item[1].title)]
+        cards[kind] = [
+            {
+                "key": key,
+                "title": plugin_text(plugin, ctx.locale)(plugin.title),
+                "description": plugin_text(plugin, ctx.locale)(getattr(plugin, "description", "")),
+                "on": bool((plugin_kind, key) in set_up and set_up[plugin_kind, key].is_on),
+                "configured": (plugin_kind, key) in set_up,
+            }
+            for key, plugin in sorted(_plugins(ctx, kind).items(), key=lambda item: item[1].title)
+        ]
     dates, counts = await calls_per_day([connection.id])
     project = await Project.get(id=connection.project_id)
-    return await ctx.render("admin/connection.html", connection=connection, project=project, cards=cards,
-                            dates=dates, counts=counts[connection.id], peak=max(counts[connection.id] + [1]),
-                            can_full=ctx.can_connection(connection.id, GrantLevel.FULL),
-                            can_edit=ctx.can_connection(connection.id, GrantLevel.EDIT))
+    return await ctx.render(
+        "admin/connection.html",
+        connection=connection,
+        project=project,
+        cards=cards,
+        dates=dates,
+        counts=counts[connection.id],
+        peak=max(counts[connection.id] + [1]),
+        can_full=ctx.can_connection(connection.id, GrantLevel.FULL),
+        can_edit=ctx.can_connection(connection.id, GrantLevel.EDIT),
+    )
 
 
 async def plugin_toggle(ctx: Ctx) -> Response:
@@ -163,8 +215,15 @@ async def plugin_toggle(ctx: Ctx) -> Response:
     return ctx.redirect(f"/connections/{ctx.connection.id}")
 
 
-async def save_plugin_settings(connection: Connection, plugin_kind: str, plugin: Any, form: Any, *,
-                               locale: str = DEFAULT_LOCALE, store: bool = True) -> PluginForm:
+async def save_plugin_settings(
+    connection: Connection,
+    plugin_kind: str,
+    plugin: Any,
+    form: Any,
+    *,
+    locale: str = DEFAULT_LOCALE,
+    store: bool = True,
+) -> PluginForm:
     """The save path of a plugin card: load the stored settings, merge the form's secrets into them,
     validate, ask the plugin's service (its ``check``, when it has one), store.
 
@@ -217,8 +276,9 @@ async def plugin_settings(ctx: Ctx) -> Response:
         if not ctx.can_connection(ctx.connection.id, GrantLevel.EDIT):
             return await ctx.error(403, "You do not have access to this.")
         only_check = ctx.form.get("action") == "check"
-        result = await save_plugin_settings(ctx.connection, plugin_kind, plugin, ctx.form, locale=ctx.locale,
-                                            store=not only_check)
+        result = await save_plugin_settings(
+            ctx.connection, plugin_kind, plugin, ctx.form, locale=ctx.locale, store=not only_check
+        )
         errors = result.errors
         if result.loaded is not None and not only_check:
             ctx.flash(ctx._("Saved."))
@@ -239,15 +299,23 @@ async def plugin_settings(ctx: Ctx) -> Response:
         values, messages = enablement.settings_for_display(plugin, row.settings)
         errors = flat_errors(messages)
     text = plugin_text(plugin, ctx.locale)
-    return await ctx.render("admin/plugin_settings.html", status_code=status_code,
-                            kind=kind, key=plugin.key, title=text(plugin.title),
-                            description=text(getattr(plugin, "description", "")), connection=ctx.connection,
-                            fields=field_views(schema, values, errors, ctx.locale, gettext=text),
-                            on=bool(row and row.is_on), schema_errors=[text(e) for e in errors.get("_schema", [])],
-                            site_events=site_events(ctx) if kind == "integrations" and plugin.client_script else [],
-                            notices=notices, can_check=can_check(plugin),
-                            can_edit=ctx.can_connection(ctx.connection.id, GrantLevel.EDIT),
-                            can_full=ctx.can_connection(ctx.connection.id, GrantLevel.FULL))
+    return await ctx.render(
+        "admin/plugin_settings.html",
+        status_code=status_code,
+        kind=kind,
+        key=plugin.key,
+        title=text(plugin.title),
+        description=text(getattr(plugin, "description", "")),
+        connection=ctx.connection,
+        fields=field_views(schema, values, errors, ctx.locale, gettext=text),
+        on=bool(row and row.is_on),
+        schema_errors=[text(e) for e in errors.get("_schema", [])],
+        site_events=site_events(ctx) if kind == "integrations" and plugin.client_script else [],
+        notices=notices,
+        can_check=can_check(plugin),
+        can_edit=ctx.can_connection(ctx.connection.id, GrantLevel.EDIT),
+        can_full=ctx.can_connection(ctx.connection.id, GrantLevel.FULL),
+    )
 
 
 def site_events(ctx: Ctx) -> list[tuple[str, str]]:
@@ -262,16 +330,18 @@ def site_events(ctx: Ctx) -> list[tuple[str, str]]:
 
 async def project_grants(ctx: Ctx) -> Response:
     """Full access to a project manages who else has access to it and its connections (docs/admin.md)."""
-    from perezvon.core.phones import InvalidPhone, normalise
     from perezvon.core.models import User
+    from perezvon.core.phones import InvalidPhone, normalise
 
     project = ctx.project
     form = ctx.form
     if form.get("action") == "delete":
         grant_id = int(form["id"]) if (form.get("id") or "").isdigit() else -1
         grant = await AccessGrant.get_or_none(id=grant_id).prefetch_related("connection")
-        if grant is not None and (grant.project_id == project.id or
-                                  (grant.connection is not None and grant.connection.project_id == project.id)):
+        if grant is not None and (
+            grant.project_id == project.id
+            or (grant.connection is not None and grant.connection.project_id == project.id)
+        ):
             await grant.delete()
             ctx.flash(ctx._("The grant is removed."))
         return ctx.redirect(f"/projects/{project.id}")
@@ -291,9 +361,11 @@ async def project_grants(ctx: Ctx) -> Response:
     elif level not in GrantLevel.ORDER or connection_id == -1:
         ctx.flash(ctx._("Choose a level."), "error")
     else:
-        await AccessGrant.filter(user_id=user.id, project_id=None if connection_id else project.id,
-                                 connection_id=connection_id).delete()
-        await AccessGrant.create(user=user, level=level, project_id=None if connection_id else project.id,
-                                 connection_id=connection_id)
+        await AccessGrant.filter(
+            user_id=user.id, project_id=None if connection_id else project.id, connection_id=connection_id
+        ).delete()
+        await AccessGrant.create(
+            user=user, level=level, project_id=None if connection_id else project.id, connection_id=connection_id
+        )
         ctx.flash(ctx._("The grant is saved."))
     return ctx.redirect(f"/projects/{project.id}")

@@ -4,6 +4,7 @@ Every tab is validated on the server by the same marshmallow schemas the core
 uses when it runs (``perezvon.core.schemas``, ``perezvon.core.redial.validate_matrix``); errors
 are shown next to their fields and nothing typed is lost.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -14,8 +15,16 @@ import httpx
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
 from starlette.responses import Response
 
-from perezvon.core.models import (CalendarDay, Connection, Department, GrantLevel, NotificationRecipient, Office,
-                         OperatorNumber, User)
+from perezvon.core.models import (
+    CalendarDay,
+    Connection,
+    Department,
+    GrantLevel,
+    NotificationRecipient,
+    Office,
+    OperatorNumber,
+    User,
+)
 from perezvon.core.phones import InvalidPhone, normalise
 from perezvon.core.redial import ABORT, MAX_ATTEMPTS, MatrixError, validate_matrix
 from perezvon.core.registry import Direction, Notification
@@ -43,27 +52,41 @@ class GeneralSchema(Schema):
         unknown = EXCLUDE
 
     domain = fields.String(required=True, metadata={"label": "Domain", "help": "The site script works only here."})
-    extra_domains = fields.List(fields.String(), load_default=list,
-                                metadata={"label": "Extra domains", "help": "One per line."})
-    name = fields.String(load_default="", validate=validate.Length(max=200),
-                         metadata={"label": "Name", "help": "Spoken to the operator and the client when enabled."})
-    specialization = fields.String(load_default="", validate=validate.Length(max=200),
-                                   metadata={"label": "Specialization"})
-    is_on = fields.Boolean(load_default=True, metadata={"label": "Connection is on",
-                                                         "help": "Off: the site script does nothing, no leads."})
-    timer_seconds = fields.Integer(load_default=36, validate=validate.Range(min=1, max=3600),
-                                   metadata={"label": "Countdown timer, s"})
-    offhours_spread_seconds = fields.Integer(load_default=300, validate=validate.Range(min=0, max=86400),
-                                             metadata={"label": "Off-hours spread, s",
-                                                       "help": "Leads left off-hours are called one every N s."})
-    target_call_seconds = fields.Integer(load_default=120, validate=validate.Range(min=1, max=86400),
-                                         metadata={"label": "Target call, s"})
-    unique_window_days = fields.Integer(load_default=30, validate=validate.Range(min=1, max=3650),
-                                        metadata={"label": "Unique call window, days"})
-    session_minutes = fields.Integer(load_default=45, validate=validate.Range(min=1, max=1440),
-                                     metadata={"label": "Session, min"})
-    session_gap_minutes = fields.Integer(load_default=15, validate=validate.Range(min=0, max=1440),
-                                         metadata={"label": "Delay between sessions, min"})
+    extra_domains = fields.List(
+        fields.String(), load_default=list, metadata={"label": "Extra domains", "help": "One per line."}
+    )
+    name = fields.String(
+        load_default="",
+        validate=validate.Length(max=200),
+        metadata={"label": "Name", "help": "Spoken to the operator and the client when enabled."},
+    )
+    specialization = fields.String(
+        load_default="", validate=validate.Length(max=200), metadata={"label": "Specialization"}
+    )
+    is_on = fields.Boolean(
+        load_default=True,
+        metadata={"label": "Connection is on", "help": "Off: the site script does nothing, no leads."},
+    )
+    timer_seconds = fields.Integer(
+        load_default=36, validate=validate.Range(min=1, max=3600), metadata={"label": "Countdown timer, s"}
+    )
+    offhours_spread_seconds = fields.Integer(
+        load_default=300,
+        validate=validate.Range(min=0, max=86400),
+        metadata={"label": "Off-hours spread, s", "help": "Leads left off-hours are called one every N s."},
+    )
+    target_call_seconds = fields.Integer(
+        load_default=120, validate=validate.Range(min=1, max=86400), metadata={"label": "Target call, s"}
+    )
+    unique_window_days = fields.Integer(
+        load_default=30, validate=validate.Range(min=1, max=3650), metadata={"label": "Unique call window, days"}
+    )
+    session_minutes = fields.Integer(
+        load_default=45, validate=validate.Range(min=1, max=1440), metadata={"label": "Session, min"}
+    )
+    session_gap_minutes = fields.Integer(
+        load_default=15, validate=validate.Range(min=0, max=1440), metadata={"label": "Delay between sessions, min"}
+    )
 
     @validates("domain")
     def _domain(self, value: str, **_) -> None:
@@ -92,10 +115,17 @@ async def settings_tab(ctx: Ctx) -> Response:
     if isinstance(result, Response):
         return result
     errors = result.pop("errors", {})
-    return await ctx.render(f"admin/settings_{TEMPLATES.get(tab, tab)}.html", status_code=400 if errors else 200,
-                            tab=tab, tabs=TABS,
-                            connection=connection, errors=errors, snippet=snippet_for(ctx, connection),
-                            can_edit=ctx.can_connection(connection.id, GrantLevel.EDIT), **result)
+    return await ctx.render(
+        f"admin/settings_{TEMPLATES.get(tab, tab)}.html",
+        status_code=400 if errors else 200,
+        tab=tab,
+        tabs=TABS,
+        connection=connection,
+        errors=errors,
+        snippet=snippet_for(ctx, connection),
+        can_edit=ctx.can_connection(connection.id, GrantLevel.EDIT),
+        **result,
+    )
 
 
 def _posting(ctx: Ctx) -> bool:
@@ -131,14 +161,20 @@ class OfficeSchema(Schema):
 
     name = fields.String(required=True, validate=validate.Length(min=1, max=200), metadata={"label": "Name"})
     address = fields.String(load_default="", validate=validate.Length(max=300), metadata={"label": "Address"})
-    alt_name = fields.String(load_default="", validate=validate.Length(max=200), metadata={
-        "label": "Alternative name", "help": "Matches the office named in site-form e-mails."})
-    latitude = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=-90, max=90),
-                            metadata={"label": "Latitude"})
-    longitude = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=-180, max=180),
-                             metadata={"label": "Longitude"})
-    phone_selector = fields.String(load_default="", validate=validate.Length(max=300), metadata={
-        "label": "CSS selector of the site's phone"})
+    alt_name = fields.String(
+        load_default="",
+        validate=validate.Length(max=200),
+        metadata={"label": "Alternative name", "help": "Matches the office named in site-form e-mails."},
+    )
+    latitude = fields.Float(
+        load_default=None, allow_none=True, validate=validate.Range(min=-90, max=90), metadata={"label": "Latitude"}
+    )
+    longitude = fields.Float(
+        load_default=None, allow_none=True, validate=validate.Range(min=-180, max=180), metadata={"label": "Longitude"}
+    )
+    phone_selector = fields.String(
+        load_default="", validate=validate.Length(max=300), metadata={"label": "CSS selector of the site's phone"}
+    )
 
 
 class DepartmentSchema(Schema):
@@ -169,27 +205,31 @@ async def tab_numbers(ctx: Ctx, connection: Connection) -> dict[str, Any] | Resp
                 elif office_id and not await Office.exists(id=office_id, connection_id=connection.id):
                     errors["office_id"] = ["Not an office of this connection."]
                 else:
-                    await OperatorNumber.create(connection_id=connection.id, phone=phone, extension=extension,
-                                                office_id=office_id)
+                    await OperatorNumber.create(
+                        connection_id=connection.id, phone=phone, extension=extension, office_id=office_id
+                    )
                     return _saved(ctx, connection, "numbers")
         elif action == "delete_number":
             await OperatorNumber.filter(id=_id(form.get("id")), connection_id=connection.id).delete()
             return _saved(ctx, connection, "numbers")
         elif action == "lists":
             await Connection.filter(id=connection.id).update(
-                offices_enabled=form.get("offices_enabled") == "on", offices_required=form.get("offices_required") == "on",
+                offices_enabled=form.get("offices_enabled") == "on",
+                offices_required=form.get("offices_required") == "on",
                 offices_title=(form.get("offices_title") or "")[:100],
                 departments_enabled=form.get("departments_enabled") == "on",
                 departments_required=form.get("departments_required") == "on",
-                departments_title=(form.get("departments_title") or "")[:100])
+                departments_title=(form.get("departments_title") or "")[:100],
+            )
             return _saved(ctx, connection, "numbers")
         elif action.split("_", 1)[0] in ("add", "copy", "toggle", "delete") and action.split("_", 1)[-1] in LIST_MODELS:
             verb, what = action.split("_", 1)
             model, schema_class = LIST_MODELS[what]
             if verb == "add":
                 try:
-                    loaded = schema_class().load({k[len(what) + 1:]: v for k, v in form.items()
-                                                  if k.startswith(what + "_") and v != ""})
+                    loaded = schema_class().load(
+                        {k[len(what) + 1 :]: v for k, v in form.items() if k.startswith(what + "_") and v != ""}
+                    )
                 except ValidationError as exc:
                     errors = {f"{what}_{k}": v for k, v in flat_errors(exc.messages).items()}
                 else:
@@ -208,15 +248,24 @@ async def tab_numbers(ctx: Ctx, connection: Connection) -> dict[str, Any] | Resp
                         copy = await model.create(connection_id=connection.id, is_active=item.is_active, **data)
                         if what == "office":  # an office's own operator numbers go with it
                             for number in await OperatorNumber.filter(office_id=item.id):
-                                await OperatorNumber.create(connection_id=connection.id, office_id=copy.id,
-                                                            phone=number.phone, extension=number.extension)
+                                await OperatorNumber.create(
+                                    connection_id=connection.id,
+                                    office_id=copy.id,
+                                    phone=number.phone,
+                                    extension=number.extension,
+                                )
                 return _saved(ctx, connection, "numbers")
     offices = await Office.filter(connection_id=connection.id)
-    return {"numbers": await OperatorNumber.filter(connection_id=connection.id).prefetch_related("office"),
-            "offices": offices, "departments": await Department.filter(connection_id=connection.id),
-            "office_fields": field_views(OfficeSchema(), {}, {k[7:]: v for k, v in errors.items()
-                                                               if k.startswith("office_")}, ctx.locale, ""),
-            "errors": errors, "form": ctx.form if errors else {}}
+    return {
+        "numbers": await OperatorNumber.filter(connection_id=connection.id).prefetch_related("office"),
+        "offices": offices,
+        "departments": await Department.filter(connection_id=connection.id),
+        "office_fields": field_views(
+            OfficeSchema(), {}, {k[7:]: v for k, v in errors.items() if k.startswith("office_")}, ctx.locale, ""
+        ),
+        "errors": errors,
+        "form": ctx.form if errors else {},
+    }
 
 
 def _id(value: str | None) -> int:
@@ -238,9 +287,13 @@ async def tab_notifications(ctx: Ctx, connection: Connection) -> dict[str, Any] 
         if form.get("action") == "delete":
             await NotificationRecipient.filter(id=_id(form.get("id")), connection_id=connection.id).delete()
             return _saved(ctx, connection, "notifications")
-        raw = {"email": (form.get("email") or "").strip(),
-               "office_id": form.get("office_id") or None, "department_id": form.get("department_id") or None,
-               "on_success": form.get("on_success") == "on", "on_failure": form.get("on_failure") == "on"}
+        raw = {
+            "email": (form.get("email") or "").strip(),
+            "office_id": form.get("office_id") or None,
+            "department_id": form.get("department_id") or None,
+            "on_success": form.get("on_success") == "on",
+            "on_failure": form.get("on_failure") == "on",
+        }
         try:
             loaded = RecipientSchema().load(raw)
         except ValidationError as exc:
@@ -248,19 +301,24 @@ async def tab_notifications(ctx: Ctx, connection: Connection) -> dict[str, Any] 
         else:
             if loaded["office_id"] and not await Office.exists(id=loaded["office_id"], connection_id=connection.id):
                 errors["office_id"] = ["Not an office of this connection."]
-            elif loaded["department_id"] and not await Department.exists(id=loaded["department_id"],
-                                                                         connection_id=connection.id):
+            elif loaded["department_id"] and not await Department.exists(
+                id=loaded["department_id"], connection_id=connection.id
+            ):
                 errors["department_id"] = ["Not a department of this connection."]
             elif not (loaded["on_success"] or loaded["on_failure"]):
                 errors["on_success"] = ["Choose at least one event."]
             else:
                 await NotificationRecipient.create(connection_id=connection.id, **loaded)
                 return _saved(ctx, connection, "notifications")
-    return {"recipients": await NotificationRecipient.filter(connection_id=connection.id)
-            .prefetch_related("office", "department"),
-            "offices": await Office.filter(connection_id=connection.id),
-            "departments": await Department.filter(connection_id=connection.id),
-            "errors": errors, "form": ctx.form if errors else {}}
+    return {
+        "recipients": await NotificationRecipient.filter(connection_id=connection.id).prefetch_related(
+            "office", "department"
+        ),
+        "offices": await Office.filter(connection_id=connection.id),
+        "departments": await Department.filter(connection_id=connection.id),
+        "errors": errors,
+        "form": ctx.form if errors else {},
+    }
 
 
 PAIRS_SHOWN = 12
@@ -271,10 +329,16 @@ def matrix_rows(matrix: dict[str, Any]) -> list[dict[str, Any]]:
     for chain, redials in (matrix or {}).items():
         for number, rules in (redials or {}).items():
             for pair, rule in (rules or {}).items():
-                rows.append({"chain": chain, "number": number, "pair": pair,
-                             "action": ABORT if rule == ABORT else "redial",
-                             "period": "" if rule == ABORT else rule.get("period", ""),
-                             "direction": "" if rule == ABORT else rule.get("direction", chain)})
+                rows.append(
+                    {
+                        "chain": chain,
+                        "number": number,
+                        "pair": pair,
+                        "action": ABORT if rule == ABORT else "redial",
+                        "period": "" if rule == ABORT else rule.get("period", ""),
+                        "direction": "" if rule == ABORT else rule.get("direction", chain),
+                    }
+                )
     return rows
 
 
@@ -283,8 +347,14 @@ def matrix_from_form(form) -> tuple[dict[str, Any], list[dict[str, Any]], dict[s
     rows, problems = [], {}
     for index in range(int(form.get("rows") or 0)):
         get = lambda name: (form.get(f"m{index}_{name}") or "").strip()  # noqa: E731, B023 -- called in this iteration
-        row = {"chain": get("chain"), "number": get("number"), "pair": get("pair"), "action": get("action"),
-               "period": get("period"), "direction": get("direction")}
+        row = {
+            "chain": get("chain"),
+            "number": get("number"),
+            "pair": get("pair"),
+            "action": get("action"),
+            "period": get("period"),
+            "direction": get("direction"),
+        }
         if not row["pair"]:
             continue  # an empty pair removes the row
         rows.append(row)
@@ -294,7 +364,9 @@ def matrix_from_form(form) -> tuple[dict[str, Any], list[dict[str, Any]], dict[s
             try:
                 rule = {"period": int(row["period"]), "direction": row["direction"] or Direction.OPERATOR_FIRST}
             except ValueError:
-                problems[f"{row['chain']}.{row['number']}.{row['pair']}"] = ["The period is whole seconds, up to a week."]
+                problems[f"{row['chain']}.{row['number']}.{row['pair']}"] = [
+                    "The period is whole seconds, up to a week."
+                ]
                 continue
         matrix.setdefault(row["chain"], {}).setdefault(row["number"], {})[row["pair"]] = rule
     return matrix, rows, problems
@@ -319,9 +391,14 @@ async def tab_telephony(ctx: Ctx, connection: Connection) -> dict[str, Any] | Re
             return _saved(ctx, connection, "telephony")
         values = raw
     matrix_errors = {k[7:]: v for k, v in errors.items() if k.startswith("matrix.")}
-    return {"fields": field_views(schema, values, errors, ctx.locale), "matrix_rows": rows,
-            "matrix_errors": matrix_errors, "blank_rows": 3, "redial_numbers": [str(n) for n in range(2, MAX_ATTEMPTS + 1)],
-            "errors": errors}
+    return {
+        "fields": field_views(schema, values, errors, ctx.locale),
+        "matrix_rows": rows,
+        "matrix_errors": matrix_errors,
+        "blank_rows": 3,
+        "redial_numbers": [str(n) for n in range(2, MAX_ATTEMPTS + 1)],
+        "errors": errors,
+    }
 
 
 async def tab_ivr(ctx: Ctx, connection: Connection) -> dict[str, Any] | Response:
@@ -355,20 +432,33 @@ async def tab_hours(ctx: Ctx, connection: Connection) -> dict[str, Any] | Respon
             if not errors:
                 return _saved(ctx, connection, "hours")
         else:
-            schedule = {day: ([form.get(f"open_{day}", ""), form.get(f"close_{day}", "")]
-                              if form.get(f"works_{day}") == "on" else None) for day in map(str, range(1, 8))}
+            schedule = {
+                day: (
+                    [form.get(f"open_{day}", ""), form.get(f"close_{day}", "")]
+                    if form.get(f"works_{day}") == "on"
+                    else None
+                )
+                for day in map(str, range(1, 8))
+            }
             timezone, convenient = form.get("timezone") or "", form.get("convenient_time") or ""
             try:
-                loaded = WorkingHoursSchema().load({"timezone": timezone, "schedule": schedule,
-                                                    "convenient_time": convenient})
+                loaded = WorkingHoursSchema().load(
+                    {"timezone": timezone, "schedule": schedule, "convenient_time": convenient}
+                )
             except ValidationError as exc:
                 errors = flat_errors(exc.messages)
             else:
                 await Connection.filter(id=connection.id).update(**loaded)
                 return _saved(ctx, connection, "hours")
-    return {"schedule": schedule, "timezone": timezone, "convenient_time": convenient,
-            "calendar": await CalendarDay.filter(connection_id=connection.id).order_by("date"),
-            "calendar_kinds": CALENDAR_KINDS, "errors": errors, "form": ctx.form if errors else {}}
+    return {
+        "schedule": schedule,
+        "timezone": timezone,
+        "convenient_time": convenient,
+        "calendar": await CalendarDay.filter(connection_id=connection.id).order_by("date"),
+        "calendar_kinds": CALENDAR_KINDS,
+        "errors": errors,
+        "form": ctx.form if errors else {},
+    }
 
 
 async def _add_calendar_day(form, connection: Connection) -> dict[str, list[str]]:
@@ -389,8 +479,9 @@ async def _add_calendar_day(form, connection: Connection) -> dict[str, list[str]
     else:
         opens = closes = None
     if not errors:
-        await CalendarDay.update_or_create(connection_id=connection.id, date=date,
-                                           defaults={"kind": kind, "opens": opens, "closes": closes})
+        await CalendarDay.update_or_create(
+            connection_id=connection.id, date=date, defaults={"kind": kind, "opens": opens, "closes": closes}
+        )
     return errors
 
 
@@ -404,12 +495,24 @@ async def tab_code(ctx: Ctx, connection: Connection) -> dict[str, Any] | Respons
             if user is None or not user.email:
                 errors["user_id"] = ["Choose a user with an e-mail address."]
             else:
-                sent = await send_now(ctx.perezvon, Notification(
-                    kind="site_snippet", recipients=(user.email,), subject_id=str(connection.id),
-                    data={"connection": {"domain": connection.domain, "name": connection.name,
-                                         "timezone": connection.timezone},
-                          "snippet": snippet_for(ctx, connection), "user": {"first_name": user.first_name},
-                          "locale": ctx.locale}))
+                sent = await send_now(
+                    ctx.perezvon,
+                    Notification(
+                        kind="site_snippet",
+                        recipients=(user.email,),
+                        subject_id=str(connection.id),
+                        data={
+                            "connection": {
+                                "domain": connection.domain,
+                                "name": connection.name,
+                                "timezone": connection.timezone,
+                            },
+                            "snippet": snippet_for(ctx, connection),
+                            "user": {"first_name": user.first_name},
+                            "locale": ctx.locale,
+                        },
+                    ),
+                )
                 if sent:
                     ctx.flash(ctx._("The code is sent to %(email)s.", email=user.email))
                     return ctx.redirect(f"/connections/{connection.id}/settings/code")
@@ -425,13 +528,15 @@ async def users_of(connection: Connection) -> list[User]:
 
     from perezvon.core.models import AccessGrant
 
-    user_ids = await AccessGrant.filter(Q(connection_id=connection.id) | Q(project_id=connection.project_id)) \
-        .values_list("user_id", flat=True)
+    user_ids = await AccessGrant.filter(
+        Q(connection_id=connection.id) | Q(project_id=connection.project_id)
+    ).values_list("user_id", flat=True)
     return await User.filter(id__in=list(set(user_ids)), is_active=True).exclude(email=None).order_by("last_name")
 
 
-async def check_installation(connection: Connection, timeout: float = 10.0,
-                             urls: list[str] | None = None) -> dict[str, Any]:
+async def check_installation(
+    connection: Connection, timeout: float = 10.0, urls: list[str] | None = None
+) -> dict[str, Any]:
     """Fetch the site's home page and look for the connection's token (docs/admin.md#site-code).
 
     Only "found or not" and the status code are reported, never the page itself.
@@ -445,8 +550,12 @@ async def check_installation(connection: Connection, timeout: float = 10.0,
     for url in urls or [f"https://{connection.domain}/", f"http://{connection.domain}/"]:
         result["url"] = url
         try:
-            async with httpx.AsyncClient(timeout=timeout, follow_redirects=True, max_redirects=5,
-                                         headers={"User-Agent": "Perezvon installation check"}) as client:
+            async with httpx.AsyncClient(
+                timeout=timeout,
+                follow_redirects=True,
+                max_redirects=5,
+                headers={"User-Agent": "Perezvon installation check"},
+            ) as client:
                 response = await client.get(url)
         except httpx.HTTPError as exc:
             result["error"] = type(exc).__name__
@@ -476,9 +585,19 @@ async def _private_address(host: str) -> str:
 
 async def download_snippet(ctx: Ctx) -> Response:
     text = snippet_for(ctx, ctx.connection) + "\n"
-    return Response(text, media_type="text/html; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="perezvon-{ctx.connection.domain}.html"'})
+    return Response(
+        text,
+        media_type="text/html; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="perezvon-{ctx.connection.domain}.html"'},
+    )
 
 
-TAB_HANDLERS = {"general": tab_general, "numbers": tab_numbers, "notifications": tab_notifications,
-                "telephony": tab_telephony, "ivr": tab_ivr, "hours": tab_hours, "code": tab_code}
+TAB_HANDLERS = {
+    "general": tab_general,
+    "numbers": tab_numbers,
+    "notifications": tab_notifications,
+    "telephony": tab_telephony,
+    "ivr": tab_ivr,
+    "hours": tab_hours,
+    "code": tab_code,
+}

@@ -1,4 +1,5 @@
 """Staff pages (docs/admin.md#who-may-do-what): users, projects, connections and grants."""
+
 from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
@@ -18,18 +19,25 @@ class ProjectSchema(Schema):
 
     name = fields.String(required=True, validate=validate.Length(min=1, max=200), metadata={"label": "Name"})
     legal_entity = fields.String(load_default="", validate=validate.Length(max=300), metadata={"label": "Legal entity"})
-    payment_type = fields.String(load_default="prepaid", validate=validate.OneOf(
-        ["prepaid", "postpaid"], labels=["Prepaid", "Postpaid"]), metadata={"label": "Payment type"})
+    payment_type = fields.String(
+        load_default="prepaid",
+        validate=validate.OneOf(["prepaid", "postpaid"], labels=["Prepaid", "Postpaid"]),
+        metadata={"label": "Payment type"},
+    )
     industry = fields.String(load_default="", validate=validate.Length(max=200), metadata={"label": "Industry"})
-    line_of_business = fields.String(load_default="", validate=validate.Length(max=200),
-                                     metadata={"label": "Line of business"})
+    line_of_business = fields.String(
+        load_default="", validate=validate.Length(max=200), metadata={"label": "Line of business"}
+    )
     city = fields.String(load_default="", validate=validate.Length(max=100), metadata={"label": "City"})
-    manager_name = fields.String(load_default="", validate=validate.Length(max=200),
-                                 metadata={"label": "Personal manager"})
-    manager_phone = fields.String(load_default="", validate=validate.Length(max=20),
-                                  metadata={"label": "Manager's phone"})
-    manager_email = fields.String(load_default="", validate=validate.Length(max=254),
-                                  metadata={"label": "Manager's e-mail"})
+    manager_name = fields.String(
+        load_default="", validate=validate.Length(max=200), metadata={"label": "Personal manager"}
+    )
+    manager_phone = fields.String(
+        load_default="", validate=validate.Length(max=20), metadata={"label": "Manager's phone"}
+    )
+    manager_email = fields.String(
+        load_default="", validate=validate.Length(max=254), metadata={"label": "Manager's e-mail"}
+    )
 
 
 class UserSchema(Schema):
@@ -68,12 +76,19 @@ async def staff_users(ctx: Ctx) -> Response:
                     user = await User.create(password_hash=None, **loaded)
                     link = await send_activation(ctx, user)
                     if not link:
-                        ctx.flash(ctx._("The user is created; the activation link is sent to %(email)s.",
-                                        email=user.email))
+                        ctx.flash(
+                            ctx._("The user is created; the activation link is sent to %(email)s.", email=user.email)
+                        )
                         return ctx.redirect("/staff/users")
     users = await User.all().order_by("last_name", "first_name", "id")
-    return await ctx.render("admin/staff_users.html", status_code=400 if errors else 200, users=users,
-                            errors=errors, form=ctx.form if errors else {}, link=link)
+    return await ctx.render(
+        "admin/staff_users.html",
+        status_code=400 if errors else 200,
+        users=users,
+        errors=errors,
+        form=ctx.form if errors else {},
+        link=link,
+    )
 
 
 async def staff_projects(ctx: Ctx) -> Response:
@@ -85,8 +100,12 @@ async def staff_projects(ctx: Ctx) -> Response:
             project = await Project.create(**loaded)
             ctx.flash(ctx._("The project is created."))
             return ctx.redirect(f"/projects/{project.id}")
-    return await ctx.render("admin/staff_projects.html", status_code=400 if errors else 200,
-                            fields=field_views(ProjectSchema(), values, errors, ctx.locale), errors=errors)
+    return await ctx.render(
+        "admin/staff_projects.html",
+        status_code=400 if errors else 200,
+        fields=field_views(ProjectSchema(), values, errors, ctx.locale),
+        errors=errors,
+    )
 
 
 async def staff_connections(ctx: Ctx) -> Response:
@@ -94,8 +113,11 @@ async def staff_connections(ctx: Ctx) -> Response:
     form = ctx.form or {}
     if ctx.request.method == "POST":
         domain = clean_domain(form.get("domain") or "")
-        project = await Project.get_or_none(id=int(form.get("project_id") or 0)) \
-            if (form.get("project_id") or "").isdigit() else None
+        project = (
+            await Project.get_or_none(id=int(form.get("project_id") or 0))
+            if (form.get("project_id") or "").isdigit()
+            else None
+        )
         if project is None:
             errors["project_id"] = ["Choose a project."]
         if not DOMAIN.match(domain):
@@ -103,13 +125,19 @@ async def staff_connections(ctx: Ctx) -> Response:
         elif await Connection.exists(domain=domain):
             errors["domain"] = ["Another connection already has this domain."]
         if not errors:
-            connection = await Connection.create(project=project, domain=domain,
-                                                 name=(form.get("name") or "").strip()[:200] or domain)
+            connection = await Connection.create(
+                project=project, domain=domain, name=(form.get("name") or "").strip()[:200] or domain
+            )
             ctx.flash(ctx._("The connection is created. Set it up tab by tab."))
             return ctx.redirect(f"/connections/{connection.id}/settings/general")
-    return await ctx.render("admin/staff_connections.html", status_code=400 if errors else 200,
-                            projects=await Project.all().order_by("name"), errors=errors, form=form,
-                            selected=ctx.request.query_params.get("project"))
+    return await ctx.render(
+        "admin/staff_connections.html",
+        status_code=400 if errors else 200,
+        projects=await Project.all().order_by("name"),
+        errors=errors,
+        form=form,
+        selected=ctx.request.query_params.get("project"),
+    )
 
 
 async def staff_grants(ctx: Ctx) -> Response:
@@ -120,7 +148,9 @@ async def staff_grants(ctx: Ctx) -> Response:
             await AccessGrant.filter(id=int(form.get("id") or 0)).delete()
             ctx.flash(ctx._("The grant is removed."))
             return ctx.redirect("/staff/grants")
-        user = await User.get_or_none(id=int(form.get("user_id") or 0)) if (form.get("user_id") or "").isdigit() else None
+        user = (
+            await User.get_or_none(id=int(form.get("user_id") or 0)) if (form.get("user_id") or "").isdigit() else None
+        )
         target = form.get("target") or ""
         level = form.get("level")
         kind, _, ident = target.partition(":")
@@ -141,7 +171,13 @@ async def staff_grants(ctx: Ctx) -> Response:
             ctx.flash(ctx._("The grant is saved."))
             return ctx.redirect("/staff/grants")
     grants = await AccessGrant.all().prefetch_related("user", "project", "connection").order_by("user_id", "id")
-    return await ctx.render("admin/staff_grants.html", status_code=400 if errors else 200, grants=grants,
-                            users=await User.all().order_by("last_name", "id"),
-                            projects=await Project.all().order_by("name"),
-                            connections=await Connection.all().order_by("domain"), errors=errors, form=form)
+    return await ctx.render(
+        "admin/staff_grants.html",
+        status_code=400 if errors else 200,
+        grants=grants,
+        users=await User.all().order_by("last_name", "id"),
+        projects=await Project.all().order_by("name"),
+        connections=await Connection.all().order_by("domain"),
+        errors=errors,
+        form=form,
+    )
