@@ -23,13 +23,13 @@ def perezvon_register_applications(registry: Registry, settings: dict[str, Any],
 
     When: once at start-up, for each enabled plugin.
     Arguments: ``registry`` -- call ``registry.add_application(app)`` with an
-    instance of a :class:`perezvon.core.registry.Application` subclass: ``key``,
+    instance of a :class:`perezvon.api.Application` subclass: ``key``,
     ``title``, ``description``, ``lead_source`` (the key of the lead source its
     leads carry), ``settings_schema`` (marshmallow schema of the
     per-connection settings; its ``load({})`` gives the defaults),
     ``client_script`` (path of the JavaScript the site script loads) and
     ``client_config(connection, settings)`` (the JSON the client code gets).
-    ``core_settings`` -- the deployment's :class:`perezvon.core.settings.Settings`
+    ``core_settings`` -- the deployment's :class:`perezvon.api.Settings`
     (data dir, public URL, secret key). ``settings`` -- this plugin's deployment settings.
     Returns: nothing. Duplicate keys stop start-up.
     """

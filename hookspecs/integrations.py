@@ -27,7 +27,7 @@ def perezvon_register_integrations(registry: Registry, settings: dict[str, Any],
 
     When: once at start-up, for each enabled plugin.
     Arguments: ``registry`` -- call ``registry.add_integration(integration)``
-    with an instance of a :class:`perezvon.core.registry.Integration` subclass:
+    with an instance of a :class:`perezvon.api.Integration` subclass:
     ``key``, ``title``, ``settings_schema`` (per-connection; fields with
     ``metadata={"secret": True}`` are masked as ``****`` and never sent back
     to a browser), ``client_events(settings)`` (goal ids the site script
@@ -35,10 +35,10 @@ def perezvon_register_integrations(registry: Registry, settings: dict[str, Any],
     the async event handlers ``on_lead_created(event)``,
     ``on_attempt_finished(event)`` and ``on_call_finished(event)`` run in the
     worker, one arq job each, queued only for the handlers a class overrides.
-    A handler raises :class:`perezvon.core.registry.DeliveryError` with
+    A handler raises :class:`perezvon.api.DeliveryError` with
     ``retry=True`` for network errors and 5xx (retried with back-off) and
     ``retry=False`` for 4xx; each try is stored as a delivery record.
-    ``core_settings`` -- the deployment's :class:`perezvon.core.settings.Settings`
+    ``core_settings`` -- the deployment's :class:`perezvon.api.Settings`
     (data dir, public URL, secret key). ``settings`` -- this plugin's deployment settings.
     Returns: nothing. Duplicate keys stop start-up.
     """
@@ -50,13 +50,13 @@ def perezvon_register_notifiers(registry: Registry, settings: dict[str, Any], co
 
     When: once at start-up, for each enabled plugin.
     Arguments: ``registry`` -- call ``registry.add_notifier(notifier)`` with a
-    :class:`perezvon.core.registry.Notifier`: ``key`` and
+    :class:`perezvon.api.Notifier`: ``key`` and
     ``async send(notification)``; the core sends every
-    :class:`perezvon.core.registry.Notification` (``kind`` one of
+    :class:`perezvon.api.Notification` (``kind`` one of
     ``"call_succeeded"``, ``"call_failed"``, ``"lead_delayed"``,
     ``"activation"``, ``"site_snippet"``; recipients; the call or user it is
     about) to every registered notifier, each as its own retried job.
-    ``core_settings`` -- the deployment's :class:`perezvon.core.settings.Settings`
+    ``core_settings`` -- the deployment's :class:`perezvon.api.Settings`
     (data dir, public URL, secret key). ``settings`` -- this plugin's deployment settings.
     Returns: nothing.
     """

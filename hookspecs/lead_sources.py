@@ -3,7 +3,7 @@
 A lead source declares itself (key, title, Calltouch DTMF code), may run a
 long-running server next to the web app (the site-forms SMTP intake is one),
 and hands every lead to the core's intake function
-(:meth:`perezvon.core.intake.LeadIntake.submit`) -- it never writes calls itself.
+(:meth:`perezvon.api.LeadIntake.submit`) -- it never writes calls itself.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def perezvon_register_lead_sources(registry: Registry, settings: dict[str, Any],
 
     When: once at start-up, for each enabled plugin.
     Arguments: ``registry`` -- call ``registry.add_lead_source(LeadSource(...))``
-    (see :class:`perezvon.core.registry.LeadSource`: ``key``, ``title``,
+    (see :class:`perezvon.api.LeadSource`: ``key``, ``title``,
     ``calltouch_code`` -- the DTMF auto-tag sent to Calltouch: widget 11, lead
     generator 12, mobile lead generator 13, mobile panel 14, site forms 15,
     other 16). ``settings`` -- this plugin's validated deployment settings.
@@ -37,12 +37,12 @@ def perezvon_servers(context: ServerContext, settings: dict[str, Any], core_sett
 
     When: once when ``perezvon serve`` starts (a plugin's own command, such
     as ``perezvon smtp``, may build its servers itself).
-    Arguments: ``context`` -- a :class:`perezvon.core.registry.ServerContext` with the
+    Arguments: ``context`` -- a :class:`perezvon.api.ServerContext` with the
     lead intake, the host to bind and the ports asked for on the command line
     (``context.ports["smtp"]`` for ``--smtp-port``). ``settings`` -- this
     plugin's settings. ``core_settings`` -- the deployment's
-    :class:`perezvon.core.settings.Settings` (data dir, public URL, secret key).
-    Returns: a list of :class:`perezvon.core.registry.Server` objects; the core awaits
+    :class:`perezvon.api.Settings` (data dir, public URL, secret key).
+    Returns: a list of :class:`perezvon.api.Server` objects; the core awaits
     ``start()`` on each before it reports ready and ``stop()`` on shutdown
     (Ctrl-C, SIGTERM or an error elsewhere).
     """

@@ -75,9 +75,9 @@ def perezvon_demo_steps(settings: dict[str, Any], core_settings: Settings) -> li
 
     When: each time ``perezvon demo`` seeds the demo (it must stay idempotent).
     Arguments: ``settings`` -- this plugin's settings; ``core_settings`` --
-    the deployment's :class:`perezvon.core.settings.Settings`.
+    the deployment's :class:`perezvon.api.Settings`.
     Returns: a list of ``async def step(connection) -> dict`` functions (see
-    :data:`perezvon.core.registry.DemoStep`). The core awaits each with the demo
+    :data:`perezvon.api.DemoStep`). The core awaits each with the demo
     connection after its own seeding; the keys of the returned dicts are added
     to the demo's output (``perezvon demo --json``), e.g. the connection's
     technical e-mail address.
@@ -93,12 +93,12 @@ def perezvon_commands(commands: CommandRegistry) -> None:
     before the settings are read, so ``perezvon --help`` works with any
     configuration: declare commands here, read settings in the handler.
     Arguments: ``commands`` -- call ``commands.add(name, handler, help=...,
-    arguments=...)`` (see :class:`perezvon.core.commands.CommandRegistry`).
+    arguments=...)`` (see :class:`perezvon.api.CommandRegistry`).
     ``arguments(parser)`` adds the command's own options to its argparse
     sub-parser, which already has the common options (``--data-dir``,
     ``--database-url``, ``--redis-url``, ``--plugins``, ``--public-url``).
     ``handler(context)`` -- plain or ``async def`` -- gets a
-    :class:`perezvon.core.commands.CommandContext` (``args``, ``settings``,
+    :class:`perezvon.api.CommandContext` (``args``, ``settings``,
     ``plugin_settings``, ``app``, ``await start()``, ``stop_event()``) and
     returns the exit status (``None`` is 0); the core stops the application
     after it.

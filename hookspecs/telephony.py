@@ -25,12 +25,12 @@ def perezvon_register_telephony(registry: Registry, settings: dict[str, Any], co
 
     When: once at start-up, for each enabled plugin.
     Arguments: ``registry`` -- call ``registry.add_telephony(backend)`` with an
-    instance of a :class:`perezvon.core.registry.TelephonyBackend` subclass. The core
+    instance of a :class:`perezvon.api.TelephonyBackend` subclass. The core
     calls ``await backend.start()`` in the worker before the first attempt,
     ``await backend.place_attempt(plan, progress)`` for each attempt (returns
-    an :class:`perezvon.core.registry.AttemptOutcome`), ``await backend.health()`` for
+    an :class:`perezvon.api.AttemptOutcome`), ``await backend.health()`` for
     ``/healthz`` and ``await backend.stop()`` on shutdown.
-    ``core_settings`` -- the deployment's :class:`perezvon.core.settings.Settings`
+    ``core_settings`` -- the deployment's :class:`perezvon.api.Settings`
     (data dir, public URL, secret key). ``settings`` -- this plugin's settings (e.g. AMI host and credentials,
     the dial-string template).
     Returns: nothing.
@@ -43,11 +43,11 @@ def perezvon_register_speech(registry: Registry, settings: dict[str, Any], core_
 
     When: once at start-up, for each enabled plugin.
     Arguments: ``registry`` -- call ``registry.add_speech(engine)`` with a
-    :class:`perezvon.core.registry.SpeechEngine` (``key``, ``title``, ``priority`` and
+    :class:`perezvon.api.SpeechEngine` (``key``, ``title``, ``priority`` and
     ``async synthesize(text, voice) -> Path`` returning an audio file;
     ``voice`` is ``"male"`` or ``"female"``). The engine with the highest
     priority is used, so a better voice can replace the built-in one.
-    ``core_settings`` -- the deployment's :class:`perezvon.core.settings.Settings`
+    ``core_settings`` -- the deployment's :class:`perezvon.api.Settings`
     (data dir, public URL, secret key). ``settings`` -- this plugin's settings.
     Returns: nothing.
     """
