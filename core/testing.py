@@ -61,8 +61,13 @@ async def fresh_database_url(tmp_dir: Path) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, "", ""))
 
 
-async def drop_databases() -> None:
-    if not _databases_made:
+async def drop_databases(only: str | None = None) -> None:
+    """Drop the PostgreSQL databases :func:`fresh_database_url` made in this process, or just ``only``
+    (a URL it returned) -- a test that made one of its own must not drop the session's."""
+    names = [urlsplit(url).path.lstrip("/") for url in _databases_made]
+    if only is not None:
+        names = [name for name in names if name == urlsplit(only).path.lstrip("/")]
+    if not names:
         return
     import asyncpg
 
@@ -70,9 +75,9 @@ async def drop_databases() -> None:
     parts = urlsplit(base)
     admin = await asyncpg.connect(urlunsplit(("postgresql", *parts[1:])))
     try:
-        while _databases_made:
-            name = urlsplit(_databases_made.pop()).path.lstrip("/")
+        for name in names:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            _databases_made[:] = [url for url in _databases_made if urlsplit(url).path.lstrip("/") != name]
     finally:
         await admin.close()
 

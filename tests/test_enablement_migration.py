@@ -100,7 +100,7 @@ async def test_migration_0005_carries_every_enablement_row(tmp_path):
     try:
         run = subprocess.run([sys.executable, str(Path(__file__)), url], capture_output=True, text=True, timeout=120)
     finally:
-        await drop_databases()
+        await drop_databases(only=url)
     assert run.returncode == 0, run.stderr
     tables, *rows = json.loads(run.stdout.strip().splitlines()[-1])
     assert "plugin_enablements" in tables["tables"]

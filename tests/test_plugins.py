@@ -469,7 +469,7 @@ def test_a_command_clash_stops_the_real_command_line(hello_package, tmp_path):
     # without siteforms the plugin's `smtp` is an ordinary plugin command
     toml.write_text("[plugins.hello_smtp]\nenabled = true\n")
     alone = run_cli(["smtp"], env, tmp_path)
-    assert (alone.returncode, alone.stdout) == (0, "not the real one\n")
+    assert (alone.returncode, alone.stdout) == (0, "not the real one\n"), alone.stderr
 
 
 class _GreetingSpecs:
