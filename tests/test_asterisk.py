@@ -475,6 +475,32 @@ async def test_asterisk_restarting_mid_call_ends_the_attempt(emulator, backend):
     await backend.link.wait_up(5)
 
 
+async def test_a_leg_orphaned_while_the_login_is_in_progress_is_hung_up_once_the_link_is_up(emulator, backend):
+    """The login hangs up the orphans it finds before the link counts as up; a leg orphaned in that
+    window (the call's own hang-up saw the link not up yet) is hung up as soon as the link is up --
+    not left holding the line until the next login, which may be hours away."""
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1"))
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=4000))
+    task = asyncio.create_task(run(backend, plan()))
+    while not any(a.get_ci("Command", "").startswith("EXEC Bridge") for a in emulator.actions("AGI")):
+        await asyncio.sleep(0.02)
+    held = sorted(channel.uniqueid for channel in emulator.channels.values())
+    assert len(held) == 2
+    backend.link.up.clear()  # logged in, its on-up steps done, not yet "up": the window
+    for channel_id in held:
+        backend.orphan(channel_id)
+    await asyncio.sleep(0.3)
+    assert sorted(channel.uniqueid for channel in emulator.channels.values()) == held  # not while logging in
+    backend.link.up.set()
+    for _ in range(100):
+        if not emulator.channels:
+            break
+        await asyncio.sleep(0.02)
+    assert not emulator.channels and not backend.orphans
+    assert {c.hangup_cause for c in emulator.hungup_channels if c.uniqueid in held} == {16}
+    await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_legs_left_by_a_killed_worker_are_hung_up_by_the_sweep_of_another(emulator, backend, speech, tmp_path):
     """A killed worker cannot hang up: its legs wait in Async AGI, holding the lines. When the
     core's sweep (in another worker) resolves that attempt as interrupted, the other worker's

@@ -317,14 +317,14 @@ class AsteriskCall(CallControl):
             if leg.gone.done():
                 continue
             if not self.link.up.is_set():
-                self.backend.orphans.add(leg.id)
+                self.backend.orphan(leg.id)
                 continue
             try:
                 await self.link.send({"Action": "Hangup", "Channel": leg.name or leg.id, "Cause": "16"}, timeout=5)
             except ActionRefused:  # "No such channel": it is gone already
                 pass
             except LinkDown:
-                self.backend.orphans.add(leg.id)
+                self.backend.orphan(leg.id)
 
 
 class AsteriskTelephony(TelephonyBackend):
@@ -367,6 +367,7 @@ class AsteriskTelephony(TelephonyBackend):
         self.dialplan_problem = ""
         #: channels of attempts that ended while the link was down: hung up at the next login
         self.orphans: set[str] = set()
+        self._orphan_sweep: asyncio.Future[None] | None = None
         self.speech: SpeechEngine | None = None  # the highest-priority engine, picked by start()
         self._sounds_in_progress: dict[tuple[str, str], asyncio.Future] = {}
 
@@ -393,6 +394,8 @@ class AsteriskTelephony(TelephonyBackend):
         await self.link.start()
 
     async def stop(self) -> None:
+        if self._orphan_sweep is not None:
+            self._orphan_sweep.cancel()
         await self.link.stop()
 
     async def health(self) -> str | None:
@@ -403,6 +406,21 @@ class AsteriskTelephony(TelephonyBackend):
     def _link_lost(self, why: str) -> None:
         for call in list(self.calls):
             call.lose_link(why)
+
+    def orphan(self, channel_id: str) -> None:
+        """A leg left behind while the link is down: hang it up as soon as the link is back.
+
+        The login hangs up the orphans it finds (``_hang_up_orphans`` runs before the
+        link counts as up); a leg orphaned while that login is still in progress is
+        hung up by this sweep, once the link is up, rather than at the next login.
+        """
+        self.orphans.add(channel_id)
+        if self._orphan_sweep is None or self._orphan_sweep.done():
+            self._orphan_sweep = asyncio.ensure_future(self._sweep_orphans_when_up())
+
+    async def _sweep_orphans_when_up(self) -> None:
+        await self.link.up.wait()
+        await self._hang_up_orphans()
 
     async def _hang_up_orphans(self) -> None:
         for channel_id in list(self.orphans):
