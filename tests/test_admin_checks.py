@@ -223,3 +223,53 @@ async def test_a_viewer_cannot_check(perezvon_client, card, service):
         data={"csrf_token": viewer_csrf, "action": "check", **form_for("metrika", service.url)},
     )
     assert page.status_code == 403 and service.requests == []
+
+
+@pytest.mark.parametrize(
+    "key, field, value",
+    [
+        ("webhooks", "secret", "a-long-enough-secret\x00with-nul"),
+        ("comagic", "access_token", "cm-key-0123456789\x00abcdef"),
+        ("metrika", "oauth_token", "y0_token\x00"),
+        ("metrika", "counter_id", "1" * 5000),
+    ],
+)
+async def test_hostile_values_on_a_card_are_refused_on_their_field(perezvon_client, card, service, key, field, value):
+    """What the stores cannot hold (NUL, a lone surrogate) or no service would take is a 400 on the
+    field -- never a 500 from the database, and never sent to the service."""
+    connection, csrf = card
+    service.default = GOOD_ANSWERS[key]
+    form = {"csrf_token": csrf, **form_for(key, service.url), field: value}
+    for action in ({}, {"action": "check"}):
+        page = await perezvon_client.post(f"/connections/{connection.id}/integrations/{key}", data={**form, **action})
+        assert page.status_code == 400, (action, page.status_code)
+        assert field_error(page.text, field), form_errors(page.text)
+    assert service.requests == []
+    assert await stored(connection, key) is None
+
+
+@pytest.mark.parametrize(
+    "draft",
+    [
+        '{"look": {"title": "a\\u0000b"}}',  # a NUL, as JSON escapes it
+        '{"look": {"title": "broken \\ud800"}}',  # a lone surrogate: valid JSON, not UTF-8
+        '{"thresholds": {"time_seconds": NaN}}',  # Python's json takes NaN; no store does
+        '{"look": {"title": "' + "x" * 20_000 + '"}}',
+    ],
+)
+async def test_the_visual_editor_refuses_what_no_store_can_hold(perezvon_client, card, draft):
+    """The editor's JSON draft goes through the same guard as a card's form (core/enablement.py)."""
+    connection, csrf = card
+    page = await perezvon_client.post(
+        f"/connections/{connection.id}/apps/widget", data={"csrf_token": csrf, "settings_json": draft}
+    )
+    assert page.status_code == 400
+    assert await enablement.stored_settings(connection, enablement.APPLICATION, "widget") is None
+
+    # the preview's draft endpoint: the same guard, errors as JSON, never a 500
+    answer = await perezvon_client.post(
+        f"/connections/{connection.id}/editor/widget/draft",
+        content=('{"settings": ' + draft + "}").encode(),
+        headers={"X-CSRF-Token": csrf, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 422 and answer.json()["errors"]

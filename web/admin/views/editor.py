@@ -194,9 +194,9 @@ def _load_json(schema: Schema, text: str, locale: str) -> tuple[dict | None, Any
     if not isinstance(raw, dict):
         return None, {}, {"_schema": [translate("Not valid JSON.", locale)]}
     try:
-        return schema.load(raw), raw, {}
+        return enablement.validated(schema, raw), raw, {}
     except ValidationError as exc:
-        return None, raw, flat_errors(translate_errors(exc.messages, locale))
+        return None, enablement.displayable(raw), flat_errors(translate_errors(exc.messages, locale))
 
 
 async def preview(ctx: Ctx) -> Response:
@@ -232,7 +232,7 @@ async def draft(ctx: Ctx) -> Response:
     if not isinstance(raw, dict):
         return JSONResponse({"errors": {"_schema": [ctx._("Not valid JSON.")]}}, status_code=422)
     try:
-        settings = app.settings_schema().load(raw.get("settings") or {})
+        settings = enablement.validated(app, raw.get("settings") or {})
     except ValidationError as exc:
         return JSONResponse({"errors": flat_errors(translate_errors(exc.messages, ctx.locale))}, status_code=422)
     site_script = ctx.request.app.state.site_script
