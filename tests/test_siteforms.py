@@ -582,28 +582,16 @@ async def test_no_cr_or_lf_reaches_a_lead_name(smtp, forms_site, new_phone):
     assert all("\r" not in s and "\n" not in s for s in subjects)
 
 
+def self_signed_certificate(folder):
+    """A certificate and key for the intake domain, as STARTTLS needs them: (cert.pem, key.pem)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={DOMAIN}"]
+    subprocess.run([*command, "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
 async def test_starttls_with_a_configured_certificate(perezvon_app, forms_site, new_phone, tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            f"/CN={DOMAIN}",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed_certificate(tmp_path)
     phone = new_phone()
     async with smtp_server(perezvon_app, tls_cert=str(cert), tls_key=str(key)) as server:
         assert "STARTTLS" in server.describe()
@@ -895,27 +883,7 @@ def test_serve_takes_a_form_email_and_calls_the_visitor_back(tmp_path):
 
 
 def test_perezvon_smtp_alone_answers_with_starttls(tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            f"/CN={DOMAIN}",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed_certificate(tmp_path)
     plugins = tmp_path / "plugins.toml"
     plugins.write_text(
         f"[plugins.simulator]\nenabled = true\n[plugins.siteforms]\nenabled = true\n"
