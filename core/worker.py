@@ -21,6 +21,7 @@ slots, a slow or dead integration only slows the pushes behind it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from typing import Any
 
@@ -34,6 +35,8 @@ from perezvon.core.integrations import close_clients
 from perezvon.core.jobs import DeliveryBatches
 from perezvon.core.queue import CALLBACKS_QUEUE, DELIVERIES_QUEUE
 from perezvon.core.redis import redis_settings
+
+logger = logging.getLogger("perezvon.worker")
 
 #: a call (ringing + talk) may last long; arq must not cancel it
 ATTEMPT_TIMEOUT = 4 * 3600
@@ -110,11 +113,14 @@ class QueueWorker(Worker):
                 slots += 1
             batch, candidates = candidates[:slots], candidates[slots:]
             self.job_counter += slots
+            claim = asyncio.ensure_future(self._claim_jobs(batch))
             try:
-                claimed = await self._claim_jobs(batch)
-            except BaseException:  # Redis went away: give the slots back, arq's poll loop reports it
+                claimed = await asyncio.shield(claim)
+            except BaseException as exc:  # Redis went away (arq's poll loop reports it) or the worker stops
                 for _ in batch:
                     self._release_sem_dec_counter_on_complete()
+                if isinstance(exc, asyncio.CancelledError):
+                    await self._release_claims(claim)
                 raise
             for job_id, score in claimed:
                 task = self.loop.create_task(self.run_job(job_id, score))
@@ -122,6 +128,20 @@ class QueueWorker(Worker):
                 self.tasks[job_id] = task
             for _ in range(len(batch) - len(claimed)):  # running elsewhere, gone, or not due
                 self._release_sem_dec_counter_on_complete()
+
+    async def _release_claims(self, claim: asyncio.Future[list[tuple[str, int]]]) -> None:
+        """Undo a claim the stop cut short: its jobs never started here.
+
+        The script may have claimed them already; their in-progress marks would
+        keep every other worker off them until the marks expire (the job timeout
+        plus ten seconds: five minutes for a visitor waiting for a callback).
+        """
+        try:
+            claimed = await asyncio.wait_for(claim, timeout=5)
+            if claimed:
+                await self.pool.delete(*(in_progress_key_prefix + job_id for job_id, _ in claimed))
+        except Exception:  # Redis went away too: the marks expire on their own
+            logger.warning("could not release the jobs claimed while stopping", exc_info=True)
 
     async def _claim_jobs(self, job_ids: list[str]) -> list[tuple[str, int]]:
         if self._claim is None:
@@ -137,12 +157,13 @@ class QueueWorker(Worker):
 
         arq awaits the jobs it cancelled and re-raises the first cancellation, so its
         ``on_shutdown`` (the engine's drain, the delivery batchers) and the pool's close
-        would not run at all.
+        would not run at all. It also closes the pool while its poll loop may still use it.
         """
         self.handle_sig(signal.SIGUSR1)
         if not self._pool:
             return
-        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        # the poll loop first: it may be giving back a claim the stop cut short (start_jobs)
+        await asyncio.gather(*filter(None, [self.main_task]), *self.tasks.values(), return_exceptions=True)
         await self.pool.delete(self.health_check_key)
         if self.on_shutdown:
             await self.on_shutdown(self.ctx)

@@ -20,7 +20,7 @@ from arq.constants import in_progress_key_prefix
 from perezvon.core import enablement
 from perezvon.core.models import Call, Delivery, Lead
 from perezvon.core.queue import DELIVERIES_QUEUE, JobQueue, delivery_job
-from perezvon.core.worker import build_workers
+from perezvon.core.worker import QueueWorker, build_workers
 from tests.test_integrations import Service
 
 
@@ -145,3 +145,46 @@ async def test_no_more_jobs_run_at_once_than_the_worker_has_slots(perezvon_app, 
         await run_deliveries_workers(perezvon_app, 1, all_delivered_after_five_hung)
         assert while_hung == [5]  # no sixth push started while five held the slots
         assert len(service.requests) == 20
+
+
+async def test_jobs_claimed_as_the_worker_stops_are_left_for_the_next_worker(perezvon_app, perezvon_site, monkeypatch):
+    """A stop that lands between the claim and the start must not leave arq's in-progress marks
+    behind: they would keep every other worker off those jobs for the job timeout (five minutes)."""
+    async with Service() as service:
+        await webhooks_to(service, perezvon_site)
+        calls = await queued_pushes(perezvon_app, perezvon_site, 3)
+        redis = perezvon_app.redis
+        claimed, replied = asyncio.Event(), asyncio.Event()
+        real_claim = QueueWorker._claim_jobs
+
+        async def claim_then_stall(worker, job_ids):
+            result = await real_claim(worker, job_ids)
+            claimed.set()
+            await replied.wait()  # the script has run; its reply arrives after the stop
+            return result
+
+        monkeypatch.setattr(QueueWorker, "_claim_jobs", claim_then_stall)
+        worker = build_workers(perezvon_app).deliveries
+        task = asyncio.create_task(worker.async_run())
+        await asyncio.wait_for(claimed.wait(), 10)
+        job_ids = [delivery_job("webhooks", "lead_created", str(c.id)).job_id for c in calls]
+        marks = [in_progress_key_prefix + job_id for job_id in job_ids]
+        assert await redis.exists(*marks) == 3  # the script did claim them
+        closing = asyncio.create_task(worker.close())
+        await asyncio.sleep(0.05)
+        replied.set()
+        await closing
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert await redis.exists(*marks) == 0
+        scores = [await redis.zscore(DELIVERIES_QUEUE, job_id) for job_id in job_ids]
+        assert all(score is not None and score <= time.time() * 1000 for score in scores)  # still queued, due now
+        assert service.requests == []
+
+        monkeypatch.setattr(QueueWorker, "_claim_jobs", real_claim)
+
+        async def all_delivered(_workers) -> bool:
+            return await Delivery.filter(call_id__in=[c.id for c in calls], ok=True).count() == 3
+
+        await run_deliveries_workers(perezvon_app, 1, all_delivered)  # at once, not in five minutes
+        assert len(service.requests) == 3
