@@ -330,12 +330,14 @@ class LeadIntake:
         if data["source"] not in self.registry.lead_sources:
             raise IntakeError(IntakeReason.INVALID, {"source": ["Unknown lead source."]})
         errors: dict[str, list[str]] = {}
+        # a choice the visitor never saw (a site's own form, e-mailed) cannot be required of them
+        chose = self.registry.lead_sources[data["source"]].visitor_chooses
         for field, allowed, required in (
             ("office_id", site.offices, site.offices_required),
             ("department_id", site.departments, site.departments_required),
         ):
             value = data[field]
-            if value is None and required:
+            if value is None and required and chose:
                 errors[field] = ["Choose one."]
             elif value is not None and value not in allowed:
                 errors[field] = ["Not one of this site's choices."]

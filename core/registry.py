@@ -58,6 +58,10 @@ class LeadSource:
     title: str
     #: Calltouch DTMF auto-tag (docs/calls.md#lead-source-codes: widget 11 ... other 16)
     calltouch_code: int = 16
+    #: False for a source whose visitor never saw the connection's office and department choice
+    #: (a site's own form e-mailed to Perezvon): the intake does not hold its leads to "required"
+    #: choices, it takes them with the choice empty, so no such lead is lost over a choice
+    visitor_chooses: bool = True
 
 
 class Server:
@@ -136,6 +140,27 @@ class AppEditor:
     texts: tuple[tuple[str, str], ...] = ()
 
 
+@dataclasses.dataclass(frozen=True)
+class AdminPanel:
+    """An app's own panel on a connection's admin page (docs/plugins.md, "Admin panels").
+
+    The core renders ``template`` (a file in the plugin's ``templates/`` folder) with what the
+    app's :meth:`Application.admin_panel_data` returns, and runs
+    :meth:`Application.admin_panel_action` for a button of the panel whose name is in ``actions``.
+    """
+
+    #: the template, relative to the plugin's ``templates/`` folder (the core adds the plugin's name)
+    template: str
+    #: the names of the panel's buttons (``<button name="action" value="...">``), posted to the
+    #: app's settings page with the edit level
+    actions: tuple[str, ...] = ()
+
+
+#: what a panel's action tells the admin: ``(kind, text)``, kind ``"ok"`` or ``"error"``, the text
+#: already in the admin's language
+PanelMessage = tuple[str, str]
+
+
 #: events the site runtime itself emits for any app (docs/site-script.md): name -> label
 CORE_SITE_EVENTS: dict[str, str] = {"offhours_lead": "Off-hours lead"}
 
@@ -155,6 +180,18 @@ class Application:
     #: ``"<key>_shown"``, ``ctx.submit`` emits ``"<key>_lead"``): event -> label, an English
     #: msgid. Analytics integrations turn each one into a goal (docs/integrations.md).
     site_events: ClassVar[dict[str, str]] = {}
+    #: the app's own panel on a connection's admin page; None: only the card
+    admin_panel: ClassVar[AdminPanel | None] = None
+
+    async def admin_panel_data(self, connection: Connection, locale: str) -> dict[str, Any]:
+        """What the panel's template gets as ``panel.data`` for this connection, in ``locale``."""
+        return {}
+
+    async def admin_panel_action(
+        self, connection: Connection, action: str, form: dict[str, str], locale: str
+    ) -> list[PanelMessage]:
+        """Run one of ``admin_panel.actions`` for a connection; returns what to tell the admin."""
+        return []
 
     def default_settings(self) -> dict[str, Any]:
         defaults: dict[str, Any] = self.settings_schema().load({})

@@ -18,7 +18,8 @@ What is here, by purpose:
 * base classes and their data types, one family at a time: lead sources
   (:class:`LeadSource`, :class:`Server`, :class:`ServerContext`,
   :class:`IntakeError`, :class:`IntakeReason`), applications (:class:`Application`, its admin
-  editor :class:`AppEditor`, :class:`EditorElement`, :class:`PreviewOption`, and
+  editor :class:`AppEditor`, :class:`EditorElement`, :class:`PreviewOption`, its admin panel
+  :class:`AdminPanel` and :data:`PanelMessage`, and
   :data:`CORE_SITE_EVENTS`), telephony
   (:class:`TelephonyBackend`, :class:`AttemptPlan`, :class:`AttemptOutcome`,
   :class:`LegStatus`, :class:`CallControl`, :func:`run_scenario`,
@@ -67,6 +68,7 @@ from perezvon.core.registry import (
     CORE_SITE_EVENTS,
     EVENTS,
     LEAD_CREATED,
+    AdminPanel,
     AppEditor,
     Application,
     AttemptOutcome,
@@ -85,6 +87,7 @@ from perezvon.core.registry import (
     LegStatus,
     Notification,
     Notifier,
+    PanelMessage,
     PluginError,
     PreviewOption,
     Registry,
@@ -120,6 +123,7 @@ __all__ = [
     "PROJECT",
     "TEST_FIXTURES",
     "Accepted",
+    "AdminPanel",
     "AppEditor",
     "Application",
     "AttemptOutcome",
@@ -154,6 +158,7 @@ __all__ = [
     "Notifier",
     "Office",
     "OperatorNumber",
+    "PanelMessage",
     "PluginError",
     "PluginKind",
     "PreviewOption",

@@ -26,7 +26,17 @@ import httpx
 import pytest
 
 from perezvon.core import enablement
-from perezvon.core.models import Call, Connection, Department, Lead, Office, OperatorNumber, Project
+from perezvon.core.intake import IntakeError
+from perezvon.core.models import (
+    Call,
+    Connection,
+    Department,
+    Lead,
+    NotificationRecipient,
+    Office,
+    OperatorNumber,
+    Project,
+)
 from perezvon.core.plugins import PluginHost
 from perezvon.core.registry import PluginError, ServerContext
 from perezvon.core.testing import ROUND_THE_CLOCK
@@ -163,6 +173,16 @@ async def forms_site(perezvon_site):
     """A connection with site forms switched on; ``.email`` is its technical address."""
     perezvon_site.email = await switch_on(perezvon_site, DOMAIN)
     return perezvon_site
+
+
+async def make_forms_site(perezvon_app) -> Connection:
+    """Another connection like ``perezvon_site``, with site forms on; ``.email`` is its address."""
+    project = await Project.create(name="Another company")
+    domain = f"site-{uuid.uuid4().hex[:10]}.example"
+    connection = await Connection.create(project=project, domain=domain, name="Other site", schedule=ROUND_THE_CLOCK)
+    await OperatorNumber.create(connection=connection, phone="+74951234567")
+    connection.email = await switch_on(connection, DOMAIN)
+    return connection
 
 
 def phone_text(phone: str) -> str:
@@ -462,17 +482,106 @@ async def test_an_intake_that_cannot_store_the_lead_now_answers_451(
     assert await Lead.filter(connection_id=forms_site.id, phone=phone).count() == 1
 
 
-async def test_a_lead_the_intake_refuses_is_kept_with_the_reason(smtp, forms_site, new_phone):
+async def test_a_site_form_is_not_held_to_required_choices_its_visitor_never_saw(
+    perezvon_app, smtp, forms_site, new_phone
+):
+    """Office and department required for the widget: an e-mailed form has no such choice, so its
+    lead is taken with them empty (or as the e-mail names them), never lost; the widget is still held."""
     forms_site.offices_enabled = forms_site.offices_required = True
+    forms_site.departments_enabled = forms_site.departments_required = True
     await forms_site.save()
-    await Office.create(connection=forms_site, name="Центр", alt_name="Центральный офис")
-    reply = await send(
-        smtp.port, [forms_site.email], form_email(forms_site.email, f"Телефон: {phone_text(new_phone())}")
+    centre = await Office.create(connection=forms_site, name="Центр", alt_name="Центральный офис")
+    service = await Department.create(connection=forms_site, name="Сервис")
+    bare, named = new_phone(), new_phone()
+    replies = [
+        await send(smtp.port, [forms_site.email], form_email(forms_site.email, f"Телефон: {phone_text(bare)}")),
+        await send(
+            smtp.port,
+            [forms_site.email],
+            form_email(forms_site.email, f"Телефон: {phone_text(named)}\nКуда: Центральный офис, Сервис"),
+        ),
+    ]
+    assert [r["data"] for r in replies] == [(250, "2.0.0 OK: lead created")] * 2
+    lead = await Lead.get(connection_id=forms_site.id, phone=bare)
+    assert (lead.source, lead.office_id, lead.department_id) == ("siteforms", None, None)
+    assert await Call.exists(lead_id=lead.id)
+    lead = await Lead.get(connection_id=forms_site.id, phone=named)
+    assert (lead.office_id, lead.department_id) == (centre.id, service.id)
+    with pytest.raises(IntakeError) as refused:  # a visitor who saw the choice must still make it
+        await perezvon_app.intake.submit(
+            {"token": forms_site.token, "phone": new_phone(), "consent": True, "source": "api"}, client_ip=None
+        )
+    assert refused.value.errors == {"office_id": ["Choose one."], "department_id": ["Choose one."]}
+
+
+async def refused_by_switching_off(port: int, site, raw: bytes) -> tuple[int, str]:
+    """The site is switched off between RCPT (taken) and DATA: the intake refuses the lead."""
+    dialogue = await Dialogue.open(port)
+    try:
+        await dialogue.command("EHLO site.example")
+        await dialogue.command("MAIL FROM:<robot@site.example>")
+        assert (await dialogue.command(f"RCPT TO:<{site.email}>"))[0] == 250
+        await Connection.filter(id=site.id).update(is_on=False)
+        return await dialogue.data(raw)
+    finally:
+        await dialogue.close()
+
+
+async def test_a_lead_the_intake_refuses_is_kept_with_the_reason(smtp, forms_site, new_phone):
+    raw = form_email(forms_site.email, f"Телефон: {phone_text(new_phone())}", subject="Запись на сервис")
+    assert await refused_by_switching_off(smtp.port, forms_site, raw) == (
+        250,
+        "2.0.0 OK: message kept, the lead was refused",
     )
-    assert reply["data"] == (250, "2.0.0 OK: message kept, the lead was refused")
     message = await InboundMessage.get(connection_id=forms_site.id)
-    assert message.status == MessageStatus.REFUSED_BY_INTAKE and message.error == "invalid office_id: Choose one."
+    assert message.status == MessageStatus.REFUSED_BY_INTAKE
+    assert message.error == "site_off token: Callbacks are switched off for this site."
+    assert (message.subject, message.mail_from) == ("Запись на сервис", "robot@site.example")
     assert await RawMessage.exists(message_id=message.id)
+
+
+def outbox_files(perezvon_app, kind: str, subject_id: str) -> list[Path]:
+    return sorted((Path(perezvon_app.settings.data_dir) / "outbox").glob(f"*-{kind}-{subject_id}.eml"))
+
+
+async def test_kept_messages_are_told_to_the_connections_recipients(
+    perezvon_app, smtp, forms_site, new_phone, perezvon_run_jobs
+):
+    """A refused message and a phone-less one are not invisible: the recipients get an e-mail
+    (through the mail notifier) with when, from whom, the subject and why."""
+    await NotificationRecipient.create(connection=forms_site, email="boss@example.com", on_success=False)
+    await NotificationRecipient.create(connection=forms_site, email="desk@example.com", on_failure=False)
+    raw = form_email(forms_site.email, f"Телефон: {phone_text(new_phone())}", subject="Запись на сервис")
+    await refused_by_switching_off(smtp.port, forms_site, raw)
+    message = await InboundMessage.get(connection_id=forms_site.id)
+    await perezvon_run_jobs()
+    sent = outbox_files(perezvon_app, "form_email_kept", str(message.id))
+    assert len(sent) == 1
+    notice = email.message_from_bytes(sent[0].read_bytes(), policy=email.policy.default)
+    assert notice["To"] == "boss@example.com, desk@example.com"
+    assert notice["Subject"] == "Письмо с формы сайта сохранено без звонка — Test site"
+    text = notice.get_body(preferencelist=("plain",)).get_content()
+    assert "Отправитель: robot@site.example" in text and "Тема: Запись на сервис" in text
+    assert "Причина: Заявка отклонена: Обратные звонки для этого сайта были выключены" in text
+    assert f"/connections/{forms_site.id}#panel-siteforms" in text
+
+    # a phone-less one on another connection is told too; a second one within ten minutes only listed
+    other = await make_forms_site(perezvon_app)
+    await NotificationRecipient.create(connection=other, email="owner@example.com")
+    for subject in ("Подписка", "Подписка ещё раз"):
+        reply = await send(smtp.port, [other.email], form_email(other.email, "Имя: Вера", subject=subject))
+        assert reply["data"] == (250, "2.0.0 OK: no phone number found, message kept")
+    first, second = await InboundMessage.filter(connection_id=other.id).order_by("received_at")
+    await perezvon_run_jobs()
+    assert len(outbox_files(perezvon_app, "form_email_kept", str(first.id))) == 1
+    assert outbox_files(perezvon_app, "form_email_kept", str(second.id)) == []
+    notice = email.message_from_bytes(
+        outbox_files(perezvon_app, "form_email_kept", str(first.id))[0].read_bytes(), policy=email.policy.default
+    )
+    assert (
+        "Причина: Телефон не найден: В письме не найден номер телефона."
+        in notice.get_body(preferencelist=("plain",)).get_content()
+    )
 
 
 def test_every_intake_reason_has_its_place_in_the_smtp_intake():
@@ -735,6 +844,32 @@ def test_fields_in_the_shapes_cms_send_them():
     ]
 
 
+def test_names_in_three_more_layouts_and_robots_in_from_are_no_names():
+    def header_word(text: str) -> str:
+        return "=?utf-8?B?" + base64.b64encode(text.encode()).decode() + "?="
+
+    def name_of(head: str, body: str, site_name: str = "Окна Мастер") -> str:
+        form = parse_message(f"{head}Subject: x\r\n\r\n{body}".encode())
+        site = SiteProfile(1, "t", ("okna-master.ru",), name=site_name)
+        return match_lead(form, site).name
+
+    # a label alone on its line, the value on the next (1C-Bitrix event templates)
+    assert name_of("", "Ваше Имя\r\nЕкатерина Белова\r\n\r\nТелефон\r\n+7 916 583-27-40") == "Екатерина Белова"
+    # "от посетителя: Имя <e-mail>" on one line (Joomla contact extensions)
+    assert name_of("", "Сообщение от посетителя: Григорий Лебедев <g@ya.ru>\r\nТел. 8 915 204 77 31") == (
+        "Григорий Лебедев"
+    )
+    # only the From header's display name carries it
+    assert name_of(f"From: {header_word('Виктория Орлова')} <noreply@x.ru>\r\n", "Телефон: 8 903 118-64-25") == (
+        "Виктория Орлова"
+    )
+    # ... but a robot's, a site builder's or the site's own name in From is nobody's name
+    for sender in ("WordPress", "Tilda", "Сайт Автомир", "Заявка с сайта", "Окна Мастер", "okna-master.ru", "R2-D2"):
+        assert name_of(f"From: {header_word(sender)} <robot@x.ru>\r\n", "Телефон: 8 903 118-64-25") == "", sender
+    # a name field in the body still wins over all of them
+    assert name_of(f"From: {header_word('Виктория Орлова')} <v@x.ru>\r\n", "Имя: Вика\r\nТелефон: 1") == "Вика"
+
+
 def test_the_sites_own_number_is_not_the_visitors():
     form = parse_message(b"Subject: x\r\n\r\nCall us: +7 495 123-45-67. Me: 8 916 765 43 21\r\n")
     site = SiteProfile(1, "t", ("site.example",), own_phones=frozenset({"+74951234567"}))
@@ -917,3 +1052,207 @@ def test_perezvon_smtp_alone_answers_with_starttls(tmp_path):
         assert call_of_lead(tmp_path, "+79164321098")
     finally:
         stop(process)
+
+
+# --- the connection's admin page, over real HTTP ---------------------------------------------------------------
+
+
+@pytest.fixture
+async def live_admin(perezvon_app):
+    """The web app on a real port, in the test's event loop (as test_admin_browser.py runs it)."""
+    import socket
+
+    import uvicorn
+
+    from perezvon.web.app import create_app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(perezvon_app, manage_lifecycle=False), log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the web server did not start"
+        await asyncio.sleep(0.02)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 10)
+
+
+async def signed_in(client, connection, level: str = "edit") -> str:
+    """A user with ``level`` on the connection's project, signed in, Russian; returns the CSRF token."""
+    from test_admin_helpers import login, make_user
+
+    project = await Project.get(id=connection.project_id)
+    csrf = await login(client, await make_user(level=level, project=project))
+    client.cookies.set("pz_lang", "ru")
+    return csrf
+
+
+def panel_of(page: str) -> str:
+    start = page.index('id="panel-siteforms"')
+    return page[start : page.index("</section>", start)]
+
+
+async def test_the_connections_page_shows_the_technical_address_and_the_kept_messages(
+    live_admin, smtp, forms_site, new_phone
+):
+    await signed_in(live_admin, forms_site, level="view")
+    page = await live_admin.get(f"/connections/{forms_site.id}")
+    assert page.status_code == 200
+    panel = panel_of(page.text)
+    assert f'<code id="siteforms-address">{forms_site.email}</code>' in panel
+    assert 'class="js-copy" data-copy="siteforms-address"' in panel  # the copy button
+    assert "Формы сайта по e-mail" in panel and "Нет: все письма пока стали заявками." in panel
+    assert 'value="send_test"' not in panel  # viewing is not checking
+
+    no_phone = form_email(forms_site.email, "Имя: Вера\nПодпишите меня на новости", subject="Подписка")
+    assert (await send(smtp.port, [forms_site.email], no_phone, sender="news@site.example"))["data"][0] == 250
+    refused = form_email(forms_site.email, f"Телефон: {phone_text(new_phone())}", subject="Запись на сервис")
+    await refused_by_switching_off(smtp.port, forms_site, refused)
+    panel = panel_of((await live_admin.get(f"/connections/{forms_site.id}")).text)
+    rows = panel.split("<tbody>")[1].split("</tbody>")[0].split("</tr>")[:-1]
+    assert len(rows) == 2
+    assert "robot@site.example" in rows[0] and "Запись на сервис" in rows[0]
+    assert "Заявка отклонена: Обратные звонки для этого сайта были выключены." in rows[0]
+    assert "news@site.example" in rows[1] and "Подписка" in rows[1]
+    assert "Телефон не найден: В письме не найден номер телефона." in rows[1]
+    assert "Формы сайта для этого подключения выключены" in panel  # the connection is off now
+
+    live_admin.cookies.set("pz_lang", "en")
+    panel = panel_of((await live_admin.get(f"/connections/{forms_site.id}")).text)
+    assert "E-mails kept without a callback" in panel and "No phone number found in the message." in panel
+
+
+async def test_send_a_test_email_reaches_the_smtp_intake_and_shows_the_result(live_admin, smtp, forms_site):
+    csrf = await signed_in(live_admin, forms_site)
+    page = await live_admin.get(f"/connections/{forms_site.id}")
+    assert 'name="action" value="send_test"' in panel_of(page.text)
+    answer = await live_admin.post(
+        f"/connections/{forms_site.id}/apps/siteforms", data={"csrf_token": csrf, "action": "send_test"}
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == f"/connections/{forms_site.id}"
+    page = await live_admin.get(answer.headers["location"])
+    assert (
+        "Тестовое письмо пришло и разобрано как заявка: телефон +79990000000, имя «Проверка». "
+        "Формы сайта работают; по тестовому письму не звоним." in page.text
+    )
+    message = await InboundMessage.get(connection_id=forms_site.id)
+    assert message.status == MessageStatus.TEST and message.lead_id is None
+    assert message.message_id.endswith("@forms.perezvon.test>")
+    assert not await Lead.exists(connection_id=forms_site.id)  # a test rings nobody
+    assert "Нет: все письма пока стали заявками." in panel_of(page.text)  # a test is not a kept message
+
+    await enablement.switch(forms_site.id, enablement.APPLICATION, KEY, False)
+    await live_admin.post(
+        f"/connections/{forms_site.id}/apps/siteforms", data={"csrf_token": csrf, "action": "send_test"}
+    )
+    page = await live_admin.get(f"/connections/{forms_site.id}")
+    assert "Формы сайта для этого подключения выключены, поэтому приёмник не принимает письма" in page.text
+
+
+async def test_a_forged_check_header_is_an_ordinary_form(smtp, forms_site, new_phone):
+    """Without the secret key nobody can make the intake skip a lead: a made-up header is a form."""
+    phone = new_phone()
+    raw = form_email(forms_site.email, f"Телефон: {phone_text(phone)}").replace(
+        b"MIME-Version", b"X-Perezvon-Check: 0123.deadbeef\r\nMIME-Version", 1
+    )
+    assert (await send(smtp.port, [forms_site.email], raw))["data"] == (250, "2.0.0 OK: lead created")
+    assert await Lead.exists(connection_id=forms_site.id, phone=phone)
+
+
+async def test_the_test_email_says_when_the_intake_does_not_answer(perezvon_app, live_admin, forms_site, monkeypatch):
+    """No SMTP intake in this process and none at check_host/check_port: a clear message, not a 500."""
+    port = free_port()  # nothing listens there
+    monkeypatch.setitem(perezvon_app.host.registry.applications[KEY].settings, "check_port", port)
+    csrf = await signed_in(live_admin, forms_site)
+    answer = await live_admin.post(
+        f"/connections/{forms_site.id}/apps/siteforms", data={"csrf_token": csrf, "action": "send_test"}
+    )
+    assert answer.status_code == 303
+    page = await live_admin.get(answer.headers["location"])
+    assert f"SMTP-приёмник на 127.0.0.1:{port} не отвечает" in page.text
+
+
+def test_every_text_of_the_plugin_is_in_russian():
+    """The panel, the test e-mail's verdicts, the reasons in words: each msgid has its Russian text."""
+    from babel.messages.extract import extract_from_dir
+    from babel.messages.pofile import read_po
+
+    from perezvon.plugins.siteforms.texts import LOCALE_DIR
+
+    plugin_dir = ROOT / "plugins" / "siteforms"
+    # the modules that say things to people (elsewhere "text" is a parameter, which babel mistakes)
+    method_map = [(f"{name}.py", "python") for name in ("check", "panel", "notify")]
+    method_map.append(("**/templates/**.html", "jinja2"))
+    options = {"**/templates/**": {"trim_blocks": "true", "lstrip_blocks": "true"}}
+    used = {
+        message
+        for _, _, message, _, _ in extract_from_dir(
+            str(plugin_dir), method_map, options, keywords={"text": None, "t": None}
+        )
+    }
+    from perezvon.plugins.siteforms.panel import FIELDS, REFUSALS
+
+    used |= set(REFUSALS.values()) | set(FIELDS.values()) | set(MessageStatus.LABELS.values())
+    with open(LOCALE_DIR / "ru" / "LC_MESSAGES" / "messages.po", "rb") as fh:
+        catalog = {m.id: m.string for m in read_po(fh, locale="ru") if m.id}
+    from perezvon.core.i18n import gettext
+
+    assert len(used) > 40
+    assert sorted(m for m in used if m not in catalog and gettext(m, "ru") == m) == []
+
+
+@pytest.mark.parametrize(
+    ("language", "subject", "lines"),
+    [
+        (
+            "ru",
+            "Письмо с формы сайта сохранено без звонка — Автосалон",
+            ["Отправитель: robot@cars.example", "Причина: Телефон не найден: В письме не найден номер телефона."],
+        ),
+        (
+            "en",
+            "A site-form e-mail was kept without a callback — Автосалон",
+            ["Sender: robot@cars.example", "Why: No phone found: No phone number found in the message."],
+        ),
+    ],
+)
+def test_the_mail_notifier_renders_a_kept_message(language, subject, lines):
+    from perezvon.api import Notification
+    from perezvon.plugins.mail.compose import Composer
+
+    composer = Composer(language=language, public_url="https://perezvon.example", from_address="robot@perezvon.example")
+    rendered = composer.render(
+        Notification(
+            kind="form_email_kept",
+            recipients=("boss@example.com",),
+            subject_id="m-1",
+            data={
+                "connection": {"name": "Автосалон", "domain": "cars.example", "timezone": "Europe/Moscow"},
+                "message": {
+                    "received_at": "2026-03-14T09:00:00+00:00",
+                    "sender": "robot@cars.example",
+                    "subject": "Заявка\r\nBcc: x@example.com",
+                    "status": {"ru": "Телефон не найден", "en": "No phone found"},
+                    "reason": {
+                        "ru": "В письме не найден номер телефона.",
+                        "en": "No phone number found in the message.",
+                    },
+                },
+                "link": "https://perezvon.example/connections/7#panel-siteforms",
+            },
+        )
+    )
+    assert rendered.subject == subject
+    for line in lines:
+        assert line in rendered.text.splitlines(), line
+    assert "Bcc: x@example.com" in rendered.text and "\nBcc:" not in rendered.text  # one line, no forged header
+    assert 'href="https://perezvon.example/connections/7#panel-siteforms"' in rendered.html

@@ -47,11 +47,13 @@ CALL_FAILED = "call_failed"
 LEAD_DELAYED = "lead_delayed"
 ACTIVATION = "activation"
 SITE_SNIPPET = "site_snippet"
+#: a site-form e-mail kept without a callback (no phone in it, or refused): the siteforms plugin's
+FORM_EMAIL_KEPT = "form_email_kept"
 #: kinds about a visitor's lead: they carry its details, the site's time zone and a link to the call
 ABOUT_LEADS = (CALL_SUCCEEDED, CALL_FAILED, LEAD_DELAYED)
-#: kinds sent at most once per subject (a call): the Message-ID is stable, so a re-run job
+#: kinds sent at most once per subject (a call, a kept e-mail): the Message-ID is stable, so a re-run job
 #: produces the same message, and the outbox keeps one file
-ONCE_PER_SUBJECT = (CALL_SUCCEEDED, CALL_FAILED, LEAD_DELAYED)
+ONCE_PER_SUBJECT = (CALL_SUCCEEDED, CALL_FAILED, LEAD_DELAYED, FORM_EMAIL_KEPT)
 #: the keys of ``Notification.data`` each kind cannot do without (docs/mail.md has the whole contract)
 REQUIRED_DATA = {
     CALL_SUCCEEDED: ("connection", "lead", "call", "attempts"),
@@ -59,6 +61,7 @@ REQUIRED_DATA = {
     LEAD_DELAYED: ("connection", "lead"),
     ACTIVATION: ("user", "link", "expires_at"),
     SITE_SNIPPET: ("connection", "snippet"),
+    FORM_EMAIL_KEPT: ("connection", "message"),
 }
 
 # Lengths at which visitor-supplied text is cut, by where it is shown.
@@ -296,6 +299,7 @@ class Composer:
             LEAD_DELAYED: self._lead_delayed_context,
             ACTIVATION: self._activation_context,
             SITE_SNIPPET: self._site_snippet_context,
+            FORM_EMAIL_KEPT: self._form_email_kept_context,
         }[kind]
         context = build(data, locale)
         about_leads = kind in ABOUT_LEADS
@@ -361,6 +365,30 @@ class Composer:
             "snippet": multi_line(snippet, SNIPPET_LIMIT),
             "instructions": link(data.get("instructions_url")),
             "user": {"first_name": one_line(user.get("first_name"), 100)},
+        }
+
+    def _form_email_kept_context(self, data: Mapping[str, Any], locale: str) -> dict[str, Any]:
+        connection, message = data["connection"], data["message"]
+        tz = zone(connection.get("timezone"))
+        received = parse_time(message.get("received_at"))
+
+        def in_language(value: Any) -> str:
+            """A text the sender gave in every language (``{"ru": ..., "en": ...}``), or one text."""
+            if isinstance(value, Mapping):
+                value = value.get(locale) or value.get("en") or ""
+            return one_line(value, VALUE_LIMIT)
+
+        return {
+            **self._site_context(connection, tz, received),
+            "message": {
+                "received_at": self._time(received, tz, locale),
+                "sender": one_line(message.get("sender"), 320),
+                "subject": one_line(message.get("subject"), VALUE_LIMIT),
+                "status": in_language(message.get("status")),
+                "reason": in_language(message.get("reason")),
+            },
+            "link": link(data.get("link")),
+            "note": in_language(data.get("note")),
         }
 
     # --- pieces -------------------------------------------------------------------------------

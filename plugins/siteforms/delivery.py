@@ -18,6 +18,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from perezvon.api import IntakeError, IntakeReason
+from perezvon.plugins.siteforms.check import is_check
 from perezvon.plugins.siteforms.decoding import clean_line
 from perezvon.plugins.siteforms.directory import Directory, KnownAddress
 from perezvon.plugins.siteforms.matching import match_lead
@@ -83,11 +84,20 @@ def _lead_extra(form: ParsedForm, message_row_id: str) -> dict[str, Any]:
     }
 
 
+#: the job that tells a connection's recipients about a message kept without a lead (notify.py)
+NOTIFY_JOB = "siteforms.notify_kept"
+#: at most one such notification per connection in this many seconds: a spam run to the address
+#: must not flood the recipients (every message is listed on the connection's page anyway)
+NOTIFY_EVERY_SECONDS = 600
+
+
 class MessageIntake:
-    def __init__(self, *, intake: LeadIntake, directory: Directory, store: MessageStore) -> None:
+    def __init__(self, *, intake: LeadIntake, directory: Directory, store: MessageStore, secret: str = "") -> None:
         self.intake = intake
         self.directory = directory
         self.store = store
+        #: the deployment's secret key: it signs the admin's test e-mails (check.py)
+        self.secret = secret
 
     async def deliver(
         self, address: KnownAddress, form: ParsedForm | None, envelope: Envelope, parse_error: str = ""
@@ -133,6 +143,10 @@ class MessageIntake:
             return Outcome(None, retry_reason=f"lookup failed: {type(exc).__name__}")
 
         draft = match_lead(form, site)
+        if form.check_token and is_check(form.check_token, self.secret, address.local_part):
+            # the admin's test: read like any form, never submitted (a test must not ring anybody)
+            row.update(status=MessageStatus.TEST, error="" if draft.phone else NO_PHONE_FOUND)
+            return await self._store(row, envelope.raw)
         if draft.phone is None:
             row.update(status=MessageStatus.NO_PHONE, error=NO_PHONE_FOUND)
             return await self._store(row, envelope.raw)
@@ -154,10 +168,32 @@ class MessageIntake:
             stored = await self.store.save(row, raw)
         except StoreUnavailable as exc:
             return Outcome(None, retry_reason=f"not stored: {exc}")
+        if stored["status"] in MessageStatus.NEED_A_LOOK:
+            await self._tell_recipients(stored)
         lead_id, call_id = stored.get("lead_id"), stored.get("call_id")
         return Outcome(
             stored["status"], lead_id=str(lead_id) if lead_id else None, call_id=str(call_id) if call_id else None
         )
+
+    async def _tell_recipients(self, row: dict[str, Any]) -> None:
+        """Queue the notification of a message kept without a lead, once per notifier.
+
+        The message is stored already: a Redis that does not answer now costs the notification,
+        not the message (it is on the connection's page), so the sender still gets its 250.
+        """
+        redis = self.intake.redis
+        try:
+            first = await redis.set(
+                f"pv:siteforms:told:{row['connection_id']}", str(row["id"]), nx=True, ex=NOTIFY_EVERY_SECONDS
+            )
+            if not first:
+                return
+            for notifier in self.intake.registry.notifiers:
+                await redis.enqueue_job(
+                    NOTIFY_JOB, notifier, str(row["id"]), _job_id=f"{NOTIFY_JOB}:{notifier}:{row['id']}"
+                )
+        except Exception as exc:
+            log.warning("message %s kept; its notification was not queued: %s", row["id"], exc)
 
 
 def _uuid(value: Any) -> uuid.UUID | None:

@@ -90,6 +90,7 @@ class Directory:
             offices=tuple((i, n) for i, n in offices if n.strip()),
             departments=tuple((i, n) for i, n in departments if n.strip()),
             own_phones=frozenset(own_phones),
+            name=connection.name or "",
         )
         self._sites.put(connection_id, site)
         return site

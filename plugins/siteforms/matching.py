@@ -30,6 +30,8 @@ class SiteProfile:
     departments: tuple[tuple[int, str], ...] = ()
     #: the connection's own operator numbers: found in a form, they are the site's, not the visitor's
     own_phones: frozenset[str] = frozenset()
+    #: the connection's name: a From header's display name that is the site's name is not a visitor's
+    name: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,14 +105,26 @@ def _named_in(text: str, names: tuple[tuple[int, str], ...]) -> int | None:
     return None
 
 
+def _is_the_sites(name: str, site: SiteProfile) -> bool:
+    """A display name that is the site's own name or domain ("Автомир", "Avtomir-demo")."""
+    words = set(re.findall(r"\w+", name.casefold()))
+    own = [set(re.findall(r"\w+", site.name.casefold()))] + [
+        set(re.findall(r"\w+", d.split(".")[0])) for d in site.domains
+    ]
+    return bool(words) and any(o and (o <= words or words <= o) for o in own)
+
+
 def match_lead(form: ParsedForm, site: SiteProfile) -> LeadDraft:
     """The lead a parsed form makes for this site (``phone`` None when it has none)."""
     phone = next((p for p in form.phones if p not in site.own_phones), None)
     searched = form.subject + "\n" + form.text
     page = page_url(form, site.domains)
+    name = form.name
+    if form.name_from_header and _is_the_sites(name, site):
+        name = ""
     return LeadDraft(
         phone=phone,
-        name=form.name,
+        name=name,
         office_id=_named_in(searched, site.offices),
         department_id=_named_in(searched, site.departments),
         page_url=page,

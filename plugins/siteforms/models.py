@@ -7,7 +7,8 @@ import uuid
 from tortoise import fields
 from tortoise.models import Model
 
-from perezvon.api import DEFAULT_LOCALE, Connection, Lead, gettext
+from perezvon.api import DEFAULT_LOCALE, Connection, Lead
+from perezvon.plugins.siteforms.texts import text
 
 
 class MessageStatus:
@@ -16,20 +17,24 @@ class MessageStatus:
     LEAD = "lead"  # a lead went to the intake (it may be the intake's duplicate of a recent lead)
     NO_PHONE = "no_phone"  # kept and shown, never called
     DUPLICATE = "duplicate"  # the same Message-ID reached the same address before: no second lead
-    REFUSED_BY_INTAKE = "refused_by_intake"  # the intake said no (e.g. a required office); kept with the reason
-    ALL = (LEAD, NO_PHONE, DUPLICATE, REFUSED_BY_INTAKE)
+    REFUSED_BY_INTAKE = "refused_by_intake"  # the intake said no (e.g. the site was switched off); kept with the reason
+    TEST = "test"  # the admin's "send a test e-mail" check: read like a form, never submitted
+    ALL = (LEAD, NO_PHONE, DUPLICATE, REFUSED_BY_INTAKE, TEST)
+    #: kept without a lead, and somebody should look: listed on the connection's page, recipients told
+    NEED_A_LOOK = (NO_PHONE, REFUSED_BY_INTAKE)
 
-    #: English message ids shown to admins; translated by perezvon.core.i18n
+    #: English message ids shown to admins; translated by the plugin's catalog, else the core's
     LABELS = {
         LEAD: "Lead created",
         NO_PHONE: "No phone found",
         DUPLICATE: "Duplicate message",
         REFUSED_BY_INTAKE: "Refused by the intake",
+        TEST: "Test e-mail",
     }
 
     @classmethod
     def label(cls, status: str, locale: str = DEFAULT_LOCALE) -> str:
-        return gettext(cls.LABELS.get(status, status), locale)
+        return text(cls.LABELS.get(status, status), locale)
 
 
 class TechnicalAddress(Model):
@@ -77,6 +82,7 @@ class InboundMessage(Model):
     peer = fields.CharField(max_length=45, default="", description="IP address of the sending server")
     subject = fields.CharField(max_length=300, default="")
     size = fields.IntField(description="bytes")
+    # (and "test": the admin's check; the description is left as migrated)
     status = fields.CharField(max_length=20, description="lead | no_phone | duplicate | refused_by_intake")
     lead: fields.ForeignKeyNullableRelation[Lead] = fields.ForeignKeyField(
         "perezvon.Lead", related_name=False, null=True, on_delete=fields.SET_NULL

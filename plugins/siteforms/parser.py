@@ -25,6 +25,7 @@ import email.policy
 import re
 from email.header import Header, decode_header
 from email.message import Message
+from email.utils import parseaddr
 from urllib.parse import unquote
 
 import phonenumbers
@@ -77,6 +78,10 @@ class ParsedForm:
     utm_elsewhere: dict[str, str] = dataclasses.field(default_factory=dict)
     #: what was wrong with the message, for support (never shown to visitors)
     defects: list[str] = dataclasses.field(default_factory=list)
+    #: the ``X-Perezvon-Check`` header of the admin's "send a test e-mail" check (verified by delivery)
+    check_token: str = ""
+    #: the name came from the From header's display name (matching drops it when it is the site's own)
+    name_from_header: bool = False
 
 
 # --- structure guard -------------------------------------------------------------------------
@@ -160,6 +165,8 @@ def _text_parts(message: Message, defects: list[str]) -> tuple[list[str], list[s
 
 _FIELD_LINE = re.compile(r"^\s*(?P<label>[^:\n]{1,60}?)\s*:[ \t]*(?P<value>.*?)\s*$")
 _DASH_FIELD_LINE = re.compile(r"^\s*(?P<label>[^\n]{1,40}?)\s+[-–—]\s+(?P<value>.+?)\s*$")
+#: a line that can be a label by itself: a few words, no digits, no colon or dash-separated value
+_LABEL_ALONE = re.compile(r"^\s*[^\W\d_]+(?:[ \t]+[^\W\d_]+){0,4}[ \t]*\*?\s*$")
 _SEPARATOR_LINE = re.compile(r"^\s*[*\-=_~#]{5,}\s*$")
 #: WPForms' plain-text {all_fields}: "--- Label ---", a blank line, the value
 _BANNER_LINE = re.compile(r"^\s*-{3}\s+(?P<label>[^-\s].{0,60}?)\s+-{3}\s*$")
@@ -314,6 +321,18 @@ def extract_fields(text: str) -> list[tuple[str, str]]:
                 fields.append((line.strip().rstrip(":"), value))
                 index = after
                 continue
+        # a known label alone on its line, its value on the next (1C-Bitrix event templates:
+        # "Ваше Имя" / "Екатерина Белова"); only known labels, or any heading would take the next line
+        if (
+            following.strip()
+            and _LABEL_ALONE.match(line)
+            and label_role(line) is not None
+            and label_role(following.split(":", 1)[0]) is None
+            and not _SEPARATOR_LINE.match(following)
+        ):
+            fields.append((line.strip(), following.strip()))
+            index += 2
+            continue
         banner = _BANNER_LINE.match(line)
         if banner:
             start = index + 1
@@ -401,12 +420,100 @@ def utm_from_text(text: str) -> dict[str, str]:
     return utm
 
 
+#: "... от посетителя: Name <e-mail>" on one line (Joomla contact extensions, many PHP scripts)
+_SENDER_ON_THE_LINE = re.compile(
+    r"(?i)(?:\bfrom|\bот(?:\s+посетителя|\s+клиента)?)\s*:\s*(?P<who>[^<>\n]*<[^<>@\s]+@[^<>\s]+>)"
+)
+
+
 def _joomla_sender(lines: list[str]) -> str:
-    """Joomla's contact form: "... via https://site/ from:" and then "Name <e-mail>" on the next line."""
-    for at, line in enumerate(lines[:-1]):
-        if re.search(r"(\bfrom|\bот)\s*:\s*$", line.strip(), re.I) and "@" in lines[at + 1]:
+    """Joomla's contact form: "... via https://site/ from:" and then "Name <e-mail>" on the next line,
+    or "... от посетителя: Name <e-mail>" on one line."""
+    for at, line in enumerate(lines):
+        if at + 1 < len(lines) and re.search(r"(\bfrom|\bот)\s*:\s*$", line.strip(), re.I) and "@" in lines[at + 1]:
             return clean_name(lines[at + 1])
+        on_the_line = _SENDER_ON_THE_LINE.search(line)
+        if on_the_line:
+            name = clean_name(on_the_line.group("who"))
+            if name:
+                return name
     return ""
+
+
+#: words of a From display name that make it a robot's or the site's, not a visitor's
+_NOT_A_PERSON = frozenset(
+    {
+        "admin",
+        "administrator",
+        "bitrix",
+        "company",
+        "contact",
+        "feedback",
+        "form",
+        "forms",
+        "info",
+        "joomla",
+        "mailer",
+        "modx",
+        "new",
+        "noreply",
+        "notification",
+        "order",
+        "request",
+        "robot",
+        "service",
+        "shop",
+        "site",
+        "support",
+        "team",
+        "tilda",
+        "webmaster",
+        "website",
+        "wordpress",
+        "администратор",
+        "администрация",
+        "битрикс",
+        "заказ",
+        "заявка",
+        "заявки",
+        "клиника",
+        "компания",
+        "магазин",
+        "новая",
+        "новое",
+        "обратная",
+        "обратной",
+        "поддержка",
+        "робот",
+        "салон",
+        "сайт",
+        "сайта",
+        "связи",
+        "связь",
+        "сервис",
+        "сообщение",
+        "студия",
+        "уведомление",
+        "форма",
+        "формы",
+    }
+)
+_PERSON_WORD = re.compile(r"^(?:[^\W\d_]+[-'’.]?)+$")
+
+
+def person_in_from(display_name: str) -> str:
+    """The From header's display name when it reads as a person's name (1-4 words of letters,
+    none a robot's or a site's word), else "": forms that put the visitor's name only there
+    ("Екатерина Белова <noreply@site>") are common, and so are "WordPress", "Сайт Автомир"."""
+    name = clean_name(display_name)
+    words = name.replace(",", " ").split()
+    if not 1 <= len(words) <= 4 or re.search(r"\w\.\w{2,}", name):  # a domain is no one's name
+        return ""
+    if not all(_PERSON_WORD.match(word) for word in words):
+        return ""
+    if any(re.sub(r"[^\w-]", "", word).casefold() in _NOT_A_PERSON for word in words):
+        return ""
+    return name
 
 
 # --- the whole message -------------------------------------------------------------------------------
@@ -481,5 +588,9 @@ def parse_message(raw: bytes) -> ParsedForm:
     form = form or ParsedForm()
     form.subject = decode_header_value(_raw_header(message, "subject"))[:300]
     form.message_id = clean_line(_raw_header(message, "message-id"), 255)
+    if not form.name:  # the last place a visitor's name may be: the From header's display name
+        form.name = person_in_from(parseaddr(decode_header_value(_raw_header(message, "from")))[0])
+        form.name_from_header = bool(form.name)
+    form.check_token = clean_line(_raw_header(message, "x-perezvon-check"), 200)
     form.defects = list(dict.fromkeys(defects))
     return form

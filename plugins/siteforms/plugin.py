@@ -4,6 +4,7 @@ from perezvon.api import hookimpl
 from perezvon.plugins.siteforms.addresses import demo_step
 from perezvon.plugins.siteforms.app import LEAD_SOURCE, SiteForms
 from perezvon.plugins.siteforms.command import HELP, run_smtp, smtp_arguments
+from perezvon.plugins.siteforms.notify import notify_kept
 from perezvon.plugins.siteforms.schemas import SiteFormsSettings
 from perezvon.plugins.siteforms.server import SiteFormsSmtpServer
 
@@ -19,8 +20,13 @@ def perezvon_register_lead_sources(registry):
 
 
 @hookimpl
-def perezvon_register_applications(registry):
-    registry.add_application(SiteForms())
+def perezvon_register_applications(registry, settings, core_settings):
+    registry.add_application(SiteForms(settings, core_settings))
+
+
+@hookimpl
+def perezvon_jobs(registry):
+    registry.add("notify_kept", notify_kept)
 
 
 @hookimpl

@@ -5,6 +5,8 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 MIB = 1024 * 1024
+#: the port ``perezvon smtp`` and ``perezvon serve`` listen on by default
+DEFAULT_SMTP_PORT = 2525
 
 #: a DNS name: dot-separated labels of letters, digits and inner hyphens
 _DOMAIN = r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$"
@@ -52,6 +54,20 @@ class SiteFormsSettings(Schema):
         load_default=300.0,
         validate=validate.Range(min=5, max=3600),
         metadata={"help": "an idle SMTP session is closed after this long (RFC 5321 asks for 5 minutes)"},
+    )
+
+    check_host = fields.String(
+        load_default="127.0.0.1",
+        validate=validate.Length(min=1, max=253),
+        metadata={
+            "help": "where the admin's 'send a test e-mail' goes when no SMTP intake runs in the web "
+            "process: the intake's host as the web server reaches it"
+        },
+    )
+    check_port = fields.Integer(
+        load_default=DEFAULT_SMTP_PORT,
+        validate=validate.Range(min=1, max=65535),
+        metadata={"help": "the SMTP intake's port for the admin's test e-mail"},
     )
 
     @validates_schema

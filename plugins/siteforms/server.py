@@ -27,10 +27,12 @@ from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
 from perezvon.api import PluginError, Server, ServerContext
+from perezvon.plugins.siteforms.check import Target
 from perezvon.plugins.siteforms.delivery import Envelope, MessageIntake, Outcome
 from perezvon.plugins.siteforms.directory import Directory, KnownAddress
 from perezvon.plugins.siteforms.models import MessageStatus
 from perezvon.plugins.siteforms.parser import MessageTooComplex, ParsedForm, check_structure, parse_message
+from perezvon.plugins.siteforms.schemas import DEFAULT_SMTP_PORT
 from perezvon.plugins.siteforms.store import MessageStore, purge_expired_raw
 
 if TYPE_CHECKING:
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("perezvon.siteforms")
 
-DEFAULT_PORT = 2525
+DEFAULT_PORT = DEFAULT_SMTP_PORT
 #: messages larger than this are parsed in a thread, so other sessions are not held up meanwhile
 PARSE_INLINE_BYTES = 256 * 1024
 #: how often raw messages past their retention are deleted
@@ -46,12 +48,27 @@ RETENTION_EVERY_SECONDS = 3600.0
 #: on stop, messages being processed get this long to finish before sessions are cut
 STOP_GRACE_SECONDS = 10.0
 
+#: the servers started in this process: the admin's test e-mail goes to one of them when there is
+#: one (``perezvon serve``), else to the ``check_host``/``check_port`` settings
+_RUNNING: list[SiteFormsSmtpServer] = []
+
 _REPLIES = {
     MessageStatus.LEAD: "lead created",
     MessageStatus.NO_PHONE: "no phone number found, message kept",
     MessageStatus.DUPLICATE: "duplicate message, no new lead",
     MessageStatus.REFUSED_BY_INTAKE: "message kept, the lead was refused",
+    MessageStatus.TEST: "test message read, no call is made",
 }
+
+
+def local_target(domain: str) -> Target | None:
+    """The SMTP intake of this process for ``domain`` (as a client reaches it), or None."""
+    for server in _RUNNING:
+        if server.settings["domain"] == domain and server._server is not None:
+            host = server.context.host
+            # a server listening on every interface is reached on the loopback one
+            return Target("127.0.0.1" if host in ("", "0.0.0.0", "::") else host, server.port)
+    return None
 
 
 class _FormEnvelope(SmtpEnvelope):
@@ -187,6 +204,7 @@ class SiteFormsSmtpServer(Server):
         self.settings = settings
         self.port = context.ports.get("smtp", DEFAULT_PORT)
         self.cache_seconds = core_settings.connection_cache_seconds if core_settings else 5.0
+        self.secret = core_settings.secret_key if core_settings else ""
         self.sessions: set[IntakeSMTP] = set()
         self.handler: FormMailHandler | None = None
         self.store: MessageStore | None = None
@@ -220,7 +238,7 @@ class SiteFormsSmtpServer(Server):
             domain=self.settings["domain"],
             max_recipients=self.settings["max_recipients"],
             directory=directory,
-            intake=MessageIntake(intake=self.context.intake, directory=directory, store=self.store),
+            intake=MessageIntake(intake=self.context.intake, directory=directory, store=self.store, secret=self.secret),
         )
         loop = asyncio.get_running_loop()
         hostname = self.settings.get("hostname") or self.settings["domain"]
@@ -247,6 +265,7 @@ class SiteFormsSmtpServer(Server):
             ) from None
         self.port = self._server.sockets[0].getsockname()[1]  # the real one when asked for port 0
         self._retention = asyncio.create_task(self._purge_raw_until_stopped(), name="siteforms-raw-retention")
+        _RUNNING.append(self)
 
     async def _purge_raw_until_stopped(self) -> None:
         while not self._stopping.is_set():
@@ -260,6 +279,8 @@ class SiteFormsSmtpServer(Server):
                 await asyncio.wait_for(self._stopping.wait(), RETENTION_EVERY_SECONDS)
 
     async def stop(self) -> None:
+        if self in _RUNNING:
+            _RUNNING.remove(self)
         self._stopping.set()
         if self._retention is not None:
             # not cancelled: a query cut off while Tortoise opens its SQLite connection keeps

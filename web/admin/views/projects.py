@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,6 +26,8 @@ from perezvon.core.registry import CORE_SITE_EVENTS
 from perezvon.web.admin.forms import field_views, flat_errors, form_values, load_form, merge_errors
 from perezvon.web.admin.framework import Ctx
 from perezvon.web.admin.i18n import plugin_text, translate
+
+log = logging.getLogger("perezvon.admin")
 
 DAYS = 7
 ZONE = ZoneInfo("Europe/Moscow")
@@ -185,12 +188,49 @@ async def connection_page(ctx: Ctx) -> Response:
         connection=connection,
         project=project,
         cards=cards,
+        panels=await admin_panels(ctx, connection),
         dates=dates,
         counts=counts[connection.id],
         peak=max(counts[connection.id] + [1]),
         can_full=ctx.can_connection(connection.id, GrantLevel.FULL),
         can_edit=ctx.can_connection(connection.id, GrantLevel.EDIT),
     )
+
+
+async def admin_panels(ctx: Ctx, connection: Connection) -> list[dict[str, Any]]:
+    """The apps' own panels (``Application.admin_panel``), each with its template, data and texts.
+
+    A panel that fails to gather its data is left out (and logged): one plugin's bug must not
+    cost the admin the connection's page.
+    """
+    panels = []
+    for key, app in sorted(ctx.perezvon.host.registry.applications.items(), key=lambda item: item[1].title):
+        if app.admin_panel is None:
+            continue
+        try:
+            data = await app.admin_panel_data(connection, ctx.locale)
+        except Exception:
+            log.exception("the admin panel of %s failed for connection %s", key, connection.id)
+            continue
+        owner = ctx.perezvon.host.registry.owner[("application", key)]
+        panels.append(
+            {
+                "key": key,
+                "template": f"{owner}/{app.admin_panel.template}",
+                "data": data,
+                "t": plugin_text(app, ctx.locale),
+                "action_url": f"/connections/{connection.id}/apps/{key}",
+                "can_edit": ctx.can_connection(connection.id, GrantLevel.EDIT),
+            }
+        )
+    return panels
+
+
+async def panel_action(ctx: Ctx, plugin: Any, action: str) -> Response:
+    """A button of an app's panel: the app runs it, the admin is told the result on the connection's page."""
+    for kind, message in await plugin.admin_panel_action(ctx.connection, action, dict(ctx.form), ctx.locale):
+        ctx.flash(message, "error" if kind == "error" else "ok")
+    return ctx.redirect(f"/connections/{ctx.connection.id}")
 
 
 async def plugin_toggle(ctx: Ctx) -> Response:
@@ -275,6 +315,9 @@ async def plugin_settings(ctx: Ctx) -> Response:
     if ctx.request.method == "POST":
         if not ctx.can_connection(ctx.connection.id, GrantLevel.EDIT):
             return await ctx.error(403, "You do not have access to this.")
+        panel = getattr(plugin, "admin_panel", None)
+        if panel is not None and ctx.form.get("action") in panel.actions:
+            return await panel_action(ctx, plugin, ctx.form["action"])
         only_check = ctx.form.get("action") == "check"
         result = await save_plugin_settings(
             ctx.connection, plugin_kind, plugin, ctx.form, locale=ctx.locale, store=not only_check
