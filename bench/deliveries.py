@@ -104,6 +104,7 @@ async def make_app(args, data_dir: Path):
         plugins_path=ROOT / "plugins.toml",
         leads_per_ip_per_minute=10**6,
         connection_cache_seconds=0.0,
+        outgoing_allow=("127.0.0.1",),  # the bench's receivers listen there (docs/admin.md#outgoing-requests)
     )
     app = Perezvon(settings)
     await app.start(migrate=True)

@@ -44,8 +44,10 @@ async def measure(client, url: str, requests: int, concurrency: int) -> dict:
 async def main(args) -> None:
     import httpx
 
+    from perezvon.core import outgoing
     from perezvon.core.integrations import HttpPush
 
+    outgoing.configure(["127.0.0.1"])  # the receiver listens there (docs/admin.md#outgoing-requests)
     receiver, base = start_receiver(0)
     url = base + "/hook"
     try:

@@ -10,7 +10,7 @@ import logging
 
 from arq.connections import ArqRedis
 
-from perezvon.core import db
+from perezvon.core import db, outgoing
 from perezvon.core.callbacks import CallbackEngine
 from perezvon.core.intake import LeadIntake, SiteDirectory
 from perezvon.core.integrations import close_clients
@@ -43,6 +43,8 @@ class Perezvon:
     async def start(self, *, migrate: bool = False) -> None:
         if self.started:
             return
+        # the process's one allow-list of the outgoing guard; a bad entry stops the start with its name
+        outgoing.configure(self.settings.outgoing_allow)
         try:
             if not self.settings.redis_url:
                 self.redis_url  # noqa: B018 - creates the embedded server object

@@ -21,6 +21,7 @@ from typing import Any
 from perezvon.core.enablement import secret_fields
 from perezvon.core.i18n import DEFAULT_LOCALE, compiled_translations, gettext
 from perezvon.core.integrations import redact
+from perezvon.core.outgoing import AddressNotAllowed, describe
 from perezvon.core.registry import Application, CheckFailed, CheckMessage, DeliveryError, Integration
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,11 @@ logger = logging.getLogger(__name__)
 #: how long a check may take in all, in seconds: the admin waits for it on "save"
 CHECK_SECONDS = 10.0
 NOT_A_FIELD = CheckFailed.NOT_A_FIELD
+#: what the admin reads when a setting's address is refused by the outgoing guard (perezvon.core.outgoing)
+ADDRESS_NOT_ALLOWED = (
+    "%(host)s leads to %(address)s, an address inside a private network: only public addresses are reached "
+    "(the server's administrator can allow a network with PEREZVON_OUTGOING_ALLOW)."
+)
 
 Plugin = Integration | Application
 
@@ -71,6 +77,8 @@ async def check_settings(
 
 def _delivery_message(failed: DeliveryError) -> tuple[str, dict[str, Any]]:
     """What an unmapped failure of :class:`perezvon.core.integrations.HttpPush` means to an admin."""
+    if isinstance(failed, AddressNotAllowed):
+        return ADDRESS_NOT_ALLOWED, describe(failed)
     if failed.timed_out:
         return "The service did not answer in time. Try again later.", {}
     if failed.status is None:

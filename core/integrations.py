@@ -15,6 +15,11 @@ request, over anyio streams); through aiohttp the same POST costs about
 0.3 ms (``bench/http_push.py``), and pushes are what a deliveries worker
 spends its CPU on (BENCHMARKS.md, "Integration deliveries").
 
+Every request goes through the outgoing-request guard (:mod:`perezvon.core.outgoing`):
+only public addresses are reached, unless the deployment's allow-list names
+the network; a refused address is a :class:`perezvon.core.outgoing.AddressNotAllowed`,
+a delivery failure that is stored and not retried.
+
 Secret settings are masked for browsers by :mod:`perezvon.core.enablement`
 (``mask_secrets`` / ``merge_secrets``), with the rest of a plugin's settings.
 """
@@ -33,6 +38,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from perezvon.core.enablement import MASK
+from perezvon.core.outgoing import GuardedResolver, GuardedTransport, find_refusal
 from perezvon.core.registry import DeliveryError
 
 #: how much of an answer is kept with a delivery
@@ -115,6 +121,9 @@ class HttpPush:
         try:
             response = await self.client().request(method, url, timeout=timeout, **kwargs)
         except httpx.HTTPError as exc:
+            refused = find_refusal(exc)
+            if refused is not None:
+                raise refused from None
             # the transport's own error says what happened: httpx-aiohttp names a refused
             # connection ConnectTimeout, so the httpx class alone would call it a timeout
             cause = exc.__cause__ or exc
@@ -143,22 +152,40 @@ class HttpPush:
         return response
 
 
-def _aiohttp_session() -> aiohttp.ClientSession:
+def guarded_client(**options: Any) -> httpx.AsyncClient:
+    """An httpx client whose every request, redirects included, goes through the outgoing guard.
+
+    For one-off requests to an address a user typed (the admin's installation check);
+    integrations use :class:`HttpPush`, which pools its client.
+    """
+    return httpx.AsyncClient(transport=_transport(), **options)
+
+
+def _aiohttp_session(*, guarded: bool = True) -> aiohttp.ClientSession:
     """The aiohttp session under an :class:`HttpPush` client, made on the loop that will use it.
 
     Certificates are checked against the bundle httpx uses (certifi). aiohttp's own
     ``trust_env`` stays off: it would read ``~/.netrc`` in a thread on every request, a
     fifth of a deliveries worker's CPU; proxies are honoured by :func:`_transport` instead.
+    A guarded session connects only to addresses the outgoing guard let through; the
+    session to a proxy the deployment configured is not guarded (the proxy may well be
+    in the local network), its requests' targets are checked by :func:`_transport`.
     """
-    connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ssl=httpx.create_ssl_context())
+    connector = aiohttp.TCPConnector(
+        limit=MAX_CONNECTIONS, ssl=httpx.create_ssl_context(), resolver=GuardedResolver() if guarded else None
+    )
     return aiohttp.ClientSession(connector=connector, trust_env=False)
+
+
+def _proxy_session() -> aiohttp.ClientSession:
+    return _aiohttp_session(guarded=False)
 
 
 def _transport() -> httpx.AsyncBaseTransport:
     """Direct, unless the environment names a proxy (``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY``)."""
     proxies = urllib.request.getproxies_environment()
     if not (proxies.get("http") or proxies.get("https")):
-        return AiohttpTransport(client=_aiohttp_session)
+        return GuardedTransport(AiohttpTransport(client=_aiohttp_session))
     return _EnvironmentProxies(proxies)
 
 
@@ -168,9 +195,12 @@ class _EnvironmentProxies(httpx.AsyncBaseTransport):
 
     def __init__(self, proxies: dict[str, str]) -> None:
         self.proxies = proxies
-        self.direct = AiohttpTransport(client=_aiohttp_session)
+        self.direct = GuardedTransport(AiohttpTransport(client=_aiohttp_session))
+        # the proxy resolves the target itself: the guard resolves and checks it before sending
         self.through = {
-            scheme: AiohttpTransport(client=_aiohttp_session, proxy=httpx.Proxy(proxies[scheme]))
+            scheme: GuardedTransport(
+                AiohttpTransport(client=_proxy_session, proxy=httpx.Proxy(proxies[scheme])), resolve=True
+            )
             for scheme in ("http", "https")
             if proxies.get(scheme)
         }

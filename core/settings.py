@@ -47,6 +47,9 @@ class Settings:
     connection_cache_seconds: float = 5.0
     #: call recordings are deleted this many days after the call (0 keeps them)
     recording_retention_days: int = 92
+    #: networks outgoing requests to customer-typed addresses may reach although they are not public
+    #: (an on-premise CRM): addresses or CIDR networks, see perezvon.core.outgoing
+    outgoing_allow: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -69,6 +72,7 @@ class Settings:
             "sweep_seconds": float(env.get("PEREZVON_SWEEP_SECONDS", 5)),
             "connection_cache_seconds": float(env.get("PEREZVON_CONNECTION_CACHE_SECONDS", 5)),
             "recording_retention_days": int(env.get("PEREZVON_RECORDING_RETENTION_DAYS", 92)),
+            "outgoing_allow": tuple(env.get("PEREZVON_OUTGOING_ALLOW", "").replace(",", " ").split()),
         }
         numbers.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(

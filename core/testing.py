@@ -35,6 +35,12 @@ if TYPE_CHECKING:  # imported where used: this module is loaded as a pytest plug
     from perezvon.core.models import Connection
 
 ROUND_THE_CLOCK = {str(day): ["00:00", "24:00"] for day in range(1, 8)}
+# The one place the tests open the outgoing guard (perezvon.core.outgoing): their fake CRMs,
+# webhook receivers and sites listen on 127.0.0.1, which a deployment refuses unless its
+# allow-list names it. Only that one address: ::1, 10.x, 169.254.x and the rest stay refused
+# (tests/test_outgoing.py clears the list to see 127.0.0.1 refused too). It is the test app's
+# setting, and installed for the whole session, for tests that push without the app.
+TEST_OUTGOING_ALLOW = ("127.0.0.1",)
 _redis_numbers = itertools.count(1)
 _databases_made: list[str] = []
 
@@ -111,6 +117,13 @@ def test_plugins_path() -> Path:
     raise RuntimeError("no plugins.toml for the tests: set PEREZVON_TEST_PLUGINS")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def perezvon_outgoing_allow() -> None:
+    from perezvon.core import outgoing
+
+    outgoing.configure(TEST_OUTGOING_ALLOW)
+
+
 @pytest.fixture(scope="session")
 async def perezvon_app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Perezvon]:
     from perezvon.core.app import Perezvon
@@ -125,6 +138,7 @@ async def perezvon_app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
         plugins_path=test_plugins_path(),
         leads_per_ip_per_minute=100000,
         connection_cache_seconds=0.0,
+        outgoing_allow=TEST_OUTGOING_ALLOW,
     )
     app = Perezvon(settings)
     await app.start(migrate=True)

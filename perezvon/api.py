@@ -24,7 +24,8 @@ What is here, by purpose:
   (:class:`TelephonyBackend`, :class:`AttemptPlan`, :class:`AttemptOutcome`,
   :class:`LegStatus`, :class:`CallControl`, :func:`run_scenario`,
   :class:`SpeechEngine`), integrations (:class:`Integration`, :class:`CallEvent`,
-  :class:`DeliveryError`, :class:`HttpPush`, :class:`Notifier`,
+  :class:`DeliveryError`, :class:`HttpPush` (whose requests reach only public addresses, else
+  :class:`AddressNotAllowed`), :class:`Notifier`,
   :class:`Notification`), and, for any plugin with settings, :class:`CheckFailed`
   (what its optional ``check(settings)`` raises when the real service refuses them);
 * settings helpers -- :class:`Settings` (the deployment's), :func:`check_time_zone`;
@@ -58,6 +59,7 @@ from perezvon.core.models import (
     OperatorNumber,
     PluginKind,
 )
+from perezvon.core.outgoing import AddressNotAllowed
 from perezvon.core.phones import DEFAULT_REGION, InvalidPhone
 from perezvon.core.phones import normalise as normalise_phone
 from perezvon.core.plugins import registry_with
@@ -103,7 +105,7 @@ from perezvon.core.settings import Settings
 from perezvon.hookspecs.markers import PROJECT, hookimpl
 
 #: the version of this surface, ``MAJOR.MINOR`` (see the module's docstring)
-PLUGIN_API_VERSION = "1.0"
+PLUGIN_API_VERSION = "1.1"
 
 #: the fixtures the ``perezvon`` pytest plugin gives a plugin's own tests
 TEST_FIXTURES = ("perezvon_app", "perezvon_client", "perezvon_site", "perezvon_run_jobs")
@@ -123,6 +125,7 @@ __all__ = [
     "PROJECT",
     "TEST_FIXTURES",
     "Accepted",
+    "AddressNotAllowed",
     "AdminPanel",
     "AppEditor",
     "Application",

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from perezvon.core.testing import TEST_OUTGOING_ALLOW
 from tests.test_cli import running_server
 from tests.test_plugins import PERZVON, write_toml
 
@@ -130,6 +131,8 @@ def test_the_installed_plugin_is_enabled_and_its_hooks_fire_on_a_lead(scaffolded
         "PEREZVON_PLUGINS": str(toml),
         "PEREZVON_DATA_DIR": str(tmp_path / "var"),
         "PEREZVON_LOG_LEVEL": "WARNING",
+        # the receiver is on 127.0.0.1: the server is a deployment, so the tests' allow-list goes in its environment
+        "PEREZVON_OUTGOING_ALLOW": ",".join(TEST_OUTGOING_ALLOW),
     }
     env.pop("PEREZVON_DATABASE_URL", None), env.pop("PEREZVON_REDIS_URL", None)
     listed = subprocess.run(

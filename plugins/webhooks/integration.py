@@ -14,12 +14,26 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from perezvon.api import EVENTS, CallEvent, CheckFailed, DeliveryError, HttpPush, Integration, excerpt
+from perezvon.api import (
+    EVENTS,
+    AddressNotAllowed,
+    CallEvent,
+    CheckFailed,
+    DeliveryError,
+    HttpPush,
+    Integration,
+    excerpt,
+)
 from perezvon.plugins.webhooks import signing
 
 MIN_SECRET = 16
 #: the test event sent when the settings are checked; never sent for a call
 CHECK_EVENT = "check"
+#: a receiver URL inside the server's own network (perezvon.api.AddressNotAllowed) is a mistake in the URL field
+ADDRESS_REFUSED = (
+    "%(host)s leads to %(address)s, an address inside a private network: only public addresses are reached "
+    "(the server's administrator can allow a network with PEREZVON_OUTGOING_ALLOW)."
+)
 
 
 class WebhookSettings(Schema):
@@ -125,6 +139,10 @@ class Webhooks(Integration):
         }
         try:
             response = await self.post(settings, document)
+        except AddressNotAllowed as not_allowed:
+            raise CheckFailed(
+                {"url": [(ADDRESS_REFUSED, {"host": not_allowed.host, "address": not_allowed.address})]}
+            ) from None
         except DeliveryError as refused:
             if refused.status is None:
                 raise

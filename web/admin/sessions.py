@@ -5,6 +5,9 @@ a Redis dump cannot be replayed as cookies. Login makes a brand-new id (the
 anonymous one is deleted): a session id planted before login is worthless
 after it (session fixation). Every session, anonymous ones included, has its
 own CSRF token, checked on every POST.
+
+Each signed-in session's key is also listed in a per-user set, so that a
+password change or "sign out everywhere" can end the user's other sessions.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ SESSION_COOKIE = "pz_session"
 SESSION_SECONDS = 12 * 3600
 ANONYMOUS_SECONDS = 3600
 PREFIX = "pz:admin:session:"
+#: the keys of one user's signed-in sessions (a Redis set, kept as long as its newest session)
+USER_SESSIONS_PREFIX = "pz:admin:user-sessions:"
 
 #: failed logins before a phone (or an address) must wait
 PHONE_FAILURES = 5
@@ -29,6 +34,29 @@ THROTTLE_SECONDS = 15 * 60
 
 def _key(session_id: str) -> str:
     return PREFIX + hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def _user_sessions_key(user_id: int) -> str:
+    return f"{USER_SESSIONS_PREFIX}{user_id}"
+
+
+# Ends every session listed for a user but one (ARGV[1], "" for none) in one step, so a
+# login racing with it is either ended or listed afterwards, never forgotten in between.
+_REVOKE_SESSIONS = """
+local keep = ARGV[1]
+local ended = 0
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if key ~= keep then
+    ended = ended + redis.call('DEL', key)
+  end
+end
+redis.call('DEL', KEYS[1])
+if keep ~= '' then
+  redis.call('SADD', KEYS[1], keep)
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+end
+return ended
+"""
 
 
 @dataclasses.dataclass
@@ -65,12 +93,31 @@ class SessionStore:
         return session
 
     async def save(self, session: Session) -> None:
-        ttl = SESSION_SECONDS if session.user_id else ANONYMOUS_SECONDS
-        await self.redis.set(_key(session.id), json.dumps(session.data), ex=ttl)
+        if not session.user_id:
+            await self.redis.set(_key(session.id), json.dumps(session.data), ex=ANONYMOUS_SECONDS)
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        # an existing session is only updated (XX): a request that loaded it before the user
+        # signed out everywhere must not bring it back by saving a flash message afterwards
+        pipe.set(_key(session.id), json.dumps(session.data), ex=SESSION_SECONDS, xx=not session.new)
+        # the list outlives every session in it: it is extended whenever one of them is saved
+        pipe.sadd(_user_sessions_key(session.user_id), _key(session.id))
+        pipe.expire(_user_sessions_key(session.user_id), SESSION_SECONDS)
+        await pipe.execute()
 
     async def delete(self, session: Session) -> None:
-        await self.redis.delete(_key(session.id))
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(_key(session.id))
+        if session.user_id:
+            pipe.srem(_user_sessions_key(session.user_id), _key(session.id))
+        await pipe.execute()
         session.deleted = True
+
+    async def end_user_sessions(self, user_id: int, keep: Session | None = None) -> int:
+        """End every signed-in session of the user except ``keep``; returns how many ended."""
+        keep_key = _key(keep.id) if keep is not None else ""
+        ended = await self.redis.eval(_REVOKE_SESSIONS, 1, _user_sessions_key(user_id), keep_key, SESSION_SECONDS)
+        return int(ended)
 
     async def rotate(self, old: Session | None, data: dict[str, Any]) -> Session:
         """A new id and a new CSRF token for a new privilege level (login, logout)."""
@@ -86,8 +133,48 @@ def csrf_ok(session: Session | None, sent: str | None) -> bool:
     return bool(session and sent) and hmac.compare_digest(session.csrf, sent)
 
 
+# One try of a password, counted before it is checked: refused (the seconds left) when the phone or
+# the address already used up its tries, else counted against both at once. Checking and counting
+# in one script is what makes the limit hold when many tries arrive together.
+_RESERVE_TRY = """
+for i = 1, 2 do
+  local count = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if count >= tonumber(ARGV[i]) then
+    local ttl = redis.call('TTL', KEYS[i])
+    if ttl < 0 then
+      redis.call('EXPIRE', KEYS[i], tonumber(ARGV[3]))
+      ttl = tonumber(ARGV[3])
+    end
+    return math.max(ttl, 1)
+  end
+end
+for i = 1, 2 do
+  if redis.call('INCR', KEYS[i]) == 1 then
+    redis.call('EXPIRE', KEYS[i], tonumber(ARGV[3]))
+  end
+end
+return 0
+"""
+
+# A right password: the phone starts afresh, and the address gets its try back.
+_SUCCEEDED = """
+redis.call('DEL', KEYS[1])
+if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then
+  redis.call('DECR', KEYS[2])
+end
+return 0
+"""
+
+
 class LoginThrottle:
-    """Counts failed logins per phone and per client address in Redis, for 15 minutes."""
+    """Tries of a password per phone and per client address in Redis, for 15 minutes.
+
+    Every try is counted *before* the password is checked (:meth:`reserve`), so
+    40 tries sent at once are not all checked: only the first
+    :data:`PHONE_FAILURES` get through. A right password gives the try back
+    (:meth:`succeeded`), so only wrong ones use the allowance up. The same
+    counters serve the sign-in form and the profile's password change.
+    """
 
     def __init__(self, redis) -> None:
         self.redis = redis
@@ -96,22 +183,13 @@ class LoginThrottle:
     def _keys(phone: str, ip: str) -> tuple[str, str]:
         return f"pz:admin:login-fail:phone:{phone}", f"pz:admin:login-fail:ip:{ip}"
 
-    async def wait_seconds(self, phone: str, ip: str) -> int:
-        """0 when a login may be tried now, else seconds to wait."""
-        phone_key, ip_key = self._keys(phone, ip)
-        phone_count, ip_count = await self.redis.mget(phone_key, ip_key)
-        for key, count, limit in ((phone_key, phone_count, PHONE_FAILURES), (ip_key, ip_count, IP_FAILURES)):
-            if count is not None and int(count) >= limit:
-                return max(int(await self.redis.ttl(key)), 1)
-        return 0
-
-    async def failed(self, phone: str, ip: str) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        for key in self._keys(phone, ip):
-            # the window starts at the first failure (SET NX EX works on every Redis; EXPIRE NX needs 7)
-            pipe.set(key, 0, ex=THROTTLE_SECONDS, nx=True)
-            pipe.incr(key)
-        await pipe.execute()
+    async def reserve(self, phone: str, ip: str) -> int:
+        """Count one try: 0 when the password may be checked now, else the seconds to wait."""
+        return int(
+            await self.redis.eval(
+                _RESERVE_TRY, 2, *self._keys(phone, ip), PHONE_FAILURES, IP_FAILURES, THROTTLE_SECONDS
+            )
+        )
 
     async def succeeded(self, phone: str, ip: str) -> None:
-        await self.redis.delete(self._keys(phone, ip)[0])
+        await self.redis.eval(_SUCCEEDED, 2, *self._keys(phone, ip))

@@ -9,7 +9,7 @@ import secrets
 from starlette.responses import RedirectResponse, Response
 
 from perezvon.core.access import create_api_key
-from perezvon.core.auth import MIN_PASSWORD_LENGTH, hash_password, verify_password
+from perezvon.core.auth import MIN_PASSWORD_LENGTH, hash_password, hash_password_off_loop, verify_password_off_loop
 from perezvon.core.models import ActivationToken, ApiKey, User
 from perezvon.core.phones import InvalidPhone, normalise
 from perezvon.core.registry import Notification
@@ -40,20 +40,19 @@ async def login(ctx: Ctx) -> Response:
         phone = normalise(phone_text)
     except InvalidPhone:
         phone = phone_text[:40]
-    wait = await throttle.wait_seconds(phone, client_ip(ctx))
+    # the try is counted before the password is checked, so tries sent at once cannot all be checked
+    wait = await throttle.reserve(phone, client_ip(ctx))
     if wait:
-        minutes = max(1, (wait + 59) // 60)
         return await ctx.render(
             "admin/login.html",
             status_code=429,
             next_url=next_url,
             phone=phone_text,
-            error=ctx._("Too many failed attempts. Try again in %(minutes)s min.", minutes=minutes),
+            error=ctx._("Too many failed attempts. Try again in %(minutes)s min.", minutes=_minutes(wait)),
         )
     user = await User.get_or_none(phone=phone)
-    ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    ok = await verify_password_off_loop(user.password_hash if user else _DUMMY_HASH, password)
     if not ok or user is None or not user.is_active:
-        await throttle.failed(phone, client_ip(ctx))
         return await ctx.render(
             "admin/login.html",
             status_code=400,
@@ -66,6 +65,10 @@ async def login(ctx: Ctx) -> Response:
     # a new session id at the new privilege level: an id planted before login is now worthless
     ctx.session = await ctx.store.rotate(ctx.session, {"user_id": user.id})
     return ctx.redirect(next_url)
+
+
+def _minutes(seconds: int) -> int:
+    return max(1, (seconds + 59) // 60)
 
 
 async def logout(ctx: Ctx) -> Response:
@@ -105,8 +108,12 @@ async def activate(ctx: Ctx) -> Response:
     used = await ActivationToken.filter(id=token.id, used_at=None).update(used_at=now)
     if not used:  # the same link opened twice at once: only one may set the password
         return await ctx.error(404, "This link is not valid any more. Ask an administrator for a new one.")
-    await User.filter(id=token.user_id).update(password_hash=hash_password(password), is_active=True, last_login_at=now)
+    await User.filter(id=token.user_id).update(
+        password_hash=await hash_password_off_loop(password), is_active=True, last_login_at=now
+    )
     ctx.session = await ctx.store.rotate(ctx.session, {"user_id": token.user_id})
+    # a link sent to reset a password: whoever was signed in with the old one is signed out
+    await ctx.store.end_user_sessions(token.user_id, keep=ctx.session)
     return ctx.redirect("/")
 
 
@@ -158,6 +165,7 @@ async def send_now(perezvon, notification: Notification) -> int:
 
 async def profile(ctx: Ctx) -> Response:
     errors: dict[str, list[str]] = {}
+    status_code = 200
     new_key = None
     if ctx.request.method == "POST":
         action = ctx.form.get("action")
@@ -182,21 +190,38 @@ async def profile(ctx: Ctx) -> Response:
             return ctx.redirect("/profile")
         elif action == "password":
             current, password = ctx.form.get("current") or "", ctx.form.get("password") or ""
-            if not verify_password(ctx.user.password_hash, current):
+            # the current password is guessed here as on the sign-in form: the same counters limit both
+            throttle = LoginThrottle(ctx.perezvon.redis)
+            wait = await throttle.reserve(ctx.user.phone, client_ip(ctx))
+            if wait:
+                errors["current"] = [
+                    ctx._("Too many wrong passwords. Try again in %(minutes)s min.", minutes=_minutes(wait))
+                ]
+                status_code = 429
+            elif not await verify_password_off_loop(ctx.user.password_hash, current):
                 errors["current"] = [ctx._("Wrong password.")]
-            elif len(password) < MIN_PASSWORD_LENGTH:
-                errors["password"] = [ctx._("At least %(n)s characters.", n=MIN_PASSWORD_LENGTH)]
             else:
-                await User.filter(id=ctx.user.id).update(password_hash=hash_password(password))
-                ctx.session = await ctx.store.rotate(ctx.session, {"user_id": ctx.user.id})
-                ctx.flash(ctx._("The password is changed."))
-                ctx.session_dirty = True
-                return ctx.redirect("/profile")
+                await throttle.succeeded(ctx.user.phone, client_ip(ctx))
+                if len(password) < MIN_PASSWORD_LENGTH:
+                    errors["password"] = [ctx._("At least %(n)s characters.", n=MIN_PASSWORD_LENGTH)]
+                else:
+                    await User.filter(id=ctx.user.id).update(password_hash=await hash_password_off_loop(password))
+                    ctx.session = await ctx.store.rotate(ctx.session, {"user_id": ctx.user.id})
+                    # whoever knew the old password is signed out everywhere else; this browser stays in
+                    await ctx.store.end_user_sessions(ctx.user.id, keep=ctx.session)
+                    ctx.flash(ctx._("The password is changed. You are signed out everywhere else."))
+                    ctx.session_dirty = True
+                    return ctx.redirect("/profile")
+        elif action == "sign_out_everywhere":
+            await ctx.store.end_user_sessions(ctx.user.id)
+            if ctx.session is not None:
+                await ctx.store.delete(ctx.session)
+            return ctx.redirect("/login")
         await ctx.user.refresh_from_db()
     keys = await ApiKey.filter(user_id=ctx.user.id).order_by("-created_at")
     return await ctx.render(
         "admin/profile.html",
-        status_code=400 if errors else 200,
+        status_code=status_code if status_code != 200 else (400 if errors else 200),
         errors=errors,
         keys=keys,
         new_key=new_key,

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import socket
 from typing import Any
 
 import httpx
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
 from starlette.responses import Response
 
+from perezvon.core.integrations import guarded_client
 from perezvon.core.models import (
     CalendarDay,
     Connection,
@@ -25,6 +27,7 @@ from perezvon.core.models import (
     OperatorNumber,
     User,
 )
+from perezvon.core.outgoing import AddressNotAllowed, describe, find_refusal
 from perezvon.core.phones import InvalidPhone, normalise
 from perezvon.core.redial import ABORT, MAX_ATTEMPTS, MatrixError, validate_matrix
 from perezvon.core.registry import Direction, Notification
@@ -540,47 +543,46 @@ async def check_installation(
     """Fetch the site's home page and look for the connection's token (docs/admin.md#site-code).
 
     Only "found or not" and the status code are reported, never the page itself.
+    The domain is typed by users, so the fetch goes through the outgoing guard
+    (``perezvon.core.outgoing``): a domain or a redirect pointing inside the
+    server's network is refused, and ``refused`` says which address it was.
     """
-    result: dict[str, Any] = {"url": "", "found": False, "error": ""}
-    if urls is None:
-        # the domain is typed by users: never let the check reach the server's own network
-        problem = await _private_address(connection.domain)
-        if problem:
-            return {**result, "url": f"https://{connection.domain}/", "error": problem}
+    result: dict[str, Any] = {"url": "", "found": False, "error": "", "refused": None}
+    refused: AddressNotAllowed | None = None
     for url in urls or [f"https://{connection.domain}/", f"http://{connection.domain}/"]:
         result["url"] = url
         try:
-            async with httpx.AsyncClient(
+            async with guarded_client(
                 timeout=timeout,
-                follow_redirects=True,
+                follow_redirects=True,  # every hop is a new request, checked again by the guard
                 max_redirects=5,
                 headers={"User-Agent": "Perezvon installation check"},
             ) as client:
                 response = await client.get(url)
+        except AddressNotAllowed as exc:
+            refused = exc
+            continue
         except httpx.HTTPError as exc:
-            result["error"] = type(exc).__name__
+            refused = refused or find_refusal(exc)
+            if refused is None:
+                result["error"] = _fetch_error(exc)
             continue
         body = response.text[:5_000_000]
-        result.update(status=response.status_code, found=connection.token in body, error="")
+        result.update(status=response.status_code, found=connection.token in body, error="", refused=None)
         return result
+    if refused is not None:
+        result.update(error="the domain points to a private address", refused=describe(refused))
     return result
 
 
-async def _private_address(host: str) -> str:
-    """A reason not to fetch ``host`` (unresolvable, or a loopback/private/link-local address), or ""."""
-    import asyncio
-    import ipaddress
-    import socket
-
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, 443, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        return "the domain does not resolve"
-    for *_, sockaddr in infos:
-        address = ipaddress.ip_address(sockaddr[0])
-        if not address.is_global:
-            return "the domain points to a private address"
-    return ""
+def _fetch_error(exc: httpx.HTTPError) -> str:
+    """A short reason for the admin, from the failure's kind (a name that does not resolve says so)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, socket.gaierror):
+            return "the domain does not resolve"
+        cause = cause.__cause__ or getattr(cause, "os_error", None)
+    return type(exc).__name__
 
 
 async def download_snippet(ctx: Ctx) -> Response:
