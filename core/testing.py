@@ -149,9 +149,13 @@ async def perezvon_client(perezvon_app: Perezvon) -> AsyncIterator[httpx.AsyncCl
 
 
 @pytest.fixture
-async def perezvon_site(perezvon_app: Perezvon) -> Connection:
-    """A fresh connection of its own for each test (unique domain, round the clock)."""
-    from perezvon.core.models import Connection, OperatorNumber, Project
+async def perezvon_site(perezvon_app: Perezvon) -> AsyncIterator[Connection]:
+    """A fresh connection of its own for each test (unique domain, round the clock).
+
+    Afterwards the pushes and notifications the test left pending are dropped: the
+    sweep would queue them again in a later test, against services long gone.
+    """
+    from perezvon.core.models import Connection, OperatorNumber, PendingJob, Project
 
     project = await Project.create(name="Test company", legal_entity="ООО «Тест»")
     domain = f"site-{uuid.uuid4().hex[:10]}.example"
@@ -159,7 +163,8 @@ async def perezvon_site(perezvon_app: Perezvon) -> Connection:
         project=project, domain=domain, name="Test site", extra_domains=[f"shop.{domain}"], schedule=ROUND_THE_CLOCK
     )
     await OperatorNumber.create(connection=connection, phone="+74951234567")
-    return connection
+    yield connection
+    await PendingJob.all().delete()
 
 
 @pytest.fixture
