@@ -502,7 +502,8 @@ class Servers(ServerProcesses):
                     f"the web process exited with {self.procs['web'].returncode}; see {self.logs['web']}"
                 )
             status, report = self.health()
-            if status == 200 and (not want_worker or report.get("workers")):
+            # a web without a worker answers 503 naming only the workers as down (docs/deploy.md)
+            if status == 200 or (not want_worker and status == 503 and report.get("down") == ["workers"]):
                 return report
             time.sleep(0.2)
         raise RuntimeError(

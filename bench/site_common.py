@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -97,6 +98,8 @@ class DemoServer:
         while True:
             try:
                 urllib.request.urlopen(self.url + "/healthz", timeout=2).read()
+                break
+            except urllib.error.HTTPError:  # it answers: 503 names what is down (no worker runs here)
                 break
             except OSError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:

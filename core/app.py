@@ -14,6 +14,7 @@ from perezvon.core import db, outgoing
 from perezvon.core.callbacks import CallbackEngine
 from perezvon.core.intake import LeadIntake, SiteDirectory
 from perezvon.core.integrations import close_clients
+from perezvon.core.outages import until_connected
 from perezvon.core.plugins import PluginHost
 from perezvon.core.redis import EmbeddedRedis, arq_pool
 from perezvon.core.settings import Settings
@@ -40,7 +41,12 @@ class Perezvon:
             self.embedded_redis = EmbeddedRedis(self.settings.data_dir)
         return self.embedded_redis.url
 
-    async def start(self, *, migrate: bool = False) -> None:
+    async def start(self, *, migrate: bool = False, wait: bool = False) -> None:
+        """Connect Redis and the database (``migrate``: upgrade the schema first).
+
+        With ``wait`` (the long-running commands), a Redis or database that does
+        not answer yet is waited for with back-off rather than ending the process.
+        """
         if self.started:
             return
         # the process's one allow-list of the outgoing guard; a bad entry stops the start with its name
@@ -50,10 +56,10 @@ class Perezvon:
                 self.redis_url  # noqa: B018 - creates the embedded server object
                 assert self.embedded_redis is not None
                 self.embedded_redis.start()
-            self.redis = await arq_pool(self.redis_url)
+            self.redis = await arq_pool(self.redis_url, wait=wait)
             if migrate:
-                await db.migrate(self.db_config)
-            await db.connect(self.db_config)
+                await (until_connected("The database", self._migrate) if wait else self._migrate())
+            await (until_connected("The database", self._connect_db) if wait else self._connect_db())
             self.intake = LeadIntake(
                 redis=self.redis,
                 registry=self.host.registry,
@@ -65,6 +71,16 @@ class Perezvon:
             await self.stop()
             raise
         self.started = True
+
+    async def _migrate(self) -> None:
+        await db.migrate(self.db_config)
+
+    async def _connect_db(self) -> None:
+        try:
+            await db.connect(self.db_config)
+        except BaseException:  # a half-made connection would be reused by the next try
+            await db.close()
+            raise
 
     async def start_engine(self) -> CallbackEngine:
         """The worker side: connect the telephony backend and the callback engine."""

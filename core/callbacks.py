@@ -24,6 +24,8 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any, cast
 
+from arq.constants import in_progress_key_prefix
+from tortoise.expressions import F
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
@@ -40,9 +42,10 @@ from perezvon.core.models import (
     NotificationRecipient,
     Office,
     OperatorNumber,
+    PendingJob,
 )
 from perezvon.core.phones import InvalidPhone, normalise
-from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job
+from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, job_of, notify_job, remember
 from perezvon.core.recordings import expire_recordings
 from perezvon.core.registry import (
     ATTEMPT_FINISHED,
@@ -75,6 +78,13 @@ ORPHAN_GRACE = dt.timedelta(seconds=ALIVE_TTL)
 INTERRUPTED = "attempt interrupted: the worker stopped during the call"
 #: how long the "leg being dialled" note lives (longer than any attempt's ringing)
 LEG_KEY_TTL = 3600
+#: an attempt job this far past its due time while its call is still unclaimed is held by a dead claim
+STALE_CLAIM = dt.timedelta(seconds=60)
+#: a pending push or notification this far past its due time has lost its job (a running one ends
+#: well within it: a push is given 60 s, core/jobs.py); the sweep queues it again
+PENDING_GRACE = dt.timedelta(seconds=120)
+#: a pending job queued again this many times is left alone (it keeps failing on something else)
+MAX_REQUEUES = 30
 #: recordings past their retention are looked for at most this often (the sweep runs every few seconds)
 RECORDINGS_CHECK_SECONDS = 3600
 
@@ -354,6 +364,7 @@ class CallbackEngine:
                 log.info("call %s attempt %s was already resolved", call.id, attempt.number)
                 return
             await attempt.save()
+            await remember(jobs, now)  # pushes and notifications survive a lost enqueue (the sweep)
         try:
             await self.queue.enqueue(jobs)
         except Exception as exc:  # the sweep re-queues due attempts; events are retried below
@@ -373,31 +384,108 @@ class CallbackEngine:
     # --- durability -----------------------------------------------------------------
 
     async def sweep(self, now: dt.datetime | None = None) -> dict[str, int]:
-        """Re-queue due attempts whose job is missing; resolve calls orphaned mid-attempt."""
+        """Re-queue every due job that went missing; resolve calls orphaned mid-attempt.
+
+        * due attempts of ``scheduled`` calls (their state says they are due), and
+          an attempt job held by a claim that outlived its worker (see :meth:`_free_stale_claims`);
+        * pushes and notifications still recorded as pending (:class:`PendingJob`)
+          well past their due time, i.e. whose job was lost;
+        * calls ``dialling`` with no live worker are resolved as interrupted.
+
+        Every job keeps its id, so one still queued is not queued twice, and a
+        job runs at most once at a time (arq's in-progress mark, and for attempts
+        the call's claim in the database).
+        """
         now = now or utcnow()
         due = (
             await Call.filter(state=CallState.SCHEDULED, next_attempt_at__lte=now)
             .limit(5000)
             .values_list("id", "attempts_made", "next_attempt_at")
         )
-        requeued = await self.queue.enqueue([attempt_job(str(cid), made + 1, at) for cid, made, at in due])
+        attempts = [attempt_job(str(cid), made + 1, at) for cid, made, at in due]
+        freed = await self._free_stale_claims([job for job, (_, _, at) in zip(attempts, due) if at < now - STALE_CLAIM])
+        requeued = await self.queue.enqueue(attempts)
+        followups = await self._requeue_pending(now)
 
         dialling = await Call.filter(state=CallState.DIALLING).limit(5000).values_list("id", "attempts_made")
         orphans = 0
         candidates = [(str(cid), made) for cid, made in dialling if str(cid) not in self.in_flight]
-        if candidates:
+        if candidates and await self._marks_trustworthy():
             marks = await self.redis.mget([_alive_key(cid) for cid, _ in candidates])
             for (cid, made), mark in zip(candidates, marks):
                 if mark is None and await self._resolve_orphan(cid, made, now):
                     orphans += 1
-        if requeued or orphans:
-            log.info("sweep: %d attempts re-queued, %d interrupted calls resolved", requeued, orphans)
+        if requeued or orphans or followups or freed:
+            log.info(
+                "sweep: %d attempts re-queued (%d stale claims freed), %d pushes or notifications re-queued, "
+                "%d interrupted calls resolved",
+                requeued,
+                freed,
+                followups,
+                orphans,
+            )
         expired = 0
         clock = time.monotonic()
         if self.settings is not None and clock - self._recordings_checked_at >= RECORDINGS_CHECK_SECONDS:
             self._recordings_checked_at = clock
             expired = await expire_recordings(self.settings.data_dir, self.settings.recording_retention_days, now)
-        return {"requeued": requeued, "orphans": orphans, "recordings_expired": expired}
+        return {
+            "requeued": requeued,
+            "stale_claims": freed,
+            "followups": followups,
+            "orphans": orphans,
+            "recordings_expired": expired,
+        }
+
+    async def _free_stale_claims(self, overdue: list[Job]) -> int:
+        """Drop arq's in-progress marks on attempt jobs long overdue whose call is still unclaimed.
+
+        A worker killed between claiming a job in Redis and running it leaves the
+        mark for the job timeout plus ten seconds (hours, for attempts), and no
+        other worker would take the job meanwhile. Dropping it is safe: an attempt
+        job dials only after claiming the call in the database, so a second run
+        of the same job does nothing.
+        """
+        if not overdue:
+            return 0
+        keys = [in_progress_key_prefix + job.job_id for job in overdue]
+        marked = [key for key, exists in zip(keys, await self.redis.mget(keys)) if exists is not None]
+        if marked:
+            await self.redis.delete(*marked)
+            log.warning("sweep: %d attempt jobs were held by a stopped worker's claim; freed", len(marked))
+        return len(marked)
+
+    async def _requeue_pending(self, now: dt.datetime) -> int:
+        """Queue again the pushes and notifications still pending well past their due time."""
+        rows = (
+            await PendingJob.filter(due_at__lte=now - PENDING_GRACE, requeued__lt=MAX_REQUEUES)
+            .order_by("due_at")
+            .limit(5000)
+        )
+        if not rows:
+            return 0
+        added = await self.queue.enqueue_new([job_of(row) for row in rows])
+        if added:  # queued again: give the job a grace period of its own before the next look
+            await PendingJob.filter(job_id__in=added).update(requeued=F("requeued") + 1, due_at=now)
+        return len(added)
+
+    async def _marks_trustworthy(self) -> bool:
+        """Whether a missing alive mark means a stopped worker, not a Redis that restarted empty.
+
+        A restarted Redis has lost every mark; the workers still dialling write
+        theirs again within :data:`ALIVE_EVERY` seconds. Until a mark's lifetime
+        has passed since Redis started, a missing mark proves nothing, and
+        resolving the call would let a second attempt ring while the first is
+        still on the line. (An engine that is not running, as a test drives it,
+        keeps no marks of its own and only sweeps when told to.)
+        """
+        if self._alive_task is None:
+            return True
+        try:
+            uptime = int((await self.redis.info("server")).get("uptime_in_seconds", ALIVE_TTL))
+        except Exception:  # cannot tell: the next sweep looks again
+            return False
+        return uptime >= ALIVE_TTL
 
     async def _resolve_orphan(self, call_id: str, number: int, now: dt.datetime) -> bool:
         attempt = await Attempt.get_or_none(call_id=call_id, number=number)

@@ -61,6 +61,17 @@ def _uvicorn_server(asgi_app: Any, host: str, port: int) -> uvicorn.Server:
     )
 
 
+async def _start(app: Perezvon, stop: asyncio.Event, *, migrate: bool = False) -> bool:
+    """Start ``app``, waiting for Redis and the database if they do not answer yet; False if stopped first."""
+    starting = asyncio.create_task(app.start(migrate=migrate, wait=True), name="start")
+    await _run_until_stopped([starting], stop)
+    if starting.done():
+        return True
+    starting.cancel()  # Ctrl-C while waiting for a service: start() closes what it opened
+    await asyncio.gather(starting, return_exceptions=True)
+    return False
+
+
 async def _run_until_stopped(tasks: list[asyncio.Task[Any]], stop: asyncio.Event) -> None:
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -80,7 +91,8 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     app = _app(args)
     stop = asyncio.Event()
     stop_on_signals(stop)
-    await app.start(migrate=True)
+    if not await _start(app, stop, migrate=True):
+        return 0
     assert app.intake is not None  # start() made it
     servers, workers, web_task, worker_task = [], None, None, None
     try:
@@ -135,7 +147,8 @@ async def cmd_web(args: argparse.Namespace) -> int:
     app = _app(args)
     stop = asyncio.Event()
     stop_on_signals(stop)
-    await app.start()
+    if not await _start(app, stop):
+        return 0
     try:
         web = _uvicorn_server(create_app(app, manage_lifecycle=False), args.host, args.port)
         settle_heap()
@@ -154,7 +167,8 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     app = _app(args)
     stop = asyncio.Event()
     stop_on_signals(stop)
-    await app.start()
+    if not await _start(app, stop):
+        return 0
     try:
         workers = build_workers(app)  # callbacks and deliveries, each on its own queue
         task = asyncio.create_task(workers.async_run())

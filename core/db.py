@@ -18,6 +18,8 @@ CORE_APP = "perezvon"
 def tortoise_config(database_url: str, plugin_models: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """The Tortoise config: the core app plus one app per plugin that owns models."""
     connection = expand_db_url(database_url)
+    if connection["engine"] == "tortoise.backends.asyncpg":
+        connection["engine"] = "perezvon.core.pg"  # Tortoise's asyncpg client, safe when a transaction cannot begin
     if connection["engine"].endswith("sqlite"):
         Path(connection["credentials"]["file_path"]).parent.mkdir(parents=True, exist_ok=True)
         # web and worker processes share the file: wait for the writer lock instead of

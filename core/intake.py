@@ -33,7 +33,7 @@ from perezvon.core import channels, enablement
 from perezvon.core.batching import Batcher, settle
 from perezvon.core.domains import browser_domains
 from perezvon.core.models import CalendarDay, Call, CallState, Connection, Department, DisplayStatus, Lead, Office
-from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job
+from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job, remember
 from perezvon.core.schedule import Hours, ScheduleError, first_attempt_at
 from perezvon.core.schemas import LeadSchema, TelephonySettingsSchema
 
@@ -484,6 +484,8 @@ class LeadIntake:
             async with in_transaction():
                 await self._insert_leads.execute([item.lead for item in fresh])
                 await self._insert_calls.execute([item.call for item in fresh])
+                # pushes and notifications are known to the sweep even if their enqueue below is lost
+                await remember([job for item in fresh for job in item.jobs], dt.datetime.now(dt.UTC))
         except Exception:
             log.exception("could not store %d leads", len(fresh))
             try:

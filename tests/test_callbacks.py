@@ -328,3 +328,40 @@ async def test_stopping_the_engine_records_calls_in_progress(
     assert attempt.reason == INTERRUPTED and attempt.ended_at is not None
     assert (await Call.get(id=created["call_id"])).state == CallState.SCHEDULED  # the matrix redials it
     assert await perezvon_app.redis.get(f"pv:alive:{created['call_id']}") is None
+
+
+async def test_a_lost_push_is_requeued_by_the_sweep_and_delivered_once(
+    perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, integration
+):
+    """Issue 13, item 8: the sweep re-creates integration pushes too, not only dial attempts."""
+    from perezvon.core.models import PendingJob
+    from perezvon.core.queue import DELIVERIES_QUEUE, delivery_job
+
+    recorder = integration(RecordingIntegration())
+    await enablement.enable(perezvon_site, enablement.INTEGRATION, "recorder")
+    phone = new_phone()
+    created = await post_lead(perezvon_client, perezvon_site, phone)
+    job_id = delivery_job("recorder", "lead_created", created["call_id"]).job_id
+    for _ in range(200):  # the intake queues jobs just after it answers
+        if await perezvon_app.redis.zscore(DELIVERIES_QUEUE, job_id) is not None:
+            break
+        await asyncio.sleep(0.01)
+    await perezvon_app.redis.delete(f"arq:job:{job_id}")  # what a Redis restart does to a queued job
+    await perezvon_app.redis.zrem(DELIVERIES_QUEUE, job_id)
+    await perezvon_run_jobs()
+    assert recorder.events == [("call_finished", "successful")]  # the push was lost
+    assert await PendingJob.filter(job_id=job_id).exists()  # ... but not forgotten
+
+    engine = CallbackEngine(
+        backend=perezvon_app.host.telephony_backend(), registry=perezvon_app.host.registry, redis=perezvon_app.redis
+    )
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+    assert (await engine.sweep(later))["followups"] >= 1
+    assert (await engine.sweep(later))["followups"] == 0  # still queued: the same id is not queued twice
+    await perezvon_run_jobs()
+    assert sorted(recorder.events) == [("call_finished", "successful"), ("lead_created", phone)]
+    assert not await PendingJob.filter(job_id=job_id).exists()
+    assert (await engine.sweep(later + dt.timedelta(hours=1)))["followups"] == 0  # over: never again
+    await perezvon_run_jobs()
+    assert sorted(recorder.events) == [("call_finished", "successful"), ("lead_created", phone)]
+    assert await Delivery.filter(call_id=created["call_id"], event="lead_created").count() == 1

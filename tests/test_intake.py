@@ -255,8 +255,9 @@ async def test_public_call_state_shows_nothing_personal(perezvon_client, perezvo
 
 async def test_health_and_openapi(perezvon_client):
     health = await perezvon_client.get("/healthz")
-    assert health.status_code == 200
     assert health.json()["database"] == "ok" and health.json()["redis"] == "ok"
+    # no worker runs here: /healthz says so (tests/test_outages.py starts one and sees a 200)
+    assert health.json()["down"] == ["workers"] and health.status_code == 503
     spec = (await perezvon_client.get("/openapi.json")).json()
     assert spec["openapi"].startswith("3.")
     assert "post" in spec["paths"]["/api/v1/leads"]

@@ -14,6 +14,7 @@ from starlette.routing import Mount, Route
 from perezvon.core import version
 from perezvon.core.app import Perezvon
 from perezvon.core.i18n import gettext, negotiate
+from perezvon.core.outages import OUTAGE_ERRORS
 from perezvon.web.admin.routes import admin_routes
 from perezvon.web.api.calls import get_call, list_calls
 from perezvon.web.api.health import healthz
@@ -21,6 +22,7 @@ from perezvon.web.api.leads import call_state, create_lead, preflight
 from perezvon.web.openapi import build_spec
 from perezvon.web.plugin_files import PLUGIN_STATIC, PluginStaticFiles
 from perezvon.web.site import SiteScript
+from perezvon.web.unavailable import unavailable
 
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).with_name("templates")), autoescape=select_autoescape(["html"])
@@ -78,7 +80,9 @@ def create_app(perezvon: Perezvon, *, manage_lifecycle: bool = True) -> Starlett
             if manage_lifecycle:
                 await perezvon.stop()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    # OSError stands for refused or reset sockets; ``unavailable`` re-raises any other error (a 500)
+    outage_handlers = dict.fromkeys((*OUTAGE_ERRORS, OSError), unavailable)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=outage_handlers)
     site_script.serve_before(app)
     app.state.perezvon = perezvon
     app.state.site_script = site_script

@@ -126,8 +126,11 @@ def build_spec(version: str, server_url: str) -> dict:
         path="/healthz",
         operations={
             "get": {
-                "summary": "200 when the database and Redis answer",
-                "responses": {"200": {"description": "healthy"}, "503": {"description": "a dependency is down"}},
+                "summary": "200 when the database and Redis answer and a worker has reported within 20 s",
+                "responses": {
+                    "200": {"description": "healthy"},
+                    "503": {"description": "a part is down: `down` lists database, redis and/or workers"},
+                },
             }
         },
     )

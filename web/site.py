@@ -40,6 +40,7 @@ from perezvon.core import enablement
 from perezvon.core.domains import browser_domains
 from perezvon.core.models import CalendarDay, Connection, Department, Office
 from perezvon.core.schedule import Hours
+from perezvon.web.unavailable import unavailable
 
 if TYPE_CHECKING:
     from perezvon.core.app import Perezvon
@@ -325,8 +326,14 @@ class SiteScriptFastPath:
         self.site_script = site_script
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and await self.site_script.answer(scope, send):
-            return
+        if scope["type"] == "http":
+            try:
+                answered = await self.site_script.answer(scope, send)
+            except Exception as exc:  # a lost database or Redis: 503, as everywhere else (web/unavailable.py)
+                await (await unavailable(Request(scope, receive), exc))(scope, receive, send)
+                return
+            if answered:
+                return
         await self.app(scope, receive, send)
 
 

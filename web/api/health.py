@@ -1,36 +1,75 @@
-"""``GET /healthz``: 200 when the database and Redis answer; worker state for information."""
+"""``GET /healthz``: which part of Perezvon is down, for a supervisor, a load balancer or a person.
+
+200 only when the database and Redis answer and at least one worker has
+written its heartbeat within :data:`~perezvon.core.callbacks.WORKER_STALE_SECONDS`
+(every worker writes one every few seconds, ``CallbackEngine._keep_alive``);
+else 503 with ``down`` naming the parts: ``database``, ``redis``, ``workers``.
+Each check is given :data:`CHECK_SECONDS`, so the answer stays quick while a
+part hangs rather than refuses (docs/deploy.md).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from tortoise import connections
 
 from perezvon.core.callbacks import WORKER_STALE_SECONDS, WORKERS_KEY
-from perezvon.core.redis import ping
+
+#: the longest one check may take
+CHECK_SECONDS = 1.0
+
+
+async def _database() -> str:
+    try:
+        await asyncio.wait_for(connections.get("default").execute_query("SELECT 1"), CHECK_SECONDS)
+    except TimeoutError:
+        return f"down: no answer within {CHECK_SECONDS:g} s"
+    except Exception as exc:
+        return f"down: {type(exc).__name__}: {exc}"[:300]
+    return "ok"
+
+
+async def _redis(redis: Any) -> tuple[str, list[dict[str, Any]]]:
+    """Redis's state and the fresh worker heartbeats, read in one round trip."""
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.ping()
+            pipe.hgetall(WORKERS_KEY)
+            _, beats = await asyncio.wait_for(pipe.execute(), CHECK_SECONDS)
+    except TimeoutError:
+        return f"down: no answer within {CHECK_SECONDS:g} s", []
+    except Exception as exc:
+        return f"down: {type(exc).__name__}: {exc}"[:300], []
+    now = time.time()
+    fresh = []
+    for raw in beats.values():
+        try:
+            beat = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(beat, dict) and now - float(beat.get("at", 0)) < WORKER_STALE_SECONDS:
+            fresh.append(beat)
+    return "ok", fresh
 
 
 async def healthz(request: Request) -> JSONResponse:
     app = request.app.state.perezvon
-    report: dict[str, object] = {}
-    try:
-        await connections.get("default").execute_query("SELECT 1")
-        report["database"] = "ok"
-    except Exception as exc:
-        report["database"] = f"error: {exc}"
-    report["redis"] = "ok" if await ping(app.redis) else "error: not answering"
-    workers = []
-    if report["redis"] == "ok":
-        for raw in (await app.redis.hgetall(WORKERS_KEY)).values():
-            beat = json.loads(raw)
-            if time.time() - beat["at"] < WORKER_STALE_SECONDS:
-                workers.append(beat)
-    report["workers"] = workers
-    report["telephony"] = ([w["telephony"] for w in workers] or ["no worker seen"])[0]
-    healthy = report["database"] == "ok" and report["redis"] == "ok"
-    return JSONResponse(
-        {"ok": healthy, **report}, status_code=200 if healthy else 503, headers={"Cache-Control": "no-store"}
-    )
+    database, (redis, workers) = await asyncio.gather(_database(), _redis(app.redis))
+    down = [part for part, state in (("database", database), ("redis", redis)) if state != "ok"]
+    if redis == "ok" and not workers:  # with Redis down the heartbeats cannot be read: that is the cause
+        down.append("workers")
+    report: dict[str, object] = {
+        "ok": not down,
+        "down": down,
+        "database": database,
+        "redis": redis,
+        "workers": workers,
+        "telephony": ([w.get("telephony") for w in workers] or ["no worker seen"])[0],
+    }
+    return JSONResponse(report, status_code=503 if down else 200, headers={"Cache-Control": "no-store"})
