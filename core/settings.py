@@ -47,6 +47,8 @@ class Settings:
     connection_cache_seconds: float = 5.0
     #: call recordings are deleted this many days after the call (0 keeps them)
     recording_retention_days: int = 92
+    #: over https, browsers are told to use https only for this many seconds (Strict-Transport-Security); 0: not sent
+    hsts_seconds: int = 0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -69,6 +71,7 @@ class Settings:
             "sweep_seconds": float(env.get("PEREZVON_SWEEP_SECONDS", 5)),
             "connection_cache_seconds": float(env.get("PEREZVON_CONNECTION_CACHE_SECONDS", 5)),
             "recording_retention_days": int(env.get("PEREZVON_RECORDING_RETENTION_DAYS", 92)),
+            "hsts_seconds": int(env.get("PEREZVON_HSTS_SECONDS", 0)),
         }
         numbers.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(
