@@ -104,9 +104,17 @@ def stats_ms(values: list[float]) -> dict[str, float | None]:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A free port: the first free one of PEREZVON_BENCH_PORTS ("first-last") when set, else any."""
+    wanted = os.environ.get("PEREZVON_BENCH_PORTS", "")
+    first, _, last = wanted.partition("-")
+    for port in range(int(first), int(last or first) + 1) if wanted else [0]:
+        with socket.socket() as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError(f"no free port in PEREZVON_BENCH_PORTS={wanted}")
 
 
 def process_cpu_seconds(pid: int) -> float:

@@ -23,6 +23,15 @@ from tortoise.queryset import QuerySet
 
 from perezvon.core.models import Call, CallTag, DisplayStatus
 from perezvon.core.schemas import check_time_zone
+from perezvon.core.storable import (
+    DAY_OUT_OF_RANGE,
+    FIRST_DAY,
+    ID_OUT_OF_RANGE,
+    LAST_DAY,
+    MAX_DB_INT,
+    UNSTORABLE,
+    bad_text,
+)
 
 #: automatic tags (docs/calls.md#automatic-tags) by the name the filter uses, as conditions on the call
 AUTO_TAGS: dict[str, dict[str, Any]] = {
@@ -45,6 +54,13 @@ DEFAULT_ZONE = "Europe/Moscow"
 MAX_PAGE = 500
 
 
+#: a filter sent empty (``?date_from=``) where empty values are refused (the read API)
+EMPTY_FILTER = "Give a value or leave the parameter out."
+
+#: dates the database and every time zone can hold (year 1 or 9999 overflows when shifted by a zone)
+_DAY_RANGE = validate.Range(min=FIRST_DAY, max=LAST_DAY, error=DAY_OUT_OF_RANGE)
+
+
 class BadCursor(ValueError):
     pass
 
@@ -56,13 +72,27 @@ class CallFilterSchema(Schema):
         unknown = EXCLUDE
 
     date_from = fields.Date(
-        load_default=None, allow_none=True, metadata={"description": "first day, inclusive (YYYY-MM-DD in `tz`)"}
+        load_default=None,
+        allow_none=True,
+        validate=_DAY_RANGE,
+        metadata={"description": "first day, inclusive (YYYY-MM-DD in `tz`, 2000-01-01 .. 2199-12-31)"},
     )
     date_to = fields.Date(
-        load_default=None, allow_none=True, metadata={"description": "last day, inclusive (YYYY-MM-DD in `tz`)"}
+        load_default=None,
+        allow_none=True,
+        validate=_DAY_RANGE,
+        metadata={"description": "last day, inclusive (YYYY-MM-DD in `tz`, 2000-01-01 .. 2199-12-31)"},
     )
-    tz = fields.String(load_default=DEFAULT_ZONE, metadata={"description": "time zone of the dates"})
-    connection = fields.List(fields.Integer(), load_default=list, metadata={"description": "connection ids"})
+    tz = fields.String(
+        load_default=DEFAULT_ZONE,
+        validate=validate.Length(max=64),
+        metadata={"description": "IANA time zone of the dates (Europe/Moscow when absent)"},
+    )
+    connection = fields.List(
+        fields.Integer(validate=validate.Range(min=1, max=MAX_DB_INT, error=ID_OUT_OF_RANGE)),
+        load_default=list,
+        metadata={"description": "connection ids"},
+    )
     status = fields.List(fields.String(validate=validate.OneOf(STATUSES)), load_default=list)
     app = fields.List(
         fields.String(validate=validate.Length(max=64)),
@@ -90,16 +120,32 @@ class CallFilterSchema(Schema):
             raise ValidationError("The end of the range is before its start.", "date_to")
 
 
-def parse_filters(params: Any) -> dict[str, Any]:
-    """Filters from a query string (a Starlette ``QueryParams`` or any multidict); raises ValidationError."""
+def parse_filters(params: Any, *, empty_means_absent: bool = True) -> dict[str, Any]:
+    """Filters from a query string (a Starlette ``QueryParams`` or any multidict); raises ValidationError.
+
+    The admin's filter form sends every field, empty when unset: there an empty value means no filter.
+    The read API is stricter (``empty_means_absent=False``): an empty value is refused, as its OpenAPI
+    document says. Either way a NUL or a broken character is refused before any query sees it."""
     raw: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
     for key in CallFilterSchema().fields:
         if key in LIST_FIELDS:
-            values = [v for v in params.getlist(key) if v != ""] if hasattr(params, "getlist") else params.get(key, [])
+            sent = params.getlist(key) if hasattr(params, "getlist") else params.get(key, [])
+            values = [v for v in sent if v != ""]
+            if len(values) < len(sent) and not empty_means_absent:
+                errors[key] = [EMPTY_FILTER]
             if values:
                 raw[key] = values
-        elif params.get(key) not in (None, ""):
+        elif params.get(key) == "":
+            if not empty_means_absent:
+                errors[key] = [EMPTY_FILTER]
+        elif params.get(key) is not None:
             raw[key] = params.get(key)
+    for key, value in raw.items():
+        if any(isinstance(v, str) and bad_text(v) for v in (value if isinstance(value, list) else [value])):
+            errors[key] = [UNSTORABLE]
+    if errors:
+        raise ValidationError(errors)
     filters: dict[str, Any] = CallFilterSchema().load(raw)
     return filters
 
@@ -166,6 +212,8 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
         when = dt.datetime.fromisoformat(moment)
         if when.tzinfo is None:
             raise ValueError("naive time")
+        if not FIRST_DAY <= when.date() <= LAST_DAY:  # year 1 or 9999 overflows when the query converts it
+            raise ValueError("out of range")
         return when, uuid.UUID(call_id)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadCursor("Not a cursor from this API.") from exc

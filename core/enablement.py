@@ -44,13 +44,14 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 from collections.abc import Iterable
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields
 
 from perezvon.core.models import Connection, PluginEnablement, PluginKind
+from perezvon.core.storable import displayable as displayable  # the admin shows refused settings back
+from perezvon.core.storable import unstorable_values
 
 log = logging.getLogger("perezvon.enablement")
 
@@ -89,65 +90,7 @@ def _schema(plugin_or_schema: Any) -> Schema:
     return schema_instance(plugin_or_schema.settings_schema)
 
 
-#: the longest text one settings value may hold (a widget's texts and rules are far shorter)
-MAX_TEXT = 10_000
-UNSTORABLE = "This text has characters that cannot be stored (a NUL or a broken character)."
-TOO_LONG = "This text is too long."
-NOT_A_NUMBER = "Not a finite number."
-
-
-def unstorable_values(value: Any) -> Any:
-    """Errors, shaped like marshmallow's, for every value no store can hold, whatever the schema says:
-    a NUL (PostgreSQL's text and jsonb refuse it), a lone surrogate (not UTF-8), NaN or infinity
-    (not JSON), a text over :data:`MAX_TEXT` characters. A list's errors go on the list itself."""
-    if isinstance(value, dict):
-        errors: dict[str, Any] = {}
-        for key, item in value.items():
-            found = unstorable_values(item)
-            if found:
-                errors[str(key)] = found
-        unstorable_keys = [key for key in value if _bad_text(str(key))]
-        if unstorable_keys:
-            errors.setdefault("_schema", []).append(UNSTORABLE)
-        return errors
-    if isinstance(value, list | tuple):
-        messages = {message for item in value for message in _flatten(unstorable_values(item))}
-        return sorted(messages) if messages else {}
-    if isinstance(value, str):
-        if _bad_text(value):
-            return [UNSTORABLE]
-        return [TOO_LONG] if len(value) > MAX_TEXT else {}
-    if isinstance(value, float) and not math.isfinite(value):
-        return [NOT_A_NUMBER]
-    return {}
-
-
-def displayable(value: Any) -> Any:
-    """``value`` with every lone surrogate replaced by U+FFFD, so refused settings can be shown
-    back to the person who typed them (a page is UTF-8; a surrogate cannot be written into it)."""
-    if isinstance(value, dict):
-        return {displayable(key): displayable(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [displayable(item) for item in value]
-    if isinstance(value, str) and _bad_text(value):
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return value
-
-
-def _bad_text(text: str) -> bool:
-    if "\x00" in text:
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _flatten(errors: Any) -> list[str]:
-    if isinstance(errors, dict):
-        return [message for item in errors.values() for message in _flatten(item)]
-    return list(errors)
+# What no store can hold is refused by one guard shared with every other entry point (perezvon.core.storable).
 
 
 def validated(plugin: Any, stored: dict[str, Any] | None) -> dict[str, Any]:

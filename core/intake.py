@@ -45,6 +45,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("perezvon.intake")
 
 MAX_BATCH = 500
+#: a preferred time may be this far in the past (a visitor's clock runs late: called at once) ...
+PREFERRED_PAST = dt.timedelta(days=1)
+#: ... and this far ahead (docs/calls.md#scheduling); outside, 422
+PREFERRED_AHEAD = dt.timedelta(days=366)
+PREFERRED_OUT_OF_RANGE = "Choose a time from now to a year ahead."
 #: a longer delay before the first call means "e-mail the lead instead of calling" (docs/calls.md#the-59-s-rule)
 MAX_CALL_DELAY_SECONDS = 59
 NOTIFIED_REASON = "the delay before the call is over 59 s: the lead was e-mailed instead"
@@ -76,6 +81,28 @@ for i = 1, #KEYS / 2 do
 end
 return out
 """
+
+
+#: a lead whose values the database refused although the schema let them through
+CANNOT_STORE = "The lead has a value that cannot be stored."
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    """The database refused the values (not the connection): tortoise wraps the driver's data errors
+    (asyncpg's DataError family, sqlite's encoding errors) as IntegrityError or OperationalError with
+    the driver's exception as the cause."""
+    from tortoise.exceptions import IntegrityError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, IntegrityError | ValueError | TypeError | OverflowError | UnicodeError):
+            return True
+        if type(seen).__name__ in ("DataError", "CharacterNotInRepertoireError", "UntranslatableCharacterError"):
+            return True
+        if any(cls.__name__ == "DataError" for cls in type(seen).__mro__):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class IntakeReason(enum.StrEnum):
@@ -188,6 +215,15 @@ async def load_site(connection: Connection) -> Site:
         apps=frozenset(plugins_on[enablement.APPLICATION]),
         integrations=tuple(sorted(plugins_on[enablement.INTEGRATION])),
     )
+
+
+def _preferred_in_range(preferred: dt.datetime, now: dt.datetime) -> bool:
+    """Year 1 or 9999 with an offset overflows wherever it is converted (the schedule, the admin, a
+    driver); a time a year ahead is a typo. Compared without converting, so nothing overflows here."""
+    try:
+        return now - PREFERRED_PAST <= preferred <= now + PREFERRED_AHEAD
+    except OverflowError:
+        return False
 
 
 class SiteDirectory:
@@ -341,10 +377,12 @@ class LeadIntake:
                 errors[field] = ["Choose one."]
             elif value is not None and value not in allowed:
                 errors[field] = ["Not one of this site's choices."]
+        now = now or dt.datetime.now(dt.UTC)
+        if data["preferred_at"] is not None and not _preferred_in_range(data["preferred_at"], now):
+            errors["preferred_at"] = [PREFERRED_OUT_OF_RANGE]
         if errors:
             raise IntakeError(IntakeReason.INVALID, errors)
 
-        now = now or dt.datetime.now(dt.UTC)
         try:
             scheduled_at = first_attempt_at(
                 site.hours, now, delay_seconds=site.first_call_delay, preferred_at=data["preferred_at"]
@@ -480,32 +518,62 @@ class LeadIntake:
                 settle(item.future, Accepted.decode(verdict))
         if not fresh:
             return
-        try:
-            async with in_transaction():
-                await self._insert_leads.execute([item.lead for item in fresh])
-                await self._insert_calls.execute([item.call for item in fresh])
-                # pushes and notifications are known to the sweep even if their enqueue below is lost
-                await remember([job for item in fresh for job in item.jobs], dt.datetime.now(dt.UTC))
-        except Exception:
-            log.exception("could not store %d leads", len(fresh))
-            try:
-                await self.redis.delete(*[item.dup_key for item in fresh])
+        stored, refused = await self._store(fresh)
+        if refused:
+            try:  # a refused lead is not a duplicate of anything: the visitor may send it again corrected
+                await self.redis.delete(*[item.dup_key for item, _ in refused])
             except Exception:  # the duplicate keys expire by themselves
                 pass
-            for item in fresh:
-                settle(
-                    item.future,
-                    error=IntakeError(
-                        IntakeReason.UNAVAILABLE, {"_schema": ["The lead could not be stored, try again."]}
-                    ),
-                )
+        for item, error in refused:
+            settle(item.future, error=error)
+        if not stored:
             return
         # committed is durable: answer now, and queue the jobs while the next group is written
-        for item in fresh:
+        for item in stored:
             settle(item.future, item.accepted)
-        task = asyncio.create_task(self._enqueue([job for item in fresh for job in item.jobs]))
+        task = asyncio.create_task(self._enqueue([job for item in stored for job in item.jobs]))
         self._enqueueing.add(task)
         task.add_done_callback(self._enqueueing.discard)
+
+    async def _store(self, group: list[_Pending]) -> tuple[list[_Pending], list[tuple[_Pending, IntakeError]]]:
+        """Write the group in one transaction; when the database refuses its values, find the rows at fault.
+
+        The group is split in halves and each half written on its own, down to
+        single rows, so a row the database refuses (a value the edge let
+        through) costs only its own visitor a refusal; the others are stored.
+        A failure that is not about the values (the database is down) is not
+        split: everyone in the group is answered "try again" at once.
+        Returns (stored, refused with their errors).
+        """
+        try:
+            await self._insert(group)
+            return group, []
+        except Exception as exc:
+            if len(group) == 1 or not _is_data_error(exc):
+                log.error("could not store %d lead(s): %s", len(group), exc)
+                refusal = self._refusal(exc)
+                return [], [(item, refusal) for item in group]
+            log.warning(
+                "the database refused a value in a group of %d leads (%s); storing it in halves", len(group), exc
+            )
+        middle = len(group) // 2
+        first_stored, first_refused = await self._store(group[:middle])
+        second_stored, second_refused = await self._store(group[middle:])
+        return first_stored + second_stored, first_refused + second_refused
+
+    async def _insert(self, group: list[_Pending]) -> None:
+        async with in_transaction():
+            await self._insert_leads.execute([item.lead for item in group])
+            await self._insert_calls.execute([item.call for item in group])
+            # pushes and notifications are known to the sweep even if their enqueue is lost
+            await remember([job for item in group for job in item.jobs], dt.datetime.now(dt.UTC))
+
+    @staticmethod
+    def _refusal(exc: Exception) -> IntakeError:
+        """One lead the database would not take: its data (422), or the database is down (503, try again)."""
+        if _is_data_error(exc):
+            return IntakeError(IntakeReason.INVALID, {"_schema": [CANNOT_STORE]})
+        return IntakeError(IntakeReason.UNAVAILABLE, {"_schema": ["The lead could not be stored, try again."]})
 
     async def _enqueue(self, jobs: list[Job]) -> None:
         try:

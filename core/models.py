@@ -7,12 +7,38 @@ and a call id in a public URL cannot be guessed.
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import secrets
 import uuid
 from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
+
+log = logging.getLogger("perezvon.models")
+
+
+def readable_when_out_of_range(field: fields.DatetimeField[Any]) -> fields.DatetimeField[Any]:
+    """``field``, reading as None a stored time that cannot be converted (docs/calls.md#what-the-stores-can-hold).
+
+    Before the intake checked the range of ``preferred_at``, SQLite stored year 1 at +14:00 as it
+    came; converting it to UTC overflows, and every read of its lead failed -- its call was never
+    dialled, and the read API, the admin and the export failed for every page holding it. Such a
+    time was never honoured anyway; read as None, the lead is shown and called without it. Only
+    reading changes (the field stays a plain DatetimeField: no migration, no table rebuilt).
+    """
+    plain = field.to_python_value
+
+    def to_python_value(value: Any) -> dt.datetime | None:
+        try:
+            return plain(value)
+        except (OverflowError, ValueError) as exc:
+            log.warning("a stored time cannot be read (%r: %s); taken as empty", value, exc)
+            return None
+
+    setattr(field, "to_python_value", to_python_value)  # noqa: B010 -- an instance attribute over the method
+    return field
 
 
 def new_site_token() -> str:
@@ -336,7 +362,7 @@ class Lead(Model):
         "perezvon.Department", related_name="leads", null=True, on_delete=fields.SET_NULL
     )
     department_id: int | None
-    preferred_at = fields.DatetimeField(null=True)
+    preferred_at = readable_when_out_of_range(fields.DatetimeField(null=True))
     page_url = fields.CharField(max_length=2048, default="")
     referrer = fields.CharField(max_length=2048, default="")
     utm_source = fields.CharField(max_length=256, default="")

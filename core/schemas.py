@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates, validates_schema
 
 from perezvon.core.models import Channel
 from perezvon.core.phones import InvalidPhone, normalise
 from perezvon.core.registry import Direction
+from perezvon.core.storable import MAX_DB_INT, unstorable_values
 
 MUST_CONSENT = "Consent to the processing of personal data is required."
 
@@ -43,6 +44,15 @@ class OptionalPhoneField(PhoneField):
         if value is None or (isinstance(value, str) and not value.strip()):
             return ""
         return super()._deserialize(value, attr, data, **kwargs)
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON ``true`` or ``false`` only: not "yes", "on", 1 or "true", which marshmallow's Boolean takes."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
 
 
 class UtmSchema(Schema):
@@ -84,18 +94,31 @@ class LeadSchema(Schema):
     token = fields.String(
         required=True, validate=validate.Length(min=1, max=64), metadata={"description": "the connection's site token"}
     )
-    phone = PhoneField(required=True, metadata={"description": "any common format; stored as E.164"})
-    consent = fields.Boolean(required=True, metadata={"description": "personal-data consent (152-FZ); must be true"})
+    phone = PhoneField(
+        required=True,
+        metadata={
+            "description": "any common format (+7 912 000-00-01, 8 (912) 000-00-01 ...), a valid number of its "
+            "country (Russia when no country code is given); stored as E.164, 422 when it is not a valid number"
+        },
+    )
+    consent = StrictBoolean(
+        required=True, metadata={"description": "personal-data consent (152-FZ): JSON `true`; anything else is 422"}
+    )
     source = fields.String(
         load_default="api",
         validate=validate.Length(max=64),
         metadata={"description": "lead source key: widget, leadgen, ... (api when absent)"},
     )
     name = fields.String(load_default="", validate=validate.Length(max=200))
-    office_id = fields.Integer(load_default=None, allow_none=True)
-    department_id = fields.Integer(load_default=None, allow_none=True)
+    office_id = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=MAX_DB_INT))
+    department_id = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=MAX_DB_INT))
     preferred_at = fields.AwareDateTime(
-        load_default=None, allow_none=True, metadata={"description": "the time the visitor chose, ISO 8601 with offset"}
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "the time the visitor chose, ISO 8601 with offset; "
+            "from a day before now to a year ahead (docs/calls.md#scheduling)"
+        },
     )
     page_url = fields.String(load_default="", validate=validate.Length(max=2048))
     referrer = fields.String(load_default="", validate=validate.Length(max=2048))
@@ -114,6 +137,14 @@ class LeadSchema(Schema):
     def _consent_given(self, value: bool, **_: Any) -> None:
         if value is not True:
             raise ValidationError(MUST_CONSENT)
+
+    @validates_schema
+    def _storable(self, data: dict[str, Any], **_: Any) -> None:
+        """No NUL, lone surrogate, NaN/infinity or over-deep nesting anywhere, ``extra`` included
+        (perezvon.core.storable): one bad lead must not fail the group it is written with."""
+        errors = unstorable_values(data, max_text=None)
+        if errors:
+            raise ValidationError(errors)
 
     @post_load
     def _fill_visit(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:

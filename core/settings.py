@@ -50,6 +50,8 @@ class Settings:
     #: networks outgoing requests to customer-typed addresses may reach although they are not public
     #: (an on-premise CRM): addresses or CIDR networks, see perezvon.core.outgoing
     outgoing_allow: tuple[str, ...] = ()
+    #: over https, browsers are told to use https only for this many seconds (Strict-Transport-Security); 0: not sent
+    hsts_seconds: int = 0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -73,6 +75,7 @@ class Settings:
             "connection_cache_seconds": float(env.get("PEREZVON_CONNECTION_CACHE_SECONDS", 5)),
             "recording_retention_days": int(env.get("PEREZVON_RECORDING_RETENTION_DAYS", 92)),
             "outgoing_allow": tuple(env.get("PEREZVON_OUTGOING_ALLOW", "").replace(",", " ").split()),
+            "hsts_seconds": int(env.get("PEREZVON_HSTS_SECONDS", 0)),
         }
         numbers.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(

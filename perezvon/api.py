@@ -29,6 +29,8 @@ What is here, by purpose:
   :class:`Notification`), and, for any plugin with settings, :class:`CheckFailed`
   (what its optional ``check(settings)`` raises when the real service refuses them);
 * settings helpers -- :class:`Settings` (the deployment's), :func:`check_time_zone`;
+* input no store can hold -- :func:`storable` (a copy without NULs, broken characters or NaN, for
+  input nobody can be asked to correct, such as a mailed form);
 * the stored objects a plugin may read -- :class:`Connection`, :class:`Lead`, ...;
 * plugins switched on per connection -- :class:`PluginKind` (application or integration),
   :func:`enable_plugin`, :func:`plugin_is_on`, :func:`plugin_settings`, :func:`store_plugin_settings`
@@ -102,6 +104,7 @@ from perezvon.core.scenario import CLIENT, OPERATOR, CallControl, LegHungUp
 from perezvon.core.scenario import run as run_scenario
 from perezvon.core.schemas import check_time_zone
 from perezvon.core.settings import Settings
+from perezvon.core.storable import storable
 from perezvon.hookspecs.markers import PROJECT, hookimpl
 
 #: the version of this surface, ``MAJOR.MINOR`` (see the module's docstring)
@@ -186,5 +189,6 @@ __all__ = [
     "registry_with",
     "run_scenario",
     "settle",
+    "storable",
     "store_plugin_settings",
 ]

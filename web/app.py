@@ -35,6 +35,37 @@ async def index(request: Request) -> HTMLResponse:
     return HTMLResponse(html)
 
 
+class SecurityHeaders:
+    """ASGI middleware, outermost (the site script's fast path included): every response says
+    ``X-Content-Type-Options: nosniff`` (a JSON answer is never run as a script or shown as a page), and,
+    when ``PEREZVON_HSTS_SECONDS`` is set and the request came over https (or the public URL is https),
+    ``Strict-Transport-Security``. Headers a response sets itself are kept."""
+
+    def __init__(self, app, *, hsts_seconds: int, public_https: bool) -> None:
+        self.app = app
+        self.hsts = f"max-age={hsts_seconds}".encode() if hsts_seconds > 0 else None
+        self.public_https = public_https
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        hsts = self.hsts if self.hsts and (self.public_https or scope.get("scheme") == "https") else None
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                names = {name.lower() for name, _ in headers}
+                if b"x-content-type-options" not in names:
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                if hsts is not None and b"strict-transport-security" not in names:
+                    headers.append((b"strict-transport-security", hsts))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(perezvon: Perezvon, *, manage_lifecycle: bool = True) -> Starlette:
     """The ASGI app. With ``manage_lifecycle`` it starts and stops ``perezvon``
     itself (``perezvon web``); ``perezvon serve`` starts it once for all parts."""
@@ -84,6 +115,12 @@ def create_app(perezvon: Perezvon, *, manage_lifecycle: bool = True) -> Starlett
     outage_handlers = dict.fromkeys((*OUTAGE_ERRORS, OSError), unavailable)
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=outage_handlers)
     site_script.serve_before(app)
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: SecurityHeaders(
+        build(),
+        hsts_seconds=perezvon.settings.hsts_seconds,
+        public_https=perezvon.settings.public_url.startswith("https://"),
+    )
     app.state.perezvon = perezvon
     app.state.site_script = site_script
     return app

@@ -342,12 +342,15 @@ def _attr(text: str) -> str:
 
 
 def _token(scope: dict) -> str:
+    """The ``token`` parameter; "" (no site) for one no site can have: over 64 characters, or with a NUL
+    (PostgreSQL refuses it in a query: a 500 for a page view)."""
     query = scope.get("query_string", b"")
     if query.startswith(b"token=") and b"&" not in query and b"%" not in query and b"+" not in query:
-        return query[6:].decode("latin-1")  # what the loader sends: the common case, parsed cheaply
+        token = query[6:].decode("latin-1")  # what the loader sends: the common case, parsed cheaply
+        return token if len(token) <= 64 else ""
     for key, value in parse_qsl(query.decode("latin-1")):
         if key == "token":
-            return value
+            return value if len(value) <= 64 and "\x00" not in value else ""
     return ""
 
 

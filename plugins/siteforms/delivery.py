@@ -17,7 +17,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from perezvon.api import IntakeError, IntakeReason
+from perezvon.api import IntakeError, IntakeReason, storable
 from perezvon.plugins.siteforms.check import is_check
 from perezvon.plugins.siteforms.decoding import clean_line
 from perezvon.plugins.siteforms.directory import Directory, KnownAddress
@@ -151,8 +151,10 @@ class MessageIntake:
             row.update(status=MessageStatus.NO_PHONE, error=NO_PHONE_FOUND)
             return await self._store(row, envelope.raw)
         try:
+            # A mail's text may hold a NUL or a broken character no store can hold: nobody can be asked to
+            # correct a mailed form, so it is cleaned rather than refused (perezvon.core.storable).
             accepted = await self.intake.submit(
-                draft.payload(site, _lead_extra(form, str(row["id"]))), client_ip=None, origin=None
+                storable(draft.payload(site, _lead_extra(form, str(row["id"])))), client_ip=None, origin=None
             )
         except IntakeError as exc:
             status = ON_REFUSAL[exc.reason]
@@ -165,7 +167,7 @@ class MessageIntake:
 
     async def _store(self, row: dict[str, Any], raw: bytes) -> Outcome:
         try:
-            stored = await self.store.save(row, raw)
+            stored = await self.store.save(storable(row), raw)  # a subject with a NUL must not fail the store
         except StoreUnavailable as exc:
             return Outcome(None, retry_reason=f"not stored: {exc}")
         if stored["status"] in MessageStatus.NEED_A_LOOK:

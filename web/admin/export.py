@@ -158,7 +158,14 @@ def _cell_value(value: Any) -> Any:
 
 
 def _local(moment: dt.datetime | None, zone: ZoneInfo) -> dt.datetime | None:
-    return moment.astimezone(zone) if moment else None
+    """``moment`` in ``zone``; a time stored before the intake checked its range (year 1 at +14:00) has no
+    place in the zone: the cell stays empty rather than failing the export for everyone."""
+    if not moment:
+        return None
+    try:
+        return moment.astimezone(zone)
+    except OverflowError:
+        return None
 
 
 #: Excel's day 0 (the 1900 date system, as openpyxl writes by default); our dates are all after 1900-03-01
@@ -304,7 +311,10 @@ def _moment(value: Any) -> dt.datetime | None:
     """A stored time as an aware datetime: SQLite gives tortoise's ISO text, PostgreSQL a datetime."""
     if value is None or isinstance(value, dt.datetime):
         return value
-    moment = dt.datetime.fromisoformat(value)
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:  # not a time at all: shown as empty, the other cells of the row still are
+        return None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 

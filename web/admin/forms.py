@@ -20,6 +20,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 
 from perezvon.core.enablement import MASK, merge_secrets
+from perezvon.core.storable import NOT_JSON, BadJson, parse_json
 from perezvon.web.admin.i18n import translate
 
 #: how a field's texts (label, help, choice labels) are translated: message id -> text
@@ -163,9 +164,9 @@ def _raw_from_form(schema: Schema, form: Any, prefix: str, problems: dict[str, l
             text = (form.get(path) or "").strip()
             if text:
                 try:
-                    raw[name] = json.loads(text)
-                except ValueError:
-                    problems[path] = ["Not valid JSON."]
+                    raw[name] = parse_json(text)
+                except BadJson as exc:  # not JSON, NaN, or nested too deeply (Python's parser recurses)
+                    problems[path] = ["Not valid JSON." if str(exc) == NOT_JSON else str(exc)]
         else:
             sent = form.get(path)
             if sent is None:

@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from perezvon.core.access import Access, AccessDenied
 from perezvon.core.models import Call, Connection, GrantLevel, Project, User
+from perezvon.core.storable import MAX_DB_INT, bad_text
 from perezvon.web.admin.i18n import environment, pick_locale, plugin_template_packages, translate
 from perezvon.web.admin.sessions import SESSION_COOKIE, SESSION_SECONDS, Session, SessionStore, csrf_ok
 
@@ -204,10 +205,24 @@ async def _check(ctx: Ctx, route: AdminRoute) -> Response | None:
 
 
 def _int(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
+    """A path's id, or -1 (no such row) for anything the database's integer cannot hold."""
+    if not (value.isascii() and value.isdigit() and len(value) <= 10) or int(value) > MAX_DB_INT:
         return -1
+    return int(value)
+
+
+def unstorable_input(items: list[tuple[str, Any]]) -> str | None:
+    """The first form or query field no store can hold: a NUL or a broken character anywhere, or an id
+    (a field named ``id`` or ``*_id``) in digits the database's integer cannot hold. Checked once here,
+    for every admin form and filter, so no handler turns it into a database error (a 500)."""
+    for name, value in items:
+        if not isinstance(value, str):
+            continue  # an uploaded file: its handler reads and checks it
+        if bad_text(name) or bad_text(value):
+            return name
+        if (name == "id" or name.endswith("_id")) and value.isdigit() and _int(value) == -1:
+            return name
+    return None
 
 
 def page(route: AdminRoute, perezvon) -> Callable[[Request], Awaitable[Response]]:
@@ -235,6 +250,10 @@ async def _gate_and_run(ctx: Ctx, route: AdminRoute) -> Response:
         ctx.form = await request.form(max_part_size=10 * 1024 * 1024)
         if not csrf_ok(ctx.session, ctx.form.get("csrf_token") or request.headers.get("x-csrf-token")):
             return await ctx.error(403, "The form has expired. Reload the page and try again.")
+    if unstorable_input(list(request.query_params.multi_items()) + list(ctx.form.multi_items() if ctx.form else [])):
+        return await ctx.error(
+            422, "The form has a value that cannot be stored: a NUL, a broken character or too large a number."
+        )
     if route.scope != "public":
         user = None
         if ctx.session is not None and ctx.session.user_id:

@@ -192,11 +192,11 @@ async def list_calls(request: Request) -> JSONResponse:
         return access
     params = request.query_params
     try:
-        filters = parse_filters(params)
+        filters = parse_filters(params, empty_means_absent=False)
     except ValidationError as exc:
         return _errors(422, exc.messages, request)
-    limit_text = params.get("limit") or str(DEFAULT_LIMIT)
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 500:
+    limit_text = params.get("limit", str(DEFAULT_LIMIT))
+    if not (limit_text.isascii() and limit_text.isdigit() and len(limit_text) <= 3) or not 1 <= int(limit_text) <= 500:
         return _errors(422, {"limit": ["A whole number from 1 to 500."]}, request)
     try:
         calls, next_cursor = await page_of_calls(
@@ -238,16 +238,17 @@ def describe_read_api(spec) -> None:
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Errors"}}},
         }
 
+    # each filter's schema comes from its marshmallow field (types, enums, ranges, lengths), through apispec
+    converter = next(plugin for plugin in spec.plugins if hasattr(plugin, "converter")).converter
     filters = []
     for name, field in CallFilterSchema().fields.items():
-        schema: dict[str, Any] = {"type": "string"}
-        if isinstance(field, fields.List):
-            schema = {
-                "type": "array",
-                "items": {"type": "integer" if isinstance(field.inner, fields.Integer) else "string"},
-            }
-        elif isinstance(field, fields.Date):
-            schema = {"type": "string", "format": "date"}
+        schema: dict[str, Any] = converter.field2property(field)
+        for key in ("default", "description"):
+            schema.pop(key, None)
+        # an empty value is refused (422), as any value outside these schemas is
+        target = schema["items"] if schema.get("type") == "array" else schema
+        if target.get("type") == "string" and "enum" not in target and "format" not in target:
+            target["minLength"] = 1
         filters.append(
             {
                 "name": name,
@@ -255,7 +256,7 @@ def describe_read_api(spec) -> None:
                 "required": False,
                 "schema": schema,
                 "description": field.metadata.get("description", ""),
-                **({"explode": True, "style": "form"} if schema["type"] == "array" else {}),
+                **({"explode": True, "style": "form"} if schema.get("type") == "array" else {}),
             }
         )
     spec.path(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from starlette.requests import Request
@@ -12,8 +11,13 @@ from perezvon.core.callbacks import leg_key
 from perezvon.core.i18n import negotiate, translate_errors
 from perezvon.core.intake import IntakeError, IntakeReason
 from perezvon.core.models import Call, CallState
+from perezvon.core.storable import BadJson, bad_text, parse_json
 
 MAX_BODY = 64 * 1024
+#: the longest site token there is (core/models.py Connection.token); a longer one names no site
+MAX_TOKEN = 64
+#: what a duplicate within the window answers instead of the earlier lead's ids (docs/calls.md#duplicates)
+ALREADY_REQUESTED = "A callback to this number has already been requested."
 
 #: the HTTP status of each reason the intake refuses a lead for
 INTAKE_STATUS: dict[IntakeReason, int] = {
@@ -53,14 +57,30 @@ async def _read_body(request: Request) -> bytes | None:
     return bytes(body)
 
 
+def is_json_utf8(content_type: str | None) -> bool:
+    """``application/json``, with no charset or UTF-8's: anything else (``text/plain``, a form, UTF-16) is 415."""
+    if not content_type:
+        return False
+    media_type, _, rest = content_type.partition(";")
+    if media_type.strip().lower() != "application/json":
+        return False
+    for parameter in rest.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return False
+    return True
+
+
 async def create_lead(request: Request) -> Response:
+    if not is_json_utf8(request.headers.get("content-type")):
+        return error(request, 415, {"_schema": ["Send the lead as JSON: Content-Type: application/json, UTF-8."]})
     body = await _read_body(request)
     if body is None:
         return error(request, 413, {"_schema": ["The request is too large (64 KiB at most)."]})
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return error(request, 400, {"_schema": ["The body must be JSON."]})
+        payload = parse_json(body)
+    except BadJson as exc:
+        return error(request, 400, {"_schema": [str(exc)]})
     intake = request.app.state.perezvon.intake
     try:
         accepted = await intake.submit(
@@ -68,15 +88,24 @@ async def create_lead(request: Request) -> Response:
         )
     except IntakeError as exc:
         return error(request, INTAKE_STATUS[exc.reason], exc.errors)
+    if accepted.duplicate:
+        # Anyone with the public site token and a phone number could send this: the earlier lead's ids
+        # (and through them its call's state) belong to the visitor who sent it, not to this caller.
+        locale = negotiate(request.headers.get("accept-language"))
+        return JSONResponse(
+            {"duplicate": True, "message": translate_errors(ALREADY_REQUESTED, locale)},
+            status_code=200,
+            headers=_cors(request),
+        )
     return JSONResponse(
         {
             "id": accepted.lead_id,
             "lead_id": accepted.lead_id,
             "call_id": accepted.call_id,
             "scheduled_at": accepted.scheduled_at,
-            "duplicate": accepted.duplicate,
+            "duplicate": False,
         },
-        status_code=200 if accepted.duplicate else 201,
+        status_code=201,
         headers=_cors(request),
     )
 
@@ -104,6 +133,8 @@ def _phase(call: Call) -> str:
 async def call_state(request: Request) -> Response:
     """Public state of one call for the visitor's timer screen: nothing personal."""
     token = request.query_params.get("token", "")
+    if len(token) > MAX_TOKEN or bad_text(token):  # names no site; PostgreSQL would refuse a NUL in the query
+        token = ""
     try:
         call_id = uuid.UUID(request.path_params["call_id"])
     except ValueError:

@@ -44,6 +44,8 @@ def local_time(moment: dt.datetime | None, zone: str) -> dt.datetime | None:
         return moment.astimezone(ZoneInfo(zone))
     except (ValueError, KeyError):
         return moment
+    except OverflowError:  # year 1 or 9999 stored before the intake checked the range: no local time
+        return None
 
 
 def app_titles(ctx: Ctx) -> dict[str, str]:
@@ -110,6 +112,17 @@ def group_by_day(rows: list[dict[str, Any]]) -> list[tuple[dt.date, list[dict[st
     return groups
 
 
+def filter_errors(messages: dict[str, Any], locale: str) -> dict[str, list[str]]:
+    """A filter's errors, translated, one flat list per filter (a list filter's errors come by item)."""
+
+    def flat(value: Any) -> list[str]:
+        if isinstance(value, dict):
+            return [message for item in value.values() for message in flat(item)]
+        return [translate(str(message), locale) for message in (value if isinstance(value, list) else [value])]
+
+    return {field: sorted(set(flat(value))) for field, value in messages.items()}
+
+
 def filter_query(params, **changes) -> str:
     items = [(k, v) for k, v in params.multi_items() if k not in changes and k != "cursor"]
     for key, value in changes.items():
@@ -125,14 +138,14 @@ async def calls_table(ctx: Ctx) -> Response:
     try:
         filters = parse_filters(params)
     except ValidationError as exc:
-        errors = exc.messages
+        errors = filter_errors(exc.messages, ctx.locale)
         filters = parse_filters({})
     try:
         calls, next_cursor = await page_of_calls(
             filters, ctx.access.visible_connection_ids(), cursor=params.get("cursor") or None, limit=PAGE_SIZE
         )
     except ValueError:
-        errors["cursor"] = ["Not a cursor from this API."]
+        errors["cursor"] = [translate("Not a cursor from this API.", ctx.locale)]
         calls, next_cursor = await page_of_calls(filters, ctx.access.visible_connection_ids(), limit=PAGE_SIZE)
     rows = await rows_for(ctx, calls, {c.id: c for c in connections})
     user_tag_names = (
@@ -206,7 +219,7 @@ async def call_recording(ctx: Ctx) -> Response:
     """The recording of the call (or of one attempt, ``?attempt=N``); ``?download=1`` saves it."""
     path = ctx.call.recording
     number = ctx.request.query_params.get("attempt")
-    if number and number.isdigit():
+    if number and number.isascii() and number.isdigit() and len(number) <= 4:
         attempt = await Attempt.get_or_none(call_id=ctx.call.id, number=int(number))
         path = attempt.recording if attempt else ""
     if not path or not Path(path).is_file():

@@ -13,7 +13,7 @@ from perezvon.core.call_filters import STATUSES, filtered_calls, parse_filters
 from perezvon.web.admin.charts import bars, columns, heatmap
 from perezvon.web.admin.framework import Ctx
 from perezvon.web.admin.labels import CHANNEL, STATUS, WEEKDAYS
-from perezvon.web.admin.views.calls import app_titles, visible_connections
+from perezvon.web.admin.views.calls import app_titles, filter_errors, visible_connections
 
 DEFAULT_DAYS = 30
 MAX_ROWS = 500_000
@@ -25,7 +25,7 @@ async def dashboard(ctx: Ctx) -> Response:
     try:
         filters = parse_filters(params)
     except ValidationError as exc:
-        errors, filters = exc.messages, parse_filters({})
+        errors, filters = filter_errors(exc.messages, ctx.locale), parse_filters({})
     zone = ZoneInfo(filters["tz"])
     if not filters.get("date_from") and not filters.get("date_to"):
         today = dt.datetime.now(zone).date()

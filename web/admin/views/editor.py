@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, Response
 
 from perezvon.core import enablement
 from perezvon.core.models import GrantLevel
+from perezvon.core.storable import BadJson, parse_json
 from perezvon.web.admin.forms import flat_errors
 from perezvon.web.admin.framework import Ctx
 from perezvon.web.admin.i18n import plugin_text, translate, translate_errors
@@ -188,8 +189,8 @@ async def plugin_settings(ctx: Ctx) -> Response:
 
 def _load_json(schema: Schema, text: str, locale: str) -> tuple[dict | None, Any, dict[str, list[str]]]:
     try:
-        raw = json.loads(text)
-    except ValueError:
+        raw = parse_json(text)
+    except BadJson:  # not JSON, NaN, or nested too deeply (Python's parser recurses)
         return None, {}, {"_schema": [translate("Not valid JSON.", locale)]}
     if not isinstance(raw, dict):
         return None, {}, {"_schema": [translate("Not valid JSON.", locale)]}
@@ -226,8 +227,8 @@ async def draft(ctx: Ctx) -> Response:
         return JSONResponse({"errors": {"key": ["No editor for this app."]}}, status_code=422)
     key, app = found
     try:
-        raw = json.loads(await ctx.request.body() or b"{}")
-    except ValueError:
+        raw = parse_json(await ctx.request.body() or b"{}")
+    except BadJson:
         raw = None
     if not isinstance(raw, dict):
         return JSONResponse({"errors": {"_schema": [ctx._("Not valid JSON.")]}}, status_code=422)

@@ -341,6 +341,8 @@
   }
   /* Polls the public call state until it is finished; calls back with each answer. */
   function followCall(callId, onState) {
+    /* "already requested" (a duplicate within a minute) carries no call id: nothing to follow */
+    if (!callId) return function () {};
     var stopped = false, delay = 1500;
     function poll() {
       if (stopped) return;
