@@ -92,7 +92,7 @@
         "--tbg": T.background, "--ttext": T.text_color, "--acc": T.accent_color };
       for (var k in vars) box.style.setProperty(k, String(vars[k]));
       var node = el("div", { "data-screen": "cover" }, [el("div", { "class": "ov", onclick: close }), box]);
-      /* its name is "the rule that matched by URL or UTM" only when it has such filters */
+      /* a rule matched only if it has URL/UTM filters */
       var detail = ctx.detail({ leadgen_id: g.id, trigger: trigger, format: "leadgen", rule: g.filters.length ? g.name : "" });
       current = { node: node, stops: [], release: function () {} };
 
