@@ -1,5 +1,6 @@
 """The ``perezvon`` command as a user runs it: real processes, real HTTP, real signals."""
 
+import asyncio
 import contextlib
 import json
 import os
@@ -323,7 +324,7 @@ def test_the_public_url_comes_from_the_option_the_variable_or_the_listening_addr
     assert public_url_of(parser.parse_args(["demo"]), env={}) == (None, "the default")
 
 
-def test_serve_on_another_port_serves_the_demo_and_the_site_script_on_it_with_no_setting(tmp_path):
+async def test_serve_on_another_port_serves_the_demo_and_the_site_script_on_it_with_no_setting(tmp_path, page):
     env = demo_env(tmp_path)
     env.pop("PEREZVON_PUBLIC_URL", None)
     seeded = subprocess.run(
@@ -349,19 +350,28 @@ def test_serve_on_another_port_serves_the_demo_and_the_site_script_on_it_with_no
         while not any(line.startswith("Demo site:") for line in lines):
             assert server.poll() is None, "".join(lines)
             assert time.monotonic() < deadline, "serve printed no demo site: " + "".join(lines)
-            time.sleep(0.1)
+            await asyncio.sleep(0.1)
         output = "".join(lines)
         assert f"Perezvon is running: {base_url}" in output
         assert f"The site script is served as {base_url}/inject?token=<site token>" in output
         demo_url = next(line for line in lines if line.startswith("Demo site:")).split(": ", 1)[1].strip()
         assert demo_url == f"{base_url}/site/try?token={token}"
-        with httpx.Client(timeout=10) as client:
-            page = client.get(demo_url)
-            assert page.status_code == 200
-            assert f'<script async src="{base_url}/inject?token={token}"></script>' in page.text
-            loader = client.get(f"{base_url}/inject", params={"token": token})
+        async with httpx.AsyncClient(timeout=10) as client:
+            demo_page = await client.get(demo_url)
+            assert demo_page.status_code == 200
+            assert f'<script async src="{base_url}/inject?token={token}"></script>' in demo_page.text
+            loader = await client.get(f"{base_url}/inject", params={"token": token})
             assert loader.status_code == 200 and f'"b":"{base_url}"' in loader.text  # the API the apps call
-            assert ":8000" not in page.text + loader.text
+            assert ":8000" not in demo_page.text + loader.text
+        # the printed page, in a browser: the widget opens from its HASH link, all of it from this port
+        asked = []
+        page.on("request", lambda request: asked.append(request.url))
+        await page.goto(demo_url)
+        await page.wait_for_function("window.Perezvon && window.Perezvon.readyAt && window.Perezvon.readyAt.widget")
+        await page.click("a[href='#callme']")
+        await page.locator("[data-perezvon=widget] .box").wait_for(timeout=20000)
+        assert [url for url in asked if "/site/" in url or "/inject" in url]
+        assert all(url.startswith(base_url) for url in asked if "/site/" in url or "/inject" in url)
     finally:
         server.send_signal(signal.SIGINT)
         try:
