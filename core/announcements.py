@@ -63,6 +63,16 @@ def for_client(facts: LeadFacts, settings: dict[str, Any]) -> str:
     return " ".join(sentences)
 
 
+def has_client_parts(facts: LeadFacts, settings: dict[str, Any]) -> bool:
+    """Whether a "to the client" switch has something to say. Client-first always speaks to the
+    client (it asks them to stay on the line); operator-first greets them only then."""
+    return bool(
+        (settings["site_to_client"] and facts.site)
+        or (settings["name_to_client"] and facts.client_name)
+        or settings["extra_to_client"]
+    )
+
+
 def key_prompt(key: str, action: str) -> str:
     """ "Нажмите 1, чтобы позвонить клиенту." -- spoken after the lead's details."""
     return f"Нажмите {key}, чтобы {action}."

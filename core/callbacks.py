@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import socket
 import time
 from typing import TYPE_CHECKING, Any, cast
@@ -85,6 +86,10 @@ STALE_CLAIM = dt.timedelta(seconds=60)
 PENDING_GRACE = dt.timedelta(seconds=120)
 #: a pending job queued again this many times is left alone (it keeps failing on something else)
 MAX_REQUEUES = 30
+#: an attempt job running this long after its due time checks the working hours again
+LATE_AFTER = dt.timedelta(seconds=60)
+#: what a call-tracking DTMF tag may hold
+DTMF_TAG = re.compile(r"[0-9*#]{1,16}")
 #: recordings past their retention are looked for at most this often (the sweep runs every few seconds)
 RECORDINGS_CHECK_SECONDS = 3600
 
@@ -216,13 +221,19 @@ class CallbackEngine:
         poll, so holding jobs for whole calls would slow the pick-up of new
         leads as calls pile up.
         """
+        call = await Call.get_or_none(id=call_id).prefetch_related("lead", "connection")
+        if call is None or call.state != CallState.SCHEDULED or call.attempts_made != number - 1:
+            return "skipped: already placed or no longer due"
+        waiting = await self._must_wait(call, number)
+        if waiting:
+            return waiting
         async with in_transaction():
             claimed = await Call.filter(id=call_id, state=CallState.SCHEDULED, attempts_made=number - 1).update(
                 state=CallState.DIALLING, attempts_made=number, next_attempt_at=None
             )
             if not claimed:
                 return "skipped: already placed or no longer due"
-            call = await Call.get(id=call_id).prefetch_related("lead", "connection")
+            call.state, call.attempts_made, call.next_attempt_at = CallState.DIALLING, number, None
             operator = await self._operator_for(call.connection, call.lead, number)
             attempt = await Attempt.create(
                 call_id=call.id,
@@ -238,13 +249,40 @@ class CallbackEngine:
         task.add_done_callback(self._tasks.discard)
         return f"attempt {number} started"
 
+    async def _must_wait(self, call: Call, number: int) -> str | None:
+        """Why a due attempt is not placed now, or None (docs/calls.md#switched-off).
+
+        * The connection is switched off: the call is *held* -- left scheduled, not
+          claimed, not failed. The sweep does not re-queue held calls; once the
+          connection is on again it queues them, oldest due time first.
+        * The job runs late (a held call released, a worker that was down) and the
+          site is closed now: the attempt moves to the next opening (the sweep
+          queues it then) rather than ring someone at night.
+        """
+        connection: Connection = call.connection
+        if not connection.is_on:
+            return "held: the connection is switched off"
+        now = utcnow()
+        if call.next_attempt_at is None or now - call.next_attempt_at < LATE_AFTER:
+            return None  # placed inside working hours by the intake or the matrix
+        try:
+            opening = schedule.redial_at(hours_of(connection, await connection.calendar.all()), now)
+        except schedule.ScheduleError:  # broken hours never stop a call
+            return None
+        if opening <= now:
+            return None
+        moved = await Call.filter(id=call.id, state=CallState.SCHEDULED, attempts_made=number - 1).update(
+            next_attempt_at=opening
+        )
+        return f"waiting: the site is closed, moved to {opening.isoformat()}" if moved else None
+
     async def _run_attempt(self, call: Call, attempt: Attempt, operator: OperatorNumber | None) -> None:
         try:
             if operator is None:
                 outcome = AttemptOutcome(None, None, note="no operator number is set for this site")
             else:
                 outcome = await self._run_backend(call, call.lead, call.connection, attempt, operator)
-            if attempt.number == 1:
+            if call.is_unique is None:  # the intake tags every lead it stores; calls made before it did
                 await self._tag_unique(call, call.lead, call.connection)
             await self.finish_attempt(call, attempt, outcome)
         except asyncio.CancelledError:
@@ -268,13 +306,27 @@ class CallbackEngine:
         self, call: Call, lead: Lead, connection: Connection, attempt: Attempt, operator: OperatorNumber
     ) -> AttemptOutcome:
         try:
-            plan = await build_plan(call, lead, connection, attempt, operator)
+            plan = await build_plan(
+                call, lead, connection, attempt, operator, dtmf_tag=await self._dtmf_tag(connection.id, lead.source)
+            )
             return await self.backend.place_attempt(plan, _Progress(attempt, self.redis))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a backend bug or a lost PBX link: a clear status, then the matrix
             log.exception("telephony backend %s failed on call %s", self.backend.key, call.id)
             return AttemptOutcome(LegStatus.SERVER_ERROR, None, note=f"telephony backend error: {exc}")
+
+    async def _dtmf_tag(self, connection_id: int, source: str) -> str:
+        """The call-tracking tags of the integrations on for the connection (Calltouch's per-app code)."""
+        tags = []
+        for key in sorted((await enablement.keys_on(connection_id))[enablement.INTEGRATION]):
+            integration = self.registry.integrations.get(key)
+            tag = integration.operator_dtmf(source) if integration is not None else ""
+            if tag and DTMF_TAG.fullmatch(tag):
+                tags.append(tag)
+            elif tag:
+                log.warning("integration %s: DTMF tag %r is not digits, * or #; not sent", key, tag)
+        return "w".join(tags)  # w: half a second between two services' tags
 
     async def _operator_for(self, connection: Connection, lead: Lead, number: int) -> OperatorNumber | None:
         """The office's own numbers first, else the connection's; redials rotate through them."""
@@ -397,8 +449,9 @@ class CallbackEngine:
         the call's claim in the database).
         """
         now = now or utcnow()
-        due = (
-            await Call.filter(state=CallState.SCHEDULED, next_attempt_at__lte=now)
+        due = (  # held calls (connection switched off) wait; released ones go oldest first
+            await Call.filter(state=CallState.SCHEDULED, next_attempt_at__lte=now, connection__is_on=True)
+            .order_by("next_attempt_at")
             .limit(5000)
             .values_list("id", "attempts_made", "next_attempt_at")
         )
@@ -504,7 +557,7 @@ class CallbackEngine:
 
 
 async def build_plan(
-    call: Call, lead: Lead, connection: Connection, attempt: Attempt, operator: OperatorNumber
+    call: Call, lead: Lead, connection: Connection, attempt: Attempt, operator: OperatorNumber, *, dtmf_tag: str = ""
 ) -> AttemptPlan:
     """The attempt as the backend must play it: settings, caller ids and what the robot says."""
     telephony = TelephonySettingsSchema().load(connection.telephony or {})
@@ -523,6 +576,9 @@ async def build_plan(
     else:
         command, action = telephony["call_client"], "позвонить клиенту"
     prompt = announcements.key_prompt(command["key"], action) if command["on"] else ""
+    client_text = announcements.for_client(facts, spoken)
+    if attempt.direction != Direction.CLIENT_FIRST and not announcements.has_client_parts(facts, spoken):
+        client_text = ""  # nothing switched on for the client: the operator greets them
     to_operator, to_client = scenario.choose_caller_ids(
         telephony, client=lead.phone, operator=operator.phone, displayed_on_site=_e164_or_blank(lead.displayed_phone)
     )
@@ -536,8 +592,9 @@ async def build_plan(
         caller_id_to_operator=to_operator,
         caller_id_to_client=to_client,
         operator_text=announcements.for_operator(facts, spoken, key_prompt=prompt),
-        client_text=announcements.for_client(facts, spoken),
+        client_text=client_text,
         telephony=telephony,
+        operator_dtmf_tag=dtmf_tag,
     )
 
 

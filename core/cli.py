@@ -29,14 +29,56 @@ log = logging.getLogger("perezvon")
 SHUTDOWN_SECONDS = 15
 
 
+#: a server listening on every address is reached, from the machine itself, at localhost
+_ANY_ADDRESS = {"", "0.0.0.0", "::", "[::]"}
+
+
+def url_of(host: str, port: int) -> str:
+    """The URL a browser on this machine reaches ``host:port`` at (0.0.0.0 and :: → localhost)."""
+    shown = "localhost" if host in _ANY_ADDRESS else host
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"  # an IPv6 address
+    return f"http://{shown}:{port}"
+
+
+def public_url_of(args: argparse.Namespace, env: dict[str, str] | None = None) -> tuple[str | None, str]:
+    """The public URL a command runs with and where it comes from: ``--public-url``, else
+    PEREZVON_PUBLIC_URL, else -- for a command that listens (``serve``, ``web``) or is told the
+    port (``demo --port``) -- its own ``--host``/``--port``; None leaves the default."""
+    environment = os.environ if env is None else env
+    if getattr(args, "public_url", None):
+        return args.public_url, "--public-url"
+    if environment.get("PEREZVON_PUBLIC_URL"):
+        return environment["PEREZVON_PUBLIC_URL"], "PEREZVON_PUBLIC_URL"
+    port = getattr(args, "port", None)
+    if port is None:
+        return None, "the default"
+    return url_of(getattr(args, "host", None) or "127.0.0.1", port), "--host/--port"
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
         data_dir=getattr(args, "data_dir", None),
         database_url=getattr(args, "database_url", None),
         redis_url=getattr(args, "redis_url", None),
         plugins_path=getattr(args, "plugins", None),
-        public_url=getattr(args, "public_url", None),
+        public_url=public_url_of(args)[0],
     )
+
+
+async def _say_where(app: Perezvon, args: argparse.Namespace) -> None:
+    """Which URL the site script and its pages use, and why: a wrong one breaks every site silently."""
+    from perezvon.core.demo import demo_site_url
+
+    public, source = app.settings.public_url, public_url_of(args)[1]
+    print(
+        f"The site script is served as {public}/inject?token=<site token> (the public URL, from {source}; "
+        "set --public-url or PEREZVON_PUBLIC_URL to the address visitors' browsers reach).",
+        flush=True,
+    )
+    demo = await demo_site_url(app)
+    if demo:
+        print(f"Demo site: {demo}", flush=True)
 
 
 def _app(args: argparse.Namespace) -> Perezvon:
@@ -113,6 +155,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
             + "). Ctrl-C stops it.",
             flush=True,
         )
+        await _say_where(app, args)
         await _run_until_stopped([web_task, worker_task], stop)
     finally:
 
@@ -153,6 +196,11 @@ async def cmd_web(args: argparse.Namespace) -> int:
         web = _uvicorn_server(create_app(app, manage_lifecycle=False), args.host, args.port)
         settle_heap()
         task = asyncio.create_task(web.serve())
+        while not web.started and not task.done():  # noqa: ASYNC110 -- uvicorn offers a flag, not an event
+            await asyncio.sleep(0.05)
+        if web.started:  # else the task's error is raised just below
+            print(f"Perezvon web is running: {app.settings.public_url}  (on {args.host}:{args.port}).", flush=True)
+            await _say_where(app, args)
         await _run_until_stopped([task], stop)
         web.should_exit = True
         await asyncio.gather(task, return_exceptions=True)
@@ -217,6 +265,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
             f'-d \'{{"token": "{demo["site_token"]}", "phone": "+7 912 345-67-89", "consent": true}}\'\n'
             + "".join(f"  {key}: {value}\n" for key, value in demo.items() if key not in _DEMO_SHOWN)
             + "Start it with: perezvon serve"
+            + (f" --host {args.host} --port {args.port}" if args.port is not None else "")
         )
     return 0
 
@@ -336,7 +385,11 @@ def build_parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     common.add_argument("--database-url", help="PEREZVON_DATABASE_URL (default sqlite in the data dir)")
     common.add_argument("--redis-url", help="PEREZVON_REDIS_URL (default: an embedded Redis)")
     common.add_argument("--plugins", help="PEREZVON_PLUGINS (default ./plugins.toml)")
-    common.add_argument("--public-url", help="PEREZVON_PUBLIC_URL (default http://127.0.0.1:8000)")
+    common.add_argument(
+        "--public-url",
+        help="PEREZVON_PUBLIC_URL: the address browsers reach this server at; the site script and links use it "
+        "(default: serve/web's own --host/--port, else http://127.0.0.1:8000)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", parents=[common], help="web, worker, lead-source servers and Redis in one process")
@@ -357,6 +410,8 @@ def build_parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", parents=[common], help="seed a demo company, site and staff user")
     p.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    p.add_argument("--host", default="127.0.0.1", help="with --port: the URLs printed are those of serve --host")
+    p.add_argument("--port", type=int, help="print the URLs for `perezvon serve --port PORT` (default 8000)")
     p.set_defaults(handler=cmd_demo)
 
     p = sub.add_parser("plugins", parents=[common], help="list plugins")

@@ -110,3 +110,9 @@ async def seed_demo(app: Perezvon) -> dict[str, Any]:
         "api_key": await _demo_api_key(app, user),
         **extras,
     }
+
+
+async def demo_site_url(app: Perezvon) -> str | None:
+    """The sample page carrying the demo site's snippet (web/site.py), once ``perezvon demo`` made it."""
+    connection = await Connection.get_or_none(domain=DEMO_DOMAIN)
+    return f"{app.settings.public_url}/site/try?token={connection.token}" if connection else None

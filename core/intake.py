@@ -32,7 +32,18 @@ from tortoise.transactions import in_transaction
 from perezvon.core import channels, enablement
 from perezvon.core.batching import Batcher, settle
 from perezvon.core.domains import browser_domains
-from perezvon.core.models import CalendarDay, Call, CallState, Connection, Department, DisplayStatus, Lead, Office
+from perezvon.core.models import (
+    CalendarDay,
+    Call,
+    CallState,
+    Connection,
+    Department,
+    DisplayStatus,
+    Lead,
+    NotificationRecipient,
+    Office,
+    OperatorNumber,
+)
 from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job, remember
 from perezvon.core.schedule import Hours, ScheduleError, first_attempt_at
 from perezvon.core.schemas import LeadSchema, TelephonySettingsSchema
@@ -50,9 +61,19 @@ PREFERRED_PAST = dt.timedelta(days=1)
 #: ... and this far ahead (docs/calls.md#scheduling); outside, 422
 PREFERRED_AHEAD = dt.timedelta(days=366)
 PREFERRED_OUT_OF_RANGE = "Choose a time from now to a year ahead."
+#: what the visitor's app shows when the site can neither call nor e-mail a lead
+CANNOT_CALL_MESSAGE = "Callbacks cannot be ordered on this site right now. Please phone the company."
 #: a longer delay before the first call means "e-mail the lead instead of calling" (docs/calls.md#the-59-s-rule)
 MAX_CALL_DELAY_SECONDS = 59
 NOTIFIED_REASON = "the delay before the call is over 59 s: the lead was e-mailed instead"
+#: the admin refuses such a delay on a site nobody would be e-mailed for
+DELAY_NEEDS_RECIPIENT = (
+    "Over 59 s the leads are e-mailed instead of called, and this site has no notification recipient: "
+    "add one on the Notifications tab first."
+)
+#: a site that cannot call a lead e-mails it to its recipients instead (docs/calls.md#a-site-that-cannot-call)
+NO_OPERATOR_REASON = "no operator number is set for this site: the lead was e-mailed instead"
+NO_HOURS_REASON = "the site's working hours have no working day: the lead was e-mailed instead"
 
 # KEYS: per lead its rate key and duplicate key. ARGV: rate ttl, duplicate ttl, then per
 # lead its limit (0 = not limited) and the value to remember it by.
@@ -119,6 +140,11 @@ class IntakeReason(enum.StrEnum):
     SITE_UNKNOWN = "site_unknown"
     #: the site's callbacks are switched off
     SITE_OFF = "site_off"
+    #: the app the lead comes from is switched off for the site
+    APP_OFF = "app_off"
+    #: the site can neither call the lead (no operator number, no working day, or a delay over
+    #: 59 s) nor e-mail it to anyone (no notification recipient for it)
+    CANNOT_CALL = "cannot_call"
     #: a browser sent the site's token from a domain that is not the site's
     FOREIGN_ORIGIN = "foreign_origin"
     #: too many leads from one visitor's address in a minute
@@ -171,6 +197,18 @@ class Site:
     offhours_spread: int
     apps: frozenset[str]
     integrations: tuple[str, ...]
+    unique_window_days: int = 30
+    has_operator_number: bool = True
+    #: (office id, department id) of each notification recipient; None = any
+    recipients: frozenset[tuple[int | None, int | None]] = frozenset()
+
+    def has_recipient_for(self, office_id: int | None, department_id: int | None) -> bool:
+        """Whether some recipient would be e-mailed about a lead with this office and department
+        (the notify job's filter: a recipient without an office or department takes every one)."""
+        return any(
+            office in (None, office_id) and department in (None, department_id)
+            for office, department in self.recipients
+        )
 
     def allows_origin(self, origin: str | None) -> bool:
         """No Origin (a server-side client) is allowed; a browser's must be one of our domains."""
@@ -190,6 +228,9 @@ async def load_site(connection: Connection) -> Site:
     )
     calendar = await CalendarDay.filter(connection_id=connection.id).all()
     plugins_on = await enablement.keys_on(connection)  # both kinds in one query
+    recipients = await NotificationRecipient.filter(connection_id=connection.id).values_list(
+        "office_id", "department_id"
+    )
     telephony = TelephonySettingsSchema().load(connection.telephony or {})
     return Site(
         id=connection.id,
@@ -214,6 +255,9 @@ async def load_site(connection: Connection) -> Site:
         offhours_spread=connection.offhours_spread_seconds,
         apps=frozenset(plugins_on[enablement.APPLICATION]),
         integrations=tuple(sorted(plugins_on[enablement.INTEGRATION])),
+        unique_window_days=connection.unique_window_days,
+        has_operator_number=await OperatorNumber.exists(connection_id=connection.id),
+        recipients=frozenset(cast("list[tuple[int | None, int | None]]", recipients)),
     )
 
 
@@ -306,6 +350,7 @@ class _Pending:
     lead: dict[str, Any]
     call: dict[str, Any]
     accepted: Accepted
+    unique_window_days: int
     jobs: list[Job]
     rate_key: str
     rate_limited: bool
@@ -365,6 +410,9 @@ class LeadIntake:
             )
         if data["source"] not in self.registry.lead_sources:
             raise IntakeError(IntakeReason.INVALID, {"source": ["Unknown lead source."]})
+        apps = self._apps_taking(data["source"])
+        if apps and not apps & site.apps:  # the app's own leads stop when it is switched off
+            raise IntakeError(IntakeReason.APP_OFF, {"source": ["This app is switched off for this site."]})
         errors: dict[str, list[str]] = {}
         # a choice the visitor never saw (a site's own form, e-mailed) cannot be required of them
         chose = self.registry.lead_sources[data["source"]].visitor_chooses
@@ -383,16 +431,34 @@ class LeadIntake:
         if errors:
             raise IntakeError(IntakeReason.INVALID, errors)
 
+        # A lead nobody can call is e-mailed to the recipients instead; with nobody to e-mail it
+        # is refused, so the visitor knows at once (docs/calls.md#a-site-that-cannot-call).
+        instead = None
+        if site.first_call_delay > MAX_CALL_DELAY_SECONDS:
+            instead = NOTIFIED_REASON
+        elif not site.has_operator_number:
+            instead = NO_OPERATOR_REASON
         try:
             scheduled_at = first_attempt_at(
                 site.hours, now, delay_seconds=site.first_call_delay, preferred_at=data["preferred_at"]
             )
-        except ScheduleError as exc:  # broken settings must not cost the visitor their callback
-            log.error("connection %s: %s; calling the lead without working hours", site.id, exc)
+        except ScheduleError as exc:
+            log.error("connection %s: %s; the lead cannot be called", site.id, exc)
             scheduled_at = now + dt.timedelta(seconds=site.first_call_delay)
-        if scheduled_at > now + dt.timedelta(seconds=site.first_call_delay) and site.offhours_spread:
+            instead = instead or NO_HOURS_REASON
+        if instead is not None and not site.has_recipient_for(data["office_id"], data["department_id"]):
+            raise IntakeError(IntakeReason.CANNOT_CALL, {"_schema": [CANNOT_CALL_MESSAGE]})
+        if (
+            instead is None
+            and scheduled_at > now + dt.timedelta(seconds=site.first_call_delay)
+            and site.offhours_spread
+        ):
             scheduled_at = await self._spread(site, scheduled_at)
-        return await self._commit(self._prepare(data, site, now, scheduled_at, client_ip))
+        return await self._commit(self._prepare(data, site, now, scheduled_at, client_ip, instead))
+
+    def _apps_taking(self, source: str) -> frozenset[str]:
+        """The applications whose leads come as ``source`` (none for the API or a source without an app)."""
+        return frozenset(key for key, app in self.registry.applications.items() if app.lead_source == source)
 
     async def _spread(self, site: Site, opening: dt.datetime) -> dt.datetime:
         """Leads waiting for the same opening (or preferred time) are called one every
@@ -413,7 +479,13 @@ class LeadIntake:
             return spread_at
 
     def _prepare(
-        self, data: dict[str, Any], site: Site, now: dt.datetime, scheduled_at: dt.datetime, client_ip: str | None
+        self,
+        data: dict[str, Any],
+        site: Site,
+        now: dt.datetime,
+        scheduled_at: dt.datetime,
+        client_ip: str | None,
+        instead: str | None = None,
     ) -> _Pending:
         utm = data["utm"]
         lead = dict(
@@ -457,11 +529,11 @@ class LeadIntake:
         )
         call_id = str(call["id"])
         accepted = Accepted(str(lead["id"]), call_id, scheduled_at.isoformat().replace("+00:00", "Z"))
-        if site.first_call_delay > MAX_CALL_DELAY_SECONDS:
+        if instead is not None:  # e-mailed instead of called
             call.update(
                 state=CallState.NOTIFIED,
                 display_status=DisplayStatus.NOTIFIED,
-                reason=NOTIFIED_REASON,
+                reason=instead,
                 next_attempt_at=None,
                 next_direction=None,
                 finished_at=now,
@@ -479,6 +551,7 @@ class LeadIntake:
             lead=lead,
             call=call,
             accepted=accepted,
+            unique_window_days=site.unique_window_days,
             jobs=jobs,
             rate_key=f"pv:rate:{client_ip}:{window}",
             rate_limited=client_ip is not None,
@@ -518,7 +591,13 @@ class LeadIntake:
                 settle(item.future, Accepted.decode(verdict))
         if not fresh:
             return
-        stored, refused = await self._store(fresh)
+        try:
+            await self._tag_unique(fresh)
+        except Exception as exc:  # the database is down: nobody in the group can be stored now
+            log.error("could not read the earlier leads of %d leads: %s", len(fresh), exc)
+            stored, refused = [], [(item, self._refusal(exc)) for item in fresh]
+        else:
+            stored, refused = await self._store(fresh)
         if refused:
             try:  # a refused lead is not a duplicate of anything: the visitor may send it again corrected
                 await self.redis.delete(*[item.dup_key for item, _ in refused])
@@ -574,6 +653,26 @@ class LeadIntake:
         if _is_data_error(exc):
             return IntakeError(IntakeReason.INVALID, {"_schema": [CANNOT_STORE]})
         return IntakeError(IntakeReason.UNAVAILABLE, {"_schema": ["The lead could not be stored, try again."]})
+
+    async def _tag_unique(self, batch: list[_Pending]) -> None:
+        """*repeat* when the same connection had a lead from the same phone within its unique window
+        before this one, else *unique* -- set as the lead is stored, whatever happens to the call
+        next (docs/calls.md#automatic-tags). One query for the whole group."""
+        earliest = min(item.lead["created_at"] - dt.timedelta(days=item.unique_window_days) for item in batch)
+        seen: dict[tuple[int, str], list[dt.datetime]] = {}
+        for connection_id, phone, created_at in await Lead.filter(
+            connection_id__in=list({item.lead["connection_id"] for item in batch}),
+            phone__in=list({item.lead["phone"] for item in batch}),
+            created_at__gte=earliest,
+        ).values_list("connection_id", "phone", "created_at"):
+            seen.setdefault((connection_id, phone), []).append(created_at)
+        for item in batch:  # leads of the same group count too
+            seen.setdefault((item.lead["connection_id"], item.lead["phone"]), []).append(item.lead["created_at"])
+        for item in batch:
+            lead = item.lead
+            since = lead["created_at"] - dt.timedelta(days=item.unique_window_days)
+            earlier = seen[lead["connection_id"], lead["phone"]]
+            item.call["is_unique"] = not any(since <= at < lead["created_at"] for at in earlier)
 
     async def _enqueue(self, jobs: list[Job]) -> None:
         try:

@@ -18,6 +18,7 @@ from tortoise.transactions import in_transaction
 from perezvon.core import enablement
 from perezvon.core.batching import Batcher, settle
 from perezvon.core.callbacks import as_event_data, utcnow
+from perezvon.core.intake import NOTIFIED_REASON
 from perezvon.core.models import Attempt, Call, Delivery, Department, NotificationRecipient, Office, PendingJob
 from perezvon.core.queue import delivery_job, notify_job
 from perezvon.core.registry import CallEvent, DeliveryError, Notification
@@ -356,6 +357,9 @@ async def _notify(ctx: dict[str, Any], notifier_key: str, kind: str, subject_id:
             "department": {"id": department.id, "name": department.name} if department else None,
         },
     )
+    if kind == "lead_delayed" and call.reason and call.reason != NOTIFIED_REASON:
+        # not the delay: the site could not call it (docs/calls.md#a-site-that-cannot-call)
+        notification.data["reason"] = call.reason
     job_try = ctx.get("job_try", 1)
     try:
         await notifier.send(notification)

@@ -106,10 +106,12 @@ class JobQueue:
         keys: list[str] = []
         argv: list[Any] = []
         for job in jobs:
-            score = max(now_ms, int(job.run_at.timestamp() * 1000)) if job.run_at else now_ms
+            # an overdue job keeps its due time as its score: arq takes due jobs by score, so calls
+            # the sweep queues late (held while their connection was off) go oldest first
+            score = int(job.run_at.timestamp() * 1000) if job.run_at else now_ms
             payload = serialize_job(job.function, job.args, {}, None, now_ms)
             keys += [job.queue, job_key_prefix + job.job_id, result_key_prefix + job.job_id]
-            argv += [job.job_id, score - now_ms + expires_extra_ms, score, payload]
+            argv += [job.job_id, max(score, now_ms) - now_ms + expires_extra_ms, score, payload]
         added = await self._script(keys=keys, args=argv)
         return [job_id.decode() if isinstance(job_id, bytes) else str(job_id) for job_id in added]
 

@@ -257,6 +257,9 @@ class AttemptPlan:
     #: the connection's telephony settings (docs/calls.md#telephony-settings),
     #: loaded by perezvon.core.schemas.TelephonySettingsSchema
     telephony: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: DTMF sent on the operator leg once it answered, after the extension: the call-tracking
+    #: tag of the lead's app (:meth:`Integration.operator_dtmf`; Calltouch's 11 ... 16), "" for none
+    operator_dtmf_tag: str = ""
 
     @property
     def voice(self) -> str:
@@ -393,6 +396,14 @@ class Integration:
         The default checks nothing.
         """
         return None
+
+    def operator_dtmf(self, lead_source: str) -> str:
+        """DTMF digits the engine sends on the operator leg of each attempt for a lead from
+        ``lead_source`` (the lead source's key), once the leg answered and after its extension:
+        a call-tracking service the operator number runs through tags the call by them
+        (Calltouch's auto-tags per app, docs/calls.md#lead-source-codes). Digits 0-9, ``*``,
+        ``#`` only; "" sends nothing, the default."""
+        return ""
 
     async def on_lead_created(self, event: CallEvent) -> str | None:
         """Push a new lead; return a short response excerpt to store."""

@@ -16,6 +16,10 @@ DTMF commands, the speak time, caller ids -- and returns the status pair:
   operator (the client hanging up meanwhile: 204) -> say the details to the
   operator and wait for *connect* as above -> bridge.
 
+Operator-first also says the "to the client" announcement to the client once
+they answered, before the bridge; both orders send the call-tracking DTMF tag
+(``AttemptPlan.operator_dtmf_tag``) on the operator leg after its extension.
+
 Leg statuses are SIP final codes (200 answered, 486 busy, 480 no answer ...)
 or the internal codes 201-204; ``None`` is a leg never dialled.
 """
@@ -75,18 +79,25 @@ class CallControl:
 def choose_caller_ids(
     settings: dict[str, Any], *, client: str, operator: str, displayed_on_site: str
 ) -> tuple[str, str]:
-    """``(shown to the operator, shown to the client)``; "" means the platform's own number."""
+    """``(shown to the operator, shown to the client)``; "" means the platform's own number.
+
+    Towards the client each switch acts on its own (docs/calls.md#the-callback-scenario):
+    the custom operator number goes with *show operator number to client* (the seed: it
+    needs that switch), the tracking number the site displayed with *show tracking number
+    to client* alone, and the operator number dialled with *show operator number*.
+    """
     to_operator = (
         client if settings["show_client_number_to_operator"] and not settings["never_substitute_to_operator"] else ""
     )
-    to_client = ""
-    if settings["show_operator_number_to_client"]:
-        if settings["custom_operator_number"]:
-            to_client = settings["custom_operator_number"]
-        elif settings["show_tracking_number_to_client"] and displayed_on_site:
-            to_client = displayed_on_site
-        else:
-            to_client = operator
+    show_operator = settings["show_operator_number_to_client"]
+    if show_operator and settings["custom_operator_number"]:
+        to_client = settings["custom_operator_number"]
+    elif settings["show_tracking_number_to_client"] and displayed_on_site:
+        to_client = displayed_on_site
+    elif show_operator:
+        to_client = operator
+    else:
+        to_client = ""
     return to_operator, to_client
 
 
@@ -106,6 +117,8 @@ async def _operator_briefing(plan: AttemptPlan, control: CallControl, command: s
     if plan.operator_extension:
         await control.pause(s["extension_delay_seconds"])
         await control.send_dtmf(OPERATOR, plan.operator_extension)
+    if plan.operator_dtmf_tag:  # the call-tracking tag, once the call reached the operator's line
+        await control.send_dtmf(OPERATOR, plan.operator_dtmf_tag)
     await control.pause(s["operator_ivr_delay_seconds"])
     await control.say(OPERATOR, plan.operator_text, voice=s["voice"])
     go = s[command]
@@ -164,6 +177,9 @@ async def _join(plan: AttemptPlan, control: CallControl) -> AttemptOutcome:
             and await control.answered_by_machine(CLIENT)
         ):
             return AttemptOutcome(LegStatus.OK, LegStatus.VOICEMAIL)
+        if plan.direction == Direction.OPERATOR_FIRST and plan.client_text:
+            # the "to the client" parts: client-first says them before dialling the operator
+            await control.say(CLIENT, plan.client_text, voice=s["voice"])
     except LegHungUp as gone:  # someone left before the two were joined
         left = LegStatus.PARTY_LEFT
         return AttemptOutcome(left, LegStatus.OK) if gone.leg == OPERATOR else AttemptOutcome(LegStatus.OK, left)

@@ -272,7 +272,7 @@ async def test_no_key_in_the_speak_time_gives_202_when_interrupting(emulator, ba
 
 async def test_no_key_without_interrupt_goes_on_to_the_client(emulator, backend):
     emulator.set_behaviour(OPERATOR[1:], operator_presses())
-    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=5))
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=30))  # past the greeting
     outcome = await run(backend, plan(operator_speak_seconds=1, interrupt_operator_call=False))
     assert (outcome.operator_status, outcome.client_status) == (200, 200)
 
@@ -283,6 +283,33 @@ async def test_the_extension_is_sent_as_dtmf_to_the_operator(emulator, backend):
     assert agi_commands(emulator, "o")[0] == "EXEC SendDTMF 123#"
     sent = [e["Digit"] for e in emulator.events_named("DTMFEnd") if e["Direction"] == "Sent"]
     assert sent == ["1", "2", "3", "#"]
+
+
+async def test_the_call_tracking_tag_is_sent_as_dtmf_after_the_extension(emulator, backend):
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("2"))
+    await run(backend, dataclasses.replace(plan(extension="105"), operator_dtmf_tag="12"))
+    assert agi_commands(emulator, "o")[:2] == ["EXEC SendDTMF 105", "EXEC SendDTMF 12"]
+    sent = [e["Digit"] for e in emulator.events_named("DTMFEnd") if e["Direction"] == "Sent"]
+    assert sent == ["1", "0", "5", "1", "2"]  # what Calltouch hears on the line
+
+
+async def test_operator_first_greets_the_client_before_the_bridge(emulator, backend):
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1"))
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=30))
+    outcome = await run(backend, plan())
+    assert (outcome.operator_status, outcome.client_status) == (200, 200)
+    client = agi_commands(emulator, "c")
+    greeting = next(i for i, c in enumerate(client) if c.startswith("STREAM FILE "))
+    assert client.index("EXEC AMD") < greeting  # a person answered, then hears the "to the client" parts
+    assert any(c.startswith("EXEC Bridge ") for c in agi_commands(emulator, "o"))  # then both are joined
+
+
+async def test_a_tag_asterisk_would_misread_is_never_sent(emulator, backend):
+    # "1,9" would reach SendDTMF as the digit 1 and a 9 ms pause; a tag is digits, * and # only
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("2"))
+    await run(backend, dataclasses.replace(plan(), operator_dtmf_tag="1,9"))
+    assert not [c for c in agi_commands(emulator, "o") if c.startswith("EXEC SendDTMF")]
+    assert not [e for e in emulator.events_named("DTMFEnd") if e["Direction"] == "Sent"]
 
 
 async def test_a_client_voicemail_gives_203(emulator, backend):

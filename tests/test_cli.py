@@ -1,5 +1,6 @@
 """The ``perezvon`` command as a user runs it: real processes, real HTTP, real signals."""
 
+import asyncio
 import contextlib
 import json
 import os
@@ -18,10 +19,24 @@ PERZVON = [sys.executable, "-m", "perezvon.core.cli"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
+_ports_given: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free loopback port; from PEREZVON_TEST_PORTS ("25000-25099") when set, each handed out once."""
+    low, _, high = os.environ.get("PEREZVON_TEST_PORTS", "").partition("-")
+    for port in range(int(low), int(high or low) + 1) if low else [0]:
+        if port in _ports_given:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            found = sock.getsockname()[1]
+        _ports_given.add(found)
+        return found
+    raise RuntimeError("no free port left in PEREZVON_TEST_PORTS")
 
 
 def redis_servers_under(path: Path) -> list[int]:
@@ -285,3 +300,84 @@ def test_web_and_worker_run_apart(tmp_path):
                 process.send_signal(signal.SIGINT)
                 assert process.wait(timeout=20) == 0, process.stdout.read()
     assert redis_servers_under(tmp_path) == []
+
+
+def test_the_public_url_comes_from_the_option_the_variable_or_the_listening_address():
+    from perezvon.core.cli import build_parser, public_url_of, url_of
+
+    assert url_of("0.0.0.0", 9000) == "http://localhost:9000"
+    assert url_of("::", 9000) == "http://localhost:9000"
+    assert url_of("::1", 9000) == "http://[::1]:9000"
+    assert url_of("127.0.0.1", 9000) == "http://127.0.0.1:9000"
+    parser = build_parser()
+    serve = parser.parse_args(["serve", "--host", "0.0.0.0", "--port", "9000"])
+    assert public_url_of(serve, env={}) == ("http://localhost:9000", "--host/--port")
+    assert public_url_of(serve, env={"PEREZVON_PUBLIC_URL": "https://call.example.com"})[0] == (
+        "https://call.example.com"
+    )
+    explicit = parser.parse_args(["web", "--port", "9000", "--public-url", "https://a.example.com"])
+    assert public_url_of(explicit, env={"PEREZVON_PUBLIC_URL": "https://b.example.com"}) == (
+        "https://a.example.com",
+        "--public-url",
+    )
+    assert public_url_of(parser.parse_args(["worker"]), env={}) == (None, "the default")
+    assert public_url_of(parser.parse_args(["demo"]), env={}) == (None, "the default")
+
+
+async def test_serve_on_another_port_serves_the_demo_and_the_site_script_on_it_with_no_setting(tmp_path, page):
+    env = demo_env(tmp_path)
+    env.pop("PEREZVON_PUBLIC_URL", None)
+    seeded = subprocess.run(
+        [*PERZVON, "demo", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert seeded.returncode == 0, seeded.stderr
+    token = json.loads(seeded.stdout)["site_token"]
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [*PERZVON, "serve", "--port", str(port), "--smtp-port", str(free_port())],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(server.stdout), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("Demo site:") for line in lines):
+            assert server.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "serve printed no demo site: " + "".join(lines)
+            await asyncio.sleep(0.1)
+        output = "".join(lines)
+        assert f"Perezvon is running: {base_url}" in output
+        assert f"The site script is served as {base_url}/inject?token=<site token>" in output
+        demo_url = next(line for line in lines if line.startswith("Demo site:")).split(": ", 1)[1].strip()
+        assert demo_url == f"{base_url}/site/try?token={token}"
+        async with httpx.AsyncClient(timeout=10) as client:
+            demo_page = await client.get(demo_url)
+            assert demo_page.status_code == 200
+            assert f'<script async src="{base_url}/inject?token={token}"></script>' in demo_page.text
+            loader = await client.get(f"{base_url}/inject", params={"token": token})
+            assert loader.status_code == 200 and f'"b":"{base_url}"' in loader.text  # the API the apps call
+            assert ":8000" not in demo_page.text + loader.text
+        # the printed page, in a browser: the widget opens from its HASH link, all of it from this port
+        asked = []
+        page.on("request", lambda request: asked.append(request.url))
+        await page.goto(demo_url)
+        await page.wait_for_function("window.Perezvon && window.Perezvon.readyAt && window.Perezvon.readyAt.widget")
+        await page.click("a[href='#callme']")
+        await page.locator("[data-perezvon=widget] .box").wait_for(timeout=20000)
+        assert [url for url in asked if "/site/" in url or "/inject" in url]
+        assert all(url.startswith(base_url) for url in asked if "/site/" in url or "/inject" in url)
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        reader.join(5)
+    assert server.returncode == 0, "".join(lines)

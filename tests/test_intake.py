@@ -265,13 +265,16 @@ async def test_health_and_openapi(perezvon_client):
     assert {"token", "phone", "consent"} <= set(spec["components"]["schemas"]["Lead"]["required"])
 
 
-async def test_a_site_without_working_days_still_gets_its_lead_called(perezvon_client, perezvon_site, new_phone):
+async def test_a_site_without_working_days_and_recipients_refuses_the_lead_clearly(
+    perezvon_client, perezvon_site, new_phone
+):
     perezvon_site.schedule = {str(d): None for d in range(1, 8)}
     await perezvon_site.save()
     response = await perezvon_client.post("/api/v1/leads", json=lead(perezvon_site, new_phone()))
-    assert response.status_code == 201  # the settings error is logged; the visitor's lead is not lost
-    scheduled = dt.datetime.fromisoformat(response.json()["scheduled_at"].replace("Z", "+00:00"))
-    assert abs((scheduled - dt.datetime.now(dt.UTC)).total_seconds()) < 5
+    # nobody can call it and nobody would be e-mailed: the visitor is told at once (with a
+    # recipient it is e-mailed instead: tests/test_switches.py)
+    assert response.status_code == 409
+    assert response.json()["errors"]["_schema"]
 
 
 async def test_a_failed_write_answers_503_and_the_retry_is_accepted(

@@ -1,5 +1,7 @@
 """The callback scenario (docs/calls.md#the-callback-scenario) played against the simulator's phones."""
 
+import dataclasses
+
 import pytest
 
 from perezvon.core import announcements, scenario
@@ -58,7 +60,15 @@ def steps(log):
 async def test_operator_first_success_in_order():
     outcome, log, progress = await play(backend(), plan(extension="105"))
     assert (outcome.operator_status, outcome.client_status, outcome.conversation_seconds) == (200, 200, 90)
-    assert steps(log) == ["dial:operator", "dtmf:operator", "say:operator", "key:operator", "dial:client", "bridge:90"]
+    assert steps(log) == [
+        "dial:operator",
+        "dtmf:operator",
+        "say:operator",
+        "key:operator",
+        "dial:client",
+        "say:client",  # the "to the client" parts, before the two are joined
+        "bridge:90",
+    ]
     assert log[1] == ("dtmf", "operator", "105")
     assert log[4] == ("dial", "client", CLIENT, OPERATOR)  # the client sees the operator's number
     assert progress.dialled == ["operator", "client"]
@@ -104,8 +114,23 @@ async def test_without_the_call_client_command_the_client_is_rung_after_the_deta
     outcome, log, _ = await play(
         backend({"leg": "operator", "suffix": "4567", "presses": ""}), plan(call_client={"on": False, "key": "1"})
     )
-    assert steps(log) == ["dial:operator", "say:operator", "dial:client", "bridge:90"]
+    assert steps(log) == ["dial:operator", "say:operator", "dial:client", "say:client", "bridge:90"]
     assert outcome.client_status == 200
+
+
+async def test_the_call_tracking_tag_follows_the_extension_and_operator_first_greets_the_client():
+    tagged = dataclasses.replace(plan(extension="105"), operator_dtmf_tag="11")
+    _, log, _ = await play(backend(), tagged)
+    assert [entry for entry in log if entry[0] == "dtmf"] == [("dtmf", "operator", "105"), ("dtmf", "operator", "11")]
+    assert steps(log)[:4] == ["dial:operator", "dtmf:operator", "dtmf:operator", "say:operator"]
+    silent = dataclasses.replace(plan(), client_text="")  # no "to the client" part on: the operator greets
+    _, log, _ = await play(backend(), silent)
+    assert "say:client" not in steps(log)
+
+
+async def test_the_client_hanging_up_during_the_greeting_is_204():
+    outcome, _, _ = await play(backend({"leg": "client", "suffix": "4567", "hangs_up_after": 0.5}), plan())
+    assert (outcome.operator_status, outcome.client_status) == (200, 204)
 
 
 async def test_operator_hanging_up_during_the_details_is_204():

@@ -92,7 +92,8 @@ def build_spec(version: str, server_url: str) -> dict:
                     "400": err(
                         "the body is not JSON (or not UTF-8, or has NaN, or nests too deeply), or not an object"
                     ),
-                    "403": err("unknown or switched-off site token, or a foreign Origin"),
+                    "403": err("unknown or switched-off site token, the lead's app switched off, or a foreign Origin"),
+                    "409": err("the site can neither call the lead nor e-mail it to anyone (no operator number ...)"),
                     "413": err("the body is over 64 KiB"),
                     "415": err("the body is not `application/json` in UTF-8"),
                     "422": err(

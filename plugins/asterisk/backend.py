@@ -245,7 +245,7 @@ class AsteriskCall(CallControl):
 
     async def send_dtmf(self, leg_role: str, digits: str) -> None:
         if not _DTMF.match(digits):
-            log.warning("call %s: extension %r is not DTMF; not sent", self.plan.call_id, digits)
+            log.warning("call %s: %r is not DTMF (digits, *, #, w); not sent", self.plan.call_id, digits)
             return
         await self._agi(self.legs[leg_role], f"EXEC SendDTMF {digits}")
 

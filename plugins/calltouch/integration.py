@@ -144,6 +144,11 @@ class Calltouch(Integration):
         found = self.lead_sources.get(source)
         return found.calltouch_code if found else OTHER_CODE
 
+    def operator_dtmf(self, lead_source: str) -> str:
+        """The app's code as DTMF on the operator leg (SPEC S4.2, S5): Calltouch tags the call
+        that reaches the operator through its number by the digits it hears."""
+        return str(self.dtmf_code(lead_source))
+
     def _url(self, settings: dict[str, Any], path: str) -> str:
         return settings["api_url"].rstrip("/") + path.format(site_id=settings["site_id"].strip())
 

@@ -334,6 +334,8 @@ class Composer:
             **self._site_context(connection, tz, parse_time(lead.get("created_at"))),
             "lead": self._lead_view(lead, data, tz, locale),
             "delay_seconds": int(delay) if isinstance(delay, (int, float)) else None,
+            # why nobody was called when it is not the delay (no operator number, no working day)
+            "reason": gettext(one_line(data.get("reason")), locale) if data.get("reason") else "",
             "call_url": self._call_url(call.get("id")),
         }
 

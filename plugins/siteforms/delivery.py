@@ -42,6 +42,8 @@ ON_REFUSAL: dict[IntakeReason, str | None] = {
     IntakeReason.INVALID: MessageStatus.REFUSED_BY_INTAKE,
     IntakeReason.SITE_UNKNOWN: MessageStatus.REFUSED_BY_INTAKE,
     IntakeReason.SITE_OFF: MessageStatus.REFUSED_BY_INTAKE,
+    IntakeReason.APP_OFF: MessageStatus.REFUSED_BY_INTAKE,
+    IntakeReason.CANNOT_CALL: MessageStatus.REFUSED_BY_INTAKE,
     IntakeReason.FOREIGN_ORIGIN: MessageStatus.REFUSED_BY_INTAKE,
     IntakeReason.RATE_LIMITED: MessageStatus.REFUSED_BY_INTAKE,
     IntakeReason.UNAVAILABLE: None,

@@ -24,7 +24,13 @@ async def leads_of(site) -> list[Lead]:
 async def test_cover_curtains_and_timer_and_the_lead(live, make_site, page):
     site = await make_site(
         leadgen={
-            "generators": [generator("spring", working={"call": {"curtain_on": "time", "curtain_delay_seconds": 0.5}})]
+            "generators": [
+                generator(
+                    "spring",
+                    working={"call": {"curtain_on": "time", "curtain_delay_seconds": 0.5}},
+                    filters=[{"target": "utm_source", "operator": "equals", "value": "vk"}],  # its rule
+                )
+            ]
         }
     )
     await page.add_init_script(RECORD_EVENTS)
@@ -46,6 +52,23 @@ async def test_cover_curtains_and_timer_and_the_lead(live, make_site, page):
     shown = await events(page, "leadgen_shown")
     assert shown[0]["leadgen_id"] == "spring" and shown[0]["offhours"] is False
     assert (await events(page, "leadgen_lead"))[0]["lead_id"] == str(lead.id)
+
+
+async def test_a_generator_without_url_or_utm_filters_sends_no_rule(live, make_site, page):
+    """Its name is "the rule that matched by URL or UTM" only when it has such filters (SPEC S4.3)."""
+    site = await make_site(
+        leadgen={
+            "generators": [generator("plain", working={"call": {"curtain_on": "time", "curtain_delay_seconds": 0}})]
+        }
+    )
+    await page.goto(live.page_url(site, query="?utm_source=vk"))
+    await page.locator(SCREEN.format("call")).wait_for(state="attached", timeout=20000)
+    phone = page.locator(f"{LEADGEN} input[type=tel]")
+    await phone.click()
+    await phone.press_sequentially("9161234568")
+    await page.locator(f"{LEADGEN} button.go").click()
+    lead = (await wait_for(lambda: leads_of(site), message="the lead"))[0]
+    assert lead.visit.get("rule", "") == "" and lead.visit["trigger"] == "time"  # an empty rule is not stored
 
 
 async def test_curtains_on_hover(live, make_site, page):

@@ -25,6 +25,9 @@ INTAKE_STATUS: dict[IntakeReason, int] = {
     IntakeReason.INVALID: 422,
     IntakeReason.SITE_UNKNOWN: 403,
     IntakeReason.SITE_OFF: 403,
+    IntakeReason.APP_OFF: 403,
+    #: the site can neither call nor e-mail the lead (docs/calls.md#a-site-that-cannot-call)
+    IntakeReason.CANNOT_CALL: 409,
     IntakeReason.FOREIGN_ORIGIN: 403,
     IntakeReason.RATE_LIMITED: 429,
     IntakeReason.UNAVAILABLE: 503,

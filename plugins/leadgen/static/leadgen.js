@@ -92,7 +92,8 @@
         "--tbg": T.background, "--ttext": T.text_color, "--acc": T.accent_color };
       for (var k in vars) box.style.setProperty(k, String(vars[k]));
       var node = el("div", { "data-screen": "cover" }, [el("div", { "class": "ov", onclick: close }), box]);
-      var detail = ctx.detail({ leadgen_id: g.id, trigger: trigger, format: "leadgen", rule: g.name });
+      /* a rule matched only if it has URL/UTM filters */
+      var detail = ctx.detail({ leadgen_id: g.id, trigger: trigger, format: "leadgen", rule: g.filters.length ? g.name : "" });
       current = { node: node, stops: [], release: function () {} };
 
       /* focusable, so a keyboard user opens the curtains with Tab as a mouse does by hovering */

@@ -17,6 +17,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 from starlette.responses import Response
 
 from perezvon.core.integrations import guarded_client
+from perezvon.core.intake import DELAY_NEEDS_RECIPIENT, MAX_CALL_DELAY_SECONDS
 from perezvon.core.models import (
     CalendarDay,
     Connection,
@@ -389,6 +390,12 @@ async def tab_telephony(ctx: Ctx, connection: Connection) -> dict[str, Any] | Re
             problems.update(exc.errors)
         if problems:
             errors = {**errors, **{f"matrix.{k}": v for k, v in problems.items()}}
+        if (
+            loaded is not None
+            and loaded["first_call_delay_seconds"] > MAX_CALL_DELAY_SECONDS
+            and not await NotificationRecipient.exists(connection_id=connection.id)
+        ):  # e-mailed instead of called, to nobody (docs/calls.md#the-59-s-rule)
+            errors = {**errors, "first_call_delay_seconds": [DELAY_NEEDS_RECIPIENT]}
         if not errors:
             await Connection.filter(id=connection.id).update(telephony=loaded, redial_matrix=matrix)
             return _saved(ctx, connection, "telephony")
