@@ -6,7 +6,17 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from perezvon.plugins.widget.rules import CHANNELS, Color, ConditionFields, Strict, WebUrl, label, nested, words
+from perezvon.plugins.widget.rules import (
+    CHANNELS,
+    CallStateTexts,
+    Color,
+    ConditionFields,
+    Strict,
+    WebUrl,
+    label,
+    nested,
+    words,
+)
 
 MAX_GENERATORS = 100
 #: at most five lead generators per session, whatever the settings
@@ -69,7 +79,10 @@ class CallSchema(Strict):
     time_label = words("Время", 60, "Time label")
 
 
-class TimerSchema(Strict):
+class TimerSchema(CallStateTexts):
+    """The screen after the number is left: the countdown while nobody is rung yet, then the
+    call's live state one line at a time (as the widget's closing screen)."""
+
     background = Color("#0f172a", metadata=label("Background"))
     text_color = Color("#f8fafc", metadata=label("Text colour"))
     accent_color = Color("#facc15", metadata=label("Timer colour"))

@@ -10,6 +10,7 @@ exactly as on a real site.
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -20,7 +21,8 @@ ROUND_THE_CLOCK = {str(day): ["00:00", "24:00"] for day in range(1, 8)}
 
 @pytest.fixture(scope="session")
 async def live(perezvon_app):
-    server = LiveServer(perezvon_app)
+    # a free port unless the run is given one (engineers sharing a machine each have a range)
+    server = LiveServer(perezvon_app, int(os.environ.get("PEREZVON_TEST_LIVE_PORT", "0")))
     await server.start()
     yield server
     await server.stop()
