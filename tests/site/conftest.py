@@ -5,7 +5,7 @@ One uvicorn server on a free loopback port answers both: requests for
 every ``*.localhost`` name to loopback) serve the pages in ``pages/`` with the
 snippet of the connection named in the path, as a customer's site would. So
 each test's connection has a domain of its own, and the script is cross-origin
-exactly as on a real site.
+exactly as on a real site. ``PEREZVON_TEST_LIVE_PORT`` pins its port (else a free one).
 """
 
 from __future__ import annotations

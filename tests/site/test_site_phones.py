@@ -7,6 +7,7 @@ tests/test_phones.py), so the browser and core/phones.py are held to the same ru
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -48,10 +49,8 @@ async def enter(page, box: str, entry: str, way: str) -> None:
 
 
 async def send(page, box: str) -> int:
-    """Clicks the call button; the lead API's HTTP status."""
-    async with page.expect_response(lambda r: r.url.endswith("/api/v1/leads") and r.request.method == "POST") as sent:
-        await page.locator(f"{box} button.go").click()
-    return (await sent.value).status
+    """Clicks the app's call button; the lead API's HTTP status."""
+    return await send_from(page, f"{box} button.go")
 
 
 async def newest_lead(site, count: int) -> Lead:
@@ -155,3 +154,69 @@ async def test_typing_over_the_mask_edits_digits_not_brackets(live, make_site, p
     assert await phone.input_value() == "+7 (915) 554-43-3"
     await page.keyboard.press("6")  # typed where the caret is, not at the end
     assert await phone.input_value() == "+7 (916) 555-44-33"
+
+
+#: a third-party app that only uses the runtime's public interface for its phone field
+CALLMEBACK_JS = """
+window.Perezvon.define("callmeback", function (ctx) {
+  var host = ctx.mount("callmeback"), phone = ctx.phoneInput("Телефон", "+7 (999) 999-99-99", "cmb-phone");
+  var form = ctx.el("form", { novalidate: true, style: { position: "fixed", top: "20px", left: "20px", width: "320px", background: "#fff" } },
+    [phone.node, ctx.el("button", { type: "submit", text: "Позвоните мне" })]);
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    if (!phone.check()) return;
+    ctx.submit({ phone: phone.value(), consent: true }, ctx.detail({ trigger: "button" }))
+      .then(function (res) { form.setAttribute("data-sent", res.lead_id); });
+  });
+  host.root.appendChild(form);
+  ctx.ready();
+});
+"""
+
+
+async def test_a_third_party_app_gets_the_same_phone_input(perezvon_app, make_site, clipboard_page, tmp_path):
+    from marshmallow import Schema
+    from sitehelpers import LiveServer
+
+    from perezvon.api import Application
+    from perezvon.core import enablement
+
+    page = clipboard_page
+    script = tmp_path / "callmeback.js"
+    script.write_text(CALLMEBACK_JS)
+
+    class CallMeBack(Application):
+        key = "callmeback"
+        title = "Call me back"
+        lead_source = "api"
+        settings_schema = Schema
+        client_script = script
+
+    registry = perezvon_app.host.registry
+    registry.current_plugin = "callmeback_plugin"
+    registry.add_application(CallMeBack())
+    registry.current_plugin = "?"
+    server = LiveServer(perezvon_app, int(os.environ.get("PEREZVON_TEST_APP_PORT", "0")))  # serves the app's code
+    await server.start()
+    try:
+        for way, (entry, e164) in zip(WAYS, [ACCEPTED[0], ACCEPTED[5], ACCEPTED[9]]):
+            site = await make_site()
+            await enablement.enable(site, enablement.APPLICATION, "callmeback")
+            await page.goto(server.page_url(site))
+            await ready(page, "callmeback")
+            box = "[data-perezvon=callmeback] form"
+            await enter(page, box, entry, way)
+            assert await page.locator(f"{box} input[type=tel]").input_value() == shown_as(e164), (way, entry)
+            assert await send_from(page, f"{box} button") == 201
+            lead = await newest_lead(site, 1)
+            assert (lead.phone, lead.source) == (e164, "api"), (way, entry)
+    finally:
+        await server.stop()
+        del registry.applications["callmeback"]
+        del registry.owner[("application", "callmeback")]
+
+
+async def send_from(page, button: str) -> int:
+    async with page.expect_response(lambda r: r.url.endswith("/api/v1/leads") and r.request.method == "POST") as sent:
+        await page.locator(button).click()
+    return (await sent.value).status
