@@ -645,3 +645,20 @@ async def test_once_per_session_holds_across_tabs(live, make_site, page):
     await page.locator(WIDGET).wait_for(timeout=20000)
     await other.wait_for_function("performance.now() > 3500")
     assert await other.locator(WIDGET).count() == 0
+
+
+async def test_a_lead_passed_on_by_e_mail_says_so_and_shows_no_countdown(live, make_site, page):
+    # a delay before the call over 59 s: people are e-mailed, nobody is called (docs/calls.md#the-59-s-rule)
+    site = await make_site(
+        widget={"thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0}},
+        telephony={"first_call_delay_seconds": 60},
+    )
+    await page.goto(live.page_url(site))
+    await page.locator(WIDGET).wait_for(timeout=20000)
+    await fill_phone(page, "9161112244")
+    await page.locator(f"{WIDGET} button.go").click()
+    state = page.locator(f"{WIDGET} .state")
+    await wait_for(
+        lambda: _visible_text(state, "Заявка передана менеджеру — он свяжется с вами"), timeout=20, message="notified"
+    )
+    assert not await page.locator(f"{WIDGET} .big").is_visible()
