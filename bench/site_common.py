@@ -20,6 +20,9 @@ PERZVON = [sys.executable, "-m", "perezvon.core.cli"]
 
 
 def free_port() -> int:
+    """PEREZVON_BENCH_PORT when given (engineers sharing a machine each have a range), else a free one."""
+    if os.environ.get("PEREZVON_BENCH_PORT"):
+        return int(os.environ["PEREZVON_BENCH_PORT"])
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from perezvon.api import AppEditor, Application, EditorElement, LeadSource, PreviewOption
 from perezvon.plugins.leadgen.schemas import MAX_PER_SESSION, LeadgenSettings
+from perezvon.plugins.widget.rules import CallStateTexts
 
 KEY = "leadgen"
 
@@ -65,6 +66,12 @@ EDITOR = AppEditor(
             ("call.form_background", "call.form_text_color", "call.curtain_on", "call.curtain_delay_seconds"),
         ),
         EditorElement("timer_title", ".timer h2", "Timer title", ("timer.title", "timer.text_color")),
+        EditorElement(
+            "timer_state",
+            ".timer .state",
+            "Call state",
+            tuple(f"timer.{name}" for name in CallStateTexts._declared_fields),
+        ),
         EditorElement(
             "timer", ".timer", "Timer", ("timer.background", "timer.text_color", "timer.accent_color", "timer.text")
         ),

@@ -6,7 +6,17 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from perezvon.plugins.widget.rules import CHANNELS, Color, ConditionFields, Strict, WebUrl, label, nested, words
+from perezvon.plugins.widget.rules import (
+    CHANNELS,
+    CallStateTexts,
+    Color,
+    ConditionFields,
+    Strict,
+    WebUrl,
+    label,
+    nested,
+    words,
+)
 
 MAX_GENERATORS = 100
 #: at most five lead generators per session, whatever the settings
@@ -70,6 +80,8 @@ class CallSchema(Strict):
 
 
 class TimerSchema(Strict):
+    """The screen after the number is left. Off hours it shows the chosen time."""
+
     background = Color("#0f172a", metadata=label("Background"))
     text_color = Color("#f8fafc", metadata=label("Text colour"))
     accent_color = Color("#facc15", metadata=label("Timer colour"))
@@ -77,10 +89,21 @@ class TimerSchema(Strict):
     text = words("Оператор позвонит через [LIVE_TIMER]", 300, "Text", help="[LIVE_TIMER], [TIMER_TIME]")
 
 
+class LiveTimerSchema(CallStateTexts, TimerSchema):
+    """In working hours the timer follows the call as the widget's closing screen does: the
+    countdown while nobody is rung yet, then the call's live state one line at a time. (Only
+    here: the off-hours variant has no call to follow, and every line counts 100 times over in
+    the config of a connection with 100 generators.)"""
+
+
 class ScreensSchema(Strict):
     cover = nested(CoverSchema, "Cover")
     call = nested(CallSchema, "Call")
     timer = nested(TimerSchema, "Timer")
+
+
+class WorkingScreensSchema(ScreensSchema):
+    timer = nested(LiveTimerSchema, "Timer")
 
 
 OFFHOURS = {
@@ -138,7 +161,7 @@ class GeneratorSchema(Strict):
     )
     trigger = nested(TriggerSchema, "Trigger")
     font_family = words(FONT, 200, "Font")
-    working = nested(ScreensSchema, "Working hours")
+    working = nested(WorkingScreensSchema, "Working hours")
     offhours = fields.Nested(
         ScreensSchema, load_default=lambda: ScreensSchema().load(OFFHOURS), metadata=label("Off hours")
     )

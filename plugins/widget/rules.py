@@ -106,3 +106,25 @@ class ConditionFields(Strict):
     def _period(self, data, **_):
         if data.get("date_from") and data.get("date_to") and data["date_to"] < data["date_from"]:
             raise ValidationError({"date_to": ["The period ends before it begins."]})
+
+
+class CallStateTexts(Strict):
+    """What a closing screen says about the call, one line at a time, as its live state changes
+    (the runtime's ``callProgress``; docs/site-script.md): the widget's closing screen and the lead
+    generator's timer share them."""
+
+    state_waiting = words("Готовим звонок…", 100, "State: waiting")
+    state_calling = words("Звоним оператору, затем вам — держите телефон рядом", 150, "State: calling")
+    state_calling_operator = words(
+        "Звоним оператору — сейчас он узнает о вашей заявке", 150, "State: calling the operator"
+    )
+    state_calling_client = words("Звоним вам — возьмите трубку!", 150, "State: calling you")
+    state_successful = words("Разговор состоялся. Спасибо!", 100, "State: successful")
+    state_failed = words("Не удалось дозвониться — мы попробуем ещё раз", 150, "State: failed")
+    state_gave_up = words(
+        "Дозвониться не получилось. Оставьте номер ещё раз, когда вам будет удобно", 150, "State: no more attempts"
+    )
+    state_notified = words("Заявка передана менеджеру — он свяжется с вами", 150, "State: passed on by e-mail")
+    state_duplicate = words(
+        "Вы уже оставили заявку с этим номером — мы вам перезвоним", 150, "State: already requested"
+    )

@@ -8,6 +8,7 @@ from marshmallow import fields, validate
 from perezvon.plugins.widget.rules import (
     CHANNELS,
     FORMATS,
+    CallStateTexts,
     Color,
     ConditionFields,
     Strict,
@@ -156,21 +157,14 @@ class TimeScreenSchema(Strict):
     back_text = words("Назад", 60, "Back")
 
 
-class ClosingSchema(Strict):
-    """The screens after the number is left ([LIVE_TIMER] counts down)."""
+class ClosingSchema(CallStateTexts):
+    """The screens after the number is left: the countdown ([LIVE_TIMER]) while nobody is rung yet,
+    then one state line at a time, from the call's live state (docs/site-script.md#the-widget)."""
 
     working_title = words("Спасибо! Уже звоним", 200, "Title (working hours)")
     working_text = words("Оператор позвонит вам через [LIVE_TIMER]", 300, "Text (working hours)")
     offhours_title = words("Спасибо! Заявка принята", 200, "Title (off hours)")
     offhours_text = words("Мы перезвоним вам в выбранное время:", 300, "Text (off hours)")
-    state_waiting = words("Готовим звонок…", 100, "State: waiting")
-    state_calling = words("Звоним оператору, затем вам — держите телефон рядом", 150, "State: calling")
-    state_calling_operator = words(
-        "Звоним оператору — сейчас он узнает о вашей заявке", 150, "State: calling the operator"
-    )
-    state_calling_client = words("Звоним вам — возьмите трубку!", 150, "State: calling you")
-    state_successful = words("Разговор состоялся. Спасибо!", 100, "State: successful")
-    state_failed = words("Не удалось дозвониться — мы попробуем ещё раз", 150, "State: failed")
 
 
 class LauncherSchema(Strict):

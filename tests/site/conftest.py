@@ -5,11 +5,12 @@ One uvicorn server on a free loopback port answers both: requests for
 every ``*.localhost`` name to loopback) serve the pages in ``pages/`` with the
 snippet of the connection named in the path, as a customer's site would. So
 each test's connection has a domain of its own, and the script is cross-origin
-exactly as on a real site.
+exactly as on a real site. ``PEREZVON_TEST_LIVE_PORT`` pins its port (else a free one).
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -20,7 +21,8 @@ ROUND_THE_CLOCK = {str(day): ["00:00", "24:00"] for day in range(1, 8)}
 
 @pytest.fixture(scope="session")
 async def live(perezvon_app):
-    server = LiveServer(perezvon_app)
+    # a free port unless the run is given one (engineers sharing a machine each have a range)
+    server = LiveServer(perezvon_app, int(os.environ.get("PEREZVON_TEST_LIVE_PORT", "0")))
     await server.start()
     yield server
     await server.stop()

@@ -110,11 +110,12 @@ def _site_app(base_url: str) -> Starlette:
 
 
 class LiveServer:
-    def __init__(self, perezvon_app) -> None:
+    def __init__(self, perezvon_app, port: int = 0) -> None:
         from perezvon.web.app import create_app
 
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a given port, again right after a run
+        self.sock.bind(("127.0.0.1", port))
         self.port = self.sock.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.perezvon = create_app(PublicAt(perezvon_app, self.base_url), manage_lifecycle=False)

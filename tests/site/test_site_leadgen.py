@@ -237,3 +237,69 @@ async def test_keyboard_opens_the_curtains_and_escape_closes(live, make_site, pa
     await page.locator(SCREEN.format("call")).wait_for(state="attached", timeout=10000)
     await page.keyboard.press("Escape")
     assert await page.locator(LEADGEN).count() == 0
+
+
+async def test_the_office_and_department_choice_when_the_connection_has_them(live, make_site, page):
+    from perezvon.core.models import Department, Office
+
+    site = await make_site(
+        leadgen={"generators": [generator("offices", working={"call": {"curtain_delay_seconds": 0}})]},
+        offices_enabled=True,
+        offices_required=True,
+        offices_title="Салон",
+        departments_enabled=True,
+        departments_required=True,
+        departments_title="Отдел",
+    )
+    await Office.create(connection=site, name="Москва")
+    spb = await Office.create(connection=site, name="Санкт-Петербург")
+    sales = await Department.create(connection=site, name="Продажи")
+    await page.goto(live.page_url(site))
+    await page.locator(SCREEN.format("call")).wait_for(state="attached", timeout=20000)
+    selects = page.locator(f"{LEADGEN} form select")
+    assert await selects.count() == 2
+    assert await page.locator(f"{LEADGEN} form .lbl").nth(0).text_content() == "Салон"
+    phone = page.locator(f"{LEADGEN} input[type=tel]")
+    await phone.click()
+    await phone.press_sequentially("9161234567")
+    await page.locator(f"{LEADGEN} button.go").click()
+    assert await page.locator(f"{LEADGEN} select[aria-invalid=true]").count() == 2  # the intake requires them
+    assert await leads_of(site) == []
+    await selects.nth(0).select_option(label="Санкт-Петербург")
+    await selects.nth(1).select_option(label="Продажи")
+    await page.locator(f"{LEADGEN} button.go").click()
+    await page.locator(SCREEN.format("timer")).wait_for(state="attached", timeout=20000)
+    lead = (await wait_for(lambda: leads_of(site), message="the lead"))[0]
+    assert (lead.office_id, lead.department_id, lead.phone) == (spb.id, sales.id, "+79161234567")
+
+
+async def test_the_timer_follows_the_call_live_one_truth_at_a_time(
+    live, make_site, page, perezvon_app, perezvon_run_jobs
+):
+    from perezvon.core.callbacks import leg_key
+    from perezvon.core.models import Call, CallState
+
+    site = await make_site(leadgen={"generators": [generator("live", working={"call": {"curtain_delay_seconds": 0}})]})
+    await page.goto(live.page_url(site))
+    await page.locator(SCREEN.format("call")).wait_for(state="attached", timeout=20000)
+    phone = page.locator(f"{LEADGEN} input[type=tel]")
+    await phone.click()
+    await phone.press_sequentially("9161234567")
+    await page.locator(f"{LEADGEN} button.go").click()
+    await page.locator(SCREEN.format("timer")).wait_for(state="attached", timeout=20000)
+    countdown, state = page.locator(f"{LEADGEN} .pv-live-timer"), page.locator(f"{LEADGEN} .timer .state")
+    assert await countdown.is_visible() and not await state.is_visible()  # nobody is rung yet
+    lead = (await wait_for(lambda: leads_of(site), message="the lead"))[0]
+    call = await Call.get(lead_id=lead.id)
+    await Call.filter(id=call.id).update(state=CallState.DIALLING, attempts_made=1)
+    await perezvon_app.redis.set(leg_key(str(call.id)), "1:client")
+    await wait_for(lambda: _visible_text(state, "Звоним вам — возьмите трубку!"), timeout=30, message="calling you")
+    assert not await countdown.is_visible()  # no countdown beside a ringing phone
+    await Call.filter(id=call.id).update(state=CallState.SCHEDULED, attempts_made=0)
+    await perezvon_run_jobs()  # the simulator places the call
+    await wait_for(lambda: _visible_text(state, "Разговор состоялся. Спасибо!"), timeout=30, message="the end")
+    assert not await countdown.is_visible()
+
+
+async def _visible_text(locator, expected: str) -> bool:
+    return await locator.is_visible() and (await locator.text_content()) == expected

@@ -452,8 +452,10 @@ async def test_live_call_state_follows_the_call(live, make_site, page, perezvon_
     await page.locator(WIDGET).wait_for(timeout=20000)
     await fill_phone(page)
     await page.locator(f"{WIDGET} button.go").click()
-    state = page.locator("[data-perezvon=widget] .state")
-    await state.wait_for(timeout=20000)
+    await page.locator("[data-perezvon=widget] [data-screen=closing]").wait_for(state="attached", timeout=20000)
+    state, countdown = page.locator("[data-perezvon=widget] .state"), page.locator(f"{WIDGET} .big")
+    # one truth at a time: the countdown while nobody is rung yet, then only the call's state
+    assert await countdown.is_visible() and not await state.is_visible()
     await wait_for(lambda: leads_of(site), message="the lead")
     # while the attempt rings one leg then the other, the screen says whom (as the engine notes it)
     call = await Call.get(lead_id=(await leads_of(site))[0].id)
@@ -471,6 +473,41 @@ async def test_live_call_state_follows_the_call(live, make_site, page, perezvon_
         timeout=30,
         message="the call state on the closing screen",
     )
+    # no "Оператор позвонит вам через 00:21" beside "Разговор состоялся"
+    assert await state.is_visible() and not await countdown.is_visible()
+    assert await page.locator(f"{WIDGET} .pv-live-timer").is_hidden()
+
+
+async def test_the_closing_screen_says_one_thing_when_the_countdown_ends_and_for_a_repeated_request(
+    live, make_site, page
+):
+    site = await make_site(
+        widget={"thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0}}, timer_seconds=2
+    )
+    await page.goto(live.page_url(site))
+    await page.locator(WIDGET).wait_for(timeout=20000)
+    await fill_phone(page, "9161112233")
+    await page.locator(f"{WIDGET} button.go").click()
+    state, countdown = page.locator(f"{WIDGET} .state"), page.locator(f"{WIDGET} .big")
+    await page.locator("[data-perezvon=widget] [data-screen=closing]").wait_for(state="attached", timeout=20000)
+    # the connection's 2 s are over and nobody is rung yet: "getting the call ready", not "00:00"
+    await wait_for(lambda: _visible_text(state, "Готовим звонок…"), timeout=20, message="the waiting line")
+    assert not await countdown.is_visible()
+    await page.keyboard.press("Escape")
+    await page.locator("[data-perezvon=widget] .btn").click()
+    await fill_phone(page, "9161112233")  # the same number again, within the duplicate window
+    await page.locator(f"{WIDGET} button.go").click()
+    await wait_for(
+        lambda: _visible_text(state, "Вы уже оставили заявку с этим номером — мы вам перезвоним"),
+        timeout=20,
+        message="the already-requested line",
+    )
+    assert not await countdown.is_visible()
+    assert len(await leads_of(site)) == 1
+
+
+async def _visible_text(locator, expected: str) -> bool:
+    return await locator.is_visible() and (await locator.text_content()) == expected
 
 
 async def _text_is(locator, expected: str) -> bool:
@@ -608,3 +645,20 @@ async def test_once_per_session_holds_across_tabs(live, make_site, page):
     await page.locator(WIDGET).wait_for(timeout=20000)
     await other.wait_for_function("performance.now() > 3500")
     assert await other.locator(WIDGET).count() == 0
+
+
+async def test_a_lead_passed_on_by_e_mail_says_so_and_shows_no_countdown(live, make_site, page):
+    # a delay before the call over 59 s: people are e-mailed, nobody is called (docs/calls.md#the-59-s-rule)
+    site = await make_site(
+        widget={"thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0}},
+        telephony={"first_call_delay_seconds": 60},
+    )
+    await page.goto(live.page_url(site))
+    await page.locator(WIDGET).wait_for(timeout=20000)
+    await fill_phone(page, "9161112244")
+    await page.locator(f"{WIDGET} button.go").click()
+    state = page.locator(f"{WIDGET} .state")
+    await wait_for(
+        lambda: _visible_text(state, "Заявка передана менеджеру — он свяжется с вами"), timeout=20, message="notified"
+    )
+    assert not await page.locator(f"{WIDGET} .big").is_visible()

@@ -29,7 +29,7 @@
     ".ok{display:flex;gap:8px;align-items:flex-start;margin:10px 0 4px;font-size:12px}.ok input{width:16px;height:16px;margin:1px 0 0;flex:none}",
     ".dis{font-size:11px;opacity:.7;margin:4px 0 0}.dis a{color:inherit}.row{display:flex;gap:8px}.row .fld{flex:1}",
     ".timer{position:absolute;inset:0;padding:48px;display:flex;flex-direction:column;justify-content:center;align-items:center;text-align:center;background:var(--tbg);color:var(--ttext)}",
-    ".timer h2{margin:0 0 12px;font-size:34px}.timer p{font-size:22px;margin:0}.pv-live-timer,.when{color:var(--acc);font-weight:900;font-variant-numeric:tabular-nums;font-size:1.6em;display:block;margin-top:8px}",
+    ".timer h2{margin:0 0 12px;font-size:34px}.timer p{font-size:22px;margin:0}.timer .state{font-weight:700}.pv-live-timer,.when{color:var(--acc);font-weight:900;font-variant-numeric:tabular-nums;font-size:1.6em;display:block;margin-top:8px}",
     "@keyframes pvf{from{opacity:0}}@keyframes pvi{from{opacity:0;margin-top:16px}}",
     "@media (max-width:640px){.box{height:auto;min-height:min(560px,calc(100vh - 16px))}.cover{padding:56px 22px 22px;justify-content:flex-start}.cover p{max-width:none}",
     ".cover h2{font-size:min(var(--t1size),30px)}.cur{width:100%}.info{top:0;bottom:auto;height:38%;transform:translateY(-101%);font-size:17px;padding:56px 20px 16px}",
@@ -105,15 +105,14 @@
       if (infoImg) info.appendChild(el("img", { src: infoImg, alt: "" }));
 
       /* the form curtain */
-      var id = "pvl-" + g.id, parts = [el("h3", { text: CA.form_title })], name = null;
+      var id = "pvl-" + g.id, choice = ctx.choices(id), parts = [el("h3", { text: CA.form_title })].concat(choice.nodes), name = null;
       var tc = off ? ctx.timeChoice(CA, true, null) : null;
       if (tc) parts.push(tc.node);
       if (CA.name_field !== "hidden") {
         name = ctx.field(CA.name_placeholder, el("input", { type: "text", autocomplete: "name", maxlength: "200", placeholder: CA.name_placeholder, required: CA.name_field === "required" }), id + "-name");
         parts.push(name.node);
       }
-      var phoneInput = el("input", { type: "tel", autocomplete: "tel", inputmode: "tel", placeholder: CA.phone_placeholder, required: true, "aria-required": "true" });
-      var phone = ctx.field(CA.phone_placeholder, phoneInput, id + "-phone"), mask = ctx.maskPhone(phoneInput, CA.phone_mask);
+      var phone = ctx.phoneInput(CA.phone_placeholder, CA.phone_mask, id + "-phone");
       parts.push(phone.node);
       var button = el("button", { type: "submit", "class": "go", text: CA.button_text });
       parts.push(button);
@@ -146,7 +145,8 @@
 
       form.addEventListener("submit", function (e) {
         e.preventDefault();
-        var ok = ctx.fail(phone, mask.valid() ? "" : M.phone);
+        var ok = phone.check();
+        ok = choice.check() && ok;
         if (name) ok = ctx.fail(name, CA.name_field === "required" && !name.control.value.trim() ? M.name : "") && ok;
         if (tc) ok = tc.check() && ok;
         consentErr.textContent = consent.checked ? "" : " — " + M.consent;
@@ -155,22 +155,35 @@
         if (!ok) return;
         var when = tc ? tc.value() : null;
         button.disabled = true;
-        ctx.submit({ phone: mask.value(), name: name ? name.control.value.trim() : "", consent: true, preferred_at: when }, detail)
+        ctx.submit(choice.values({ phone: phone.value(), name: name ? name.control.value.trim() : "", consent: true, preferred_at: when }), detail)
           .then(function (res) { timer(res, when); }, function (err) {
             button.disabled = false;
             var errs = err.errors || {};
             if (errs.phone) ctx.fail(phone, errs.phone.join(" "));
-            var other = [].concat(errs._schema || [], errs.token || [], errs.origin || [], errs.office_id || [], errs.department_id || []);
-            general.textContent = other.length ? other.join(" ") : (errs.phone ? "" : M.failed);
+            choice.errors(errs);
+            var other = [].concat(errs._schema || [], errs.token || [], errs.origin || []);
+            general.textContent = other.length ? other.join(" ") : (errs.phone || errs.office_id || errs.department_id ? "" : M.failed);
           });
       });
 
       function timer(res, when) {
         box.removeChild(curtains);
         node.setAttribute("data-screen", "timer");
-        var body = el("div", { "class": "timer", role: "status" }, [ctx.text(el("h2", { id: "pvl-" + g.id + "-t" }), T.title), ctx.text(el("p"), T.text)]);
-        if (when) body.lastChild.appendChild(el("span", { "class": "when", text: ctx.when(when) }));
+        var text = ctx.text(el("p"), T.text), state = el("p", { "class": "state", "aria-live": "polite", hidden: true });
+        var body = el("div", { "class": "timer", role: "status" }, [ctx.text(el("h2", { id: "pvl-" + g.id + "-t" }), T.title), text, state]);
+        if (when) text.appendChild(el("span", { "class": "when", text: ctx.when(when) }));
         box.appendChild(body);
+        /* as the widget's closing screen: the countdown while nobody is rung yet, then the call's live state */
+        var show = function (key) {
+          text.hidden = key !== "countdown";
+          state.hidden = key === "countdown";
+          state.textContent = T["state_" + key] || "";
+          node.setAttribute("data-call", key);
+        };
+        if (!when && !off) {
+          if (res.duplicate || !res.call_id) show("duplicate");
+          else current.stops.push(ctx.callProgress(res.call_id, show));
+        }
         box.querySelector(".x").focus();
       }
 

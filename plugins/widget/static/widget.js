@@ -113,7 +113,7 @@
     function disclaimer(L) {
       return ctx.disclaimer(L.disclaimer, [{ text: L.link1_text, url: L.link1_url }, { text: L.link2_text, url: L.link2_url }]);
     }
-    var field = ctx.field, select = ctx.select, fail = ctx.fail, timeChoice = ctx.timeChoice;
+    var field = ctx.field, fail = ctx.fail, timeChoice = ctx.timeChoice;
 
     function open(trigger, p, extra) {
       if (openState) return;
@@ -141,24 +141,15 @@
 
       function form() {
         var intro = el("div", {}, [titled(L.title), L.text ? ctx.text(el("p"), L.text) : null]);
-        var parts = [], offices = ctx.offices, deps = ctx.departments, office = null, dep = null, name = null;
-        if (offices && offices.enabled) {
-          office = field(offices.title || "Офис", select(offices.items.map(function (o) { return { value: o.id, label: o.name }; }), offices.required, "—"), id + "-office");
-          parts.push(office.node);
-        }
-        if (deps && deps.enabled) {
-          dep = field(deps.title || "Отдел", select(deps.items.map(function (o) { return { value: o.id, label: o.name }; }), deps.required, "—"), id + "-dep");
-          parts.push(dep.node);
-        }
+        var parts = [], choice = ctx.choices(id), name = null;
+        parts = parts.concat(choice.nodes);
         var tc = p.offhours ? timeChoice(C.time_screen, true, chosenTime) : null;
         if (tc) parts.push(tc.node);
         if (L.name_field !== "hidden") {
           name = field(L.name_placeholder, el("input", { type: "text", name: "name", autocomplete: "name", maxlength: "200", placeholder: L.name_placeholder, required: L.name_field === "required" }), id + "-name");
           parts.push(name.node);
         }
-        var phoneInput = el("input", { type: "tel", name: "phone", autocomplete: "tel", inputmode: "tel", placeholder: L.phone_placeholder, required: true, "aria-required": "true" });
-        var phone = field(L.phone_placeholder, phoneInput, id + "-phone");
-        var mask = ctx.maskPhone(phoneInput, L.phone_mask);
+        var phone = ctx.phoneInput(L.phone_placeholder, L.phone_mask, id + "-phone");
         parts.push(phone.node);
         if (chosenTime && !p.offhours) parts.push(el("p", { "class": "chosen", text: ctx.when(chosenTime) }));
         var button = el("button", { type: "submit", "class": "go", text: L.button_text });
@@ -174,10 +165,9 @@
         var f = el("form", { novalidate: true }, parts);
         f.addEventListener("submit", function (e) {
           e.preventDefault();
-          var ok = fail(phone, mask.valid() ? "" : M.phone);
+          var ok = phone.check();
           if (name) ok = fail(name, L.name_field === "required" && !name.control.value.trim() ? M.name : "") && ok;
-          if (office) ok = fail(office, offices.required && !office.control.value ? M.required : "") && ok;
-          if (dep) ok = fail(dep, deps.required && !dep.control.value ? M.required : "") && ok;
+          ok = choice.check() && ok;
           if (tc) ok = tc.check() && ok;
           consentErr.textContent = consent.checked ? "" : " — " + M.consent;
           ok = consent.checked && ok;
@@ -185,18 +175,15 @@
           if (!ok) return;
           var when = tc ? tc.value() : chosenTime;
           button.disabled = true;
-          ctx.submit({
-            phone: mask.value(), name: name ? name.control.value.trim() : "", consent: consent.checked,
-            office_id: office && office.control.value ? +office.control.value : null,
-            department_id: dep && dep.control.value ? +dep.control.value : null, preferred_at: when
-          }, ctx.detail(detail)).then(function (res) {
+          ctx.submit(choice.values({
+            phone: phone.value(), name: name ? name.control.value.trim() : "", consent: consent.checked, preferred_at: when
+          }), ctx.detail(detail)).then(function (res) {
             closing(res, when);
           }, function (err) {
             button.disabled = false;
             var errs = err.errors || {};
             if (errs.phone) fail(phone, errs.phone.join(" "));
-            if (errs.office_id && office) fail(office, errs.office_id.join(" "));
-            if (errs.department_id && dep) fail(dep, errs.department_id.join(" "));
+            choice.errors(errs);
             if (errs.consent) consentErr.textContent = " — " + errs.consent.join(" ");
             general.textContent = errs._schema || errs.token || errs.origin ? [].concat(errs._schema || [], errs.token || [], errs.origin || []).join(" ") : (errs.phone || errs.consent || errs.office_id || errs.department_id ? "" : M.failed);
           });
@@ -216,21 +203,26 @@
         tc.focus();
       }
 
+      /* one truth at a time, from the call's live state: the countdown while nobody is rung yet,
+         then what the call is doing, then how it ended (never a countdown beside "it is over") */
       function closing(res, when) {
-        var CL = C.closing, state = el("p", { "class": "state", "aria-live": "polite", role: "status" });
+        var CL = C.closing;
         if (when || p.offhours) {
           screen("closing-offhours", [titled(CL.offhours_title), ctx.text(el("p"), CL.offhours_text),
             el("p", { "class": "big", text: when ? ctx.when(when) : "" })]);
         } else {
-          screen("closing", [titled(CL.working_title), ctx.text(el("p", { "class": "big" }), CL.working_text), state]);
-          state.textContent = CL.state_waiting;
-          openState.stops.push(ctx.followCall(res.call_id, function (st) {
-            state.textContent = st.status === "successful" ? CL.state_successful
-              : st.finished ? CL.state_failed : st.phase !== "calling" ? CL.state_waiting
-              : st.leg === "client" ? CL.state_calling_client : st.leg === "operator" ? CL.state_calling_operator
-              : CL.state_calling;
-            node.setAttribute("data-call", st.phase);
-          }));
+          var countdown = ctx.text(el("p", { "class": "big" }), CL.working_text);
+          var state = el("p", { "class": "state", "aria-live": "polite", role: "status", hidden: true });
+          screen("closing", [titled(CL.working_title), countdown, state]);
+          var show = function (key) {
+            countdown.hidden = key !== "countdown";
+            state.hidden = key === "countdown";
+            state.textContent = CL["state_" + key] || "";
+            node.setAttribute("data-call", key);
+          };
+          /* the same number again within the duplicate window: said as such (the answer need not carry the call) */
+          if (res.duplicate || !res.call_id) show("duplicate");
+          else openState.stops.push(ctx.callProgress(res.call_id, show));
         }
         box.querySelector(".x").focus();
       }

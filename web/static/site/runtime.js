@@ -11,8 +11,8 @@
   var perfNow = function () { return w.performance && performance.now ? performance.now() : 0; };
   var lang = /^en/i.test(d.documentElement.lang || "") ? "en" : "ru";
   var MSG = {
-    ru: { phone: "Введите номер телефона полностью", required: "Выберите значение", consent: "Нужно согласие на обработку персональных данных", failed: "Не удалось отправить заявку, попробуйте ещё раз", name: "Введите имя", time: "Выберите время звонка", today: "Сегодня", tomorrow: "Завтра", close: "Закрыть" },
-    en: { phone: "Enter the full phone number", required: "Choose a value", consent: "Consent to personal data processing is required", failed: "Could not send, please try again", name: "Enter your name", time: "Choose a time for the call", today: "Today", tomorrow: "Tomorrow", close: "Close" }
+    ru: { phone: "Введите номер телефона полностью", invalid: "Неверный номер телефона.", letters: "В номере телефона не может быть букв.", extension: "Добавочный номер указать нельзя: введите номер без него.", required: "Выберите значение", consent: "Нужно согласие на обработку персональных данных", failed: "Не удалось отправить заявку, попробуйте ещё раз", name: "Введите имя", time: "Выберите время звонка", office: "Офис", department: "Отдел", today: "Сегодня", tomorrow: "Завтра", close: "Закрыть" },
+    en: { phone: "Enter the full phone number", invalid: "Not a valid phone number.", letters: "A phone number cannot contain letters.", extension: "Extension numbers are not supported: enter the number without one.", required: "Choose a value", consent: "Consent to personal data processing is required", failed: "Could not send, please try again", name: "Enter your name", time: "Choose a time for the call", office: "Office", department: "Department", today: "Today", tomorrow: "Tomorrow", close: "Close" }
   }[lang];
 
   /* --- event bus: handlers that throw never break the apps ------------------------ */
@@ -226,34 +226,89 @@
     return function release() { d.removeEventListener("keydown", key, true); try { if (before && before.focus) before.focus(); } catch (e) { /* gone */ } };
   }
 
-  /* --- phone mask: "9" is a digit; "+7 (999) 999-99-99" by default -------------------- */
+  /* --- the phone input every app shares: a mask ("9" = a digit; "+7 (999) 999-99-99" by
+     default) over what a person types key by key, pastes or has autofilled, read by the same
+     rules as the server (core/phones.py; both tested against tests/phone_cases.json): the
+     8…, +7…, 7… and bare ten-digit forms are one number; an entry the mask cannot hold
+     (letters, an extension, too many digits) stays as entered and is refused, never cut. */
   function maskPhone(input, pattern) {
-    var fixed = pattern.replace(/[^0-9]/g, "").replace(/9+$/, "");
-    var prefix = pattern.split("9")[0].replace(/[^0-9+]/g, "");
-    function digits(v) {
-      var x = v.replace(/\D/g, "");
-      var p = prefix.replace(/\D/g, "");
-      if (p && x.indexOf(p) === 0) x = x.slice(p.length);
-      else if (p === "7" && x.charAt(0) === "8" && x.length > 10) x = x.slice(1);
-      return x;
+    var lead = pattern.split("9")[0], prefix = lead.replace(/[^0-9+]/g, ""), cc = prefix.replace(/\D/g, "");
+    var slots = pattern.split("9").length - 1, national = "", problem = "", plus = false, last = "";
+    /* a mask without a country code, or the "8 (999)…" form, is Russian as the server's default region */
+    if (!cc || cc === "8" && prefix.charAt(0) !== "+") cc = "7";
+    function count(text) { return text.replace(/\D/g, "").length; }
+    function read(text, intl) {
+      var t = text.trim(), x = t.replace(/\D/g, ""), err = "", letters = /\p{L}/u.test(t);
+      intl = intl || t.charAt(0) === "+";
+      if (intl && x.indexOf(cc) === 0) x = x.slice(cc.length);
+      else if (intl) err = "invalid";  /* another country's code: not a number this mask dials */
+      /* 8 is Russia's trunk prefix and 7 its country code; no area code starts with 79 or 89 */
+      else if (cc === "7" && /^[78]/.test(x) && (x.length > slots || /^.9/.test(x))) x = x.slice(1);
+      else if (x.length > slots && x.indexOf(cc) === 0) x = x.slice(cc.length);
+      if (x.length > slots) err = letters || /[#;,]/.test(t) ? "extension" : "invalid";
+      else if (letters) err = "letters";
+      return { n: x, err: err };
     }
-    function format() {
-      var x = digits(input.value), out = "", j = 0;
-      if (!x.length) { input.value = ""; return; }
+    function format(n) {
+      var out = "", j = 0, first = pattern.indexOf("9");
+      if (!n) return input.matches(":focus") ? lead : "";
       for (var i = 0; i < pattern.length; i++) {
         var c = pattern.charAt(i);
-        if (c === "9") { if (j >= x.length) break; out += x.charAt(j++); }
-        else if (i < pattern.indexOf("9") || j < x.length) out += c;
+        if (c === "9") { if (j >= n.length) break; out += n.charAt(j++); }
+        else if (i < first || j < n.length) out += c;
       }
-      input.value = out;
+      return out;
     }
-    input.addEventListener("input", format);
-    input.addEventListener("focus", function () { if (!input.value) input.value = pattern.split("9")[0]; });
-    input.addEventListener("blur", function () { if (!digits(input.value).length) input.value = ""; });
+    function set(v) { input.value = last = v; }
+    function update(e) {
+      var v = input.value, type = (e && e.inputType) || "", caret = input.selectionStart;
+      /* one key at a time (or a deletion) is typing; a paste, a drop or autofill is an entry */
+      var key = type === "insertText" && e.data && e.data.length === 1 || /^delete/.test(type);
+      var ours = !!lead && v.indexOf(lead) === 0, from = ours ? lead.length : 0, tail = v.slice(from);
+      if (key && /^\s*\+\s*$/.test(tail)) { plus = true; return set(lead); }  /* "+7 …" typed over the mask's own +7 */
+      var r = read(tail, key && plus), n = r.n;
+      if (/\d/.test(tail)) plus = false;
+      if (key && !problem && n.length > slots) return set(last);  /* a key past the end is refused, as maxlength would */
+      problem = !key || problem ? r.err : "";
+      if (problem) { national = ""; return set(v); }
+      var k = caret === null ? n.length : count(v.slice(from, caret)) - (count(tail) - n.length);
+      /* Backspace just after a dash or bracket of the mask deletes the digit before it */
+      if (type === "deleteContentBackward" && n === national && v.length < last.length && k > 0) n = n.slice(0, k - 1) + n.slice(k--);
+      national = n;
+      set(format(n));
+      if (caret !== null && caret < v.length && input.matches(":focus")) {
+        var at = lead.length;
+        for (var seen = 0; at < last.length && seen < k; at++) if (/\d/.test(last.charAt(at))) seen++;
+        input.setSelectionRange(at, at);
+      }
+    }
+    input.addEventListener("input", update);
+    input.addEventListener("change", function () { if (input.value !== last) update(); });  /* autofill that only says "change" */
+    /* a paste onto the bare mask, or over all of it, is the whole entry: "+7 916 …" must not become "+7 (+7 916" */
+    input.addEventListener("paste", function (e) {
+      var text = e.clipboardData && e.clipboardData.getData("text");
+      if (!text) return;
+      e.preventDefault();
+      var v = input.value, s = input.selectionStart || 0, t = input.selectionEnd || 0;
+      input.value = !national && !problem || s <= lead.length && t >= v.length ? text : v.slice(0, s) + text + v.slice(t);
+      update({ inputType: "insertFromPaste" });
+    });
+    input.addEventListener("focus", function () { if (!input.value) set(lead); });
+    input.addEventListener("blur", function () { if (!national && !problem) set(""); });
+    if (input.value) update();
     return {
-      valid: function () { return digits(input.value).length === pattern.split("9").length - 1; },
-      value: function () { return prefix + digits(input.value); }
+      valid: function () { return !problem && national.length === slots; },
+      error: function () { return problem ? MSG[problem] : national.length === slots ? "" : MSG.phone; },
+      value: function () { return (prefix.charAt(0) === "+" ? "+" + cc : prefix) + national; }
     };
+  }
+  /* the labelled phone field with its mask: f.check() shows the error, f.value() is what to send */
+  function phoneInput(placeholder, pattern, id) {
+    var input = el("input", { type: "tel", name: "phone", autocomplete: "tel", inputmode: "tel", placeholder: placeholder, required: true, "aria-required": "true" });
+    var f = field(placeholder, input, id), mask = maskPhone(input, pattern);
+    f.value = mask.value;
+    f.check = function () { return fail(f, mask.error()); };
+    return f;
   }
 
   /* --- rules: a condition on the URL or one UTM field (5 operators), a period --------- */
@@ -355,6 +410,45 @@
     return function () { stopped = true; };
   }
 
+  /* One truth at a time for a closing screen: what the call is doing now, as a key --
+     "countdown" (the connection's timer is still running and nobody is rung yet), "waiting",
+     "calling", "calling_operator", "calling_client", "failed" (an attempt failed, another is
+     due), "successful", "notified" (people were e-mailed instead) or "gave_up". show(key, state)
+     is called each time the key changes. */
+  function callProgress(callId, show) {
+    var since = now(), st = null, last = "", id;
+    function judge() {
+      var key = !st || st.phase === "waiting" && !st.attempts ? (now() - since < site.timer_seconds * 1000 ? "countdown" : "waiting")
+        : st.finished ? (st.status === "successful" || st.status === "notified" ? st.status : "gave_up")
+        : st.phase === "calling" ? (st.leg ? "calling_" + st.leg : "calling") : "failed";
+      if (key !== last) { last = key; show(key, st); }
+      if (key !== "countdown") clearInterval(id);
+    }
+    id = setInterval(judge, 250);
+    var stop = followCall(callId, function (state) { st = state; judge(); });
+    judge();
+    return function () { stop(); clearInterval(id); };
+  }
+
+  /* the office and department drop-downs, as the connection has them (the intake requires what is marked required) */
+  function choices(id) {
+    var list = [];
+    [["office", cfg.offices], ["department", cfg.departments]].forEach(function (c) {
+      var o = c[1];
+      if (!o || !o.enabled) return;
+      var f = field(o.title || MSG[c[0]], select(o.items.map(function (it) { return { value: it.id, label: it.name }; }), o.required, "—"), id + "-" + c[0]);
+      f.key = c[0] + "_id";
+      f.required = o.required;
+      list.push(f);
+    });
+    return {
+      nodes: list.map(function (f) { return f.node; }),
+      check: function () { return list.reduce(function (ok, f) { return fail(f, f.required && !f.control.value ? MSG.required : "") && ok; }, true); },
+      values: function (into) { list.forEach(function (f) { into[f.key] = f.control.value ? +f.control.value : null; }); return into; },
+      errors: function (errs) { list.forEach(function (f) { if (errs[f.key]) fail(f, errs[f.key].join(" ")); }); }
+    };
+  }
+
   /* --- form pieces both apps use: labelled fields with errors, drop-downs, call time -------- */
   var uid = 0;
   function disclaimer(value, links) {
@@ -440,7 +534,8 @@
       emit: function (event, detail) { emit(app.key + "_" + event, Object.assign({}, base, { offhours: !hours.isOpen() }, detail)); },
       detail: function (extra) { return Object.assign({}, base, { offhours: !hours.isOpen() }, extra); },
       submit: function (fields, detail) { return submit(app, fields, Object.assign({}, base, detail)); },
-      followCall: followCall, el: el, text: text, mount: mount, trapFocus: trapFocus, maskPhone: maskPhone,
+      followCall: followCall, callProgress: callProgress, el: el, text: text, mount: mount, trapFocus: trapFocus, maskPhone: maskPhone,
+      phoneInput: phoneInput, choices: choices,
       matches: matches, bestRule: bestRule, disclaimer: disclaimer, field: field, select: select, fail: fail,
       timeChoice: timeChoice, when: when,
       whenFree: function (fn) { whenFree(app.key, fn); }, free: function () { free(app.key); }, inPeriod: inPeriod, watch: watch, safeUrl: safeUrl, displayedPhone: displayedPhone,
