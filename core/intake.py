@@ -595,7 +595,8 @@ class LeadIntake:
             await self._tag_unique(fresh)
         except Exception as exc:  # the database is down: nobody in the group can be stored now
             log.error("could not read the earlier leads of %d leads: %s", len(fresh), exc)
-            stored, refused = [], [(item, self._refusal(exc)) for item in fresh]
+            stored: list[_Pending] = []
+            refused = [(item, self._refusal(exc)) for item in fresh]
         else:
             stored, refused = await self._store(fresh)
         if refused:

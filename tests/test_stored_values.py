@@ -93,7 +93,7 @@ async def test_the_migration_clears_unreadable_times(perezvon_app, stored_year_o
 
     from perezvon.core.migrations import __name__ as package
 
-    migration = __import__(f"{package}.0006_edge_unreadable_times", fromlist=["CLEAR_UNREADABLE"])
+    migration = __import__(f"{package}.0007_unreadable_times", fromlist=["CLEAR_UNREADABLE"])
     for sql in migration.CLEAR_UNREADABLE:
         await db.execute_script(sql)
     _, rows = await db.execute_query("SELECT COUNT(*) FROM leads WHERE preferred_at < '1900-01-01'")

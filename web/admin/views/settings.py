@@ -16,8 +16,8 @@ import httpx
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
 from starlette.responses import Response
 
-from perezvon.core.integrations import guarded_client
 from perezvon.core.intake import DELAY_NEEDS_RECIPIENT, MAX_CALL_DELAY_SECONDS
+from perezvon.core.integrations import guarded_client
 from perezvon.core.models import (
     CalendarDay,
     Connection,

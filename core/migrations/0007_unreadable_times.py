@@ -18,7 +18,7 @@ CLEAR_UNREADABLE = [
 
 
 class Migration(migrations.Migration):
-    dependencies = [("perezvon", "0005_plugin_enablements")]
+    dependencies = [("perezvon", "0006_pending_jobs")]
 
     initial = False
 
