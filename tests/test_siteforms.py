@@ -584,6 +584,17 @@ async def test_kept_messages_are_told_to_the_connections_recipients(
     )
 
 
+async def test_a_form_for_a_site_that_can_neither_call_nor_email_is_kept_as_refused(smtp, forms_site, new_phone):
+    await OperatorNumber.filter(connection_id=forms_site.id).delete()  # and no notification recipient
+    reply = await send(
+        smtp.port, [forms_site.email], form_email(forms_site.email, f"Телефон: {phone_text(new_phone())}")
+    )
+    assert reply["data"] == (250, "2.0.0 OK: message kept, the lead was refused")
+    message = await InboundMessage.get(connection_id=forms_site.id)
+    assert message.status == MessageStatus.REFUSED_BY_INTAKE and "Callbacks cannot be ordered" in message.error
+    assert not await Lead.filter(connection_id=forms_site.id).exists()
+
+
 def test_every_intake_reason_has_its_place_in_the_smtp_intake():
     """Only "could not store it now" makes the sender try again (451); every other refusal is kept and shown."""
     from perezvon.api import IntakeReason
