@@ -40,6 +40,8 @@ async def enter(page, box: str, entry: str, way: str) -> None:
     if way == "typed":
         await phone.click()
         await phone.press_sequentially(entry)
+    elif way == "filled":  # playwright's fill(): the whole text inserted at once over the field
+        await phone.fill(entry)
     elif way == "pasted":
         await phone.click()
         await page.evaluate("text => navigator.clipboard.writeText(text)", entry)
@@ -73,7 +75,7 @@ async def clipboard_page(page):
     return page
 
 
-@pytest.mark.parametrize("way", WAYS)
+@pytest.mark.parametrize("way", (*WAYS, "filled"))
 async def test_the_widget_takes_every_form_of_the_number(way, live, make_site, clipboard_page, perezvon_app):
     page = clipboard_page
     site = await make_site(widget={"thresholds": {"time_seconds": 0, "exit": False, "scroll_percent": 0}})
