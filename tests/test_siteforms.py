@@ -603,6 +603,9 @@ def test_every_intake_reason_has_its_place_in_the_smtp_intake():
     assert set(ON_REFUSAL) == set(IntakeReason)
     assert [reason for reason, status in ON_REFUSAL.items() if status is None] == [IntakeReason.UNAVAILABLE]
     assert set(ON_REFUSAL.values()) == {None, MessageStatus.REFUSED_BY_INTAKE}
+    from perezvon.plugins.siteforms.panel import REFUSALS
+
+    assert set(REFUSALS) == set(IntakeReason)  # and the connection's page says each in words
 
 
 # --- bad input ------------------------------------------------------------------------------------------------

@@ -31,6 +31,8 @@ REFUSALS = {
     IntakeReason.INVALID: "The intake found the lead's fields wrong",
     IntakeReason.SITE_UNKNOWN: "The site is unknown.",
     IntakeReason.SITE_OFF: "Callbacks were switched off for this site.",
+    IntakeReason.APP_OFF: "Site forms were switched off for this site.",
+    IntakeReason.CANNOT_CALL: "The site could neither call the lead nor e-mail it to anyone.",
     IntakeReason.FOREIGN_ORIGIN: "The lead came from a foreign site.",
     IntakeReason.RATE_LIMITED: "Too many leads at once.",
     IntakeReason.UNAVAILABLE: "The lead could not be stored then.",
