@@ -40,7 +40,7 @@ from typing import Any
 
 import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
+from aiohttp.resolver import ThreadedResolver
 
 from perezvon.core.registry import DeliveryError
 
@@ -209,7 +209,9 @@ class GuardedResolver(AbstractResolver):
     """
 
     def __init__(self) -> None:
-        self._resolver = DefaultResolver()
+        # the system resolver (getaddrinfo in a thread, /etc/hosts included); it holds nothing to close, which
+        # matters: aiohttp closes only a resolver it made itself
+        self._resolver = ThreadedResolver()
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
