@@ -8,7 +8,9 @@ Third-party plugin authors test the same way the core does:
   or the database number in ``PEREZVON_TEST_REDIS_URL``, flushed first);
 * ``perezvon_client`` -- an httpx client talking to the ASGI app;
 * ``perezvon_site`` -- a fresh project + connection (round the clock, one operator number);
-* ``perezvon_run_jobs`` -- runs the arq workers (callbacks and deliveries) until no job is due.
+* ``perezvon_run_jobs`` -- runs the arq workers (callbacks and deliveries) until no job is due;
+* and for every test, the outgoing guard lets requests reach ``127.0.0.1`` (:data:`TEST_OUTGOING_ALLOW`),
+  where a test's fake services listen; a deployment refuses it unless ``PEREZVON_OUTGOING_ALLOW`` names it.
 
 For tests and benches that kill and restart a service: :class:`OwnRedis` and
 :class:`OwnPostgres` (a server of their own on a port of :func:`free_port_in`).
@@ -43,7 +45,7 @@ ROUND_THE_CLOCK = {str(day): ["00:00", "24:00"] for day in range(1, 8)}
 # webhook receivers and sites listen on 127.0.0.1, which a deployment refuses unless its
 # allow-list names it. Only that one address: ::1, 10.x, 169.254.x and the rest stay refused
 # (tests/test_outgoing.py clears the list to see 127.0.0.1 refused too). It is the test app's
-# setting, and installed for the whole session, for tests that push without the app.
+# setting, and installed before every test, for tests that push without the app.
 TEST_OUTGOING_ALLOW = ("127.0.0.1",)
 _redis_numbers = itertools.count(1)
 _databases_made: list[str] = []
@@ -121,8 +123,10 @@ def test_plugins_path() -> Path:
     raise RuntimeError("no plugins.toml for the tests: set PEREZVON_TEST_PLUGINS")
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def perezvon_outgoing_allow() -> None:
+    """Before every test: a test that started an app of its own (its own settings) must not
+    leave the next one without the list."""
     from perezvon.core import outgoing
 
     outgoing.configure(TEST_OUTGOING_ALLOW)

@@ -261,3 +261,28 @@ async def test_sign_out_everywhere_ends_every_session(server_url, perezvon_app):
         assert (await someone_else.get("/profile")).status_code == 200  # only this user's sessions end
     keys = [key async for key in perezvon_app.redis.scan_iter(match=f"pz:admin:user-sessions:{user.id}")]
     assert keys == []
+
+
+async def test_a_password_set_through_an_activation_link_signs_out_the_old_sessions(server_url):
+    """A link staff send to reset a forgotten (or stolen) password ends the sessions made with the old one."""
+    import datetime as dt
+    import secrets
+
+    from perezvon.core.models import ActivationToken
+    from perezvon.web.admin.views.auth import _token_hash
+
+    user = await make_user()
+    raw = secrets.token_urlsafe(32)
+    await ActivationToken.create(
+        user=user, token_hash=_token_hash(raw), expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    )
+    async with client_from(server_url, "127.0.0.12") as old, client_from(server_url, "127.0.0.12") as new:
+        await sign_in(old, user)
+        form = await new.get(f"/activate/{raw}")
+        done = await new.post(
+            f"/activate/{raw}",
+            data={"csrf_token": csrf_of(form.text), "password": "a reset password", "password2": "a reset password"},
+        )
+        assert done.status_code == 303
+        assert (await new.get("/profile")).status_code == 200
+        assert (await old.get("/profile")).status_code == 303

@@ -240,3 +240,21 @@ async def test_the_installation_check_page_says_why_it_did_not_fetch(perezvon_cl
     )
     assert page.status_code == 200
     assert "Не проверено:" in page.text and "адрес во внутренней сети" in page.text
+
+
+async def test_through_a_proxy_the_target_is_checked_before_sending(public_addresses_only, service, monkeypatch):
+    """The proxy (here the local service, which the deployment configured) may be anywhere; what it
+    would be asked to reach may not: an address in the URL, or a name that resolves inside the network."""
+    monkeypatch.setenv("HTTP_PROXY", service.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    push = HttpPush(timeout=5)
+    try:
+        for url in ("http://10.0.0.1/hook", "http://169.254.169.254/latest/meta-data/", "http://localhost/hook"):
+            with pytest.raises(outgoing.AddressNotAllowed):
+                await push.send("POST", url, json={})
+        assert service.requests == []  # the proxy was asked nothing
+        response = await push.send("POST", "http://pushes.invalid/hook", json={})  # resolved by the proxy alone
+        assert response.status_code == 200 and service.requests[0].headers["host"] == "pushes.invalid"
+    finally:
+        await push.close()
