@@ -147,11 +147,15 @@ def unstorable_values(value: Any, *, max_text: int | None = MAX_TEXT, _depth: in
     return {}
 
 
+#: one encoder for every check (``json.dumps`` with an argument builds a new one each call)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=str, check_circular=False)
+
+
 def _surely_storable(value: dict[str, Any], max_text: int | None) -> bool:
     """True when one C-level pass shows nothing to refuse; False means "look field by field" (a NUL
     escape, a lone surrogate, NaN, many brackets or a long text somewhere -- maybe inside a string)."""
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, default=str, check_circular=False)
+        text = _ENCODER.encode(value)
         text.encode("utf-8")
     except (ValueError, RecursionError, TypeError):  # UnicodeEncodeError is a ValueError
         return False
