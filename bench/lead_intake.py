@@ -37,6 +37,9 @@ Every phone is distinct (+7916 and a counter), so no answer is a duplicate.
 
     .venv/bin/python bench/lead_intake.py [--db sqlite|postgres|both] [--seconds N] [--concurrency N]
 
+``PEREZVON_BENCH_PORTS=first-last`` makes the servers listen on the first free ports of that range
+(a shared machine where each user has a range of its own); any free port otherwise.
+
 Numbers go to stdout and to bench/results/lead_intake-<db>.json; the server
 logs are kept next to them (lead_intake-<db>-web.log, -worker.log), and with
 ``--py-spy`` collapsed-stack profiles of the worker (dial phase) and of the web

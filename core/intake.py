@@ -599,6 +599,11 @@ class LeadIntake:
             refused = [(item, self._refusal(exc)) for item in fresh]
         else:
             stored, refused = await self._store(fresh)
+            if refused and not stored and len(fresh) > 1:
+                # Not one row of the group could be written, each on its own: the database (or a bug of
+                # ours) is at fault, not every visitor's input -- they are told to try again, not 422.
+                unavailable = self._refusal(ConnectionError("no row of the group could be stored"))
+                refused = [(item, unavailable) for item, _ in refused]
         if refused:
             try:  # a refused lead is not a duplicate of anything: the visitor may send it again corrected
                 await self.redis.delete(*[item.dup_key for item, _ in refused])

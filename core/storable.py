@@ -118,6 +118,8 @@ def unstorable_values(value: Any, *, max_text: int | None = MAX_TEXT, _depth: in
     """Errors, shaped like marshmallow's, for every value no store can hold, whatever a schema says:
     a NUL, a lone surrogate, NaN or infinity, nesting over :data:`MAX_DEPTH`, a text over ``max_text``
     characters (``None``: no limit here). A list's errors go on the list itself. ``{}`` when all is well."""
+    if _depth == 0 and isinstance(value, dict) and _surely_storable(value, max_text):
+        return {}  # the common case, decided in C: every lead passes here
     if isinstance(value, str):
         if bad_text(value):
             return [UNSTORABLE]
@@ -143,6 +145,25 @@ def unstorable_values(value: Any, *, max_text: int | None = MAX_TEXT, _depth: in
         }
         return sorted(messages) if messages else {}
     return {}
+
+
+#: one encoder for every check (``json.dumps`` with an argument builds a new one each call)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=str, check_circular=False)
+
+
+def _surely_storable(value: dict[str, Any], max_text: int | None) -> bool:
+    """True when one C-level pass shows nothing to refuse; False means "look field by field" (a NUL
+    escape, a lone surrogate, NaN, many brackets or a long text somewhere -- maybe inside a string)."""
+    try:
+        text = _ENCODER.encode(value)
+        text.encode("utf-8")
+    except (ValueError, RecursionError, TypeError):  # UnicodeEncodeError is a ValueError
+        return False
+    return (
+        "\\u0000" not in text
+        and text.count("[") + text.count("{") <= MAX_DEPTH
+        and (max_text is None or len(text) <= max_text)
+    )
 
 
 def _flatten(errors: Any) -> list[str]:

@@ -103,3 +103,20 @@ async def test_a_group_that_fails_for_the_database_is_not_split(perezvon_app, pe
         _, answers, _ = await _post_all(base_url, perezvon_site, new_phone, [])
     assert [a.status_code for a in answers] == [503] * VALID
     assert sum(tries) == VALID  # each lead was in exactly one failed write
+
+
+async def test_when_no_row_at_all_can_be_written_nobody_is_told_their_input_is_bad(
+    perezvon_app, perezvon_site, new_phone, monkeypatch
+):
+    """Every row refused, each on its own (a broken schema, a bug of ours): "try again" (503) for all,
+    never 422 -- a visitor told their input is wrong would not send it again."""
+    from perezvon.core.intake import RowInserter
+
+    async def refuses_everything(self, rows):
+        raise ValueError("this column does not take that")
+
+    monkeypatch.setattr(RowInserter, "execute", refuses_everything)
+    async with live_server(create_app(perezvon_app, manage_lifecycle=False)) as base_url:
+        _, answers, _ = await _post_all(base_url, perezvon_site, new_phone, [])
+    statuses = [a.status_code for a in answers]
+    assert set(statuses) <= {503, 422} and statuses.count(503) >= VALID - 8  # a lone lead in a group is 422
