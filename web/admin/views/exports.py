@@ -20,6 +20,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from perezvon.core.call_filters import parse_filters
 from perezvon.web.admin.export import Exporter
 from perezvon.web.admin.framework import Ctx
+from perezvon.web.admin.i18n import translate, translations
 
 log = logging.getLogger("perezvon.admin.export")
 KEEP_SECONDS = 24 * 3600
@@ -88,18 +89,41 @@ async def export_start(ctx: Ctx) -> Response:
     return ctx.redirect(f"/exports/{export_id}")
 
 
+def progress_text(state: dict, locale: str) -> str:
+    """The one sentence saying where a run is, in the user's language. The page and the status
+    poll both show it, so what the script writes is what the page would say when reloaded."""
+    if state["state"] == "ready":
+        return translations(locale).ngettext("Ready: %(n)s call.", "Ready: %(n)s calls.", state["done"]) % {
+            "n": state["done"]
+        }
+    if state["state"] == "failed":
+        return translate("The export failed. Try again or narrow the filters.", locale)
+    if state["total"] is None:  # the calls are still being counted
+        return translate("Counting the calls…", locale)
+    return translations(locale).ngettext(
+        "Written %(done)s of %(total)s call…", "Written %(done)s of %(total)s calls…", state["total"]
+    ) % {"done": state["done"], "total": state["total"]}
+
+
 async def export_page(ctx: Ctx) -> Response:
     state = await _state(ctx)
     if state is None:
         return await ctx.error(404, "There is no such export.")
-    return await ctx.render("admin/export.html", export_id=ctx.request.path_params["export_id"], state=state)
+    return await ctx.render(
+        "admin/export.html",
+        export_id=ctx.request.path_params["export_id"],
+        state=state,
+        text=progress_text(state, ctx.locale),
+    )
 
 
 async def export_status(ctx: Ctx) -> Response:
     state = await _state(ctx)
     if state is None:
         return JSONResponse({"errors": {"_schema": ["There is no such export."]}}, status_code=404)
-    return JSONResponse({k: state[k] for k in ("state", "done", "total", "error")})
+    answer = {k: state[k] for k in ("state", "done", "total", "error")}
+    answer["text"] = progress_text(state, ctx.locale)
+    return JSONResponse(answer)
 
 
 async def export_download(ctx: Ctx) -> Response:
