@@ -5,64 +5,31 @@ is right at every stage (counting, writing, ready, failed), whether rendered or 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
 import json
 import re
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
-import uvicorn
-from test_admin_helpers import PASSWORD, csrf_of, make_call, make_user
+from live_helpers import live_server
+from test_admin_helpers import PASSWORD, csrf_of, make_call, make_user, signed_in_over_http
 
 from perezvon.core.models import Connection, Project
-from perezvon.core.testing import free_port_in
 from perezvon.web.app import create_app
-
-#: this file's servers listen in 27000-27049 (the issue-18 helper's range)
-PORTS = (27000, 27049)
 
 
 @pytest.fixture
-async def live_admin(perezvon_app):
-    """The web app on a real port, in the test's event loop."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", free_port_in(*PORTS)))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(perezvon_app, manage_lifecycle=False), log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the web server did not start"
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 10)
+async def live_admin(perezvon_app) -> AsyncIterator[str]:
+    """The admin on a real port (PEREZVON_TEST_PORTS), in the test's event loop."""
+    async with live_server(create_app(perezvon_app, manage_lifecycle=False)) as base:
+        yield base
 
 
 async def _site() -> Connection:
     project = await Project.create(name="Truthful texts")
     return await Connection.create(project=project, domain=f"truth-{uuid.uuid4().hex[:8]}.example", name="Сайт")
-
-
-@contextlib.asynccontextmanager
-async def _signed_in(base: str, user, lang: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=base, cookies={"pz_lang": lang}) as client:
-        page = await client.get("/login")
-        response = await client.post(
-            "/login", data={"phone": user.phone, "password": PASSWORD, "csrf_token": csrf_of(page.text), "next": "/"}
-        )
-        assert response.status_code == 303, response.text
-        yield client
 
 
 def _export_text(page: str) -> str:
@@ -81,7 +48,7 @@ SNIPPET_WORDS = {
 async def test_site_code_instruction_names_the_closing_body_tag(perezvon_app, live_admin, lang):
     site = await _site()
     user = await make_user(level="view", connection=site)
-    async with _signed_in(live_admin, user, lang) as client:
+    async with signed_in_over_http(live_admin, user, lang) as client:
         page = await client.get(f"/connections/{site.id}/settings/code")
     assert page.status_code == 200
     assert SNIPPET_WORDS[lang] in page.text  # shown as text, not swallowed as markup
@@ -121,7 +88,7 @@ async def test_export_progress_says_the_truth_at_every_stage(perezvon_app, live_
     for n in range(4):
         await make_call(site, phone=f"+7916777{lang == 'ru':d}{n:03d}")
     user = await make_user(level="view", connection=site)
-    async with _signed_in(live_admin, user, lang) as client:
+    async with signed_in_over_http(live_admin, user, lang) as client:
         csrf = csrf_of((await client.get("/calls")).text)
         start = await client.post("/calls/export", data={"csrf_token": csrf, "connection": str(site.id)})
         assert start.status_code == 303
