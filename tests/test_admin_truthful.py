@@ -1,6 +1,8 @@
 """Admin texts that tell the truth (issue 18), read over real HTTP and in Chromium, in both languages:
-the site-code instruction names the closing ``</body>`` tag, and the export page's progress sentence
-is right at every stage (counting, writing, ready, failed), whether rendered or updated by the script."""
+the site-code instruction names the closing ``</body>`` tag, the API-key help its ``Bearer <key>`` header,
+and the export page's progress sentence
+is right at every stage (counting, writing, ready, failed, stopped by a restart), whether rendered or
+updated by the script."""
 
 from __future__ import annotations
 
@@ -53,6 +55,21 @@ async def test_site_code_instruction_names_the_closing_body_tag(perezvon_app, li
     assert page.status_code == 200
     assert SNIPPET_WORDS[lang] in page.text  # shown as text, not swallowed as markup
     assert "тегом ." not in page.text and "closing  tag" not in page.text
+
+
+API_KEY_WORDS = {
+    "ru": "GET /api/v1/calls с заголовком Authorization: Bearer &lt;ключ&gt;.",
+    "en": "GET /api/v1/calls with the header Authorization: Bearer &lt;key&gt;.",
+}
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+async def test_api_key_help_shows_the_header_with_its_placeholder(perezvon_app, live_admin, lang):
+    user = await make_user(level="view", connection=await _site())
+    async with signed_in_over_http(live_admin, user, lang) as client:
+        page = await client.get("/profile")
+    assert page.status_code == 200
+    assert API_KEY_WORDS[lang] in page.text  # the placeholder is text, not an unknown tag the browser drops
 
 
 EXPECTED = {
