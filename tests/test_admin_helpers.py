@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import re
 import uuid
+from collections.abc import AsyncIterator
+
+import httpx
 
 from perezvon.core.auth import hash_password
 from perezvon.core.models import AccessGrant, Call, Connection, Lead, Project, User
@@ -87,3 +91,15 @@ async def make_call(
         is_target=status == "successful",
         duration_seconds=150 if status == "successful" else 0,
     )
+
+
+@contextlib.asynccontextmanager
+async def signed_in_over_http(base: str, user: User, lang: str = "ru") -> AsyncIterator[httpx.AsyncClient]:
+    """A real HTTP client of the admin at ``base``, in ``lang``, signed in as ``user``."""
+    async with httpx.AsyncClient(base_url=base, cookies={"pz_lang": lang}) as client:
+        page = await client.get("/login")
+        response = await client.post(
+            "/login", data={"phone": user.phone, "password": PASSWORD, "csrf_token": csrf_of(page.text), "next": "/"}
+        )
+        assert response.status_code == 303, response.text
+        yield client

@@ -381,3 +381,58 @@ async def test_serve_on_another_port_serves_the_demo_and_the_site_script_on_it_w
             server.wait()
         reader.join(5)
     assert server.returncode == 0, "".join(lines)
+
+
+def _sign_in(client: httpx.Client, base_url: str, phone: str, password: str) -> None:
+    page = client.get(f"{base_url}/login")
+    token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    signed = client.post(
+        f"{base_url}/login", data={"phone": phone, "password": password, "csrf_token": token, "next": "/profile"}
+    )
+    assert signed.status_code == 303, signed.text
+
+
+def _leave_lead_and_wait(client: httpx.Client, base_url: str, token: str, phone: str) -> str:
+    created = client.post(
+        f"{base_url}/api/v1/leads",
+        headers={"Origin": "http://localhost:3000"},
+        json={"token": token, "phone": phone, "consent": True},
+    )
+    assert created.status_code == 201, created.text
+    call_id = created.json()["call_id"]
+    deadline = time.monotonic() + 30
+    while not (state := client.get(f"{base_url}/api/v1/calls/{call_id}/state", params={"token": token}).json())[
+        "finished"
+    ]:
+        assert time.monotonic() < deadline, state
+        time.sleep(0.1)
+    assert state["status"] == "successful"
+    return call_id
+
+
+def test_a_restart_of_serve_keeps_a_signed_in_user_signed_in(tmp_path):
+    """The embedded Redis keeps its data under the data dir: the session cookie of a user signed in
+    before a Ctrl-C still opens the admin after ``perezvon serve`` starts again; and the jobs kept
+    with it run no call twice."""
+    import sqlite3
+
+    env = demo_env(tmp_path)
+    browser = httpx.Client(timeout=5)  # one cookie jar across both runs, as a browser keeps its cookies
+    with running_server(env, tmp_path) as (base_url, demo, client):
+        _sign_in(browser, base_url, demo["staff_phone"], demo["staff_password"])
+        assert browser.get(f"{base_url}/profile").status_code == 200
+        before = _leave_lead_and_wait(client, base_url, demo["site_token"], "8 916 555-12-01")
+    with running_server(env, tmp_path) as (base_url, demo, client):
+        profile = browser.get(f"{base_url}/profile")
+        assert profile.status_code == 200, "the restart signed the user out"
+        assert demo["staff_phone"] in profile.text
+        # the queue that came back is worked through before this lead's job, which comes after it
+        after = _leave_lead_and_wait(client, base_url, demo["site_token"], "8 916 555-12-02")
+    browser.close()
+    assert list((Path(env["PEREZVON_DATA_DIR"]) / "redis").glob("appendonly*")), "kept under the data dir"
+    with contextlib.closing(sqlite3.connect(Path(env["PEREZVON_DATA_DIR"]) / "perezvon.sqlite3")) as db:
+        attempts = dict(db.execute("SELECT call_id, COUNT(*) FROM attempts GROUP BY call_id").fetchall())
+    assert {str(k).replace("-", ""): v for k, v in attempts.items()} == {
+        before.replace("-", ""): 1,
+        after.replace("-", ""): 1,
+    }

@@ -48,13 +48,11 @@
         .then(function (state) {
           if (state.total !== null) { bar.max = Math.max(state.total, 1); }
           bar.value = state.done;
+          // the server words the progress in the page's language (the same sentence a reload shows)
+          text.textContent = state.text;
           if (state.state === "ready") {
-            text.textContent = text.textContent.replace(/.*/, "✓ " + state.done);
             link.hidden = false;
-          } else if (state.state === "failed") {
-            text.textContent = "✗ " + state.error;
-          } else {
-            text.textContent = state.done + " / " + (state.total === null ? "…" : state.total);
+          } else if (state.state === "running") {
             setTimeout(poll, 700);
           }
         })

@@ -16,6 +16,7 @@ import httpx
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
 from starlette.responses import Response
 
+from perezvon.core.domains import domains_of_others
 from perezvon.core.intake import DELAY_NEEDS_RECIPIENT, MAX_CALL_DELAY_SECONDS
 from perezvon.core.integrations import guarded_client
 from perezvon.core.models import (
@@ -150,8 +151,13 @@ async def tab_general(ctx: Ctx, connection: Connection) -> dict[str, Any] | Resp
         if loaded is not None:
             loaded["domain"] = clean_domain(loaded["domain"])
             loaded["extra_domains"] = sorted({clean_domain(d) for d in loaded["extra_domains"]} - {loaded["domain"]})
-            if await Connection.filter(domain=loaded["domain"]).exclude(id=connection.id).exists():
+            taken = await domains_of_others([loaded["domain"], *loaded["extra_domains"]], connection.id)
+            if loaded["domain"] in taken:
                 errors = {"domain": ["Another connection already has this domain."]}
+            elif taken:
+                errors = {
+                    "extra_domains": [ctx._("Another connection already has %(domains)s.", domains=", ".join(taken))]
+                }
             else:
                 await Connection.filter(id=connection.id).update(**loaded)
                 return _saved(ctx, connection, "general")
@@ -501,9 +507,11 @@ async def tab_code(ctx: Ctx, connection: Connection) -> dict[str, Any] | Respons
     if _posting(ctx):
         action = ctx.form.get("action")
         if action == "email":
-            user = await User.get_or_none(id=_id(ctx.form.get("user_id")))
-            if user is None or not user.email:
-                errors["user_id"] = ["Choose a user with an e-mail address."]
+            # only someone who may see this connection gets its code, whatever id the form carries
+            chosen = _id(ctx.form.get("user_id"))
+            user = next((u for u in await users_of(connection) if u.id == chosen), None)
+            if user is None:
+                errors["user_id"] = ["Choose a user of this connection with an e-mail address."]
             else:
                 sent = await send_now(
                     ctx.perezvon,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from starlette.responses import Response
 
+from perezvon.core.domains import domains_of_others
 from perezvon.core.models import AccessGrant, Connection, GrantLevel, Project, User
 from perezvon.core.schemas import PhoneField
 from perezvon.web.admin.forms import field_views, flat_errors, load_form
@@ -122,7 +123,7 @@ async def staff_connections(ctx: Ctx) -> Response:
             errors["project_id"] = ["Choose a project."]
         if not DOMAIN.match(domain):
             errors["domain"] = ["Not a domain name."]
-        elif await Connection.exists(domain=domain):
+        elif await domains_of_others([domain]):
             errors["domain"] = ["Another connection already has this domain."]
         if not errors:
             connection = await Connection.create(
