@@ -205,7 +205,7 @@ class Sender:
         self.client = client
         self.token = stack.demo["site_token"]
         self.sent = 0
-        self.accepted: dict[str, str] = {}  # call id -> lead kind
+        self.accepted: dict[str, str] = {}  # call id -> the status it was answered with (201, or 200: a repeat)
         self.answers: Counter[tuple[str, str]] = Counter()  # (kind, final status)
         self.retries = Counter[str]()  # what a valid lead was sent again after
         self.never_accepted = 0
@@ -239,7 +239,7 @@ class Sender:
         while True:
             status, payload = await self.post(body)
             if status in ("200", "201") and payload:
-                self.accepted[payload["call_id"]] = kind
+                self.accepted.setdefault(payload["call_id"], status)
             retry = kind == "valid" and (status.startswith("5") or not status.isdigit())
             if not retry or time.monotonic() > deadline:
                 break
@@ -349,7 +349,12 @@ async def run(args: argparse.Namespace) -> int:
             await asyncio.sleep(2)
         states = await call_states(db)
         accepted_ids = list(sender.accepted)
-        stored = await db.fetchval("SELECT count(*) FROM calls WHERE id::text = ANY($1::text[])", accepted_ids)
+        stored_ids = {
+            str(row["id"])
+            for row in await db.fetch("SELECT id FROM calls WHERE id::text = ANY($1::text[])", accepted_ids)
+        }
+        stored = len(stored_ids)
+        missing = Counter(status for call_id, status in sender.accepted.items() if call_id not in stored_ids)
         rows = await db.fetchval("SELECT count(*) FROM leads")
         duplicates = await db.fetchval(
             "SELECT count(*) FROM (SELECT call_id, number FROM attempts GROUP BY 1, 2 HAVING count(*) > 1) d"
@@ -376,13 +381,17 @@ async def run(args: argparse.Namespace) -> int:
     for event in events:
         print("   ", event)
     print(f"leads sent:                 {sender.sent}")
-    print(f"201s (calls accepted):      {len(sender.accepted)}  (valid leads never accepted: {sender.never_accepted})")
+    answered = Counter(sender.accepted.values())
+    print(
+        f"calls accepted:             {len(sender.accepted)}  ({answered['201']} answered 201, "
+        f"{answered['200']} only as a repeat: 200); valid leads never accepted: {sender.never_accepted}"
+    )
     print(f"valid leads sent again:     {sum(sender.retries.values())} times, after {dict(sender.retries)}")
     print("poisoned leads, by cause and final status:")
     for kind, statuses in refusals.items():
         print(f"    {kind:24} {dict(statuses)}")
     print(f"rows stored (leads):        {rows}")
-    print(f"201s stored:                {stored} of {len(accepted_ids)}")
+    print(f"accepted calls stored:      {stored} of {len(accepted_ids)}  (missing, by answer: {dict(missing)})")
     print(f"attempts:                   {attempts}  ({interrupted} interrupted by a kill)")
     print(f"calls final:                {states.get('final', 0)}")
     print(f"calls scheduled (later):    {states.get('scheduled', 0)}")

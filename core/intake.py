@@ -466,6 +466,7 @@ class LeadIntake:
     async def _write(self, batch: list[_Pending]) -> None:
         verdicts = await self._guard_batch(batch)
         fresh: list[_Pending] = []
+        duplicates: list[tuple[_Pending, Accepted]] = []
         for item, verdict in zip(batch, verdicts):
             if verdict == "!new":
                 fresh.append(item)
@@ -475,7 +476,9 @@ class LeadIntake:
                     error=IntakeError(IntakeReason.RATE_LIMITED, {"_schema": ["Too many requests, try again later."]}),
                 )
             else:
-                settle(item.future, Accepted.decode(verdict))
+                duplicates.append((item, Accepted.decode(verdict)))
+        if duplicates:
+            await self._answer_duplicates(duplicates)
         if not fresh:
             return
         try:
@@ -504,6 +507,35 @@ class LeadIntake:
         task = asyncio.create_task(self._enqueue([job for item in fresh for job in item.jobs]))
         self._enqueueing.add(task)
         task.add_done_callback(self._enqueueing.discard)
+
+    async def _answer_duplicates(self, duplicates: list[tuple[_Pending, Accepted]]) -> None:
+        """Answer each repeat with the lead it repeats -- once that lead is stored.
+
+        The duplicate mark is set in Redis before the first lead is committed:
+        a web process killed in between (or a commit still running) leaves a mark
+        for a lead that is not stored, and answering the repeat "accepted" would
+        lose the visitor. Such a repeat is answered 503, so it is sent again.
+        """
+        try:
+            stored = {
+                str(call_id)
+                for call_id in await Call.filter(id__in=[accepted.call_id for _, accepted in duplicates]).values_list(
+                    "id", flat=True
+                )
+            }
+        except Exception:
+            log.exception("could not look up %d repeated leads", len(duplicates))
+            stored = set()
+        for item, accepted in duplicates:
+            if accepted.call_id in stored:
+                settle(item.future, accepted)
+            else:
+                settle(
+                    item.future,
+                    error=IntakeError(
+                        IntakeReason.UNAVAILABLE, {"_schema": ["The lead could not be stored, try again."]}
+                    ),
+                )
 
     async def _enqueue(self, jobs: list[Job]) -> None:
         try:

@@ -263,3 +263,27 @@ async def test_a_lost_notification_of_a_delayed_lead_is_requeued_by_the_sweep_an
     await perezvon_run_jobs()
     assert len(list(notifier.outbox_dir.glob(f"*-lead_delayed-{call_id}.eml"))) == 1
     assert (await Call.get(id=call_id)).state == "notified"
+
+
+async def test_a_repeat_of_a_lead_that_was_never_stored_is_not_answered_as_accepted(
+    perezvon_app, perezvon_client, perezvon_site, new_phone
+):
+    """A web process killed between marking a lead as seen (Redis) and committing it left the mark:
+    the visitor's retry was answered 200 "duplicate" with the id of a call that does not exist
+    (bench/chaos.py found it). The retry is answered 503, and accepted once the mark is gone."""
+    import uuid
+
+    from perezvon.core.phones import normalise
+
+    phone = new_phone()
+    never_stored = f"{uuid.uuid4()}|{uuid.uuid4()}|2026-01-01T00:00:00Z"
+    await perezvon_app.redis.set(f"pv:dup:{perezvon_site.id}:{normalise(phone)}", never_stored, ex=60)
+    body = {"token": perezvon_site.token, "phone": phone, "consent": True}
+    retry = await perezvon_client.post("/api/v1/leads", json=body)
+    assert retry.status_code == 503, retry.text
+    await perezvon_app.redis.delete(f"pv:dup:{perezvon_site.id}:{normalise(phone)}")  # its 60 s are over
+    first = await perezvon_client.post("/api/v1/leads", json=body)
+    assert first.status_code == 201, first.text
+    repeat = await perezvon_client.post("/api/v1/leads", json=body)  # a stored lead's repeat: as before
+    assert repeat.status_code == 200 and repeat.json()["call_id"] == first.json()["call_id"]
+    assert await Call.filter(id=first.json()["call_id"]).exists()
