@@ -61,7 +61,12 @@ class Parts:
         return self.demo
 
     def start(self, name: str) -> subprocess.Popen:
-        args = ["web", "--port", str(self.port)] if name == "web" else ["worker"]
+        if name in ("web", "serve"):
+            args = [name, "--port", str(self.port)]
+            if name == "serve":
+                args += ["--smtp-port", str(free_port_in(self.port + 1, PORTS[1]))]
+        else:
+            args = ["worker"]
         with open(self.tmp_path / f"{name}.log", "a") as log:
             process = subprocess.Popen(
                 [*PERZVON, *args], env=self.env, cwd=self.tmp_path, stdout=log, stderr=subprocess.STDOUT
@@ -182,6 +187,28 @@ def test_healthz_is_503_until_a_worker_reports_and_workers_ride_out_a_redis_outa
                 assert parts.wait_finished(during.json()["call_id"])["status"] == "successful"
             for name in ("worker", "worker2"):
                 assert "Redis does not answer" in parts.log(name)
+        finally:
+            parts.stop()
+
+
+def test_serve_rides_out_a_redis_outage(tmp_path):
+    """``perezvon serve`` (web, workers and the SMTP intake in one process) against a Redis of its own."""
+    with own_redis(tmp_path) as redis:
+        parts = Parts(tmp_path, redis.url)
+        try:
+            parts.start("serve")
+            parts.wait_health(lambda status, report: status == 200, "serve up")
+            parts.seed()
+            redis.kill()
+            report = parts.wait_health(lambda status, report: status == 503, "Redis down")
+            assert report["down"] == ["redis"]
+            time.sleep(OUTAGE_SECONDS)
+            assert parts.processes["serve"].poll() is None, parts.log("serve")
+            redis.start()
+            parts.wait_health(lambda status, report: status == 200, "recovery")
+            accepted = parts.post_lead("+79165550301")
+            assert accepted.status_code == 201, accepted.text
+            assert parts.wait_finished(accepted.json()["call_id"])["status"] == "successful"
         finally:
             parts.stop()
 
