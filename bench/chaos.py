@@ -11,7 +11,7 @@ Then it sends leads at ``--rate`` per second for ``--seconds`` seconds; one in
 ``POISON_EVERY`` is poisoned (NUL or a lone surrogate in the name, NaN in
 ``extra``, a year-1 or year-9999 ``preferred_at``, JSON nested 5,000 deep).
 A valid lead answered 503 or not answered at all (the web is down) is sent
-again every second for up to a minute, as the site script does; a poisoned
+again for up to two minutes, waiting 1 s, 2 s, 4 s ... up to 10 s between tries; a poisoned
 one is sent once and its answer counted by cause. Meanwhile, at fixed shares
 of the run:
 
@@ -20,25 +20,28 @@ of the run:
 * 55 %: ``kill -9`` the web, restarted at once;
 * 75 %: PostgreSQL restarted (fast shutdown: every session is cut, then started again).
 
-After the last lead it waits (up to ``--drain`` seconds) until no call is
-dialling and no call is overdue, then reads the database and prints: leads
+After the last lead it waits (up to ``--drain`` seconds) until every call is
+final, redials included (an attempt cut by a kill is redialled two minutes
+later, as the redial matrix says), then reads the database and prints: leads
 sent, 201s, refusals by cause and status, rows stored, calls final, calls
 legitimately scheduled (a redial due later), calls stuck, and duplicate or
 overlapping attempts. It exits 1 unless every 201 is stored, no call is
 stuck, and no call was dialled twice at once.
 
-    .venv/bin/python bench/chaos.py [--seconds 120] [--rate 50] [--drain 240] [--keep]
+    .venv/bin/python bench/chaos.py [--seconds 120] [--rate 50] [--drain 300] [--keep]
 
 Overlapping attempts are counted two ways: attempts of one call whose times
 overlap in the database, and attempts a worker was still running when
-another process had already resolved them (the worker logs "was already
-resolved"; the sweep would then have redialled a call still on the line).
+another process had already resolved them as interrupted (the worker logs
+"ended after another worker had resolved it"; the redial matrix could then
+have dialled a call still on the line).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import os
 import random
@@ -61,8 +64,10 @@ from perezvon.core.testing import OwnPostgres, OwnRedis, free_port_in  # noqa: E
 PORTS = (22000, 22049)
 PERZVON = [sys.executable, "-m", "perezvon.core.cli"]
 POISON_EVERY = 10
-#: how long a valid lead is sent again after a 503 or a refused connection, as the site script does
-RETRY_FOR_SECONDS = 60
+#: how long a valid lead is sent again after a 503 or a refused connection, waiting 1 s, 2 s, 4 s ...
+#: up to 10 s between tries (a client that retries every second would bury a web that is starting)
+RETRY_FOR_SECONDS = 120
+RETRY_FIRST, RETRY_CAP = 1.0, 10.0
 #: a scheduled call this far past its due time after the drain is stuck (the sweep runs every 5 s)
 OVERDUE_SECONDS = 60
 
@@ -201,7 +206,7 @@ class Sender:
         self.client = client
         self.token = stack.demo["site_token"]
         self.sent = 0
-        self.accepted: dict[str, str] = {}  # call id -> lead kind
+        self.accepted: dict[str, str] = {}  # call id -> the status it was answered with (201, or 200: a repeat)
         self.answers: Counter[tuple[str, str]] = Counter()  # (kind, final status)
         self.retries = Counter[str]()  # what a valid lead was sent again after
         self.never_accepted = 0
@@ -231,15 +236,17 @@ class Sender:
         else:
             body = poisoned(kind, self.token, phone)
         deadline = time.monotonic() + RETRY_FOR_SECONDS
+        wait = RETRY_FIRST
         while True:
             status, payload = await self.post(body)
             if status in ("200", "201") and payload:
-                self.accepted[payload["call_id"]] = kind
+                self.accepted.setdefault(payload["call_id"], status)
             retry = kind == "valid" and (status.startswith("5") or not status.isdigit())
             if not retry or time.monotonic() > deadline:
                 break
             self.retries[status] += 1
-            await asyncio.sleep(1)
+            await asyncio.sleep(wait * random.uniform(0.5, 1.0))
+            wait = min(wait * 2, RETRY_CAP)
         self.answers[kind, status] += 1
         if kind == "valid" and status not in ("200", "201"):
             self.never_accepted += 1
@@ -248,6 +255,9 @@ class Sender:
 async def chaos(stack: Stack, seconds: float, events: list[str]) -> None:
     """Kill and restart the parts at fixed shares of the run."""
     outage = min(10.0, seconds / 6)
+    # its own threads: the event loop's default executor may be busy with the HTTP client's look-ups
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="chaos")
+    loop = asyncio.get_running_loop()
 
     async def at(share: float) -> None:
         await asyncio.sleep(max(0.0, start + share * seconds - time.monotonic()))
@@ -267,7 +277,7 @@ async def chaos(stack: Stack, seconds: float, events: list[str]) -> None:
     stack.redis.kill()
     note("kill -9 Redis")
     await asyncio.sleep(outage)
-    await asyncio.to_thread(stack.redis.start)
+    await loop.run_in_executor(pool, stack.redis.start)
     note(f"Redis restarted (empty) after {outage:g} s")
     await at(0.55)
     stack.kill("web")
@@ -275,9 +285,9 @@ async def chaos(stack: Stack, seconds: float, events: list[str]) -> None:
     stack.start("web")
     note("web restarted")
     await at(0.75)
-    await asyncio.to_thread(stack.postgres.stop)
+    await loop.run_in_executor(pool, stack.postgres.stop)
     note("PostgreSQL stopped (fast shutdown)")
-    await asyncio.to_thread(stack.postgres.start)
+    await loop.run_in_executor(pool, stack.postgres.start)
     note("PostgreSQL started")
 
 
@@ -309,7 +319,7 @@ async def run(args: argparse.Namespace) -> int:
             stack.start(role)
         await wait_healthy(stack)
         async with httpx.AsyncClient(
-            timeout=httpx.Timeout(30, connect=5), limits=httpx.Limits(max_connections=400)
+            timeout=httpx.Timeout(30, connect=5), limits=httpx.Limits(max_connections=200)
         ) as client:
             sender = Sender(stack, client)
             chaos_task = asyncio.create_task(chaos(stack, args.seconds, events))
@@ -334,13 +344,19 @@ async def run(args: argparse.Namespace) -> int:
         drain_start = time.monotonic()
         while time.monotonic() - drain_start < args.drain:
             states = await call_states(db)
-            if not states.get("dialling") and not states.get("overdue"):
+            # every call final: the redials the kills caused (due 2 min later) have been made too
+            if not states.get("dialling") and not states.get("overdue") and not states.get("scheduled"):
                 drained_in = time.monotonic() - drain_start
                 break
             await asyncio.sleep(2)
         states = await call_states(db)
         accepted_ids = list(sender.accepted)
-        stored = await db.fetchval("SELECT count(*) FROM calls WHERE id::text = ANY($1::text[])", accepted_ids)
+        stored_ids = {
+            str(row["id"])
+            for row in await db.fetch("SELECT id FROM calls WHERE id::text = ANY($1::text[])", accepted_ids)
+        }
+        stored = len(stored_ids)
+        missing = Counter(status for call_id, status in sender.accepted.items() if call_id not in stored_ids)
         rows = await db.fetchval("SELECT count(*) FROM leads")
         duplicates = await db.fetchval(
             "SELECT count(*) FROM (SELECT call_id, number FROM attempts GROUP BY 1, 2 HAVING count(*) > 1) d"
@@ -352,7 +368,7 @@ async def run(args: argparse.Namespace) -> int:
         attempts = await db.fetchval("SELECT count(*) FROM attempts")
         interrupted = await db.fetchval("SELECT count(*) FROM attempts WHERE reason LIKE 'attempt interrupted%'")
         await db.close()
-        resolved_under = stack.log_lines("was already resolved")
+        resolved_under = stack.log_lines("ended after another worker had resolved it")
     finally:
         stack.stop()
 
@@ -367,13 +383,17 @@ async def run(args: argparse.Namespace) -> int:
     for event in events:
         print("   ", event)
     print(f"leads sent:                 {sender.sent}")
-    print(f"201s (calls accepted):      {len(sender.accepted)}  (valid leads never accepted: {sender.never_accepted})")
+    answered = Counter(sender.accepted.values())
+    print(
+        f"calls accepted:             {len(sender.accepted)}  ({answered['201']} answered 201, "
+        f"{answered['200']} only as a repeat: 200); valid leads never accepted: {sender.never_accepted}"
+    )
     print(f"valid leads sent again:     {sum(sender.retries.values())} times, after {dict(sender.retries)}")
     print("poisoned leads, by cause and final status:")
     for kind, statuses in refusals.items():
         print(f"    {kind:24} {dict(statuses)}")
     print(f"rows stored (leads):        {rows}")
-    print(f"201s stored:                {stored} of {len(accepted_ids)}")
+    print(f"accepted calls stored:      {stored} of {len(accepted_ids)}  (missing, by answer: {dict(missing)})")
     print(f"attempts:                   {attempts}  ({interrupted} interrupted by a kill)")
     print(f"calls final:                {states.get('final', 0)}")
     print(f"calls scheduled (later):    {states.get('scheduled', 0)}")
@@ -385,7 +405,7 @@ async def run(args: argparse.Namespace) -> int:
         f"drained in:                 {'%.0f s' % drained_in if drained_in is not None else f'not within {args.drain:g} s'}"
     )
     print(f"duplicate attempts:         {duplicates}")
-    print(f"overlapping attempts:       {overlapping} in the database, {resolved_under} resolved while still running")
+    print(f"overlapping attempts:       {overlapping} in the database, {resolved_under} ended after being resolved")
     print(f"processes that exited:      {died or 'none'}")
     print(f"poisoned leads accepted:    {accepted_poison}; answered 5xx: {poison_5xx} (the edge validation's part)")
     failures = []
@@ -413,7 +433,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=120, help="how long leads are sent (default 120)")
     parser.add_argument("--rate", type=float, default=50, help="leads per second (default 50)")
-    parser.add_argument("--drain", type=float, default=240, help="the longest wait for calls to settle (default 240)")
+    parser.add_argument(
+        "--drain", type=float, default=300, help="the longest wait for every call to be final (default 300)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir with the logs")
     return asyncio.run(run(parser.parse_args()))
 

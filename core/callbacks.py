@@ -149,6 +149,8 @@ class CallbackEngine:
         self.in_flight: set[str] = set()
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self._alive_task: asyncio.Task[None] | None = None
+        #: one sweep at a time per process: sweeps queued up during an outage all start when it ends
+        self._sweeping = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- keeping the "alive" marks fresh -------------------------------------------
@@ -413,7 +415,14 @@ class CallbackEngine:
                 )
                 jobs += await self._after_final(call, successful, enabled)
             if not changed:  # someone else (the sweep, a second worker) resolved it first
-                log.info("call %s attempt %s was already resolved", call.id, attempt.number)
+                if outcome.note == INTERRUPTED:  # two sweeps (or a sweep and a stop) raced: harmless
+                    log.info("call %s attempt %s was already resolved", call.id, attempt.number)
+                else:  # the attempt was still on the line when a sweep took it for an orphan
+                    log.warning(
+                        "call %s attempt %s ended after another worker had resolved it as interrupted",
+                        call.id,
+                        attempt.number,
+                    )
                 return
             await attempt.save()
             await remember(jobs, now)  # pushes and notifications survive a lost enqueue (the sweep)
@@ -448,7 +457,12 @@ class CallbackEngine:
         job runs at most once at a time (arq's in-progress mark, and for attempts
         the call's claim in the database).
         """
-        now = now or utcnow()
+        if self._sweeping.locked():
+            return {"requeued": 0, "stale_claims": 0, "followups": 0, "orphans": 0, "recordings_expired": 0}
+        async with self._sweeping:
+            return await self._sweep(now or utcnow())
+
+    async def _sweep(self, now: dt.datetime) -> dict[str, int]:
         due = (  # held calls (connection switched off) wait; released ones go oldest first
             await Call.filter(state=CallState.SCHEDULED, next_attempt_at__lte=now, connection__is_on=True)
             .order_by("next_attempt_at")

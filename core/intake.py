@@ -579,6 +579,7 @@ class LeadIntake:
     async def _write(self, batch: list[_Pending]) -> None:
         verdicts = await self._guard_batch(batch)
         fresh: list[_Pending] = []
+        duplicates: list[tuple[_Pending, Accepted]] = []
         for item, verdict in zip(batch, verdicts):
             if verdict == "!new":
                 fresh.append(item)
@@ -588,7 +589,14 @@ class LeadIntake:
                     error=IntakeError(IntakeReason.RATE_LIMITED, {"_schema": ["Too many requests, try again later."]}),
                 )
             else:
-                settle(item.future, Accepted.decode(verdict))
+                duplicates.append((item, Accepted.decode(verdict)))
+        try:
+            await self._write_fresh(fresh)
+        finally:  # after the fresh ones: a repeat within this very group finds its lead stored
+            if duplicates:
+                await self._answer_duplicates(duplicates)
+
+    async def _write_fresh(self, fresh: list[_Pending]) -> None:
         if not fresh:
             return
         try:
@@ -679,6 +687,35 @@ class LeadIntake:
             since = lead["created_at"] - dt.timedelta(days=item.unique_window_days)
             earlier = seen[lead["connection_id"], lead["phone"]]
             item.call["is_unique"] = not any(since <= at < lead["created_at"] for at in earlier)
+
+    async def _answer_duplicates(self, duplicates: list[tuple[_Pending, Accepted]]) -> None:
+        """Answer each repeat with the lead it repeats -- once that lead is stored.
+
+        The duplicate mark is set in Redis before the first lead is committed:
+        a web process killed in between (or a commit still running) leaves a mark
+        for a lead that is not stored, and answering the repeat "accepted" would
+        lose the visitor. Such a repeat is answered 503, so it is sent again.
+        """
+        try:
+            stored = {
+                str(call_id)
+                for call_id in await Call.filter(id__in=[accepted.call_id for _, accepted in duplicates]).values_list(
+                    "id", flat=True
+                )
+            }
+        except Exception:
+            log.exception("could not look up %d repeated leads", len(duplicates))
+            stored = set()
+        for item, accepted in duplicates:
+            if accepted.call_id in stored:
+                settle(item.future, accepted)
+            else:
+                settle(
+                    item.future,
+                    error=IntakeError(
+                        IntakeReason.UNAVAILABLE, {"_schema": ["The lead could not be stored, try again."]}
+                    ),
+                )
 
     async def _enqueue(self, jobs: list[Job]) -> None:
         try:

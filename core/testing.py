@@ -368,7 +368,8 @@ class OwnPostgres:
         _wait_for_port(self.port, self.process, "postgres", self.log)
         deadline = time.monotonic() + 30
         while subprocess.run(
-            [str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)], capture_output=True
+            [str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"],
+            capture_output=True,
         ).returncode:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"postgres does not accept connections; see {self.log}")
