@@ -312,5 +312,6 @@ async def test_a_repeat_of_a_lead_that_was_never_stored_is_not_answered_as_accep
     first = await perezvon_client.post("/api/v1/leads", json=body)
     assert first.status_code == 201, first.text
     repeat = await perezvon_client.post("/api/v1/leads", json=body)  # a stored lead's repeat: as before
-    assert repeat.status_code == 200 and repeat.json()["call_id"] == first.json()["call_id"]
+    assert repeat.status_code == 200 and repeat.json()["duplicate"] is True  # no ids: docs/calls.md#duplicates
     assert await Call.filter(id=first.json()["call_id"]).exists()
+    assert await Call.filter(lead__phone=normalise(phone), connection_id=perezvon_site.id).count() == 1
