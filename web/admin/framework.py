@@ -60,6 +60,10 @@ class AdminRoute:
     scope: str = "user"
     level: str = GrantLevel.VIEW
     name: str = ""
+    #: the handler refuses what no store can hold on the form's own fields (plugin settings go through
+    #: core.enablement.validated), so the gate's catch-all, one message for the whole form, leaves the
+    #: form to it; the query is still checked here
+    checks_own_fields: bool = False
 
     def __post_init__(self) -> None:
         assert self.scope in SCOPES, self.scope
@@ -250,7 +254,8 @@ async def _gate_and_run(ctx: Ctx, route: AdminRoute) -> Response:
         ctx.form = await request.form(max_part_size=10 * 1024 * 1024)
         if not csrf_ok(ctx.session, ctx.form.get("csrf_token") or request.headers.get("x-csrf-token")):
             return await ctx.error(403, "The form has expired. Reload the page and try again.")
-    if unstorable_input(list(request.query_params.multi_items()) + list(ctx.form.multi_items() if ctx.form else [])):
+    form_items = list(ctx.form.multi_items()) if ctx.form and not route.checks_own_fields else []
+    if unstorable_input(list(request.query_params.multi_items()) + form_items):
         return await ctx.error(
             422, "The form has a value that cannot be stored: a NUL, a broken character or too large a number."
         )

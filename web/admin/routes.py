@@ -81,6 +81,7 @@ ADMIN_ROUTES: list[AdminRoute] = [
         scope="connection",
         level=VIEW,
         name="app_editor_draft",
+        checks_own_fields=True,
     ),
     # apps that declare an editor (Application.editor) get the visual editor; other plugins the generated form
     AdminRoute(
@@ -97,6 +98,7 @@ ADMIN_ROUTES: list[AdminRoute] = [
         scope="connection",
         level=EDIT,
         name="plugin_settings_save",
+        checks_own_fields=True,
     ),
     AdminRoute("/connections/{connection_id}/snippet", settings.download_snippet, scope="connection", level=VIEW),
     AdminRoute("/staff/users", staff.staff_users, ("GET", "POST"), scope="staff"),
