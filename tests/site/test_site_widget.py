@@ -14,7 +14,7 @@ from sitehelpers import (
     wait_for,
 )
 
-from perezvon.core.models import Department, Lead, Office
+from perezvon.core.models import Department, Lead, NotificationRecipient, Office
 
 HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
 SHORT_HOSTILE = "<img src=x onerror=window.__pwned=3>"
@@ -653,6 +653,8 @@ async def test_a_lead_passed_on_by_e_mail_says_so_and_shows_no_countdown(live, m
         widget={"thresholds": {"time_seconds": 1, "exit": False, "scroll_percent": 0}},
         telephony={"first_call_delay_seconds": 60},
     )
+    # over 59 s a lead needs someone to e-mail (docs/calls.md#the-59-s-rule)
+    await NotificationRecipient.create(connection=site, email="desk@example.com")
     await page.goto(live.page_url(site))
     await page.locator(WIDGET).wait_for(timeout=20000)
     await fill_phone(page, "9161112244")
