@@ -210,6 +210,7 @@ class Sender:
         self.answers: Counter[tuple[str, str]] = Counter()  # (kind, final status)
         self.retries = Counter[str]()  # what a valid lead was sent again after
         self.never_accepted = 0
+        self.repeated_phones: set[str] = set()  # answered 200 "already requested": a lead must hold the phone
         self._numbers = iter(range(10**6))
 
     def phone(self) -> str:
@@ -239,8 +240,10 @@ class Sender:
         wait = RETRY_FIRST
         while True:
             status, payload = await self.post(body)
-            if status in ("200", "201") and payload:
+            if status == "201" and payload:
                 self.accepted.setdefault(payload["call_id"], status)
+            elif status == "200":  # a repeat carries no ids (docs/calls.md#duplicates): its lead is found by phone
+                self.repeated_phones.add(phone)
             retry = kind == "valid" and (status.startswith("5") or not status.isdigit())
             if not retry or time.monotonic() > deadline:
                 break
@@ -358,6 +361,9 @@ async def run(args: argparse.Namespace) -> int:
         stored = len(stored_ids)
         missing = Counter(status for call_id, status in sender.accepted.items() if call_id not in stored_ids)
         rows = await db.fetchval("SELECT count(*) FROM leads")
+        repeats_stored = await db.fetchval(
+            "SELECT count(DISTINCT phone) FROM leads WHERE phone = ANY($1::text[])", list(sender.repeated_phones)
+        )
         duplicates = await db.fetchval(
             "SELECT count(*) FROM (SELECT call_id, number FROM attempts GROUP BY 1, 2 HAVING count(*) > 1) d"
         )
@@ -383,10 +389,12 @@ async def run(args: argparse.Namespace) -> int:
     for event in events:
         print("   ", event)
     print(f"leads sent:                 {sender.sent}")
-    answered = Counter(sender.accepted.values())
     print(
-        f"calls accepted:             {len(sender.accepted)}  ({answered['201']} answered 201, "
-        f"{answered['200']} only as a repeat: 200); valid leads never accepted: {sender.never_accepted}"
+        f"calls accepted:             {len(sender.accepted)} answered 201; valid leads never accepted: "
+        f"{sender.never_accepted}"
+    )
+    print(
+        f"answered 200 (a repeat):    {len(sender.repeated_phones)} phones, {repeats_stored} of them with a stored lead"
     )
     print(f"valid leads sent again:     {sum(sender.retries.values())} times, after {dict(sender.retries)}")
     print("poisoned leads, by cause and final status:")
@@ -411,6 +419,8 @@ async def run(args: argparse.Namespace) -> int:
     failures = []
     if stored != len(accepted_ids):
         failures.append(f"{len(accepted_ids) - stored} accepted leads not stored")
+    if repeats_stored != len(sender.repeated_phones):
+        failures.append(f"{len(sender.repeated_phones) - repeats_stored} repeats answered 200 with no lead stored")
     if states.get("dialling", 0) + states.get("overdue", 0):
         failures.append("calls stuck")
     if duplicates or overlapping or resolved_under:
