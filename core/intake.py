@@ -43,8 +43,9 @@ from perezvon.core.models import (
     NotificationRecipient,
     Office,
     OperatorNumber,
+    PendingJob,
 )
-from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job, remember
+from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job, pending_rows
 from perezvon.core.schedule import Hours, ScheduleError, first_attempt_at
 from perezvon.core.schemas import LeadSchema, TelephonySettingsSchema
 
@@ -377,6 +378,7 @@ class LeadIntake:
         self._guard = redis.register_script(_GUARD)
         self._insert_leads = RowInserter(Lead)
         self._insert_calls = RowInserter(Call)
+        self._insert_pending = RowInserter(PendingJob)
         self._schema = LeadSchema()
         self._writer = Batcher(self._write, name="perezvon-intake-writer", max_batch=MAX_BATCH)
         self._enqueueing: set[asyncio.Task[None]] = set()
@@ -658,8 +660,11 @@ class LeadIntake:
         async with in_transaction():
             await self._insert_leads.execute([item.lead for item in group])
             await self._insert_calls.execute([item.call for item in group])
-            # pushes and notifications are known to the sweep even if their enqueue is lost
-            await remember([job for item in group for job in item.jobs], dt.datetime.now(dt.UTC))
+            # pushes and notifications are known to the sweep even if their enqueue is lost (new ids: no
+            # conflict is possible, so the plain bulk insert serves instead of remember's bulk_create)
+            pending = pending_rows([job for item in group for job in item.jobs], dt.datetime.now(dt.UTC))
+            if pending:
+                await self._insert_pending.execute(pending)
 
     @staticmethod
     def _refusal(exc: Exception) -> IntakeError:

@@ -127,19 +127,25 @@ async def remember(jobs: list[Job], now: dt.datetime) -> None:
     Written with the change that calls for them (the lead, the attempt's end),
     so a job lost before or after it reached Redis is still known to the sweep.
     """
-    rows = [
-        PendingJob(
-            job_id=job.job_id,
-            function=job.function,
-            args=list(job.args),
-            queue=job.queue,
-            due_at=job.run_at or now,
-        )
+    rows = [PendingJob(**row) for row in pending_rows(jobs, now)]
+    if rows:
+        await PendingJob.bulk_create(rows, ignore_conflicts=True)
+
+
+def pending_rows(jobs: list[Job], now: dt.datetime) -> list[dict[str, Any]]:
+    """The :class:`PendingJob` rows of the pushes and notifications among ``jobs``, as plain dicts
+    (the intake writes them with its own bulk insert, beside the leads)."""
+    return [
+        {
+            "job_id": job.job_id,
+            "function": job.function,
+            "args": list(job.args),
+            "queue": job.queue,
+            "due_at": job.run_at or now,
+        }
         for job in jobs
         if job.function in REMEMBERED
     ]
-    if rows:
-        await PendingJob.bulk_create(rows, ignore_conflicts=True)
 
 
 def job_of(row: PendingJob) -> Job:
