@@ -1073,31 +1073,14 @@ def test_perezvon_smtp_alone_answers_with_starttls(tmp_path):
 
 @pytest.fixture
 async def live_admin(perezvon_app):
-    """The web app on a real port, in the test's event loop (as test_admin_browser.py runs it)."""
-    import socket
-
-    import uvicorn
+    """The web app on a real port, in the test's event loop; yields an HTTP client for it."""
+    from live_helpers import live_server
 
     from perezvon.web.app import create_app
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(perezvon_app, manage_lifecycle=False), log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the web server did not start"
-        await asyncio.sleep(0.02)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 10)
+    app = create_app(perezvon_app, manage_lifecycle=False)
+    async with live_server(app) as base_url, httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        yield client
 
 
 async def signed_in(client, connection, level: str = "edit") -> str:

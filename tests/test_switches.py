@@ -4,16 +4,11 @@ half-wired settings -- through a real HTTP server and the real workers (docs/cal
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import os
-import socket
-import time
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import uvicorn
 
 from perezvon.core import enablement
 from perezvon.core.callbacks import CallbackEngine
@@ -34,39 +29,14 @@ from perezvon.web.app import create_app
 CLOSED_EVERY_DAY = {str(day): None for day in range(1, 8)}
 
 
-def listening_socket() -> socket.socket:
-    """A loopback socket on a free port, in PEREZVON_TEST_PORTS ("25000-25099") when it is set."""
-    low, _, high = os.environ.get("PEREZVON_TEST_PORTS", "0-0").partition("-")
-    for port in range(int(low), int(high or low) + 1):
-        sock = socket.socket()
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            sock.close()
-            continue
-        return sock
-    raise RuntimeError("no free port in PEREZVON_TEST_PORTS")
-
-
 @pytest.fixture
 async def live(perezvon_app):
     """The web app on a real port, in the test's event loop; yields an HTTP client for it."""
-    sock = listening_socket()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(perezvon_app, manage_lifecycle=False), log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the web server did not start"
-        await asyncio.sleep(0.02)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=10) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 10)
+    from live_helpers import live_server
+
+    app = create_app(perezvon_app, manage_lifecycle=False)
+    async with live_server(app) as base_url, httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        yield client
 
 
 class Inbox(Notifier):
