@@ -346,6 +346,32 @@ class RowInserter:
         await db.execute_many(sql, values)
 
 
+async def _earlier_leads(
+    connection_ids: list[int], phones: list[str], since: dt.datetime
+) -> list[tuple[int, str, dt.datetime]]:
+    """(connection, phone, created) of the stored leads of these connections and phones since ``since``.
+
+    Once per committed group, on the intake's hot path: one plain parameterised
+    query, where the ORM's query builder cost the web twice the time (0.71 against
+    0.39 ms for a group of 30 phones, BENCHMARKS.md). Values go through the
+    model's own fields, as Tortoise's queries would.
+    """
+    db = Lead._meta.db
+    created = Lead._meta.fields_map["created_at"]
+    values: list[Any] = [*connection_ids, *phones, created.to_db_value(since, Lead)]
+    if db.capabilities.dialect == "postgres":
+        marks = [f"${number}" for number in range(1, len(values) + 1)]
+    else:
+        marks = ["?"] * len(values)
+    ids, rest = marks[: len(connection_ids)], marks[len(connection_ids) :]
+    sql = (
+        f"SELECT connection_id, phone, created_at FROM {Lead._meta.db_table} "
+        f"WHERE connection_id IN ({', '.join(ids)}) AND phone IN ({', '.join(rest[:-1])}) AND created_at >= {rest[-1]}"
+    )
+    _, rows = await db.execute_query(sql, values)
+    return [(row[0], row[1], created.to_python_value(row[2])) for row in rows]
+
+
 @dataclasses.dataclass
 class _Pending:
     lead: dict[str, Any]
@@ -679,11 +705,9 @@ class LeadIntake:
         next (docs/calls.md#automatic-tags). One query for the whole group."""
         earliest = min(item.lead["created_at"] - dt.timedelta(days=item.unique_window_days) for item in batch)
         seen: dict[tuple[int, str], list[dt.datetime]] = {}
-        for connection_id, phone, created_at in await Lead.filter(
-            connection_id__in=list({item.lead["connection_id"] for item in batch}),
-            phone__in=list({item.lead["phone"] for item in batch}),
-            created_at__gte=earliest,
-        ).values_list("connection_id", "phone", "created_at"):
+        for connection_id, phone, created_at in await _earlier_leads(
+            list({item.lead["connection_id"] for item in batch}), list({item.lead["phone"] for item in batch}), earliest
+        ):
             seen.setdefault((connection_id, phone), []).append(created_at)
         for item in batch:  # leads of the same group count too
             seen.setdefault((item.lead["connection_id"], item.lead["phone"]), []).append(item.lead["created_at"])
