@@ -76,7 +76,15 @@ async def _say_where(app: Perezvon, args: argparse.Namespace) -> None:
         "set --public-url or PEREZVON_PUBLIC_URL to the address visitors' browsers reach).",
         flush=True,
     )
-    demo = await demo_site_url(app)
+    try:
+        demo = await demo_site_url(app)
+    except Exception as exc:  # only a hint: a database going away right now must not stop the process
+        from perezvon.core.outages import is_outage
+
+        if not is_outage(exc):
+            raise
+        logging.getLogger("perezvon.cli").warning("the demo site's address could not be read: %s", exc)
+        return
     if demo:
         print(f"Demo site: {demo}", flush=True)
 
