@@ -10,6 +10,11 @@ What it measures, per database (SQLite and/or PostgreSQL):
    time" excludes only the network. Also the same page of the read API
    (``GET /api/v1/calls``) and the Calls table with no filter at all.
    ``--repeat`` runs each; p50, p95 and max are reported.
+   With ``--masked``, the same pages also for two non-staff users with a
+   project grant -- one who sees clients' contacts, one who does not (phones
+   masked, docs/admin.md#who-may-do-what) -- requests of the two interleaved,
+   and the phone-mask cache emptied before each masked request, so every
+   masked row is formatted from scratch (the cold case).
 2. The .xlsx export of ``--export`` calls (default 100,000: two connections'
    calls): wall time, rows/s, CPU time of the process (all threads; what the
    export costs when the shared box is busy), and the peak RSS of the process
@@ -22,7 +27,7 @@ Seeding, the page timings and the export each run in their own process
 SQLite file in a temp dir, or a new PostgreSQL database, dropped at the end)
 and an embedded Redis (or ``--redis-url``).
 
-    .venv/bin/python bench/admin_calls.py [--db sqlite|postgres|both] [--calls N] [--export N]
+    .venv/bin/python bench/admin_calls.py [--db sqlite|postgres|both] [--calls N] [--export N] [--masked] [--skip-export]
 """
 
 from __future__ import annotations
@@ -131,7 +136,13 @@ async def seed(args) -> dict:
                     )
                 )
                 if rng.random() < 0.05:
-                    tags.append(CallTag(call_id=calls[-1].id, name=rng.choice(["VIP", "повторно", "опт"])))
+                    tags.append(
+                        CallTag(
+                            call_id=calls[-1].id,
+                            connection_id=calls[-1].connection_id,
+                            name=rng.choice(["VIP", "повторно", "опт"]),
+                        )
+                    )
             from tortoise.transactions import in_transaction
 
             async with in_transaction():
@@ -218,9 +229,65 @@ async def pages(args) -> dict:
                     assert response.status_code == 200, (name, response.status_code)
                 results[name] = percentiles(samples)
                 print(f"  {name}: {results[name]}", flush=True)
+        if args.masked:
+            results.update(await masked_pages(args, app, connection, window))
         return results
     finally:
         await app.stop()
+
+
+async def masked_pages(args, app, connection, window: str) -> dict:
+    """The Calls table and the read API for a non-staff user who sees clients' contacts and one who does
+    not, interleaved request by request (same data, same moment), the mask cache cold for each."""
+    import re
+
+    import httpx
+
+    from perezvon.core.access import create_api_key
+    from perezvon.core.auth import hash_password
+    from perezvon.core.masking import mask_phone
+    from perezvon.core.models import AccessGrant, User
+    from perezvon.web.app import create_app
+
+    transport = httpx.ASGITransport(app=create_app(app, manage_lifecycle=False))
+    clients, keys = {}, {}
+    for variant, sees in (("unmasked", True), ("masked", False)):
+        user = await User.create(
+            phone=f"+7926{random.randrange(10**7):07d}", password_hash=hash_password("bench pw 123")
+        )
+        await AccessGrant.create(user=user, project_id=connection.project_id, level="view", may_see_contacts=sees)
+        _, keys[variant] = await create_api_key(user)
+        client = httpx.AsyncClient(transport=transport, base_url="http://bench")
+        page = await client.get("/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        await client.post("/login", data={"phone": user.phone, "password": "bench pw 123", "csrf_token": csrf})
+        clients[variant] = client
+    cases = {
+        "calls_table_range_and_connection": f"/calls?connection={connection.id}&{window}",
+        "calls_table_unfiltered": "/calls",
+        "read_api_range_and_connection": f"/api/v1/calls?connection={connection.id}&{window}",
+    }
+    results = {}
+    try:
+        check = await clients["masked"].get(cases["calls_table_range_and_connection"])
+        assert check.text.count('class="call ') == 50 and check.text.count("***-**-") >= 50, "not masked"
+        for name, url in cases.items():
+            samples: dict[str, list[float]] = {"unmasked": [], "masked": []}
+            for _ in range(args.repeat):
+                for variant in ("unmasked", "masked"):
+                    headers = {"Authorization": f"Bearer {keys[variant]}"} if url.startswith("/api/") else {}
+                    mask_phone.cache_clear()
+                    started = time.perf_counter()
+                    response = await clients[variant].get(url, headers=headers)
+                    samples[variant].append(time.perf_counter() - started)
+                    assert response.status_code == 200, (name, variant, response.status_code)
+            for variant, taken in samples.items():
+                results[f"{name}_{variant}_user"] = percentiles(taken)
+                print(f"  {name} ({variant} user): {results[f'{name}_{variant}_user']}", flush=True)
+    finally:
+        for client in clients.values():
+            await client.aclose()
+    return results
 
 
 async def export(args) -> dict:
@@ -287,6 +354,7 @@ def run_phase(args, phase: str) -> dict:
         str(args.export),
         "--repeat",
         str(args.repeat),
+        *(["--masked"] if args.masked else []),
     ]
     if args.redis_url:
         command += ["--redis-url", args.redis_url]
@@ -330,6 +398,10 @@ def main() -> int:
     parser.add_argument("--phase", choices=list(PHASES))
     parser.add_argument("--data-dir")
     parser.add_argument("--database-url")
+    parser.add_argument(
+        "--masked", action="store_true", help="also time the pages for users with and without the contacts right"
+    )
+    parser.add_argument("--skip-export", action="store_true", help="time the pages only")
     args = parser.parse_args()
     if args.phase:
         result = asyncio.run(PHASES[args.phase](args))
@@ -348,7 +420,8 @@ def main() -> int:
                 print(f"{db}: seeding {args.calls} calls", flush=True)
                 report[db] = {"seed": run_phase(args, "seed")}
                 report[db]["pages"] = run_phase(args, "pages")
-                report[db]["export"] = run_phase(args, "export")
+                if not args.skip_export:
+                    report[db]["export"] = run_phase(args, "export")
             finally:
                 if dropped:
                     asyncio.run(drop_postgres(args.postgres_url, dropped))

@@ -21,6 +21,16 @@ What it measures:
 
     .venv/bin/python bench/asterisk_calls.py [--calls 500] [--rate 20] [--speed 10] [--talk 400] [--db sqlite|postgres]
 
+4. **A pool of two PBXs, one killed mid-run** -- with ``--pbxs 2`` the worker dials through two
+   emulators (``[[plugins.asterisk.servers]]``, docs/asterisk.md#a-pool-of-pbxs); ``--kill-after S``
+   SIGKILLs the first one's process S seconds into the leads. Its calls in flight are interrupted
+   and redialled on the other (the bench's redial matrix retries a telephony error after 3 s).
+   Each emulator logs every channel's start and end to a file as it happens (the killed one's
+   channels end at the kill); the run fails if a call is not final or if two attempts of one
+   call -- on one PBX or on both -- were ever live at the same moment.
+
+    .venv/bin/python bench/asterisk_calls.py --pbxs 2 --kill-after 10 --calls 300 --rate 20 --talk 200
+
 Uses SQLite in a temp dir and the Redis server at 127.0.0.1:6379 (database 12, flushed).
 """
 
@@ -28,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import shutil
@@ -37,6 +48,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -119,12 +131,30 @@ class Store:
             await admin.close()
 
 
-def emulator_main(conn, speed: float, talk: float) -> None:
+class LoggingEmulator(AmiEmulator):
+    """Notes each channel's start and end (monotonic time) in a file as it happens, line-buffered:
+    a SIGKILLed emulator leaves what it saw."""
+
+    channel_log: Any = None
+
+    def _new_channel(self, req: Any, base: str, number: str) -> Any:
+        chan = super()._new_channel(req, base, number)
+        if self.channel_log is not None:
+            self.channel_log.write(f"start {chan.uniqueid} {time.monotonic()}\n")
+        return chan
+
+    def _destroy(self, chan: Any) -> None:
+        if self.channel_log is not None and chan.uniqueid in self.channels:
+            self.channel_log.write(f"end {chan.uniqueid} {time.monotonic()}\n")
+        super()._destroy(chan)
+
+
+def emulator_main(conn, speed: float, talk: float, channel_log: str = "") -> None:
     """The emulated Asterisk in a process of its own, so its event loop never delays the load
     generator's, and the arrival times it notes are not stretched by ours."""
 
     async def serve() -> None:
-        emu = AmiEmulator(
+        emu = LoggingEmulator(
             username="perezvon",
             secret=SECRET,
             speed=speed,
@@ -133,6 +163,8 @@ def emulator_main(conn, speed: float, talk: float) -> None:
         )
         # the operator answers, and presses 1 once the announcement is over (it lasts ~6 s)
         emu.set_behaviour(OPERATOR, Behaviour.answers(1.0, dtmf=[Dtmf(25.0, "1")], hangup_after=talk + 200))
+        if channel_log:
+            emu.channel_log = open(channel_log, "a", buffering=1)  # noqa: SIM115  (open while it serves)
         await emu.start()
         conn.send(emu.port)
         timeline: list[tuple[float, int]] = []
@@ -156,12 +188,12 @@ def emulator_main(conn, speed: float, talk: float) -> None:
 
 
 class EmulatorProcess:
-    def __init__(self, speed: float, talk: float) -> None:
+    def __init__(self, speed: float, talk: float, channel_log: str = "") -> None:
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=emulator_main, args=(child, speed, talk), daemon=True)
+        self.process = context.Process(target=emulator_main, args=(child, speed, talk, channel_log), daemon=True)
         self.process.start()
         self.port = self.conn.recv()
 
@@ -169,13 +201,42 @@ class EmulatorProcess:
         self.conn.send(command)
         return await asyncio.to_thread(self.conn.recv)
 
+    def kill(self) -> None:
+        self.process.kill()  # SIGKILL: no goodbye on its sockets' behalf beyond what the kernel does
+        self.process.join(10)
+
     async def stop(self) -> None:
         if self.process.is_alive():
             await self.ask("stop")
         self.process.join(10)
 
 
-def plugins_toml(port: int) -> str:
+def plugins_toml(port: int, pool: list[int] | None = None) -> str:
+    if pool:
+        servers = "".join(
+            f"""
+[[plugins.asterisk.servers]]
+name = "pbx{i + 1}"
+host = "127.0.0.1"
+port = {pbx_port}
+username = "perezvon"
+secret = "{SECRET}"
+"""
+            for i, pbx_port in enumerate(pool)
+        )
+        return f"""
+[perezvon]
+telephony = "asterisk"
+
+[plugins.asterisk]
+enabled = true
+ping_interval_seconds = 1
+ping_timeout_seconds = 1
+reconnect_max_seconds = 2
+{servers}
+[plugins.speech]
+enabled = true
+"""
     return f"""
 [perezvon]
 telephony = "asterisk"
@@ -190,6 +251,50 @@ secret = "{SECRET}"
 [plugins.speech]
 enabled = true
 """
+
+
+async def pool_figures(store: Store, call_ids: list[str], logs: list[Path], killed_at: float) -> dict[str, Any]:
+    """What the channel logs of the pool say: attempts per PBX, the calls interrupted by the kill and
+    redialled, and the calls with two attempts live at once (on one PBX or across both)."""
+    live: dict[str, list[tuple[int, str, float, float]]] = {}  # call -> (pbx, attempt, start, end)
+    per_pbx = []
+    for i, log in enumerate(logs):
+        starts: dict[str, float] = {}
+        ends: dict[str, float] = {}
+        for line in log.read_text().splitlines() if log.exists() else []:
+            kind, uniqueid, at = line.split()
+            (starts if kind == "start" else ends)[uniqueid] = float(at)
+        attempts = set()
+        for uniqueid, start in starts.items():
+            if not uniqueid.startswith("pv-"):
+                continue
+            end = ends.get(uniqueid) or (killed_at if i == 0 and killed_at else time.monotonic())
+            tag = uniqueid.split("-", 2)[2][:-1]  # <call>-<attempt>
+            call, attempt = tag.rsplit("-", 1)
+            attempts.add(tag)
+            live.setdefault(call, []).append((i, attempt, start, end))
+        per_pbx.append(len(attempts))
+    twice = 0
+    for legs in live.values():
+        spans: dict[tuple[int, str], tuple[float, float]] = {}
+        for pbx, attempt, start, end in legs:
+            s0, e0 = spans.get((pbx, attempt), (start, end))
+            spans[(pbx, attempt)] = (min(s0, start), max(e0, end))
+        ordered = sorted(spans.values())
+        if any(later[0] < earlier[1] for earlier, later in itertools.pairwise(ordered)):
+            twice += 1
+    redialled = await store.fetch(
+        f"SELECT COUNT(DISTINCT call_id) FROM attempts WHERE number > 1 AND call_id IN ({','.join('?' * len(call_ids))})"
+        if store.kind == "sqlite"
+        else "SELECT COUNT(DISTINCT call_id) FROM attempts WHERE number > 1 AND call_id::text = ANY(?::text[])",
+        *(call_ids if store.kind == "sqlite" else [call_ids]),
+    )
+    return {
+        "attempts_per_pbx": per_pbx,
+        "killed_pbx": "pbx1" if killed_at else None,
+        "calls_redialled": redialled[0][0],
+        "dialled_twice_at_once": twice,
+    }
 
 
 async def main() -> None:
@@ -210,14 +315,20 @@ async def main() -> None:
         help="postgres: a fresh database on 127.0.0.1 (dropped at the end)",
     )
     parser.add_argument("--py-spy", action="store_true", help="profile the worker (collapsed stacks in the temp dir)")
+    parser.add_argument("--pbxs", type=int, choices=[1, 2], default=1, help="2: a pool of two emulated PBXs")
+    parser.add_argument(
+        "--kill-after", type=float, default=0.0, help="with --pbxs 2: SIGKILL the first PBX this many seconds in"
+    )
     args = parser.parse_args()
 
     import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()
     data_dir = Path(tempfile.mkdtemp(prefix="pv-bench-asterisk-"))
-    emu = EmulatorProcess(args.speed, args.talk)
-    (data_dir / "plugins.toml").write_text(plugins_toml(emu.port))
+    channel_logs = [data_dir / f"channels-{i}.log" for i in range(args.pbxs)]
+    emus = [EmulatorProcess(args.speed, args.talk, str(log) if args.pbxs > 1 else "") for log in channel_logs]
+    emu = emus[-1]  # the one never killed answers the bench's questions
+    (data_dir / "plugins.toml").write_text(plugins_toml(emu.port, [e.port for e in emus] if args.pbxs > 1 else None))
     web_port = free_port()
     env = {
         **os.environ,
@@ -250,6 +361,14 @@ async def main() -> None:
         "+" + OPERATOR,
         demo["connection_id"],
     )
+    if args.pbxs > 1:  # a call interrupted by the killed PBX is redialled soon, so the run can end
+        await store.execute(
+            "UPDATE connections SET redial_matrix = ?"
+            + ("::jsonb" if store.kind == "postgres" else "")
+            + " WHERE id = ?",
+            json.dumps({"operator_first": {"*": {"500-*": {"period": 3, "direction": "operator_first"}}}}),
+            demo["connection_id"],
+        )
     logs = data_dir / "logs"
     logs.mkdir()
     procs = {
@@ -324,11 +443,23 @@ async def main() -> None:
                 )
             meter = CpuMeter(worker_pid, procs["web"].pid)
             started = time.monotonic()
+            killed_at = 0.0
+            if args.pbxs > 1 and args.kill_after > 0:
+
+                async def kill_later() -> None:
+                    nonlocal killed_at
+                    await asyncio.sleep(args.kill_after)
+                    emus[0].kill()
+                    killed_at = time.monotonic()
+
+                killer = asyncio.create_task(kill_later())
             tasks = []
             for i in range(args.calls):
                 tasks.append(asyncio.create_task(post(i)))
                 await asyncio.sleep(max(0.0, started + (i + 1) / args.rate - time.monotonic()))
             accepted = dict(await asyncio.gather(*tasks))
+            if killed_at == 0.0 and args.pbxs > 1 and args.kill_after > 0:
+                await killer
             deadline = time.monotonic() + args.talk / args.speed + 120
             while True:
                 left = sum(
@@ -336,6 +467,8 @@ async def main() -> None:
                     for _, state, _ in await store.calls(list(accepted))
                     if state not in ("finished", "scheduled", "notified")
                 )
+                if args.pbxs > 1:  # a redial scheduled after the kill is not final yet
+                    left += sum(1 for _, state, _ in await store.calls(list(accepted)) if state == "scheduled")
                 if not left or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.5)
@@ -352,6 +485,13 @@ async def main() -> None:
         for _, state, status in rows:
             statuses[f"{state}/{status}"] = statuses.get(f"{state}/{status}", 0) + 1
         first_originate: dict[str, float] = {}
+        if args.pbxs > 1:  # the killed PBX cannot be asked: its channel log says when each call began there
+            for log in channel_logs:
+                for line in log.read_text().splitlines():
+                    kind, uniqueid, at = line.split()
+                    if kind == "start" and uniqueid.startswith("pv-"):
+                        key = uniqueid.split("-")[2]
+                        first_originate[key] = min(first_originate.get(key, float(at)), float(at))
         for channel_id, at in (await emu.ask("originates"))[originate_before:]:
             first_originate.setdefault(channel_id.split("-")[2], at)
         # the peak of calls in flight, and the worker's memory at that moment (nearest sample)
@@ -384,9 +524,13 @@ async def main() -> None:
                 "box_stolen": box_stolen,
             },
         }
+        if args.pbxs > 1:
+            result["pool"] = await pool_figures(store, list(accepted), channel_logs, killed_at)
         print(json.dumps(result, indent=2, ensure_ascii=False))
         if result["not_final"] or result["never_originated"] or len(rows) != len(accepted):
             raise SystemExit("some calls did not reach a final status")
+        if args.pbxs > 1 and result["pool"]["dialled_twice_at_once"]:
+            raise SystemExit("a call was dialled twice at once")
     finally:
         for proc in procs.values():
             proc.terminate()
@@ -395,7 +539,8 @@ async def main() -> None:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        await emu.stop()
+        for one in emus:
+            await one.stop()
         await store.close()
         shutil.rmtree(data_dir, ignore_errors=True)
 

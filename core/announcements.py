@@ -28,6 +28,8 @@ class LeadFacts:
     department: str = ""
     client_name: str = ""
     rule: str = ""
+    #: what the lead's app says of it (Application.spoken_details), e.g. the car of a trade-in request
+    details: str = ""
 
 
 def for_operator(facts: LeadFacts, settings: dict[str, Any], *, key_prompt: str = "") -> str:
@@ -41,6 +43,8 @@ def for_operator(facts: LeadFacts, settings: dict[str, Any], *, key_prompt: str 
         sentences.append(f"Отдел: {speakable(facts.department)}.")
     if settings["name_to_operator"] and facts.client_name:
         sentences.append(f"Клиент: {speakable(facts.client_name)}.")
+    if facts.details:
+        sentences.append(speakable(facts.details, 300).rstrip(".") + ".")
     if settings["rule_to_operator"] and facts.rule:
         sentences.append(f"Правило: {speakable(facts.rule)}.")
     if settings["extra_to_operator"]:
@@ -48,6 +52,12 @@ def for_operator(facts: LeadFacts, settings: dict[str, Any], *, key_prompt: str 
     if key_prompt:
         sentences.append(key_prompt)
     return " ".join(sentences)
+
+
+#: said before the bridge to whom the connection's *recorded call notice* names, when the call is
+#: recorded (docs/calls.md#announcements-and-waiting); the same words every call, so a PBX that
+#: keeps synthesised sounds by their text makes the file once
+RECORDED_NOTICE = "Внимание! Разговор записывается."
 
 
 def for_client(facts: LeadFacts, settings: dict[str, Any]) -> str:

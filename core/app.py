@@ -12,6 +12,8 @@ from arq.connections import ArqRedis
 
 from perezvon.core import db, outgoing
 from perezvon.core.callbacks import CallbackEngine
+from perezvon.core.dials_first import DialsFirst
+from perezvon.core.inbound import InboundCalls
 from perezvon.core.intake import LeadIntake, SiteDirectory
 from perezvon.core.integrations import close_clients
 from perezvon.core.outages import until_connected
@@ -31,6 +33,8 @@ class Perezvon:
         self.redis: ArqRedis | None = None
         self.intake: LeadIntake | None = None
         self.engine: CallbackEngine | None = None
+        #: callbacks being placed in this process hold back its pushes (core/dials_first.py)
+        self.dials_first = DialsFirst()
         self.started = False
 
     @property
@@ -85,10 +89,16 @@ class Perezvon:
     async def start_engine(self) -> CallbackEngine:
         """The worker side: connect the telephony backend and the callback engine."""
         backend = self.host.telephony_backend()
-        await backend.start()
         assert self.redis is not None, "start() connects Redis first"
+        # the PBX's inbound calls: the client called in, missed calls become leads (core/inbound.py)
+        backend.inbound = InboundCalls(registry=self.host.registry, intake=self.intake, redis=self.redis)
+        await backend.start()
         self.engine = CallbackEngine(
-            backend=backend, registry=self.host.registry, redis=self.redis, settings=self.settings
+            backend=backend,
+            registry=self.host.registry,
+            redis=self.redis,
+            settings=self.settings,
+            dials_first=self.dials_first,
         )
         self.engine.start()
         return self.engine

@@ -24,3 +24,5 @@ def perezvon_jobs(registry: JobRegistry) -> None:
     registry.add("deliver", jobs.deliver)
     registry.add("notify", jobs.notify)
     registry.add("sweep", jobs.sweep)
+    # retention and quotas (docs/recordings.md): once across the workers every ten minutes
+    registry.add("recordings", jobs.recordings, every_minutes=10)

@@ -23,6 +23,8 @@ import os
 import re
 import socket
 import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from arq.constants import in_progress_key_prefix
@@ -30,7 +32,8 @@ from tortoise.expressions import F
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from perezvon.core import announcements, enablement, redial, scenario, schedule
+from perezvon.core import announcements, enablement, lines, redial, scenario, schedule
+from perezvon.core.dials_first import DialsFirst, Placing, on_the_dial_path
 from perezvon.core.models import (
     Attempt,
     CalendarDay,
@@ -47,7 +50,7 @@ from perezvon.core.models import (
 )
 from perezvon.core.phones import InvalidPhone, normalise
 from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, job_of, notify_job, remember
-from perezvon.core.recordings import expire_recordings
+from perezvon.core.recordings import recording_store
 from perezvon.core.registry import (
     ATTEMPT_FINISHED,
     CALL_FINISHED,
@@ -56,6 +59,7 @@ from perezvon.core.registry import (
     AttemptProgress,
     Direction,
     LegStatus,
+    RecordedNotice,
     TelephonyBackend,
 )
 from perezvon.core.schemas import AnnouncementSettingsSchema, TelephonySettingsSchema
@@ -90,8 +94,16 @@ MAX_REQUEUES = 30
 LATE_AFTER = dt.timedelta(seconds=60)
 #: what a call-tracking DTMF tag may hold
 DTMF_TAG = re.compile(r"[0-9*#]{1,16}")
-#: recordings past their retention are looked for at most this often (the sweep runs every few seconds)
-RECORDINGS_CHECK_SECONDS = 3600
+#: seconds between two looks for a free operator line while a callback waits for one (a line this
+#: process gives back wakes its waiters at once; this is for the lines other processes give back)
+LINE_POLL = 0.5
+#: a waiting call's due time is kept this far ahead, renewed while it waits: the sweep queues it
+#: again (keeping its place in the waiting line) only once the process waiting for it has stopped
+LINE_HOLD = dt.timedelta(seconds=15)
+LINE_HOLD_EVERY = 5.0
+#: an operator leg that ended with one of these was answered (docs/calls.md#operator-lines)
+ANSWERED = (LegStatus.OK, LegStatus.CANCELLED_BY_DTMF, LegStatus.OPERATOR_NO_KEY, LegStatus.PARTY_LEFT)
+ALL_LINES_BUSY = "every operator line stayed busy"
 
 
 def utcnow() -> dt.datetime:
@@ -121,11 +133,26 @@ def leg_key(call_id: str) -> str:
 
 
 class _Progress(AttemptProgress):
-    def __init__(self, attempt: Attempt, redis: ArqRedis | None = None) -> None:
+    def __init__(
+        self,
+        attempt: Attempt,
+        redis: ArqRedis | None = None,
+        placing: Placing | None = None,
+        *,
+        answered: Callable[[str, str], Awaitable[None]] | None = None,
+    ) -> None:
         self.attempt = attempt
         self.redis = redis
+        self.placing = placing
+        self.answered = answered
+
+    async def operator_answered(self, number: str) -> None:
+        if self.answered is not None:  # ring-all: the other lines are free again
+            await self.answered(str(self.attempt.call_id), number)
 
     async def leg_dialled(self, leg: str) -> None:
+        if self.placing is not None:  # dialled: the pushes held back for it may go on
+            self.placing.done()
         if self.redis is not None:
             try:
                 await self.redis.set(leg_key(str(self.attempt.call_id)), f"{self.attempt.number}:{leg}", ex=LEG_KEY_TTL)
@@ -138,11 +165,17 @@ class _Progress(AttemptProgress):
 
 class CallbackEngine:
     def __init__(
-        self, *, backend: TelephonyBackend, registry: Registry, redis: ArqRedis, settings: Settings | None = None
+        self,
+        *,
+        backend: TelephonyBackend,
+        registry: Registry,
+        redis: ArqRedis,
+        settings: Settings | None = None,
+        dials_first: DialsFirst | None = None,
     ) -> None:
         self.backend = backend
+        self.dials_first = dials_first or DialsFirst()
         self.settings = settings
-        self._recordings_checked_at = 0.0
         self.registry = registry
         self.redis = redis
         self.queue = JobQueue(redis)
@@ -152,6 +185,13 @@ class CallbackEngine:
         #: one sweep at a time per process: sweeps queued up during an outage all start when it ends
         self._sweeping = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.lines = lines.Lines(redis)
+        #: the leases of the attempts in progress here, by call id (renewed with the alive marks)
+        self._rung: dict[str, list[tuple[OperatorNumber, lines.Lease]]] = {}
+        #: the calls this process waits a free operator line for, and their tasks
+        self._waiting: dict[str, asyncio.Task[None]] = {}
+        #: set when this process gives back a line of the group (then replaced): wakes its waiters
+        self._freed: dict[str, asyncio.Event] = {}
 
     # --- keeping the "alive" marks fresh -------------------------------------------
 
@@ -161,6 +201,9 @@ class CallbackEngine:
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Let the attempts in progress end (up to ``grace_seconds``), then interrupt
         the rest: each is recorded and goes through the redial matrix."""
+        for waiter in list(self._waiting.values()):  # their calls stay scheduled: the sweep queues them again
+            waiter.cancel()
+        await asyncio.gather(*self._waiting.values(), return_exceptions=True)
         if not await self.drain(grace_seconds):
             log.warning("interrupting %d attempts in progress", len(self._tasks))
             for task in list(self._tasks):
@@ -188,6 +231,7 @@ class CallbackEngine:
                                 "at": time.time(),
                                 "backend": self.backend.key,
                                 "telephony": health or "ok",
+                                "pbxs": self.backend.servers(),
                                 "in_flight": len(self.in_flight),
                             }
                         ),
@@ -195,6 +239,7 @@ class CallbackEngine:
                     for call_id in list(self.in_flight):
                         pipe.set(_alive_key(call_id), "1", ex=ALIVE_TTL)
                     await pipe.execute()
+                await self.lines.renew([lease for held in self._rung.values() for _, lease in held])
             except Exception as exc:  # Redis blip: the marks are renewed next round
                 log.warning("could not renew in-flight marks: %s", exc)
             await asyncio.sleep(ALIVE_EVERY)
@@ -215,7 +260,7 @@ class CallbackEngine:
 
     # --- one attempt ------------------------------------------------------------------
 
-    async def place_attempt(self, call_id: str, number: int) -> str:
+    async def place_attempt(self, call_id: str, number: int, *, taken: lines.Taken | None = None) -> str:
         """Claim attempt ``number`` of a call and start it; returns at once.
 
         The attempt itself runs as a task of this engine, not inside the arq
@@ -223,20 +268,61 @@ class CallbackEngine:
         poll, so holding jobs for whole calls would slow the pick-up of new
         leads as calls pile up.
         """
-        call = await Call.get_or_none(id=call_id).prefetch_related("lead", "connection")
+        placing = self.dials_first.placing()  # until the first leg is dialled (core/dials_first.py)
+        # this job's task and the attempt's task it starts go first in line for the database
+        on_the_dial_path.set(True)
+        started = ""
+        try:
+            started = await self._claim_attempt(call_id, number, placing, taken)
+        finally:
+            if not started.startswith("attempt"):
+                placing.done()
+        return started
+
+    async def _claim_attempt(
+        self, call_id: str, number: int, placing: Placing, taken: lines.Taken | None = None
+    ) -> str:
+        """Claim and start the attempt; ``taken``: the lines a waiting callback has just taken."""
+        try:
+            return await self._claim_with_line(call_id, number, placing, taken)
+        except BaseException:
+            if taken is not None and call_id not in self._rung:  # taken, and not handed to an attempt
+                await asyncio.shield(self.lines.give_back(*taken.leases))
+            raise
+
+    async def _claim_with_line(self, call_id: str, number: int, placing: Placing, taken: lines.Taken | None) -> str:
+        leases = taken.leases if taken is not None else []
+        # one query with its lead and connection joined (each round trip waits for the connection and a loop turn)
+        call = await Call.filter(id=call_id).select_related("lead", "connection").first()
         if call is None or call.state != CallState.SCHEDULED or call.attempts_made != number - 1:
+            await self.lines.give_back(*leases)
             return "skipped: already placed or no longer due"
         waiting = await self._must_wait(call, number)
         if waiting:
+            await self.lines.give_back(*leases)
             return waiting
+        rung: list[OperatorNumber] = taken.numbers if taken is not None else []
+        gave_up = False
+        if not rung:
+            group, numbers, strategy = await self._line_group(call.connection, call.lead)
+            if numbers:
+                taken = await self._take_line(call_id, number, group, numbers, strategy)
+                rung, leases = taken.numbers, taken.leases
+                if not rung:
+                    if time.time() - taken.waiting_since < call.connection.line_wait_seconds:
+                        return await self._wait_for_line(call, number, group, numbers, strategy)
+                    # waited long enough: the attempt ends as "operator busy" and the matrix decides
+                    await self.lines.leave(group, call_id)
+                    rung, gave_up = [numbers[(number - 1) % len(numbers)]], True
+        operator = rung[0] if rung else None
         async with in_transaction():
             claimed = await Call.filter(id=call_id, state=CallState.SCHEDULED, attempts_made=number - 1).update(
                 state=CallState.DIALLING, attempts_made=number, next_attempt_at=None
             )
             if not claimed:
+                await self.lines.give_back(*leases)
                 return "skipped: already placed or no longer due"
             call.state, call.attempts_made, call.next_attempt_at = CallState.DIALLING, number, None
-            operator = await self._operator_for(call.connection, call.lead, number)
             attempt = await Attempt.create(
                 call_id=call.id,
                 number=number,
@@ -246,10 +332,33 @@ class CallbackEngine:
                 started_at=utcnow(),
             )
         await self._mark_alive(call_id)
-        task = asyncio.create_task(self._run_attempt(call, attempt, operator), name=f"attempt:{call_id}:{number}")
+        if leases:
+            self._rung[call_id] = list(zip(rung, leases))
+        task = asyncio.create_task(
+            self._run_attempt(call, attempt, operator, placing, gave_up=gave_up, rung=rung),
+            name=f"attempt:{call_id}:{number}",
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return f"attempt {number} started"
+
+    async def _give_back(self, call_id: str, keep: str = "") -> None:
+        """Give back the call's operator lines, all but the number ``keep`` (ring-all's answered line)."""
+        held = self._rung.get(call_id, [])
+        back = [lease for number, lease in held if number.phone != keep or not keep]
+        if keep:
+            self._rung[call_id] = [(n, lease) for n, lease in held if n.phone == keep]
+        else:
+            self._rung.pop(call_id, None)
+        if not back:
+            return
+        try:
+            await self.lines.give_back(*back)
+        except Exception as exc:  # the leases lapse by themselves
+            log.warning("call %s: operator lines not given back: %s", call_id, exc)
+        freed = self._freed.pop(back[0].group, None)
+        if freed is not None:  # this process's callbacks waiting for the group look now
+            freed.set()
 
     async def _must_wait(self, call: Call, number: int) -> str | None:
         """Why a due attempt is not placed now, or None (docs/calls.md#switched-off).
@@ -278,15 +387,117 @@ class CallbackEngine:
         )
         return f"waiting: the site is closed, moved to {opening.isoformat()}" if moved else None
 
-    async def _run_attempt(self, call: Call, attempt: Attempt, operator: OperatorNumber | None) -> None:
+    async def _take_line(
+        self, call_id: str, number: int, group: str, numbers: list[OperatorNumber], strategy: str
+    ) -> lines.Taken:
+        """Attempt ``number``'s lines by the group's strategy, or its place in the group's wait."""
+        return await self.lines.take(
+            numbers,
+            group=group,
+            strategy=strategy,
+            waiter=call_id,
+            lease_id=f"{call_id}:{number}",
+            hunt_start=number - 1,  # redials begin their hunt one number further, as they always rotated
+        )
+
+    async def _wait_for_line(
+        self, call: Call, number: int, group: str, numbers: list[OperatorNumber], strategy: str
+    ) -> str:
+        """Every line is at its limit: keep the call scheduled and look again until one frees
+        (docs/calls.md#operator-lines). One waiting task per call and process."""
+        call_id = str(call.id)
+        if call_id in self._waiting:  # this process waits for it already (and keeps its due time ahead)
+            return "waiting: every operator line is busy"
+        held = await Call.filter(id=call.id, state=CallState.SCHEDULED, attempts_made=number - 1).update(
+            next_attempt_at=utcnow() + LINE_HOLD
+        )
+        if not held:
+            return "skipped: already placed or no longer due"
+        self.in_flight.add(call_id)  # a waiting call counts as work in progress (drain, tests)
+        self._waiting[call_id] = asyncio.create_task(
+            self._keep_waiting(call_id, number, group, numbers, strategy, call.connection.line_wait_seconds),
+            name=f"waiting:{call_id}:{number}",
+        )
+        return "waiting: every operator line is busy"
+
+    async def _keep_waiting(
+        self, call_id: str, number: int, group: str, numbers: list[OperatorNumber], strategy: str, bound: int
+    ) -> None:
+        """Look for a free line whenever one is given back here, else every :data:`LINE_POLL` s; only
+        Redis is asked until a line is taken (the database is written every :data:`LINE_HOLD_EVERY` s)."""
+        loop = asyncio.get_running_loop()
+        held_at = loop.time()
+        started = False
+        try:
+            while True:
+                freed = self._freed.setdefault(group, asyncio.Event())
+                try:
+                    await asyncio.wait_for(freed.wait(), LINE_POLL)
+                except TimeoutError:
+                    pass
+                try:
+                    if loop.time() - held_at >= LINE_HOLD_EVERY:
+                        held_at = loop.time()
+                        held = await Call.filter(
+                            id=call_id, state=CallState.SCHEDULED, attempts_made=number - 1
+                        ).update(next_attempt_at=utcnow() + LINE_HOLD)
+                        if not held:  # placed by another process, or cancelled
+                            await self.lines.leave(group, call_id)
+                            return
+                    taken = await self._take_line(call_id, number, group, numbers, strategy)
+                    if taken.number is None and time.time() - taken.waiting_since < bound:
+                        continue
+                    # a line, or waited long enough: the claim places the attempt or gives up
+                    self._waiting.pop(call_id, None)
+                    result = await self.place_attempt(call_id, number, taken=taken if taken.number else None)
+                except Exception as exc:  # a database or Redis blip: look again
+                    log.warning("call %s: looking for a free operator line failed: %s", call_id, exc)
+                    self._waiting[call_id] = cast("asyncio.Task[None]", asyncio.current_task())
+                    continue
+                # its attempt's task (or a new waiting task) keeps the call in flight now
+                started = result.startswith("attempt") or call_id in self._waiting
+                if not started:  # held, moved to the next opening, or placed elsewhere: no place kept
+                    await self.lines.leave(group, call_id)
+                return
+        finally:
+            if self._waiting.get(call_id) is asyncio.current_task():
+                self._waiting.pop(call_id, None)
+            if not started:
+                self.in_flight.discard(call_id)
+
+    async def _run_attempt(
+        self,
+        call: Call,
+        attempt: Attempt,
+        operator: OperatorNumber | None,
+        placing: Placing | None = None,
+        *,
+        gave_up: bool = False,
+        rung: list[OperatorNumber] | None = None,
+    ) -> None:
         try:
             if operator is None:
                 outcome = AttemptOutcome(None, None, note="no operator number is set for this site")
+            elif gave_up:  # nothing dialled: every line stayed at its limit for the connection's wait
+                outcome = AttemptOutcome(LegStatus.BUSY, None, note=ALL_LINES_BUSY)
             else:
-                outcome = await self._run_backend(call, call.lead, call.connection, attempt, operator)
+                outcome = await self._run_backend(
+                    call, call.lead, call.connection, attempt, operator, placing, rung=rung or [operator]
+                )
+            if placing is not None:
+                placing.done()  # it ended without a leg dialled (a refusal, an error)
+            on_the_dial_path.set(False)  # this task's own context: the results wait their turn
+            # a call that ended writes its results after the new dials of this process
+            await self.dials_first.wait()
             if call.is_unique is None:  # the intake tags every lead it stores; calls made before it did
                 await self._tag_unique(call, call.lead, call.connection)
             await self.finish_attempt(call, attempt, outcome)
+            if operator is not None and not gave_up:
+                answered = [n for n in rung or [] if outcome.operator_number and n.phone == outcome.operator_number]
+                if answered:  # ring-all: only the line that answered can be said to work
+                    await self._count_failures(answered[0], outcome.operator_status)
+                elif len(rung or []) < 2:
+                    await self._count_failures(operator, outcome.operator_status)
         except asyncio.CancelledError:
             # the worker is stopping: record it now rather than leave the call "dialling"
             await asyncio.shield(
@@ -296,6 +507,9 @@ class CallbackEngine:
         except Exception:  # e.g. the database went away: the sweep resolves the call later
             log.exception("call %s attempt %s could not be completed", call.id, attempt.number)
         finally:
+            if placing is not None:
+                placing.done()
+            await self._give_back(str(call.id))
             await self._unmark(str(call.id))
 
     async def drain(self, timeout: float | None = None) -> bool:
@@ -305,13 +519,29 @@ class CallbackEngine:
         return not self._tasks
 
     async def _run_backend(
-        self, call: Call, lead: Lead, connection: Connection, attempt: Attempt, operator: OperatorNumber
+        self,
+        call: Call,
+        lead: Lead,
+        connection: Connection,
+        attempt: Attempt,
+        operator: OperatorNumber,
+        placing: Placing | None = None,
+        *,
+        rung: list[OperatorNumber],
     ) -> AttemptOutcome:
         try:
             plan = await build_plan(
-                call, lead, connection, attempt, operator, dtmf_tag=await self._dtmf_tag(connection.id, lead.source)
+                call,
+                lead,
+                connection,
+                attempt,
+                operator,
+                ring_all=rung if len(rung) > 1 else [],
+                dtmf_tag=await self._dtmf_tag(connection.id, lead.source),
+                details=_spoken_details(self.registry, lead),
             )
-            return await self.backend.place_attempt(plan, _Progress(attempt, self.redis))
+            progress = _Progress(attempt, self.redis, placing, answered=self._give_back)
+            return await self.backend.place_attempt(plan, progress)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a backend bug or a lost PBX link: a clear status, then the matrix
@@ -330,16 +560,36 @@ class CallbackEngine:
                 log.warning("integration %s: DTMF tag %r is not digits, * or #; not sent", key, tag)
         return "w".join(tags)  # w: half a second between two services' tags
 
-    async def _operator_for(self, connection: Connection, lead: Lead, number: int) -> OperatorNumber | None:
-        """The office's own numbers first, else the connection's; redials rotate through them."""
-        numbers: list[OperatorNumber] = []
+    async def _line_group(self, connection: Connection, lead: Lead) -> tuple[str, list[OperatorNumber], str]:
+        """The lines a lead's callback may ring, their group's key and strategy
+        (docs/calls.md#operator-lines): the office's own numbers first (with the office's
+        strategy, if it has one), else the connection's."""
+        strategy = connection.line_strategy
         if lead.office_id:
             numbers = await OperatorNumber.filter(connection_id=connection.id, office_id=lead.office_id).all()
-        if not numbers:
-            numbers = await OperatorNumber.filter(connection_id=connection.id, office_id=None).all()
+            if numbers:
+                office = await Office.get_or_none(id=lead.office_id)
+                if office is not None and office.line_strategy:
+                    strategy = office.line_strategy
+                return lines.group_key(connection.id, lead.office_id), numbers, self._can_ring(strategy)
+        numbers = await OperatorNumber.filter(connection_id=connection.id, office_id=None).all()
         if not numbers:
             numbers = await OperatorNumber.filter(connection_id=connection.id).all()
-        return numbers[(number - 1) % len(numbers)] if numbers else None
+        return lines.group_key(connection.id, None), numbers, self._can_ring(strategy)
+
+    def _can_ring(self, strategy: str) -> str:
+        """The strategy as this backend can play it: one that cannot ring all at once hunts."""
+        return lines.HUNT if strategy == lines.RING_ALL and not self.backend.rings_all else strategy
+
+    async def _count_failures(self, operator: OperatorNumber, status: int | None) -> None:
+        """The number's run of unanswered attempts (shown as failing in the admin; the reports
+        plugin alerts the site's full-access users, docs/notifications.md)."""
+        if status is None:  # the operator was never dialled
+            return
+        if status in ANSWERED:
+            await OperatorNumber.filter(id=operator.id, failures_in_row__gt=0).update(failures_in_row=0)
+        else:
+            await OperatorNumber.filter(id=operator.id).update(failures_in_row=F("failures_in_row") + 1)
 
     async def _tag_unique(self, call: Call, lead: Lead, connection: Connection) -> None:
         since = lead.created_at - dt.timedelta(days=connection.unique_window_days)
@@ -364,6 +614,15 @@ class CallbackEngine:
         attempt.display_status = display
         attempt.reason = reason
         attempt.recording = str(outcome.recording or "")
+        if outcome.operator_number:  # ring-all: the line that answered is the attempt's number
+            attempt.operator_number = outcome.operator_number
+        if outcome.recording and self.settings is not None:
+            try:  # into the deployment's store (S3 uploads it); a failure keeps the local file
+                attempt.recording, attempt.recording_bytes = await recording_store(self.settings).adopt(
+                    Path(outcome.recording)
+                )
+            except Exception as exc:
+                log.warning("call %s: recording kept locally, the store refused it: %s", call.id, exc)
 
         step = None
         if attempt.operator_number:  # no operator number: redialling cannot help
@@ -409,7 +668,9 @@ class CallbackEngine:
                     next_direction=None,
                     duration_seconds=outcome.conversation_seconds if successful else 0,
                     is_target=successful and outcome.conversation_seconds >= connection.target_call_seconds,
-                    recording=attempt.recording,
+                    # a failed manual attempt after a recorded conversation keeps that recording reachable
+                    # (docs/calls.md#call-again); in a chain the call has none before its final attempt
+                    recording=attempt.recording or call.recording,
                     finished_at=now,
                     operator_number=attempt.operator_number,
                 )
@@ -458,7 +719,7 @@ class CallbackEngine:
         the call's claim in the database).
         """
         if self._sweeping.locked():
-            return {"requeued": 0, "stale_claims": 0, "followups": 0, "orphans": 0, "recordings_expired": 0}
+            return {"requeued": 0, "stale_claims": 0, "followups": 0, "orphans": 0}
         async with self._sweeping:
             return await self._sweep(now or utcnow())
 
@@ -491,17 +752,11 @@ class CallbackEngine:
                 followups,
                 orphans,
             )
-        expired = 0
-        clock = time.monotonic()
-        if self.settings is not None and clock - self._recordings_checked_at >= RECORDINGS_CHECK_SECONDS:
-            self._recordings_checked_at = clock
-            expired = await expire_recordings(self.settings.data_dir, self.settings.recording_retention_days, now)
         return {
             "requeued": requeued,
             "stale_claims": freed,
             "followups": followups,
             "orphans": orphans,
-            "recordings_expired": expired,
         }
 
     async def _free_stale_claims(self, overdue: list[Job]) -> int:
@@ -570,8 +825,27 @@ class CallbackEngine:
         return True
 
 
+def _spoken_details(registry: Registry, lead: Lead) -> str:
+    """What the lead's app says of it to the operator (Application.spoken_details); "" when it fails."""
+    for app in registry.applications.values():
+        if app.lead_source == lead.source:
+            try:
+                return app.spoken_details(lead)
+            except Exception:
+                log.exception("application %s could not describe lead %s", app.key, lead.id)
+    return ""
+
+
 async def build_plan(
-    call: Call, lead: Lead, connection: Connection, attempt: Attempt, operator: OperatorNumber, *, dtmf_tag: str = ""
+    call: Call,
+    lead: Lead,
+    connection: Connection,
+    attempt: Attempt,
+    operator: OperatorNumber,
+    *,
+    dtmf_tag: str = "",
+    details: str = "",
+    ring_all: list[OperatorNumber] | None = None,
 ) -> AttemptPlan:
     """The attempt as the backend must play it: settings, caller ids and what the robot says."""
     telephony = TelephonySettingsSchema().load(connection.telephony or {})
@@ -584,6 +858,7 @@ async def build_plan(
         department=department.name if department else "",
         client_name=lead.name,
         rule=(lead.visit or {}).get("rule", ""),
+        details=details,
     )
     if attempt.direction == Direction.CLIENT_FIRST:
         command, action = telephony["connect"], "соединиться с клиентом"
@@ -609,6 +884,13 @@ async def build_plan(
         client_text=client_text,
         telephony=telephony,
         operator_dtmf_tag=dtmf_tag,
+        ring_all=tuple((n.phone, n.extension) for n in ring_all or []),
+        # nobody is told a call is recorded that is not (docs/calls.md#announcements-and-waiting)
+        recorded_notice=(
+            announcements.RECORDED_NOTICE
+            if telephony["record"] and telephony["recorded_notice"] != RecordedNotice.NOBODY
+            else ""
+        ),
     )
 
 
@@ -638,3 +920,38 @@ def as_event_data(obj: Any) -> dict[str, Any]:
             value = str(value)
         out[name] = value
     return out
+
+
+async def telephony_states(redis: Any) -> list[str]:
+    """What each live worker's telephony backend says of itself (``"ok"`` or the backend's reason),
+    read from the heartbeats the workers write every few seconds (the same ``/healthz`` shows);
+    an empty list when no worker has written one within ``WORKER_STALE_SECONDS``."""
+    beats = await redis.hgetall(WORKERS_KEY)
+    now = time.time()
+    states: list[str] = []
+    for raw in beats.values():
+        try:
+            beat = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(beat, dict) and now - float(beat.get("at", 0)) < WORKER_STALE_SECONDS:
+            states.append(str(beat.get("telephony") or "ok"))
+    return states
+
+
+async def telephony_servers(redis: Any) -> list[dict[str, Any]]:
+    """Each PBX of the telephony backend and its state (``TelephonyBackend.servers``), as the
+    freshest worker heartbeat says; an empty list when the backend has none or no worker wrote one."""
+    beats = await redis.hgetall(WORKERS_KEY)
+    now = time.time()
+    freshest: dict[str, Any] = {}
+    for raw in beats.values():
+        try:
+            beat = json.loads(raw)
+        except ValueError:
+            continue
+        at = float(beat.get("at", 0)) if isinstance(beat, dict) else 0
+        if now - at < WORKER_STALE_SECONDS and at > float(freshest.get("at", 0)):
+            freshest = beat
+    servers = freshest.get("pbxs")
+    return [s for s in servers if isinstance(s, dict)] if isinstance(servers, list) else []

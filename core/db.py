@@ -20,6 +20,8 @@ def tortoise_config(database_url: str, plugin_models: dict[str, list[str]] | Non
     connection = expand_db_url(database_url)
     if connection["engine"] == "tortoise.backends.asyncpg":
         connection["engine"] = "perezvon.core.pg"  # Tortoise's asyncpg client, safe when a transaction cannot begin
+    if connection["engine"] == "tortoise.backends.sqlite":
+        connection["engine"] = "perezvon.core.sqlite"  # Tortoise's client, the dial path first in line
     if connection["engine"].endswith("sqlite"):
         Path(connection["credentials"]["file_path"]).parent.mkdir(parents=True, exist_ok=True)
         # web and worker processes share the file: wait for the writer lock instead of

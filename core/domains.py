@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def browser_domains(domains: list[str]) -> list[str]:
     """The domains as stored and as a browser's ``location.hostname`` or ``Origin`` spells them:
@@ -25,14 +27,30 @@ async def domains_of_others(domains: list[str], connection_id: int | None = None
 
     A domain belongs to one connection only: the site script, the intake's Origin check and the
     site-form matching all read a connection's domains, and two owners would make "whose site is
-    this page on" a guess. Read on an admin save, not on a hot path, so a scan is fine."""
-    from perezvon.core.models import Connection
+    this page on" a guess. Read from ``connection_domains``, whose unique index also settles two
+    saves at the same instant (``claim_domains``)."""
+    from perezvon.core.models import ConnectionDomain
 
     wanted = {form: domain for domain in domains for form in browser_domains([domain])}
-    query = Connection.all() if connection_id is None else Connection.exclude(id=connection_id)
-    taken: list[str] = []
-    for primary, extra in await query.values_list("domain", "extra_domains"):
-        for form in browser_domains([primary, *(extra or [])]):
-            if form in wanted and wanted[form] not in taken:
-                taken.append(wanted[form])
-    return taken
+    query = ConnectionDomain.filter(domain__in=list(wanted))
+    if connection_id is not None:
+        query = query.exclude(connection_id=connection_id)
+    held = {wanted[str(form)] for form in await query.values_list("domain", flat=True)}
+    return [domain for domain in dict.fromkeys(domains) if domain in held]
+
+
+async def claim_domains(connection_id: int, domains: list[str], db: Any) -> None:
+    """Make ``domains`` (every browser form of each) the rows of ``connection_id`` in
+    ``connection_domains``, on ``db`` (a transaction that also writes the connection).
+
+    The unique index on the domain makes this fail with IntegrityError when another connection
+    holds one of them, even when both saves run at the same instant -- the check that names the
+    taken domain (``domains_of_others``) only reads, so it cannot stop a race by itself. The rows
+    are deleted first: that is a write, so SQLite takes its write lock before anything is read."""
+    from perezvon.core.models import ConnectionDomain
+
+    await ConnectionDomain.filter(connection_id=connection_id).using_db(db).delete()
+    forms = list(dict.fromkeys(browser_domains(domains)))
+    await ConnectionDomain.bulk_create(
+        [ConnectionDomain(connection_id=connection_id, domain=form) for form in forms], using_db=db
+    )

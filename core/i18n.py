@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import gettext as gettext_module
 import io
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,52 @@ def negotiate(accept_language: str | None) -> str:
     return str(Locale.negotiate(preferred, LOCALES, sep="_") or DEFAULT_LOCALE)
 
 
+#: marshmallow's messages with values in them (``Range``, ``Length``, ``OneOf``, ``Equal``, ``ContainsOnly``)
+#: arrive formatted; each is matched here and translated through its template, a message id with
+#: ``%(name)s`` placeholders in the catalog
+_FORMATTED_TEMPLATES = (
+    "Must be greater than or equal to %(min)s and less than or equal to %(max)s.",
+    "Must be greater than %(min)s and less than %(max)s.",
+    "Must be greater than or equal to %(min)s and less than %(max)s.",
+    "Must be greater than %(min)s and less than or equal to %(max)s.",
+    "Must be greater than or equal to %(min)s.",
+    "Must be greater than %(min)s.",
+    "Must be less than or equal to %(max)s.",
+    "Must be less than %(max)s.",
+    "Shorter than minimum length %(min)s.",
+    "Longer than maximum length %(max)s.",
+    "Length must be between %(min)s and %(max)s.",
+    "Length must be %(equal)s.",
+    "Must be one of: %(choices)s.",
+    "Must be equal to %(other)s.",
+    "One or more of the choices you made was not in: %(choices)s.",
+)
+
+
+def _placeholder_pattern(found: re.Match[str]) -> str:
+    name = found.group(1)
+    return f"(?P<{name}>.+)" if name == "choices" else f"(?P<{name}>\\S+)"
+
+
+_FORMATTED = [
+    # a bound or a length has no spaces; a list of choices has
+    (re.compile("^" + re.sub(r"%\\\((\w+)\\\)s", _placeholder_pattern, re.escape(template)) + "$"), template)
+    for template in _FORMATTED_TEMPLATES
+]
+
+
+def translate_message(message: str, locale: str = DEFAULT_LOCALE) -> str:
+    """``message`` from the core's catalog; a marshmallow message with values through its template."""
+    text = gettext(message, locale)
+    if text != message or locale == "en":
+        return text
+    for pattern, template in _FORMATTED:
+        found = pattern.match(message)
+        if found:
+            return gettext(template, locale) % found.groupdict()
+    return message
+
+
 def translate_errors(errors: Any, locale: str = DEFAULT_LOCALE) -> Any:
     """Translate every message of a marshmallow-style errors dict."""
     if isinstance(errors, dict):
@@ -113,5 +160,5 @@ def translate_errors(errors: Any, locale: str = DEFAULT_LOCALE) -> Any:
     if isinstance(errors, list):
         return [translate_errors(item, locale) for item in errors]
     if isinstance(errors, str):
-        return gettext(errors, locale)
+        return translate_message(errors, locale)
     return errors

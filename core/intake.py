@@ -25,7 +25,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
-from marshmallow import ValidationError
+from marshmallow import INCLUDE, Schema, ValidationError
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
@@ -406,6 +406,7 @@ class LeadIntake:
         self._insert_calls = RowInserter(Call)
         self._insert_pending = RowInserter(PendingJob)
         self._schema = LeadSchema()
+        self._extra_schemas: dict[str, Schema] = {}
         self._writer = Batcher(self._write, name="perezvon-intake-writer", max_batch=MAX_BATCH)
         self._enqueueing: set[asyncio.Task[None]] = set()
 
@@ -441,7 +442,13 @@ class LeadIntake:
         apps = self._apps_taking(data["source"])
         if apps and not apps & site.apps:  # the app's own leads stop when it is switched off
             raise IntakeError(IntakeReason.APP_OFF, {"source": ["This app is switched off for this site."]})
-        errors: dict[str, list[str]] = {}
+        errors: dict[str, Any] = {}
+        extra_schema = self._extra_schema(data["source"])
+        if extra_schema is not None:
+            try:
+                data["extra"] = extra_schema.load(data["extra"], unknown=INCLUDE)
+            except ValidationError as exc:
+                errors["extra"] = exc.messages
         # a choice the visitor never saw (a site's own form, e-mailed) cannot be required of them
         chose = self.registry.lead_sources[data["source"]].visitor_chooses
         for field, allowed, required in (
@@ -483,6 +490,13 @@ class LeadIntake:
         ):
             scheduled_at = await self._spread(site, scheduled_at)
         return await self._commit(self._prepare(data, site, now, scheduled_at, client_ip, instead))
+
+    def _extra_schema(self, source: str) -> Schema | None:
+        """The source's ``extra_schema``, made once (the registry is complete when leads come)."""
+        schema = self._extra_schemas.get(source)
+        if schema is None and (declared := self.registry.lead_sources[source].extra_schema) is not None:
+            schema = self._extra_schemas[source] = declared()
+        return schema
 
     def _apps_taking(self, source: str) -> frozenset[str]:
         """The applications whose leads come as ``source`` (none for the API or a source without an app)."""
@@ -569,6 +583,11 @@ class LeadIntake:
             jobs = [notify_job(key, "lead_delayed", call_id) for key in self.registry.notifiers]
         else:
             jobs = [attempt_job(call_id, 1, scheduled_at)]
+            jobs += [
+                notify_job(key, "lead_created", call_id)
+                for key, n in self.registry.notifiers.items()
+                if n.wants_new_leads()
+            ]
         jobs += [
             delivery_job(key, "lead_created", call_id)
             for key in site.integrations

@@ -27,7 +27,9 @@ Secret settings are masked for browsers by :mod:`perezvon.core.enablement`
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
+import logging
 import urllib.request
 import weakref
 from collections.abc import Iterable
@@ -45,6 +47,26 @@ from perezvon.core.registry import DeliveryError
 EXCERPT = 300
 #: connections per integration and event loop: a worker runs at most ``perezvon.core.worker.DELIVERY_MAX_JOBS`` pushes
 MAX_CONNECTIONS = 200
+
+
+#: the secrets of the requests in flight: httpx logs each request's URL (INFO, logger "httpx"), and a
+#: secret may be part of the URL (a Bitrix24 incoming webhook is ``/rest/<user>/<secret>/``)
+_secrets_in_flight: collections.Counter[str] = collections.Counter()
+
+
+class _RedactSecrets(logging.Filter):
+    """Blanks the secrets of the requests in flight out of httpx's log lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _secrets_in_flight:
+            message = record.getMessage()
+            redacted = redact(message, list(_secrets_in_flight))
+            if redacted != message:
+                record.msg, record.args = redacted, ()
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactSecrets())
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -118,6 +140,7 @@ class HttpPush:
         """
         secrets = tuple(s for s in secrets if s)
         timeout = timeout or self.timeout
+        _secrets_in_flight.update(secrets)
         try:
             response = await self.client().request(method, url, timeout=timeout, **kwargs)
         except httpx.HTTPError as exc:
@@ -134,6 +157,11 @@ class HttpPush:
             raise DeliveryError(
                 redact(f"network error: {type(cause).__name__}: {cause}", secrets), retry=True
             ) from None
+        finally:
+            _secrets_in_flight.subtract(secrets)
+            for secret in secrets:
+                if _secrets_in_flight[secret] <= 0:
+                    del _secrets_in_flight[secret]
         status = response.status_code
         if status >= 500 or status == 429:
             raise DeliveryError(

@@ -16,11 +16,15 @@ from marshmallow import ValidationError
 from tortoise.transactions import in_transaction
 
 from perezvon.core import enablement
+from perezvon.core.access import addresses_without_contacts
 from perezvon.core.batching import Batcher, settle
 from perezvon.core.callbacks import as_event_data, utcnow
+from perezvon.core.dials_first import DialsFirst
 from perezvon.core.intake import NOTIFIED_REASON
+from perezvon.core.masking import masked_event_data
 from perezvon.core.models import Attempt, Call, Delivery, Department, NotificationRecipient, Office, PendingJob
 from perezvon.core.queue import delivery_job, notify_job
+from perezvon.core.recordings import recording_store, signed_link
 from perezvon.core.registry import CallEvent, DeliveryError, Notification
 
 log = logging.getLogger("perezvon.jobs")
@@ -44,6 +48,12 @@ async def place_attempt(ctx: dict[str, Any], call_id: str, number: int) -> str:
 async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
     counts: dict[str, int] = await ctx["perezvon"].engine.sweep()
     return counts
+
+
+async def recordings(ctx: dict[str, Any]) -> dict[str, int]:
+    from perezvon.core.recordings import enforce
+
+    return await enforce(ctx["perezvon"])
 
 
 def delivery_label(event: str, attempt_number: int | None) -> str:
@@ -147,24 +157,26 @@ class DeliveryBatches:
     queries run, the jobs starting behind it gather into the next group.
     """
 
-    def __init__(self, max_batch: int = 500) -> None:
+    def __init__(self, max_batch: int = 500, dials_first: DialsFirst | None = None) -> None:
+        #: each group waits for the callbacks being placed in this process (core/dials_first.py)
+        self.dials_first = dials_first or DialsFirst()
         self.loads: Batcher[_Load] = Batcher(self._load, name="perezvon-delivery-loads", max_batch=max_batch)
         self.records: Batcher[_Record] = Batcher(self._record, name="perezvon-delivery-records", max_batch=max_batch)
         self.settles: Batcher[_Settle] = Batcher(self._settle, name="perezvon-delivery-settles", max_batch=max_batch)
 
-    @staticmethod
-    async def _load(batch: list[_Load]) -> None:
+    async def _load(self, batch: list[_Load]) -> None:
+        await self.dials_first.wait()
         for item, context in zip(batch, await load_contexts([(i.call_id, i.integration_key) for i in batch])):
             settle(item.future, context)
 
-    @staticmethod
-    async def _record(batch: list[_Record]) -> None:
+    async def _record(self, batch: list[_Record]) -> None:
+        await self.dials_first.wait()
         await store_deliveries([item.row for item in batch])
         for item in batch:
             settle(item.future)
 
-    @staticmethod
-    async def _settle(batch: list[_Settle]) -> None:
+    async def _settle(self, batch: list[_Settle]) -> None:
+        await self.dials_first.wait()
         await settle_pending([(item.job_id, item.due_at) for item in batch])
         for item in batch:
             settle(item.future)
@@ -288,6 +300,7 @@ async def _deliver(
         previous=previous,
     )
     retry_in = backoff_seconds(job_try) if job_try < MAX_DELIVERY_TRIES else None
+    await app.dials_first.wait()  # a request and the plugin's own queries: after this process's dials
     try:
         # a handler that hangs past its own timeouts must not hold the job for arq's 5 minutes
         response = await asyncio.wait_for(integration.handler(event)(payload), DELIVERY_TIMEOUT)
@@ -344,25 +357,35 @@ async def _notify(ctx: dict[str, Any], notifier_key: str, kind: str, subject_id:
         return "skipped: no recipients"
     office = await Office.get_or_none(id=lead.office_id) if lead.office_id else None
     department = await Department.get_or_none(id=lead.department_id) if lead.department_id else None
-    notification = Notification(
-        kind=kind,
-        recipients=emails,
-        subject_id=subject_id,
-        data={
-            "connection": as_event_data(call.connection),
-            "lead": as_event_data(lead),
-            "call": as_event_data(call),
-            "attempts": [as_event_data(a) for a in call.attempts],
-            "office": {"id": office.id, "name": office.name} if office else None,
-            "department": {"id": department.id, "name": department.name} if department else None,
-        },
-    )
+    data: dict[str, Any] = {
+        "connection": as_event_data(call.connection),
+        "lead": as_event_data(lead),
+        "call": as_event_data(call),
+        "attempts": [as_event_data(a) for a in call.attempts],
+        "office": {"id": office.id, "name": office.name} if office else None,
+        "department": {"id": department.id, "name": department.name} if department else None,
+    }
+    if kind == "call_succeeded" and call.recording and recording_store(app.settings).available(call.recording):
+        # a link that works without signing in, for PEREZVON_RECORDING_LINK_HOURS (docs/recordings.md)
+        data["recording_url"] = signed_link(app.settings, str(call.id))
     if kind == "lead_delayed" and call.reason and call.reason != NOTIFIED_REASON:
         # not the delay: the site could not call it (docs/calls.md#a-site-that-cannot-call)
-        notification.data["reason"] = call.reason
+        data["reason"] = call.reason
+    # users who may not see this connection's client contacts get them masked, in an e-mail of their own
+    blind = await addresses_without_contacts(call.connection_id, emails)
+    notifications = [
+        Notification(kind=kind, recipients=group, subject_id=subject_id, data=group_data)
+        for group, group_data in (
+            (tuple(e for e in emails if e not in blind), data),
+            (tuple(e for e in emails if e in blind), masked_event_data(data) if blind else data),
+        )
+        if group
+    ]
     job_try = ctx.get("job_try", 1)
     try:
-        await notifier.send(notification)
+        for notification in notifications:
+            await app.dials_first.wait()  # after this process's dials (core/dials_first.py)
+            await notifier.send(notification)
     except DeliveryError as exc:
         if exc.retry and job_try < MAX_DELIVERY_TRIES:
             log.warning("notifier %s failed (try %d), will retry: %s", notifier_key, job_try, exc)

@@ -10,6 +10,9 @@ the task keeps the dead transaction as its current connection, so every later
 refused every lead until the process was restarted (bench/chaos.py found it).
 Here the context undoes both before the error is raised.
 
+The pool itself is fronted by :class:`_DialsFirstPool`: a callback being placed
+takes the next free connection before the pushes waiting for one.
+
 ``core/db.py`` selects this module as the Tortoise engine for ``postgres://`` URLs.
 """
 
@@ -20,6 +23,8 @@ from typing import Any
 from tortoise.backends.asyncpg.client import AsyncpgDBClient, TransactionWrapper
 from tortoise.backends.base.client import TransactionContext, TransactionContextPooled
 from tortoise.connection import get_connections
+
+from perezvon.core.dials_first import FirstInLine
 
 
 class _TransactionContext(TransactionContextPooled):
@@ -39,9 +44,44 @@ class _TransactionContext(TransactionContextPooled):
             raise
 
 
+class _DialsFirstPool:
+    """The asyncpg pool behind a :class:`FirstInLine` of as many slots as it has connections.
+
+    asyncpg hands out free connections first come, first served; with a thousand
+    pushes waiting for one, a new visitor's claim and dial would wait behind them
+    all. A task on the dial path takes the next free slot before any of them
+    (core/dials_first.py). Tortoise only awaits ``acquire()`` and ``release()``;
+    the rest (``close``, ``terminate``, ``expire_connections`` ...) is the pool's own.
+    """
+
+    def __init__(self, pool: Any, slots: int) -> None:
+        self._pool = pool
+        self._slots = FirstInLine(slots)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+    async def acquire(self, *, timeout: float | None = None) -> Any:
+        await self._slots.acquire()
+        try:
+            return await self._pool.acquire(timeout=timeout)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def release(self, connection: Any, *, timeout: float | None = None) -> None:
+        try:
+            await self._pool.release(connection, timeout=timeout)
+        finally:
+            self._slots.release()
+
+
 class AsyncpgClient(AsyncpgDBClient):
     def _in_transaction(self) -> TransactionContext:
         return _TransactionContext(TransactionWrapper(self), self._pool_init_lock)
+
+    async def create_pool(self, **kwargs: Any) -> Any:
+        return _DialsFirstPool(await super().create_pool(**kwargs), kwargs["max_size"])
 
 
 client_class = AsyncpgClient

@@ -283,13 +283,14 @@ class PluginHost:
     def routes(self) -> list[tuple[str, list[Any]]]:
         return [(name, [route for r in results for route in r or []]) for name, results in self.each("perezvon_routes")]
 
-    def job_functions(self) -> dict[str, Any]:
-        """Every plugin's arq jobs, named ``"<plugin>.<job>"``."""
+    def job_functions(self, periodic: dict[str, int] | None = None) -> dict[str, Any]:
+        """Every plugin's arq jobs, named ``"<plugin>.<job>"``; ``periodic``, when given, is filled with
+        the jobs to run every so many minutes (``JobRegistry.add(..., every_minutes=)``)."""
         jobs: dict[str, Any] = {}
         for name in self.enabled_names():
             hook = self._only("perezvon_jobs", name)
             if hook.get_hookimpls():
-                hook(registry=JobRegistry(name, jobs), settings=self.infos[name].settings)
+                hook(registry=JobRegistry(name, jobs, periodic), settings=self.infos[name].settings)
         return jobs
 
     def model_modules(self) -> dict[str, list[str]]:

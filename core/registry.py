@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from marshmallow import Schema
 
+from perezvon.core.page_gates import PageGate
+
 if TYPE_CHECKING:
+    from perezvon.core.inbound import InboundCalls, MissedCallSource
     from perezvon.core.intake import LeadIntake
-    from perezvon.core.models import Connection
+    from perezvon.core.models import Connection, Lead
 
 
 class PluginError(Exception):
@@ -62,6 +65,10 @@ class LeadSource:
     #: (a site's own form e-mailed to Perezvon): the intake does not hold its leads to "required"
     #: choices, it takes them with the choice empty, so no such lead is lost over a choice
     visitor_chooses: bool = True
+    #: what this source's leads must carry in ``extra`` (docs/plugins.md, "Lead sources"): the
+    #: intake loads ``extra`` through it and refuses a lead it rejects with 422, errors under
+    #: ``extra``; keys it does not declare pass as sent (an integration may add its own)
+    extra_schema: type[Schema] | None = None
 
 
 class Server:
@@ -154,6 +161,10 @@ class AdminPanel:
     #: the names of the panel's buttons (``<button name="action" value="...">``), posted to the
     #: app's settings page with the edit level
     actions: tuple[str, ...] = ()
+    #: the keys of the panel's data whose texts may hold clients' phones or e-mails (a form's sender,
+    #: its subject): the core masks them for a user who may not see the connection's clients'
+    #: contacts (docs/admin.md#who-may-do-what)
+    contact_keys: tuple[str, ...] = ()
 
 
 #: what a panel's action tells the admin: ``(kind, text)``, kind ``"ok"`` or ``"error"``, the text
@@ -170,7 +181,10 @@ class Application:
 
     key: ClassVar[str]
     title: ClassVar[str]
+    #: what it does, shown on its settings page; ``summary``: one short line for its card on the
+    #: connection page (the description when empty). English message ids, Russian in the plugin's catalog
     description: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
     lead_source: ClassVar[str]
     settings_schema: ClassVar[type[Schema]]
     client_script: ClassVar[Path | None] = None
@@ -182,6 +196,9 @@ class Application:
     site_events: ClassVar[dict[str, str]] = {}
     #: the app's own panel on a connection's admin page; None: only the card
     admin_panel: ClassVar[AdminPanel | None] = None
+    #: the widest viewport (CSS px) the app can show on, e.g. 768 for an app made for phones: on wider
+    #: screens the site script neither fetches nor starts its code (docs/site-script.md#for-app-authors)
+    max_viewport_px: ClassVar[int | None] = None
 
     async def admin_panel_data(self, connection: Connection, locale: str) -> dict[str, Any]:
         """What the panel's template gets as ``panel.data`` for this connection, in ``locale``."""
@@ -206,6 +223,32 @@ class Application:
         (as :meth:`Integration.check` does). The default checks nothing."""
         return None
 
+    def page_gate(self, settings: dict[str, Any]) -> PageGate:
+        """The pages this app can show on with these settings, as far as the page address tells
+        (docs/site-script.md#pages-an-app-may-show-on): elsewhere the site script does not fetch
+        its code. ``None`` (the default): any page; ``[]``: none, the app is left out."""
+        return None
+
+    def lead_rows(self, lead: Lead, locale: str) -> list[LeadRow]:
+        """What the admin's call page shows of one of this app's leads, under the app's title
+        (docs/plugins.md, "Applications"): labels in ``locale``. The default shows nothing."""
+        return []
+
+    def spoken_details(self, lead: Lead) -> str:
+        """This lead's details as Russian text spoken to the operator after the client's name
+        (docs/calls.md#announcements); the core cleans and shortens it. The default says nothing."""
+        return ""
+
+
+@dataclasses.dataclass(frozen=True)
+class LeadRow:
+    """One line of an app's lead data on the admin's call page: a label, a value, and pictures
+    (``(url, alt)``: served by the app's own route, which must check the viewer's access)."""
+
+    label: str
+    value: str = ""
+    images: tuple[tuple[str, str], ...] = ()
+
 
 # --- telephony ---------------------------------------------------------------
 
@@ -214,6 +257,16 @@ class Direction:
     OPERATOR_FIRST = "operator_first"
     CLIENT_FIRST = "client_first"
     ALL = (OPERATOR_FIRST, CLIENT_FIRST)
+
+
+class RecordedNotice:
+    """Who hears "the conversation is recorded" before the bridge (docs/calls.md#announcements-and-waiting)."""
+
+    NOBODY = "nobody"
+    OPERATOR = "operator"
+    CLIENT = "client"
+    BOTH = "both"
+    ALL = (NOBODY, OPERATOR, CLIENT, BOTH)
 
 
 class LegStatus:
@@ -260,6 +313,12 @@ class AttemptPlan:
     #: DTMF sent on the operator leg once it answered, after the extension: the call-tracking
     #: tag of the lead's app (:meth:`Integration.operator_dtmf`; Calltouch's 11 ... 16), "" for none
     operator_dtmf_tag: str = ""
+    #: "the conversation is recorded", said right before the bridge to the legs the telephony
+    #: setting ``recorded_notice`` names (docs/calls.md#announcements-and-waiting); "" for nobody
+    recorded_notice: str = ""
+    #: ring-all (docs/calls.md#operator-lines): ``(phone, extension)`` of every operator line rung at
+    #: once, the first being ``operator_number``; the first to answer takes the call. Empty: one line
+    ring_all: tuple[tuple[str, str], ...] = ()
 
     @property
     def voice(self) -> str:
@@ -276,6 +335,8 @@ class AttemptOutcome:
     recording: Path | None = None
     #: a free-text note from the backend (e.g. "AMI link lost"), for the log
     note: str = ""
+    #: ring-all: the operator number that answered ("" : ``AttemptPlan.operator_number``)
+    operator_number: str = ""
 
 
 class AttemptProgress:
@@ -284,10 +345,19 @@ class AttemptProgress:
     async def leg_dialled(self, leg: str) -> None:  # pragma: no cover - interface
         """Called when the backend starts dialling ``"operator"`` or ``"client"``."""
 
+    async def operator_answered(self, number: str) -> None:
+        """Ring-all: ``number`` answered and the other operator lines were cancelled."""
+
 
 class TelephonyBackend:
     key: ClassVar[str]
     title: ClassVar[str]
+    #: where the backend reports the inbound calls its PBX tells it of (docs/calls.md#the-client-called-in);
+    #: set by the core before :meth:`start`, None when nothing listens (a backend used alone)
+    inbound: InboundCalls | None = None
+    #: the backend's CallControl can ring several operator numbers at once (``dial_all``); a backend
+    #: that cannot rings one after another instead (docs/calls.md#operator-lines)
+    rings_all: ClassVar[bool] = False
 
     async def start(self) -> None:
         """Connect (log in to the PBX, ...). Called once in the worker."""
@@ -298,6 +368,11 @@ class TelephonyBackend:
     async def health(self) -> str | None:
         """``None`` when healthy, else a short reason shown in ``/healthz``."""
         return None
+
+    def servers(self) -> list[dict[str, Any]]:
+        """Each server (PBX) the backend dials through and its state, shown in ``/healthz``;
+        a backend of one server, or of none, keeps this default."""
+        return []
 
     async def place_attempt(self, plan: AttemptPlan, progress: AttemptProgress) -> AttemptOutcome:
         raise NotImplementedError  # pragma: no cover - interface
@@ -373,8 +448,11 @@ class Integration:
     key: ClassVar[str]
     title: ClassVar[str]
     settings_schema: ClassVar[type[Schema]]
-    #: what to set up in the external service, shown on the settings page (Russian, then English)
+    #: what to set up in the external service, shown on the settings page; ``summary``: one short line
+    #: for its card on the connection page (the description when empty). English message ids, Russian in
+    #: the plugin's own catalog (``locales/ru``)
     description: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
     #: JavaScript the site script loads when the integration is on for a connection; it
     #: subscribes with ``window.Perezvon.on(event, handler)`` (docs/site-script.md)
     client_script: ClassVar[Path | None] = None
@@ -439,9 +517,27 @@ class Notification:
 
 class Notifier:
     key: ClassVar[str]
+    #: the notifier's own panel on each user's admin profile (e.g. linking a messenger chat);
+    #: None: none. The same :class:`AdminPanel` as an app's, its buttons posted to ``/profile``
+    profile_panel: ClassVar[AdminPanel | None] = None
 
     async def send(self, notification: Notification) -> None:
         raise NotImplementedError  # pragma: no cover - interface
+
+    def wants_new_leads(self) -> bool:
+        """Whether it also gets ``lead_created`` for every new lead that is going to be called (a chat
+        notifier's "new lead" message); the e-mail does not: it is told only of call results."""
+        return False
+
+    async def profile_panel_data(self, user_id: int, locale: str) -> dict[str, Any]:
+        """What the profile panel's template gets as ``panel.data`` for this user, in ``locale``."""
+        return {}
+
+    async def profile_panel_action(
+        self, user_id: int, action: str, form: dict[str, Any], locale: str
+    ) -> list[PanelMessage]:
+        """Runs one of ``profile_panel.actions`` for the signed-in user; what to tell them."""
+        return []
 
 
 # --- jobs ---------------------------------------------------------------------------
@@ -450,14 +546,25 @@ class Notifier:
 class JobRegistry:
     """Collects one plugin's arq jobs under ``"<plugin>.<name>"``."""
 
-    def __init__(self, plugin: str, jobs: dict[str, Any]) -> None:
+    def __init__(self, plugin: str, jobs: dict[str, Any], periodic: dict[str, int] | None = None) -> None:
         self.plugin = plugin
         self.jobs = jobs
+        #: full job name -> every how many minutes the worker runs it on its own (``every_minutes``)
+        self.periodic: dict[str, int] = periodic if periodic is not None else {}
 
-    def add(self, name: str, function: Any) -> str:
+    def add(self, name: str, function: Any, *, every_minutes: int | None = None) -> str:
+        """Register ``async def function(ctx)`` as ``"<plugin>.<name>"``; with ``every_minutes`` the
+        worker also runs it on its own every so many minutes (a divisor of 60, from 1 to 60), once
+        across all workers at a time (an arq cron job, ``unique``)."""
         full = f"{self.plugin}.{name}"
         if full in self.jobs:
             raise PluginError(f"plugin {self.plugin!r}: job {full!r} is registered twice")
+        if every_minutes is not None:
+            if not isinstance(every_minutes, int) or not 1 <= every_minutes <= 60 or 60 % every_minutes:
+                raise PluginError(
+                    f"plugin {self.plugin!r}: job {full!r}: every_minutes must divide 60 (1 .. 60), not {every_minutes!r}"
+                )
+            self.periodic[full] = every_minutes
         self.jobs[full] = function
         return full
 
@@ -480,6 +587,7 @@ class Registry:
         self.speech: dict[str, SpeechEngine] = {}
         self.integrations: dict[str, Integration] = {}
         self.notifiers: dict[str, Notifier] = {}
+        self.missed_call_sources: dict[str, MissedCallSource] = {}
         self.owner: dict[tuple[str, str], str] = {}
 
     def _add(self, kind: str, table: dict[str, Any], key: str, obj: Any) -> None:
@@ -527,6 +635,10 @@ class Registry:
 
     def add_notifier(self, notifier: Notifier) -> None:
         self._add("notifier", self.notifiers, notifier.key, notifier)
+
+    def add_missed_call_source(self, source: MissedCallSource) -> None:
+        """A lead source fed by the PBX's missed inbound calls (docs/calls.md#the-client-called-in)."""
+        self._add("missed-call source", self.missed_call_sources, source.key, source)
 
     def kinds_of(self, plugin: str) -> list[str]:
         return sorted({kind for (kind, _), owner in self.owner.items() if owner == plugin})

@@ -20,6 +20,12 @@ Operator-first also says the "to the client" announcement to the client once
 they answered, before the bridge; both orders send the call-tracking DTMF tag
 (``AttemptPlan.operator_dtmf_tag``) on the operator leg after its extension.
 
+Announcements and waiting (docs/calls.md#announcements-and-waiting): in
+client-first, with *hold music* on, the client hears the PBX's music on hold
+from the moment the operator is dialled until just before the bridge; in both
+orders, ``AttemptPlan.recorded_notice`` ("the conversation is recorded") is said
+to the legs the *recorded call notice* setting names, right before the bridge.
+
 Leg statuses are SIP final codes (200 answered, 486 busy, 480 no answer ...)
 or the internal codes 201-204; ``None`` is a leg never dialled.
 """
@@ -29,7 +35,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from perezvon.core.registry import AttemptOutcome, AttemptPlan, Direction, LegStatus
+from perezvon.core.registry import AttemptOutcome, AttemptPlan, Direction, LegStatus, RecordedNotice
 
 OPERATOR = "operator"
 CLIENT = "client"
@@ -45,6 +51,16 @@ class LegHungUp(Exception):
 
 class CallControl:
     """What a backend does for one attempt. Every method may raise :class:`LegHungUp`."""
+
+    #: ring-all: the ``(phone, extension)`` of the operator line that answered, set by the scenario
+    operator_line: tuple[str, str] | None = None
+
+    async def dial_all(self, leg: str, numbers: list[str], *, caller_id: str, timeout: float) -> tuple[int, int | None]:
+        """Ring every number at once; the first to answer wins and the others are cancelled.
+
+        Returns ``(200, index of the number that answered)``, or when none did, ``(the status of
+        the first number, None)``. Only backends with ``TelephonyBackend.rings_all`` implement it."""
+        raise NotImplementedError
 
     async def dial(self, leg: str, number: str, *, caller_id: str, timeout: float) -> int:
         """Ring ``number``; return 200 when answered, else the leg's final SIP status."""
@@ -67,6 +83,15 @@ class CallControl:
 
     async def pause(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+    async def start_hold_music(self, leg: str, music_class: str) -> None:
+        """Play the PBX's music on hold of ``music_class`` on the leg until :meth:`stop_hold_music`.
+
+        Returns at once; the music goes on while the scenario does other things. A backend
+        without music leaves the leg silent (the default)."""
+
+    async def stop_hold_music(self, leg: str) -> None:
+        """End the music :meth:`start_hold_music` started (nothing when none plays)."""
 
     async def bridge(self, *, record: bool) -> int:
         """Join the two answered legs until one hangs up; return the talk time in seconds."""
@@ -105,18 +130,36 @@ async def run(plan: AttemptPlan, control: CallControl) -> AttemptOutcome:
     """Play one attempt through ``control``; always leaves no leg up."""
     try:
         if plan.direction == Direction.CLIENT_FIRST:
-            return await _client_first(plan, control)
-        return await _operator_first(plan, control)
+            outcome = await _client_first(plan, control)
+        else:
+            outcome = await _operator_first(plan, control)
+        if control.operator_line is not None:  # ring-all: the line that answered makes the pair
+            outcome.operator_number = control.operator_line[0]
+        return outcome
     finally:
         await control.hang_up()
+
+
+async def _dial_operator(plan: AttemptPlan, control: CallControl) -> int:
+    """Ring the operator: one number, or with ring-all every line of the plan at once."""
+    timeout = plan.telephony["ring_timeout_seconds"]
+    if len(plan.ring_all) < 2:
+        return await control.dial(OPERATOR, plan.operator_number, caller_id=plan.caller_id_to_operator, timeout=timeout)
+    status, index = await control.dial_all(
+        OPERATOR, [phone for phone, _ in plan.ring_all], caller_id=plan.caller_id_to_operator, timeout=timeout
+    )
+    if index is not None:
+        control.operator_line = plan.ring_all[index]
+    return status
 
 
 async def _operator_briefing(plan: AttemptPlan, control: CallControl, command: str) -> int | None:
     """Extension, details, and the operator's key. Returns a final operator status, or None to go on."""
     s = plan.telephony
-    if plan.operator_extension:
+    extension = control.operator_line[1] if control.operator_line else plan.operator_extension
+    if extension:
         await control.pause(s["extension_delay_seconds"])
-        await control.send_dtmf(OPERATOR, plan.operator_extension)
+        await control.send_dtmf(OPERATOR, extension)
     if plan.operator_dtmf_tag:  # the call-tracking tag, once the call reached the operator's line
         await control.send_dtmf(OPERATOR, plan.operator_dtmf_tag)
     await control.pause(s["operator_ivr_delay_seconds"])
@@ -145,9 +188,7 @@ async def _operator_briefing(plan: AttemptPlan, control: CallControl, command: s
 
 async def _operator_first(plan: AttemptPlan, control: CallControl) -> AttemptOutcome:
     s = plan.telephony
-    operator = await control.dial(
-        OPERATOR, plan.operator_number, caller_id=plan.caller_id_to_operator, timeout=s["ring_timeout_seconds"]
-    )
+    operator = await _dial_operator(plan, control)
     if operator != LegStatus.OK:
         return AttemptOutcome(operator, None)
     try:
@@ -180,11 +221,62 @@ async def _join(plan: AttemptPlan, control: CallControl) -> AttemptOutcome:
         if plan.direction == Direction.OPERATOR_FIRST and plan.client_text:
             # the "to the client" parts: client-first says them before dialling the operator
             await control.say(CLIENT, plan.client_text, voice=s["voice"])
+        await _before_bridge(plan, control)
     except LegHungUp as gone:  # someone left before the two were joined
         left = LegStatus.PARTY_LEFT
         return AttemptOutcome(left, LegStatus.OK) if gone.leg == OPERATOR else AttemptOutcome(LegStatus.OK, left)
     talk = await control.bridge(record=s["record"])
     return AttemptOutcome(LegStatus.OK, LegStatus.OK, conversation_seconds=talk)
+
+
+def notice_legs(plan: AttemptPlan) -> tuple[str, ...]:
+    """The legs that hear the recorded-call notice: none when the plan has no notice text
+    (nobody chosen, or the call is not recorded -- build_plan leaves it out then)."""
+    if not plan.recorded_notice:
+        return ()
+    who = plan.telephony.get("recorded_notice", RecordedNotice.NOBODY)
+    chosen = {
+        RecordedNotice.OPERATOR: (OPERATOR,),
+        RecordedNotice.CLIENT: (CLIENT,),
+        RecordedNotice.BOTH: (OPERATOR, CLIENT),
+    }
+    return chosen.get(who, ())
+
+
+async def _together(*steps: Any) -> None:
+    """Run the steps at once (one per leg); the first LegHungUp ends them all."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # so no task's error goes unread
+
+
+async def _before_bridge(plan: AttemptPlan, control: CallControl) -> None:
+    """The recorded-call notice to whom it is for, and the end of the client's hold music.
+
+    Each leg hears its notice at the same time as the other (neither waits for the other's);
+    the client's music plays on while only the operator hears the notice, so the client is
+    never left in silence."""
+    s = plan.telephony
+    holding = plan.direction == Direction.CLIENT_FIRST and s.get("hold_music", False)
+    legs = notice_legs(plan)
+
+    async def to_operator() -> None:
+        await control.say(OPERATOR, plan.recorded_notice, voice=s["voice"])
+
+    async def to_client() -> None:
+        if holding:
+            await control.stop_hold_music(CLIENT)
+        await control.say(CLIENT, plan.recorded_notice, voice=s["voice"])
+
+    steps = ([to_operator()] if OPERATOR in legs else []) + ([to_client()] if CLIENT in legs else [])
+    if steps:
+        await _together(*steps)
+    if holding and CLIENT not in legs:
+        await control.stop_hold_music(CLIENT)
 
 
 async def _client_first(plan: AttemptPlan, control: CallControl) -> AttemptOutcome:
@@ -203,12 +295,12 @@ async def _client_first(plan: AttemptPlan, control: CallControl) -> AttemptOutco
             key = await control.wait_key(CLIENT, {s["cancel_operator"]["key"]}, s["dtmf_wait_seconds"])
             if key is not None:
                 return AttemptOutcome(None, LegStatus.CANCELLED_BY_DTMF)
+        if s.get("hold_music", False):  # music, not silence, while the operator is rung and briefed
+            await control.start_hold_music(CLIENT, s["hold_music_class"])
     except LegHungUp:  # the client left before the operator was dialled
         return AttemptOutcome(None, LegStatus.PARTY_LEFT)
     try:
-        operator = await control.dial(
-            OPERATOR, plan.operator_number, caller_id=plan.caller_id_to_operator, timeout=s["ring_timeout_seconds"]
-        )
+        operator = await _dial_operator(plan, control)
     except LegHungUp:  # the client did not wait for the operator to answer
         return AttemptOutcome(LegStatus.TERMINATED, LegStatus.PARTY_LEFT)
     if operator != LegStatus.OK:

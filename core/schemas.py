@@ -10,7 +10,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, val
 
 from perezvon.core.models import Channel
 from perezvon.core.phones import InvalidPhone, normalise
-from perezvon.core.registry import Direction
+from perezvon.core.registry import Direction, RecordedNotice
 from perezvon.core.storable import MAX_DB_INT, unstorable_values
 
 MUST_CONSENT = "Consent to the processing of personal data is required."
@@ -152,6 +152,12 @@ class LeadSchema(Schema):
         return data
 
 
+#: a music on hold class as the PBX names it (a musiconhold.conf section; Asterisk allows up to 79
+#: characters): nothing a PBX command line would split or interpret. ``\Z``, not ``$``: a trailing
+#: newline would end the AMI header the class is sent in
+MUSIC_CLASS = r"^[A-Za-z0-9_-]{1,79}\Z"
+
+
 class DtmfCommandSchema(Schema):
     on = fields.Boolean(required=True)
     key = fields.String(required=True, validate=validate.Regexp(r"^[0-9*#]$", error="One key: 0-9, * or #."))
@@ -205,6 +211,26 @@ class TelephonySettingsSchema(Schema):
         load_default="", allow_none=True, metadata={"help": "shown to the client instead of the operator's"}
     )
     record = fields.Boolean(load_default=True)
+    # announcements and waiting (docs/calls.md#announcements-and-waiting)
+    recorded_notice = fields.String(
+        load_default=RecordedNotice.NOBODY,
+        validate=validate.OneOf(RecordedNotice.ALL, labels=["Nobody", "The operator", "The client", "Both"]),
+        metadata={
+            "label": "Recorded call notice",
+            "help": 'who hears "the conversation is recorded" before the two are joined (only when recording)',
+        },
+    )
+    hold_music = fields.Boolean(
+        load_default=False,
+        metadata={"label": "Hold music", "help": "client-first: the client hears music while the operator is rung"},
+    )
+    hold_music_class = fields.String(
+        load_default="default",
+        validate=validate.Regexp(
+            MUSIC_CLASS, error="A music on hold class name: 1 to 79 Latin letters, digits, _ or -."
+        ),
+        metadata={"label": "Hold music class", "help": "a class of the PBX's musiconhold.conf"},
+    )
 
 
 class AnnouncementSettingsSchema(Schema):

@@ -47,6 +47,17 @@ class Settings:
     connection_cache_seconds: float = 5.0
     #: call recordings are deleted this many days after the call (0 keeps them)
     recording_retention_days: int = 92
+    #: where recordings are kept: "local" (under the data dir) or "s3" (S3-compatible object storage)
+    recording_storage: str = "local"
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key: str = ""
+    s3_secret_key: str = dataclasses.field(default="", repr=False)
+    #: keys of the objects start with this (several deployments may share a bucket)
+    s3_prefix: str = "recordings/"
+    #: the signed link to a recording in the success e-mail works this many hours
+    recording_link_hours: int = 72
     #: networks outgoing requests to customer-typed addresses may reach although they are not public
     #: (an on-premise CRM): addresses or CIDR networks, see perezvon.core.outgoing
     outgoing_allow: tuple[str, ...] = ()
@@ -74,6 +85,14 @@ class Settings:
             "sweep_seconds": float(env.get("PEREZVON_SWEEP_SECONDS", 5)),
             "connection_cache_seconds": float(env.get("PEREZVON_CONNECTION_CACHE_SECONDS", 5)),
             "recording_retention_days": int(env.get("PEREZVON_RECORDING_RETENTION_DAYS", 92)),
+            "recording_storage": env.get("PEREZVON_RECORDING_STORAGE", "local").strip().lower() or "local",
+            "s3_endpoint_url": env.get("PEREZVON_S3_ENDPOINT_URL", ""),
+            "s3_bucket": env.get("PEREZVON_S3_BUCKET", ""),
+            "s3_region": env.get("PEREZVON_S3_REGION", "us-east-1"),
+            "s3_access_key": env.get("PEREZVON_S3_ACCESS_KEY", ""),
+            "s3_secret_key": env.get("PEREZVON_S3_SECRET_KEY", ""),
+            "s3_prefix": env.get("PEREZVON_S3_PREFIX", "recordings/"),
+            "recording_link_hours": int(env.get("PEREZVON_RECORDING_LINK_HOURS", 72)),
             "outgoing_allow": tuple(env.get("PEREZVON_OUTGOING_ALLOW", "").replace(",", " ").split()),
             "hsts_seconds": int(env.get("PEREZVON_HSTS_SECONDS", 0)),
         }
@@ -87,6 +106,12 @@ class Settings:
             public_url=public_url,
             **numbers,
         )
+        if settings.recording_storage not in ("local", "s3"):
+            raise ValueError(f"PEREZVON_RECORDING_STORAGE must be local or s3, not {settings.recording_storage!r}")
+        if settings.recording_storage == "s3" and not settings.s3_bucket:
+            raise ValueError("PEREZVON_RECORDING_STORAGE=s3 needs PEREZVON_S3_BUCKET (docs/recordings.md)")
+        if settings.recording_link_hours < 1:
+            raise ValueError("PEREZVON_RECORDING_LINK_HOURS must be 1 or more")
         if not settings.secret_key:
             settings.secret_key = settings._stored_secret_key()
         return settings

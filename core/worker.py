@@ -22,17 +22,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from arq import cron
 from arq.connections import create_pool
 from arq.constants import in_progress_key_prefix
+from arq.typing import WorkerCoroutine
 from arq.utils import poll, timestamp_ms
 from arq.worker import Worker, func
 
 from perezvon.core.app import Perezvon
+from perezvon.core.dials_first import DialsFirst
 from perezvon.core.integrations import close_clients
 from perezvon.core.jobs import DeliveryBatches
 from perezvon.core.outages import Backoff, is_outage, until_connected
@@ -262,13 +266,49 @@ class Workers:
         return sum(worker.jobs_failed for worker in self.all)
 
 
-def build_workers(app: Perezvon) -> Workers:
+#: the jobs that place callbacks (or resolve them): they never wait for the dials, they are them
+_PLACING_JOBS = {"core.place_attempt", "core.sweep"}
+
+
+def _after_dials(dials_first: DialsFirst, job: Callable[..., Awaitable[Any]]) -> WorkerCoroutine:
+    """``job`` starting only while no callback of this process is being placed (core/dials_first.py)."""
+
+    @functools.wraps(job)
+    async def after_dials(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        await dials_first.wait()
+        return await job(ctx, *args, **kwargs)
+
+    return after_dials
+
+
+def build_workers(app: Perezvon, *, periodic_plugin_jobs: bool = True) -> Workers:
     """The two arq workers for ``app``; ``app`` must be started (``await app.start()``).
 
     Signals are left to the caller (the CLI stops web, workers and Redis in order).
+    ``periodic_plugin_jobs=False`` leaves the plugins' periodic jobs unscheduled (they stay
+    callable as jobs): the test fixture's short-lived workers, where a minute's tick must not
+    start a digest of every test site in the middle of an unrelated test.
     """
-    jobs = app.host.job_functions()
+    periodic: dict[str, int] = {}
+    jobs = {
+        name: job if name in _PLACING_JOBS else _after_dials(app.dials_first, job)
+        for name, job in app.host.job_functions(periodic).items()
+    }
     sweep = jobs.pop("core.sweep")
+    # plugins' periodic jobs run in the deliveries worker: they read the database and talk to services,
+    # and must never take a slot the calls need
+    plugin_crons = [
+        cron(
+            jobs.pop(name),
+            name=name,
+            minute=set(range(0, 60, minutes)),
+            second=0,
+            unique=True,
+            timeout=300,
+        )
+        for name, minutes in periodic.items()
+        if periodic_plugin_jobs
+    ]
     functions = [
         func(
             job,
@@ -295,7 +335,7 @@ def build_workers(app: Perezvon) -> Workers:
 
     async def start_deliveries(ctx: dict[str, Any]) -> None:
         ctx["perezvon"] = app
-        ctx["deliveries"] = DeliveryBatches()
+        ctx["deliveries"] = DeliveryBatches(dials_first=app.dials_first)
 
     async def stop_deliveries(ctx: dict[str, Any]) -> None:
         if "deliveries" in ctx:
@@ -323,6 +363,7 @@ def build_workers(app: Perezvon) -> Workers:
     )
     deliveries = QueueWorker(
         queue_name=DELIVERIES_QUEUE,
+        cron_jobs=plugin_crons,
         on_startup=start_deliveries,
         on_shutdown=stop_deliveries,
         max_jobs=DELIVERY_MAX_JOBS,

@@ -24,7 +24,7 @@ def perezvon_register_applications(registry: Registry, settings: dict[str, Any],
     When: once at start-up, for each enabled plugin.
     Arguments: ``registry`` -- call ``registry.add_application(app)`` with an
     instance of a :class:`perezvon.api.Application` subclass: ``key``,
-    ``title``, ``description``, ``lead_source`` (the key of the lead source its
+    ``title``, ``description``, ``summary`` (a short line for its card), ``lead_source`` (the key of the lead source its
     leads carry), ``settings_schema`` (marshmallow schema of the
     per-connection settings; its ``load({})`` gives the defaults),
     ``client_script`` (path of the JavaScript the site script loads) and

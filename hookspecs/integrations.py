@@ -31,7 +31,8 @@ def perezvon_register_integrations(registry: Registry, settings: dict[str, Any],
     ``key``, ``title``, ``settings_schema`` (per-connection; fields with
     ``metadata={"secret": True}`` are masked as ``****`` and never sent back
     to a browser), ``client_events(settings)`` (goal ids the site script
-    reaches, docs/integrations.md), ``description`` (what to set up in the service), and
+    reaches, docs/integrations.md), ``description`` (what to set up in the service, on its settings page), ``summary`` (one short line
+    for its card; both English message ids translated by the plugin's ``locales/``), and
     the async event handlers ``on_lead_created(event)``,
     ``on_attempt_finished(event)`` and ``on_call_finished(event)`` run in the
     worker, one arq job each, queued only for the handlers a class overrides.
@@ -54,7 +55,8 @@ def perezvon_register_notifiers(registry: Registry, settings: dict[str, Any], co
     ``async send(notification)``; the core sends every
     :class:`perezvon.api.Notification` (``kind`` one of
     ``"call_succeeded"``, ``"call_failed"``, ``"lead_delayed"``,
-    ``"activation"``, ``"site_snippet"``; recipients; the call or user it is
+    ``"activation"``, ``"site_snippet"``, and ``"lead_created"`` for each new lead
+    to a notifier whose ``wants_new_leads()`` is true; recipients; the call or user it is
     about) to every registered notifier, each as its own retried job.
     ``core_settings`` -- the deployment's :class:`perezvon.api.Settings`
     (data dir, public URL, secret key). ``settings`` -- this plugin's deployment settings.

@@ -51,7 +51,8 @@ def perezvon_jobs(registry: JobRegistry, settings: dict[str, Any]) -> None:
     the web process may enqueue them).
     Arguments: ``registry`` -- call ``registry.add(name, coroutine_function)``
     with ``async def job(ctx, ...)``; the job is registered as
-    ``"<plugin name>.<name>"``. ``settings`` -- this plugin's settings.
+    ``"<plugin name>.<name>"``; ``every_minutes=N`` (N divides 60) also runs it
+    every N minutes in the deliveries worker. ``settings`` -- this plugin's settings.
     Returns: nothing.
     """
 

@@ -12,7 +12,8 @@ import pytest
 from marshmallow import Schema, fields
 from test_admin_helpers import PASSWORD, csrf_of, make_call, make_user
 
-from perezvon.core.models import Project
+from perezvon.core.models import CallNote, Project
+from perezvon.core.recordings import signed_link
 from perezvon.core.registry import Integration
 from perezvon.web.admin.routes import ADMIN_ROUTES
 from perezvon.web.app import create_app
@@ -29,6 +30,8 @@ STAFF = {"staff"}
 EXPECTED = {
     ("login", "GET"): EVERYONE,
     ("login", "POST"): EVERYONE,
+    ("forgot", "GET"): EVERYONE,
+    ("forgot", "POST"): EVERYONE,
     ("activate", "GET"): EVERYONE,
     ("activate", "POST"): EVERYONE,
     ("language", "GET"): EVERYONE,
@@ -38,6 +41,7 @@ EXPECTED = {
     ("profile", "POST"): SIGNED_IN,
     ("calls_table", "GET"): SIGNED_IN,
     ("export_start", "POST"): SIGNED_IN,
+    ("save_calls_columns", "POST"): SIGNED_IN,
     ("export_page", "GET"): SIGNED_IN,
     ("export_status", "GET"): SIGNED_IN,
     ("export_download", "GET"): SIGNED_IN,
@@ -46,13 +50,22 @@ EXPECTED = {
     ("connections_list", "GET"): SIGNED_IN,
     ("call_detail", "GET"): VIEWERS,
     ("call_recording", "GET"): VIEWERS,
+    # the signature is the access: everyone may try, a bad or old one is refused (tests/test_recording_storage.py)
+    ("signed_recording", "GET"): EVERYONE,
     ("call_tags", "POST"): EDITORS,
+    ("call_notes", "POST"): EDITORS,
+    ("call_again_now", "POST"): EDITORS,
+    # a note written by someone else: only full access changes it (its author, with edit, may too)
+    ("call_note", "POST"): FULL,
     ("project_page", "GET"): VIEWERS,
     ("project_save", "POST"): PROJECT_FULL,
     ("project_grants", "POST"): PROJECT_FULL,
     ("connection_page", "GET"): VIEWERS,
+    ("connection_users", "GET"): FULL,
+    ("connection_users_save", "POST"): FULL,
     ("settings_tab", "GET"): VIEWERS,
     ("settings_tab_save", "POST"): EDITORS,
+    ("redial_preview", "POST"): VIEWERS,
     ("plugin_toggle", "POST"): FULL,
     ("plugin_settings", "GET"): VIEWERS,
     ("plugin_settings_save", "POST"): EDITORS,
@@ -122,7 +135,11 @@ async def test_the_route_table_for_each_level(perezvon_app, perezvon_site, level
         call.recording = str(recording)
         await call.save(update_fields=["recording"])
         users = await _users(perezvon_site)
+        note = await CallNote.create(
+            call=call, author=await make_user(level="edit", connection=perezvon_site), text="n"
+        )
         values = {
+            "note_id": note.id,
             "project_id": perezvon_site.project_id,
             "connection_id": perezvon_site.id,
             "call_id": call.id,
@@ -132,6 +149,13 @@ async def test_the_route_table_for_each_level(perezvon_app, perezvon_site, level
             "export_id": "abc123",
             "token": "not-a-token",
             "code": "en",
+            # a valid signed link to the call's recording (its refusals: tests/test_recording_storage.py)
+            **dict(
+                zip(
+                    ("call_ref", "expires", "signature"),
+                    signed_link(perezvon_app.settings, str(call.id)).rsplit("/", 3)[1:],
+                )
+            ),
         }
         transport = httpx.ASGITransport(app=create_app(perezvon_app, manage_lifecycle=False))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -222,3 +246,22 @@ async def test_full_on_a_project_manages_its_grants(perezvon_client, perezvon_si
         data={"csrf_token": csrf_of(page.text), "action": "delete", "id": str(grant.id)},
     )
     assert not await AccessGrant.exists(user_id=colleague.id)
+
+
+@pytest.mark.parametrize("level", sorted(VIEWERS))
+async def test_every_level_without_the_contacts_right_reads_them_masked(perezvon_client, perezvon_site, level):
+    """Masking is per grant, whatever its level; staff always see (docs/admin.md#who-may-do-what)."""
+    from test_admin_helpers import login
+
+    from perezvon.core.models import AccessGrant
+
+    call = await make_call(perezvon_site, phone="+79167654321")
+    user = (await _users(perezvon_site))[level]
+    await AccessGrant.filter(user_id=user.id).update(may_see_contacts=False)
+    await login(perezvon_client, user)
+    for path in ("/calls", f"/calls/{call.id}"):
+        page = (await perezvon_client.get(path)).text
+        if level == "staff":
+            assert "+79167654321" in page
+        else:
+            assert "79167654321" not in page and "+7 916 ***-**-21" in page

@@ -179,7 +179,17 @@ async def test_export_has_every_field_of_the_filtered_set(perezvon_client):
     )  # a real Excel date, not text
     assert rows[1][12] == 150 and rows[0][0] in ("Дата", "Date")  # numbers stay numbers
     values = set(map(str, rows[1]))
-    for expected in ("yandex", "spring", "4", "95", "exit", "Скидки", "VIP", "https://shop.example/cars", site.domain):
+    for expected in (
+        "yandex",
+        "spring",
+        "4",
+        "95",
+        "При уходе",
+        "Скидки",
+        "VIP",
+        "https://shop.example/cars",
+        site.domain,
+    ):
         assert expected in values, expected
     assert '\'=HYPERLINK("http://evil")' in values  # a visitor's formula is text, never run by Excel
     # another user cannot read this export
@@ -310,17 +320,17 @@ async def test_export_file_every_field_and_order_across_connections(perezvon_app
     assert top["Client name"] == "'@SUM(A1)" and top["UTM content"] == "'+7 (916) x"
     assert top["UTM term"] == "+79161112233"  # a plain phone number is no formula
     assert top["User tags"] == "'=evil(), VIP"
-    assert top["Pages viewed"] == 2 and top["Seconds on site"] == 40 and top["Trigger"] == "exit"
+    assert top["Pages viewed"] == 2 and top["Seconds on site"] == 40 and top["Trigger"] == "On exit intent"
     assert top["Rule"] == "'=1+1" and top["Other visit data"] == '{"scroll": 90}'
     assert top["Preferred time"] == dt.datetime(2026, 3, 11, 10, 30)  # local wall-clock time, a real date
-    assert top["Finished"] == dt.datetime(2026, 3, 10, 13, 3) and top["Recording"] == "yes"
+    assert top["Finished"] == dt.datetime(2026, 3, 10, 13, 3) and top["Recording"] == "Yes"
     assert top["Client IP"] == "10.0.0.1" and top["Visitor id"] == "v-1"
     assert top["Number shown on the site"] == "+74950000000"
     assert top["Source-specific data"] == '{"поле": "значение"}'
     assert top["Lead id"] == str(rich.lead_id) and top["Duration, s"] == 150 and top["Attempts"] == 0
     chain = top["Attempt chain"].split("\n")
-    assert chain[0].startswith("1. 10.03 13:00:00 200-486 ") and chain[0].endswith(", 0 s: busy")
-    assert chain[1].startswith("2. 10.03 13:02:00 200-200 ") and chain[1].endswith(", 150 s")
+    assert chain[0].startswith("1. 10.03 13:00:00 200-486 ") and chain[0].endswith(", 0 sec: busy")
+    assert chain[1].startswith("2. 10.03 13:02:00 200-200 ") and chain[1].endswith(", 150 sec")  # units in words
     assert lines[-1]["Client name"] == "Имя0 <b>&amp;</b>"  # control character gone, markup kept as text
     assert lines[-1]["Site"] == second.domain and lines[-1]["Office"] is None
     assert all(

@@ -273,3 +273,71 @@ async def test_an_invalid_draft_is_refused_with_its_field_errors(perezvon_app):
         csrf = await login(client, viewer)
         refused = await client.post(url, data={"csrf_token": csrf, "settings_json": "{}"})
         assert refused.status_code == 403
+
+
+async def test_the_mobile_panel_editor_previews_the_bar_and_its_sheets_at_any_width(live_site, page):
+    """The site skips the panel on screens wider than a phone; the editor's preview shows it anyway."""
+    connection = await _connection(mobilepanel={"call": {"phone": "+7 800 555-35-35"}})
+    editor = await make_user(level=GrantLevel.EDIT, connection=connection)
+    base = live_site.base_url
+    await _sign_in(page, base, editor.phone)
+    await page.emulate_media(reduced_motion="reduce")
+    await page.goto(f"{base}/connections/{connection.id}/apps/mobilepanel")
+    await _shown(page, "bar")
+    preview = page.frame_locator("#pv-frame")
+    await preview.locator("[data-perezvon=mobilepanel] .b-call").click()
+    await _picked(page, "call")
+    await page.fill("#ed-call-label", "Звоните!")
+    await _poll(lambda: _text_is(preview, "[data-perezvon=mobilepanel] .b-call span", "Звоните!"))
+    for screen in ("callback", "closing", "messengers"):
+        await page.select_option("#pv-screen", screen)
+        await _shown(page, screen)
+    await page.select_option("#pv-screen", "bar")
+    await _shown(page, "bar")
+    await page.click("#editor-save button[type=submit]")
+    await page.wait_for_load_state()
+    stored = await enablement.stored_settings(connection, enablement.APPLICATION, "mobilepanel")
+    assert stored["call"]["label"] == "Звоните!" and stored["call"]["phone"] == "+7 800 555-35-35"
+
+
+async def test_the_mobile_panels_bad_contacts_are_refused_and_good_ones_kept_as_links(perezvon_app):
+    connection = await _connection(mobilepanel={})
+    editor = await make_user(level=GrantLevel.EDIT, connection=connection)
+    transport = httpx.ASGITransport(app=create_app(perezvon_app, manage_lifecycle=False))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        csrf = await login(client, editor)
+        url = f"/connections/{connection.id}/apps/mobilepanel"
+        draft = {
+            "call": {"phone": "call me", "position": 9},
+            "bar": {"bottom_offset": -5},
+            "messengers": {"telegram": "javascript:alert(1)", "vk": "https://evil.example/x", "viber": "+7 9"},
+        }
+        refused = await client.post(url, data={"csrf_token": csrf, "settings_json": json.dumps(draft)})
+        assert refused.status_code == 400
+        data = json.loads(refused.text.split('id="editor-data">', 1)[1].split("</script>", 1)[0])
+        assert set(data["errors"]) == {
+            "call.phone",
+            "call.position",
+            "bar.bottom_offset",
+            "messengers.telegram",
+            "messengers.vk",
+            "messengers.viber",
+        }
+        assert await enablement.stored_settings(connection, enablement.APPLICATION, "mobilepanel") == {}
+        good = {
+            "call": {"phone": "8 (800) 555-35-35"},
+            "messengers": {"telegram": "@perezvon_demo", "whatsapp": "+7 912 345-67-89", "vk": "vk.com/perezvon"},
+        }
+        saved = await client.post(url, data={"csrf_token": csrf, "settings_json": json.dumps(good)})
+        assert saved.status_code in (200, 303)
+        stored = await enablement.stored_settings(connection, enablement.APPLICATION, "mobilepanel")
+        assert stored["call"]["phone"] == "8 (800) 555-35-35"
+        assert (stored["messengers"]["telegram"], stored["messengers"]["whatsapp"], stored["messengers"]["vk"]) == (
+            "https://t.me/perezvon_demo",
+            "https://wa.me/79123456789",
+            "https://vk.com/perezvon",
+        )
+        # the site config carries the panel only for viewports up to 768 px
+        config = (await client.get(f"/site/config?token={connection.token}")).json()
+        [panel] = [app for app in config["apps"] if app["key"] == "mobilepanel"]
+        assert panel["max_width"] == 768 and panel["source"] == "mobilepanel"

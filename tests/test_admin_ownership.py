@@ -3,6 +3,7 @@ or extra) is served by one connection, and the site code is e-mailed only to tha
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import uuid
@@ -13,7 +14,8 @@ from live_helpers import live_server
 from test_admin_helpers import csrf_of, make_user, signed_in_over_http
 from tortoise.exceptions import IntegrityError
 
-from perezvon.core.models import Connection, Project
+from perezvon.core.models import Connection, ConnectionDomain, Project
+from perezvon.web.admin.views import settings as settings_views
 from perezvon.web.app import create_app
 
 
@@ -81,6 +83,92 @@ async def test_a_domain_belongs_to_one_connection(perezvon_app, live_admin, lang
         assert (await save(second.domain, f"m.b-{tag}.example")).status_code == 303
     assert (await Connection.get(id=second.id)).extra_domains == [f"m.b-{tag}.example"]
     assert (await Connection.get(id=first.id)).extra_domains == [f"shop.a-{tag}.example", f"пример-{tag}.рф"]
+
+
+async def test_the_database_keeps_a_domain_with_one_connection(perezvon_app):
+    """Past any check: a save of a domain another connection holds, in any spelling a browser
+    sends, fails on the unique index of connection_domains and stores nothing of itself."""
+    tag = uuid.uuid4().hex[:8]
+    project = await Project.create(name="Domain rows")
+    first = await Connection.create(project=project, domain=f"r1-{tag}.example", extra_domains=[f"дом-{tag}.рф"])
+    second = await Connection.create(project=project, domain=f"r2-{tag}.example")
+    rows = set(await ConnectionDomain.filter(connection_id=first.id).values_list("domain", flat=True))
+    assert rows == {f"r1-{tag}.example", f"дом-{tag}.рф", f"дом-{tag}.рф".encode("idna").decode()}
+    for taken in (f"r1-{tag}.example", f"дом-{tag}.рф".encode("idna").decode()):
+        second.extra_domains = [f"m.r2-{tag}.example", taken]
+        with pytest.raises(IntegrityError):
+            await second.save()
+        assert (await Connection.get(id=second.id)).extra_domains == []
+        assert await ConnectionDomain.filter(connection_id=second.id).values_list("domain", flat=True) == [
+            f"r2-{tag}.example"
+        ]
+    # a new connection on another's extra domain is not stored at all
+    with pytest.raises(IntegrityError):
+        await Connection.create(project=project, domain=f"дом-{tag}.рф")
+    assert not await Connection.filter(domain=f"дом-{tag}.рф").exists()
+    # a domain given up is free for another connection; a deleted connection frees its domains
+    first.extra_domains = []
+    await first.save()
+    second.extra_domains = [f"дом-{tag}.рф"]
+    await second.save()
+    await second.delete()
+    assert not await ConnectionDomain.filter(domain=f"дом-{tag}.рф").exists()
+
+
+async def test_concurrent_saves_leave_a_domain_with_exactly_one_connection(perezvon_app):
+    """Two connections saving the same new domain at once, many times over: exactly one save
+    wins each time (on PostgreSQL either may; SQLite takes them one after the other)."""
+    project = await Project.create(name="Concurrent")
+    for _ in range(10):
+        tag = uuid.uuid4().hex[:8]
+        pair = [await Connection.create(project=project, domain=f"c{n}-{tag}.example") for n in (1, 2)]
+        for connection in pair:
+            connection.extra_domains = [f"both-{tag}.example"]
+        results = await asyncio.gather(*(c.save() for c in pair), return_exceptions=True)
+        assert sorted(type(r).__name__ for r in results) == ["IntegrityError", "NoneType"], results
+        owner = pair[results.index(None)]
+        assert await ConnectionDomain.filter(domain=f"both-{tag}.example").values_list("connection_id", flat=True) == [
+            owner.id
+        ]
+        stored = {c.id: c.extra_domains for c in await Connection.filter(id__in=[c.id for c in pair])}
+        assert stored == {c.id: ([f"both-{tag}.example"] if c is owner else []) for c in pair}
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+async def test_two_saves_of_one_domain_at_the_same_instant(perezvon_app, live_admin, lang, monkeypatch):
+    """The admin's check reads; another connection's save lands between this save's check and its
+    write (made to happen every time: right after the real check, the other connection takes the
+    domain through the real model). The loser gets the form back with the error, never a 500, and
+    the domain stays with the winner."""
+    tag = uuid.uuid4().hex[:8]
+    project = await Project.create(name="Race")
+    winner = await Connection.create(project=project, domain=f"w-{tag}.example")
+    loser = await Connection.create(project=project, domain=f"l-{tag}.example")
+    contested = f"shop-{tag}.example"
+    real_check = settings_views.domains_of_others
+    raced = []
+
+    async def check_then_lose_the_race(domains, connection_id=None):
+        found = await real_check(domains, connection_id)
+        if not raced:
+            raced.append(found)
+            winner.extra_domains = [contested]
+            await winner.save()
+        return found
+
+    monkeypatch.setattr(settings_views, "domains_of_others", check_then_lose_the_race)
+    staff = await make_user(staff=True)
+    url = f"/connections/{loser.id}/settings/general"
+    async with signed_in_over_http(live_admin, staff, lang) as client:
+        csrf = csrf_of((await client.get(url)).text)
+        refused = await client.post(
+            url, data={"csrf_token": csrf, "domain": loser.domain, "extra_domains": contested, "timer_seconds": "36"}
+        )
+    assert raced == [[]]  # the check saw the domain free
+    assert refused.status_code == 400
+    assert TAKEN[lang][0].format(contested) in _errors(refused.text)
+    assert (await Connection.get(id=loser.id)).extra_domains == []
+    assert await ConnectionDomain.filter(domain=contested).values_list("connection_id", flat=True) == [winner.id]
 
 
 async def test_a_site_token_names_one_connection(perezvon_app):

@@ -87,7 +87,8 @@ async def test_telephony_and_redial_matrix(perezvon_client):
         "m1_action": "abort",
     }
     bad = await perezvon_client.post(url, data=form)
-    assert bad.status_code == 400 and "operator_first.3.bad" in bad.text
+    assert bad.status_code == 400 and "Пара статусов записывается как 486-* или 200-480." in bad.text
+    assert 'class="rule- has-error" data-row="1"' in bad.text  # on the row with the bad pair
     form["m1_pair"] = "*-480"
     ok = await perezvon_client.post(url, data=form)
     assert ok.status_code == 303
@@ -361,3 +362,40 @@ async def test_site_code_is_e_mailed_to_a_user_of_the_connection(perezvon_app, p
         f"/connections/{connection.id}/settings/code", data={"csrf_token": csrf, "action": "email", "user_id": "999999"}
     )
     assert nobody.status_code == 400
+
+
+async def test_the_telephony_tab_shows_each_pbx_of_the_pool(perezvon_app, perezvon_client):
+    """The PBXs as the freshest worker heartbeat reports them (docs/asterisk.md#a-pool-of-pbxs)."""
+    import json
+    import time
+
+    from perezvon.core.callbacks import WORKERS_KEY
+
+    connection, _ = await _editor(perezvon_client)
+    worker = f"pool-test-{uuid.uuid4().hex[:8]}"
+    pbxs = [
+        {"name": "msk", "host": "10.0.0.5:5038", "state": "ok", "reason": "", "calls": 3, "capacity": 120},
+        {
+            "name": "spb",
+            "host": "10.1.0.5:5038",
+            "state": "down",
+            "reason": "Asterisk at 10.1.0.5:5038 refused the AMI login of 'perezvon'",
+            "calls": 0,
+            "capacity": None,
+        },
+    ]
+    beat = {"worker": worker, "at": time.time() + 5, "backend": "asterisk", "telephony": "ok", "pbxs": pbxs}
+    await perezvon_app.redis.hset(WORKERS_KEY, worker, json.dumps(beat))
+    try:
+        url = f"/connections/{connection.id}/settings/telephony"
+        for lang, words, other in (
+            ("ru", ["АТС", "В работе", "Выведена из работы", "3 / 120", "без ограничения"], "Out of rotation"),
+            ("en", ["PBXs", "In rotation", "Out of rotation", "3 / 120", "no limit"], "Выведена"),
+        ):
+            perezvon_client.cookies.set("pz_lang", lang)
+            page = (await perezvon_client.get(url)).text
+            assert all(word in page for word in words), (lang, words)
+            assert other not in page and "10.1.0.5:5038" in page and "refused the AMI login" in page
+    finally:
+        await perezvon_app.redis.hdel(WORKERS_KEY, worker)
+        perezvon_client.cookies.delete("pz_lang")

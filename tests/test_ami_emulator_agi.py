@@ -704,3 +704,63 @@ async def test_showdialplan_lists_the_shipped_context_and_refuses_an_unknown_one
         f"ListItems: {len(steps)}\r\nListExtensions: 1\r\nListPriorities: {len(steps)}\r\nListContexts: 1"
     ) in text
     assert "Response: Error\r\nActionID: d2\r\nMessage: Did not find context nowhere" in text
+
+
+# ------------------------------------------------------------------ music on hold
+async def test_set_music_like_res_agi(emu, manager, tmp_path):
+    write_wav(tmp_path / "sounds" / "beep.wav", 0.2)
+    channel = await leg(manager, emu, "79160000040", "leg-40")
+    commands = [
+        "SET MUSIC",  # too few words: the usage
+        "SET MUSIC ON",  # no class: "default"
+        "set music on jazz",  # a class musiconhold.conf lacks: "default" again (a new generator)
+        "SET MUSIC OFF",
+        "SET MUSIC OFF",  # nothing plays: no event
+        "SET MUSIC maybe",  # neither on nor off: nothing, still 0
+        "SET MUSIC ONWARDS Default",  # strncasecmp(.., "on", 2); the class found case-insensitively
+        'STREAM FILE beep ""',  # a file stops the music for good
+    ]
+    for command in commands:
+        await agi(manager, channel, command)
+    got = await results(manager, "leg-40", len(commands))
+    assert got[0].startswith("520-Invalid command syntax.  Proper usage follows:\nSET MUSIC")
+    assert got[1:7] == ["200 result=0\n"] * 6
+    assert got[7] == "200 result=0 endpos=1600\n"
+    starts = of(manager, "leg-40", "MusicOnHoldStart")
+    assert [e["Class"] for e in starts] == ["default", "default", "default"]
+    assert len(of(manager, "leg-40", "MusicOnHoldStop")) == 3  # replaced, OFF, the file
+    assert [(m["asked"], m["stopped_by"]) for m in emu.agi.music] == [
+        ("", "SET MUSIC ON"),
+        ("jazz", "SET MUSIC OFF"),
+        ("Default", "file"),
+    ]
+    assert all(e.privilege == "call,all" for e in starts)
+
+
+async def test_set_music_without_the_class_plays_nothing_and_hangup_stops_it(tmp_path):
+    emulator = AmiEmulator(
+        username=USER,
+        secret=SECRET,
+        speed=SPEED,
+        async_agi_contexts=("perezvon-leg",),
+        moh_classes=("waiting",),  # no "default"
+    )
+    await emulator.start()
+    mgr = make_manager(emulator)
+    mgr.emu = emulator
+    await mgr.connect()
+    try:
+        assert (await asyncio.wait_for(mgr.authenticated_future, 5)).success
+        channel = await leg(mgr, emulator, "79160000041", "leg-41")
+        await agi(mgr, channel, "SET MUSIC ON jazz")  # unknown, and no default: -1 inside, 0 outside
+        await agi(mgr, channel, "SET MUSIC ON WAITING")
+        assert await results(mgr, "leg-41", 2) == ["200 result=0\n", "200 result=0\n"]
+        assert [e["Class"] for e in of(mgr, "leg-41", "MusicOnHoldStart")] == ["waiting"]
+        emulator.far_end_hangup(channel, 16)
+        await hung_up(mgr, "leg-41")
+        names = [e.event for e in of(mgr, "leg-41")]
+        assert names.index("MusicOnHoldStop") < names.index("Hangup")
+        assert [m["stopped_by"] for m in emulator.agi.music] == ["hangup"]
+    finally:
+        mgr.close()
+        await emulator.stop()

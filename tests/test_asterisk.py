@@ -400,6 +400,136 @@ async def test_client_first_operator_busy(emulator, backend):
     assert not emulator.channels  # the waiting client is not left on the line
 
 
+# --------------------------------------------------------------------------- announcements and waiting
+RECORDED = "Внимание! Разговор записывается."
+
+
+def streams(emu: AmiEmulator, leg: str) -> list[str]:
+    return [c for c in agi_commands(emu, leg) if c.startswith("STREAM FILE ")]
+
+
+async def notice_file(backend: AsteriskTelephony) -> str:
+    return f'STREAM FILE {await backend.sound(RECORDED, "female")} ""'
+
+
+@pytest.mark.parametrize(
+    ("who", "operator_hears", "client_hears"),
+    [("operator", True, False), ("client", False, True), ("both", True, True), ("nobody", False, False)],
+)
+async def test_the_recorded_call_notice_is_played_to_whom_it_is_for(
+    emulator, backend, who, operator_hears, client_hears
+):
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1"))
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=60))
+    attempt = dataclasses.replace(plan(recorded_notice=who), recorded_notice="" if who == "nobody" else RECORDED)
+    outcome = await run(backend, attempt)
+    assert (outcome.operator_status, outcome.client_status) == (200, 200)
+    notice = await notice_file(backend)
+    operator, client = agi_commands(emulator, "o"), agi_commands(emulator, "c")
+    assert (notice in operator, notice in client) == (operator_hears, client_hears)
+    bridge = next(i for i, c in enumerate(operator) if c.startswith("EXEC Bridge "))
+    if operator_hears:  # after the details, before the two are joined
+        assert streams(emulator, "o")[-1] == notice and operator.index(notice) < bridge
+    if client_hears:  # after the greeting
+        assert streams(emulator, "c")[-1] == notice and len(streams(emulator, "c")) == 2
+    played = [e for e in emulator.events_named("AGIExecEnd") if e["Command"] == notice]
+    assert len(played) == operator_hears + client_hears and all(e["ResultCode"] == "200" for e in played)
+
+
+async def test_the_recorded_call_notice_in_client_first(emulator, backend):
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=400))
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1", start=30, hangup_after=60))
+    attempt = dataclasses.replace(plan(Direction.CLIENT_FIRST, recorded_notice="client"), recorded_notice=RECORDED)
+    outcome = await run(backend, attempt)
+    assert (outcome.operator_status, outcome.client_status) == (200, 200)
+    notice = await notice_file(backend)
+    assert streams(emulator, "c")[-1] == notice  # after "stay on the line", before the bridge
+    assert notice not in agi_commands(emulator, "o")
+
+
+async def test_client_first_plays_hold_music_to_the_client_while_the_operator_is_rung(emulator, backend):
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=400))
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1", start=30, hangup_after=60))
+    progress = Progress()
+    outcome = await run(backend, plan(Direction.CLIENT_FIRST, hold_music=True, hold_music_class="sales"), progress)
+    assert (outcome.operator_status, outcome.client_status) == (200, 200)
+    client = agi_commands(emulator, "c")
+    # after "stay on the line", the music until just before the bridge; never on the operator
+    assert client[-2:] == ["SET MUSIC ON sales", "SET MUSIC OFF"]
+    assert client.index("SET MUSIC ON sales") > client.index(streams(emulator, "c")[-1])
+    assert not [c for c in agi_commands(emulator, "o") if c.startswith("SET MUSIC")]
+    # the emulated Asterisk has no "sales" class: it played "default", from before the
+    # operator's Originate to after the operator's key
+    (music,) = emulator.agi.music
+    assert (music["class"], music["asked"], music["stopped_by"]) == ("default", "sales", "SET MUSIC OFF")
+    names = [e["Event"] for e in emulator.events if e["Event"] in ("MusicOnHoldStart", "MusicOnHoldStop", "DTMFEnd")]
+    assert names[0] == "MusicOnHoldStart" and names[-1] == "MusicOnHoldStop" and "DTMFEnd" in names
+    operator_originate = emulator.actions("Originate")[1]
+    started = next(e for e in emulator.events if e["Event"] == "MusicOnHoldStart")
+    assert emulator.events.index(started) < next(
+        i
+        for i, e in enumerate(emulator.events)
+        if e["Event"] == "Newchannel" and e.get("Uniqueid") == operator_originate.get_ci("ChannelId")
+    )
+    assert progress.dialled == ["client", "operator"]
+
+
+async def test_hold_music_and_notice_together_in_client_first(emulator, backend):
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=400))
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1", start=30, hangup_after=60))
+    attempt = dataclasses.replace(
+        plan(Direction.CLIENT_FIRST, hold_music=True, recorded_notice="both"), recorded_notice=RECORDED
+    )
+    outcome = await run(backend, attempt)
+    assert (outcome.operator_status, outcome.client_status) == (200, 200)
+    notice = await notice_file(backend)
+    assert agi_commands(emulator, "c")[-3:] == ["SET MUSIC ON default", "SET MUSIC OFF", notice]
+    assert notice in agi_commands(emulator, "o")
+    assert [m["class"] for m in emulator.agi.music] == ["default"]
+
+
+async def test_hold_music_off_and_operator_first_play_no_music(emulator, backend):
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=400))
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1", start=30, hangup_after=60))
+    outcome = await run(backend, plan(Direction.CLIENT_FIRST))
+    assert (outcome.operator_status, outcome.client_status) == (200, 200)
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1"))
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=30))
+    outcome = await run(backend, plan(hold_music=True))  # operator-first: the client never waits alone
+    assert (outcome.operator_status, outcome.client_status) == (200, 200)
+    assert not [a for a in emulator.actions("AGI") if a.get_ci("Command").startswith("SET MUSIC")]
+    assert not emulator.events_named("MusicOnHoldStart")
+
+
+async def test_a_music_class_asterisk_would_misread_is_never_sent(emulator, backend):
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=400))
+    emulator.set_behaviour(OPERATOR[1:], Behaviour.busy())
+    attempt = plan(Direction.CLIENT_FIRST, hold_music=True)
+    attempt.telephony["hold_music_class"] = "default\nAction: Originate"  # past the settings' check
+    outcome = await run(backend, attempt)
+    assert (outcome.operator_status, outcome.client_status) == (486, 200)
+    assert not [a for a in emulator.actions("AGI") if a.get_ci("Command").startswith("SET MUSIC")]
+    assert len(emulator.actions("Originate")) == 2
+
+
+async def test_the_client_leaving_during_the_hold_music_still_gives_487_204(emulator, backend):
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=20))
+    emulator.set_behaviour(OPERATOR[1:], Behaviour.no_answer())
+    outcome = await run(backend, plan(Direction.CLIENT_FIRST, ring_timeout_seconds=30, hold_music=True))
+    assert (outcome.operator_status, outcome.client_status) == (487, 204)
+    assert [m["stopped_by"] for m in emulator.agi.music] == ["hangup"]
+    assert not emulator.channels
+
+
+async def test_the_operator_busy_while_the_client_holds_ends_the_music_with_the_call(emulator, backend):
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=400))
+    emulator.set_behaviour(OPERATOR[1:], Behaviour.busy())
+    outcome = await run(backend, plan(Direction.CLIENT_FIRST, hold_music=True))
+    assert (outcome.operator_status, outcome.client_status) == (486, 200)
+    assert [m["stopped_by"] for m in emulator.agi.music] == ["hangup"]
+    assert not emulator.channels
+
+
 # --------------------------------------------------------------------------- safety
 async def test_no_visitor_text_reaches_asterisk(emulator, backend):
     emulator.set_behaviour(OPERATOR[1:], operator_presses("1"))

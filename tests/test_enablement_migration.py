@@ -63,15 +63,14 @@ async def migrate_and_read(database_url: str) -> list[dict]:
     await migrate(config=config, target=BEFORE)
     await Tortoise.close_connections()
     await Tortoise.init(config=config)
-    project = await Project.create(name="Before 0005")
-    first = await Connection.create(project=project, domain="first.example")
-    second = await Connection.create(project=project, domain="second.example")
     client = connections.get("default")
-    for connection in (first, second):
+    project_id = await insert_as_of(client, database_url, Project(name="Before 0005"))
+    for domain in ("first.example", "second.example"):
+        connection_id = await insert_as_of(client, database_url, Connection(project_id=project_id, domain=domain))
         for table, column, key, on, settings in OLD_ROWS:
             await client.execute_script(
                 f"INSERT INTO {table} (connection_id, {column}, is_on, settings) VALUES "
-                f"({connection.id}, {_literal(key)}, {_literal(on)}, {_literal(json.dumps(settings))})"
+                f"({connection_id}, {_literal(key)}, {_literal(on)}, {_literal(json.dumps(settings))})"
             )
     await Tortoise.close_connections()
     await migrate(config=config)
@@ -85,6 +84,32 @@ async def migrate_and_read(database_url: str) -> list[dict]:
     finally:
         await Tortoise.close_connections()
     return [{"tables": tables}, *rows]
+
+
+async def insert_as_of(client, database_url: str, instance):
+    """Insert a model instance into its table as the schema stands now (0004): the columns that later
+    migrations add are left out, so a new column on the model does not break this old state."""
+    table = instance._meta.db_table
+    if database_url.startswith("sqlite"):
+        present = {row["name"] for row in await client.execute_query_dict(f'PRAGMA table_info("{table}")')}
+    else:
+        present = {
+            row["column_name"]
+            for row in await client.execute_query_dict(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = $1", [table]
+            )
+        }
+    columns, values = [], []
+    for name, column in instance._meta.fields_db_projection.items():
+        if (name == "id" and getattr(instance, name) is None) or column not in present:  # a made id, or a later column
+            continue
+        columns.append(f'"{column}"')
+        values.append(instance._meta.fields_map[name].to_db_value(getattr(instance, name), instance))
+    marks = ", ".join("?" if database_url.startswith("sqlite") else f"${n}" for n in range(1, len(values) + 1))
+    rows = await client.execute_query_dict(
+        f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({marks}) RETURNING id', values
+    )
+    return rows[0]["id"]  # an int, or the UUID given
 
 
 async def client_tables(client, database_url: str) -> list[str]:

@@ -209,7 +209,7 @@ def test_every_integration_is_registered_with_texts_for_its_settings_page(perezv
     """Title, description, and each field's label and help: an English msgid with a Russian
     translation in the plugin's own catalog (locales/ru beside it, found by convention)."""
     registry = perezvon_app.host.registry
-    for key in ("metrika", "google_analytics", "calltouch", "comagic", "webhooks"):
+    for key in ("metrika", "google_analytics", "calltouch", "comagic", "webhooks", "bitrix24", "amocrm"):
         integration = registry.integrations[key]
         assert registry.owner[("integration", key)] == key
         assert plugin_locale_dir(integration) == ROOT / "plugins" / key / "locales"
@@ -221,9 +221,13 @@ def test_every_integration_is_registered_with_texts_for_its_settings_page(perezv
             assert not cyrillic(text), f"{key}: {text!r} is not an English msgid"
             russian = plugin_gettext(integration, text, "ru")
             # proper names and the list of event names read the same in both languages
-            assert russian != text or text in ("Calltouch", "CoMagic", "Google Analytics", ", ".join(EVENTS)), (
-                f"{key}: {text!r} has no Russian translation"
-            )
+            assert russian != text or text in (
+                "Calltouch",
+                "CoMagic",
+                "Google Analytics",
+                "amoCRM",
+                ", ".join(EVENTS),
+            ), f"{key}: {text!r} has no Russian translation"
             assert plugin_gettext(integration, text, "en") == text
 
 
@@ -299,7 +303,20 @@ def test_good_settings_load_with_defaults(perezvon_app):
     assert sorted(f"perezvon_{event}" for event in events) == [
         "perezvon_leadgen_lead",
         "perezvon_leadgen_shown",
+        "perezvon_mobileleadgen_lead",
+        "perezvon_mobileleadgen_shown",
+        "perezvon_mobilepanel_call_click",
+        "perezvon_mobilepanel_lead",
+        "perezvon_mobilepanel_messenger_click",
+        "perezvon_mobilepanel_route_click",
+        "perezvon_mobilepanel_shown",
         "perezvon_offhours_lead",
+        "perezvon_slider_card_click",
+        "perezvon_slider_lead",
+        "perezvon_slider_opened",
+        "perezvon_tradein_lead",
+        "perezvon_tradein_opened",
+        "perezvon_tradein_step",
         "perezvon_widget_lead",
         "perezvon_widget_opened",
         "perezvon_widget_shown",

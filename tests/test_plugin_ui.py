@@ -80,7 +80,7 @@ def test_the_admin_shell_knows_none_of_the_widgets_classes():
 
 def test_the_widget_and_the_leadgen_declare_their_editor_and_site_events(perezvon_app):
     registry = perezvon_app.host.registry
-    for key in ("widget", "leadgen"):
+    for key in ("widget", "leadgen", "mobilepanel", "mobileleadgen", "slider"):
         app = registry.applications[key]
         assert app.editor.scripts and app.editor.preview_scripts and app.editor.elements
         static = ROOT / "plugins" / key / "static"
@@ -155,7 +155,7 @@ def _labelled_fields(schema, prefix=""):
             yield from _labelled_fields(inner.schema, f"{prefix}{name}.")
 
 
-@pytest.mark.parametrize("key", ["widget", "leadgen"])
+@pytest.mark.parametrize("key", ["widget", "leadgen", "mobilepanel", "mobileleadgen", "slider"])
 def test_an_apps_settings_labels_are_english_msgids_translated_by_its_catalog(perezvon_app, key):
     """The one label convention (docs/plugins.md): ``label``/``help`` are English message ids, and the
     plugin's own catalog has the Russian -- so an English page shows no Russian and a Russian page no English."""

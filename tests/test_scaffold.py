@@ -48,6 +48,7 @@ def test_the_scaffold_is_a_complete_package(scaffolded):
         "README.md",
         "perezvon_acme_crm/__init__.py",
         "perezvon_acme_crm/integration.py",
+        "perezvon_acme_crm/locales/ru/LC_MESSAGES/messages.po",
         "perezvon_acme_crm/plugin.py",
         "pyproject.toml",
         "tests/test_perezvon_acme_crm.py",
@@ -55,6 +56,28 @@ def test_the_scaffold_is_a_complete_package(scaffolded):
     pyproject = (scaffolded / "pyproject.toml").read_text()
     assert '[project.entry-points.perezvon]\nacme_crm = "perezvon_acme_crm.plugin"' in pyproject
     assert "class AcmeCrmIntegration(Integration)" in (scaffolded / "perezvon_acme_crm/integration.py").read_text()
+
+
+def test_the_installed_plugin_speaks_one_language_at_a_time(scaffolded):
+    """Its settings page in Russian reads Russian: the catalog is installed with the package and found."""
+    script = (
+        "from perezvon_acme_crm.integration import AcmeCrmIntegration, ConnectionSettings\n"
+        "from perezvon.core.i18n import plugin_gettext\n"
+        "field = ConnectionSettings().fields['api_key']\n"
+        "texts = [AcmeCrmIntegration.description, AcmeCrmIntegration.summary, field.metadata['label'],\n"
+        "         field.metadata['help'], 'The key must not start or end with spaces.']\n"
+        "for text in texts:\n"
+        "    print(text, '=>', plugin_gettext(AcmeCrmIntegration, text, 'ru'))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd="/")
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert len(lines) == 5
+    for line in lines:
+        english, russian = line.split(" => ")
+        assert russian != english and not any(
+            "a" <= char.lower() <= "z" for char in russian.replace("API", "").replace("JSON", "")
+        ), line
 
 
 def test_the_scaffold_imports_only_perezvon_api_and_pins_this_release(scaffolded):

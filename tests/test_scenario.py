@@ -242,3 +242,43 @@ def test_announcements_follow_the_switches():
 def test_visitor_text_is_made_safe_to_say():
     assert announcements.speakable("Иван\r\n; rm -rf / `x` $(y)") == "Иван ; rm -rf x (y)"
     assert len(announcements.speakable("я" * 500)) == 120
+
+
+# --- the simulator's recording ------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class CoreSettings:
+    data_dir: object
+
+
+@pytest.mark.parametrize("talk, seconds", [(90, 5.0), (3, 3.0)])
+async def test_a_recorded_conversation_leaves_a_wav_in_the_storage(tmp_path, talk, seconds):
+    import wave
+
+    sim = SimulatedTelephony(
+        SimulatorSettings().load({"speed": 200, "ring_seconds": 5, "talk_seconds": talk}), CoreSettings(tmp_path)
+    )
+    outcome, log, _ = await play(sim, plan())
+    assert log[-1] == ("bridge", talk, True)
+    stored = outcome.recording
+    assert stored is not None and stored.is_file() and stored.name == "c-1.wav"
+    assert stored.is_relative_to(tmp_path / "recordings")  # moved into the storage, by year/month/day
+    with wave.open(str(stored)) as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 8000)
+        assert wav.getnframes() == int(8000 * seconds)  # a second a simulated second, at most 5 s
+
+
+async def test_no_recording_when_the_connection_does_not_record_or_nobody_talked(tmp_path):
+    sim = SimulatedTelephony(SimulatorSettings().load({"speed": 200, "ring_seconds": 5}), CoreSettings(tmp_path))
+    outcome, _, _ = await play(sim, plan(record=False))
+    assert outcome.conversation_seconds > 0 and outcome.recording is None
+    busy = SimulatedTelephony(
+        SimulatorSettings().load(
+            {"speed": 200, "ring_seconds": 5, "rules": [{"leg": "client", "suffix": "4567", "status": 486}]}
+        ),
+        CoreSettings(tmp_path),
+    )
+    outcome, _, _ = await play(busy, plan())
+    assert outcome.client_status == 486 and outcome.recording is None
+    assert not (tmp_path / "recordings").exists()

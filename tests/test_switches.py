@@ -338,7 +338,17 @@ async def test_the_tracking_number_is_shown_to_the_client_by_its_own_switch(
     assert ("dial", "client", plain, "+74951234567" if show_operator else "") in log
 
 
-@pytest.mark.parametrize(("source", "code"), [("widget", "11"), ("leadgen", "12"), ("api", "16")])
+@pytest.mark.parametrize(
+    ("source", "code"),
+    [
+        ("widget", "11"),
+        ("leadgen", "12"),
+        ("mobileleadgen", "13"),
+        ("mobilepanel", "14"),
+        ("slider", "16"),
+        ("api", "16"),
+    ],
+)
 async def test_the_calltouch_code_of_the_app_is_sent_as_dtmf_on_the_operator_leg(
     perezvon_app, live, perezvon_site, perezvon_run_jobs, new_phone, source, code
 ):

@@ -16,7 +16,7 @@ from perezvon.core.app import Perezvon
 from perezvon.core.i18n import gettext, negotiate
 from perezvon.core.outages import OUTAGE_ERRORS
 from perezvon.web.admin.routes import admin_routes
-from perezvon.web.api.calls import get_call, list_calls
+from perezvon.web.api.calls import get_call, list_calls, redial_call
 from perezvon.web.api.health import healthz
 from perezvon.web.api.leads import call_state, create_lead, preflight
 from perezvon.web.openapi import build_spec
@@ -83,6 +83,7 @@ def create_app(perezvon: Perezvon, *, manage_lifecycle: bool = True) -> Starlett
         Route("/openapi.json", openapi),
         Route("/api/v1/calls", list_calls, methods=["GET"]),
         Route("/api/v1/calls/{call_id}", get_call, methods=["GET"]),
+        Route("/api/v1/calls/{call_id}/redial", redial_call, methods=["POST"]),
         *admin_routes(perezvon),  # "/" is the admin (login required)
     ]
     # /inject, /site/config, /site/static (docs/site-script.md): answered before routing, see web/site.py

@@ -27,6 +27,7 @@ import gzip
 import hashlib
 import json
 import logging
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from perezvon.core import enablement
+from perezvon.core import enablement, page_gates
 from perezvon.core.domains import browser_domains
 from perezvon.core.models import CalendarDay, Connection, Department, Office
 from perezvon.core.schedule import Hours
@@ -99,6 +100,13 @@ def _asset(name: str, source: Path) -> Asset:
     return Asset(name, hashlib.sha256(raw).hexdigest()[:12], Body.of(raw))
 
 
+def _compact(script: str) -> str:
+    """The loader without its comments and indentation: every site page fetches it, so its bytes
+    count (loader.js keeps "/*" out of its strings and regular expressions for this)."""
+    script = re.sub(r"/\*.*?\*/", "", script, flags=re.DOTALL)
+    return "\n".join(line.strip() for line in script.splitlines() if line.strip())
+
+
 class SiteScript:
     """Builds and serves the loader, the config and the static code."""
 
@@ -118,7 +126,7 @@ class SiteScript:
             script = getattr(integration, "client_script", None)
             if script is not None:
                 self.integration_assets[key] = self._add(_asset(f"int-{key}", Path(script)))
-        self.loader_template = (STATIC_DIR / "loader.js").read_text()
+        self.loader_template = _compact((STATIC_DIR / "loader.js").read_text())
         # token -> (expires at, loader body | None, config body | None); None = nothing to do
         self._cache: dict[str, tuple[float, Body | None, Body | None]] = {}
 
@@ -133,22 +141,22 @@ class SiteScript:
         if connection is None or not connection.is_on:
             return None, None
         config = await self.config_for(connection)
-        loader = (
-            self.loader_template.replace(
-                "__BOOT__",
-                json.dumps(
-                    {
-                        "t": connection.token,
-                        "b": self.public_url,
-                        "h": browser_domains(connection.domains()),
-                        "r": self.assets["runtime"].path,
-                        # the apps' code is fetched at once, in parallel with the config and the runtime
-                        "a": [app["script"] for app in config["apps"]],
-                    },
-                    separators=(",", ":"),
-                ),
-            )
-        ).encode()
+        boot: dict[str, Any] = {
+            "t": connection.token,
+            "b": self.public_url,
+            "h": browser_domains(connection.domains()),
+            "r": self.assets["runtime"].path,
+            # the apps' code is fetched at once, in parallel with the config and the runtime ...
+            "a": [app["script"] for app in config["apps"]],
+        }
+        # ... except on screens wider than an app can show on (script -> widest viewport)
+        if widths := {app["script"]: app["max_width"] for app in config["apps"] if app.get("max_width")}:
+            boot["w"] = widths
+        # ... and on pages it cannot show on (script -> alternatives of URL conditions); the runtime
+        # asks the loader again when a single-page site moves on, so the config need not carry them
+        if gates := {app["script"]: pages for app in config["apps"] if (pages := app.pop("pages")) is not None}:
+            boot["g"] = gates
+        loader = self.loader_template.replace("__BOOT__", json.dumps(boot, separators=(",", ":"))).encode()
         return Body.of(loader), Body.of(json.dumps(config, ensure_ascii=False, separators=(",", ":")).encode())
 
     async def config_for(self, connection: Connection, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -181,8 +189,11 @@ class SiteScript:
                 continue
             try:
                 client = app.client_config(connection, settings)
+                pages = page_gates.encoded(app.page_gate(settings))
             except Exception as exc:  # one broken app must not break the others
                 log.error("connection %s: app %s settings unusable: %s", connection.id, app.key, exc)
+                continue
+            if pages == []:  # it can show on no page: nothing to fetch or start
                 continue
             apps.append(
                 {
@@ -191,6 +202,8 @@ class SiteScript:
                     "source": app.lead_source,
                     "script": self.app_assets[app.key].path,
                     "config": client,
+                    "max_width": app.max_viewport_px,
+                    "pages": pages,
                 }
             )
         integrations: dict[str, Any] = {}
@@ -225,7 +238,18 @@ class SiteScript:
                 "enabled": connection.offices_enabled and bool(offices),
                 "required": connection.offices_enabled and connection.offices_required,
                 "title": connection.offices_title,
-                "items": [{"id": o.id, "name": o.name, "phone_selector": o.phone_selector} for o in offices],
+                "items": [
+                    {
+                        "id": o.id,
+                        "name": o.name,
+                        "phone_selector": o.phone_selector,
+                        # for apps that show the way (a map link, a route)
+                        "address": o.address,
+                        "latitude": o.latitude,
+                        "longitude": o.longitude,
+                    }
+                    for o in offices
+                ],
             },
             "departments": {
                 "enabled": connection.departments_enabled and bool(departments),

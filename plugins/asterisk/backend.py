@@ -4,7 +4,8 @@ Each leg of an attempt is an asynchronous ``Originate`` into the shipped dialpla
 context (``perezvon-leg``, docs/asterisk.md), which answers nothing itself: it
 hands the answered channel to Async AGI. From then on this module drives the
 leg with AGI commands sent over the same AMI link (``Action: AGI``) --
-``STREAM FILE`` for announcements, ``EXEC SendDTMF`` for the extension,
+``STREAM FILE`` for announcements (the recorded-call notice too), ``SET MUSIC ON``/``OFF``
+for the client's music on hold in client-first, ``EXEC SendDTMF`` for the extension,
 ``EXEC AMD`` for voicemail detection, ``EXEC MixMonitor`` and ``EXEC Bridge``
 to record and join the legs -- and reads what happens from the events:
 ``OriginateResponse``, ``Hangup`` (the cause, and the SIP code in
@@ -49,12 +50,16 @@ from perezvon.api import (
     run_scenario,
 )
 from perezvon.plugins.asterisk.causes import status_for_failed_leg
+from perezvon.plugins.asterisk.inbound import InboundWatcher
 from perezvon.plugins.asterisk.link import ActionRefused, AmiLink, LinkDown
+from perezvon.plugins.asterisk.pool import Pbx, PbxPool, PoolFull
 
 log = logging.getLogger("perezvon.asterisk")
 
 _E164 = re.compile(r"^\+[1-9]\d{5,14}$")
 _DTMF = re.compile(r"^[0-9*#wW]{1,32}$")
+#: a musiconhold.conf class name, as the connection's settings allow it (core/schemas.py MUSIC_CLASS)
+_MUSIC_CLASS = re.compile(r"[A-Za-z0-9_-]{1,79}")
 _RESULT = re.compile(r"^(\d{3})[ -](?:result=(-?\d+))?(?:\s*\(([^)]*)\))?")
 
 
@@ -121,9 +126,13 @@ class Leg:
 class AsteriskCall(CallControl):
     """One attempt on Asterisk (a :class:`perezvon.api.CallControl`)."""
 
-    def __init__(self, backend: AsteriskTelephony, plan: AttemptPlan, progress: AttemptProgress) -> None:
+    def __init__(
+        self, backend: AsteriskTelephony, plan: AttemptPlan, progress: AttemptProgress, pbx: Pbx | None = None
+    ) -> None:
         self.backend = backend
-        self.link = backend.link
+        #: the PBX of the pool this attempt runs on (both legs: Bridge joins channels of one Asterisk)
+        self.pbx = pbx or backend.pool.pbxs[0]
+        self.link = self.pbx.link
         self.plan = plan
         self.progress = progress
         self.legs: dict[str, Leg] = {}
@@ -191,20 +200,7 @@ class AsteriskCall(CallControl):
         leg = Leg(leg_role, f"{self._prefix}{'o' if leg_role == OPERATOR else 'c'}")
         self.legs[leg_role] = leg
         self.link.listen(leg.id, leg.on_event)
-        action = {
-            "Action": "Originate",
-            "Channel": self.backend.dial_string(number),
-            "Context": self.backend.context,
-            "Exten": "s",
-            "Priority": "1",
-            "Timeout": str(max(1000, int(timeout * 1000))),
-            "Async": "true",
-            "ChannelId": leg.id,
-            "Variable": [f"PEREZVON_CALL={self.plan.call_id}", f"PEREZVON_LEG={leg_role}"],
-        }
-        shown = caller_id or self.backend.platform_caller_id
-        if shown and _E164.match(shown if shown.startswith("+") else "+" + shown):
-            action["CallerID"] = shown.lstrip("+")
+        action = self._originate(leg, number, caller_id=caller_id, timeout=timeout)
         others = tuple(r for r in self.legs if r != leg_role)
         try:
             await self._race(self.link.send(action), watch=others)
@@ -227,7 +223,31 @@ class AsteriskCall(CallControl):
                 pass
             cause = leg.gone.result() if leg.gone.done() else None
             return status_for_failed_leg(cause, leg.tech_cause, reason)
-        # answered: the dialplan hands the channel to Async AGI (or it hangs up first)
+        await self._until_in_agi(leg, others)
+        # answered (even if already gone: the scenario's next step sees the hang-up and says who left)
+        leg.answered = True
+        return LegStatus.OK
+
+    def _originate(self, leg: Leg, number: str, *, caller_id: str, timeout: float) -> dict[str, Any]:
+        """The Originate of one leg: into the perezvon context's Async AGI, named by the leg's id."""
+        action: dict[str, Any] = {
+            "Action": "Originate",
+            "Channel": self.pbx.dial_string(number),
+            "Context": self.backend.context,
+            "Exten": "s",
+            "Priority": "1",
+            "Timeout": str(max(1000, int(timeout * 1000))),
+            "Async": "true",
+            "ChannelId": leg.id,
+            "Variable": [f"PEREZVON_CALL={self.plan.call_id}", f"PEREZVON_LEG={leg.role}"],
+        }
+        shown = caller_id or self.backend.platform_caller_id
+        if shown and _E164.match(shown if shown.startswith("+") else "+" + shown):
+            action["CallerID"] = shown.lstrip("+")
+        return action
+
+    async def _until_in_agi(self, leg: Leg, others: tuple[str, ...]) -> None:
+        """An answered channel: the dialplan hands it to Async AGI (or it hangs up first)."""
         try:
             await self._race(
                 asyncio.wait({leg.agi_ready, leg.gone}, return_when=asyncio.FIRST_COMPLETED),
@@ -239,9 +259,83 @@ class AsteriskCall(CallControl):
                 f"the answered channel did not reach Async AGI in {self.backend.answer_wait:g} s "
                 f"-- check the {self.backend.context} dialplan (docs/asterisk.md)"
             ) from None
-        # answered (even if already gone: the scenario's next step sees the hang-up and says who left)
+
+    async def dial_all(
+        self, leg_role: str, numbers: list[str], *, caller_id: str, timeout: float
+    ) -> tuple[int, int | None]:
+        """Ring-all (docs/calls.md#operator-lines): one Originate per number, all at once; the first
+        channel that answers becomes the leg, the others are hung up with cause 26 ("answered
+        elsewhere"), as Dial() does with several destinations. Leg ids: the usual one plus the
+        number's position (``...o0``, ``...o1``)."""
+        bad = [n for n in numbers if not _E164.match(n)]
+        if bad:
+            raise TelephonyFault(f"not a dialable E.164 number: {bad[0]!r}")
+        role = "o" if leg_role == OPERATOR else "c"
+        lines = [Leg(leg_role, f"{self._prefix}{role}{i}") for i in range(len(numbers))]
+        others = tuple(r for r in self.legs if r != leg_role)
+        sent: list[Leg] = []
+        try:
+            for leg, number in zip(lines, numbers):
+                self.link.listen(leg.id, leg.on_event)
+                action = self._originate(leg, number, caller_id=caller_id, timeout=timeout)
+                await self._race(self.link.send(action), watch=others)
+                sent.append(leg)
+        except ActionRefused as refused:
+            await self._cancel(sent)
+            raise TelephonyFault(f"Asterisk refused the Originate: {refused.message}") from None
+        except LinkDown as down:
+            raise TelephonyFault(str(down)) from None
+        await self.progress.leg_dialled(leg_role)
+        waiting = {asyncio.shield(leg.originated): i for i, leg in enumerate(lines)}
+        statuses: dict[int, int] = {}
+        winner: int | None = None
+        try:
+            while waiting and winner is None:
+                try:
+                    done, _ = await self._race(
+                        asyncio.wait(set(waiting), return_when=asyncio.FIRST_COMPLETED),
+                        watch=others,
+                        timeout=timeout + 60,
+                    )
+                except TimeoutError:
+                    raise TelephonyFault(f"no OriginateResponse for the ring-all of {self._prefix} in time") from None
+                for future in sorted(done, key=lambda f: waiting[f]):
+                    i = waiting.pop(future)
+                    answered, reason = future.result()
+                    if answered and winner is None:
+                        winner = i
+                    elif not answered:
+                        statuses[i] = await self._failed_status(lines[i], reason, others)
+        except BaseException:
+            await asyncio.shield(self._cancel(lines))
+            raise
+        await self._cancel([leg for i, leg in enumerate(lines) if i != winner])
+        if winner is None:
+            return statuses.get(0, LegStatus.UNAVAILABLE), None
+        leg = self.legs[leg_role] = lines[winner]
+        await self._until_in_agi(leg, others)
         leg.answered = True
-        return LegStatus.OK
+        await self.progress.operator_answered(numbers[winner])
+        return LegStatus.OK, winner
+
+    async def _failed_status(self, leg: Leg, reason: int, others: tuple[str, ...]) -> int:
+        try:  # the Hangup event carries the cause; a channel that never existed has none
+            await self._race(asyncio.shield(leg.gone), watch=others, timeout=2.0)
+        except TimeoutError:
+            pass
+        return status_for_failed_leg(leg.gone.result() if leg.gone.done() else None, leg.tech_cause, reason)
+
+    async def _cancel(self, legs: list[Leg]) -> None:
+        """Hang up ring-all channels that lost (still ringing, or answered a moment too late)."""
+        for leg in legs:
+            if leg.gone.done() or (leg.originated.done() and not leg.originated.result()[0]):
+                continue
+            try:
+                await self.link.send({"Action": "Hangup", "Channel": leg.name or leg.id, "Cause": "26"}, timeout=5)
+            except ActionRefused:  # it ended meanwhile
+                pass
+            except LinkDown:
+                self.backend.orphan(leg.id)
 
     async def send_dtmf(self, leg_role: str, digits: str) -> None:
         if not _DTMF.match(digits):
@@ -265,6 +359,18 @@ class AsteriskCall(CallControl):
                 f"Asterisk could not play {sound}: check sounds_dir / asterisk_sounds_dir "
                 f"in [plugins.asterisk] (docs/asterisk.md)"
             )
+
+    async def start_hold_music(self, leg_role: str, music_class: str) -> None:
+        # SET MUSIC starts the class's generator on the channel and answers at once; the music
+        # plays while the leg idles in Async AGI. An unknown class falls back to "default" in
+        # Asterisk, and a PBX with neither plays nothing -- the answer is 0 either way.
+        if not _MUSIC_CLASS.fullmatch(music_class):
+            log.warning("call %s: %r is not a music on hold class; no music", self.plan.call_id, music_class)
+            return
+        await self._agi(self.legs[leg_role], f"SET MUSIC ON {music_class}")
+
+    async def stop_hold_music(self, leg_role: str) -> None:
+        await self._agi(self.legs[leg_role], "SET MUSIC OFF")
 
     async def wait_key(self, leg_role: str, keys: set[str], timeout: float) -> str | None:
         leg = self.legs[leg_role]
@@ -317,19 +423,20 @@ class AsteriskCall(CallControl):
             if leg.gone.done():
                 continue
             if not self.link.up.is_set():
-                self.backend.orphan(leg.id)
+                self.pbx.orphan(leg.id)
                 continue
             try:
                 await self.link.send({"Action": "Hangup", "Channel": leg.name or leg.id, "Cause": "16"}, timeout=5)
             except ActionRefused:  # "No such channel": it is gone already
                 pass
             except LinkDown:
-                self.backend.orphan(leg.id)
+                self.pbx.orphan(leg.id)
 
 
 class AsteriskTelephony(TelephonyBackend):
     key = "asterisk"
     title = "Asterisk (AMI + Async AGI)"
+    rings_all = True
 
     def __init__(self, settings: dict[str, Any], core_settings: Any, registry: Registry) -> None:
         self.settings = settings
@@ -344,42 +451,33 @@ class AsteriskTelephony(TelephonyBackend):
         self.asterisk_sounds_dir = settings["asterisk_sounds_dir"] or str(self.sounds_dir)
         self.recordings_dir = Path(settings["recordings_dir"] or data_dir / "asterisk-recordings")
         self.asterisk_recordings_dir = settings["asterisk_recordings_dir"] or str(self.recordings_dir)
-        self._dial = settings["dial_string"]
-        self._format = settings["number_format"]
         #: names this worker's channels, so after a reconnect it can tell its own
         self.token = secrets.token_hex(4)
         self._warming: set[asyncio.Future[None]] = set()  # announcements being synthesised
-        self.link = AmiLink(
-            host=settings["host"],
-            port=settings["port"],
-            username=settings["username"],
-            secret=settings["secret"],
-            ping_interval=settings["ping_interval_seconds"],
-            ping_timeout=settings["ping_timeout_seconds"],
-            reconnect_min=settings["reconnect_min_seconds"],
-            reconnect_max=settings["reconnect_max_seconds"],
-        )
-        self.link.on_up(self._hang_up_orphans)
-        self.link.on_up(self._check_dialplan)
-        self.link.on_down(self._link_lost)
-        self.calls: set[AsteriskCall] = set()
-        #: what is wrong with Asterisk's dialplan, found at login ("" = the context is installed)
-        self.dialplan_problem = ""
-        #: channels of attempts that ended while the link was down: hung up at the next login
-        self.orphans: set[str] = set()
-        self._orphan_sweep: asyncio.Future[None] | None = None
+        #: the PBXs (plugins/asterisk/pool.py); the single-server settings are a pool of one
+        self.pool = PbxPool(settings)
         self.speech: SpeechEngine | None = None  # the highest-priority engine, picked by start()
         self._sounds_in_progress: dict[tuple[str, str], asyncio.Future] = {}
+        self.inbound_watcher = InboundWatcher(self)
+
+    # the first PBX under the names of the single-server backend (one server = a pool of one)
+    @property
+    def link(self) -> AmiLink:
+        return self.pool.pbxs[0].link
+
+    @property
+    def orphans(self) -> set[str]:
+        return self.pool.pbxs[0].orphans
+
+    @property
+    def dialplan_problem(self) -> str:
+        return self.pool.pbxs[0].dialplan_problem
+
+    def orphan(self, channel_id: str) -> None:
+        self.pool.pbxs[0].orphan(channel_id)
 
     def dial_string(self, number: str) -> str:
-        digits = number.lstrip("+")
-        if self._format == "e164_plus":
-            formatted = number
-        elif self._format == "national_8" and digits.startswith("7") and len(digits) == 11:
-            formatted = "8" + digits[1:]
-        else:
-            formatted = digits
-        return self._dial.replace("{number}", formatted)
+        return self.pool.pbxs[0].dial_string(number)
 
     # -------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -391,47 +489,21 @@ class AsteriskTelephony(TelephonyBackend):
         self.speech = max(self.registry.speech.values(), key=lambda engine: engine.priority)
         for directory in (self.sounds_dir, self.recordings_dir):
             directory.mkdir(parents=True, exist_ok=True)
-        await self.link.start()
+        for pbx in self.pool.pbxs:
+            await pbx.link.start()
+            # inbound calls (plugins/asterisk/inbound.py), told apart by the PBX they came from
+            self.inbound_watcher.attach(pbx.link.manager, f"{pbx.link.host}:{pbx.link.port}")
 
     async def stop(self) -> None:
-        if self._orphan_sweep is not None:
-            self._orphan_sweep.cancel()
-        await self.link.stop()
+        await asyncio.gather(*(pbx.stop() for pbx in self.pool.pbxs))
+        await self.inbound_watcher.drain()
 
     async def health(self) -> str | None:
-        if not self.link.up.is_set():
-            return f"asterisk: {self.link.error}"
-        return f"asterisk: {self.dialplan_problem}" if self.dialplan_problem else None
+        problem = self.pool.health()
+        return f"asterisk: {problem}" if problem else None
 
-    def _link_lost(self, why: str) -> None:
-        for call in list(self.calls):
-            call.lose_link(why)
-
-    def orphan(self, channel_id: str) -> None:
-        """A leg left behind while the link is down: hang it up as soon as the link is back.
-
-        The login hangs up the orphans it finds (``_hang_up_orphans`` runs before the
-        link counts as up); a leg orphaned while that login is still in progress is
-        hung up by this sweep, once the link is up, rather than at the next login.
-        """
-        self.orphans.add(channel_id)
-        if self._orphan_sweep is None or self._orphan_sweep.done():
-            self._orphan_sweep = asyncio.ensure_future(self._sweep_orphans_when_up())
-
-    async def _sweep_orphans_when_up(self) -> None:
-        await self.link.up.wait()
-        await self._hang_up_orphans()
-
-    async def _hang_up_orphans(self) -> None:
-        for channel_id in list(self.orphans):
-            try:
-                await self.link.send_during_login({"Action": "Hangup", "Channel": channel_id, "Cause": "16"})
-                log.info("AMI: hung up %s, left over from a call that ended while the link was down", channel_id)
-            except ActionRefused:  # already gone
-                pass
-            except LinkDown:
-                return  # try again at the next login
-            self.orphans.discard(channel_id)
+    def servers(self) -> list[dict[str, Any]]:
+        return self.pool.states()
 
     async def end_interrupted(self, call_id: str, attempt_number: int) -> int:
         """Hang up the legs a stopped worker left for this attempt.
@@ -441,56 +513,12 @@ class AsteriskTelephony(TelephonyBackend):
         them only after two hours. Any worker can find them: every leg id is
         ``pv-<worker token>-<attempt tag>`` plus ``o`` or ``c``.
         """
-        own_legs = re.compile(rf"pv-[0-9a-f]+-{re.escape(attempt_tag(call_id, attempt_number))}[oc]")
-        try:
-            channels = await self.link.list({"Action": "CoreShowChannels"}, "CoreShowChannelsComplete")
-        except (LinkDown, ActionRefused) as exc:
-            log.warning("AMI: could not look for channels left by call %s attempt %d: %s", call_id, attempt_number, exc)
-            return 0
-        ended = 0
-        for channel in channels:
-            if not own_legs.fullmatch(channel.get("Uniqueid", "")):
-                continue
-            try:
-                await self.link.send({"Action": "Hangup", "Channel": channel.get("Channel"), "Cause": "16"})
-                log.info(
-                    "AMI: hung up %s, left by a worker that stopped during call %s", channel.get("Channel"), call_id
-                )
-            except ActionRefused:  # it ended meanwhile (hanging up one joined leg ends the other)
-                pass
-            except LinkDown:
-                break
-            ended += 1
-        return ended
-
-    async def _check_dialplan(self) -> None:
-        """At each login: is the shipped context there, and does it hand legs to Async AGI?"""
-        try:
-            steps = await self.link.list_during_login(
-                {"Action": "ShowDialPlan", "Context": self.context}, "ShowDialPlanComplete"
-            )
-        except ActionRefused as refused:
-            self.dialplan_problem = (
-                f"{refused.message}: install the dialplan from plugins/asterisk/conf (docs/asterisk.md)"
-            )
-        except LinkDown as down:  # not fatal: calls will tell
-            self.dialplan_problem = f"could not check the {self.context} dialplan: {down}"
-        else:
-            runs_agi = any(
-                step.get("Application", "").lower() == "agi" and "agi:async" in step.get("AppData", "")
-                for step in steps
-                if step.get("Extension") == "s"
-            )
-            self.dialplan_problem = (
-                ""
-                if runs_agi
-                else (
-                    f"the {self.context} context does not run AGI(agi:async) for extension s: "
-                    f"install the dialplan from plugins/asterisk/conf (docs/asterisk.md)"
-                )
-            )
-        if self.dialplan_problem:
-            log.error("AMI: %s", self.dialplan_problem)
+        own_legs = re.compile(
+            rf"pv-[0-9a-f]+-{re.escape(attempt_tag(call_id, attempt_number))}[oc][0-9]*"
+        )  # ring-all legs: o0, o1 ...
+        # the stopped worker may have placed it on any PBX of the pool: ask each one in rotation
+        found = await asyncio.gather(*(pbx.end_interrupted(own_legs) for pbx in self.pool.pbxs if pbx.link.up.is_set()))
+        return sum(found)
 
     # -------------------------------------------------------------- sounds
     async def sound(self, text: str, voice: str) -> str:
@@ -518,14 +546,16 @@ class AsteriskTelephony(TelephonyBackend):
 
     # -------------------------------------------------------------- attempts
     async def place_attempt(self, plan: AttemptPlan, progress: AttemptProgress) -> AttemptOutcome:
-        call = AsteriskCall(self, plan, progress)
         try:
-            await self.link.wait_up(self.connect_wait)
+            pbx = await self.pool.acquire(plan, self.connect_wait)
+        except PoolFull as full:  # up, but every line taken: the redial matrix tries again later
+            return AttemptOutcome(LegStatus.UNAVAILABLE_SERVICE, None, note=f"no free line: {full}")
         except LinkDown as down:
             return AttemptOutcome(LegStatus.UNAVAILABLE_SERVICE, None, note=f"Asterisk unreachable: {down}")
-        self.calls.add(call)
+        call = AsteriskCall(self, plan, progress, pbx)
+        pbx.calls.add(call)
         # announcements are made while the first leg rings, not after it answers
-        for text in {plan.operator_text, plan.client_text} - {""}:
+        for text in {plan.operator_text, plan.client_text, plan.recorded_notice} - {""}:
             warming = asyncio.ensure_future(self._warm(text, plan.voice))
             # the loop holds tasks weakly: keep a reference until it is done, or it may vanish mid-synthesis
             self._warming.add(warming)
@@ -536,9 +566,10 @@ class AsteriskTelephony(TelephonyBackend):
             log.warning("call %s attempt %s: %s", plan.call_id, plan.attempt_number, fault)
             outcome = AttemptOutcome(LegStatus.SERVER_ERROR, None, note=str(fault))
         finally:
-            self.calls.discard(call)
+            pbx.calls.discard(call)
+            self.pool.release(pbx)
             for leg in call.legs.values():
-                self.link.forget(leg.id)
+                pbx.link.forget(leg.id)
         if call.recording_name:
             outcome.recording = await keep_recording(
                 self.recordings_dir / call.recording_name, self.data_dir, plan.call_id, plan.attempt_number

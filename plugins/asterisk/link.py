@@ -36,8 +36,8 @@ log = logging.getLogger("perezvon.asterisk")
 
 #: every action this plugin sends; none is ever re-sent after a reconnect
 ACTIONS = ("login", "ping", "originate", "agi", "hangup", "showdialplan")
-#: the event classes a leg needs (docs/asterisk.md: manager.conf `read`)
-EVENT_CLASSES = "system,call,dtmf,agi"
+#: the event classes a leg needs (docs/asterisk.md: manager.conf `read`); `user`: the inbound-call hook
+EVENT_CLASSES = "system,call,dtmf,agi,user"
 
 
 class LinkDown(Exception):

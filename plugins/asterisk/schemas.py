@@ -28,12 +28,12 @@ class AsteriskSettings(Schema):
     )
     port = fields.Integer(load_default=5038, validate=validate.Range(min=1, max=65535))
     username = fields.String(
-        required=True,
+        load_default=None,
         validate=validate.Length(min=1, max=80),
-        metadata={"help": "the manager.conf user (docs/asterisk.md)"},
+        metadata={"help": "the manager.conf user (docs/asterisk.md); required unless [[plugins.asterisk.servers]]"},
     )
     secret = fields.String(
-        required=True,
+        load_default=None,
         load_only=True,
         validate=validate.Length(min=1, max=255),
         metadata={"secret": True, "help": "its secret"},
@@ -45,6 +45,16 @@ class AsteriskSettings(Schema):
         load_default="e164_digits",
         validate=validate.OneOf(["e164_digits", "e164_plus", "national_8"]),
         metadata={"help": "{number} as 79161234567, +79161234567 or 89161234567"},
+    )
+    capacity = fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0, max=100_000),
+        metadata={"help": "the most calls at once on this PBX; 0 = no limit"},
+    )
+    servers = fields.List(
+        fields.Nested(lambda: PbxSettings()),
+        load_default=list,
+        metadata={"help": "a pool of PBXs (docs/asterisk.md#a-pool-of-pbxs); empty = the one server above"},
     )
     context = fields.String(
         load_default="perezvon-leg",
@@ -125,7 +135,69 @@ class AsteriskSettings(Schema):
 
     @validates_schema
     def _ranges(self, data, **_) -> None:
+        if not data["servers"]:  # one server: the settings of old, its credentials required
+            for key in ("username", "secret"):
+                if not data.get(key):
+                    raise ValidationError("Missing data for required field.", key)
+        names = [server["name"] for server in data["servers"]]
+        if len(set(names)) != len(names):
+            raise ValidationError("Each server needs a name of its own.", "servers")
+        owners: dict[str, str] = {}
+        for server in data["servers"]:
+            for number in server["caller_ids"]:
+                if owners.setdefault(number, server["name"]) != server["name"]:
+                    # one caller id, one trunk: two owners would let the pool pick the wrong one
+                    raise ValidationError(
+                        f"{number} is listed by {owners[number]!r} and {server['name']!r}: one trunk owns it.",
+                        "servers",
+                    )
         if data["reconnect_min_seconds"] > data["reconnect_max_seconds"]:
             raise ValidationError("Must not exceed reconnect_max_seconds.", "reconnect_min_seconds")
         if data["ping_timeout_seconds"] > data["ping_interval_seconds"] * 10:
             raise ValidationError("Keep it within ten ping intervals.", "ping_timeout_seconds")
+
+
+def _dial_string_ok(value: str) -> bool:
+    return bool(
+        _DIAL_STRING.match(value)
+        and value.count("{number}") == 1
+        and not value.replace("{number}", "").count("{")
+        and not value.replace("{number}", "").count("}")
+    )
+
+
+class PbxSettings(Schema):
+    """One PBX of the pool (``[[plugins.asterisk.servers]]``); what it leaves out is taken from
+    ``[plugins.asterisk]`` (docs/asterisk.md#a-pool-of-pbxs)."""
+
+    name = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,40}$"),
+        metadata={"help": "how logs, /healthz and the reasons name this PBX"},
+    )
+    host = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    port = fields.Integer(load_default=5038, validate=validate.Range(min=1, max=65535))
+    username = fields.String(required=True, validate=validate.Length(min=1, max=80))
+    secret = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=255))
+    dial_string = fields.String(load_default=None, metadata={"help": "default: the one of [plugins.asterisk]"})
+    number_format = fields.String(
+        load_default=None, validate=validate.OneOf(["e164_digits", "e164_plus", "national_8"])
+    )
+    capacity = fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0, max=100_000),
+        metadata={"help": "the most calls at once on this PBX; 0 = no limit"},
+    )
+    caller_ids = fields.List(
+        fields.String(validate=validate.Regexp(r"^\+[1-9]\d{5,14}$", error="An E.164 number, like +74951234567.")),
+        load_default=list,
+        metadata={"help": "the numbers this PBX's trunk owns: calls shown as one of them go out only here"},
+    )
+
+    @validates("dial_string")
+    def _dial_string(self, value: str | None, **_) -> None:
+        if value is not None and not _dial_string_ok(value):
+            raise ValidationError(
+                'Like "PJSIP/{number}@trunk": a technology, "/", and {number} once; '
+                "letters, digits and _ . : @ / + - only."
+            )

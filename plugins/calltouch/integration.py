@@ -124,6 +124,7 @@ def _check_answer(answer: Any, response: Any, token: str) -> None:
 class Calltouch(Integration):
     key = "calltouch"
     title = "Calltouch"
+    summary = "Leads and call results go to Calltouch's request log."
     description = (
         "Every lead appears in Calltouch's request log with the visitor's session id and the tag "
         "perezvon_dtmf_<code> (widget 11, lead generator 12, mobile lead generator 13, mobile panel 14, site forms "

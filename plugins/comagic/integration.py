@@ -89,6 +89,7 @@ def session_id_of(lead: dict[str, Any]) -> int | None:
 class Comagic(Integration):
     key = "comagic"
     title = "CoMagic"
+    summary = "Leads and call results go to CoMagic as the site's requests."
     description = (
         "Leads go to CoMagic as the site's requests (Data API upload.offline_messages), call results as tags "
         "(set.tag_communications). Needs a permanent Data API key and the site id; allow the server's IP under "

@@ -112,6 +112,7 @@ def validation_url(mp_url: str) -> str:
 class GoogleAnalytics(Integration):
     key = "google_analytics"
     title = "Google Analytics"
+    summary = "Site events and call results as Google Analytics events."
     description = (
         "Events the enabled apps declare on the site are sent with category PEREZVON and the event's name as the "
         "action (widget_shown, widget_lead, offhours_lead, …) through gtag or ga — the tag must be on the site. "

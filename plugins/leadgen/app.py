@@ -5,9 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from perezvon.api import AppEditor, Application, EditorElement, LeadSource, PreviewOption
+from perezvon.api import (
+    AppEditor,
+    Application,
+    CallStateTexts,
+    EditorElement,
+    LeadSource,
+    PageGate,
+    PreviewOption,
+    shown_where_any,
+)
 from perezvon.plugins.leadgen.schemas import MAX_PER_SESSION, LeadgenSettings
-from perezvon.plugins.widget.rules import CallStateTexts
 
 KEY = "leadgen"
 
@@ -95,11 +103,8 @@ LEAD_SOURCE = LeadSource(key=KEY, title="Генератор лидов", calltou
 
 class Leadgen(Application):
     key = KEY
-    title = "Генератор лидов"
-    description = (
-        "Промо-окна с предложением: обложка, шторки с формой и таймер звонка. "
-        "Promotional pop-ups: a cover, curtains with the form, a call timer."
-    )
+    title = "Lead generator"
+    description = "Promotional pop-ups: a cover, curtains with the form, a call timer."
     lead_source = KEY
     settings_schema = LeadgenSettings
     client_script = Path(__file__).with_name("static") / "leadgen.js"
@@ -113,3 +118,7 @@ class Leadgen(Application):
     def client_config(self, connection, settings: dict[str, Any]) -> dict[str, Any]:
         # switched-off generators never reach the browser
         return {"max_per_session": MAX_PER_SESSION, "generators": [g for g in settings["generators"] if g["enabled"]]}
+
+    def page_gate(self, settings: dict[str, Any]) -> PageGate:
+        # each promotion shows where all its filters match; one without URL filters, anywhere
+        return shown_where_any(g["filters"] for g in settings["generators"] if g["enabled"] and g["channels"])

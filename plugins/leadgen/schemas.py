@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from perezvon.plugins.widget.rules import (
+from perezvon.api import (
     CHANNELS,
     CallStateTexts,
     Color,
-    ConditionFields,
-    Strict,
+    SettingsSchema,
+    UrlUtmCondition,
     WebUrl,
+    day,
     label,
     nested,
     words,
@@ -24,7 +25,7 @@ MAX_PER_SESSION = 5
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif"
 
 
-class CoverSchema(Strict):
+class CoverSchema(SettingsSchema):
     background = Color("#0f172a", metadata=label("Background"))
     background_image = WebUrl(load_default="", metadata=label("Background image"))
     close_color = Color("#e2e8f0", metadata=label("Close button"))
@@ -37,7 +38,7 @@ class CoverSchema(Strict):
     text2_color = Color("#f1f5f9", metadata=label("Text 2 colour"))
 
 
-class CallSchema(Strict):
+class CallSchema(SettingsSchema):
     """Two curtains slide over the cover: one with the form, one with text and an image."""
 
     curtain_on = fields.String(
@@ -79,7 +80,7 @@ class CallSchema(Strict):
     time_label = words("Время", 60, "Time label")
 
 
-class TimerSchema(Strict):
+class TimerSchema(SettingsSchema):
     """The screen after the number is left. Off hours it shows the chosen time."""
 
     background = Color("#0f172a", metadata=label("Background"))
@@ -96,7 +97,7 @@ class LiveTimerSchema(CallStateTexts, TimerSchema):
     the config of a connection with 100 generators.)"""
 
 
-class ScreensSchema(Strict):
+class ScreensSchema(SettingsSchema):
     cover = nested(CoverSchema, "Cover")
     call = nested(CallSchema, "Call")
     timer = nested(TimerSchema, "Timer")
@@ -116,7 +117,7 @@ OFFHOURS = {
 }
 
 
-class TriggerSchema(Strict):
+class TriggerSchema(SettingsSchema):
     kind = fields.String(
         load_default="scroll", validate=validate.OneOf(["time", "exit", "scroll"]), metadata=label("Trigger")
     )
@@ -134,7 +135,7 @@ class TriggerSchema(Strict):
     )
 
 
-class GeneratorSchema(Strict):
+class GeneratorSchema(SettingsSchema):
     id = fields.String(
         required=True,
         validate=validate.Regexp(r"^[A-Za-z0-9_-]{1,40}$", error="Latin letters, digits, - and _."),
@@ -142,8 +143,8 @@ class GeneratorSchema(Strict):
     )
     name = words("Акция", 200, "Name")
     enabled = fields.Boolean(load_default=True, metadata=label("On"))
-    active_from = ConditionFields._declared_fields["date_from"]
-    active_to = ConditionFields._declared_fields["date_to"]
+    active_from = day("From")
+    active_to = day("To")
     renew = fields.Boolean(
         load_default=True,
         metadata=label("Renew automatically", help="when the period ends it starts again, same length"),
@@ -154,7 +155,7 @@ class GeneratorSchema(Strict):
         metadata=label("Channels"),
     )
     filters = fields.List(
-        fields.Nested(ConditionFields),
+        fields.Nested(UrlUtmCondition),
         load_default=list,
         validate=validate.Length(max=50),
         metadata=label("URL and UTM filters (all must match)"),
@@ -174,7 +175,7 @@ class GeneratorSchema(Strict):
             raise ValidationError({"active_from": ["A renewed period needs its first day."]})
 
 
-class LeadgenSettings(Strict):
+class LeadgenSettings(SettingsSchema):
     generators = fields.List(
         fields.Nested(GeneratorSchema),
         load_default=list,

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
+from babel.dates import format_date as babel_date
 from babel.dates import format_datetime as babel_datetime
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -49,6 +50,9 @@ ACTIVATION = "activation"
 SITE_SNIPPET = "site_snippet"
 #: a site-form e-mail kept without a callback (no phone in it, or refused): the siteforms plugin's
 FORM_EMAIL_KEPT = "form_email_kept"
+#: a site's daily or weekly digest, and a problem alert: the reports plugin's (docs/notifications.md)
+DIGEST = "digest"
+PROBLEM = "problem"
 #: kinds about a visitor's lead: they carry its details, the site's time zone and a link to the call
 ABOUT_LEADS = (CALL_SUCCEEDED, CALL_FAILED, LEAD_DELAYED)
 #: kinds sent at most once per subject (a call, a kept e-mail): the Message-ID is stable, so a re-run job
@@ -62,6 +66,8 @@ REQUIRED_DATA = {
     ACTIVATION: ("user", "link", "expires_at"),
     SITE_SNIPPET: ("connection", "snippet"),
     FORM_EMAIL_KEPT: ("connection", "message"),
+    DIGEST: ("connection", "period", "totals", "by_source", "by_channel"),
+    PROBLEM: ("problem",),
 }
 
 # Lengths at which visitor-supplied text is cut, by where it is shown.
@@ -90,6 +96,12 @@ CHANNEL_LABELS = {
     "ads": N_("advertising"),
     "referral": N_("links from other sites"),
     "social": N_("social networks"),
+}
+PROBLEM_TITLES = {
+    "telephony_unreachable": N_("Telephony is unreachable"),
+    "operator_failing": N_("An operator number keeps failing"),
+    "deliveries_failing": N_("Deliveries to an integration are failing"),
+    "recording_quota": N_("Recording storage is nearly full"),
 }
 DIRECTION_LABELS = {
     "operator_first": N_("operator first"),
@@ -300,10 +312,12 @@ class Composer:
             ACTIVATION: self._activation_context,
             SITE_SNIPPET: self._site_snippet_context,
             FORM_EMAIL_KEPT: self._form_email_kept_context,
+            DIGEST: self._digest_context,
+            PROBLEM: self._problem_context,
         }[kind]
         context = build(data, locale)
         about_leads = kind in ABOUT_LEADS
-        context.update(lang=locale, about_leads=about_leads, timezone_note=about_leads)
+        context.update(lang=locale, about_leads=about_leads, timezone_note=context.get("timezone_note", about_leads))
         env = environment(locale)
         name = f"mail/{notification.kind}"
         subject = env.get_template(f"{name}.subject.txt").render(context)
@@ -323,6 +337,7 @@ class Composer:
             "call": self._call_view(call, tz, locale),
             "attempts": [self._attempt_view(attempt, tz, locale) for attempt in chain],
             "call_url": self._call_url(call.get("id")),
+            "recording": link(data.get("recording_url")),
         }
 
     def _lead_delayed_context(self, data: Mapping[str, Any], locale: str) -> dict[str, Any]:
@@ -355,6 +370,8 @@ class Composer:
                 "email": one_line(user.get("email"), 254),
             },
             "link": activation,
+            # the same one-time link resets a forgotten password: the message then says so
+            "reset": bool(data.get("reset")),
             "expires_at": self._time(expires, tz, locale),
             "timezone": _zone_label(tz, expires),
         }
@@ -393,6 +410,99 @@ class Composer:
             "note": in_language(data.get("note")),
         }
 
+    def _digest_context(self, data: Mapping[str, Any], locale: str) -> dict[str, Any]:
+        connection, period, totals = data["connection"], data["period"], data["totals"]
+        tr = translations(locale)
+        tz = zone(connection.get("timezone"))
+        start, end = parse_time(period.get("from")), parse_time(period.get("to"))
+        if start is None or end is None:
+            raise NotificationDataError("a digest's period needs 'from' and 'to' as ISO 8601 times")
+        first, last = start.astimezone(tz).date(), (end.astimezone(tz) - dt.timedelta(seconds=1)).date()
+        weekly = period.get("kind") == "weekly"
+        if weekly:
+            label = tr.gettext("the week of %(first)s to %(last)s") % {
+                "first": babel_date(first, "d MMMM", locale=locale),
+                "last": babel_date(last, "d MMMM y", locale=locale),
+            }
+        else:
+            label = babel_date(first, "d MMMM y", locale=locale)
+
+        def count(value: Any) -> int:
+            return int(value) if isinstance(value, (int, float)) else 0
+
+        def channel(key: Any) -> str:
+            return tr.gettext(CHANNEL_LABELS[key]) if key in CHANNEL_LABELS else one_line(key, 40)
+
+        return {
+            **self._site_context(connection, tz, start),
+            "weekly": weekly,
+            "period": label,
+            "totals": {key: count(totals.get(key)) for key in ("calls", "handled", "lost")},
+            "by_source": [
+                {
+                    "title": gettext(one_line(row.get("title") or row.get("source"), 100), locale),
+                    "calls": count(row.get("calls")),
+                    "handled": count(row.get("handled")),
+                }
+                for row in data["by_source"]
+            ],
+            "by_channel": [
+                {
+                    "title": channel(row.get("channel")),
+                    "calls": count(row.get("calls")),
+                    "handled": count(row.get("handled")),
+                }
+                for row in data["by_channel"]
+            ],
+            "dashboard": link(data.get("dashboard_url")),
+            "preferences_url": self.preferences_url,
+        }
+
+    def _problem_context(self, data: Mapping[str, Any], locale: str) -> dict[str, Any]:
+        tr = translations(locale)
+        problem = data["problem"]
+        code = one_line(problem.get("code"), 40)
+        details = problem.get("details") or {}
+        connection = data.get("connection")
+        tz = zone(connection.get("timezone")) if connection else zone(DEFAULT_TIMEZONE)
+        since = parse_time(details.get("since"))
+        site = (
+            self._site_context(connection, tz, since)
+            if connection
+            else {"site": None, "timezone": _zone_label(tz, since)}
+        )
+        statuses = details.get("statuses") or []
+        return {
+            **site,
+            "code": code,
+            "title": tr.gettext(PROBLEM_TITLES[code]) if code in PROBLEM_TITLES else code,
+            "details": {
+                "reason": one_line(details.get("reason"), VALUE_LIMIT),
+                "operator_number": format_phone(details.get("operator_number"))
+                if details.get("operator_number")
+                else "",
+                "failures": int(details.get("failures") or 0),
+                "statuses": ", ".join(str(s) for s in statuses if isinstance(s, int)),
+                "last_reason": gettext(one_line(details.get("last_reason")), locale)
+                if details.get("last_reason")
+                else "",
+                "integration": gettext(one_line(details.get("title") or details.get("integration"), 100), locale),
+                "since": self._time(since, tz, locale),
+                "last_error": one_line(details.get("last_error"), VALUE_LIMIT),
+                "last_status": details.get("last_status") if isinstance(details.get("last_status"), int) else None,
+                "used": one_line(details.get("used"), 40),
+                "limit": one_line(details.get("limit"), 40),
+            },
+            "link": link(data.get("url")),
+            "preferences_url": self.preferences_url,
+            "timezone_note": bool(since),
+        }
+
+    @property
+    def preferences_url(self) -> str:
+        # the reports plugin's page of a user's own digest and alert choices (docs/notifications.md)
+        return f"{self.public_url}/p/reports/preferences"
+
     # --- pieces -------------------------------------------------------------------------------
 
     def _site_context(self, connection: Mapping[str, Any], tz: ZoneInfo, moment: dt.datetime | None) -> dict[str, Any]:
@@ -411,7 +521,8 @@ class Composer:
     def _lead_view(self, lead: Mapping[str, Any], data: Mapping[str, Any], tz: ZoneInfo, locale: str) -> dict[str, Any]:
         tr = translations(locale)
         name = one_line(lead.get("name"), NAME_LIMIT)
-        phone = format_phone(lead.get("phone"))
+        masked = bool(data.get("contacts_masked"))  # the recipient may not see the client's contacts
+        phone = one_line(lead.get("phone"), 40) if masked else format_phone(lead.get("phone"))
         short_name = truncate(name, NAME_IN_SUBJECT)
         source = self.lead_sources.get(lead.get("source") or "")
         source_title = getattr(source, "title", None) or lead.get("source")
@@ -419,7 +530,7 @@ class Composer:
         return {
             "name": name,
             "phone": phone,
-            "phone_href": "tel:" + re.sub(r"[^0-9+]", "", str(lead.get("phone") or "")),
+            "phone_href": "" if masked else "tel:" + re.sub(r"[^0-9+]", "", str(lead.get("phone") or "")),
             # "who" in a subject: the phone first, so a long name can never hide it
             "who": f"{phone}, {short_name}" if short_name else phone,
             "office": one_line((data.get("office") or {}).get("name"), 200),

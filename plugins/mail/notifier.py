@@ -194,10 +194,17 @@ class MailNotifier(Notifier):
         """Write one RFC 5322 file, atomically: a reader never sees half a message."""
         self.outbox_dir.mkdir(parents=True, exist_ok=True)
         kind, subject = notification.kind, file_safe(notification.subject_id)
-        if kind in ONCE_PER_SUBJECT:  # the same job run again (a retry, a restart) must not write a second copy
-            existing = sorted(self.outbox_dir.glob(f"*-{kind}-{subject}.eml"))
-            if existing:
-                return existing[0]
+        # the same subject also goes, masked, to users who may not see clients' contacts: a file of its own
+        if notification.data.get("contacts_masked"):
+            subject += "-masked"
+        # the same job run again (a retry, a restart) must not write a second copy: a hidden marker
+        # names the file written, one look-up however large the outbox grows (a glob grew with it)
+        marker = self.outbox_dir / f".once-{kind}-{subject}"
+        if kind in ONCE_PER_SUBJECT:
+            try:
+                return self.outbox_dir / marker.read_text(encoding="ascii")
+            except FileNotFoundError:
+                pass
         stamp = notification.created_at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
         final = self.outbox_dir / f"{stamp}-{kind}-{subject}.eml"
         # mkstemp makes the file 0600: activation links and clients' phones are for the admin only
@@ -211,6 +218,8 @@ class MailNotifier(Notifier):
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+        if kind in ONCE_PER_SUBJECT:
+            marker.write_text(final.name, encoding="ascii")
         return final
 
     # --- data the core does not send yet --------------------------------------------------------

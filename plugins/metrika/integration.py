@@ -58,6 +58,7 @@ class MetrikaSettings(Schema):
 class Metrika(Integration):
     key = "metrika"
     title = "Yandex Metrika"
+    summary = "Site events as Yandex Metrika goals."
     description = (
         'In Metrika create goals of type "JavaScript event" named perezvon_ and the site event\'s name '
         "(perezvon_widget_lead, perezvon_leadgen_lead, perezvon_offhours_lead …; the enabled apps' events are "

@@ -11,5 +11,5 @@ def perezvon_settings_schema():
 
 
 @hookimpl
-def perezvon_register_telephony(registry, settings):
-    registry.add_telephony(SimulatedTelephony(settings))
+def perezvon_register_telephony(registry, settings, core_settings):
+    registry.add_telephony(SimulatedTelephony(settings, core_settings))

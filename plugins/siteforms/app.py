@@ -34,7 +34,8 @@ class SiteForms(Application):
     settings_schema = SiteFormsAppSettings
     client_script = None
     #: the technical address, the test e-mail and the e-mails kept without a callback (panel.py)
-    admin_panel = AdminPanel("panel.html", actions=("send_test",))
+    # the kept e-mails' senders and subjects may be the client's address or phone
+    admin_panel = AdminPanel("panel.html", actions=("send_test",), contact_keys=("kept",))
 
     def __init__(self, settings: dict[str, Any] | None = None, core_settings: Settings | None = None) -> None:
         self.settings = settings if settings is not None else SiteFormsSettings().load({})

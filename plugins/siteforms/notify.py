@@ -8,12 +8,13 @@ connection's page; its recipients are told too, through the deployment's notifie
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
 from arq import Retry
 
-from perezvon.api import LOCALES, Connection, Notification, NotificationRecipient
+from perezvon.api import LOCALES, Connection, Notification, NotificationRecipient, addresses_without_contacts, mask_text
 from perezvon.plugins.siteforms.models import InboundMessage
 from perezvon.plugins.siteforms.panel import reason_text
 from perezvon.plugins.siteforms.texts import text
@@ -63,9 +64,30 @@ async def notify_kept(ctx: dict[str, Any], notifier_key: str, message_id: str) -
             },
         },
     )
+    # a form's sender or subject may be the client's own address or phone: masked for those who may not see it
+    blind = await addresses_without_contacts(connection.id, emails)
+    notifications = [notification]
+    if blind:
+        message_data = notification.data["message"]
+        masked = dataclasses.replace(
+            notification,
+            recipients=tuple(email for email in emails if email in blind),
+            data={
+                **notification.data,
+                "message": {
+                    **message_data,
+                    "sender": mask_text(message_data["sender"]),
+                    "subject": mask_text(message_data["subject"]),
+                },
+                "contacts_masked": True,
+            },
+        )
+        notification = dataclasses.replace(notification, recipients=tuple(e for e in emails if e not in blind))
+        notifications = [n for n in (notification, masked) if n.recipients]
     job_try = ctx.get("job_try", 1)
     try:
-        await notifier.send(notification)
+        for each in notifications:
+            await notifier.send(each)
     except Exception as exc:
         retry = getattr(exc, "retry", True)
         if retry and job_try < MAX_TRIES:

@@ -91,6 +91,7 @@ def event_body(event: CallEvent) -> dict[str, Any]:
 class Webhooks(Integration):
     key = "webhooks"
     title = "Webhooks"
+    summary = "Every call event as signed JSON to your URL."
     description = (
         "Every event (lead created, attempt finished, call finished) is POSTed as JSON to your URL, signed with "
         "HMAC-SHA256 in X-Perezvon-Signature. Check the signature and the timestamp (docs/webhooks.md)."

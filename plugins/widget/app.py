@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from perezvon.api import AppEditor, Application, EditorElement, LeadSource, PreviewOption
+from perezvon.api import AppEditor, Application, EditorElement, LeadSource, PageGate, PreviewOption, hidden_where
 from perezvon.plugins.widget.schemas import WidgetSettings
 
 KEY = "widget"
@@ -92,11 +92,8 @@ LEAD_SOURCE = LeadSource(key=KEY, title="Виджет обратного зво�
 
 class Widget(Application):
     key = KEY
-    title = "Виджет обратного звонка"
-    description = (
-        "Форма обратного звонка, которая появляется по времени, при уходе или прокрутке. "
-        "A callback form that pops up by time, exit intent or scroll."
-    )
+    title = "Callback widget"
+    description = "A callback form that pops up by time, exit intent or scroll."
     lead_source = KEY
     settings_schema = WidgetSettings
     client_script = Path(__file__).with_name("static") / "widget.js"
@@ -107,3 +104,10 @@ class Widget(Application):
         "widget_opened": "Widget opened",
         "widget_lead": "Lead from the widget",
     }
+
+    def page_gate(self, settings: dict[str, Any]) -> PageGate:
+        if settings["hashes"]:  # a #hash link on the page opens it whatever the rules say
+            return None
+        if not any(channel["show"] for channel in settings["channels"].values()):
+            return []
+        return hidden_where(settings["rules"])

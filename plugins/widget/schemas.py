@@ -5,25 +5,34 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from perezvon.plugins.widget.rules import (
-    CHANNELS,
-    FORMATS,
-    CallStateTexts,
-    Color,
-    ConditionFields,
-    Strict,
-    ThresholdsSchema,
-    WebUrl,
-    label,
-    nested,
-    words,
-)
+from perezvon.api import CHANNELS, CallStateTexts, Color, SettingsSchema, UrlUtmCondition, WebUrl, label, nested, words
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif"
 NAME_FIELD = ("hidden", "optional", "required")
 
 
-class LookSchema(Strict):
+FORMATS = ("horizontal", "square", "vertical", "edge")
+
+
+class ThresholdsSchema(SettingsSchema):
+    """When the automatic triggers fire (0 or null switches one off)."""
+
+    time_seconds = fields.Integer(
+        load_default=40, allow_none=True, validate=validate.Range(min=0, max=3600), metadata=label("By time on page, s")
+    )
+    exit = fields.Boolean(load_default=True, metadata=label("On exit intent"))
+    exit_after_seconds = fields.Integer(
+        load_default=5, validate=validate.Range(min=0, max=3600), metadata=label("Exit: not before, s")
+    )
+    scroll_percent = fields.Integer(
+        load_default=70,
+        allow_none=True,
+        validate=validate.Range(min=0, max=100),
+        metadata=label("By scroll, % of page"),
+    )
+
+
+class LookSchema(SettingsSchema):
     """How the form looks: every element styled on its own."""
 
     format = fields.String(
@@ -93,7 +102,7 @@ def partial_thresholds():
     return fields.Nested(ThresholdsSchema(partial=True), load_default=None, allow_none=True)
 
 
-class TriggerLooksSchema(Strict):
+class TriggerLooksSchema(SettingsSchema):
     """A look per trigger, over the main one."""
 
     time = partial_look()
@@ -106,7 +115,7 @@ class TriggerLooksSchema(Strict):
     button = partial_look()
 
 
-class ChannelRuleSchema(Strict):
+class ChannelRuleSchema(SettingsSchema):
     show = fields.Boolean(load_default=True, metadata=label("Show"))
     format = fields.String(
         load_default=None, allow_none=True, validate=validate.OneOf(FORMATS), metadata=label("Format")
@@ -115,7 +124,7 @@ class ChannelRuleSchema(Strict):
     offhours_thresholds = partial_thresholds()
 
 
-class ChannelsSchema(Strict):
+class ChannelsSchema(SettingsSchema):
     direct = nested(ChannelRuleSchema, "Direct")
     organic = nested(ChannelRuleSchema, "Organic search")
     ads = nested(ChannelRuleSchema, "Ads")
@@ -123,7 +132,7 @@ class ChannelsSchema(Strict):
     social = nested(ChannelRuleSchema, "Social")
 
 
-class RuleSchema(ConditionFields):
+class RuleSchema(UrlUtmCondition):
     """A URL or UTM rule: when it matches (highest weight wins) it changes the widget."""
 
     show = fields.Boolean(load_default=True, metadata=label("Show (no = never)"))
@@ -135,7 +144,7 @@ class RuleSchema(ConditionFields):
     look = partial_look()
 
 
-class HashSchema(Strict):
+class HashSchema(SettingsSchema):
     """A link <a href="#NAME"> on the site opens the widget configured for NAME."""
 
     name = fields.String(
@@ -149,7 +158,7 @@ class HashSchema(Strict):
     look = partial_look()
 
 
-class TimeScreenSchema(Strict):
+class TimeScreenSchema(SettingsSchema):
     title = words("Когда вам удобно поговорить?", 200, "Title")
     day_label = words("День", 60, "Day label")
     time_label = words("Время", 60, "Time label")
@@ -167,7 +176,7 @@ class ClosingSchema(CallStateTexts):
     offhours_text = words("Мы перезвоним вам в выбранное время:", 300, "Text (off hours)")
 
 
-class LauncherSchema(Strict):
+class LauncherSchema(SettingsSchema):
     """A round call button in the corner that opens the widget at any time."""
 
     show = fields.Boolean(load_default=True, metadata=label("Show the button"))
@@ -176,7 +185,7 @@ class LauncherSchema(Strict):
     label_text = words("Заказать обратный звонок", 100, "Screen-reader label")
 
 
-class WidgetSettings(Strict):
+class WidgetSettings(SettingsSchema):
     look = nested(LookSchema, "Look")
     thresholds = nested(ThresholdsSchema, "Triggers (working hours)")
     offhours_thresholds = nested(ThresholdsSchema, "Triggers (off hours)", time_seconds=60)

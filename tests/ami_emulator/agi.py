@@ -12,7 +12,8 @@ master agree for the parts used): ``res/res_agi.c`` (``launch_asyncagi()``,
 ``main/utils.c`` (``ast_uri_encode()``), ``main/file.c`` (where sound files are
 looked for), ``apps/app_amd.c``, ``apps/app_mixmonitor.c``, ``apps/app_senddtmf.c``
 + ``main/app.c`` ``dtmf_stream()``, ``apps/app_playback.c``, ``main/pbx_builtins.c``
-(``Wait``, ``Hangup``), ``main/features.c`` ``bridge_exec()``, ``main/bridge.c``
+(``Wait``, ``Hangup``), ``res/res_musiconhold.c`` (``local_ast_moh_start()``,
+``local_ast_moh_stop()``, the generators' release), ``main/features.c`` ``bridge_exec()``, ``main/bridge.c``
 ``ast_bridge_add_channel()``, ``main/bridge_after.c``, ``main/channel.c``
 ``ast_channel_yank()``/``channel_do_masquerade()``, ``main/manager_bridges.c``.
 docs/ami-emulator.md, section "Async AGI (the Perezvon dialplan)", says what is and
@@ -174,6 +175,7 @@ _COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("get", "variable"), "_cmd_get_variable", "GET VARIABLE <variablename>"),
     (("hangup",), "_cmd_hangup", "HANGUP [<channelname>]"),
     (("noop",), "_cmd_noop", "NOOP"),
+    (("set", "music"), "_cmd_set_music", "SET MUSIC <on|off> <class>"),
     (("set", "variable"), "_cmd_set_variable", "SET VARIABLE <variablename> <value>"),
     (("stream", "file"), "_cmd_stream_file", "STREAM FILE <filename> <escape_digits> [<sample offset>]"),
 )
@@ -267,13 +269,20 @@ class Bridge:
 class AsyncAgi:
     """The dialplan runner, Async AGI and its applications, owned by one AmiEmulator."""
 
-    def __init__(self, emulator: AmiEmulator, contexts: Any, sounds_dir: str, monitor_dir: str):
+    def __init__(
+        self, emulator: AmiEmulator, contexts: Any, sounds_dir: str, monitor_dir: str, moh_classes: Any = ("default",)
+    ):
         self.emu = emulator
         self.contexts = frozenset(contexts)
         self.sounds_dir = sounds_dir
         self.monitor_dir = monitor_dir
+        #: the classes musiconhold.conf defines (names compare case-insensitively, as ao2 finds them)
+        self.moh_classes = {name.lower(): name for name in moh_classes}
         self._thread_ids = itertools.count(139_800_000_000_000, 4096)
         self.recordings: list[dict[str, Any]] = []
+        #: every music on hold that played: channel, uniqueid, class, asked (the class SET MUSIC
+        #: named, "" for none), and once it ended: stopped_by ("SET MUSIC OFF", "file", "hangup")
+        self.music: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ the dialplan --
     def wants(self, chan: Channel) -> bool:
@@ -511,6 +520,47 @@ class AsyncAgi:
         self.emu._set_var(chan, argv[2], argv[3])
         return RESULT_SUCCESS, "200 result=1\n"
 
+    # -- music on hold -------------------------------------------------------------
+    async def _cmd_set_music(self, chan: Channel, argv: list[str]) -> tuple[int, str]:
+        """handle_setmusic(): fewer than 3 words is the usage; a third word starting with "on"
+        (strncasecmp, 2 characters) starts the class named by the fourth (or none), one
+        starting with "off" stops it, anything else does nothing; the answer is always
+        ``200 result=0`` -- even when no class could be started."""
+        if len(argv) < 3:
+            return RESULT_SHOWUSAGE, ""
+        if argv[2][:2].lower() == "on":
+            self.moh_start(chan, argv[3] if len(argv) > 3 else "")
+        elif argv[2][:3].lower() == "off":
+            self.moh_stop(chan, "SET MUSIC OFF")
+        return RESULT_SUCCESS, "200 result=0\n"
+
+    def moh_start(self, chan: Channel, asked: str) -> bool:
+        """local_ast_moh_start(chan, mclass, NULL): the class asked for if musiconhold.conf has
+        it, else "default", else nothing (-1, no event). Activating the generator releases a
+        generator already there first (its MusicOnHoldStop), then MusicOnHoldStart with the
+        class's own name."""
+        name = (self.moh_classes.get(asked.lower()) if asked else None) or self.moh_classes.get("default")
+        if name is None:
+            return False
+        self.moh_stop(chan, "SET MUSIC ON")
+        playing = {"channel": chan.name, "uniqueid": chan.uniqueid, "class": name, "asked": asked}
+        chan.music = playing
+        self.music.append(playing)
+        self.emu._emit(F.CALL, "MusicOnHoldStart", chan.fields() + [("Class", name)])
+        return True
+
+    def moh_stop(self, chan: Channel, why: str) -> None:
+        """The MOH generator's release (moh_release() / moh_files_release(): MusicOnHoldStop),
+        run by ast_deactivate_generator() -- SET MUSIC OFF, a file starting to play
+        (ast_openstream_full()), a new generator -- and by ast_hangup(). Nothing when no
+        music plays."""
+        playing = chan.music
+        if playing is None:
+            return
+        chan.music = None
+        playing["stopped_by"] = why
+        self.emu._emit(F.CALL, "MusicOnHoldStop", chan.fields())
+
     # -- playing files ------------------------------------------------------------
     def find_sound(self, name: str, language: str) -> str | None:
         """main/file.c fileexists_core(): <lang>/<file>, then <file>, then en/<file>; a
@@ -587,6 +637,9 @@ class AsyncAgi:
             if parsed is None:
                 return RESULT_SHOWUSAGE, ""
             offset = parsed
+        # ast_openstream_full() deactivates the generator before it looks for the file: music
+        # on hold stops for good, even when the file is missing
+        self.moh_stop(chan, "file")
         path = self.find_sound(argv[2], chan.language)
         if path is None:
             return RESULT_FAILURE, f"200 result=-1 endpos={offset}\n"
@@ -720,6 +773,7 @@ class AsyncAgi:
             return -1
         args = _separate_args(data)
         res, failed = 0, False
+        self.moh_stop(chan, "file")  # ast_streamfile() -> ast_openstream_full(), as STREAM FILE
         for front in (f.strip() for f in (args[0] if args else "").split("&")):
             if res:
                 break

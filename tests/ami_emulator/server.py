@@ -317,6 +317,7 @@ class Channel:
     bridge: Any = None
     dtmf_listeners: list[Callable[[str, str], None]] = field(default_factory=list)
     recordings: list[dict[str, Any]] = field(default_factory=list)
+    music: dict[str, Any] | None = None  # the music on hold playing (agi.py moh_start), if any
 
     def fields(self, prefix: str = "") -> list[tuple[str, str]]:
         """ast_manager_build_channel_state_string_prefix() (main/manager_channels.c)."""
@@ -534,6 +535,7 @@ class AmiEmulator:
     sounds_dir       -- Asterisk's <datadir>/sounds: where STREAM FILE / Playback look for
                         relative file names.
     monitor_dir      -- Asterisk's monitor directory: where MixMonitor puts relative names.
+    moh_classes      -- the classes musiconhold.conf defines: what AGI SET MUSIC ON can play.
     """
 
     def __init__(
@@ -566,6 +568,7 @@ class AmiEmulator:
         async_agi_contexts: Iterable[str] = (),
         sounds_dir: str = "/var/lib/asterisk/sounds",
         monitor_dir: str = "/var/spool/asterisk/monitor",
+        moh_classes: Iterable[str] = ("default",),
     ):
         if reason_model not in ("pjsip", "chan_sip"):
             raise ValueError("reason_model is 'pjsip' or 'chan_sip'")
@@ -607,7 +610,7 @@ class AmiEmulator:
             timeout_cause = F.CAUSE_NO_ANSWER if fixed else F.CAUSE_NOT_DEFINED
         self.timeout_cause = timeout_cause
         self.technologies = {"pjsip", "local"} | ({"sip"} if major < 21 else set())
-        self.agi = AsyncAgi(self, async_agi_contexts, sounds_dir, monitor_dir)
+        self.agi = AsyncAgi(self, async_agi_contexts, sounds_dir, monitor_dir, moh_classes)
 
         # what tests look at
         self.received_actions: list[ActionRecord] = []
@@ -1312,6 +1315,7 @@ class AmiEmulator:
         fields = chan.fields() + [("Cause", str(chan.hangup_cause)), ("Cause-txt", F.cause_text(chan.hangup_cause))]
         if self.hangup_tech_cause and chan.tech_cause:
             fields.append(("TechCause", str(chan.tech_cause)))
+        self.agi.moh_stop(chan, "hangup")  # ast_hangup() releases the generator before the Hangup
         self._emit(F.CALL, "Hangup", fields)
         self.channels.pop(chan.uniqueid, None)
         self.agi.finish_recordings(chan)

@@ -45,6 +45,42 @@ async def test_goals_and_events_reach_the_counters_and_the_session_reaches_the_l
     assert errors == []
 
 
+async def test_the_sliders_opening_and_card_clicks_are_goals_with_no_edit_to_metrika_or_ga(live, make_site, page):
+    """The slider declares its events (slider_opened, slider_card_click, slider_lead): the counters make
+    goals of them as of any app's; the card's id travels in the event's detail."""
+    site = await make_site()
+    await enablement.enable(
+        site,
+        enablement.APPLICATION,
+        "slider",
+        {"cards": [{"id": "promo", "kind": "promotion", "title": "Скидка", "details": "Подробности"}]},
+    )
+    for key, settings in (
+        ("metrika", {"counter_id": "87654321"}),
+        ("google_analytics", {"measurement_id": "G-TEST12345"}),
+    ):
+        await enablement.enable(site, enablement.INTEGRATION, key, settings)
+    await page.add_init_script(
+        "window.__clicks = []; window.Perezvon = {q: [['slider_card_click', d => window.__clicks.push(d.card)]]};"
+    )
+    await page.goto(live.page_url(site, "analytics.html"))
+    # the counters' scripts load after the config: click once both have run
+    scripts = (
+        "performance.getEntriesByType('resource').filter(e => /int-(metrika|google_analytics)/.test(e.name)).length"
+    )
+    await page.wait_for_function(f"{scripts} === 2", timeout=20000)
+    await page.wait_for_function("new Promise(r => setTimeout(() => r(true), 100))")
+    await page.locator("[data-perezvon=slider] .tab").click(timeout=20000)
+    await page.locator("[data-perezvon=slider] .card[data-card=promo]").click()
+    await page.wait_for_function("calls.some(c => c[3] === 'perezvon_slider_card_click')")
+    calls = await page.evaluate("calls")
+    for event in ("slider_opened", "slider_card_click"):
+        assert ["ym", 87654321, "reachGoal", f"perezvon_{event}"] in calls
+        assert ["gtag", "event", event, {"event_category": "PEREZVON", "send_to": "G-TEST12345"}] in calls
+    assert await page.evaluate("window.__clicks") == ["promo"]
+    assert "slider_lead" in await page.evaluate("window.Perezvon.events")
+
+
 # A third-party app, declared here: its client script emits one declared event and one it does not
 # declare. Metrika and GA get a goal for the declared one with no edit to either plugin.
 CLICKER_JS = """

@@ -17,7 +17,7 @@ import functools
 import heapq
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,9 +30,10 @@ from openpyxl.xml.constants import SHEET_MAIN_NS
 from openpyxl.xml.functions import xmlfile
 
 from perezvon.core.call_filters import _connections_to_scan, cursor_after, filtered_calls, newest_first
-from perezvon.core.models import Attempt, CallTag, Connection, Department, Office
+from perezvon.core.masking import mask_phone, mask_value
+from perezvon.core.models import Attempt, CallNote, CallTag, Connection, Department, Office
 from perezvon.web.admin.i18n import translate
-from perezvon.web.admin.labels import DIRECTION, STATUS
+from perezvon.web.admin.labels import CHANNEL, DIRECTION, STATUS, TRIGGER
 
 BATCH = 2000
 
@@ -119,13 +120,10 @@ COLUMNS = [
     "Source-specific data",
     "Call id",
     "Lead id",
+    "Notes",
 ]
 VISIT_COLUMNS = ("pages", "seconds_on_site", "trigger", "rule")
 _VISIT_KEYS = frozenset(VISIT_COLUMNS)
-
-
-def _yes_no(value: bool | None) -> str | None:
-    return None if value is None else ("yes" if value else "no")
 
 
 def _naive(moment: dt.datetime | None) -> dt.datetime | None:
@@ -328,10 +326,22 @@ _AT = {name: index for index, name in enumerate(SELECT)}
 
 
 class Exporter:
-    def __init__(self, locale: str = "ru") -> None:
+    """Every cell a person reads is in the exporting user's language: codes (status, channel, app,
+    direction, yes/no) go through lookup dicts built here once, not through the catalog per cell."""
+
+    def __init__(self, locale: str = "ru", app_titles: dict[str, str] | None = None) -> None:
         self.locale = locale
         self.titles = [translate(title, locale) for title in COLUMNS]
         self._tr = functools.lru_cache(maxsize=4096)(lambda message: translate(message, locale) if message else None)
+        #: the app (lead source) by its code: the user's words, a code nobody named stays as it is
+        self.apps = dict(app_titles or {})
+        self.channels = {code: translate(label, locale) for code, label in CHANNEL.items()}
+        self.triggers = {code: translate(label, locale) for code, label in TRIGGER.items()}
+        self.yes_no = {True: translate("Yes", locale), False: translate("No", locale), None: None}
+        # the unit from the catalog (CLDR's short unit: "с", "sec"), not babel.units: loading Babel's
+        # locale data for it grew the export's peak memory by ~5 MB for one word
+        seconds = translate("%(seconds)s sec", locale)
+        self._seconds = functools.lru_cache(maxsize=1024)(lambda value: seconds % {"seconds": value})
 
     def _status(self, status: str) -> str:
         return self._tr(STATUS.get(status, status))
@@ -342,7 +352,12 @@ class Exporter:
         visible: list[int] | None,
         path: Path,
         progress: Callable[[int, int], Awaitable[None]] | None = None,
+        *,
+        contacts: Collection[int] | None = None,
     ) -> int:
+        """Write the calls matching ``filters`` among the ``visible`` connections to ``path``. ``contacts``: the
+        connections whose client phones and e-mails are written in full (``None``: all); elsewhere they are
+        masked (docs/admin.md#who-may-do-what), decided here once per connection, not per row."""
         query = filtered_calls(filters, visible)
         total = await query.count()
         if progress:
@@ -356,6 +371,7 @@ class Exporter:
         self.default_zone = ZoneInfo("Europe/Moscow")
         # per connection: its site and name, once (not per row)
         self.sites = {cid: (c.domain, _cell_value(c.name)) for cid, c in connections.items()}
+        self.masked = frozenset(() if contacts is None else set(connections) - set(contacts))
         self.offices = {
             key: _cell_value(name)
             for key, name in await Office.filter(connection_id__in=list(connections)).values_list("id", "name")
@@ -383,7 +399,8 @@ class Exporter:
             ids = [row[0] for row in rows]
             tags = await self._tags_of(ids)
             chains = await self._chains_of(ids)
-            lines = [self._line(row, tags, chains) for row in rows]
+            notes = await self._notes_of(ids)
+            lines = [self._line(row, tags, chains, notes) for row in rows]
             if writing is not None:
                 await writing
             # the sheet is written in a thread while the next batch is read from the database
@@ -467,6 +484,16 @@ class Exporter:
         return {key: _cell_value(", ".join(names)) for key, names in found.items()}
 
     @staticmethod
+    async def _notes_of(ids: list[str]) -> dict[str, str]:
+        """The notes of a batch of calls (one query), each call's joined oldest first."""
+        found: dict[str, list[str]] = {}
+        for call_id, text in await _raw_rows(
+            CallNote.filter(call_id__in=ids).order_by("call_id", "created_at", "id").values("call_id", "text")
+        ):
+            found.setdefault(str(call_id), []).append(text)
+        return {key: _cell_value("\n\n".join(texts)) for key, texts in found.items()}
+
+    @staticmethod
     async def _chains_of(ids: list[str]) -> dict[str, list[tuple]]:
         chains: dict[str, list[tuple]] = {}
         for attempt in await _raw_rows(
@@ -491,7 +518,7 @@ class Exporter:
         for line in lines:
             sheet.append(line)
 
-    def _line(self, row, tags, chains) -> list[Any]:
+    def _line(self, row, tags, chains, notes) -> list[Any]:
         """One row of the sheet, from a row of :data:`SELECT`. Text that came from visitors goes through
         :func:`_cell_value` (control characters, formulas); empty values become None, which costs no cell."""
         (
@@ -535,6 +562,9 @@ class Exporter:
         at = created_at.astimezone(zone)
         visit = _json_value(visit) or {}
         extra = _json_value(extra)
+        if connection_id in self.masked:
+            phone = mask_phone(phone)
+            extra = mask_value(extra)
         text = _cell_value
         chain = chains.get(call_id)
         return [
@@ -545,7 +575,7 @@ class Exporter:
             self.offices.get(office_id),
             self.departments.get(department_id),
             self.fixed["callback"],
-            source,
+            self.apps.get(source, source),
             phone,
             text(name),
             operator_number or None,
@@ -554,10 +584,10 @@ class Exporter:
             self._status(display_status),
             self._tr(reason),
             attempts_made,
-            _yes_no(is_unique),
-            _yes_no(is_target),
+            self.yes_no[is_unique],  # True/False, or 1/0 from SQLite: the same keys
+            self.yes_no[is_target],
             tags.get(call_id),
-            channel,
+            self.channels.get(channel, channel),
             text(utm_source),
             text(utm_medium),
             text(utm_campaign),
@@ -568,7 +598,7 @@ class Exporter:
             _naive(_local(_moment(preferred_at), zone)),
             text(visit.get("pages")),
             text(visit.get("seconds_on_site")),
-            text(visit.get("trigger")),
+            self._trigger(visit.get("trigger")),
             text(visit.get("rule")),
             None
             if visit.keys() <= _VISIT_KEYS
@@ -578,11 +608,16 @@ class Exporter:
             client_ip or None,
             "\n".join(self._attempt_text(a, zone) for a in chain) if chain else None,
             _naive(_local(_moment(finished_at), zone)),
-            "yes" if recording else None,
+            self.yes_no[True] if recording else None,
             text(_json(extra)),
             call_id,
             str(lead_id),
+            notes.get(call_id),
         ]
+
+    def _trigger(self, trigger: Any) -> Any:
+        """What opened the form, in words; a value no app names (or not text at all) as the visitor sent it."""
+        return (self.triggers.get(trigger) if isinstance(trigger, str) else None) or _cell_value(trigger)
 
     def _attempt_text(self, attempt: tuple, zone: ZoneInfo) -> str:
         _, number, started_at, operator_status, client_status, duration_seconds, display_status, reason = attempt
@@ -598,5 +633,5 @@ class Exporter:
         reason = self._tr(reason)
         return (
             f"{number}. {started} {pair} {self._status(display_status)}, "
-            f"{duration_seconds} s{': ' + reason if reason else ''}"
+            f"{self._seconds(duration_seconds or 0)}{': ' + reason if reason else ''}"
         )

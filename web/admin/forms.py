@@ -41,6 +41,11 @@ class FieldView:
     has_secret: bool = False
     step: str = "any"
 
+    @property
+    def shown(self) -> Any:
+        """The value as a person reads it (read-only pages): a choice's label, never its stored code."""
+        return dict(self.choices).get(str(self.value), self.value) if self.choices else self.value
+
 
 def _text(value: Any, locale: str, gettext: Translator | None = None) -> str:
     if not value:
@@ -57,10 +62,26 @@ def is_secret(field: fields.Field) -> bool:
     return bool(field.metadata.get("secret"))
 
 
+def choice_labels(validator: validate.OneOf) -> list[str]:
+    """English message ids of a choice's options: the validator's ``labels``, else each code as words
+    (``operator_first`` -> "Operator first"), so a stored code is never what a person reads."""
+    if validator.labels:
+        return [str(label) for label in validator.labels]
+    return [_code_as_words(str(code)) if code not in (None, "") else "" for code in validator.choices]
+
+
+def _code_as_words(code: str) -> str:
+    if code.startswith("utm_"):  # UTM parameters keep their standard name: "UTM source"
+        return "UTM " + code[4:].replace("_", " ")
+    if code in ("url", "ip", "id"):
+        return code.upper()
+    return code.replace("_", " ").capitalize()
+
+
 def _choices(field: fields.Field, locale: str, gettext: Translator | None = None) -> list[tuple[str, str]]:
     for validator in getattr(field, "validators", []):
         if isinstance(validator, validate.OneOf):
-            labels = validator.labels if validator.labels else validator.choices
+            labels = choice_labels(validator)
             return [(str(c), _text(label, locale, gettext)) for c, label in zip(validator.choices, labels)]
     return []
 

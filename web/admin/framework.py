@@ -277,3 +277,27 @@ async def _gate_and_run(ctx: Ctx, route: AdminRoute) -> Response:
         if stopped is not None:
             return stopped
     return await route.endpoint(ctx)
+
+
+async def signed_in(request: Request) -> tuple[User, str] | None:
+    """The signed-in, active admin user and the session's CSRF token, or None
+    (``perezvon.api.admin_signed_in``, for a plugin's own page of a user's choices)."""
+    perezvon = request.app.state.perezvon
+    session = await SessionStore(perezvon.redis).load(request.cookies.get(SESSION_COOKIE))
+    if session is None or session.deleted or not session.user_id:
+        return None
+    user = await User.get_or_none(id=session.user_id, is_active=True)
+    return None if user is None else (user, session.csrf)
+
+
+async def may_view_connection(request: Request, connection_id: int) -> bool:
+    """A signed-in, active admin user whose access includes viewing this connection
+    (``perezvon.api.admin_may_view``, for plugin routes outside the admin's gate)."""
+    perezvon = request.app.state.perezvon
+    session = await SessionStore(perezvon.redis).load(request.cookies.get(SESSION_COOKIE))
+    if session is None or session.deleted or not session.user_id:
+        return False
+    user = await User.get_or_none(id=session.user_id, is_active=True)
+    if user is None:
+        return False
+    return (await Access.for_user(user)).can_connection(connection_id, GrantLevel.VIEW)

@@ -30,7 +30,7 @@ def translations(locale: str) -> NullTranslations:
 def translate(message: str, locale: str, **values: Any) -> str:
     text = translations(locale).gettext(message)
     if text == message:
-        text = core_i18n.gettext(message, locale)
+        text = core_i18n.translate_message(message, locale)
     return text % values if values else text
 
 
@@ -89,7 +89,10 @@ def environment(locale: str, plugin_templates: tuple[tuple[str, str], ...] = ())
         direction_label=lambda code: labels.DIRECTION.get(code, code or ""),
         channel_label=lambda code: labels.CHANNEL.get(code, code),
         grant_label=lambda code: labels.GRANT.get(code, code),
+        trigger_label=lambda code: labels.TRIGGER.get(code, code),
+        visit_label=lambda key: labels.VISIT.get(key, key),
         weekdays=labels.WEEKDAYS,
+        trigger_codes=labels.TRIGGER,
         # messages that may come from the core's catalog too (schema errors, reasons)
         tr=lambda message: translate(message, locale),
     )

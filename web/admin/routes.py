@@ -12,7 +12,19 @@ from starlette.staticfiles import StaticFiles
 
 from perezvon.core.models import GrantLevel
 from perezvon.web.admin.framework import AdminRoute, Ctx, page
-from perezvon.web.admin.views import auth, calls, dashboard, editor, exports, projects, settings, staff
+from perezvon.web.admin.views import (
+    auth,
+    calls,
+    dashboard,
+    editor,
+    exports,
+    people,
+    preferences,
+    projects,
+    redial,
+    settings,
+    staff,
+)
 
 VIEW, EDIT, FULL = GrantLevel.VIEW, GrantLevel.EDIT, GrantLevel.FULL
 
@@ -23,6 +35,7 @@ async def home(ctx: Ctx) -> Response:
 
 ADMIN_ROUTES: list[AdminRoute] = [
     AdminRoute("/login", auth.login, ("GET", "POST"), scope="public"),
+    AdminRoute("/login/forgot", auth.forgot, ("GET", "POST"), scope="public"),
     AdminRoute("/logout", auth.logout, ("POST",), scope="public"),
     AdminRoute("/activate/{token}", auth.activate, ("GET", "POST"), scope="public"),
     AdminRoute("/lang/{code}", auth.language, ("GET",), scope="public"),
@@ -30,12 +43,20 @@ ADMIN_ROUTES: list[AdminRoute] = [
     AdminRoute("/profile", auth.profile, ("GET", "POST")),
     AdminRoute("/calls", calls.calls_table),
     AdminRoute("/calls/export", exports.export_start, ("POST",)),
+    # the user's own choice of columns: any signed-in user, for themselves only
+    AdminRoute("/calls/columns", preferences.save_calls_columns, ("POST",)),
     AdminRoute("/exports/{export_id}", exports.export_page),
     AdminRoute("/exports/{export_id}/status", exports.export_status),
     AdminRoute("/exports/{export_id}/download", exports.export_download),
     AdminRoute("/calls/{call_id}", calls.call_detail, scope="call", level=VIEW),
     AdminRoute("/calls/{call_id}/recording", calls.call_recording, scope="call", level=VIEW),
+    # the success e-mail's link: no sign-in, the signature and its expiry are the access (docs/recordings.md)
+    AdminRoute("/recordings/{call_ref}/{expires}/{signature}", calls.signed_recording, scope="public"),
     AdminRoute("/calls/{call_id}/tags", calls.call_tags, ("POST",), scope="call", level=EDIT),
+    AdminRoute("/calls/{call_id}/notes", calls.call_notes, ("POST",), scope="call", level=EDIT),
+    AdminRoute("/calls/{call_id}/again", calls.call_again_now, ("POST",), scope="call", level=EDIT),
+    # the view also checks that the user wrote the note or has full access to the connection
+    AdminRoute("/calls/{call_id}/notes/{note_id}", calls.call_note, ("POST",), scope="call", level=EDIT),
     AdminRoute("/dashboard", dashboard.dashboard),
     AdminRoute("/projects", projects.projects_list),
     AdminRoute("/projects/{project_id}", projects.project_page, scope="project", level=VIEW, name="project_page"),
@@ -45,6 +66,21 @@ ADMIN_ROUTES: list[AdminRoute] = [
     AdminRoute("/projects/{project_id}/grants", projects.project_grants, ("POST",), scope="project", level=FULL),
     AdminRoute("/connections", projects.connections_list),
     AdminRoute("/connections/{connection_id}", projects.connection_page, scope="connection", level=VIEW),
+    AdminRoute(
+        "/connections/{connection_id}/users",
+        people.connection_users,
+        scope="connection",
+        level=FULL,
+        name="connection_users",
+    ),
+    AdminRoute(
+        "/connections/{connection_id}/users",
+        people.connection_users,
+        ("POST",),
+        scope="connection",
+        level=FULL,
+        name="connection_users_save",
+    ),
     AdminRoute(
         "/connections/{connection_id}/settings/{tab}",
         settings.settings_tab,
@@ -59,6 +95,15 @@ ADMIN_ROUTES: list[AdminRoute] = [
         scope="connection",
         level=EDIT,
         name="settings_tab_save",
+    ),
+    # saves nothing: a viewer may see what the rules on the page do
+    AdminRoute(
+        "/connections/{connection_id}/settings/telephony/preview",
+        redial.preview_endpoint,
+        ("POST",),
+        scope="connection",
+        level=VIEW,
+        name="redial_preview",
     ),
     AdminRoute(
         "/connections/{connection_id}/{kind}/{key}/toggle",

@@ -176,20 +176,45 @@ class LoginThrottle:
     counters serve the sign-in form and the profile's password change.
     """
 
+    prefix = "pz:admin:login-fail"
+    phone_limit = PHONE_FAILURES
+    ip_limit = IP_FAILURES
+    seconds = THROTTLE_SECONDS
+
     def __init__(self, redis) -> None:
         self.redis = redis
 
-    @staticmethod
-    def _keys(phone: str, ip: str) -> tuple[str, str]:
-        return f"pz:admin:login-fail:phone:{phone}", f"pz:admin:login-fail:ip:{ip}"
+    @classmethod
+    def _keys(cls, phone: str, ip: str) -> tuple[str, str]:
+        return f"{cls.prefix}:phone:{phone}", f"{cls.prefix}:ip:{ip}"
 
     async def reserve(self, phone: str, ip: str) -> int:
         """Count one try: 0 when the password may be checked now, else the seconds to wait."""
         return int(
             await self.redis.eval(
-                _RESERVE_TRY, 2, *self._keys(phone, ip), PHONE_FAILURES, IP_FAILURES, THROTTLE_SECONDS
+                _RESERVE_TRY, 2, *self._keys(phone, ip), self.phone_limit, self.ip_limit, self.seconds
             )
         )
 
     async def succeeded(self, phone: str, ip: str) -> None:
         await self.redis.eval(_SUCCEEDED, 2, *self._keys(phone, ip))
+
+
+#: asks for a password-recovery link: per phone, per client address, per hour
+RECOVERY_PER_PHONE = 3
+RECOVERY_PER_IP = 20
+RECOVERY_SECONDS = 3600
+
+
+class RecoveryThrottle(LoginThrottle):
+    """Asks for a "forgot password" link, counted like password tries but on their own counters.
+
+    Every ask counts (there is no right answer to give a try back): a phone gets
+    :data:`RECOVERY_PER_PHONE` e-mails an hour at most, so the form cannot be used
+    to flood someone's mailbox, and one address cannot walk through many phones.
+    """
+
+    prefix = "pz:admin:recovery"
+    phone_limit = RECOVERY_PER_PHONE
+    ip_limit = RECOVERY_PER_IP
+    seconds = RECOVERY_SECONDS

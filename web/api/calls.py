@@ -15,10 +15,12 @@ from marshmallow import Schema, ValidationError, fields
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from perezvon.core.access import Access, user_for_api_key
+from perezvon.core.access import Access, api_key_for
+from perezvon.core.call_again import CallAgainRefused, call_again
 from perezvon.core.call_filters import BadCursor, auto_tags, page_of_calls, parse_filters, user_tags_of
 from perezvon.core.i18n import negotiate, translate_errors
-from perezvon.core.models import Attempt, Call, Connection, Delivery, Department, Lead, Office
+from perezvon.core.masking import mask_phone
+from perezvon.core.models import ApiKey, Attempt, Call, Connection, Delivery, Department, GrantLevel, Lead, Office
 
 DEFAULT_LIMIT = 50
 
@@ -29,21 +31,28 @@ def _errors(status: int, errors: dict[str, Any], request: Request, headers: dict
 
 
 async def _access(request: Request) -> Access | JSONResponse:
+    key = await _key(request)
+    if isinstance(key, JSONResponse):
+        return key
+    return await Access.for_user(key.user)
+
+
+async def _key(request: Request) -> ApiKey | JSONResponse:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         return _errors(
             401, {"_schema": ["Send an API key: Authorization: Bearer <key>."]}, request, {"WWW-Authenticate": "Bearer"}
         )
-    user = await user_for_api_key(key.strip())
-    if user is None:
+    found = await api_key_for(key.strip())
+    if found is None:
         return _errors(
             401,
             {"_schema": ["The API key is unknown or revoked."]},
             request,
             {"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
-    return await Access.for_user(user)
+    return found
 
 
 class AttemptOut(Schema):
@@ -116,7 +125,9 @@ class CallPage(Schema):
     )
 
 
-async def _serialise(calls: list[Call], detail: bool = False) -> list[dict[str, Any]]:
+async def _serialise(calls: list[Call], access: Access, detail: bool = False) -> list[dict[str, Any]]:
+    """The calls as the API shows them; a key whose user may not see a connection's client contacts gets
+    the phone masked (``+7 916 ***-**-33``), as the admin shows it (docs/admin.md#who-may-do-what)."""
     leads = [c.lead for c in calls]
     offices = dict(
         await Office.filter(id__in={lead.office_id for lead in leads if lead.office_id}).values_list("id", "name")
@@ -150,7 +161,7 @@ async def _serialise(calls: list[Call], detail: bool = False) -> list[dict[str, 
             "lead": {
                 "id": lead.id,
                 "source": lead.source,
-                "phone": lead.phone,
+                "phone": lead.phone if access.sees_contacts(call.connection_id) else mask_phone(lead.phone),
                 "name": lead.name,
                 "office": offices.get(lead.office_id),
                 "department": departments.get(lead.department_id),
@@ -200,11 +211,14 @@ async def list_calls(request: Request) -> JSONResponse:
         return _errors(422, {"limit": ["A whole number from 1 to 500."]}, request)
     try:
         calls, next_cursor = await page_of_calls(
-            filters, access.visible_connection_ids(), cursor=params.get("cursor") or None, limit=int(limit_text)
+            filters,
+            access.connection_ids_to_search(filters),
+            cursor=params.get("cursor") or None,
+            limit=int(limit_text),
         )
     except BadCursor as exc:
         return _errors(422, {"cursor": [str(exc)]}, request)
-    return JSONResponse({"calls": await _serialise(calls), "next_cursor": next_cursor})
+    return JSONResponse({"calls": await _serialise(calls, access), "next_cursor": next_cursor})
 
 
 async def get_call(request: Request) -> JSONResponse:
@@ -219,7 +233,59 @@ async def get_call(request: Request) -> JSONResponse:
     # a call the user may not see is answered exactly like one that does not exist
     if call is None or not access.can_connection(call.connection_id):
         return _errors(404, {"_schema": ["No such call."]}, request)
-    return JSONResponse((await _serialise([call], detail=True))[0])
+    return JSONResponse((await _serialise([call], access, detail=True))[0])
+
+
+class RedialAttemptOut(Schema):
+    number = fields.Integer(metadata={"description": "the new attempt's number in the call's chain"})
+    due_at = fields.DateTime(metadata={"description": "now, or the site's next opening"})
+    waits_for_opening = fields.Boolean(
+        metadata={"description": "the site is closed now: the attempt is placed at its next opening"}
+    )
+
+
+class RedialOut(Schema):
+    call_id = fields.UUID()
+    attempt = fields.Nested(RedialAttemptOut)
+    requested_by = fields.String(metadata={"description": "the key's user and the key, as the call's page shows it"})
+    requested_at = fields.DateTime()
+    call = fields.Nested(CallOut, metadata={"description": "the call as GET /api/v1/calls/{id} shows it now"})
+
+
+async def redial_call(request: Request) -> JSONResponse:
+    """``POST /api/v1/calls/{id}/redial``: call again now (docs/calls.md#call-again); edit access needed."""
+    key = await _key(request)
+    if isinstance(key, JSONResponse):
+        return key
+    access = await Access.for_user(key.user)
+    try:
+        call_id = uuid.UUID(request.path_params["call_id"])
+    except ValueError:
+        return _errors(404, {"_schema": ["No such call."]}, request)
+    call = await Call.get_or_none(id=call_id)
+    if call is None or not access.can_connection(call.connection_id):
+        return _errors(404, {"_schema": ["No such call."]}, request)
+    if not access.can_connection(call.connection_id, GrantLevel.EDIT):
+        return _errors(403, {"_schema": ["Calling again needs edit access to the call's site."]}, request)
+    try:
+        placed = await call_again(request.app.state.perezvon.redis, call, user=key.user, api_key=key)
+    except CallAgainRefused as exc:
+        return _errors(exc.status, {"_schema": [exc.message]}, request)
+    call = await Call.get(id=call_id).select_related("lead")
+    body = RedialOut().dump(
+        {
+            "call_id": call.id,
+            "attempt": {
+                "number": placed.attempt_number,
+                "due_at": placed.due_at,
+                "waits_for_opening": placed.waits_for_opening,
+            },
+            "requested_by": placed.redial.requested_by,
+            "requested_at": placed.redial.created_at,
+        }
+    )
+    body["call"] = (await _serialise([call], access, detail=True))[0]  # already dumped by CallOut
+    return JSONResponse(body, status_code=202)
 
 
 def describe_read_api(spec) -> None:
@@ -300,6 +366,37 @@ def describe_read_api(spec) -> None:
                     "200": {"description": "the call", "content": {"application/json": {"schema": "Call"}}},
                     "401": err("no key, or an unknown or revoked key"),
                     "404": err("no such call, or not one this user may see"),
+                },
+            }
+        },
+    )
+    spec.components.schema("Redial", schema=RedialOut)
+    spec.path(
+        path="/api/v1/calls/{call_id}/redial",
+        operations={
+            "post": {
+                "summary": "Call again: a new attempt of the call now, chained to it (docs/calls.md#call-again)",
+                "description": (
+                    "Needs a key whose user has edit access to the call's site. The attempt is placed by the "
+                    "worker at once, or at the site's next opening when it is closed now; the call is pending "
+                    "until it ends by the normal rules. Recorded on the call (who, when)."
+                ),
+                "security": [{"apiKey": []}],
+                "parameters": [
+                    {"name": "call_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+                ],
+                "responses": {
+                    "202": {
+                        "description": "the attempt is queued",
+                        "content": {"application/json": {"schema": "Redial"}},
+                    },
+                    "401": err("no key, or an unknown or revoked key"),
+                    "403": err("the key's user may see the call but has only view access"),
+                    "404": err("no such call, or not one this user may see"),
+                    "409": err(
+                        "the call is being dialled right now, the site is switched off or has no operator "
+                        "number, or the call has had the most attempts a call may have"
+                    ),
                 },
             }
         },

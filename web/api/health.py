@@ -71,5 +71,7 @@ async def healthz(request: Request) -> JSONResponse:
         "redis": redis,
         "workers": workers,
         "telephony": ([w.get("telephony") for w in workers] or ["no worker seen"])[0],
+        # each PBX of the pool as the first worker sees it (docs/asterisk.md#a-pool-of-pbxs)
+        "pbxs": ([w.get("pbxs") or [] for w in workers] or [[]])[0],
     }
     return JSONResponse(report, status_code=503 if down else 200, headers={"Cache-Control": "no-store"})

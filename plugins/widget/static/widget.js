@@ -38,7 +38,7 @@
     ".state{margin-top:14px;padding:12px 14px;border-radius:10px;background:rgba(34,197,94,.12);font-size:15px}",
     ".pv-live-timer{font-variant-numeric:tabular-nums;font-weight:800}",
     ".big{font-size:calc(var(--tsize) * 1.6);font-weight:800;color:var(--tcolor);margin:8px 0}",
-    ".btn{position:fixed;bottom:24px;width:64px;height:64px;border-radius:50%;border:0;cursor:pointer;background:var(--lc);",
+    ".btn{position:fixed;bottom:calc(24px + var(--perezvon-bottom,0px));width:64px;height:64px;border-radius:50%;border:0;cursor:pointer;background:var(--lc);",
     "box-shadow:0 8px 24px rgba(0,0,0,.25);display:flex;align-items:center;justify-content:center;animation:pvp 2s infinite}",
     ".btn svg{width:30px;height:30px;fill:#fff}.btn.right{right:24px}.btn.left{left:24px}",
     "@keyframes pvf{from{opacity:0}}@keyframes pvi{from{opacity:0;margin-top:16px}}@keyframes pvs{from{transform:translateX(100%)}}",

@@ -6,27 +6,21 @@ import collections
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from marshmallow import ValidationError
 from starlette.responses import Response
 
-from perezvon.core.call_filters import STATUSES, filtered_calls, parse_filters
+from perezvon.core.call_filters import STATUSES, filtered_calls
 from perezvon.core.models import DisplayStatus
 from perezvon.web.admin.charts import bars, columns, heatmap
 from perezvon.web.admin.framework import Ctx
 from perezvon.web.admin.labels import CHANNEL, STATUS, WEEKDAYS
-from perezvon.web.admin.views.calls import app_titles, filter_errors, visible_connections
+from perezvon.web.admin.views.calls import filter_choices, parsed_filters, visible_connections
 
 DEFAULT_DAYS = 30
 MAX_ROWS = 500_000
 
 
 async def dashboard(ctx: Ctx) -> Response:
-    params = ctx.request.query_params
-    errors = {}
-    try:
-        filters = parse_filters(params)
-    except ValidationError as exc:
-        errors, filters = filter_errors(exc.messages, ctx.locale), parse_filters({})
+    filters, errors = parsed_filters(ctx)
     zone = ZoneInfo(filters["tz"])
     if not filters.get("date_from") and not filters.get("date_to"):
         today = dt.datetime.now(zone).date()
@@ -52,7 +46,8 @@ async def dashboard(ctx: Ctx) -> Response:
         while day <= filters["date_to"] and len(days) < 400:
             days.append(day)
             day += dt.timedelta(days=1)
-    titles = app_titles(ctx)
+    choices = await filter_choices(ctx, await visible_connections(ctx))
+    titles = choices["apps"]
     handled = by_status.get(DisplayStatus.SUCCESSFUL, 0)
     # "lost" is the Lost status of docs/calls.md#display-statuses and nothing else: the same calls the
     # Calls table lists under that status. Cancelled (a party said no) and notified (e-mailed by the
@@ -62,7 +57,7 @@ async def dashboard(ctx: Ctx) -> Response:
         "admin/dashboard.html",
         filters=filters,
         errors=errors,
-        connections=await visible_connections(ctx),
+        choices=choices,
         total=len(rows),
         handled=handled,
         lost=lost,
@@ -72,6 +67,4 @@ async def dashboard(ctx: Ctx) -> Response:
         status_chart=bars([(_(STATUS[k]), by_status.get(k, 0)) for k in STATUSES if by_status.get(k)]),
         heat_chart=heatmap(grid, [_(d) for d in WEEKDAYS]),
         day_chart=columns([(d.strftime("%d.%m"), per_day.get(d, 0)) for d in days]),
-        statuses=STATUSES,
-        apps=titles,
     )

@@ -25,6 +25,7 @@ plugin's own, in its ``static/`` folder; this module knows no app by name.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -33,7 +34,7 @@ from starlette.responses import JSONResponse, Response
 from perezvon.core import enablement
 from perezvon.core.models import GrantLevel
 from perezvon.core.storable import BadJson, parse_json
-from perezvon.web.admin.forms import flat_errors
+from perezvon.web.admin.forms import choice_labels, flat_errors
 from perezvon.web.admin.framework import Ctx
 from perezvon.web.admin.i18n import plugin_text, translate, translate_errors
 from perezvon.web.admin.views import projects
@@ -45,23 +46,19 @@ PREVIEW_CSP = (
 )
 
 
-def _text(meta: dict, locale: str, key: str = "label") -> str:
-    ru, en = meta.get(key), meta.get(f"{key}_en")
-    if locale == "en" and en:
-        return str(en)
-    return str(ru or en or "")
-
-
-def describe(schema: Schema, locale: str) -> dict[str, Any]:
-    """The schema as the editor script needs it: {name: {kind, label, help, choices, min, max, ...}}."""
+def describe(schema: Schema, locale: str, text: Callable[[str], str] | None = None) -> dict[str, Any]:
+    """The schema as the editor script needs it: {name: {kind, label, help, choices, labels, min, max, ...}};
+    labels, help and the choices' labels are English message ids translated by ``text`` (the plugin's
+    catalog, then the admin's), the choices themselves stay codes."""
+    tr = text or (lambda message: translate(message, locale))
     out: dict[str, Any] = {}
     for name, field in schema.fields.items():
         if field.dump_only:
             continue
         meta = field.metadata
         item: dict[str, Any] = {
-            "label": _text(meta, locale) or translate(name.replace("_", " ").capitalize(), locale),
-            "help": _text(meta, locale, "help") if meta.get("help") else "",
+            "label": tr(str(meta.get("label") or name.replace("_", " ").capitalize())),
+            "help": tr(str(meta["help"])) if meta.get("help") else "",
             "nullable": bool(field.allow_none),
         }
         default = field.load_default
@@ -70,20 +67,22 @@ def describe(schema: Schema, locale: str) -> dict[str, Any]:
         for validator in getattr(field, "validators", []):
             if isinstance(validator, validate.OneOf):
                 item["choices"] = [str(c) for c in validator.choices]
+                item["labels"] = [tr(label) if label else "" for label in choice_labels(validator)]
             elif isinstance(validator, validate.Range):
                 item["min"], item["max"] = validator.min, validator.max
             elif isinstance(validator, validate.Length) and validator.max is not None:
                 item["maxlength"] = validator.max
         if isinstance(field, fields.Nested):
             item["kind"] = "group"
-            item["fields"] = describe(field.schema, locale)
+            item["fields"] = describe(field.schema, locale, tr)
         elif isinstance(field, fields.List) and isinstance(field.inner, fields.Nested):
             item["kind"] = "list"
-            item["fields"] = describe(field.inner.schema, locale)
+            item["fields"] = describe(field.inner.schema, locale, tr)
         elif isinstance(field, fields.List):
             item["kind"] = "multi"
             inner = [v for v in getattr(field.inner, "validators", []) if isinstance(v, validate.OneOf)]
             item["choices"] = [str(c) for c in inner[0].choices] if inner else []
+            item["labels"] = [tr(label) if label else "" for label in choice_labels(inner[0])] if inner else []
         elif isinstance(field, fields.Boolean):
             item["kind"] = "checkbox"
         elif isinstance(field, (fields.Integer, fields.Float)):
@@ -162,7 +161,7 @@ async def plugin_settings(ctx: Ctx) -> Response:
     base = f"/connections/{ctx.connection.id}/editor/{key}"
     data = {
         "app": key,
-        "schema": describe(schema, ctx.locale),
+        "schema": describe(schema, ctx.locale, plugin_text(app, ctx.locale)),
         "settings": draft,
         "errors": errors,
         "preview": base + "/preview",
@@ -175,6 +174,7 @@ async def plugin_settings(ctx: Ctx) -> Response:
         "admin/app_editor.html",
         status_code=400 if ctx.request.method == "POST" else 200,
         plugin=app,
+        title=plugin_text(app, ctx.locale)(app.title),
         key=key,
         connection=ctx.connection,
         on=bool(row and row.is_on),

@@ -22,6 +22,7 @@ from perezvon.core.call_filters import parse_filters
 from perezvon.web.admin.export import Exporter
 from perezvon.web.admin.framework import Ctx
 from perezvon.web.admin.i18n import translate, translations
+from perezvon.web.admin.views.calls import app_titles
 
 log = logging.getLogger("perezvon.admin.export")
 KEEP_SECONDS = 24 * 3600
@@ -95,7 +96,14 @@ async def export_start(ctx: Ctx) -> Response:
     async def run() -> None:
         beating = asyncio.create_task(beat())
         try:
-            await Exporter(ctx.locale).write(filters, ctx.access.visible_connection_ids(), path, progress)
+            access = ctx.access
+            await Exporter(ctx.locale, app_titles(ctx)).write(
+                filters,
+                access.connection_ids_to_search(filters),
+                path,
+                progress,
+                contacts=None if access.is_staff else set(access.contact_connections),
+            )
             state["state"] = "ready"
         except Exception as exc:  # reported to the user's progress page; the details go to the log
             log.exception("export %s failed", export_id)

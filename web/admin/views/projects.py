@@ -22,6 +22,7 @@ from perezvon.core import enablement
 from perezvon.core.checks import can_check, check_settings
 from perezvon.core.i18n import DEFAULT_LOCALE
 from perezvon.core.models import AccessGrant, Call, Connection, GrantLevel, Project
+from perezvon.core.recordings import GB, human_size
 from perezvon.core.registry import CORE_SITE_EVENTS
 from perezvon.web.admin.forms import field_views, flat_errors, form_values, load_form, merge_errors
 from perezvon.web.admin.framework import Ctx
@@ -86,6 +87,8 @@ PROJECT_FIELDS = (
     "manager_name",
     "manager_phone",
     "manager_email",
+    "recording_quota_gb",
+    "recording_policy",
 )
 
 
@@ -123,6 +126,7 @@ async def project_page(ctx: Ctx) -> Response:
         project=project,
         connections=connections,
         apps_on=apps_on,
+        app_titles=app_titles(ctx),
         grants=grants,
         connection_grants=connection_grants,
         fields=field_views(
@@ -132,6 +136,8 @@ async def project_page(ctx: Ctx) -> Response:
             ctx.locale,
         ),
         can_edit=ctx.can_project(project.id, GrantLevel.FULL),
+        recording_use=human_size(project.recording_bytes),
+        recording_limit=human_size(project.recording_quota_gb * GB) if project.recording_quota_gb else "",
         status_code=400 if errors else 200,
     )
 
@@ -145,7 +151,16 @@ async def connections_list(ctx: Ctx) -> Response:
     )
     _dates, counts = await calls_per_day([c.id for c in connections], 1)
     apps_on = await enablement.keys_on_many([c.id for c in connections], enablement.APPLICATION)
-    return await ctx.render("admin/connections.html", connections=connections, today=counts, apps_on=apps_on)
+    return await ctx.render(
+        "admin/connections.html", connections=connections, today=counts, apps_on=apps_on, app_titles=app_titles(ctx)
+    )
+
+
+def app_titles(ctx: Ctx) -> dict[str, str]:
+    """Each app's title in the user's language, by the app's key (the lists show names, not keys)."""
+    return {
+        key: plugin_text(app, ctx.locale)(app.title) for key, app in ctx.perezvon.host.registry.applications.items()
+    }
 
 
 # --- the connection page: cards ----------------------------------------------------------------
@@ -175,7 +190,10 @@ async def connection_page(ctx: Ctx) -> Response:
             {
                 "key": key,
                 "title": plugin_text(plugin, ctx.locale)(plugin.title),
-                "description": plugin_text(plugin, ctx.locale)(getattr(plugin, "description", "")),
+                # the card's short line; the whole description is on the plugin's settings page
+                "description": plugin_text(plugin, ctx.locale)(
+                    getattr(plugin, "summary", "") or getattr(plugin, "description", "")
+                ),
                 "on": bool((plugin_kind, key) in set_up and set_up[plugin_kind, key].is_on),
                 "configured": (plugin_kind, key) in set_up,
             }
@@ -212,6 +230,10 @@ async def admin_panels(ctx: Ctx, connection: Connection) -> list[dict[str, Any]]
         except Exception:
             log.exception("the admin panel of %s failed for connection %s", key, connection.id)
             continue
+        if ctx.access is not None and not ctx.access.sees_contacts(connection.id):
+            from perezvon.core.masking import mask_value
+
+            data = {k: mask_value(v) if k in app.admin_panel.contact_keys else v for k, v in data.items()}
         owner = ctx.perezvon.host.registry.owner[("application", key)]
         panels.append(
             {
@@ -373,8 +395,7 @@ def site_events(ctx: Ctx) -> list[tuple[str, str]]:
 
 async def project_grants(ctx: Ctx) -> Response:
     """Full access to a project manages who else has access to it and its connections (docs/admin.md)."""
-    from perezvon.core.models import User
-    from perezvon.core.phones import InvalidPhone, normalise
+    from perezvon.web.admin.views.people import find_or_invite
 
     project = ctx.project
     form = ctx.form
@@ -388,10 +409,6 @@ async def project_grants(ctx: Ctx) -> Response:
             await grant.delete()
             ctx.flash(ctx._("The grant is removed."))
         return ctx.redirect(f"/projects/{project.id}")
-    try:
-        user = await User.get_or_none(phone=normalise(form.get("phone") or ""))
-    except InvalidPhone:
-        user = None
     level = form.get("level")
     target = form.get("target") or "project"
     connection_id = None
@@ -399,16 +416,42 @@ async def project_grants(ctx: Ctx) -> Response:
         connection_id = int(target) if target.isdigit() else -1
         if not await Connection.exists(id=connection_id, project_id=project.id):
             connection_id = -1
-    if user is None:
-        ctx.flash(ctx._("No user has this phone. Staff create users."), "error")
-    elif level not in GrantLevel.ORDER or connection_id == -1:
-        ctx.flash(ctx._("Choose a level."), "error")
+    errors: dict[str, list[str]] = {}
+    link = None
+    may_see_contacts = form.get("may_see_contacts") == "1"
+    covered = (
+        [connection_id]
+        if connection_id
+        else await Connection.filter(project_id=project.id).values_list("id", flat=True)
+    )
+    if level not in GrantLevel.ORDER or connection_id == -1:
+        errors["level"] = ["Choose a level."]
+        user = None
+    elif may_see_contacts and not all(ctx.access.sees_contacts(int(cid)) for cid in covered):
+        # as with levels: nobody gives more than they have
+        errors["may_see_contacts"] = ["You cannot let others see clients' phones and e-mails: you do not see them."]
+        user = None
+    else:  # a phone with no account yet is invited, as on a connection's page of users
+        user, link = await find_or_invite(ctx, form, errors)
+    if errors or user is None:
+        for messages in errors.values():
+            for message in messages:
+                ctx.flash(ctx._(message), "error")
     else:
         await AccessGrant.filter(
             user_id=user.id, project_id=None if connection_id else project.id, connection_id=connection_id
         ).delete()
         await AccessGrant.create(
-            user=user, level=level, project_id=None if connection_id else project.id, connection_id=connection_id
+            user=user,
+            level=level,
+            project_id=None if connection_id else project.id,
+            connection_id=connection_id,
+            may_see_contacts=may_see_contacts,
         )
         ctx.flash(ctx._("The grant is saved."))
+        if link:
+            ctx.flash(
+                ctx._("The e-mail could not be sent. Pass this one-time link to the user yourself:") + " " + link,
+                "error",
+            )
     return ctx.redirect(f"/projects/{project.id}")

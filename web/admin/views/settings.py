@@ -8,15 +8,21 @@ are shown next to their fields and nothing typed is lost.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import socket
+from copy import deepcopy
 from typing import Any
 
 import httpx
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
 from starlette.responses import Response
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
-from perezvon.core.domains import domains_of_others
+from perezvon.core import lines, redial
+from perezvon.core.callbacks import telephony_servers
+from perezvon.core.domains import claim_domains, domains_of_others
 from perezvon.core.intake import DELAY_NEEDS_RECIPIENT, MAX_CALL_DELAY_SECONDS
 from perezvon.core.integrations import guarded_client
 from perezvon.core.models import (
@@ -31,12 +37,14 @@ from perezvon.core.models import (
 )
 from perezvon.core.outgoing import AddressNotAllowed, describe, find_refusal
 from perezvon.core.phones import InvalidPhone, normalise
-from perezvon.core.redial import ABORT, MAX_ATTEMPTS, MatrixError, validate_matrix
 from perezvon.core.registry import Direction, Notification
 from perezvon.core.schemas import AnnouncementSettingsSchema, TelephonySettingsSchema, WorkingHoursSchema
 from perezvon.web.admin.forms import field_views, flat_errors, load_form
 from perezvon.web.admin.framework import Ctx
+from perezvon.web.admin.views import redial as redial_rows
 from perezvon.web.admin.views.auth import send_now
+
+log = logging.getLogger("perezvon.admin")
 
 TABS = ("general", "numbers", "notifications", "telephony", "ivr", "hours", "code")
 #: tabs whose page is nothing but their schema's generated fields share one template
@@ -92,6 +100,15 @@ class GeneralSchema(Schema):
     session_gap_minutes = fields.Integer(
         load_default=15, validate=validate.Range(min=0, max=1440), metadata={"label": "Delay between sessions, min"}
     )
+    recording_retention_days = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=0, max=3650),
+        metadata={
+            "label": "Keep recordings, days",
+            "help": "Empty: the deployment's default. 0: keep them until the quota says otherwise.",
+        },
+    )
 
     @validates("domain")
     def _domain(self, value: str, **_) -> None:
@@ -122,7 +139,7 @@ async def settings_tab(ctx: Ctx) -> Response:
     errors = result.pop("errors", {})
     return await ctx.render(
         f"admin/settings_{TEMPLATES.get(tab, tab)}.html",
-        status_code=400 if errors else 200,
+        status_code=400 if errors or result.get("edit_errors") else 200,
         tab=tab,
         tabs=TABS,
         connection=connection,
@@ -142,6 +159,15 @@ def _saved(ctx: Ctx, connection: Connection, tab: str) -> Response:
     return ctx.redirect(f"/connections/{connection.id}/settings/{tab}")
 
 
+def _taken_errors(ctx: Ctx, primary: str, taken: list[str]) -> dict[str, list[str]]:
+    """The form's errors for domains another connection holds (docs/calls.md#connection-settings)."""
+    if primary in taken:
+        return {"domain": ["Another connection already has this domain."]}
+    if taken:
+        return {"extra_domains": [ctx._("Another connection already has %(domains)s.", domains=", ".join(taken))]}
+    return {}
+
+
 async def tab_general(ctx: Ctx, connection: Connection) -> dict[str, Any] | Response:
     schema = GeneralSchema()
     values = {name: getattr(connection, name) for name in schema.fields}
@@ -151,16 +177,21 @@ async def tab_general(ctx: Ctx, connection: Connection) -> dict[str, Any] | Resp
         if loaded is not None:
             loaded["domain"] = clean_domain(loaded["domain"])
             loaded["extra_domains"] = sorted({clean_domain(d) for d in loaded["extra_domains"]} - {loaded["domain"]})
-            taken = await domains_of_others([loaded["domain"], *loaded["extra_domains"]], connection.id)
-            if loaded["domain"] in taken:
-                errors = {"domain": ["Another connection already has this domain."]}
-            elif taken:
-                errors = {
-                    "extra_domains": [ctx._("Another connection already has %(domains)s.", domains=", ".join(taken))]
-                }
-            else:
-                await Connection.filter(id=connection.id).update(**loaded)
-                return _saved(ctx, connection, "general")
+            domains = [loaded["domain"], *loaded["extra_domains"]]
+            errors = _taken_errors(ctx, loaded["domain"], await domains_of_others(domains, connection.id))
+            if not errors:
+                try:
+                    async with in_transaction() as db:
+                        await Connection.filter(id=connection.id).using_db(db).update(**loaded)
+                        await claim_domains(connection.id, domains, db)
+                except IntegrityError:
+                    # another save took one of them after the check above (the unique index decided)
+                    taken = await domains_of_others(domains, connection.id)
+                    errors = _taken_errors(ctx, loaded["domain"], taken) or {
+                        "domain": ["Another connection already has this domain."]
+                    }
+                else:
+                    return _saved(ctx, connection, "general")
         values = raw
     return {"fields": field_views(schema, values, errors, ctx.locale), "errors": errors}
 
@@ -197,28 +228,112 @@ class DepartmentSchema(Schema):
 LIST_MODELS = {"office": (Office, OfficeSchema), "department": (Department, DepartmentSchema)}
 
 
+async def _number_values(form, connection: Connection) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """An operator number's fields from a form, checked: the phone (core/phones.py), extension and office."""
+    errors: dict[str, list[str]] = {}
+    values: dict[str, Any] = {}
+    try:
+        values["phone"] = normalise(form.get("phone") or "")
+    except InvalidPhone as exc:
+        errors["phone"] = [str(exc)]
+    extension = (form.get("extension") or "").strip()
+    if extension and not re.fullmatch(r"[0-9*#,wW]{1,20}", extension):
+        errors["extension"] = ["Digits, * and # only."]
+    values["extension"] = extension
+    office_id = int(form["office_id"]) if (form.get("office_id") or "").isdigit() else None
+    if office_id and not await Office.exists(id=office_id, connection_id=connection.id):
+        errors["office_id"] = ["Not an office of this connection."]
+    values["office_id"] = office_id
+    limit = (form.get("max_calls") or "").strip()
+    if limit and not (limit.isdigit() and int(limit) <= MAX_LINE_CALLS):
+        errors["max_calls"] = ["A whole number from 0 to 1000; empty or 0: no limit."]
+    values["max_calls"] = int(limit) if limit.isdigit() and int(limit) <= MAX_LINE_CALLS else 0
+    return values, errors
+
+
+#: the highest limit of simultaneous calls one operator number may be given
+MAX_LINE_CALLS = 1000
+#: the longest a callback may wait for a free operator line (docs/calls.md#operator-lines)
+MAX_LINE_WAIT_SECONDS = 3600
+
+
+async def _lines_values(
+    form, connection: Connection, offices: list[Office]
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """The ringing strategy of the connection and of each office, and the wait for a free line."""
+    errors: dict[str, list[str]] = {}
+    values: dict[str, Any] = {}
+    strategy = form.get("line_strategy") or ""
+    if strategy not in lines.STRATEGIES:
+        errors["line_strategy"] = ["Choose how the numbers are rung."]
+    values["line_strategy"] = strategy
+    wait = (form.get("line_wait_seconds") or "").strip()
+    if not (wait.isdigit() and int(wait) <= MAX_LINE_WAIT_SECONDS):
+        errors["line_wait_seconds"] = ["A whole number of seconds from 0 to 3600."]
+    else:
+        values["line_wait_seconds"] = int(wait)
+    for office in offices:
+        chosen = form.get(f"office_strategy_{office.id}") or ""
+        if chosen not in ("", *lines.STRATEGIES):
+            errors["office_strategy"] = ["Choose how the numbers are rung."]
+        values[f"office_{office.id}"] = chosen
+    return values, errors
+
+
+def _list_item_values(what: str, form) -> dict[str, str]:
+    """An office's or a department's fields as the form names them (``office_name`` ...), empty ones left out."""
+    return {k[len(what) + 1 :]: v for k, v in form.items() if k.startswith(what + "_") and v != ""}
+
+
+async def _edit(ctx: Ctx, connection: Connection, what: str) -> Response | dict[str, list[str]]:
+    """Save one number, office or department in place; its errors, or a redirect; 404 for another's id."""
+    form = ctx.form
+    model = OperatorNumber if what == "number" else LIST_MODELS[what][0]
+    item = await model.get_or_none(id=_id(form.get("id")), connection_id=connection.id)
+    if item is None:
+        return await ctx.error(404, "There is no such page.")
+    if what == "number":
+        values, errors = await _number_values(form, connection)
+    else:
+        try:
+            values, errors = LIST_MODELS[what][1]().load(_list_item_values(what, form)), {}
+        except ValidationError as exc:
+            values, errors = {}, flat_errors(exc.messages)
+    if errors:
+        return errors
+    await model.filter(id=item.id).update(**values)
+    return _saved(ctx, connection, "numbers")
+
+
 async def tab_numbers(ctx: Ctx, connection: Connection) -> dict[str, Any] | Response:
     errors: dict[str, list[str]] = {}
+    #: the row whose edit failed: ("number" | "office" | "department", id), shown open with its errors
+    editing: tuple[str, int] | None = None
     if _posting(ctx):
         form = ctx.form
         action = form.get("action") or ""
-        if action == "add_number":
-            try:
-                phone = normalise(form.get("phone") or "")
-            except InvalidPhone as exc:
-                errors["phone"] = [str(exc)]
-            else:
-                extension = (form.get("extension") or "").strip()
-                office_id = int(form["office_id"]) if (form.get("office_id") or "").isdigit() else None
-                if extension and not re.fullmatch(r"[0-9*#,wW]{1,20}", extension):
-                    errors["extension"] = ["Digits, * and # only."]
-                elif office_id and not await Office.exists(id=office_id, connection_id=connection.id):
-                    errors["office_id"] = ["Not an office of this connection."]
-                else:
-                    await OperatorNumber.create(
-                        connection_id=connection.id, phone=phone, extension=extension, office_id=office_id
+        if action.startswith("edit_") and action[5:] in ("number", *LIST_MODELS):
+            what = action[5:]
+            result = await _edit(ctx, connection, what)
+            if isinstance(result, Response):
+                return result
+            editing, errors = (what, _id(form.get("id"))), result
+        elif action == "add_number":
+            values, errors = await _number_values(form, connection)
+            if not errors:
+                await OperatorNumber.create(connection_id=connection.id, **values)
+                return _saved(ctx, connection, "numbers")
+        elif action == "lines_settings":
+            offices_now = await Office.filter(connection_id=connection.id)
+            values, errors = await _lines_values(form, connection, offices_now)
+            if not errors:
+                async with in_transaction():
+                    await Connection.filter(id=connection.id).update(
+                        line_strategy=values["line_strategy"], line_wait_seconds=values["line_wait_seconds"]
                     )
-                    return _saved(ctx, connection, "numbers")
+                    for office in offices_now:
+                        await Office.filter(id=office.id).update(line_strategy=values[f"office_{office.id}"])
+                return _saved(ctx, connection, "numbers")
         elif action == "delete_number":
             await OperatorNumber.filter(id=_id(form.get("id")), connection_id=connection.id).delete()
             return _saved(ctx, connection, "numbers")
@@ -237,9 +352,7 @@ async def tab_numbers(ctx: Ctx, connection: Connection) -> dict[str, Any] | Resp
             model, schema_class = LIST_MODELS[what]
             if verb == "add":
                 try:
-                    loaded = schema_class().load(
-                        {k[len(what) + 1 :]: v for k, v in form.items() if k.startswith(what + "_") and v != ""}
-                    )
+                    loaded = schema_class().load(_list_item_values(what, form))
                 except ValidationError as exc:
                     errors = {f"{what}_{k}": v for k, v in flat_errors(exc.messages).items()}
                 else:
@@ -263,18 +376,28 @@ async def tab_numbers(ctx: Ctx, connection: Connection) -> dict[str, Any] | Resp
                                     office_id=copy.id,
                                     phone=number.phone,
                                     extension=number.extension,
+                                    max_calls=number.max_calls,
                                 )
                 return _saved(ctx, connection, "numbers")
     offices = await Office.filter(connection_id=connection.id)
     return {
         "numbers": await OperatorNumber.filter(connection_id=connection.id).prefetch_related("office"),
         "offices": offices,
+        "strategies": lines.STRATEGIES,
+        "failing_after": lines.FAILING_AFTER,
         "departments": await Department.filter(connection_id=connection.id),
         "office_fields": field_views(
-            OfficeSchema(), {}, {k[7:]: v for k, v in errors.items() if k.startswith("office_")}, ctx.locale, ""
+            OfficeSchema(),
+            {},
+            {} if editing else {k[7:]: v for k, v in errors.items() if k.startswith("office_")},
+            ctx.locale,
+            "",
         ),
-        "errors": errors,
-        "form": ctx.form if errors else {},
+        "editing": editing,
+        "errors": {} if editing else errors,
+        "edit_errors": errors if editing else {},
+        "form": ctx.form if errors and not editing else {},
+        "edit_form": ctx.form if editing else {},
     }
 
 
@@ -331,71 +454,20 @@ async def tab_notifications(ctx: Ctx, connection: Connection) -> dict[str, Any] 
     }
 
 
-PAIRS_SHOWN = 12
-
-
-def matrix_rows(matrix: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for chain, redials in (matrix or {}).items():
-        for number, rules in (redials or {}).items():
-            for pair, rule in (rules or {}).items():
-                rows.append(
-                    {
-                        "chain": chain,
-                        "number": number,
-                        "pair": pair,
-                        "action": ABORT if rule == ABORT else "redial",
-                        "period": "" if rule == ABORT else rule.get("period", ""),
-                        "direction": "" if rule == ABORT else rule.get("direction", chain),
-                    }
-                )
-    return rows
-
-
-def matrix_from_form(form) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, list[str]]]:
-    matrix: dict[str, Any] = {}
-    rows, problems = [], {}
-    for index in range(int(form.get("rows") or 0)):
-        get = lambda name: (form.get(f"m{index}_{name}") or "").strip()  # noqa: E731, B023 -- called in this iteration
-        row = {
-            "chain": get("chain"),
-            "number": get("number"),
-            "pair": get("pair"),
-            "action": get("action"),
-            "period": get("period"),
-            "direction": get("direction"),
-        }
-        if not row["pair"]:
-            continue  # an empty pair removes the row
-        rows.append(row)
-        if row["action"] == ABORT:
-            rule: Any = ABORT
-        else:
-            try:
-                rule = {"period": int(row["period"]), "direction": row["direction"] or Direction.OPERATOR_FIRST}
-            except ValueError:
-                problems[f"{row['chain']}.{row['number']}.{row['pair']}"] = [
-                    "The period is whole seconds, up to a week."
-                ]
-                continue
-        matrix.setdefault(row["chain"], {}).setdefault(row["number"], {})[row["pair"]] = rule
-    return matrix, rows, problems
-
-
 async def tab_telephony(ctx: Ctx, connection: Connection) -> dict[str, Any] | Response:
     schema = TelephonySettingsSchema()
     values = schema.load(connection.telephony or {})
     errors: dict[str, list[str]] = {}
-    rows = matrix_rows(connection.redial_matrix)
+    rows = redial_rows.matrix_rows(connection.redial_matrix)
+    row_errors: dict[int, list[str]] = {}
+    matrix = connection.redial_matrix or {}
+    if _posting(ctx) and ctx.form.get("action") == "reset_rule":
+        return await _reset_rule(ctx, connection)
     if _posting(ctx):
         loaded, raw, errors = load_form(schema, ctx.form, values)
-        matrix, rows, problems = matrix_from_form(ctx.form)
-        try:
-            validate_matrix(matrix)
-        except MatrixError as exc:
-            problems.update(exc.errors)
-        if problems:
-            errors = {**errors, **{f"matrix.{k}": v for k, v in problems.items()}}
+        matrix, rows, row_errors = redial_rows.matrix_from_form(ctx.form)
+        if row_errors:
+            errors = {**errors, "matrix": ["Some redial rules need a correction; see the marked rows."]}
         if (
             loaded is not None
             and loaded["first_call_delay_seconds"] > MAX_CALL_DELAY_SECONDS
@@ -406,15 +478,45 @@ async def tab_telephony(ctx: Ctx, connection: Connection) -> dict[str, Any] | Re
             await Connection.filter(id=connection.id).update(telephony=loaded, redial_matrix=matrix)
             return _saved(ctx, connection, "telephony")
         values = raw
-    matrix_errors = {k[7:]: v for k, v in errors.items() if k.startswith("matrix.")}
+    chain = values.get("first_direction") or Direction.OPERATOR_FIRST
     return {
         "fields": field_views(schema, values, errors, ctx.locale),
         "matrix_rows": rows,
-        "matrix_errors": matrix_errors,
-        "blank_rows": 3,
-        "redial_numbers": [str(n) for n in range(2, MAX_ATTEMPTS + 1)],
+        "row_errors": row_errors,
+        "new_rows": [redial_rows.blank_row(c) for c in Direction.ALL],
+        "built_in": redial.DEFAULT_MATRIX,
+        "pair_words": lambda pair: redial_rows.pair_words(ctx, pair),
+        "duration_words": lambda seconds: redial_rows.duration_words(ctx, seconds),
+        "redial_numbers": redial_rows.REDIAL_NUMBERS,
+        "scenarios": redial_rows.preview(ctx, matrix, str(chain)),
         "errors": errors,
+        "pbxs": await _pbx_states(ctx),
     }
+
+
+async def _pbx_states(ctx: Ctx) -> list[dict[str, Any]]:
+    """The PBXs calls go out through and whether each is in rotation (docs/asterisk.md#a-pool-of-pbxs)."""
+    try:
+        return await telephony_servers(ctx.perezvon.redis)
+    except Exception as exc:  # Redis down: the tab still opens, without the status
+        log.warning("could not read the workers' heartbeats: %s", exc)
+        return []
+
+
+async def _reset_rule(ctx: Ctx, connection: Connection) -> Response:
+    """Back to the built-in rule: the connection's change to that pair (every redial of one chain) goes."""
+    chain, _, pair = (ctx.form.get("rule") or "").partition("|")
+    matrix = deepcopy(connection.redial_matrix or {})
+    every = (matrix.get(chain) or {}).get(redial.EVERY_REDIAL) or {}
+    if pair in every:
+        del every[pair]
+        if not every:
+            del matrix[chain][redial.EVERY_REDIAL]
+        if not matrix[chain]:
+            del matrix[chain]
+        await Connection.filter(id=connection.id).update(redial_matrix=matrix)
+    ctx.flash(ctx._("The rule is back to the built-in one."))
+    return ctx.redirect(f"/connections/{connection.id}/settings/telephony")
 
 
 async def tab_ivr(ctx: Ctx, connection: Connection) -> dict[str, Any] | Response:

@@ -18,10 +18,25 @@
     .then(function (r) { return r.ok ? r.json() : null; })["catch"](function () { return null; });
   P.d = [];
   P.define = function (k, f) { P.d.push([k, f]); };
-  for (i = -1; i < c.a.length; i++) {
+  /* may an app show on this page? g: alternatives, each a list of URL conditions [operator
+     (0 contains, 1 equals, 2 starts with), lower-cased value, negated] that must all hold */
+  P.g = function (g) {
+    var t = w.location.href.toLowerCase();
+    return !g || g.some(function (a) {
+      return a.every(function (r) {
+        var x = r[0] > 1 ? !t.indexOf(r[1]) : r[0] ? t.replace(/\/$/, "") == r[1] : t.indexOf(r[1]) >= 0;
+        return r[2] ? !x : x;
+      });
+    });
+  };
+  /* fetch an app's code (the runtime calls it too, when a single-page site moves to a page the app may show on) */
+  P.l = function (k) {
+    if (c.w && c.w[k] < w.innerWidth || !P.g(c.g && c.g[k])) return; /* an app for narrower screens, other pages */
     s = d.createElement("script");
     s.async = true;
-    s.src = c.b + (i < 0 ? c.r : c.a[i]);
+    s.src = c.b + k;
     (d.head || d.documentElement).appendChild(s);
-  }
+  };
+  P.l(c.r);
+  for (i = 0; i < c.a.length; i++) P.l(c.a[i]);
 })(window, document);

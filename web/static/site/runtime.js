@@ -90,6 +90,12 @@
       var here = w.location.pathname + w.location.search;
       if (here === at) return;
       at = here; S.pages = (S.pages || 0) + 1; S.last = now(); save();
+      /* the loader skipped apps that cannot show on the first page: fetch those that may show here */
+      if (P.l) for (var k in apps) if (!factories[k] && !fetched(apps[k].script)) P.l(apps[k].script);  /* an older loader has no P.l */
+    }
+    function fetched(src) {
+      for (var i = 0; i < d.scripts.length; i++) if (d.scripts[i].getAttribute("src") === boot.b + src) return true;
+      return false;
     }
     w.history.pushState = function () { var r = push.apply(this, arguments); moved(); return r; };
     w.addEventListener("popstate", moved);
@@ -315,8 +321,8 @@
   function matches(rule) {
     var target = rule.target === "url" || !rule.target ? w.location.href : (S.utm[rule.target.replace(/^utm_/, "")] || "");
     var value = String(rule.value || ""), t = target.toLowerCase(), v = value.toLowerCase();
-    var ok = { contains: t.indexOf(v) >= 0, not_contains: t.indexOf(v) < 0, equals: t === v || (rule.target === "url" && t.replace(/\/$/, "") === v.replace(/\/$/, "")),
-      not_equals: t !== v, starts_with: t.indexOf(v) === 0 }[rule.operator || "contains"];
+    var eq = t === v || (rule.target === "url" && t.replace(/\/$/, "") === v.replace(/\/$/, ""));
+    var ok = { contains: t.indexOf(v) >= 0, not_contains: t.indexOf(v) < 0, equals: eq, not_equals: !eq, starts_with: t.indexOf(v) === 0 }[rule.operator || "contains"];
     return !!ok && inPeriod(rule);
   }
   function inPeriod(rule) {
@@ -525,16 +531,20 @@
     if (next) whenFree(next[0], next[1]);
   }
 
+  /* a phone-sized viewport (the width the mobile apps are made for) */
+  function isPhone() { return !!(w.matchMedia && w.matchMedia("(max-width: 768px)").matches); }
+
   /* --- apps ---------------------------------------------------------------------------- */
   function context(app) {
     var base = { app: app.key, app_title: app.title };
     return {
       app: app, config: app.config, site: site, session: session, hours: hours, msg: MSG, lang: lang,
       offices: cfg.offices, departments: cfg.departments,
+      api: cfg.api, /* the Perezvon address, for an app's own plugin routes (/p/<plugin>/...) */
       emit: function (event, detail) { emit(app.key + "_" + event, Object.assign({}, base, { offhours: !hours.isOpen() }, detail)); },
       detail: function (extra) { return Object.assign({}, base, { offhours: !hours.isOpen() }, extra); },
       submit: function (fields, detail) { return submit(app, fields, Object.assign({}, base, detail)); },
-      followCall: followCall, callProgress: callProgress, el: el, text: text, mount: mount, trapFocus: trapFocus, maskPhone: maskPhone,
+      isPhone: isPhone, followCall: followCall, callProgress: callProgress, el: el, text: text, mount: mount, trapFocus: trapFocus, maskPhone: maskPhone,
       phoneInput: phoneInput, choices: choices,
       matches: matches, bestRule: bestRule, disclaimer: disclaimer, field: field, select: select, fail: fail,
       timeChoice: timeChoice, when: when,
@@ -569,6 +579,7 @@
     P.events = config.events || [];
     for (var i = 0; i < (config.integration_scripts || []).length; i++) script(config.integration_scripts[i]);
     for (i = 0; i < config.apps.length; i++) {
+      if (config.apps[i].max_width && w.innerWidth > config.apps[i].max_width) continue; /* made for narrower screens */
       apps[config.apps[i].key] = config.apps[i];
       if (factories[config.apps[i].key]) start(config.apps[i].key);
       else if ((boot.a || []).indexOf(config.apps[i].script) < 0) script(config.apps[i].script);

@@ -45,6 +45,12 @@
     return node;
   }
 
+  /* a choice is stored as its code and read as its label, in the page's language */
+  function choiceLabel(D, code) {
+    var i = D.choices.indexOf(code);
+    return (D.labels && i >= 0 && D.labels[i]) || code;
+  }
+
   /* --- one input built from the schema's description ------------------------------ */
   function input(path, D, value, onChange) {
     var wrap = d.createElement("div"), id = "ed-" + path.replace(/\./g, "-"), control;
@@ -61,7 +67,7 @@
     } else if (D.kind === "select") {
       control = d.createElement("select");
       var opts = (D.nullable ? [""] : []).concat(D.choices);
-      opts.forEach(function (c) { var o = d.createElement("option"); o.value = c; o.textContent = c || T.none; control.appendChild(o); });
+      opts.forEach(function (c) { var o = d.createElement("option"); o.value = c; o.textContent = c ? choiceLabel(D, c) : T.none; control.appendChild(o); });
       control.value = value == null ? "" : String(value);
       control.addEventListener("change", function () { onChange(control.value === "" ? null : control.value); });
     } else if (D.kind === "multi") {
@@ -76,7 +82,7 @@
           onChange(Array.prototype.filter.call(control.querySelectorAll("input"), function (b) { return b.checked; }).map(function (b) { return b.value; }));
         });
         l.appendChild(box);
-        l.appendChild(d.createTextNode(" " + c));
+        l.appendChild(d.createTextNode(" " + choiceLabel(D, c)));
         control.appendChild(l);
       });
     } else {

@@ -1,0 +1,1 @@
+"""The amoCRM integration (docs/amocrm.md)."""

@@ -1,0 +1,1 @@
+"""Problem alerts and scheduled digests (docs/notifications.md)."""
