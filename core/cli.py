@@ -135,6 +135,23 @@ async def _run_until_stopped(tasks: list[asyncio.Task[Any]], stop: asyncio.Event
                 raise error
 
 
+class WebDidNotStart(Exception):
+    """uvicorn could not serve (a port taken, an address not ours); it said why in the log."""
+
+
+async def _serve_web(web: uvicorn.Server, host: str, port: int) -> None:
+    """``web.serve()``, except that a failed start is an error of ours, not the process exiting.
+
+    uvicorn answers a port it cannot bind with ``sys.exit(1)``. Raised inside a task,
+    that SystemExit leaves the event loop at once, skipping our shutdown: the
+    database's thread was never closed and ``perezvon serve`` hung until killed.
+    """
+    try:
+        await web.serve()
+    except SystemExit as exc:
+        raise WebDidNotStart(f"the web server could not start on {host}:{port} (see the error above)") from exc
+
+
 async def _bounded_shutdown(app: Perezvon, shut_down: Coroutine[Any, Any, None]) -> bool:
     """Run ``shut_down`` for at most :data:`SHUTDOWN_SECONDS`; False when it had to be cut short.
 
@@ -181,18 +198,19 @@ async def cmd_serve(args: argparse.Namespace) -> int:
             await server.start()
         web = _uvicorn_server(create_app(app, manage_lifecycle=False), args.host, args.port)
         workers = build_workers(app)  # callbacks and deliveries, each on its own queue
-        web_task = asyncio.create_task(web.serve(), name="web")
+        web_task = asyncio.create_task(_serve_web(web, args.host, args.port), name="web")
         worker_task = asyncio.create_task(workers.async_run(), name="worker")
         settle_heap()
         while not web.started and not web_task.done():  # noqa: ASYNC110 -- uvicorn offers a flag, not an event
             await asyncio.sleep(0.05)
-        print(
-            f"Perezvon is running: {app.settings.public_url}  (web on {args.host}:{args.port}"
-            + "".join(f", {s.describe()}" for s in servers)
-            + "). Ctrl-C stops it.",
-            flush=True,
-        )
-        await _say_where(app, args)
+        if web.started:  # else the web task's error is raised just below
+            print(
+                f"Perezvon is running: {app.settings.public_url}  (web on {args.host}:{args.port}"
+                + "".join(f", {s.describe()}" for s in servers)
+                + "). Ctrl-C stops it.",
+                flush=True,
+            )
+            await _say_where(app, args)
         await _run_until_stopped([web_task, worker_task], stop)
     finally:
 
@@ -227,7 +245,7 @@ async def cmd_web(args: argparse.Namespace) -> int:
     try:
         web = _uvicorn_server(create_app(app, manage_lifecycle=False), args.host, args.port)
         settle_heap()
-        task = asyncio.create_task(web.serve(), name="web")
+        task = asyncio.create_task(_serve_web(web, args.host, args.port), name="web")
         while not web.started and not task.done():  # noqa: ASYNC110 -- uvicorn offers a flag, not an event
             await asyncio.sleep(0.05)
         if web.started:  # else the task's error is raised just below
@@ -512,6 +530,9 @@ def main(argv: list[str] | None = None) -> int:
     except PluginError as exc:
         print(f"perezvon: error: {exc}", file=sys.stderr)
         return 2
+    except WebDidNotStart as exc:  # what had started was stopped again on the way out
+        print(f"perezvon: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -117,6 +117,34 @@ def running_server(env: dict, cwd: Path):
     assert redis_servers_under(data_dir) == [], "the embedded Redis was left running"
 
 
+@pytest.mark.parametrize("command", ["serve", "web"])
+def test_a_taken_web_port_ends_the_process_with_an_error_and_leaves_nothing_running(tmp_path, command):
+    """uvicorn exits the process when it cannot bind; ours must still stop what it started, and say why."""
+    env = demo_env(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        extra = ["--smtp-port", str(free_port())] if command == "serve" else []
+        started = time.monotonic()
+        ended = subprocess.run(
+            [*PERZVON, command, "--port", str(port), *extra],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    output = ended.stdout + ended.stderr
+    assert ended.returncode == 1, output
+    assert time.monotonic() - started < 30, output
+    assert f"perezvon: error: the web server could not start on 127.0.0.1:{port}" in ended.stderr
+    assert "address already in use" in output
+    assert "is running" not in ended.stdout  # never claims to serve what it does not
+    assert "Traceback" not in output, output
+    assert redis_servers_under(Path(env["PEREZVON_DATA_DIR"]).resolve()) == [], "the embedded Redis was left running"
+
+
 def test_serve_takes_a_lead_calls_back_and_stops_cleanly(tmp_path):
     env = demo_env(tmp_path)
     with running_server(env, tmp_path) as (base_url, demo, client):
