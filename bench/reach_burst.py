@@ -36,9 +36,10 @@ Rounds:
 3. **baseline again** (unless ``--no-second-baseline``): the first round repeated, once both queues
    are empty again, as a measure of the run-to-run noise.
 
-``--split-queues`` is an experiment, not a CLI option: instead of ``perezvon worker`` it runs two
-processes of this script (``--only-queue``), one with the callbacks worker, one with the deliveries
-worker that ``core/worker.py`` builds. ``--py-spy`` profiles worker1 during each stream.
+``--split-queues`` runs the pushes in a process of their own, as docs/deploy.md describes: instead of
+one ``perezvon worker``, ``perezvon worker --queue callbacks`` and ``perezvon worker --queue deliveries``,
+the latter under ``nice -n`` ``--deliveries-nice`` (0). ``--py-spy`` profiles worker1 (the one placing the
+calls) during each stream.
 
 Exit status: 1 if any push or notification of the burst is missing, or if the burst round's p99 is more
 than 10 % above the first baseline's AND more than ``--floor-ms`` (5 ms) above it: the callbacks worker
@@ -549,9 +550,10 @@ async def run(db: str, args: argparse.Namespace) -> dict:
         tokens = await set_up_burst_sites(env, ports, amo_ports, amo_codes, not args.no_plugins)
         servers.start("web", [str(VENV_BIN / "perezvon"), "web", "--host", HOST, "--port", str(web_port)])
         servers.wait_healthy()
-        if args.split_queues:  # an experiment: the callbacks and the deliveries queue in processes of their own
+        if args.split_queues:  # the callbacks and the deliveries queue in processes of their own
             for n, queue in ((1, "callbacks"), (2, "deliveries")):
-                servers.start(f"worker{n}", [str(VENV_BIN / "python"), __file__, "--only-queue", queue])
+                nice = ["nice", "-n", str(args.deliveries_nice)] if queue == "deliveries" else []
+                servers.start(f"worker{n}", [*nice, str(VENV_BIN / "perezvon"), "worker", "--queue", queue])
         else:
             for n in range(1, args.workers + 1):
                 servers.start(f"worker{n}", [str(VENV_BIN / "perezvon"), "worker"])
@@ -663,32 +665,6 @@ async def run(db: str, args: argparse.Namespace) -> dict:
     return result
 
 
-async def one_queue_worker(queue: str) -> None:
-    """``perezvon worker`` with only one of its two arq workers (``--split-queues``), stopped by SIGINT."""
-    import logging
-    import signal
-
-    from perezvon.core.app import Perezvon
-    from perezvon.core.settings import Settings
-    from perezvon.core.worker import build_workers
-
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = Perezvon(Settings.from_env())
-    await app.start(wait=True)
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
-    workers = build_workers(app)
-    worker = workers.callbacks if queue == "callbacks" else workers.deliveries
-    task = asyncio.create_task(worker.async_run())
-    try:
-        await stop.wait()
-        await worker.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    finally:
-        await app.stop()
-
-
 # --- output ------------------------------------------------------------------------------------------
 
 
@@ -770,21 +746,21 @@ def main() -> int:
     parser.add_argument(
         "--split-queues",
         action="store_true",
-        help="an experiment: run the callbacks queue and the deliveries queue in two processes (not a CLI option)",
+        help="run the callbacks queue and the deliveries queue in two processes (perezvon worker --queue)",
     )
     parser.add_argument(
         "--no-plugins", action="store_true", help="a control: the burst sites get no reach plugin (nothing to push)"
     )
-    parser.add_argument("--only-queue", choices=("callbacks", "deliveries"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--deliveries-nice",
+        type=int,
+        default=0,
+        help="with --split-queues: the deliveries process's niceness (0-19), so the OS runs the callbacks first",
+    )
+
     parser.add_argument("--py-spy", action="store_true", help="profile worker1 during each stream (py-spy)")
     parser.add_argument("--keep", action="store_true", help="keep the data dir (outbox, database)")
     args = parser.parse_args()
-    if args.only_queue:
-        from perezvon.core.cli import _loop_factory
-
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(one_queue_worker(args.only_queue))
-        return 0
     if args.burst < 1 or args.sites < 1 or not 0 < args.rate <= 200 or not args.lead_in < args.seconds:
         parser.error("--burst and --sites >= 1, --rate in (0, 200], --lead-in < --seconds")
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -265,7 +265,7 @@ async def cmd_web(args: argparse.Namespace) -> int:
 
 
 async def cmd_worker(args: argparse.Namespace) -> int:
-    from perezvon.core.worker import build_workers
+    from perezvon.core.worker import QUEUE_NAMES, build_workers
 
     app = _app(args)
     stop = asyncio.Event()
@@ -274,9 +274,11 @@ async def cmd_worker(args: argparse.Namespace) -> int:
         return 0
     workers, task = None, None
     try:
-        workers = build_workers(app)  # callbacks and deliveries, each on its own queue
+        queues = [args.queue] if args.queue else list(QUEUE_NAMES)
+        workers = build_workers(app, queues=queues)  # callbacks and deliveries, each on its own queue
         task = asyncio.create_task(workers.async_run(), name="worker")
-        print("Perezvon worker is running. Ctrl-C stops it.", flush=True)
+        only = f" (the {args.queue} queue only)" if args.queue else ""
+        print(f"Perezvon worker is running{only}. Ctrl-C stops it.", flush=True)
         await _run_until_stopped([task], stop)
     finally:
 
@@ -465,7 +467,14 @@ def build_parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(handler=cmd_web)
 
-    sub.add_parser("worker", parents=[common], help="the worker alone").set_defaults(handler=cmd_worker)
+    p = sub.add_parser("worker", parents=[common], help="the worker alone")
+    p.add_argument(
+        "--queue",
+        choices=("callbacks", "deliveries"),
+        help="take jobs from this queue only (default: both): the pushes and notifications in a process "
+        "of their own, e.g. under `nice`, so that they never take the CPU from a dial (docs/deploy.md)",
+    )
+    p.set_defaults(handler=cmd_worker)
     sub.add_parser("migrate", parents=[common], help="create or upgrade the database schema").set_defaults(
         handler=cmd_migrate
     )

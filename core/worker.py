@@ -25,7 +25,7 @@ import dataclasses
 import functools
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from arq import cron
@@ -229,13 +229,23 @@ class QueueWorker(Worker):
         self._pool = None
 
 
-class Workers:
-    """The callbacks worker and the deliveries worker of one process, run and stopped together."""
+#: the two queues a worker process takes jobs from (``perezvon worker --queue``)
+QUEUE_NAMES = ("callbacks", "deliveries")
 
-    def __init__(self, callbacks: Worker, deliveries: Worker) -> None:
+
+class Workers:
+    """The callbacks worker and the deliveries worker of one process, run and stopped together.
+
+    ``running`` names the ones this process runs: both by default, or one of them when
+    the pushes get a process of their own (``perezvon worker --queue``, docs/deploy.md).
+    """
+
+    def __init__(self, callbacks: Worker, deliveries: Worker, running: Collection[str] = QUEUE_NAMES) -> None:
         self.callbacks = callbacks
         self.deliveries = deliveries
-        self.all = (callbacks, deliveries)
+        self.all = tuple(
+            worker for name, worker in zip(QUEUE_NAMES, (callbacks, deliveries), strict=True) if name in running
+        )
 
     async def async_run(self) -> None:
         """Run both until cancelled; if one of them fails, stop the other and raise its error."""
@@ -281,13 +291,16 @@ def _after_dials(dials_first: DialsFirst, job: Callable[..., Awaitable[Any]]) ->
     return after_dials
 
 
-def build_workers(app: Perezvon, *, periodic_plugin_jobs: bool = True) -> Workers:
+def build_workers(
+    app: Perezvon, *, periodic_plugin_jobs: bool = True, queues: Collection[str] = QUEUE_NAMES
+) -> Workers:
     """The two arq workers for ``app``; ``app`` must be started (``await app.start()``).
 
     Signals are left to the caller (the CLI stops web, workers and Redis in order).
     ``periodic_plugin_jobs=False`` leaves the plugins' periodic jobs unscheduled (they stay
     callable as jobs): the test fixture's short-lived workers, where a minute's tick must not
     start a digest of every test site in the middle of an unrelated test.
+    ``queues`` picks the workers the process runs (:data:`QUEUE_NAMES`: both by default).
     """
     periodic: dict[str, int] = {}
     jobs = {
@@ -371,4 +384,4 @@ def build_workers(app: Perezvon, *, periodic_plugin_jobs: bool = True) -> Worker
         ctx={},
         **common,
     )
-    return Workers(callbacks, deliveries)
+    return Workers(callbacks, deliveries, running=queues)

@@ -335,6 +335,84 @@ def test_web_and_worker_run_apart(tmp_path):
     assert redis_servers_under(tmp_path) == []
 
 
+def test_the_pushes_run_in_a_worker_process_of_their_own(tmp_path):
+    """``perezvon worker --queue callbacks`` places the calls and leaves the pushes queued;
+    ``perezvon worker --queue deliveries`` (under ``nice``, as docs/deploy.md shows) sends them."""
+    import redis
+
+    env = demo_env(tmp_path)
+    port = free_port()
+    env["PEREZVON_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+    demo = json.loads(
+        subprocess.run(
+            [*PERZVON, "demo", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True, check=True
+        ).stdout
+    )
+    processes: dict[str, subprocess.Popen] = {}
+
+    def start(name: str, command: list[str]) -> None:
+        processes[name] = subprocess.Popen(
+            command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        start("web", [*PERZVON, "web", "--port", str(port)])  # it starts the embedded Redis the others use
+        with httpx.Client(timeout=5) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                for name, process in processes.items():
+                    assert process.poll() is None, f"{name}: {process.stdout.read()}"
+                try:
+                    status = client.get(f"{base_url}/healthz").status_code
+                except httpx.TransportError:
+                    status = None
+                if status == 200:
+                    break
+                if status == 503 and "callbacks" not in processes:  # up, with no worker yet
+                    start("callbacks", [*PERZVON, "worker", "--queue", "callbacks"])
+                assert time.monotonic() < deadline, "no healthy web with a worker"
+                time.sleep(0.1)
+            store = redis.Redis(unix_socket_path=str(tmp_path / "var" / "redis" / "redis.sock"))
+            assert store.zcard("arq:queue:deliveries") == 0
+            created = client.post(
+                f"{base_url}/api/v1/leads", json={"token": demo["site_token"], "phone": "+79165550001", "consent": True}
+            )
+            assert created.status_code == 201, created.text
+            state_url = f"{base_url}/api/v1/calls/{created.json()['call_id']}/state"
+            deadline = time.monotonic() + 30
+            while not (state := client.get(state_url, params={"token": demo["site_token"]}).json())["finished"]:
+                assert time.monotonic() < deadline, state
+                time.sleep(0.1)
+            assert state["status"] == "successful"  # placed with no deliveries worker running
+            queued = store.zcard("arq:queue:deliveries")
+            assert queued > 0  # its pushes and notifications wait for their own worker
+
+            start("deliveries", ["nice", "-n", "10", *PERZVON, "worker", "--queue", "deliveries"])
+            deadline = time.monotonic() + 30
+            while store.zcard("arq:queue:deliveries"):
+                assert processes["deliveries"].poll() is None, processes["deliveries"].stdout.read()
+                assert time.monotonic() < deadline, f"{store.zcard('arq:queue:deliveries')} of {queued} still queued"
+                time.sleep(0.1)
+            store.close()
+    finally:
+        outputs = {}
+        for name, process in reversed(processes.items()):
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            outputs[name] = process.stdout.read()
+    for name, process in processes.items():
+        assert process.returncode == 0, outputs[name]
+    assert "Perezvon worker is running (the callbacks queue only)." in outputs["callbacks"]
+    assert "Perezvon worker is running (the deliveries queue only)." in outputs["deliveries"]
+    assert redis_servers_under(tmp_path) == []
+
+
 def test_the_public_url_comes_from_the_option_the_variable_or_the_listening_address():
     from perezvon.core.cli import build_parser, public_url_of, url_of
 
