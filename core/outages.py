@@ -35,6 +35,9 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     redis_errors.TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,  # "connection is closed" after a PostgreSQL restart
+    # a connection the server is cutting while a query starts on it: "cannot switch to state 11;
+    # another operation (2) is in progress" (2: consuming the server's "terminating connection")
+    asyncpg.InternalClientError,
     asyncpg.exceptions.OperatorInterventionError,  # shutting down, or starting up ("cannot connect now")
     DBConnectionError,
     ConnectionError,  # refused or reset sockets (OSError subclasses)

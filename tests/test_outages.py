@@ -150,6 +150,26 @@ def own_postgres():
         subprocess.run(["rm", "-rf", str(directory)], check=False)
 
 
+def test_what_a_connection_cut_by_the_database_raises_is_an_outage_and_a_bug_is_not():
+    """asyncpg reports a query started on a connection PostgreSQL is cutting as an internal state
+    error (seen in CI while the server stopped); a request meeting it answers 503 like any outage."""
+    import asyncpg
+
+    from perezvon.core.outages import is_outage
+
+    cut = asyncpg.InternalClientError("cannot switch to state 11; another operation (2) is in progress")
+    assert is_outage(cut)
+    try:
+        try:
+            raise cut
+        except asyncpg.InternalClientError as exc:
+            raise RuntimeError("the demo site's address could not be read") from exc
+    except RuntimeError as wrapped:
+        assert is_outage(wrapped)  # found through the cause, as Tortoise wraps errors
+    assert not is_outage(ValueError("a bug or bad data"))
+    assert not is_outage(KeyError("call_id"))
+
+
 def test_healthz_is_503_until_a_worker_reports_and_workers_ride_out_a_redis_outage(tmp_path):
     with own_redis(tmp_path) as redis:
         parts = Parts(tmp_path, redis.url)
