@@ -49,6 +49,8 @@ CALLBACKS_QUEUE = default_queue_name
 #: integration pushes and notifications (``core.deliver``, ``core.notify``)
 DELIVERIES_QUEUE = default_queue_name + ":deliveries"
 QUEUES = (CALLBACKS_QUEUE, DELIVERIES_QUEUE)
+#: each deliveries worker's heartbeat for /healthz (the callbacks workers write ``pv:workers``)
+DELIVERY_WORKERS_KEY = "pv:deliveries:workers"
 
 
 @dataclasses.dataclass(frozen=True)

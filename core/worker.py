@@ -21,10 +21,15 @@ slots, a slow or dead integration only slows the pushes behind it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
+import json
 import logging
+import os
 import signal
+import socket
+import time
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
@@ -40,7 +45,7 @@ from perezvon.core.dials_first import DialsFirst
 from perezvon.core.integrations import close_clients
 from perezvon.core.jobs import DeliveryBatches
 from perezvon.core.outages import Backoff, is_outage, until_connected
-from perezvon.core.queue import CALLBACKS_QUEUE, DELIVERIES_QUEUE
+from perezvon.core.queue import CALLBACKS_QUEUE, DELIVERIES_QUEUE, DELIVERY_WORKERS_KEY
 from perezvon.core.redis import redis_settings
 
 logger = logging.getLogger("perezvon.worker")
@@ -229,6 +234,35 @@ class QueueWorker(Worker):
         self._pool = None
 
 
+#: how often a deliveries worker writes its heartbeat (/healthz takes one older than 20 s for gone)
+DELIVERY_HEARTBEAT_SECONDS = 5
+
+
+async def _deliveries_heartbeat(app: Perezvon, worker: Worker) -> None:
+    """Tell /healthz that this process sends pushes and notifications, every few seconds.
+
+    A process that places calls says so in its own heartbeat (``CallbackEngine``);
+    with the queues in processes of their own (``perezvon worker --queue``), this is
+    how a deployment sees that no process is left to send what is queued.
+    """
+    worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    try:
+        while True:
+            beat = {
+                "worker": worker_id,
+                "at": time.time(),
+                "in_flight": sum(not t.done() for t in worker.tasks.values()),
+            }
+            try:
+                await app.redis.hset(DELIVERY_WORKERS_KEY, worker_id, json.dumps(beat))  # type: ignore[misc]
+            except Exception as exc:  # Redis away: the next beat tries again, /healthz says why
+                logger.debug("deliveries heartbeat not written: %s", exc)
+            await asyncio.sleep(DELIVERY_HEARTBEAT_SECONDS)
+    finally:
+        with contextlib.suppress(Exception):  # stale entries are ignored by /healthz anyway
+            await asyncio.shield(app.redis.hdel(DELIVERY_WORKERS_KEY, worker_id))  # type: ignore[misc]
+
+
 #: the two queues a worker process takes jobs from (``perezvon worker --queue``)
 QUEUE_NAMES = ("callbacks", "deliveries")
 
@@ -349,8 +383,13 @@ def build_workers(
     async def start_deliveries(ctx: dict[str, Any]) -> None:
         ctx["perezvon"] = app
         ctx["deliveries"] = DeliveryBatches(dials_first=app.dials_first)
+        ctx["heartbeat"] = asyncio.create_task(_deliveries_heartbeat(app, deliveries), name="deliveries-heartbeat")
 
     async def stop_deliveries(ctx: dict[str, Any]) -> None:
+        if "heartbeat" in ctx:
+            heartbeat = ctx.pop("heartbeat")
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
         if "deliveries" in ctx:
             await ctx.pop("deliveries").close()
         await close_clients()

@@ -364,14 +364,14 @@ def test_the_pushes_run_in_a_worker_process_of_their_own(tmp_path):
                 for name, process in processes.items():
                     assert process.poll() is None, f"{name}: {process.stdout.read()}"
                 try:
-                    status = client.get(f"{base_url}/healthz").status_code
+                    down = client.get(f"{base_url}/healthz").json()["down"]
                 except httpx.TransportError:
-                    status = None
-                if status == 200:
-                    break
-                if status == 503 and "callbacks" not in processes:  # up, with no worker yet
+                    down = None
+                if down == ["workers"] and "callbacks" not in processes:  # up, with no worker yet
                     start("callbacks", [*PERZVON, "worker", "--queue", "callbacks"])
-                assert time.monotonic() < deadline, "no healthy web with a worker"
+                if down == ["deliveries"]:  # calls are placed; nothing would send their pushes
+                    break
+                assert time.monotonic() < deadline, f"healthz: {down}"
                 time.sleep(0.1)
             store = redis.Redis(unix_socket_path=str(tmp_path / "var" / "redis" / "redis.sock"))
             assert store.zcard("arq:queue:deliveries") == 0
@@ -395,6 +395,9 @@ def test_the_pushes_run_in_a_worker_process_of_their_own(tmp_path):
                 assert time.monotonic() < deadline, f"{store.zcard('arq:queue:deliveries')} of {queued} still queued"
                 time.sleep(0.1)
             store.close()
+            health = client.get(f"{base_url}/healthz")
+            assert health.status_code == 200, health.text  # both queues have a process now
+            assert len(health.json()["workers"]) == 1 and len(health.json()["deliveries"]) == 1
     finally:
         outputs = {}
         for name, process in reversed(processes.items()):

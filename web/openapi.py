@@ -161,10 +161,11 @@ def build_spec(version: str, server_url: str) -> dict:
         path="/healthz",
         operations={
             "get": {
-                "summary": "200 when the database and Redis answer and a worker has reported within 20 s",
+                "summary": "200 when the database and Redis answer and a worker placing calls and one "
+                "sending pushes have reported within 20 s",
                 "responses": {
                     "200": {"description": "healthy"},
-                    "503": {"description": "a part is down: `down` lists database, redis and/or workers"},
+                    "503": {"description": "a part is down: `down` lists database, redis, workers and/or deliveries"},
                 },
             }
         },

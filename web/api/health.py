@@ -2,8 +2,10 @@
 
 200 only when the database and Redis answer and at least one worker has
 written its heartbeat within :data:`~perezvon.core.callbacks.WORKER_STALE_SECONDS`
-(every worker writes one every few seconds, ``CallbackEngine._keep_alive``);
-else 503 with ``down`` naming the parts: ``database``, ``redis``, ``workers``.
+(every worker writes one every few seconds, ``CallbackEngine._keep_alive``), and
+at least one process sends the pushes (``core/worker.py``: a worker of both queues
+or ``perezvon worker --queue deliveries``); else 503 with ``down`` naming the
+parts: ``database``, ``redis``, ``workers``, ``deliveries``.
 Each check is given :data:`CHECK_SECONDS`, so the answer stays quick while a
 part hangs rather than refuses (docs/deploy.md).
 """
@@ -20,6 +22,7 @@ from starlette.responses import JSONResponse
 from tortoise import connections
 
 from perezvon.core.callbacks import WORKER_STALE_SECONDS, WORKERS_KEY
+from perezvon.core.queue import DELIVERY_WORKERS_KEY
 
 #: the longest one check may take
 CHECK_SECONDS = 1.0
@@ -35,18 +38,7 @@ async def _database() -> str:
     return "ok"
 
 
-async def _redis(redis: Any) -> tuple[str, list[dict[str, Any]]]:
-    """Redis's state and the fresh worker heartbeats, read in one round trip."""
-    try:
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.ping()
-            pipe.hgetall(WORKERS_KEY)
-            _, beats = await asyncio.wait_for(pipe.execute(), CHECK_SECONDS)
-    except TimeoutError:
-        return f"down: no answer within {CHECK_SECONDS:g} s", []
-    except Exception as exc:
-        return f"down: {type(exc).__name__}: {exc}"[:300], []
-    now = time.time()
+def _fresh(beats: dict[Any, Any], now: float) -> list[dict[str, Any]]:
     fresh = []
     for raw in beats.values():
         try:
@@ -55,21 +47,41 @@ async def _redis(redis: Any) -> tuple[str, list[dict[str, Any]]]:
             continue
         if isinstance(beat, dict) and now - float(beat.get("at", 0)) < WORKER_STALE_SECONDS:
             fresh.append(beat)
-    return "ok", fresh
+    return fresh
+
+
+async def _redis(redis: Any) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Redis's state and the fresh heartbeats of the callbacks and the deliveries workers, in one round trip."""
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.ping()
+            pipe.hgetall(WORKERS_KEY)
+            pipe.hgetall(DELIVERY_WORKERS_KEY)
+            _, beats, delivery_beats = await asyncio.wait_for(pipe.execute(), CHECK_SECONDS)
+    except TimeoutError:
+        return f"down: no answer within {CHECK_SECONDS:g} s", [], []
+    except Exception as exc:
+        return f"down: {type(exc).__name__}: {exc}"[:300], [], []
+    now = time.time()
+    return "ok", _fresh(beats, now), _fresh(delivery_beats, now)
 
 
 async def healthz(request: Request) -> JSONResponse:
     app = request.app.state.perezvon
-    database, (redis, workers) = await asyncio.gather(_database(), _redis(app.redis))
+    database, (redis, workers, deliveries) = await asyncio.gather(_database(), _redis(app.redis))
     down = [part for part, state in (("database", database), ("redis", redis)) if state != "ok"]
-    if redis == "ok" and not workers:  # with Redis down the heartbeats cannot be read: that is the cause
-        down.append("workers")
+    if redis == "ok":  # with Redis down the heartbeats cannot be read: that is the cause
+        if not workers:
+            down.append("workers")
+        elif not deliveries:  # calls are placed, their pushes and notifications wait for a process
+            down.append("deliveries")
     report: dict[str, object] = {
         "ok": not down,
         "down": down,
         "database": database,
         "redis": redis,
         "workers": workers,
+        "deliveries": deliveries,
         "telephony": ([w.get("telephony") for w in workers] or ["no worker seen"])[0],
         # each PBX of the pool as the first worker sees it (docs/asterisk.md#a-pool-of-pbxs)
         "pbxs": ([w.get("pbxs") or [] for w in workers] or [[]])[0],
