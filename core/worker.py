@@ -245,6 +245,8 @@ async def _deliveries_heartbeat(app: Perezvon, worker: Worker) -> None:
     with the queues in processes of their own (``perezvon worker --queue``), this is
     how a deployment sees that no process is left to send what is queued.
     """
+    redis = app.redis
+    assert redis is not None, "the app is started"
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
     try:
         while True:
@@ -254,13 +256,13 @@ async def _deliveries_heartbeat(app: Perezvon, worker: Worker) -> None:
                 "in_flight": sum(not t.done() for t in worker.tasks.values()),
             }
             try:
-                await app.redis.hset(DELIVERY_WORKERS_KEY, worker_id, json.dumps(beat))  # type: ignore[misc]
+                await redis.hset(DELIVERY_WORKERS_KEY, worker_id, json.dumps(beat))  # type: ignore[misc]
             except Exception as exc:  # Redis away: the next beat tries again, /healthz says why
                 logger.debug("deliveries heartbeat not written: %s", exc)
             await asyncio.sleep(DELIVERY_HEARTBEAT_SECONDS)
     finally:
         with contextlib.suppress(Exception):  # stale entries are ignored by /healthz anyway
-            await asyncio.shield(app.redis.hdel(DELIVERY_WORKERS_KEY, worker_id))  # type: ignore[misc]
+            await redis.hdel(DELIVERY_WORKERS_KEY, worker_id)  # type: ignore[misc]
 
 
 #: the two queues a worker process takes jobs from (``perezvon worker --queue``)
