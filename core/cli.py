@@ -470,8 +470,8 @@ def build_parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     p.add_argument(
         "--queue",
         choices=("callbacks", "deliveries"),
-        help="take jobs from this queue only (default: both): the pushes and notifications in a process "
-        "of their own, e.g. under `nice`, so that they never take the CPU from a dial (docs/deploy.md)",
+        help="take jobs from this queue only (default: both): the calls and the pushes in processes of "
+        "their own, to scale them apart and run the pushes under `nice` (docs/deploy.md)",
     )
     p.set_defaults(handler=cmd_worker)
     sub.add_parser("migrate", parents=[common], help="create or upgrade the database schema").set_defaults(
