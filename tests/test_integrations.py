@@ -156,11 +156,17 @@ async def make_deferred_jobs_due(redis) -> int:
     """Bring retries deferred by back-off forward to now, so a test need not wait minutes.
 
     Called between two ``perezvon_run_jobs()``, when no worker runs: an "in progress" mark
-    left by the stopped worker would make arq skip the job until the mark expires."""
+    left by the stopped worker would make arq skip the job until the mark expires.
+    Only pushes and notifications move: redials and periodic jobs keep their time (another
+    test's redial made due here would be placed in this test's worker run)."""
     now = int(time.time() * 1000)
     moved = 0
     for queue in QUEUES:  # the callbacks' queue and the deliveries' queue
-        later = await redis.zrangebyscore(queue, now, "+inf")
+        later = [
+            job_id
+            for job_id in await redis.zrangebyscore(queue, now, "+inf")
+            if job_id.startswith((b"deliver:", b"notify:"))
+        ]
         for job_id in later:
             await redis.zadd(queue, {job_id: now})
             await redis.delete(in_progress_key_prefix + job_id.decode())
