@@ -32,7 +32,8 @@ def settle(future: asyncio.Future[Any], result: Any = None, error: BaseException
 
 
 class Batcher(Generic[Item]):
-    """Runs ``process(batch)`` for the items submitted meanwhile, at most ``max_batch`` at a time.
+    """Runs ``process(batch)`` for the items submitted meanwhile, at most ``max_batch`` at a time
+    (after ``linger_seconds``, when given: items that trickle in still share a batch).
 
     ``process`` settles each item's future. If it raises, every item of the
     batch still waiting gets ``failed(exc)`` as its error.
@@ -45,11 +46,14 @@ class Batcher(Generic[Item]):
         name: str,
         max_batch: int,
         failed: Callable[[BaseException], BaseException] = lambda exc: exc,
+        linger_seconds: float = 0.0,
     ) -> None:
         self.process = process
         self.name = name
         self.max_batch = max_batch
         self.failed = failed
+        #: how long a batch short of ``max_batch`` waits for more items before it is processed
+        self.linger_seconds = linger_seconds
         self._pending: list[Item] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -65,6 +69,8 @@ class Batcher(Generic[Item]):
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
+            if self.linger_seconds and len(self._pending) < self.max_batch:
+                await asyncio.sleep(self.linger_seconds)
             while self._pending:
                 batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
                 try:

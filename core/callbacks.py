@@ -16,6 +16,7 @@ re-queues calls whose next attempt is due but whose job went missing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -32,9 +33,11 @@ from tortoise.expressions import F
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from perezvon.core import announcements, enablement, lines, redial, scenario, schedule
+from perezvon.core import announcements, enablement, endings, lines, redial, scenario, schedule
+from perezvon.core.batching import Batcher, settle
 from perezvon.core.dials_first import DialsFirst, Placing, on_the_dial_path
 from perezvon.core.models import (
+    REASON_LENGTH,
     Attempt,
     CalendarDay,
     Call,
@@ -48,6 +51,7 @@ from perezvon.core.models import (
     OperatorNumber,
     PendingJob,
 )
+from perezvon.core.outages import is_data_error
 from perezvon.core.phones import InvalidPhone, normalise
 from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, job_of, notify_job, remember
 from perezvon.core.recordings import recording_store
@@ -104,6 +108,10 @@ LINE_HOLD_EVERY = 5.0
 #: an operator leg that ended with one of these was answered (docs/calls.md#operator-lines)
 ANSWERED = (LegStatus.OK, LegStatus.CANCELLED_BY_DTMF, LegStatus.OPERATOR_NO_KEY, LegStatus.PARTY_LEFT)
 ALL_LINES_BUSY = "every operator line stayed busy"
+#: the most attempt endings written in one transaction, and how long the first of them waits for
+#: company: calls ending within this of each other share their statements (core/endings.py)
+ENDINGS_AT_ONCE = 200
+ENDINGS_LINGER = 0.02
 
 
 def utcnow() -> dt.datetime:
@@ -163,6 +171,19 @@ class _Progress(AttemptProgress):
             await Attempt.filter(id=self.attempt.id).update(dialled_at=self.attempt.dialled_at)
 
 
+@dataclasses.dataclass(eq=False)
+class _Ending:
+    """An attempt that ended, waiting to be written with the others (:meth:`CallbackEngine._write_endings`)."""
+
+    rows: endings.EndingRows
+    connection_id: int
+    final: bool
+    successful: bool
+    next_attempt: Job | None
+    future: asyncio.Future[bool]
+    jobs: list[Job] = dataclasses.field(default_factory=list)
+
+
 class CallbackEngine:
     def __init__(
         self,
@@ -192,6 +213,10 @@ class CallbackEngine:
         self._waiting: dict[str, asyncio.Task[None]] = {}
         #: set when this process gives back a line of the group (then replaced): wakes its waiters
         self._freed: dict[str, asyncio.Event] = {}
+        #: attempts that ended, written together (core/endings.py)
+        self._endings: Batcher[_Ending] = Batcher(
+            self._write_endings, name="perezvon-endings", max_batch=ENDINGS_AT_ONCE, linger_seconds=ENDINGS_LINGER
+        )
 
     # --- keeping the "alive" marks fresh -------------------------------------------
 
@@ -209,6 +234,7 @@ class CallbackEngine:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._endings.close(ConnectionError("the worker stopped"))  # every attempt above has ended
         if self._alive_task:
             self._alive_task.cancel()
             await asyncio.gather(self._alive_task, return_exceptions=True)
@@ -491,13 +517,7 @@ class CallbackEngine:
             await self.dials_first.wait()
             if call.is_unique is None:  # the intake tags every lead it stores; calls made before it did
                 await self._tag_unique(call, call.lead, call.connection)
-            await self.finish_attempt(call, attempt, outcome)
-            if operator is not None and not gave_up:
-                answered = [n for n in rung or [] if outcome.operator_number and n.phone == outcome.operator_number]
-                if answered:  # ring-all: only the line that answered can be said to work
-                    await self._count_failures(answered[0], outcome.operator_status)
-                elif len(rung or []) < 2:
-                    await self._count_failures(operator, outcome.operator_status)
+            await self.finish_attempt(call, attempt, outcome, line=self._line_counted(operator, rung, outcome, gave_up))
         except asyncio.CancelledError:
             # the worker is stopping: record it now rather than leave the call "dialling"
             await asyncio.shield(
@@ -511,6 +531,19 @@ class CallbackEngine:
                 placing.done()
             await self._give_back(str(call.id))
             await self._unmark(str(call.id))
+
+    @staticmethod
+    def _line_counted(
+        operator: OperatorNumber | None, rung: list[OperatorNumber] | None, outcome: AttemptOutcome, gave_up: bool
+    ) -> OperatorNumber | None:
+        """The operator number whose run of unanswered attempts this one counts in (shown as failing in
+        the admin; the reports plugin alerts the site's full-access users, docs/notifications.md)."""
+        if operator is None or gave_up or outcome.operator_status is None:  # no operator was dialled
+            return None
+        answered = [n for n in rung or [] if outcome.operator_number and n.phone == outcome.operator_number]
+        if answered:  # ring-all: only the line that answered can be said to work
+            return answered[0]
+        return operator if len(rung or []) < 2 else None
 
     async def drain(self, timeout: float | None = None) -> bool:
         """Wait for the attempts in progress; True when none is left."""
@@ -581,16 +614,6 @@ class CallbackEngine:
         """The strategy as this backend can play it: one that cannot ring all at once hunts."""
         return lines.HUNT if strategy == lines.RING_ALL and not self.backend.rings_all else strategy
 
-    async def _count_failures(self, operator: OperatorNumber, status: int | None) -> None:
-        """The number's run of unanswered attempts (shown as failing in the admin; the reports
-        plugin alerts the site's full-access users, docs/notifications.md)."""
-        if status is None:  # the operator was never dialled
-            return
-        if status in ANSWERED:
-            await OperatorNumber.filter(id=operator.id, failures_in_row__gt=0).update(failures_in_row=0)
-        else:
-            await OperatorNumber.filter(id=operator.id).update(failures_in_row=F("failures_in_row") + 1)
-
     async def _tag_unique(self, call: Call, lead: Lead, connection: Connection) -> None:
         since = lead.created_at - dt.timedelta(days=connection.unique_window_days)
         earlier = await Lead.filter(
@@ -601,12 +624,19 @@ class CallbackEngine:
 
     # --- after an attempt --------------------------------------------------------------
 
-    async def finish_attempt(self, call: Call, attempt: Attempt, outcome: AttemptOutcome) -> None:
+    async def finish_attempt(
+        self, call: Call, attempt: Attempt, outcome: AttemptOutcome, *, line: OperatorNumber | None = None
+    ) -> None:
+        """Record the attempt's outcome and what follows it: the next attempt, or the call's end.
+
+        ``line``: the operator number the attempt counts for in its run of unanswered
+        attempts (none for a ring-all attempt nobody answered). The ending is written
+        with the others that end meanwhile (:meth:`_write_endings`)."""
         connection: Connection = call.connection
         now = utcnow()
         display, reason = classify(outcome.operator_status, outcome.client_status, attempt.direction)
         if outcome.note and outcome.operator_status in (None, LegStatus.SERVER_ERROR):
-            reason = outcome.note
+            reason = outcome.note[:REASON_LENGTH]
         attempt.ended_at = now
         attempt.operator_status = outcome.operator_status
         attempt.client_status = outcome.client_status
@@ -633,74 +663,114 @@ class CallbackEngine:
                 operator=outcome.operator_status,
                 client=outcome.client_status,
             )
-        enabled = [
-            key
-            for key in (await enablement.keys_on(call.connection_id))[enablement.INTEGRATION]
-            if key in self.registry.integrations
-        ]
-        jobs: list[Job] = [
-            delivery_job(key, ATTEMPT_FINISHED, str(call.id), attempt.number)
-            for key in enabled
-            if self.registry.integrations[key].handles(ATTEMPT_FINISHED)
-        ]
-        async with in_transaction():
-            if step is not None:
-                due = now + dt.timedelta(seconds=step.period_seconds)
-                try:
-                    due = schedule.redial_at(hours_of(connection, await connection.calendar.all()), due)
-                except schedule.ScheduleError as exc:  # broken hours: redial on the matrix's time
-                    log.error("connection %s: %s", connection.id, exc)
-                changed = await Call.filter(id=call.id, state=CallState.DIALLING, attempts_made=attempt.number).update(
-                    state=CallState.SCHEDULED,
-                    next_attempt_at=due,
-                    next_direction=step.direction,
-                    reason=reason,
-                    operator_number=attempt.operator_number,
-                )
-                jobs.append(attempt_job(str(call.id), attempt.number + 1, due))
-            else:
-                successful = display == DisplayStatus.SUCCESSFUL
-                changed = await Call.filter(id=call.id, state=CallState.DIALLING, attempts_made=attempt.number).update(
-                    state=CallState.FINISHED,
-                    display_status=display,
-                    reason=reason,
-                    next_attempt_at=None,
-                    next_direction=None,
-                    duration_seconds=outcome.conversation_seconds if successful else 0,
-                    is_target=successful and outcome.conversation_seconds >= connection.target_call_seconds,
-                    # a failed manual attempt after a recorded conversation keeps that recording reachable
-                    # (docs/calls.md#call-again); in a chain the call has none before its final attempt
-                    recording=attempt.recording or call.recording,
-                    finished_at=now,
-                    operator_number=attempt.operator_number,
-                )
-                jobs += await self._after_final(call, successful, enabled)
-            if not changed:  # someone else (the sweep, a second worker) resolved it first
-                if outcome.note == INTERRUPTED:  # two sweeps (or a sweep and a stop) raced: harmless
-                    log.info("call %s attempt %s was already resolved", call.id, attempt.number)
-                else:  # the attempt was still on the line when a sweep took it for an orphan
-                    log.warning(
-                        "call %s attempt %s ended after another worker had resolved it as interrupted",
-                        call.id,
-                        attempt.number,
-                    )
-                return
-            await attempt.save()
-            await remember(jobs, now)  # pushes and notifications survive a lost enqueue (the sweep)
+        values: dict[str, Any] = dict.fromkeys(name for name, _ in endings.CALL_COLUMNS)
+        values.update(reason=reason, operator_number=attempt.operator_number)
+        next_attempt: Job | None = None
+        successful = display == DisplayStatus.SUCCESSFUL
+        if step is not None:
+            due = now + dt.timedelta(seconds=step.period_seconds)
+            try:
+                due = schedule.redial_at(hours_of(connection, await connection.calendar.all()), due)
+            except schedule.ScheduleError as exc:  # broken hours: redial on the matrix's time
+                log.error("connection %s: %s", connection.id, exc)
+            values.update(state=CallState.SCHEDULED, next_attempt_at=due, next_direction=step.direction)
+            next_attempt = attempt_job(str(call.id), attempt.number + 1, due)
+        else:
+            values.update(
+                state=CallState.FINISHED,
+                display_status=display,
+                duration_seconds=outcome.conversation_seconds if successful else 0,
+                is_target=successful and outcome.conversation_seconds >= connection.target_call_seconds,
+                # a failed manual attempt after a recorded conversation keeps that recording reachable
+                # (docs/calls.md#call-again); in a chain the call has none before its final attempt
+                recording=attempt.recording or call.recording,
+                finished_at=now,
+            )
+        ending = _Ending(
+            rows=endings.EndingRows(
+                call_id=str(call.id),
+                number=attempt.number,
+                call=values,
+                attempt_id=str(attempt.id),
+                attempt={name: getattr(attempt, name) for name, _ in endings.ATTEMPT_COLUMNS},
+                line=None if line is None else (line.id, outcome.operator_status in ANSWERED),
+            ),
+            connection_id=call.connection_id,
+            final=step is None,
+            successful=successful,
+            next_attempt=next_attempt,
+            future=asyncio.get_running_loop().create_future(),
+        )
+        changed = await self._endings.submit(ending)
+        if changed:
+            return
+        # someone else (the sweep, a second worker) resolved it first
+        if outcome.note == INTERRUPTED:  # two sweeps (or a sweep and a stop) raced: harmless
+            log.info("call %s attempt %s was already resolved", call.id, attempt.number)
+        else:  # the attempt was still on the line when a sweep took it for an orphan
+            log.warning(
+                "call %s attempt %s ended after another worker had resolved it as interrupted", call.id, attempt.number
+            )
+
+    async def _write_endings(self, batch: list[_Ending]) -> None:
+        """Write the endings that arrived together in one transaction, then queue what they call for."""
+        on_the_dial_path.set(False)  # this writer's own context: the dials' database turns come first
+        await self.dials_first.wait()
+        now = utcnow()
+        enabled = await enablement.keys_on_many({e.connection_id for e in batch}, enablement.INTEGRATION)
+        finals = {e.connection_id for e in batch if e.final}
+        notified: set[int] = set()
+        if finals and self.registry.notifiers:
+            recipients = NotificationRecipient.filter(connection_id__in=finals).distinct()
+            notified = {connection_id for (connection_id,) in await recipients.values_list("connection_id")}
+        for ending in batch:
+            ending.jobs = self._jobs_after(ending, enabled.get(ending.connection_id, []), notified)
+        changed = await self._store_endings(batch, now)
+        jobs = [job for e in batch if e.rows.call_id in changed for job in e.jobs]
         try:
             await self.queue.enqueue(jobs)
-        except Exception as exc:  # the sweep re-queues due attempts; events are retried below
-            log.warning("call %s: follow-up jobs not queued (%s)", call.id, exc)
+        except Exception as exc:  # the sweep re-queues due attempts and what remember() kept
+            log.warning("the follow-up jobs of %d ended attempts were not queued (%s)", len(changed), exc)
 
-    async def _after_final(self, call: Call, successful: bool, enabled: list[str]) -> list[Job]:
+    async def _store_endings(self, batch: list[_Ending], now: dt.datetime) -> set[str]:
+        """One transaction for the group; the ids of the calls it changed. When the database refuses
+        a value, the group is written in halves, so only the ending at fault fails (its call is
+        resolved by the sweep); an outage fails them all at once."""
+        try:
+            async with in_transaction() as connection:
+                changed = await endings.write_endings(connection, [e.rows for e in batch])
+                # pushes and notifications survive a lost enqueue (the sweep)
+                await remember([job for e in batch if e.rows.call_id in changed for job in e.jobs], now)
+        except Exception as exc:
+            if len(batch) == 1 or not is_data_error(exc):
+                for ending in batch:
+                    settle(ending.future, error=exc)
+                return set()
+            log.warning(
+                "the database refused a value among %d ended attempts (%s); writing them in halves", len(batch), exc
+            )
+            middle = len(batch) // 2
+            return await self._store_endings(batch[:middle], now) | await self._store_endings(batch[middle:], now)
+        for ending in batch:
+            settle(ending.future, ending.rows.call_id in changed)
+        return changed
+
+    def _jobs_after(self, ending: _Ending, enabled: list[str], notified: set[int]) -> list[Job]:
+        """The next attempt, or the pushes and notifications of the call's end; the attempt's pushes."""
+        integrations = [(key, self.registry.integrations[key]) for key in enabled if key in self.registry.integrations]
+        call_id, number = ending.rows.call_id, ending.rows.number
         jobs = [
-            delivery_job(key, CALL_FINISHED, str(call.id))
-            for key in enabled
-            if self.registry.integrations[key].handles(CALL_FINISHED)
+            delivery_job(key, ATTEMPT_FINISHED, call_id, number)
+            for key, i in integrations
+            if i.handles(ATTEMPT_FINISHED)
         ]
-        kind = "call_succeeded" if successful else "call_failed"
-        if await NotificationRecipient.filter(connection_id=call.connection_id).exists():
-            jobs += [notify_job(key, kind, str(call.id)) for key in self.registry.notifiers]
+        if ending.next_attempt is not None:
+            jobs.append(ending.next_attempt)
+        if ending.final:
+            jobs += [delivery_job(key, CALL_FINISHED, call_id) for key, i in integrations if i.handles(CALL_FINISHED)]
+            if ending.connection_id in notified:
+                kind = "call_succeeded" if ending.successful else "call_failed"
+                jobs += [notify_job(key, kind, call_id) for key in self.registry.notifiers]
         return jobs
 
     # --- durability -----------------------------------------------------------------

@@ -45,6 +45,7 @@ from perezvon.core.models import (
     OperatorNumber,
     PendingJob,
 )
+from perezvon.core.outages import is_data_error
 from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job, pending_rows
 from perezvon.core.schedule import Hours, ScheduleError, first_attempt_at
 from perezvon.core.schemas import LeadSchema, TelephonySettingsSchema
@@ -107,24 +108,6 @@ return out
 
 #: a lead whose values the database refused although the schema let them through
 CANNOT_STORE = "The lead has a value that cannot be stored."
-
-
-def _is_data_error(exc: BaseException) -> bool:
-    """The database refused the values (not the connection): tortoise wraps the driver's data errors
-    (asyncpg's DataError family, sqlite's encoding errors) as IntegrityError or OperationalError with
-    the driver's exception as the cause."""
-    from tortoise.exceptions import IntegrityError
-
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, IntegrityError | ValueError | TypeError | OverflowError | UnicodeError):
-            return True
-        if type(seen).__name__ in ("DataError", "CharacterNotInRepertoireError", "UntranslatableCharacterError"):
-            return True
-        if any(cls.__name__ == "DataError" for cls in type(seen).__mro__):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 class IntakeReason(enum.StrEnum):
@@ -689,7 +672,7 @@ class LeadIntake:
             await self._insert(group)
             return group, []
         except Exception as exc:
-            if len(group) == 1 or not _is_data_error(exc):
+            if len(group) == 1 or not is_data_error(exc):
                 log.error("could not store %d lead(s): %s", len(group), exc)
                 refusal = self._refusal(exc)
                 return [], [(item, refusal) for item in group]
@@ -714,7 +697,7 @@ class LeadIntake:
     @staticmethod
     def _refusal(exc: Exception) -> IntakeError:
         """One lead the database would not take: its data (422), or the database is down (503, try again)."""
-        if _is_data_error(exc):
+        if is_data_error(exc):
             return IntakeError(IntakeReason.INVALID, {"_schema": [CANNOT_STORE]})
         return IntakeError(IntakeReason.UNAVAILABLE, {"_schema": ["The lead could not be stored, try again."]})
 

@@ -64,6 +64,10 @@ class Channel:
     ALL = (DIRECT, ORGANIC, ADS, REFERRAL, SOCIAL)
 
 
+#: how much of a reason a call and an attempt keep (a telephony error can say more)
+REASON_LENGTH = 300
+
+
 class CallState:
     """Where a call is in its life; the display status says how it went."""
 
@@ -478,7 +482,7 @@ class Call(Model):
     created_at = fields.DatetimeField()
     state = fields.CharField(max_length=10, default=CallState.SCHEDULED)
     display_status = fields.CharField(max_length=12, default=DisplayStatus.PENDING)
-    reason = fields.CharField(max_length=300, default="")
+    reason = fields.CharField(max_length=REASON_LENGTH, default="")
     first_direction = fields.CharField(max_length=14, default="operator_first")
     attempts_made = fields.IntField(default=0)
     next_attempt_at = fields.DatetimeField(null=True)
@@ -515,7 +519,7 @@ class Attempt(Model):
     client_status = fields.IntField(null=True)
     duration_seconds = fields.IntField(default=0)
     display_status = fields.CharField(max_length=12, default=DisplayStatus.PENDING)
-    reason = fields.CharField(max_length=300, default="")
+    reason = fields.CharField(max_length=REASON_LENGTH, default="")
     recording = fields.CharField(max_length=500, default="")
     recording_bytes = fields.BigIntField(
         default=0, db_default=0, description="the size of the recording (0: none, or not measured)"

@@ -19,7 +19,7 @@ from typing import TypeVar
 import asyncpg
 from redis import exceptions as redis_errors
 from redis.backoff import EqualJitterBackoff
-from tortoise.exceptions import DBConnectionError
+from tortoise.exceptions import DBConnectionError, IntegrityError, ValidationError
 
 log = logging.getLogger("perezvon.outages")
 
@@ -88,6 +88,22 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """The values were refused, not the connection: by a field's own check (ValidationError), or by
+    the database -- tortoise wraps the driver's data errors (asyncpg's DataError family, sqlite's
+    encoding errors) as IntegrityError or OperationalError with the driver's exception as the cause."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, IntegrityError | ValidationError | ValueError | TypeError | OverflowError | UnicodeError):
+            return True
+        if type(seen).__name__ in ("DataError", "CharacterNotInRepertoireError", "UntranslatableCharacterError"):
+            return True
+        if any(cls.__name__ == "DataError" for cls in type(seen).__mro__):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 async def until_connected(what: str, connect: Callable[[], Awaitable[T]]) -> T:

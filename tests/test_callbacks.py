@@ -366,3 +366,110 @@ async def test_a_lost_push_is_requeued_by_the_sweep_and_delivered_once(
     await perezvon_run_jobs()
     assert sorted(recorder.events) == [("call_finished", "successful"), ("lead_created", phone)]
     assert await Delivery.filter(call_id=created["call_id"], event="lead_created").count() == 1
+
+
+async def test_attempts_ending_together_are_written_together_and_each_keeps_its_own_outcome(
+    perezvon_app, perezvon_client, perezvon_site, new_phone, monkeypatch
+):
+    """Endings that arrive together share their statements (core/endings.py); each still gets its own
+    outcome, the matrix's next step, its jobs, and the guard against a call resolved meanwhile."""
+    from perezvon.core import endings
+    from perezvon.core.models import PendingJob
+    from perezvon.core.registry import AttemptOutcome, LegStatus
+
+    groups = []
+    write = endings.write_endings
+
+    async def counted(connection, rows):
+        groups.append(len(rows))
+        return await write(connection, rows)
+
+    monkeypatch.setattr(endings, "write_endings", counted)
+    operator = await OperatorNumber.filter(connection_id=perezvon_site.id).first()
+    await OperatorNumber.filter(id=operator.id).update(failures_in_row=5)
+    calls = []
+    for _ in range(12):
+        created = await post_lead(perezvon_client, perezvon_site, new_phone())
+        await Call.filter(id=created["call_id"]).update(state=CallState.DIALLING, attempts_made=1)
+        attempt = await Attempt.create(
+            call_id=created["call_id"],
+            number=1,
+            direction="operator_first",
+            operator_number=operator.phone,
+            started_at=dt.datetime.now(dt.UTC),
+        )
+        calls.append((await Call.get(id=created["call_id"]).prefetch_related("connection", "lead"), attempt))
+    resolved_meanwhile = calls[-1][0]  # e.g. by the sweep of another worker
+    await Call.filter(id=resolved_meanwhile.id).update(state=CallState.FINISHED)
+    answered = AttemptOutcome(LegStatus.OK, LegStatus.OK, conversation_seconds=130)
+    busy = AttemptOutcome(LegStatus.OK, LegStatus.BUSY)
+    unanswered = AttemptOutcome(LegStatus.TIMEOUT, None)
+    outcomes = [answered] * 4 + [busy] * 4 + [unanswered] * 4
+    engine = CallbackEngine(
+        backend=perezvon_app.host.telephony_backend(), registry=perezvon_app.host.registry, redis=perezvon_app.redis
+    )
+    await asyncio.gather(
+        *(
+            # the busy ones count for no line here: the order of the others is fixed (a redial reads the
+            # calendar before it joins the group; a call's end does not)
+            engine.finish_attempt(call, attempt, outcome, line=None if outcome is busy else operator)
+            for (call, attempt), outcome in zip(calls, outcomes)
+        )
+    )
+    assert sum(groups) == 12 and len(groups) < 12  # written in groups, not one by one
+    for call, attempt in calls[:4]:
+        stored = await Call.get(id=call.id)
+        assert stored.state == CallState.FINISHED and stored.display_status == "successful"
+        assert stored.duration_seconds == 130 and stored.finished_at is not None
+        ended = await Attempt.get(id=attempt.id)
+        assert (ended.operator_status, ended.client_status, ended.duration_seconds) == (200, 200, 130)
+    for call, attempt in calls[4:8]:  # the client was busy: the matrix redials, the call keeps no end yet
+        stored = await Call.get(id=call.id)
+        assert stored.state == CallState.SCHEDULED and stored.next_attempt_at is not None
+        assert stored.finished_at is None and stored.display_status == "pending"
+        assert (await Attempt.get(id=attempt.id)).client_status == LegStatus.BUSY
+        assert await PendingJob.filter(job_id__contains=str(call.id)).count() == 0  # an attempt job: in Redis
+    untouched = await Attempt.get(id=calls[-1][1].id)
+    assert untouched.ended_at is None and untouched.operator_status is None  # lost its race: nothing written
+    # the operator's run: the answers in the group start it again; 3 unanswered count after them (not the 4th)
+    assert (await OperatorNumber.get(id=operator.id)).failures_in_row == 3
+
+
+async def test_an_ending_the_database_refuses_costs_no_other_ending_of_its_group(
+    perezvon_app, perezvon_client, perezvon_site, new_phone
+):
+    """A value the store will not hold (here a recording path longer than its column) fails its own
+    ending only: the group is written again in halves."""
+    from perezvon.core.registry import AttemptOutcome, LegStatus
+
+    operator = await OperatorNumber.filter(connection_id=perezvon_site.id).first()
+    calls = []
+    for _ in range(6):
+        created = await post_lead(perezvon_client, perezvon_site, new_phone())
+        await Call.filter(id=created["call_id"]).update(state=CallState.DIALLING, attempts_made=1)
+        attempt = await Attempt.create(
+            call_id=created["call_id"],
+            number=1,
+            direction="operator_first",
+            operator_number=operator.phone,
+            started_at=dt.datetime.now(dt.UTC),
+        )
+        calls.append((await Call.get(id=created["call_id"]).prefetch_related("connection", "lead"), attempt))
+    engine = CallbackEngine(
+        backend=perezvon_app.host.telephony_backend(), registry=perezvon_app.host.registry, redis=perezvon_app.redis
+    )
+    good = AttemptOutcome(LegStatus.OK, LegStatus.OK, conversation_seconds=10)
+    too_long = AttemptOutcome(LegStatus.OK, LegStatus.OK, conversation_seconds=10, recording="/r/" + "x" * 600)
+    results = await asyncio.gather(
+        *(
+            engine.finish_attempt(call, attempt, too_long if i == 2 else good)
+            for i, (call, attempt) in enumerate(calls)
+        ),
+        return_exceptions=True,
+    )
+    for i, (call, _) in enumerate(calls):
+        if i != 2:
+            assert results[i] is None
+            assert (await Call.get(id=call.id)).state == CallState.FINISHED
+    assert isinstance(results[2], Exception)  # left dialling: the sweep resolves it as interrupted
+    assert (await Call.get(id=calls[2][0].id)).state == CallState.DIALLING

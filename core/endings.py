@@ -1,0 +1,160 @@
+"""Attempt endings written in groups: a few statements for every attempt that ended together.
+
+Each ending changes three tables: the call (its next attempt, or its final
+status), the attempt (its outcome) and the operator number (its run of
+unanswered attempts). Written one ending at a time, that is a transaction of
+four or five statements per call, and the process that dials waits for the one
+holding the database whenever it claims a new callback. When 1,000 calls end
+within seconds (BENCHMARKS.md, "Reach burst"), those turns stand in front of new
+visitors' dials. Here the endings that arrive together share one statement per
+table, whatever their number: ``UPDATE ... FROM (VALUES ...)``, which SQLite
+(3.33 and later) and PostgreSQL both understand. The call's update keeps its
+guard (still dialling this very attempt) row by row and returns the calls it
+changed, so an ending that lost a race with the sweep or another worker changes
+nothing, as before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from perezvon.core.models import Attempt, Call, CallState, OperatorNumber
+
+#: the call's columns an ending sets, with their PostgreSQL types (parameters in VALUES need one)
+CALL_COLUMNS = (
+    ("state", "text"),
+    ("display_status", "text"),
+    ("reason", "text"),
+    ("next_attempt_at", "timestamptz"),
+    ("next_direction", "text"),
+    ("duration_seconds", "integer"),
+    ("is_target", "boolean"),
+    ("recording", "text"),
+    ("finished_at", "timestamptz"),
+    ("operator_number", "text"),
+)
+#: columns an ending that schedules a redial leaves as they are (given as NULL, kept by COALESCE)
+KEPT_WHEN_NULL = frozenset({"display_status", "duration_seconds", "is_target", "recording", "finished_at"})
+ATTEMPT_COLUMNS = (
+    ("ended_at", "timestamptz"),
+    ("operator_status", "integer"),
+    ("client_status", "integer"),
+    ("duration_seconds", "integer"),
+    ("display_status", "text"),
+    ("reason", "text"),
+    ("recording", "text"),
+    ("recording_bytes", "bigint"),
+    ("operator_number", "text"),
+)
+
+
+@dataclasses.dataclass(eq=False)
+class EndingRows:
+    """What one ending writes: ``call`` holds every column of :data:`CALL_COLUMNS` (None keeps
+    those of :data:`KEPT_WHEN_NULL`), ``attempt`` every column of :data:`ATTEMPT_COLUMNS`;
+    ``line``: the operator number's id and whether it answered, when the attempt counts for it."""
+
+    call_id: str
+    number: int
+    call: dict[str, Any]
+    attempt_id: str
+    attempt: dict[str, Any]
+    line: tuple[int, bool] | None = None
+
+
+class _Values:
+    """``(VALUES (...), (...)) AS v`` in the connection's dialect, with its parameters."""
+
+    def __init__(self, dialect: str) -> None:
+        self.postgres = dialect == "postgres"
+        self.params: list[Any] = []
+
+    def table(self, rows: list[tuple[Any, ...]], types: tuple[str, ...]) -> str:
+        tuples = []
+        for row in rows:
+            marks = []
+            for value, pg_type in zip(row, types):
+                self.params.append(value)
+                marks.append(f"${len(self.params)}::{pg_type}" if self.postgres else "?")
+            tuples.append(f"({', '.join(marks)})")
+        return f"(VALUES {', '.join(tuples)}) AS v"
+
+
+def _db_values(model: type[Any], columns: tuple[tuple[str, str], ...], values: dict[str, Any]) -> list[Any]:
+    """The values as the model's fields store them (SQLite keeps dates as text, Tortoise says how)."""
+    fields = model._meta.fields_map
+    return [None if values[name] is None else fields[name].to_db_value(values[name], None) for name, _ in columns]
+
+
+async def write_endings(connection: BaseDBAsyncClient, endings: list[EndingRows]) -> set[str]:
+    """Write the endings in the caller's transaction; returns the ids of the calls changed.
+
+    A call is changed only while it is still dialling the ending's attempt; the
+    attempt rows and operator numbers are written for those calls only.
+    """
+    if not endings:
+        return set()
+    dialect = connection.capabilities.dialect
+    # each id once: a call ends one attempt at a time, but a repeated id must not make the UPDATE ambiguous
+    by_call = {ending.call_id: ending for ending in endings}
+    values = _Values(dialect)
+    rows = [
+        (ending.call_id, ending.number, *_db_values(Call, CALL_COLUMNS, ending.call)) for ending in by_call.values()
+    ]
+    table = values.table(rows, ("uuid", "integer", *(pg_type for _, pg_type in CALL_COLUMNS)))
+    assignments = ", ".join(
+        f"{name} = COALESCE(v.column{i}, calls.{name})" if name in KEPT_WHEN_NULL else f"{name} = v.column{i}"
+        for i, (name, _) in enumerate(CALL_COLUMNS, start=3)
+    )
+    values.params.append(str(CallState.DIALLING))
+    state_mark = f"${len(values.params)}" if values.postgres else "?"
+    returned = await connection.execute_query_dict(  # "_dict": the one that hands back RETURNING's rows
+        f"UPDATE calls SET {assignments} FROM {table} "
+        f"WHERE calls.id = v.column1 AND calls.attempts_made = v.column2 AND calls.state = {state_mark} "
+        "RETURNING calls.id",
+        values.params,
+    )
+    changed = {str(row["id"]) for row in returned}
+    done = [ending for ending in by_call.values() if ending.call_id in changed]
+    if done:
+        await _write_attempts(connection, dialect, done)
+        await _count_lines(connection, dialect, done)
+    return changed
+
+
+async def _write_attempts(connection: BaseDBAsyncClient, dialect: str, endings: list[EndingRows]) -> None:
+    values = _Values(dialect)
+    rows = [(ending.attempt_id, *_db_values(Attempt, ATTEMPT_COLUMNS, ending.attempt)) for ending in endings]
+    table = values.table(rows, ("uuid", *(pg_type for _, pg_type in ATTEMPT_COLUMNS)))
+    assignments = ", ".join(f"{name} = v.column{i}" for i, (name, _) in enumerate(ATTEMPT_COLUMNS, start=2))
+    await connection.execute_query(
+        f"UPDATE attempts SET {assignments} FROM {table} WHERE attempts.id = v.column1", values.params
+    )
+
+
+async def _count_lines(connection: BaseDBAsyncClient, dialect: str, endings: list[EndingRows]) -> None:
+    """Each operator number's run of unanswered attempts, in the order the attempts ended: an answer
+    starts the run again from 0, each unanswered attempt after it adds one."""
+    runs: dict[int, tuple[bool, int]] = {}  # number id -> (the run started again, attempts to add)
+    for ending in endings:
+        if ending.line is None:
+            continue
+        number_id, answered = ending.line
+        restarted, added = runs.get(number_id, (False, 0))
+        runs[number_id] = (True, 0) if answered else (restarted, added + 1)
+    if not runs:
+        return
+    values = _Values(dialect)
+    table = values.table(
+        [(number_id, int(restarted), added) for number_id, (restarted, added) in runs.items()],
+        ("integer", "integer", "integer"),
+    )
+    await connection.execute_query(
+        f"UPDATE {OperatorNumber._meta.db_table} SET failures_in_row = "
+        "CASE WHEN v.column2 = 1 THEN v.column3 ELSE failures_in_row + v.column3 END "
+        f"FROM {table} WHERE {OperatorNumber._meta.db_table}.id = v.column1",
+        values.params,
+    )
