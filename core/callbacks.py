@@ -109,8 +109,9 @@ LINE_HOLD_EVERY = 5.0
 ANSWERED = (LegStatus.OK, LegStatus.CANCELLED_BY_DTMF, LegStatus.OPERATOR_NO_KEY, LegStatus.PARTY_LEFT)
 ALL_LINES_BUSY = "every operator line stayed busy"
 #: the most attempt endings written in one transaction, and how long the first of them waits for
-#: company: calls ending within this of each other share their statements (core/endings.py)
-ENDINGS_AT_ONCE = 200
+#: company: calls ending within this of each other share their statements (core/endings.py). A
+#: group of 200 held the database for 200-320 ms while the process's dials waited (BENCHMARKS.md)
+ENDINGS_AT_ONCE = 32
 ENDINGS_LINGER = 0.02
 
 

@@ -276,6 +276,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
         queues = [args.queue] if args.queue else list(QUEUE_NAMES)
         workers = build_workers(app, queues=queues)  # callbacks and deliveries, each on its own queue
         task = asyncio.create_task(workers.async_run(), name="worker")
+        settle_heap()  # a worker holds a thousand calls' objects: full collections of them stall its dials
         only = f" (the {args.queue} queue only)" if args.queue else ""
         print(f"Perezvon worker is running{only}. Ctrl-C stops it.", flush=True)
         await _run_until_stopped([task], stop)
