@@ -811,9 +811,10 @@ class CallbackEngine:
         candidates = [(str(cid), made) for cid, made in dialling if str(cid) not in self.in_flight]
         if candidates and await self._marks_trustworthy():
             marks = await self.redis.mget([_alive_key(cid) for cid, _ in candidates])
-            for (cid, made), mark in zip(candidates, marks):
-                if mark is None and await self._resolve_orphan(cid, made, now):
-                    orphans += 1
+            unmarked = [(cid, made) for (cid, made), mark in zip(candidates, marks) if mark is None]
+            for start in range(0, len(unmarked), ENDINGS_AT_ONCE):  # together: their endings share a group
+                chunk = unmarked[start : start + ENDINGS_AT_ONCE]
+                orphans += sum(await asyncio.gather(*(self._resolve_orphan(cid, made, now) for cid, made in chunk)))
         if requeued or orphans or followups or freed:
             log.info(
                 "sweep: %d attempts re-queued (%d stale claims freed), %d pushes or notifications re-queued, "

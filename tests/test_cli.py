@@ -221,6 +221,20 @@ def test_demo_is_idempotent_and_prints_json(tmp_path):
     assert redis_servers_under(tmp_path) == []
 
 
+def test_a_worker_asked_for_an_unknown_queue_says_which_there_are_and_starts_nothing(tmp_path):
+    run = subprocess.run(
+        [*PERZVON, "worker", "--queue", "pushes"],
+        env=demo_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2 and "Perezvon worker is running" not in run.stdout
+    assert "--queue" in run.stderr and "'callbacks'" in run.stderr and "'deliveries'" in run.stderr
+    assert redis_servers_under(tmp_path) == []
+
+
 def test_createuser_and_migrate(tmp_path):
     env = demo_env(tmp_path)
     migrated = subprocess.run([*PERZVON, "migrate"], env=env, cwd=tmp_path, capture_output=True, text=True)
