@@ -368,6 +368,20 @@ async def test_a_lost_push_is_requeued_by_the_sweep_and_delivered_once(
     assert await Delivery.filter(call_id=created["call_id"], event="lead_created").count() == 1
 
 
+async def dialling_call(client, site, phone, operator):
+    """A new lead's call as a worker leaves it mid-attempt: dialling its first attempt on ``operator``."""
+    created = await post_lead(client, site, phone)
+    await Call.filter(id=created["call_id"]).update(state=CallState.DIALLING, attempts_made=1)
+    attempt = await Attempt.create(
+        call_id=created["call_id"],
+        number=1,
+        direction="operator_first",
+        operator_number=operator.phone,
+        started_at=dt.datetime.now(dt.UTC),
+    )
+    return await Call.get(id=created["call_id"]).prefetch_related("connection", "lead"), attempt
+
+
 async def test_attempts_ending_together_are_written_together_and_each_keeps_its_own_outcome(
     perezvon_app, perezvon_client, perezvon_site, new_phone, monkeypatch
 ):
@@ -387,18 +401,7 @@ async def test_attempts_ending_together_are_written_together_and_each_keeps_its_
     monkeypatch.setattr(endings, "write_endings", counted)
     operator = await OperatorNumber.filter(connection_id=perezvon_site.id).first()
     await OperatorNumber.filter(id=operator.id).update(failures_in_row=5)
-    calls = []
-    for _ in range(12):
-        created = await post_lead(perezvon_client, perezvon_site, new_phone())
-        await Call.filter(id=created["call_id"]).update(state=CallState.DIALLING, attempts_made=1)
-        attempt = await Attempt.create(
-            call_id=created["call_id"],
-            number=1,
-            direction="operator_first",
-            operator_number=operator.phone,
-            started_at=dt.datetime.now(dt.UTC),
-        )
-        calls.append((await Call.get(id=created["call_id"]).prefetch_related("connection", "lead"), attempt))
+    calls = [await dialling_call(perezvon_client, perezvon_site, new_phone(), operator) for _ in range(12)]
     resolved_meanwhile = calls[-1][0]  # e.g. by the sweep of another worker
     await Call.filter(id=resolved_meanwhile.id).update(state=CallState.FINISHED)
     answered = AttemptOutcome(LegStatus.OK, LegStatus.OK, conversation_seconds=130)
@@ -443,18 +446,7 @@ async def test_an_ending_the_database_refuses_costs_no_other_ending_of_its_group
     from perezvon.core.registry import AttemptOutcome, LegStatus
 
     operator = await OperatorNumber.filter(connection_id=perezvon_site.id).first()
-    calls = []
-    for _ in range(6):
-        created = await post_lead(perezvon_client, perezvon_site, new_phone())
-        await Call.filter(id=created["call_id"]).update(state=CallState.DIALLING, attempts_made=1)
-        attempt = await Attempt.create(
-            call_id=created["call_id"],
-            number=1,
-            direction="operator_first",
-            operator_number=operator.phone,
-            started_at=dt.datetime.now(dt.UTC),
-        )
-        calls.append((await Call.get(id=created["call_id"]).prefetch_related("connection", "lead"), attempt))
+    calls = [await dialling_call(perezvon_client, perezvon_site, new_phone(), operator) for _ in range(6)]
     engine = CallbackEngine(
         backend=perezvon_app.host.telephony_backend(), registry=perezvon_app.host.registry, redis=perezvon_app.redis
     )
