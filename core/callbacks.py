@@ -35,7 +35,7 @@ from tortoise.transactions import in_transaction
 
 from perezvon.core import announcements, enablement, endings, lines, redial, scenario, schedule
 from perezvon.core.batching import Batcher, settle
-from perezvon.core.dials_first import DialsFirst, Placing, on_the_dial_path
+from perezvon.core.dials_first import DialsFirst, Placing, current_gate, on_the_dial_path
 from perezvon.core.models import (
     REASON_LENGTH,
     Attempt,
@@ -502,6 +502,7 @@ class CallbackEngine:
         gave_up: bool = False,
         rung: list[OperatorNumber] | None = None,
     ) -> None:
+        current_gate.set(self.dials_first)  # this task's own context: what runs after the call waits its turn
         try:
             if operator is None:
                 outcome = AttemptOutcome(None, None, note="no operator number is set for this site")

@@ -12,8 +12,18 @@ about to go out) while any placing is open.
 A wait is bounded (:data:`MAX_WAIT_SECONDS`): under a steady stream of dials the
 pushes slow down but never stop. Waiters are let go a few at a time
 (:data:`RELEASED_AT_ONCE` per loop turn), so the gate opening does not turn into
-a burst of work that stands in front of the dial after it. The measured effect
-is in BENCHMARKS.md ("Reach burst").
+a burst of work that stands in front of the dial after it.
+
+The open gate paces too: at most :data:`RELEASED_AT_ONCE` checkpoints pass per
+loop turn, the rest queue up and go in order on the next turns. Why: asyncio runs
+every callback that is ready in one turn before it looks at its sockets again,
+and each step of a dial (the queue's poll coming back, the claim's query, the
+line) needs a turn of its own. When a thousand calls end within a second, their
+timers fire together; unpaced, one turn ran hundreds of endings, the next turn
+more (they kept expiring while it ran), and a dial that started then waited
+through several such turns: 0.5-1 s. Paced, a turn runs a few of them and a
+dial's step waits for at most those. The measured effect is in BENCHMARKS.md
+("Reach burst").
 """
 
 from __future__ import annotations
@@ -50,6 +60,8 @@ class DialsFirst:
         self._placing = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._releasing = False
+        #: checkpoints passed without waiting in the current loop turn (reset by the next turn)
+        self._passed = 0
 
     @property
     def placing_now(self) -> int:
@@ -87,19 +99,48 @@ class DialsFirst:
         else:
             self._releasing = False
 
+    def _pass_now(self) -> bool:
+        """Whether a checkpoint may pass at once: nothing placed, nobody queued, this turn not used up."""
+        if self._placing:
+            return False
+        if any(not waiter.done() for waiter in self._waiters):
+            return False
+        self._waiters.clear()  # only those that gave up are left
+        if self._passed >= RELEASED_AT_ONCE:
+            return False
+        if not self._passed:
+            asyncio.get_running_loop().call_soon(self._next_turn)
+        self._passed += 1
+        return True
+
+    def _next_turn(self) -> None:
+        self._passed = 0
+
     async def wait(self) -> None:
-        """Return once no callback is being placed (or after :data:`MAX_WAIT_SECONDS`)."""
-        if not self._placing:
-            if not any(not waiter.done() for waiter in self._waiters):
-                self._waiters.clear()  # only those that gave up are left
-                return
-            self._start_releasing()  # join the ones being let go, behind them
+        """Return once no callback is being placed (or after :data:`MAX_WAIT_SECONDS`), and it is
+        this caller's turn: at most :data:`RELEASED_AT_ONCE` go on per loop turn."""
+        if self._pass_now():
+            return
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        if not self._placing:
+            self._start_releasing()  # go with the ones being let go, behind them, from the next turn
         try:
             await asyncio.wait_for(waiter, MAX_WAIT_SECONDS)
         except TimeoutError:
             pass  # bounded: under a steady stream of dials the pushes slow down, never stop
+
+
+#: the gate of the engine running the attempt in this task (set by the engine), for the core code a
+#: telephony backend calls once a call is over (:func:`perezvon.core.recordings.keep_recording`)
+current_gate: contextvars.ContextVar[DialsFirst | None] = contextvars.ContextVar("perezvon_dials_first", default=None)
+
+
+async def after_the_dials() -> None:
+    """:meth:`DialsFirst.wait` on the gate of the attempt this task runs; nothing outside an attempt."""
+    gate = current_gate.get()
+    if gate is not None:
+        await gate.wait()
 
 
 #: true in the tasks placing a callback, until its first leg is dialled: their database turns come first

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 from tortoise.transactions import in_transaction
@@ -18,6 +19,7 @@ from perezvon.core import dials_first
 from perezvon.core.dials_first import DialsFirst, FirstInLine, on_the_dial_path
 from perezvon.core.models import Call, OperatorNumber
 from perezvon.core.queue import JobQueue
+from perezvon.core.recordings import keep_recording
 from perezvon.core.sqlite import DialsFirstSqliteClient
 from tests.test_integrations import Service
 from tests.test_worker import finished_calls, pushes_of, queue_of_this_test, webhooks_to
@@ -30,6 +32,63 @@ async def test_nothing_waits_while_nothing_is_placed():
     started = time.monotonic()
     await gate.wait()
     assert time.monotonic() - started < 0.01
+
+
+async def test_an_open_gate_lets_a_few_through_per_loop_turn_and_the_rest_in_order(monkeypatch):
+    """A thousand calls ending in the same second must not run their work in one turn of the loop."""
+    monkeypatch.setattr(dials_first, "RELEASED_AT_ONCE", 3)
+    gate = DialsFirst()
+    turn = 0
+    went: list[tuple[int, int]] = []  # (push, the loop turn it went on)
+
+    async def count_turns() -> None:
+        nonlocal turn
+        while True:
+            await asyncio.sleep(0)
+            turn += 1
+
+    async def push(number: int) -> None:
+        await gate.wait()
+        went.append((number, turn))
+
+    counter = asyncio.create_task(count_turns())
+    await asyncio.gather(*(push(n) for n in range(10)))
+    counter.cancel()
+    assert [number for number, _ in went] == list(range(10))  # in the order they came
+    per_turn: dict[int, int] = {}
+    for _, on_turn in went:
+        per_turn[on_turn] = per_turn.get(on_turn, 0) + 1
+    assert max(per_turn.values()) <= 3
+    assert len(per_turn) >= 4  # 10 pushes, 3 a turn
+    # once they are through, the next one passes at once again
+    started = time.monotonic()
+    await gate.wait()
+    assert time.monotonic() - started < 0.01
+
+
+async def test_keeping_a_recording_waits_for_the_dial_of_its_process(tmp_path):
+    """A backend hands over its recording once the call is over: inside an attempt that waits
+    its turn behind the callbacks being placed; outside one (a bare backend) it does not wait."""
+    gate = DialsFirst()
+    source = tmp_path / "pbx.wav"
+    source.write_bytes(b"RIFF....WAVE")
+    placing = gate.placing()
+
+    async def attempt() -> Path | None:
+        dials_first.current_gate.set(gate)  # as the engine does in the attempt's task
+        return await keep_recording(source, tmp_path, "call-1", 1, settle_seconds=0)
+
+    kept = asyncio.create_task(attempt())
+    await asyncio.sleep(0.1)
+    assert not kept.done() and source.exists()  # held while the dial is being placed
+    placing.done()
+    target = await kept
+    assert target is not None and target.read_bytes() == b"RIFF....WAVE" and not source.exists()
+    outside = tmp_path / "other.wav"
+    outside.write_bytes(b"RIFF")
+    other = gate.placing()
+    assert await asyncio.wait_for(keep_recording(outside, tmp_path, "call-2", 1, settle_seconds=0), 1)
+    other.done()
 
 
 async def test_waiters_go_when_the_last_placing_ends_a_few_per_loop_turn_in_order(monkeypatch):

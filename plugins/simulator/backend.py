@@ -84,6 +84,15 @@ def write_recording(path: Path, seconds: float) -> None:
         out.writeframes(samples)
 
 
+def record_to_temporary_file(call_id: str, seconds: float) -> Path:
+    """:func:`write_recording` into a new temporary file (as a PBX leaves one); its path."""
+    fd, name = tempfile.mkstemp(prefix=f"simulator-{call_id}-", suffix=".wav")
+    os.close(fd)
+    path = Path(name)
+    write_recording(path, seconds)
+    return path
+
+
 @dataclasses.dataclass
 class Phone:
     status: int = LegStatus.OK
@@ -188,10 +197,9 @@ class SimulatedCall(CallControl):
         self.log.append(("bridge", talk, record))
         if record and self.backend.data_dir is not None:
             seconds = max(RECORDING_MIN_SECONDS, min(float(talk), RECORDING_MAX_SECONDS))
-            fd, name = tempfile.mkstemp(prefix=f"simulator-{self.plan.call_id}-", suffix=".wav")
-            os.close(fd)
-            self.recording = Path(name)
-            await asyncio.to_thread(write_recording, self.recording, seconds)
+            # one trip to a thread, file made and written there: when many calls end at once, each
+            # step left on the event loop stands in front of the dials of this process
+            self.recording = await asyncio.to_thread(record_to_temporary_file, self.plan.call_id, seconds)
         return talk
 
 
