@@ -39,7 +39,9 @@ Rounds:
 ``--split-queues`` runs the pushes in a process of their own, as docs/deploy.md describes: instead of
 one ``perezvon worker``, ``perezvon worker --queue callbacks`` and ``perezvon worker --queue deliveries``,
 the latter under ``nice -n`` ``--deliveries-nice`` (0). ``--py-spy`` profiles worker1 (the one placing the
-calls) during each stream.
+calls) during each stream. ``--loop-trace`` writes the worker processes' long loop turns and database
+waits to bench/results/reach_burst-<db>-looptrace.<pid>.json (bench/looptrace/sitecustomize.py; read with
+bench/looptrace/report.py); the traced workers run asyncio's own loop, so compare traced runs with traced runs.
 
 Exit status: 1 if any push or notification of the burst is missing, or if the burst round's p99 is more
 than 10 % above the first baseline's AND more than ``--floor-ms`` (5 ms) above it: the callbacks worker
@@ -534,6 +536,9 @@ async def run(db: str, args: argparse.Namespace) -> dict:
         "PEREZVON_LOG_LEVEL": "WARNING",
     }
     env.pop("PEREZVON_REDIS_URL", None)  # the embedded Redis, shared through the data dir
+    if args.loop_trace:  # bench/looptrace/sitecustomize.py, in the worker processes only
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "bench" / "looptrace"), env.get("PYTHONPATH")]))
+        env["PEREZVON_LOOP_TRACE"] = str(RESULTS / f"reach_burst-{db}-looptrace")
     servers = Servers(db, env, web_port)
     for old in RESULTS.glob(f"reach_burst-{db}-*"):
         old.unlink()
@@ -759,6 +764,11 @@ def main() -> int:
     )
 
     parser.add_argument("--py-spy", action="store_true", help="profile worker1 during each stream (py-spy)")
+    parser.add_argument(
+        "--loop-trace",
+        action="store_true",
+        help="trace the workers' event loops and database turns (bench/looptrace; asyncio's loop, not uvloop)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data dir (outbox, database)")
     args = parser.parse_args()
     if args.burst < 1 or args.sites < 1 or not 0 < args.rate <= 200 or not args.lead_in < args.seconds:
