@@ -909,6 +909,13 @@ def _spoken_details(registry: Registry, lead: Lead) -> str:
     return ""
 
 
+#: one instance of each, reused: a marshmallow schema and its fields hold references to each
+#: other, so one made per call left ~140 objects a call for the garbage collector, whose passes
+#: then took 20 ms every second or two of a busy worker (BENCHMARKS.md "Reach burst")
+_TELEPHONY_SETTINGS = TelephonySettingsSchema()
+_ANNOUNCEMENT_SETTINGS = AnnouncementSettingsSchema()
+
+
 async def build_plan(
     call: Call,
     lead: Lead,
@@ -921,8 +928,8 @@ async def build_plan(
     ring_all: list[OperatorNumber] | None = None,
 ) -> AttemptPlan:
     """The attempt as the backend must play it: settings, caller ids and what the robot says."""
-    telephony = TelephonySettingsSchema().load(connection.telephony or {})
-    spoken = AnnouncementSettingsSchema().load(connection.announcements or {})
+    telephony = _TELEPHONY_SETTINGS.load(connection.telephony or {})
+    spoken = _ANNOUNCEMENT_SETTINGS.load(connection.announcements or {})
     office = await Office.get_or_none(id=lead.office_id) if lead.office_id else None
     department = await Department.get_or_none(id=lead.department_id) if lead.department_id else None
     facts = announcements.LeadFacts(

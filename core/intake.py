@@ -202,6 +202,10 @@ class Site:
         return any(host == d or host.endswith("." + d) for d in self.domains)
 
 
+#: reused: a schema made per site load is a cycle of objects for the garbage collector (core/callbacks.py)
+_TELEPHONY_SETTINGS = TelephonySettingsSchema()
+
+
 async def load_site(connection: Connection) -> Site:
     # tortoise types a flat values_list as a list of tuples
     offices = cast(
@@ -215,7 +219,7 @@ async def load_site(connection: Connection) -> Site:
     recipients = await NotificationRecipient.filter(connection_id=connection.id).values_list(
         "office_id", "department_id"
     )
-    telephony = TelephonySettingsSchema().load(connection.telephony or {})
+    telephony = _TELEPHONY_SETTINGS.load(connection.telephony or {})
     return Site(
         id=connection.id,
         token=connection.token,
