@@ -381,6 +381,28 @@ def test_a_successful_callback_in_russian():
     assert '<html lang="ru">' in rendered.html
 
 
+def test_e_mails_leave_nothing_for_the_garbage_collector():
+    """The header classes are made once (compose._HeaderClasses), not per header of every e-mail: a
+    class is a reference cycle, and thousands of them made the worker's collections stall its dials."""
+    import gc
+
+    made = composer("ru")
+    made.message(notification("call_succeeded", call_data()), ["boss@cars.example"]).as_bytes()  # warm
+    gc.collect()
+    gc.disable()
+    try:
+        before = len([o for o in gc.get_objects() if isinstance(o, type)])
+        for _ in range(20):
+            raw = made.message(notification("call_succeeded", call_data()), ["boss@cars.example"]).as_bytes()
+        after = len([o for o in gc.get_objects() if isinstance(o, type)])
+    finally:
+        gc.enable()
+    assert after - before == 0
+    message = parse(raw)
+    assert message["To"] == "boss@cars.example" and message["Auto-Submitted"] == "auto-generated"
+    assert "Обратный звонок состоялся" in message["Subject"]
+
+
 def test_a_successful_callback_in_english():
     rendered = composer("en").render(notification("call_succeeded", call_data()))
     assert rendered.subject == "Callback took place: +7 912 345-67-89, Иван Петров — Автосалон «Север»"
