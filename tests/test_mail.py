@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import email
 import email.policy
+import gc
 import logging
 import re
 import socket
@@ -381,11 +382,9 @@ def test_a_successful_callback_in_russian():
     assert '<html lang="ru">' in rendered.html
 
 
-def test_e_mails_leave_nothing_for_the_garbage_collector():
+def test_e_mails_make_no_new_header_classes():
     """The header classes are made once (compose._HeaderClasses), not per header of every e-mail: a
     class is a reference cycle, and thousands of them made the worker's collections stall its dials."""
-    import gc
-
     made = composer("ru")
     made.message(notification("call_succeeded", call_data()), ["boss@cars.example"]).as_bytes()  # warm
     gc.collect()
