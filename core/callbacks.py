@@ -66,7 +66,7 @@ from perezvon.core.registry import (
     RecordedNotice,
     TelephonyBackend,
 )
-from perezvon.core.schemas import AnnouncementSettingsSchema, TelephonySettingsSchema
+from perezvon.core.schemas import ANNOUNCEMENT_SETTINGS, TELEPHONY_SETTINGS
 from perezvon.core.statuses import classify
 
 if TYPE_CHECKING:
@@ -909,13 +909,6 @@ def _spoken_details(registry: Registry, lead: Lead) -> str:
     return ""
 
 
-#: one instance of each, reused: a marshmallow schema and its fields hold references to each
-#: other, so one made per call left ~140 objects a call for the garbage collector, whose passes
-#: then took 20 ms every second or two of a busy worker (BENCHMARKS.md "Reach burst")
-_TELEPHONY_SETTINGS = TelephonySettingsSchema()
-_ANNOUNCEMENT_SETTINGS = AnnouncementSettingsSchema()
-
-
 async def build_plan(
     call: Call,
     lead: Lead,
@@ -928,8 +921,8 @@ async def build_plan(
     ring_all: list[OperatorNumber] | None = None,
 ) -> AttemptPlan:
     """The attempt as the backend must play it: settings, caller ids and what the robot says."""
-    telephony = _TELEPHONY_SETTINGS.load(connection.telephony or {})
-    spoken = _ANNOUNCEMENT_SETTINGS.load(connection.announcements or {})
+    telephony = TELEPHONY_SETTINGS.load(connection.telephony or {})
+    spoken = ANNOUNCEMENT_SETTINGS.load(connection.announcements or {})
     office = await Office.get_or_none(id=lead.office_id) if lead.office_id else None
     department = await Department.get_or_none(id=lead.department_id) if lead.department_id else None
     facts = announcements.LeadFacts(

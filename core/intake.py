@@ -48,7 +48,7 @@ from perezvon.core.models import (
 from perezvon.core.outages import is_data_error
 from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, notify_job, pending_rows
 from perezvon.core.schedule import Hours, ScheduleError, first_attempt_at
-from perezvon.core.schemas import LeadSchema, TelephonySettingsSchema
+from perezvon.core.schemas import TELEPHONY_SETTINGS, LeadSchema
 
 if TYPE_CHECKING:
     from arq.connections import ArqRedis
@@ -202,10 +202,6 @@ class Site:
         return any(host == d or host.endswith("." + d) for d in self.domains)
 
 
-#: reused: a schema made per site load is a cycle of objects for the garbage collector (core/callbacks.py)
-_TELEPHONY_SETTINGS = TelephonySettingsSchema()
-
-
 async def load_site(connection: Connection) -> Site:
     # tortoise types a flat values_list as a list of tuples
     offices = cast(
@@ -219,7 +215,7 @@ async def load_site(connection: Connection) -> Site:
     recipients = await NotificationRecipient.filter(connection_id=connection.id).values_list(
         "office_id", "department_id"
     )
-    telephony = _TELEPHONY_SETTINGS.load(connection.telephony or {})
+    telephony = TELEPHONY_SETTINGS.load(connection.telephony or {})
     return Site(
         id=connection.id,
         token=connection.token,

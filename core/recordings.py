@@ -70,8 +70,8 @@ async def keep_recording(
     deadline = asyncio.get_running_loop().time() + settle_seconds
     last_size = -1
     while True:
-        # a thousand calls can end in the same second: each look at the file, and the move, waits its
-        # turn behind this process's dials (core/dials_first.py)
+        # a thousand calls can end in the same second: each look at the file (and the move after the
+        # last one) waits its turn behind this process's dials (core/dials_first.py)
         await after_the_dials()
         size = source.stat().st_size if source.exists() else -1
         if size > 0 and size == last_size:
@@ -89,7 +89,6 @@ async def keep_recording(
             break
         last_size = size
         await asyncio.sleep(0.1)
-    await after_the_dials()
     day = (now or dt.datetime.now(dt.UTC)).strftime("%Y/%m/%d")
     target = recordings_root(data_dir) / day / f"{call_id}-{attempt_number}{source.suffix or '.wav'}"
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -301,3 +301,10 @@ class WorkingHoursSchema(Schema):
             raise ValidationError(errors)
         if not any(value.get(str(day)) for day in range(1, 8)):
             raise ValidationError(NO_WORKING_DAY)
+
+
+#: one instance of each, shared by the intake and the callbacks: a marshmallow schema and its fields
+#: refer to each other, so one made per call left ~140 objects a call for the garbage collector
+#: (BENCHMARKS.md "Reach burst", fourth session)
+TELEPHONY_SETTINGS = TelephonySettingsSchema()
+ANNOUNCEMENT_SETTINGS = AnnouncementSettingsSchema()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import sys
 
-if os.environ.get("PEREZVON_LOOP_TRACE") and "worker" in sys.argv[1:2] + sys.argv[2:3]:
+if os.environ.get("PEREZVON_LOOP_TRACE") and sys.argv[1:2] == ["worker"]:
     import asyncio
     import asyncio.base_events
     import atexit
