@@ -1334,8 +1334,8 @@ class AmiEmulator:
         try:
             await asyncio.wait_for(chan.requested_hangup.wait(), timeout)
             return True
-        except TimeoutError:
-            return False
+        except TimeoutError:  # a Hangup that came in the same loop turn as the timer still counts
+            return chan.requested_hangup.is_set()
 
     async def _place_call(self, req: _Request) -> _Outcome:
         """pbx_outgoing_attempt() -> ast_dial_run() -> monitor_dial(), up to the decision."""
@@ -1396,7 +1396,7 @@ class AmiEmulator:
         chan.answered = True
         self._set_state(chan, F.STATE_UP)
         self._dial_event(chan, "ANSWER")
-        chan.requested_hangup.clear()
+        # no clearing of requested_hangup here: Asterisk's soft-hangup flag outlives the answer
         if req.app:  # pbx_outgoing_exec(): the application runs on the answered channel
             chan.application, chan.app_data = req.app, req.appdata
         else:
