@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from tortoise.transactions import in_transaction
 
 from perezvon.core import schedule
-from perezvon.core.callbacks import hours_of, utcnow
+from perezvon.core.callbacks import utcnow, working_hours
 from perezvon.core.models import ApiKey, Call, CallRedial, CallState, DisplayStatus, OperatorNumber, User
 from perezvon.core.queue import Job, JobQueue
 
@@ -93,7 +93,7 @@ async def call_again(
     if number > MAX_ATTEMPTS_WITH_MANUAL:
         raise CallAgainRefused(409, TOO_MANY)
     try:
-        due = schedule.redial_at(hours_of(connection, await connection.calendar.all()), now)
+        due = schedule.redial_at(await working_hours(connection), now)
     except schedule.ScheduleError:  # hours with no working day never stop a call someone asked for
         due = now
     due = max(due, now)

@@ -135,6 +135,12 @@ def hours_of(connection: Connection, calendar: list[CalendarDay] | None = None) 
     )
 
 
+async def working_hours(connection: Connection) -> schedule.Hours:
+    """The connection's hours with its calendar. (Read by connection id: ``connection.calendar``
+    would keep a relation object on the connection that refers back to it, a reference cycle.)"""
+    return hours_of(connection, await CalendarDay.filter(connection_id=connection.id))
+
+
 def leg_key(call_id: str) -> str:
     """Redis key: which leg the call's current attempt is ringing, ``"<attempt>:<leg>"`` (the visitor's
     closing screen says "calling the operator" / "calling you" from it)."""
@@ -404,7 +410,7 @@ class CallbackEngine:
         if call.next_attempt_at is None or now - call.next_attempt_at < LATE_AFTER:
             return None  # placed inside working hours by the intake or the matrix
         try:
-            opening = schedule.redial_at(hours_of(connection, await connection.calendar.all()), now)
+            opening = schedule.redial_at(await working_hours(connection), now)
         except schedule.ScheduleError:  # broken hours never stop a call
             return None
         if opening <= now:
@@ -672,7 +678,7 @@ class CallbackEngine:
         if step is not None:
             due = now + dt.timedelta(seconds=step.period_seconds)
             try:
-                due = schedule.redial_at(hours_of(connection, await connection.calendar.all()), due)
+                due = schedule.redial_at(await working_hours(connection), due)
             except schedule.ScheduleError as exc:  # broken hours: redial on the matrix's time
                 log.error("connection %s: %s", connection.id, exc)
             values.update(state=CallState.SCHEDULED, next_attempt_at=due, next_direction=step.direction)

@@ -337,9 +337,12 @@ async def notify(ctx: dict[str, Any], notifier_key: str, kind: str, subject_id: 
 async def _notify(ctx: dict[str, Any], notifier_key: str, kind: str, subject_id: str) -> str:
     app = ctx["perezvon"]
     notifier = app.host.registry.notifiers.get(notifier_key)
-    call = await Call.get_or_none(id=subject_id).prefetch_related("lead", "attempts", "connection")
+    # one query with its lead and connection joined; the attempts read by the call's id, not
+    # prefetched: a prefetched relation refers back to its call, a cycle that outlives the job
+    call = await Call.filter(id=subject_id).select_related("lead", "connection").first()
     if notifier is None or call is None:
         return "skipped"
+    attempts = await Attempt.filter(call_id=call.id).order_by("number")
     # a lead e-mailed instead of called goes to everyone; call results to those who want them
     wanted = {"call_succeeded": {"on_success": True}, "call_failed": {"on_failure": True}}.get(kind, {})
     recipients = await NotificationRecipient.filter(connection_id=call.connection_id, **wanted).all()
@@ -361,7 +364,7 @@ async def _notify(ctx: dict[str, Any], notifier_key: str, kind: str, subject_id:
         "connection": as_event_data(call.connection),
         "lead": as_event_data(lead),
         "call": as_event_data(call),
-        "attempts": [as_event_data(a) for a in call.attempts],
+        "attempts": [as_event_data(a) for a in attempts],
         "office": {"id": office.id, "name": office.name} if office else None,
         "department": {"id": department.id, "name": department.name} if department else None,
     }

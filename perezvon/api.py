@@ -196,7 +196,7 @@ async def phones_of_users(emails: _typing.Iterable[str]) -> dict[str, str]:
 
 
 #: the version of this surface, ``MAJOR.MINOR`` (see the module's docstring)
-PLUGIN_API_VERSION = "1.4"
+PLUGIN_API_VERSION = "1.5"
 
 #: the fixtures the ``perezvon`` pytest plugin gives a plugin's own tests
 TEST_FIXTURES = ("perezvon_app", "perezvon_client", "perezvon_site", "perezvon_run_jobs")

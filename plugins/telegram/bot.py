@@ -81,7 +81,7 @@ class BotApi:
             raise BotError(401, "no bot token in [plugins.telegram]")
         url = f"{self.api_url}/bot{self._token}/{method}"
         try:
-            response = await self.push.client().post(url, json=payload or {}, timeout=timeout or self.push.timeout)
+            response = await self.push.request("POST", url, json=payload or {}, timeout=timeout or self.push.timeout)
         except Exception as exc:  # the guard's refusal, a timeout, a reset: all are "try again later"
             raise BotError(None, redact(f"{type(exc).__name__}: {exc}")[:300]) from None
         try:
