@@ -33,7 +33,7 @@ from tortoise.expressions import F
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from perezvon.core import announcements, enablement, endings, lines, redial, scenario, schedule
+from perezvon.core import announcements, claims, enablement, endings, lines, redial, scenario, schedule
 from perezvon.core.batching import Batcher, settle
 from perezvon.core.dials_first import DialsFirst, Placing, current_gate, on_the_dial_path
 from perezvon.core.models import (
@@ -348,22 +348,18 @@ class CallbackEngine:
                     await self.lines.leave(group, call_id)
                     rung, gave_up = [numbers[(number - 1) % len(numbers)]], True
         operator = rung[0] if rung else None
-        async with in_transaction():
-            claimed = await Call.filter(id=call_id, state=CallState.SCHEDULED, attempts_made=number - 1).update(
-                state=CallState.DIALLING, attempts_made=number, next_attempt_at=None
-            )
-            if not claimed:
-                await self.lines.give_back(*leases)
-                return "skipped: already placed or no longer due"
-            call.state, call.attempts_made, call.next_attempt_at = CallState.DIALLING, number, None
-            attempt = await Attempt.create(
-                call_id=call.id,
-                number=number,
-                direction=call.next_direction or call.first_direction,
-                backend=self.backend.key,
-                operator_number=operator.phone if operator else "",
-                started_at=utcnow(),
-            )
+        attempt = Attempt(
+            call_id=call.id,
+            number=number,
+            direction=call.next_direction or call.first_direction,
+            backend=self.backend.key,
+            operator_number=operator.phone if operator else "",
+            started_at=utcnow(),
+        )
+        if not await claims.claim(call_id, number, attempt):  # the call's update and the row: one trip
+            await self.lines.give_back(*leases)
+            return "skipped: already placed or no longer due"
+        call.state, call.attempts_made, call.next_attempt_at = CallState.DIALLING, number, None
         await self._mark_alive(call_id)
         if leases:
             self._rung[call_id] = list(zip(rung, leases))

@@ -6,22 +6,59 @@ ended calls would queue a new visitor's claim and dial behind all of those
 queries. Here that lock is :class:`perezvon.core.dials_first.FirstInLine`: a task
 placing a callback waits only for the query running now.
 
+:meth:`DialsFirstSqliteClient.in_one_trip` runs a whole transaction in the
+connection's thread. Through Tortoise each statement of a transaction is a trip
+to that thread and back through the event loop, and a busy loop makes each
+trip a loop turn long: the connection (and SQLite's write lock, which the web
+process shares) stays held for all of those turns.
+
 ``core/db.py`` selects this module as the Tortoise engine for ``sqlite://`` URLs.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from tortoise.backends.sqlite.client import SqliteClient
+from tortoise.exceptions import IntegrityError, OperationalError
 
 from perezvon.core.dials_first import FirstInLine
+
+T = TypeVar("T")
 
 
 class DialsFirstSqliteClient(SqliteClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._lock = FirstInLine()  # type: ignore[assignment]  # acquire()/release(), as Tortoise uses it
+
+    async def in_one_trip(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work(connection)`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT``, run whole in the connection's
+        thread: one trip however many statements it makes. An exception rolls it back; SQLite's
+        errors come out as Tortoise's, as from any other query."""
+
+        def transaction(connection: sqlite3.Connection) -> T:
+            connection.execute("BEGIN IMMEDIATE")  # the write lock now: no upgrade to fail half-way
+            try:
+                result = work(connection)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+            return result
+
+        async with self.acquire_connection() as connection:
+            try:
+                # aiosqlite's queue to its thread, as its own execute() uses it; Tortoise already
+                # reaches the sqlite3 connection the same way (``_conn``), for its row factory
+                result: T = await connection._execute(transaction, connection._conn)
+                return result
+            except sqlite3.IntegrityError as exc:
+                raise IntegrityError(exc) from exc
+            except sqlite3.Error as exc:
+                raise OperationalError(exc) from exc
 
 
 client_class = DialsFirstSqliteClient

@@ -158,6 +158,29 @@ async def test_an_attempt_is_placed_once_however_often_its_job_runs(
     assert (await Call.get(id=created["call_id"])).display_status == "successful"
 
 
+async def test_claims_racing_for_one_attempt_start_it_once(perezvon_app, perezvon_client, perezvon_site, new_phone):
+    """The claim (core/claims.py) marks the call and inserts the attempt in one trip: of several
+    engines claiming the same attempt at once, one wins, and the row it wrote is whole."""
+    created = await post_lead(perezvon_client, perezvon_site, new_phone())
+    engines = [
+        CallbackEngine(
+            backend=perezvon_app.host.telephony_backend(), registry=perezvon_app.host.registry, redis=perezvon_app.redis
+        )
+        for _ in range(4)
+    ]
+    results = await asyncio.gather(*(engine.place_attempt(created["call_id"], 1) for engine in engines))
+    assert sorted(results) == ["attempt 1 started"] + ["skipped: already placed or no longer due"] * 3
+    [attempt] = await Attempt.filter(call_id=created["call_id"])
+    assert (attempt.number, attempt.direction, attempt.backend) == (1, "operator_first", "simulator")
+    assert attempt.started_at is not None and attempt.started_at.tzinfo is not None
+    assert attempt.operator_number.startswith("+") and attempt.display_status in ("pending", "successful")
+    for engine in engines:
+        assert await engine.drain(10)
+    call = await Call.get(id=created["call_id"])
+    assert (call.attempts_made, call.display_status) == (1, "successful")
+    assert (await Attempt.get(id=attempt.id)).display_status == "successful"
+
+
 async def test_the_sweep_requeues_a_call_whose_job_was_lost(
     perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone
 ):
