@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any, cast
 from arq.constants import in_progress_key_prefix
 from tortoise.expressions import F
 from tortoise.models import Model
-from tortoise.transactions import in_transaction
 
 from perezvon.core import announcements, claims, enablement, endings, lines, redial, scenario, schedule
 from perezvon.core.batching import Batcher, settle
@@ -53,7 +52,7 @@ from perezvon.core.models import (
 )
 from perezvon.core.outages import is_data_error
 from perezvon.core.phones import InvalidPhone, normalise
-from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, job_of, notify_job, remember
+from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, job_of, notify_job, pending_rows
 from perezvon.core.recordings import recording_store
 from perezvon.core.registry import (
     ATTEMPT_FINISHED,
@@ -733,18 +732,17 @@ class CallbackEngine:
         jobs = [job for e in batch if e.rows.call_id in changed for job in e.jobs]
         try:
             await self.queue.enqueue(jobs)
-        except Exception as exc:  # the sweep re-queues due attempts and what remember() kept
+        except Exception as exc:  # the sweep re-queues due attempts and the pending jobs written with them
             log.warning("the follow-up jobs of %d ended attempts were not queued (%s)", len(changed), exc)
 
     async def _store_endings(self, batch: list[_Ending], now: dt.datetime) -> set[str]:
         """One transaction for the group; the ids of the calls it changed. When the database refuses
         a value, the group is written in halves, so only the ending at fault fails (its call is
         resolved by the sweep); an outage fails them all at once."""
+        # pushes and notifications survive a lost enqueue: the sweep finds them in pending_jobs
+        pending = [(e.rows.call_id, PendingJob(**row)) for e in batch for row in pending_rows(e.jobs, now)]
         try:
-            async with in_transaction() as connection:
-                changed = await endings.write_endings(connection, [e.rows for e in batch])
-                # pushes and notifications survive a lost enqueue (the sweep)
-                await remember([job for e in batch if e.rows.call_id in changed for job in e.jobs], now)
+            changed = await endings.write_endings([e.rows for e in batch], pending)
         except Exception as exc:
             if len(batch) == 1 or not is_data_error(exc):
                 for ending in batch:

@@ -24,7 +24,7 @@ from typing import Any
 from tortoise import fields
 
 from perezvon.core.models import Attempt, Call, CallState
-from perezvon.core.sqlite import DialsFirstSqliteClient
+from perezvon.core.sqlite import DialsFirstSqliteClient, insert_rows
 
 #: PostgreSQL types of the attempt's columns, by field class (a parameter in a SELECT list needs one)
 _PG_TYPES: dict[type, str] = {
@@ -37,7 +37,7 @@ _PG_TYPES: dict[type, str] = {
 
 
 def _attempt_row(attempt: Attempt) -> list[tuple[str, str, Any]]:
-    """``(column, PostgreSQL type, value as stored)`` of every column of the new attempt."""
+    """``(column, PostgreSQL type, value as stored)`` of every column of the new attempt (PostgreSQL)."""
     meta = attempt._meta
     row = []
     for name, column in meta.fields_db_projection.items():
@@ -52,11 +52,14 @@ async def claim(call_id: str, number: int, attempt: Attempt) -> bool:
     for that attempt; False (and nothing written) if another claim came first."""
     client = Call._meta.db
     call_key = Call._meta.fields_map["id"].to_db_value(call_id, Call)
-    row = _attempt_row(attempt)
     if client.capabilities.dialect == "sqlite":
         if not isinstance(client, DialsFirstSqliteClient):  # a transaction's wrapper: it has its own
             raise RuntimeError("an attempt is claimed in a transaction of its own, not inside another")
-        return await client.in_one_trip(lambda connection: _claim_in_sqlite(connection, call_key, number, row))
+        insert, [values] = insert_rows([attempt])
+        return await client.in_one_trip(
+            lambda connection: _claim_in_sqlite(connection, call_key, number, insert, values)
+        )
+    row = _attempt_row(attempt)
     # $1 state, $2 number, $3 call id, $4 the state it must still be in, then the attempt's columns
     params: list[Any] = [str(CallState.DIALLING), number, call_key, str(CallState.SCHEDULED)]
     selected = []
@@ -78,7 +81,7 @@ async def claim(call_id: str, number: int, attempt: Attempt) -> bool:
 
 
 def _claim_in_sqlite(
-    connection: sqlite3.Connection, call_key: Any, number: int, row: list[tuple[str, str, Any]]
+    connection: sqlite3.Connection, call_key: Any, number: int, insert: str, values: list[Any]
 ) -> bool:
     """The claim's two statements, in the connection's thread, inside its transaction."""
     claimed = connection.execute(
@@ -88,9 +91,5 @@ def _claim_in_sqlite(
     ).rowcount
     if claimed != 1:
         return False
-    marks = ", ".join("?" for _ in row)
-    connection.execute(
-        f"INSERT INTO attempts ({', '.join(column for column, _, _ in row)}) VALUES ({marks})",
-        [value for _, _, value in row],
-    )
+    connection.execute(insert, values)
     return True

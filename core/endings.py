@@ -11,17 +11,21 @@ table, whatever their number: ``UPDATE ... FROM (VALUES ...)``, which SQLite
 (3.33 and later) and PostgreSQL both understand. The call's update keeps its
 guard (still dialling this very attempt) row by row and returns the calls it
 changed, so an ending that lost a race with the sweep or another worker changes
-nothing, as before.
+nothing, as before. On SQLite the whole transaction is one trip to the
+connection's thread, so the connection and the file's write lock are held for
+the statements' own time, not for a turn of the event loop after each.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from typing import Any
 
-from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
 
-from perezvon.core.models import Attempt, Call, CallState, OperatorNumber
+from perezvon.core.models import Attempt, Call, CallState, OperatorNumber, PendingJob
+from perezvon.core.sqlite import DialsFirstSqliteClient, insert_rows
 
 #: the call's columns an ending sets, with their PostgreSQL types (parameters in VALUES need one)
 CALL_COLUMNS = (
@@ -89,15 +93,60 @@ def _db_values(model: type[Any], columns: tuple[tuple[str, str], ...], values: d
     return [None if values[name] is None else fields[name].to_db_value(values[name], None) for name, _ in columns]
 
 
-async def write_endings(connection: BaseDBAsyncClient, endings: list[EndingRows]) -> set[str]:
-    """Write the endings in the caller's transaction; returns the ids of the calls changed.
+Statement = tuple[str, list[Any]]
+
+
+async def write_endings(endings: list[EndingRows], pending: list[tuple[str, PendingJob]]) -> set[str]:
+    """Write the endings in one transaction; returns the ids of the calls changed.
 
     A call is changed only while it is still dialling the ending's attempt; the
-    attempt rows and operator numbers are written for those calls only.
+    attempt rows, the operator numbers and the ``pending`` jobs (``(call id, row)``:
+    what the ending calls for, so the sweep finds it if its queueing is lost) are
+    written for those calls only. On SQLite the transaction is one trip to the
+    connection's thread (:meth:`perezvon.core.sqlite.DialsFirstSqliteClient.in_one_trip`).
     """
     if not endings:
         return set()
-    dialect = connection.capabilities.dialect
+    client = Call._meta.db
+    if isinstance(client, DialsFirstSqliteClient):
+        return await client.in_one_trip(lambda connection: _write_in_sqlite(connection, endings, pending))
+    dialect = client.capabilities.dialect
+    async with in_transaction() as connection:
+        # "_dict": the one that hands back RETURNING's rows
+        returned = await connection.execute_query_dict(*_calls_update(dialect, endings))
+        changed = {str(row["id"]) for row in returned}
+        done = [ending for ending in endings if ending.call_id in changed]
+        if done:
+            await connection.execute_query(*_attempts_update(dialect, done))
+            lines = _lines_update(dialect, done)
+            if lines is not None:
+                await connection.execute_query(*lines)
+        rows = [row for call_id, row in pending if call_id in changed]
+        if rows:
+            await PendingJob.bulk_create(rows, ignore_conflicts=True, using_db=connection)
+    return changed
+
+
+def _write_in_sqlite(
+    connection: sqlite3.Connection, endings: list[EndingRows], pending: list[tuple[str, PendingJob]]
+) -> set[str]:
+    """:func:`write_endings`'s statements, run in the SQLite connection's thread."""
+    changed = {str(row[0]) for row in connection.execute(*_calls_update("sqlite", endings)).fetchall()}
+    done = [ending for ending in endings if ending.call_id in changed]
+    if done:
+        connection.execute(*_attempts_update("sqlite", done))
+        lines = _lines_update("sqlite", done)
+        if lines is not None:
+            connection.execute(*lines)
+    rows = [row for call_id, row in pending if call_id in changed]
+    if rows:
+        insert, values = insert_rows(rows, or_ignore=True)  # a job remembered already stays as it is
+        connection.executemany(insert, values)
+    return changed
+
+
+def _calls_update(dialect: str, endings: list[EndingRows]) -> Statement:
+    """The calls' update, guarded row by row (still dialling this attempt), returning the ids it changed."""
     # each id once: a call ends one attempt at a time, but a repeated id must not make the UPDATE ambiguous
     by_call = {ending.call_id: ending for ending in endings}
     values = _Values(dialect)
@@ -111,33 +160,25 @@ async def write_endings(connection: BaseDBAsyncClient, endings: list[EndingRows]
     )
     values.params.append(str(CallState.DIALLING))
     state_mark = f"${len(values.params)}" if values.postgres else "?"
-    returned = await connection.execute_query_dict(  # "_dict": the one that hands back RETURNING's rows
+    return (
         f"UPDATE calls SET {assignments} FROM {table} "
         f"WHERE calls.id = v.column1 AND calls.attempts_made = v.column2 AND calls.state = {state_mark} "
         "RETURNING calls.id",
         values.params,
     )
-    changed = {str(row["id"]) for row in returned}
-    done = [ending for ending in by_call.values() if ending.call_id in changed]
-    if done:
-        await _write_attempts(connection, dialect, done)
-        await _count_lines(connection, dialect, done)
-    return changed
 
 
-async def _write_attempts(connection: BaseDBAsyncClient, dialect: str, endings: list[EndingRows]) -> None:
+def _attempts_update(dialect: str, endings: list[EndingRows]) -> Statement:
     values = _Values(dialect)
     rows = [(ending.attempt_id, *_db_values(Attempt, ATTEMPT_COLUMNS, ending.attempt)) for ending in endings]
     table = values.table(rows, ("uuid", *(pg_type for _, pg_type in ATTEMPT_COLUMNS)))
     assignments = ", ".join(f"{name} = v.column{i}" for i, (name, _) in enumerate(ATTEMPT_COLUMNS, start=2))
-    await connection.execute_query(
-        f"UPDATE attempts SET {assignments} FROM {table} WHERE attempts.id = v.column1", values.params
-    )
+    return f"UPDATE attempts SET {assignments} FROM {table} WHERE attempts.id = v.column1", values.params
 
 
-async def _count_lines(connection: BaseDBAsyncClient, dialect: str, endings: list[EndingRows]) -> None:
+def _lines_update(dialect: str, endings: list[EndingRows]) -> Statement | None:
     """Each operator number's run of unanswered attempts, in the order the attempts ended: an answer
-    starts the run again from 0, each unanswered attempt after it adds one."""
+    starts the run again from 0, each unanswered attempt after it adds one. None: no number counts."""
     runs: dict[int, tuple[bool, int]] = {}  # number id -> (the run started again, attempts to add)
     for ending in endings:
         if ending.line is None:
@@ -146,13 +187,13 @@ async def _count_lines(connection: BaseDBAsyncClient, dialect: str, endings: lis
         restarted, added = runs.get(number_id, (False, 0))
         runs[number_id] = (True, 0) if answered else (restarted, added + 1)
     if not runs:
-        return
+        return None
     values = _Values(dialect)
     table = values.table(
         [(number_id, int(restarted), added) for number_id, (restarted, added) in runs.items()],
         ("integer", "integer", "integer"),
     )
-    await connection.execute_query(
+    return (
         f"UPDATE {OperatorNumber._meta.db_table} SET failures_in_row = "
         "CASE WHEN v.column2 = 1 THEN v.column3 ELSE failures_in_row + v.column3 END "
         f"FROM {table} WHERE {OperatorNumber._meta.db_table}.id = v.column1",

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import sqlite3
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable
@@ -26,6 +27,7 @@ from perezvon.core.models import Attempt, Call, Delivery, Department, Notificati
 from perezvon.core.queue import delivery_job, notify_job
 from perezvon.core.recordings import recording_store, signed_link
 from perezvon.core.registry import CallEvent, DeliveryError, Notification
+from perezvon.core.sqlite import DialsFirstSqliteClient, insert_rows
 
 log = logging.getLogger("perezvon.jobs")
 
@@ -97,13 +99,25 @@ class _Settle:
 
 async def settle_pending(jobs: list[tuple[str, dt.datetime | None]]) -> None:
     """Mark pending jobs (:class:`PendingJob`) as over (deleted) or due again at a later time."""
+    over = [job_id for job_id, due_at in jobs if due_at is None]
+    again = [(job_id, due_at) for job_id, due_at in jobs if due_at is not None]
+    client = PendingJob._meta.db
+    if isinstance(client, DialsFirstSqliteClient):  # one trip (core/sqlite.py): the write lock held briefly
+        table, due = PendingJob._meta.db_table, PendingJob._meta.fields_map["due_at"]
+        changes = [(due.to_db_value(due_at, PendingJob), job_id) for job_id, due_at in again]
+
+        def settle_all(connection: sqlite3.Connection) -> None:
+            if over:
+                connection.execute(f"DELETE FROM {table} WHERE job_id IN ({', '.join('?' for _ in over)})", over)
+            connection.executemany(f"UPDATE {table} SET due_at = ? WHERE job_id = ?", changes)
+
+        await client.in_one_trip(settle_all)
+        return
     async with in_transaction():
-        over = [job_id for job_id, due_at in jobs if due_at is None]
         if over:
             await PendingJob.filter(job_id__in=over).delete()
-        for job_id, due_at in jobs:
-            if due_at is not None:
-                await PendingJob.filter(job_id=job_id).update(due_at=due_at)
+        for job_id, due_at in again:
+            await PendingJob.filter(job_id=job_id).update(due_at=due_at)
 
 
 async def load_contexts(wanted: list[tuple[str, str]]) -> list[DeliveryContext | None]:
@@ -141,6 +155,11 @@ async def load_contexts(wanted: list[tuple[str, str]]) -> list[DeliveryContext |
 
 
 async def store_deliveries(rows: list[Delivery]) -> None:
+    client = Delivery._meta.db
+    if isinstance(client, DialsFirstSqliteClient):  # one trip (core/sqlite.py): the write lock held briefly
+        insert, values = insert_rows(rows)
+        await client.in_one_trip(lambda connection: connection.executemany(insert, values))
+        return
     async with in_transaction():
         await Delivery.bulk_create(rows)
 

@@ -18,11 +18,12 @@ process shares) stays held for all of those turns.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from tortoise.backends.sqlite.client import SqliteClient
 from tortoise.exceptions import IntegrityError, OperationalError
+from tortoise.models import Model
 
 from perezvon.core.dials_first import FirstInLine
 
@@ -37,7 +38,7 @@ class DialsFirstSqliteClient(SqliteClient):
     async def in_one_trip(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """``work(connection)`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT``, run whole in the connection's
         thread: one trip however many statements it makes. An exception rolls it back; SQLite's
-        errors come out as Tortoise's, as from any other query."""
+        errors come out as from Tortoise's own queries."""
 
         def transaction(connection: sqlite3.Connection) -> T:
             connection.execute("BEGIN IMMEDIATE")  # the write lock now: no upgrade to fail half-way
@@ -55,10 +56,27 @@ class DialsFirstSqliteClient(SqliteClient):
                 # reaches the sqlite3 connection the same way (``_conn``), for its row factory
                 result: T = await connection._execute(transaction, connection._conn)
                 return result
-            except sqlite3.IntegrityError as exc:
+            except sqlite3.IntegrityError as exc:  # as Tortoise translates them
                 raise IntegrityError(exc) from exc
-            except sqlite3.Error as exc:
+            except sqlite3.OperationalError as exc:
                 raise OperationalError(exc) from exc
+
+
+def insert_rows(instances: Sequence[Model], *, or_ignore: bool = False) -> tuple[str, list[list[Any]]]:
+    """The INSERT of new rows of one model and each row's values, for ``executemany`` inside
+    :meth:`DialsFirstSqliteClient.in_one_trip`. Each value is what Tortoise itself would store
+    (defaults and ``auto_now_add`` filled in); a generated key is left to SQLite. ``or_ignore``:
+    a row whose key is taken already is skipped (Tortoise's ``ignore_conflicts``)."""
+    meta = instances[0]._meta
+    names = [name for name, column in meta.fields_db_projection.items() if column not in meta.generated_db_fields]
+    columns = ", ".join(meta.fields_db_projection[name] for name in names)
+    marks = ", ".join("?" for _ in names)
+    rows = [
+        [meta.fields_map[name].to_db_value(getattr(instance, name), instance) for name in names]
+        for instance in instances
+    ]
+    verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
+    return f"{verb} INTO {meta.db_table} ({columns}) VALUES ({marks})", rows
 
 
 client_class = DialsFirstSqliteClient

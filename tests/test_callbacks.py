@@ -417,9 +417,9 @@ async def test_attempts_ending_together_are_written_together_and_each_keeps_its_
     groups = []
     write = endings.write_endings
 
-    async def counted(connection, rows):
+    async def counted(rows, pending):
         groups.append(len(rows))
-        return await write(connection, rows)
+        return await write(rows, pending)
 
     monkeypatch.setattr(endings, "write_endings", counted)
     operator = await OperatorNumber.filter(connection_id=perezvon_site.id).first()
