@@ -107,6 +107,8 @@ async def write_endings(endings: list[EndingRows], pending: list[tuple[str, Pend
     """
     if not endings:
         return set()
+    # each call once: a call ends one attempt at a time, but a repeated id must not make an UPDATE ambiguous
+    endings = list({ending.call_id: ending for ending in endings}.values())
     client = Call._meta.db
     if isinstance(client, DialsFirstSqliteClient):
         return await client.in_one_trip(lambda connection: _write_in_sqlite(connection, endings, pending))
@@ -147,12 +149,8 @@ def _write_in_sqlite(
 
 def _calls_update(dialect: str, endings: list[EndingRows]) -> Statement:
     """The calls' update, guarded row by row (still dialling this attempt), returning the ids it changed."""
-    # each id once: a call ends one attempt at a time, but a repeated id must not make the UPDATE ambiguous
-    by_call = {ending.call_id: ending for ending in endings}
     values = _Values(dialect)
-    rows = [
-        (ending.call_id, ending.number, *_db_values(Call, CALL_COLUMNS, ending.call)) for ending in by_call.values()
-    ]
+    rows = [(ending.call_id, ending.number, *_db_values(Call, CALL_COLUMNS, ending.call)) for ending in endings]
     table = values.table(rows, ("uuid", "integer", *(pg_type for _, pg_type in CALL_COLUMNS)))
     assignments = ", ".join(
         f"{name} = COALESCE(v.column{i}, calls.{name})" if name in KEPT_WHEN_NULL else f"{name} = v.column{i}"

@@ -361,7 +361,6 @@ async def _notify(ctx: dict[str, Any], notifier_key: str, kind: str, subject_id:
     call = await Call.filter(id=subject_id).select_related("lead", "connection").first()
     if notifier is None or call is None:
         return "skipped"
-    attempts = await Attempt.filter(call_id=call.id).order_by("number")
     # a lead e-mailed instead of called goes to everyone; call results to those who want them
     wanted = {"call_succeeded": {"on_success": True}, "call_failed": {"on_failure": True}}.get(kind, {})
     recipients = await NotificationRecipient.filter(connection_id=call.connection_id, **wanted).all()
@@ -379,6 +378,7 @@ async def _notify(ctx: dict[str, Any], notifier_key: str, kind: str, subject_id:
         return "skipped: no recipients"
     office = await Office.get_or_none(id=lead.office_id) if lead.office_id else None
     department = await Department.get_or_none(id=lead.department_id) if lead.department_id else None
+    attempts = await Attempt.filter(call_id=call.id).order_by("number")
     data: dict[str, Any] = {
         "connection": as_event_data(call.connection),
         "lead": as_event_data(lead),

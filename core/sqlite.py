@@ -45,7 +45,8 @@ class DialsFirstSqliteClient(SqliteClient):
             try:
                 result = work(connection)
             except BaseException:
-                connection.execute("ROLLBACK")
+                if connection.in_transaction:  # some errors (a full disk) have rolled it back already
+                    connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
             return result
