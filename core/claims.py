@@ -23,7 +23,7 @@ from typing import Any
 
 from tortoise import fields
 
-from perezvon.core.models import Attempt, Call, CallState
+from perezvon.core.models import Attempt, Call, CallState, stored_columns
 from perezvon.core.sqlite import DialsFirstSqliteClient, insert_rows
 
 #: PostgreSQL types of the attempt's columns, by field class (a parameter in a SELECT list needs one)
@@ -38,13 +38,10 @@ _PG_TYPES: dict[type, str] = {
 
 def _attempt_row(attempt: Attempt) -> list[tuple[str, str, Any]]:
     """``(column, PostgreSQL type, value as stored)`` of every column of the new attempt (PostgreSQL)."""
-    meta = attempt._meta
-    row = []
-    for name, column in meta.fields_db_projection.items():
-        field = meta.fields_map[name]
-        pg_type = next(t for cls, t in _PG_TYPES.items() if isinstance(field, cls))
-        row.append((column, pg_type, field.to_db_value(getattr(attempt, name), attempt)))
-    return row
+    return [
+        (column, next(t for cls, t in _PG_TYPES.items() if isinstance(field, cls)), value)
+        for column, field, value in stored_columns(attempt)
+    ]
 
 
 async def claim(call_id: str, number: int, attempt: Attempt) -> bool:

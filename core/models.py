@@ -41,6 +41,20 @@ def readable_when_out_of_range(field: fields.DatetimeField[Any]) -> fields.Datet
     return field
 
 
+def stored_columns(instance: Model) -> list[tuple[str, fields.Field[Any], Any]]:
+    """``(column, field, value)`` of a new row, each value as Tortoise itself would store it
+    (defaults and ``auto_now_add`` filled in), a key the database generates left out: for the
+    few writes made by hand in one trip to the database (``core/claims.py``, ``core/sqlite.py``)."""
+    meta = instance._meta
+    row = []
+    for name, column in meta.fields_db_projection.items():
+        if column in meta.generated_db_fields:
+            continue
+        field = meta.fields_map[name]
+        row.append((column, field, field.to_db_value(getattr(instance, name), instance)))
+    return row
+
+
 def new_site_token() -> str:
     """An unguessable site token (192 bits) for the site script and lead API."""
     return secrets.token_urlsafe(24)

@@ -26,6 +26,7 @@ from tortoise.exceptions import IntegrityError, OperationalError
 from tortoise.models import Model
 
 from perezvon.core.dials_first import FirstInLine
+from perezvon.core.models import stored_columns
 
 T = TypeVar("T")
 
@@ -68,16 +69,12 @@ def insert_rows(instances: Sequence[Model], *, or_ignore: bool = False) -> tuple
     :meth:`DialsFirstSqliteClient.in_one_trip`. Each value is what Tortoise itself would store
     (defaults and ``auto_now_add`` filled in); a generated key is left to SQLite. ``or_ignore``:
     a row whose key is taken already is skipped (Tortoise's ``ignore_conflicts``)."""
-    meta = instances[0]._meta
-    names = [name for name, column in meta.fields_db_projection.items() if column not in meta.generated_db_fields]
-    columns = ", ".join(meta.fields_db_projection[name] for name in names)
-    marks = ", ".join("?" for _ in names)
-    rows = [
-        [meta.fields_map[name].to_db_value(getattr(instance, name), instance) for name in names]
-        for instance in instances
-    ]
+    rows = [stored_columns(instance) for instance in instances]
+    columns = ", ".join(column for column, _, _ in rows[0])
+    marks = ", ".join("?" for _ in rows[0])
+    values = [[value for _, _, value in row] for row in rows]
     verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
-    return f"{verb} INTO {meta.db_table} ({columns}) VALUES ({marks})", rows
+    return f"{verb} INTO {instances[0]._meta.db_table} ({columns}) VALUES ({marks})", values
 
 
 client_class = DialsFirstSqliteClient
