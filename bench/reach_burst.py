@@ -44,10 +44,9 @@ waits to bench/results/reach_burst-<db>-looptrace.<pid>.json (bench/looptrace/si
 bench/looptrace/report.py); the traced workers run asyncio's own loop, so compare traced runs with traced runs.
 
 Exit status: 1 if any push or notification of the burst is missing, or if the burst round's p99 is more
-than 10 % above the first baseline's AND more than ``--floor-ms`` (5 ms) above it: the callbacks worker
-polls Redis every 20 ms (core/worker.py POLL_DELAY), so a single dial carries 0-20 ms of poll phase, and a
-p99 of 600 values moves by a few ms between two runs of the same code (BENCHMARKS.md); 5 ms keeps a
-regression of a real size visible while not failing on that jitter. 2 if a round could not run.
+than 10 % above the first baseline's AND more than ``--floor-ms`` (5 ms) above it: a p99 of 600 values moves
+by a few ms between two runs of the same code (BENCHMARKS.md); 5 ms keeps a regression of a real size
+visible while not failing on that jitter. 2 if a round could not run.
 
     .venv/bin/python bench/reach_burst.py [--db sqlite|postgres] [--burst 1000] [--rate 20] [--seconds 30]
 

@@ -28,10 +28,14 @@ from arq.jobs import serialize_job
 
 from perezvon.core.models import PendingJob
 
-#: KEYS: (queue, job key, result key) per job; ARGV: (job id, expiry ms, score, payload) per job
+#: KEYS: (queue, job key, result key) per job; ARGV: (job id, expiry ms, score, payload) per job, then
+#: now (ms). A queue that gets a job due now is told so on its wake channel (:func:`wake_channel`):
+#: its workers poll at once rather than at their next poll (core/worker.py).
 _ENQUEUE_MANY = """
 local added = {}
-local n = #ARGV / 4
+local woken = {}
+local n = (#ARGV - 1) / 4
+local now = tonumber(ARGV[#ARGV])
 for i = 1, n do
   local queue, job_key, result_key = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
   if redis.call('EXISTS', job_key) == 0 and redis.call('EXISTS', result_key) == 0 then
@@ -39,6 +43,10 @@ for i = 1, n do
     redis.call('PSETEX', job_key, ARGV[base + 2], ARGV[base + 4])
     redis.call('ZADD', queue, ARGV[base + 3], ARGV[base + 1])
     added[#added + 1] = ARGV[base + 1]
+    if tonumber(ARGV[base + 3]) <= now and not woken[queue] then
+      woken[queue] = true
+      redis.call('PUBLISH', queue .. ':wake', '1')
+    end
   end
 end
 return added
@@ -51,6 +59,11 @@ DELIVERIES_QUEUE = default_queue_name + ":deliveries"
 QUEUES = (CALLBACKS_QUEUE, DELIVERIES_QUEUE)
 #: each deliveries worker's heartbeat for /healthz (the callbacks workers write ``pv:workers``)
 DELIVERY_WORKERS_KEY = "pv:deliveries:workers"
+
+
+def wake_channel(queue: str) -> str:
+    """The Redis pub/sub channel on which an enqueue tells a queue's workers that a job is due now."""
+    return queue + ":wake"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +127,7 @@ class JobQueue:
             payload = serialize_job(job.function, job.args, {}, None, now_ms)
             keys += [job.queue, job_key_prefix + job.job_id, result_key_prefix + job.job_id]
             argv += [job.job_id, max(score, now_ms) - now_ms + expires_extra_ms, score, payload]
-        added = await self._script(keys=keys, args=argv)
+        added = await self._script(keys=keys, args=[*argv, now_ms])
         return [job_id.decode() if isinstance(job_id, bytes) else str(job_id) for job_id in added]
 
 

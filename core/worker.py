@@ -5,8 +5,9 @@ on one event loop, each consuming its own queue (``core/queue.py``):
 
 * the **callbacks** worker takes ``core.place_attempt`` (and plugin jobs)
   from :data:`~perezvon.core.queue.CALLBACKS_QUEUE`, runs the sweep, and owns the
-  callback engine; it polls every 20 ms, since the lead-to-dial time is spent
-  here;
+  callback engine; an enqueue of a job due now wakes it at once (the queue's
+  wake channel, ``core/queue.py``), and it polls every 20 ms besides, for jobs
+  that fall due later and for a wake that was lost;
 * the **deliveries** worker takes ``core.deliver`` and ``core.notify`` from
   :data:`~perezvon.core.queue.DELIVERIES_QUEUE`, at most :data:`DELIVERY_MAX_JOBS` at
   once.
@@ -30,14 +31,14 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any
 
 from arq import cron
 from arq.connections import create_pool
 from arq.constants import in_progress_key_prefix
 from arq.typing import WorkerCoroutine
-from arq.utils import poll, timestamp_ms
+from arq.utils import timestamp_ms
 from arq.worker import Worker, func
 
 from perezvon.core.app import Perezvon
@@ -45,7 +46,7 @@ from perezvon.core.dials_first import DialsFirst
 from perezvon.core.integrations import close_clients
 from perezvon.core.jobs import DeliveryBatches
 from perezvon.core.outages import Backoff, is_outage, until_connected
-from perezvon.core.queue import CALLBACKS_QUEUE, DELIVERIES_QUEUE, DELIVERY_WORKERS_KEY
+from perezvon.core.queue import CALLBACKS_QUEUE, DELIVERIES_QUEUE, DELIVERY_WORKERS_KEY, wake_channel
 from perezvon.core.redis import redis_settings
 
 logger = logging.getLogger("perezvon.worker")
@@ -54,7 +55,8 @@ logger = logging.getLogger("perezvon.worker")
 ATTEMPT_TIMEOUT = 4 * 3600
 #: the callbacks worker runs many calls at once: they mostly wait on the PBX
 MAX_JOBS = 1000
-#: how often an idle callbacks worker looks for due jobs (lead-to-dial latency lives here)
+#: how often an idle callbacks worker looks for due jobs without being woken (redials falling due,
+#: a wake lost while its connection was remade)
 POLL_DELAY = 0.02
 #: pushes and notifications in flight at once per process: enough to keep up with
 #: services that answer in seconds, few enough that a hung one cannot swamp the process
@@ -104,9 +106,13 @@ class QueueWorker(Worker):
     share a queue as with plain arq. Jobs then run through arq's ``run_job``.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, wakes: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._claim: Any = None  # the registered Lua script, made with the Redis pool
+        #: whether this worker listens on its queue's wake channel (:meth:`_listen_for_wakes`)
+        self.wakes = wakes
+        self._woken = asyncio.Event()
+        self._listener: asyncio.Task[None] | None = None
 
     async def main(self) -> None:
         """arq's ``main``, except that a lost Redis does not end the worker.
@@ -135,8 +141,10 @@ class QueueWorker(Worker):
         self.ctx["redis"] = self.pool
         if self.on_startup:
             await self.on_startup(self.ctx)
+        if self.wakes and self._listener is None:
+            self._listener = asyncio.create_task(self._listen_for_wakes(), name=f"wakes:{self.queue_name}")
         backoff = Backoff()
-        async for _ in poll(self.poll_delay_s):
+        async for _ in self._polls():
             try:
                 await self._poll_iteration()
             except Exception as exc:
@@ -154,6 +162,53 @@ class QueueWorker(Worker):
             if backoff.failures:
                 logger.warning("worker for queue %s: Redis answers again; taking jobs", self.queue_name)
                 backoff.reset()
+
+    async def _polls(self) -> AsyncIterator[None]:
+        """arq's ``poll``: a turn every :attr:`poll_delay_s` (less the time the turn took), except
+        that a wake (a job due now was queued) starts the next turn at once."""
+        loop = asyncio.get_running_loop()
+        while True:
+            began = loop.time()
+            self._woken.clear()  # a wake during the turn below calls for another one straight after
+            yield None
+            rest = self.poll_delay_s - (loop.time() - began)
+            if rest > 0 and not self._woken.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(rest):
+                        await self._woken.wait()
+
+    async def _listen_for_wakes(self) -> None:
+        """Wake the poll loop whenever an enqueue says a job is due now (``core/queue.py``).
+
+        Why: polling alone puts 0 to :attr:`poll_delay_s` of waiting between a lead's
+        201 and its dial, half a poll on average. The polls go on as before, so a lost
+        or late message (Redis restarting, this connection being remade) costs at most
+        one poll's wait; after a lost connection the listener subscribes again with
+        back-off.
+        """
+        backoff = Backoff()
+        while True:
+            pubsub = self.pool.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(wake_channel(self.queue_name))
+                backoff.reset()
+                async for _ in pubsub.listen():
+                    self._woken.set()
+                raise ConnectionError("the subscription ended")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = backoff.next()
+                logger.warning(
+                    "worker for queue %s: wake-ups lost (%s), polling only; listening again in %.1f s",
+                    self.queue_name,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         running = self.tasks
@@ -219,6 +274,10 @@ class QueueWorker(Worker):
         would not run at all. It also closes the pool while its poll loop may still use it.
         """
         self.handle_sig(signal.SIGUSR1)
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+            self._listener = None
         if not self._pool:
             return
         # the poll loop first: it may be giving back a claim the stop cut short (start_jobs)
@@ -412,6 +471,7 @@ def build_workers(
         on_shutdown=stop_callbacks,
         max_jobs=MAX_JOBS,
         poll_delay=POLL_DELAY,
+        wakes=True,
         ctx={},
         **common,
     )

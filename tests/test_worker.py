@@ -17,10 +17,11 @@ import uuid
 
 import pytest
 from arq.constants import in_progress_key_prefix
+from arq.worker import func
 
 from perezvon.core import enablement
 from perezvon.core.models import Call, Delivery, Lead
-from perezvon.core.queue import DELIVERIES_QUEUE, JobQueue, delivery_job
+from perezvon.core.queue import DELIVERIES_QUEUE, Job, JobQueue, delivery_job, wake_channel
 from perezvon.core.worker import QueueWorker, build_workers
 from tests.test_integrations import Service
 
@@ -222,3 +223,63 @@ async def test_jobs_claimed_as_the_worker_stops_are_left_for_the_next_worker(per
 
         await run_deliveries_workers(perezvon_app, 1, all_delivered)  # at once, not in five minutes
         assert len(service.requests) == 3
+
+
+async def test_a_job_due_now_wakes_the_worker_before_its_next_poll(perezvon_app):
+    """An enqueue of a job due now tells the queue's workers at once (``core/queue.py`` publishes on
+    the queue's wake channel); a job due later waits for a poll; after its Redis connection is cut,
+    the worker listens again by itself."""
+    queue = f"test-wakes:{uuid.uuid4().hex}"
+    ran: dict[str, float] = {}
+
+    async def record(ctx, name: str) -> None:
+        ran[name] = time.monotonic()
+
+    record.__qualname__ = "test.record"
+    worker = QueueWorker(
+        functions=[func(record, name="test.record")],
+        queue_name=queue,
+        redis_pool=perezvon_app.redis,
+        poll_delay=30,  # without a wake, nothing would run for half a minute after the first poll
+        wakes=True,
+        handle_signals=False,
+    )
+    task = asyncio.create_task(worker.async_run())
+    jobs = JobQueue(perezvon_app.redis)
+
+    async def ran_within(name: str, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while name not in ran and time.monotonic() < deadline:
+            assert not task.done(), task.exception()
+            await asyncio.sleep(0.01)
+        return name in ran
+
+    async def listening() -> None:
+        deadline = time.monotonic() + 10
+        while not (await perezvon_app.redis.pubsub_numsub(wake_channel(queue)))[0][1]:
+            assert time.monotonic() < deadline, "the worker never subscribed"
+            await asyncio.sleep(0.02)
+
+    try:
+        await listening()
+        await asyncio.sleep(0.1)  # the first poll is over: from here on the worker polls every 30 s
+        queued_at = time.monotonic()
+        await jobs.enqueue([Job("test.record", ("now",), f"{queue}:now", queue=queue)])
+        assert await ran_within("now", 2), "a job due now waited for the next poll"
+        assert ran["now"] - queued_at < 1
+
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.3)
+        await jobs.enqueue([Job("test.record", ("later",), f"{queue}:later", later, queue=queue)])
+        assert not await ran_within("later", 1.5), "a job due later is not announced: the poll finds it"
+
+        # the listener's connection is cut (as by a Redis restart): it subscribes again and wakes again
+        await perezvon_app.redis.client_kill_filter(_type="pubsub")
+        await listening()
+        await jobs.enqueue([Job("test.record", ("again",), f"{queue}:again", queue=queue)])
+        assert await ran_within("again", 2)
+        assert "later" in ran  # due by then: the woken poll found it too
+    finally:
+        await worker.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await perezvon_app.redis.delete(queue)
