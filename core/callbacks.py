@@ -359,7 +359,6 @@ class CallbackEngine:
             await self.lines.give_back(*leases)
             return "skipped: already placed or no longer due"
         call.state, call.attempts_made, call.next_attempt_at = CallState.DIALLING, number, None
-        await self._mark_alive(call_id)
         if leases:
             self._rung[call_id] = list(zip(rung, leases))
         task = asyncio.create_task(
@@ -368,6 +367,9 @@ class CallbackEngine:
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # the mark goes out now, ahead of anything the attempt sends, but the dial does not wait for
+        # Redis to confirm it: the sweep leaves a call alone for ORPHAN_GRACE after its start anyway
+        await self._mark_alive(call_id)
         return f"attempt {number} started"
 
     async def _give_back(self, call_id: str, keep: str = "") -> None:

@@ -29,11 +29,13 @@ from arq.jobs import serialize_job
 from perezvon.core.models import PendingJob
 
 #: KEYS: (queue, job key, result key) per job; ARGV: (job id, expiry ms, score, payload) per job, then
-#: now (ms). A queue that gets a job due now is told so on its wake channel (:func:`wake_channel`):
-#: its workers poll at once rather than at their next poll (core/worker.py).
+#: now (ms). The ids of the jobs due now are published on their queue's wake channel
+#: (:func:`wake_channel`), space-separated, one message per queue: its workers start them at once
+#: rather than at their next poll (core/worker.py).
 _ENQUEUE_MANY = """
 local added = {}
-local woken = {}
+local due = {}
+local queues = {}
 local n = (#ARGV - 1) / 4
 local now = tonumber(ARGV[#ARGV])
 for i = 1, n do
@@ -43,11 +45,17 @@ for i = 1, n do
     redis.call('PSETEX', job_key, ARGV[base + 2], ARGV[base + 4])
     redis.call('ZADD', queue, ARGV[base + 3], ARGV[base + 1])
     added[#added + 1] = ARGV[base + 1]
-    if tonumber(ARGV[base + 3]) <= now and not woken[queue] then
-      woken[queue] = true
-      redis.call('PUBLISH', queue .. ':wake', '1')
+    if tonumber(ARGV[base + 3]) <= now then
+      if not due[queue] then
+        due[queue] = {}
+        queues[#queues + 1] = queue
+      end
+      table.insert(due[queue], ARGV[base + 1])
     end
   end
+end
+for _, queue in ipairs(queues) do
+  redis.call('PUBLISH', queue .. ':wake', table.concat(due[queue], ' '))
 end
 return added
 """
@@ -62,7 +70,8 @@ DELIVERY_WORKERS_KEY = "pv:deliveries:workers"
 
 
 def wake_channel(queue: str) -> str:
-    """The Redis pub/sub channel on which an enqueue tells a queue's workers that a job is due now."""
+    """The Redis pub/sub channel on which an enqueue tells a queue's workers which jobs it has just
+    added that are due now (their ids, space-separated)."""
     return queue + ":wake"
 
 

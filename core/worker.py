@@ -5,9 +5,10 @@ on one event loop, each consuming its own queue (``core/queue.py``):
 
 * the **callbacks** worker takes ``core.place_attempt`` (and plugin jobs)
   from :data:`~perezvon.core.queue.CALLBACKS_QUEUE`, runs the sweep, and owns the
-  callback engine; an enqueue of a job due now wakes it at once (the queue's
-  wake channel, ``core/queue.py``), and it polls every 20 ms besides, for jobs
-  that fall due later and for a wake that was lost;
+  callback engine; the jobs an enqueue adds due now are announced on the
+  queue's wake channel (``core/queue.py``) and it starts them at once; it polls
+  every 20 ms besides, for jobs that fall due later and for an announcement
+  that was lost;
 * the **deliveries** worker takes ``core.deliver`` and ``core.notify`` from
   :data:`~perezvon.core.queue.DELIVERIES_QUEUE`, at most :data:`DELIVERY_MAX_JOBS` at
   once.
@@ -31,14 +32,14 @@ import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from arq import cron
 from arq.connections import create_pool
 from arq.constants import in_progress_key_prefix
 from arq.typing import WorkerCoroutine
-from arq.utils import timestamp_ms
+from arq.utils import poll, timestamp_ms
 from arq.worker import Worker, func
 
 from perezvon.core.app import Perezvon
@@ -55,8 +56,8 @@ logger = logging.getLogger("perezvon.worker")
 ATTEMPT_TIMEOUT = 4 * 3600
 #: the callbacks worker runs many calls at once: they mostly wait on the PBX
 MAX_JOBS = 1000
-#: how often an idle callbacks worker looks for due jobs without being woken (redials falling due,
-#: a wake lost while its connection was remade)
+#: how often the callbacks worker looks for due jobs it was not told of (redials falling due, an
+#: announcement lost while its connection was remade)
 POLL_DELAY = 0.02
 #: pushes and notifications in flight at once per process: enough to keep up with
 #: services that answer in seconds, few enough that a hung one cannot swamp the process
@@ -109,10 +110,11 @@ class QueueWorker(Worker):
     def __init__(self, *args: Any, wakes: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._claim: Any = None  # the registered Lua script, made with the Redis pool
-        #: whether this worker listens on its queue's wake channel (:meth:`_listen_for_wakes`)
+        #: whether this worker starts the jobs announced on its queue's wake channel (:meth:`_listen_for_wakes`)
         self.wakes = wakes
-        self._woken = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
+        #: the starts of announced jobs in progress (kept here so they are not collected mid-way)
+        self._starting: set[asyncio.Task[None]] = set()
 
     async def main(self) -> None:
         """arq's ``main``, except that a lost Redis does not end the worker.
@@ -144,7 +146,7 @@ class QueueWorker(Worker):
         if self.wakes and self._listener is None:
             self._listener = asyncio.create_task(self._listen_for_wakes(), name=f"wakes:{self.queue_name}")
         backoff = Backoff()
-        async for _ in self._polls():
+        async for _ in poll(self.poll_delay_s):
             try:
                 await self._poll_iteration()
             except Exception as exc:
@@ -163,28 +165,17 @@ class QueueWorker(Worker):
                 logger.warning("worker for queue %s: Redis answers again; taking jobs", self.queue_name)
                 backoff.reset()
 
-    async def _polls(self) -> AsyncIterator[None]:
-        """arq's ``poll``: a turn every :attr:`poll_delay_s` (less the time the turn took), except
-        that a wake (a job due now was queued) starts the next turn at once."""
-        loop = asyncio.get_running_loop()
-        while True:
-            began = loop.time()
-            self._woken.clear()  # a wake during the turn below calls for another one straight after
-            yield None
-            rest = self.poll_delay_s - (loop.time() - began)
-            if rest > 0 and not self._woken.is_set():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(rest):
-                        await self._woken.wait()
-
     async def _listen_for_wakes(self) -> None:
-        """Wake the poll loop whenever an enqueue says a job is due now (``core/queue.py``).
+        """Start the jobs an enqueue announces as due now (``core/queue.py``), without waiting for a poll.
 
         Why: polling alone puts 0 to :attr:`poll_delay_s` of waiting between a lead's
-        201 and its dial, half a poll on average. The polls go on as before, so a lost
-        or late message (Redis restarting, this connection being remade) costs at most
-        one poll's wait; after a lost connection the listener subscribes again with
-        back-off.
+        201 and its dial, half a poll on average; and a poll is two round trips (read
+        the queue, then claim), each waiting for a turn of a loop that may be busy. The
+        message names the jobs, so they are claimed straight away (the claim is the
+        same atomic script as the poll's: a job the poll or another worker claims first
+        is skipped). The polls go on as before, so a lost or late message (Redis
+        restarting, this connection being remade) costs at most one poll's wait; after
+        a lost connection the listener subscribes again with back-off.
         """
         backoff = Backoff()
         while True:
@@ -192,8 +183,9 @@ class QueueWorker(Worker):
             try:
                 await pubsub.subscribe(wake_channel(self.queue_name))
                 backoff.reset()
-                async for _ in pubsub.listen():
-                    self._woken.set()
+                async for message in pubsub.listen():
+                    if self.allow_pick_jobs:  # not once the worker is stopping
+                        self._start_announced(message["data"].split())
                 raise ConnectionError("the subscription ended")
             except asyncio.CancelledError:
                 raise
@@ -209,6 +201,18 @@ class QueueWorker(Worker):
             finally:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
+
+    def _start_announced(self, job_ids: list[bytes]) -> None:
+        """:meth:`start_jobs` for announced jobs, in a task of its own: the listener reads on."""
+        task = asyncio.create_task(self.start_jobs(job_ids))
+        self._starting.add(task)
+        task.add_done_callback(self._announced_started)
+
+    def _announced_started(self, task: asyncio.Task[None]) -> None:
+        self._starting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Redis went away between the message and the claim: the poll finds the jobs
+            logger.warning("worker for queue %s: could not start announced jobs: %s", self.queue_name, task.exception())
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         running = self.tasks
@@ -278,6 +282,7 @@ class QueueWorker(Worker):
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
             self._listener = None
+        await asyncio.gather(*self._starting, return_exceptions=True)
         if not self._pool:
             return
         # the poll loop first: it may be giving back a claim the stop cut short (start_jobs)

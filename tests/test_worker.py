@@ -225,10 +225,10 @@ async def test_jobs_claimed_as_the_worker_stops_are_left_for_the_next_worker(per
         assert len(service.requests) == 3
 
 
-async def test_a_job_due_now_wakes_the_worker_before_its_next_poll(perezvon_app):
-    """An enqueue of a job due now tells the queue's workers at once (``core/queue.py`` publishes on
-    the queue's wake channel); a job due later waits for a poll; after its Redis connection is cut,
-    the worker listens again by itself."""
+async def test_a_job_due_now_starts_before_the_workers_next_poll(perezvon_app):
+    """An enqueue announces the jobs it adds due now on the queue's wake channel (``core/queue.py``)
+    and the worker starts them at once; a job due later waits for a poll; after its Redis connection
+    is cut, the worker listens again by itself."""
     queue = f"test-wakes:{uuid.uuid4().hex}"
     ran: dict[str, float] = {}
 
@@ -277,9 +277,54 @@ async def test_a_job_due_now_wakes_the_worker_before_its_next_poll(perezvon_app)
         await listening()
         await jobs.enqueue([Job("test.record", ("again",), f"{queue}:again", queue=queue)])
         assert await ran_within("again", 2)
-        assert "later" in ran  # due by then: the woken poll found it too
+        assert "later" not in ran  # due by now, but not announced: it waits for the 30 s poll
     finally:
         await worker.close()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        await perezvon_app.redis.delete(queue)
+
+
+async def test_jobs_announced_to_two_workers_run_once_each(perezvon_app):
+    """Both workers hear every announcement and both poll; the claim lets only one of them run a job."""
+    queue = f"test-wakes:{uuid.uuid4().hex}"
+    runs: list[str] = []
+
+    async def record(ctx, name: str) -> None:
+        runs.append(name)
+
+    workers = [
+        QueueWorker(
+            functions=[func(record, name="test.record")],
+            queue_name=queue,
+            redis_pool=perezvon_app.redis,
+            poll_delay=0.05,
+            wakes=True,
+            handle_signals=False,
+        )
+        for _ in range(2)
+    ]
+    tasks = [asyncio.create_task(worker.async_run()) for worker in workers]
+    try:
+        deadline = time.monotonic() + 10
+        while (await perezvon_app.redis.pubsub_numsub(wake_channel(queue)))[0][1] < 2:
+            assert time.monotonic() < deadline, "the workers never subscribed"
+            await asyncio.sleep(0.02)
+        names = [f"job-{i}" for i in range(200)]
+        jobs = JobQueue(perezvon_app.redis)
+        for start in range(0, 200, 20):  # in batches, as the intake queues them
+            await jobs.enqueue(
+                [Job("test.record", (n,), f"{queue}:{n}", queue=queue) for n in names[start : start + 20]]
+            )
+        deadline = time.monotonic() + 10
+        while len(runs) < 200 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # a second run of any of them would show by now
+        assert sorted(runs) == sorted(names)  # every job, and each once
+        assert sum(worker.jobs_complete for worker in workers) == 200
+    finally:
+        await asyncio.gather(*(worker.close() for worker in workers))
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await perezvon_app.redis.delete(queue)
