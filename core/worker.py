@@ -282,6 +282,8 @@ class QueueWorker(Worker):
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
             self._listener = None
+        for starting in self._starting:  # one may wait for a slot: it gives back what it claimed (start_jobs)
+            starting.cancel()
         await asyncio.gather(*self._starting, return_exceptions=True)
         if not self._pool:
             return
