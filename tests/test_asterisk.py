@@ -583,6 +583,29 @@ async def test_an_originate_whose_answer_was_lost_is_never_sent_twice(emulator, 
     assert not emulator.channels  # the call that did start was hung up after the reconnect
 
 
+async def test_a_busy_link_whose_ping_answers_come_late_is_not_taken_for_silent(emulator, backend):
+    """Thousands of channels: the Ping's answer queues behind their events. A late answer while
+    events keep arriving is a busy link, not a silent one; dropping it ended every call on it."""
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1"))
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=60))
+    emulator.ping_delay = 1.0  # over three times the backend's ping_timeout (0.3 s)
+
+    async def busy() -> None:
+        while True:
+            emulator.emit_user_event("Busy")
+            await asyncio.sleep(0.05)
+
+    chatter = asyncio.create_task(busy())
+    try:
+        outcome = await run(backend, plan())
+    finally:
+        chatter.cancel()
+    assert (outcome.operator_status, outcome.client_status) == (200, 200), outcome.note
+    assert 1 <= outcome.conversation_seconds <= 6  # the whole conversation, not cut by a reconnect
+    assert await backend.health() is None
+    emulator.ping_delay = 0.0
+
+
 async def test_a_silent_link_is_detected_and_reconnected(emulator, backend):
     emulator.set_behaviour(OPERATOR[1:], operator_presses("1"))
     emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=4000))

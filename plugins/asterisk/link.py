@@ -10,7 +10,8 @@ needs on top of it (docs/asterisk.md, docs/ami-emulator.md "panoramisk facts"):
 * **Silent link** -- panoramisk's own pings are fire-and-forget, so a PBX that
   stops answering is never noticed. We send our own Ping every
   ``ping_interval`` and drop the connection when one goes unanswered for
-  ``ping_timeout``; the back-off reconnect follows.
+  ``ping_timeout`` and no event came in that time either; the back-off
+  reconnect follows.
 * **No duplicate actions** -- panoramisk re-sends actions that got no reply
   before a disconnect. For an ``Originate`` that may already have run, that
   would ring a phone twice, so every action we send is "forgettable": never
@@ -125,6 +126,8 @@ class AmiLink:
         self._down = asyncio.Event()  # set while the link is down: pending actions give up
         self._down.set()
         self._connected_at = 0.0
+        #: loop time of the last event read from the PBX: a link that talks is not silent
+        self._heard_at = 0.0
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -244,6 +247,7 @@ class AmiLink:
         self._listeners.pop(channel_id, None)
 
     def _dispatch(self, _manager: Any, event: Any) -> None:
+        self._heard_at = asyncio.get_running_loop().time()
         if self._lists and (listing := self._lists.get(event.get("ActionID", ""))) is not None:
             collected, complete, done = listing
             if event.get("Event") == complete:
@@ -334,6 +338,12 @@ class AmiLink:
             try:
                 await self._send({"Action": "Ping"}, self.ping_timeout)
             except (LinkDown, ActionRefused):
+                if self.up.is_set() and loop.time() - self._heard_at < self.ping_timeout:
+                    # events still arrive: the link is busy, not silent. With thousands of channels
+                    # the Ping's answer queues behind their events; dropping the link then ended
+                    # every call on it as interrupted (BENCHMARKS.md, issue 15's 5,000-call run)
+                    log.info("AMI: the Ping's answer is late, but events arrive: the link is busy, not silent")
+                    continue
                 if self.up.is_set():
                     log.warning("AMI: no answer to Ping in %.1f s: the link is silent, reconnecting", self.ping_timeout)
                     self._lost(f"Asterisk at {self.host}:{self.port} stopped answering (silent link)")

@@ -621,6 +621,10 @@ class AmiEmulator:
 
         # state
         self.silent = False
+        #: a link with a backlog (thousands of channels' events on their way): each Ping's answer
+        #: reaches the client this many seconds late, behind the events written meanwhile. The
+        #: session is not busy meanwhile: Asterisk answered at once; the answer waits in the stream
+        self.ping_delay = 0.0
         self._awake = asyncio.Event()
         self._awake.set()
         self._server: asyncio.base_events.Server | None = None
@@ -1079,7 +1083,11 @@ class AmiEmulator:
         if m.get("ActionID"):
             lines.append(f"ActionID: {m.get('ActionID')}")
         lines += ["Ping: Pong", f"Timestamp: {int(now)}.{int((now % 1) * 1_000_000):06d}"]
-        s.write(CRLF.join(lines) + CRLF + CRLF)
+        answer = CRLF.join(lines) + CRLF + CRLF
+        if self.ping_delay:
+            asyncio.get_running_loop().call_later(self.ping_delay, lambda: s.closed or s.write(answer))
+        else:
+            s.write(answer)
         return True
 
     async def _act_events(self, s: _Session, m: _Message) -> bool:
@@ -1518,6 +1526,11 @@ class AmiEmulator:
         )
         for listener in list(chan.dtmf_listeners):  # a playing file may stop on this digit
             listener(item.digit, item.direction)
+
+    def emit_user_event(self, name: str) -> None:
+        """A ``UserEvent`` on no channel, as the dialplan's ``UserEvent()`` sends one (a busy PBX's
+        stream of events, in tests)."""
+        self._user_event(None, name, {})
 
     def _user_event(self, chan: Channel | None, name: str, headers: Mapping[str, str]) -> None:
         fields = chan.fields() if chan is not None else []
