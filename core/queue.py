@@ -71,7 +71,7 @@ DELIVERY_WORKERS_KEY = "pv:deliveries:workers"
 
 def wake_channel(queue: str) -> str:
     """The Redis pub/sub channel on which an enqueue tells a queue's workers which jobs it has just
-    added that are due now (their ids, space-separated)."""
+    added that are due now (their ids, space-separated). ``_ENQUEUE_MANY`` builds the same name in Lua."""
     return queue + ":wake"
 
 

@@ -225,6 +225,26 @@ async def test_jobs_claimed_as_the_worker_stops_are_left_for_the_next_worker(per
         assert len(service.requests) == 3
 
 
+def recording_worker(app, queue: str, record, poll_delay: float) -> QueueWorker:
+    """A worker of ``queue`` that listens on its wake channel and runs ``test.record`` (``record``)."""
+    return QueueWorker(
+        functions=[func(record, name="test.record")],
+        queue_name=queue,
+        redis_pool=app.redis,
+        poll_delay=poll_delay,
+        wakes=True,
+        handle_signals=False,
+    )
+
+
+async def until_subscribed(app, queue: str, listeners: int) -> None:
+    """Wait until ``listeners`` workers listen on the queue's wake channel."""
+    deadline = time.monotonic() + 10
+    while (await app.redis.pubsub_numsub(wake_channel(queue)))[0][1] < listeners:
+        assert time.monotonic() < deadline, "the workers never subscribed"
+        await asyncio.sleep(0.02)
+
+
 async def test_a_job_due_now_starts_before_the_workers_next_poll(perezvon_app):
     """An enqueue announces the jobs it adds due now on the queue's wake channel (``core/queue.py``)
     and the worker starts them at once; a job due later waits for a poll; after its Redis connection
@@ -235,15 +255,8 @@ async def test_a_job_due_now_starts_before_the_workers_next_poll(perezvon_app):
     async def record(ctx, name: str) -> None:
         ran[name] = time.monotonic()
 
-    record.__qualname__ = "test.record"
-    worker = QueueWorker(
-        functions=[func(record, name="test.record")],
-        queue_name=queue,
-        redis_pool=perezvon_app.redis,
-        poll_delay=30,  # without a wake, nothing would run for half a minute after the first poll
-        wakes=True,
-        handle_signals=False,
-    )
+    # without a wake, nothing would run for half a minute after the first poll
+    worker = recording_worker(perezvon_app, queue, record, poll_delay=30)
     task = asyncio.create_task(worker.async_run())
     jobs = JobQueue(perezvon_app.redis)
 
@@ -254,14 +267,8 @@ async def test_a_job_due_now_starts_before_the_workers_next_poll(perezvon_app):
             await asyncio.sleep(0.01)
         return name in ran
 
-    async def listening() -> None:
-        deadline = time.monotonic() + 10
-        while not (await perezvon_app.redis.pubsub_numsub(wake_channel(queue)))[0][1]:
-            assert time.monotonic() < deadline, "the worker never subscribed"
-            await asyncio.sleep(0.02)
-
     try:
-        await listening()
+        await until_subscribed(perezvon_app, queue, 1)
         await asyncio.sleep(0.1)  # the first poll is over: from here on the worker polls every 30 s
         queued_at = time.monotonic()
         await jobs.enqueue([Job("test.record", ("now",), f"{queue}:now", queue=queue)])
@@ -274,7 +281,7 @@ async def test_a_job_due_now_starts_before_the_workers_next_poll(perezvon_app):
 
         # the listener's connection is cut (as by a Redis restart): it subscribes again and wakes again
         await perezvon_app.redis.client_kill_filter(_type="pubsub")
-        await listening()
+        await until_subscribed(perezvon_app, queue, 1)
         await jobs.enqueue([Job("test.record", ("again",), f"{queue}:again", queue=queue)])
         assert await ran_within("again", 2)
         assert "later" not in ran  # due by now, but not announced: it waits for the 30 s poll
@@ -293,23 +300,10 @@ async def test_jobs_announced_to_two_workers_run_once_each(perezvon_app):
     async def record(ctx, name: str) -> None:
         runs.append(name)
 
-    workers = [
-        QueueWorker(
-            functions=[func(record, name="test.record")],
-            queue_name=queue,
-            redis_pool=perezvon_app.redis,
-            poll_delay=0.05,
-            wakes=True,
-            handle_signals=False,
-        )
-        for _ in range(2)
-    ]
+    workers = [recording_worker(perezvon_app, queue, record, poll_delay=0.05) for _ in range(2)]
     tasks = [asyncio.create_task(worker.async_run()) for worker in workers]
     try:
-        deadline = time.monotonic() + 10
-        while (await perezvon_app.redis.pubsub_numsub(wake_channel(queue)))[0][1] < 2:
-            assert time.monotonic() < deadline, "the workers never subscribed"
-            await asyncio.sleep(0.02)
+        await until_subscribed(perezvon_app, queue, 2)
         names = [f"job-{i}" for i in range(200)]
         jobs = JobQueue(perezvon_app.redis)
         for start in range(0, 200, 20):  # in batches, as the intake queues them
