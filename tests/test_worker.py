@@ -322,3 +322,38 @@ async def test_jobs_announced_to_two_workers_run_once_each(perezvon_app):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await perezvon_app.redis.delete(queue)
+
+
+async def test_a_garbled_announcement_is_skipped_and_the_next_one_still_runs(perezvon_app):
+    """Whatever reaches the wake channel -- bytes that are no UTF-8, NULs, ids of no job, a huge
+    message -- costs nothing but a warning: the listener reads on and the next job runs."""
+    queue = f"test-wakes:{uuid.uuid4().hex}"
+    runs: list[str] = []
+
+    async def record(ctx, name: str) -> None:
+        runs.append(name)
+
+    worker = recording_worker(perezvon_app, queue, record, poll_delay=30)
+    task = asyncio.create_task(worker.async_run())
+    try:
+        await until_subscribed(perezvon_app, queue, 1)
+        channel = wake_channel(queue)
+        for garbage in (
+            b"\xff\xfe\x00",
+            b"no-such-job \x00",
+            b"x" * 1_000_000,
+            b"",
+            "\ud800".encode("utf-8", "surrogatepass"),
+        ):
+            await perezvon_app.redis.publish(channel, garbage)
+        await JobQueue(perezvon_app.redis).enqueue([Job("test.record", ("real",), f"{queue}:real", queue=queue)])
+        deadline = time.monotonic() + 5
+        while not runs and time.monotonic() < deadline:
+            assert not task.done(), task.exception()
+            await asyncio.sleep(0.01)
+        assert runs == ["real"]
+    finally:
+        await worker.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await perezvon_app.redis.delete(queue)
