@@ -1,10 +1,50 @@
 """The fixtures come from the ``perezvon`` pytest plugin (core/testing.py)."""
 
+import ipaddress
 import itertools
+import logging
+import socket
 
 import pytest
 
 _numbers = itertools.count(1000000)
+
+
+def _names_this_machine(host: str) -> bool:
+    if host in ("localhost", socket.gethostname()) or host.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(host.split("%")[0])  # an address needs no lookup (and no name leaves the machine)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lookups_stay_on_this_machine():
+    """Tests never reach a real service: looking up any name but this machine's fails at once.
+
+    Why: a connection switched on with a service's real address (Calltouch's own API, say) leaves
+    its pushes queued, and a later test's worker runs them. Where the resolver takes seconds to say
+    no (CI's may), every such push held that test's workers for as long, until one timed out; and on
+    a machine with network the push would really go out. Refused here, a lookup fails as it does with
+    no network at all, in no time, and the log names what was refused.
+    """
+    resolve = socket.getaddrinfo
+    log = logging.getLogger("tests.lookups")
+
+    def on_this_machine_only(host, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is None or _names_this_machine(name):
+            return resolve(host, *args, **kwargs)
+        log.warning("refused a lookup of %s: tests do not leave this machine", name)
+        raise socket.gaierror(socket.EAI_NONAME, f"{name}: tests do not leave this machine")
+
+    socket.getaddrinfo = on_this_machine_only
+    try:
+        yield
+    finally:
+        socket.getaddrinfo = resolve
 
 
 @pytest.fixture
