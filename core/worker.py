@@ -277,7 +277,8 @@ class QueueWorker(Worker):
         ``on_shutdown`` (the engine's drain, the delivery batchers) and the pool's close
         would not run at all. It also closes the pool while its poll loop may still use it.
         """
-        self.handle_sig(signal.SIGUSR1)
+        # announced starts end first: one whose claim came back while the stop went on would start its jobs
+        # after the running ones were cancelled, and this close would wait for those to finish
         if self._listener is not None:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
@@ -285,6 +286,7 @@ class QueueWorker(Worker):
         for starting in self._starting:  # one may wait for a slot: it gives back what it claimed (start_jobs)
             starting.cancel()
         await asyncio.gather(*self._starting, return_exceptions=True)
+        self.handle_sig(signal.SIGUSR1)
         if not self._pool:
             return
         # the poll loop first: it may be giving back a claim the stop cut short (start_jobs)
