@@ -94,7 +94,10 @@ class CallControl:
         """End the music :meth:`start_hold_music` started (nothing when none plays)."""
 
     async def bridge(self, *, record: bool) -> int:
-        """Join the two answered legs until one hangs up; return the talk time in seconds."""
+        """Join the two answered legs until one hangs up; return the talk time in seconds.
+
+        A leg that hangs up before they are joined (while the recording starts, say) raises
+        :class:`LegHungUp`: nobody talked, and the scenario says who left."""
         raise NotImplementedError
 
     async def hang_up(self) -> None:
@@ -222,10 +225,10 @@ async def _join(plan: AttemptPlan, control: CallControl) -> AttemptOutcome:
             # the "to the client" parts: client-first says them before dialling the operator
             await control.say(CLIENT, plan.client_text, voice=s["voice"])
         await _before_bridge(plan, control)
+        talk = await control.bridge(record=s["record"])
     except LegHungUp as gone:  # someone left before the two were joined
         left = LegStatus.PARTY_LEFT
         return AttemptOutcome(left, LegStatus.OK) if gone.leg == OPERATOR else AttemptOutcome(LegStatus.OK, left)
-    talk = await control.bridge(record=s["record"])
     return AttemptOutcome(LegStatus.OK, LegStatus.OK, conversation_seconds=talk)
 
 

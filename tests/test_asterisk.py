@@ -352,6 +352,31 @@ async def test_the_client_hanging_up_ends_the_conversation(emulator, backend):
     assert not emulator.channels
 
 
+async def test_the_client_hanging_up_as_the_recording_starts_is_the_client_leaving(emulator, backend):
+    """A hang-up between the recording's start and the join: nobody talked, and the attempt says who
+    left (it used to escape the scenario as a failure of the telephony backend)."""
+    emulator.set_behaviour(OPERATOR[1:], operator_presses("1"))
+    emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=400))
+    add_command = emulator.agi.add_command
+
+    def client_leaves_at_mixmonitor(name: str, command: str, command_id: str) -> str | None:
+        if not command.startswith("EXEC MixMonitor"):
+            return add_command(name, command, command_id)
+        client = next(c for c in emulator.channels.values() if c.uniqueid.endswith("c"))
+        emulator._remote_hangup(client, emulator.bye_cause)
+        # a busy PBX: the command is queued (the action's answer is Success) and runs a moment later,
+        # so the client's Hangup reaches the backend while it waits for the command's result
+        asyncio.get_running_loop().call_later(0.2, add_command, name, command, command_id)
+        return None
+
+    emulator.agi.add_command = client_leaves_at_mixmonitor
+    outcome = await run(backend, plan(record=True))
+    assert (outcome.operator_status, outcome.client_status) == (200, 204)
+    assert outcome.conversation_seconds == 0
+    assert not any(c.startswith("EXEC Bridge") for c in agi_commands(emulator, "o"))
+    assert not emulator.channels
+
+
 # --------------------------------------------------------------------------- client first
 async def test_client_first_rings_the_client_then_the_operator(emulator, backend):
     emulator.set_behaviour(CLIENT[1:], Behaviour.human(1.0, hangup_after=400))

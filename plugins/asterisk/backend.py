@@ -177,13 +177,16 @@ class AsteriskCall(CallControl):
             await self._race(
                 self.link.send({"Action": "AGI", "Channel": leg.name, "Command": command, "CommandID": command_id})
             )
-        except ActionRefused as refused:  # the channel left Async AGI (hung up, or a broken dialplan)
+        except BaseException as exc:
+            # no reply will be read: the LegHungUp a later Hangup puts in the future would go unread
             leg.commands.pop(command_id, None)
-            if leg.gone.done():
-                raise LegHungUp(leg.role) from None
-            raise TelephonyFault(f"Asterisk refused an AGI command: {refused.message}") from None
-        except LinkDown as down:
-            raise TelephonyFault(str(down)) from None
+            if isinstance(exc, ActionRefused):  # the channel left Async AGI (hung up, or a broken dialplan)
+                if leg.gone.done():
+                    raise LegHungUp(leg.role) from None
+                raise TelephonyFault(f"Asterisk refused an AGI command: {exc.message}") from None
+            if isinstance(exc, LinkDown):
+                raise TelephonyFault(str(exc)) from None
+            raise
         reply = await self._race(future)
         match = _RESULT.match(reply)
         if not match:
