@@ -197,9 +197,9 @@ class AmiLink:
             done, _ = await asyncio.wait({future, lost}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             lost.cancel()
+            if not future.done():  # nobody reads it now (timed out, or the caller gave up on it): an
+                future.cancel()  # error the link puts in it later would be logged as never retrieved
         if future not in done:
-            if not future.done():
-                future.cancel()
             raise LinkDown(
                 self.error
                 if self._down.is_set() and self.error
