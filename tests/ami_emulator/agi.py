@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import io
 import itertools
 import logging
 import os
@@ -235,6 +236,25 @@ def sound_info(path: str) -> tuple[int, int]:
     if path.endswith(".gsm"):
         return size // 33 * 160, 8000
     return size, 8000  # ulaw / alaw: a byte a sample
+
+
+def _write_silent_wav(path: str, rate: int, frames: int) -> None:
+    """A WAV (mono, 16-bit) of ``frames`` frames of silence, as MixMonitor leaves it at the hangup.
+
+    Asterisk writes a recording frame by frame from a thread of its own while the call lasts; the
+    emulator writes it at the end. The samples of silence are zeros, so the file is sized rather than
+    written: a thousand long calls ending together would otherwise write gigabytes at once, and the
+    emulator's loop (its AMI answers with it) would wait on the disk, which Asterisk's never does.
+    """
+    buffer = io.BytesIO()
+    wav = wave.open(buffer, "wb")
+    wav.setparams((1, 2, rate, frames, "NONE", "not compressed"))
+    wav.writeframesraw(b"")  # the header, sized for ``frames`` by the wave module
+    header = buffer.getvalue()
+    wav.close()  # (it patches the buffer's header down to the no frames it saw: not used)
+    with open(path, "wb") as out:
+        out.write(header)
+        out.truncate(len(header) + 2 * frames)  # the samples: zeros, a sparse file
 
 
 @dataclass
@@ -868,11 +888,10 @@ class AsyncAgi:
             }
             try:
                 if ext in ("wav", "WAV", "wav16"):
-                    with wave.open(path, "wb") as wav:
-                        wav.setnchannels(1)
-                        wav.setsampwidth(2)
-                        wav.setframerate(rate)
-                        wav.writeframes(b"\0\0" * frames)
+                    _write_silent_wav(path, rate, frames)
+                elif ext in ("raw", "sln"):  # signed linear silence is zeros: sized, not written
+                    with open(path, "wb") as raw:
+                        raw.truncate(2 * frames)
                 elif ext in raw_silence:
                     with open(path, "wb") as raw:
                         raw.write(raw_silence[ext] * frames)
