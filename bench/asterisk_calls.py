@@ -55,12 +55,22 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests")]
 from ami_emulator import AmiEmulator, Behaviour, Dtmf  # noqa: E402  (in the emulator process)
-from lead_intake import CpuMeter, free_port, stats_ms  # noqa: E402
+from lead_intake import CpuMeter, free_port, process_cpu_seconds, stats_ms  # noqa: E402
 
 VENV_BIN = ROOT / ".venv" / "bin"
 REDIS_URL = "redis://127.0.0.1:6379/12"
 SECRET = "bench-secret"
 OPERATOR = "74951234567"
+
+
+def busiest_second(marks: list[tuple[float, ...]], column: int) -> float:
+    """The highest CPU use (% of one core) between two marks about a second apart."""
+    rates = [
+        100 * (later[column] - earlier[column]) / (later[0] - earlier[0])
+        for earlier, later in itertools.pairwise(marks)
+        if later[0] > earlier[0]
+    ]
+    return round(max(rates, default=0.0), 1)
 
 
 def rss_kib(pid: int) -> int:
@@ -413,11 +423,19 @@ async def main() -> None:
             baseline_kib = rss_kib(worker_pid)
             originate_before = len(await emu.ask("originates"))
             rss: list[tuple[float, int]] = []
+            killing = args.pbxs > 1 and args.kill_after > 0
+            emulator_pids = [one.process.pid for one in (emus[1:] if killing else emus)]  # not the one killed
+            # (when, worker CPU seconds, emulators' CPU seconds): the busiest second of each, since an
+            # emulator that runs out of CPU answers late and its lateness would count as the platform's
+            cpu_marks: list[tuple[float, float, float]] = []
             sampling = True
 
             async def sample() -> None:
                 while sampling:
                     rss.append((time.monotonic(), rss_kib(worker_pid)))
+                    if len(rss) % 10 == 1:
+                        emulators = sum(process_cpu_seconds(pid) for pid in emulator_pids)
+                        cpu_marks.append((time.monotonic(), process_cpu_seconds(worker_pid), emulators))
                     await asyncio.sleep(0.1)
 
             sampler = asyncio.create_task(sample())
@@ -441,7 +459,7 @@ async def main() -> None:
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-            meter = CpuMeter(worker_pid, procs["web"].pid)
+            meter = CpuMeter(worker_pid, procs["web"].pid, *emulator_pids)
             started = time.monotonic()
             killed_at = 0.0
             if args.pbxs > 1 and args.kill_after > 0:
@@ -478,7 +496,7 @@ async def main() -> None:
                 spy.send_signal(2)
                 spy.wait(30)
                 print(f"worker profile: {profile}", file=sys.stderr)
-            worker_cpu, web_cpu, own_cpu, box_busy, box_stolen = meter.read()
+            worker_cpu, web_cpu, *emulator_cpu, own_cpu, box_busy, box_stolen = meter.read()
 
         rows = await store.calls(list(accepted))
         statuses: dict[str, int] = {}
@@ -519,7 +537,10 @@ async def main() -> None:
             "cpu_percent": {
                 "worker": worker_cpu,
                 "web": web_cpu,
-                "bench+emulator": own_cpu,
+                "emulator": round(sum(emulator_cpu), 1),
+                "bench": own_cpu,
+                "worker_busiest_second": busiest_second(cpu_marks, 1),
+                "emulator_busiest_second": busiest_second(cpu_marks, 2),
                 "box_busy": box_busy,
                 "box_stolen": box_stolen,
             },

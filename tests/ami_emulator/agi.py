@@ -908,7 +908,11 @@ class AsyncAgi:
     # -- Bridge -------------------------------------------------------------------
     def find_by_prefix(self, prefix: str) -> Channel | None:
         """ast_channel_get_by_name_prefix(): a case-insensitive name prefix, then a uniqueid
-        prefix."""
+        prefix. Which of several matches Asterisk returns is up to its container's order; a whole
+        name (what a Bridge() is given) is looked up directly, without a scan of every channel."""
+        exact = self.emu.channel_named(prefix)
+        if exact is not None:
+            return exact
         live = list(self.emu.channels.values())
         for chan in live:
             if chan.name.lower().startswith(prefix.lower()):

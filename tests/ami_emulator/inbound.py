@@ -80,7 +80,7 @@ def inbound_call(
     )
     chan.linkedid = uniqueid
     chan.state = F.STATE_RING
-    emu.channels[uniqueid] = chan
+    emu.add_channel(chan)
     emu._emit(F.CALL, "Newchannel", chan.fields())
     if dial_status == "ANSWER" or answered_var == "yes":
         emu._set_state(chan, F.STATE_UP)

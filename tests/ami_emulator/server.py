@@ -616,6 +616,9 @@ class AmiEmulator:
         self.received_actions: list[ActionRecord] = []
         self.events: list[EventRecord] = []
         self.channels: dict[str, Channel] = {}  # live channels by uniqueid
+        #: the same channels by lower-cased name (a channel's name never changes): thousands of calls
+        #: in flight made the scan of every channel on each AGI or Hangup action the emulator's hot spot
+        self._by_name: dict[str, Channel] = {}
         self.hungup_channels: list[Channel] = []
         self.connections = 0
 
@@ -693,10 +696,23 @@ class AmiEmulator:
 
     def find_channel(self, name_or_uniqueid: str) -> Channel | None:
         """ast_channel_get_by_name(): a channel name (case-insensitive) or a uniqueid."""
-        for chan in self.channels.values():
-            if chan.name.lower() == name_or_uniqueid.lower():
-                return chan
-        return self.channels.get(name_or_uniqueid)
+        chan = self.channel_named(name_or_uniqueid)
+        return chan if chan is not None else self.channels.get(name_or_uniqueid)
+
+    def channel_named(self, name: str) -> Channel | None:
+        """The live channel of exactly this name (case-insensitive), from the index."""
+        if len(self._by_name) != len(self.channels):  # a test put a channel in ``channels`` itself
+            self._by_name = {chan.name.lower(): chan for chan in self.channels.values()}
+        return self._by_name.get(name.lower())
+
+    def add_channel(self, chan: Channel) -> None:
+        self.channels[chan.uniqueid] = chan
+        self._by_name[chan.name.lower()] = chan
+
+    def _remove_channel(self, chan: Channel) -> None:
+        self.channels.pop(chan.uniqueid, None)
+        if self._by_name.get(chan.name.lower()) is chan:
+            del self._by_name[chan.name.lower()]
 
     @property
     def authenticated_sessions(self) -> int:
@@ -1284,7 +1300,7 @@ class AmiEmulator:
             context=self.endpoint_context,
         )
         chan.linkedid = chan.uniqueid
-        self.channels[chan.uniqueid] = chan
+        self.add_channel(chan)
         self._emit(F.CALL, "Newchannel", chan.fields())
         return chan
 
@@ -1325,7 +1341,7 @@ class AmiEmulator:
             fields.append(("TechCause", str(chan.tech_cause)))
         self.agi.moh_stop(chan, "hangup")  # ast_hangup() releases the generator before the Hangup
         self._emit(F.CALL, "Hangup", fields)
-        self.channels.pop(chan.uniqueid, None)
+        self._remove_channel(chan)
         self.agi.finish_recordings(chan)
         self.hungup_channels.append(chan)
         current = asyncio.current_task()
