@@ -247,11 +247,10 @@ def _write_silent_wav(path: str, rate: int, frames: int) -> None:
     emulator's loop (its AMI answers with it) would wait on the disk, which Asterisk's never does.
     """
     buffer = io.BytesIO()
-    wav = wave.open(buffer, "wb")
-    wav.setparams((1, 2, rate, frames, "NONE", "not compressed"))
-    wav.writeframesraw(b"")  # the header, sized for ``frames`` by the wave module
-    header = buffer.getvalue()
-    wav.close()  # (it patches the buffer's header down to the no frames it saw: not used)
+    with wave.open(buffer, "wb") as wav:  # (closing patches the buffer down to no frames: not used)
+        wav.setparams((1, 2, rate, frames, "NONE", "not compressed"))
+        wav.writeframesraw(b"")  # the header, sized for ``frames`` by the wave module
+        header = buffer.getvalue()
     with open(path, "wb") as out:
         out.write(header)
         out.truncate(len(header) + 2 * frames)  # the samples: zeros, a sparse file
