@@ -20,6 +20,17 @@ def _names_this_machine(host: str) -> bool:
     return True
 
 
+#: the names a test tried to look up: listed at the end of the run (a service some test left switched on)
+_refused_lookups: set[str] = set()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _refused_lookups:
+        terminalreporter.write_line(
+            "lookups refused (tests do not leave this machine): " + ", ".join(sorted(_refused_lookups))
+        )
+
+
 @pytest.fixture(scope="session", autouse=True)
 def lookups_stay_on_this_machine():
     """Tests never reach a real service: looking up any name but this machine's fails at once.
@@ -38,6 +49,7 @@ def lookups_stay_on_this_machine():
         if name is None or _names_this_machine(name):
             return resolve(host, *args, **kwargs)
         log.warning("refused a lookup of %s: tests do not leave this machine", name)
+        _refused_lookups.add(name)
         raise socket.gaierror(socket.EAI_NONAME, f"{name}: tests do not leave this machine")
 
     socket.getaddrinfo = on_this_machine_only
