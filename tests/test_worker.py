@@ -357,3 +357,41 @@ async def test_a_garbled_announcement_is_skipped_and_the_next_one_still_runs(per
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await perezvon_app.redis.delete(queue)
+
+
+async def test_a_stop_while_an_announced_claim_is_answered_runs_nothing_it_then_waits_for(perezvon_app, monkeypatch):
+    """The stop and the answer to an announced job's claim cross: the job must not start after the
+    stop cancelled the running ones, or the stop would wait for it to finish (a call: minutes). The
+    job stays queued for the next worker."""
+    queue = f"test-wakes:{uuid.uuid4().hex}"
+    started: list[str] = []
+
+    async def record(ctx, name: str) -> None:
+        started.append(name)
+        await asyncio.sleep(30)  # a long job: a stop that waits for it shows
+
+    claimed, replied = asyncio.Event(), asyncio.Event()
+    real_claim = QueueWorker._claim_jobs
+
+    async def claim_then_stall(worker, job_ids):
+        result = await real_claim(worker, job_ids)
+        claimed.set()
+        await replied.wait()  # the script has run; its reply arrives while the stop goes on
+        return result
+
+    monkeypatch.setattr(QueueWorker, "_claim_jobs", claim_then_stall)
+    worker = recording_worker(perezvon_app, queue, record, poll_delay=30)  # only the announcement starts it
+    task = asyncio.create_task(worker.async_run())
+    try:
+        await until_subscribed(perezvon_app, queue, 1)
+        await JobQueue(perezvon_app.redis).enqueue([Job("test.record", ("long",), f"{queue}:long", queue=queue)])
+        await asyncio.wait_for(claimed.wait(), 10)
+        asyncio.get_running_loop().call_soon(replied.set)  # the reply lands once the stop has begun
+        stopping = time.monotonic()
+        await asyncio.wait_for(worker.close(), 10)
+        assert time.monotonic() - stopping < 5, "the stop waited for a job it let start"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert await perezvon_app.redis.zscore(queue, f"{queue}:long") is not None  # left for the next worker
+    await perezvon_app.redis.delete(queue, in_progress_key_prefix + f"{queue}:long")
