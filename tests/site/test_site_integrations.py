@@ -44,7 +44,6 @@ async def test_goals_and_events_reach_the_counters_and_the_session_reaches_the_l
         assert ["ym", 87654321, "reachGoal", "perezvon_widget_lead"] in calls
         assert ["gtag", "event", "widget_lead", {"event_category": "PEREZVON", "send_to": "G-TEST12345"}] in calls
         assert errors == []
-
     finally:
         # the lead's pushes stay queued for whichever test runs a worker next: switched off, they are
         # skipped there rather than sent to the services' real addresses
