@@ -194,7 +194,8 @@ async def test_ring_all_rings_every_free_line_and_the_first_to_answer_takes_the_
     call = await Call.get(id=call_id)
     assert (call.state, call.display_status) == (CallState.FINISHED, "successful")
     # every free line rang at once, the one at its limit did not; the client only once one answered
-    assert dialled(emulator) == [busy, answers, late, client]
+    # (only this test's numbers: a redial another test left queued may fall due during the run)
+    assert [n for n in dialled(emulator) if n in (*numbers, client)] == [busy, answers, late, client]
     operators = legs(emulator, numbers)
     answered_gone = next(e for n, _, e in operators if n == answers)
     late_gone = next(e for n, _, e in operators if n == late)
