@@ -17,7 +17,7 @@ import wave
 from pathlib import Path
 
 import pytest
-from ami_emulator import AmiEmulator, Behaviour, Dtmf, User
+from ami_emulator import AmiEmulator, Behaviour, CallHandle, Dtmf, User
 
 from perezvon.core.registry import AttemptPlan, AttemptProgress, Direction, LegStatus, Registry
 from perezvon.core.schemas import TelephonySettingsSchema
@@ -363,7 +363,7 @@ async def test_the_client_hanging_up_as_the_recording_starts_is_the_client_leavi
         if not command.startswith("EXEC MixMonitor"):
             return add_command(name, command, command_id)
         client = next(c for c in emulator.channels.values() if c.uniqueid.endswith("c"))
-        emulator._remote_hangup(client, emulator.bye_cause)
+        CallHandle(emulator, client).hangup()  # the far end's BYE
         # a busy PBX: the command is queued (the action's answer is Success) and runs a moment later,
         # so the client's Hangup reaches the backend while it waits for the command's result
         asyncio.get_running_loop().call_later(0.2, add_command, name, command, command_id)

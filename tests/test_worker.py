@@ -364,10 +364,8 @@ async def test_a_stop_while_an_announced_claim_is_answered_runs_nothing_it_then_
     stop cancelled the running ones, or the stop would wait for it to finish (a call: minutes). The
     job stays queued for the next worker."""
     queue = f"test-wakes:{uuid.uuid4().hex}"
-    started: list[str] = []
 
     async def record(ctx, name: str) -> None:
-        started.append(name)
         await asyncio.sleep(30)  # a long job: a stop that waits for it shows
 
     claimed, replied = asyncio.Event(), asyncio.Event()

@@ -876,9 +876,7 @@ class AsyncAgi:
             frames = int(round(rec["seconds"] * rate))
             # mixmonitor_save_prep() -> ast_writefile(name, ext): the extension picks the
             # format module; one Asterisk does not have means no file ("Cannot open").
-            raw_silence = {
-                "raw": b"\0\0",
-                "sln": b"\0\0",
+            raw_silence = {  # a byte a sample (signed linear, zeros, is sized below instead)
                 "ulaw": b"\xff",
                 "ul": b"\xff",
                 "pcm": b"\xff",
