@@ -22,7 +22,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any, overload
 
 from perezvon.core.models import AccessGrant, ApiKey, Connection, GrantLevel, User
@@ -226,17 +226,23 @@ async def addresses_without_contacts(connection_id: int, emails: Collection[str]
     """Those of ``emails`` that must receive a connection's client contacts masked: the address of an
     active user who may not see them there (docs/admin.md#who-may-do-what). An address no user has
     (a shared sales mailbox) was put there by someone with edit access, and gets them in full."""
-    if not emails:
-        return set()
-    wanted = {email.strip().lower() for email in emails}
+    return (await addresses_without_contacts_of_many({connection_id: emails})).get(connection_id, set())
+
+
+async def addresses_without_contacts_of_many(wanted: Mapping[int, Collection[str]]) -> dict[int, set[str]]:
+    """:func:`addresses_without_contacts` for several connections at once, each user's access read once."""
+    lowered = {email.strip().lower() for emails in wanted.values() for email in emails}
+    if not lowered:
+        return {}
     from tortoise.functions import Lower
 
-    users = await User.annotate(email_lower=Lower("email")).filter(email_lower__in=list(wanted), is_active=True)
-    blind: set[str] = set()
-    for user in users:
-        if not (await Access.for_user(user)).sees_contacts(connection_id):
-            blind.add((user.email or "").strip().lower())
-    return {email for email in emails if email.strip().lower() in blind}
+    users = await User.annotate(email_lower=Lower("email")).filter(email_lower__in=sorted(lowered), is_active=True)
+    accesses = [((user.email or "").strip().lower(), await Access.for_user(user)) for user in users]
+    out: dict[int, set[str]] = {}
+    for connection_id, emails in wanted.items():
+        blind = {email for email, access in accesses if not access.sees_contacts(connection_id)}
+        out[connection_id] = {email for email in emails if email.strip().lower() in blind}
+    return out
 
 
 async def users_with_access(connection_id: int | None, level: str = GrantLevel.FULL) -> list[User]:

@@ -17,7 +17,7 @@ from marshmallow import ValidationError
 from tortoise.transactions import in_transaction
 
 from perezvon.core import enablement
-from perezvon.core.access import addresses_without_contacts
+from perezvon.core.access import addresses_without_contacts_of_many
 from perezvon.core.batching import Batcher, settle
 from perezvon.core.callbacks import as_event_data, utcnow
 from perezvon.core.dials_first import DialsFirst
@@ -81,6 +81,12 @@ class _Load:
     call_id: str
     integration_key: str
     future: asyncio.Future[DeliveryContext | None]
+
+
+@dataclasses.dataclass
+class _LoadNotification:
+    call_id: str
+    future: asyncio.Future[NotificationContext | None]
 
 
 @dataclasses.dataclass
@@ -164,8 +170,62 @@ async def store_deliveries(rows: list[Delivery]) -> None:
         await Delivery.bulk_create(rows)
 
 
+@dataclasses.dataclass
+class NotificationContext:
+    """What one notification about a call reads before it is sent: the call with its lead and
+    connection, its attempts, the connection's recipients, the lead's office and department, and
+    those recipients who get the client's contacts masked."""
+
+    call: Call
+    attempts: list[Attempt]
+    recipients: list[NotificationRecipient]
+    office: Office | None
+    department: Department | None
+    #: the recipients' addresses that get client contacts masked (core/access.py)
+    blind: set[str]
+
+
+async def load_notification_contexts(call_ids: list[str]) -> list[NotificationContext | None]:
+    """The contexts of notifications about many calls, in at most six queries whatever their number."""
+    # the attempts are read by the calls' ids, not prefetched: a prefetched relation refers back to
+    # its call, a cycle that outlives the job
+    calls = {str(c.id): c for c in await Call.filter(id__in=list(set(call_ids))).select_related("lead", "connection")}
+    if not calls:
+        return [None] * len(call_ids)
+    attempts: dict[str, list[Attempt]] = defaultdict(list)
+    for attempt in await Attempt.filter(call_id__in=list(calls)).order_by("number"):
+        attempts[str(attempt.call_id)].append(attempt)
+    recipients: dict[int, list[NotificationRecipient]] = defaultdict(list)
+    connection_ids = {call.connection_id for call in calls.values()}
+    for recipient in await NotificationRecipient.filter(connection_id__in=list(connection_ids)):
+        recipients[recipient.connection_id].append(recipient)
+    office_ids = {call.lead.office_id for call in calls.values() if call.lead.office_id}
+    department_ids = {call.lead.department_id for call in calls.values() if call.lead.department_id}
+    offices = {o.id: o for o in await Office.filter(id__in=list(office_ids))} if office_ids else {}
+    departments = {d.id: d for d in await Department.filter(id__in=list(department_ids))} if department_ids else {}
+    blind = await addresses_without_contacts_of_many(
+        {connection_id: [r.email for r in recipients[connection_id]] for connection_id in connection_ids}
+    )
+    out: list[NotificationContext | None] = []
+    for call_id in call_ids:
+        call = calls.get(call_id)
+        out.append(
+            None
+            if call is None
+            else NotificationContext(
+                call=call,
+                attempts=attempts[call_id],
+                recipients=recipients[call.connection_id],
+                office=offices.get(call.lead.office_id) if call.lead.office_id else None,
+                department=departments.get(call.lead.department_id) if call.lead.department_id else None,
+                blind=blind.get(call.connection_id, set()),
+            )
+        )
+    return out
+
+
 class DeliveryBatches:
-    """The reads and writes of the delivery jobs running at once, done for all of them together.
+    """The reads and writes of the delivery and notification jobs running at once, done for all of them together.
 
     Each delivery reads its call, lead, attempts, settings and earlier
     deliveries, and stores one row per try. Done one job at a time that is six
@@ -174,18 +234,28 @@ class DeliveryBatches:
     and one commit per group of rows. Each job still waits until its own row
     is committed before it ends, so no try goes unrecorded. While one group's
     queries run, the jobs starting behind it gather into the next group.
+    A notification's reads (:func:`load_notification_contexts`) and the end of
+    either job (its :class:`PendingJob` settled) are grouped the same way.
     """
 
     def __init__(self, max_batch: int = 500, dials_first: DialsFirst | None = None) -> None:
         #: each group waits for the callbacks being placed in this process (core/dials_first.py)
         self.dials_first = dials_first or DialsFirst()
         self.loads: Batcher[_Load] = Batcher(self._load, name="perezvon-delivery-loads", max_batch=max_batch)
+        self.notification_loads: Batcher[_LoadNotification] = Batcher(
+            self._load_notifications, name="perezvon-notification-loads", max_batch=max_batch
+        )
         self.records: Batcher[_Record] = Batcher(self._record, name="perezvon-delivery-records", max_batch=max_batch)
         self.settles: Batcher[_Settle] = Batcher(self._settle, name="perezvon-delivery-settles", max_batch=max_batch)
 
     async def _load(self, batch: list[_Load]) -> None:
         await self.dials_first.wait()
         for item, context in zip(batch, await load_contexts([(i.call_id, i.integration_key) for i in batch])):
+            settle(item.future, context)
+
+    async def _load_notifications(self, batch: list[_LoadNotification]) -> None:
+        await self.dials_first.wait()
+        for item, context in zip(batch, await load_notification_contexts([i.call_id for i in batch])):
             settle(item.future, context)
 
     async def _record(self, batch: list[_Record]) -> None:
@@ -206,6 +276,12 @@ class DeliveryBatches:
         )
         return context
 
+    async def load_notification(self, call_id: str) -> NotificationContext | None:
+        context: NotificationContext | None = await self.notification_loads.submit(
+            _LoadNotification(call_id, asyncio.get_running_loop().create_future())
+        )
+        return context
+
     async def record(self, row: Delivery) -> None:
         await self.records.submit(_Record(row, asyncio.get_running_loop().create_future()))
 
@@ -214,6 +290,7 @@ class DeliveryBatches:
 
     async def close(self) -> None:
         await self.loads.close()
+        await self.notification_loads.close()
         await self.records.close()
         await self.settles.close()
 
@@ -224,6 +301,10 @@ class _Unbatched:
     @staticmethod
     async def load(call_id: str, integration_key: str) -> DeliveryContext | None:
         return (await load_contexts([(call_id, integration_key)]))[0]
+
+    @staticmethod
+    async def load_notification(call_id: str) -> NotificationContext | None:
+        return (await load_notification_contexts([call_id]))[0]
 
     @staticmethod
     async def record(row: Delivery) -> None:
@@ -349,41 +430,41 @@ async def _deliver(
 
 async def notify(ctx: dict[str, Any], notifier_key: str, kind: str, subject_id: str) -> str:
     """Send one notification about a call through one notifier (docs/calls.md#notifications)."""
+    batches = ctx.get("deliveries") or _Unbatched
     job_id = notify_job(notifier_key, kind, subject_id).job_id
-    return await _settling(_Unbatched, job_id, _notify(ctx, notifier_key, kind, subject_id))
+    return await _settling(batches, job_id, _notify(ctx, batches, notifier_key, kind, subject_id))
 
 
-async def _notify(ctx: dict[str, Any], notifier_key: str, kind: str, subject_id: str) -> str:
+async def _notify(ctx: dict[str, Any], batches: Any, notifier_key: str, kind: str, subject_id: str) -> str:
     app = ctx["perezvon"]
     notifier = app.host.registry.notifiers.get(notifier_key)
-    # one query with its lead and connection joined; the attempts read by the call's id, not
-    # prefetched: a prefetched relation refers back to its call, a cycle that outlives the job
-    call = await Call.filter(id=subject_id).select_related("lead", "connection").first()
-    if notifier is None or call is None:
+    if notifier is None:
         return "skipped"
+    context: NotificationContext | None = await batches.load_notification(subject_id)
+    if context is None:
+        return "skipped"
+    call, lead = context.call, context.call.lead
     # a lead e-mailed instead of called goes to everyone; call results to those who want them
-    wanted = {"call_succeeded": {"on_success": True}, "call_failed": {"on_failure": True}}.get(kind, {})
-    recipients = await NotificationRecipient.filter(connection_id=call.connection_id, **wanted).all()
-    lead = call.lead
+    wanted = {"call_succeeded": "on_success", "call_failed": "on_failure"}.get(kind)
     emails = tuple(
         sorted(
             {
                 r.email
-                for r in recipients
-                if (r.office_id in (None, lead.office_id)) and (r.department_id in (None, lead.department_id))
+                for r in context.recipients
+                if (wanted is None or getattr(r, wanted))
+                and (r.office_id in (None, lead.office_id))
+                and (r.department_id in (None, lead.department_id))
             }
         )
     )
     if not emails:
         return "skipped: no recipients"
-    office = await Office.get_or_none(id=lead.office_id) if lead.office_id else None
-    department = await Department.get_or_none(id=lead.department_id) if lead.department_id else None
-    attempts = await Attempt.filter(call_id=call.id).order_by("number")
+    office, department = context.office, context.department
     data: dict[str, Any] = {
         "connection": as_event_data(call.connection),
         "lead": as_event_data(lead),
         "call": as_event_data(call),
-        "attempts": [as_event_data(a) for a in attempts],
+        "attempts": [as_event_data(a) for a in context.attempts],
         "office": {"id": office.id, "name": office.name} if office else None,
         "department": {"id": department.id, "name": department.name} if department else None,
     }
@@ -394,7 +475,7 @@ async def _notify(ctx: dict[str, Any], notifier_key: str, kind: str, subject_id:
         # not the delay: the site could not call it (docs/calls.md#a-site-that-cannot-call)
         data["reason"] = call.reason
     # users who may not see this connection's client contacts get them masked, in an e-mail of their own
-    blind = await addresses_without_contacts(call.connection_id, emails)
+    blind = context.blind.intersection(emails)
     notifications = [
         Notification(kind=kind, recipients=group, subject_id=subject_id, data=group_data)
         for group, group_data in (

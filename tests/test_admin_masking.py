@@ -239,6 +239,48 @@ async def test_e_mails_to_a_masked_user_are_masked_and_others_are_not(perezvon_a
     assert "+7 916 123-45-33" in text_of(full_message)
 
 
+async def test_notifications_running_at_once_share_their_reads_and_each_masks_for_its_own_site(
+    perezvon_app, monkeypatch
+):
+    """The deliveries worker reads the notifications of many calls together (core/jobs.py); each still
+    gets its own site's recipients, and the contacts masked only where its recipient may not see them."""
+    masked_here, seen_here = await _site(), await _site()
+    user = await _masked_user(masked_here, email=f"both-{uuid.uuid4().hex[:6]}@example.com")
+    await AccessGrant.create(user=user, level="view", connection=seen_here, may_see_contacts=True)
+    failures_only = f"failures-{uuid.uuid4().hex[:6]}@example.com"
+    for site in (masked_here, seen_here):
+        await NotificationRecipient.create(connection=site, email=user.email)
+        await NotificationRecipient.create(connection=site, email=failures_only, on_success=False)
+    calls = [await _client_call(site) for site in (masked_here, seen_here, masked_here, seen_here)]
+    groups: list[int] = []
+    load = jobs.load_notification_contexts
+
+    async def counted(call_ids):
+        groups.append(len(call_ids))
+        return await load(call_ids)
+
+    monkeypatch.setattr(jobs, "load_notification_contexts", counted)
+    batches = jobs.DeliveryBatches()
+    ctx = {"perezvon": perezvon_app, "deliveries": batches}
+    try:
+        outcomes = await asyncio.gather(*(jobs.notify(ctx, "mail", "call_succeeded", str(call.id)) for call in calls))
+    finally:
+        await batches.close()
+    assert outcomes == ["sent to 1"] * 4  # the failures-only address is not among them
+    assert sum(groups) == 4 and max(groups) > 1, groups
+    outbox = perezvon_app.host.registry.notifiers["mail"].outbox_dir
+    for call in calls:
+        (path,) = outbox.glob(f"*-call_succeeded-{call.id}*.eml")
+        message = message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert message["To"] == user.email
+        text = "\n".join(part.get_content() for part in message.walk() if part.get_content_maintype() == "text")
+        if call.connection_id == masked_here.id:
+            assert path.name.endswith("-masked.eml")
+            assert_masked(text)
+        else:
+            assert "+7 916 123-45-33" in text
+
+
 # --- the grant forms ------------------------------------------------------------------------------------
 
 
