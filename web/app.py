@@ -25,7 +25,9 @@ from perezvon.web.site import SiteScript
 from perezvon.web.unavailable import unavailable
 
 TEMPLATES = Environment(
-    loader=FileSystemLoader(Path(__file__).with_name("templates")), autoescape=select_autoescape(["html"])
+    loader=FileSystemLoader(Path(__file__).with_name("templates")),
+    autoescape=select_autoescape(["html"]),
+    auto_reload=False,  # the templates ship with the package: no stat() of each file at every page
 )
 
 

@@ -247,6 +247,9 @@ def environment(locale: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # the templates ship with the package: no stat() of each file at every message (a restart
+        # picks up an edited template)
+        auto_reload=False,
     )
     # a method the i18n extension adds, so not in Environment's type
     env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]

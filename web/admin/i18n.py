@@ -78,6 +78,7 @@ def environment(locale: str, plugin_templates: tuple[tuple[str, str], ...] = ())
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # the templates ship with the package: no stat() of each file at every page
     )
     env.install_gettext_translations(translations(locale), newstyle=True)
     env.globals["locale"] = locale
