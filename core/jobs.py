@@ -186,7 +186,8 @@ class NotificationContext:
 
 
 async def load_notification_contexts(call_ids: list[str]) -> list[NotificationContext | None]:
-    """The contexts of notifications about many calls, in at most six queries whatever their number."""
+    """The contexts of notifications about many calls: six queries whatever their number, and two for
+    each recipient who is a user without staff rights (their access, core/access.py)."""
     # the attempts are read by the calls' ids, not prefetched: a prefetched relation refers back to
     # its call, a cycle that outlives the job
     calls = {str(c.id): c for c in await Call.filter(id__in=list(set(call_ids))).select_related("lead", "connection")}
