@@ -17,7 +17,10 @@ What it measures, per database (SQLite and/or PostgreSQL):
    ``dialled_at - received`` (p50/p99, min and max; negative values mean the
    dial began before the 201 reached the client and are shown as they are).
    This phase runs first, so the worker is not buried under the throughput
-   phase's backlog of queued calls.
+   phase's backlog of queued calls. The worker's CPU per lead counts a
+   callback's whole work: from the first lead sent until every first attempt
+   has ended and no job is due in the queues (the e-mails of the calls'
+   endings written), idle polling included.
 3. Zero leads lost: after both phases, the rows of the ``leads`` table for the
    bench connection are counted and matched (by lead id) against every 201
    answer of every phase. Any difference makes the script exit with 1.
@@ -610,6 +613,23 @@ async def wait_settled(store, call_ids: list[str]) -> dict[str, tuple]:
     return attempts
 
 
+async def wait_quiet(redis_url: str, timeout: float = SETTLE_TIMEOUT) -> float:
+    """Poll until no job is due in either queue (a running job stays in its queue until it ends); the time."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now_ms = int(time.time() * 1000)
+            if not sum(client.zcount(queue, 0, now_ms) for queue in ("arq:queue", "arq:queue:deliveries")):
+                break
+            await asyncio.sleep(0.1)
+        return time.time()
+    finally:
+        client.close()
+
+
 async def measure_dial(servers: Servers, store, factory: LeadFactory, tally: Tally, args: argparse.Namespace) -> dict:
     """Phase 2 (run first): the worker faces only these calls, not the throughput phase's backlog."""
     servers.start("worker", [str(VENV_BIN / "perezvon"), "worker"])
@@ -627,7 +647,9 @@ async def measure_dial(servers: Servers, store, factory: LeadFactory, tally: Tal
     received = await dial_phase_send(factory, tally, port=servers.port, rate=args.dial_rate, seconds=args.dial_seconds)
     web, worker, client, busy, stolen = cpu.read()  # the sending window only: settling is idle waiting
     attempts = await wait_settled(store, list(received))
-    # the calls' whole first attempts (and the idle polling while they settle), per lead
+    # the callbacks' whole work: their first attempts, and the e-mails and pushes of their endings
+    # (counted up to the moment nothing is due in the queues, and the idle polling until then), per lead
+    await wait_quiet(args.redis_url)
     worker_cpu = process_cpu_seconds(worker_pid) - worker_cpu_before
     if spy is not None:
         spy.wait(timeout=60)

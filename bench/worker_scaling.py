@@ -52,6 +52,7 @@ from lead_intake import (  # noqa: E402
     process_cpu_seconds,
     scan_log,
     send,
+    wait_quiet,
 )
 
 SETTLE_TIMEOUT = 900.0  # seconds for one round's backlog to be called
@@ -103,23 +104,6 @@ async def wait_ended(store: PostgresStore, call_ids: list[str]) -> dict[str, tup
         await asyncio.sleep(0.5)
 
 
-async def wait_quiet(redis_url: str) -> float:
-    """Poll until no job is due in either queue (a running job stays in its queue until it ends); the time."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    try:
-        deadline = time.monotonic() + SETTLE_TIMEOUT
-        while time.monotonic() < deadline:
-            now_ms = int(time.time() * 1000)
-            if not sum(client.zcount(queue, 0, now_ms) for queue in ("arq:queue", "arq:queue:deliveries")):
-                break
-            await asyncio.sleep(0.1)
-        return time.time()
-    finally:
-        client.close()
-
-
 async def one_round(workers: int, args: argparse.Namespace) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix="perezvon-bench-scaling-"))
     store = PostgresStore()
@@ -144,7 +128,7 @@ async def one_round(workers: int, args: argparse.Namespace) -> dict:
         workers_started = time.time()
         meter = CpuMeter(servers.procs["web"].pid, *pids)
         rows = await wait_ended(store, calls)
-        quiet = await wait_quiet(args.redis_url)
+        quiet = await wait_quiet(args.redis_url, SETTLE_TIMEOUT)
         *cpu, _load_generator, machine_busy, stolen = meter.read()
         worker_cpu = sum(process_cpu_seconds(pid) - b for pid, b in zip(pids, before))
         started = [parse_db_time(row[0]) for row in rows.values() if row[0] is not None]
