@@ -11,7 +11,8 @@ refused every lead until the process was restarted (bench/chaos.py found it).
 Here the context undoes both before the error is raised.
 
 The pool itself is fronted by :class:`_DialsFirstPool`: a callback being placed
-takes the next free connection before the pushes waiting for one.
+takes the next free connection before the pushes waiting for one. And a connection
+given back to the pool is not sent asyncpg's reset query (:func:`_keep_session`).
 
 ``core/db.py`` selects this module as the Tortoise engine for ``postgres://`` URLs.
 """
@@ -76,12 +77,23 @@ class _DialsFirstPool:
             self._slots.release()
 
 
+async def _keep_session(connection: Any) -> None:
+    """What the pool does to a connection given back, besides asyncpg's own part (listeners
+    dropped, a transaction left open rolled back): nothing.
+
+    Tortoise takes a pooled connection for every query outside a transaction. asyncpg's default
+    reset then sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` -- a
+    second round trip to the server for each query (py-spy put 5 % of a busy worker's samples in
+    it). Perezvon leaves no such state on a pooled connection: no advisory lock, no cursor outside
+    a transaction, no LISTEN, no session setting."""
+
+
 class AsyncpgClient(AsyncpgDBClient):
     def _in_transaction(self) -> TransactionContext:
         return _TransactionContext(TransactionWrapper(self), self._pool_init_lock)
 
     async def create_pool(self, **kwargs: Any) -> Any:
-        return _DialsFirstPool(await super().create_pool(**kwargs), kwargs["max_size"])
+        return _DialsFirstPool(await super().create_pool(reset=_keep_session, **kwargs), kwargs["max_size"])
 
 
 client_class = AsyncpgClient

@@ -282,3 +282,34 @@ async def test_the_postgres_pool_serves_the_dial_path_first(perezvon_app):
         await pool.release(connection)
     await asyncio.gather(*tasks)
     assert order[0] == "dial" and len(order) == 11
+
+
+async def test_a_postgres_connection_given_back_costs_no_reset_query_but_an_open_transaction_is_rolled_back(
+    perezvon_app,
+):
+    from tortoise import connections
+
+    from perezvon.core.pg import AsyncpgClient
+
+    client = connections.get("default")
+    if not isinstance(client, AsyncpgClient):
+        pytest.skip("SQLite: no pool")
+    await client.execute_query("SELECT 1")  # the pool exists
+    pool = client._pool
+    sent: list[str] = []
+    connection = await pool.acquire()
+    connection.add_query_logger(lambda record: sent.append(record.query))
+    try:
+        await connection.fetchval("SELECT 1")
+        await pool.release(connection)  # as Tortoise gives it back after each query
+        assert sent == ["SELECT 1"]  # not asyncpg's "SELECT pg_advisory_unlock_all(); ... RESET ALL"
+        connection = await pool.acquire()
+        await connection.execute("BEGIN")
+        await connection.execute("CREATE TEMPORARY TABLE left_open (n int)")
+        await pool.release(connection)  # a transaction left open: rolled back, never handed on
+        assert sent[-1] == "ROLLBACK"
+        connection = await pool.acquire()
+        assert not connection.is_in_transaction()
+        assert await connection.fetchval("SELECT to_regclass('pg_temp.left_open')") is None
+    finally:
+        await pool.release(connection)
