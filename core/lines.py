@@ -38,6 +38,18 @@ FAILING_AFTER = 3
 #: seconds a waiter stays in the waiting line without looking again
 WAITER_TTL = 60
 
+#: leases renewed per script call (:meth:`Lines.renew`); Redis runs one call at a time, so a call is kept short
+RENEW_CHUNK = 500
+
+# KEYS: each lease's sorted set; ARGV[1]: the new end, ARGV[1 + i]: the i-th lease's member.
+# XX: a lease given back meanwhile is not put back.
+_RENEW = """
+for i, key in ipairs(KEYS) do
+    redis.call('ZADD', key, 'XX', ARGV[1], ARGV[i + 1])
+end
+return #KEYS
+"""
+
 #: KEYS: waiting line, waiters' last look, round-robin pointer, then one lease set per number.
 #: ARGV: now, lease expiry, lease id, waiter id, waiter expiry, strategy, hunt start (0-based),
 #: then the limit of each number, then the id of each number.
@@ -143,6 +155,7 @@ class Lines:
     def __init__(self, redis: Any) -> None:
         self.redis = redis
         self._take = redis.register_script(_TAKE)
+        self._renew = redis.register_script(_RENEW)
 
     async def take(
         self,
@@ -181,13 +194,13 @@ class Lines:
             await pipe.execute()
 
     async def renew(self, leases: list[Lease]) -> None:
-        if not leases:
-            return
-        until = time.time() + LEASE_SECONDS
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for lease in leases:
-                pipe.zadd(lease.key, {lease.member: until}, xx=True)
-            await pipe.execute()
+        """Push the leases' end LEASE_SECONDS ahead (those that have not been given back), a chunk of
+        :data:`RENEW_CHUNK` per script call: a worker with thousands of calls in flight renews them
+        without holding its loop, or Redis, for more than a moment at a time."""
+        until = repr(time.time() + LEASE_SECONDS)
+        for start in range(0, len(leases), RENEW_CHUNK):
+            chunk = leases[start : start + RENEW_CHUNK]
+            await self._renew(keys=[lease.key for lease in chunk], args=[until, *(lease.member for lease in chunk)])
 
     async def give_back(self, *leases: Lease) -> None:
         if not leases:

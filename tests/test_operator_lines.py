@@ -326,3 +326,38 @@ async def test_ring_all_when_no_line_answers(perezvon_client, perezvon_run_jobs,
     # the first line's status makes the pair, and the attempt names the first line
     assert (attempt.operator_number, attempt.operator_status, attempt.client_status) == (numbers[0], 486, None)
     await Call.filter(id=call_id).update(state=CallState.FINISHED)  # no redial in a later test
+
+
+async def test_thousands_of_marks_and_leases_are_renewed_in_chunks_and_a_lease_given_back_stays_gone(
+    perezvon_app, monkeypatch
+):
+    """The engine's keep-alive renews every call's mark and every lease, more than one script call's
+    worth (lines.RENEW_CHUNK), and never puts back a lease that was given back meanwhile."""
+    monkeypatch.setattr(lines, "RENEW_CHUNK", 100)  # 250 calls: three calls of each script
+    redis = perezvon_app.redis
+    engine = CallbackEngine(
+        backend=perezvon_app.host.registry.telephony["simulator"], registry=perezvon_app.host.registry, redis=redis
+    )
+    group = f"renew-{uuid.uuid4().hex[:8]}"
+    key = lines.lease_key(10**9 + 7)
+    calls = [f"renew-{uuid.uuid4().hex}" for _ in range(250)]
+    soon = time.time() + 5  # as if taken 55 s ago
+    await redis.zadd(key, dict.fromkeys(calls, soon))
+    for call_id in calls:
+        engine.in_flight.add(call_id)
+        engine._rung[call_id] = [(OperatorNumber(phone="+74950000000"), lines.Lease(key, call_id, group))]
+    await redis.zrem(key, calls[0])  # given back, its call not yet forgotten here
+    engine.start()
+    try:
+        for _ in range(100):
+            if await redis.exists(*(f"pv:alive:{call_id}" for call_id in calls)) == len(calls):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await engine.stop(grace_seconds=0)
+    ttls = [await redis.ttl(f"pv:alive:{call_id}") for call_id in calls]
+    assert all(25 < ttl <= 30 for ttl in ttls), sorted(ttls)[:3]
+    scores = dict(await redis.zrange(key, 0, -1, withscores=True))
+    assert calls[0].encode() not in scores
+    assert len(scores) == 249 and min(scores.values()) > soon + 50  # pushed a minute ahead
+    await redis.delete(key, *(f"pv:alive:{call_id}" for call_id in calls))
