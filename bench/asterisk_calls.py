@@ -55,7 +55,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests")]
 from ami_emulator import AmiEmulator, Behaviour, Dtmf  # noqa: E402  (in the emulator process)
-from lead_intake import CpuMeter, free_port, process_cpu_seconds, stats_ms  # noqa: E402
+from lead_intake import CpuMeter, free_port, machine_ticks, process_cpu_seconds, stats_ms  # noqa: E402
 
 VENV_BIN = ROOT / ".venv" / "bin"
 REDIS_URL = "redis://127.0.0.1:6379/12"
@@ -425,9 +425,11 @@ async def main() -> None:
             rss: list[tuple[float, int]] = []
             killing = args.pbxs > 1 and args.kill_after > 0
             emulator_pids = [one.process.pid for one in (emus[1:] if killing else emus)]  # not the one killed
-            # (when, worker CPU seconds, emulators' CPU seconds): the busiest second of each, since an
-            # emulator that runs out of CPU answers late and its lateness would count as the platform's
-            cpu_marks: list[tuple[float, float, float]] = []
+            # (when, worker CPU seconds, emulators' CPU seconds, the box's busy seconds over its cores):
+            # the busiest second of each, since an emulator that runs out of CPU answers late and its
+            # lateness would count as the platform's -- and so does a box with no core left
+            cpu_marks: list[tuple[float, float, float, float]] = []
+            tick = os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
             sampling = True
 
             async def sample() -> None:
@@ -435,7 +437,8 @@ async def main() -> None:
                     rss.append((time.monotonic(), rss_kib(worker_pid)))
                     if len(rss) % 10 == 1:
                         emulators = sum(process_cpu_seconds(pid) for pid in emulator_pids)
-                        cpu_marks.append((time.monotonic(), process_cpu_seconds(worker_pid), emulators))
+                        box = machine_ticks()[0] / tick
+                        cpu_marks.append((time.monotonic(), process_cpu_seconds(worker_pid), emulators, box))
                     await asyncio.sleep(0.1)
 
             sampler = asyncio.create_task(sample())
@@ -520,6 +523,13 @@ async def main() -> None:
             for cid, at in accepted.items()
             if cid.replace("-", "")[:20] in first_originate
         ]
+        # when in the run the slow ones were: the p99 of the leads accepted in each 10 s
+        by_window: dict[int, list[float]] = {}
+        for cid, at in accepted.items():
+            if cid.replace("-", "")[:20] in first_originate:
+                by_window.setdefault(int((at - started) // 10), []).append(
+                    first_originate[cid.replace("-", "")[:20]] - at
+                )
         result = {
             "db": args.db,
             "calls": args.calls,
@@ -530,6 +540,7 @@ async def main() -> None:
             "final_statuses": statuses,
             "not_final": sum(n for k, n in statuses.items() if not k.startswith("finished")),
             "lead_to_first_originate_ms": stats_ms(to_originate),
+            "lead_to_first_originate_p99_ms_by_10_s": [stats_ms(by_window[w])["p99"] for w in sorted(by_window)],
             "never_originated": len(accepted) - len(to_originate),
             "worker_rss_baseline_mib": round(baseline_kib / 1024, 1),
             "worker_rss_at_peak_mib": round(peak_rss / 1024, 1),
@@ -541,6 +552,7 @@ async def main() -> None:
                 "bench": own_cpu,
                 "worker_busiest_second": busiest_second(cpu_marks, 1),
                 "emulator_busiest_second": busiest_second(cpu_marks, 2),
+                "box_busiest_second": busiest_second(cpu_marks, 3),  # % of all its cores
                 "box_busy": box_busy,
                 "box_stolen": box_stolen,
             },
