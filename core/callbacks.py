@@ -163,11 +163,13 @@ class _Progress(AttemptProgress):
         placing: Placing | None = None,
         *,
         answered: Callable[[str, str], Awaitable[None]] | None = None,
+        starts: claims.AttemptStarts | None = None,
     ) -> None:
         self.attempt = attempt
         self.redis = redis
         self.placing = placing
         self.answered = answered
+        self.starts = starts
 
     async def operator_answered(self, number: str) -> None:
         if self.answered is not None:  # ring-all: the other lines are free again
@@ -183,7 +185,10 @@ class _Progress(AttemptProgress):
                 log.warning("could not note the leg being dialled: %s", exc)
         if self.attempt.dialled_at is None:
             self.attempt.dialled_at = utcnow()
-            await Attempt.filter(id=self.attempt.id).update(dialled_at=self.attempt.dialled_at)
+            if self.starts is not None:  # with the others dialled meanwhile
+                await self.starts.dialled(self.attempt)
+            else:
+                await Attempt.filter(id=self.attempt.id).update(dialled_at=self.attempt.dialled_at)
 
 
 @dataclasses.dataclass(eq=False)
@@ -222,6 +227,8 @@ class CallbackEngine:
         self._sweeping = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.lines = lines.Lines(redis)
+        #: the claims (on SQLite) and dial moments of the attempts started here, written in groups
+        self.starts = claims.AttemptStarts()
         self._renew_marks = redis.register_script(_RENEW_MARKS)
         #: the leases of the attempts in progress here, by call id (renewed with the alive marks)
         self._rung: dict[str, list[tuple[OperatorNumber, lines.Lease]]] = {}
@@ -251,6 +258,7 @@ class CallbackEngine:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._endings.close(ConnectionError("the worker stopped"))  # every attempt above has ended
+        await self.starts.close()
         if self._alive_task:
             self._alive_task.cancel()
             await asyncio.gather(self._alive_task, return_exceptions=True)
@@ -366,7 +374,7 @@ class CallbackEngine:
             operator_number=operator.phone if operator else "",
             started_at=utcnow(),
         )
-        if not await claims.claim(call_id, number, attempt):  # the call's update and the row: one trip
+        if not await self.starts.claim(call_id, number, attempt):  # the call's update and the row: one trip
             await self.lines.give_back(*leases)
             return "skipped: already placed or no longer due"
         call.state, call.attempts_made, call.next_attempt_at = CallState.DIALLING, number, None
@@ -589,7 +597,7 @@ class CallbackEngine:
                 dtmf_tag=await self._dtmf_tag(connection.id, lead.source),
                 details=_spoken_details(self.registry, lead),
             )
-            progress = _Progress(attempt, self.redis, placing, answered=self._give_back)
+            progress = _Progress(attempt, self.redis, placing, answered=self._give_back, starts=self.starts)
             return await self.backend.place_attempt(plan, progress)
         except asyncio.CancelledError:
             raise

@@ -10,6 +10,7 @@ from perezvon.core.callbacks import INTERRUPTED, CallbackEngine
 from perezvon.core.models import Attempt, Call, CallState, Delivery, Lead, OperatorNumber
 from perezvon.core.registry import DeliveryError, Integration
 from perezvon.core.schemas import Schema
+from perezvon.core.sqlite import DialsFirstSqliteClient
 
 EVERY_REDIAL_AT_ONCE = {
     "operator_first": {str(n): {"*-*": {"period": 0, "direction": "operator_first"}} for n in range(2, 6)}
@@ -179,6 +180,42 @@ async def test_claims_racing_for_one_attempt_start_it_once(perezvon_app, perezvo
     call = await Call.get(id=created["call_id"])
     assert (call.attempts_made, call.display_status) == (1, "successful")
     assert (await Attempt.get(id=attempt.id)).display_status == "successful"
+
+
+async def test_claims_and_dial_moments_arriving_at_once_are_written_together_each_call_once(
+    perezvon_app, perezvon_client, perezvon_site, new_phone, monkeypatch
+):
+    """One engine starting many attempts at once writes their claims (on SQLite) and their dial
+    moments in groups (core/claims.py ``AttemptStarts``); each claim is still guarded on its own, so
+    the same attempt asked for twice in one group starts once."""
+    created = [await post_lead(perezvon_client, perezvon_site, new_phone()) for _ in range(12)]
+    engine = CallbackEngine(
+        backend=perezvon_app.host.telephony_backend(), registry=perezvon_app.host.registry, redis=perezvon_app.redis
+    )
+    groups: dict[str, list[int]] = {"claims": [], "dialled": []}
+    for name, batcher in (("claims", engine.starts._claims), ("dialled", engine.starts._dialled)):
+        process = batcher.process
+
+        async def counted(batch, process=process, name=name):
+            groups[name].append(len(batch))
+            await process(batch)
+
+        monkeypatch.setattr(batcher, "process", counted)
+    call_ids = [c["call_id"] for c in created]
+    results = await asyncio.gather(*(engine.place_attempt(call_id, 1) for call_id in call_ids + call_ids[:3]))
+    assert sorted(results) == ["attempt 1 started"] * 12 + ["skipped: already placed or no longer due"] * 3
+    assert await engine.drain(10)
+    await engine.starts.close()
+    attempts = await Attempt.filter(call_id__in=call_ids)
+    assert len(attempts) == 12 and all(a.number == 1 for a in attempts)
+    assert all(a.started_at <= a.dialled_at <= a.ended_at for a in attempts)
+    assert sum(groups["dialled"]) == 12 and max(groups["dialled"]) > 1, groups
+    if isinstance(Call._meta.db, DialsFirstSqliteClient):
+        assert sum(groups["claims"]) == 15 and max(groups["claims"]) > 1, groups
+    else:  # PostgreSQL claims concurrently, each in its one statement
+        assert groups["claims"] == []
+    for call in await Call.filter(id__in=call_ids):
+        assert (call.attempts_made, call.display_status) == (1, "successful")
 
 
 async def test_the_sweep_requeues_a_call_whose_job_was_lost(
