@@ -86,6 +86,16 @@ class ServerProcesses:
             self.stop(role)
 
 
+def install_uvloop() -> None:
+    """The load generator on uvloop when it is installed: its own CPU use matters on a 2-core box."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+
 def run_each_database(
     args: argparse.Namespace,
     run: Callable[[str, argparse.Namespace], Awaitable[dict]],
@@ -98,12 +108,7 @@ def run_each_database(
     """``run(db, args)`` for each database in ``args.db``; 0 when all went well, 1 when ``lost(result)``
     says work was lost, 2 when a run failed (one database failing does not hide the other's figures)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    try:
-        import uvloop  # the load generator's own CPU use matters on a 2-core box
-
-        uvloop.install()
-    except ImportError:
-        pass
+    install_uvloop()
 
     anything_lost, broken, blocks = False, False, []
     for db in ("sqlite", "postgres") if args.db == "both" else (args.db,):

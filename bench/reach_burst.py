@@ -73,7 +73,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import HOST, RESULTS, ROOT, VENV_BIN, ServerProcesses  # noqa: E402
+from _harness import HOST, RESULTS, ROOT, VENV_BIN, ServerProcesses, install_uvloop  # noqa: E402
 from lead_intake import (  # noqa: E402
     CpuMeter,
     HttpConnection,
@@ -773,12 +773,7 @@ def main() -> int:
     if args.burst < 1 or args.sites < 1 or not 0 < args.rate <= 200 or not args.lead_in < args.seconds:
         parser.error("--burst and --sites >= 1, --rate in (0, 200], --lead-in < --seconds")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    install_uvloop()
     try:
         result = asyncio.run(run(args.db, args))
     except Exception as exc:

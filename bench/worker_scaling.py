@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import RESULTS, VENV_BIN  # noqa: E402
+from _harness import RESULTS, VENV_BIN, install_uvloop  # noqa: E402
 from lead_intake import (  # noqa: E402
     CpuMeter,
     HttpConnection,
@@ -206,12 +206,7 @@ def main() -> int:
     if "127.0.0.1" not in args.redis_url and "localhost" not in args.redis_url:
         parser.error("--redis-url must be a local Redis")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    try:
-        import uvloop  # the load generator's own CPU use matters on a 2-core box
-
-        uvloop.install()
-    except ImportError:
-        pass
+    install_uvloop()
     try:
         result = asyncio.run(run(args))
     except Exception as exc:
