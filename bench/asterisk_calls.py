@@ -14,7 +14,13 @@ What it measures:
    lead without a call, fails the run.
 2. **Lead accepted -> first Originate** -- for each 201 the client notes ``time.monotonic()``
    when the answer arrived; the emulator notes the monotonic time each ``Originate``
-   arrived on its socket (same clock: one machine). p50/p99/max of the difference.
+   arrived on its socket (same clock: one machine). p50/p99/max of the difference, and the
+   p99 of each 10 s of leads. The emulator shares the box's two cores with the worker and
+   notes an Originate when its loop gets to it, so two more figures tell the parts apart:
+   ``emulator_loop_lag_p99_ms_by_10_s`` (how late its 0.1 s sampling sleep woke) and
+   ``lead_to_first_originate_sent_ms``, up to the moment the worker wrote the Originate to its
+   socket (bench/originate_stamps/sitecustomize.py, loaded into the worker through
+   ``PYTHONPATH``).
 3. **Memory per in-flight callback** -- the worker's RSS (``/proc/<pid>/status``) sampled
    every 0.2 s: ``(RSS at the peak of calls in flight - RSS before the leads, after one
    warm-up call) / calls in flight at that moment``.
@@ -147,15 +153,29 @@ class LoggingEmulator(AmiEmulator):
 
     channel_log: Any = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: live channels per attempt (the uniqueid without its leg): calls in flight = its length,
+        #: kept as channels come and go rather than counted over all of them ten times a second
+        self.live_attempts: dict[str, int] = {}
+
     def _new_channel(self, req: Any, base: str, number: str) -> Any:
         chan = super()._new_channel(req, base, number)
+        attempt = chan.uniqueid.rsplit("-", 1)[0]
+        self.live_attempts[attempt] = self.live_attempts.get(attempt, 0) + 1
         if self.channel_log is not None:
             self.channel_log.write(f"start {chan.uniqueid} {time.monotonic()}\n")
         return chan
 
     def _destroy(self, chan: Any) -> None:
-        if self.channel_log is not None and chan.uniqueid in self.channels:
-            self.channel_log.write(f"end {chan.uniqueid} {time.monotonic()}\n")
+        if chan.uniqueid in self.channels:
+            attempt = chan.uniqueid.rsplit("-", 1)[0]
+            if self.live_attempts.get(attempt, 0) > 1:
+                self.live_attempts[attempt] -= 1
+            else:
+                self.live_attempts.pop(attempt, None)
+            if self.channel_log is not None:
+                self.channel_log.write(f"end {chan.uniqueid} {time.monotonic()}\n")
         super()._destroy(chan)
 
 
@@ -178,11 +198,16 @@ def emulator_main(conn, speed: float, talk: float, channel_log: str = "") -> Non
         await emu.start()
         conn.send(emu.port)
         timeline: list[tuple[float, int]] = []
+        #: (when, how late the sampler's 0.1 s sleep woke): the emulator's own loop lag, which its
+        #: Originate stamps carry
+        lags: list[tuple[float, float]] = []
 
         async def sample() -> None:
             while True:  # calls in flight = distinct attempts with a live channel
-                timeline.append((time.monotonic(), len({c.uniqueid.rsplit("-", 1)[0] for c in emu.channels.values()})))
+                timeline.append((time.monotonic(), len(emu.live_attempts)))
+                asleep = time.monotonic()
                 await asyncio.sleep(0.1)
+                lags.append((asleep, time.monotonic() - asleep - 0.1))
 
         sampler = asyncio.create_task(sample())
         while (command := await asyncio.to_thread(conn.recv)) != "stop":
@@ -190,6 +215,8 @@ def emulator_main(conn, speed: float, talk: float, channel_log: str = "") -> Non
                 conn.send([(str(a.get_ci("ChannelId", "")), a.at) for a in emu.actions("Originate")])
             elif command == "timeline":
                 conn.send(timeline)
+            elif command == "lags":
+                conn.send(lags)
         sampler.cancel()
         await emu.stop()
         conn.send("stopped")
@@ -350,6 +377,10 @@ async def main() -> None:
         "PEREZVON_PUBLIC_URL": f"http://127.0.0.1:{web_port}",
     }
     env.pop("PEREZVON_DATABASE_URL", None)
+    # when each Originate left the worker (bench/originate_stamps/sitecustomize.py)
+    sent_log = data_dir / "originates-sent.log"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "bench" / "originate_stamps"), env.get("PYTHONPATH")]))
+    env["PEREZVON_ORIGINATE_STAMPS"] = str(sent_log)
     store = await Store.open(args.db, data_dir)
     if store.url:
         env["PEREZVON_DATABASE_URL"] = store.url
@@ -515,6 +546,15 @@ async def main() -> None:
                         first_originate[key] = min(first_originate.get(key, float(at)), float(at))
         for channel_id, at in (await emu.ask("originates"))[originate_before:]:
             first_originate.setdefault(channel_id.split("-")[2], at)
+        first_sent: dict[str, float] = {}
+        for line in sent_log.read_text().splitlines() if sent_log.exists() else []:
+            channel_id, at = line.split()
+            first_sent.setdefault(channel_id.split("-")[2], float(at))
+        to_sent = [
+            first_sent[cid.replace("-", "")[:20]] - at
+            for cid, at in accepted.items()
+            if cid.replace("-", "")[:20] in first_sent
+        ]
         # the peak of calls in flight, and the worker's memory at that moment (nearest sample)
         peak_at, peak_in_flight = max(await emu.ask("timeline"), key=lambda point: point[1])
         peak_rss = min(rss, key=lambda point: abs(point[0] - peak_at))[1]
@@ -530,6 +570,9 @@ async def main() -> None:
                 by_window.setdefault(int((at - started) // 10), []).append(
                     first_originate[cid.replace("-", "")[:20]] - at
                 )
+        lag_by_window: dict[int, list[float]] = {}
+        for at, lag in await emu.ask("lags"):
+            lag_by_window.setdefault(int((at - started) // 10), []).append(lag)
         result = {
             "db": args.db,
             "calls": args.calls,
@@ -541,6 +584,12 @@ async def main() -> None:
             "not_final": sum(n for k, n in statuses.items() if not k.startswith("finished")),
             "lead_to_first_originate_ms": stats_ms(to_originate),
             "lead_to_first_originate_p99_ms_by_10_s": [stats_ms(by_window[w])["p99"] for w in sorted(by_window)],
+            # the same up to the moment the worker wrote the Originate to its socket: the platform's own
+            # part, without the emulator's lag in reading it
+            "lead_to_first_originate_sent_ms": stats_ms(to_sent),
+            "emulator_loop_lag_p99_ms_by_10_s": [
+                stats_ms(lag_by_window[w])["p99"] for w in sorted(lag_by_window) if 0 <= w < len(by_window)
+            ],
             "never_originated": len(accepted) - len(to_originate),
             "worker_rss_baseline_mib": round(baseline_kib / 1024, 1),
             "worker_rss_at_peak_mib": round(peak_rss / 1024, 1),
