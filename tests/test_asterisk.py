@@ -22,6 +22,7 @@ from ami_emulator import AmiEmulator, Behaviour, CallHandle, Dtmf, User
 from perezvon.core.registry import AttemptPlan, AttemptProgress, Direction, LegStatus, Registry
 from perezvon.core.schemas import TelephonySettingsSchema
 from perezvon.plugins.asterisk.backend import AsteriskTelephony
+from perezvon.plugins.asterisk.link import LinkDown
 from perezvon.plugins.asterisk.schemas import AsteriskSettings
 from perezvon.plugins.speech.engine import EspeakEngine
 
@@ -644,6 +645,41 @@ async def test_a_silent_link_is_detected_and_reconnected(emulator, backend):
     emulator.resume()
     await backend.link.wait_up(5)
     assert await backend.health() is None
+
+
+async def test_an_action_without_an_answer_ends_at_its_timeout_or_at_once_when_the_link_drops(
+    emulator, speech, tmp_path
+):
+    """The wait for an action's Response: named after the action at its timeout; ended at once,
+    with the link's reason, when the connection drops meanwhile; nothing left pending either way."""
+    telephony = make_backend(emulator, speech, tmp_path, ping_interval_seconds=60, ping_timeout_seconds=60)
+    await telephony.start()
+    link = telephony.link
+    try:
+        await link.wait_up(5)
+        emulator.go_silent()  # reads nothing, answers nothing; no ping of ours notices within the test
+        with pytest.raises(LinkDown, match=r"^no answer to Ping in 0\.3 s$"):
+            await link.send({"Action": "Ping"}, timeout=0.3)
+        assert not link._unanswered
+
+        loop = asyncio.get_running_loop()
+        sending = asyncio.create_task(link.send({"Action": "Ping"}, timeout=30))
+        await asyncio.sleep(0.2)
+        assert not sending.done() and len(link._unanswered) == 1
+        dropped_at = loop.time()
+        emulator.drop_link()
+        with pytest.raises(LinkDown, match="was lost"):
+            await asyncio.wait_for(sending, 5)
+        assert loop.time() - dropped_at < 2  # not the 30 s of its timeout
+        assert not link._unanswered
+
+        emulator.resume()
+        await link.wait_up(5)
+        assert (await link.send({"Action": "Ping"}, timeout=5))["Response"] == "Success"
+        assert not link._unanswered
+    finally:
+        emulator.resume()
+        await telephony.stop()
 
 
 async def test_the_installed_dialplan_is_checked_at_login(emulator, backend):

@@ -123,8 +123,8 @@ class AmiLink:
         self._on_down: list[Callable[[str], None]] = []
         self._watchdog: asyncio.Task | None = None
         self._login_task: asyncio.Future[None] | None = None
-        self._down = asyncio.Event()  # set while the link is down: pending actions give up
-        self._down.set()
+        #: actions sent while the link was up and not answered yet: a drop fails them at once (:meth:`_lost`)
+        self._unanswered: set[asyncio.Future[Any]] = set()
         self._connected_at = 0.0
         #: loop time of the last event read from the PBX: a link that talks is not silent
         self._heard_at = 0.0
@@ -191,21 +191,19 @@ class AmiLink:
         manager = self.manager
         assert manager is not None
         future = manager.send_action(dict(action), as_list=False)
-        # while logging in the link is not "up" yet; afterwards a drop ends the wait at once
-        lost = asyncio.ensure_future(asyncio.sleep(timeout) if logging_in else self._down.wait())
+        # while logging in the link is not "up" yet; afterwards a drop ends the wait at once. The
+        # future is failed by _lost rather than raced against a "down" task: thousands of calls
+        # send actions, and a task made and cancelled for each one was a good part of their cost
+        if not logging_in:
+            self._unanswered.add(future)
         try:
-            done, _ = await asyncio.wait({future, lost}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            # on a timeout (or the caller giving up) wait_for cancels the future: nobody reads it
+            # now, and an error the link put in it later would be logged as never retrieved
+            response = await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise LinkDown(f"no answer to {action['Action']} in {timeout:g} s") from None
         finally:
-            lost.cancel()
-            if not future.done():  # nobody reads it now (timed out, or the caller gave up on it): an
-                future.cancel()  # error the link puts in it later would be logged as never retrieved
-        if future not in done:
-            raise LinkDown(
-                self.error
-                if self._down.is_set() and self.error
-                else f"no answer to {action['Action']} in {timeout:g} s"
-            )
-        response = future.result()
+            self._unanswered.discard(future)
         if str(response.get("Response", "")).lower() == "error":
             raise ActionRefused(action["Action"], str(response.get("Message", "")))
         return response
@@ -290,7 +288,6 @@ class AmiLink:
             log.exception("AMI: the after-login step failed")
         self._delay = self.reconnect_min
         self.error = ""
-        self._down.clear()
         self.up.set()
         log.info("AMI: logged in to %s:%s", self.host, self.port)
 
@@ -302,7 +299,10 @@ class AmiLink:
             (log.info if quiet else log.warning)("AMI: %s", why)
             self.error = why
         self.up.clear()
-        self._down.set()
+        unanswered, self._unanswered = self._unanswered, set()
+        for future in unanswered:
+            if not future.done():
+                future.set_exception(LinkDown(self.error or why))
         for callback in list(self._on_down):
             callback(why)
 
