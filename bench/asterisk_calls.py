@@ -20,7 +20,9 @@ What it measures:
    ``emulator_loop_lag_p99_ms_by_10_s`` (how late its 0.1 s sampling sleep woke) and
    ``lead_to_first_originate_sent_ms``, up to the moment the worker wrote the Originate to its
    socket (bench/originate_stamps/sitecustomize.py, loaded into the worker through
-   ``PYTHONPATH``).
+   ``PYTHONPATH``). The emulator keeps everything it has seen for the tests; what it has kept is
+   frozen out of the garbage collector's reach every second (``gc.freeze``), or its full
+   collections stall its loop for up to a second late in a run (``emulator_longest_collection_ms``).
 3. **Memory per in-flight callback** -- the worker's RSS (``/proc/<pid>/status``) sampled
    every 0.2 s: ``(RSS at the peak of calls in flight - RSS before the leads, after one
    warm-up call) / calls in flight at that moment``.
@@ -44,6 +46,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import itertools
 import json
 import os
@@ -209,6 +213,27 @@ def emulator_main(conn, speed: float, talk: float, channel_log: str = "") -> Non
                 await asyncio.sleep(0.1)
                 lags.append((asleep, time.monotonic() - asleep - 0.1))
 
+        # The emulator keeps every event, action and hung-up channel it has seen (the tests read
+        # them): hundreds of thousands of objects by the end of a 5,000-call run, which each full
+        # collection walked, stalling its loop for up to a second (longer than the worker's Ping
+        # timeout). What it has kept so far is moved out of the collector's reach once a second.
+        gc_pauses: list[tuple[float, float]] = []
+        gc_started = [0.0]
+
+        def time_collections(phase: str, info: dict) -> None:
+            if phase == "start":
+                gc_started[0] = time.monotonic()
+            else:
+                gc_pauses.append((gc_started[0], time.monotonic() - gc_started[0]))
+
+        gc.callbacks.append(time_collections)
+
+        async def freeze() -> None:
+            while True:
+                await asyncio.sleep(1.0)
+                gc.freeze()
+
+        freezer = asyncio.create_task(freeze())
         sampler = asyncio.create_task(sample())
         while (command := await asyncio.to_thread(conn.recv)) != "stop":
             if command == "originates":
@@ -217,7 +242,10 @@ def emulator_main(conn, speed: float, talk: float, channel_log: str = "") -> Non
                 conn.send(timeline)
             elif command == "lags":
                 conn.send(lags)
+            elif command == "gc_pauses":
+                conn.send(gc_pauses)
         sampler.cancel()
+        freezer.cancel()
         await emu.stop()
         conn.send("stopped")
 
@@ -590,6 +618,9 @@ async def main() -> None:
             "emulator_loop_lag_p99_ms_by_10_s": [
                 stats_ms(lag_by_window[w])["p99"] for w in sorted(lag_by_window) if 0 <= w < len(by_window)
             ],
+            "emulator_longest_collection_ms": round(
+                1000 * max((pause for at, pause in await emu.ask("gc_pauses") if at >= started), default=0.0), 1
+            ),
             "never_originated": len(accepted) - len(to_originate),
             "worker_rss_baseline_mib": round(baseline_kib / 1024, 1),
             "worker_rss_at_peak_mib": round(peak_rss / 1024, 1),
@@ -624,6 +655,12 @@ async def main() -> None:
         for one in emus:
             await one.stop()
         await store.close()
+        # the servers' logs outlive the run's data: bench/results/asterisk_calls-<db>-<role>.log
+        results = ROOT / "bench" / "results"
+        results.mkdir(exist_ok=True)
+        for role in procs:
+            with contextlib.suppress(OSError):
+                shutil.copyfile(logs / f"{role}.log", results / f"asterisk_calls-{args.db}-{role}.log")
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
