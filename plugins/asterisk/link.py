@@ -191,9 +191,9 @@ class AmiLink:
         manager = self.manager
         assert manager is not None
         future = manager.send_action(dict(action), as_list=False)
-        # while logging in the link is not "up" yet; afterwards a drop ends the wait at once. The
-        # future is failed by _lost rather than raced against a "down" task: thousands of calls
-        # send actions, and a task made and cancelled for each one was a good part of their cost
+        # while logging in the link is not "up" yet; afterwards a drop ends the wait at once: _lost
+        # fails the future, rather than each action racing a task (made and cancelled for every
+        # action of thousands of calls) that waits for the link to go down
         if not logging_in:
             self._unanswered.add(future)
         try:
