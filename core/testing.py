@@ -186,13 +186,17 @@ async def perezvon_site(perezvon_app: Perezvon) -> AsyncIterator[Connection]:
 
 
 @pytest.fixture
-def perezvon_run_jobs(perezvon_app: Perezvon) -> Callable[[float], Awaitable[int]]:
+async def perezvon_run_jobs(perezvon_app: Perezvon) -> AsyncIterator[Callable[[float], Awaitable[int]]]:
     """``await run_jobs()`` runs the workers until no job is due and none is running.
 
     Both of a worker process's arq workers run (``perezvon.core.worker``): the callbacks
     and the deliveries, each on its own queue, and both queues are watched.
     (arq's own burst mode also waits for jobs deferred into the future, such as
     a redial in three minutes, so it cannot be used here.)
+
+    Afterwards the callbacks still waiting for a redial are parked a year ahead and their
+    queued attempts dropped: the redial would fall due in a later test, be dialled
+    through that test's telephony, and hold its workers busy past their time.
     """
     from arq.constants import in_progress_key_prefix
 
@@ -240,7 +244,22 @@ def perezvon_run_jobs(perezvon_app: Perezvon) -> Callable[[float], Awaitable[int
             await asyncio.gather(task, return_exceptions=True)
         return workers.jobs_complete + workers.jobs_failed
 
-    return run
+    yield run
+
+    import datetime as dt
+
+    from perezvon.core.models import Call, CallState
+    from perezvon.core.queue import CALLBACKS_QUEUE
+
+    await Call.filter(state=CallState.SCHEDULED).update(
+        next_attempt_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=365)
+    )
+    assert perezvon_app.redis is not None, "the app fixture has started"
+    attempts = [
+        job_id for job_id in await perezvon_app.redis.zrange(CALLBACKS_QUEUE, 0, -1) if job_id.startswith(b"attempt:")
+    ]
+    if attempts:
+        await perezvon_app.redis.zrem(CALLBACKS_QUEUE, *attempts)
 
 
 # --- services a test or bench starts, kills and restarts itself ---------------------------------
