@@ -5,15 +5,13 @@ on one event loop, each consuming its own queue (``core/queue.py``):
 
 * the **callbacks** worker takes ``core.place_attempt`` (and plugin jobs)
   from :data:`~perezvon.core.queue.CALLBACKS_QUEUE`, runs the sweep, and owns the
-  callback engine;
+  callback engine; the jobs an enqueue adds due now are announced on the
+  queue's wake channel (``core/queue.py``) and it starts them at once; it polls
+  every 20 ms besides, for jobs that fall due later and for an announcement
+  that was lost;
 * the **deliveries** worker takes ``core.deliver`` and ``core.notify`` from
   :data:`~perezvon.core.queue.DELIVERIES_QUEUE`, at most :data:`DELIVERY_MAX_JOBS` at
   once.
-
-The jobs an enqueue adds due now are announced on their queue's wake channel
-(``core/queue.py``), and each worker starts them at once. Each also polls its
-queue (every :data:`POLL_DELAY` / :data:`DELIVERY_POLL_DELAY`) for the jobs that
-fall due later and for an announcement that was lost.
 
 Why two: a push waits on a service that may take seconds (or time out), and
 an arq worker re-reads its queue in score order on every poll, so hundreds of
@@ -58,16 +56,14 @@ logger = logging.getLogger("perezvon.worker")
 ATTEMPT_TIMEOUT = 4 * 3600
 #: the callbacks worker runs many calls at once: they mostly wait on the PBX
 MAX_JOBS = 1000
-#: how often each worker looks for due jobs it was not told of (redials and retries falling due, an
-#: announcement lost while its connection was remade). Jobs due now are announced and start at
-#: once, so the poll only bounds how late those can be; each costs about half a millisecond of CPU,
-#: and polling every 20 ms made an idle worker use 3-4 % of a core (BENCHMARKS.md)
-POLL_DELAY = 0.25
+#: how often the callbacks worker looks for due jobs it was not told of (redials falling due, an
+#: announcement lost while its connection was remade)
+POLL_DELAY = 0.02
 #: pushes and notifications in flight at once per process: enough to keep up with
 #: services that answer in seconds, few enough that a hung one cannot swamp the process
 DELIVERY_MAX_JOBS = 200
-#: a retried delivery half a second late is fine; polling less often leaves the loop to the callbacks
-DELIVERY_POLL_DELAY = 0.5
+#: a delivery a few tens of ms late is fine; polling less often leaves the loop to the callbacks
+DELIVERY_POLL_DELAY = 0.05
 
 
 def _every(seconds: float) -> set[int]:
@@ -495,7 +491,6 @@ def build_workers(
         on_shutdown=stop_deliveries,
         max_jobs=DELIVERY_MAX_JOBS,
         poll_delay=DELIVERY_POLL_DELAY,
-        wakes=True,
         ctx={},
         **common,
     )

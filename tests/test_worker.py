@@ -225,33 +225,6 @@ async def test_jobs_claimed_as_the_worker_stops_are_left_for_the_next_worker(per
         assert len(service.requests) == 3
 
 
-async def test_the_deliveries_worker_starts_an_announced_push_before_its_next_poll(perezvon_app, perezvon_site):
-    """The deliveries worker of a worker process listens on its queue's wake channel as the
-    callbacks worker does: a push queued due now starts at once, not at the next poll."""
-    async with Service() as service:
-        await webhooks_to(service, perezvon_site)
-        worker = build_workers(perezvon_app).deliveries
-        assert worker.wakes
-        worker.poll_delay_s = 30  # only the announcement can start the push within the test
-        task = asyncio.create_task(worker.async_run())
-        try:
-            await until_subscribed(perezvon_app, DELIVERIES_QUEUE, 1)
-            await asyncio.sleep(0.1)  # the first poll is over
-            queued_at = time.monotonic()
-            calls = await queued_pushes(perezvon_app, perezvon_site, 2)
-            deadline = time.monotonic() + 10
-            while await Delivery.filter(call_id__in=[c.id for c in calls], ok=True).count() < 2:
-                assert time.monotonic() < deadline, "the announced pushes waited for the poll"
-                assert not task.done(), task.exception()
-                await asyncio.sleep(0.02)
-            assert time.monotonic() - queued_at < 10
-            assert len(service.requests) == 2
-        finally:
-            await worker.close()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-
 def recording_worker(app, queue: str, record, poll_delay: float) -> QueueWorker:
     """A worker of ``queue`` that listens on its wake channel and runs ``test.record`` (``record``)."""
     return QueueWorker(
