@@ -578,19 +578,19 @@ async def main() -> None:
         for line in sent_log.read_text().splitlines() if sent_log.exists() else []:
             channel_id, at = line.split()
             first_sent.setdefault(channel_id.split("-")[2], float(at))
-        to_sent = [
-            first_sent[cid.replace("-", "")[:20]] - at
-            for cid, at in accepted.items()
-            if cid.replace("-", "")[:20] in first_sent
-        ]
+
+        def since_accepted(first: dict[str, float]) -> list[float]:
+            """Each accepted lead's time to its first Originate in ``first`` (keyed as the ChannelId)."""
+            return [
+                first[cid.replace("-", "")[:20]] - at
+                for cid, at in accepted.items()
+                if cid.replace("-", "")[:20] in first
+            ]
+
         # the peak of calls in flight, and the worker's memory at that moment (nearest sample)
         peak_at, peak_in_flight = max(await emu.ask("timeline"), key=lambda point: point[1])
         peak_rss = min(rss, key=lambda point: abs(point[0] - peak_at))[1]
-        to_originate = [
-            first_originate[cid.replace("-", "")[:20]] - at
-            for cid, at in accepted.items()
-            if cid.replace("-", "")[:20] in first_originate
-        ]
+        to_originate = since_accepted(first_originate)
         # when in the run the slow ones were: the p99 of the leads accepted in each 10 s
         by_window: dict[int, list[float]] = {}
         for cid, at in accepted.items():
@@ -614,7 +614,7 @@ async def main() -> None:
             "lead_to_first_originate_p99_ms_by_10_s": [stats_ms(by_window[w])["p99"] for w in sorted(by_window)],
             # the same up to the moment the worker wrote the Originate to its socket: the platform's own
             # part, without the emulator's lag in reading it
-            "lead_to_first_originate_sent_ms": stats_ms(to_sent),
+            "lead_to_first_originate_sent_ms": stats_ms(since_accepted(first_sent)),
             "emulator_loop_lag_p99_ms_by_10_s": [
                 stats_ms(lag_by_window[w])["p99"] for w in sorted(lag_by_window) if 0 <= w < len(by_window)
             ],
