@@ -52,6 +52,7 @@ from perezvon.core.models import (
 )
 from perezvon.core.outages import is_data_error
 from perezvon.core.phones import InvalidPhone, normalise
+from perezvon.core.prepared import PreparedRead
 from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, job_of, notify_job, pending_rows
 from perezvon.core.recordings import recording_store
 from perezvon.core.registry import (
@@ -88,6 +89,21 @@ INTERRUPTED = "attempt interrupted: the worker stopped during the call"
 LEG_KEY_TTL = 3600
 #: an attempt job this far past its due time while its call is still unclaimed is held by a dead claim
 STALE_CLAIM = dt.timedelta(seconds=60)
+
+#: the reads of every attempt, their SQL built once (core/prepared.py)
+_CALL_WITH_SITE = PreparedRead(
+    Call, lambda call_id: Call.filter(id=call_id).select_related("lead", "connection").limit(1), call_id="id"
+)
+_SITE_LINES = PreparedRead(
+    OperatorNumber,
+    lambda connection_id: OperatorNumber.filter(connection_id=connection_id, office_id=None),
+    connection_id="connection_id",
+)
+_ANY_LINES = PreparedRead(
+    OperatorNumber,
+    lambda connection_id: OperatorNumber.filter(connection_id=connection_id),
+    connection_id="connection_id",
+)
 #: a pending push or notification this far past its due time has lost its job (a running one ends
 #: well within it: a push is given 60 s, core/jobs.py); the sweep queues it again
 PENDING_GRACE = dt.timedelta(seconds=120)
@@ -344,7 +360,7 @@ class CallbackEngine:
     async def _claim_with_line(self, call_id: str, number: int, placing: Placing, taken: lines.Taken | None) -> str:
         leases = taken.leases if taken is not None else []
         # one query with its lead and connection joined (each round trip waits for the connection and a loop turn)
-        call = await Call.filter(id=call_id).select_related("lead", "connection").first()
+        call = await _CALL_WITH_SITE.first(call_id=call_id)
         if call is None or call.state != CallState.SCHEDULED or call.attempts_made != number - 1:
             await self.lines.give_back(*leases)
             return "skipped: already placed or no longer due"
@@ -629,9 +645,9 @@ class CallbackEngine:
                 if office is not None and office.line_strategy:
                     strategy = office.line_strategy
                 return lines.group_key(connection.id, lead.office_id), numbers, self._can_ring(strategy)
-        numbers = await OperatorNumber.filter(connection_id=connection.id, office_id=None).all()
+        numbers = await _SITE_LINES.all(connection_id=connection.id)
         if not numbers:
-            numbers = await OperatorNumber.filter(connection_id=connection.id).all()
+            numbers = await _ANY_LINES.all(connection_id=connection.id)
         return lines.group_key(connection.id, None), numbers, self._can_ring(strategy)
 
     def _can_ring(self, strategy: str) -> str:

@@ -24,6 +24,7 @@ from perezvon.core.dials_first import DialsFirst
 from perezvon.core.intake import NOTIFIED_REASON
 from perezvon.core.masking import masked_event_data
 from perezvon.core.models import Attempt, Call, Delivery, Department, NotificationRecipient, Office, PendingJob
+from perezvon.core.prepared import PreparedRead
 from perezvon.core.queue import delivery_job, notify_job
 from perezvon.core.recordings import recording_store, signed_link
 from perezvon.core.registry import CallEvent, DeliveryError, Notification
@@ -34,6 +35,18 @@ log = logging.getLogger("perezvon.jobs")
 MAX_DELIVERY_TRIES = 8
 #: one try of one delivery never takes longer than this (plugins time out sooner)
 DELIVERY_TIMEOUT = 60.0
+
+#: the reads of every delivery and notification, their SQL built once (core/prepared.py)
+_CALLS_WITH_LEAD = PreparedRead(Call, lambda ids: Call.filter(id__in=ids).select_related("lead"), ids="id")
+_CALLS_WITH_SITE = PreparedRead(
+    Call, lambda ids: Call.filter(id__in=ids).select_related("lead", "connection"), ids="id"
+)
+_ATTEMPTS_OF = PreparedRead(Attempt, lambda ids: Attempt.filter(call_id__in=ids).order_by("number"), ids="call_id")
+_RECIPIENTS_OF = PreparedRead(
+    NotificationRecipient,
+    lambda ids: NotificationRecipient.filter(connection_id__in=ids),
+    ids="connection_id",
+)
 
 
 def backoff_seconds(job_try: int) -> int:
@@ -129,11 +142,11 @@ async def settle_pending(jobs: list[tuple[str, dt.datetime | None]]) -> None:
 async def load_contexts(wanted: list[tuple[str, str]]) -> list[DeliveryContext | None]:
     """The contexts of many deliveries ``(call id, integration key)`` in four queries, whatever their number."""
     call_ids = list({call_id for call_id, _ in wanted})
-    calls = {str(call.id): call for call in await Call.filter(id__in=call_ids).select_related("lead")}
+    calls = {str(call.id): call for call in await _CALLS_WITH_LEAD.all(ids=call_ids)}
     if not calls:
         return [None] * len(wanted)
     attempts: dict[str, list[Attempt]] = defaultdict(list)
-    for attempt in await Attempt.filter(call_id__in=list(calls)).order_by("number"):
+    for attempt in await _ATTEMPTS_OF.all(ids=list(calls)):
         attempts[str(attempt.call_id)].append(attempt)
     keys = list({key for _, key in wanted})
     settings = await enablement.settings_of_many(
@@ -190,15 +203,15 @@ async def load_notification_contexts(call_ids: list[str]) -> list[NotificationCo
     each recipient who is a user without staff rights (their access, core/access.py)."""
     # the attempts are read by the calls' ids, not prefetched: a prefetched relation refers back to
     # its call, a cycle that outlives the job
-    calls = {str(c.id): c for c in await Call.filter(id__in=list(set(call_ids))).select_related("lead", "connection")}
+    calls = {str(c.id): c for c in await _CALLS_WITH_SITE.all(ids=list(set(call_ids)))}
     if not calls:
         return [None] * len(call_ids)
     attempts: dict[str, list[Attempt]] = defaultdict(list)
-    for attempt in await Attempt.filter(call_id__in=list(calls)).order_by("number"):
+    for attempt in await _ATTEMPTS_OF.all(ids=list(calls)):
         attempts[str(attempt.call_id)].append(attempt)
     recipients: dict[int, list[NotificationRecipient]] = defaultdict(list)
     connection_ids = {call.connection_id for call in calls.values()}
-    for recipient in await NotificationRecipient.filter(connection_id__in=list(connection_ids)):
+    for recipient in await _RECIPIENTS_OF.all(ids=list(connection_ids)):
         recipients[recipient.connection_id].append(recipient)
     office_ids = {call.lead.office_id for call in calls.values() if call.lead.office_id}
     department_ids = {call.lead.department_id for call in calls.values() if call.lead.department_id}
