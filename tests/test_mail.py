@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import email
 import email.policy
@@ -906,3 +907,38 @@ async def test_the_demo_gets_a_recipient_once_and_shows_the_outbox(perezvon_app,
 def format_ru(e164: str) -> str:
     """+79161000000 -> +7 916 100-00-00, the way the messages show a Russian number."""
     return f"{e164[:2]} {e164[2:5]} {e164[5:8]}-{e164[8:10]}-{e164[10:]}"
+
+
+def test_a_message_is_readable_as_written_and_encodes_what_needs_it():
+    """The older API's message (compose.Composer.message): a Cyrillic sender's name and subject in
+    RFC 2047 words, short-lined UTF-8 text as it is (the outbox reads as text), a line over the
+    998-octet limit in base64, and a non-ASCII address through the newer API, which can write it."""
+    made = Composer(
+        language="ru",
+        public_url="https://perezvon.example",
+        from_address='"Перезвон, робот" <robot@perezvon.example>',
+        reply_to="Отдел продаж <sales@perezvon.example>",
+    )
+    older = made.message(notification("call_failed", call_data()), ["boss@cars.example"])
+    assert not isinstance(older, email.message.EmailMessage)
+    raw = older.as_bytes()
+    assert b"\r\nContent-Transfer-Encoding: 8bit\r\n" in raw
+    assert "Обратный звонок не состоялся".encode() in raw  # the text as it is
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998 and b"\n" not in raw.replace(b"\r\n", b"")
+    message = parse(raw)
+    assert message["From"] == '"Перезвон, робот" <robot@perezvon.example>'
+    assert message["Reply-To"] == "Отдел продаж <sales@perezvon.example>"
+    assert message["Subject"].startswith("Обратный звонок не состоялся")
+    assert message["MIME-Version"] == "1.0" and message["Content-Language"] == "ru"
+    assert made.envelope_sender == "robot@perezvon.example"
+
+    long_line = made.render(notification("call_failed", call_data()))
+    note = notification("call_failed", call_data())
+    made.render = lambda _: dataclasses.replace(long_line, html="<p>" + "Ж" * 600 + "</p>")  # 1,207 octets
+    text, html = bodies(parse(made.message(note, ["boss@cars.example"]).as_bytes()))
+    assert html["Content-Transfer-Encoding"] == "base64" and html.get_content() == "<p>" + "Ж" * 600 + "</p>"
+    assert text["Content-Transfer-Encoding"] == "8bit"
+
+    made.render = lambda _: long_line
+    newer = made.message(note, ["директор@пример.рф"])
+    assert isinstance(newer, email.message.EmailMessage) and newer["To"] == "директор@пример.рф"

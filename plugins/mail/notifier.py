@@ -18,7 +18,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -131,9 +131,7 @@ class MailNotifier(Notifier):
 
     # --- the relay ----------------------------------------------------------------------------
 
-    async def _send_through_relay(
-        self, message: EmailMessage, recipients: list[str], notification: Notification
-    ) -> None:
+    async def _send_through_relay(self, message: Message, recipients: list[str], notification: Notification) -> None:
         relay = self.relay
         assert relay is not None, "send() comes here only with a relay"
         what = f"{notification.kind} {notification.subject_id}"
@@ -190,7 +188,7 @@ class MailNotifier(Notifier):
 
     # --- the outbox ---------------------------------------------------------------------------
 
-    def _write_outbox(self, message: EmailMessage, notification: Notification) -> Path:
+    def _write_outbox(self, message: Message, notification: Notification) -> Path:
         """Write one RFC 5322 file, atomically: a reader never sees half a message."""
         self.outbox_dir.mkdir(parents=True, exist_ok=True)
         kind, subject = notification.kind, file_safe(notification.subject_id)
