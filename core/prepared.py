@@ -36,7 +36,7 @@ MAX_KEPT_LENGTH = 64
 _markers = itertools.count(7_300_000_000_001)
 
 
-def _marker(field: fields.Field) -> Any:
+def _marker(field: fields.Field[Any]) -> Any:
     if isinstance(field, fields.UUIDField):
         return uuid.uuid4()
     if isinstance(field, fields.IntField):
@@ -77,7 +77,7 @@ class PreparedRead(Generic[ModelT]):
         self._arguments = arguments
         #: the fields by argument, looked up on first use: a foreign key's ``_id`` field exists only
         #: once Tortoise has started (reads are declared at import)
-        self._fields: dict[str, fields.Field] = {}
+        self._fields: dict[str, fields.Field[Any]] = {}
         self._shapes: dict[tuple[Any, ...], _Shape] = {}
 
     async def all(self, **values: Any) -> list[ModelT]:

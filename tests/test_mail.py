@@ -938,6 +938,7 @@ def test_a_message_is_readable_as_written_and_encodes_what_needs_it():
     text, html = bodies(parse(made.message(note, ["boss@cars.example"]).as_bytes()))
     assert html["Content-Transfer-Encoding"] == "base64" and html.get_content() == "<p>" + "Ж" * 600 + "</p>"
     assert text["Content-Transfer-Encoding"] == "8bit"
+    assert text["MIME-Version"] is None and html["MIME-Version"] is None  # said once, by the message
 
     made.render = lambda _: long_line
     newer = made.message(note, ["директор@пример.рф"])

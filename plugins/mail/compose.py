@@ -28,7 +28,7 @@ from email.header import Header
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage, Message
 from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
+from email.mime.nonmultipart import MIMENonMultipart
 from email.policy import SMTP, compat32
 from email.utils import format_datetime, formataddr
 from pathlib import Path
@@ -271,17 +271,24 @@ class Rendered:
 
 #: UTF-8 written as it is ("8bit"), as the newer API writes text of short lines: the outbox stays readable
 _UTF8_AS_IT_IS = Charset("utf-8")
-_UTF8_AS_IT_IS.body_encoding = None
+_UTF8_AS_IT_IS.body_encoding = None  # type: ignore[assignment]  # None: no transfer encoding (email.charset)
+_UTF8_IN_BASE64 = Charset("utf-8")
 #: RFC 5322 section 2.1.1: no line of a message over 998 octets
 LINE_LIMIT = 998
 
 
-def _text_part(text: str, subtype: str) -> MIMEText:
+def _text_part(text: str, subtype: str) -> MIMENonMultipart:
     """A text part in UTF-8: as it is when every line fits the line limit, else in base64."""
     fits = all(len(line.encode()) <= LINE_LIMIT for line in text.splitlines())
-    part = MIMEText(text, subtype, _UTF8_AS_IT_IS if fits else "utf-8", policy=WIRE_POLICY)
+    part = MIMENonMultipart("text", subtype, policy=WIRE_POLICY)
+    part.set_payload(text, _UTF8_AS_IT_IS if fits else _UTF8_IN_BASE64)
     del part["MIME-Version"]  # the message says it once
     return part
+
+
+def _encoded(name: str, value: str) -> Any:
+    """A header's value for the older API: as it is when ASCII, else RFC 2047 words (an ``email.header.Header``)."""
+    return value if value.isascii() else Header(value, "utf-8", header_name=name)
 
 
 def _single_address(value: str) -> Address:
@@ -342,14 +349,13 @@ class Composer:
             return self._message_of_the_new_api(notification, recipients)
         rendered = self.render(notification)
         message = MIMEMultipart("alternative", policy=WIRE_POLICY)
-        subject = rendered.subject
-        message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8", header_name="Subject")
+        message["Subject"] = _encoded("Subject", rendered.subject)
         message["From"] = self._sender_header
         message["To"] = ", ".join(recipients)
         if self._reply_to_header:
             message["Reply-To"] = self._reply_to_header
         for name, value in self._headers(notification):
-            message[name] = value if value.isascii() else Header(value, "utf-8", header_name=name)
+            message[name] = _encoded(name, value)
         message.attach(_text_part(rendered.text, "plain"))
         message.attach(_text_part(rendered.html, "html"))
         return message
