@@ -50,6 +50,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields
 
 from perezvon.core.models import Connection, PluginEnablement, PluginKind
+from perezvon.core.prepared import PreparedValues
 from perezvon.core.storable import displayable as displayable  # the admin shows refused settings back
 from perezvon.core.storable import unstorable_values
 
@@ -217,14 +218,20 @@ async def is_on(connection: Connection | int, kind: str, key: str) -> bool:
     )
 
 
+#: read for every attempt and notification: its SQL built once (core/prepared.py)
+_KEYS_ON = PreparedValues(
+    PluginEnablement,
+    lambda connection_id: (
+        PluginEnablement.filter(connection_id=connection_id, is_on=True).order_by("id").values_list("kind", "key")
+    ),
+    connection_id="connection_id",
+)
+
+
 async def keys_on(connection: Connection | int) -> dict[str, list[str]]:
     """The keys of the plugins switched on for one connection, by kind, in the order they were set up."""
     found: dict[str, list[str]] = {kind: [] for kind in KINDS}
-    for kind, key in (
-        await PluginEnablement.filter(connection_id=_connection_id(connection), is_on=True)
-        .order_by("id")
-        .values_list("kind", "key")
-    ):
+    for kind, key in await _KEYS_ON.all(connection_id=_connection_id(connection)):
         found.setdefault(kind, []).append(key)
     return found
 

@@ -10,8 +10,9 @@ SQL and its parameters, and from then on only puts the new values in their place
 The rows become models exactly as the ORM makes them (the same executor, joins
 included), in the transaction the caller is in, if any.
 
-Only plain reads are prepared: filters, ``select_related``, ordering and limits. A
-query with prefetches or annotations is refused when it is first prepared.
+Only plain reads are prepared: filters, ``select_related``, ``values_list`` (not flat),
+ordering and limits. A query with prefetches or annotations is refused when it is
+first prepared.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any, Generic, TypeVar
 from tortoise import fields
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.models import Model
-from tortoise.queryset import QuerySet
+from tortoise.queryset import QuerySet, ValuesListQuery
 
 ModelT = TypeVar("ModelT", bound=Model)
 
@@ -49,29 +50,27 @@ def _marker(field: fields.Field[Any]) -> Any:
 class _Shape:
     """One query as SQL for one dialect and one set of list lengths: the text and where each value goes."""
 
-    __slots__ = ("params", "related", "slots", "sql")
+    __slots__ = ("columns", "params", "related", "slots", "sql")
 
-    def __init__(self, sql: str, params: list[Any], slots: list[tuple[int, str, int | None]], related: Any) -> None:
+    def __init__(self, sql: str, params: list[Any], slots: list[tuple[int, str, int | None]], query: Any) -> None:
         self.sql = sql
         self.params = params
         #: (index among the parameters, argument name, index in the argument's list or None)
         self.slots = slots
-        self.related = related
-
-
-class PreparedRead(Generic[ModelT]):
-    """A read of ``model`` rows made by ``build`` (a function of the named arguments returning a
-    QuerySet), prepared once per dialect and shape. ``arguments`` names, for each argument,
-    the model field its values are compared with, for their conversion to the database's
-    form (a list argument's items are each converted).
-
-        call_with_site = PreparedRead(
-            Call, lambda call_id: Call.filter(id=call_id).select_related("lead", "connection").limit(1), call_id="id"
+        #: a model read's joined models, as the ORM's executor takes them
+        self.related = getattr(query, "_select_related_idx", None)
+        #: a values read's columns: (the row's key, the conversion to Python)
+        self.columns = (
+            [(key, query.resolve_to_python_value(query.model, name)) for key, name in query.fields.items()]
+            if isinstance(query, ValuesListQuery)
+            else []
         )
-        call = await call_with_site.first(call_id=call_id)
-    """
 
-    def __init__(self, model: type[ModelT], build: Callable[..., QuerySet[ModelT]], **arguments: str) -> None:
+
+class _Prepared:
+    """What both kinds of prepared read share: the statement for the values given."""
+
+    def __init__(self, model: type[Model], build: Callable[..., Any], arguments: dict[str, str]) -> None:
         self.model = model
         self._build = build
         self._arguments = arguments
@@ -80,7 +79,7 @@ class PreparedRead(Generic[ModelT]):
         self._fields: dict[str, fields.Field[Any]] = {}
         self._shapes: dict[tuple[Any, ...], _Shape] = {}
 
-    async def all(self, **values: Any) -> list[ModelT]:
+    def _statement(self, values: dict[str, Any]) -> tuple[BaseDBAsyncClient, _Shape, list[Any]]:
         if values.keys() != self._arguments.keys():
             raise TypeError(f"a prepared read of {self.model.__name__} takes {', '.join(self._arguments)}")
         if not self._fields:
@@ -97,14 +96,7 @@ class PreparedRead(Generic[ModelT]):
         converted = {name: self._convert(name, value) for name, value in values.items()}
         for index, name, position in shape.slots:
             params[index] = converted[name] if position is None else converted[name][position]
-        executor = db.executor_class(
-            model=self.model, db=db, prefetch_map={}, prefetch_queries={}, select_related_idx=shape.related
-        )
-        return await executor.execute_select(shape.sql, params, custom_fields=[])
-
-    async def first(self, **values: Any) -> ModelT | None:
-        rows = await self.all(**values)
-        return rows[0] if rows else None
+        return db, shape, params
 
     def _convert(self, name: str, value: Any) -> Any:
         field = self._fields[name]
@@ -118,8 +110,12 @@ class PreparedRead(Generic[ModelT]):
             field = self._fields[name]
             markers[name] = _marker(field) if length is None else [_marker(field) for _ in range(length)]
         query = self._build(**markers)
-        if query._prefetch_map or query._prefetch_queries or query._annotations:
+        if not isinstance(query, QuerySet | ValuesListQuery):
+            raise TypeError(f"a prepared read of {self.model.__name__} is a QuerySet or a values_list()")
+        if isinstance(query, QuerySet) and (query._prefetch_map or query._prefetch_queries or query._annotations):
             raise TypeError(f"a prepared read of {self.model.__name__} may not prefetch or annotate")
+        if isinstance(query, ValuesListQuery) and (query._flat or query._annotations):
+            raise TypeError(f"a prepared read of {self.model.__name__} may not be flat or annotate")
         query._db = db
         query._make_query()
         sql, params = query.query.get_parameterized_sql()
@@ -134,4 +130,44 @@ class PreparedRead(Generic[ModelT]):
                 if len(found) != 1:
                     raise TypeError(f"a prepared read of {self.model.__name__}: {name} is not one of its parameters")
                 slots.append((found[0], name, position))
-        return _Shape(sql, params, slots, query._select_related_idx)
+        return _Shape(sql, params, slots, query)
+
+
+class PreparedRead(_Prepared, Generic[ModelT]):
+    """A read of ``model`` rows made by ``build`` (a function of the named arguments returning a
+    QuerySet), prepared once per dialect and shape. ``arguments`` names, for each argument,
+    the model field its values are compared with, for their conversion to the database's
+    form (a list argument's items are each converted).
+
+        call_with_site = PreparedRead(
+            Call, lambda call_id: Call.filter(id=call_id).select_related("lead", "connection").limit(1), call_id="id"
+        )
+        call = await call_with_site.first(call_id=call_id)
+    """
+
+    def __init__(self, model: type[ModelT], build: Callable[..., QuerySet[ModelT]], **arguments: str) -> None:
+        super().__init__(model, build, arguments)
+
+    async def all(self, **values: Any) -> list[ModelT]:
+        db, shape, params = self._statement(values)
+        executor = db.executor_class(
+            model=self.model, db=db, prefetch_map={}, prefetch_queries={}, select_related_idx=shape.related
+        )
+        return await executor.execute_select(shape.sql, params, custom_fields=[])
+
+    async def first(self, **values: Any) -> ModelT | None:
+        rows = await self.all(**values)
+        return rows[0] if rows else None
+
+
+class PreparedValues(_Prepared):
+    """:class:`PreparedRead` for a ``values_list(...)`` query (not flat): rows as tuples, converted as the
+    ORM converts them."""
+
+    def __init__(self, model: type[Model], build: Callable[..., ValuesListQuery[Any]], **arguments: str) -> None:
+        super().__init__(model, build, arguments)
+
+    async def all(self, **values: Any) -> list[tuple[Any, ...]]:
+        db, shape, params = self._statement(values)
+        _, rows = await db.execute_query(shape.sql, params)
+        return [tuple(convert(row[key]) for key, convert in shape.columns) for row in rows]

@@ -7,7 +7,7 @@ import pytest
 from tortoise.transactions import in_transaction
 
 from perezvon.core.models import Attempt, Call, Lead, OperatorNumber
-from perezvon.core.prepared import MAX_KEPT_LENGTH, PreparedRead
+from perezvon.core.prepared import MAX_KEPT_LENGTH, PreparedRead, PreparedValues
 
 CALL_WITH_SITE = PreparedRead(
     Call, lambda call_id: Call.filter(id=call_id).select_related("lead", "connection").limit(1), call_id="id"
@@ -54,6 +54,28 @@ async def test_lists_of_every_length_and_several_arguments(perezvon_app, perezvo
     lines = await LINES.all(connection_id=perezvon_site.id, phone="+74950000001")
     assert [n.phone for n in lines] == ["+74950000001"]
     assert await LINES.all(connection_id=perezvon_site.id, phone="+74950000002") == []
+
+
+async def test_prepared_values_are_the_orm_values(perezvon_app, perezvon_site):
+    call = await _call(perezvon_site)
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    for number in (2, 1):
+        await Attempt.create(call=call, number=number, direction="operator_first", backend="sim", started_at=started)
+    values = PreparedValues(
+        Attempt,
+        lambda call_id: (
+            Attempt.filter(call_id=call_id).order_by("number").values_list("number", "started_at", "call_id")
+        ),
+        call_id="call_id",
+    )
+    orm = await Attempt.filter(call_id=call.id).order_by("number").values_list("number", "started_at", "call_id")
+    assert await values.all(call_id=call.id) == orm
+    assert [row[0] for row in orm] == [1, 2] and orm[0][1] == started  # converted: a datetime, not text
+    flat = PreparedValues(
+        Attempt, lambda call_id: Attempt.filter(call_id=call_id).values_list("id", flat=True), call_id="call_id"
+    )
+    with pytest.raises(TypeError, match="may not be flat"):
+        await flat.all(call_id=call.id)
 
 
 async def test_a_prepared_read_sees_the_transaction_it_runs_in(perezvon_app, perezvon_site):
