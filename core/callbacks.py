@@ -497,7 +497,9 @@ class CallbackEngine:
             while True:
                 freed = self._freed.setdefault(group, asyncio.Event())
                 try:
-                    await asyncio.wait_for(freed.wait(), LINE_POLL)
+                    # not wait_for: on Python 3.11 it loses a cancellation that comes as the line frees
+                    async with asyncio.timeout(LINE_POLL):
+                        await freed.wait()
                 except TimeoutError:
                     pass
                 try:

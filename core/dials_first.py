@@ -126,7 +126,9 @@ class DialsFirst:
         if not self._placing:
             self._start_releasing()  # go with the ones being let go, behind them, from the next turn
         try:
-            await asyncio.wait_for(waiter, MAX_WAIT_SECONDS)
+            # not wait_for: on Python 3.11 it loses a cancellation that comes as the waiter is let go
+            async with asyncio.timeout(MAX_WAIT_SECONDS):
+                await waiter
         except TimeoutError:
             pass  # bounded: under a steady stream of dials the pushes slow down, never stop
 

@@ -682,6 +682,29 @@ async def test_an_action_without_an_answer_ends_at_its_timeout_or_at_once_when_t
         await telephony.stop()
 
 
+async def test_a_stop_that_comes_with_an_answer_is_not_lost(emulator, speech, tmp_path, monkeypatch):
+    """Cancelling a wait for an action's Response in the loop turn its answer arrives in ends the wait
+    (asyncio.wait_for returned the answer instead on Python 3.11: the watchdog, cancelled by stop()
+    just as a Ping was answered, pinged on, and stop() waited for it forever)."""
+    telephony = make_backend(emulator, speech, tmp_path, ping_interval_seconds=60, ping_timeout_seconds=60)
+    await telephony.start()
+    link = telephony.link
+    try:
+        await link.wait_up(5)
+        answer = asyncio.get_running_loop().create_future()
+        monkeypatch.setattr(link.manager, "send_action", lambda action, as_list=False: answer)
+        waiting = asyncio.create_task(link.send({"Action": "Ping"}, timeout=30))
+        await asyncio.sleep(0)  # it waits for the answer now
+        answer.set_result({"Response": "Success"})
+        waiting.cancel()  # the same turn: the answer is in, and the stop
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert not link._unanswered
+    finally:
+        monkeypatch.undo()
+        await asyncio.wait_for(telephony.stop(), 5)
+
+
 async def test_the_installed_dialplan_is_checked_at_login(emulator, backend):
     assert await backend.health() is None
     checks = emulator.actions("ShowDialPlan")

@@ -173,7 +173,8 @@ class AmiLink:
         if self.up.is_set():
             return
         try:
-            await asyncio.wait_for(self.up.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see _send
+                await self.up.wait()
         except TimeoutError:
             raise LinkDown(self.error or "the AMI link is down") from None
 
@@ -197,9 +198,12 @@ class AmiLink:
         if not logging_in:
             self._unanswered.add(future)
         try:
-            # on a timeout (or the caller giving up) wait_for cancels the future: nobody reads it
-            # now, and an error the link put in it later would be logged as never retrieved
-            response = await asyncio.wait_for(future, timeout)
+            # on a timeout (or the caller giving up) the future is cancelled: nobody reads it now, and
+            # an error the link put in it later would be logged as never retrieved. Not wait_for: on
+            # Python 3.11 it swallows a cancellation that comes as the answer does (it returns the
+            # answer), and the watchdog cancelled by stop() then pinged on forever
+            async with asyncio.timeout(timeout):
+                response = await future
         except TimeoutError:
             raise LinkDown(f"no answer to {action['Action']} in {timeout:g} s") from None
         finally:
@@ -230,7 +234,8 @@ class AmiLink:
         self._lists[action_id] = (collected, complete, done)
         try:
             await self._send({**action, "ActionID": action_id}, timeout, logging_in=logging_in)
-            await asyncio.wait_for(done, timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see _send
+                await done
             return collected
         except TimeoutError:
             raise LinkDown(f"no end to {action['Action']} in {timeout:g} s") from None
