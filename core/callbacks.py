@@ -52,7 +52,7 @@ from perezvon.core.models import (
 )
 from perezvon.core.outages import is_data_error
 from perezvon.core.phones import InvalidPhone, normalise
-from perezvon.core.prepared import PreparedRead
+from perezvon.core.prepared import PreparedRead, PreparedValues
 from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, job_of, notify_job, pending_rows
 from perezvon.core.recordings import recording_store
 from perezvon.core.registry import (
@@ -98,6 +98,12 @@ _SITE_LINES = PreparedRead(
     OperatorNumber,
     lambda connection_id: OperatorNumber.filter(connection_id=connection_id, office_id=None),
     connection_id="connection_id",
+)
+#: which of the sites of calls just ended have someone to tell
+_NOTIFIED_SITES = PreparedValues(
+    NotificationRecipient,
+    lambda ids: NotificationRecipient.filter(connection_id__in=ids).distinct().values_list("connection_id"),
+    ids="connection_id",
 )
 _ANY_LINES = PreparedRead(
     OperatorNumber,
@@ -763,8 +769,7 @@ class CallbackEngine:
         finals = {e.connection_id for e in batch if e.final}
         notified: set[int] = set()
         if finals and self.registry.notifiers:
-            recipients = NotificationRecipient.filter(connection_id__in=finals).distinct()
-            notified = {connection_id for (connection_id,) in await recipients.values_list("connection_id")}
+            notified = {connection_id for (connection_id,) in await _NOTIFIED_SITES.all(ids=list(finals))}
         for ending in batch:
             ending.jobs = self._jobs_after(ending, enabled.get(ending.connection_id, []), notified)
         changed = await self._store_endings(batch, now)

@@ -228,6 +228,18 @@ _KEYS_ON = PreparedValues(
 )
 
 
+_KEYS_ON_MANY = PreparedValues(
+    PluginEnablement,
+    lambda ids, kind: (
+        PluginEnablement.filter(connection_id__in=ids, kind=kind, is_on=True)
+        .order_by("id")
+        .values_list("connection_id", "key")
+    ),
+    ids="connection_id",
+    kind="kind",
+)
+
+
 async def keys_on(connection: Connection | int) -> dict[str, list[str]]:
     """The keys of the plugins switched on for one connection, by kind, in the order they were set up."""
     found: dict[str, list[str]] = {kind: [] for kind in KINDS}
@@ -242,11 +254,7 @@ async def keys_on_many(connection_ids: Iterable[int], kind: str) -> dict[int, li
     found: dict[int, list[str]] = {}
     if not ids:
         return found
-    for connection_id, key in (
-        await PluginEnablement.filter(connection_id__in=ids, kind=_check_kind(kind), is_on=True)
-        .order_by("id")
-        .values_list("connection_id", "key")
-    ):
+    for connection_id, key in await _KEYS_ON_MANY.all(ids=ids, kind=_check_kind(kind)):
         found.setdefault(connection_id, []).append(key)
     return found
 
