@@ -99,16 +99,16 @@ _SITE_LINES = PreparedRead(
     lambda connection_id: OperatorNumber.filter(connection_id=connection_id, office_id=None),
     connection_id="connection_id",
 )
+_ANY_LINES = PreparedRead(
+    OperatorNumber,
+    lambda connection_id: OperatorNumber.filter(connection_id=connection_id),
+    connection_id="connection_id",
+)
 #: which of the sites of calls just ended have someone to tell
 _NOTIFIED_SITES = PreparedValues(
     NotificationRecipient,
     lambda ids: NotificationRecipient.filter(connection_id__in=ids).distinct().values_list("connection_id"),
     ids="connection_id",
-)
-_ANY_LINES = PreparedRead(
-    OperatorNumber,
-    lambda connection_id: OperatorNumber.filter(connection_id=connection_id),
-    connection_id="connection_id",
 )
 #: a pending push or notification this far past its due time has lost its job (a running one ends
 #: well within it: a push is given 60 s, core/jobs.py); the sweep queues it again

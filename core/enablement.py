@@ -227,7 +227,7 @@ _KEYS_ON = PreparedValues(
     connection_id="connection_id",
 )
 
-
+#: the same for many connections and one kind (the deliveries of a group of ended calls)
 _KEYS_ON_MANY = PreparedValues(
     PluginEnablement,
     lambda ids, kind: (
