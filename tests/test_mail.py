@@ -691,6 +691,7 @@ async def test_the_relay_receives_a_well_formed_message(smtp_sink):
     assert message.get_content_type() == "multipart/alternative"
     text, html = bodies(message)
     assert text.get_content_charset() == "utf-8" and html.get_content_charset() == "utf-8"
+    assert text["Content-Transfer-Encoding"] == html["Content-Transfer-Encoding"] == "base64"  # 7-bit for relays
     assert "Цепочка попыток:" in text.get_content() and "<h2" in html.get_content()
     # RFC 5322 on the wire: CRLF line ends, no line over 998 octets
     assert b"\n" not in envelope.content.replace(b"\r\n", b"")

@@ -113,7 +113,8 @@ class MailNotifier(Notifier):
         if not recipients:
             raise NotificationDataError(f"no valid recipient for {notification.kind} {notification.subject_id}")
         notification = await self._with_office_and_department(notification)
-        message = self.composer.message(notification, recipients)
+        # a file in the outbox is read by people (8bit UTF-8); a relay gets 7-bit base64 parts
+        message = self.composer.message(notification, recipients, readable=self.relay is None)
         if self.relay is None:
             path = await asyncio.to_thread(self._write_outbox, message, notification)
             log.info(
