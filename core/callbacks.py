@@ -24,7 +24,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -243,6 +243,8 @@ class CallbackEngine:
         self.redis = redis
         self.queue = JobQueue(redis)
         self.in_flight: set[str] = set()
+        #: the calls in flight whose alive mark the keep-alive has set (only theirs need removing)
+        self._marked: set[str] = set()
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self._alive_task: asyncio.Task[None] | None = None
         #: one sweep at a time per process: sweeps queued up during an outage all start when it ends
@@ -309,27 +311,23 @@ class CallbackEngine:
                 )  # type: ignore[misc]  # redis-py types hset for its sync and async clients at once
                 # a chunk per script call: thousands of marks (one SET each through a pipeline took
                 # 30 ms of this loop for 5,000) renewed without holding the loop, or Redis, for long
-                in_flight = [_alive_key(call_id) for call_id in self.in_flight]
+                calls = list(self.in_flight)
+                in_flight = [_alive_key(call_id) for call_id in calls]
                 for start in range(0, len(in_flight), lines.RENEW_CHUNK):
                     await self._renew_marks(keys=in_flight[start : start + lines.RENEW_CHUNK], args=[ALIVE_TTL])
+                    self._marked.update(calls[start : start + lines.RENEW_CHUNK])
                 await self.lines.renew([lease for held in self._rung.values() for _, lease in held])
             except Exception as exc:  # Redis blip: the marks are renewed next round
                 log.warning("could not renew in-flight marks: %s", exc)
             await asyncio.sleep(ALIVE_EVERY)
 
-    async def _mark_alive(self, call_id: str) -> None:
-        self.in_flight.add(call_id)
-        try:
-            await self.redis.set(_alive_key(call_id), "1", ex=ALIVE_TTL)
-        except Exception as exc:
-            log.warning("could not mark call %s in flight: %s", call_id, exc)
-
-    async def _unmark(self, call_id: str) -> None:
+    def _no_longer_in_flight(self, call_id: str) -> list[str]:
+        """Forget the call here; the alive mark to remove from Redis, if the keep-alive set one."""
         self.in_flight.discard(call_id)
-        try:
-            await self.redis.delete(_alive_key(call_id))
-        except Exception:  # it expires by itself
-            pass
+        if call_id in self._marked:
+            self._marked.discard(call_id)
+            return [_alive_key(call_id)]
+        return []
 
     # --- one attempt ------------------------------------------------------------------
 
@@ -408,25 +406,28 @@ class CallbackEngine:
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        # the mark goes out now, ahead of anything the attempt sends, but the dial does not wait for
-        # Redis to confirm it: the sweep leaves a call alone for ORPHAN_GRACE after its start anyway
-        await self._mark_alive(call_id)
+        # No round trip for the alive mark here: the keep-alive sets it within ALIVE_EVERY, well inside
+        # the ORPHAN_GRACE the sweep leaves a call after its attempt's start (the attempt's claim).
+        self.in_flight.add(call_id)
         return f"attempt {number} started"
 
-    async def _give_back(self, call_id: str, keep: str = "") -> None:
-        """Give back the call's operator lines, all but the number ``keep`` (ring-all's answered line)."""
+    async def _give_back(self, call_id: str, keep: str = "", *, marks: Sequence[str] = ()) -> None:
+        """Give back the call's operator lines, all but the number ``keep`` (ring-all's answered line);
+        ``marks``: alive marks removed in the same round trip."""
         held = self._rung.get(call_id, [])
         back = [lease for number, lease in held if number.phone != keep or not keep]
         if keep:
             self._rung[call_id] = [(n, lease) for n, lease in held if n.phone == keep]
         else:
             self._rung.pop(call_id, None)
-        if not back:
+        if not back and not marks:
             return
         try:
-            await self.lines.give_back(*back)
-        except Exception as exc:  # the leases lapse by themselves
+            await self.lines.give_back(*back, also_delete=marks)
+        except Exception as exc:  # the leases lapse by themselves, and the marks
             log.warning("call %s: operator lines not given back: %s", call_id, exc)
+        if not back:
+            return
         freed = self._freed.pop(back[0].group, None)
         if freed is not None:  # this process's callbacks waiting for the group look now
             freed.set()
@@ -536,7 +537,7 @@ class CallbackEngine:
             if self._waiting.get(call_id) is asyncio.current_task():
                 self._waiting.pop(call_id, None)
             if not started:
-                self.in_flight.discard(call_id)
+                self._no_longer_in_flight(call_id)  # a mark set meanwhile lapses by itself
 
     async def _run_attempt(
         self,
@@ -577,8 +578,8 @@ class CallbackEngine:
         finally:
             if placing is not None:
                 placing.done()
-            await self._give_back(str(call.id))
-            await self._unmark(str(call.id))
+            # the lines and the alive mark in one round trip
+            await self._give_back(str(call.id), marks=self._no_longer_in_flight(str(call.id)))
 
     @staticmethod
     def _line_counted(

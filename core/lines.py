@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -202,12 +203,15 @@ class Lines:
             chunk = leases[start : start + RENEW_CHUNK]
             await self._renew(keys=[lease.key for lease in chunk], args=[until, *(lease.member for lease in chunk)])
 
-    async def give_back(self, *leases: Lease) -> None:
-        if not leases:
+    async def give_back(self, *leases: Lease, also_delete: Sequence[str] = ()) -> None:
+        """Give the leases back; ``also_delete``: keys of the caller's removed in the same round trip."""
+        if not leases and not also_delete:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for lease in leases:
                 pipe.zrem(lease.key, lease.member)
+            if also_delete:
+                pipe.delete(*also_delete)
             await pipe.execute()
 
     async def busy(self, number_id: int) -> int:

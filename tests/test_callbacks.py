@@ -391,6 +391,54 @@ async def test_stopping_the_engine_records_calls_in_progress(
     assert await perezvon_app.redis.get(f"pv:alive:{created['call_id']}") is None
 
 
+async def test_the_keep_alive_marks_an_attempt_and_its_end_removes_the_mark_with_its_line(
+    perezvon_app, perezvon_client, perezvon_site, new_phone, monkeypatch
+):
+    """No round trip of its own marks a call in flight: the keep-alive sets the mark (well inside the
+    sweep's grace), and the attempt's end removes it in the trip that gives its operator line back."""
+    from perezvon.core import callbacks, lines
+    from perezvon.core.registry import AttemptOutcome, LegStatus
+
+    backend = perezvon_app.host.telephony_backend()
+    hang_up = asyncio.Event()
+
+    async def held(plan, progress):
+        await progress.leg_dialled("operator")
+        await hang_up.wait()
+        return AttemptOutcome(LegStatus.TIMEOUT, None)
+
+    monkeypatch.setattr(backend, "place_attempt", held)
+    monkeypatch.setattr(callbacks, "ALIVE_EVERY", 0.05)
+    redis = perezvon_app.redis
+    operator = await OperatorNumber.filter(connection_id=perezvon_site.id).first()
+    await OperatorNumber.filter(id=operator.id).update(max_calls=1)  # a line with a lease
+    created = await post_lead(perezvon_client, perezvon_site, new_phone())
+    call_id, mark = created["call_id"], f"pv:alive:{created['call_id']}"
+    engine = CallbackEngine(backend=backend, registry=perezvon_app.host.registry, redis=redis)
+    assert await engine.place_attempt(call_id, 1) == "attempt 1 started"
+    assert call_id in engine.in_flight and await redis.get(mark) is None
+    assert await redis.zscore(lines.lease_key(operator.id), f"{call_id}:1") is not None
+    engine.start()
+    try:
+        for _ in range(100):
+            if await redis.get(mark):
+                break
+            await asyncio.sleep(0.02)
+        assert 25 < await redis.ttl(mark) <= callbacks.ALIVE_TTL
+        hang_up.set()
+        for _ in range(200):
+            if call_id not in engine.in_flight:
+                break
+            await asyncio.sleep(0.02)
+        assert call_id not in engine.in_flight
+        assert await redis.get(mark) is None
+        assert await redis.zscore(lines.lease_key(operator.id), f"{call_id}:1") is None
+        assert (await Attempt.get(call_id=call_id, number=1)).ended_at is not None
+    finally:
+        hang_up.set()
+        await engine.stop(grace_seconds=1)
+
+
 async def test_a_lost_push_is_requeued_by_the_sweep_and_delivered_once(
     perezvon_app, perezvon_client, perezvon_site, perezvon_run_jobs, new_phone, integration
 ):
