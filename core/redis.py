@@ -162,7 +162,12 @@ class PromptConnectionPool(ConnectionPool):
             await super().ensure_connection(connection)
             return
         await connection.connect()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
-        if _left_unread(connection):
+        try:
+            dirty = _left_unread(connection)
+        except AttributeError:  # a redis-py that keeps its buffers elsewhere: its own check, turns and all
+            await super().ensure_connection(connection)
+            return
+        if dirty:
             await connection.disconnect()
             await connection.connect()  # type: ignore[no-untyped-call]
             if _left_unread(connection):
