@@ -24,7 +24,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -53,7 +53,16 @@ from perezvon.core.models import (
 from perezvon.core.outages import is_data_error
 from perezvon.core.phones import InvalidPhone, normalise
 from perezvon.core.prepared import PreparedRead, PreparedValues
-from perezvon.core.queue import Job, JobQueue, attempt_job, delivery_job, job_of, notify_job, pending_rows
+from perezvon.core.queue import (
+    DELIVERY_WORKERS_KEY,
+    Job,
+    JobQueue,
+    attempt_job,
+    delivery_job,
+    job_of,
+    notify_job,
+    pending_rows,
+)
 from perezvon.core.recordings import recording_store
 from perezvon.core.registry import (
     ATTEMPT_FINISHED,
@@ -1040,36 +1049,43 @@ def as_event_data(obj: Any) -> dict[str, Any]:
     return out
 
 
+def fresh_beats(beats: Mapping[Any, Any], now: float | None = None) -> list[dict[str, Any]]:
+    """The heartbeats of a heartbeat hash (``{"worker", "at", ...}`` as JSON) written within
+    :data:`WORKER_STALE_SECONDS`, freshest first; one that cannot be read is left out."""
+    now = time.time() if now is None else now
+    fresh = []
+    for raw in beats.values():
+        try:
+            beat = json.loads(raw)
+            at = float(beat.get("at", 0)) if isinstance(beat, dict) else None
+        except (TypeError, ValueError):
+            continue
+        if at is not None and now - at < WORKER_STALE_SECONDS:
+            fresh.append(beat)
+    return sorted(fresh, key=lambda beat: float(beat["at"]), reverse=True)
+
+
+async def worker_processes(redis: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The live processes that place calls and those that send pushes and notifications (their
+    fresh heartbeats, ``core/worker.py``), in one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(WORKERS_KEY)
+        pipe.hgetall(DELIVERY_WORKERS_KEY)
+        calls, deliveries = await pipe.execute()
+    now = time.time()
+    return fresh_beats(calls, now), fresh_beats(deliveries, now)
+
+
 async def telephony_states(redis: Any) -> list[str]:
     """What each live worker's telephony backend says of itself (``"ok"`` or the backend's reason),
     read from the heartbeats the workers write every few seconds (the same ``/healthz`` shows);
     an empty list when no worker has written one within ``WORKER_STALE_SECONDS``."""
-    beats = await redis.hgetall(WORKERS_KEY)
-    now = time.time()
-    states: list[str] = []
-    for raw in beats.values():
-        try:
-            beat = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(beat, dict) and now - float(beat.get("at", 0)) < WORKER_STALE_SECONDS:
-            states.append(str(beat.get("telephony") or "ok"))
-    return states
+    return [str(beat.get("telephony") or "ok") for beat in fresh_beats(await redis.hgetall(WORKERS_KEY))]
 
 
 async def telephony_servers(redis: Any) -> list[dict[str, Any]]:
     """Each PBX of the telephony backend and its state (``TelephonyBackend.servers``), as the
     freshest worker heartbeat says; an empty list when the backend has none or no worker wrote one."""
-    beats = await redis.hgetall(WORKERS_KEY)
-    now = time.time()
-    freshest: dict[str, Any] = {}
-    for raw in beats.values():
-        try:
-            beat = json.loads(raw)
-        except ValueError:
-            continue
-        at = float(beat.get("at", 0)) if isinstance(beat, dict) else 0
-        if now - at < WORKER_STALE_SECONDS and at > float(freshest.get("at", 0)):
-            freshest = beat
-    servers = freshest.get("pbxs")
+    beats = fresh_beats(await redis.hgetall(WORKERS_KEY))
+    servers = beats[0].get("pbxs") if beats else None
     return [s for s in servers if isinstance(s, dict)] if isinstance(servers, list) else []

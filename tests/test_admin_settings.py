@@ -399,3 +399,42 @@ async def test_the_telephony_tab_shows_each_pbx_of_the_pool(perezvon_app, perezv
     finally:
         await perezvon_app.redis.hdel(WORKERS_KEY, worker)
         perezvon_client.cookies.delete("pz_lang")
+
+
+async def test_the_telephony_tab_shows_the_worker_processes_and_what_waits_without_them(perezvon_app, perezvon_client):
+    """Each live worker process from its heartbeat (docs/deploy.md#pushes-in-processes-of-their-own); a
+    stale heartbeat is not shown; with no process for the pushes, the tab says they wait."""
+    import json
+    import time
+
+    from perezvon.core.callbacks import WORKERS_KEY
+    from perezvon.core.queue import DELIVERY_WORKERS_KEY
+
+    connection, _ = await _editor(perezvon_client)
+    caller, stale, pusher = (f"{name}-{uuid.uuid4().hex[:8]}:4242" for name in ("dialler", "stale", "pusher"))
+    redis = perezvon_app.redis
+    saved = await redis.hgetall(DELIVERY_WORKERS_KEY)  # other tests' processes, put back afterwards
+    await redis.delete(DELIVERY_WORKERS_KEY)
+    await redis.hset(WORKERS_KEY, caller, json.dumps({"worker": caller, "at": time.time() - 3, "in_flight": 17}))
+    await redis.hset(WORKERS_KEY, stale, json.dumps({"worker": stale, "at": time.time() - 600, "in_flight": 1}))
+    url = f"/connections/{connection.id}/settings/telephony"
+    try:
+        perezvon_client.cookies.set("pz_lang", "ru")
+        page = (await perezvon_client.get(url)).text
+        assert "Рабочие процессы" in page and caller in page and stale not in page
+        assert "Ни один рабочий процесс не отправляет данные в интеграции и уведомления" in page
+        assert "Ни один рабочий процесс не делает звонки" not in page
+        assert ">17<" in page and "с назад" in page and "Worker processes" not in page
+        await redis.hset(
+            DELIVERY_WORKERS_KEY, pusher, json.dumps({"worker": pusher, "at": time.time(), "in_flight": 2})
+        )
+        perezvon_client.cookies.set("pz_lang", "en")
+        page = (await perezvon_client.get(url)).text
+        assert "Worker processes" in page and caller in page and pusher in page
+        assert "Pushes and notifications" in page and "No worker process" not in page and "Рабочие" not in page
+    finally:
+        await redis.hdel(WORKERS_KEY, caller, stale)
+        await redis.delete(DELIVERY_WORKERS_KEY)
+        if saved:
+            await redis.hset(DELIVERY_WORKERS_KEY, mapping=saved)
+        perezvon_client.cookies.delete("pz_lang")

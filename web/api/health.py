@@ -13,7 +13,6 @@ part hangs rather than refuses (docs/deploy.md).
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
@@ -21,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from tortoise import connections
 
-from perezvon.core.callbacks import WORKER_STALE_SECONDS, WORKERS_KEY
+from perezvon.core.callbacks import WORKERS_KEY, fresh_beats
 from perezvon.core.queue import DELIVERY_WORKERS_KEY
 
 #: the longest one check may take
@@ -38,18 +37,6 @@ async def _database() -> str:
     return "ok"
 
 
-def _fresh(beats: dict[Any, Any], now: float) -> list[dict[str, Any]]:
-    fresh = []
-    for raw in beats.values():
-        try:
-            beat = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(beat, dict) and now - float(beat.get("at", 0)) < WORKER_STALE_SECONDS:
-            fresh.append(beat)
-    return fresh
-
-
 async def _redis(redis: Any) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
     """Redis's state and the fresh heartbeats of the callbacks and the deliveries workers, in one round trip."""
     try:
@@ -63,7 +50,7 @@ async def _redis(redis: Any) -> tuple[str, list[dict[str, Any]], list[dict[str, 
     except Exception as exc:
         return f"down: {type(exc).__name__}: {exc}"[:300], [], []
     now = time.time()
-    return "ok", _fresh(beats, now), _fresh(delivery_beats, now)
+    return "ok", fresh_beats(beats, now), fresh_beats(delivery_beats, now)
 
 
 async def healthz(request: Request) -> JSONResponse:

@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import re
 import socket
+import time
 from copy import deepcopy
 from typing import Any
 
@@ -21,7 +22,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from perezvon.core import lines, redial
-from perezvon.core.callbacks import telephony_servers
+from perezvon.core.callbacks import telephony_servers, worker_processes
 from perezvon.core.domains import claim_domains, domains_of_others
 from perezvon.core.intake import DELAY_NEEDS_RECIPIENT, MAX_CALL_DELAY_SECONDS
 from perezvon.core.integrations import guarded_client
@@ -491,6 +492,7 @@ async def tab_telephony(ctx: Ctx, connection: Connection) -> dict[str, Any] | Re
         "scenarios": redial_rows.preview(ctx, matrix, str(chain)),
         "errors": errors,
         "pbxs": await _pbx_states(ctx),
+        "processes": await _worker_processes(ctx),
     }
 
 
@@ -501,6 +503,27 @@ async def _pbx_states(ctx: Ctx) -> list[dict[str, Any]]:
     except Exception as exc:  # Redis down: the tab still opens, without the status
         log.warning("could not read the workers' heartbeats: %s", exc)
         return []
+
+
+async def _worker_processes(ctx: Ctx) -> list[dict[str, Any]] | None:
+    """The worker processes alive now, what each does and how long ago it was heard from
+    (docs/deploy.md#pushes-in-processes-of-their-own); None when Redis cannot say."""
+    try:
+        calls, deliveries = await worker_processes(ctx.perezvon.redis)
+    except Exception as exc:  # Redis down: the tab still opens, saying the state is unknown
+        log.warning("could not read the workers' heartbeats: %s", exc)
+        return None
+    now = time.time()
+    return [
+        {
+            "name": str(beat.get("worker") or "?"),
+            "work": work,
+            "in_flight": beat.get("in_flight"),
+            "seconds_ago": max(0, round(now - float(beat["at"]))),
+        }
+        for work, beats in (("calls", calls), ("deliveries", deliveries))
+        for beat in beats
+    ]
 
 
 async def _reset_rule(ctx: Ctx, connection: Connection) -> Response:
