@@ -263,9 +263,11 @@ async def test_the_postgres_pool_serves_the_dial_path_first(perezvon_app):
         pytest.skip("SQLite: one connection, checked above")
     await client.execute_query("SELECT 1")  # the pool exists
     pool = client._pool
-    held = []
-    while not pool._slots.locked():  # every connection taken, as by pushes in flight
-        held.append(await pool.acquire())
+    # every connection taken, as by pushes in flight -- all of them by this test: a query of another
+    # task (work an earlier test left running) would otherwise hand its slot to the first waiter as
+    # soon as it ended, before the dial had lined up
+    held = [await pool.acquire() for _ in range(pool._slots._slots)]
+    assert pool._slots.locked()
     order: list[str] = []
 
     async def query(name: str, dial_path: bool) -> None:
