@@ -29,12 +29,14 @@ from arq.jobs import serialize_job
 from perezvon.core.models import PendingJob
 
 #: KEYS: (queue, job key, result key) per job; ARGV: (job id, expiry ms, score, payload) per job, then
-#: now (ms). The ids of the jobs due now are published on their queue's wake channel
-#: (:func:`wake_channel`), space-separated, one message per queue: its workers start them at once
-#: rather than at their next poll (core/worker.py).
+#: now (ms). One message per queue goes to its wake channel (:func:`wake_channel`), space-separated:
+#: the ids of the jobs added due now, which its workers start at once rather than at their next poll,
+#: and ``@<score>`` for the first of those added for later, which its workers poll for when it falls
+#: due (core/worker.py).
 _ENQUEUE_MANY = """
 local added = {}
 local due = {}
+local later = {}
 local queues = {}
 local n = (#ARGV - 1) / 4
 local now = tonumber(ARGV[#ARGV])
@@ -42,19 +44,25 @@ for i = 1, n do
   local queue, job_key, result_key = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
   if redis.call('EXISTS', job_key) == 0 and redis.call('EXISTS', result_key) == 0 then
     local base = 4 * (i - 1)
+    local score = tonumber(ARGV[base + 3])
     redis.call('PSETEX', job_key, ARGV[base + 2], ARGV[base + 4])
     redis.call('ZADD', queue, ARGV[base + 3], ARGV[base + 1])
     added[#added + 1] = ARGV[base + 1]
-    if tonumber(ARGV[base + 3]) <= now then
-      if not due[queue] then
-        due[queue] = {}
-        queues[#queues + 1] = queue
-      end
+    if not due[queue] then
+      due[queue] = {}
+      queues[#queues + 1] = queue
+    end
+    if score <= now then
       table.insert(due[queue], ARGV[base + 1])
+    elseif not later[queue] or score < later[queue] then
+      later[queue] = score
     end
   end
 end
 for _, queue in ipairs(queues) do
+  if later[queue] then
+    table.insert(due[queue], string.format('@%d', later[queue]))
+  end
   redis.call('PUBLISH', queue .. ':wake', table.concat(due[queue], ' '))
 end
 return added
@@ -71,7 +79,8 @@ DELIVERY_WORKERS_KEY = "pv:deliveries:workers"
 
 def wake_channel(queue: str) -> str:
     """The Redis pub/sub channel on which an enqueue tells a queue's workers which jobs it has just
-    added that are due now (their ids, space-separated). ``_ENQUEUE_MANY`` builds the same name in Lua."""
+    added that are due now (their ids), and when the first it added for later falls due (``@<ms>``),
+    space-separated. ``_ENQUEUE_MANY`` builds the same name in Lua."""
     return queue + ":wake"
 
 

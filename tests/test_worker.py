@@ -10,13 +10,16 @@ many run at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import time
 import uuid
 
 import pytest
-from arq.constants import in_progress_key_prefix
+from arq import Retry, cron
+from arq.constants import in_progress_key_prefix, job_key_prefix
+from arq.jobs import serialize_job
 from arq.worker import func
 
 from perezvon.core import enablement
@@ -225,15 +228,22 @@ async def test_jobs_claimed_as_the_worker_stops_are_left_for_the_next_worker(per
         assert len(service.requests) == 3
 
 
-def recording_worker(app, queue: str, record, poll_delay: float) -> QueueWorker:
-    """A worker of ``queue`` that listens on its wake channel and runs ``test.record`` (``record``)."""
+def recording_worker(
+    app, queue: str, record, poll_delay: float, *, idle_poll: float = 30, wakes: bool = True, **kwargs
+) -> QueueWorker:
+    """A worker of ``queue`` that listens on its wake channel and runs ``test.record`` (``record``).
+
+    By default it polls on its own only every 30 s: what runs sooner was announced.
+    """
     return QueueWorker(
         functions=[func(record, name="test.record")],
         queue_name=queue,
         redis_pool=app.redis,
         poll_delay=poll_delay,
-        wakes=True,
+        idle_poll=idle_poll,
+        wakes=wakes,
         handle_signals=False,
+        **kwargs,
     )
 
 
@@ -245,51 +255,159 @@ async def until_subscribed(app, queue: str, listeners: int) -> None:
         await asyncio.sleep(0.02)
 
 
+@contextlib.asynccontextmanager
+async def running(app, *workers: QueueWorker):
+    """The workers running (and listening) for the block; stopped, and their test queue dropped, after."""
+    tasks = [asyncio.create_task(worker.async_run()) for worker in workers]
+    try:
+        await until_subscribed(app, workers[0].queue_name, len(workers))
+        await asyncio.sleep(0.1)  # the first poll is over: from here on each polls only when it must
+        yield tasks
+    finally:
+        await asyncio.gather(*(worker.close() for worker in workers))
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await app.redis.delete(workers[0].queue_name)
+
+
+async def put_unannounced(app, queue: str, name: str) -> float:
+    """``test.record(name)`` put on the queue due now as plain arq would, without a word on the wake channel."""
+    now = time.time()
+    job_id = f"{queue}:{name}"
+    await app.redis.set(job_key_prefix + job_id, serialize_job("test.record", (name,), {}, None, int(now * 1000)))
+    await app.redis.zadd(queue, {job_id: int(now * 1000)})
+    return now
+
+
+async def ran_within(ran: dict[str, float], name: str, seconds: float, tasks) -> bool:
+    deadline = time.monotonic() + seconds
+    while name not in ran and time.monotonic() < deadline:
+        for task in tasks:
+            assert not task.done(), task.exception()
+        await asyncio.sleep(0.01)
+    return name in ran
+
+
 async def test_a_job_due_now_starts_before_the_workers_next_poll(perezvon_app):
     """An enqueue announces the jobs it adds due now on the queue's wake channel (``core/queue.py``)
-    and the worker starts them at once; a job due later waits for a poll; after its Redis connection
-    is cut, the worker listens again by itself."""
+    and the worker starts them at once; a job due later is announced with its time and runs then; a
+    job nobody announced waits for the idle poll; after its Redis connection is cut, the worker
+    listens again by itself."""
     queue = f"test-wakes:{uuid.uuid4().hex}"
     ran: dict[str, float] = {}
 
     async def record(ctx, name: str) -> None:
-        ran[name] = time.monotonic()
+        ran[name] = time.time()
 
     # without a wake, nothing would run for half a minute after the first poll
-    worker = recording_worker(perezvon_app, queue, record, poll_delay=30)
-    task = asyncio.create_task(worker.async_run())
+    worker = recording_worker(perezvon_app, queue, record, poll_delay=0.02, idle_poll=30)
     jobs = JobQueue(perezvon_app.redis)
-
-    async def ran_within(name: str, seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        while name not in ran and time.monotonic() < deadline:
-            assert not task.done(), task.exception()
-            await asyncio.sleep(0.01)
-        return name in ran
-
-    try:
-        await until_subscribed(perezvon_app, queue, 1)
-        await asyncio.sleep(0.1)  # the first poll is over: from here on the worker polls every 30 s
-        queued_at = time.monotonic()
+    async with running(perezvon_app, worker) as tasks:
+        queued_at = time.time()
         await jobs.enqueue([Job("test.record", ("now",), f"{queue}:now", queue=queue)])
-        assert await ran_within("now", 2), "a job due now waited for the next poll"
+        assert await ran_within(ran, "now", 2, tasks), "a job due now waited for the next poll"
         assert ran["now"] - queued_at < 1
 
-        later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.3)
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.4)
         await jobs.enqueue([Job("test.record", ("later",), f"{queue}:later", later, queue=queue)])
-        assert not await ran_within("later", 1.5), "a job due later is not announced: the poll finds it"
+        assert await ran_within(ran, "later", 3, tasks), "a job due later waited for the idle poll"
+        assert later.timestamp() <= ran["later"] < later.timestamp() + 1  # when it fell due, not before
+
+        # put on the queue without a word: only the idle poll (30 s) would find it
+        await put_unannounced(perezvon_app, queue, "unannounced")
+        assert not await ran_within(ran, "unannounced", 1, tasks)
 
         # the listener's connection is cut (as by a Redis restart): it subscribes again and wakes again
         await perezvon_app.redis.client_kill_filter(_type="pubsub")
         await until_subscribed(perezvon_app, queue, 1)
         await jobs.enqueue([Job("test.record", ("again",), f"{queue}:again", queue=queue)])
-        assert await ran_within("again", 2)
-        assert "later" not in ran  # due by now, but not announced: it waits for the 30 s poll
-    finally:
-        await worker.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await perezvon_app.redis.delete(queue)
+        assert await ran_within(ran, "again", 2, tasks)
+
+
+async def test_an_idle_worker_polls_only_when_a_job_falls_due_or_at_the_idle_poll(perezvon_app, monkeypatch):
+    """Between announcements an idle worker reads its queue every ``idle_poll``, not every
+    ``poll_delay`` as arq does; a job nobody announced still runs within ``idle_poll``; a job that
+    asked for a retry is polled for when its retry falls due."""
+    queue = f"test-polls:{uuid.uuid4().hex}"
+    ran: dict[str, float] = {}
+    tries: list[float] = []
+
+    async def record(ctx, name: str) -> None:
+        if name == "flaky":
+            tries.append(time.time())
+            if len(tries) == 1:
+                raise Retry(defer=0.3)
+        ran[name] = time.time()
+
+    polls = 0
+    real_poll = QueueWorker._poll_iteration
+
+    async def counted_poll(worker):
+        nonlocal polls
+        polls += 1
+        await real_poll(worker)
+
+    monkeypatch.setattr(QueueWorker, "_poll_iteration", counted_poll)
+    worker = recording_worker(perezvon_app, queue, record, poll_delay=0.02, idle_poll=0.25)
+    async with running(perezvon_app, worker) as tasks:
+        before = polls
+        await asyncio.sleep(1.5)
+        assert 3 <= polls - before <= 8  # every 0.25 s; arq's fixed beat: 75 polls
+
+        queued_at = await put_unannounced(perezvon_app, queue, "quiet")
+        assert await ran_within(ran, "quiet", 2, tasks)
+        assert ran["quiet"] - queued_at < 0.6  # the idle poll found it
+
+        worker.idle_poll = 30  # from here on only what is announced, or falls due, is polled for
+        await JobQueue(perezvon_app.redis).enqueue([Job("test.record", ("flaky",), f"{queue}:flaky", queue=queue)])
+        assert await ran_within(ran, "flaky", 3, tasks), "the retry waited for the idle poll"
+        assert len(tries) == 2
+        assert 0.3 <= tries[1] - tries[0] < 1.0
+
+
+async def test_a_worker_that_does_not_start_announced_jobs_polls_for_them(perezvon_app):
+    """The deliveries worker does not start announced jobs itself: the announcement brings its poll
+    forward, no sooner than ``poll_delay`` after the last one, so jobs announced together start together."""
+    queue = f"test-pokes:{uuid.uuid4().hex}"
+    ran: dict[str, float] = {}
+
+    async def record(ctx, name: str) -> None:
+        ran[name] = time.time()
+
+    worker = recording_worker(perezvon_app, queue, record, poll_delay=0.05, idle_poll=30, wakes=False)
+    async with running(perezvon_app, worker) as tasks:
+        queued_at = time.time()
+        await JobQueue(perezvon_app.redis).enqueue([Job("test.record", ("push",), f"{queue}:push", queue=queue)])
+        assert await ran_within(ran, "push", 2, tasks), "an announced job waited for the idle poll"
+        assert ran["push"] - queued_at < 1
+
+
+async def test_a_cron_job_runs_on_time_between_idle_polls(perezvon_app):
+    """arq queues cron jobs from its poll: the worker wakes for the next one's time, whatever
+    ``idle_poll`` says."""
+    queue = f"test-crons:{uuid.uuid4().hex}"
+    ticks: list[float] = []
+
+    async def tick(ctx) -> None:
+        ticks.append(time.time())
+
+    worker = recording_worker(
+        perezvon_app,
+        queue,
+        tick,
+        poll_delay=0.02,
+        idle_poll=30,
+        cron_jobs=[cron(tick, name="test.tick", second=set(range(60)))],
+    )
+    async with running(perezvon_app, worker) as tasks:
+        deadline = time.monotonic() + 5
+        while len(ticks) < 3 and time.monotonic() < deadline:
+            for task in tasks:
+                assert not task.done(), task.exception()
+            await asyncio.sleep(0.05)
+    assert len(ticks) >= 3  # one a second
+    assert all(tick - int(tick) < 0.5 for tick in ticks)  # at the top of each second, not half a minute on
 
 
 async def test_jobs_announced_to_two_workers_run_once_each(perezvon_app):
