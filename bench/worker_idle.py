@@ -34,8 +34,9 @@ from pathlib import Path
 
 import redis
 
-ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = ROOT / ".venv" / "bin"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import ROOT, VENV_BIN  # noqa: E402
+
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
