@@ -62,12 +62,11 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests")]
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "tests")]
+from _harness import RESULTS, ROOT, VENV_BIN  # noqa: E402
 from ami_emulator import AmiEmulator, Behaviour, Dtmf  # noqa: E402  (in the emulator process)
 from lead_intake import CpuMeter, free_port, machine_ticks, process_cpu_seconds, stats_ms  # noqa: E402
 
-VENV_BIN = ROOT / ".venv" / "bin"
 REDIS_URL = "redis://127.0.0.1:6379/12"
 SECRET = "bench-secret"
 OPERATOR = "74951234567"
@@ -656,11 +655,10 @@ async def main() -> None:
             await one.stop()
         await store.close()
         # the servers' logs outlive the run's data: bench/results/asterisk_calls-<db>-<role>.log
-        results = ROOT / "bench" / "results"
-        results.mkdir(exist_ok=True)
+        RESULTS.mkdir(exist_ok=True)
         for role in procs:
             with contextlib.suppress(OSError):
-                shutil.copyfile(logs / f"{role}.log", results / f"asterisk_calls-{args.db}-{role}.log")
+                shutil.copyfile(logs / f"{role}.log", RESULTS / f"asterisk_calls-{args.db}-{role}.log")
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
