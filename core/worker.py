@@ -109,8 +109,8 @@ class QueueWorker(Worker):
       every poll, before it reaches the new ones.
 
     * It does not poll on a fixed beat (:meth:`_until_next_poll`). arq polls
-      every ``poll_delay``; an idle worker polling every 20 ms spent 35 ms of
-      CPU a second on it, and a busy one as much again on reading its queue.
+      every ``poll_delay``; an idle worker process polling every 20 ms spent
+      30 ms of CPU a second on it (BENCHMARKS.md, "twelfth session").
 
     The claim itself is arq's: the same in-progress key and expiry, and a job
     that another process claimed first is skipped, so several workers can
