@@ -36,13 +36,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import ROOT, VENV_BIN  # noqa: E402
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+from lead_intake import process_cpu_seconds  # noqa: E402
 
 
 def command_counts(client: redis.Redis) -> dict[str, int]:
@@ -83,9 +77,13 @@ def main() -> int:
                 time.sleep(0.1)
             client = redis.Redis(unix_socket_path=str(socket_path))
             time.sleep(args.warmup)
-            cpu_before, commands_before, started = cpu_seconds(worker.pid), command_counts(client), time.monotonic()
+            cpu_before, commands_before, started = (
+                process_cpu_seconds(worker.pid),
+                command_counts(client),
+                time.monotonic(),
+            )
             time.sleep(args.seconds)
-            cpu_after, commands_after = cpu_seconds(worker.pid), command_counts(client)
+            cpu_after, commands_after = process_cpu_seconds(worker.pid), command_counts(client)
             elapsed = time.monotonic() - started
             client.close()
         finally:
