@@ -196,12 +196,7 @@ class QueueWorker(Worker):
         """
         self._announced_due = math.inf  # from here on, an announcement may name a job this read misses
         self._known_due = 0.0  # unless the read says otherwise, poll again as soon as allowed
-        count = self.queue_read_limit
-        if self.burst and self.max_burst_jobs >= 0:
-            burst_jobs_remaining = self.max_burst_jobs - self._jobs_started()
-            if burst_jobs_remaining < 1:
-                return
-            count = min(burst_jobs_remaining, count)
+        count = self.queue_read_limit  # (arq's burst mode has no place here: :meth:`main` never ends)
         if self.allow_pick_jobs and self.job_counter < self.max_jobs:
             now = timestamp_ms()
             async with self.pool.pipeline(transaction=False) as pipe:
